@@ -1,0 +1,1 @@
+"""CI Board: the shared data room for outcomes-based contracts."""

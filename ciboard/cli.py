@@ -1,0 +1,177 @@
+"""The `ciboard` command: demo data, ingest, and any view as any scope."""
+
+import csv
+import json
+import sys
+from datetime import datetime
+from pathlib import Path
+
+import click
+
+from ciboard import demo as demo_district
+from ciboard.access import Scope, ScopeError
+from ciboard.ingest import KINDS, IngestRejected, Submission, ingest as ingest_files
+from ciboard.queries import VIEWS, QueryError, data_map, run
+from ciboard.settings import Settings, get_settings
+from ciboard.warehouse import Warehouse, WarehouseMissing
+
+data_dir_option = click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Folder of the warehouse and app data (default: the CIBOARD_DATA_DIR setting, data/).",
+)
+
+
+def warehouse_for(data_dir: Path | None) -> Warehouse:
+    settings = get_settings()
+    if data_dir is not None:
+        settings = Settings(**{**settings.model_dump(), "data_dir": data_dir})
+    return Warehouse(settings)
+
+
+def say(message: str) -> None:
+    click.echo(message, err=True)
+
+
+@click.group(help=__doc__)
+def main() -> None:
+    pass
+
+
+@main.command(help="Create an empty warehouse with the schema and the data map, and add school years.")
+@click.option("--school-year", "school_years", multiple=True, help="e.g. 2025-26; repeat for several.")
+@data_dir_option
+def init(school_years: tuple[str, ...], data_dir: Path | None) -> None:
+    warehouse = warehouse_for(data_dir)
+    try:
+        added = warehouse.init(list(school_years))
+    except ValueError as error:
+        raise click.UsageError(str(error)) from None
+    click.echo(
+        f"warehouse {warehouse.version()} in {warehouse.directory}"
+        + (f"; added school year(s) {', '.join(added)}" if added else "")
+    )
+
+
+@main.command(help="Build the demo district: write its raw files and load them through ingest.")
+@click.option("--students", default=12_000, show_default=True, type=click.IntRange(min=60))
+@click.option("--seed", default=7, show_default=True, type=int)
+@click.option("--school-year", default="2025-26", show_default=True)
+@data_dir_option
+def demo(students: int, seed: int, school_year: str, data_dir: Path | None) -> None:
+    warehouse = warehouse_for(data_dir)
+    started = datetime.now()
+    try:
+        result = demo_district.build(warehouse, students=students, seed=seed, school_year=school_year, progress=say)
+    except FileExistsError as error:
+        raise click.ClickException(str(error)) from None
+    seconds = (datetime.now() - started).total_seconds()
+    click.echo(
+        f"demo district: {result.students:,} students, {result.files} files, {result.facts:,} facts,"
+        f" warehouse {result.version} in {warehouse.directory} ({seconds:.0f} s)"
+    )
+
+
+@main.command(help="Check and load submission files; a file lands whole or not at all.")
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--kind", required=True, type=click.Choice(list(KINDS)), help="What the files hold.")
+@click.option("--vendor", default=None, help="The submitting vendor's id (vendor files).")
+@click.option(
+    "--received-at",
+    default=None,
+    type=click.DateTime(formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M"]),
+    help="When the file arrived, if not now (timeliness is judged on it).",
+)
+@click.option(
+    "--errors",
+    "errors_file",
+    default=None,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also write every problem to this CSV file.",
+)
+@data_dir_option
+def ingest(
+    files: tuple[Path, ...],
+    kind: str,
+    vendor: str | None,
+    received_at: datetime | None,
+    errors_file: Path | None,
+    data_dir: Path | None,
+) -> None:
+    warehouse = warehouse_for(data_dir)
+    if not warehouse.exists():
+        raise click.ClickException(f"no warehouse in {warehouse.directory}: run 'ciboard init' first")
+    submissions = [Submission(path, kind, vendor, received_at) for path in files]
+    try:
+        outcomes = ingest_files(warehouse, submissions, progress=say)
+    except IngestRejected as rejected:
+        for problem in rejected.problems:
+            click.echo(str(problem), err=True)
+        if errors_file:
+            with open(errors_file, "w", newline="") as handle:
+                writer = csv.writer(handle)
+                writer.writerow(["file", "row", "column", "value", "reason"])
+                writer.writerows([p.file, p.row, p.column, p.value, p.reason] for p in rejected.problems)
+        raise click.ClickException(str(rejected)) from None
+    for outcome in outcomes:
+        click.echo(
+            f"{outcome.file}: {outcome.status}"
+            + (f" as batch {outcome.batch_id}" if outcome.batch_id else "")
+            + (f", {outcome.rows:,} rows" if outcome.status == "accepted" else "")
+            + (f", replacing batch {outcome.replaced_batch_id}" if outcome.replaced_batch_id else "")
+        )
+
+
+def parse_params(pairs: tuple[str, ...]) -> dict[str, str]:
+    params = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep:
+            raise click.BadParameter(f"{pair!r} is not name=value", param_hint="--param")
+        params[name.strip()] = value.strip()
+    return params
+
+
+VIEW_HELP = "\n".join(f"{v.name}: {v.description}; parameters {', '.join(v.params)}" for v in VIEWS.values())
+
+
+@main.command(
+    help="Run a view as a scope and print it (CSV or JSON).\n\n"
+    + VIEW_HELP.replace("\n", "\n\n")
+    + "\n\nFilters take comma-separated values, e.g. --param grade=3,4 --param english_learner=true."
+)
+@click.argument("view")
+@click.option("--as", "scope_text", required=True, help="analyst, facilitator or vendor:ID")
+@click.option("--param", "params", multiple=True, help="name=value; repeat for several.")
+@click.option("--format", "output_format", type=click.Choice(["csv", "json"]), default="csv", show_default=True)
+@data_dir_option
+def query(view: str, scope_text: str, params: tuple[str, ...], output_format: str, data_dir: Path | None) -> None:
+    try:
+        scope = Scope.parse(scope_text)
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="--as") from None
+    try:
+        frame = run(warehouse_for(data_dir), view, scope, parse_params(params))
+    except (QueryError, ScopeError, WarehouseMissing) as error:
+        raise click.ClickException(str(error)) from None
+    write_frame(frame, output_format)
+
+
+@main.command(help="Print the data map: every metric's definition, source, timing and accuracy.")
+@click.option("--format", "output_format", type=click.Choice(["csv", "json"]), default="csv", show_default=True)
+@data_dir_option
+def datamap(output_format: str, data_dir: Path | None) -> None:
+    try:
+        frame = data_map(warehouse_for(data_dir))
+    except WarehouseMissing as error:
+        raise click.ClickException(str(error)) from None
+    write_frame(frame, output_format)
+
+
+def write_frame(frame, output_format: str) -> None:
+    if output_format == "csv":
+        frame.to_csv(sys.stdout, index=False)
+    else:
+        records = frame.astype(object).where(frame.notna(), None).to_dict(orient="records")
+        click.echo(json.dumps(records, indent=2, default=str))

@@ -1,0 +1,643 @@
+"""The demo district: a seeded, realistic school year of tutoring, loaded through the real ingest.
+
+It writes the files a district and its vendors would send (rosters, weekly session logs and
+exit tickets, weekly school attendance, three assessment windows, reference files) and then
+loads them with `ingest`, so the demo exercises the same path as real data, including a
+rejected file, a corrected re-submission, a habitually late vendor and a missing week.
+
+Randomness comes from hashing (seed, student, date, purpose), not from a random stream, so
+the same seed gives the same district whatever the order or parallelism of generation, and
+DuckDB generates each week's rows in bounded memory.
+
+Planted effects (the README lists them for users to find):
+- V3's tutoring attendance drops about 8 points from week 20 of the school year on;
+- English learners at V5 attend tutoring about 10 points less than other V5 students;
+- economically disadvantaged students' median SGP is about 8 points lower, except at V2;
+- school attendance dips in the two weeks after winter break;
+- V1's met-growth-target rate rises after its January program change.
+"""
+
+import shutil
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from pathlib import Path
+
+import duckdb
+
+from ciboard.calendar import parse_school_year, weeks
+from ciboard.ingest import IngestRejected, Outcome, Progress, Submission, ingest
+from ciboard.settings import Settings
+from ciboard.warehouse import Warehouse
+
+VENDORS = {
+    "V1": "BrightPath Tutoring",
+    "V2": "Lumen Learning Partners",
+    "V3": "Keystone Math Corps",
+    "V4": "Northstar Readers",
+    "V5": "Cardinal Tutors",
+    "V6": "Summit Peer Tutoring",
+}
+
+# Elementary schools (grades 3-5) E01-E20 and middle schools (6-8) M01-M10, each served by one
+# vendor. V5 serves the schools with the most English learners.
+SCHOOL_VENDOR = {
+    **{f"E{i:02d}": v for v, ids in {
+        "V1": (1, 2, 3, 4), "V2": (5, 6, 7), "V3": (8, 9, 10),
+        "V4": (11, 12, 13), "V5": (14, 15, 16, 17), "V6": (18, 19, 20),
+    }.items() for i in ids},
+    **{f"M{i:02d}": v for v, ids in {
+        "V1": (1,), "V2": (2, 3), "V3": (4,), "V4": (5, 6), "V5": (7,), "V6": (8, 9, 10),
+    }.items() for i in ids},
+}
+SCHOOL_NAMES = (
+    "Adams", "Banneker", "Carver", "Douglass", "Earhart", "Franklin", "Garfield", "Hamilton",
+    "Irving", "Jefferson", "King", "Lincoln", "Madison", "Nightingale", "Obama", "Parks",
+    "Quincy", "Roosevelt", "Sequoyah", "Truth", "Union", "Vasquez", "Washington", "Xavier",
+    "Young", "Zapata", "Chavez", "Tubman", "Anthony", "Curie",
+)
+
+# Attendance propensity of each vendor's students before any planted effect.
+VENDOR_ATTENDANCE = {"V1": 0.86, "V2": 0.89, "V3": 0.88, "V4": 0.84, "V5": 0.87, "V6": 0.83}
+SESSION_MINUTES = {"V1": 40, "V2": 45, "V3": 40, "V4": 40, "V5": 45, "V6": 40}
+
+
+@dataclass(frozen=True)
+class Calendar:
+    """The demo school year's dates; everything else is derived from these."""
+
+    school_year: str
+    first_school_day: date
+    last_school_day: date
+    program_start: date
+    program_end: date
+    winter_break: tuple[date, date]
+    spring_break: tuple[date, date]
+    thanksgiving: tuple[date, date]
+    snow_days: tuple[date, ...]
+    holidays: tuple[date, ...]
+    program_change_v1: date
+    windows: dict[str, date]  # first day of each two-week testing window
+
+
+def calendar_for(school_year: str) -> Calendar:
+    first = int(school_year[:4])
+
+    def monday_on_or_after(day: date) -> date:
+        return day + timedelta(days=(7 - day.weekday()) % 7)
+
+    winter = monday_on_or_after(date(first, 12, 20))
+    spring = monday_on_or_after(date(first + 1, 3, 27))
+    thanksgiving = date(first, 11, 22) + timedelta(days=(3 - date(first, 11, 22).weekday()) % 7)
+    return Calendar(
+        school_year=school_year,
+        first_school_day=monday_on_or_after(date(first, 8, 22)),
+        last_school_day=monday_on_or_after(date(first + 1, 6, 1)) + timedelta(days=4),
+        program_start=monday_on_or_after(date(first, 9, 13)),
+        program_end=monday_on_or_after(date(first + 1, 5, 16)) + timedelta(days=4),
+        winter_break=(winter, winter + timedelta(days=11)),
+        spring_break=(spring, spring + timedelta(days=4)),
+        thanksgiving=(thanksgiving - timedelta(days=1), thanksgiving + timedelta(days=1)),
+        snow_days=(
+            monday_on_or_after(date(first + 1, 1, 24)) + timedelta(days=1),
+            monday_on_or_after(date(first + 1, 2, 7)) + timedelta(days=1),
+        ),
+        holidays=(
+            monday_on_or_after(date(first, 9, 1)),
+            monday_on_or_after(date(first + 1, 1, 15)),
+            monday_on_or_after(date(first + 1, 2, 15)),
+            monday_on_or_after(date(first + 1, 5, 25)),
+        ),
+        program_change_v1=monday_on_or_after(date(first + 1, 1, 10)),
+        windows={
+            "fall": monday_on_or_after(date(first, 9, 20)),
+            "winter": monday_on_or_after(date(first + 1, 1, 24)) + timedelta(days=7),
+            "spring": monday_on_or_after(date(first + 1, 5, 2)),
+        },
+    )
+
+
+def school_closed(cal: Calendar, day: date) -> bool:
+    return (
+        day.weekday() >= 5
+        or cal.winter_break[0] <= day <= cal.winter_break[1]
+        or cal.spring_break[0] <= day <= cal.spring_break[1]
+        or cal.thanksgiving[0] <= day <= cal.thanksgiving[1]
+        or day in cal.snow_days
+        or day in cal.holidays
+    )
+
+
+@dataclass
+class DemoResult:
+    students: int
+    files: int
+    facts: int
+    version: str
+    outcomes: list[Outcome]
+
+
+def build(
+    warehouse: Warehouse,
+    *,
+    students: int = 12_000,
+    seed: int = 7,
+    school_year: str = "2025-26",
+    progress: Progress | None = None,
+) -> DemoResult:
+    """Writes the demo district's files under <data_dir>/demo_files and loads them into a new warehouse."""
+    say = progress or (lambda message: None)
+    settings = warehouse.settings
+    if warehouse.exists():
+        raise FileExistsError(
+            f"{warehouse.directory} already holds a warehouse; the demo builds a new one (choose another --data-dir)"
+        )
+    cal = calendar_for(parse_school_year(school_year, settings.school_year_start_month).name)
+    files_dir = Path(settings.data_dir) / "demo_files"
+    shutil.rmtree(files_dir, ignore_errors=True)
+    files_dir.mkdir(parents=True)
+    scratch_dir = Path(settings.data_dir) / "demo_scratch"
+    shutil.rmtree(scratch_dir, ignore_errors=True)
+    scratch_dir.mkdir(parents=True)
+    con = duckdb.connect(
+        config={"memory_limit": settings.memory_limit, "temp_directory": str(scratch_dir), "preserve_insertion_order": False}
+    )
+    try:
+        writer = DemoWriter(con, cal, seed, files_dir, say, settings)
+        main_files, corrections = writer.write_all(students)
+    finally:
+        con.close()
+        shutil.rmtree(scratch_dir, ignore_errors=True)
+
+    warehouse.init([cal.school_year])
+    say(f"loading {len(main_files)} files through ingest")
+    outcomes = ingest(warehouse, main_files, progress=say, today=max(date.today(), cal.last_school_day))
+    for submission in corrections:
+        try:
+            outcomes += ingest(warehouse, [submission], progress=say)
+        except IngestRejected as rejected:
+            say(f"{submission.path.name}: rejected as planned ({len(rejected.problems)} problems)")
+            outcomes += rejected.outcomes
+    with warehouse.cursor() as cur:
+        facts = cur.execute("select count(*) from facts").fetchone()[0]
+    return DemoResult(students, len(main_files) + len(corrections), facts, warehouse.version(), outcomes)
+
+
+class DemoWriter:
+    def __init__(
+        self, con: duckdb.DuckDBPyConnection, cal: Calendar, seed: int, directory: Path, say: Progress, settings: Settings
+    ):
+        self.con = con
+        self.cal = cal
+        self.seed = seed
+        self.directory = directory
+        self.say = say
+        # u(...) is a uniform draw in [0, 1) and z(...) a standard normal one, both pure
+        # functions of their arguments and the seed.
+        con.execute(f"create macro u(a, b, c) as (hash({int(seed)}, a, b, c) % 1000003) / 1000003.0")
+        # Standard normal CDF, Bowling et al. (2009) logistic approximation (error < 1.4e-4).
+        con.execute("create macro normal_cdf(x) as 1 / (1 + exp(-(1.5976 * x + 0.070566 * x * x * x)))")
+        con.execute(
+            "create macro z(a, b, c) as sqrt(-2 * ln(greatest(u(a, b, c || 'r'), 1e-9)))"
+            " * cos(2 * pi() * u(a, b, c || 't'))"
+        )
+        self.sessions_week: date | None = None
+        self.week_numbers = {
+            row["week_start"]: row["week_of_year"]
+            for row in weeks(parse_school_year(cal.school_year, settings.school_year_start_month), settings)
+        }
+
+    def path(self, name: str) -> Path:
+        return self.directory / name
+
+    def copy(self, query: str, name: str, params: list | None = None) -> Path:
+        target = self.path(name)
+        self.con.execute(f"copy ({query}) to '{target}' (header, delimiter ',')", params or [])
+        return target
+
+    def write_all(self, students: int) -> tuple[list[Submission], list[Submission]]:
+        cal = self.cal
+        opened = datetime.combine(cal.program_start - timedelta(days=14), time(9))
+        files = [
+            Submission(self.write_schools(), "schools", received_at=opened),
+            Submission(self.write_vendors(), "vendors", received_at=opened),
+        ]
+        self.make_students(students)
+        files.append(Submission(self.write_contracts(), "contracts", received_at=opened))
+        files.append(Submission(self.write_annotations(), "annotations", received_at=opened))
+        for vendor in VENDORS:
+            files.append(
+                Submission(
+                    self.write_roster(vendor), "roster", vendor, datetime.combine(cal.program_start, time(8))
+                )
+            )
+        school_weeks = sorted(w for w in self.week_numbers if cal.first_school_day <= w <= cal.last_school_day)
+        for week in school_weeks:
+            if week >= cal.program_start and week <= cal.program_end and not self.break_week(week):
+                for vendor in VENDORS:
+                    if vendor == "V6" and week == self.missing_week():
+                        continue  # V6 never sends this week
+                    received = self.received_at(vendor, week)
+                    if not (vendor == "V2" and week == self.rejected_week()):
+                        files.append(Submission(self.write_sessions(vendor, week), "sessions", vendor, received))
+                    files.append(Submission(self.write_survey(vendor, week), "survey", vendor, received))
+            if not self.break_week(week):
+                files.append(
+                    Submission(
+                        self.write_school_attendance(week),
+                        "school_attendance",
+                        received_at=datetime.combine(week + timedelta(days=9), time(7)),
+                    )
+                )
+            self.say(f"wrote files for the week of {week}")
+        for window, start in cal.windows.items():
+            files.append(
+                Submission(
+                    self.write_assessment(window, start),
+                    "assessment",
+                    received_at=datetime.combine(start + timedelta(days=23), time(10)),
+                )
+            )
+        return files, self.write_corrections()
+
+    # --- the calendar of submissions ---------------------------------------------------
+
+    def break_week(self, week: date) -> bool:
+        return all(
+            school_closed(self.cal, week + timedelta(days=d)) and not (week + timedelta(days=d)) in self.cal.snow_days
+            for d in range(5)
+        )
+
+    def missing_week(self) -> date:
+        return self.cal.snow_days[1] - timedelta(days=self.cal.snow_days[1].weekday())
+
+    def rejected_week(self) -> date:
+        return self.cal.program_start + timedelta(weeks=4)
+
+    def corrected_week(self) -> date:
+        return self.cal.program_start + timedelta(weeks=7)
+
+    def received_at(self, vendor: str, week: date) -> datetime:
+        """Vendors send Monday to Wednesday after the week (due Wednesday); V4 is habitually late."""
+        draw = self.con.execute("select u(?, ?, 'received')", [vendor, week]).fetchone()[0]
+        if vendor == "V4" and draw < 0.7:
+            days = 10 + int(draw * 8)  # Thursday of the next week or later
+        else:
+            days = 7 + int(draw * 3)
+        return datetime.combine(week + timedelta(days=days), time(8 + int(draw * 9), int(draw * 3600) % 60))
+
+    # --- reference files ---------------------------------------------------------------
+
+    def write_schools(self) -> Path:
+        rows = [
+            (school, f"{SCHOOL_NAMES[i]} {'Elementary' if school.startswith('E') else 'Middle'} School")
+            for i, school in enumerate(SCHOOL_VENDOR)
+        ]
+        self.con.execute("create table demo_schools (school_id varchar, name varchar, vendor_id varchar)")
+        self.con.executemany(
+            "insert into demo_schools values (?, ?, ?)", [(s, n, SCHOOL_VENDOR[s]) for s, n in rows]
+        )
+        return self.copy("select school_id, name from demo_schools order by school_id", "schools.csv")
+
+    def write_vendors(self) -> Path:
+        self.con.execute("create table demo_vendors (vendor_id varchar, name varchar)")
+        self.con.executemany("insert into demo_vendors values (?, ?)", list(VENDORS.items()))
+        return self.copy("select * from demo_vendors order by vendor_id", "vendors.csv")
+
+    def write_contracts(self) -> Path:
+        # $700 per student served plus $750 per student meeting the growth target, capped a
+        # little under the most the roster could earn; V2's cap is tighter, so it binds.
+        return self.copy(
+            """select vendor_id, 'sgp' as payment_metric, 50 as threshold, 700 as base_per_student,
+                      750 as outcome_per_student,
+                      round(count(*) * case vendor_id when 'V2' then 1000 else 1200 end, -3) as cap,
+                      ? as starts_on, ? as ends_on
+               from demo_students group by vendor_id order by vendor_id""",
+            "contracts.csv",
+            [self.cal.program_start, self.cal.program_end],
+        )
+
+    def write_annotations(self) -> Path:
+        cal = self.cal
+        rows = [
+            (cal.winter_break[0], cal.winter_break[1], "break", "Winter break", "Schools closed; no tutoring.", None),
+            (cal.spring_break[0], cal.spring_break[1], "break", "Spring break", "Schools closed; no tutoring.", None),
+            (cal.thanksgiving[0], cal.thanksgiving[1], "closure", "Thanksgiving", "Schools closed Wednesday to Friday.", None),
+            *[
+                (day, day, "closure", "Snow day", "Schools closed district-wide; sessions cancelled.", None)
+                for day in cal.snow_days
+            ],
+            (
+                cal.program_change_v1,
+                cal.program_change_v1,
+                "program change",
+                "V1 moves sessions into the school day",
+                "BrightPath moves tutoring from after school to an intervention block and adds a "
+                "weekly check-in with each student's teacher.",
+                "V1",
+            ),
+        ]
+        self.con.execute(
+            "create table demo_annotations (starts_on date, ends_on date, kind varchar, title varchar,"
+            " description varchar, vendor_id varchar)"
+        )
+        self.con.executemany("insert into demo_annotations values (?, ?, ?, ?, ?, ?)", rows)
+        return self.copy("select * from demo_annotations order by starts_on", "annotations.csv")
+
+    # --- students ----------------------------------------------------------------------
+
+    def make_students(self, count: int) -> None:
+        cal = self.cal
+        self.con.execute(
+            """
+            create table demo_students as
+            with ids as (
+                select i, 'ST' || lpad(i::varchar, 7, '0') as student_id, 3 + (hash(?, i, 'grade') % 6)::int as grade
+                from range(1, ? + 1) as t(i)
+            ),
+            placed as (
+                select ids.*,
+                       case when grade <= 5 then 'E' || lpad((1 + hash(?, i, 'school') % 20)::varchar, 2, '0')
+                            else 'M' || lpad((1 + hash(?, i, 'school') % 10)::varchar, 2, '0') end as school_id
+                from ids
+            ),
+            with_vendor as (
+                select p.*, s.vendor_id from placed as p inner join demo_schools as s using (school_id)
+            ),
+            race as (
+                select *,
+                       u(i, 'race', '') as r_race,
+                       -- V5's schools enrol more Hispanic and Asian students, hence more English learners.
+                       case when vendor_id = 'V5' then 0.15 else 0 end as shift
+                from with_vendor
+            ),
+            demographics as (
+                select *,
+                    case when r_race < 0.38 + shift then 'Hispanic'
+                         when r_race < 0.63 + shift * 0.6 then 'Black'
+                         when r_race < 0.83 + shift * 0.3 then 'White'
+                         when r_race < 0.91 + shift * 0.3 then 'Asian'
+                         when r_race < 0.97 then 'Multiracial'
+                         when r_race < 0.985 then 'American Indian'
+                         else 'Pacific Islander' end as race_ethnicity,
+                    case when u(i, 'gender', '') < 0.49 then 'Female'
+                         when u(i, 'gender', '') < 0.99 then 'Male' else 'Nonbinary' end as gender
+                from race
+            ),
+            programs as (
+                select *,
+                    u(i, 'econ', '') < case race_ethnicity when 'White' then 0.38 when 'Asian' then 0.45 else 0.72 end
+                        as econ_disadvantaged,
+                    u(i, 'el', '') < case race_ethnicity when 'Hispanic' then 0.42 when 'Asian' then 0.35 else 0.03 end
+                        as english_learner,
+                    u(i, 'sped', '') < 0.14 as special_education
+                from demographics
+            ),
+            bands as (
+                select *,
+                    u(i, 'band', '') - case when econ_disadvantaged then 0.08 else -0.06 end as r_band
+                from programs
+            )
+            select
+                i, student_id, grade, school_id, vendor_id, race_ethnicity, gender,
+                econ_disadvantaged, english_learner, special_education,
+                case when r_band < 0.30 then 'well below' when r_band < 0.65 then 'below'
+                     when r_band < 0.90 then 'near' else 'above' end as baseline_band,
+                case when r_band < 0.30 then -1.5 when r_band < 0.65 then -0.7
+                     when r_band < 0.90 then 0.0 else 0.8 end + 0.3 * z(i, 'ability', '') as ability,
+                -- Most start in the first week; some join late, a few leave early.
+                ?::date + 7 * case when u(i, 'enrol', '') < 0.8 then 0
+                                   when u(i, 'enrol', '') < 0.95 then 1 + (hash(?, i, 'late') % 3)::int
+                                   else 4 + (hash(?, i, 'late') % 9)::int end as enrolled_on,
+                case when u(i, 'leave', '') < 0.05 then ?::date + 7 * (8 + (hash(?, i, 'left') % 20)::int)
+                     else ?::date + 1 end as left_on,
+                z(i, 'engage', '') as engagement,
+                u(i, 'absent', '') < 0.06 as persistently_absent,
+                u(i, 'chronic', '') < 0.09 as chronically_absent
+            from bands
+            """,
+            [self.seed, count, self.seed, self.seed, cal.program_start, self.seed, self.seed,
+             cal.program_start, self.seed, cal.program_end],
+        )
+        self.con.execute(
+            """
+            create table demo_tutors as
+            select vendor_id, greatest(3, count(*) // 8)::int as pool from demo_students group by vendor_id
+            """
+        )
+        self.con.execute(
+            """
+            create or replace table demo_students as
+            select s.*,
+                   s.vendor_id || '-T' || lpad((hash(?, s.i, 'tutor') % t.pool)::varchar, 4, '0') as main_tutor,
+                   t.pool as tutor_pool,
+                   -- A student's propensity to attend tutoring, before the planted effects.
+                   least(0.99, greatest(0.05,
+                       v.base + 0.06 * s.engagement
+                       - case when s.persistently_absent then 0.45 else 0 end
+                       - case when s.grade >= 6 then 0.03 else 0 end)) as attend_base,
+                   1 + (hash(?, s.i, 'group') % case s.vendor_id when 'V2' then 2 else 4 end)::int as group_size,
+                   v.minutes as session_minutes
+            from demo_students as s
+            inner join demo_tutors as t using (vendor_id)
+            inner join (
+                select unnest(?::varchar[]) as vendor_id, unnest(?::double[]) as base, unnest(?::integer[]) as minutes
+            ) as v using (vendor_id)
+            """,
+            [
+                self.seed,
+                self.seed,
+                list(VENDOR_ATTENDANCE),
+                list(VENDOR_ATTENDANCE.values()),
+                [SESSION_MINUTES[v] for v in VENDOR_ATTENDANCE],
+            ],
+        )
+        self.say(f"made {count:,} students")
+
+    def write_roster(self, vendor: str) -> Path:
+        return self.copy(
+            """select student_id, vendor_id, school_id, grade, race_ethnicity, gender,
+                      econ_disadvantaged::int as econ_disadvantaged, english_learner::int as english_learner,
+                      special_education::int as special_education, baseline_band, enrolled_on
+               from demo_students where vendor_id = ? order by student_id""",
+            f"roster_{vendor}.csv",
+            [vendor],
+        )
+
+    # --- weekly files ------------------------------------------------------------------
+
+    def session_days(self, week: date) -> list[date]:
+        return [
+            week + timedelta(days=d) for d in (0, 1, 3) if not school_closed(self.cal, week + timedelta(days=d))
+        ]
+
+    def make_week_sessions(self, week: date) -> None:
+        number = self.week_numbers[week]
+        after_break = self.cal.winter_break[1] < week <= self.cal.winter_break[1] + timedelta(days=14)
+        self.con.execute(
+            """
+            create or replace temp table week_sessions as
+            with scheduled as (
+                select s.*, d.session_date,
+                       least(0.99, greatest(0.03, s.attend_base
+                           -- planted: V3's attendance drops from week 20 of the school year
+                           - case when s.vendor_id = 'V3' and ? >= 20 then 0.08 else 0 end
+                           -- planted: English learners at V5 attend about 10 points less
+                           - case when s.vendor_id = 'V5' and s.english_learner then 0.10 else 0 end
+                           - case when ? then 0.03 else 0 end)) as p_attend
+                from demo_students as s, (select unnest(?::date[]) as session_date) as d
+                where s.enrolled_on <= d.session_date and d.session_date < s.left_on
+            )
+            select
+                student_id, vendor_id, session_date,
+                case when u(i, session_date, 'sub') < 0.85 then main_tutor
+                     else vendor_id || '-T' || lpad((hash(?, i, session_date, 'sub') % tutor_pool)::varchar, 4, '0')
+                end as tutor_id,
+                group_size,
+                session_minutes as scheduled_minutes,
+                -- Some arrive late; an absence is logged as 0 minutes.
+                case when u(i, session_date, 'attend') < p_attend
+                     then session_minutes - case when u(i, session_date, 'late') < 0.12
+                                                 then 5 + (hash(?, i, session_date, 'late') % 15)::int else 0 end
+                     else 0 end as attended_minutes
+            from scheduled
+            """,
+            [number, after_break, self.session_days(week), self.seed, self.seed],
+        )
+
+    def write_sessions(self, vendor: str, week: date) -> Path:
+        self.ensure_week(week)
+        return self.copy(
+            """select student_id, session_date, tutor_id, group_size, scheduled_minutes, attended_minutes
+               from week_sessions where vendor_id = ? order by session_date, student_id""",
+            f"sessions_{vendor}_{week}.csv",
+            [vendor],
+        )
+
+    def ensure_week(self, week: date) -> None:
+        if self.sessions_week != week:
+            self.make_week_sessions(week)
+            self.sessions_week = week
+
+    def write_survey(self, vendor: str, week: date) -> Path:
+        """Exit tickets after the last attended session of the week; satisfaction in testing weeks."""
+        self.ensure_week(week)
+        window = next((w for w, start in self.cal.windows.items() if start == week), None)
+        return self.copy(
+            """
+            with attended as (
+                select w.student_id, max(w.session_date) as response_date, any_value(s.i) as i,
+                       any_value(s.engagement) as engagement, count(*) as sessions
+                from week_sessions as w inner join demo_students as s using (student_id)
+                where w.vendor_id = ? and w.attended_minutes > 0
+                group by w.student_id
+            ),
+            items as (
+                select a.*, item from attended as a,
+                    (select unnest(['sel_identity', 'sel_efficacy'] || case when ? then ['satisfaction'] else [] end) as item)
+                where u(a.i, a.response_date, 'answers') < 0.8
+            )
+            select student_id, response_date, item,
+                   least(5, greatest(1, round(3.5 + 0.45 * engagement + 0.15 * sessions
+                       + 0.6 * z(i, response_date, item)
+                       + case item when 'satisfaction' then 0.3 else 0 end)))::int as score
+            from items order by student_id, item
+            """,
+            f"survey_{vendor}_{week}.csv",
+            [vendor, window is not None],
+        )
+
+    def write_school_attendance(self, week: date) -> Path:
+        days = [week + timedelta(days=d) for d in range(5) if not school_closed(self.cal, week + timedelta(days=d))]
+        after_break = self.cal.winter_break[1] < week <= self.cal.winter_break[1] + timedelta(days=14)
+        return self.copy(
+            """
+            with probabilities as (
+                select student_id, i,
+                       least(0.995, greatest(0.3, 0.94 + 0.02 * engagement
+                           - case when chronically_absent then 0.17 else 0 end
+                           - case when persistently_absent then 0.05 else 0 end
+                           -- planted: attendance dips in the two weeks after winter break
+                           - case when ? then 0.06 else 0 end)) as p_present
+                from demo_students
+            )
+            select student_id, ?::date as week_start, len(?::date[]) as days_enrolled,
+                   list_count(list_filter(?::date[], lambda d: u(i, d, 'present') < p_present)) as days_present
+            from probabilities order by student_id
+            """,
+            f"school_attendance_{week}.csv",
+            [after_break, week, days, days],
+        )
+
+    def write_assessment(self, window: str, start: date) -> Path:
+        """Scaled score, SGP and proficiency; growth reflects attendance, engagement and the planted effects."""
+        test_days = [start + timedelta(days=d) for d in range(12) if (start + timedelta(days=d)).weekday() < 5]
+        order = list(self.cal.windows).index(window)
+        return self.copy(
+            """
+            with tested as (
+                select s.*, (?::date[])[1 + (hash(?, s.i, ?, 'day') % len(?::date[]))::int] as test_date
+                from demo_students as s
+                where s.enrolled_on <= ?::date and u(s.i, ?, 'tested') < 0.95
+            ),
+            growth as (
+                select *,
+                    z(i, ?, 'growth')
+                    -- tutoring helps once it has run a window
+                    + case when ? > 0 then 0.10 + (attend_base - 0.85) + 0.1 * engagement else 0 end
+                    -- planted: economically disadvantaged students grow less, except at V2
+                    - case when econ_disadvantaged and vendor_id <> 'V2' then 0.2 else 0 end
+                    -- planted: V1's January program change
+                    + case when vendor_id = 'V1' then case ? when 1 then 0.15 when 2 then 0.45 else 0 end else 0 end
+                    as growth_z
+                from tested
+            )
+            select student_id, ? as window, test_date,
+                   round(400 + 40 * grade + 35 * (ability + 0.15 * ? + 0.1 * growth_z) + 8 * z(i, ?, 'score'), 0) as scaled_score,
+                   case when u(i, ?, 'prior') < 0.04 then null
+                        else least(99, greatest(1, round(100 * normal_cdf(growth_z))))::int end as sgp,
+                   ((ability + 0.15 * ? + 0.1 * growth_z + 0.25 * z(i, ?, 'score')) >= 0.45)::int as proficient
+            from growth order by student_id
+            """,
+            f"assessment_{window}.csv",
+            [test_days, self.seed, window, test_days, start, window, window, order, order, window, order,
+             window, window, order, window],
+        )
+
+    # --- a rejected file and a corrected re-submission ---------------------------------
+
+    def write_corrections(self) -> list[Submission]:
+        rejected_week = self.rejected_week()
+        self.ensure_week(rejected_week)
+        good = self.write_sessions("V2", rejected_week)
+        bad = self.path(f"sessions_V2_{rejected_week}_first_try.csv")
+        lines = good.read_text().splitlines()
+        # The first try has the mistakes real exports make: a US date with a typo, minutes
+        # typed into the wrong column and a row pasted twice.
+        header, rows = lines[0], lines[1:]
+        broken = rows[0].split(",")
+        broken[1] = "13/40/2025"
+        rows[0] = ",".join(broken)
+        swapped = rows[1].split(",")
+        swapped[4], swapped[5] = swapped[5], "90"
+        rows[1] = ",".join(swapped)
+        rows.insert(3, rows[2])
+        bad.write_text("\n".join([header, *rows]) + "\n")
+        due = rejected_week + timedelta(days=9)
+
+        corrected_week = self.corrected_week()
+        self.ensure_week(corrected_week)
+        self.write_sessions("V5", corrected_week)  # the file the main load took
+        self.con.execute(
+            "update week_sessions set attended_minutes = 0 where vendor_id = 'V5' and hash(student_id, session_date) % 40 = 0"
+        )
+        second = self.copy(
+            """select student_id, session_date, tutor_id, group_size, scheduled_minutes, attended_minutes
+               from week_sessions where vendor_id = 'V5' order by session_date, student_id""",
+            f"sessions_V5_{corrected_week}_corrected.csv",
+        )
+        return [
+            Submission(bad, "sessions", "V2", datetime.combine(due - timedelta(days=1), time(16))),
+            Submission(good, "sessions", "V2", datetime.combine(due, time(11))),
+            Submission(second, "sessions", "V5", datetime.combine(corrected_week + timedelta(days=15), time(9))),
+        ]
+

@@ -1,0 +1,252 @@
+"""The query layer: the one place that reads the warehouse. Pages, the CLI and notebooks call `run`.
+
+Every call takes a scope. The scope's vendor is bound into the SQL of every view (see
+sql/views/scoped_facts.sql), and small cells are hidden here for every scope but the
+analyst's, so no caller can forget either. Parameter names and values are checked against
+closed lists; values reach SQL only as bound parameters.
+"""
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+import pandas as pd
+
+from ciboard.access import Scope, ScopeError
+from ciboard.warehouse import Warehouse
+
+DIMENSIONS = (
+    "vendor_id",
+    "school_id",
+    "grade",
+    "race_ethnicity",
+    "gender",
+    "econ_disadvantaged",
+    "english_learner",
+    "special_education",
+    "baseline_band",
+)
+BOOLEAN_DIMENSIONS = ("econ_disadvantaged", "english_learner", "special_education")
+GRAINS = ("week", "month", "window")
+FILTERS = ("start", "end", "min_dosage_share", *DIMENSIONS)
+MEASURES = ("value", "numerator", "denominator", "sd")
+DATE_COLUMNS = ("period_start", "period_end", "due_on", "contract_starts_on", "contract_ends_on", "counted_until")
+
+
+@dataclass(frozen=True)
+class View:
+    name: str
+    description: str
+    params: tuple[str, ...]
+    required: tuple[str, ...] = ()
+
+
+VIEWS = {
+    view.name: view
+    for view in (
+        View(
+            "series",
+            "one metric over time at a grain (week, month or assessment window): period_start, value, n",
+            ("metric", "grain", *FILTERS),
+            ("metric",),
+        ),
+        View(
+            "breakdown",
+            "one metric by one or two dimensions: a column per dimension, then value, n",
+            ("metric", "by", "by2", *FILTERS),
+            ("metric", "by"),
+        ),
+        View("vendors", "one metric per vendor: vendor_id, value, n", ("metric", *FILTERS), ("metric",)),
+        View(
+            "payments",
+            "per vendor contract and payment outcome, what the rate card has earned up to `end`",
+            ("end",),
+        ),
+        View(
+            "quality",
+            "per vendor, submission kind and period: due date, received at, status, rows",
+            ("start", "end"),
+        ),
+    )
+}
+
+
+class QueryError(ValueError):
+    """A request the query layer cannot answer; the message says what would be valid."""
+
+
+def run(
+    warehouse: Warehouse,
+    view: str,
+    scope: Scope,
+    params: Mapping[str, Any] | None = None,
+    *,
+    today: date | None = None,
+) -> pd.DataFrame:
+    """Runs a view as a scope. The frame's attrs carry the warehouse version it was read from."""
+    if view not in VIEWS:
+        raise QueryError(f"unknown view {view!r}; the views are {', '.join(VIEWS)}")
+    spec = VIEWS[view]
+    given = {k: v for k, v in (params or {}).items() if v is not None and v != "" and v != []}
+    unknown = sorted(set(given) - set(spec.params))
+    if unknown:
+        raise QueryError(
+            f"unknown parameter(s) {', '.join(unknown)} for view {view}; it takes {', '.join(spec.params)}"
+        )
+    missing = [p for p in spec.required if p not in given]
+    if missing:
+        raise QueryError(f"view {view} needs {', '.join(missing)}")
+
+    version = warehouse.version()
+    with warehouse.cursor(version) as cur:
+        metrics = {m for (m,) in cur.execute("select metric_id from metrics").fetchall()}
+        bound = _bind(spec, given, scope, metrics, today or date.today())
+        frame = cur.execute(SQL[view], bound).df()
+    frame = _shape(view, frame, given)
+    if view in ("series", "breakdown", "vendors"):
+        frame = suppress_small_cells(frame, scope, warehouse.settings.min_cell_size)
+    frame.attrs["version"] = version
+    return frame
+
+
+# Static SQL per view: every value is a bound parameter.
+_FILTER_ARGS = (
+    "scope_vendor := $scope_vendor, start_date := $start, end_date := $end,"
+    " filters := $filters::map(varchar, varchar[]), min_dosage_share := $min_dosage_share"
+)
+SQL = {
+    "series": f"select * from series($metric, grain := $grain, {_FILTER_ARGS})",
+    "breakdown": f"select * from breakdown($metric, $by, by_dimension_2 := $by2, {_FILTER_ARGS})",
+    "vendors": f"select * from vendors($metric, {_FILTER_ARGS})",
+    "payments": "select * from payments(scope_vendor := $scope_vendor, as_of := $end)",
+    "quality": (
+        "select * from quality(scope_vendor := $scope_vendor, start_date := $start, end_date := $end, as_of := $today)"
+    ),
+}
+
+
+def _bind(spec: View, given: dict[str, Any], scope: Scope, metrics: set[str], today: date) -> dict[str, Any]:
+    if scope.role == "vendor":
+        asked = given.get("vendor_id")
+        if asked is not None and _as_list(asked) != [scope.vendor_id]:
+            raise ScopeError(f"this account sees only its own vendor, {scope.vendor_id}")
+    bound: dict[str, Any] = {"scope_vendor": scope.vendor_id if scope.role == "vendor" else None}
+    if "metric" in spec.params:
+        metric = str(given["metric"])
+        if metric not in metrics:
+            raise QueryError(f"unknown metric {metric!r}; the metrics are {', '.join(sorted(metrics))}")
+        bound["metric"] = metric
+    if "grain" in spec.params:
+        grain = str(given.get("grain", "week"))
+        if grain not in GRAINS:
+            raise QueryError(f"unknown grain {grain!r}; the grains are {', '.join(GRAINS)}")
+        bound["grain"] = grain
+    for name in ("by", "by2"):
+        if name in spec.params:
+            dimension = given.get(name)
+            if dimension is not None and dimension not in DIMENSIONS:
+                raise QueryError(f"unknown dimension {dimension!r} for {name}; the dimensions are {', '.join(DIMENSIONS)}")
+            bound[name] = dimension
+    if "by" in spec.params and bound.get("by") == bound.get("by2"):
+        raise QueryError("by and by2 must name different dimensions")
+    for name in ("start", "end"):
+        if name in spec.params:
+            bound[name] = _as_date(name, given.get(name))
+    if "start" in spec.params and "end" in spec.params and bound["start"] and bound["end"]:
+        if bound["start"] > bound["end"]:
+            raise QueryError(f"start {bound['start']} is after end {bound['end']}")
+    if "min_dosage_share" in spec.params:
+        share = given.get("min_dosage_share")
+        if share is not None:
+            try:
+                share = float(share)
+            except (TypeError, ValueError):
+                raise QueryError(f"min_dosage_share must be a number from 0 to 1, not {share!r}") from None
+            if not 0 <= share <= 1:
+                raise QueryError(f"min_dosage_share must be from 0 to 1, not {share}")
+        bound["min_dosage_share"] = share
+    if "vendor_id" in spec.params:
+        filters = {d: _filter_values(d, given[d]) for d in DIMENSIONS if d in given}
+        bound["filters"] = {"key": list(filters), "value": list(filters.values())}
+    if spec.name == "quality":
+        bound["today"] = today
+    return bound
+
+
+def _as_list(value: Any) -> list:
+    if isinstance(value, str):
+        return [v.strip() for v in value.split(",") if v.strip()]
+    if isinstance(value, (list, tuple, set)):
+        return list(value)
+    return [value]
+
+
+def _filter_values(dimension: str, value: Any) -> list[str]:
+    values = _as_list(value)
+    if dimension in BOOLEAN_DIMENSIONS:
+        return [_as_bool(dimension, v) for v in values]
+    if dimension == "grade":
+        try:
+            return [str(int(v)) for v in values]
+        except (TypeError, ValueError):
+            raise QueryError(f"grade must be whole numbers, not {value!r}") from None
+    return [str(v) for v in values]
+
+
+def _as_bool(name: str, value: Any) -> str:
+    text = str(value).strip().lower()
+    if text in ("true", "1", "yes", "y", "t"):
+        return "true"
+    if text in ("false", "0", "no", "n", "f"):
+        return "false"
+    raise QueryError(f"{name} must be true or false, not {value!r}")
+
+
+def _as_date(name: str, value: Any) -> date | None:
+    if value is None or isinstance(value, date):
+        return value
+    try:
+        return date.fromisoformat(str(value))
+    except ValueError:
+        raise QueryError(f"{name} must be an ISO date (YYYY-MM-DD), not {value!r}") from None
+
+
+def _shape(view: str, frame: pd.DataFrame, given: dict[str, Any]) -> pd.DataFrame:
+    """Names breakdown columns after their dimensions and gives dimensions their own types."""
+    if view == "breakdown":
+        frame = frame.rename(columns={"group_1": given["by"]})
+        if given.get("by2"):
+            frame = frame.rename(columns={"group_2": given["by2"]})
+        else:
+            frame = frame.drop(columns="group_2")
+    for dimension in DIMENSIONS:
+        if dimension in frame.columns:
+            if dimension in BOOLEAN_DIMENSIONS:
+                frame[dimension] = frame[dimension].map({"true": True, "false": False})
+            elif dimension == "grade":
+                frame[dimension] = frame[dimension].astype("Int64")
+    for column in frame.columns:
+        if column in DATE_COLUMNS:
+            frame[column] = pd.to_datetime(frame[column]).dt.date
+    return frame
+
+
+def suppress_small_cells(frame: pd.DataFrame, scope: Scope, min_cell: int) -> pd.DataFrame:
+    """Hides every measure of a cell over fewer than `min_cell` students, unless the scope is an analyst's.
+
+    `small_cell` flags such cells for everyone; `suppressed` says the measures were hidden.
+    """
+    frame = frame.copy()
+    frame["small_cell"] = frame["n"] < min_cell
+    frame["suppressed"] = frame["small_cell"] & scope.suppresses_small_cells
+    measures = [c for c in MEASURES if c in frame.columns]
+    frame[measures] = frame[measures].astype("float64")
+    frame.loc[frame["suppressed"], measures] = float("nan")
+    return frame
+
+
+def data_map(warehouse: Warehouse) -> pd.DataFrame:
+    """The shared metric definitions, one row per metric."""
+    with warehouse.cursor() as cur:
+        return cur.execute("select * exclude (submitted_as) from metrics order by kind, metric_id").df()

@@ -1,0 +1,61 @@
+-- scoped_facts: one row per fact of one metric that the caller's scope and filters allow.
+-- Every view reads facts through here, so the vendor scope cannot be left out: a vendor
+-- scope binds its own vendor id, and no filter can widen it.
+-- `filters` maps a dimension name to the values allowed, as text ('true', '3', 'Hispanic');
+-- the query layer checks the names against its closed list before binding them.
+create or replace macro scoped_facts(
+    metric,
+    scope_vendor := null,
+    start_date := null,
+    end_date := null,
+    filters := map{}::map(varchar, varchar[]),
+    min_dosage_share := null
+) as table
+select f.*
+from facts as f
+where f.metric_id = metric
+  and (scope_vendor is null or f.vendor_id = scope_vendor)
+  and (start_date is null or f.period_start >= start_date)
+  and (end_date is null or f.period_start <= end_date)
+  and (filters['vendor_id'] is null or list_contains(filters['vendor_id'], f.vendor_id))
+  and (filters['school_id'] is null or list_contains(filters['school_id'], f.school_id))
+  and (filters['grade'] is null or list_contains(filters['grade'], f.grade::varchar))
+  and (filters['race_ethnicity'] is null or list_contains(filters['race_ethnicity'], f.race_ethnicity))
+  and (filters['gender'] is null or list_contains(filters['gender'], f.gender))
+  and (filters['econ_disadvantaged'] is null or list_contains(filters['econ_disadvantaged'], f.econ_disadvantaged::varchar))
+  and (filters['english_learner'] is null or list_contains(filters['english_learner'], f.english_learner::varchar))
+  and (filters['special_education'] is null or list_contains(filters['special_education'], f.special_education::varchar))
+  and (filters['baseline_band'] is null or list_contains(filters['baseline_band'], f.baseline_band))
+  -- Outcomes can be read for just the students who got the tutoring the contract asks for.
+  and (
+      min_dosage_share is null
+      or f.student_key in (select d.student_key from student_dosage as d where d.share_met >= min_dosage_share)
+  );
+
+-- The dimension a breakdown groups by, as text; names outside the closed list give null.
+create or replace macro dimension_value(name, f) as
+    case name
+        when 'vendor_id' then f.vendor_id
+        when 'school_id' then f.school_id
+        when 'grade' then f.grade::varchar
+        when 'race_ethnicity' then f.race_ethnicity
+        when 'gender' then f.gender
+        when 'econ_disadvantaged' then f.econ_disadvantaged::varchar
+        when 'english_learner' then f.english_learner::varchar
+        when 'special_education' then f.special_education::varchar
+        when 'baseline_band' then f.baseline_band
+    end;
+
+-- How a metric's facts aggregate, from the data map: a pooled rate is sum/sum, a mean
+-- and a proportion (of 0/1 values) are plain averages, a median (growth percentiles) is
+-- the median. Numerator and denominator are what a p-chart or an interval needs; for a
+-- mean or a median the denominator counts observations.
+create or replace macro metric_value(aggregation, value, denominator) as
+    case aggregation
+        when 'rate' then sum(value) / nullif(sum(denominator), 0)
+        when 'median' then median(value)
+        else avg(value)
+    end;
+
+create or replace macro metric_denominator(aggregation, denominator) as
+    case aggregation when 'rate' then sum(denominator) else count(*) end;
