@@ -152,34 +152,42 @@ def build(
             f"{warehouse.directory} already holds a warehouse; the demo builds a new one (choose another --data-dir)"
         )
     cal = calendar_for(parse_school_year(school_year, settings.school_year_start_month).name)
-    files_dir = Path(settings.data_dir) / "demo_files"
-    shutil.rmtree(files_dir, ignore_errors=True)
-    files_dir.mkdir(parents=True)
-    scratch_dir = Path(settings.data_dir) / "demo_scratch"
-    shutil.rmtree(scratch_dir, ignore_errors=True)
-    scratch_dir.mkdir(parents=True)
-    con = duckdb.connect(
-        config={"memory_limit": settings.memory_limit, "temp_directory": str(scratch_dir), "preserve_insertion_order": False}
+    main_files, corrections = write_files(
+        Path(settings.data_dir) / "demo_files", students=students, seed=seed, cal=cal, settings=settings, say=say
     )
-    try:
-        writer = DemoWriter(con, cal, seed, files_dir, say, settings)
-        main_files, corrections = writer.write_all(students)
-    finally:
-        con.close()
-        shutil.rmtree(scratch_dir, ignore_errors=True)
-
     warehouse.init([cal.school_year])
     say(f"loading {len(main_files)} files through ingest")
-    outcomes = ingest(warehouse, main_files, progress=say, today=max(date.today(), cal.last_school_day))
+    # A demo of a school year still under way may hold dates after today; it is made-up data.
+    today = max(date.today(), cal.last_school_day)
+    outcomes = ingest(warehouse, main_files, progress=say, today=today)
     for submission in corrections:
         try:
-            outcomes += ingest(warehouse, [submission], progress=say)
+            outcomes += ingest(warehouse, [submission], progress=say, today=today)
         except IngestRejected as rejected:
             say(f"{submission.path.name}: rejected as planned ({len(rejected.problems)} problems)")
             outcomes += rejected.outcomes
     with warehouse.cursor() as cur:
-        facts = cur.execute("select count(*) from facts").fetchone()[0]
+        facts = cur.execute("select count(*) from facts").fetchall()[0][0]
     return DemoResult(students, len(main_files) + len(corrections), facts, warehouse.version(), outcomes)
+
+
+def write_files(
+    directory: Path, *, students: int, seed: int, cal: Calendar, settings: Settings, say: Progress
+) -> tuple[list[Submission], list[Submission]]:
+    """Writes the district's raw files; returns the main load and the later corrections, in order."""
+    shutil.rmtree(directory, ignore_errors=True)
+    directory.mkdir(parents=True)
+    scratch = directory.with_name(directory.name + "_scratch")
+    shutil.rmtree(scratch, ignore_errors=True)
+    scratch.mkdir(parents=True)
+    con = duckdb.connect(
+        config={"memory_limit": settings.memory_limit, "temp_directory": str(scratch), "preserve_insertion_order": False}
+    )
+    try:
+        return DemoWriter(con, cal, seed, directory, say, settings).write_all(students)
+    finally:
+        con.close()
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 class DemoWriter:
@@ -278,7 +286,7 @@ class DemoWriter:
 
     def received_at(self, vendor: str, week: date) -> datetime:
         """Vendors send Monday to Wednesday after the week (due Wednesday); V4 is habitually late."""
-        draw = self.con.execute("select u(?, ?, 'received')", [vendor, week]).fetchone()[0]
+        draw = self.con.execute("select u(?, ?, 'received')", [vendor, week]).fetchall()[0][0]
         if vendor == "V4" and draw < 0.7:
             days = 10 + int(draw * 8)  # Thursday of the next week or later
         else:

@@ -394,7 +394,7 @@ def _stage_csv(con: duckdb.DuckDBPyConnection, path: Path, table: str) -> tuple[
     if rejects:
         # Rows the parser rejected are not in the table: number the good rows by the lines left.
         bad = {line for line, _, _ in rejects}
-        lines = [line for line in range(1, con.execute(f"select count(*) from {table}_lines").fetchone()[0] + len(bad) + 1) if line not in bad]
+        lines = [line for line in range(1, con.execute(f"select count(*) from {table}_lines").fetchall()[0][0] + len(bad) + 1) if line not in bad]
         numbers = pa.table({"_line": pa.array(range(1, len(lines) + 1), pa.int64()), "_row": pa.array(lines, pa.int64())})
         con.register(f"{table}_numbers", numbers)
         row_expr, join = "n._row", f"join {table}_numbers as n using (_line)"
@@ -489,7 +489,7 @@ def type_rows(
             select t.*, w.school_year from {typed} as t
             left join calendar_weeks as w on w.week_start = date_trunc('week', t.test_date)::date"""
         )
-    if con.execute(f"select count(*) from {typed}").fetchone()[0] == 0:
+    if con.execute(f"select count(*) from {typed}").fetchall()[0][0] == 0:
         problems.append(Problem(file_name, None, None, None, "the file has no data rows"))
     return typed, problems
 
@@ -639,7 +639,7 @@ class Loader:
         self.settings = settings
         self.today = today
         self.say = say
-        self.next_batch = con.execute("select coalesce(max(batch_id), 0) + 1 from submissions").fetchone()[0]
+        self.next_batch = con.execute("select coalesce(max(batch_id), 0) + 1 from submissions").fetchall()[0][0]
         self.seen: dict[tuple[str, str], int] = {}
         for name in ("sessions", "school_attendance", "assessment", "survey", "roster"):
             con.execute(f"create or replace temp table affected_{name} (student_key varchar)")
@@ -670,7 +670,7 @@ class Loader:
         except (FileUnreadable, OSError, ValueError, pa.ArrowException) as error:
             outcome.problems = [Problem(name, None, None, None, str(error))]
             return outcome
-        outcome.rows = self.con.execute(f"select count(*) from {stage_table}").fetchone()[0] + len(outcome.problems)
+        outcome.rows = self.con.execute(f"select count(*) from {stage_table}").fetchall()[0][0] + len(outcome.problems)
         self.say(f"{name}: read {outcome.rows:,} rows as {kind.name}")
         typed, problems = type_rows(self.con, kind, stage_table, headers, name)
         outcome.problems += problems
@@ -704,7 +704,7 @@ class Loader:
             outcome.problems += self._contract_problems(typed, name)
             if outcome.problems:
                 return outcome
-        due_days = self.con.execute("select due_days from submission_kinds where kind = ?", [kind.name]).fetchone()[0]
+        due_days = self.con.execute("select due_days from submission_kinds where kind = ?", [kind.name]).fetchall()[0][0]
         self.con.execute(
             "insert into submissions values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 'accepted', ?)",
             [
@@ -738,7 +738,7 @@ class Loader:
         if given is not None:
             if kind.name in ("schools", "vendors", "contracts", "annotations"):
                 return None, [Problem(name, None, None, given, f"--vendor does not apply to {kind.name} files")]
-            known = self.con.execute("select count(*) from vendors where vendor_id = ?", [given]).fetchone()[0]
+            known = self.con.execute("select count(*) from vendors where vendor_id = ?", [given]).fetchall()[0][0]
             if not known:
                 return given, [Problem(name, None, "vendor_id", given, "unknown vendor (load it with --kind vendors)")]
             return given, []
@@ -767,8 +767,10 @@ class Loader:
             return None
         first, last = self.con.execute(
             f"select min({kind.period_column}), max({kind.period_column}) from {typed}"
-        ).fetchone()
-        cadence = self.con.execute("select cadence from submission_kinds where kind = ?", [kind.name]).fetchone()[0]
+        ).fetchall()[0]
+        if first is None:
+            return None  # no readable date; the checks say why
+        cadence = self.con.execute("select cadence from submission_kinds where kind = ?", [kind.name]).fetchall()[0][0]
         if cadence == "weekly":
             return first - timedelta(days=first.weekday()), last - timedelta(days=last.weekday()) + timedelta(days=6)
         return first, last
@@ -906,7 +908,7 @@ class Loader:
         """Rebuild the facts of every student a loaded file touched, from the raw rows."""
         started = datetime.now()
         for kind in STUDENT_KINDS:
-            if self.con.execute(f"select count(*) from affected_{kind}").fetchone()[0]:
+            if self.con.execute(f"select count(*) from affected_{kind}").fetchall()[0][0]:
                 self.con.execute(f"create or replace temp table affected as select distinct student_key from affected_{kind}")
                 metrics = [m for (m,) in self.con.execute("select metric_id from metrics where submitted_as = ?", [kind]).fetchall()]
                 self.con.execute(

@@ -214,7 +214,7 @@ def add_school_years(con: duckdb.DuckDBPyConnection, names: list[str], settings:
     added = []
     for name in names:
         year = parse_school_year(name, settings.school_year_start_month)
-        if con.execute("select count(*) from school_years where school_year = ?", [year.name]).fetchone()[0]:
+        if con.execute("select count(*) from school_years where school_year = ?", [year.name]).fetchall()[0][0]:
             continue
         con.execute("insert into school_years values (?, ?, ?)", [year.name, year.starts_on, year.ends_on])
         con.executemany(
