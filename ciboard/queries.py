@@ -59,6 +59,12 @@ VIEWS = {
         ),
         View("vendors", "one metric per vendor: vendor_id, value, n", ("metric", *FILTERS), ("metric",)),
         View(
+            "panel",
+            "one metric over time per value of one or two dimensions: period_start, a column per dimension, value, n",
+            ("metric", "grain", "by", "by2", *FILTERS),
+            ("metric", "by"),
+        ),
+        View(
             "payments",
             "per vendor contract and payment outcome, what the rate card has earned up to `end`",
             ("end",),
@@ -104,7 +110,7 @@ def run(
         bound = _bind(spec, given, scope, metrics, today or date.today())
         frame = cur.execute(SQL[view], bound).df()
     frame = _shape(view, frame, given)
-    if view in ("series", "breakdown", "vendors"):
+    if view in ("series", "breakdown", "vendors", "panel"):
         frame = suppress_small_cells(frame, scope, warehouse.settings.min_cell_size)
     frame.attrs["version"] = version
     return frame
@@ -119,6 +125,9 @@ SQL = {
     "series": f"select * from series($metric, grain := $grain, {_FILTER_ARGS})",
     "breakdown": f"select * from breakdown($metric, $by, by_dimension_2 := $by2, {_FILTER_ARGS})",
     "vendors": f"select * from vendors($metric, {_FILTER_ARGS})",
+    "panel": (
+        f"select * from panel($metric, grain := $grain, by_dimension := $by, by_dimension_2 := $by2, {_FILTER_ARGS})"
+    ),
     "payments": "select * from payments(scope_vendor := $scope_vendor, as_of := $end)",
     "quality": (
         "select * from quality(scope_vendor := $scope_vendor, start_date := $start, end_date := $end, as_of := $today)"
@@ -214,7 +223,7 @@ def _as_date(name: str, value: Any) -> date | None:
 
 def _shape(view: str, frame: pd.DataFrame, given: dict[str, Any]) -> pd.DataFrame:
     """Names breakdown columns after their dimensions and gives dimensions their own types."""
-    if view == "breakdown":
+    if view in ("breakdown", "panel"):
         frame = frame.rename(columns={"group_1": given["by"]})
         if given.get("by2"):
             frame = frame.rename(columns={"group_2": given["by2"]})

@@ -28,7 +28,7 @@ POINTER = "CURRENT"
 VERSION_FILE = re.compile(r"wh-(\d{6})\.duckdb")
 
 # Table macros bind when created, so a view comes after the views it reads from.
-VIEW_FILES = ("scoped_facts", "series", "breakdown", "vendors", "payments", "quality")
+VIEW_FILES = ("scoped_facts", "panel", "series", "breakdown", "vendors", "payments", "quality")
 
 
 class WarehouseMissing(RuntimeError):
@@ -127,8 +127,12 @@ class Warehouse:
 
     def is_current_code(self) -> bool:
         with self.cursor() as cur:
-            row = cur.execute("select value from warehouse_info where key = 'code_fingerprint'").fetchall()
-        return bool(row) and row[0][0] == code_fingerprint()
+            row = cur.execute(
+                "select value from warehouse_info where key = 'code_fingerprint'"
+                if cur.execute("select count(*) from duckdb_tables() where table_name = 'warehouse_info'").fetchall()[0][0]
+                else "select null"
+            ).fetchall()
+        return row[0][0] == code_fingerprint()
 
     def upgrade_if_stale(self) -> bool:
         """Publish a migrated copy when the code has new migrations or views; True if it did."""

@@ -69,3 +69,6 @@ def snapshot(warehouse: Warehouse) -> dict[str, list]:
     )
     with warehouse.cursor() as cur:
         return {t: sorted(map(repr, cur.execute(f"select * from {t}").fetchall())) for t in tables}
+
+
+SESSIONS_SAMPLE = SAMPLES / "sessions.csv"

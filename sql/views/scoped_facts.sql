@@ -50,11 +50,13 @@ create or replace macro dimension_value(name, f) as
 -- and a proportion (of 0/1 values) are plain averages, a median (growth percentiles) is
 -- the median. Numerator and denominator are what a p-chart or an interval needs; for a
 -- mean or a median the denominator counts observations.
+-- A case evaluates every aggregate in it; the filters keep the ones not needed (a median
+-- is costly) from seeing any rows.
 create or replace macro metric_value(aggregation, value, denominator) as
     case aggregation
-        when 'rate' then sum(value) / nullif(sum(denominator), 0)
-        when 'median' then median(value)
-        else avg(value)
+        when 'rate' then sum(value) filter (where aggregation = 'rate') / nullif(sum(denominator), 0)
+        when 'median' then median(value) filter (where aggregation = 'median')
+        else avg(value) filter (where aggregation not in ('rate', 'median'))
     end;
 
 create or replace macro metric_denominator(aggregation, denominator) as

@@ -1,0 +1,183 @@
+"""The query layer: scope on every view, closed lists, bound values, small cells hidden."""
+
+import itertools
+import math
+
+import pandas as pd
+import pytest
+
+from conftest import DEMO_STUDENTS
+from ciboard.access import ANALYST, Scope, ScopeError
+from ciboard.queries import DIMENSIONS, VIEWS, QueryError, run
+
+VENDOR_IDS = ["V1", "V2", "V3", "V4", "V5", "V6"]
+FACILITATOR = Scope("facilitator")
+
+INJECTIONS = [
+    "'; drop table facts; --",
+    "V1' or '1'='1",
+    "V2\" or 1=1 --",
+    "1) union all select * from students --",
+    "x'); delete from facts where ('1'='1",
+    "$scope_vendor",
+    "?",
+    "%' or vendor_id like '%",
+]
+
+
+def params_for(view: str) -> dict:
+    needed = {"metric": "tutoring_attendance_rate", "by": "school_id"}
+    return {name: value for name, value in needed.items() if name in VIEWS[view].required}
+
+
+def vendors_in(frame: pd.DataFrame) -> set:
+    return set(frame["vendor_id"].dropna()) if "vendor_id" in frame else set()
+
+
+@pytest.mark.parametrize("vendor", VENDOR_IDS)
+def test_a_vendor_sees_only_its_own_rows_in_every_view(demo_warehouse, vendor):
+    scope = Scope("vendor", vendor)
+    for view in VIEWS:
+        params = params_for(view)
+        frame = run(demo_warehouse, view, scope, params)
+        assert vendors_in(frame) <= {vendor}, view
+    by_vendor = run(demo_warehouse, "breakdown", scope, {"metric": "dosage_met", "by": "vendor_id"})
+    assert list(by_vendor["vendor_id"]) == [vendor]
+    assert list(run(demo_warehouse, "vendors", scope, {"metric": "sgp"})["vendor_id"]) == [vendor]
+    # A series of the vendor's scope is exactly the analyst's series filtered to that vendor.
+    mine = run(demo_warehouse, "series", scope, {"metric": "tutoring_attendance_rate"})
+    theirs = run(demo_warehouse, "series", ANALYST, {"metric": "tutoring_attendance_rate", "vendor_id": vendor})
+    pd.testing.assert_frame_equal(mine, theirs)
+
+
+@pytest.mark.parametrize("vendor", ["V1", "V4"])
+def test_asking_for_another_vendor_is_refused_without_naming_it(demo_warehouse, vendor):
+    scope = Scope("vendor", vendor)
+    others = [v for v in VENDOR_IDS if v != vendor]
+    for asked in [others[0], ",".join(others), [vendor, others[1]], f"{vendor},{others[2]}"]:
+        for view in ("series", "breakdown", "vendors"):
+            with pytest.raises(ScopeError) as caught:
+                run(demo_warehouse, view, scope, {**params_for(view), "vendor_id": asked})
+            assert not any(other in str(caught.value) for other in others)
+    own = run(demo_warehouse, "vendors", scope, {"metric": "dosage_met", "vendor_id": vendor})
+    assert list(own["vendor_id"]) == [vendor]
+
+
+@pytest.mark.parametrize("vendor", ["V2", "V5"])
+def test_injection_strings_through_every_parameter_of_every_view(demo_warehouse, vendor):
+    scope = Scope("vendor", vendor)
+    with demo_warehouse.cursor() as cur:
+        facts_before = cur.execute("select count(*) from facts").fetchall()[0][0]
+    for view, spec in VIEWS.items():
+        for name, text in itertools.product(spec.params, INJECTIONS):
+            params = {**params_for(view), name: text}
+            try:
+                frame = run(demo_warehouse, view, scope, params)
+            except (QueryError, ScopeError):
+                continue
+            # Whatever got through was a bound value: it matched nothing it should not have.
+            assert vendors_in(frame) <= {vendor}, (view, name, text)
+            if name in DIMENSIONS and name != "vendor_id":
+                assert frame.empty, (view, name, text)
+    with demo_warehouse.cursor() as cur:
+        assert cur.execute("select count(*) from facts").fetchall()[0][0] == facts_before
+
+
+@pytest.mark.parametrize(
+    ("view", "params", "message"),
+    [
+        ("trends", {}, "the views are series, breakdown, vendors, panel, payments, quality"),
+        ("series", {}, "view series needs metric"),
+        ("series", {"metric": "attendance"}, "the metrics are dosage_met, dosage_minutes"),
+        ("series", {"metric": "sgp", "grain": "year"}, "the grains are week, month, window"),
+        ("series", {"metric": "sgp", "colour": "red"}, "unknown parameter(s) colour for view series; it takes metric, grain"),
+        ("breakdown", {"metric": "sgp", "by": "ethnicity"}, "the dimensions are vendor_id, school_id, grade"),
+        ("breakdown", {"metric": "sgp", "by": "grade", "by2": "grade"}, "different dimensions"),
+        ("series", {"metric": "sgp", "start": "yesterday"}, "start must be an ISO date"),
+        ("series", {"metric": "sgp", "start": "2026-01-01", "end": "2025-01-01"}, "is after end"),
+        ("series", {"metric": "sgp", "english_learner": "sometimes"}, "english_learner must be true or false"),
+        ("series", {"metric": "sgp", "grade": "third"}, "grade must be whole numbers"),
+        ("series", {"metric": "sgp", "min_dosage_share": "1.5"}, "from 0 to 1"),
+        ("payments", {"metric": "sgp"}, "it takes end"),
+    ],
+)
+def test_bad_requests_say_what_is_valid(demo_warehouse, view, params, message):
+    with pytest.raises(QueryError) as caught:
+        run(demo_warehouse, view, ANALYST, params)
+    assert message in str(caught.value)
+
+
+def test_breakdown_columns_are_named_after_their_dimensions(demo_warehouse):
+    one = run(demo_warehouse, "breakdown", ANALYST, {"metric": "proficient", "by": "grade"})
+    two = run(demo_warehouse, "breakdown", ANALYST, {"metric": "proficient", "by": "english_learner", "by2": "vendor_id"})
+    assert list(one.columns[:3]) == ["grade", "value", "n"]
+    assert list(one["grade"]) == [3, 4, 5, 6, 7, 8]
+    assert list(two.columns[:4]) == ["english_learner", "vendor_id", "value", "n"]
+    assert set(two["english_learner"]) == {True, False}
+
+
+def test_breakdown_values_add_up_to_the_whole(demo_warehouse):
+    whole = run(demo_warehouse, "vendors", ANALYST, {"metric": "tutoring_attendance_rate"})
+    parts = run(demo_warehouse, "breakdown", ANALYST, {"metric": "tutoring_attendance_rate", "by": "vendor_id", "by2": "gender"})
+    sums = parts.groupby("vendor_id")[["numerator", "denominator", "n"]].sum()
+    for row in whole.itertuples():
+        assert sums.loc[row.vendor_id, "numerator"] == row.numerator
+        assert sums.loc[row.vendor_id, "n"] == row.n  # each student has one gender
+        assert math.isclose(row.value, row.numerator / row.denominator)
+
+
+def test_filters_combine(demo_warehouse):
+    everyone = run(demo_warehouse, "vendors", ANALYST, {"metric": "dosage_met"})
+    some = run(
+        demo_warehouse,
+        "vendors",
+        ANALYST,
+        {"metric": "dosage_met", "grade": "3,4", "english_learner": "false", "start": "2025-10-01", "end": "2025-12-31"},
+    )
+    assert (some.set_index("vendor_id")["n"] < everyone.set_index("vendor_id")["n"]).all()
+    # Native values and the text of a URL or the CLI mean the same thing.
+    pd.testing.assert_frame_equal(
+        run(demo_warehouse, "vendors", ANALYST, {"metric": "dosage_met", "grade": [3, 4], "english_learner": False}),
+        run(demo_warehouse, "vendors", ANALYST, {"metric": "dosage_met", "grade": "3,4", "english_learner": "no"}),
+    )
+
+
+def test_the_dosage_filter_keeps_students_who_got_the_tutoring(demo_warehouse):
+    everyone = run(demo_warehouse, "series", ANALYST, {"metric": "tutoring_attendance_rate", "grain": "month"})
+    dosed = run(
+        demo_warehouse, "series", ANALYST, {"metric": "tutoring_attendance_rate", "grain": "month", "min_dosage_share": 0.6}
+    )
+    assert (dosed["n"] < everyone["n"]).all()
+    assert (dosed["value"] > everyone["value"]).all()
+
+
+def test_small_cells_are_hidden_for_everyone_but_analysts(demo_warehouse):
+    params = {"metric": "proficient", "by": "school_id", "by2": "race_ethnicity"}
+    analyst = run(demo_warehouse, "breakdown", ANALYST, params)
+    facilitator = run(demo_warehouse, "breakdown", FACILITATOR, params)
+    small = analyst["n"] < demo_warehouse.settings.min_cell_size
+    assert small.any() and (~small).any()
+    assert analyst["value"].notna().all() and not analyst["suppressed"].any()
+    assert (analyst["small_cell"] == small).all()
+    assert facilitator.loc[small, ["value", "numerator", "denominator", "sd"]].isna().all().all()
+    assert facilitator["suppressed"].equals(small)
+    pd.testing.assert_series_equal(facilitator.loc[~small, "value"], analyst.loc[~small, "value"])
+
+
+def test_series_grains(demo_warehouse):
+    weeks = run(demo_warehouse, "series", ANALYST, {"metric": "school_attendance_rate", "grain": "week"})
+    months = run(demo_warehouse, "series", ANALYST, {"metric": "school_attendance_rate", "grain": "month"})
+    windows = run(demo_warehouse, "series", ANALYST, {"metric": "sgp", "grain": "window"})
+    assert len(weeks) > 35 and 9 <= len(months) <= 11 and len(windows) == 3
+    assert all(d.day == 1 for d in months["period_start"])
+    assert weeks["numerator"].sum() == months["numerator"].sum()
+    assert (weeks["n"] <= DEMO_STUDENTS).all()
+
+
+def test_a_panel_is_the_series_of_each_group(demo_warehouse):
+    panel = run(demo_warehouse, "panel", ANALYST, {"metric": "dosage_met", "grain": "month", "by": "vendor_id"})
+    for vendor, rows in panel.groupby("vendor_id"):
+        alone = run(demo_warehouse, "series", ANALYST, {"metric": "dosage_met", "grain": "month", "vendor_id": vendor})
+        assert list(rows["period_start"]) == list(alone["period_start"])
+        assert list(rows["numerator"]) == list(alone["numerator"])
+        assert list(rows["n"]) == list(alone["n"])

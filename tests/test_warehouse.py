@@ -1,0 +1,133 @@
+"""The warehouse: migrations, atomic publishing, and readers that never wait on a writer."""
+
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from conftest import SESSIONS_SAMPLE, make_warehouse, sample_submissions
+from ciboard.ingest import Submission, ingest
+from ciboard.queries import run
+from ciboard.access import ANALYST
+from ciboard.warehouse import POINTER, WarehouseMissing, code_fingerprint, migrations
+
+
+def test_a_new_warehouse_gets_every_migration(warehouse):
+    with warehouse.cursor() as cur:
+        applied = [v for (v,) in cur.execute("select version from schema_migrations order by version").fetchall()]
+        metrics = cur.execute("select count(*) from metrics").fetchall()[0][0]
+        weeks = cur.execute("select min(week_start), max(week_start), count(*) from calendar_weeks").fetchall()[0]
+    assert applied == [number for number, _, _ in migrations()]
+    assert metrics == 12
+    assert str(weeks[0]) == "2025-08-04" and weeks[0].weekday() == 0 and weeks[2] == 52
+    assert warehouse.is_current_code()
+
+
+def test_an_older_warehouse_is_upgraded_and_keeps_its_data(tmp_path):
+    # An older file: only the first migration, an old view, a row of data.
+    directory = tmp_path / "data" / "warehouse"
+    directory.mkdir(parents=True)
+    con = duckdb.connect(str(directory / "wh-000001.duckdb"))
+    con.execute("create table schema_migrations (version integer primary key, name varchar not null, applied_at timestamp not null)")
+    number, name, sql = migrations()[0]
+    con.execute(sql)
+    con.execute("insert into schema_migrations values (?, ?, now())", [number, name])
+    con.execute("insert into vendors values ('V1', 'BrightPath', 1)")
+    con.close()
+    (directory / POINTER).write_text("wh-000001.duckdb")
+    warehouse = make_warehouse(tmp_path / "data")
+
+    assert not warehouse.is_current_code()
+    assert warehouse.upgrade_if_stale()
+    with warehouse.cursor() as cur:
+        applied = [v for (v,) in cur.execute("select version from schema_migrations order by version").fetchall()]
+        vendors = cur.execute("select * from vendors").fetchall()
+        fingerprint = cur.execute("select value from warehouse_info where key = 'code_fingerprint'").fetchall()
+    assert applied == [n for n, _, _ in migrations()]
+    assert vendors == [("V1", "BrightPath", 1)]
+    assert fingerprint == [(code_fingerprint(),)]
+    assert warehouse.version() == "wh-000002"
+    assert not warehouse.upgrade_if_stale(), "a current warehouse was upgraded again"
+
+
+def test_a_failed_write_publishes_nothing(loaded):
+    version = loaded.version()
+    with pytest.raises(RuntimeError):
+        with loaded.publish() as con:
+            con.execute("delete from facts")
+            raise RuntimeError("the ingest failed half way")
+    assert loaded.version() == version
+    assert not list(loaded.directory.glob("*.building*"))
+    with loaded.cursor() as cur:
+        assert cur.execute("select count(*) from facts").fetchall()[0][0] > 0
+
+
+def test_old_versions_are_deleted_but_the_newest_kept(loaded):
+    for _ in range(4):
+        with loaded.publish():
+            pass
+    files = sorted(p.name for p in loaded.directory.glob("wh-*.duckdb"))
+    assert len(files) == loaded.settings.keep_versions
+    assert files[-1] == loaded.version() + ".duckdb"
+
+
+def test_no_warehouse_says_how_to_make_one(tmp_path):
+    with pytest.raises(WarehouseMissing, match="run 'ciboard demo' or 'ciboard init' first"):
+        make_warehouse(tmp_path).version()
+
+
+def test_readers_keep_reading_while_another_process_ingests(loaded, tmp_path):
+    """Eight reader threads query throughout four publishes by another process: no errors, and
+    every answer is one whole version (never half an ingest)."""
+    script = tmp_path / "ingest_four.py"
+    script.write_text(
+        f"""
+import sys
+from pathlib import Path
+from datetime import date, timedelta
+sys.path.insert(0, {str(Path(__file__).parent)!r})
+from conftest import make_warehouse, write_csv
+from ciboard.ingest import Submission, ingest
+w = make_warehouse(Path({str(loaded.settings.data_dir)!r}))
+for week in range(1, 5):
+    monday = date(2025, 9, 15) + timedelta(weeks=week)
+    path = write_csv(Path({str(tmp_path)!r}) / f"week{{week}}.csv",
+        "student_id,session_date,tutor_id,group_size,scheduled_minutes,attended_minutes",
+        f"ST0000001,{{monday}},V1-T001,3,40,40", f"ST0000002,{{monday}},V1-T001,3,40,0")
+    ingest(w, [Submission(path, "sessions", "V1")])
+"""
+    )
+    errors: list[BaseException] = []
+    seen: dict[str, set[int]] = {}
+    stop = threading.Event()
+
+    def read() -> None:
+        while not stop.is_set():
+            try:
+                frame = run(loaded, "series", ANALYST, {"metric": "tutoring_attendance_rate"})
+                seen.setdefault(frame.attrs["version"], set()).add(len(frame))
+            except BaseException as error:  # noqa: BLE001 - any failure is what this test looks for
+                errors.append(error)
+
+    readers = [threading.Thread(target=read) for _ in range(8)]
+    for reader in readers:
+        reader.start()
+    writer = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300)
+    stop.set()
+    for reader in readers:
+        reader.join()
+    assert writer.returncode == 0, writer.stderr
+    assert errors == []
+    # Each version shows exactly one week count: a reader never saw a partial ingest.
+    assert all(len(counts) == 1 for counts in seen.values()), seen
+    final = run(loaded, "series", ANALYST, {"metric": "tutoring_attendance_rate"})
+    assert len(final) == 5
+
+
+def test_samples_are_the_documented_order(loaded):
+    """The README tells users to load the samples in this order; it must work as written."""
+    assert [s.kind for s in sample_submissions()][:5] == ["schools", "vendors", "contracts", "annotations", "roster"]
+    assert SESSIONS_SAMPLE.exists()
