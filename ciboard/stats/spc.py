@@ -17,8 +17,14 @@ columns, so a page can draw any of them the same way:
 - target: the target, where one was given.
 
 xmr adds moving_range; p_chart and u_chart add n, the denominator.
+
+A page draws a chart for every vendor and student group at once (hundreds per
+metric), so each chart is computed in numpy arrays and turned into a DataFrame
+once, at the end: pandas' per-call overhead, not the arithmetic, is the cost
+(bench/bench_stats.py times it).
 """
 
+import functools
 import math
 
 import numpy as np
@@ -37,6 +43,16 @@ D2 = 1.128
 MR_CEILING = 3.267
 RUN = 7
 
+# Labels by code, so a chart's text columns are one lookup rather than a
+# np.select over strings. SIDES is indexed by the signal itself: 1 is "high",
+# -1 (the last entry) is "low", 0 none.
+POINT_TYPES = np.array(
+    ["common_cause", "special_cause_improvement", "special_cause_concern", "special_cause_neutral", None],
+    dtype=object,
+)
+COMMON, IMPROVEMENT, CONCERN, NEUTRAL, MISSING = range(len(POINT_TYPES))
+SIDES = np.array([None, "high", "low"], dtype=object)
+
 
 def xmr(values, *, direction="increase", baseline=None, rebase=None, screen_outliers=False, target=None):
     """Individuals chart, limits at center ± 2.66 x mean moving range.
@@ -49,11 +65,12 @@ def xmr(values, *, direction="increase", baseline=None, rebase=None, screen_outl
     y, index = _floats(values)
     sign = _direction(direction)
     segment = _segments(len(y), rebase)
+    segments = _segment_rows(segment)
     usable = ~np.isnan(y)
     center = np.full(len(y), np.nan)
     spread = np.full(len(y), np.nan)
     moving_range = np.full(len(y), np.nan)
-    for rows in _segment_rows(segment):
+    for rows in segments:
         # A missing value is skipped, not bridged with NaN: the range is taken
         # between the points either side of it, as qicharts2 does.
         points = rows[usable[rows]]
@@ -73,7 +90,7 @@ def xmr(values, *, direction="increase", baseline=None, rebase=None, screen_outl
         spread[rows] = XMR_LIMIT * mean_range
     lower, upper = center - spread, center + spread
     near_lower, near_upper = center - spread * 2 / 3, center + spread * 2 / 3
-    rules = _rules(y, center, lower, upper, near_lower, near_upper, segment, usable, sign)
+    rules = _rules(y, center, lower, upper, near_lower, near_upper, segments, usable, sign)
     excluded = np.zeros(len(y), dtype=bool)
     return _chart(
         index,
@@ -115,10 +132,15 @@ def u_chart(counts, exposures=None, *, direction="increase", baseline=None, reba
 def summary(chart, *, direction, target=None):
     """Making Data Count's two icons for the latest point with a value."""
     sign = _direction(direction)
-    points = chart[chart["value"].notna()]
-    if points.empty:
+    present = np.flatnonzero(pd.notna(chart["value"].to_numpy()))
+    if present.size == 0:
         return {"variation": None, "assurance": None}
-    last = points.iloc[-1]
+    # Read single cells of the latest row rather than slicing the frame: a row
+    # of mixed columns is a new Series, and costs more than the rest together.
+    row = present[-1]
+    last = {column: chart.iat[row, chart.columns.get_loc(column)] for column in ("signal_side", "lower", "upper")}
+    if "target" in chart:
+        last["target"] = chart.iat[row, chart.columns.get_loc("target")]
 
     side = last["signal_side"]
     if pd.isna(side):
@@ -164,8 +186,7 @@ def runs_analysis(values, center=None):
     longest_run = int(_run_lengths(sides).max())
     crossings = int(np.count_nonzero(sides[1:] != sides[:-1]))
     longest_run_max = round(math.log2(useful)) + 3
-    # The 5th percentile of crossings for a random sequence: qbinom(0.05, n - 1, 0.5).
-    crossings_min = int(stats.binom.ppf(0.05, useful - 1, 0.5))
+    crossings_min = _crossings_min(useful)
     return {
         "useful": useful,
         "longest_run": longest_run,
@@ -174,6 +195,14 @@ def runs_analysis(values, center=None):
         "crossings_min": crossings_min,
         "signal": bool(longest_run > longest_run_max or crossings < crossings_min),
     }
+
+
+@functools.lru_cache(maxsize=None)
+def _crossings_min(useful):
+    """The 5th percentile of crossings for a random sequence of `useful` points:
+    qbinom(0.05, n - 1, 0.5). Cached: scipy's ppf costs more than the rest of
+    runs_analysis, and a page asks for the same few lengths over and over."""
+    return int(stats.binom.ppf(0.05, useful - 1, 0.5))
 
 
 def _counts(numerators, denominators):
@@ -190,6 +219,7 @@ def _attribute(x, n, index, variance, ceiling, *, direction, baseline, rebase, e
     """p, p′, u and c charts: center = Σx / Σn, sigma_i = sqrt(variance(center) / n_i)."""
     sign = _direction(direction)
     segment = _segments(len(x), rebase)
+    segments = _segment_rows(segment)
     excluded = _mask(exclude, len(x))
     with np.errstate(invalid="ignore", divide="ignore"):
         y = x / n
@@ -197,7 +227,7 @@ def _attribute(x, n, index, variance, ceiling, *, direction, baseline, rebase, e
     usable = ~np.isnan(y)
     center = np.full(len(y), np.nan)
     sigma = np.full(len(y), np.nan)
-    for rows in _segment_rows(segment):
+    for rows in segments:
         base = _baseline(rows, baseline)
         base = base[usable[base] & ~excluded[base]]
         if base.size == 0:
@@ -215,7 +245,7 @@ def _attribute(x, n, index, variance, ceiling, *, direction, baseline, rebase, e
             sigma[rows] *= np.abs(np.diff(z)).mean() / D2
     lower, upper = np.clip(center - 3 * sigma, 0, ceiling), np.clip(center + 3 * sigma, 0, ceiling)
     near_lower, near_upper = np.clip(center - 2 * sigma, 0, ceiling), np.clip(center + 2 * sigma, 0, ceiling)
-    rules = _rules(y, center, lower, upper, near_lower, near_upper, segment, usable & ~excluded, sign)
+    rules = _rules(y, center, lower, upper, near_lower, near_upper, segments, usable & ~excluded, sign)
     return _chart(
         index,
         {"value": y, "n": n},
@@ -223,17 +253,19 @@ def _attribute(x, n, index, variance, ceiling, *, direction, baseline, rebase, e
     )
 
 
-def _rules(y, center, lower, upper, near_lower, near_upper, segment, ruled, sign):
+def _rules(y, center, lower, upper, near_lower, near_upper, segments, ruled, sign):
     with np.errstate(invalid="ignore"):
         # Strictly beyond a limit; a point on the limit is inside. Excluded
         # points are still compared with the limits (qicharts2 marks them too).
         outside = (y > upper) | (y < lower)
         close = ~outside & ((y > near_upper) | (y < near_lower))
-        sides = np.nan_to_num(np.sign(y - center)).astype(int)
+        sides = np.sign(y - center)
+    sides[np.isnan(sides)] = 0
+    sides = sides.astype(int)
     shift = np.zeros(len(y), dtype=bool)
     trend = np.zeros(len(y), dtype=int)
     two_in_three = np.zeros(len(y), dtype=bool)
-    for rows in _segment_rows(segment):
+    for rows in segments:
         # Rules run within a segment over the points that count, so a missing
         # or excluded point neither breaks a run nor extends one.
         points = rows[ruled[rows]]
@@ -241,25 +273,29 @@ def _rules(y, center, lower, upper, near_lower, near_upper, segment, ruled, sign
         trend[points] = _trend(y[points])
         two_in_three[points] = _two_in_three(close[points], sides[points])
 
-    # One side per point, by NHSRplotthedots' precedence: outside the limits,
-    # then a trend (whose side is its direction, not the side of the center),
-    # then two in three, then a shift.
-    signal = np.select([outside, trend != 0, two_in_three | shift], [sides, trend, sides], 0)
-    point_type = np.select(
-        [signal == 0, np.full(len(y), sign == 0), signal * sign > 0],
-        ["common_cause", "special_cause_neutral", "special_cause_improvement"],
-        "special_cause_concern",
-    ).astype(object)
-    point_type[np.isnan(y)] = None
-    signal_side = np.select([signal > 0, signal < 0], ["high", "low"], "").astype(object)
-    signal_side[signal == 0] = None
+    # One side per point (+1, -1 or 0), by NHSRplotthedots' precedence:
+    # outside the limits, then a trend (whose side is its direction, not the
+    # side of the center), then two in three, then a shift. Each line below
+    # overrides the ones before it, so the rule that comes first comes last.
+    signal = np.where(two_in_three | shift, sides, 0)
+    signal = np.where(trend != 0, trend, signal)
+    signal = np.where(outside, sides, signal)
+    if sign == 0:
+        special = NEUTRAL
+    else:
+        special = np.where(signal * sign > 0, IMPROVEMENT, CONCERN)
+    kind = np.where(signal == 0, COMMON, special)
+    kind[np.isnan(y)] = MISSING
+    text = pd.api.types.pandas_dtype("str")  # resolved once for both columns
     return {
         "outside_limits": outside,
         "shift": shift,
         "trend": trend != 0,
         "two_in_three": two_in_three,
-        "point_type": point_type,
-        "signal_side": signal_side,
+        # Text columns as pandas' string dtype, so a missing label is NaN
+        # whether or not any point signals.
+        "point_type": pd.array(POINT_TYPES[kind], dtype=text),
+        "signal_side": pd.array(SIDES[signal], dtype=text),
     }
 
 
@@ -277,11 +313,14 @@ def _trend(y):
         return direction
     steps = np.sign(np.diff(y)).astype(int)
     long_steps = np.where((steps != 0) & (_run_lengths(steps) >= RUN - 1), steps, 0)
-    right = np.r_[long_steps, 0]
-    left = np.r_[0, long_steps]
-    # A peak or trough ends one trend and starts the next; like NHSRplotthedots
-    # it takes the direction of the later one.
-    return np.where(right != 0, right, left)
+    # Step i runs from point i to point i + 1: each point takes the step that
+    # ends at it, then the step that starts from it where there is one. A peak
+    # or trough ends one trend and starts the next; like NHSRplotthedots it
+    # takes the direction of the later one.
+    direction[1:] = long_steps
+    starting = long_steps != 0
+    direction[:-1][starting] = long_steps[starting]
+    return direction
 
 
 def _two_in_three(close, sides):
@@ -302,8 +341,8 @@ def _run_lengths(x):
     """For each element, the length of the run of equal values it sits in."""
     if len(x) == 0:
         return np.zeros(0, dtype=int)
-    starts = np.flatnonzero(np.r_[True, x[1:] != x[:-1]])
-    lengths = np.diff(np.r_[starts, len(x)])
+    starts = np.flatnonzero(np.concatenate(([True], x[1:] != x[:-1])))
+    lengths = np.diff(starts, append=len(x))
     return np.repeat(lengths, lengths)
 
 
@@ -320,15 +359,17 @@ def _chart(index, leading, center, lower, upper, near_lower, near_upper, rules, 
         "excluded": excluded,
         "target": target,
     }
-    # Text columns as pandas' string dtype, so a missing label is NaN whether or
-    # not any point signals.
-    return pd.DataFrame(columns, index=index).astype({"point_type": "str", "signal_side": "str"})
+    # Every array here was made by this call (_floats copies its input), so
+    # the frame can take them as they are.
+    return pd.DataFrame(columns, index=index, copy=False)
 
 
 def _floats(values):
+    # Always a copy: a chart's columns are these arrays, and must not be the
+    # caller's.
     if isinstance(values, pd.Series):
-        return values.to_numpy(dtype=float, na_value=np.nan), values.index
-    array = np.asarray(values, dtype=float)
+        return values.to_numpy(dtype=float, na_value=np.nan, copy=True), values.index
+    array = np.array(values, dtype=float)
     if array.ndim != 1:
         raise ValueError("expected a one-dimensional series of values")
     return array, pd.RangeIndex(len(array))
