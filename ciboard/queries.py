@@ -31,7 +31,17 @@ BOOLEAN_DIMENSIONS = ("econ_disadvantaged", "english_learner", "special_educatio
 GRAINS = ("week", "month", "window")
 FILTERS = ("start", "end", "min_dosage_share", *DIMENSIONS)
 MEASURES = ("value", "numerator", "denominator", "sd")
-DATE_COLUMNS = ("period_start", "period_end", "due_on", "contract_starts_on", "contract_ends_on", "counted_until")
+DATE_COLUMNS = (
+    "period_start",
+    "period_end",
+    "due_on",
+    "contract_starts_on",
+    "contract_ends_on",
+    "counted_until",
+    "starts_on",
+    "ends_on",
+    "last_week_attended",
+)
 
 
 @dataclass(frozen=True)
@@ -40,6 +50,7 @@ class View:
     description: str
     params: tuple[str, ...]
     required: tuple[str, ...] = ()
+    students: bool = False  # rows are students: analysts only
 
 
 VIEWS = {
@@ -63,6 +74,28 @@ VIEWS = {
             "one metric over time per value of one or two dimensions: period_start, a column per dimension, value, n",
             ("metric", "grain", "by", "by2", *FILTERS),
             ("metric", "by"),
+        ),
+        View("choices", "per dimension, the values the filter bar offers, with labels and students", ()),
+        View("events", "annotations a chart should mark: dated events, breaks, program changes", ("start", "end")),
+        View("rejections", "every problem of every rejected submission, with its file", ("start", "end")),
+        View(
+            "coverage",
+            "per weekly metric and week: students enrolled, students with data, coverage",
+            ("start", "end", "vendor_id", "school_id", "grade"),
+        ),
+        View(
+            "absent_students",
+            "students below max_rate tutoring attendance over the last `weeks` weeks up to `end` (analysts only)",
+            ("max_rate", "weeks", "end", *DIMENSIONS),
+            ("max_rate",),
+            students=True,
+        ),
+        View(
+            "student_values",
+            "per student, a metric and metric_y over the dates (analysts only)",
+            ("metric", "metric_y", *FILTERS),
+            ("metric", "metric_y"),
+            students=True,
         ),
         View(
             "payments",
@@ -103,6 +136,8 @@ def run(
     missing = [p for p in spec.required if p not in given]
     if missing:
         raise QueryError(f"view {view} needs {', '.join(missing)}")
+    if spec.students and scope.role != "analyst":
+        raise ScopeError(f"{view} lists students, which only analysts may see")
 
     version = warehouse.version()
     with warehouse.cursor(version) as cur:
@@ -129,6 +164,20 @@ SQL = {
         f"select * from panel($metric, grain := $grain, by_dimension := $by, by_dimension_2 := $by2, {_FILTER_ARGS})"
     ),
     "payments": "select * from payments(scope_vendor := $scope_vendor, as_of := $end)",
+    "choices": "select * from choices(scope_vendor := $scope_vendor)",
+    "events": "select * from events(scope_vendor := $scope_vendor, start_date := $start, end_date := $end)",
+    "rejections": "select * from rejections(scope_vendor := $scope_vendor, start_date := $start, end_date := $end)",
+    "coverage": (
+        "select * from coverage(scope_vendor := $scope_vendor, start_date := $start, end_date := $end,"
+        " filters := $filters::map(varchar, varchar[]))"
+    ),
+    "absent_students": (
+        "select * from absent_students($max_rate, weeks := $weeks, scope_vendor := $scope_vendor,"
+        " end_date := $end, filters := $filters::map(varchar, varchar[]))"
+    ),
+    "student_values": (
+        f"select * from student_values($metric, $metric_y, {_FILTER_ARGS})"
+    ),
     "quality": (
         "select * from quality(scope_vendor := $scope_vendor, start_date := $start, end_date := $end, as_of := $today)"
     ),
@@ -141,11 +190,16 @@ def _bind(spec: View, given: dict[str, Any], scope: Scope, metrics: set[str], to
         if asked is not None and _as_list(asked) != [scope.vendor_id]:
             raise ScopeError(f"this account sees only its own vendor, {scope.vendor_id}")
     bound: dict[str, Any] = {"scope_vendor": scope.vendor_id if scope.role == "vendor" else None}
-    if "metric" in spec.params:
-        metric = str(given["metric"])
-        if metric not in metrics:
-            raise QueryError(f"unknown metric {metric!r}; the metrics are {', '.join(sorted(metrics))}")
-        bound["metric"] = metric
+    for name in ("metric", "metric_y"):
+        if name in spec.params:
+            metric = str(given[name])
+            if metric not in metrics:
+                raise QueryError(f"unknown metric {metric!r}; the metrics are {', '.join(sorted(metrics))}")
+            bound[name] = metric
+    if "max_rate" in spec.params:
+        bound["max_rate"] = _as_number("max_rate", given["max_rate"], 0, 1)
+    if "weeks" in spec.params:
+        bound["weeks"] = int(_as_number("weeks", given.get("weeks", 4), 1, 60))
     if "grain" in spec.params:
         grain = str(given.get("grain", "week"))
         if grain not in GRAINS:
@@ -167,20 +221,23 @@ def _bind(spec: View, given: dict[str, Any], scope: Scope, metrics: set[str], to
             raise QueryError(f"start {bound['start']} is after end {bound['end']}")
     if "min_dosage_share" in spec.params:
         share = given.get("min_dosage_share")
-        if share is not None:
-            try:
-                share = float(share)
-            except (TypeError, ValueError):
-                raise QueryError(f"min_dosage_share must be a number from 0 to 1, not {share!r}") from None
-            if not 0 <= share <= 1:
-                raise QueryError(f"min_dosage_share must be from 0 to 1, not {share}")
-        bound["min_dosage_share"] = share
-    if "vendor_id" in spec.params:
+        bound["min_dosage_share"] = None if share is None else _as_number("min_dosage_share", share, 0, 1)
+    if any(d in spec.params for d in DIMENSIONS):
         filters = {d: _filter_values(d, given[d]) for d in DIMENSIONS if d in given}
         bound["filters"] = {"key": list(filters), "value": list(filters.values())}
     if spec.name == "quality":
         bound["today"] = today
     return bound
+
+
+def _as_number(name: str, value: Any, low: float, high: float) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise QueryError(f"{name} must be a number from {low:g} to {high:g}, not {value!r}") from None
+    if not low <= number <= high:
+        raise QueryError(f"{name} must be from {low:g} to {high:g}, not {number:g}")
+    return number
 
 
 def _as_list(value: Any) -> list:
@@ -231,8 +288,9 @@ def _shape(view: str, frame: pd.DataFrame, given: dict[str, Any]) -> pd.DataFram
             frame = frame.drop(columns="group_2")
     for dimension in DIMENSIONS:
         if dimension in frame.columns:
-            if dimension in BOOLEAN_DIMENSIONS:
-                frame[dimension] = frame[dimension].map({"true": True, "false": False})
+            if dimension in BOOLEAN_DIMENSIONS and frame[dimension].dtype != bool:
+                # Grouped dimensions come back as text; a student's own flags are already booleans.
+                frame[dimension] = frame[dimension].map({"true": True, "false": False, True: True, False: False})
             elif dimension == "grade":
                 frame[dimension] = frame[dimension].astype("Int64")
     for column in frame.columns:

@@ -28,7 +28,21 @@ POINTER = "CURRENT"
 VERSION_FILE = re.compile(r"wh-(\d{6})\.duckdb")
 
 # Table macros bind when created, so a view comes after the views it reads from.
-VIEW_FILES = ("scoped_facts", "panel", "series", "breakdown", "vendors", "payments", "quality")
+VIEW_FILES = (
+    "scoped_facts",
+    "panel",
+    "series",
+    "breakdown",
+    "vendors",
+    "payments",
+    "quality",
+    "choices",
+    "events",
+    "rejections",
+    "coverage",
+    "absent_students",
+    "student_values",
+)
 
 
 class WarehouseMissing(RuntimeError):

@@ -26,7 +26,7 @@ INJECTIONS = [
 
 
 def params_for(view: str) -> dict:
-    needed = {"metric": "tutoring_attendance_rate", "by": "school_id"}
+    needed = {"metric": "tutoring_attendance_rate", "by": "school_id", "metric_y": "sgp", "max_rate": 0.5}
     return {name: value for name, value in needed.items() if name in VIEWS[view].required}
 
 
@@ -37,8 +37,12 @@ def vendors_in(frame: pd.DataFrame) -> set:
 @pytest.mark.parametrize("vendor", VENDOR_IDS)
 def test_a_vendor_sees_only_its_own_rows_in_every_view(demo_warehouse, vendor):
     scope = Scope("vendor", vendor)
-    for view in VIEWS:
+    for view, spec in VIEWS.items():
         params = params_for(view)
+        if spec.students:
+            with pytest.raises(ScopeError):
+                run(demo_warehouse, view, scope, params)
+            continue
         frame = run(demo_warehouse, view, scope, params)
         assert vendors_in(frame) <= {vendor}, view
     by_vendor = run(demo_warehouse, "breakdown", scope, {"metric": "dosage_met", "by": "vendor_id"})
@@ -86,7 +90,7 @@ def test_injection_strings_through_every_parameter_of_every_view(demo_warehouse,
 @pytest.mark.parametrize(
     ("view", "params", "message"),
     [
-        ("trends", {}, "the views are series, breakdown, vendors, panel, payments, quality"),
+        ("trends", {}, "the views are series, breakdown, vendors, panel, choices, events, rejections, coverage"),
         ("series", {}, "view series needs metric"),
         ("series", {"metric": "attendance"}, "the metrics are dosage_met, dosage_minutes"),
         ("series", {"metric": "sgp", "grain": "year"}, "the grains are week, month, window"),
@@ -181,3 +185,50 @@ def test_a_panel_is_the_series_of_each_group(demo_warehouse):
         assert list(rows["period_start"]) == list(alone["period_start"])
         assert list(rows["numerator"]) == list(alone["numerator"])
         assert list(rows["n"]) == list(alone["n"])
+
+
+def test_choices_offer_only_what_the_scope_holds(demo_warehouse):
+    everyone = run(demo_warehouse, "choices", ANALYST)
+    mine = run(demo_warehouse, "choices", Scope("vendor", "V2"))
+    assert set(everyone[everyone.dimension == "vendor_id"].value) == set(VENDOR_IDS)
+    assert list(mine[mine.dimension == "vendor_id"].value) == ["V2"]
+    assert list(mine[mine.dimension == "vendor_id"].label) == ["Lumen Learning Partners"]
+    schools = set(mine[mine.dimension == "school_id"].value)
+    assert schools and schools < set(everyone[everyone.dimension == "school_id"].value)
+    bands = list(everyone[everyone.dimension == "baseline_band"].value)
+    assert bands == ["well below", "below", "near", "above"]
+    [year] = everyone[everyone.dimension == "school_year"].to_dict(orient="records")
+    assert year["value"] == "2025-26" and year["students"] == DEMO_STUDENTS
+
+
+def test_a_vendor_sees_district_events_and_its_own_only(demo_warehouse):
+    everyone = run(demo_warehouse, "events", ANALYST)
+    v2 = run(demo_warehouse, "events", Scope("vendor", "V2"))
+    assert "V1" in set(everyone.vendor_id.dropna())
+    assert v2.vendor_id.isna().all() and len(v2) == len(everyone) - 1
+
+
+def test_rejections_name_file_row_column_and_reason(demo_warehouse):
+    problems = run(demo_warehouse, "rejections", ANALYST)
+    assert set(problems.vendor_id) == {"V2"} and problems.file_name.str.endswith("_first_try.csv").all()
+    assert {"session_date", "attended_minutes", "student_id"} <= set(problems.column_name)
+    assert run(demo_warehouse, "rejections", Scope("vendor", "V4")).empty
+
+
+def test_coverage_is_a_share_of_enrolled_students(demo_warehouse):
+    coverage = run(demo_warehouse, "coverage", ANALYST, {"start": "2025-10-01", "end": "2025-12-31"})
+    assert coverage.coverage.between(0, 1).all()
+    assert (coverage.with_data <= coverage.enrolled).all()
+    sessions = coverage[coverage.metric_id == "tutoring_attendance_rate"]
+    assert sessions.coverage.median() > 0.9
+
+
+def test_student_rows_are_for_analysts_only(demo_warehouse):
+    absent = run(demo_warehouse, "absent_students", ANALYST, {"max_rate": 0.5, "weeks": 4})
+    assert not absent.empty and (absent.attendance_rate < 0.5).all()
+    values = run(demo_warehouse, "student_values", ANALYST, {"metric": "sel_identity", "metric_y": "sgp"})
+    assert len(values) > DEMO_STUDENTS / 2 and values.student_key.is_unique
+    for scope in (FACILITATOR, Scope("vendor", "V1")):
+        for view, params in (("absent_students", {"max_rate": 0.5}), ("student_values", {"metric": "sgp", "metric_y": "sel_identity"})):
+            with pytest.raises(ScopeError, match="only analysts"):
+                run(demo_warehouse, view, scope, params)
