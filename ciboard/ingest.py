@@ -544,10 +544,18 @@ def find_problems(
     )
 
     context = "(select $vendor::varchar as submitting_vendor, $today::date as today) as context"
-    queries = [
-        f"select _row, '{column}', {column}__raw, '{reason.replace(chr(39), chr(39) * 2)}'"
-        f" from {typed} as staged, {context} where {condition}"
+    # Every row check in one pass over the file: each row collects the problems it has.
+    found = ",\n".join(
+        f"case when {condition} then {{'column_name': '{column}', 'value': {column}__raw,"
+        f" 'reason': '{reason.replace(chr(39), chr(39) * 2)}'}} end"
         for column, condition, reason in checks
+    )
+    queries = [
+        f"""select _row, problem.column_name, problem.value, problem.reason
+        from (
+            select _row, unnest(list_filter([{found}], lambda p: p is not null)) as problem
+            from {typed} as staged, {context}
+        )"""
     ]
     key_list = ", ".join(f'"{k}"' for k in kind.key)
     key_text = " || ', ' || ".join(f"coalesce(\"{k}\"::varchar, '')" for k in kind.key)
