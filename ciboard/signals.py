@@ -82,8 +82,9 @@ def signals(
 
     Charts are drawn for the district, each vendor, each student group, and each group
     within each vendor, all within `scope`. Without `since`, only each chart's latest
-    period counts. Concerns rank first, then improvements, each by how far past the
-    centre the point lies. Cells hidden by small-cell suppression never signal.
+    period counts. Concerns rank first, then improvements; within each, whole-district and
+    whole-vendor signals before those of one group, then by how far past the centre the
+    point lies. Cells hidden by small-cell suppression never signal.
     """
     catalogue = data_map(warehouse).set_index("metric_id")
     chosen = list(metrics) if metrics is not None else list(catalogue.index)
@@ -102,8 +103,14 @@ def signals(
         return pd.DataFrame(columns=SIGNAL_COLUMNS)
     result = pd.DataFrame(found)[SIGNAL_COLUMNS]
     order = {"special_cause_concern": 0, "special_cause_improvement": 1, "special_cause_neutral": 2}
-    result["_order"] = result["point_type"].map(order)
-    return result.sort_values(["_order", "strength", "n"], ascending=[True, False, False]).drop(columns="_order").reset_index(drop=True)
+    # A whole district's or vendor's signal concerns every student behind it: it comes before
+    # the same kind of signal in one group.
+    ranked = result.assign(_order=result["point_type"].map(order), _group=result["dimension"].notna())
+    return (
+        ranked.sort_values(["_order", "_group", "strength", "n"], ascending=[True, True, False, False])
+        .drop(columns=["_order", "_group"])
+        .reset_index(drop=True)
+    )
 
 
 SIGNAL_COLUMNS = [

@@ -72,3 +72,129 @@ def snapshot(warehouse: Warehouse) -> dict[str, list]:
 
 
 SESSIONS_SAMPLE = SAMPLES / "sessions.csv"
+
+
+ROOT = Path(__file__).resolve().parent.parent
+MEDIA: list = []  # the media stores of AppTest runs, newest last, for reading downloads
+
+
+@pytest.fixture
+def dashboard(demo_warehouse, monkeypatch):
+    """The dashboard reads the demo warehouse; caches start empty (AppTest shares them)."""
+    import streamlit as st
+
+    from ciboard.settings import get_settings
+
+    import streamlit.testing.v1.app_test as app_test
+    from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
+
+    class RecordedMedia(MemoryMediaFileStorage):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            MEDIA.append(self)
+
+    monkeypatch.setattr(app_test, "MemoryMediaFileStorage", RecordedMedia)
+    monkeypatch.setenv("CIBOARD_DATA_DIR", str(demo_warehouse.settings.data_dir))
+    get_settings.cache_clear()
+    # Cached answers are keyed by the warehouse file, so they can be shared across tests of one
+    # warehouse; the warehouse resource itself is per data dir, so it is dropped.
+    st.cache_resource.clear()
+    yield demo_warehouse
+    get_settings.cache_clear()
+
+
+def open_page(path: str, *, query: dict | None = None, state: dict | None = None):
+    """Opens the app at one page, as a user following a link with these query parameters.
+
+    Filters are query parameters: AppTest loses the sidebar's elements after the first
+    run of an app with st.navigation, but the values it set live on.
+    """
+    from streamlit.testing.v1 import AppTest
+
+    app = AppTest.from_file(str(ROOT / "app.py"), default_timeout=90)
+    app.query_params.update(query or {})
+    for key, value in (state or {}).items():
+        app.session_state[key] = value
+    app.run()
+    assert not app.exception, [e.value for e in app.exception]
+    app.switch_page(path).run()
+    assert not app.exception, [e.value for e in app.exception]
+    return app
+
+
+VENDOR_LABELS = {
+    "V1": "V1 · BrightPath Tutoring",
+    "V2": "V2 · Lumen Learning Partners",
+    "V3": "V3 · Keystone Math Corps",
+    "V4": "V4 · Northstar Readers",
+    "V5": "V5 · Cardinal Tutors",
+    "V6": "V6 · Summit Peer Tutoring",
+}
+
+
+def figures(app) -> list[dict]:
+    """The plotly figures a page drew, as JSON dicts."""
+    import json
+
+    return [json.loads(chart.proto.spec) for chart in app.get("plotly_chart")]
+
+
+def downloads(app) -> dict[str, bytes]:
+    """What each download button of the latest run would give the user, by its key."""
+    storage = MEDIA[-1]
+    found = {}
+    for button in app.get("download_button"):
+        file_id = button.proto.url.rsplit("/", 1)[-1].split(".")[0]
+        found[button.proto.id] = storage.get_file(file_id).content
+    return found
+
+
+def plotted(trace: dict, axis: str = "y") -> list:
+    """A trace's values: plotly sends numeric arrays as base64 typed arrays."""
+    import base64
+
+    import numpy as np
+
+    values = trace.get(axis)
+    if isinstance(values, dict) and "bdata" in values:
+        return np.frombuffer(base64.b64decode(values["bdata"]), dtype=values["dtype"]).tolist()
+    return list(values or [])
+
+
+def view(warehouse, name: str, **params):
+    """A view as an analyst sees it: what a page's numbers are checked against."""
+    from ciboard import queries
+    from ciboard.access import ANALYST
+
+    return queries.run(warehouse, name, ANALYST, params)
+
+
+def default_dates(warehouse) -> dict:
+    """The filter bar's default dates: the school year with data."""
+    years = view(warehouse, "choices").query("dimension == 'school_year' and students > 0")
+    return {"start": years["starts_on"].max().isoformat(), "end": years["ends_on"].max().isoformat()}
+
+
+def download(app, name: str):
+    """The CSV behind a page's download button named `name`, as a frame."""
+    import io
+
+    import pandas as pd
+
+    [content] = [data for key, data in downloads(app).items() if key.endswith(f"download-{name}")]
+    return pd.read_csv(io.BytesIO(content))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def release_duckdb_at_the_end():
+    """Drops the dashboard's cached warehouses and answers before the interpreter exits: DuckDB
+    objects still alive at shutdown make its bindings print a page of leak warnings after
+    pytest's summary line."""
+    yield
+    import gc
+
+    import streamlit as st
+
+    st.cache_resource.clear()
+    st.cache_data.clear()
+    gc.collect()

@@ -3,7 +3,8 @@ frames out. No database, no Streamlit.
 
 - spc: XmR, p (and Laney p′) and u/c charts with Making Data Count's rules and
   icons; Anhøj runs analysis.
-- intervals: Wilson, Newcombe, t and Welch confidence intervals.
+- intervals: Wilson, Newcombe, t and Welch confidence intervals; Pearson's
+  correlation with its Fisher z interval.
 - disparity: gaps between student groups; IDEA risk ratios.
 - compare: funnel limits and case-mix adjusted observed/expected comparisons.
 """

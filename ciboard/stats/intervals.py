@@ -1,6 +1,7 @@
-"""Confidence intervals for a proportion, a mean and the difference of two.
+"""Confidence intervals for a proportion, a mean, the difference of two, and a correlation.
 
-Every function takes counts or summary statistics, never raw rows. An interval
+Every function but `correlation` (which needs the paired values) takes counts or summary
+statistics. An interval
 that cannot be computed (no observations, or too few for a standard deviation)
 comes back as NaN rather than raising, so a table of groups can carry on.
 """
@@ -79,3 +80,34 @@ def _z(confidence):
 def _check_count(k, n):
     if n < 0 or k < 0 or k > n:
         raise ValueError(f"need 0 <= k <= n, got k={k}, n={n}")
+
+
+def correlation(x, y, confidence=0.95):
+    """Pearson's r of paired values with its Fisher z interval: (r, low, high, n).
+
+    Pairs with a missing value on either side are left out; n counts the pairs
+    used. r needs three pairs and a spread on both sides, the interval four
+    (its standard error is 1 / sqrt(n - 3)); short of that they are NaN."""
+    import numpy as np
+
+    x = np.asarray(x, dtype=float)
+    y = np.asarray(y, dtype=float)
+    if x.shape != y.shape or x.ndim != 1:
+        raise ValueError(f"x and y must be paired one-dimensional values, got shapes {x.shape} and {y.shape}")
+    z = _z(confidence)
+    both = ~(np.isnan(x) | np.isnan(y))
+    x, y = x[both], y[both]
+    n = int(both.sum())
+    if n < 3:
+        return (NAN, NAN, NAN, n)
+    dx, dy = x - x.mean(), y - y.mean()
+    spread = math.sqrt(float(dx @ dx) * float(dy @ dy))
+    if spread == 0:
+        return (NAN, NAN, NAN, n)
+    r = max(-1.0, min(1.0, float(dx @ dy) / spread))
+    if n < 4:
+        return (r, NAN, NAN, n)
+    if abs(r) == 1:
+        return (r, r, r, n)
+    middle, half = math.atanh(r), z / math.sqrt(n - 3)
+    return (r, math.tanh(middle - half), math.tanh(middle + half), n)

@@ -1,0 +1,207 @@
+"""Data quality: can we trust this week's numbers? Every submission a vendor owes, the rows
+rejected and why, how many enrolled students each metric covers, and how fresh each feed is."""
+
+from datetime import date
+
+import pandas as pd
+import streamlit as st
+
+from ciboard import charts
+from ciboard.dashboard import chart_footer, metrics, query
+
+filters = st.session_state["filters"]
+names = filters.labels.get("vendor_id", {})
+catalogue = metrics()
+FEEDS = {
+    "sessions": "Session logs",
+    "survey": "Exit tickets and surveys",
+    "roster": "Rosters",
+    "school_attendance": "School attendance",
+    "assessment": "Assessments",
+}
+
+
+def source_label(vendor_id) -> str:
+    if pd.isna(vendor_id):
+        return "District"
+    return f"{vendor_id} · {names[vendor_id]}" if vendor_id in names else str(vendor_id)
+
+
+st.title("Data quality")
+st.caption(
+    "Whether the data behind every other page is complete and on time: each submission a vendor owes by week, "
+    "the rows of rejected files and why they were rejected, the share of enrolled students each metric covers, "
+    "and how recent each feed is. Talk about gaps here before reading a trend."
+)
+
+quality = query("quality", start=filters.start.isoformat(), end=filters.end.isoformat())
+chosen = filters.chosen.get("vendor_id") or []
+if chosen:
+    # District feeds belong to no vendor; with vendors chosen, show only theirs.
+    quality = quality[quality["vendor_id"].isin(chosen)]
+if quality.empty:
+    st.info("No submissions were due for these dates.")
+    st.stop()
+quality = quality.assign(
+    source=quality["vendor_id"].map(source_label),
+    feed=quality["kind"].map(lambda k: FEEDS.get(k, k)),
+    # Weekly feeds (session logs, exit tickets) cover one week per row; rosters and district files do not.
+    weekly=(pd.to_datetime(quality["period_end"]) - pd.to_datetime(quality["period_start"])).dt.days == 6,
+)
+weekly = quality[quality["vendor_id"].notna() & quality["weekly"]]
+
+st.subheader("Each vendor in one line")
+for vendor_id, rows in quality[quality["vendor_id"].notna()].groupby("vendor_id", sort=True):
+    parts = []
+    for kind in [k for k in FEEDS if k in set(rows["kind"])]:
+        feed = rows[rows["kind"] == kind]
+        counts = feed["status"].value_counts()
+        name = FEEDS[kind].lower()
+        if len(feed) == 1:
+            parts.append(f"{name}: {feed['status'].iloc[0]}")
+            continue
+        unit = "weeks" if feed["weekly"].all() else "files"
+        problems = [f"{counts[s]} of {len(feed)} {unit} {s}" for s in ("late", "missing", "rejected") if counts.get(s, 0)]
+        # A week can be on time or late and still have had a rejected file covering it.
+        also = int(((feed["rows_rejected"] > 0) & (feed["status"] != "rejected")).sum())
+        parts.append(f"{name}: {', '.join(problems) if problems else f'all {len(feed)} {unit} on time'}"
+                     + (f" ({also} also had a rejected file)" if also else ""))
+    flag = ":orange[:material/warning:]" if rows["status"].ne("on time").any() else ":blue[:material/check_circle:]"
+    st.markdown(f"{flag} **{source_label(vendor_id)}** · " + " · ".join(parts))
+st.caption(
+    "A week is on time when its first accepted file arrived by the due date (three days after the week ends); a "
+    "corrected file sent later does not make it late. Rejected: only a rejected file came. Missing: nothing came."
+)
+
+st.subheader("Submissions by week")
+kinds = [k for k in FEEDS if k in set(quality["kind"])] + sorted(set(quality["kind"]) - set(FEEDS))
+kind = st.segmented_control(
+    "Submission", kinds, default=kinds[0], format_func=lambda k: FEEDS.get(k, k), key="feed", bind="query-params",
+) or kinds[0]
+timeline = quality[quality["kind"] == kind]
+st.plotly_chart(charts.submission_timeline_figure(timeline, category="source"), width="stretch", key="timeline")
+st.caption(
+    f"{FEEDS.get(kind, kind)}: one mark per source and period due, by colour and shape: on time (blue circle), "
+    "late (orange triangle), rejected and never replaced (red square), missing (black cross). Weeks a break covers are "
+    "not due. Hover for the due date and when the file came."
+)
+chart_footer(
+    timeline.drop(columns=["source", "feed", "weekly"]), None, name=f"submissions-{kind}",
+    who=f"{FEEDS.get(kind, kind)} due for periods from {filters.start:%b %-d, %Y} to {filters.end:%b %-d, %Y}",
+)
+
+st.subheader("Rejected rows")
+rejections = query("rejections", start=filters.start.isoformat(), end=filters.end.isoformat())
+if chosen:
+    rejections = rejections[rejections["vendor_id"].isin(chosen)]
+if rejections.empty:
+    st.success("No file was rejected in these dates.", icon=":material/check_circle:")
+else:
+    rejections = rejections.assign(source=rejections["vendor_id"].map(source_label))
+    files = rejections.groupby("file_name", sort=False).agg(source=("source", "first"), received_at=("received_at", "first"), problems=("reason", "size"))
+    st.markdown(
+        f"**{len(rejections)} problem(s) in {len(files)} rejected file(s)**: "
+        + "; ".join(f"`{name}` from {row.source}, received {row.received_at:%b %-d %H:%M} ({row.problems})" for name, row in files.iterrows())
+    )
+    st.dataframe(
+        rejections, hide_index=True, width="stretch",
+        column_order=["file_name", "vendor_id", "received_at", "row_number", "column_name", "value", "reason"],
+        column_config={
+            "file_name": st.column_config.TextColumn("File", width="medium"),
+            "vendor_id": st.column_config.TextColumn("From", width="small"),
+            "received_at": st.column_config.DatetimeColumn("Received", format="MMM D, HH:mm"),
+            "row_number": st.column_config.NumberColumn("Row", format="%d", help="Row of the file, counting the header as row 1"),
+            "column_name": "Column",
+            "value": "Value",
+            "reason": st.column_config.TextColumn("Why it was rejected", width="large"),
+        },
+    )
+    st.caption(
+        "A file with any problem is rejected whole, so nothing half-loaded reaches the charts; the vendor fixes it and "
+        "sends it again. Whether the week was then on time is in the chart above."
+    )
+    chart_footer(
+        rejections.drop(columns=["source"]), None, name="rejected-rows",
+        who=f"Files received from {filters.start:%b %-d, %Y} to {filters.end:%b %-d, %Y}",
+    )
+
+st.subheader("Coverage: students with data")
+in_scope = chosen or sorted(v for v in quality["vendor_id"].dropna().unique())
+focus = st.selectbox(
+    "Coverage for", [None, *in_scope], format_func=lambda v: "All vendors shown" if v is None else source_label(v),
+    key="coverage-vendor", bind="query-params",
+)
+coverage = query(
+    "coverage", start=filters.start.isoformat(), end=filters.end.isoformat(),
+    vendor_id=[focus] if focus else chosen or None,
+    school_id=filters.chosen.get("school_id") or None, grade=filters.chosen.get("grade") or None,
+)
+if coverage.empty:
+    st.info("No weekly data in these dates.")
+else:
+    coverage = coverage.assign(metric=coverage["metric_id"].map(lambda m: catalogue.get(m, {}).get("label", m)))
+    expected_weeks = weekly["period_start"] if not weekly.empty else pd.Series(dtype=object)
+    if not expected_weeks.empty:
+        # Only weeks a vendor owed data can show a gap in its data. Outside them (after the
+        # contracts end, say) a metric with no data at all had nothing to cover: blank, not 0%.
+        inside = coverage["period_start"].between(expected_weeks.min(), expected_weeks.max())
+        coverage["owed"] = inside | (coverage["with_data"] > 0)
+        coverage.loc[~coverage["owed"], "coverage"] = float("nan")
+        usual = coverage[inside].groupby("metric_id")["coverage"].median()
+        dips = coverage[inside & (coverage["coverage"] < coverage["metric_id"].map(usual) - 0.10)]
+        if dips.empty:
+            st.markdown("No metric fell more than 10 points below its usual coverage in any week vendors owed data.")
+        else:
+            st.markdown(
+                "**Weeks well below usual coverage**: "
+                + "; ".join(
+                    f"{week:%b %-d}: {', '.join(f'{row.metric} {row.coverage:.0%} (usually {usual[row.metric_id]:.0%})' for row in rows.itertuples())}"
+                    for week, rows in dips.groupby("period_start")
+                )
+            )
+    st.plotly_chart(charts.coverage_figure(coverage, row="metric"), width="stretch", key="coverage")
+    last_week = (
+        f" Vendors owed weekly data from {expected_weeks.min():%b %-d} to {expected_weeks.max():%b %-d}; outside those "
+        "weeks a metric without any data is left blank." if not expected_weeks.empty else ""
+    )
+    st.caption(
+        "Share of students enrolled in tutoring that week with a value of the metric; dark cells are gaps. Exit-ticket "
+        "metrics (SEL) only count students who attended and answered, so they sit lower every week." + last_week
+    )
+    chart_footer(
+        coverage, None, name="coverage",
+        who=f"{'All vendors shown' if focus is None else source_label(focus)} · weekly metrics · {filters.describe()}",
+    )
+
+st.subheader("Freshness")
+today = date.today()
+as_of = min(filters.end, today)
+received = quality[quality["received_at"].notna()]
+freshness = (
+    quality.groupby(["source", "kind"], sort=False)
+    .agg(latest_due=("period_start", "max"))
+    .join(received.groupby(["source", "kind"], sort=False).agg(latest_period_received=("period_end", "max"), last_received_at=("received_at", "max")))
+    .reset_index()
+)
+freshness["feed"] = freshness["kind"].map(lambda k: FEEDS.get(k, k))
+freshness["days_since"] = [(as_of - pd.Timestamp(t).date()).days if pd.notna(t) else None for t in freshness["last_received_at"]]
+latest_status = quality.sort_values("period_start").groupby(["source", "kind"]).tail(1).set_index(["source", "kind"])["status"]
+freshness["latest_due_status"] = [latest_status.get((s, k)) for s, k in zip(freshness["source"], freshness["kind"])]
+st.dataframe(
+    freshness, hide_index=True, width="stretch", height=35 * (len(freshness) + 1) + 3,
+    column_order=["source", "feed", "latest_period_received", "last_received_at", "days_since", "latest_due", "latest_due_status"],
+    column_config={
+        "source": st.column_config.TextColumn("From", width="medium"),
+        "feed": "Submission",
+        "latest_period_received": st.column_config.DateColumn("Data up to", format="MMM D, YYYY", help="End of the latest period received"),
+        "last_received_at": st.column_config.DatetimeColumn("Last file received", format="MMM D, YYYY HH:mm"),
+        "days_since": st.column_config.NumberColumn(f"Days before {as_of:%b %-d}", format="%d"),
+        "latest_due": st.column_config.DateColumn("Latest period due", format="MMM D, YYYY"),
+        "latest_due_status": "Its status",
+    },
+)
+st.caption(
+    f"How recent each feed is, counted back from {as_of:%b %-d, %Y}: the end of the selected dates, or today if that "
+    "is sooner. A feed whose last file is older than its latest due period has a gap at the end."
+)
+chart_footer(freshness, None, name="freshness", who=f"Every feed in these dates, as of {as_of:%b %-d, %Y}")

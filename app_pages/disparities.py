@@ -1,0 +1,334 @@
+"""Disparities: a metric by student group, each group's gap to a reference group with its
+interval, two dimensions crossed, the gap over time, and the students to follow up."""
+
+import math
+
+import pandas as pd
+import streamlit as st
+
+from ciboard import charts
+from ciboard.dashboard import (
+    chart_footer, group_labels, in_filter_order, metric_picker, metrics, query, scope, warehouse,
+)
+from ciboard.filters import MULTI, YES_NO
+from ciboard.queries import DIMENSIONS
+from ciboard.stats import disparity, spc
+
+
+NAMES = {dimension: name for dimension, (_, name) in {**MULTI, **YES_NO}.items()}
+BY = ["race_ethnicity", "gender", "econ_disadvantaged", "english_learner", "special_education", "grade",
+      "baseline_band", "school_id", "vendor_id"]
+
+filters = st.session_state["filters"]
+analyst = scope().role == "analyst"
+min_cell = warehouse().settings.min_cell_size
+
+st.title("Disparities")
+st.caption(
+    "Is every group of students getting the same tutoring and the same results? Each group's value with its "
+    "95% confidence interval, and its gap to a reference group: a gap whose interval leaves out zero is larger "
+    "than chance alone would give."
+)
+
+controls = st.columns([3, 2, 3])
+with controls[0]:
+    metric = metric_picker()
+with controls[1]:
+    by = st.selectbox("Groups", BY, format_func=NAMES.get, key="by", bind="query-params")
+
+
+def lower(name: str) -> str:
+    return name.lower().replace("english", "English")
+
+
+params = {"metric": metric["metric_id"], **filters.params()}
+share = metric["aggregation"] in ("rate", "proportion")
+breakdown = query("breakdown", **params, by=by)
+if breakdown.empty:
+    st.info("No data for this metric and these filters.")
+    st.stop()
+breakdown = in_filter_order(breakdown, by, filters.labels).reset_index(drop=True)
+breakdown["group"] = group_labels(breakdown[by], by, filters.labels)
+if len(breakdown) < 2:
+    st.info(f"Only one {lower(NAMES[by])} group has data with these filters: there is no gap to show.")
+    st.stop()
+
+# How each group's interval is built. The student is the unit: a student's sessions, weeks and
+# assessment windows go together, so counting them as independent observations would make
+# intervals far too narrow (in the demo about three times too narrow for attendance, enough
+# to call a 2-point gap at V1 "real" when it is not). The group's value is always the one
+# every page shows (a rate is sessions attended over sessions scheduled); only its spread
+# changes:
+# - one observation per student: Wilson and Newcombe for shares, t and Welch for means;
+# - several per student, analysts: the spread of students' own values (student_values), with
+#   students as n: the linearised variance of a pooled rate when students have similar
+#   numbers of sessions (Welch's interval for the gap);
+# - several per student, other viewers (no student rows reach them): a share with students as
+#   n, i.e. the widest spread a student's share can have; a mean with the spread of single
+#   observations. Both are wider than needed, never narrower;
+# - medians (growth percentiles): no interval; the gap is the difference of medians.
+repeated = metric["aggregation"] == "rate" or bool((breakdown["denominator"] > breakdown["n"]).any())
+if metric["aggregation"] == "median":
+    kind, inputs = "mean", breakdown.assign(mean=breakdown["value"], sd=math.nan)
+    method = "Growth percentiles are compared as medians, which have no interval here: read small gaps with care."
+elif repeated and analyst:
+    # student_values pairs two metrics; school attendance is recorded for every enrolled student,
+    # so pairing with it leaves no one out.
+    partner = "school_attendance_rate"
+    if metric["metric_id"] == partner:
+        partner = "tutoring_attendance_rate"
+    students = query("student_values", **params, metric_y=partner)
+    spread = students.groupby(by)["x"].std()
+    kind, inputs = "mean", breakdown.assign(mean=breakdown["value"], sd=breakdown[by].map(spread))
+    method = (
+        "Intervals count students, not " + ("sessions" if metric["aggregation"] == "rate" else "observations")
+        + ": a student's " + ("sessions" if metric["aggregation"] == "rate" else "weeks and windows")
+        + " go together, so they are not independent. Each interval comes from how much students' own values "
+        "vary around their group's (Welch's interval for the gap)."
+    )
+elif share:
+    k = (breakdown["value"] * breakdown["n"]).clip(lower=0, upper=breakdown["n"])
+    kind, inputs = "proportion", breakdown.assign(k=k)
+    method = (
+        "Wilson intervals for each group, Newcombe's for the gap."
+        if not repeated else
+        "Intervals count students, not sessions or weeks, and without student rows they allow the widest spread "
+        "a student's share can have: they are wider than needed, so a gap whose interval leaves out zero is real, "
+        "and one whose interval crosses zero may still be."
+    )
+else:
+    kind, inputs = "mean", breakdown.assign(mean=breakdown["value"])
+    method = (
+        "t intervals for each group, Welch's for the gap."
+        if not repeated else
+        "Intervals count students, not weekly observations, using the spread of single observations: wider than "
+        "needed, so a gap whose interval leaves out zero is real, and one whose interval crosses zero may still be."
+    )
+
+largest = breakdown.loc[breakdown["n"].idxmax(), "group"]
+options = list(breakdown["group"])
+with controls[2]:
+    reference = st.selectbox(
+        "Gap to", options, index=options.index(largest), key="reference", bind="query-params",
+        help="The reference group each gap is measured from; the largest group unless you choose another.",
+    )
+gaps = disparity.gaps(inputs, reference=reference, min_cell=min_cell, kind=kind)
+gaps.insert(1, by, breakdown[by].to_numpy())
+base = gaps[gaps["is_reference"]].iloc[0]
+others = gaps[~gaps["is_reference"] & gaps["difference"].notna()]
+widest = others.loc[others["difference"].abs().idxmax()] if not others.empty else None
+
+if base["suppressed"]:
+    st.warning(f"The reference group, {reference}, has fewer than {min_cell} students: choose another to see gaps.")
+elif others.empty:
+    st.info(f"Every other group has fewer than {min_cell} students with these filters.")
+else:
+    beyond = not math.isnan(widest["diff_low"]) and (widest["diff_low"] > 0 or widest["diff_high"] < 0)
+    low, high = (charts.format_change(widest[end], metric) for end in ("diff_low", "diff_high"))
+    interval = f" (95% CI {low} to {high})" if not math.isnan(widest["diff_low"]) else ""
+    verdict = (
+        "larger than chance alone would give" if beyond else "within what chance alone could give" if interval else ""
+    )
+    st.markdown(
+        f"**{metric['label']}, {filters.describe()}.** The widest gap: **{widest['group']}** "
+        f"{charts.format_value(widest['value'], metric)} against {charts.format_value(base['value'], metric)} for "
+        f"**{reference}**, a gap of **{charts.format_change(widest['difference'], metric)}**{interval}"
+        + (f", {verdict}." if verdict else ".")
+    )
+
+height = max(260, 46 * len(gaps) + 120)
+left, right = st.columns(2)
+with left:
+    st.plotly_chart(
+        charts.interval_figure(gaps, category="group", metric=metric, reference=base["value"],
+                               reference_label=reference, title=f"{metric['label']} by {lower(NAMES[by])}",
+                               height=height),
+        width="stretch", key="groups",
+    )
+with right:
+    st.plotly_chart(
+        charts.gap_figure(gaps, metric=metric, reference_label=reference, title=f"Gap to {reference}",
+                          height=height),
+        width="stretch", key="gaps",
+    )
+colours = "" if metric["aggregation"] == "median" else (
+    f" Orange: worse off than {reference} by more than chance would give; blue: better off; grey: within chance."
+)
+st.caption(method + colours)
+chart_footer(
+    gaps, metric, name=f"gaps-{metric['metric_id']}-by-{by}",
+    who=f"{metric['label']} by {lower(NAMES[by])} · {filters.describe()}", students=int(breakdown["n"].sum()),
+)
+
+st.dataframe(
+    pd.DataFrame({
+        "Group": gaps["group"],
+        "Students": gaps["n"],
+        metric["label"]: [
+            f"fewer than {min_cell} students" if hidden else charts.format_value(value, metric)
+            for value, hidden in zip(gaps["value"], gaps["suppressed"])
+        ],
+        "95% CI": [
+            "" if pd.isna(lo) else f"{charts.format_value(lo, metric)} – {charts.format_value(hi, metric)}"
+            for lo, hi in zip(gaps["low"], gaps["high"])
+        ],
+        f"Gap to {reference}": [
+            "reference" if is_reference else charts.format_change(difference, metric)
+            for difference, is_reference in zip(gaps["difference"], gaps["is_reference"])
+        ],
+        "Gap 95% CI": [
+            "" if pd.isna(lo) else f"{charts.format_change(lo, metric)} to {charts.format_change(hi, metric)}"
+            for lo, hi in zip(gaps["diff_low"], gaps["diff_high"])
+        ],
+        "Ratio": gaps["ratio"],
+    }),
+    hide_index=True, width="stretch", key="gap-table",
+    column_config={
+        "Students": st.column_config.NumberColumn(format="localized"),
+        "Ratio": st.column_config.NumberColumn(format="%.2f", help="The group's value over the reference group's."),
+    },
+)
+
+st.subheader("Crossed with a second dimension")
+# Rows of vendors by default; of schools when there is one vendor to see (a vendor's own view,
+# or the filters chose one), since a single row compares nothing.
+one_vendor = scope().role == "vendor" or len(filters.chosen.get("vendor_id") or []) == 1
+first = ("school_id",) if one_vendor else ("vendor_id", "school_id")
+crossing = [d for d in dict.fromkeys((*first, *BY)) if d != by]
+rows_by = st.selectbox(
+    "Rows", crossing, format_func=NAMES.get, key="rows", bind="query-params",
+    help="Each row's gaps are measured from the same reference group, within that row.",
+)
+crossed = in_filter_order(query("breakdown", **params, by=rows_by, by2=by), by, filters.labels)
+crossed = in_filter_order(crossed, rows_by, filters.labels)
+crossed = crossed.assign(row=group_labels(crossed[rows_by], rows_by, filters.labels),
+                         group=group_labels(crossed[by], by, filters.labels))
+cells = []
+for row, rows in crossed.groupby("row", sort=False):
+    # Only the gaps are drawn here, so no spread is passed and no interval computed.
+    if reference in set(rows["group"]):
+        rows = disparity.gaps(rows.assign(mean=rows["value"], sd=math.nan), reference=reference, min_cell=min_cell,
+                              kind="mean")
+    else:
+        rows = rows.assign(difference=math.nan, is_reference=False, suppressed=rows["n"] < min_cell)
+    cells.append(rows[["group", "value", "n", "difference", "is_reference", "suppressed"]].assign(row=row))
+cells = pd.concat(cells, ignore_index=True)
+columns = [g for g in gaps["group"] if g != reference]
+matrix = cells[cells["group"] != reference].pivot(index="row", columns="group", values="difference")
+matrix = matrix.reindex(index=list(dict.fromkeys(cells["row"])), columns=columns)
+st.plotly_chart(
+    charts.heatmap_figure(matrix, metric=metric, title=f"Gap to {reference}, within each {lower(NAMES[rows_by])}",
+                          zlabel="Gap"),
+    width="stretch", key="heatmap",
+)
+st.caption(
+    f"Red: the group is below {reference} in that row; blue: above. A blank cell means the group, or {reference} "
+    f"in that row, has fewer than {min_cell} students."
+)
+chart_footer(
+    cells.rename(columns={"row": rows_by + "_group"}), metric, name=f"gaps-{metric['metric_id']}-by-{rows_by}-and-{by}",
+    who=f"{metric['label']} by {lower(NAMES[rows_by])} and {lower(NAMES[by])} · {filters.describe()}",
+)
+
+st.subheader("Is the gap changing?")
+weekly = metric["frequency"] == "weekly"
+trend_controls = st.columns([3, 2, 3])
+with trend_controls[0]:
+    candidates = [g for g in gaps["group"] if g != reference]
+    default = candidates.index(widest["group"]) if widest is not None else 0
+    focus = st.selectbox("Group", candidates, index=default, key="group", bind="query-params")
+with trend_controls[1]:
+    grains = ["month", "week"] if weekly else ["window"]
+    grain = st.segmented_control("Period", grains, default=grains[0], key="gap_grain", bind="query-params") or grains[0]
+panel = query("panel", **params, grain=grain, by=by).assign(group=lambda f: group_labels(f[by], by, filters.labels))
+periods = []
+for period_start, rows in panel.groupby("period_start"):
+    pair = rows[rows["group"].isin([focus, reference])]
+    gap, students = math.nan, int(pair.loc[pair["group"] == focus, "n"].sum())
+    if set(pair["group"]) == {focus, reference}:
+        period_gaps = disparity.gaps(pair.assign(mean=pair["value"], sd=math.nan), reference=reference,
+                                     min_cell=min_cell, kind="mean")
+        gap = period_gaps.loc[period_gaps["group"] == focus, "difference"].iloc[0]
+    periods.append({"period_start": period_start, "students": students, "gap": gap})
+periods = pd.DataFrame(periods, columns=["period_start", "students", "gap"])
+if periods["gap"].notna().sum() < 2:
+    st.info(f"{focus} or {reference} has fewer than {min_cell} students in most periods: no trend to chart.")
+else:
+    charted = spc.xmr(periods["gap"], direction="neutral").reset_index(drop=True)
+    charted.insert(0, "period_start", periods["period_start"])
+    charted.insert(1, "students", periods["students"])
+    events = query("events", start=filters.start.isoformat(), end=filters.end.isoformat())
+    events = events[events["metric_id"].isna() | (events["metric_id"] == metric["metric_id"])]
+    latest = charted.dropna(subset=["value"]).iloc[-1]
+    signals = charted["point_type"].isin(["special_cause_neutral"]).sum()
+    st.markdown(
+        f"**{focus} − {reference}**, by {grain}: {charts.format_change(latest['value'], metric)} in the latest "
+        f"{grain} ({latest['period_start']:%b %Y}), against a centre of {charts.format_change(latest['center'], metric)}. "
+        + (f"{signals} {grain}{'s' if signals > 1 else ''} fired a rule (purple): the gap changed; hover to see how."
+           if signals else "No signal: the gap moved only as much as it usually does.")
+    )
+    st.plotly_chart(
+        charts.gap_trend_figure(charted, metric, label=f"{focus} − {reference}", events=events),
+        width="stretch", key="gap-trend",
+    )
+    st.caption(
+        "Each point is the gap in one period; the dashed process limits show how much it moves when nothing has "
+        "changed, so a point outside them, or a run on one side of the centre, is a real change in the gap."
+        + ("" if charted["value"].notna().sum() >= 12
+           else " With fewer than 12 periods the limits are unsettled: read them as a guide.")
+    )
+    chart_footer(
+        charted.drop(columns=["target"], errors="ignore"), metric,
+        name=f"gap-trend-{metric['metric_id']}-{by}-{grain}",
+        who=f"{focus} − {reference}, {metric['label'].lower()} by {grain} · {filters.describe()}",
+    )
+
+if analyst:
+    st.subheader("Students persistently absent from tutoring")
+    st.caption(
+        "For follow-up: the students who attended less than the chosen share of their scheduled tutoring sessions "
+        "in the last weeks up to the end of the dates chosen. Only analysts see student rows."
+    )
+    absent_controls = st.columns([3, 2, 3])
+    with absent_controls[0]:
+        below = st.slider("Attended less than", 5, 95, 50, step=5, format="%d%%", key="below", bind="query-params")
+    with absent_controls[1]:
+        weeks = st.number_input("Over the last … weeks", 1, 12, 4, key="weeks", bind="query-params")
+    dimensions = {d: v for d, v in filters.params().items() if d in DIMENSIONS}
+    absent = query("absent_students", max_rate=below / 100, weeks=int(weeks), end=filters.end.isoformat(),
+                   **dimensions)
+    attendance = metrics()["tutoring_attendance_rate"]
+    if absent.empty:
+        st.success(f"No student attended less than {below}% of their sessions in the last {weeks} weeks.")
+    else:
+        st.markdown(
+            f"**{len(absent):,} students** attended less than {below}% of their scheduled sessions in the "
+            f"{weeks} weeks to {filters.end:%b %-d, %Y}; {(absent['sessions_attended'] == 0).sum():,} attended none."
+        )
+        shown = absent.assign(
+            vendor=group_labels(absent["vendor_id"], "vendor_id", filters.labels),
+            school=group_labels(absent["school_id"], "school_id", filters.labels),
+            attended=absent["attendance_rate"] * 100,
+            last=[f"{d:%b %-d, %Y}" if pd.notna(d) else "not in these weeks" for d in absent["last_week_attended"]],
+        )
+        st.dataframe(
+            shown[["student_key", "vendor", "school", "grade", "attended", "sessions_attended", "sessions_scheduled",
+                   "last"]],
+            hide_index=True, width="stretch", key="absent", height=min(420, 38 + 35 * len(absent)),
+            column_config={
+                "student_key": "Student",
+                "vendor": "Vendor",
+                "school": "School",
+                "grade": st.column_config.NumberColumn("Grade"),
+                "attended": st.column_config.ProgressColumn("Attended", format="%.0f%%", min_value=0, max_value=100),
+                "sessions_attended": "Sessions attended",
+                "sessions_scheduled": "Scheduled",
+                "last": "Last attended (week of)",
+            },
+        )
+    chart_footer(
+        absent, attendance, name="absent-students",
+        who=f"Students below {below}% tutoring attendance over {weeks} weeks to {filters.end:%b %-d, %Y} · "
+        f"{filters.describe().split(' · ')[0]}",
+        students=len(absent),
+    )

@@ -1,0 +1,127 @@
+"""Trends: is this a real change or noise? Any metric over time as an SPC chart."""
+
+from datetime import date, timedelta
+
+import streamlit as st
+
+from ciboard import charts
+from ciboard.dashboard import chart_footer, metric_picker, metrics, query
+from ciboard.signals import chart
+from ciboard.stats import spc
+
+filters = st.session_state["filters"]
+st.title("Trends")
+st.caption(
+    "Each point is a period; the grey band between the dashed process limits is the variation to expect "
+    "when nothing has changed. Coloured points fired a rule (hover to see which), so the meeting can ask "
+    "*why* the data moved rather than *whether* it did."
+)
+
+controls = st.columns([3, 2, 3, 2])
+with controls[0]:
+    metric = metric_picker()
+weekly = metric["frequency"] == "weekly"
+with controls[1]:
+    grains = ["week", "month", "window"] if weekly else ["window"]
+    grain = st.segmented_control("Period", grains, default=grains[0], key="grain", bind="query-params") or grains[0]
+with controls[2]:
+    comparisons = ["nothing", "last year", "the district (with a vendor filter)", "another metric"]
+    if metric["metric_id"] == "tutoring_attendance_rate":
+        comparisons.insert(1, "school attendance")
+    if metric["metric_id"] == "sgp":
+        comparisons.insert(1, "proficiency")
+    compare = st.selectbox("Compare with", comparisons, key="compare", bind="query-params")
+with controls[3]:
+    split = st.selectbox(
+        "Split by", ["nothing", "vendor_id", "school_id", "grade", "race_ethnicity", "gender", "english_learner",
+                     "econ_disadvantaged", "special_education", "baseline_band"],
+        format_func=lambda d: "nothing" if d == "nothing" else d.replace("_", " ").replace(" id", ""),
+        key="split", bind="query-params",
+    )
+
+params = {"metric": metric["metric_id"], "grain": grain, **filters.params()}
+series = query("series", **params)
+if series.empty or series["value"].notna().sum() == 0:
+    st.info("No data for this metric and these filters.")
+    st.stop()
+
+rebase_on = st.columns([2, 5])[0].date_input(
+    "Known change: new limits from", value=None, min_value=filters.start, max_value=filters.end,
+    key="rebase", bind="query-params", format="YYYY-MM-DD",
+    help="After a deliberate change (a new schedule, a PDSA cycle), limits from the old process hide the new one's signals.",
+)
+charted = chart(series, metric, rebase=[rebase_on] if rebase_on else [])
+events = query("events", start=filters.start.isoformat(), end=filters.end.isoformat())
+events = events[events["metric_id"].isna() | (events["metric_id"] == metric["metric_id"])]
+
+overlays, second_axis = [], None
+catalogue = metrics()
+if compare == "last year":
+    shifted = {**params, "start": (filters.start - timedelta(days=364)).isoformat(), "end": (filters.end - timedelta(days=364)).isoformat()}
+    last_year = query("series", **shifted)
+    if last_year.empty:
+        st.caption("No data for the same weeks last year.")
+    else:
+        # Weeks a year apart are 52 weeks apart, so the same school week lines up.
+        last_year["period_start"] = last_year["period_start"] + timedelta(days=364)
+        overlays.append(("Last year", last_year))
+elif compare.startswith("the district"):
+    if filters.chosen.get("vendor_id"):
+        district = query("series", **{**params, "vendor_id": None})
+        overlays.append(("All vendors", district))
+    else:
+        st.caption("Choose a vendor in the filters to see it beside the district.")
+elif compare in ("school attendance", "proficiency", "another metric"):
+    other_id = {"school attendance": "school_attendance_rate", "proficiency": "proficient"}.get(compare)
+    if other_id is None:
+        other_id = st.selectbox(
+            "Second metric", [m for m in catalogue if m != metric["metric_id"]], format_func=lambda m: catalogue[m]["label"],
+            key="metric2", bind="query-params",
+        )
+    other = catalogue[other_id]
+    other_grain = grain if other["frequency"] == "weekly" or grain == "window" else "window"
+    second_axis = (other["label"], query("series", **{**params, "metric": other_id, "grain": other_grain}), other)
+
+icons = spc.summary(charted, direction="increase" if metric["better"] == "higher" else "decrease", target=metric["target"])
+headline = {
+    "common_cause": "Common cause variation: no signal in the latest period.",
+    "improvement_high": "Special cause: improving (high).",
+    "improvement_low": "Special cause: improving (low).",
+    "concern_high": "Special cause: a concern (high).",
+    "concern_low": "Special cause: a concern (low).",
+    "neutral_high": "Special cause (high).",
+    "neutral_low": "Special cause (low).",
+}.get(icons["variation"], "")
+assurance = {
+    "consistent_pass": "The target will be met consistently if nothing changes.",
+    "consistent_fail": "The target will not be met if nothing changes: the process must change.",
+    "hit_or_miss": "The target will be met in some periods and missed in others.",
+}.get(icons["assurance"], "")
+latest = charted.dropna(subset=["value"]).iloc[-1]
+st.markdown(
+    f"**{metric['label']}**: {charts.format_value(latest['value'], metric)} in the latest {grain} "
+    f"({latest['period_start']:%b %-d, %Y}) · {headline} {assurance}"
+)
+st.plotly_chart(
+    charts.spc_figure(charted, metric, events=events, overlays=overlays, second_axis=second_axis),
+    width="stretch", key="trend",
+)
+chart_footer(
+    charted.drop(columns=["target"], errors="ignore"), metric, name=f"trend-{metric['metric_id']}-{grain}",
+    who=f"{metric['label']} by {grain} for {filters.describe()}", students=int(series["n"].max()),
+)
+
+if split != "nothing":
+    st.subheader(f"By {split.replace('_', ' ')}")
+    panel = query("panel", **{**params, "by": split})
+    groups = [g for g, rows in panel.groupby(split) if rows["value"].notna().sum() >= 3]
+    if not groups:
+        st.info("Every group is too small to chart with these filters.")
+    columns = st.columns(2)
+    for i, group in enumerate(groups):
+        rows = panel[panel[split] == group]
+        with columns[i % 2]:
+            figure = charts.spc_figure(chart(rows, metric), metric, events=events, title=f"{group}", height=320)
+            figure.update_layout(showlegend=False)
+            st.plotly_chart(figure, width="stretch", key=f"split-{group}")
+    chart_footer(panel, metric, name=f"trend-{metric['metric_id']}-by-{split}", who=f"by {split.replace('_', ' ')} · {filters.describe()}")

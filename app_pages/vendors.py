@@ -1,0 +1,485 @@
+"""Vendors: every vendor on the same metric, compared fairly; what each has earned and how
+timely its data is; then one vendor's profile."""
+
+import math
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from ciboard import charts
+from ciboard.dashboard import chart_footer, metric_picker, metrics, narrow_filters, query, scope, warehouse
+from ciboard.filters import MULTI, YES_NO
+from ciboard.signals import chart
+from ciboard.stats import compare, disparity, intervals
+
+filters = st.session_state["filters"]
+if going := st.session_state.pop("vendors-open", None):
+    # The filter bar puts its own values back into the address; query_params=None would refuse to clear them.
+    st.switch_page(going, query_params={})
+names = filters.labels.get("vendor_id", {})
+catalogue = metrics()
+
+
+def vendor_label(vendor_id: str) -> str:
+    return f"{vendor_id} · {names[vendor_id]}" if vendor_id in names else str(vendor_id)
+
+
+st.title("Vendors")
+st.caption(
+    "Every vendor on the same metric, compared fairly: each value with its uncertainty, a funnel plot that "
+    "shows which differences are more than chance, and a comparison that allows for the students each vendor "
+    "serves. Below: what each contract has earned, how timely each vendor's data is, and one vendor's profile."
+)
+
+metric = metric_picker()
+share = charts.is_share(metric)
+scope_note = f"{metric['label']} · {filters.describe()}"
+
+vendors = query("vendors", metric=metric["metric_id"], **filters.params())
+vendors = vendors[vendors["n"] > 0].reset_index(drop=True)
+if vendors.empty:
+    st.info("No vendor has data for this metric and these filters.")
+    st.stop()
+vendors.insert(1, "vendor", vendors["vendor_id"].map(vendor_label))
+
+
+# Students are the unit of every interval, funnel and adjusted comparison on this page, by the
+# rules the Disparities page uses. A rate's sessions or days, and a proportion's student-weeks
+# or windows, cluster within students: a binomial over them is several times too narrow (in the
+# demo about three times for attendance). So:
+# - one observation per student: Wilson for shares, t for means, exactly;
+# - several per student, analysts: the spread of students' own values (student_values), with
+#   students as n, as for a mean (the linearised variance of a pooled rate when students have
+#   similar numbers of sessions);
+# - several per student, other viewers (no student rows reach them): a share with students as
+#   n, the widest spread a student's share can have; a mean with the spread of single
+#   observations. Both bound the truth from above: wider than needed, never narrower;
+# - medians (SGP): no interval, no funnel, no adjustment.
+median = metric["aggregation"] == "median"
+repeated = metric["aggregation"] == "rate" or bool((vendors["denominator"] > vendors["n"]).any())
+per_student = None
+if repeated and not median and scope().role == "analyst":
+    # student_values pairs two metrics; school attendance is recorded for every enrolled student,
+    # so pairing with it leaves no one out.
+    partner = "tutoring_attendance_rate" if metric["metric_id"] == "school_attendance_rate" else "school_attendance_rate"
+    per_student = query("student_values", metric=metric["metric_id"], metric_y=partner, **filters.params())
+if median:
+    method = "SGP is a median: it has no interval, funnel or adjustment here. For those, choose *Met growth target*."
+elif per_student is not None:
+    method = (
+        "Intervals count students, not sessions or weeks: a student's observations go together, so each interval "
+        "comes from how much students' own values vary around their vendor's."
+    )
+elif repeated:
+    method = (
+        "Intervals count students, not sessions or weeks, and without student rows they allow the widest spread a "
+        "student's value can have: wider than needed, so a difference they show is real, and one they hide may still be."
+    )
+else:
+    method = "Wilson intervals for shares, t intervals for means, one observation per student."
+
+
+def stats_inputs(cells: pd.DataFrame, keys: list[str], students: pd.DataFrame | None = per_student) -> tuple[str, pd.DataFrame]:
+    """Rows of a view as the inputs of ciboard.stats: (kind, frame with k and n, or mean, sd and n)."""
+    if students is not None:
+        spread = students.groupby(keys)["x"].std().rename("spread").reset_index()
+        cells = cells.merge(spread, on=keys, how="left")
+        # A cell of one student has no spread of its own; it adds nothing to the variance.
+        return "mean", cells.assign(mean=cells["value"], sd=cells["spread"].where(cells["n"] > 1, 0.0))
+    if share:
+        return "proportion", cells.assign(k=(cells["value"] * cells["n"]).clip(lower=0, upper=cells["n"]))
+    return "mean", cells.assign(mean=cells["value"], sd=cells["sd"].fillna(0.0))
+
+
+def with_intervals(kind: str, rows: pd.DataFrame) -> pd.DataFrame:
+    if median:
+        return rows.assign(low=math.nan, high=math.nan)
+    bounds = [
+        (math.nan, math.nan) if pd.isna(r["value"]) or not r["n"]
+        else intervals.wilson(r["k"], r["n"]) if kind == "proportion" else intervals.mean_t(r["mean"], r["sd"], r["n"])
+        for r in rows.to_dict(orient="records")
+    ]
+    return rows.assign(low=[b[0] for b in bounds], high=[b[1] for b in bounds])
+
+
+kind, vendors = stats_inputs(vendors, ["vendor_id"])
+vendors = with_intervals(kind, vendors)
+# The value of all vendors shown together, pooled the way the metric aggregates (sum over sum);
+# medians do not pool.
+shown = vendors[vendors["value"].notna()]
+overall = None if median else shown["numerator"].sum() / shown["denominator"].sum()
+
+best = shown.sort_values("value", ascending=metric["better"] != "higher").iloc[0]
+worst = shown.sort_values("value", ascending=metric["better"] == "higher").iloc[0]
+overall_text = f" · all vendors shown: **{charts.format_value(overall, metric)}**" if overall is not None else ""
+target_text = f" · target {charts.format_value(metric['target'], metric)}" if pd.notna(metric.get("target")) else ""
+if len(shown) > 1:
+    st.markdown(
+        f"**{metric['label']}**: best {best['vendor']} (**{charts.format_value(best['value'], metric)}**), "
+        f"last {worst['vendor']} (**{charts.format_value(worst['value'], metric)}**){overall_text}{target_text}"
+    )
+
+st.subheader("Side by side")
+st.plotly_chart(
+    charts.interval_figure(
+        vendors, category="vendor", metric=metric, reference=overall,
+        reference_label=f"all vendors {charts.format_value(overall, metric)}" if overall is not None else None,
+    ),
+    width="stretch", key="side-by-side",
+)
+st.caption(("Dots are each vendor's median. " if median else "Dots are each vendor's value, whiskers its 95% confidence interval. ") + method)
+side_by_side = vendors[["vendor_id", "vendor", "value", "low", "high", "n", "numerator", "denominator", "suppressed"]]
+chart_footer(
+    side_by_side, metric, name=f"vendors-{metric['metric_id']}", who=f"{scope_note} · per vendor",
+    students=int(vendors["n"].sum()),
+)
+
+# Tables show shares in percent; their CSVs keep the proportions the charts plot.
+scale = 100 if share else 1
+decimals = 1 if share else 0 if median or metric["unit"] in ("minutes", "scale score points") else 2
+value_format = f"%.{decimals}f" + ("%%" if share else "")
+change_format = f"%+.{decimals}f" + (" pts" if share else "")
+table = vendors[["vendor_id", "vendor", "value", "low", "high", "n"]]
+
+
+def open_profile() -> None:
+    rows = st.session_state["vendor-table"].selection.rows
+    if rows:
+        st.session_state["profile"] = table["vendor_id"].iloc[rows[0]]
+
+
+st.dataframe(
+    table.assign(**{c: table[c] * scale for c in ("value", "low", "high")}),
+    hide_index=True, width="stretch", key="vendor-table", on_select=open_profile, selection_mode="single-row",
+    column_order=["vendor", "value", "n"] if median else ["vendor", "value", "low", "high", "n"],
+    column_config={
+        "vendor": st.column_config.TextColumn("Vendor", width="large"),
+        "value": st.column_config.NumberColumn(metric["label"], format=value_format),
+        "low": st.column_config.NumberColumn("95% CI from", format=value_format),
+        "high": st.column_config.NumberColumn("to", format=value_format),
+        "n": st.column_config.NumberColumn("Students", format="localized"),
+    },
+)
+st.caption("Click a row to open that vendor's profile at the bottom of the page.")
+
+comparable = len(shown) >= 2 and not median
+
+st.subheader("Funnel plot: more than chance?")
+if not comparable:
+    st.info(
+        "A funnel plot needs at least two vendors and a metric that pools (SGP is a median: choose *Met growth "
+        "target* instead)."
+    )
+else:
+    # The same unit and spread as the intervals, around the pooled value of all vendors shown.
+    # As a mean, one student's spread is the vendors' pooled within-vendor SD.
+    sizes = np.unique(np.geomspace(max(10, shown["n"].min() * 0.3), shown["n"].max() * 1.2, 120).round())
+    spread = math.sqrt((shown["sd"] ** 2 * shown["n"]).sum() / shown["n"].sum()) if kind == "mean" else None
+
+    def funnel(n) -> pd.DataFrame:
+        if kind == "proportion":
+            return compare.funnel_limits(overall, n)
+        bounds = {level: [intervals.mean_t(overall, spread, size, level) for size in n] for level in (0.95, 0.998)}
+        return pd.DataFrame({
+            "n": list(n),
+            "low_95": [b[0] for b in bounds[0.95]], "high_95": [b[1] for b in bounds[0.95]],
+            "low_998": [b[0] for b in bounds[0.998]], "high_998": [b[1] for b in bounds[0.998]],
+        })
+
+    limits = funnel(sizes)
+    points = shown[["vendor_id", "vendor", "value", "n"]].reset_index(drop=True)
+    at_points = funnel(points["n"].to_numpy(dtype=float)).drop(columns="n")
+    points = pd.concat([points, at_points], axis=1)
+    points["position"] = np.select(
+        [points["value"] > points["high_998"], points["value"] < points["low_998"],
+         points["value"] > points["high_95"], points["value"] < points["low_95"]],
+        ["above 99.8% limit", "below 99.8% limit", "above 95% limit", "below 95% limit"],
+        "within the limits",
+    )
+    points["label"] = points["vendor_id"]
+    st.plotly_chart(charts.funnel_figure(points, limits, overall, metric, label="label"), width="stretch", key="funnel")
+    if (points["position"] == "within the limits").all():
+        st.markdown("Every vendor is **within the 95% limits**: the differences between them are what chance alone would give.")
+    else:
+        st.markdown(
+            " · ".join(
+                f"**{position.capitalize()}**: {', '.join(points.loc[points['position'] == position, 'vendor_id'])}"
+                for position in ("above 99.8% limit", "above 95% limit", "within the limits", "below 95% limit", "below 99.8% limit")
+                if (points["position"] == position).any()
+            )
+            + ". Beyond the 99.8% limits chance is very unlikely; beyond 95%, worth a question."
+        )
+    st.caption(
+        "Each dot is a vendor: its value against its number of students. The funnel is the range a vendor of that "
+        f"size would fall in by chance if its true value were the overall {charts.format_value(overall, metric)}: "
+        "95% of the time inside the dotted lines, 99.8% inside the dashed ones. Students are the unit: "
+        + ("binomial limits at the overall share with students as n" if kind == "proportion" else
+           "the overall value ± t × the spread of "
+           + ("students' own values" if per_student is not None else "single observations") + " / √students")
+        + (", which is wider than needed: a vendor outside is different for real, one inside may still differ."
+           if repeated and per_student is None else ".")
+    )
+    chart_footer(
+        points.drop(columns="label"), metric, name=f"funnel-{metric['metric_id']}",
+        who=f"{scope_note} · limits around all vendors shown", students=int(points["n"].sum()),
+    )
+
+st.subheader("Adjusted for the students each vendor serves")
+if not comparable:
+    st.info("The adjusted comparison needs at least two vendors and a metric that pools.")
+else:
+    cells = query("breakdown", metric=metric["metric_id"], by="vendor_id", by2="baseline_band", **filters.params())
+    cells = cells[cells["value"].notna() & (cells["n"] > 0)]
+    # Students are the unit here too, with the same spread as the intervals above.
+    cell_kind, strata = stats_inputs(cells, ["vendor_id", "baseline_band"])
+    measures = ["k", "n"] if cell_kind == "proportion" else ["mean", "sd", "n"]
+    adjusted = compare.observed_expected(strata[["vendor_id", "baseline_band", *measures]], by="vendor_id", adjust_for="baseline_band")
+    adjusted.insert(1, "vendor", adjusted["vendor_id"].map(vendor_label))
+    st.markdown(
+        "Vendors serve different students: one that takes more students who started far below grade level would "
+        "look worse on raw numbers through no fault of its own. So for each vendor we ask what its result **would "
+        "have been if each of its students had done as well as the district's average student in the same baseline "
+        "band**: that is its *expected* value. Observed above expected means its students did better than similar "
+        "students elsewhere. (This is *indirect standardisation*.)"
+    )
+    st.plotly_chart(charts.observed_expected_figure(adjusted, category="vendor", metric=metric), width="stretch", key="adjusted")
+    st.dataframe(
+        adjusted.assign(**{c: adjusted[c] * scale for c in ("observed", "expected", "difference", "diff_low", "diff_high")}),
+        hide_index=True, width="stretch",
+        column_order=["vendor", "n", "observed", "expected", "difference", "diff_low", "diff_high", "ratio", "ratio_low", "ratio_high"],
+        column_config={
+            "vendor": st.column_config.TextColumn("Vendor", width="large"),
+            "n": st.column_config.NumberColumn("Students", format="localized"),
+            "observed": st.column_config.NumberColumn("Observed", format=value_format),
+            "expected": st.column_config.NumberColumn("Expected", format=value_format),
+            "difference": st.column_config.NumberColumn("Observed − expected", format=change_format),
+            "diff_low": st.column_config.NumberColumn("95% CI from", format=change_format),
+            "diff_high": st.column_config.NumberColumn("to", format=change_format),
+            "ratio": st.column_config.NumberColumn("Ratio", format="%.3f"),
+            "ratio_low": st.column_config.NumberColumn("95% CI from", format="%.3f"),
+            "ratio_high": st.column_config.NumberColumn("to", format="%.3f"),
+        },
+    )
+    st.caption(
+        "Expected uses the district's result in each baseline band (well below, below, near, above), weighted by the "
+        "vendor's own students in each band; the interval is the observed value's, built as above. Here every student "
+        "counts once, so observed can differ slightly from the pooled value above. The district includes the vendor "
+        "itself, which pulls a large vendor's ratio towards 1."
+    )
+    chart_footer(
+        adjusted, metric, name=f"adjusted-{metric['metric_id']}", who=f"{scope_note} · adjusted for baseline band",
+        students=int(adjusted["n"].sum()),
+    )
+
+st.subheader("Payments earned so far")
+payments = query("payments", end=filters.end.isoformat())
+if payments.empty:
+    st.info("No contract in scope.")
+else:
+    payments.insert(1, "vendor", payments["vendor_id"].map(vendor_label))
+    payments["pays_for"] = [
+        f"{catalogue[m]['label'] if m in catalogue else m} {'≥' if catalogue.get(m, {}).get('better', 'higher') == 'higher' else '≤'} {t:g}"
+        for m, t in zip(payments["payment_metric"], payments["threshold"])
+    ]
+    # Base, total and cap belong to a contract and repeat on each of its rate-card lines.
+    contracts = payments.groupby(["vendor_id", "contract_starts_on"], as_index=False, sort=False).agg(
+        vendor=("vendor", "first"), contract_ends_on=("contract_ends_on", "first"), counted_until=("counted_until", "first"),
+        students_served=("students_served", "first"), base_amount=("base_amount", "first"),
+        outcome_amount=("outcome_amount", "sum"), amount_uncapped=("amount_uncapped", "first"), cap=("cap", "first"),
+        amount_earned=("amount_earned", "first"), cap_applied=("cap_applied", "first"),
+    )
+    if contracts["vendor_id"].duplicated().any():
+        contracts["vendor"] = contracts["vendor"] + contracts["contract_starts_on"].map(lambda d: f" (from {d:%b %Y})")
+    capped = contracts[contracts["cap_applied"]]
+    st.markdown(
+        f"**${contracts['amount_earned'].sum():,.0f}** earned across {len(contracts)} contract(s) up to "
+        f"{contracts['counted_until'].max():%b %-d, %Y}"
+        + (f"; the cap binds for **{', '.join(capped['vendor'])}**." if not capped.empty else "; no cap binds.")
+    )
+    st.plotly_chart(charts.payments_figure(contracts, names), width="stretch", key="payments")
+    st.dataframe(
+        payments, hide_index=True, width="stretch",
+        column_order=["vendor", "pays_for", "students_served", "students_eligible", "students_successful",
+                      "base_amount", "outcome_amount", "amount_uncapped", "cap", "amount_earned", "cap_applied"],
+        column_config={
+            "vendor": st.column_config.TextColumn("Vendor", width="medium"),
+            "pays_for": st.column_config.TextColumn("Pays for", help="The payment outcome and the threshold a student must reach"),
+            "students_served": st.column_config.NumberColumn("Served", format="localized"),
+            "students_eligible": st.column_config.NumberColumn("Eligible", format="localized", help="Served students with an outcome to judge"),
+            "students_successful": st.column_config.NumberColumn("Successful", format="localized", help="Eligible students who reached the threshold"),
+            "base_amount": st.column_config.NumberColumn("Base", format="$%,d"),
+            "outcome_amount": st.column_config.NumberColumn("Outcome", format="$%,d"),
+            "amount_uncapped": st.column_config.NumberColumn("Before cap", format="$%,d"),
+            "cap": st.column_config.NumberColumn("Cap", format="$%,d"),
+            "amount_earned": st.column_config.NumberColumn("Earned", format="$%,d"),
+            "cap_applied": st.column_config.CheckboxColumn("Cap binds"),
+        },
+    )
+    st.caption(
+        "Per contract and rate-card line: a base amount per student served (attended at least one session), plus an "
+        "outcome amount per eligible student who reached the threshold, up to the contract's cap. Counted over the "
+        "whole contract up to the end of the selected dates; the student filters do not apply to payments."
+    )
+    chart_footer(
+        payments.drop(columns=["vendor"]), None, name="payments",
+        who=f"Every contract in scope, counted up to the end of the selected dates ({filters.end:%b %-d, %Y}) or of the contract",
+        students=int(contracts["students_served"].sum()),
+    )
+
+st.subheader("Data timeliness")
+quality = query("quality", start=filters.start.isoformat(), end=filters.end.isoformat())
+submitted = quality[quality["vendor_id"].notna()]
+if submitted.empty:
+    st.info("No vendor submissions were due in these dates.")
+else:
+    counts = pd.crosstab(submitted["vendor_id"], submitted["status"])
+    statuses = [s for s in charts.STATUS_STYLE if s in counts]
+    timeliness = counts[statuses].div(counts.sum(axis=1), axis=0)
+    timeliness = pd.concat([timeliness, counts[statuses].add_suffix("_count")], axis=1).reset_index()
+    timeliness["expected"] = counts.sum(axis=1).to_numpy()
+    timeliness.insert(1, "vendor", timeliness["vendor_id"].map(vendor_label))
+    st.plotly_chart(charts.status_shares_figure(timeliness, category="vendor"), width="stretch", key="timeliness")
+    st.caption(
+        "Share of each vendor's expected submissions (weekly session logs and exit tickets, rosters) that came on time, "
+        "late, were rejected and never replaced, or never came. A corrected file does not make a week late."
+    )
+    chart_footer(
+        timeliness, None, name="timeliness",
+        who=f"Vendor submissions for periods from {filters.start:%b %-d, %Y} to {filters.end:%b %-d, %Y}, as due by today",
+    )
+    st.page_link("app_pages/data_quality.py", label="Every submission, rejected rows and coverage: Data quality", icon=":material/fact_check:")
+
+st.header("Vendor profile")
+options = list(vendors["vendor_id"])
+choice = st.selectbox(
+    "Vendor", options, index=0 if len(options) == 1 else None, format_func=vendor_label, key="profile",
+    bind="query-params", placeholder="Choose a vendor, or click one in the table above",
+)
+if choice is None:
+    st.stop()
+
+st.subheader(vendor_label(choice))
+
+
+def open_with_vendor(page: str) -> None:
+    # A page link's query parameters do not move a filter this session already holds.
+    narrow_filters(vendor_id=choice)
+    st.session_state["vendors-open"] = page
+
+
+own = {**filters.params(), "vendor_id": [choice]}
+
+# Key metrics: the payment and process outcomes, each against all vendors shown.
+rows = []
+for metric_id, row in catalogue.items():
+    if row["kind"] == "context":
+        continue
+    every = query("vendors", metric=metric_id, **filters.params())
+    mine = every[every["vendor_id"] == choice]
+    value = mine["value"].iloc[0] if not mine.empty else math.nan
+    pooled = every.dropna(subset=["numerator"])
+    others = (pooled["numerator"].sum() / pooled["denominator"].sum()
+              if row["aggregation"] != "median" and len(pooled) > 1 else math.nan)
+    rows.append({"metric_id": metric_id, "label": row["label"], "value": value, "all_vendors": others,
+                 "difference": value - others, "target": row["target"],
+                 "students": int(mine["n"].iloc[0]) if not mine.empty else 0})
+key_metrics = pd.DataFrame(rows)
+tiles = st.columns(5)
+for i, row in enumerate(key_metrics.to_dict(orient="records")):
+    entry = catalogue[row["metric_id"]]
+    # Scores of 1 to 5 move in hundredths; one decimal would show most differences as 0.0.
+    small = not charts.is_share(entry) and entry["unit"].startswith("score")
+    delta = None if pd.isna(row["difference"]) else f"{row['difference']:+.2f}" if small else charts.format_change(row["difference"], entry)
+    level = delta is not None and delta.lstrip("+-").rstrip(" pts") in ("0.0", "0.00", "0")
+    tiles[i % 5].metric(
+        row["label"], charts.format_value(row["value"], entry), delta=delta.lstrip("+-") if level else delta,
+        delta_color="off" if level else "normal" if entry["better"] == "higher" else "inverse",
+        delta_arrow="off" if level else "auto",
+        delta_description="vs all vendors" if delta else "median: no pooled value",
+        help=f"{entry['definition']} Target {charts.format_value(row['target'], entry)}.", border=True, height=140,
+    )
+chart_footer(key_metrics, None, name=f"profile-{choice}-metrics", who=f"{vendor_label(choice)} · {filters.describe()}")
+
+st.markdown(f"**{metric['label']} over time**")
+grain = "week" if metric["frequency"] == "weekly" else "window"
+series = query("series", metric=metric["metric_id"], grain=grain, **own)
+if series["value"].notna().sum() < 2:
+    st.info("Too few periods to chart.")
+else:
+    everyone = query("series", metric=metric["metric_id"], grain=grain, **filters.params())
+    charted = chart(series, metric)
+    trend = charts.spc_figure(charted, metric, overlays=[("All vendors", everyone)] if len(options) > 1 else [], height=380)
+    # The overlay's default colour is close to the orange of concern points.
+    trend.update_traces(selector=dict(name="All vendors"), line=dict(color="#CC79A7", width=2, dash="dot"))
+    st.plotly_chart(trend, width="stretch", key="profile-trend")
+    st.button(
+        f"Open in Trends with {vendor_label(choice)} as the filter", icon=":material/show_chart:", type="tertiary",
+        on_click=open_with_vendor, args=("app_pages/trends.py",), key="to-trends",
+    )
+    chart_footer(
+        charted, metric, name=f"profile-{choice}-trend", who=f"{metric['label']} by {grain} · {vendor_label(choice)} · {filters.describe()}",
+        students=int(series["n"].max()),
+    )
+
+st.markdown(f"**Its largest gaps in {metric['label'].lower()}**")
+if metric["aggregation"] == "median":
+    st.info("SGP is a median: gaps with intervals are on *Met growth target*.")
+else:
+    group_names = {d: name for d, (_, name) in {**MULTI, **YES_NO}.items()}
+    school_names = filters.labels.get("school_id", {})
+
+    def group_label(dimension: str, value) -> str:
+        if dimension in YES_NO:
+            return "yes" if value else "no"
+        if dimension == "school_id":
+            return school_names.get(value, value)
+        return f"grade {value}" if dimension == "grade" else str(value)
+
+    mine = per_student[per_student["vendor_id"] == choice] if per_student is not None else None
+    found = []
+    for dimension in ("baseline_band", "grade", "school_id", "race_ethnicity", "gender", "econ_disadvantaged",
+                      "english_learner", "special_education"):
+        cells = query("breakdown", metric=metric["metric_id"], by=dimension, **own)
+        cells = cells[cells["value"].notna()]
+        if len(cells) < 2:
+            continue
+        group_kind, groups = stats_inputs(cells, [dimension], students=mine)
+        measures = ["k", "n"] if group_kind == "proportion" else ["mean", "sd", "n"]
+        gaps = disparity.gaps(
+            groups.rename(columns={dimension: "group"})[["group", *measures]], kind=group_kind,
+            min_cell=warehouse().settings.min_cell_size,
+        )
+        reference = gaps.loc[gaps["is_reference"], "group"].iloc[0]
+        gaps = gaps[~gaps["is_reference"] & gaps["difference"].notna()]
+        if gaps.empty:
+            continue
+        # The largest gap is the one surely largest: the end of its interval nearest to no gap
+        # (0 where it spans none), not the raw difference, which a group of a dozen students wins.
+        gaps = gaps.assign(at_least=np.where(gaps["diff_low"] * gaps["diff_high"] > 0, np.minimum(gaps["diff_low"].abs(), gaps["diff_high"].abs()), 0.0))
+        widest = gaps.sort_values(["at_least", "difference"], key=abs, ascending=False).iloc[0]
+        found.append({
+            "gap": f"{group_names[dimension]}: {group_label(dimension, widest['group'])} vs {group_label(dimension, reference)}",
+            "dimension": dimension, "group": widest["group"], "reference": reference,
+            "value": widest["difference"], "low": widest["diff_low"], "high": widest["diff_high"], "n": widest["n"],
+            "at_least": widest["at_least"],
+        })
+    if not found:
+        st.info("No group is large enough to compare.")
+    else:
+        gaps = pd.DataFrame(found).sort_values(["at_least", "value"], key=abs, ascending=False).reset_index(drop=True)
+        gap_metric = {**metric, "label": f"Gap in {metric['label'].lower()}", "target": None}
+        st.plotly_chart(
+            charts.interval_figure(gaps, category="gap", metric=gap_metric, reference=0, reference_label="no gap"),
+            width="stretch", key="profile-gaps",
+        )
+        st.caption(
+            "For each way of grouping this vendor's students, the group whose gap to the largest group (the reference) is "
+            "surely largest, i.e. whose 95% interval ends furthest from no gap. Intervals are built as in the "
+            "comparison above, students as the unit. Groups under the small-cell size are left out."
+        )
+        st.button(
+            f"All groups on Disparities with {vendor_label(choice)} as the filter", icon=":material/balance:", type="tertiary",
+            on_click=open_with_vendor, args=("app_pages/disparities.py",), key="to-disparities",
+        )
+        chart_footer(gaps, metric, name=f"profile-{choice}-gaps", who=f"{vendor_label(choice)} · {filters.describe()}")

@@ -1,0 +1,140 @@
+"""The filter bar every page shares. Its whole state lives in the URL, so a copied link
+reproduces the exact view, and it survives page switches and reloads.
+
+It offers only what the viewer's scope contains (a vendor sees its own vendor only) and
+returns the parameters of the query layer's views.
+"""
+
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from ciboard.dashboard import query
+
+# Dimensions the bar filters on, with the short URL keys a facilitator can read and edit.
+MULTI = {
+    "vendor_id": ("vendor", "Vendor"),
+    "school_id": ("school", "School"),
+    "grade": ("grade", "Grade"),
+    "race_ethnicity": ("race", "Race/ethnicity"),
+    "gender": ("gender", "Gender"),
+    "baseline_band": ("band", "Baseline band"),
+}
+YES_NO = {
+    "econ_disadvantaged": ("econ", "Economically disadvantaged"),
+    "english_learner": ("el", "English learner"),
+    "special_education": ("sped", "Special education"),
+}
+DOSAGE = {0: "All students", 50: "Met dosage in ≥ half their weeks", 75: "Met dosage in ≥ 3/4 of their weeks"}
+ALL = "All"
+
+
+@dataclass
+class Filters:
+    start: date
+    end: date
+    school_year: str
+    chosen: dict[str, list[str]] = field(default_factory=dict)  # dimension -> values
+    min_dosage_share: float | None = None
+    labels: dict[str, dict[str, str]] = field(default_factory=dict)  # dimension -> value -> label
+
+    def params(self) -> dict[str, Any]:
+        """The query layer's filter parameters."""
+        return {
+            "start": self.start.isoformat(),
+            "end": self.end.isoformat(),
+            "min_dosage_share": self.min_dosage_share,
+            **{d: v for d, v in self.chosen.items() if v},
+        }
+
+    def describe(self) -> str:
+        """Who the numbers are about, in words, for chart captions and the presentation header."""
+        parts = []
+        for dimension, values in self.chosen.items():
+            if not values:
+                continue
+            name = (MULTI.get(dimension) or YES_NO[dimension])[1]
+            if dimension in YES_NO:
+                parts.append(f"{name}: {'yes' if values == ['true'] else 'no'}")
+            else:
+                shown = [self.labels.get(dimension, {}).get(v, v) for v in values]
+                parts.append(f"{name}: {', '.join(shown)}")
+        if self.min_dosage_share:
+            parts.append(DOSAGE[int(self.min_dosage_share * 100)].replace("Met", "met"))
+        who = "; ".join(parts) if parts else "all students"
+        return f"{who} · {self.start:%b %-d, %Y} – {self.end:%b %-d, %Y}"
+
+
+def filter_bar() -> Filters:
+    """Draws the filters in the sidebar and returns what they select."""
+    choices = query("choices")
+    years = choices[choices["dimension"] == "school_year"].sort_values("value")
+    labels = {
+        dimension: dict(zip(rows["value"], rows["label"]))
+        for dimension, rows in choices.groupby("dimension")
+    }
+    with st.sidebar:
+        st.subheader("Filters")
+        year_names = list(years["value"])
+        if not year_names:
+            st.warning("The warehouse has no school year yet: run `ciboard init --school-year`.")
+            st.stop()
+        with_data = [i for i, students in enumerate(years["students"]) if students]
+        school_year = st.selectbox(
+            "School year", year_names, index=with_data[-1] if with_data else len(year_names) - 1,
+            key="year", bind="query-params",
+            on_change=_forget_dates,
+        )
+        bounds = years.set_index("value").loc[school_year]
+        first, last = pd.Timestamp(bounds["starts_on"]).date(), pd.Timestamp(bounds["ends_on"]).date()
+        dates = st.date_input(
+            "Dates", value=(first, last), min_value=first, max_value=last, key="dates", bind="query-params",
+            format="YYYY-MM-DD",
+        )
+        start, end = (dates[0], dates[-1]) if dates else (first, last)
+        chosen: dict[str, list[str]] = {}
+        for dimension, (key, name) in MULTI.items():
+            options = list(labels.get(dimension, {}))
+            if len(options) <= 1 and dimension == "vendor_id":
+                continue  # a vendor's own vendor is not a choice
+            chosen[dimension] = st.multiselect(
+                name, options, key=key, bind="query-params",
+                format_func=lambda value, d=dimension: _label(labels, d, value),
+                placeholder="All",
+            )
+        for dimension, (key, name) in YES_NO.items():
+            picked = st.segmented_control(name, [ALL, "Yes", "No"], default=ALL, key=key, bind="query-params")
+            chosen[dimension] = {"Yes": ["true"], "No": ["false"]}.get(picked or ALL, [])
+        dosage = st.selectbox(
+            "Dosage", list(DOSAGE), format_func=DOSAGE.get, key="dosage", bind="query-params",
+            help="Read outcomes for the students who got the tutoring the contract asks for: at least 3 sessions "
+            "of 30 minutes in a week, in at least the chosen share of their tutoring weeks.",
+        )
+        st.button("Clear filters", on_click=_clear, width="stretch")
+    return Filters(
+        start=start,
+        end=end,
+        school_year=school_year,
+        chosen=chosen,
+        min_dosage_share=dosage / 100 if dosage else None,
+        labels=labels,
+    )
+
+
+def _label(labels: dict, dimension: str, value: str) -> str:
+    label = labels.get(dimension, {}).get(value, value)
+    return f"{value} · {label}" if dimension in ("vendor_id", "school_id") and label != value else label
+
+
+def _forget_dates() -> None:
+    st.session_state.pop("dates", None)
+
+
+def _clear() -> None:
+    for key, _ in (*MULTI.values(), *YES_NO.values()):
+        st.session_state.pop(key, None)
+    for key in ("dates", "dosage"):
+        st.session_state.pop(key, None)

@@ -1,0 +1,135 @@
+"""The Data quality page through AppTest, on the demo district (3000 students, seed 11).
+
+What the demo planted: V4 is habitually late; V6 missed one week of sessions and survey; V2
+had one sessions file rejected, then a corrected one; V5 re-submitted a corrected week.
+Expected values come from the query layer.
+"""
+
+import io
+import json
+from datetime import date
+
+import pandas as pd
+import pytest
+
+from ciboard import queries
+from ciboard.access import ANALYST
+from conftest import VENDOR_LABELS, default_dates, download, downloads, open_page, plotted, view
+
+PAGE = "app_pages/data_quality.py"
+
+
+def chart(app, key: str) -> dict:
+    return {c.proto.id.split("-", 2)[-1]: json.loads(c.proto.spec) for c in app.get("plotly_chart")}[key]
+
+
+def status_trace(figure: dict, status: str) -> dict:
+    return next(t for t in figure["data"] if t["name"].startswith(f"{status} ("))
+
+
+def test_summary_lines_and_the_submission_timeline(dashboard):
+    app = open_page(PAGE)
+    quality = view(dashboard, "quality", **default_dates(dashboard))
+    sessions = quality[quality["kind"] == "sessions"]
+    late = sessions[sessions["status"] == "late"]
+    missing = sessions[sessions["status"] == "missing"]
+    assert set(late["vendor_id"]) == {"V4"} and len(late) > len(sessions[sessions["vendor_id"] == "V4"]) / 2
+    assert set(missing["vendor_id"]) == {"V6"} and len(missing) == 1
+
+    # One line per vendor says what went wrong, in numbers from the quality view.
+    lines = {m.value.split("**")[1]: m.value for m in app.markdown if m.value.count("**") >= 2 and "·" in m.value.split("**")[1]}
+    weeks = len(sessions[sessions["vendor_id"] == "V4"])
+    assert f"session logs: {len(late)} of {weeks} weeks late" in lines[VENDOR_LABELS["V4"]]
+    assert "session logs: 1 of" in lines[VENDOR_LABELS["V6"]] and "weeks missing" in lines[VENDOR_LABELS["V6"]]
+    assert "exit tickets and surveys: 1 of" in lines[VENDOR_LABELS["V6"]]
+    assert f"session logs: all {len(sessions[sessions['vendor_id'] == 'V3'])} weeks on time" in lines[VENDOR_LABELS["V3"]]
+    assert "(1 also had a rejected file)" in lines[VENDOR_LABELS["V2"]], "V2's rejected file, corrected in time"
+
+    # The timeline marks each vendor's week by status, in colour and shape.
+    figure = chart(app, "timeline")
+    late_marks, missing_marks = status_trace(figure, "late"), status_trace(figure, "missing")
+    assert late_marks["y"] == [VENDOR_LABELS["V4"]] * len(late)
+    assert [x[:10] for x in late_marks["x"]] == [d.isoformat() for d in late["period_start"]]
+    assert missing_marks["y"] == [VENDOR_LABELS["V6"]] and missing_marks["x"][0][:10] == missing["period_start"].iloc[0].isoformat()
+    assert missing_marks["marker"]["symbol"] == "x" and late_marks["marker"]["symbol"] == "triangle-up"
+    assert len(status_trace(figure, "on time")["x"]) == (sessions["status"] == "on time").sum()
+    shown = download(app, "submissions-sessions")
+    assert len(shown) == len(sessions) and shown["status"].value_counts().to_dict() == sessions["status"].value_counts().to_dict()
+
+    # The exit tickets have their own timeline: V6 missed the same week there.
+    app.segmented_control(key="feed").set_value("survey").run()
+    survey = status_trace(chart(app, "timeline"), "missing")
+    assert survey["y"] == [VENDOR_LABELS["V6"]] and survey["x"] == missing_marks["x"]
+
+
+def test_rejected_rows_with_their_reasons(dashboard):
+    app = open_page(PAGE)
+    rejections = view(dashboard, "rejections", **default_dates(dashboard))
+    v2 = rejections[rejections["vendor_id"] == "V2"]
+    assert len(v2) >= 3 and v2["file_name"].nunique() == 1
+
+    table = app.dataframe[0].value
+    assert table["file_name"].tolist() == rejections["file_name"].tolist()
+    assert table[["row_number", "column_name", "reason"]].values.tolist() == rejections[["row_number", "column_name", "reason"]].values.tolist()
+    assert sorted(table.loc[table["vendor_id"] == "V2", "column_name"]) == sorted(v2["column_name"])
+    assert "session_date" in set(v2["column_name"]) and v2["reason"].str.len().gt(0).all()
+    assert any(f"{len(rejections)} problem(s) in 1 rejected file(s)" in m.value and v2["file_name"].iloc[0] in m.value for m in app.markdown)
+    csv = download(app, "rejected-rows")
+    assert csv["reason"].tolist() == rejections["reason"].tolist()
+    assert csv["value"].astype(str).tolist() == rejections["value"].astype(str).tolist()
+
+
+def test_coverage_per_metric_and_week(dashboard):
+    app = open_page(PAGE, query={"coverage-vendor": VENDOR_LABELS["V6"]})
+    span = default_dates(dashboard)
+    coverage = view(dashboard, "coverage", vendor_id=["V6"], **span)
+    missed = view(dashboard, "quality", **span).query("vendor_id == 'V6' and status == 'missing'")["period_start"].iloc[0]
+
+    shown = download(app, "coverage")
+    assert len(shown) == len(coverage)
+    assert shown["with_data"].tolist() == coverage["with_data"].tolist()
+    owed = shown[shown["owed"]]
+    assert owed["coverage"].tolist() == pytest.approx(coverage.loc[owed.index, "coverage"].tolist())
+    assert owed["coverage"].between(0, 1).all()
+    tutoring = owed[owed["metric_id"] != "school_attendance_rate"]
+    assert tutoring.loc[tutoring["period_start"] == missed.isoformat(), "coverage"].eq(0).all(), "V6's missed week is a gap"
+    assert tutoring.loc[tutoring["period_start"] != missed.isoformat(), "coverage"].gt(0.5).all()
+
+    heatmap = chart(app, "coverage")["data"][0]
+    z = plotted(heatmap, "z") if isinstance(heatmap["z"], dict) else [v for row in heatmap["z"] for v in row]
+    values = [v for v in z if v is not None and v == v]
+    assert len(values) == shown["coverage"].notna().sum()
+    assert sorted(values) == pytest.approx(sorted(shown["coverage"].dropna().tolist()))
+    assert any(f"{missed:%b %-d}: " in m.value and "Tutoring attendance rate 0%" in m.value for m in app.markdown)
+
+
+def test_freshness_per_vendor_and_feed(dashboard):
+    app = open_page(PAGE)
+    span = default_dates(dashboard)
+    quality = view(dashboard, "quality", **span)
+    as_of = min(date.fromisoformat(span["end"]), date.today())
+
+    fresh = download(app, "freshness")
+    assert len(fresh) == len(quality.groupby([quality["vendor_id"].fillna("District"), "kind"]))
+    sessions = fresh[fresh["kind"] == "sessions"].set_index("source")
+    for vendor in ("V1", "V4", "V6"):
+        rows = quality[(quality["vendor_id"] == vendor) & (quality["kind"] == "sessions")]
+        last = rows["received_at"].max()
+        row = sessions.loc[VENDOR_LABELS[vendor]]
+        assert pd.Timestamp(row["last_received_at"]) == last
+        assert row["latest_period_received"] == rows.loc[rows["received_at"].notna(), "period_end"].max().isoformat()
+        assert row["days_since"] == (as_of - last.date()).days
+    assert sessions.loc[VENDOR_LABELS["V4"], "latest_due_status"] == quality[(quality["vendor_id"] == "V4") & (quality["kind"] == "sessions")].iloc[-1]["status"]
+    assert app.dataframe[-1].value["days_since"].tolist() == fresh["days_since"].tolist()
+
+
+def test_a_vendor_sees_only_its_own_submissions(dashboard, monkeypatch):
+    from ciboard import dashboard as frame
+    from ciboard.access import Scope
+
+    monkeypatch.setattr(frame, "scope", lambda: Scope("vendor", "V4"))
+    app = open_page(PAGE)
+    assert set(status_trace(chart(app, "timeline"), "late")["y"]) == {VENDOR_LABELS["V4"]}
+    assert set(download(app, "submissions-sessions")["vendor_id"]) == {"V4"}
+    assert set(download(app, "freshness")["source"]) == {VENDOR_LABELS["V4"]}
+    assert not [d for d in app.dataframe if "file_name" in d.value.columns], "V2's rejected file is not V4's business"
