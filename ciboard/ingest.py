@@ -649,6 +649,7 @@ class Loader:
         self.say = say
         self.next_batch = con.execute("select coalesce(max(batch_id), 0) + 1 from submissions").fetchall()[0][0]
         self.seen: dict[tuple[str, str], int] = {}
+        self.contracts_changed = False
         for name in ("sessions", "school_attendance", "assessment", "survey", "roster"):
             con.execute(f"create or replace temp table affected_{name} (student_key varchar)")
         con.execute("create or replace temp table replacing (batch_id integer)")
@@ -808,6 +809,7 @@ class Loader:
                 outcome_per_student, cap, starts_on, ends_on, ? from {typed}""",
                 [batch_id],
             )
+            self.contracts_changed = True
             # The growth threshold decides met_growth_target, so its students' facts are redone.
             con.execute(
                 f"""insert into affected_assessment select student_key from students
@@ -927,6 +929,8 @@ class Loader:
                 if kind == "sessions":
                     self.con.execute("delete from student_dosage where student_key in (select student_key from affected)")
                     self.con.execute(STUDENT_DOSAGE)
+        if self.contracts_changed or self.con.execute("select count(*) from affected_sessions").fetchall()[0][0]:
+            self.con.execute(CONTRACT_SERVED)
         # A corrected roster moves a student's facts to their new school, grade or group.
         self.con.execute(
             """update facts set school_id = s.school_id, grade = s.grade, race_ethnicity = s.race_ethnicity,
@@ -1056,6 +1060,18 @@ DERIVATIONS = {
         """
     ),
 }
+
+# Rebuilt whole when sessions or contracts change: one pass over the sessions at ingest
+# saves every payments query that pass.
+CONTRACT_SERVED = """
+delete from contract_served;
+insert into contract_served
+select c.vendor_id, c.starts_on, s.student_key, min(s.session_date)
+from (select distinct vendor_id, starts_on, ends_on from contracts) as c
+inner join sessions as s
+    on s.vendor_id = c.vendor_id and s.session_date between c.starts_on and c.ends_on and s.attended_minutes > 0
+group by all
+"""
 
 STUDENT_DOSAGE = """
 insert into student_dosage

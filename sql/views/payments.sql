@@ -18,14 +18,15 @@ contracts_in_scope as (
     select distinct vendor_id, starts_on, ends_on, counted_until, base_per_student, cap from lines
 ),
 
--- A student counts as served once they attend a session within the contract dates.
+-- A student counts as served once they attend a session within the contract dates;
+-- ingest keeps each student's first such session in contract_served.
 served as (
-    select distinct c.vendor_id, c.starts_on, s.student_key
+    select c.vendor_id, c.starts_on, cs.student_key
     from contracts_in_scope as c
-    inner join sessions as s
-        on s.vendor_id = c.vendor_id
-        and s.session_date between c.starts_on and c.counted_until
-        and s.attended_minutes > 0
+    inner join contract_served as cs
+        on cs.vendor_id = c.vendor_id
+        and cs.starts_on = c.starts_on
+        and cs.first_attended_on <= c.counted_until
 ),
 
 served_counts as (
