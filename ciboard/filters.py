@@ -113,7 +113,6 @@ def filter_bar() -> Filters:
             help="Read outcomes for the students who got the tutoring the contract asks for: at least 3 sessions "
             "of 30 minutes in a week, in at least the chosen share of their tutoring weeks.",
         )
-        st.button("Clear filters", on_click=_clear, width="stretch")
     return Filters(
         start=start,
         end=end,
@@ -131,10 +130,3 @@ def _label(labels: dict, dimension: str, value: str) -> str:
 
 def _forget_dates() -> None:
     st.session_state.pop("dates", None)
-
-
-def _clear() -> None:
-    for key, _ in (*MULTI.values(), *YES_NO.values()):
-        st.session_state.pop(key, None)
-    for key in ("dates", "dosage"):
-        st.session_state.pop(key, None)

@@ -35,11 +35,12 @@ def sample_submissions() -> list[Submission]:
 
 
 @pytest.fixture
-def warehouse(tmp_path: Path) -> Warehouse:
+def warehouse(tmp_path: Path):
     """An empty warehouse with the 2025-26 school year."""
     warehouse = make_warehouse(tmp_path / "data")
     warehouse.init(["2025-26"])
-    return warehouse
+    yield warehouse
+    warehouse.close()
 
 
 @pytest.fixture
@@ -50,10 +51,11 @@ def loaded(warehouse: Warehouse) -> Warehouse:
 
 
 @pytest.fixture(scope="session")
-def demo_warehouse(tmp_path_factory: pytest.TempPathFactory) -> Warehouse:
+def demo_warehouse(tmp_path_factory: pytest.TempPathFactory):
     warehouse = make_warehouse(tmp_path_factory.mktemp("demo") / "data")
     demo.build(warehouse, students=DEMO_STUDENTS, seed=DEMO_SEED)
-    return warehouse
+    yield warehouse
+    warehouse.close()
 
 
 def write_csv(path: Path, header: str, *rows: str) -> Path:
@@ -185,16 +187,21 @@ def download(app, name: str):
     return pd.read_csv(io.BytesIO(content))
 
 
-@pytest.fixture(scope="session", autouse=True)
-def release_duckdb_at_the_end():
-    """Drops the dashboard's cached warehouses and answers before the interpreter exits: DuckDB
-    objects still alive at shutdown make its bindings print a page of leak warnings after
-    pytest's summary line."""
-    yield
-    import gc
+_EXIT_STATUS: list[int] = []
 
-    import streamlit as st
 
-    st.cache_resource.clear()
-    st.cache_data.clear()
-    gc.collect()
+def pytest_sessionfinish(session, exitstatus):
+    _EXIT_STATUS.append(int(exitstatus))
+
+
+def pytest_unconfigure(config):
+    """Leaves without the interpreter's teardown, keeping pytest's exit status: DuckDB's
+    bindings print a page of "leaked instance" warnings at teardown when connections outlive
+    the run (Streamlit's caches keep some), burying pytest's summary line."""
+    import os
+    import sys
+
+    if _EXIT_STATUS:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(_EXIT_STATUS[-1])
