@@ -153,7 +153,7 @@ class Warehouse:
         if self.is_current_code():
             return False
         with self.publish():
-            pass
+            pass  # publishing a copy is what migrates it
         return True
 
     def init(self, school_years: list[str]) -> list[str]:

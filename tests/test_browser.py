@@ -134,4 +134,15 @@ def test_a_sidebar_filter_changes_the_chart_and_the_url(server, browser):
     again = copy.locator("[data-testid='stMarkdownContainer'] strong").first.locator("xpath=../..").inner_text()
     assert again == changed
     copy.close()
+
+    # The filters follow the user to another page, and survive a reload there.
+    page.get_by_role("link", name="Vendors").click()
+    page.wait_for_url("**/vendors?*", timeout=30_000)
+    settle(page)
+    assert "vendor=V3" in page.url
+    chosen = page.locator("[data-testid='stSidebar'] [data-testid='stMultiSelect']").first
+    assert "V3 · Keystone Math Corps" in chosen.inner_text()
+    page.reload()
+    settle(page)
+    assert "V3 · Keystone Math Corps" in chosen.inner_text() and errors_on(page) == []
     page.close()
