@@ -6,7 +6,7 @@ import math
 import pandas as pd
 import streamlit as st
 
-from ciboard import charts
+from ciboard import charts, comparisons
 from ciboard.dashboard import (
     chart_footer, group_labels, in_filter_order, metric_picker, metrics, query, scope, warehouse,
 )
@@ -42,7 +42,6 @@ def lower(name: str) -> str:
 
 
 params = {"metric": metric["metric_id"], **filters.params()}
-share = metric["aggregation"] in ("rate", "proportion")
 breakdown = query("breakdown", **params, by=by)
 if breakdown.empty:
     st.info("No data for this metric and these filters.")
@@ -53,57 +52,13 @@ if len(breakdown) < 2:
     st.info(f"Only one {lower(NAMES[by])} group has data with these filters: there is no gap to show.")
     st.stop()
 
-# How each group's interval is built. The student is the unit: a student's sessions, weeks and
-# assessment windows go together, so counting them as independent observations would make
-# intervals far too narrow (in the demo about three times too narrow for attendance, enough
-# to call a 2-point gap at V1 "real" when it is not). The group's value is always the one
-# every page shows (a rate is sessions attended over sessions scheduled); only its spread
-# changes:
-# - one observation per student: Wilson and Newcombe for shares, t and Welch for means;
-# - several per student, analysts: the spread of students' own values (student_values), with
-#   students as n: the linearised variance of a pooled rate when students have similar
-#   numbers of sessions (Welch's interval for the gap);
-# - several per student, other viewers (no student rows reach them): a share with students as
-#   n, i.e. the widest spread a student's share can have; a mean with the spread of single
-#   observations. Both are wider than needed, never narrower;
-# - medians (growth percentiles): no interval; the gap is the difference of medians.
-repeated = metric["aggregation"] == "rate" or bool((breakdown["denominator"] > breakdown["n"]).any())
-if metric["aggregation"] == "median":
-    kind, inputs = "mean", breakdown.assign(mean=breakdown["value"], sd=math.nan)
-    method = "Growth percentiles are compared as medians, which have no interval here: read small gaps with care."
-elif repeated and analyst:
-    # student_values pairs two metrics; school attendance is recorded for every enrolled student,
-    # so pairing with it leaves no one out.
-    partner = "school_attendance_rate"
-    if metric["metric_id"] == partner:
-        partner = "tutoring_attendance_rate"
-    students = query("student_values", **params, metric_y=partner)
-    spread = students.groupby(by)["x"].std()
-    kind, inputs = "mean", breakdown.assign(mean=breakdown["value"], sd=breakdown[by].map(spread))
-    method = (
-        "Intervals count students, not " + ("sessions" if metric["aggregation"] == "rate" else "observations")
-        + ": a student's " + ("sessions" if metric["aggregation"] == "rate" else "weeks and windows")
-        + " go together, so they are not independent. Each interval comes from how much students' own values "
-        "vary around their group's (Welch's interval for the gap)."
-    )
-elif share:
-    k = (breakdown["value"] * breakdown["n"]).clip(lower=0, upper=breakdown["n"])
-    kind, inputs = "proportion", breakdown.assign(k=k)
-    method = (
-        "Wilson intervals for each group, Newcombe's for the gap."
-        if not repeated else
-        "Intervals count students, not sessions or weeks, and without student rows they allow the widest spread "
-        "a student's share can have: they are wider than needed, so a gap whose interval leaves out zero is real, "
-        "and one whose interval crosses zero may still be."
-    )
-else:
-    kind, inputs = "mean", breakdown.assign(mean=breakdown["value"])
-    method = (
-        "t intervals for each group, Welch's for the gap."
-        if not repeated else
-        "Intervals count students, not weekly observations, using the spread of single observations: wider than "
-        "needed, so a gap whose interval leaves out zero is real, and one whose interval crosses zero may still be."
-    )
+# The student is the unit of every interval, by the rules in ciboard.comparisons.
+repeated = comparisons.is_repeated(metric, breakdown)
+students = None
+if analyst and comparisons.needs_students(metric, breakdown):
+    students = query("student_values", **params, metric_y=comparisons.partner_metric(metric["metric_id"]))
+kind, inputs = comparisons.stats_inputs(breakdown, metric, [by], students)
+method = comparisons.method_note(metric, repeated, students is not None)
 
 largest = breakdown.loc[breakdown["n"].idxmax(), "group"]
 options = list(breakdown["group"])

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from ciboard import charts
+from ciboard import charts, comparisons
 from ciboard.dashboard import chart_footer, metric_picker, metrics, narrow_filters, query, scope, warehouse
 from ciboard.filters import MULTI, YES_NO
 from ciboard.signals import chart
@@ -45,51 +45,23 @@ vendors.insert(1, "vendor", vendors["vendor_id"].map(vendor_label))
 
 
 # Students are the unit of every interval, funnel and adjusted comparison on this page, by the
-# rules the Disparities page uses. A rate's sessions or days, and a proportion's student-weeks
-# or windows, cluster within students: a binomial over them is several times too narrow (in the
-# demo about three times for attendance). So:
-# - one observation per student: Wilson for shares, t for means, exactly;
-# - several per student, analysts: the spread of students' own values (student_values), with
-#   students as n, as for a mean (the linearised variance of a pooled rate when students have
-#   similar numbers of sessions);
-# - several per student, other viewers (no student rows reach them): a share with students as
-#   n, the widest spread a student's share can have; a mean with the spread of single
-#   observations. Both bound the truth from above: wider than needed, never narrower;
-# - medians (SGP): no interval, no funnel, no adjustment.
+# rules in ciboard.comparisons.
 median = metric["aggregation"] == "median"
-repeated = metric["aggregation"] == "rate" or bool((vendors["denominator"] > vendors["n"]).any())
+repeated = comparisons.is_repeated(metric, vendors)
 per_student = None
-if repeated and not median and scope().role == "analyst":
-    # student_values pairs two metrics; school attendance is recorded for every enrolled student,
-    # so pairing with it leaves no one out.
-    partner = "tutoring_attendance_rate" if metric["metric_id"] == "school_attendance_rate" else "school_attendance_rate"
-    per_student = query("student_values", metric=metric["metric_id"], metric_y=partner, **filters.params())
+if comparisons.needs_students(metric, vendors) and scope().role == "analyst":
+    per_student = query(
+        "student_values", metric=metric["metric_id"], metric_y=comparisons.partner_metric(metric["metric_id"]),
+        **filters.params(),
+    )
 if median:
     method = "SGP is a median: it has no interval, funnel or adjustment here. For those, choose *Met growth target*."
-elif per_student is not None:
-    method = (
-        "Intervals count students, not sessions or weeks: a student's observations go together, so each interval "
-        "comes from how much students' own values vary around their vendor's."
-    )
-elif repeated:
-    method = (
-        "Intervals count students, not sessions or weeks, and without student rows they allow the widest spread a "
-        "student's value can have: wider than needed, so a difference they show is real, and one they hide may still be."
-    )
 else:
-    method = "Wilson intervals for shares, t intervals for means, one observation per student."
+    method = comparisons.method_note(metric, repeated, per_student is not None)
 
 
 def stats_inputs(cells: pd.DataFrame, keys: list[str], students: pd.DataFrame | None = per_student) -> tuple[str, pd.DataFrame]:
-    """Rows of a view as the inputs of ciboard.stats: (kind, frame with k and n, or mean, sd and n)."""
-    if students is not None:
-        spread = students.groupby(keys)["x"].std().rename("spread").reset_index()
-        cells = cells.merge(spread, on=keys, how="left")
-        # A cell of one student has no spread of its own; it adds nothing to the variance.
-        return "mean", cells.assign(mean=cells["value"], sd=cells["spread"].where(cells["n"] > 1, 0.0))
-    if share:
-        return "proportion", cells.assign(k=(cells["value"] * cells["n"]).clip(lower=0, upper=cells["n"]))
-    return "mean", cells.assign(mean=cells["value"], sd=cells["sd"].fillna(0.0))
+    return comparisons.stats_inputs(cells, metric, keys, students)
 
 
 def with_intervals(kind: str, rows: pd.DataFrame) -> pd.DataFrame:
