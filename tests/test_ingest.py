@@ -60,6 +60,12 @@ def test_a_new_threshold_recomputes_met_growth_target(loaded, tmp_path):
     assert met == {"ST0000001": 1.0, "ST0000002": 1.0}
 
 
+def sample_shaped(tmp_path: Path, kind: str, *rows: str, name: str | None = None) -> Path:
+    """A file of `kind` with the sample file's header and these rows."""
+    header = (SAMPLES / f"{kind}.csv").read_text().splitlines()[0]
+    return write_csv(tmp_path / (name or f"{kind}.csv"), header, *rows)
+
+
 def rejected(warehouse, path: Path, kind: str, vendor: str | None = None) -> list[tuple]:
     before = snapshot(warehouse)
     with pytest.raises(IngestRejected) as caught:
@@ -186,15 +192,13 @@ def test_a_student_of_another_vendor_cannot_be_submitted(loaded, tmp_path):
 
 
 def test_a_roster_cannot_move_a_student_to_another_vendor(loaded, tmp_path):
-    header = (SAMPLES / "roster.csv").read_text().splitlines()[0]
-    path = write_csv(tmp_path / "roster.csv", header, "ST0000001,V2,E01,4,Hispanic,Female,1,1,0,below,2025-09-15")
+    path = sample_shaped(tmp_path, "roster", "ST0000001,V2,E01,4,Hispanic,Female,1,1,0,below,2025-09-15")
     problems = rejected(loaded, path, "roster")
     assert has(problems, 2, "student_id", "already on another vendor's roster")
 
 
 def test_a_vendor_cannot_submit_another_vendors_roster(loaded, tmp_path):
-    header = (SAMPLES / "roster.csv").read_text().splitlines()[0]
-    path = write_csv(tmp_path / "roster.csv", header, "ST0000050,V2,E01,4,Hispanic,Female,1,1,0,below,2025-09-15")
+    path = sample_shaped(tmp_path, "roster", "ST0000050,V2,E01,4,Hispanic,Female,1,1,0,below,2025-09-15")
     problems = rejected(loaded, path, "roster", "V1")
     assert has(problems, 2, "vendor_id", "not the submitting vendor")
 
@@ -223,22 +227,19 @@ def test_a_vendor_cannot_submit_another_vendors_roster(loaded, tmp_path):
     ],
 )
 def test_checks_of_every_kind(loaded, tmp_path, kind, row, column, reason):
-    header = (SAMPLES / f"{kind}.csv").read_text().splitlines()[0]
-    path = write_csv(tmp_path / f"{kind}.csv", header, row)
+    path = sample_shaped(tmp_path, kind, row)
     problems = rejected(loaded, path, kind)
     assert has(problems, 2, column, reason), problems
 
 
 def test_a_contract_keeps_one_base_amount_and_cap(loaded, tmp_path):
-    header = (SAMPLES / "contracts.csv").read_text().splitlines()[0]
-    path = write_csv(tmp_path / "contracts.csv", header, "V1,proficient,1,650,300,20000,2025-09-15,2026-05-22")
+    path = sample_shaped(tmp_path, "contracts", "V1,proficient,1,650,300,20000,2025-09-15,2026-05-22")
     problems = rejected(loaded, path, "contracts")
     assert has(problems, 2, "base_per_student", "same base_per_student and cap")
 
 
 def test_sessions_of_several_vendors_need_one_file_each(loaded, tmp_path):
-    header = (SAMPLES / "roster.csv").read_text().splitlines()[0]
-    roster = write_csv(tmp_path / "roster_v2.csv", header, "ST0000009,V2,E02,3,White,Male,0,0,0,near,2025-09-15")
+    roster = sample_shaped(tmp_path, "roster", "ST0000009,V2,E02,3,White,Male,0,0,0,near,2025-09-15", name="roster_v2.csv")
     ingest(loaded, [Submission(roster, "roster")])
     path = write_csv(tmp_path / "sessions.csv", SESSIONS_HEADER, GOOD_SESSION, "ST0000009,2025-09-22,V2-T001,1,45,45")
     problems = rejected(loaded, path, "sessions")
@@ -283,8 +284,7 @@ def test_a_corrected_resubmission_replaces_the_earlier_one(loaded, tmp_path):
 
 
 def test_a_roster_correction_moves_the_students_facts(loaded, tmp_path):
-    header = (SAMPLES / "roster.csv").read_text().splitlines()[0]
-    path = write_csv(tmp_path / "roster_fix.csv", header, "ST0000001,V1,E02,5,Hispanic,Female,1,0,0,near,2025-09-15")
+    path = sample_shaped(tmp_path, "roster", "ST0000001,V1,E02,5,Hispanic,Female,1,0,0,near,2025-09-15", name="roster_fix.csv")
     ingest(loaded, [Submission(path, "roster", "V1")])
     with loaded.cursor() as cur:
         rows = cur.execute(
