@@ -20,7 +20,7 @@ BY = ["race_ethnicity", "gender", "econ_disadvantaged", "english_learner", "spec
       "baseline_band", "school_id", "vendor_id"]
 
 filters = st.session_state["filters"]
-analyst = scope().role == "analyst"
+analyst = scope().sees_students
 min_cell = warehouse().settings.min_cell_size
 
 st.title("Disparities")

@@ -22,7 +22,7 @@ DRAWN = 3000  # student points drawn; statistics use every student
 STRENGTH = ((0.3, "a weak"), (0.5, "a moderate"), (1.01, "a strong"))  # Cohen (1988)
 
 filters = st.session_state["filters"]
-analyst = scope().role == "analyst"
+analyst = scope().sees_students
 min_cell = warehouse().settings.min_cell_size
 
 st.title("Relationships")

@@ -49,7 +49,7 @@ vendors.insert(1, "vendor", vendors["vendor_id"].map(vendor_label))
 median = metric["aggregation"] == "median"
 repeated = comparisons.is_repeated(metric, vendors)
 per_student = None
-if comparisons.needs_students(metric, vendors) and scope().role == "analyst":
+if comparisons.needs_students(metric, vendors) and scope().sees_students:
     per_student = query(
         "student_values", metric=metric["metric_id"], metric_y=comparisons.partner_metric(metric["metric_id"]),
         **filters.params(),

@@ -2,7 +2,9 @@
 
 from dataclasses import dataclass
 
-ROLES = ("analyst", "facilitator", "vendor")
+ROLES = ("analyst", "facilitator", "admin", "vendor")
+"""analyst: every number and student rows. facilitator and admin: every vendor, no student
+rows, small cells suppressed. vendor: its own vendor only, small cells suppressed."""
 
 
 class ScopeError(PermissionError):
@@ -31,6 +33,10 @@ class Scope:
     @property
     def suppresses_small_cells(self) -> bool:
         return self.role != "analyst"
+
+    @property
+    def sees_students(self) -> bool:
+        return self.role == "analyst"
 
     def __str__(self) -> str:
         return f"vendor:{self.vendor_id}" if self.vendor_id else self.role

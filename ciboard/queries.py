@@ -136,7 +136,7 @@ def run(
     missing = [p for p in spec.required if p not in given]
     if missing:
         raise QueryError(f"view {view} needs {', '.join(missing)}")
-    if spec.students and scope.role != "analyst":
+    if spec.students and not scope.sees_students:
         raise ScopeError(f"{view} lists students, which only analysts may see")
 
     version = warehouse.version()
