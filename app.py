@@ -1,12 +1,20 @@
-"""CI Board: the pages this viewer may see, in one navigation, and the filters they share."""
+"""CI Board: sign-in, then the pages this account may see in one navigation, and the filters they share."""
 
 import streamlit as st
 
+from ciboard import session
 from ciboard.dashboard import warehouse
 from ciboard.filters import filter_bar
 
 st.set_page_config(page_title="CI Board", page_icon=":material/insights:", layout="wide")
 warehouse()
+
+account = session.current_account()
+st.session_state["account"] = account
+if account is None:
+    # Pages left out of the navigation cannot be reached, whatever the URL says.
+    st.navigation([st.Page("app_pages/sign_in.py", title="Sign in", icon=":material/login:")], position="hidden").run()
+    st.stop()
 
 pages = {
     "Data": [
@@ -21,6 +29,15 @@ pages = {
         st.Page("app_pages/data_map.py", title="Data map", icon=":material/menu_book:", url_path="data-map"),
     ],
 }
+if account.role in ("vendor", "admin"):
+    pages["Trust"].append(st.Page("app_pages/upload.py", title="Submit data", icon=":material/upload_file:", url_path="upload"))
+if account.is_admin:
+    pages["Admin"] = [
+        st.Page("app_pages/users.py", title="Accounts", icon=":material/manage_accounts:", url_path="accounts"),
+        st.Page("app_pages/audit.py", title="Audit log", icon=":material/history:", url_path="audit"),
+    ]
 page = st.navigation(pages)
+session.account_box(account)
 st.session_state["filters"] = filter_bar()
+session.presentation_header(st.session_state["filters"])
 page.run()

@@ -8,8 +8,10 @@ from pathlib import Path
 
 import click
 
+from ciboard import accounts
 from ciboard import demo as demo_district
-from ciboard.access import Scope, ScopeError
+from ciboard.appdb import AppDB
+from ciboard.access import ROLES, Scope, ScopeError
 from ciboard.ingest import KINDS, IngestRejected, Submission, ingest as ingest_files
 from ciboard.queries import VIEWS, QueryError, data_map, run
 from ciboard.settings import Settings, get_settings
@@ -71,6 +73,11 @@ def demo(students: int, seed: int, school_year: str, data_dir: Path | None) -> N
         f"demo district: {result.students:,} students, {result.files} files, {result.facts:,} facts,"
         f" warehouse {result.version} in {warehouse.directory} ({seconds:.0f} s)"
     )
+    if result.passwords:
+        click.echo("\ndemo accounts (shown once here, and on the demo's sign-in page):")
+        width = max(map(len, result.passwords))
+        for username, password in result.passwords.items():
+            click.echo(f"  {username:<{width}}  {password}")
 
 
 @main.command(help="Check and load submission files; a file lands whole or not at all.")
@@ -175,3 +182,100 @@ def write_frame(frame, output_format: str) -> None:
     else:
         records = frame.astype(object).where(frame.notna(), None).to_dict(orient="records")
         click.echo(json.dumps(records, indent=2, default=str))
+
+
+@main.group(help="Accounts: who may sign in, and as what (analyst, facilitator, admin, vendor).")
+def users() -> None:
+    pass  # click runs the subcommands
+
+
+def app_db_for(data_dir: Path | None) -> AppDB:
+    return AppDB.of(warehouse_for(data_dir).settings)
+
+
+def new_password(generate: bool, from_stdin: bool) -> str:
+    if generate:
+        return accounts.generate_password()
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\n")
+    return click.prompt("Password", hide_input=True, confirmation_prompt=True)
+
+
+password_options = [
+    click.option("--generate", is_flag=True, help="Make a random password and print it once."),
+    click.option("--password-stdin", is_flag=True, help="Read the password from the first line of stdin."),
+]
+
+
+def with_password_options(command):
+    for option in reversed(password_options):
+        command = option(command)
+    return command
+
+
+@users.command("add", help="Add an account. A vendor account needs --vendor; an OIDC-only account --no-password.")
+@click.argument("username")
+@click.option("--role", required=True, type=click.Choice(list(ROLES)))
+@click.option("--vendor", default=None, help="The vendor's id, for a vendor account.")
+@click.option("--name", "display_name", default=None, help="The name shown in the app.")
+@click.option("--email", default=None, help="The e-mail an identity provider signs this person in with.")
+@click.option("--no-password", is_flag=True, help="No local password: the account signs in through OIDC only.")
+@with_password_options
+@data_dir_option
+def users_add(username, role, vendor, display_name, email, no_password, generate, password_stdin, data_dir) -> None:
+    warehouse = warehouse_for(data_dir)
+    if vendor is not None:
+        with warehouse.cursor() as cur:
+            if not cur.execute("select count(*) from vendors where vendor_id = ?", [vendor]).fetchall()[0][0]:
+                raise click.ClickException(f"unknown vendor {vendor!r}: load it with 'ciboard ingest --kind vendors'")
+    password = None if no_password else new_password(generate, password_stdin)
+    db = AppDB.of(warehouse.settings)
+    try:
+        account = accounts.add_user(
+            db, username, role=role, display_name=display_name, vendor_id=vendor, email=email, password=password
+        )
+    except accounts.AccountError as error:
+        raise click.ClickException(str(error)) from None
+    accounts.audit(db, None, "account added", f"{account.username} as {account.scope} by the command line")
+    click.echo(f"added {account.username} ({account.scope})")
+    if generate:
+        click.echo(f"password: {password}")
+
+
+@users.command("list", help="Every account: role, vendor, e-mail, and whether it is disabled or locked.")
+@data_dir_option
+def users_list(data_dir: Path | None) -> None:
+    rows = accounts.users(app_db_for(data_dir))
+    columns = ("username", "role", "vendor_id", "display_name", "email", "disabled_at", "locked_until")
+    writer = csv.writer(sys.stdout)
+    writer.writerow(columns)
+    writer.writerows([row[c] or "" for c in columns] for row in rows)
+
+
+@users.command("disable", help="Stop an account signing in (its history stays).")
+@click.argument("username")
+@click.option("--enable", is_flag=True, help="Let a disabled account sign in again.")
+@data_dir_option
+def users_disable(username: str, enable: bool, data_dir: Path | None) -> None:
+    db = app_db_for(data_dir)
+    try:
+        accounts.set_disabled(db, username, not enable)
+    except accounts.AccountError as error:
+        raise click.ClickException(str(error)) from None
+    accounts.audit(db, None, "account enabled" if enable else "account disabled", f"{username} by the command line")
+    click.echo(f"{username}: {'enabled' if enable else 'disabled'}")
+
+
+@users.command("set-password", help="Give an account a new password; this also lifts a lockout.")
+@click.argument("username")
+@with_password_options
+@data_dir_option
+def users_set_password(username: str, generate: bool, password_stdin: bool, data_dir: Path | None) -> None:
+    db = app_db_for(data_dir)
+    password = new_password(generate, password_stdin)
+    try:
+        accounts.set_password(db, username, password)
+    except accounts.AccountError as error:
+        raise click.ClickException(str(error)) from None
+    accounts.audit(db, None, "password set", f"{username} by the command line")
+    click.echo(f"{username}: password changed" + (f"; new password: {password}" if generate else ""))

@@ -8,8 +8,9 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from ciboard import demo, queries
-from ciboard.access import ANALYST, Scope
+from ciboard import accounts, demo, queries, session
+from ciboard.access import Scope, ScopeError
+from ciboard.accounts import Account
 from ciboard.settings import get_settings
 from ciboard.warehouse import Warehouse
 
@@ -27,9 +28,21 @@ def warehouse() -> Warehouse:
     return store
 
 
+def account() -> Account:
+    """The signed-in account; app.py signs in before any page runs."""
+    signed_in = st.session_state.get("account")
+    if signed_in is None:
+        raise ScopeError("not signed in")
+    return signed_in
+
+
 def scope() -> Scope:
-    # Every signed-in user is an analyst until sign-in and roles arrive.
-    return ANALYST
+    """What the viewer may see: the account's scope, narrowed while presenting."""
+    return session.scope_of(account())
+
+
+def audit(action: str, detail: str | dict = "") -> None:
+    accounts.audit(session.app_db(), account(), action, detail)
 
 
 def version() -> str:
@@ -115,6 +128,8 @@ def chart_footer(frame: pd.DataFrame, metric: dict | None, *, name: str, who: st
         icon=":material/download:",
         key=f"download-{name}",
         width="stretch",
+        on_click=audit,
+        args=("download", {"file": f"{name}.csv", "rows": len(frame), "page": who}),
     )
 
 

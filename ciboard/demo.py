@@ -24,6 +24,8 @@ from pathlib import Path
 
 import duckdb
 
+from ciboard import accounts
+from ciboard.appdb import AppDB
 from ciboard.calendar import parse_school_year, weeks
 from ciboard.ingest import IngestRejected, Outcome, Progress, Submission, ingest
 from ciboard.settings import Settings
@@ -134,6 +136,7 @@ class DemoResult:
     facts: int
     version: str
     outcomes: list[Outcome]
+    passwords: dict[str, str]  # the demo accounts' user names and passwords, made once
 
 
 def build(
@@ -168,7 +171,18 @@ def build(
             outcomes += rejected.outcomes
     with warehouse.cursor() as cur:
         facts = cur.execute("select count(*) from facts").fetchall()[0][0]
-    return DemoResult(students, len(main_files) + len(corrections), facts, warehouse.version(), outcomes)
+        vendors = cur.execute("select vendor_id, name from vendors order by vendor_id").fetchall()
+    passwords = make_accounts(AppDB.of(settings), vendors, say)
+    return DemoResult(students, len(main_files) + len(corrections), facts, warehouse.version(), outcomes, passwords)
+
+
+def make_accounts(db: AppDB, vendors: list[tuple[str, str]], say: Progress) -> dict[str, str]:
+    """The demo's accounts, one per role and per vendor, unless the app database has accounts already."""
+    if accounts.users(db):
+        say("the app database already has accounts; no demo accounts made")
+        return {}
+    say("making one account per role and per vendor")
+    return accounts.create_demo_accounts(db, vendors)
 
 
 def write_files(

@@ -105,8 +105,17 @@ def dashboard(demo_warehouse, monkeypatch):
     get_settings.cache_clear()
 
 
-def open_page(path: str, *, query: dict | None = None, state: dict | None = None):
-    """Opens the app at one page, as a user following a link with these query parameters.
+def signed_in(username: str) -> dict:
+    """The session state of a signed-in demo account (the demo makes analyst, facilitator,
+    admin and vendor-v1 … vendor-v6)."""
+    from datetime import datetime
+
+    return {"signed_in": {"username": username, "at": datetime.now().isoformat()}}
+
+
+def open_page(path: str, *, query: dict | None = None, state: dict | None = None, user: str | None = "analyst"):
+    """Opens the app at one page, signed in as `user`, as someone following a link with these
+    query parameters.
 
     Filters are query parameters: AppTest loses the sidebar's elements after the first
     run of an app with st.navigation, but the values it set live on.
@@ -115,6 +124,7 @@ def open_page(path: str, *, query: dict | None = None, state: dict | None = None
 
     app = AppTest.from_file(str(ROOT / "app.py"), default_timeout=90)
     app.query_params.update(query or {})
+    state = {**(signed_in(user) if user else {}), **(state or {})}
     for key, value in (state or {}).items():
         app.session_state[key] = value
     app.run()

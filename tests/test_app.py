@@ -14,7 +14,7 @@ import io
 
 import pandas as pd
 
-from conftest import downloads, figures, open_page, plotted
+from conftest import downloads, figures, open_page, plotted, signed_in
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 
@@ -22,6 +22,8 @@ APP = str(Path(__file__).resolve().parent.parent / "app.py")
 def run_app(**query) -> AppTest:
     app = AppTest.from_file(APP, default_timeout=90)
     app.query_params.update(query)
+    for key, value in signed_in("analyst").items():
+        app.session_state[key] = value
     app.run()
     assert not app.exception, [e.value for e in app.exception]
     return app

@@ -1,0 +1,82 @@
+"""Accounts (administrators): who may sign in and as what; add, disable and reset passwords.
+The same operations as `ciboard users`, each written to the audit log."""
+
+import pandas as pd
+import streamlit as st
+
+from ciboard import accounts
+from ciboard.access import ROLES
+from ciboard.dashboard import audit
+from ciboard.session import ROLE_NAMES, app_db
+
+db = app_db()
+filters = st.session_state["filters"]
+vendor_names = filters.labels.get("vendor_id", {})
+
+st.title("Accounts")
+st.caption(
+    "Analysts see everything, student rows included. Facilitators and administrators see every vendor with small "
+    "groups hidden. A vendor account sees its own vendor only."
+)
+
+notice = st.session_state.pop("accounts_notice", None)
+if notice:
+    st.success(notice, icon=":material/check_circle:")
+
+people = pd.DataFrame(accounts.users(db))
+people["status"] = [
+    "disabled" if row.disabled_at else "locked" if row.locked_until and row.locked_until > pd.Timestamp.now().isoformat() else "active"
+    for row in people.itertuples()
+]
+st.dataframe(
+    people[["username", "display_name", "role", "vendor_id", "email", "status", "has_password", "created_at"]],
+    hide_index=True,
+    column_config={
+        "username": "User name", "display_name": "Name", "role": "Role", "vendor_id": "Vendor", "email": "E-mail",
+        "status": "Status", "has_password": st.column_config.CheckboxColumn("Local password"), "created_at": "Created",
+    },
+)
+
+add, change = st.columns(2)
+with add, st.form("add_account", clear_on_submit=True):
+    st.subheader("Add an account")
+    username = st.text_input("User name", help="One word, lower case: how the person signs in.")
+    display_name = st.text_input("Name")
+    role = st.selectbox("Role", ROLES, format_func=ROLE_NAMES.get)
+    vendor = st.selectbox(
+        "Vendor (vendor accounts only)", [None, *vendor_names],
+        format_func=lambda v: "—" if v is None else f"{v} · {vendor_names[v]}",
+    )
+    email = st.text_input("E-mail (for sign-in through the identity provider)")
+    if st.form_submit_button("Add with a new password", type="primary", icon=":material/person_add:"):
+        password = accounts.generate_password()
+        try:
+            made = accounts.add_user(
+                db, username, role=role, display_name=display_name or None, vendor_id=vendor if role == "vendor" else None,
+                email=email or None, password=password,
+            )
+        except accounts.AccountError as error:
+            st.error(str(error))
+        else:
+            audit("account added", f"{made.username} as {made.scope}")
+            st.session_state["accounts_notice"] = f"Added {made.username}. Their password, shown once: `{password}`"
+            st.rerun()
+
+with change:
+    st.subheader("Change an account")
+    chosen = st.selectbox("Account", list(people["username"]), index=None, placeholder="Choose an account")
+    if chosen:
+        row = people.set_index("username").loc[chosen]
+        left, right = st.columns(2)
+        if left.button("New password", icon=":material/key:", help="Also lifts a lockout."):
+            password = accounts.generate_password()
+            accounts.set_password(db, chosen, password)
+            audit("password set", chosen)
+            st.session_state["accounts_notice"] = f"New password for {chosen}, shown once: `{password}`"
+            st.rerun()
+        disabled = bool(row["disabled_at"])
+        if right.button("Enable" if disabled else "Disable", icon=":material/block:"):
+            accounts.set_disabled(db, chosen, not disabled)
+            audit("account enabled" if disabled else "account disabled", chosen)
+            st.session_state["accounts_notice"] = f"{chosen} is now {'enabled' if disabled else 'disabled'}."
+            st.rerun()

@@ -1,0 +1,143 @@
+"""Who is looking: sign-in, sign-out, session expiry and presentation mode.
+
+The account is fixed at sign-in and kept in the server-side session state; nothing the
+browser sends (a URL, a widget value) can change it. Each run re-reads the account, so a
+disabled account is signed out at its next click.
+"""
+
+from datetime import datetime, timedelta
+
+import streamlit as st
+
+from ciboard import accounts
+from ciboard.access import Scope
+from ciboard.accounts import Account
+from ciboard.appdb import AppDB
+from ciboard.settings import get_settings
+
+SIGNED_IN = "signed_in"  # session state: {"username": ..., "at": ISO time of sign-in}
+NOTICE = "sign_in_notice"
+PRESENT = "present"  # the URL flag and toggle of presentation mode
+ALIAS = "alias"  # the URL flag and toggle of "Vendor A, B, C"
+
+
+@st.cache_resource(show_spinner=False)
+def _app_db(path: str) -> AppDB:
+    db = AppDB(path)
+    db.migrate()
+    return db
+
+
+def app_db() -> AppDB:
+    return _app_db(str(get_settings().app_db_path))
+
+
+def current_account() -> Account | None:
+    """The signed-in account, or None: not signed in, expired, disabled or unknown."""
+    settings = get_settings()
+    if settings.auth == "oidc":
+        if not st.user.get("is_logged_in", False):
+            return None
+        account = accounts.account_for_email(app_db(), st.user.get("email"))
+        if account is not None and st.session_state.get(SIGNED_IN, {}).get("username") != account.username:
+            st.session_state[SIGNED_IN] = {"username": account.username, "at": datetime.now().isoformat()}
+            accounts.audit(app_db(), account, "sign-in", "through the identity provider")
+        return account
+    signed_in = st.session_state.get(SIGNED_IN)
+    if not signed_in:
+        return None
+    account = accounts.account(app_db(), signed_in["username"])
+    if account is None:
+        _forget("Your account is no longer active. Ask an administrator.")
+        return None
+    if datetime.now() - datetime.fromisoformat(signed_in["at"]) > timedelta(hours=settings.session_hours):
+        accounts.audit(app_db(), account, "session expired")
+        _forget("Your session has expired. Please sign in again.")
+        return None
+    return account
+
+
+def _forget(notice: str) -> None:
+    st.session_state.pop(SIGNED_IN, None)
+    st.session_state[NOTICE] = notice
+
+
+def sign_in(username: str, password: str) -> None:
+    """Signs in, or leaves a notice for the sign-in page saying why not."""
+    try:
+        account = accounts.authenticate(app_db(), get_settings(), username, password)
+    except accounts.SignInError as error:
+        st.session_state[NOTICE] = str(error)
+        return
+    st.session_state[SIGNED_IN] = {"username": account.username, "at": datetime.now().isoformat()}
+    st.session_state.pop(NOTICE, None)
+
+
+def sign_out() -> None:
+    account = current_account()
+    if account is not None:
+        accounts.audit(app_db(), account, "sign-out")
+    st.session_state.pop(SIGNED_IN, None)
+    if get_settings().auth == "oidc":
+        st.logout()
+
+
+def presenting() -> bool:
+    return bool(st.session_state.get(PRESENT))
+
+
+def aliasing() -> bool:
+    return presenting() and bool(st.session_state.get(ALIAS))
+
+
+def scope_of(account: Account) -> Scope:
+    """The account's scope, narrowed in presentation mode: on a shared screen nobody sees
+    student rows or small cells, whoever is presenting."""
+    scope = account.scope
+    if presenting() and scope.sees_students:
+        return Scope("facilitator")
+    return scope
+
+
+ROLE_NAMES = {
+    "analyst": "Analyst",
+    "facilitator": "Facilitator",
+    "admin": "Administrator",
+    "vendor": "Vendor",
+}
+# Presentation mode: a shared screen read from the back of a room.
+LARGE_TYPE = """<style>
+html { font-size: 20px; }
+[data-testid="stMainBlockContainer"] { padding-top: 2.5rem; max-width: 100%; }
+</style>"""
+
+
+def account_box(account: Account) -> None:
+    """Who is signed in, the way out, and the presentation switches, at the top of the sidebar."""
+    with st.sidebar:
+        role = ROLE_NAMES[account.role] + (f" · {account.vendor_id}" if account.vendor_id else "")
+        st.markdown(f"**{account.display_name}**  \n{role}")
+        st.button("Sign out", icon=":material/logout:", on_click=sign_out, key="sign_out")
+        st.toggle(
+            "Presentation mode",
+            key=PRESENT,
+            bind="query-params",
+            help="For a shared screen: large type, the sidebar folded away, no student rows and small groups hidden.",
+        )
+        if presenting():
+            st.toggle(
+                "Vendors as Vendor A, B, C",
+                key=ALIAS,
+                bind="query-params",
+                help="The same letter stands for the same vendor on every page while you present.",
+            )
+        st.divider()
+
+
+def presentation_header(filters) -> None:
+    """In presentation mode: large type, the sidebar folded, and one line saying what is on screen."""
+    if not presenting():
+        return
+    st.set_page_config(initial_sidebar_state="collapsed")
+    st.html(LARGE_TYPE)
+    st.caption(f":material/co_present: Presenting · {filters.describe()} · open the sidebar (›) to change filters")
