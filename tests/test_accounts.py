@@ -1,0 +1,265 @@
+"""Accounts and sign-in: password hashing, lockout, disabled accounts, session expiry, the
+sign-in page, OIDC through st.user, the demo's accounts and the `ciboard users` command."""
+
+import hashlib
+import json
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from streamlit.testing.v1 import AppTest
+
+from ciboard import accounts
+from ciboard.access import Scope
+from ciboard.appdb import AppDB
+from ciboard.cli import main
+from ciboard.settings import Settings
+from conftest import ROOT, signed_in
+
+APP = str(ROOT / "app.py")
+SETTINGS = Settings(lockout_attempts=3, lockout_minutes=15)
+NOON = datetime(2026, 3, 2, 12, 0)
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> AppDB:
+    return AppDB(tmp_path / "app.sqlite3")
+
+
+def test_a_password_hash_is_salted_slow_scrypt_and_verifies(db):
+    first, second = accounts.hash_password("correct horse"), accounts.hash_password("correct horse")
+    assert first != second, "each hash has its own salt"
+    method, params, salt, digest = first.split("$")
+    assert (method, params) == ("scrypt", "n=32768,r=8,p=1")
+    # The stored digest is scrypt itself, recomputed here from the standard library.
+    import base64
+
+    expected = hashlib.scrypt(b"correct horse", salt=base64.b64decode(salt), n=2**15, r=8, p=1, maxmem=64 << 20, dklen=32)
+    assert base64.b64decode(digest) == expected
+    assert accounts.verify_password("correct horse", first)
+    assert not accounts.verify_password("correct horsE", first)
+    assert not accounts.verify_password("correct horse", None)
+    assert not accounts.verify_password("correct horse", "md5$abc")
+
+
+def test_no_password_is_stored_in_clear(db):
+    accounts.add_user(db, "ana", role="analyst", password="a long password")
+    with db.connect() as con:
+        dump = "\n".join(con.iterdump())
+    assert "a long password" not in dump
+
+
+def test_sign_in_with_the_right_password_only(db):
+    accounts.add_user(db, "Ana", role="analyst", password="a long password", display_name="Ana Analyst")
+    account = accounts.authenticate(db, SETTINGS, " ANA ", "a long password", now=NOON)
+    assert account == accounts.Account("ana", "Ana Analyst", "analyst")
+    assert account.scope == Scope("analyst")
+    with pytest.raises(accounts.SignInError) as wrong:
+        accounts.authenticate(db, SETTINGS, "ana", "a wrong password", now=NOON)
+    with pytest.raises(accounts.SignInError) as unknown:
+        accounts.authenticate(db, SETTINGS, "nobody", "a long password", now=NOON)
+    assert str(wrong.value) == str(unknown.value), "the page must not tell which user names exist"
+    log = accounts.audit_log(db)
+    assert [(r["action"], r["outcome"]) for r in log] == [("sign-in", "failed"), ("sign-in", "failed"), ("sign-in", "ok")]
+    assert "a wrong password" not in json.dumps(log)
+
+
+def test_repeated_failures_lock_the_account_for_a_while(db):
+    accounts.add_user(db, "ana", role="analyst", password="a long password")
+    for minute in range(3):
+        with pytest.raises(accounts.SignInError):
+            accounts.authenticate(db, SETTINGS, "ana", "guess", now=NOON + timedelta(minutes=minute))
+    with pytest.raises(accounts.SignInError, match="locked until 12:17"):
+        accounts.authenticate(db, SETTINGS, "ana", "a long password", now=NOON + timedelta(minutes=3))
+    # Unlocked after the lockout; the count of failures starts again.
+    assert accounts.authenticate(db, SETTINGS, "ana", "a long password", now=NOON + timedelta(minutes=18))
+    with pytest.raises(accounts.SignInError, match="do not match"):
+        accounts.authenticate(db, SETTINGS, "ana", "guess", now=NOON + timedelta(minutes=19))
+
+
+def test_a_new_password_lifts_a_lockout(db):
+    accounts.add_user(db, "ana", role="analyst", password="a long password")
+    for _ in range(3):
+        with pytest.raises(accounts.SignInError):
+            accounts.authenticate(db, SETTINGS, "ana", "guess", now=NOON)
+    accounts.set_password(db, "ana", "another long one")
+    assert accounts.authenticate(db, SETTINGS, "ana", "another long one", now=NOON)
+
+
+def test_a_disabled_account_cannot_sign_in(db):
+    accounts.add_user(db, "ana", role="analyst", password="a long password")
+    accounts.set_disabled(db, "ana", True)
+    with pytest.raises(accounts.SignInError, match="disabled"):
+        accounts.authenticate(db, SETTINGS, "ana", "a long password", now=NOON)
+    assert accounts.account(db, "ana") is None
+    accounts.set_disabled(db, "ana", False)
+    assert accounts.authenticate(db, SETTINGS, "ana", "a long password", now=NOON)
+
+
+@pytest.mark.parametrize(
+    ("username", "options", "reason"),
+    [
+        ("two words", {"role": "analyst"}, "one word"),
+        ("v", {"role": "vendor"}, "needs --vendor"),
+        ("a", {"role": "analyst", "vendor_id": "V1"}, "only a vendor account"),
+        ("a", {"role": "superuser"}, "unknown role"),
+        ("a", {"role": "analyst", "password": "short"}, "at least 10"),
+    ],
+)
+def test_accounts_that_cannot_be_made(db, username, options, reason):
+    with pytest.raises(accounts.AccountError, match=reason):
+        accounts.add_user(db, username, **options)
+    assert accounts.users(db) == []
+
+
+def test_names_and_emails_are_unique(db):
+    accounts.add_user(db, "ana", role="analyst", email="ana@district.org")
+    with pytest.raises(accounts.AccountError, match="already an account"):
+        accounts.add_user(db, "ANA", role="facilitator")
+    with pytest.raises(accounts.AccountError, match="e-mail"):
+        accounts.add_user(db, "bob", role="facilitator", email="ANA@district.org")
+
+
+def test_the_demo_makes_one_account_per_role_and_vendor(demo_warehouse):
+    db = AppDB.of(demo_warehouse.settings)
+    made = {row["username"]: (row["role"], row["vendor_id"]) for row in accounts.users(db)}
+    assert {made[name] for name in ("analyst", "facilitator", "admin")} == {
+        ("analyst", None), ("facilitator", None), ("admin", None)
+    }
+    assert {made[f"vendor-v{i}"] for i in range(1, 7)} == {("vendor", f"V{i}") for i in range(1, 7)}
+    listed = accounts.demo_credentials(db)
+    first = next(row for row in listed if row["username"] == "facilitator")
+    assert accounts.authenticate(db, SETTINGS, "facilitator", first["password"]).role == "facilitator"
+
+
+def test_a_database_the_demo_did_not_make_has_no_default_accounts(warehouse):
+    db = AppDB.of(warehouse.settings)
+    assert accounts.users(db) == [] and accounts.demo_credentials(db) == []
+
+
+# --- the sign-in page and the session -----------------------------------------------------------
+
+
+def app_test(**state) -> AppTest:
+    app = AppTest.from_file(APP, default_timeout=90)
+    for key, value in state.items():
+        app.session_state[key] = value
+    return app
+
+
+def shown_text(app: AppTest) -> str:
+    return " ".join(str(e.value) for kind in ("title", "markdown", "caption", "error", "warning") for e in app.get(kind))
+
+
+def test_without_signing_in_only_the_sign_in_page_exists(dashboard):
+    app = app_test()
+    app.query_params["vendor"] = "V2 · Lumen Learning Partners"
+    app.run()
+    assert not app.exception
+    assert [t.label for t in app.text_input] == ["User name", "Password"]
+    assert not app.get("plotly_chart") and not app.sidebar.multiselect
+    with pytest.raises(ValueError, match="Could not find a navigation page"):
+        app.switch_page("app_pages/trends.py").run()
+
+
+def test_the_demo_sign_in_page_lists_its_accounts(dashboard):
+    app = app_test()
+    app.run()
+    [table] = app.dataframe
+    assert {"analyst", "facilitator", "admin", "vendor-v1"} <= set(table.value["username"])
+
+
+def test_signing_in_through_the_page(dashboard):
+    password = {r["username"]: r["password"] for r in accounts.demo_credentials(AppDB.of(dashboard.settings))}
+    app = app_test()
+    app.run()
+    app.text_input[0].input("vendor-v4")
+    app.text_input[1].input("not the password")
+    app.button[0].click().run()
+    assert "do not match" in app.error[0].value
+    app.text_input[0].input("vendor-v4")
+    app.text_input[1].input(password["vendor-v4"])
+    app.button[0].click().run()
+    assert not app.exception
+    assert app.session_state["signed_in"]["username"] == "vendor-v4"
+    assert app.title[0].value == "Overview"
+    assert "Northstar Readers (vendor)" in " ".join(m.value for m in app.sidebar.markdown)
+
+
+def test_a_session_expires(dashboard):
+    hours_ago = (datetime.now() - timedelta(hours=9)).isoformat()
+    app = app_test(signed_in={"username": "analyst", "at": hours_ago})
+    app.run()
+    assert "expired" in app.error[0].value
+    assert "signed_in" not in app.session_state
+
+
+def test_a_disabled_account_is_signed_out_at_its_next_click(dashboard):
+    db = AppDB.of(dashboard.settings)
+    accounts.add_user(db, "leaving", role="facilitator", password="a long password")
+    app = app_test(**signed_in("leaving"))
+    app.run()
+    assert app.title[0].value == "Overview"
+    accounts.set_disabled(db, "leaving", True)
+    app.run()
+    assert "no longer active" in app.error[0].value
+
+
+def test_pages_follow_the_role(dashboard):
+    from conftest import open_page
+
+    assert open_page("app_pages/users.py", user="admin").title[0].value == "Accounts"
+    assert open_page("app_pages/audit.py", user="admin").title[0].value == "Audit log"
+    assert open_page("app_pages/upload.py", user="vendor-v2").title[0].value == "Submit data"
+    for user, page in [("analyst", "users"), ("facilitator", "audit"), ("vendor-v2", "users"), ("facilitator", "upload")]:
+        with pytest.raises(ValueError, match="Could not find a navigation page"):
+            open_page(f"app_pages/{page}.py", user=user)
+
+
+def test_oidc_maps_the_providers_email_to_an_account(dashboard, monkeypatch):
+    from ciboard.settings import get_settings
+
+    db = AppDB.of(dashboard.settings)
+    accounts.add_user(db, "oidc-fac", role="facilitator", email="fac@district.example")
+    monkeypatch.setenv("CIBOARD_AUTH", "oidc")
+    get_settings.cache_clear()
+    app = app_test()
+    app.user = {"is_logged_in": True, "email": "fac@district.example"}
+    app.run()
+    assert not app.exception and app.title[0].value == "Overview"
+    stranger = app_test()
+    stranger.user = {"is_logged_in": True, "email": "someone@elsewhere.example"}
+    stranger.run()
+    assert "has no CI Board account" in stranger.warning[0].value
+    signed_out = app_test()
+    signed_out.user = {"is_logged_in": False}
+    signed_out.run()
+    assert [b.label for b in signed_out.button] == ["Sign in with your organisation's account"]
+    get_settings.cache_clear()
+
+
+# --- the command line ---------------------------------------------------------------------------
+
+
+def test_users_commands(warehouse):
+    data_dir = str(warehouse.settings.data_dir)
+    runner = CliRunner()
+    added = runner.invoke(main, ["users", "add", "fac", "--role", "facilitator", "--generate", "--data-dir", data_dir])
+    assert added.exit_code == 0, added.output
+    password = added.output.split("password: ")[1].strip()
+    db = AppDB.of(warehouse.settings)
+    assert accounts.authenticate(db, SETTINGS, "fac", password).role == "facilitator"
+
+    unknown = runner.invoke(main, ["users", "add", "v", "--role", "vendor", "--vendor", "V9", "--generate", "--data-dir", data_dir])
+    assert unknown.exit_code != 0 and "unknown vendor" in unknown.output
+    short = runner.invoke(main, ["users", "set-password", "fac", "--password-stdin", "--data-dir", data_dir], input="short\n")
+    assert short.exit_code != 0 and "at least 10" in short.output
+    changed = runner.invoke(main, ["users", "set-password", "fac", "--password-stdin", "--data-dir", data_dir], input="a new long one\n")
+    assert changed.exit_code == 0
+    assert runner.invoke(main, ["users", "disable", "fac", "--data-dir", data_dir]).exit_code == 0
+    listed = runner.invoke(main, ["users", "list", "--data-dir", data_dir]).output
+    assert listed.splitlines()[0].startswith("username,role") and "fac,facilitator" in listed
+    with pytest.raises(accounts.SignInError, match="disabled"):
+        accounts.authenticate(db, SETTINGS, "fac", "a new long one")
+    assert {"account added", "password set", "account disabled"} <= {r["action"] for r in accounts.audit_log(db)}
