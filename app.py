@@ -6,36 +6,42 @@ from ciboard import session
 from ciboard.dashboard import warehouse
 from ciboard.filters import filter_bar
 
+EVERYONE = ("analyst", "facilitator", "admin", "vendor")
+# section, file, title, icon, url path, roles that see it
+PAGES = [
+    ("Data", "overview", "Overview", "dashboard", "overview", EVERYONE),
+    ("Data", "trends", "Trends", "show_chart", "trends", EVERYONE),
+    ("Data", "disparities", "Disparities", "balance", "disparities", EVERYONE),
+    ("Data", "vendors", "Vendors", "groups", "vendors", EVERYONE),
+    ("Data", "relationships", "Relationships", "scatter_plot", "relationships", EVERYONE),
+    ("Trust", "data_quality", "Data quality", "fact_check", "data-quality", EVERYONE),
+    ("Trust", "data_map", "Data map", "menu_book", "data-map", EVERYONE),
+    ("Trust", "upload", "Submit data", "upload_file", "upload", ("vendor", "admin")),
+    ("Admin", "users", "Accounts", "manage_accounts", "accounts", ("admin",)),
+    ("Admin", "audit", "Audit log", "history", "audit", ("admin",)),
+]
+
 st.set_page_config(page_title="CI Board", page_icon=":material/insights:", layout="wide")
 warehouse()
 
 account = session.current_account()
 st.session_state["account"] = account
 if account is None:
-    # Pages left out of the navigation cannot be reached, whatever the URL says.
-    st.navigation([st.Page("app_pages/sign_in.py", title="Sign in", icon=":material/login:")], position="hidden").run()
+    # Every address opens the sign-in page, so a link to a page survives signing in; the
+    # pages themselves are not in the navigation and cannot be reached, whatever the URL says.
+    sign_in = [
+        st.Page("app_pages/sign_in.py", title="Sign in", url_path=url_path, default=i == 0)
+        for i, (_, _, _, _, url_path, _) in enumerate(PAGES)
+    ]
+    st.navigation(sign_in, position="hidden").run()
     st.stop()
 
-pages = {
-    "Data": [
-        st.Page("app_pages/overview.py", title="Overview", icon=":material/dashboard:", url_path="overview", default=True),
-        st.Page("app_pages/trends.py", title="Trends", icon=":material/show_chart:", url_path="trends"),
-        st.Page("app_pages/disparities.py", title="Disparities", icon=":material/balance:", url_path="disparities"),
-        st.Page("app_pages/vendors.py", title="Vendors", icon=":material/groups:", url_path="vendors"),
-        st.Page("app_pages/relationships.py", title="Relationships", icon=":material/scatter_plot:", url_path="relationships"),
-    ],
-    "Trust": [
-        st.Page("app_pages/data_quality.py", title="Data quality", icon=":material/fact_check:", url_path="data-quality"),
-        st.Page("app_pages/data_map.py", title="Data map", icon=":material/menu_book:", url_path="data-map"),
-    ],
-}
-if account.role in ("vendor", "admin"):
-    pages["Trust"].append(st.Page("app_pages/upload.py", title="Submit data", icon=":material/upload_file:", url_path="upload"))
-if account.is_admin:
-    pages["Admin"] = [
-        st.Page("app_pages/users.py", title="Accounts", icon=":material/manage_accounts:", url_path="accounts"),
-        st.Page("app_pages/audit.py", title="Audit log", icon=":material/history:", url_path="audit"),
-    ]
+pages: dict[str, list] = {}
+for section, file, title, icon, url_path, roles in PAGES:
+    if account.role in roles:
+        pages.setdefault(section, []).append(
+            st.Page(f"app_pages/{file}.py", title=title, icon=f":material/{icon}:", url_path=url_path, default=file == "overview")
+        )
 page = st.navigation(pages)
 session.account_box(account)
 st.session_state["filters"] = filter_bar()

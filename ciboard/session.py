@@ -108,7 +108,7 @@ ROLE_NAMES = {
 # Presentation mode: a shared screen read from the back of a room.
 LARGE_TYPE = """<style>
 html { font-size: 20px; }
-[data-testid="stMainBlockContainer"] { padding-top: 2.5rem; max-width: 100%; }
+[data-testid="stMainBlockContainer"] { max-width: 100%; padding-top: 5rem !important; }
 </style>"""
 
 
