@@ -7,6 +7,7 @@ Skipped, with the reason, where Chromium or playwright is missing.
 """
 
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -83,6 +84,32 @@ def settle(page, timeout: float = 60_000) -> None:
     page.wait_for_timeout(500)
 
 
+@pytest.fixture(scope="module")
+def passwords(server, demo_warehouse) -> dict[str, str]:
+    from ciboard import accounts
+    from ciboard.appdb import AppDB
+
+    return {row["username"]: row["password"] for row in accounts.demo_credentials(AppDB.of(demo_warehouse.settings))}
+
+
+def sign_in(page, username: str, password: str) -> None:
+    """Signs in through the real sign-in page, which any address shows a new session."""
+    page.get_by_label("User name").fill(username)
+    page.get_by_label("Password", exact=True).fill(password)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_selector("[data-testid='stSidebar']", state="attached", timeout=60_000)
+    settle(page)
+
+
+def open_as(browser, server: str, passwords: dict, username: str, path: str = "", height: int = 4000):
+    # Streamlit paints only what is in the viewport, so a tall one lets the shot show the page.
+    page = browser.new_page(viewport={"width": 1500, "height": height})
+    page.goto(f"{server}/{path}")
+    settle(page)
+    sign_in(page, username, passwords[username])
+    return page
+
+
 def errors_on(page) -> list[str]:
     boxes = page.locator("[data-testid='stException'], [data-testid='stAlertContentError']")
     return [boxes.nth(i).inner_text()[:300] for i in range(boxes.count())]
@@ -96,22 +123,17 @@ def shoot(page, name: str) -> None:
 
 
 @pytest.mark.parametrize("path", PAGES)
-def test_every_page_opens_without_an_error(server, browser, path):
-    # Streamlit paints only what is in the viewport, so a tall one lets the shot show the page.
-    page = browser.new_page(viewport={"width": 1500, "height": 4000})
-    page.goto(f"{server}/{path}")
-    settle(page)
+def test_every_page_opens_without_an_error(server, browser, passwords, path):
+    page = open_as(browser, server, passwords, "analyst", path)
     assert errors_on(page) == []
     assert page.locator("h1").first.inner_text().strip()
     shoot(page, path or "overview")
     page.close()
 
 
-def test_a_sidebar_filter_changes_the_chart_and_the_url(server, browser):
-    page = browser.new_page(viewport={"width": 1500, "height": 1000})
-    page.goto(f"{server}/trends")
-    settle(page)
-    headline = page.locator("[data-testid='stMarkdownContainer'] strong").first.locator("xpath=../..").inner_text()
+def test_a_sidebar_filter_changes_the_chart_and_the_url(server, browser, passwords):
+    page = open_as(browser, server, passwords, "analyst", "trends", height=1000)
+    headline = page.locator("[data-testid='stMain'] [data-testid='stMarkdownContainer'] strong").first.locator("xpath=../..").inner_text()
 
     vendor = page.locator("[data-testid='stSidebar'] [data-testid='stMultiSelect']").first
     vendor.click()
@@ -120,18 +142,19 @@ def test_a_sidebar_filter_changes_the_chart_and_the_url(server, browser):
     started = time.monotonic()
     settle(page)
     elapsed = time.monotonic() - started
-    changed = page.locator("[data-testid='stMarkdownContainer'] strong").first.locator("xpath=../..").inner_text()
+    changed = page.locator("[data-testid='stMain'] [data-testid='stMarkdownContainer'] strong").first.locator("xpath=../..").inner_text()
     assert changed != headline
     assert "vendor=V3" in page.url
     assert errors_on(page) == []
     shoot(page, "trends-v3")
     print(f"filter change to updated chart: {elapsed:.2f} s")
 
-    # The copied link reproduces the view in a fresh tab.
+    # The copied link reproduces the view in a fresh tab, once its reader has signed in.
     copy = browser.new_page(viewport={"width": 1500, "height": 1000})
     copy.goto(page.url)
     settle(copy)
-    again = copy.locator("[data-testid='stMarkdownContainer'] strong").first.locator("xpath=../..").inner_text()
+    sign_in(copy, "analyst", passwords["analyst"])
+    again = copy.locator("[data-testid='stMain'] [data-testid='stMarkdownContainer'] strong").first.locator("xpath=../..").inner_text()
     assert again == changed
     copy.close()
 
@@ -144,5 +167,49 @@ def test_a_sidebar_filter_changes_the_chart_and_the_url(server, browser):
     assert "V3 · Keystone Math Corps" in chosen.inner_text()
     page.reload()
     settle(page)
+    sign_in(page, "analyst", passwords["analyst"])  # a reload starts a new session
     assert "V3 · Keystone Math Corps" in chosen.inner_text() and errors_on(page) == []
+    page.close()
+
+
+OTHER_VENDORS = {
+    "V1": "BrightPath Tutoring", "V2": "Lumen Learning Partners", "V3": "Keystone Math Corps",
+    "V4": "Northstar Readers", "V5": "Cardinal Tutors", "V6": "Summit Peer Tutoring",
+}
+
+
+def test_a_vendor_signs_in_and_sees_only_its_own_slice(server, browser, passwords):
+    page = browser.new_page(viewport={"width": 1500, "height": 4000})
+    # A vendor who edits the URL to ask for another vendor still gets its own slice.
+    page.goto(f"{server}/vendors?vendor=V2+%C2%B7+Lumen+Learning+Partners&vendor_id=V2")
+    settle(page)
+    shoot(page, "sign-in")
+    sign_in(page, "vendor-v5", passwords["vendor-v5"])
+    for path in PAGES:
+        if path:
+            page.get_by_role("link", name=path.replace("-", " ").capitalize(), exact=True).click()
+            settle(page)
+        text = page.locator("[data-testid='stApp']").inner_text()
+        assert errors_on(page) == [], path
+        for vendor_id, name in OTHER_VENDORS.items():
+            if vendor_id != "V5":
+                assert name not in text and not re.search(rf"\b{vendor_id}\b", text), (path, vendor_id)
+        shoot(page, f"vendor-v5-{path or 'overview'}")
+    page.close()
+
+
+def test_a_facilitator_presents_with_vendors_as_letters(server, browser, passwords):
+    page = open_as(browser, server, passwords, "facilitator", "vendors?present=true&alias=true", height=2400)
+    assert errors_on(page) == []
+    sidebar = page.locator("[data-testid='stSidebar']")
+    assert sidebar.get_attribute("data-collapsed") == "true", "the sidebar is folded away while presenting"
+    text = page.locator("[data-testid='stMain']").inner_text()
+    assert "Presenting" in text and "Vendor A" in text
+    for vendor_id, name in OTHER_VENDORS.items():
+        assert name not in text and not re.search(rf"\b{vendor_id}\b", text), vendor_id
+    shoot(page, "presenting-vendors")
+    page.get_by_role("link", name="Overview").click()
+    settle(page)
+    assert "Presenting" in page.locator("[data-testid='stMain']").inner_text()
+    shoot(page, "presenting-overview")
     page.close()
