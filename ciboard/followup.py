@@ -1,0 +1,622 @@
+"""Did the action move the data? The numbers a CI meeting reads against its records: how a
+metric moved since a commitment was made or a PDSA cycle started, and the outcomes-data
+part of the agenda, prefilled.
+
+Every number comes through the query layer in the caller's scope, so a vendor's prefill
+holds its own students only, and small cells stay hidden from everyone but analysts.
+Results are plain JSON values (ISO dates, None for a missing number), so the snapshot a
+finalised meeting keeps is exactly what the meeting saw.
+
+How a metric moved, `metric_movement`:
+- weekly metrics: the last eight weeks with data before `since` against the weeks from
+  `since` to `until`, each pooled the way the metric aggregates (sum over sum for rates;
+  the mean of all student-weeks for means and shares), exactly as the weekly series pools;
+- assessment metrics (three windows a year): the last window tested wholly before `since`
+  against the latest window tested from `since` on;
+- the difference has a 95% interval with students as the unit, by the rules of
+  ciboard.comparisons; the two periods hold mostly the same students, which these
+  intervals treat as independent, so they are wider than needed, never narrower;
+- the SPC chart is the trends page's chart of the slice over the school year; a signal is
+  a special-cause point on or after `since`. Assessment windows are too few to chart.
+"""
+
+import math
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ciboard import comparisons, meetings, signals
+from ciboard.access import Scope
+from ciboard.appdb import AppDB
+from ciboard.charts import format_change, format_value
+from ciboard.meetings import Commitment, PdsaCycle, Slice
+from ciboard.queries import DIMENSIONS, data_map, run
+from ciboard.stats import disparity, intervals
+from ciboard.warehouse import Warehouse
+
+BEFORE_WEEKS = 8
+# The groups whose gaps a meeting checks every time: the disaggregations the CI guide asks for.
+KEY_GROUPS = ("race_ethnicity", "gender", "econ_disadvantaged", "english_learner", "special_education", "baseline_band")
+GAP_KINDS = ("payment outcome", "process outcome")
+# A prefill lists the strongest signals; the signals page has the rest.
+MAX_SIGNALS = 40
+LATE_STATUSES = ("late", "missing", "rejected")
+
+
+@dataclass(frozen=True)
+class Period:
+    start: str
+    end: str
+    points: int  # weeks (or windows) with data
+    value: float | None
+    students: int
+    suppressed_points: int = 0
+
+
+@dataclass(frozen=True)
+class Movement:
+    metric_id: str
+    label: str
+    slice: dict
+    since: str
+    until: str | None
+    status: str  # "ok" or "not enough data"
+    before: Period | None = None
+    after: Period | None = None
+    difference: float | None = None
+    low: float | None = None
+    high: float | None = None
+    verdict: str = ""  # "better", "worse", "no clear change", "no interval"
+    signal: dict | None = None  # the latest special-cause point on or after `since`
+    signals_after: int = 0
+    chart_note: str = ""
+    method: str = ""
+    note: str = ""
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "Movement":
+        data = dict(data)
+        for name in ("before", "after"):
+            data[name] = Period(**data[name]) if data.get(name) else None
+        return cls(**data)
+
+    def sentence(self, metric: Mapping[str, Any]) -> str:
+        """One line for a meeting: what the number did, and whether that is more than chance."""
+        if self.status != "ok":
+            return self.note
+        change = format_change(self.difference, metric)
+        interval = (
+            f", 95% CI {format_change(self.low, metric)} to {format_change(self.high, metric)}"
+            if self.low is not None else ""
+        )
+        line = (
+            f"{format_value(self.before.value, metric)} → {format_value(self.after.value, metric)} "
+            f"({change}{interval}): {VERDICTS[self.verdict]}"
+        )
+        if self.signal:
+            line += f"; the control chart signals ({self.signal['rules']}) in the week of {self.signal['period_start']}"
+        return line + "."
+
+
+VERDICTS = {
+    "better": "better, beyond chance",
+    "worse": "worse, beyond chance",
+    "no clear change": "no change beyond chance",
+    "no interval": "no interval for medians",
+}
+
+
+@dataclass(frozen=True)
+class Prefill:
+    """The outcomes-data part of a meeting's agenda, as JSON values."""
+
+    workgroup_id: int
+    held_on: str
+    since: str
+    previous_meeting_id: int | None
+    filters: dict
+    warehouse_version: str
+    signals: list[dict] = field(default_factory=list)
+    signal_counts: dict = field(default_factory=dict)
+    gaps: list[dict] = field(default_factory=list)
+    late_or_missing: list[dict] = field(default_factory=list)
+    commitments: list[dict] = field(default_factory=list)
+    pdsa: list[dict] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "Prefill":
+        return cls(**data)
+
+
+# --- how a metric moved ---------------------------------------------------------------
+
+
+def metric_movement(
+    warehouse: Warehouse,
+    scope: Scope,
+    metric_id: str,
+    slice: Slice | None,
+    since: date,
+    until: date | None = None,
+) -> Movement:
+    """The metric for the slice before `since` against from `since` to `until` (the latest
+    data when None), with the difference's interval and the control chart's verdict."""
+    slice = slice or Slice()
+    metric = _metric(warehouse, metric_id)
+    filters = slice.filters()
+    base = {
+        "metric_id": metric_id, "label": metric["label"], "slice": _json(asdict(slice)),
+        "since": since.isoformat(), "until": until.isoformat() if until else None,
+    }
+    if metric["frequency"] == "weekly":
+        before, after, cells = _weekly_periods(warehouse, scope, metric, filters, since, until)
+        chart = _chart_after(warehouse, scope, metric, filters, since, until)
+    else:
+        before, after, cells = _window_periods(warehouse, scope, metric, filters, since, until)
+        chart = {"chart_note": "Assessment windows come three times a year: too few points for a control chart."}
+    if before is None or after is None:
+        unit = "week" if metric["frequency"] == "weekly" else "assessment window"
+        note = (
+            f"Not enough data to compare: no {unit} with data {'before' if before is None else 'since'} "
+            f"{since.isoformat()} that this account may see."
+        )
+        return Movement(**base, status="not enough data", before=before, after=after, note=note, **chart)
+    difference, low, high, method = _difference(warehouse, scope, metric, filters, cells, before, after)
+    return Movement(
+        **base, status="ok", before=before, after=after, difference=difference, low=low, high=high,
+        verdict=_verdict(metric, difference, low, high), method=method, **chart,
+    )
+
+
+def pdsa_study(warehouse: Warehouse, scope: Scope, cycle: PdsaCycle, until: date | None = None) -> Movement:
+    """The cycle's measure before and after its start, to set beside its prediction: up to
+    `until`, else the cycle's planned end, else the latest data."""
+    return metric_movement(warehouse, scope, cycle.metric_id, cycle.slice, cycle.start_on, until or cycle.ends_on)
+
+
+def _weekly_periods(warehouse, scope, metric, filters, since, until):
+    series = run(warehouse, "series", scope, {"metric": metric["metric_id"], "grain": "week", "end": until, **filters})
+    if series.empty:
+        return None, None, None
+    earlier = series[series["period_start"] < since].tail(BEFORE_WEEKS)
+    later = series[series["period_start"] >= since]
+    periods, cells = [], []
+    for name, weeks in (("before", earlier), ("after", later)):
+        shown = weeks[~weeks["suppressed"] & weeks["value"].notna()]
+        if shown.empty:
+            periods.append(None)
+            continue
+        start, end = weeks["period_start"].min(), weeks["period_start"].max() + timedelta(days=6)
+        if name == "before":
+            end = min(end, since - timedelta(days=1))
+        students = _students(warehouse, scope, metric["metric_id"], filters, start, end)
+        value, sd = _pooled(shown, metric)
+        periods.append(Period(start.isoformat(), end.isoformat(), len(shown), value, students, len(weeks) - len(shown)))
+        cells.append({"period": name, "value": value, "n": students, "numerator": shown["numerator"].sum(),
+                      "denominator": shown["denominator"].sum(), "sd": sd, "start": start, "end": end})
+    return periods[0], periods[1], pd.DataFrame(cells) if len(cells) == 2 else None
+
+
+def _students(warehouse, scope, metric_id, filters, start, end) -> int:
+    """How many students stand behind a period: a breakdown by a dimension the slice fixes is
+    one row, counted distinctly. The whole district is counted per vendor and added up (a
+    student who changed vendor counts twice; a hidden vendor not at all), so a district
+    interval can come out wider than needed, never narrower."""
+    by = next((name for name in filters), "vendor_id")
+    cells = run(warehouse, "breakdown", scope, {"metric": metric_id, "by": by, "start": start, "end": end, **filters})
+    return int(cells["n"].sum(skipna=True))
+
+
+def _pooled(weeks: pd.DataFrame, metric) -> tuple[float, float]:
+    """A period's value from its weekly rows, pooled as the metric aggregates, and the spread
+    of single observations across the weeks (within and between weeks)."""
+    if metric["aggregation"] == "median":
+        return float(weeks["value"].median()), math.nan
+    value = float(weeks["numerator"].sum() / weeks["denominator"].sum())
+    counts, means, sds = (weeks[c].to_numpy(dtype=float) for c in ("denominator", "value", "sd"))
+    total = counts.sum()
+    if metric["aggregation"] == "rate" or total < 2:
+        return value, math.nan
+    squares = np.nansum((counts - 1) * sds**2) + np.sum(counts * (means - value) ** 2)
+    return value, float(math.sqrt(squares / (total - 1)))
+
+
+def tested_windows(warehouse, scope, metric, filters, until) -> list[dict]:
+    """The assessment windows of the slice that this scope may see, each with the weeks it was
+    actually tested (tested_from to tested_to): windows are dated by the calendar's window
+    start, but tested weeks later, and which side of a date a window falls is judged on those."""
+    params = {"metric": metric["metric_id"], "end": until, **filters}
+    windows = run(warehouse, "series", scope, {**params, "grain": "window"})
+    weeks = run(warehouse, "series", scope, {**params, "grain": "week"})
+    starts = list(windows["period_start"]) + [date.max]
+    found = []
+    for i, row in enumerate(windows.to_dict("records")):
+        tested = weeks[(weeks["period_start"] >= starts[i]) & (weeks["period_start"] < starts[i + 1])]["period_start"]
+        if tested.empty or row["suppressed"] or pd.isna(row["value"]):
+            continue
+        found.append({**row, "tested_from": tested.min(), "tested_to": tested.max() + timedelta(days=6)})
+    return found
+
+
+def _window_periods(warehouse, scope, metric, filters, since, until):
+    rows = tested_windows(warehouse, scope, metric, filters, until)
+    earlier = [r for r in rows if r["tested_to"] < since]
+    later = [r for r in rows if r["tested_from"] >= since]
+    periods, cells = [], []
+    for name, chosen in (("before", earlier[-1:]), ("after", later[-1:])):
+        if not chosen:
+            periods.append(None)
+            continue
+        r = chosen[0]
+        periods.append(
+            Period(r["tested_from"].isoformat(), r["tested_to"].isoformat(), 1, float(r["value"]), int(r["n"]))
+        )
+        cells.append({"period": name, "value": r["value"], "n": int(r["n"]), "numerator": r["numerator"],
+                      "denominator": r["denominator"], "sd": r["sd"], "start": r["tested_from"], "end": r["tested_to"]})
+    return periods[0], periods[1], pd.DataFrame(cells) if len(cells) == 2 else None
+
+
+def _difference(warehouse, scope, metric, filters, cells, before, after):
+    """after - before, with its interval: students as the unit (ciboard.comparisons)."""
+    repeated = comparisons.is_repeated(metric, cells)
+    students = None
+    if scope.sees_students and comparisons.needs_students(metric, cells):
+        students = pd.concat([
+            run(warehouse, "student_values", scope, {
+                "metric": metric["metric_id"], "metric_y": comparisons.partner_metric(metric["metric_id"]),
+                "start": row["start"], "end": row["end"], **filters,
+            }).assign(period=row["period"])
+            for row in cells.to_dict("records")
+        ])
+    kind, inputs = comparisons.stats_inputs(cells, metric, ["period"], students)
+    b, a = (inputs.set_index("period").loc[name] for name in ("before", "after"))
+    if kind == "proportion":
+        difference, low, high = intervals.newcombe_difference(a["k"], a["n"], b["k"], b["n"])
+    else:
+        difference, low, high = intervals.welch_difference(a["mean"], a["sd"], a["n"], b["mean"], b["sd"], b["n"])
+    method = comparisons.method_note(metric, repeated, students is not None)
+    return _number(difference), _number(low), _number(high), method
+
+
+def _verdict(metric, difference, low, high) -> str:
+    if low is None or high is None:
+        return "no interval"
+    if low <= 0 <= high:
+        return "no clear change"
+    up = difference > 0
+    return "better" if up == (metric["better"] == "higher") else "worse"
+
+
+def _chart_after(warehouse, scope, metric, filters, since, until) -> dict:
+    start = _school_year_start(warehouse, scope, since)
+    series = run(warehouse, "series", scope, {
+        "metric": metric["metric_id"], "grain": "week", "start": start, "end": until, **filters,
+    })
+    if series["value"].notna().sum() < signals.MIN_POINTS:
+        return {"chart_note": f"Fewer than {signals.MIN_POINTS} weeks with data: too few to set control limits."}
+    charted = signals.chart(series, metric)
+    after = charted[charted["period_start"] >= since]
+    special = after[after["point_type"].fillna("common_cause") != "common_cause"]
+    if special.empty:
+        return {"chart_note": "No special-cause point since then: the weeks vary within the control limits."}
+    point = special.iloc[-1]
+    return {
+        "signal": {
+            "period_start": point["period_start"].isoformat(),
+            "point_type": point["point_type"],
+            "rules": signals.rules_fired(point),
+            "value": _number(point["value"]),
+            "center": _number(point["center"]),
+            "lower": _number(point["lower"]),
+            "upper": _number(point["upper"]),
+        },
+        "signals_after": int(len(special)),
+        "chart_note": f"{len(special)} of {len(after)} weeks since then are special-cause points.",
+    }
+
+
+# --- the outcomes-data part of the agenda ----------------------------------------------
+
+
+def outcomes_prefill(
+    warehouse: Warehouse,
+    db: AppDB,
+    scope: Scope,
+    workgroup_id: int,
+    held_on: date,
+    filters: Mapping[str, Any] | None = None,
+) -> Prefill:
+    """What the outcomes-data part of a meeting opens with: the control-chart signals since
+    the workgroup's previous meeting (or the last eight weeks), the gaps between student
+    groups that widened or narrowed since then, late, missing and rejected submissions, every
+    open commitment with how its metric moved since it was made, and the PDSA cycles under way.
+
+    `filters` are the filter bar's dimension filters (dates are the meeting's). A workgroup
+    of vendors reads only those vendors' students.
+    """
+    group = meetings.workgroup(db, scope, workgroup_id)
+    since, previous = meetings.look_back_from(db, scope, workgroup_id, held_on)
+    narrowed = {k: v for k, v in (filters or {}).items() if k in DIMENSIONS and v not in (None, "", [])}
+    if group.vendor_ids and "vendor_id" not in narrowed and scope.role != "vendor":
+        narrowed["vendor_id"] = list(group.vendor_ids)
+    start = _school_year_start(warehouse, scope, held_on)
+    found = _signals(warehouse, scope, start, held_on, since, narrowed)
+    counts = found["point_type"].value_counts().to_dict() if not found.empty else {}
+    return Prefill(
+        workgroup_id=workgroup_id,
+        held_on=held_on.isoformat(),
+        since=since.isoformat(),
+        previous_meeting_id=previous.id if previous else None,
+        filters=_json(narrowed),
+        warehouse_version=warehouse.version(),
+        signals=_records(found.head(MAX_SIGNALS)),
+        signal_counts={str(k): int(v) for k, v in counts.items()},
+        gaps=gap_changes(warehouse, scope, since, held_on, narrowed),
+        late_or_missing=_late_or_missing(warehouse, scope, since, held_on, narrowed),
+        commitments=[
+            _commitment_item(warehouse, scope, item, held_on)
+            for item in meetings.open_commitments(db, scope, held_on, workgroup_id=workgroup_id)
+            if item.commitment.made_on < held_on
+        ],
+        pdsa=[
+            {"cycle": meetings.as_json(cycle), "stage": cycle.stage,
+             "study": pdsa_study(warehouse, scope, cycle, until=held_on).to_dict()}
+            for cycle in meetings.pdsa_cycles(db, scope, active_on=held_on)
+            if _relevant(cycle.slice, narrowed)
+        ],
+    )
+
+
+def _signals(warehouse, scope, start, end, since, filters) -> pd.DataFrame:
+    vendors = filters.get("vendor_id") or []
+    if scope.suppresses_small_cells and scope.role != "vendor" and len(vendors) == 1:
+        # One vendor's charts, read as that vendor reads them: the same cells hidden, and
+        # each chart once (across vendors, the district chart would repeat the vendor's).
+        own = Scope("vendor", vendors[0])
+        return signals.signals(warehouse, own, start=start, end=end, since=since,
+                               filters={k: v for k, v in filters.items() if k != "vendor_id"})
+    return signals.signals(warehouse, scope, start=start, end=end, since=since, filters=filters)
+
+
+def snapshot(prefill: Prefill, filters: Mapping[str, Any] | None = None) -> dict:
+    """What `meetings.finalise` freezes: the prefill and the filters on screen."""
+    return {"prefill": prefill.to_dict(), "filters": _json(dict(filters if filters is not None else prefill.filters))}
+
+
+def gap_changes(
+    warehouse: Warehouse, scope: Scope, since: date, until: date, filters: Mapping[str, Any] | None = None
+) -> list[dict]:
+    """Gaps between student groups that widened or narrowed beyond chance since `since`.
+
+    For each payment and process metric and each key group dimension, a group's gap to the
+    reference group (the largest one) is measured over the eight weeks with data before
+    `since` (for assessments, the last window before) and over the weeks since (the latest
+    window since). A gap moved when the interval of its change leaves out zero; that
+    interval joins the two gaps' own intervals (each with students as the unit) as
+    Newcombe joins two proportions', so it is wider than needed, never narrower.
+    """
+    filters = dict(filters or {})
+    catalogue = data_map(warehouse)
+    chosen = catalogue[catalogue["kind"].isin(GAP_KINDS) & (catalogue["aggregation"] != "median")]
+    changes = []
+    for metric in chosen.to_dict("records"):
+        ranges = _gap_ranges(warehouse, scope, metric, since, until, filters)
+        if ranges is None:
+            continue
+        spreads = [_student_rows(warehouse, scope, metric, dates, filters) for dates in ranges]
+        for dimension in KEY_GROUPS:
+            now = _gaps(warehouse, scope, metric, dimension, ranges[1], filters, spreads[1])
+            if now is None:
+                continue
+            reference = now.loc[now["is_reference"], "group"].iloc[0]
+            then = _gaps(warehouse, scope, metric, dimension, ranges[0], filters, spreads[0], reference=reference)
+            if then is None:
+                continue
+            merged = now.merge(then, on="group", suffixes=("", "_then"))
+            for row in merged[~merged["is_reference"]].to_dict("records"):
+                moved = gap_change(
+                    (row["difference"], row["diff_low"], row["diff_high"]),
+                    (row["difference_then"], row["diff_low_then"], row["diff_high_then"]),
+                )
+                if moved is not None:
+                    changes.append({
+                        "metric_id": metric["metric_id"], "label": metric["label"], "dimension": dimension,
+                        "group": str(row["group"]), "reference": str(reference),
+                        "then_start": ranges[0][0].isoformat(), "then_end": ranges[0][1].isoformat(),
+                        "now_start": ranges[1][0].isoformat(), "now_end": ranges[1][1].isoformat(),
+                        "gap_then": _number(row["difference_then"]), "gap_now": _number(row["difference"]),
+                        "value_now": _number(row["value"]), "n_now": int(row["n"]),
+                        **moved,
+                        "worse_off_now": bool((row["difference"] < 0) == (metric["better"] == "higher")),
+                    })
+    return sorted(changes, key=lambda c: -abs(c["change"]))
+
+
+def _gap_ranges(warehouse, scope, metric, since, until, filters):
+    """The two date ranges gaps are compared over, before and since `since`, as
+    metric_movement chooses them; None when either has no data."""
+    if metric["frequency"] == "weekly":
+        series = run(warehouse, "series", scope, {"metric": metric["metric_id"], "end": until, **filters})
+        earlier = series[series["period_start"] < since].tail(BEFORE_WEEKS)
+        later = series[series["period_start"] >= since]
+        if earlier.empty or later.empty:
+            return None
+        return (earlier["period_start"].min(), since - timedelta(days=1)), (since, until)
+    windows = tested_windows(warehouse, scope, metric, filters, until)
+    earlier = [(w["tested_from"], w["tested_to"]) for w in windows if w["tested_to"] < since]
+    later = [(w["tested_from"], w["tested_to"]) for w in windows if w["tested_from"] >= since]
+    return (earlier[-1], later[-1]) if earlier and later else None
+
+
+def _student_rows(warehouse, scope, metric, dates, filters) -> pd.DataFrame | None:
+    """Students' own values over the dates, for the spread of a repeated metric (analysts)."""
+    if not scope.sees_students or (metric["aggregation"] not in ("rate", "proportion", "mean")):
+        return None
+    return run(warehouse, "student_values", scope, {
+        "metric": metric["metric_id"], "metric_y": comparisons.partner_metric(metric["metric_id"]),
+        "start": dates[0], "end": dates[1], **filters,
+    })
+
+
+def _gaps(warehouse, scope, metric, dimension, dates, filters, students, reference=None):
+    if dimension in filters:
+        return None
+    params = {"metric": metric["metric_id"], "start": dates[0], "end": dates[1], **filters}
+    cells = run(warehouse, "breakdown", scope, {**params, "by": dimension})
+    # Hidden cells (small, or hidden to protect one) take no part in a gap.
+    cells = cells[cells[dimension].notna() & ~cells["suppressed"]].reset_index(drop=True)
+    cells["n"] = cells["n"].astype(int)
+    if len(cells) < 2:
+        return None
+    if not comparisons.needs_students(metric, cells):
+        students = None
+    elif students is not None:
+        students = students.assign(**{dimension: students[dimension].astype(str)})
+        cells = cells.assign(**{dimension: cells[dimension].astype(str)})
+    kind, inputs = comparisons.stats_inputs(cells, metric, [dimension], students)
+    inputs = inputs.assign(group=inputs[dimension].astype(str))
+    if reference is not None and reference not in set(inputs["group"]):
+        return None
+    return disparity.gaps(inputs, reference=reference, min_cell=warehouse.settings.min_cell_size, kind=kind)
+
+
+def gap_change(now: tuple[float, float, float], then: tuple[float, float, float]) -> dict | None:
+    """How a gap moved, from (gap, low, high) now and then: the change with an interval that
+    joins the two gaps' intervals (MOVER, as Newcombe's joins two proportions'). None when
+    either gap is hidden or the interval holds zero: the gap is where it was, as far as
+    chance can tell."""
+    if any(pd.isna(v) for v in (*now, *then)):
+        return None
+    (gap, gap_low, gap_high), (old, old_low, old_high) = now, then
+    change = gap - old
+    low = change - math.sqrt((gap - gap_low) ** 2 + (old_high - old) ** 2)
+    high = change + math.sqrt((gap_high - gap) ** 2 + (old - old_low) ** 2)
+    if low <= 0 <= high:
+        return None
+    return {
+        "change": float(change), "change_low": float(low), "change_high": float(high),
+        "direction": "widened" if abs(gap) > abs(old) else "narrowed",
+        "reversed": bool(gap * old < 0),
+    }
+
+
+def _late_or_missing(warehouse, scope, since, held_on, filters) -> list[dict]:
+    rows = run(warehouse, "quality", scope, {"start": since, "end": held_on}, today=held_on)
+    rows = rows[rows["status"].isin(LATE_STATUSES)]
+    vendors = (filters or {}).get("vendor_id")
+    if vendors:
+        rows = rows[rows["vendor_id"].isin(vendors if isinstance(vendors, (list, tuple)) else [vendors])]
+    columns = ["vendor_id", "kind", "period_start", "period_end", "due_on", "received_at", "status", "rows_rejected"]
+    return _records(rows[columns])
+
+
+def _commitment_item(warehouse, scope, item: meetings.OpenCommitment, held_on: date) -> dict:
+    c: Commitment = item.commitment
+    movement = None
+    if c.metric_id:
+        movement = metric_movement(warehouse, scope, c.metric_id, c.slice, c.made_on, held_on).to_dict()
+    return {
+        "commitment": meetings.as_json(c), "status": item.status, "overdue": item.overdue,
+        "days_overdue": item.days_overdue, "movement": movement,
+    }
+
+
+def _relevant(s: Slice, filters) -> bool:
+    vendors = (filters or {}).get("vendor_id")
+    return not vendors or s.vendor_id in vendors
+
+
+def summary(prefill: Prefill, warehouse: Warehouse) -> list[str]:
+    """The prefill as short sentences, for the agenda text and the meeting packet."""
+    catalogue = data_map(warehouse).set_index("metric_id")
+
+    def metric(metric_id):
+        return {"metric_id": metric_id, **catalogue.loc[metric_id].to_dict()}
+
+    lines = []
+    counts = prefill.signal_counts
+    lines.append(
+        f"Since {prefill.since}: {counts.get('special_cause_concern', 0)} control-chart signals of concern and "
+        f"{counts.get('special_cause_improvement', 0)} of improvement."
+    )
+    for s in prefill.signals[:5]:
+        slice_parts = [s["vendor_id"]] if s.get("vendor_id") else []
+        if s.get("dimension"):
+            slice_parts.append(f"{s['dimension'].replace('_', ' ')}: {s['group']}")
+        who = ", ".join(slice_parts)
+        lines.append(
+            f"{s['label']}{f' ({who})' if who else ''}: {format_value(s['value'], metric(s['metric_id']))} "
+            f"in the week of {s['period_start']}, {s['rules']}."
+        )
+    for g in prefill.gaps[:5]:
+        m = metric(g["metric_id"])
+        lines.append(
+            f"{g['label']}: the gap between {g['group']} and {g['reference']} ({g['dimension'].replace('_', ' ')}) "
+            f"{g['direction']}, from {format_change(g['gap_then'], m)} to {format_change(g['gap_now'], m)}."
+        )
+    late = pd.Series([r["status"] for r in prefill.late_or_missing], dtype=object).value_counts().to_dict()
+    if late:
+        lines.append("Submissions: " + ", ".join(f"{n} {status}" for status, n in sorted(late.items())) + ".")
+    overdue = sum(1 for c in prefill.commitments if c["overdue"])
+    lines.append(f"{len(prefill.commitments)} open commitments carried forward, {overdue} overdue.")
+    for item in prefill.commitments:
+        c, movement = item["commitment"], item["movement"]
+        if movement:
+            moved = Movement.from_dict(movement).sentence(metric(c["metric_id"]))
+            lines.append(f"{c['action']} ({c['owner']}): {moved}")
+    return lines
+
+
+# --- plumbing -------------------------------------------------------------------------
+
+
+def _metric(warehouse: Warehouse, metric_id: str) -> dict:
+    catalogue = data_map(warehouse).set_index("metric_id")
+    if metric_id not in catalogue.index:
+        raise ValueError(f"unknown metric {metric_id!r}; the metrics are {', '.join(sorted(catalogue.index))}")
+    return {"metric_id": metric_id, **catalogue.loc[metric_id].to_dict()}
+
+
+def _school_year_start(warehouse: Warehouse, scope: Scope, day: date) -> date | None:
+    years = run(warehouse, "choices", scope).query("dimension == 'school_year'")
+    holding = years[(years["starts_on"] <= day) & (years["ends_on"] >= day)]
+    return holding["starts_on"].iloc[0] if not holding.empty else None
+
+
+def _number(value: Any) -> float | None:
+    if value is None or pd.isna(value) or (isinstance(value, float) and math.isinf(value)):
+        return None
+    return float(value)
+
+
+def _json(value: Any) -> Any:
+    """Plain JSON values: dates as ISO text, numpy numbers as Python's, NaN as None."""
+    if isinstance(value, Mapping):
+        return {str(k): _json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, np.ndarray, pd.Series)):
+        return [_json(v) for v in value]
+    if isinstance(value, (datetime, date, pd.Timestamp)):
+        return value.isoformat()
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return _number(value)
+    if value is None or value is pd.NA or value is pd.NaT:
+        return None
+    return value
+
+
+def _records(frame: pd.DataFrame) -> list[dict]:
+    return [_json(row) for row in frame.to_dict("records")]

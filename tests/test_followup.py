@@ -1,0 +1,200 @@
+"""Did the action move the data: movement of a metric against the series it comes from, the
+planted effects it finds, the prefilled outcomes-data agenda, and what a vendor's prefill holds."""
+
+import json
+import re
+from datetime import date
+
+import pandas as pd
+import pytest
+
+from ciboard import followup, meetings as m
+from ciboard.access import ANALYST, Scope
+from ciboard.appdb import AppDB
+from ciboard.queries import run
+
+STAFF = Scope("facilitator")
+ATTENDANCE = "tutoring_attendance_rate"
+V3_DROP = date(2025, 12, 15)  # week 20 of the demo's school year, when V3's attendance falls
+
+
+def pooled(rows: pd.DataFrame) -> float:
+    return rows["numerator"].sum() / rows["denominator"].sum()
+
+
+def test_movement_is_the_series_pooled_before_and_after(demo_warehouse):
+    since, until = date(2026, 2, 5), date(2026, 3, 5)
+    moved = followup.metric_movement(demo_warehouse, ANALYST, ATTENDANCE, m.Slice(vendor_id="V3"), since, until)
+    series = run(demo_warehouse, "series", ANALYST, {"metric": ATTENDANCE, "vendor_id": ["V3"], "end": until})
+    before = series[series["period_start"] < since].tail(followup.BEFORE_WEEKS)
+    after = series[series["period_start"] >= since]
+    assert moved.status == "ok"
+    assert (moved.before.points, moved.after.points) == (len(before), len(after)) == (8, 4)
+    assert moved.before.value == pytest.approx(pooled(before))
+    assert moved.after.value == pytest.approx(pooled(after))
+    assert moved.difference == pytest.approx(pooled(after) - pooled(before))
+    assert moved.before.start == before["period_start"].min().isoformat() and moved.after.end == "2026-03-08"
+    students = run(demo_warehouse, "breakdown", ANALYST, {
+        "metric": ATTENDANCE, "by": "vendor_id", "vendor_id": ["V3"], "start": since, "end": date(2026, 3, 8)})
+    assert moved.after.students == int(students["n"].iloc[0])
+    assert moved.low < moved.difference < moved.high
+    assert "students" in moved.method
+
+
+def test_a_window_metric_moves_from_window_to_window(demo_warehouse):
+    # V1 moved tutoring into the school day in January; its growth rises at the winter window.
+    v1 = m.Slice(vendor_id="V1")
+    moved = followup.metric_movement(demo_warehouse, ANALYST, "met_growth_target", v1, date(2026, 1, 12), date(2026, 3, 1))
+    windows = run(demo_warehouse, "series", ANALYST, {"metric": "met_growth_target", "grain": "window", "vendor_id": ["V1"]})
+    assert (moved.before.value, moved.after.value) == tuple(windows["value"].iloc[:2])
+    assert (moved.before.students, moved.after.students) == tuple(windows["n"].iloc[:2])
+    assert moved.verdict == "better" and moved.low > 0
+    assert moved.signal is None and "too few" in moved.chart_note
+
+
+def test_the_planted_drop_in_v3s_attendance_is_a_signal_and_a_change_for_the_worse(demo_warehouse):
+    moved = followup.metric_movement(demo_warehouse, STAFF, ATTENDANCE, m.Slice(vendor_id="V3"), V3_DROP, date(2026, 2, 28))
+    assert moved.verdict == "worse" and moved.high < 0 and moved.difference < -0.05
+    assert moved.signal["point_type"] == "special_cause_concern" and moved.signals_after >= 5
+    # Elsewhere nothing was planted: V2's weeks after winter break are within chance.
+    steady = followup.metric_movement(demo_warehouse, STAFF, ATTENDANCE, m.Slice(vendor_id="V2"), date(2026, 2, 2), date(2026, 3, 30))
+    assert steady.verdict == "no clear change"
+
+
+def test_intervals_without_student_rows_are_wider_never_narrower(demo_warehouse):
+    slice_ = m.Slice(vendor_id="V5", dimension="english_learner", value="true")
+    analyst = followup.metric_movement(demo_warehouse, ANALYST, ATTENDANCE, slice_, V3_DROP, date(2026, 2, 28))
+    staff = followup.metric_movement(demo_warehouse, STAFF, ATTENDANCE, slice_, V3_DROP, date(2026, 2, 28))
+    assert staff.difference == pytest.approx(analyst.difference)
+    assert staff.high - staff.low >= analyst.high - analyst.low
+
+
+def test_not_enough_data_is_said_plainly(demo_warehouse):
+    early = followup.metric_movement(demo_warehouse, ANALYST, ATTENDANCE, None, date(2025, 8, 4), date(2025, 10, 1))
+    late = followup.metric_movement(demo_warehouse, ANALYST, ATTENDANCE, None, date(2026, 7, 1))
+    assert (early.status, early.before, early.difference) == ("not enough data", None, None)
+    assert "no week with data before 2025-08-04" in early.note
+    assert late.status == "not enough data" and late.after is None and "since" in late.note
+    assert json.loads(json.dumps(early.to_dict())) == early.to_dict()
+
+
+def test_a_pdsa_study_reads_the_cycle_around_its_start(demo_warehouse):
+    cycle = m.PdsaCycle(title="School-day tutoring", metric_id="met_growth_target", start_on=date(2026, 1, 12),
+                        slice=m.Slice(vendor_id="V1"), ends_on=date(2026, 2, 28))
+    study = followup.pdsa_study(demo_warehouse, ANALYST, cycle)
+    assert study.since == "2026-01-12" and study.until == "2026-02-28" and study.verdict == "better"
+
+
+def test_a_gap_moves_only_when_its_change_is_beyond_chance():
+    assert followup.gap_change((-0.10, -0.14, -0.06), (-0.10, -0.14, -0.06)) is None
+    widened = followup.gap_change((-0.15, -0.18, -0.12), (-0.05, -0.08, -0.02))
+    assert widened["direction"] == "widened" and widened["change_high"] < 0 and not widened["reversed"]
+    narrowed = followup.gap_change((0.01, -0.02, 0.04), (-0.12, -0.15, -0.09))
+    assert narrowed["direction"] == "narrowed" and narrowed["change_low"] > 0 and narrowed["reversed"]
+    assert followup.gap_change((-0.15, float("nan"), float("nan")), (-0.05, -0.08, -0.02)) is None
+    # Two intervals that overlap can still leave out a zero change; the joined interval decides.
+    assert followup.gap_change((-0.10, -0.13, -0.07), (-0.04, -0.07, -0.01)) is not None
+
+
+# --- the prefilled agenda ---------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    """V3's coordination meeting a month after the last one, with records of and about V3,
+    V5 and the whole district around it."""
+    db = AppDB(tmp_path_factory.mktemp("followup") / "app.sqlite3")
+    v3 = m.save_workgroup(db, STAFF, m.Workgroup(
+        name="Keystone coordination", vendor_ids=["V3"],
+        members=[m.Person("Priya", "District", "district"), m.Person("Sam", "Keystone Math Corps", "vendor", "V3")],
+    ), by="facilitator")
+    v4 = m.save_workgroup(db, STAFF, m.Workgroup(name="Northstar coordination", vendor_ids=["V4"]), by="facilitator")
+    january = m.save_meeting(db, STAFF, m.draft_meeting(v3, date(2026, 1, 8)), by="facilitator")
+
+    def promise(party, party_id=None, **parts):
+        return m.save_commitment(db, STAFF, m.Commitment(
+            party=party, party_id=party_id, owner="Owner", action=f"Action of {party} {party_id or ''}".strip(),
+            made_on=date(2026, 1, 8), due_on=date(2026, 1, 29), metric_id=ATTENDANCE, slice=m.Slice(**parts),
+            meeting_id=january.id if parts.get("vendor_id") == "V3" else None,
+        ), by="facilitator")
+
+    made = {
+        "own": promise("vendor", "V3", vendor_id="V3"),
+        "district_about_v3": promise("district", vendor_id="V3"),
+        "other_vendor": promise("vendor", "V5", vendor_id="V5", dimension="english_learner", value="true"),
+        "district_about_v5": promise("district", vendor_id="V5"),
+    }
+    for vendor in ("V3", "V5"):
+        m.save_pdsa(db, STAFF, m.PdsaCycle(title=f"Cycle at {vendor}", metric_id=ATTENDANCE, start_on=date(2026, 1, 12),
+                                           slice=m.Slice(vendor_id=vendor)), by="facilitator")
+    return {"db": db, "v3": v3, "v4": v4, "january": january, "made": made}
+
+
+@pytest.fixture(scope="module")
+def v3_prefill(world, demo_warehouse):
+    return followup.outcomes_prefill(demo_warehouse, world["db"], Scope("vendor", "V3"), world["v3"].id, date(2026, 2, 5))
+
+
+def strings(value):
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield str(key)
+            yield from strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from strings(item)
+    elif isinstance(value, str):
+        yield value
+
+
+def test_a_vendors_prefill_holds_no_other_vendor(v3_prefill, demo_warehouse):
+    with demo_warehouse.cursor() as cur:
+        names = [name for (name,) in cur.execute("select name from vendors where vendor_id <> 'V3'").fetchall()]
+    others = re.compile(r"\bV[124-6]\b|" + "|".join(map(re.escape, names)))
+    found = json.loads(json.dumps(v3_prefill.to_dict()))
+    leaks = [text for text in strings(found) if others.search(text)]
+    assert leaks == []
+    assert v3_prefill.signals and {s["vendor_id"] for s in v3_prefill.signals} == {"V3"}
+
+
+def test_the_prefill_reviews_since_the_last_meeting_and_carries_the_commitments(v3_prefill, world):
+    assert (v3_prefill.since, v3_prefill.previous_meeting_id) == ("2026-01-08", world["january"].id)
+    assert all(s["period_start"] >= "2026-01-08" for s in v3_prefill.signals)
+    assert sum(v3_prefill.signal_counts.values()) >= len(v3_prefill.signals)
+    items = {c["commitment"]["id"]: c for c in v3_prefill.commitments}
+    assert set(items) == {world["made"]["own"].id, world["made"]["district_about_v3"].id}
+    own = items[world["made"]["own"].id]
+    assert own["overdue"] and own["days_overdue"] == 7 and own["status"] == "open"
+    assert own["movement"]["since"] == "2026-01-08" and own["movement"]["status"] == "ok"
+    assert own["movement"]["after"]["value"] < own["movement"]["before"]["value"]  # V3's planted drop
+    assert [p["cycle"]["title"] for p in v3_prefill.pdsa] == ["Cycle at V3"]
+    assert v3_prefill.pdsa[0]["study"]["since"] == "2026-01-12"
+
+
+def test_late_and_missing_data_of_the_workgroups_vendors(world, demo_warehouse):
+    prefill = followup.outcomes_prefill(demo_warehouse, world["db"], STAFF, world["v4"].id, date(2026, 3, 5))
+    assert prefill.since == "2026-01-08" and prefill.filters == {"vendor_id": ["V4"]}
+    assert prefill.late_or_missing and {r["vendor_id"] for r in prefill.late_or_missing} == {"V4"}
+    assert {r["status"] for r in prefill.late_or_missing} <= {"late", "missing", "rejected"}
+    quality = run(demo_warehouse, "quality", STAFF, {"start": date(2026, 1, 8), "end": date(2026, 3, 5)}, today=date(2026, 3, 5))
+    expected = quality[(quality["vendor_id"] == "V4") & quality["status"].isin(["late", "missing", "rejected"])]
+    assert len(prefill.late_or_missing) == len(expected)
+    assert {s["vendor_id"] for s in prefill.signals} <= {"V4"}
+    lines = followup.summary(prefill, demo_warehouse)
+    assert lines[0].startswith("Since 2026-01-08:") and any(line.startswith("Submissions:") for line in lines)
+
+
+def test_the_snapshot_a_finalised_meeting_keeps_round_trips(v3_prefill, world, demo_warehouse):
+    db = world["db"]
+    meeting = m.save_meeting(db, STAFF, m.draft_meeting(world["v3"], date(2026, 2, 5)), by="facilitator")
+    on_screen = {"start": date(2025, 8, 1), "end": date(2026, 2, 5), "english_learner": ["true"]}
+    snapshot = followup.snapshot(v3_prefill, on_screen)
+    final = m.finalise(db, STAFF, meeting.id, snapshot, warehouse_version=v3_prefill.warehouse_version, by="facilitator")
+    stored = m.meeting(AppDB(db.path), STAFF, final.id).snapshot
+    assert stored == snapshot == json.loads(json.dumps(snapshot))
+    assert stored["filters"] == {"start": "2025-08-01", "end": "2026-02-05", "english_learner": ["true"]}
+    assert followup.Prefill.from_dict(stored["prefill"]) == v3_prefill
+    movement = stored["prefill"]["commitments"][0]["movement"]
+    assert followup.Movement.from_dict(movement).to_dict() == movement
+    # The vendor reads its own meeting's frozen numbers.
+    assert m.meeting(db, Scope("vendor", "V3"), final.id).snapshot == snapshot
