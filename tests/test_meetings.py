@@ -490,3 +490,73 @@ def test_concurrent_writers_in_threads_and_processes_lose_nothing(db):
     # Every save is in the history, one revision after another.
     assert [v.revision for v in m.history(db, ANALYST, "commitment", promise.id)] == list(range(1, final.revision + 1))
     assert final.revision == 1 + len(expected)
+
+
+# --- the demo -------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def seeded(demo_warehouse, tmp_path_factory):
+    db = AppDB(tmp_path_factory.mktemp("seeded") / "app.sqlite3")
+    assert m.seed_demo(db, demo_warehouse)
+    return db
+
+
+def test_the_demo_seeds_the_three_workgroups_of_the_ci_structure(seeded):
+    groups = m.workgroups(seeded, ANALYST)
+    assert [g.name for g in groups] == [
+        "District data review",
+        "District–vendor coordination: Keystone Math Corps",
+        "District–vendor–school review: Cardinal Tutors schools",
+    ]
+    assert [g.vendor_ids for g in groups] == [[], ["V3"], ["V5"]]
+    assert all(g.purpose and g.cadence and g.format and g.decisions and g.members for g in groups)
+    assert {p.party for p in groups[2].members} == {"district", "vendor", "school"}
+
+
+def test_the_demo_has_final_and_draft_meetings_with_commitments_carried_forward(seeded, demo_warehouse):
+    found = m.meetings(seeded, ANALYST)
+    assert [(x.held_on.isoformat(), x.status) for x in found] == [
+        ("2026-02-05", "final"), ("2026-02-12", "final"), ("2026-03-03", "draft"), ("2026-03-05", "draft"),
+    ]
+    for final in found[:2]:
+        assert final.warehouse_version == demo_warehouse.version()
+        assert set(final.snapshot) == {"prefill", "filters"} and final.snapshot["prefill"]["signals"]
+        assert all(final.agenda[key] for key in m.AGENDA_KEYS)
+    promises = m.commitments(seeded, ANALYST)
+    assert {(c.party, c.party_id) for c in promises} >= {("vendor", "V3"), ("vendor", "V5"), ("district", None), ("school", "E08")}
+    assert all(c.metric_id == "tutoring_attendance_rate" and c.slice.vendor_id in ("V3", "V5") for c in promises)
+
+    coordination = found[3]
+    carried = m.carried_forward(seeded, ANALYST, coordination.id)
+    assert [(o.commitment.party, o.overdue) for o in carried] == [("vendor", True), ("school", False)]
+    assert carried[0].status == "in_progress" and carried[0].commitment.log[-1].by == "vendor-v3"
+    assert [c.party for c in m.commitments(seeded, Scope("vendor", "V3"))] == ["vendor", "district", "school"]
+
+
+def test_the_demo_analysis_becomes_a_pdsa_cycle_and_v1s_change_is_adopted(seeded):
+    [analysis] = m.root_causes(seeded, ANALYST)
+    assert analysis.complete and analysis.hmw and analysis.within_reach and len(analysis.themes) >= 2
+    assert analysis.slice == m.Slice(vendor_id="V5", dimension="english_learner", value="true")
+    cycles = {c.slice.vendor_id: c for c in m.pdsa_cycles(seeded, ANALYST)}
+    assert analysis.pdsa_id == cycles["V5"].id and cycles["V5"].stage == "do"
+    assert date(2025, 8, 1) < cycles["V5"].start_on < date(2026, 6, 1)
+    assert cycles["V1"].act == "adopt" and "The prediction held" in cycles["V1"].study
+    assert [c.title for c in m.pdsa_cycles(seeded, Scope("vendor", "V5"))] == ["Reminders in the home language"]
+
+
+def test_the_demo_seeds_once_and_the_same_way_every_time(seeded, demo_warehouse, tmp_path):
+    def everything(db):
+        records = [m.as_json(r) for r in (*m.workgroups(db, ANALYST), *m.meetings(db, ANALYST),
+                                          *m.commitments(db, ANALYST), *m.root_causes(db, ANALYST),
+                                          *m.pdsa_cycles(db, ANALYST))]
+        with db.connect() as con:
+            saved = [tuple(row) for row in con.execute("select * from history order by entity, entity_id, revision")]
+        return json.dumps(records, sort_keys=True), saved
+
+    seeded_once = everything(seeded)
+    assert not m.seed_demo(seeded, demo_warehouse)
+    assert everything(seeded) == seeded_once
+    again = AppDB(tmp_path / "again.sqlite3")
+    assert m.seed_demo(again, demo_warehouse)
+    assert everything(again) == seeded_once
