@@ -1,9 +1,9 @@
 """The query layer: the one place that reads the warehouse. Pages, the CLI and notebooks call `run`.
 
 Every call takes a scope. The scope's vendor is bound into the SQL of every view (see
-sql/views/scoped_facts.sql), and small cells are hidden here for every scope but the
-analyst's, so no caller can forget either. Parameter names and values are checked against
-closed lists; values reach SQL only as bound parameters.
+sql/views/scoped_facts.sql), and small cells are hidden here (ciboard.privacy) for every
+scope but the analyst's, so no caller can forget either. Parameter names and values are
+checked against closed lists; values reach SQL only as bound parameters.
 """
 
 from collections.abc import Mapping
@@ -13,6 +13,7 @@ from typing import Any
 
 import pandas as pd
 
+from ciboard import privacy
 from ciboard.access import Scope, ScopeError
 from ciboard.warehouse import Warehouse
 
@@ -30,7 +31,6 @@ DIMENSIONS = (
 BOOLEAN_DIMENSIONS = ("econ_disadvantaged", "english_learner", "special_education")
 GRAINS = ("week", "month", "window")
 FILTERS = ("start", "end", "min_dosage_share", *DIMENSIONS)
-MEASURES = ("value", "numerator", "denominator", "sd")
 DATE_COLUMNS = (
     "period_start",
     "period_end",
@@ -109,6 +109,8 @@ VIEWS = {
         ),
     )
 }
+# Views whose rows are cells over students, small ones hidden by ciboard.privacy.
+CELLS = ("series", "breakdown", "vendors", "panel")
 
 
 class QueryError(ValueError):
@@ -140,13 +142,20 @@ def run(
         raise ScopeError(f"{view} lists students, which only analysts may see")
 
     version = warehouse.version()
+    min_cell = warehouse.settings.min_cell_size
     with warehouse.cursor(version) as cur:
         metrics = {m for (m,) in cur.execute("select metric_id from metrics").fetchall()}
         bound = _bind(spec, given, scope, metrics, today or date.today())
         frame = cur.execute(SQL[view], bound).df()
     frame = _shape(view, frame, given)
-    if view in ("series", "breakdown", "vendors", "panel"):
-        frame = suppress_small_cells(frame, scope, warehouse.settings.min_cell_size)
+    if view in CELLS:
+        frame = privacy.suppress(
+            frame,
+            min_cell=min_cell,
+            hide=scope.suppresses_small_cells,
+            by=_adding_up(view, given),
+            per=("period_start",) if view == "panel" else (),
+        )
     frame.attrs["version"] = version
     return frame
 
@@ -299,18 +308,13 @@ def _shape(view: str, frame: pd.DataFrame, given: dict[str, Any]) -> pd.DataFram
     return frame
 
 
-def suppress_small_cells(frame: pd.DataFrame, scope: Scope, min_cell: int) -> pd.DataFrame:
-    """Hides every measure of a cell over fewer than `min_cell` students, unless the scope is an analyst's.
-
-    `small_cell` flags such cells for everyone; `suppressed` says the measures were hidden.
-    """
-    frame = frame.copy()
-    frame["small_cell"] = frame["n"] < min_cell
-    frame["suppressed"] = frame["small_cell"] & scope.suppresses_small_cells
-    measures = [c for c in MEASURES if c in frame.columns]
-    frame[measures] = frame[measures].astype("float64")
-    frame.loc[frame["suppressed"], measures] = float("nan")
-    return frame
+def _adding_up(view: str, given: dict[str, Any]) -> tuple[str, ...]:
+    """The dimensions along which a view's cells add up to totals a reader can see."""
+    if view == "vendors":
+        return ("vendor_id",)
+    if view in ("breakdown", "panel"):
+        return tuple(given[name] for name in ("by", "by2") if given.get(name))
+    return ()  # a series: each period is its own total
 
 
 def data_map(warehouse: Warehouse) -> pd.DataFrame:

@@ -163,9 +163,23 @@ def test_small_cells_are_hidden_for_everyone_but_analysts(demo_warehouse):
     assert small.any() and (~small).any()
     assert analyst["value"].notna().all() and not analyst["suppressed"].any()
     assert (analyst["small_cell"] == small).all()
-    assert facilitator.loc[small, ["value", "numerator", "denominator", "sd"]].isna().all().all()
-    assert facilitator["suppressed"].equals(small)
-    pd.testing.assert_series_equal(facilitator.loc[~small, "value"], analyst.loc[~small, "value"])
+    hidden = facilitator["suppressed"]
+    assert (hidden >= small).all() and (hidden > small).any()  # complements too
+    assert facilitator.loc[hidden, ["value", "numerator", "denominator", "sd", "n"]].isna().all().all()
+    pd.testing.assert_series_equal(facilitator.loc[~hidden, "value"], analyst.loc[~hidden, "value"])
+    pd.testing.assert_series_equal(facilitator.loc[~hidden, "n"], analyst.loc[~hidden, "n"])
+    # No school or group is left with a lone hidden cell to subtract back from its total.
+    for dimension in ("school_id", "race_ethnicity"):
+        counts = facilitator.groupby(dimension)["suppressed"].agg(["sum", "count"])
+        assert not ((counts["sum"] == 1) & (counts["count"] > 1)).any(), dimension
+
+
+def test_a_vendor_breakdown_hides_a_second_group_beside_a_small_one(demo_warehouse):
+    params = {"metric": "proficient", "by": "gender", "school_id": "M05"}
+    analyst = run(demo_warehouse, "breakdown", ANALYST, params)
+    vendor = run(demo_warehouse, "breakdown", Scope("vendor", "V4"), params)
+    assert (analyst["n"] < 10).sum() == 1
+    assert vendor["suppressed"].sum() == 2 and vendor["n"].isna().sum() == 2
 
 
 def test_series_grains(demo_warehouse):
@@ -232,3 +246,4 @@ def test_student_rows_are_for_analysts_only(demo_warehouse):
         for view, params in (("absent_students", {"max_rate": 0.5}), ("student_values", {"metric": "sgp", "metric_y": "sel_identity"})):
             with pytest.raises(ScopeError, match="only analysts"):
                 run(demo_warehouse, view, scope, params)
+
