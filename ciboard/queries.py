@@ -4,6 +4,9 @@ Every call takes a scope. The scope's vendor is bound into the SQL of every view
 sql/views/scoped_facts.sql), and small cells are hidden here (ciboard.privacy) for every
 scope but the analyst's, so no caller can forget either. Parameter names and values are
 checked against closed lists; values reach SQL only as bound parameters.
+
+One view reads other vendors' facts for a vendor: `peers`, the pooled benchmark. It returns
+no vendor id, and hides any period fewer than two other vendors stand behind.
 """
 
 from collections.abc import Mapping
@@ -107,10 +110,20 @@ VIEWS = {
             "per vendor, submission kind and period: due date, received at, status, rows",
             ("start", "end"),
         ),
+        View(
+            "peers",
+            "one metric over time for all other vendors pooled, as a benchmark for the vendor in"
+            " vendor_id (a vendor's own): period_start, value",
+            ("metric", "grain", *FILTERS),
+            ("metric",),
+        ),
     )
 }
 # Views whose rows are cells over students, small ones hidden by ciboard.privacy.
 CELLS = ("series", "breakdown", "vendors", "panel")
+# A vendor sees the benchmark's values only: two pools' counts and sums, under two filters,
+# would subtract to a part that one other vendor alone fills.
+PEERS_FOR_VENDORS = ("period_start", "value", "suppressed")
 
 
 class QueryError(ValueError):
@@ -145,7 +158,7 @@ def run(
     min_cell = warehouse.settings.min_cell_size
     with warehouse.cursor(version) as cur:
         metrics = {m for (m,) in cur.execute("select metric_id from metrics").fetchall()}
-        bound = _bind(spec, given, scope, metrics, today or date.today())
+        bound = _bind(spec, given, scope, metrics, today or date.today(), min_cell)
         frame = cur.execute(SQL[view], bound).df()
     frame = _shape(view, frame, given)
     if view in CELLS:
@@ -156,6 +169,8 @@ def run(
             by=_adding_up(view, given),
             per=("period_start",) if view == "panel" else (),
         )
+    if view == "peers":
+        frame = _benchmark(frame, scope, min_cell)
     frame.attrs["version"] = version
     return frame
 
@@ -190,15 +205,27 @@ SQL = {
     "quality": (
         "select * from quality(scope_vendor := $scope_vendor, start_date := $start, end_date := $end, as_of := $today)"
     ),
+    "peers": (
+        "select * from peers($metric, grain := $grain, own_vendor := $own_vendor, start_date := $start,"
+        " end_date := $end, filters := $filters::map(varchar, varchar[]), min_dosage_share := $min_dosage_share,"
+        " min_cell := $min_cell)"
+    ),
 }
 
 
-def _bind(spec: View, given: dict[str, Any], scope: Scope, metrics: set[str], today: date) -> dict[str, Any]:
+def _bind(
+    spec: View, given: dict[str, Any], scope: Scope, metrics: set[str], today: date, min_cell: int
+) -> dict[str, Any]:
     if scope.role == "vendor":
         asked = given.get("vendor_id")
         if asked is not None and _as_list(asked) != [scope.vendor_id]:
             raise ScopeError(f"this account sees only its own vendor, {scope.vendor_id}")
     bound: dict[str, Any] = {"scope_vendor": scope.vendor_id if scope.role == "vendor" else None}
+    if spec.name == "peers":
+        # The benchmark reads every vendor's facts, so no scope vendor is bound: the vendor it
+        # is for is left out instead, and the vendor filter names that vendor, not the peers.
+        bound = {"own_vendor": _benchmarked(given, scope), "min_cell": min_cell}
+        given = {k: v for k, v in given.items() if k != "vendor_id"}
     for name in ("metric", "metric_y"):
         if name in spec.params:
             metric = str(given[name])
@@ -237,6 +264,16 @@ def _bind(spec: View, given: dict[str, Any], scope: Scope, metrics: set[str], to
     if spec.name == "quality":
         bound["today"] = today
     return bound
+
+
+def _benchmarked(given: dict[str, Any], scope: Scope) -> str:
+    """The vendor a benchmark is for: a vendor's own, or the one vendor anyone else names."""
+    if scope.role == "vendor":
+        return scope.vendor_id
+    asked = _as_list(given.get("vendor_id", []))
+    if len(asked) != 1:
+        raise QueryError("peers benchmarks one vendor: give exactly one vendor_id")
+    return str(asked[0])
 
 
 def _as_number(name: str, value: Any, low: float, high: float) -> float:
@@ -315,6 +352,18 @@ def _adding_up(view: str, given: dict[str, Any]) -> tuple[str, ...]:
     if view in ("breakdown", "panel"):
         return tuple(given[name] for name in ("by", "by2") if given.get(name))
     return ()  # a series: each period is its own total
+
+
+def _benchmark(frame: pd.DataFrame, scope: Scope, min_cell: int) -> pd.DataFrame:
+    """Hides, for every scope, the periods fewer than two other vendors of `min_cell` students
+    stand behind: there the pool would be one vendor's own numbers."""
+    frame = frame.copy()
+    frame["n"] = frame["n"].astype("Int64")
+    frame["suppressed"] = ((frame["vendors"] < 2) | (frame["n"] < min_cell)).to_numpy(dtype=bool)
+    frame = privacy.blank(frame, frame["suppressed"].to_numpy())
+    if scope.role == "vendor":
+        frame = frame[list(PEERS_FOR_VENDORS)]
+    return frame
 
 
 def data_map(warehouse: Warehouse) -> pd.DataFrame:

@@ -34,6 +34,7 @@ VIEW_FILES = (
     "series",
     "breakdown",
     "vendors",
+    "peers",
     "payments",
     "quality",
     "choices",

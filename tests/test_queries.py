@@ -247,3 +247,64 @@ def test_student_rows_are_for_analysts_only(demo_warehouse):
             with pytest.raises(ScopeError, match="only analysts"):
                 run(demo_warehouse, view, scope, params)
 
+
+def no_vendor_named(frame: pd.DataFrame) -> bool:
+    text = " ".join(map(str, frame.columns)) + " " + frame.astype(str).to_csv()
+    return not any(vendor in text for vendor in VENDOR_IDS)
+
+
+@pytest.mark.parametrize("vendor", VENDOR_IDS)
+def test_peers_pool_every_other_vendor_without_naming_one(demo_warehouse, vendor):
+    asked = {"metric": "tutoring_attendance_rate", "grain": "month"}
+    mine = run(demo_warehouse, "peers", Scope("vendor", vendor), asked)
+    assert list(mine.columns) == ["period_start", "value", "suppressed"]
+    assert no_vendor_named(mine) and not mine["suppressed"].any()
+    others = [v for v in VENDOR_IDS if v != vendor]
+    pooled = run(demo_warehouse, "series", ANALYST, {**asked, "vendor_id": others})
+    assert list(mine["period_start"]) == list(pooled["period_start"])
+    assert mine["value"].to_numpy() == pytest.approx(pooled["value"].to_numpy())
+    # Anyone else names the vendor benchmarked, and sees the pool's counts too.
+    full = run(demo_warehouse, "peers", FACILITATOR, {**asked, "vendor_id": vendor})
+    assert list(full["n"]) == list(pooled["n"]) and list(full["numerator"]) == list(pooled["numerator"])
+    assert (full["vendors"] == 5).all() and "vendor_id" not in full
+    assert run(demo_warehouse, "peers", Scope("vendor", vendor), {**asked, "vendor_id": vendor}).equals(mine)
+    with pytest.raises(ScopeError) as caught:
+        run(demo_warehouse, "peers", Scope("vendor", vendor), {**asked, "vendor_id": others[0]})
+    assert not any(other in str(caught.value) for other in others)
+
+
+def test_peers_are_hidden_where_fewer_than_two_other_vendors_stand_behind(demo_warehouse):
+    # Each demo school has one vendor: E01 is V1's, E05 V2's.
+    asked = {"metric": "dosage_met", "grain": "month"}
+    one = run(demo_warehouse, "peers", Scope("vendor", "V3"), {**asked, "school_id": "E01"})
+    assert not one.empty and one["suppressed"].all() and one["value"].isna().all()
+    two = run(demo_warehouse, "peers", Scope("vendor", "V3"), {**asked, "school_id": "E01,E05"})
+    assert not two["suppressed"].any() and two["value"].notna().all()
+    # Hidden for analysts too: the pool would be V1's own numbers.
+    analyst = run(demo_warehouse, "peers", ANALYST, {**asked, "school_id": "E01", "vendor_id": "V3"})
+    assert analyst["suppressed"].all() and analyst["n"].isna().all() and (analyst["vendors"] == 1).all()
+    # Leaving out one of the two leaves one.
+    v1 = run(demo_warehouse, "peers", Scope("vendor", "V1"), {**asked, "school_id": "E01,E05"})
+    assert v1["suppressed"].all()
+
+
+def test_peers_need_exactly_one_vendor_to_benchmark(demo_warehouse):
+    for asked in ({}, {"vendor_id": "V1,V2"}, {"vendor_id": ["V1", "V2"]}):
+        with pytest.raises(QueryError, match="exactly one vendor_id"):
+            run(demo_warehouse, "peers", FACILITATOR, {"metric": "dosage_met", **asked})
+
+
+@pytest.mark.parametrize("scope", [FACILITATOR, Scope("vendor", "V4")])
+def test_injection_strings_through_every_parameter_of_peers(demo_warehouse, scope):
+    base = {"metric": "dosage_met", "grain": "month"} | ({"vendor_id": "V4"} if scope.role != "vendor" else {})
+    for name, text in itertools.product(VIEWS["peers"].params, INJECTIONS):
+        try:
+            frame = run(demo_warehouse, "peers", scope, {**base, name: text})
+        except (QueryError, ScopeError) as error:
+            # An error may echo what was asked, never name another vendor.
+            named = {v for v in VENDOR_IDS if v in str(error)} - {v for v in VENDOR_IDS if v in text}
+            assert named <= {"V4"}, (name, text)
+            continue
+        assert "vendor_id" not in frame and no_vendor_named(frame), (name, text)
+        if name in DIMENSIONS and name != "vendor_id":
+            assert frame.empty, (name, text)
