@@ -379,13 +379,17 @@ def outcomes_prefill(
 
 def _signals(warehouse, scope, start, end, since, filters) -> pd.DataFrame:
     vendors = filters.get("vendor_id") or []
-    if scope.suppresses_small_cells and scope.role != "vendor" and len(vendors) == 1:
-        # One vendor's charts, read as that vendor reads them: the same cells hidden, and
-        # each chart once (across vendors, the district chart would repeat the vendor's).
+    if len(vendors) != 1 or scope.role == "vendor":
+        return signals.signals(warehouse, scope, start=start, end=end, since=since, filters=filters)
+    # Filtered to one vendor, the district's charts are that vendor's: each chart once.
+    if scope.suppresses_small_cells:
+        # Read as the vendor reads them (the same cells hidden), which skips the repeats.
         own = Scope("vendor", vendors[0])
         return signals.signals(warehouse, own, start=start, end=end, since=since,
                                filters={k: v for k, v in filters.items() if k != "vendor_id"})
-    return signals.signals(warehouse, scope, start=start, end=end, since=since, filters=filters)
+    found = signals.signals(warehouse, scope, start=start, end=end, since=since, filters=filters)
+    found["vendor_id"] = found["vendor_id"].fillna(vendors[0])
+    return found.drop_duplicates(["metric_id", "vendor_id", "dimension", "group"]).reset_index(drop=True)
 
 
 def snapshot(prefill: Prefill, filters: Mapping[str, Any] | None = None) -> dict:

@@ -198,3 +198,9 @@ def test_the_snapshot_a_finalised_meeting_keeps_round_trips(v3_prefill, world, d
     assert followup.Movement.from_dict(movement).to_dict() == movement
     # The vendor reads its own meeting's frozen numbers.
     assert m.meeting(db, Scope("vendor", "V3"), final.id).snapshot == snapshot
+
+
+def test_an_analysts_prefill_of_one_vendor_lists_each_chart_once(world, demo_warehouse):
+    prefill = followup.outcomes_prefill(demo_warehouse, world["db"], ANALYST, world["v3"].id, date(2026, 2, 5))
+    charts = [(s["metric_id"], s["dimension"], s["group"]) for s in prefill.signals]
+    assert len(charts) == len(set(charts)) and {s["vendor_id"] for s in prefill.signals} == {"V3"}
