@@ -24,7 +24,7 @@ from pathlib import Path
 
 import duckdb
 
-from ciboard import accounts
+from ciboard import accounts, meetings
 from ciboard.appdb import AppDB
 from ciboard.calendar import parse_school_year, weeks
 from ciboard.ingest import IngestRejected, Outcome, Progress, Submission, ingest
@@ -172,7 +172,10 @@ def build(
     with warehouse.cursor() as cur:
         facts = cur.execute("select count(*) from facts").fetchall()[0][0]
         vendors = cur.execute("select vendor_id, name from vendors order by vendor_id").fetchall()
-    passwords = make_accounts(AppDB.of(settings), vendors, say)
+    db = AppDB.of(settings)
+    passwords = make_accounts(db, vendors, say)
+    say("seeding the CI workgroups, meetings, commitments and PDSA cycles")
+    meetings.seed_demo(db, warehouse)
     return DemoResult(students, len(main_files) + len(corrections), facts, warehouse.version(), outcomes, passwords)
 
 
