@@ -7,11 +7,11 @@ import pandas as pd
 import streamlit as st
 
 from ciboard import charts
-from ciboard.dashboard import chart_footer, metrics, query
+from ciboard.dashboard import chart_footer, metrics, query, scope
 
 filters = st.session_state["filters"]
-names = filters.labels.get("vendor_id", {})
 catalogue = metrics()
+own_only = scope().role == "vendor"  # a vendor sees its own submissions, and the district's
 FEEDS = {
     "sessions": "Session logs",
     "survey": "Exit tickets and surveys",
@@ -22,9 +22,7 @@ FEEDS = {
 
 
 def source_label(vendor_id) -> str:
-    if pd.isna(vendor_id):
-        return "District"
-    return f"{vendor_id} · {names[vendor_id]}" if vendor_id in names else str(vendor_id)
+    return "District" if pd.isna(vendor_id) else filters.label("vendor_id", vendor_id)
 
 
 st.title("Data quality")
@@ -50,7 +48,7 @@ quality = quality.assign(
 )
 weekly = quality[quality["vendor_id"].notna() & quality["weekly"]]
 
-st.subheader("Each vendor in one line")
+st.subheader("Your submissions in one line" if own_only else "Each vendor in one line")
 for vendor_id, rows in quality[quality["vendor_id"].notna()].groupby("vendor_id", sort=True):
     parts = []
     for kind in [k for k in FEEDS if k in set(rows["kind"])]:
@@ -105,10 +103,10 @@ else:
     )
     st.dataframe(
         rejections, hide_index=True, width="stretch",
-        column_order=["file_name", "vendor_id", "received_at", "row_number", "column_name", "value", "reason"],
+        column_order=["file_name", "source", "received_at", "row_number", "column_name", "value", "reason"],
         column_config={
             "file_name": st.column_config.TextColumn("File", width="medium"),
-            "vendor_id": st.column_config.TextColumn("From", width="small"),
+            "source": st.column_config.TextColumn("From", width="small"),
             "received_at": st.column_config.DatetimeColumn("Received", format="MMM D, HH:mm"),
             "row_number": st.column_config.NumberColumn("Row", format="%d", help="Row of the file, counting the header as row 1"),
             "column_name": "Column",
@@ -127,10 +125,12 @@ else:
 
 st.subheader("Coverage: students with data")
 in_scope = chosen or sorted(v for v in quality["vendor_id"].dropna().unique())
-focus = st.selectbox(
-    "Coverage for", [None, *in_scope], format_func=lambda v: "All vendors shown" if v is None else source_label(v),
-    key="coverage-vendor", bind="query-params",
-)
+focus = None
+if not own_only:  # a vendor's coverage is its own
+    focus = st.selectbox(
+        "Coverage for", [None, *in_scope], format_func=lambda v: "All vendors shown" if v is None else source_label(v),
+        key="coverage-vendor", bind="query-params",
+    )
 coverage = query(
     "coverage", start=filters.start.isoformat(), end=filters.end.isoformat(),
     vendor_id=[focus] if focus else chosen or None,
@@ -170,7 +170,7 @@ else:
     )
     chart_footer(
         coverage, None, name="coverage",
-        who=f"{'All vendors shown' if focus is None else source_label(focus)} · weekly metrics · {filters.describe()}",
+        who=f"{'Your students' if own_only else 'All vendors shown' if focus is None else source_label(focus)} · weekly metrics · {filters.describe()}",
     )
 
 st.subheader("Freshness")

@@ -8,7 +8,7 @@ import streamlit as st
 
 from ciboard import charts, comparisons
 from ciboard.dashboard import (
-    chart_footer, group_labels, in_filter_order, metric_picker, metrics, query, scope, warehouse,
+    chart_footer, fewer_than, group_labels, in_filter_order, metric_picker, metrics, query, scope, warehouse,
 )
 from ciboard.filters import MULTI, YES_NO
 from ciboard.queries import DIMENSIONS
@@ -22,6 +22,8 @@ BY = ["race_ethnicity", "gender", "econ_disadvantaged", "english_learner", "spec
 filters = st.session_state["filters"]
 analyst = scope().sees_students
 min_cell = warehouse().settings.min_cell_size
+if scope().role == "vendor":
+    BY = [d for d in BY if d != "vendor_id"]  # a vendor's students have one vendor
 
 st.title("Disparities")
 st.caption(
@@ -118,7 +120,7 @@ chart_footer(
 st.dataframe(
     pd.DataFrame({
         "Group": gaps["group"],
-        "Students": gaps["n"],
+        "Students": [fewer_than() if pd.isna(n) else f"{n:,.0f}" for n in gaps["n"]],
         metric["label"]: [
             f"fewer than {min_cell} students" if hidden else charts.format_value(value, metric)
             for value, hidden in zip(gaps["value"], gaps["suppressed"])
@@ -139,7 +141,6 @@ st.dataframe(
     }),
     hide_index=True, width="stretch", key="gap-table",
     column_config={
-        "Students": st.column_config.NumberColumn(format="localized"),
         "Ratio": st.column_config.NumberColumn(format="%.2f", help="The group's value over the reference group's."),
     },
 )
@@ -149,7 +150,7 @@ st.subheader("Crossed with a second dimension")
 # or the filters chose one), since a single row compares nothing.
 one_vendor = scope().role == "vendor" or len(filters.chosen.get("vendor_id") or []) == 1
 first = ("school_id",) if one_vendor else ("vendor_id", "school_id")
-crossing = [d for d in dict.fromkeys((*first, *BY)) if d != by]
+crossing = [d for d in dict.fromkeys((*first, *BY)) if d != by and not (one_vendor and d == "vendor_id")]
 rows_by = st.selectbox(
     "Rows", crossing, format_func=NAMES.get, key="rows", bind="query-params",
     help="Each row's gaps are measured from the same reference group, within that row.",

@@ -10,7 +10,9 @@ import streamlit as st
 from ciboard import charts, signals
 from ciboard.access import Scope
 from ciboard.calendar import window_of
-from ciboard.dashboard import chart_footer, metrics, narrow_filters, query, scope, trend_params, version, warehouse
+from ciboard.dashboard import (
+    chart_footer, disguised, freeze, metrics, narrow_filters, query, scope, trend_params, vendor_ids, version, warehouse,
+)
 from ciboard.filters import MULTI, YES_NO
 from ciboard.stats import spc
 
@@ -46,6 +48,8 @@ who = filters.describe()
 catalogue = metrics()
 vendor_names = filters.labels.get("vendor_id", {})
 chosen_vendors = filters.chosen.get("vendor_id") or []
+# A vendor reads its own numbers beside all other vendors pooled, never beside one of them.
+benchmarked = scope().role == "vendor"
 
 
 def badge(words: str | None) -> str:
@@ -60,7 +64,7 @@ def period_name(day, grain: str) -> str:
 
 
 def vendor_name(vendor_id: str) -> str:
-    return f"{vendor_id} · {vendor_names.get(vendor_id, vendor_id)}"
+    return filters.label("vendor_id", vendor_id)
 
 
 st.title("Overview")
@@ -84,7 +88,7 @@ for metric_id, metric in outcomes.items():
         "kind": metric["kind"], "metric_id": metric_id, "metric": metric["label"], "unit": metric["unit"],
         "better": metric["better"], "grain": grain, "period_start": None, "value": None, "target": target,
         "previous_period": None, "change_from_previous": None, "baseline_period": None, "change_from_baseline": None,
-        "variation": None, "assurance": None, "students": None,
+        "variation": None, "assurance": None, "students": None, "all_other_vendors": None,
     }
     if not present.empty:
         latest, first = present.iloc[-1], present.iloc[0]
@@ -99,6 +103,10 @@ for metric_id, metric in outcomes.items():
             icons = spc.summary(signals.chart(series, metric), direction=signals.DIRECTION[metric["better"]], target=target)
             row["variation"] = VARIATION[icons["variation"]][2]
             row["assurance"] = ASSURANCE[icons["assurance"]][2] if icons["assurance"] else None
+        if benchmarked:
+            peers = query("peers", metric=metric_id, grain=grain, **filters.params())
+            same = peers[(peers["period_start"] == latest["period_start"]) & peers["value"].notna()]
+            row["all_other_vendors"] = same["value"].iloc[0] if not same.empty else None
     rows.append(row)
     sparklines[metric_id] = list(present["value"])
 table = pd.DataFrame(rows)
@@ -126,9 +134,15 @@ def tile(row: dict) -> None:
             f"{charts.format_change(row['change_from_baseline'], metric)} since the {period_name(row['baseline_period'], row['grain'])}"
             if moved else "no earlier period in these dates"
         )
+        peers = ""
+        if benchmarked:
+            peers = (
+                f"  \nAll other vendors: **{charts.format_value(row['all_other_vendors'], metric)}**"
+                if row["all_other_vendors"] is not None else "  \nAll other vendors: too few to show"
+            )
         st.caption(
             f"**Target {charts.format_value(row['target'], metric)}** · {period_name(row['period_start'], row['grain'])} · "
-            f"{row['students']:,} students  \n{baseline}"
+            f"{row['students']:,} students  \n{baseline}{peers}"
         )
         st.page_link("app_pages/trends.py", label="Trend", icon=":material/show_chart:", query_params=trend_params(metric, filters))
 
@@ -168,7 +182,7 @@ with money:
             "Students successful", f"{lines['students_successful'].sum():,}",
             help="Served students who met a payment outcome's threshold, counted once per outcome.",
         )
-        st.plotly_chart(charts.payments_figure(contracts, vendor_names), width="stretch", key="payments")
+        st.plotly_chart(charts.payments_figure(contracts.assign(vendor=contracts["vendor_id"].map(vendor_name))), width="stretch", key="payments")
         st.caption(
             f"Counted until {contracts['counted_until'].max():%b %-d, %Y}, for "
             f"{', '.join(vendor_names.get(v, v) for v in chosen_vendors) if chosen_vendors else 'every contract in scope'}. "
@@ -212,6 +226,7 @@ since = picker.date_input(
 
 @st.cache_data(show_spinner="Charting every weekly metric for every vendor and student group…", max_entries=64)
 def find_signals(version: str, scope_text: str, params: tuple, since, dimensions: tuple[str, ...]) -> pd.DataFrame:
+    # Straight from the query layer (many views per call), so vendor ids go in and come out as such.
     chosen = dict(params)
     found = signals.signals(
         warehouse(), Scope.parse(scope_text), start=chosen.pop("start"), end=chosen.pop("end"), since=since,
@@ -224,13 +239,13 @@ def find_signals(version: str, scope_text: str, params: tuple, since, dimensions
 
 
 params = filters.params()
-found = find_signals(
-    version(), str(scope()),
-    tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in params.items() if v is not None)),
-    since,
+if "vendor_id" in params:
+    params["vendor_id"] = vendor_ids(params["vendor_id"])
+found = disguised(find_signals(
+    version(), str(scope()), freeze(params), since,
     # A dimension the filters pin to one value has one group, which is everyone.
     tuple(d for d in signals.GROUP_DIMENSIONS if len(filters.chosen.get(d, [])) != 1),
-)
+))
 weekly_metrics = [m for m, row in catalogue.items() if row["frequency"] == "weekly"]
 only = chooser.multiselect(
     "Metrics", weekly_metrics, format_func=lambda m: catalogue[m]["label"], placeholder="Every weekly metric",

@@ -24,6 +24,9 @@ STRENGTH = ((0.3, "a weak"), (0.5, "a moderate"), (1.01, "a strong"))  # Cohen (
 filters = st.session_state["filters"]
 analyst = scope().sees_students
 min_cell = warehouse().settings.min_cell_size
+if scope().role == "vendor":  # a vendor's students have one vendor: nothing to colour or group by
+    COLOURS = [d for d in COLOURS if d != "vendor_id"]
+    GROUPS = [d for d in GROUPS if d != "vendor_id"]
 
 st.title("Relationships")
 st.caption(

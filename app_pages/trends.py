@@ -1,15 +1,19 @@
 """Trends: is this a real change or noise? Any metric over time as an SPC chart."""
 
-from datetime import date, timedelta
+from datetime import timedelta
 
+import pandas as pd
 import streamlit as st
 
 from ciboard import charts
-from ciboard.dashboard import chart_footer, metric_picker, metrics, query
+from ciboard.dashboard import chart_footer, group_labels, metric_picker, metrics, min_cell, query, scope
 from ciboard.signals import chart
 from ciboard.stats import spc
 
 filters = st.session_state["filters"]
+own_only = scope().role == "vendor"  # a vendor's own line, and all other vendors pooled beside it
+one_vendor = (filters.chosen.get("vendor_id") or [])
+PEERS = "all other vendors"
 st.title("Trends")
 st.caption(
     "Each point is a period; the grey band between the dashed process limits is the variation to expect "
@@ -25,7 +29,9 @@ with controls[1]:
     grains = ["week", "month", "window"] if weekly else ["window"]
     grain = st.segmented_control("Period", grains, default=grains[0], key="grain", bind="query-params") or grains[0]
 with controls[2]:
-    comparisons = ["nothing", "last year", "the district (with a vendor filter)", "another metric"]
+    comparisons = ["nothing", "last year", PEERS, "another metric"] if own_only else [
+        "nothing", "last year", "the district (with a vendor filter)", f"{PEERS} (with one vendor filter)", "another metric",
+    ]
     if metric["metric_id"] == "tutoring_attendance_rate":
         comparisons.insert(1, "school attendance")
     if metric["metric_id"] == "sgp":
@@ -33,8 +39,8 @@ with controls[2]:
     compare = st.selectbox("Compare with", comparisons, key="compare", bind="query-params")
 with controls[3]:
     split = st.selectbox(
-        "Split by", ["nothing", "vendor_id", "school_id", "grade", "race_ethnicity", "gender", "english_learner",
-                     "econ_disadvantaged", "special_education", "baseline_band"],
+        "Split by", ["nothing", *(() if own_only else ("vendor_id",)), "school_id", "grade", "race_ethnicity", "gender",
+                     "english_learner", "econ_disadvantaged", "special_education", "baseline_band"],
         format_func=lambda d: "nothing" if d == "nothing" else d.replace("_", " ").replace(" id", ""),
         key="split", bind="query-params",
     )
@@ -71,6 +77,15 @@ elif compare.startswith("the district"):
         overlays.append(("All vendors", district))
     else:
         st.caption("Choose a vendor in the filters to see it beside the district.")
+elif compare.startswith(PEERS):
+    if own_only or len(one_vendor) == 1:
+        peers = query("peers", **params)
+        if peers["value"].notna().any():
+            overlays.append(("All other vendors", peers))
+        else:
+            st.caption("Too few other vendors' students in these filters for a benchmark.")
+    else:
+        st.caption("Choose one vendor in the filters to see it beside all the others.")
 elif compare in ("school attendance", "proficiency", "another metric"):
     other_id = {"school attendance": "school_attendance_rate", "proficiency": "proficient"}.get(compare)
     if other_id is None:
@@ -103,12 +118,18 @@ st.markdown(
     f"({latest['period_start']:%b %-d, %Y}) · {headline} {assurance}"
 )
 st.plotly_chart(
-    charts.spc_figure(charted, metric, events=events, overlays=overlays, second_axis=second_axis),
+    charts.spc_figure(charted, metric, events=events, overlays=overlays, second_axis=second_axis, min_cell=min_cell()),
     width="stretch", key="trend",
 )
+if overlays and overlays[0][0] == "All other vendors":
+    st.caption(
+        "All other vendors: every other vendor's students pooled, shown only in periods where at least two other "
+        f"vendors and {min_cell()} students stand behind it."
+    )
 chart_footer(
     charted.drop(columns=["target"], errors="ignore"), metric, name=f"trend-{metric['metric_id']}-{grain}",
-    who=f"{metric['label']} by {grain} for {filters.describe()}", students=int(series["n"].max()),
+    who=f"{metric['label']} by {grain} for {filters.describe()}",
+    students=None if series["n"].isna().all() else int(series["n"].max()),
 )
 
 if split != "nothing":
@@ -117,11 +138,13 @@ if split != "nothing":
     groups = [g for g, rows in panel.groupby(split) if rows["value"].notna().sum() >= 3]
     if not groups:
         st.info("Every group is too small to chart with these filters.")
+    names = dict(zip(groups, group_labels(pd.Series(groups, dtype=object), split, filters.labels)))
     columns = st.columns(2)
     for i, group in enumerate(groups):
         rows = panel[panel[split] == group]
         with columns[i % 2]:
-            figure = charts.spc_figure(chart(rows, metric), metric, events=events, title=f"{group}", height=320)
+            figure = charts.spc_figure(chart(rows, metric), metric, events=events, title=names[group], height=320, min_cell=min_cell())
             figure.update_layout(showlegend=False)
-            st.plotly_chart(figure, width="stretch", key=f"split-{group}")
+            # Keyed by position: a key is sent to the browser, and a group's value may be a vendor id.
+            st.plotly_chart(figure, width="stretch", key=f"split-{i}")
     chart_footer(panel, metric, name=f"trend-{metric['metric_id']}-by-{split}", who=f"by {split.replace('_', ' ')} · {filters.describe()}")

@@ -8,7 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from ciboard import charts, comparisons
-from ciboard.dashboard import chart_footer, metric_picker, metrics, narrow_filters, query, scope, warehouse
+from ciboard.dashboard import chart_footer, metric_picker, metrics, min_cell, narrow_filters, query, scope, warehouse
 from ciboard.filters import MULTI, YES_NO
 from ciboard.signals import chart
 from ciboard.stats import compare, disparity, intervals
@@ -17,16 +17,20 @@ filters = st.session_state["filters"]
 if going := st.session_state.pop("vendors-open", None):
     # The filter bar puts its own values back into the address; query_params=None would refuse to clear them.
     st.switch_page(going, query_params={})
-names = filters.labels.get("vendor_id", {})
 catalogue = metrics()
+# A vendor sees its own students, beside all other vendors pooled and never one of them.
+own_only = scope().role == "vendor"
 
 
 def vendor_label(vendor_id: str) -> str:
-    return f"{vendor_id} · {names[vendor_id]}" if vendor_id in names else str(vendor_id)
+    return filters.label("vendor_id", vendor_id)
 
 
 st.title("Vendors")
 st.caption(
+    "Your program on every metric, beside all other vendors pooled into one anonymous benchmark: your value with "
+    "its uncertainty, what your contract has earned, how timely your data is, and your profile over time."
+    if own_only else
     "Every vendor on the same metric, compared fairly: each value with its uncertainty, a funnel plot that "
     "shows which differences are more than chance, and a comparison that allows for the students each vendor "
     "serves. Below: what each contract has earned, how timely each vendor's data is, and one vendor's profile."
@@ -80,169 +84,191 @@ vendors = with_intervals(kind, vendors)
 # The value of all vendors shown together, pooled the way the metric aggregates (sum over sum);
 # medians do not pool.
 shown = vendors[vendors["value"].notna()]
-overall = None if median else shown["numerator"].sum() / shown["denominator"].sum()
+overall = None if median or shown.empty else shown["numerator"].sum() / shown["denominator"].sum()
 
-best = shown.sort_values("value", ascending=metric["better"] != "higher").iloc[0]
-worst = shown.sort_values("value", ascending=metric["better"] == "higher").iloc[0]
 overall_text = f" · all vendors shown: **{charts.format_value(overall, metric)}**" if overall is not None else ""
 target_text = f" · target {charts.format_value(metric['target'], metric)}" if pd.notna(metric.get("target")) else ""
 if len(shown) > 1:
+    best = shown.sort_values("value", ascending=metric["better"] != "higher").iloc[0]
+    worst = shown.sort_values("value", ascending=metric["better"] == "higher").iloc[0]
     st.markdown(
         f"**{metric['label']}**: best {best['vendor']} (**{charts.format_value(best['value'], metric)}**), "
         f"last {worst['vendor']} (**{charts.format_value(worst['value'], metric)}**){overall_text}{target_text}"
     )
 
-st.subheader("Side by side")
-st.plotly_chart(
-    charts.interval_figure(
-        vendors, category="vendor", metric=metric, reference=overall,
-        reference_label=f"all vendors {charts.format_value(overall, metric)}" if overall is not None else None,
-    ),
-    width="stretch", key="side-by-side",
-)
-st.caption(("Dots are each vendor's median. " if median else "Dots are each vendor's value, whiskers its 95% confidence interval. ") + method)
-side_by_side = vendors[["vendor_id", "vendor", "value", "low", "high", "n", "numerator", "denominator", "suppressed"]]
-chart_footer(
-    side_by_side, metric, name=f"vendors-{metric['metric_id']}", who=f"{scope_note} · per vendor",
-    students=int(vendors["n"].sum()),
-)
-
-# Tables show shares in percent; their CSVs keep the proportions the charts plot.
-scale = 100 if share else 1
-decimals = 1 if share else 0 if median or metric["unit"] in ("minutes", "scale score points") else 2
-value_format = f"%.{decimals}f" + ("%%" if share else "")
-change_format = f"%+.{decimals}f" + (" pts" if share else "")
-table = vendors[["vendor_id", "vendor", "value", "low", "high", "n"]]
-
-
-def open_profile() -> None:
-    rows = st.session_state["vendor-table"].selection.rows
-    if rows:
-        st.session_state["profile"] = table["vendor_id"].iloc[rows[0]]
-
-
-st.dataframe(
-    table.assign(**{c: table[c] * scale for c in ("value", "low", "high")}),
-    hide_index=True, width="stretch", key="vendor-table", on_select=open_profile, selection_mode="single-row",
-    column_order=["vendor", "value", "n"] if median else ["vendor", "value", "low", "high", "n"],
-    column_config={
-        "vendor": st.column_config.TextColumn("Vendor", width="large"),
-        "value": st.column_config.NumberColumn(metric["label"], format=value_format),
-        "low": st.column_config.NumberColumn("95% CI from", format=value_format),
-        "high": st.column_config.NumberColumn("to", format=value_format),
-        "n": st.column_config.NumberColumn("Students", format="localized"),
-    },
-)
-st.caption("Click a row to open that vendor's profile at the bottom of the page.")
-
-comparable = len(shown) >= 2 and not median
-
-st.subheader("Funnel plot: more than chance?")
-if not comparable:
-    st.info(
-        "A funnel plot needs at least two vendors and a metric that pools (SGP is a median: choose *Met growth "
-        "target* instead)."
-    )
-else:
-    # The same unit and spread as the intervals, around the pooled value of all vendors shown.
-    # As a mean, one student's spread is the vendors' pooled within-vendor SD.
-    sizes = np.unique(np.geomspace(max(10, shown["n"].min() * 0.3), shown["n"].max() * 1.2, 120).round())
-    spread = math.sqrt((shown["sd"] ** 2 * shown["n"]).sum() / shown["n"].sum()) if kind == "mean" else None
-
-    def funnel(n) -> pd.DataFrame:
-        if kind == "proportion":
-            return compare.funnel_limits(overall, n)
-        bounds = {level: [intervals.mean_t(overall, spread, size, level) for size in n] for level in (0.95, 0.998)}
-        return pd.DataFrame({
-            "n": list(n),
-            "low_95": [b[0] for b in bounds[0.95]], "high_95": [b[1] for b in bounds[0.95]],
-            "low_998": [b[0] for b in bounds[0.998]], "high_998": [b[1] for b in bounds[0.998]],
-        })
-
-    limits = funnel(sizes)
-    points = shown[["vendor_id", "vendor", "value", "n"]].reset_index(drop=True)
-    at_points = funnel(points["n"].to_numpy(dtype=float)).drop(columns="n")
-    points = pd.concat([points, at_points], axis=1)
-    points["position"] = np.select(
-        [points["value"] > points["high_998"], points["value"] < points["low_998"],
-         points["value"] > points["high_95"], points["value"] < points["low_95"]],
-        ["above 99.8% limit", "below 99.8% limit", "above 95% limit", "below 95% limit"],
-        "within the limits",
-    )
-    points["label"] = points["vendor_id"]
-    st.plotly_chart(charts.funnel_figure(points, limits, overall, metric, label="label"), width="stretch", key="funnel")
-    if (points["position"] == "within the limits").all():
-        st.markdown("Every vendor is **within the 95% limits**: the differences between them are what chance alone would give.")
+if own_only:
+    # One vendor's own students: nothing to set side by side, funnel or adjust. Its comparison
+    # is all other vendors pooled, in the profile below.
+    if shown.empty:
+        st.info(f"Your value is hidden: fewer than {min_cell()} students with these filters.")
     else:
-        st.markdown(
-            " · ".join(
-                f"**{position.capitalize()}**: {', '.join(points.loc[points['position'] == position, 'vendor_id'])}"
-                for position in ("above 99.8% limit", "above 95% limit", "within the limits", "below 95% limit", "below 99.8% limit")
-                if (points["position"] == position).any()
-            )
-            + ". Beyond the 99.8% limits chance is very unlikely; beyond 95%, worth a question."
+        mine = shown.iloc[0]
+        interval = (
+            f" (95% CI {charts.format_value(mine['low'], metric)} – {charts.format_value(mine['high'], metric)})"
+            if pd.notna(mine["low"]) else ""
         )
-    st.caption(
-        "Each dot is a vendor: its value against its number of students. The funnel is the range a vendor of that "
-        f"size would fall in by chance if its true value were the overall {charts.format_value(overall, metric)}: "
-        "95% of the time inside the dotted lines, 99.8% inside the dashed ones. Students are the unit: "
-        + ("binomial limits at the overall share with students as n" if kind == "proportion" else
-           "the overall value ± t × the spread of "
-           + ("students' own values" if per_student is not None else "single observations") + " / √students")
-        + (", which is wider than needed: a vendor outside is different for real, one inside may still differ."
-           if repeated and per_student is None else ".")
+        st.markdown(
+            f"**{metric['label']}** for your **{int(mine['n']):,} students**: **{charts.format_value(mine['value'], metric)}**"
+            f"{interval}{target_text}. All other vendors, pooled, are beside you in the profile below."
+        )
+        st.caption(method)
+        chart_footer(
+            vendors[["vendor_id", "vendor", "value", "low", "high", "n", "numerator", "denominator", "suppressed"]],
+            metric, name=f"vendors-{metric['metric_id']}", who=f"{scope_note} · your students",
+            students=int(mine["n"]),
+        )
+else:
+    st.subheader("Side by side")
+    st.plotly_chart(
+        charts.interval_figure(
+            vendors, category="vendor", metric=metric, reference=overall,
+            reference_label=f"all vendors {charts.format_value(overall, metric)}" if overall is not None else None,
+        ),
+        width="stretch", key="side-by-side",
     )
+    st.caption(("Dots are each vendor's median. " if median else "Dots are each vendor's value, whiskers its 95% confidence interval. ") + method)
+    side_by_side = vendors[["vendor_id", "vendor", "value", "low", "high", "n", "numerator", "denominator", "suppressed"]]
     chart_footer(
-        points.drop(columns="label"), metric, name=f"funnel-{metric['metric_id']}",
-        who=f"{scope_note} · limits around all vendors shown", students=int(points["n"].sum()),
+        side_by_side, metric, name=f"vendors-{metric['metric_id']}", who=f"{scope_note} · per vendor",
+        students=int(vendors["n"].sum()),
     )
 
-st.subheader("Adjusted for the students each vendor serves")
-if not comparable:
-    st.info("The adjusted comparison needs at least two vendors and a metric that pools.")
-else:
-    cells = query("breakdown", metric=metric["metric_id"], by="vendor_id", by2="baseline_band", **filters.params())
-    cells = cells[cells["value"].notna() & (cells["n"] > 0)]
-    # Students are the unit here too, with the same spread as the intervals above.
-    cell_kind, strata = stats_inputs(cells, ["vendor_id", "baseline_band"])
-    measures = ["k", "n"] if cell_kind == "proportion" else ["mean", "sd", "n"]
-    adjusted = compare.observed_expected(strata[["vendor_id", "baseline_band", *measures]], by="vendor_id", adjust_for="baseline_band")
-    adjusted.insert(1, "vendor", adjusted["vendor_id"].map(vendor_label))
-    st.markdown(
-        "Vendors serve different students: one that takes more students who started far below grade level would "
-        "look worse on raw numbers through no fault of its own. So for each vendor we ask what its result **would "
-        "have been if each of its students had done as well as the district's average student in the same baseline "
-        "band**: that is its *expected* value. Observed above expected means its students did better than similar "
-        "students elsewhere. (This is *indirect standardisation*.)"
-    )
-    st.plotly_chart(charts.observed_expected_figure(adjusted, category="vendor", metric=metric), width="stretch", key="adjusted")
+    # Tables show shares in percent; their CSVs keep the proportions the charts plot.
+    scale = 100 if share else 1
+    decimals = 1 if share else 0 if median or metric["unit"] in ("minutes", "scale score points") else 2
+    value_format = f"%.{decimals}f" + ("%%" if share else "")
+    change_format = f"%+.{decimals}f" + (" pts" if share else "")
+    table = vendors[["vendor_id", "vendor", "value", "low", "high", "n"]]
+
+
+    def open_profile() -> None:
+        rows = st.session_state["vendor-table"].selection.rows
+        if rows:
+            st.session_state["profile"] = table["vendor_id"].iloc[rows[0]]
+
+
     st.dataframe(
-        adjusted.assign(**{c: adjusted[c] * scale for c in ("observed", "expected", "difference", "diff_low", "diff_high")}),
-        hide_index=True, width="stretch",
-        column_order=["vendor", "n", "observed", "expected", "difference", "diff_low", "diff_high", "ratio", "ratio_low", "ratio_high"],
+        table.assign(**{c: table[c] * scale for c in ("value", "low", "high")}),
+        hide_index=True, width="stretch", key="vendor-table", on_select=open_profile, selection_mode="single-row",
+        column_order=["vendor", "value", "n"] if median else ["vendor", "value", "low", "high", "n"],
         column_config={
             "vendor": st.column_config.TextColumn("Vendor", width="large"),
+            "value": st.column_config.NumberColumn(metric["label"], format=value_format),
+            "low": st.column_config.NumberColumn("95% CI from", format=value_format),
+            "high": st.column_config.NumberColumn("to", format=value_format),
             "n": st.column_config.NumberColumn("Students", format="localized"),
-            "observed": st.column_config.NumberColumn("Observed", format=value_format),
-            "expected": st.column_config.NumberColumn("Expected", format=value_format),
-            "difference": st.column_config.NumberColumn("Observed − expected", format=change_format),
-            "diff_low": st.column_config.NumberColumn("95% CI from", format=change_format),
-            "diff_high": st.column_config.NumberColumn("to", format=change_format),
-            "ratio": st.column_config.NumberColumn("Ratio", format="%.3f"),
-            "ratio_low": st.column_config.NumberColumn("95% CI from", format="%.3f"),
-            "ratio_high": st.column_config.NumberColumn("to", format="%.3f"),
         },
     )
-    st.caption(
-        "Expected uses the district's result in each baseline band (well below, below, near, above), weighted by the "
-        "vendor's own students in each band; the interval is the observed value's, built as above. Here every student "
-        "counts once, so observed can differ slightly from the pooled value above. The district includes the vendor "
-        "itself, which pulls a large vendor's ratio towards 1."
-    )
-    chart_footer(
-        adjusted, metric, name=f"adjusted-{metric['metric_id']}", who=f"{scope_note} · adjusted for baseline band",
-        students=int(adjusted["n"].sum()),
-    )
+    st.caption("Click a row to open that vendor's profile at the bottom of the page.")
+
+    comparable = len(shown) >= 2 and not median
+
+    st.subheader("Funnel plot: more than chance?")
+    if not comparable:
+        st.info(
+            "A funnel plot needs at least two vendors and a metric that pools (SGP is a median: choose *Met growth "
+            "target* instead)."
+        )
+    else:
+        # The same unit and spread as the intervals, around the pooled value of all vendors shown.
+        # As a mean, one student's spread is the vendors' pooled within-vendor SD.
+        sizes = np.unique(np.geomspace(max(10, shown["n"].min() * 0.3), shown["n"].max() * 1.2, 120).round())
+        spread = math.sqrt((shown["sd"] ** 2 * shown["n"]).sum() / shown["n"].sum()) if kind == "mean" else None
+
+        def funnel(n) -> pd.DataFrame:
+            if kind == "proportion":
+                return compare.funnel_limits(overall, n)
+            bounds = {level: [intervals.mean_t(overall, spread, size, level) for size in n] for level in (0.95, 0.998)}
+            return pd.DataFrame({
+                "n": list(n),
+                "low_95": [b[0] for b in bounds[0.95]], "high_95": [b[1] for b in bounds[0.95]],
+                "low_998": [b[0] for b in bounds[0.998]], "high_998": [b[1] for b in bounds[0.998]],
+            })
+
+        limits = funnel(sizes)
+        points = shown[["vendor_id", "vendor", "value", "n"]].reset_index(drop=True)
+        at_points = funnel(points["n"].to_numpy(dtype=float)).drop(columns="n")
+        points = pd.concat([points, at_points], axis=1)
+        points["position"] = np.select(
+            [points["value"] > points["high_998"], points["value"] < points["low_998"],
+             points["value"] > points["high_95"], points["value"] < points["low_95"]],
+            ["above 99.8% limit", "below 99.8% limit", "above 95% limit", "below 95% limit"],
+            "within the limits",
+        )
+        points["label"] = points["vendor_id"]
+        st.plotly_chart(charts.funnel_figure(points, limits, overall, metric, label="label"), width="stretch", key="funnel")
+        if (points["position"] == "within the limits").all():
+            st.markdown("Every vendor is **within the 95% limits**: the differences between them are what chance alone would give.")
+        else:
+            st.markdown(
+                " · ".join(
+                    f"**{position.capitalize()}**: {', '.join(points.loc[points['position'] == position, 'vendor_id'])}"
+                    for position in ("above 99.8% limit", "above 95% limit", "within the limits", "below 95% limit", "below 99.8% limit")
+                    if (points["position"] == position).any()
+                )
+                + ". Beyond the 99.8% limits chance is very unlikely; beyond 95%, worth a question."
+            )
+        st.caption(
+            "Each dot is a vendor: its value against its number of students. The funnel is the range a vendor of that "
+            f"size would fall in by chance if its true value were the overall {charts.format_value(overall, metric)}: "
+            "95% of the time inside the dotted lines, 99.8% inside the dashed ones. Students are the unit: "
+            + ("binomial limits at the overall share with students as n" if kind == "proportion" else
+               "the overall value ± t × the spread of "
+               + ("students' own values" if per_student is not None else "single observations") + " / √students")
+            + (", which is wider than needed: a vendor outside is different for real, one inside may still differ."
+               if repeated and per_student is None else ".")
+        )
+        chart_footer(
+            points.drop(columns="label"), metric, name=f"funnel-{metric['metric_id']}",
+            who=f"{scope_note} · limits around all vendors shown", students=int(points["n"].sum()),
+        )
+
+    st.subheader("Adjusted for the students each vendor serves")
+    if not comparable:
+        st.info("The adjusted comparison needs at least two vendors and a metric that pools.")
+    else:
+        cells = query("breakdown", metric=metric["metric_id"], by="vendor_id", by2="baseline_band", **filters.params())
+        cells = cells[cells["value"].notna() & (cells["n"] > 0)]
+        # Students are the unit here too, with the same spread as the intervals above.
+        cell_kind, strata = stats_inputs(cells, ["vendor_id", "baseline_band"])
+        measures = ["k", "n"] if cell_kind == "proportion" else ["mean", "sd", "n"]
+        adjusted = compare.observed_expected(strata[["vendor_id", "baseline_band", *measures]], by="vendor_id", adjust_for="baseline_band")
+        adjusted.insert(1, "vendor", adjusted["vendor_id"].map(vendor_label))
+        st.markdown(
+            "Vendors serve different students: one that takes more students who started far below grade level would "
+            "look worse on raw numbers through no fault of its own. So for each vendor we ask what its result **would "
+            "have been if each of its students had done as well as the district's average student in the same baseline "
+            "band**: that is its *expected* value. Observed above expected means its students did better than similar "
+            "students elsewhere. (This is *indirect standardisation*.)"
+        )
+        st.plotly_chart(charts.observed_expected_figure(adjusted, category="vendor", metric=metric), width="stretch", key="adjusted")
+        st.dataframe(
+            adjusted.assign(**{c: adjusted[c] * scale for c in ("observed", "expected", "difference", "diff_low", "diff_high")}),
+            hide_index=True, width="stretch",
+            column_order=["vendor", "n", "observed", "expected", "difference", "diff_low", "diff_high", "ratio", "ratio_low", "ratio_high"],
+            column_config={
+                "vendor": st.column_config.TextColumn("Vendor", width="large"),
+                "n": st.column_config.NumberColumn("Students", format="localized"),
+                "observed": st.column_config.NumberColumn("Observed", format=value_format),
+                "expected": st.column_config.NumberColumn("Expected", format=value_format),
+                "difference": st.column_config.NumberColumn("Observed − expected", format=change_format),
+                "diff_low": st.column_config.NumberColumn("95% CI from", format=change_format),
+                "diff_high": st.column_config.NumberColumn("to", format=change_format),
+                "ratio": st.column_config.NumberColumn("Ratio", format="%.3f"),
+                "ratio_low": st.column_config.NumberColumn("95% CI from", format="%.3f"),
+                "ratio_high": st.column_config.NumberColumn("to", format="%.3f"),
+            },
+        )
+        st.caption(
+            "Expected uses the district's result in each baseline band (well below, below, near, above), weighted by the "
+            "vendor's own students in each band; the interval is the observed value's, built as above. Here every student "
+            "counts once, so observed can differ slightly from the pooled value above. The district includes the vendor "
+            "itself, which pulls a large vendor's ratio towards 1."
+        )
+        chart_footer(
+            adjusted, metric, name=f"adjusted-{metric['metric_id']}", who=f"{scope_note} · adjusted for baseline band",
+            students=int(adjusted["n"].sum()),
+        )
 
 st.subheader("Payments earned so far")
 payments = query("payments", end=filters.end.isoformat())
@@ -269,7 +295,7 @@ else:
         f"{contracts['counted_until'].max():%b %-d, %Y}"
         + (f"; the cap binds for **{', '.join(capped['vendor'])}**." if not capped.empty else "; no cap binds.")
     )
-    st.plotly_chart(charts.payments_figure(contracts, names), width="stretch", key="payments")
+    st.plotly_chart(charts.payments_figure(contracts), width="stretch", key="payments")
     st.dataframe(
         payments, hide_index=True, width="stretch",
         column_order=["vendor", "pays_for", "students_served", "students_eligible", "students_successful",
@@ -322,14 +348,18 @@ else:
     )
     st.page_link("app_pages/data_quality.py", label="Every submission, rejected rows and coverage: Data quality", icon=":material/fact_check:")
 
-st.header("Vendor profile")
 options = list(vendors["vendor_id"])
-choice = st.selectbox(
-    "Vendor", options, index=0 if len(options) == 1 else None, format_func=vendor_label, key="profile",
-    bind="query-params", placeholder="Choose a vendor, or click one in the table above",
-)
-if choice is None:
-    st.stop()
+if own_only:
+    st.header("Your profile")
+    choice = options[0]
+else:
+    st.header("Vendor profile")
+    choice = st.selectbox(
+        "Vendor", options, index=0 if len(options) == 1 else None, format_func=vendor_label, key="profile",
+        bind="query-params", placeholder="Choose a vendor, or click one in the table above",
+    )
+    if choice is None:
+        st.stop()
 
 st.subheader(vendor_label(choice))
 
@@ -342,10 +372,34 @@ def open_with_vendor(page: str) -> None:
 
 own = {**filters.params(), "vendor_id": [choice]}
 
-# Key metrics: the payment and process outcomes, each against all vendors shown.
+
+def against_peers(metric_id: str, row: dict) -> dict:
+    """A vendor's latest month (or assessment window) beside all other vendors' in the same one:
+    the benchmark comes by period, so the tile does too."""
+    grain = "month" if row["frequency"] == "weekly" else "window"
+    mine = query("series", metric=metric_id, grain=grain, **filters.params()).dropna(subset=["value"])
+    peers = query("peers", metric=metric_id, grain=grain, **filters.params()).dropna(subset=["value"])
+    both = mine.merge(peers[["period_start", "value"]], on="period_start", suffixes=("", "_peers"))
+    if both.empty:
+        latest = mine.iloc[-1] if not mine.empty else None
+        return {"period_start": None if latest is None else latest["period_start"],
+                "value": math.nan if latest is None else latest["value"], "all_other_vendors": math.nan,
+                "students": 0 if latest is None else int(latest["n"])}
+    latest = both.iloc[-1]
+    return {"period_start": latest["period_start"], "value": latest["value"], "all_other_vendors": latest["value_peers"],
+            "students": int(latest["n"])}
+
+
+# Key metrics: the payment and process outcomes, each against all vendors shown (a vendor: its
+# latest period against all other vendors pooled).
 rows = []
 for metric_id, row in catalogue.items():
     if row["kind"] == "context":
+        continue
+    if own_only:
+        found = against_peers(metric_id, row)
+        rows.append({"metric_id": metric_id, "label": row["label"], **found,
+                     "difference": found["value"] - found["all_other_vendors"], "target": row["target"]})
         continue
     every = query("vendors", metric=metric_id, **filters.params())
     mine = every[every["vendor_id"] == choice]
@@ -355,8 +409,20 @@ for metric_id, row in catalogue.items():
               if row["aggregation"] != "median" and len(pooled) > 1 else math.nan)
     rows.append({"metric_id": metric_id, "label": row["label"], "value": value, "all_vendors": others,
                  "difference": value - others, "target": row["target"],
-                 "students": int(mine["n"].iloc[0]) if not mine.empty else 0})
+                 "students": int(mine["n"].iloc[0]) if not mine.empty and pd.notna(mine["n"].iloc[0]) else 0})
 key_metrics = pd.DataFrame(rows)
+
+
+def compared_with(row: dict) -> str:
+    if not own_only:
+        return "vs all vendors"
+    when = row["period_start"]
+    period = "" if when is None or pd.isna(when) else (
+        f" in {when:%b %Y}" if catalogue[row["metric_id"]]["frequency"] == "weekly" else f", window of {when:%b %Y}"
+    )
+    return f"vs all other vendors{period}"
+
+
 tiles = st.columns(5)
 for i, row in enumerate(key_metrics.to_dict(orient="records")):
     entry = catalogue[row["metric_id"]]
@@ -368,8 +434,13 @@ for i, row in enumerate(key_metrics.to_dict(orient="records")):
         row["label"], charts.format_value(row["value"], entry), delta=delta.lstrip("+-") if level else delta,
         delta_color="off" if level else "normal" if entry["better"] == "higher" else "inverse",
         delta_arrow="off" if level else "auto",
-        delta_description="vs all vendors" if delta else "median: no pooled value",
+        delta_description=compared_with(row) if delta else "all other vendors: too few to show" if own_only else "median: no pooled value",
         help=f"{entry['definition']} Target {charts.format_value(row['target'], entry)}.", border=True, height=140,
+    )
+if own_only:
+    st.caption(
+        "Your latest month of each weekly metric (latest assessment window of the others) against all other vendors' "
+        f"students pooled in the same period, shown where at least two other vendors and {min_cell()} students stand behind it."
     )
 chart_footer(key_metrics, None, name=f"profile-{choice}-metrics", who=f"{vendor_label(choice)} · {filters.describe()}")
 
@@ -379,22 +450,28 @@ series = query("series", metric=metric["metric_id"], grain=grain, **own)
 if series["value"].notna().sum() < 2:
     st.info("Too few periods to chart.")
 else:
-    everyone = query("series", metric=metric["metric_id"], grain=grain, **filters.params())
+    if own_only:
+        benchmark = [("All other vendors", query("peers", metric=metric["metric_id"], grain=grain, **filters.params()))]
+    else:
+        everyone = query("series", metric=metric["metric_id"], grain=grain, **filters.params())
+        benchmark = [("All vendors", everyone)] if len(options) > 1 else []
     charted = chart(series, metric)
-    trend = charts.spc_figure(charted, metric, overlays=[("All vendors", everyone)] if len(options) > 1 else [], height=380)
+    trend = charts.spc_figure(charted, metric, overlays=benchmark, height=380, min_cell=min_cell())
     # The overlay's default colour is close to the orange of concern points.
-    trend.update_traces(selector=dict(name="All vendors"), line=dict(color="#CC79A7", width=2, dash="dot"))
+    for name, _ in benchmark:
+        trend.update_traces(selector=dict(name=name), line=dict(color="#CC79A7", width=2, dash="dot"))
     st.plotly_chart(trend, width="stretch", key="profile-trend")
     st.button(
-        f"Open in Trends with {vendor_label(choice)} as the filter", icon=":material/show_chart:", type="tertiary",
+        "Open in Trends" if own_only else f"Open in Trends with {vendor_label(choice)} as the filter",
+        icon=":material/show_chart:", type="tertiary",
         on_click=open_with_vendor, args=("app_pages/trends.py",), key="to-trends",
     )
     chart_footer(
         charted, metric, name=f"profile-{choice}-trend", who=f"{metric['label']} by {grain} · {vendor_label(choice)} · {filters.describe()}",
-        students=int(series["n"].max()),
+        students=None if series["n"].isna().all() else int(series["n"].max()),
     )
 
-st.markdown(f"**Its largest gaps in {metric['label'].lower()}**")
+st.markdown(f"**{'Your' if own_only else 'Its'} largest gaps in {metric['label'].lower()}**")
 if metric["aggregation"] == "median":
     st.info("SGP is a median: gaps with intervals are on *Met growth target*.")
 else:
@@ -451,7 +528,8 @@ else:
             "comparison above, students as the unit. Groups under the small-cell size are left out."
         )
         st.button(
-            f"All groups on Disparities with {vendor_label(choice)} as the filter", icon=":material/balance:", type="tertiary",
+            "All groups on Disparities" if own_only else f"All groups on Disparities with {vendor_label(choice)} as the filter",
+            icon=":material/balance:", type="tertiary",
             on_click=open_with_vendor, args=("app_pages/disparities.py",), key="to-disparities",
         )
         chart_footer(gaps, metric, name=f"profile-{choice}-gaps", who=f"{vendor_label(choice)} · {filters.describe()}")

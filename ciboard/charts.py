@@ -88,9 +88,11 @@ def spc_figure(
     second_axis: tuple[str, pd.DataFrame, Mapping[str, Any]] | None = None,
     title: str | None = None,
     height: int = 460,
+    min_cell: int | None = None,
 ) -> go.Figure:
     """An SPC chart: the values, centre line, process limits, target, and every point that
-    fired a rule in its colour with the rule named on hover.
+    fired a rule in its colour with the rule named on hover. With `min_cell`, a point over
+    fewer students is drawn hollow and says so (hidden points have no value to draw).
 
     `overlays` are (name, frame with period_start and value) lines on the same axis, e.g.
     last year or the district beside a vendor; `second_axis` is (name, frame, its metric)
@@ -116,6 +118,13 @@ def spc_figure(
             go.Scatter(x=frame["period_start"], y=frame["value"], name=name, mode="lines", line=dict(width=2, color=PALETTE[4 + len(figure.data) % 3]), hovertemplate=f"{name}<br>%{{x|%b %-d, %Y}}: %{{y:{tick_format(metric)}}}<extra></extra>")
         )
     rules = charted.apply(_rules_text, axis=1)
+    students = pd.Series(charted.get("students", charted.get("n", pd.Series([None] * len(charted)))), dtype="float64").reset_index(drop=True)
+    small = (students < min_cell).to_numpy() if min_cell else [False] * len(charted)
+    colours = [POINT_COLOURS.get(p, "#BBBBBB") for p in charted["point_type"].fillna("common_cause")]
+    counts = [
+        "students hidden" if pd.isna(count) else f"{count:,.0f} students" + (f" (fewer than {min_cell}: read with care)" if few else "")
+        for count, few in zip(students, small)
+    ]
     figure.add_trace(
         go.Scatter(
             x=x,
@@ -123,11 +132,16 @@ def spc_figure(
             name=metric["label"],
             mode="lines+markers",
             line=dict(color="#404040", width=2),
-            marker=dict(size=10, color=[POINT_COLOURS.get(p, "#BBBBBB") for p in charted["point_type"].fillna("common_cause")], line=dict(width=0)),
-            customdata=list(zip(hover_value, charted.get("students", charted.get("n", pd.Series([None] * len(charted)))), rules)),
-            hovertemplate="%{x|%b %-d, %Y}<br><b>%{customdata[0]}</b> · %{customdata[1]:,} students<br>%{customdata[2]}<extra></extra>",
+            marker=dict(
+                size=10, color=colours, symbol=["circle-open" if few else "circle" for few in small],
+                line=dict(width=[2.5 if few else 0 for few in small], color=colours),
+            ),
+            customdata=list(zip(hover_value, counts, rules)),
+            hovertemplate="%{x|%b %-d, %Y}<br><b>%{customdata[0]}</b> · %{customdata[1]}<br>%{customdata[2]}<extra></extra>",
         )
     )
+    if any(small):
+        figure.add_trace(go.Scatter(x=[None], y=[None], mode="markers", marker=dict(size=10, symbol="circle-open", color="#404040", line=dict(width=2.5)), name=f"Fewer than {min_cell} students"))
     for point_type in ("special_cause_improvement", "special_cause_concern", "special_cause_neutral"):
         if (charted["point_type"] == point_type).any():
             figure.add_trace(go.Scatter(x=[None], y=[None], mode="markers", marker=dict(size=10, color=POINT_COLOURS[point_type]), name=POINT_NAMES[point_type]))
@@ -182,12 +196,14 @@ def interval_figure(
     shown = frame[~frame.get("suppressed", False)] if "suppressed" in frame else frame
     hidden = frame[frame["suppressed"]] if "suppressed" in frame else frame.iloc[0:0]
     labels = shown[category].astype(str)
+    # An analyst's small groups are drawn hollow: shown, but read with care.
+    few = shown["small_cell"].fillna(False).astype(bool).tolist() if "small_cell" in shown else [False] * len(shown)
     figure = go.Figure(
         go.Scatter(
             x=shown["value"],
             y=labels,
             mode="markers",
-            marker=dict(size=13, color=PALETTE[0]),
+            marker=dict(size=13, color=PALETTE[0], symbol=["circle-open" if f else "circle" for f in few], line=dict(width=[2.5 if f else 0 for f in few], color=PALETTE[0])),
             error_x=dict(type="data", symmetric=False, array=shown["high"] - shown["value"], arrayminus=shown["value"] - shown["low"], thickness=2.5, width=6, color=PALETTE[0]),
             customdata=list(zip([format_value(v, metric) for v in shown["value"]], [format_value(v, metric) for v in shown["low"]], [format_value(v, metric) for v in shown["high"]], shown["n"])),
             hovertemplate="<b>%{y}</b>: %{customdata[0]} (95% CI %{customdata[1]} to %{customdata[2]})<br>%{customdata[3]:,} students<extra></extra>",
@@ -249,11 +265,11 @@ def heatmap_figure(matrix: pd.DataFrame, *, metric: Mapping[str, Any], title: st
     return layout(figure, title=title, height=max(300, 48 * len(matrix) + 140))
 
 
-def payments_figure(contracts: pd.DataFrame, labels: Mapping[str, str] | None = None, *, title: str | None = None) -> go.Figure:
-    """Per vendor contract (a row of the payments view), what the rate card has earned so far
-    against the contract's cap: the earned bar drawn over the cap's grey one."""
-    labels = labels or {}
-    names = [f"{v} · {labels.get(v, v)}" for v in contracts["vendor_id"]]
+def payments_figure(contracts: pd.DataFrame, *, category: str = "vendor", title: str | None = None) -> go.Figure:
+    """Per vendor contract (a row of the payments view, named by its `category` column), what
+    the rate card has earned so far against the contract's cap: the earned bar drawn over the
+    cap's grey one."""
+    names = list(contracts[category].astype(str))
     share = contracts["amount_earned"] / contracts["cap"]
     figure = go.Figure()
     figure.add_trace(

@@ -1,14 +1,22 @@
 """What every page shares: the warehouse, the viewer's scope, and cached queries.
 
 Streamlit-side only; the numbers come from ciboard.queries, never from SQL here.
+
+While a facilitator presents with "Vendor A, B, C" on, every frame a page reads through `query`
+carries the aliases in place of vendor ids and names (in id columns and in free text such as an
+event's title or a file name), and vendor ids a page passes back are read as aliases. So no page
+can put a vendor's id or name on a shared screen, in a chart or in a download, by forgetting to.
 """
 
+import re
+import string
+from functools import lru_cache
 from typing import Any
 
 import pandas as pd
 import streamlit as st
 
-from ciboard import accounts, demo, queries, session
+from ciboard import accounts, demo, privacy, queries, session
 from ciboard.access import Scope, ScopeError
 from ciboard.accounts import Account
 from ciboard.settings import get_settings
@@ -52,14 +60,94 @@ def version() -> str:
 
 
 @st.cache_data(show_spinner=False, max_entries=512)
-def _run(version: str, view: str, scope_text: str, params: tuple[tuple[str, Any], ...]) -> pd.DataFrame:
-    return queries.run(warehouse(), view, Scope.parse(scope_text), dict(params))
+def _run(version: str, view: str, scope_text: str, params: tuple[tuple[str, Any], ...], aliased: bool = False) -> pd.DataFrame:
+    frame = queries.run(warehouse(), view, Scope.parse(scope_text), dict(params))
+    if "n" in frame:
+        # Pages count with floats: a hidden cell's count is NaN, and NaN compares False.
+        frame["n"] = frame["n"].astype("float64")
+    return disguise(frame, _aliases(version, scope_text)) if aliased else frame
 
 
 def query(view: str, **params: Any) -> pd.DataFrame:
-    """A view in the viewer's scope, cached per warehouse version, scope and parameters."""
-    frozen = tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in params.items() if v is not None))
-    return _run(version(), view, str(scope()), frozen)
+    """A view in the viewer's scope, cached per warehouse version, scope and parameters; with
+    vendors as aliases while presenting with aliases on."""
+    if "vendor_id" in params:
+        params["vendor_id"] = vendor_ids(params["vendor_id"])
+    return _run(version(), view, str(scope()), freeze(params), session.aliasing())
+
+
+def choices() -> pd.DataFrame:
+    """The filter bar's values in the viewer's scope, by the warehouse's ids and names (never
+    aliased: forms that store a vendor id read them)."""
+    return _run(version(), "choices", str(scope()), ())
+
+
+def freeze(params: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
+    """Parameters as a cache key."""
+    return tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in params.items() if v is not None))
+
+
+# --- Vendors as "Vendor A, B, C" ---------------------------------------------------------------
+
+
+def letter(i: int) -> str:
+    """0 -> A, 25 -> Z, 26 -> AA."""
+    return letter(i // 26 - 1) + string.ascii_uppercase[i % 26] if i >= 26 else string.ascii_uppercase[i]
+
+
+@st.cache_data(show_spinner=False)
+def _aliases(version: str, scope_text: str) -> dict[str, tuple[str, str]]:
+    """Each vendor id in the scope -> (its name, its alias), lettered in id order (V2 before V10)."""
+    choices = _run(version, "choices", scope_text, ())
+    vendors = choices[choices["dimension"] == "vendor_id"]
+    names = dict(zip(vendors["value"], vendors["label"]))
+    ordered = sorted(names, key=lambda v: [int(p) if p.isdigit() else p for p in re.split(r"(\d+)", str(v))])
+    return {v: (str(names[v]), f"Vendor {letter(i)}") for i, v in enumerate(ordered)}
+
+
+def aliases() -> dict[str, str]:
+    """Vendor id -> alias while presenting with aliases on; empty otherwise."""
+    if not session.aliasing():
+        return {}
+    return {v: alias for v, (_, alias) in _aliases(version(), str(scope())).items()}
+
+
+def vendor_ids(values: Any) -> Any:
+    """Vendor ids as the query layer knows them, from values a page holds (aliases while aliasing)."""
+    real = {alias: v for v, alias in aliases().items()}
+    if not real:
+        return values
+    if isinstance(values, (list, tuple)):
+        return [real.get(str(v), v) for v in values]
+    return real.get(str(values), values)
+
+
+@lru_cache(maxsize=64)
+def _pattern(words: tuple[str, ...]) -> re.Pattern:
+    # Longest first, so a name wins over an id inside it; no letter or digit may touch an id
+    # ("V2" in "sessions_V2_2025.csv" and "V2-T0055", not in "V20").
+    alternatives = sorted(words, key=len, reverse=True)
+    return re.compile("|".join(f"(?<![A-Za-z0-9]){re.escape(w)}(?![A-Za-z0-9])" for w in alternatives))
+
+
+def disguise(frame: pd.DataFrame, named: dict[str, tuple[str, str]]) -> pd.DataFrame:
+    """The frame with every vendor id and name in its text cells replaced by the vendor's alias."""
+    swap = {word: alias for v, (name, alias) in named.items() for word in (v, name) if word}
+    if not swap:
+        return frame
+    pattern = _pattern(tuple(swap))
+    frame = frame.copy()
+    for column in frame.columns:
+        if frame[column].dtype == object or pd.api.types.is_string_dtype(frame[column]):
+            texts = {v: pattern.sub(lambda m: swap[m.group(0)], v) for v in frame[column].dropna().unique() if isinstance(v, str)}
+            if any(k != v for k, v in texts.items()):
+                frame[column] = frame[column].map(lambda v: texts.get(v, v) if isinstance(v, str) else v)
+    return frame
+
+
+def disguised(frame: pd.DataFrame) -> pd.DataFrame:
+    """A frame read outside `query` (the signals), disguised the same way while aliasing."""
+    return disguise(frame, _aliases(version(), str(scope()))) if session.aliasing() else frame
 
 
 @st.cache_data(show_spinner=False)
@@ -68,7 +156,7 @@ def _data_map(version: str) -> pd.DataFrame:
 
 
 def data_map() -> pd.DataFrame:
-    return _data_map(version())
+    return disguised(_data_map(version()))
 
 
 def metrics() -> dict[str, dict]:
@@ -110,19 +198,49 @@ def about(metric: dict) -> None:
         st.page_link("app_pages/data_map.py", label="All definitions in the data map", icon=":material/menu_book:")
 
 
+def min_cell() -> int:
+    return warehouse().settings.min_cell_size
+
+
+def fewer_than() -> str:
+    """What a table shows in place of a hidden value."""
+    return f"fewer than {min_cell()}"
+
+
+def export(frame: pd.DataFrame) -> pd.DataFrame:
+    """A frame as a download holds it: each hidden count and measure says why it is hidden
+    (ciboard.privacy.for_export), counts are whole numbers, and vendors read as they do on screen."""
+    frame = frame.copy()
+    for column in ("n", "students"):
+        if column in frame and pd.api.types.is_float_dtype(frame[column]):
+            known = frame[column].dropna()
+            if (known == known.round()).all():
+                frame[column] = frame[column].astype("Int64")
+    if scope().suppresses_small_cells:  # an analyst's download keeps the small cells' numbers, flagged
+        frame = privacy.for_export(frame, min_cell())
+    return disguised(frame)
+
+
 def chart_footer(frame: pd.DataFrame, metric: dict | None, *, name: str, who: str, students: int | None = None) -> None:
-    """Under every chart: for whom and how many, the definition, and the data as CSV."""
+    """Under every chart: for whom and how many, the small cells hidden (or, for an analyst,
+    flagged), the definition, and the data as CSV."""
     left, middle, right = st.columns([3, 1, 1], vertical_alignment="center")
-    count = f" · {students:,} students" if students is not None else ""
-    suppressed = int(frame["suppressed"].sum()) if "suppressed" in frame else 0
-    hidden = f" · {suppressed} value(s) over fewer than {warehouse().settings.min_cell_size} students hidden" if suppressed else ""
-    left.caption(f"{who}{count}{hidden}")
+    count = f" · {students:,} students" if students is not None and not pd.isna(students) else ""
+    hidden = int(frame["suppressed"].fillna(False).astype(bool).sum()) if "suppressed" in frame else 0
+    small = int(frame["small_cell"].fillna(False).astype(bool).sum()) if "small_cell" in frame and not hidden else 0
+    if hidden:
+        note = f" · {hidden} value(s) over fewer than {min_cell()} students hidden (or hidden so as not to reveal one)"
+    elif small:
+        note = f" · {small} value(s) over fewer than {min_cell()} students, flagged small_cell: shown to analysts only"
+    else:
+        note = ""
+    left.caption(f"{who}{count}{note}")
     if metric is not None:
         with middle:
             about(metric)
     right.download_button(
         "Download CSV",
-        frame.to_csv(index=False).encode(),
+        export(frame).to_csv(index=False).encode(),
         file_name=f"{name}.csv",
         mime="text/csv",
         icon=":material/download:",
@@ -136,18 +254,28 @@ def chart_footer(frame: pd.DataFrame, metric: dict | None, *, name: str, who: st
 def trend_params(metric: dict, filters: Any, **narrowed: Any) -> dict[str, list[str]]:
     """The URL query of a link to the Trends page showing `metric` within the viewer's
     filters, narrowed to one slice given as dimension=value (vendor_id="V3", grade=4,
-    english_learner=True). For st.page_link(..., query_params=...)."""
-    from ciboard.filters import MULTI, YES_NO, _label  # ciboard.filters imports this module
+    english_learner=True). For st.page_link(..., query_params=...).
 
-    kept = {key for key, _ in (*MULTI.values(), *YES_NO.values())} | {"year", "dates", "dosage"}
-    params = {key: st.query_params.get_all(key) for key in st.query_params if key in kept}
+    Built from what the filter bar chose, never from the address as typed: a value the bar
+    refused (another vendor, a script) goes no further."""
+    from ciboard.filters import DOSAGE, MULTI, YES_NO  # ciboard.filters imports this module
+
+    params = {}
+    if "year" in st.query_params:
+        params["year"] = [filters.school_year]
+    if "dates" in st.query_params:
+        params["dates"] = [filters.start.isoformat(), filters.end.isoformat()]
+    if filters.min_dosage_share:
+        params["dosage"] = [DOSAGE[int(filters.min_dosage_share * 100)]]
+    chosen = {d: v for d, v in filters.chosen.items() if v}
     for dimension, value in narrowed.items():
-        if value is None or pd.isna(value):
-            continue
+        if value is not None and not pd.isna(value):
+            chosen[dimension] = [str(value).lower() if dimension in YES_NO else str(value)]
+    for dimension, values in chosen.items():
         if dimension in YES_NO:
-            params[YES_NO[dimension][0]] = ["Yes" if str(value).lower() == "true" else "No"]
+            params[YES_NO[dimension][0]] = ["Yes" if values == ["true"] else "No"]
         else:
-            params[MULTI[dimension][0]] = [_label(filters.labels, dimension, str(value))]
+            params[MULTI[dimension][0]] = [filters.label(dimension, v) for v in values]
     return {**params, "metric": [metric["label"]]}
 
 
@@ -162,6 +290,9 @@ def narrow_filters(**narrowed: Any) -> None:
             continue
         if dimension in YES_NO:
             st.session_state[YES_NO[dimension][0]] = "Yes" if str(value).lower() == "true" else "No"
+        elif dimension == "vendor_id":
+            if scope().role != "vendor":  # a vendor's filter bar has no vendor to choose
+                st.session_state[MULTI[dimension][0]] = [vendor_ids(str(value))]
         else:
             st.session_state[MULTI[dimension][0]] = [str(value)]
 

@@ -2,7 +2,9 @@
 reproduces the exact view, and it survives page switches and reloads.
 
 It offers only what the viewer's scope contains (a vendor sees its own vendor only) and
-returns the parameters of the query layer's views.
+returns the parameters of the query layer's views. While presenting with "Vendor A, B, C" on, it
+shows vendors by their aliases, in its options and in the address, and returns the aliases the
+pages' frames carry (ciboard.dashboard.query reads them back as ids).
 """
 
 from dataclasses import dataclass, field
@@ -12,7 +14,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from ciboard.dashboard import query
+from ciboard.dashboard import aliases, choices
 
 # Dimensions the bar filters on, with the short URL keys a facilitator can read and edit.
 MULTI = {
@@ -37,9 +39,15 @@ class Filters:
     start: date
     end: date
     school_year: str
-    chosen: dict[str, list[str]] = field(default_factory=dict)  # dimension -> values
+    chosen: dict[str, list[str]] = field(default_factory=dict)  # dimension -> values (vendors as aliases while aliasing)
     min_dosage_share: float | None = None
-    labels: dict[str, dict[str, str]] = field(default_factory=dict)  # dimension -> value -> label
+    # dimension -> value -> name, by the warehouse's values: forms that store a vendor id read it.
+    labels: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    def label(self, dimension: str, value: Any) -> str:
+        """How a value of a dimension reads on the page: 'V3 · Keystone Math Corps', 'Vendor C'
+        while aliasing, 'Grade 4'."""
+        return _label(self.labels, dimension, str(value))
 
     def params(self) -> dict[str, Any]:
         """The query layer's filter parameters."""
@@ -70,11 +78,11 @@ class Filters:
 
 def filter_bar() -> Filters:
     """Draws the filters in the sidebar and returns what they select."""
-    choices = query("choices")
-    years = choices[choices["dimension"] == "school_year"].sort_values("value")
+    offered = choices()
+    years = offered[offered["dimension"] == "school_year"].sort_values("value")
     labels = {
         dimension: dict(zip(rows["value"], rows["label"]))
-        for dimension, rows in choices.groupby("dimension")
+        for dimension, rows in offered.groupby("dimension")
     }
     with st.sidebar:
         st.subheader("Filters")
@@ -96,15 +104,22 @@ def filter_bar() -> Filters:
         )
         start, end = (dates[0], dates[-1]) if dates else (first, last)
         chosen: dict[str, list[str]] = {}
+        alias = aliases()
         for dimension, (key, name) in MULTI.items():
             options = list(labels.get(dimension, {}))
+            if dimension == "vendor_id" and alias:
+                options.sort(key=lambda v: alias.get(v, ""))  # by letter: names would order them
             if len(options) <= 1 and dimension == "vendor_id":
-                continue  # a vendor's own vendor is not a choice
-            chosen[dimension] = st.multiselect(
+                # A vendor's own vendor is not a choice; what the address asked for goes, so no
+                # link the pages build from it carries another vendor's name on.
+                _drop_param(key)
+                continue
+            picked = st.multiselect(
                 name, options, key=key, bind="query-params",
                 format_func=lambda value, d=dimension: _label(labels, d, value),
                 placeholder="All",
             )
+            chosen[dimension] = [alias.get(v, v) for v in picked] if dimension == "vendor_id" else picked
         for dimension, (key, name) in YES_NO.items():
             picked = st.segmented_control(name, [ALL, "Yes", "No"], default=ALL, key=key, bind="query-params")
             chosen[dimension] = {"Yes": ["true"], "No": ["false"]}.get(picked or ALL, [])
@@ -124,8 +139,17 @@ def filter_bar() -> Filters:
 
 
 def _label(labels: dict, dimension: str, value: str) -> str:
+    if dimension == "vendor_id" and (alias := aliases()):
+        return alias.get(value, value)
     label = labels.get(dimension, {}).get(value, value)
     return f"{value} · {label}" if dimension in ("vendor_id", "school_id") and label != value else label
+
+
+def _drop_param(key: str) -> None:
+    try:
+        del st.query_params[key]
+    except (KeyError, st.errors.StreamlitAPIException):
+        pass
 
 
 def _forget_dates() -> None:

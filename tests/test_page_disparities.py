@@ -161,4 +161,6 @@ def test_a_facilitator_sees_no_students_and_no_small_cells(dashboard, monkeypatc
     app.selectbox(key="by").set_value("race_ethnicity").run()
     table = download(app, f"gaps-{ATTENDANCE}-by-race_ethnicity")
     hidden = table[table["group"].isin(["Multiracial", "Pacific Islander"])]
-    assert hidden["suppressed"].all() and hidden["value"].isna().all()
+    assert hidden["suppressed"].all()
+    assert hidden["value"].str.startswith("hidden: fewer than 10 students").all()
+    assert hidden["n"].str.startswith("hidden: fewer than 10 students").all()

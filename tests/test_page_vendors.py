@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from ciboard import queries
-from ciboard.access import ANALYST
+from ciboard.access import ANALYST, Scope
 from ciboard.stats import compare, intervals
 from conftest import VENDOR_LABELS, default_dates, download, downloads, open_page, plotted, view
 
@@ -189,14 +189,32 @@ def test_means_and_medians(dashboard):
     assert "SGP is a median" in " ".join(c.value for c in app.caption)
 
 
-def test_a_vendor_sees_only_itself(dashboard, monkeypatch):
-    from ciboard import dashboard as frame
-    from ciboard.access import Scope
-
-    monkeypatch.setattr(frame, "scope", lambda: Scope("vendor", "V2"))
-    app = open_page(PAGE)
-    assert chart(app, "side-by-side")["data"][0]["y"] == [VENDOR_LABELS["V2"]]
+def test_a_vendor_sees_itself_beside_all_other_vendors(dashboard):
+    app = open_page(PAGE, user="vendor-v2")
+    span = default_dates(dashboard)
+    v2 = Scope("vendor", "V2")
+    assert set(charts(app)) == {"payments", "timeliness", "profile-trend", "profile-gaps"}, "no lone dot, funnel or adjustment"
+    mine = queries.run(dashboard, "vendors", v2, {"metric": ATTENDANCE, **span}).iloc[0]
+    headline = " ".join(m.value for m in app.markdown)
+    assert f"for your **{int(mine['n']):,} students**: **{mine['value']:.1%}**" in headline
     assert download(app, "payments")["vendor_id"].tolist() == ["V2"]
     assert download(app, "timeliness")["vendor_id"].tolist() == ["V2"]
-    assert app.selectbox(key="profile").value == "V2"
     assert "Intervals count students" in " ".join(c.value for c in app.caption), "no student rows: the safe bound"
+    assert not [s for s in app.selectbox if s.key == "profile"], "nothing to choose"
+    assert "Your profile" in [h.value for h in app.header]
+
+    # Each tile: its latest month against all other vendors pooled in that month.
+    key_metrics = download(app, "profile-V2-metrics").set_index("metric_id")
+    own = queries.run(dashboard, "series", v2, {"metric": ATTENDANCE, "grain": "month", **span}).dropna(subset=["value"])
+    peers = queries.run(dashboard, "peers", v2, {"metric": ATTENDANCE, "grain": "month", **span}).dropna(subset=["value"])
+    latest = own.merge(peers, on="period_start", suffixes=("", "_peers")).iloc[-1]
+    assert key_metrics.loc[ATTENDANCE, "value"] == pytest.approx(latest["value"])
+    assert key_metrics.loc[ATTENDANCE, "all_other_vendors"] == pytest.approx(latest["value_peers"])
+    tile = next(m for m in app.metric if m.label == "Tutoring attendance rate")
+    assert tile.value == f"{latest['value']:.1%}"
+    assert f"vs all other vendors in {latest['period_start']:%b %Y}" in str(tile.proto)
+
+    # The trend: its own line and the pooled benchmark, which the peers view gives.
+    weekly = queries.run(dashboard, "peers", v2, {"metric": ATTENDANCE, "grain": "week", **span})
+    benchmark = trace(chart(app, "profile-trend"), "All other vendors")
+    assert plotted(benchmark) == pytest.approx(weekly["value"].tolist(), nan_ok=True)
