@@ -57,6 +57,15 @@ def school_name(school_id: str | None) -> str:
     return labels().get("school_id", {}).get(school_id, school_id)
 
 
+def party_text(party: str, party_id: str | None) -> str:
+    """'District', 'Cardinal Tutors (vendor)', 'Hamilton Middle (school)'."""
+    if party == "vendor":
+        return f"{vendor_name(party_id)} (vendor)" if party_id else "Vendor"
+    if party == "school":
+        return f"{school_name(party_id)} (school)" if party_id else "School"
+    return "District"
+
+
 def metric_label(metric_id: str | None) -> str:
     if not metric_id:
         return "—"
@@ -193,6 +202,35 @@ def _store_stamp() -> str:
     with db().connect() as con:
         row = con.execute("select max(saved_at) || '/' || count(*) from history").fetchone()
     return str(row[0])
+
+
+def packet_downloads(meeting: meetings.Meeting, group: meetings.Workgroup) -> None:
+    """The meeting packet as one self-contained HTML file and as Markdown, in the viewer's scope.
+    Built on request: the HTML carries its own charting library and weighs a few megabytes."""
+    from ciboard.dashboard import audit
+
+    key = f"packet-{meeting.id}-{meeting.revision}-{scope()}"
+    left, middle, right = st.columns(3, vertical_alignment="center")
+    if key not in st.session_state:
+        if left.button("Prepare the meeting packet", icon=":material/folder_zip:"):
+            from ciboard import packet
+
+            with st.spinner("Writing the packet…"):
+                built = packet.build(warehouse(), db(), scope(), meeting.id)
+                st.session_state[key] = (packet.to_html(built), packet.to_markdown(built))
+            st.rerun()
+        return
+    html, markdown = st.session_state[key]
+    name = f"meeting-{meeting.held_on.isoformat()}-{group.id}"
+    left.caption("The packet holds what this account may see.")
+    middle.download_button(
+        "Packet (HTML)", html.encode(), file_name=f"{name}.html", mime="text/html", icon=":material/download:",
+        on_click=audit, args=("export", {"file": f"{name}.html", "meeting": meeting.id}),
+    )
+    right.download_button(
+        "Packet (Markdown)", markdown.encode(), file_name=f"{name}.md", mime="text/markdown", icon=":material/download:",
+        on_click=audit, args=("export", {"file": f"{name}.md", "meeting": meeting.id}),
+    )
 
 
 def records_frame(items: list, columns: dict[str, Any]) -> pd.DataFrame:

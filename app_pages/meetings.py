@@ -1,0 +1,227 @@
+"""Meetings: a workgroup's CI meeting with its agenda in four parts. The outcomes-data part
+comes prefilled with what the data did since the group last met and how each open
+commitment's number has moved; finalising freezes those numbers into the minutes."""
+
+from dataclasses import replace
+from datetime import date
+
+import pandas as pd
+import streamlit as st
+
+from ciboard import ci_ui, followup, meetings
+from ciboard.charts import format_value
+from ciboard.dashboard import metrics, scope, version, warehouse
+from ciboard.meetings import AGENDA, EditConflict, MeetingFinal, Person
+
+NEW = 0  # the meeting chooser's "new meeting" entry
+db = ci_ui.db()
+staff = ci_ui.district_staff()
+
+st.title("Meetings")
+st.caption(
+    "Run the meeting from here: the agenda in four parts, the data since the group last met, and every commitment "
+    "still open with what its number has done since. Finalise the minutes to keep the numbers as they were on screen."
+)
+
+groups = {g.id: g for g in meetings.workgroups(db, scope())}
+if not groups:
+    st.info("There is no workgroup yet" + (": set one up first." if staff else " that your organisation takes part in."))
+    st.page_link("app_pages/workgroups.py", label="Workgroups", icon=":material/diversity_3:")
+    st.stop()
+
+if "open_meeting" in st.session_state:  # a meeting made in the last run opens itself
+    st.session_state["meeting"] = st.session_state.pop("open_meeting")
+left, right = st.columns(2)
+group_id = left.selectbox("Workgroup", list(groups), format_func=lambda g: groups[g].name, key="workgroup", bind="query-params")
+group = groups[group_id]
+held = list(reversed(meetings.meetings(db, scope(), group_id)))
+options = [m.id for m in held] + ([NEW] if staff else [])
+if not options:
+    st.info("This workgroup has not met yet.")
+    st.stop()
+labels = {m.id: f"{m.held_on:%b %-d, %Y} · {'minutes' if m.is_final else 'draft'}" for m in held} | {NEW: "New meeting…"}
+meeting_id = right.selectbox("Meeting", options, format_func=labels.get, key="meeting", bind="query-params")
+
+with st.expander(f"About {group.name}", icon=":material/diversity_3:"):
+    st.markdown(f"{group.purpose}\n\n**Meets** {group.cadence} · {group.format}")
+    if group.decisions:
+        st.markdown("**Decides**\n" + "\n".join(f"- {d}" for d in group.decisions))
+    st.dataframe(ci_ui.records_frame(group.members, {
+        "Name": lambda p: p.name, "Organisation": lambda p: p.organisation, "Role": lambda p: p.role,
+    }), hide_index=True)
+
+
+def new_meeting() -> None:
+    with st.form("new_meeting"):
+        held_on = st.date_input("Date", value=date.today(), format="YYYY-MM-DD")
+        present = st.multiselect("Attendees", [p.name for p in group.members], default=[p.name for p in group.members])
+        guests = st.text_input("Other attendees", placeholder="Name (organisation), separated by commas")
+        if st.form_submit_button("Start the meeting", type="primary", icon=":material/event_note:"):
+            people = [p for p in group.members if p.name in present] + [
+                Person(name.strip(), "Guest", "district") for name in guests.split(",") if name.strip()
+            ]
+            made = meetings.save_meeting(
+                db, scope(), replace(meetings.draft_meeting(group, held_on), attendees=people), by=ci_ui.me()
+            )
+            st.session_state["open_meeting"] = made.id
+            st.query_params["meeting"] = str(made.id)
+            st.rerun()
+
+
+if meeting_id == NEW:
+    new_meeting()
+    st.stop()
+
+meeting = meetings.meeting(db, scope(), meeting_id)
+editing = staff and not meeting.is_final
+opened = f"opened-{meeting.id}"  # the revision this editor started from, kept across reruns
+if editing and opened not in st.session_state:
+    st.session_state[opened] = meeting.revision
+
+st.subheader(f"{group.name} · {meeting.held_on:%A, %B %-d, %Y}")
+st.caption(
+    "Attendees: " + (", ".join(f"{p.name} ({p.organisation})" for p in meeting.attendees) or "not recorded")
+    + f" · revision {meeting.revision}, saved by {meeting.updated_by} on {meeting.updated_at:%b %-d, %H:%M}"
+)
+if meeting.is_final:
+    st.info(
+        f"Minutes finalised by {meeting.finalised_by} on {meeting.finalised_at:%b %-d, %Y}. The numbers are those on "
+        f"screen then (data version {meeting.warehouse_version}), whatever data has come in since.",
+        icon=":material/lock:",
+    )
+
+# A vendor in a meeting of several vendors reads the agenda; the frozen numbers are the district's.
+if meeting.is_final:
+    outcomes = meeting.snapshot
+else:
+    vendor_filter = {"vendor_id": group.vendor_ids} if group.vendor_ids else {}
+    outcomes = ci_ui.prefill(group_id, meeting.held_on, vendor_filter)
+
+
+def show_outcomes(snapshot: dict | None) -> None:
+    if not snapshot:
+        st.caption("The numbers of this meeting are shown to district staff.")
+        return
+    prefill = followup.Prefill.from_dict(snapshot["prefill"])
+    catalogue = metrics()
+    st.markdown("\n".join(f"- {line}" for line in followup.summary(prefill, warehouse())[:6]))
+    if prefill.signals:
+        with st.expander(f"Control-chart signals since {prefill.since} ({len(prefill.signals)})", icon=":material/insights:"):
+            st.dataframe(pd.DataFrame([
+                {"Metric": s["label"], "For": ci_ui.slice_text(meetings.Slice(
+                    vendor_id=s.get("vendor_id"), dimension=s.get("dimension") if s.get("dimension") in ci_ui.GROUP_DIMENSIONS else None,
+                    value=s.get("group") if s.get("dimension") in ci_ui.GROUP_DIMENSIONS else None,
+                    school_id=s.get("group") if s.get("dimension") == "school_id" else None)),
+                 "Week": s["period_start"], "Value": format_value(s["value"], catalogue[s["metric_id"]]),
+                 "Signal": "concern" if s["point_type"].endswith("concern") else "improvement", "Rule": s["rules"]}
+                for s in prefill.signals
+            ]), hide_index=True)
+    if prefill.gaps:
+        st.markdown("**Gaps that moved beyond chance**")
+        st.dataframe(pd.DataFrame([
+            {"Metric": g["label"], "Group": f"{ci_ui.GROUP_DIMENSIONS.get(g['dimension'], g['dimension'])}: {g['group']}",
+             "Against": g["reference"], "Then": format_value(g["gap_then"], catalogue[g["metric_id"]]),
+             "Now": format_value(g["gap_now"], catalogue[g["metric_id"]]), "Moved": g["direction"]}
+            for g in prefill.gaps
+        ]), hide_index=True)
+    if prefill.late_or_missing:
+        st.markdown("**Late, missing or rejected data**")
+        st.dataframe(pd.DataFrame([
+            {"Vendor": ci_ui.vendor_name(r["vendor_id"]), "Data": r["kind"], "Week of": r["period_start"],
+             "Due": r["due_on"], "Status": r["status"]}
+            for r in prefill.late_or_missing
+        ]), hide_index=True)
+    st.markdown(f"**Open commitments** ({len(prefill.commitments)})")
+    if prefill.commitments:
+        st.dataframe(pd.DataFrame([commitment_row(item) for item in prefill.commitments]), hide_index=True)
+    else:
+        st.caption("None carried forward.")
+
+
+def commitment_row(item: dict) -> dict:
+    c = meetings.from_json(meetings.Commitment, item["commitment"])
+    movement = item.get("movement")
+    moved = followup.Movement.from_dict(movement).sentence(metrics()[c.metric_id]) if movement and c.metric_id else "—"
+    due = f"{c.due_on:%b %-d}" if c.due_on else "—"
+    return {
+        "Party": ci_ui.party_text(c.party, c.party_id), "Owner": c.owner, "Action": c.action,
+        "Due": due + (f" · {item['days_overdue']} days overdue" if item["overdue"] else ""),
+        "Status": meetings.STATUS_LABELS[item["status"]], "Metric": ci_ui.metric_label(c.metric_id),
+        "For": ci_ui.slice_text(c.slice), "Since it was made": moved,
+    }
+
+
+texts = {}
+for part in AGENDA:
+    st.markdown(f"#### {part.title}")
+    with st.popover("Guiding questions", icon=":material/help:"):
+        st.markdown("\n".join(f"- {q}" for q in part.questions))
+    if part.key == "outcomes_data":
+        show_outcomes(outcomes)
+    if editing:
+        texts[part.key] = st.text_area(
+            f"Notes on {part.title.lower()}", meeting.agenda.get(part.key, ""), key=f"agenda-{meeting.id}-{part.key}",
+            height=120, label_visibility="collapsed", placeholder="Notes…",
+        )
+    else:
+        st.markdown(meeting.agenda.get(part.key) or "_No notes._")
+
+
+def save(agenda: dict[str, str], revision: int) -> meetings.Meeting | None:
+    try:
+        saved = meetings.save_meeting(db, scope(), replace(meeting, agenda=agenda, revision=revision), by=ci_ui.me())
+    except EditConflict as conflict:
+        st.session_state["conflict"] = conflict
+        return None
+    st.session_state[opened] = saved.revision
+    st.session_state.pop("conflict", None)
+    return saved
+
+
+if editing:
+    save_column, finalise_column = st.columns(2)
+    if save_column.button("Save notes", type="primary", icon=":material/save:"):
+        if save(texts, st.session_state[opened]):
+            st.toast("Notes saved")
+            st.rerun()
+    conflict: EditConflict | None = st.session_state.get("conflict")
+    if conflict is not None and conflict.theirs.id == meeting.id:
+        ci_ui.show_conflict(conflict)
+        mine, theirs = st.columns(2)
+        if mine.button("Keep my notes (I have read theirs)", icon=":material/edit_note:"):
+            if save(texts, conflict.theirs.revision):
+                st.rerun()
+        if theirs.button("Take their notes", icon=":material/undo:"):
+            for part in AGENDA:
+                st.session_state.pop(f"agenda-{meeting.id}-{part.key}", None)
+            st.session_state[opened] = conflict.theirs.revision
+            st.session_state.pop("conflict")
+            st.rerun()
+    with finalise_column.popover("Finalise the minutes", icon=":material/lock:"):
+        st.markdown("Saves the notes and freezes them, with the numbers above, as this meeting's minutes. They cannot be edited after.")
+        if st.button("Finalise", type="primary"):
+            saved = save(texts, st.session_state[opened])
+            if saved:
+                try:
+                    meetings.finalise(db, scope(), meeting.id, outcomes, warehouse_version=version(), by=ci_ui.me(),
+                                      revision=saved.revision)
+                except (EditConflict, MeetingFinal) as error:
+                    st.error(str(error))
+                else:
+                    st.rerun()
+
+ci_ui.packet_downloads(meeting, group)
+
+with st.expander("History of these notes", icon=":material/history:"):
+    versions = meetings.history(db, scope(), "meeting", meeting.id)
+    st.dataframe(ci_ui.records_frame(versions, {
+        "Revision": lambda v: v.revision, "Saved by": lambda v: v.saved_by, "Saved at": lambda v: f"{v.saved_at:%Y-%m-%d %H:%M}",
+        "Status": lambda v: v.record.status,
+    }), hide_index=True)
+    revision = st.selectbox("Read revision", [v.revision for v in versions], index=len(versions) - 1, key=f"revision-{meeting.id}")
+    shown = next(v.record for v in versions if v.revision == revision)
+    for part in AGENDA:
+        st.markdown(f"**{part.title}**\n\n{shown.agenda.get(part.key) or '_No notes._'}")
+
+st.page_link("app_pages/commitments.py", label="Commitments: add one, or update a status", icon=":material/task_alt:",
+             query_params={"made_at": str(meeting.id)})
