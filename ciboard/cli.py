@@ -279,3 +279,33 @@ def users_set_password(username: str, generate: bool, password_stdin: bool, data
         raise click.ClickException(str(error)) from None
     accounts.audit(db, None, "password set", f"{username} by the command line")
     click.echo(f"{username}: password changed" + (f"; new password: {password}" if generate else ""))
+
+
+@main.command(help="Write a meeting's packet, as the scope may see it: one self-contained HTML file, or Markdown.")
+@click.argument("meeting_id", type=int)
+@click.option("--as", "scope_text", required=True, help="analyst, facilitator, admin or vendor:ID")
+@click.option("--format", "output_format", type=click.Choice(["html", "md"]), default="html", show_default=True)
+@click.option("--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="The file to write (default: meeting-<date>-<workgroup>.html or .md here).")
+@data_dir_option
+def packet(meeting_id: int, scope_text: str, output_format: str, output: Path | None, data_dir: Path | None) -> None:
+    from ciboard import packet as meeting_packet
+    from ciboard.meetings import NotFound
+
+    try:
+        scope = Scope.parse(scope_text)
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="--as") from None
+    warehouse = warehouse_for(data_dir)
+    db = AppDB.of(warehouse.settings)
+    try:
+        built = meeting_packet.build(warehouse, db, scope, meeting_id)
+    except (NotFound, ScopeError, WarehouseMissing) as error:
+        raise click.ClickException(str(error)) from None
+    path = output or Path(meeting_packet.filename(built, output_format))
+    path.write_text(meeting_packet.to_html(built) if output_format == "html" else meeting_packet.to_markdown(built),
+                    encoding="utf-8")
+    accounts.audit(db, None, "export", {
+        "file": str(path), "meeting": meeting_id, "scope": str(scope), "by": "the command line",
+    })
+    click.echo(f"wrote the packet of meeting {meeting_id} for {scope} to {path}")
