@@ -217,20 +217,19 @@ def packet_downloads(meeting: meetings.Meeting, group: meetings.Workgroup) -> No
 
             with st.spinner("Writing the packet…"):
                 built = packet.build(warehouse(), db(), scope(), meeting.id)
-                st.session_state[key] = (packet.to_html(built), packet.to_markdown(built))
+                st.session_state[key] = {
+                    packet.filename(built, "html"): packet.to_html(built), packet.filename(built, "md"): packet.to_markdown(built)
+                }
             st.rerun()
         return
-    html, markdown = st.session_state[key]
-    name = f"meeting-{meeting.held_on.isoformat()}-{group.id}"
     left.caption("The packet holds what this account may see.")
-    middle.download_button(
-        "Packet (HTML)", html.encode(), file_name=f"{name}.html", mime="text/html", icon=":material/download:",
-        on_click=audit, args=("export", {"file": f"{name}.html", "meeting": meeting.id}),
-    )
-    right.download_button(
-        "Packet (Markdown)", markdown.encode(), file_name=f"{name}.md", mime="text/markdown", icon=":material/download:",
-        on_click=audit, args=("export", {"file": f"{name}.md", "meeting": meeting.id}),
-    )
+    for column, (name, text) in zip((middle, right), st.session_state[key].items()):
+        html = name.endswith(".html")
+        column.download_button(
+            f"Packet ({'HTML' if html else 'Markdown'})", text.encode(), file_name=name,
+            mime="text/html" if html else "text/markdown", icon=":material/download:",
+            on_click=audit, args=("export", {"file": name, "meeting": meeting.id}),
+        )
 
 
 def records_frame(items: list, columns: dict[str, Any]) -> pd.DataFrame:
