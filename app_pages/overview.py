@@ -11,7 +11,8 @@ from ciboard import charts, signals
 from ciboard.access import Scope
 from ciboard.calendar import window_of
 from ciboard.dashboard import (
-    chart_footer, disguised, freeze, metrics, narrow_filters, query, scope, trend_params, vendor_ids, version, warehouse,
+    chart_footer, disguised, freeze, metrics, min_cell, narrow_filters, query, scope, trend_params, vendor_ids, version,
+    warehouse,
 )
 from ciboard.filters import MULTI, YES_NO
 from ciboard.stats import spc
@@ -89,6 +90,7 @@ for metric_id, metric in outcomes.items():
         "better": metric["better"], "grain": grain, "period_start": None, "value": None, "target": target,
         "previous_period": None, "change_from_previous": None, "baseline_period": None, "change_from_baseline": None,
         "variation": None, "assurance": None, "students": None, "all_other_vendors": None,
+        "hidden": not series.empty and bool(series["suppressed"].all()),
     }
     if not present.empty:
         latest, first = present.iloc[-1], present.iloc[0]
@@ -127,7 +129,7 @@ def tile(row: dict) -> None:
             help=f"{metric['definition']}  \n{charts.better_note(metric)}",
         )
         if row["value"] is None:
-            st.caption("No data for these filters.")
+            st.caption(f"Fewer than {min_cell()} students in every period: hidden." if row["hidden"] else "No data for these filters.")
             return
         st.markdown(f"{badge(row['variation'])} {badge(row['assurance'])}")
         baseline = (

@@ -48,7 +48,10 @@ with controls[3]:
 params = {"metric": metric["metric_id"], "grain": grain, **filters.params()}
 series = query("series", **params)
 if series.empty or series["value"].notna().sum() == 0:
-    st.info("No data for this metric and these filters.")
+    if not series.empty and series["suppressed"].all():
+        st.info(f"Fewer than {min_cell()} students in every period with these filters: their values are hidden.")
+    else:
+        st.info("No data for this metric and these filters.")
     st.stop()
 
 rebase_on = st.columns([2, 5])[0].date_input(
@@ -127,7 +130,9 @@ if overlays and overlays[0][0] == "All other vendors":
         f"vendors and {min_cell()} students stand behind it."
     )
 chart_footer(
-    charted.drop(columns=["target"], errors="ignore"), metric, name=f"trend-{metric['metric_id']}-{grain}",
+    # With each period's small-cell flags: a download says which values are hidden, or flagged.
+    charted.drop(columns=["target"], errors="ignore").assign(**series[["small_cell", "suppressed"]].reset_index(drop=True)),
+    metric, name=f"trend-{metric['metric_id']}-{grain}",
     who=f"{metric['label']} by {grain} for {filters.describe()}",
     students=None if series["n"].isna().all() else int(series["n"].max()),
 )

@@ -467,7 +467,7 @@ else:
         on_click=open_with_vendor, args=("app_pages/trends.py",), key="to-trends",
     )
     chart_footer(
-        charted, metric, name=f"profile-{choice}-trend", who=f"{metric['label']} by {grain} · {vendor_label(choice)} · {filters.describe()}",
+        charted.assign(**series[["small_cell", "suppressed"]].reset_index(drop=True)), metric, name=f"profile-{choice}-trend", who=f"{metric['label']} by {grain} · {vendor_label(choice)} · {filters.describe()}",
         students=None if series["n"].isna().all() else int(series["n"].max()),
     )
 

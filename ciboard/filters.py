@@ -43,11 +43,12 @@ class Filters:
     min_dosage_share: float | None = None
     # dimension -> value -> name, by the warehouse's values: forms that store a vendor id read it.
     labels: dict[str, dict[str, str]] = field(default_factory=dict)
+    aliases: dict[str, str] = field(default_factory=dict)  # vendor id -> "Vendor A" while aliasing
 
     def label(self, dimension: str, value: Any) -> str:
         """How a value of a dimension reads on the page: 'V3 · Keystone Math Corps', 'Vendor C'
         while aliasing, 'Grade 4'."""
-        return _label(self.labels, dimension, str(value))
+        return _label(self.labels, dimension, str(value), self.aliases)
 
     def params(self) -> dict[str, Any]:
         """The query layer's filter parameters."""
@@ -116,7 +117,7 @@ def filter_bar() -> Filters:
                 continue
             picked = st.multiselect(
                 name, options, key=key, bind="query-params",
-                format_func=lambda value, d=dimension: _label(labels, d, value),
+                format_func=lambda value, d=dimension: _label(labels, d, value, alias),
                 placeholder="All",
             )
             chosen[dimension] = [alias.get(v, v) for v in picked] if dimension == "vendor_id" else picked
@@ -135,11 +136,12 @@ def filter_bar() -> Filters:
         chosen=chosen,
         min_dosage_share=dosage / 100 if dosage else None,
         labels=labels,
+        aliases=alias,
     )
 
 
-def _label(labels: dict, dimension: str, value: str) -> str:
-    if dimension == "vendor_id" and (alias := aliases()):
+def _label(labels: dict, dimension: str, value: str, alias: dict[str, str]) -> str:
+    if dimension == "vendor_id" and alias:
         return alias.get(value, value)
     label = labels.get(dimension, {}).get(value, value)
     return f"{value} · {label}" if dimension in ("vendor_id", "school_id") and label != value else label
