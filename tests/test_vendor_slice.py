@@ -1,0 +1,244 @@
+"""Every demo vendor, signed in, on every page it can see, with every trick the address allows:
+not a trace of another vendor. Then strings made to break things, through every parameter the
+app reads, as an analyst and as a vendor.
+
+A trace is another vendor's id (alone, or inside a file name or a tutor id: "V2_", "V2-") or
+name, anywhere the vendor could read it: element text, table cells and headers, widget options,
+figure JSON, each download's bytes, and the address the app leaves.
+"""
+
+import json
+import re
+
+import pytest
+from google.protobuf.json_format import MessageToJson
+
+from ciboard import charts, queries
+from ciboard.access import Scope, ScopeError
+from conftest import VENDOR_LABELS, default_dates, downloads, open_page, plotted
+
+VENDORS = sorted(VENDOR_LABELS)
+NAMES = {v: label.split(" · ", 1)[1] for v, label in VENDOR_LABELS.items()}
+PAGES = ("overview", "trends", "disparities", "vendors", "relationships", "data_quality", "data_map")
+ATTENDANCE = "tutoring_attendance_rate"
+# Widget choices per page, as the address gives them. Vendor i walks variant i % len, so the six
+# vendors walk them all and every vendor walks every page.
+VARIANTS = {
+    "overview": [{}, {"since": "2025-11-01", "signal_metrics": "Tutoring attendance rate"}],
+    "trends": [
+        {"compare": "all other vendors"},
+        {"metric": "Met growth target", "compare": "all other vendors"},
+        {"grain": "month", "split": "school", "compare": "last year"},
+        {"split": "grade", "compare": "another metric", "metric2": "Student self-efficacy (SEL)"},
+    ],
+    "disparities": [{"by": "Race/ethnicity"}, {"by": "Grade", "metric": "Met growth target"}, {"by": "School", "rows": "Grade"}],
+    "vendors": [{}, {"metric": "Student growth percentile"}, {"metric": "Tutoring minutes per week"}],
+    "relationships": [{"colour": "Grade"}, {"groups": "School", "metric_y": "Student growth percentile"}],
+    "data_quality": [{}, {"feed": "Exit tickets and surveys"}, {"feed": "Rosters"}],
+    "data_map": [{}, {"q": "vendor"}],
+}
+
+
+def others(own: str) -> list[str]:
+    return [v for v in VENDORS if v != own]
+
+
+def tricks(own: str, i: int) -> dict:
+    """Another vendor in every parameter that names a vendor or a group, and vendor as a grouping."""
+    other = others(own)[i % 5]
+    return {
+        # Its label as the filter bar would write it, or its bare id; all of them, or one.
+        "vendor": VENDOR_LABELS[other] if i % 2 else [VENDOR_LABELS[v] for v in others(own)],
+        "vendor_id": other,
+        "school": VENDOR_LABELS[other], "grade": other, "race": NAMES[other], "gender": VENDOR_LABELS[other],
+        "band": other, "profile": VENDOR_LABELS[other], "coverage-vendor": VENDOR_LABELS[other],
+        "reference": VENDOR_LABELS[other], "group": VENDOR_LABELS[other],
+        "split": "vendor", "by": "Vendor", "rows": "Vendor", "colour": "Vendor", "groups": "Vendor",
+    }
+
+
+def without_arrays(value):
+    """Figure JSON without plotly's base64 number arrays, whose letters are noise."""
+    if isinstance(value, dict):
+        return {k: without_arrays(v) for k, v in value.items() if k != "bdata"}
+    if isinstance(value, list):
+        return [without_arrays(v) for v in value]
+    return value
+
+
+def shown(app, asked: dict | None = None) -> list[tuple[str, str]]:
+    """(where, text) for everything the page gives the browser, its downloads, and the address
+    it leaves: what it wrote there, not a parameter it never read and left as `asked` it."""
+    found = []
+    for node in app._tree:
+        proto = getattr(node, "proto", None)
+        if proto is None:
+            continue
+        kind = type(node).__name__
+        if kind == "Dataframe":
+            frame = node.value
+            found.append((f"table {node.key}", " | ".join(map(str, frame.columns)) + "\n" + frame.to_csv(index=False)))
+        elif getattr(node, "type", "") == "plotly_chart":
+            found.append((f"figure {node.key}", json.dumps(without_arrays(json.loads(proto.spec)), ensure_ascii=False)))
+        else:
+            found.append((f"{kind} {getattr(node, 'key', '')}", MessageToJson(proto, ensure_ascii=False)))
+    for key, content in downloads(app).items():
+        found.append((f"download {key}", content.decode()))
+    written = {k: v for k, v in app.query_params.items() if (asked or {}).get(k) != v}
+    found.append(("address", json.dumps(written, ensure_ascii=False)))
+    return found
+
+
+def traces_of(vendors: list[str], texts: list[tuple[str, str]]) -> list[str]:
+    words = [*vendors, *(NAMES[v] for v in vendors)]
+    pattern = re.compile("|".join(f"(?<![A-Za-z0-9]){re.escape(w)}(?![A-Za-z0-9])" for w in words))
+    return [f"{where}: …{text[max(0, m.start() - 60):m.end() + 60]}…" for where, text in texts if (m := pattern.search(text))]
+
+
+@pytest.mark.parametrize("page", PAGES)
+@pytest.mark.parametrize("i, own", list(enumerate(VENDORS)))
+def test_a_vendor_sees_only_itself_on_every_page(dashboard, i, own, page):
+    variants = VARIANTS[page]
+    query = {**tricks(own, i), **variants[i % len(variants)]}
+    app = open_page(f"app_pages/{page}.py", query=query, user=f"vendor-{own.lower()}")
+    texts = shown(app, query)
+    assert not traces_of(others(own), texts)
+    assert not app.error, [e.value for e in app.error]
+
+
+@pytest.mark.parametrize("own", VENDORS)
+def test_the_filter_bar_offers_a_vendor_only_its_own(dashboard, own):
+    from streamlit.testing.v1 import AppTest
+
+    from conftest import ROOT, signed_in
+
+    app = AppTest.from_file(str(ROOT / "app.py"), default_timeout=90)
+    app.query_params.update(tricks(own, 0))
+    for key, value in signed_in(f"vendor-{own.lower()}").items():
+        app.session_state[key] = value
+    app.run()
+    assert not app.exception, [e.value for e in app.exception]
+    assert "vendor" not in [m.key for m in app.sidebar.multiselect], "its own vendor is no choice"
+    for widget in app.sidebar.multiselect:
+        assert widget.value == [], f"{widget.key} took another vendor from the address"
+    assert "vendor" not in app.query_params, "no link carries it on"
+    assert not traces_of(others(own), shown(app, tricks(own, 0)))
+
+
+@pytest.mark.parametrize("own", ["V2", "V5"])
+def test_what_a_vendor_sees_is_its_scoped_numbers(dashboard, own):
+    scope, span = Scope("vendor", own), default_dates(dashboard)
+    user = f"vendor-{own.lower()}"
+
+    # Trends: its own line, and all other vendors pooled as the peers view gives them.
+    app = open_page("app_pages/trends.py", query={"compare": "all other vendors", "vendor": VENDOR_LABELS["V1"]}, user=user)
+    mine = queries.run(dashboard, "series", scope, {"metric": ATTENDANCE, "grain": "week", **span})
+    peers = queries.run(dashboard, "peers", scope, {"metric": ATTENDANCE, "grain": "week", **span})
+    figure = json.loads(app.get("plotly_chart")[0].proto.spec)
+    line = next(t for t in figure["data"] if t.get("name") == "Tutoring attendance rate")
+    benchmark = next(t for t in figure["data"] if t.get("name") == "All other vendors")
+    assert plotted(line) == pytest.approx(mine["value"].tolist(), nan_ok=True)
+    assert plotted(benchmark) == pytest.approx(peers["value"].tolist(), nan_ok=True)
+    assert set(peers.columns) == {"period_start", "value", "suppressed"}, "no count or sum of the pool"
+
+    # Overview: each tile is its own latest period, beside all other vendors in the same period.
+    app = open_page("app_pages/overview.py", user=user)
+    latest = mine.dropna(subset=["value"]).iloc[-1]
+    tile = next(m for m in app.metric if m.label == "Tutoring attendance rate")
+    assert tile.value == f"{latest['value']:.1%}"
+    same = peers.loc[peers["period_start"] == latest["period_start"], "value"].iloc[0]
+    captions = " ".join(c.value for c in app.caption)
+    assert f"All other vendors: **{same:.1%}**" in captions
+    payments = queries.run(dashboard, "payments", scope, {"end": span["end"]})
+    earned = payments.drop_duplicates(["vendor_id", "contract_starts_on"])["amount_earned"].sum()
+    assert next(m for m in app.metric if m.label == "Earned").value == f"${earned / 1e6:,.2f}M"
+
+    # Vendors: its value over the dates and its students.
+    app = open_page("app_pages/vendors.py", user=user)
+    row = queries.run(dashboard, "vendors", scope, {"metric": ATTENDANCE, **span}).iloc[0]
+    assert f"for your **{int(row['n']):,} students**: **{charts.format_value(row['value'], {'aggregation': 'rate', 'unit': ''})}**" in " ".join(
+        m.value for m in app.markdown
+    )
+
+
+REQUIRED = {"metric": ATTENDANCE, "metric_y": "sel_efficacy", "by": "grade", "max_rate": 0.5}
+
+
+@pytest.mark.parametrize("own", VENDORS)
+def test_a_scope_error_names_no_other_vendor(dashboard, own):
+    scope = Scope("vendor", own)
+    for name, spec in queries.VIEWS.items():
+        if "vendor_id" not in spec.params:
+            continue
+        required = {p: REQUIRED[p] for p in spec.required}
+        for other in others(own):
+            with pytest.raises(ScopeError) as refused:
+                queries.run(dashboard, name, scope, {**required, "vendor_id": [own, other]})
+            assert not traces_of(others(own), [(name, str(refused.value))]), str(refused.value)
+
+
+# --- Strings made to break things ------------------------------------------------------------
+
+NASTY = [
+    "'; drop table facts; --",
+    "V1' or '1'='1",
+    "<script>alert(1)</script><img src=x onerror=alert(2)>",
+    "../../etc/passwd",
+    "Ω≈ç√ 学生 🙂 \u202e\u200b" + "x" * 5000,
+    "{{7*7}} ${jndi:ldap://x} %00 %27 \\",
+]
+# Every parameter the app reads: the filter bar's, presentation mode's and each page's.
+PARAMS = (
+    "year", "dates", "vendor", "school", "grade", "race", "gender", "band", "econ", "el", "sped", "dosage",
+    "present", "alias", "metric", "metric2", "metric_y", "grain", "compare", "split", "rebase", "by", "reference",
+    "rows", "group", "gap_grain", "below", "weeks", "points", "colour", "groups", "feed", "coverage-vendor", "q",
+    "kind", "since", "signal_metrics", "profile", "vendor_id",
+)
+TABLES = (
+    "facts", "students", "sessions", "school_attendance", "assessments", "survey_responses", "schools", "vendors",
+    "contracts", "annotations", "student_dosage", "metrics", "batches",
+)
+
+
+def fingerprint(warehouse) -> dict:
+    with warehouse.cursor() as cur:
+        tables = {name for (name,) in cur.execute("select table_name from information_schema.tables").fetchall()}
+        return {
+            "version": warehouse.version(),
+            **{t: cur.execute(f"select count(*), sum(hash(t)) from {t} as t").fetchall() for t in TABLES if t in tables},
+        }
+
+
+def raw_html(app, nasty: str) -> list[str]:
+    """Elements that would render the string as HTML: st.html, or markdown allowed HTML."""
+    found = []
+    for node in app._tree:
+        proto = getattr(node, "proto", None)
+        body = getattr(proto, "body", "") if proto is not None else ""
+        if not isinstance(body, str) or "<script>" not in body:
+            continue
+        if getattr(node, "type", "") == "html" or getattr(proto, "allow_html", False):
+            found.append(body[:200])
+    return found
+
+
+@pytest.mark.parametrize("user", ["analyst", "vendor-v3"])
+@pytest.mark.parametrize("nasty", NASTY, ids=lambda s: s[:12])
+def test_strings_made_to_break_things_break_nothing(dashboard, user, nasty):
+    before = fingerprint(dashboard)
+    query = {key: nasty for key in PARAMS}
+    app = open_page(f"app_pages/{PAGES[0]}.py", query=query, user=user)
+    for page in PAGES:
+        if page != PAGES[0]:
+            app.switch_page(f"app_pages/{page}.py")
+            app.query_params.clear()
+            app.query_params.update(query)
+            app.run()
+        assert not app.exception, (page, [e.value for e in app.exception])
+        assert not raw_html(app, nasty), page
+        if user.startswith("vendor"):
+            # The string itself may come back where it was typed (the search box): it names V1 by itself.
+            echoes = (nasty, json.dumps(nasty, ensure_ascii=False)[1:-1])
+            texts = [(where, text.replace(echoes[1], "").replace(echoes[0], "")) for where, text in shown(app, query)]
+            assert not traces_of(others("V3"), texts), page
+    assert fingerprint(dashboard) == before
