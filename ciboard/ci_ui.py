@@ -191,7 +191,8 @@ def _prefill(version: str, scope_text: str, workgroup_id: int, held_on: date, fi
 def prefill(workgroup_id: int, held_on: date, filters: dict) -> dict:
     """The outcomes-data part of a meeting's agenda, as `followup.snapshot` shapes it. Cached per
     warehouse version: a new ingest gives a new reading. Commitments change without an ingest,
-    so the cache also keys on the store's latest change."""
+    so the cache also keys on the latest change to commitments, PDSA cycles and meeting dates
+    (not on notes: saving the agenda text does not move a number)."""
     from ciboard.dashboard import version
 
     frozen = tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in filters.items() if v))
@@ -200,7 +201,11 @@ def prefill(workgroup_id: int, held_on: date, filters: dict) -> dict:
 
 def _store_stamp() -> str:
     with db().connect() as con:
-        row = con.execute("select max(saved_at) || '/' || count(*) from history").fetchone()
+        row = con.execute(
+            """select (select coalesce(max(saved_at), '') || '/' || count(*) from history
+                       where entity in ('commitment', 'pdsa'))
+                   || '/' || (select coalesce(group_concat(held_on), '') from meetings)"""
+        ).fetchone()
     return str(row[0])
 
 

@@ -1,0 +1,166 @@
+"""The Meetings and Commitments pages through AppTest, on the demo district.
+
+The flow a facilitator follows: start a meeting of a workgroup, take notes, add a commitment
+linked to a metric and a slice, finalise; then open the next meeting and find the commitment
+carried forward with how its number moved. Two people saving the same notes: the second is
+told and shown both versions, and nothing is overwritten. Each test makes its own workgroup,
+so the demo's seeded meetings stay as they are for other tests.
+"""
+
+from datetime import date
+
+import pytest
+
+from ciboard import accounts, followup, meetings
+from ciboard.access import ANALYST, Scope
+from ciboard.appdb import AppDB
+from conftest import open_page
+
+FACILITATOR = Scope("facilitator")
+
+
+@pytest.fixture
+def store(dashboard) -> AppDB:
+    return AppDB.of(dashboard.settings)
+
+
+def make_group(store: AppDB, name: str) -> meetings.Workgroup:
+    return meetings.save_workgroup(store, FACILITATOR, meetings.Workgroup(
+        name=name, purpose="Review Lumen's attendance with its schools.", cadence="every two weeks", format="video call",
+        vendor_ids=["V2"], members=[meetings.Person("Ana Ruiz", "District", "district", role="facilitator"),
+                                   meetings.Person("Lee Park", "Lumen Learning Partners", "vendor", "V2", "site lead")],
+    ), by="facilitator")
+
+
+def open_meeting(group: meetings.Workgroup, meeting_id: int | None = None, user: str = "facilitator"):
+    state = {"workgroup": group.id, **({"meeting": meeting_id} if meeting_id is not None else {})}
+    return open_page("app_pages/meetings.py", state=state, user=user)
+
+
+def text_of(app) -> str:
+    kinds = ("title", "subheader", "markdown", "caption", "info", "error", "warning")
+    cells = " ".join(str(v) for frame in app.dataframe for v in frame.value.astype(str).to_numpy().ravel())
+    return " ".join(str(e.value) for kind in kinds for e in app.get(kind)) + " " + cells
+
+
+def test_a_meeting_from_start_to_minutes_and_on_to_the_next(store, dashboard):
+    group = make_group(store, "Flow: Lumen review")
+    app = open_meeting(group, meeting_id=0)  # "New meeting…"
+    app.date_input[0].set_value(date(2026, 2, 2))
+    app.button(key="FormSubmitter:new_meeting-Start the meeting").click().run()
+    [first] = meetings.meetings(store, FACILITATOR, group.id)
+    assert (first.held_on, [p.name for p in first.attendees]) == (date(2026, 2, 2), ["Ana Ruiz", "Lee Park"])
+
+    app = open_meeting(group, first.id)
+    assert "Outcomes data" in text_of(app) and "Since 2025-12-08" in text_of(app), "eight weeks back for a first meeting"
+    app.text_area(key=f"agenda-{first.id}-operations").input("Two tutors left in January.")
+    app.text_area(key=f"agenda-{first.id}-next_steps").input("Lumen calls absent families.")
+    app.button[[b.label for b in app.button].index("Save notes")].click().run()
+    assert meetings.meeting(store, FACILITATOR, first.id).agenda["operations"] == "Two tutors left in January."
+
+    made = meetings.save_commitment(store, FACILITATOR, meetings.Commitment(
+        party="vendor", party_id="V2", owner="Lee Park", action="Call every family of a student absent three times",
+        made_on=first.held_on, due_on=date(2026, 2, 20), metric_id="tutoring_attendance_rate",
+        slice=meetings.Slice(vendor_id="V2"), meeting_id=first.id,
+    ), by="facilitator")
+
+    app = open_meeting(group, first.id)
+    app.button[[b.label for b in app.button].index("Finalise")].click().run()
+    final = meetings.meeting(store, FACILITATOR, first.id)
+    assert final.is_final and final.agenda["next_steps"] == "Lumen calls absent families."
+    assert final.snapshot["filters"] == {"vendor_id": ["V2"]}
+    with pytest.raises(meetings.MeetingFinal):
+        meetings.save_meeting(store, FACILITATOR, final, by="facilitator")
+    app = open_meeting(group, first.id)
+    assert not app.text_area, "minutes are read-only"
+    assert "Minutes finalised by facilitator" in text_of(app)
+
+    # The next meeting carries the commitment forward, overdue, with its number's movement.
+    second = meetings.save_meeting(store, FACILITATOR, meetings.draft_meeting(group, date(2026, 3, 2)), by="facilitator")
+    app = open_meeting(group, second.id)
+    shown = text_of(app)
+    assert "Call every family of a student absent three times" in shown and "10 days overdue" in shown
+    movement = followup.metric_movement(
+        dashboard, FACILITATOR, "tutoring_attendance_rate", meetings.Slice(vendor_id="V2"), made.made_on, second.held_on
+    )
+    from ciboard.dashboard import metrics as _  # noqa: F401  (the page's labels come from the data map)
+    from ciboard.queries import data_map
+
+    metric = data_map(dashboard).set_index("metric_id").loc["tutoring_attendance_rate"].to_dict()
+    assert movement.sentence(metric) in shown
+
+
+def test_finalised_minutes_keep_their_numbers_after_new_data(store, dashboard):
+    group = make_group(store, "Flow: frozen numbers")
+    draft = meetings.save_meeting(store, FACILITATOR, meetings.draft_meeting(group, date(2026, 1, 26)), by="facilitator")
+    app = open_meeting(group, draft.id)
+    app.button[[b.label for b in app.button].index("Finalise")].click().run()
+    final = meetings.meeting(store, FACILITATOR, draft.id)
+    frozen = final.snapshot
+    # Whatever the warehouse says later, the minutes read the snapshot, not the data.
+    assert final.warehouse_version and frozen["prefill"]["held_on"] == "2026-01-26"
+    app = open_meeting(group, draft.id)
+    summary = followup.summary(followup.Prefill.from_dict(frozen["prefill"]), dashboard)
+    assert summary[0] in text_of(app)
+
+
+def test_two_people_saving_the_same_notes_are_told(store):
+    group = make_group(store, "Flow: conflict")
+    draft = meetings.save_meeting(store, FACILITATOR, meetings.draft_meeting(group, date(2026, 2, 9)), by="facilitator")
+    key = f"agenda-{draft.id}-operations"
+    if accounts.account(store, "facilitator-2") is None:
+        accounts.add_user(store, "facilitator-2", role="facilitator")
+    # Two facilitators: the same scope, so the page's numbers are computed once.
+    mine, theirs = open_meeting(group, draft.id), open_meeting(group, draft.id, user="facilitator-2")
+    theirs.text_area(key=key).input("Their notes")
+    theirs.button[[b.label for b in theirs.button].index("Save notes")].click().run()
+    mine.text_area(key=key).input("My notes")
+    mine.button[[b.label for b in mine.button].index("Save notes")].click().run()
+    assert "Not saved" in mine.error[0].value and "facilitator-2" in mine.error[0].value
+    [both] = [frame.value for frame in mine.dataframe if "yours" in frame.value.columns]
+    assert both.iloc[0].tolist() == ["agenda", "operations: Their notes", "operations: My notes"]
+    assert meetings.meeting(store, FACILITATOR, draft.id).agenda["operations"] == "Their notes", "nothing overwritten"
+    assert mine.text_area(key=key).value == "My notes", "what I typed is still there"
+
+    mine.button[[b.label for b in mine.button].index("Keep my notes (I have read theirs)")].click().run()
+    assert meetings.meeting(store, FACILITATOR, draft.id).agenda["operations"] == "My notes"
+    revisions = [(v.revision, v.saved_by, v.record.agenda.get("operations")) for v in meetings.history(store, FACILITATOR, "meeting", draft.id)]
+    assert revisions == [(1, "facilitator", ""), (2, "facilitator-2", "Their notes"), (3, "facilitator", "My notes")]
+
+
+def test_a_vendor_reads_its_meetings_and_updates_only_its_own_commitments(store):
+    group = make_group(store, "Flow: vendor view")
+    draft = meetings.save_meeting(store, FACILITATOR, meetings.draft_meeting(group, date(2026, 2, 16)), by="facilitator")
+    own = meetings.save_commitment(store, FACILITATOR, meetings.Commitment(
+        party="vendor", party_id="V2", owner="Lee Park", action="Text reminders the evening before", made_on=draft.held_on,
+        meeting_id=draft.id, metric_id="tutoring_attendance_rate", slice=meetings.Slice(vendor_id="V2")), by="facilitator")
+    app = open_meeting(group, draft.id, user="vendor-v2")
+    assert not app.text_area and "Save notes" not in [b.label for b in app.button]
+    assert "Ana Ruiz" in text_of(app)
+    outsider = open_page("app_pages/meetings.py", user="vendor-v4")
+    assert "Flow: vendor view" not in [o for s in outsider.selectbox for o in s.options]
+
+    app = open_page("app_pages/commitments.py", user="vendor-v2", state={"commitment": own.id})
+    app.selectbox(key="commitment").set_value(own.id).run()
+    app.button(key=f"FormSubmitter:status-{own.id}-Save").click().run()
+    assert not app.exception
+    with pytest.raises(Exception, match="own vendor|only"):
+        meetings.update_status(store, Scope("vendor", "V4"), own.id, "done", by="vendor-v4", revision=own.revision)
+
+
+def test_commitments_page_adds_and_logs(store):
+    app = open_page("app_pages/commitments.py", user="facilitator")
+    app.text_input[[t.label for t in app.text_input].index("Owner")].input("Jo Kim")
+    app.text_area[[t.label for t in app.text_area].index("Action")].input("Share the absence list with each school office weekly")
+    app.button[[b.label for b in app.button].index("Add the commitment")].click().run()
+    assert not app.exception
+    [made] = [c for c in meetings.commitments(store, ANALYST) if c.owner == "Jo Kim"]
+    assert made.party == "district" and made.status == "open" and made.log[0].by == "facilitator"
+    app = open_page("app_pages/commitments.py", user="facilitator")
+    app.selectbox(key="commitment").set_value(made.id).run()
+    form = f"status-{made.id}"
+    app.selectbox[[s.label for s in app.selectbox].index("Status")].set_value("in_progress")
+    app.text_input[[t.label for t in app.text_input].index("Note")].input("First list sent")
+    app.button(key=f"FormSubmitter:{form}-Save").click().run()
+    again = meetings.commitment(store, ANALYST, made.id)
+    assert [(e.status, e.note) for e in again.log] == [("open", ""), ("in_progress", "First list sent")]
