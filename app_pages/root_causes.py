@@ -1,0 +1,419 @@
+"""Root causes: why a trend happens, asked again of every answer until the group reaches causes
+it can change. A root cause becomes a "How might we" question; the ideas it draws are sorted
+into themes and one is chosen to try, as a PDSA cycle or as a commitment."""
+
+from dataclasses import replace
+
+import pandas as pd
+import streamlit as st
+
+from ciboard import ci_ui, meetings
+from ciboard.access import ScopeError
+from ciboard.dashboard import scope
+from ciboard.meetings import (
+    COMMITMENT_PROMPT, HMW_STEPS, HMW_TEMPLATE, MIN_WHYS, PARTIES, PDSA_STEPS, ROOT_CAUSE_STEPS, STATUS_LABELS,
+    WHY_PROMPT, Cause, EditConflict, Idea, RootCause,
+)
+
+db = ci_ui.db()
+staff = ci_ui.district_staff()
+NOTICE = "root-causes-notice"
+CAUSE_COLUMNS = {
+    "text": st.column_config.TextColumn("Cause", width="large", required=True),
+    "controllable": st.column_config.CheckboxColumn("Within our reach", default=False),
+    "priority": st.column_config.NumberColumn("Priority", min_value=1, step=1, help="1 is the first to tackle"),
+}
+IDEA_COLUMNS = {
+    "text": st.column_config.TextColumn("Idea", width="large", required=True),
+    "theme": st.column_config.TextColumn("Theme"),
+}
+BECOMES = {"pdsa": "A PDSA cycle, to test it", "commitment": "A commitment, to do it"}
+
+
+def short(text: str, limit: int = 70) -> str:
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def label(analysis: RootCause) -> str:
+    """How an analysis reads in the chooser, and so in the page's address (?analysis=…)."""
+    return f"#{analysis.id} · {short(analysis.problem)}"
+
+
+def cycle_label(cycle: meetings.PdsaCycle) -> str:
+    """How the PDSA cycles page names a cycle in its address (?cycle=…)."""
+    return f"#{cycle.id} · {short(cycle.title)}"
+
+
+def party_text(party: str, party_id: str | None) -> str:
+    return {"vendor": ci_ui.vendor_name(party_id), "school": ci_ui.school_name(party_id)}.get(party) or "The district"
+
+
+def numbered(lines) -> str:
+    return "\n".join(f"{i}. {line}" for i, line in enumerate(lines, 1))
+
+
+def asked(whys: list[str]) -> list[str]:
+    return [why.strip() for why in whys if why.strip()]
+
+
+def present(value) -> bool:
+    return value is not None and not (isinstance(value, float) and pd.isna(value)) and value is not pd.NA
+
+
+st.title("Root causes")
+st.caption(
+    "Dig beneath a trend before deciding what to do about it: keep asking why, sort what the group can change "
+    "from what it cannot, then turn a root cause into a question and choose one idea to try."
+)
+with st.expander("How an analysis goes", icon=":material/help:"):
+    st.markdown(numbered(ROOT_CAUSE_STEPS))
+    st.markdown("**Then, from a root cause to something to try**\n\n" + numbered(HMW_STEPS))
+if notice := st.session_state.pop(NOTICE, None):
+    st.success(notice, icon=":material/check_circle:")
+
+analyses = meetings.root_causes(db, scope())
+cycles = {c.id: c for c in meetings.pdsa_cycles(db, scope())}
+promises = {c.id: c for c in meetings.commitments(db, scope())}
+
+
+def chosen_idea(analysis: RootCause) -> Idea | None:
+    return analysis.ideas[analysis.chosen_idea] if analysis.chosen_idea is not None else None
+
+
+def became(analysis: RootCause) -> str:
+    if analysis.pdsa_id in cycles:
+        return f"PDSA cycle: {cycles[analysis.pdsa_id].title} ({cycles[analysis.pdsa_id].stage})"
+    if analysis.commitment_id in promises:
+        promise = promises[analysis.commitment_id]
+        return f"Commitment of {party_text(promise.party, promise.party_id)} ({STATUS_LABELS[promise.status].lower()})"
+    return ""
+
+
+if analyses:
+    st.dataframe(
+        ci_ui.records_frame(analyses, {
+            "Metric": lambda r: ci_ui.metric_label(r.metric_id),
+            "Students": lambda r: ci_ui.slice_text(r.slice),
+            "Problem": lambda r: r.problem,
+            "Whys": lambda r: len(asked(r.whys)),
+            "Complete": lambda r: r.complete,
+            "Chosen idea": lambda r: chosen_idea(r).text if chosen_idea(r) else "",
+            "Became": became,
+        }),
+        hide_index=True,
+        column_config={"Complete": st.column_config.CheckboxColumn(help=f"At least {MIN_WHYS} whys")},
+    )
+
+
+def new_analysis() -> None:
+    with st.expander("Start a new analysis", icon=":material/add:"):
+        st.caption(ROOT_CAUSE_STEPS[0])
+        metric_id = ci_ui.metric_picker("new-analysis-metric")
+        piece = ci_ui.slice_picker("new-analysis")
+        problem = st.text_area("What the data shows", key="new-analysis-problem")
+        groups = {g.id: g.name for g in meetings.workgroups(db, scope())}
+        held = {m.id: f"{groups[m.workgroup_id]} · {m.held_on:%b %-d, %Y}" for m in reversed(meetings.meetings(db, scope()))}
+        meeting_id = st.selectbox("Raised at", [None, *held], format_func=lambda m: held.get(m, "No meeting"),
+                                  key="new-analysis-meeting")
+        if st.button("Start the analysis", type="primary", icon=":material/account_tree:", key="new-analysis-start"):
+            record = RootCause(metric_id=metric_id, problem=problem.strip(), slice=piece, meeting_id=meeting_id)
+            try:
+                made = meetings.save_root_cause(db, scope(), record, by=ci_ui.me())
+            except (ValueError, ScopeError) as error:
+                st.error(str(error))
+                return
+            for key in [k for k in st.session_state if str(k).startswith("new-analysis-")]:
+                del st.session_state[key]  # an empty form for the next analysis
+            st.session_state["open-analysis"] = made.id
+            st.session_state[NOTICE] = "Analysis started. Now ask why, at least five times."
+            st.rerun()
+
+
+if staff:
+    new_analysis()
+if not analyses:
+    st.info("No root-cause analysis yet" + ("." if staff else " about your students."))
+    st.stop()
+
+if "open-analysis" in st.session_state:  # an analysis started in the last run opens itself
+    st.session_state["analysis"] = st.session_state.pop("open-analysis")
+by_id = {r.id: r for r in analyses}
+analysis = by_id[st.selectbox("Analysis", list(by_id), format_func=lambda i: label(by_id[i]), key="analysis",
+                              bind="query-params")]
+
+
+# --- reading one analysis --------------------------------------------------------------
+
+
+def show_whys(whys: list[str]) -> None:
+    st.markdown(f"**{WHY_PROMPT}**")
+    if asked(whys):
+        st.markdown(numbered(asked(whys)))
+    if len(asked(whys)) < MIN_WHYS:
+        st.warning(f"{len(asked(whys))} whys so far: keep going to at least {MIN_WHYS}.", icon=":material/help:")
+
+
+def show_causes(analysis: RootCause) -> None:
+    reach, beyond = st.columns(2)
+    ranked = [f"- **{c.priority}** · {c.text}" if c.priority else f"- {c.text} (not ranked yet)" for c in analysis.within_reach]
+    reach.markdown("**Within our reach**, first to tackle first\n\n" + ("\n".join(ranked) or "_None marked yet._"))
+    set_aside = [f"- {c.text}" for c in analysis.causes if not c.controllable]
+    beyond.markdown("**Beyond our reach**, set aside\n\n" + ("\n".join(set_aside) or "_None._"))
+
+
+def show_ideas(analysis: RootCause) -> None:
+    st.markdown("**How might we …**\n\n" + ("\n".join(f"- *{q}*" for q in analysis.hmw) or "_No question yet._"))
+    chosen = chosen_idea(analysis)
+    for theme, ideas in analysis.themes.items():
+        st.markdown(f"**{theme}**\n\n" + "\n".join(
+            f"- {idea.text}" + (" · :green[**chosen**]" if idea == chosen else "") for idea in ideas
+        ))
+
+
+def show_choice(analysis: RootCause) -> None:
+    chosen = chosen_idea(analysis)
+    if chosen is None:
+        return
+    if analysis.pdsa_id in cycles:
+        cycle = cycles[analysis.pdsa_id]
+        st.success(f"Chosen: {chosen.text}. Tested as a PDSA cycle, now at its {cycle.stage} step.", icon=":material/autorenew:")
+        st.page_link("app_pages/pdsa.py", label=f"PDSA cycle: {cycle.title}", icon=":material/autorenew:",
+                     query_params={"cycle": cycle_label(cycle)})
+    elif analysis.commitment_id in promises:
+        promise = promises[analysis.commitment_id]
+        due = f", due {promise.due_on:%b %-d, %Y}" if promise.due_on else ""
+        st.success(
+            f"Chosen: {chosen.text}. A commitment of {party_text(promise.party, promise.party_id)}, owned by "
+            f"{promise.owner}{due}: {STATUS_LABELS[promise.status].lower()}.", icon=":material/task_alt:",
+        )
+        st.page_link("app_pages/commitments.py", label="Commitments", icon=":material/task_alt:")
+
+
+def show_analysis(analysis: RootCause) -> None:
+    st.subheader(f"{ci_ui.metric_label(analysis.metric_id)} · {ci_ui.slice_text(analysis.slice)}")
+    st.markdown(analysis.problem)
+    st.caption(f"Revision {analysis.revision}, saved by {analysis.updated_by} on {analysis.updated_at:%b %-d, %Y %H:%M}")
+    show_whys(analysis.whys)
+    show_causes(analysis)
+    show_ideas(analysis)
+    show_choice(analysis)
+
+
+show_analysis(analysis)
+
+
+# --- editing: the form keeps what was typed, and a save names the revision it started from ---
+
+
+def fresh_session(record: RootCause, old: dict | None = None) -> dict:
+    generation = old["generation"] + 1 if old else 0
+    return {
+        "opened": record, "revision": record.revision, "whys": max(MIN_WHYS, len(record.whys)),
+        "generation": generation, "form": f"rc-{record.id}-{generation}", "conflict": None,
+    }
+
+
+def edit_session(record: RootCause) -> dict:
+    """This editor's session on the analysis, kept across reruns: the version the form opened
+    at (its text fills the form), the revision a save names, how many whys the form asks and a
+    conflict to resolve. A form not drawn in the last run opens afresh on the analysis as it is."""
+    key = f"edit-root-cause-{record.id}"
+    session = st.session_state.get(key)
+    if session is None or f"{session['form']}-problem" not in st.session_state:
+        session = st.session_state[key] = fresh_session(record, session)
+    return session
+
+
+def ask_another_why(session: dict) -> None:
+    session["whys"] += 1
+
+
+def causes_frame(causes: list[Cause]) -> pd.DataFrame:
+    return pd.DataFrame({
+        "text": pd.Series([c.text for c in causes], dtype="object"),
+        "controllable": pd.Series([c.controllable for c in causes], dtype="bool"),
+        "priority": pd.Series([c.priority for c in causes], dtype="Int64"),
+    })
+
+
+def ideas_frame(ideas: list[Idea]) -> pd.DataFrame:
+    return pd.DataFrame({"text": pd.Series([i.text for i in ideas], dtype="object"),
+                         "theme": pd.Series([i.theme for i in ideas], dtype="object")})
+
+
+def causes_from(frame: pd.DataFrame) -> list[Cause]:
+    return [
+        Cause(str(row["text"]).strip(), bool(row["controllable"]) if present(row["controllable"]) else False,
+              int(row["priority"]) if present(row["priority"]) else None)
+        for row in frame.to_dict("records") if present(row["text"]) and str(row["text"]).strip()
+    ]
+
+
+def ideas_from(frame: pd.DataFrame) -> list[Idea]:
+    return [
+        Idea(str(row["text"]).strip(), str(row["theme"]).strip() if present(row["theme"]) else "")
+        for row in frame.to_dict("records") if present(row["text"]) and str(row["text"]).strip()
+    ]
+
+
+def edit_form(record: RootCause, session: dict) -> tuple[RootCause, bool]:
+    """The form, filled from the version it opened at; returns the analysis as typed and
+    whether Save was pressed."""
+    opened, form = session["opened"], session["form"]
+    with st.form(form):
+        problem = st.text_area("The trend to explain", opened.problem, key=f"{form}-problem")
+        st.markdown(f"**Whys.** {ROOT_CAUSE_STEPS[1]}")
+        whys = [
+            st.text_input(f"Why {i + 1}", opened.whys[i] if i < len(opened.whys) else "", placeholder=WHY_PROMPT,
+                          key=f"{form}-why-{i}")
+            for i in range(session["whys"])
+        ]
+        st.form_submit_button("Add another why", icon=":material/add:", on_click=ask_another_why, args=(session,))
+        st.markdown(f"**Causes.** {ROOT_CAUSE_STEPS[2]} {ROOT_CAUSE_STEPS[3]}")
+        causes = st.data_editor(causes_frame(opened.causes), key=f"{form}-causes", num_rows="dynamic", hide_index=True,
+                                column_config=CAUSE_COLUMNS, width="stretch")
+        st.markdown(f"**How might we.** {HMW_STEPS[0]}")
+        hmw = st.text_area("Questions, one a line", "\n".join(opened.hmw), placeholder=HMW_TEMPLATE, key=f"{form}-hmw")
+        st.markdown(f"**Ideas.** {HMW_STEPS[1]} {HMW_STEPS[2]}")
+        ideas = st.data_editor(ideas_frame(opened.ideas), key=f"{form}-ideas", num_rows="dynamic", hide_index=True,
+                               column_config=IDEA_COLUMNS, width="stretch")
+        pressed = st.form_submit_button("Save the analysis", type="primary", icon=":material/save:")
+    typed = replace(
+        record, problem=problem.strip(), whys=asked(whys), causes=causes_from(causes),
+        hmw=[line.strip() for line in hmw.splitlines() if line.strip()], ideas=ideas_from(ideas),
+    )
+    return typed, pressed
+
+
+def keeping_the_choice(typed: RootCause, stored: RootCause) -> RootCause:
+    """The chosen idea is found again by its text, wherever the edit moved it."""
+    if stored.chosen_idea is None:
+        return typed
+    texts = [idea.text for idea in typed.ideas]
+    chosen = stored.ideas[stored.chosen_idea].text
+    if chosen not in texts:
+        raise ValueError(f"“{chosen}” is the idea being tried: keep it among the ideas.")
+    return replace(typed, chosen_idea=texts.index(chosen))
+
+
+def save(typed: RootCause, revision: int, session: dict) -> None:
+    try:
+        saved = meetings.save_root_cause(db, scope(), replace(keeping_the_choice(typed, analysis), revision=revision),
+                                         by=ci_ui.me())
+    except EditConflict as conflict:
+        session["conflict"] = conflict
+        return
+    except ValueError as error:
+        st.error(str(error))
+        return
+    st.session_state[f"edit-root-cause-{saved.id}"] = fresh_session(saved, session)
+    st.session_state[NOTICE] = f"Saved as revision {saved.revision}."
+    st.rerun()
+
+
+def reopen(session: dict) -> None:
+    """Drops this editor's unsaved text and opens the form on the analysis as stored now."""
+    st.session_state[f"edit-root-cause-{analysis.id}"] = fresh_session(meetings.root_cause(db, scope(), analysis.id), session)
+    st.rerun()
+
+
+def resolve(conflict: EditConflict, typed: RootCause, session: dict) -> None:
+    ci_ui.show_conflict(conflict)
+    mine, theirs = st.columns(2)
+    if mine.button("Save mine over theirs (I have read both)", icon=":material/edit_note:", key=f"{session['form']}-mine"):
+        save(typed, conflict.theirs.revision, session)
+    if theirs.button("Take theirs and drop mine", icon=":material/undo:", key=f"{session['form']}-theirs"):
+        reopen(session)
+
+
+def edit(record: RootCause, session: dict) -> None:
+    with st.expander("Edit the analysis", icon=":material/edit:", expanded=session["conflict"] is not None):
+        if record.revision != session["revision"] and session["conflict"] is None:
+            st.info(f"{record.updated_by} saved revision {record.revision} after this form opened at revision "
+                    f"{session['revision']}. Saving will show you both.", icon=":material/sync_problem:")
+            if st.button("Open the latest instead", key=f"{session['form']}-latest"):
+                reopen(session)
+        typed, pressed = edit_form(record, session)
+        if pressed:
+            save(typed, session["revision"], session)
+        if session["conflict"] is not None:
+            resolve(session["conflict"], typed, session)
+
+
+# --- choosing an idea: it becomes a PDSA cycle or a commitment ---------------------------
+
+
+def party_id_picker(where, party: str, piece: meetings.Slice, key: str) -> str | None:
+    if party == "district":
+        return None
+    dimension, default = ("vendor_id", piece.vendor_id) if party == "vendor" else ("school_id", piece.school_id)
+    options = list(ci_ui.labels().get(dimension, {}))
+    name = ci_ui.vendor_name if party == "vendor" else ci_ui.school_name
+    return where.selectbox(party.capitalize(), options, index=options.index(default) if default in options else 0,
+                           format_func=name, key=f"{key}-{party}")
+
+
+def as_cycle(record: RootCause, idea: int, key: str) -> meetings.PdsaCycle:
+    st.caption(PDSA_STEPS["plan"])
+    left, right = st.columns(2)
+    start_on = left.date_input("The change starts on", value=ci_ui.today(), format="YYYY-MM-DD", key=f"{key}-start")
+    ends_on = right.date_input("Study it on", value=None, format="YYYY-MM-DD", key=f"{key}-end")
+    prediction = st.text_input("Prediction", key=f"{key}-prediction")
+    return replace(meetings.draft_pdsa(record, idea, start_on), prediction=prediction.strip(), ends_on=ends_on)
+
+
+def as_commitment(record: RootCause, idea: int, key: str) -> meetings.Commitment:
+    st.caption(COMMITMENT_PROMPT)
+    left, middle, right, far = st.columns(4)
+    party = left.selectbox("Party", PARTIES, format_func=str.capitalize, key=f"{key}-party")
+    party_id = party_id_picker(middle, party, record.slice, key)
+    owner = right.text_input("Owner", key=f"{key}-owner")
+    due_on = far.date_input("Due", value=None, format="YYYY-MM-DD", key=f"{key}-due")
+    return meetings.draft_commitment(record, idea, party=party, party_id=party_id, owner=owner.strip(),
+                                     made_on=ci_ui.today(), due_on=due_on)
+
+
+def choose(record: RootCause, session: dict) -> None:
+    if not record.ideas:
+        return
+    with st.expander("Choose an idea to try", icon=":material/check_circle:", expanded=record.chosen_idea is None):
+        st.caption(HMW_STEPS[3])
+        key = f"choose-{record.id}"
+        idea = st.selectbox("Idea", range(len(record.ideas)), format_func=lambda i: record.ideas[i].text, key=f"{key}-idea")
+        becomes = st.radio("It becomes", list(BECOMES), format_func=BECOMES.get, horizontal=True, key=f"{key}-becomes")
+        made = as_cycle(record, idea, key) if becomes == "pdsa" else as_commitment(record, idea, key)
+        if not st.button("Choose this idea", type="primary", icon=":material/check:", key=f"{key}-go"):
+            return
+        try:
+            chosen, made = meetings.choose_idea(db, scope(), record.id, idea, made, by=ci_ui.me(),
+                                                revision=session["revision"])
+        except EditConflict as conflict:
+            st.error(f"Not chosen: {conflict.theirs.updated_by} saved revision {conflict.theirs.revision} after you opened "
+                     f"revision {session['revision']}. Open the latest in the editor above, then choose again.",
+                     icon=":material/sync_problem:")
+            return
+        except (ValueError, ScopeError) as error:
+            st.error(str(error))
+            return
+        st.session_state[f"edit-root-cause-{record.id}"] = fresh_session(chosen, session)
+        st.session_state[NOTICE] = f"Chosen: {record.ideas[idea].text}."
+        st.rerun()
+
+
+if staff:
+    session = edit_session(analysis)
+    edit(analysis, session)
+    choose(analysis, session)
+
+
+with st.expander("History", icon=":material/history:"):
+    versions = meetings.history(db, scope(), "root_cause", analysis.id)
+    st.dataframe(ci_ui.records_frame(versions, {
+        "Revision": lambda v: v.revision, "Saved by": lambda v: v.saved_by,
+        "Saved at": lambda v: f"{v.saved_at:%Y-%m-%d %H:%M}", "Whys": lambda v: len(asked(v.record.whys)),
+    }), hide_index=True)
+    revision = st.selectbox("Read revision", [v.revision for v in versions], index=len(versions) - 1,
+                            key=f"rc-history-{analysis.id}-{analysis.revision}")
+    shown = next(v.record for v in versions if v.revision == revision)
+    st.markdown(shown.problem)
+    st.markdown(numbered(asked(shown.whys)) or "_No whys yet._")
