@@ -1,0 +1,326 @@
+"""PDSA cycles: a change tried on purpose. Plan it with a prediction and the number that will
+show it, note what happens as it runs, set the prediction beside what the data did, then adopt,
+adapt or abandon the change."""
+
+from dataclasses import replace
+from datetime import date, timedelta
+
+import streamlit as st
+
+from ciboard import charts, ci_ui, followup, meetings, signals
+from ciboard.access import Scope, ScopeError
+from ciboard.dashboard import metrics, min_cell, query, scope, version, warehouse
+from ciboard.meetings import ACT_LABELS, ACTS, PDSA_STEPS, EditConflict, PdsaCycle, Slice
+
+db = ci_ui.db()
+staff = ci_ui.district_staff()
+filters = st.session_state["filters"]
+NOTICE = "pdsa-notice"
+STAGES = {"plan": "Plan", "do": "Do", "study": "Study", "act": "Act"}
+# What the edit form changes; a conflict over anything else (a new observation) is no conflict.
+FORM_FIELDS = ("title", "change", "prediction", "start_on", "ends_on", "study", "act", "act_note")
+# The chart starts at the school year the filters show, or this far before the change if earlier.
+CHART_LEAD = timedelta(weeks=16)
+
+
+def short(text: str, limit: int = 70) -> str:
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def label(cycle: PdsaCycle) -> str:
+    """How a cycle reads in the chooser, and so in the page's address (?cycle=…)."""
+    return f"#{cycle.id} · {short(cycle.title)}"
+
+
+def analysis_label(analysis: meetings.RootCause) -> str:
+    """How the root causes page names an analysis in its address (?analysis=…)."""
+    return f"#{analysis.id} · {short(analysis.problem)}"
+
+
+def when(day: date | None) -> str:
+    return f"{day:%b %-d, %Y}" if day else "—"
+
+
+@st.cache_data(show_spinner="Comparing before and after the change…", max_entries=64)
+def _study(version: str, scope_text: str, metric_id: str, piece: Slice, start_on: date, ends_on: date | None):
+    cycle = PdsaCycle(title="study", metric_id=metric_id, start_on=start_on, slice=piece, ends_on=ends_on)
+    return followup.pdsa_study(warehouse(), Scope.parse(scope_text), cycle)
+
+
+def study_of(cycle: PdsaCycle) -> followup.Movement:
+    """The cycle's measure before and after it started, cached per warehouse version."""
+    return _study(version(), str(scope()), cycle.metric_id, cycle.slice, cycle.start_on, cycle.ends_on)
+
+
+st.title("PDSA cycles")
+st.caption(
+    "Test one change at a time: say beforehand what it should do to which number, note what happens, and let the "
+    "data answer before deciding whether to keep it. Each cycle's start marks the trend charts of its students."
+)
+with st.expander("The four steps", icon=":material/help:"):
+    st.markdown("\n".join(f"- **{STAGES[step]}.** {prompt}" for step, prompt in PDSA_STEPS.items()))
+if notice := st.session_state.pop(NOTICE, None):
+    st.success(notice, icon=":material/check_circle:")
+
+cycles = meetings.pdsa_cycles(db, scope())
+if cycles:
+    st.dataframe(ci_ui.records_frame(cycles, {
+        "Cycle": lambda c: c.title,
+        "Metric": lambda c: ci_ui.metric_label(c.metric_id),
+        "Students": lambda c: ci_ui.slice_text(c.slice),
+        "Starts": lambda c: c.start_on,
+        "Study on": lambda c: c.ends_on,
+        "Step": lambda c: STAGES[c.stage],
+        "Decision": lambda c: ACT_LABELS.get(c.act, ""),
+    }), hide_index=True)
+
+
+def new_cycle() -> None:
+    with st.expander("Plan a new cycle", icon=":material/add:"):
+        st.caption(PDSA_STEPS["plan"])
+        title = st.text_input("Name", key="new-cycle-title", placeholder="A few words the group will recognise")
+        change = st.text_area("The change", key="new-cycle-change")
+        prediction = st.text_area("The prediction", key="new-cycle-prediction")
+        metric_id = ci_ui.metric_picker("new-cycle-metric")
+        piece = ci_ui.slice_picker("new-cycle")
+        left, right = st.columns(2)
+        start_on = left.date_input("Starts on", value=ci_ui.today(), format="YYYY-MM-DD", key="new-cycle-start")
+        ends_on = right.date_input("Study on", value=None, format="YYYY-MM-DD", key="new-cycle-end")
+        if not st.button("Start planning", type="primary", icon=":material/autorenew:", key="new-cycle-save"):
+            return
+        record = PdsaCycle(title=title.strip(), metric_id=metric_id, start_on=start_on, slice=piece,
+                           change=change.strip(), prediction=prediction.strip(), ends_on=ends_on)
+        try:
+            made = meetings.save_pdsa(db, scope(), record, by=ci_ui.me())
+        except (ValueError, ScopeError) as error:
+            st.error(str(error))
+            return
+        for key in [k for k in st.session_state if str(k).startswith("new-cycle-")]:
+            del st.session_state[key]  # an empty form for the next cycle
+        st.session_state["open-cycle"] = made.id
+        st.session_state[NOTICE] = f"Planned: {made.title}."
+        st.rerun()
+
+
+if staff:
+    new_cycle()
+if not cycles:
+    st.info("No PDSA cycle yet" + ("." if staff else " about your students."))
+    st.stop()
+
+if "open-cycle" in st.session_state:  # a cycle planned in the last run opens itself
+    st.session_state["cycle"] = st.session_state.pop("open-cycle")
+by_id = {c.id: c for c in cycles}
+cycle = by_id[st.selectbox("Cycle", list(by_id), format_func=lambda i: label(by_id[i]), key="cycle", bind="query-params")]
+metric = metrics()[cycle.metric_id]
+
+
+# --- the four steps ----------------------------------------------------------------------
+
+
+def show_plan(cycle: PdsaCycle) -> None:
+    st.subheader(f"Plan · {cycle.title}")
+    st.markdown(
+        f"**The change.** {cycle.change or '—'}\n\n**The prediction.** {cycle.prediction or '—'}\n\n"
+        f"**The measure.** {metric['label']} for {ci_ui.slice_text(cycle.slice)}, from {when(cycle.start_on)}"
+        + (f", studied on {when(cycle.ends_on)}" if cycle.ends_on else "")
+    )
+    origin = meetings.root_cause_of(db, scope(), pdsa_id=cycle.id)
+    if origin is not None:
+        st.page_link("app_pages/root_causes.py", label=f"Why we are trying it: {short(origin.problem)}",
+                     icon=":material/account_tree:", query_params={"analysis": analysis_label(origin)})
+
+
+def observe(cycle: PdsaCycle) -> None:
+    """A dated note on the Do step. It is appended to the newest revision, so it never conflicts."""
+    with st.form(f"observe-{cycle.id}", clear_on_submit=True):
+        on = st.date_input("On", value=ci_ui.today(), format="YYYY-MM-DD", key=f"observe-{cycle.id}-on")
+        text = st.text_area("What happened", key=f"observe-{cycle.id}-text")
+        if not st.form_submit_button("Add the observation", icon=":material/add_comment:"):
+            return
+    if not text.strip():
+        st.error("Write what happened first.")
+        return
+    meetings.add_observation(db, scope(), cycle.id, text, by=ci_ui.me(), on=on)
+    st.session_state[NOTICE] = "Observation added."
+    st.rerun()
+
+
+def show_do(cycle: PdsaCycle) -> None:
+    st.subheader("Do")
+    st.caption(PDSA_STEPS["do"])
+    if cycle.observations:
+        st.dataframe(ci_ui.records_frame(sorted(cycle.observations, key=lambda o: o.on), {
+            "Date": lambda o: o.on, "Observation": lambda o: o.text, "By": lambda o: o.by,
+        }), hide_index=True)
+    else:
+        st.caption("Nothing noted yet.")
+    if staff:
+        observe(cycle)
+
+
+def show_numbers(movement: followup.Movement) -> None:
+    unit = "Weeks" if metric["frequency"] == "weekly" else "Windows"
+    st.markdown(f"**What the data did.** {movement.sentence(metric)}")
+    before, after, change = st.columns(3)
+    before.metric(f"Before · {movement.before.start} to {movement.before.end}", charts.format_value(movement.before.value, metric))
+    after.metric(f"After · {movement.after.start} to {movement.after.end}", charts.format_value(movement.after.value, metric))
+    change.metric("Change", charts.format_change(movement.difference, metric),
+                  help=f"95% interval {charts.format_change(movement.low, metric)} to {charts.format_change(movement.high, metric)}")
+    st.dataframe(ci_ui.records_frame([("Before", movement.before), ("After", movement.after)], {
+        "Period": lambda p: p[0], "From": lambda p: p[1].start, "To": lambda p: p[1].end, unit: lambda p: p[1].points,
+        "Value": lambda p: p[1].value, "Students": lambda p: p[1].students,
+    }), hide_index=True, key="study-periods",
+        column_config={"Value": st.column_config.NumberColumn(format="percent" if charts.is_share(metric) else "%.2f")})
+
+
+def spc_chart(cycle: PdsaCycle, movement: followup.Movement) -> None:
+    """The weekly control chart of the cycle's measure, its start marked as on every trend chart."""
+    if metric["frequency"] != "weekly":
+        return
+    start, end = min(filters.start, cycle.start_on - CHART_LEAD), max(filters.end, cycle.ends_on or cycle.start_on)
+    series = query("series", metric=cycle.metric_id, grain="week", start=start.isoformat(), end=end.isoformat(),
+                   **cycle.slice.filters())
+    if series["value"].notna().sum() < signals.MIN_POINTS:
+        st.caption(f"Fewer than {signals.MIN_POINTS} weeks with data: too few for a control chart.")
+        return
+    marks = meetings.pdsa_marks(db, scope(), cycle.metric_id, cycle.slice)
+    figure = charts.spc_figure(signals.chart(series, metric), metric, events=marks[marks["pdsa_id"] == cycle.id],
+                               height=360, min_cell=min_cell())
+    for name, period in (("before", movement.before), ("after", movement.after)):
+        if period is not None:
+            figure.add_vrect(x0=period.start, x1=period.end, fillcolor="#56B4E9", opacity=0.08, line_width=0,
+                             annotation_text=name, annotation_position="bottom left")
+    st.plotly_chart(figure, width="stretch", key="pdsa-spc")
+
+
+def show_study(cycle: PdsaCycle) -> None:
+    st.subheader("Study")
+    st.caption(PDSA_STEPS["study"])
+    st.markdown(f"**Predicted.** {cycle.prediction or '—'}")
+    movement = study_of(cycle)
+    if movement.status == "ok":
+        show_numbers(movement)
+    else:
+        st.info(movement.note, icon=":material/hourglass_empty:")
+    st.caption(" ".join(part for part in (movement.chart_note, movement.method) if part))
+    spc_chart(cycle, movement)
+    st.markdown(f"**What the group learned.** {cycle.study or '_Not written yet._'}")
+
+
+def show_act(cycle: PdsaCycle) -> None:
+    st.subheader("Act")
+    st.caption(PDSA_STEPS["act"])
+    if cycle.act:
+        st.markdown(f"**{ACT_LABELS[cycle.act]}.** {cycle.act_note}")
+    else:
+        st.caption("Not decided yet.")
+
+
+show_plan(cycle)
+show_do(cycle)
+show_study(cycle)
+show_act(cycle)
+
+
+# --- editing: the form keeps what was typed, and a save names the revision it started from ---
+
+
+def fresh_session(record: PdsaCycle, old: dict | None = None) -> dict:
+    generation = old["generation"] + 1 if old else 0
+    return {"opened": record, "revision": record.revision, "generation": generation,
+            "form": f"pdsa-{record.id}-{generation}", "conflict": None}
+
+
+def edit_session(record: PdsaCycle) -> dict:
+    """This editor's session on the cycle, kept across reruns: the version the form opened at
+    (its text fills the form), the revision a save names and a conflict to resolve. A form not
+    drawn in the last run opens afresh on the cycle as it is."""
+    key = f"edit-pdsa-{record.id}"
+    session = st.session_state.get(key)
+    if session is None or f"{session['form']}-title" not in st.session_state:
+        session = st.session_state[key] = fresh_session(record, session)
+    return session
+
+
+def edit_form(record: PdsaCycle, session: dict) -> tuple[PdsaCycle, bool]:
+    opened, form = session["opened"], session["form"]
+    with st.form(form):
+        title = st.text_input("Name", opened.title, key=f"{form}-title")
+        change = st.text_area("The change", opened.change, key=f"{form}-change")
+        prediction = st.text_area("The prediction", opened.prediction, key=f"{form}-prediction")
+        left, right = st.columns(2)
+        start_on = left.date_input("Starts on", opened.start_on, format="YYYY-MM-DD", key=f"{form}-start")
+        ends_on = right.date_input("Study on", opened.ends_on, format="YYYY-MM-DD", key=f"{form}-end")
+        study = st.text_area(f"Study: {PDSA_STEPS['study']}", opened.study, key=f"{form}-study")
+        choices = [None, *ACTS]
+        act = st.radio(f"Act: {PDSA_STEPS['act']}", choices, index=choices.index(opened.act), horizontal=True,
+                       format_func=lambda a: ACT_LABELS.get(a, "Not decided yet"), key=f"{form}-act")
+        act_note = st.text_area("Why, and what next", opened.act_note, key=f"{form}-act-note")
+        pressed = st.form_submit_button("Save the cycle", type="primary", icon=":material/save:")
+    typed = replace(record, title=title.strip(), change=change.strip(), prediction=prediction.strip(), start_on=start_on,
+                    ends_on=ends_on, study=study.strip(), act=act, act_note=act_note.strip())
+    return typed, pressed
+
+
+def save(typed: PdsaCycle, revision: int, session: dict) -> None:
+    try:
+        saved = meetings.save_pdsa(db, scope(), replace(typed, revision=revision), by=ci_ui.me())
+    except EditConflict as conflict:
+        if all(getattr(conflict.theirs, f) == getattr(session["opened"], f) for f in FORM_FIELDS):
+            return save(typed, conflict.theirs.revision, session)  # they only added an observation
+        session["conflict"] = conflict
+        return
+    except ValueError as error:
+        st.error(str(error))
+        return
+    st.session_state[f"edit-pdsa-{saved.id}"] = fresh_session(saved, session)
+    st.session_state[NOTICE] = f"Saved as revision {saved.revision}."
+    st.rerun()
+
+
+def reopen(session: dict) -> None:
+    """Drops this editor's unsaved text and opens the form on the cycle as stored now."""
+    st.session_state[f"edit-pdsa-{cycle.id}"] = fresh_session(meetings.pdsa_cycle(db, scope(), cycle.id), session)
+    st.rerun()
+
+
+def edit(record: PdsaCycle, session: dict) -> None:
+    with st.expander("Update the cycle", icon=":material/edit:", expanded=session["conflict"] is not None):
+        touched = any(getattr(record, f) != getattr(session["opened"], f) for f in FORM_FIELDS)
+        if touched and session["conflict"] is None:
+            st.info(f"{record.updated_by} changed this cycle (revision {record.revision}) after this form opened. "
+                    "Saving will show you both.", icon=":material/sync_problem:")
+            if st.button("Open the latest instead", key=f"{session['form']}-latest"):
+                reopen(session)
+        typed, pressed = edit_form(record, session)
+        if pressed:
+            save(typed, session["revision"], session)
+        conflict = session["conflict"]
+        if conflict is None:
+            return
+        ci_ui.show_conflict(conflict)
+        mine, theirs = st.columns(2)
+        if mine.button("Save mine over theirs (I have read both)", icon=":material/edit_note:", key=f"{session['form']}-mine"):
+            save(typed, conflict.theirs.revision, session)
+        if theirs.button("Take theirs and drop mine", icon=":material/undo:", key=f"{session['form']}-theirs"):
+            reopen(session)
+
+
+if staff:
+    edit(cycle, edit_session(cycle))
+
+with st.expander("History", icon=":material/history:"):
+    versions = meetings.history(db, scope(), "pdsa", cycle.id)
+    st.dataframe(ci_ui.records_frame(versions, {
+        "Revision": lambda v: v.revision, "Saved by": lambda v: v.saved_by,
+        "Saved at": lambda v: f"{v.saved_at:%Y-%m-%d %H:%M}", "Step": lambda v: STAGES[v.record.stage],
+    }), hide_index=True)
+    revision = st.selectbox("Read revision", [v.revision for v in versions], index=len(versions) - 1,
+                            key=f"pdsa-history-{cycle.id}-{cycle.revision}")
+    shown = next(v.record for v in versions if v.revision == revision)
+    st.markdown(
+        f"**{shown.title}** · from {when(shown.start_on)}\n\n**The change.** {shown.change or '—'}\n\n"
+        f"**The prediction.** {shown.prediction or '—'}\n\n**Observations.** {len(shown.observations)}\n\n"
+        f"**Study.** {shown.study or '—'}\n\n**Act.** {ACT_LABELS.get(shown.act, 'not decided')}. {shown.act_note}"
+    )
