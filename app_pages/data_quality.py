@@ -7,7 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from ciboard import charts
-from ciboard.dashboard import chart_footer, metrics, query, scope
+from ciboard.dashboard import chart_footer, keep_vendor_choice, metrics, query, scope
 
 filters = st.session_state["filters"]
 catalogue = metrics()
@@ -127,6 +127,7 @@ st.subheader("Coverage: students with data")
 in_scope = chosen or sorted(v for v in quality["vendor_id"].dropna().unique())
 focus = None
 if not own_only:  # a vendor's coverage is its own
+    keep_vendor_choice("coverage-vendor", source_label)
     focus = st.selectbox(
         "Coverage for", [None, *in_scope], format_func=lambda v: "All vendors shown" if v is None else source_label(v),
         key="coverage-vendor", bind="query-params",

@@ -8,7 +8,9 @@ import pandas as pd
 import streamlit as st
 
 from ciboard import charts, comparisons
-from ciboard.dashboard import chart_footer, metric_picker, metrics, min_cell, narrow_filters, query, scope, warehouse
+from ciboard.dashboard import (
+    chart_footer, keep_vendor_choice, metric_picker, metrics, min_cell, narrow_filters, query, scope, warehouse,
+)
 from ciboard.filters import MULTI, YES_NO
 from ciboard.signals import chart
 from ciboard.stats import compare, disparity, intervals
@@ -354,6 +356,7 @@ if own_only:
     choice = options[0]
 else:
     st.header("Vendor profile")
+    keep_vendor_choice("profile", vendor_label)
     choice = st.selectbox(
         "Vendor", options, index=0 if len(options) == 1 else None, format_func=vendor_label, key="profile",
         bind="query-params", placeholder="Choose a vendor, or click one in the table above",

@@ -145,6 +145,27 @@ def disguise(frame: pd.DataFrame, named: dict[str, tuple[str, str]]) -> pd.DataF
     return frame
 
 
+def keep_vendor_choice(key: str, label, *, by_id: bool = False) -> None:
+    """Before a vendor chooser bound to the address is drawn: a choice made before "Vendor A, B,
+    C" was switched on (or off) carries over to the vendor's other name, and the address is
+    rewritten in the label the chooser now shows (the frontend would keep the old one, a
+    vendor's name in the address bar of a shared screen). `label` is the chooser's format_func;
+    `by_id` says its options are vendor ids whether aliasing or not (the filter bar's)."""
+    if not st.session_state.get(key):
+        return
+    chosen = st.session_state[key]
+    named = _aliases(version(), str(scope()))
+    swap = (
+        {} if by_id
+        else {v: alias for v, (_, alias) in named.items()} if session.aliasing()
+        else {alias: v for v, (_, alias) in named.items()}
+    )
+    values = [swap.get(v, v) for v in chosen] if isinstance(chosen, list) else swap.get(chosen, chosen)
+    shown = [label(v) for v in values] if isinstance(values, list) else [label(values)]
+    if values != chosen or st.query_params.get_all(key) != shown:
+        st.session_state[key] = values  # set in code: Streamlit writes it back to the address
+
+
 def disguised(frame: pd.DataFrame) -> pd.DataFrame:
     """A frame read outside `query` (the signals), disguised the same way while aliasing."""
     return disguise(frame, _aliases(version(), str(scope()))) if session.aliasing() else frame

@@ -14,7 +14,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from ciboard.dashboard import aliases, choices
+from ciboard.dashboard import aliases, choices, keep_vendor_choice
 
 # Dimensions the bar filters on, with the short URL keys a facilitator can read and edit.
 MULTI = {
@@ -115,6 +115,8 @@ def filter_bar() -> Filters:
                 # link the pages build from it carries another vendor's name on.
                 _drop_param(key)
                 continue
+            if dimension == "vendor_id":
+                keep_vendor_choice(key, lambda value: _label(labels, "vendor_id", value, alias), by_id=True)
             picked = st.multiselect(
                 name, options, key=key, bind="query-params",
                 format_func=lambda value, d=dimension: _label(labels, d, value, alias),

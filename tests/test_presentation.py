@@ -149,3 +149,22 @@ def test_an_analyst_presenting_sees_what_a_facilitator_sees(dashboard):
 
     app = open_page("app_pages/relationships.py", query={"present": "true"}, user="analyst")
     assert [o.content for o in app.get("button_group")[0].proto.options] == ["Groups"]
+
+
+def test_switching_aliases_on_keeps_the_choices_and_rewrites_the_address(dashboard):
+    chosen = {"present": "true", "vendor": [VENDOR_LABELS["V3"], VENDOR_LABELS["V4"]], "profile": VENDOR_LABELS["V4"]}
+    app = open_page("app_pages/vendors.py", query=chosen, user="facilitator")
+    assert (app.session_state["vendor"], app.session_state["profile"]) == (["V3", "V4"], "V4")
+
+    app.session_state["alias"] = True  # the sidebar toggle, out of AppTest's reach after the first run
+    app.run()
+    assert not app.exception, [e.value for e in app.exception]
+    assert app.session_state["vendor"] == ["V3", "V4"]
+    assert app.query_params["vendor"] == ["Vendor C", "Vendor D"] and app.query_params["profile"] == "Vendor D"
+    assert "Vendor D" in [s.value for s in app.subheader]
+    assert not traces_of(VENDORS, shown(app))
+
+    app.session_state["alias"] = False
+    app.run()
+    assert app.query_params["profile"] == VENDOR_LABELS["V4"]
+    assert app.query_params["vendor"] == [VENDOR_LABELS["V3"], VENDOR_LABELS["V4"]]
