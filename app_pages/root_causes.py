@@ -347,10 +347,10 @@ def party_id_picker(where, party: str, piece: meetings.Slice, key: str) -> str |
     if party == "district":
         return None
     dimension, default = ("vendor_id", piece.vendor_id) if party == "vendor" else ("school_id", piece.school_id)
-    options = list(ci_ui.labels().get(dimension, {}))
-    name = ci_ui.vendor_name if party == "vendor" else ci_ui.school_name
+    names = ci_ui.labels().get(dimension, {})
+    options = list(names)
     return where.selectbox(party.capitalize(), options, index=options.index(default) if default in options else 0,
-                           format_func=name, key=f"{key}-{party}")
+                           format_func=names.get, key=f"{key}-{party}")
 
 
 def as_cycle(record: RootCause, idea: int, key: str) -> meetings.PdsaCycle:
