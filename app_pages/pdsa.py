@@ -41,6 +41,10 @@ def when(day: date | None) -> str:
     return f"{day:%b %-d, %Y}" if day else "—"
 
 
+def span(period: followup.Period) -> str:
+    return f"{when(date.fromisoformat(period.start))} – {when(date.fromisoformat(period.end))}"
+
+
 @st.cache_data(show_spinner="Comparing before and after the change…", max_entries=64)
 def _study(version: str, scope_text: str, metric_id: str, piece: Slice, start_on: date, ends_on: date | None):
     cycle = PdsaCycle(title="study", metric_id=metric_id, start_on=start_on, slice=piece, ends_on=ends_on)
@@ -163,14 +167,14 @@ def show_numbers(movement: followup.Movement) -> None:
     unit = "Weeks" if metric["frequency"] == "weekly" else "Windows"
     st.markdown(f"**What the data did.** {movement.sentence(metric)}")
     before, after, change = st.columns(3)
-    before.metric(f"Before · {movement.before.start} to {movement.before.end}", charts.format_value(movement.before.value, metric))
-    after.metric(f"After · {movement.after.start} to {movement.after.end}", charts.format_value(movement.after.value, metric))
+    before.metric(f"Before · {span(movement.before)}", charts.format_value(movement.before.value, metric))
+    after.metric(f"After · {span(movement.after)}", charts.format_value(movement.after.value, metric))
     change.metric("Change", charts.format_change(movement.difference, metric),
                   help=f"95% interval {charts.format_change(movement.low, metric)} to {charts.format_change(movement.high, metric)}")
     st.dataframe(ci_ui.records_frame([("Before", movement.before), ("After", movement.after)], {
         "Period": lambda p: p[0], "From": lambda p: p[1].start, "To": lambda p: p[1].end, unit: lambda p: p[1].points,
         "Value": lambda p: p[1].value, "Students": lambda p: p[1].students,
-    }), hide_index=True, key="study-periods",
+    }), hide_index=True,
         column_config={"Value": st.column_config.NumberColumn(format="percent" if charts.is_share(metric) else "%.2f")})
 
 

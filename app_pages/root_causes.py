@@ -57,7 +57,8 @@ def asked(whys: list[str]) -> list[str]:
 
 
 def present(value) -> bool:
-    return value is not None and not (isinstance(value, float) and pd.isna(value)) and value is not pd.NA
+    """Whether a cell of a data editor holds something (a new row's empty cells are None or NA)."""
+    return value is not None and not pd.isna(value)
 
 
 st.title("Root causes")
@@ -125,7 +126,7 @@ def new_analysis() -> None:
             for key in [k for k in st.session_state if str(k).startswith("new-analysis-")]:
                 del st.session_state[key]  # an empty form for the next analysis
             st.session_state["open-analysis"] = made.id
-            st.session_state[NOTICE] = "Analysis started. Now ask why, at least five times."
+            st.session_state[NOTICE] = f"Analysis started. Now ask why, at least {MIN_WHYS} times."
             st.rerun()
 
 

@@ -85,7 +85,8 @@ def members_from(frame: pd.DataFrame) -> list[Person]:
 
 def group_form(form: str, base: Workgroup, button: str) -> tuple[Workgroup, bool]:
     """The workgroup as typed into a form filled from `base`, and whether `button` was pressed."""
-    vendors = list(ci_ui.labels().get("vendor_id", {}))
+    names = ci_ui.labels().get("vendor_id", {})
+    vendors = list(names)
     with st.form(form):
         name = st.text_input("Name", base.name, key=f"{form}-name")
         purpose = st.text_area("Purpose", base.purpose, key=f"{form}-purpose")
@@ -94,7 +95,7 @@ def group_form(form: str, base: Workgroup, button: str) -> tuple[Workgroup, bool
         way = right.text_input("Format", base.format, placeholder="Where, and in person or by video", key=f"{form}-format")
         decisions = st.text_area("Decisions it makes, one a line", "\n".join(base.decisions), key=f"{form}-decisions")
         chosen = st.multiselect("Vendors taking part", vendors, default=[v for v in base.vendor_ids if v in vendors],
-                                format_func=ci_ui.vendor_name, key=f"{form}-vendors")
+                                format_func=names.get, key=f"{form}-vendors")
         st.markdown("**Members**")
         members = st.data_editor(members_frame(base.members), key=f"{form}-members", num_rows="dynamic", hide_index=True,
                                  column_config=member_columns(), width="stretch")
