@@ -290,6 +290,8 @@ def trend_params(metric: dict, filters: Any, **narrowed: Any) -> dict[str, list[
         params["dosage"] = [DOSAGE[int(filters.min_dosage_share * 100)]]
     chosen = {d: v for d, v in filters.chosen.items() if v}
     for dimension, value in narrowed.items():
+        if dimension == "vendor_id" and scope().role == "vendor":
+            continue  # a vendor's filter bar has no vendor to choose
         if value is not None and not pd.isna(value):
             chosen[dimension] = [str(value).lower() if dimension in YES_NO else str(value)]
     for dimension, values in chosen.items():
