@@ -1,14 +1,11 @@
 """CI Board: sign-in, then the pages this account may see in one navigation, and the filters they share."""
 
-from pathlib import Path
-
 import streamlit as st
 
 from ciboard import session
 from ciboard.dashboard import warehouse
 from ciboard.filters import filter_bar
 
-ROOT = Path(__file__).parent
 EVERYONE = ("analyst", "facilitator", "admin", "vendor")
 # section, file, title, icon, url path, roles that see it
 PAGES = [
@@ -46,7 +43,7 @@ if account is None:
 
 pages: dict[str, list] = {}
 for section, file, title, icon, url_path, roles in PAGES:
-    if account.role in roles and (ROOT / f"app_pages/{file}.py").exists():  # TEMP until the CI pages land
+    if account.role in roles:
         pages.setdefault(section, []).append(
             st.Page(f"app_pages/{file}.py", title=title, icon=f":material/{icon}:", url_path=url_path, default=file == "overview")
         )
