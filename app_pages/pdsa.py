@@ -191,9 +191,9 @@ def spc_chart(cycle: PdsaCycle, movement: followup.Movement) -> None:
     marks = meetings.pdsa_marks(db, scope(), cycle.metric_id, cycle.slice)
     figure = charts.spc_figure(signals.chart(series, metric), metric, events=marks[marks["pdsa_id"] == cycle.id],
                                height=360, min_cell=min_cell())
-    for name, period in (("before", movement.before), ("after", movement.after)):
+    for name, period, colour in (("before", movement.before, "#999999"), ("after", movement.after, "#56B4E9")):
         if period is not None:
-            figure.add_vrect(x0=period.start, x1=period.end, fillcolor="#56B4E9", opacity=0.08, line_width=0,
+            figure.add_vrect(x0=period.start, x1=period.end, fillcolor=colour, opacity=0.12, line_width=0,
                              annotation_text=name, annotation_position="bottom left")
     st.plotly_chart(figure, width="stretch", key="pdsa-spc")
 

@@ -165,6 +165,7 @@ def show_causes(analysis: RootCause) -> None:
 def show_ideas(analysis: RootCause) -> None:
     st.markdown("**How might we …**\n\n" + ("\n".join(f"- *{q}*" for q in analysis.hmw) or "_No question yet._"))
     chosen = chosen_idea(analysis)
+    st.markdown("**Ideas**, in themes" if analysis.ideas else "**Ideas**: none yet.")
     for theme, ideas in analysis.themes.items():
         st.markdown(f"**{theme}**\n\n" + "\n".join(
             f"- {idea.text}" + (" · :green[**chosen**]" if idea == chosen else "") for idea in ideas

@@ -140,9 +140,11 @@ if not groups:
     st.stop()
 
 if "open-workgroup" in st.session_state:  # a group set up in the last run opens itself
-    st.session_state["workgroup"] = st.session_state.pop("open-workgroup")
+    st.session_state["group"] = st.session_state.pop("open-workgroup")
 by_id = {g.id: g for g in groups}
-group = by_id[st.selectbox("Workgroup", list(by_id), format_func=lambda g: by_id[g].name, key="workgroup",
+# Not keyed "workgroup" like the meetings page's chooser: with the same key on both pages, the
+# meetings page ignored the ?workgroup= of the links below (seen in Chromium).
+group = by_id[st.selectbox("Workgroup", list(by_id), format_func=lambda g: by_id[g].name, key="group",
                            bind="query-params")]
 
 

@@ -359,7 +359,7 @@ def test_workgroups_lists_the_seeded_groups_with_their_meetings_and_sets_up_a_ne
     no_exception(app)
     assert set(SEEDED_GROUPS) <= set(table(app, "Workgroup")["Workgroup"])
     coordination = next(g for g in meetings.workgroups(db, ANALYST) if g.name == SEEDED_GROUPS[1])
-    app.selectbox(key="workgroup").set_value(coordination.id).run()
+    app.selectbox(key="group").set_value(coordination.id).run()
     members = table(app, "Role")
     assert members["Name"].tolist() == [p.name for p in coordination.members]
     assert "Vendor" in members["Party"].tolist()
@@ -384,7 +384,7 @@ def test_workgroups_lists_the_seeded_groups_with_their_meetings_and_sets_up_a_ne
     assert made.vendor_ids == ["V2"] and made.decisions == ["Which schools to visit", "What to raise with the vendor"]
     assert [(p.name, p.party, p.party_id, p.organisation) for p in made.members] == [
         ("Test Chair", "district", None, "District"), ("Test Coordinator", "vendor", "V2", V2_NAME)]
-    assert app.selectbox(key="workgroup").value == made.id
+    assert app.selectbox(key="group").value == made.id
     assert "It has not met yet." in [c.value for c in app.caption]
 
 
@@ -396,7 +396,7 @@ def test_two_editors_of_one_workgroup_and_nothing_is_lost(dashboard, db):
     first, second = (open_page(WORKGROUPS, user=user) for user in ("facilitator", "analyst"))
     forms = []
     for app in (first, second):
-        app.selectbox(key="workgroup").set_value(group.id).run()
+        app.selectbox(key="group").set_value(group.id).run()
         forms.append(next(t.key for t in app.text_area if t.key.startswith("wg-")).rsplit("-", 1)[0])
 
     first.text_area(key=f"{forms[0]}-purpose").set_value("First editor's purpose")
