@@ -167,8 +167,14 @@ def keep_vendor_choice(key: str, label, *, by_id: bool = False) -> None:
 
 
 def disguised(frame: pd.DataFrame) -> pd.DataFrame:
-    """A frame read outside `query` (the signals), disguised the same way while aliasing."""
+    """A frame read outside `query` (the signals, records of meetings), disguised the same way
+    while aliasing."""
     return disguise(frame, _aliases(version(), str(scope()))) if session.aliasing() else frame
+
+
+def disguised_text(text: str) -> str:
+    """Free text (a meeting's name, a commitment's action) with vendors as aliases while aliasing."""
+    return str(disguised(pd.DataFrame({"text": [text]}))["text"].iloc[0])
 
 
 @st.cache_data(show_spinner=False)

@@ -168,3 +168,24 @@ def test_switching_aliases_on_keeps_the_choices_and_rewrites_the_address(dashboa
     app.run()
     assert app.query_params["profile"] == VENDOR_LABELS["V4"]
     assert app.query_params["vendor"] == [VENDOR_LABELS["V3"], VENDOR_LABELS["V4"]]
+
+
+def test_aliases_replace_ids_and_names_wherever_they_stand():
+    import pandas as pd
+
+    from ciboard.dashboard import disguise, letter
+
+    named = {"V1": ("BrightPath Tutoring", "Vendor A"), "V2": ("Lumen Learning Partners", "Vendor B"),
+             "V10": ("Tenth Tutors", "Vendor J")}
+    frame = pd.DataFrame({
+        "text": ["sessions_V2_2025-10-13.csv", "V2-T0055", "V20 is no vendor", "BrightPath Tutoring moves", "V10, V1", None],
+        "vendor_id": ["V1", "V2", "V10", None, "V1", "V2"],
+        "n": [1, 2, 3, 4, 5, 6],
+    })
+    shown = disguise(frame, named)
+    assert shown["text"].tolist()[:5] == [
+        "sessions_Vendor B_2025-10-13.csv", "Vendor B-T0055", "V20 is no vendor", "Vendor A moves", "Vendor J, Vendor A",
+    ]
+    assert shown["vendor_id"].tolist()[:3] == ["Vendor A", "Vendor B", "Vendor J"]
+    assert shown["n"].tolist() == frame["n"].tolist()
+    assert [letter(i) for i in (0, 5, 25, 26, 27)] == ["A", "F", "Z", "AA", "AB"]
