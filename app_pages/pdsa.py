@@ -7,13 +7,15 @@ from datetime import date, timedelta
 
 import streamlit as st
 
-from ciboard import charts, ci_ui, followup, meetings, signals
+from ciboard import charts, ci_ui, followup, meetings, session, signals
 from ciboard.access import Scope, ScopeError
-from ciboard.dashboard import metrics, min_cell, query, scope, version, warehouse
+from ciboard.dashboard import disguised, disguised_text, metrics, min_cell, query, scope, version, warehouse
 from ciboard.meetings import ACT_LABELS, ACTS, PDSA_STEPS, EditConflict, PdsaCycle, Slice
 
 db = ci_ui.db()
-staff = ci_ui.district_staff()
+# On a shared screen with vendors as letters the records read disguised, and the forms (which
+# hold the text as typed) are left out.
+staff = ci_ui.district_staff() and not session.aliasing()
 filters = st.session_state["filters"]
 NOTICE = "pdsa-notice"
 STAGES = {"plan": "Plan", "do": "Do", "study": "Study", "act": "Act"}
@@ -29,12 +31,12 @@ def short(text: str, limit: int = 70) -> str:
 
 def label(cycle: PdsaCycle) -> str:
     """How a cycle reads in the chooser, and so in the page's address (?cycle=…)."""
-    return f"#{cycle.id} · {short(cycle.title)}"
+    return disguised_text(f"#{cycle.id} · {short(cycle.title)}")
 
 
 def analysis_label(analysis: meetings.RootCause) -> str:
     """How the root causes page names an analysis in its address (?analysis=…)."""
-    return f"#{analysis.id} · {short(analysis.problem)}"
+    return disguised_text(f"#{analysis.id} · {short(analysis.problem)}")
 
 
 def when(day: date | None) -> str:
@@ -68,7 +70,7 @@ if notice := st.session_state.pop(NOTICE, None):
 
 cycles = meetings.pdsa_cycles(db, scope())
 if cycles:
-    st.dataframe(ci_ui.records_frame(cycles, {
+    st.dataframe(disguised(ci_ui.records_frame(cycles, {
         "Cycle": lambda c: c.title,
         "Metric": lambda c: ci_ui.metric_label(c.metric_id),
         "Students": lambda c: ci_ui.slice_text(c.slice),
@@ -76,7 +78,7 @@ if cycles:
         "Study on": lambda c: c.ends_on,
         "Step": lambda c: STAGES[c.stage],
         "Decision": lambda c: ACT_LABELS.get(c.act, ""),
-    }), hide_index=True)
+    })), hide_index=True)
 
 
 def new_cycle() -> None:
@@ -108,8 +110,10 @@ def new_cycle() -> None:
 
 if staff:
     new_cycle()
+elif ci_ui.district_staff():
+    st.caption("Editing is off while vendors are shown as letters.")
 if not cycles:
-    st.info("No PDSA cycle yet" + ("." if staff else " about your students."))
+    st.info("No PDSA cycle yet" + ("." if ci_ui.district_staff() else " about your students."))
     st.stop()
 
 if "open-cycle" in st.session_state:  # a cycle planned in the last run opens itself
@@ -123,15 +127,15 @@ metric = metrics()[cycle.metric_id]
 
 
 def show_plan(cycle: PdsaCycle) -> None:
-    st.subheader(f"Plan · {cycle.title}")
-    st.markdown(
+    st.subheader(disguised_text(f"Plan · {cycle.title}"))
+    st.markdown(disguised_text(
         f"**The change.** {cycle.change or '—'}\n\n**The prediction.** {cycle.prediction or '—'}\n\n"
         f"**The measure.** {metric['label']} for {ci_ui.slice_text(cycle.slice)}, from {when(cycle.start_on)}"
         + (f", studied on {when(cycle.ends_on)}" if cycle.ends_on else "")
-    )
+    ))
     origin = meetings.root_cause_of(db, scope(), pdsa_id=cycle.id)
     if origin is not None:
-        st.page_link("app_pages/root_causes.py", label=f"Why we are trying it: {short(origin.problem)}",
+        st.page_link("app_pages/root_causes.py", label=disguised_text(f"Why we are trying it: {short(origin.problem)}"),
                      icon=":material/account_tree:", query_params={"analysis": analysis_label(origin)})
 
 
@@ -154,9 +158,9 @@ def show_do(cycle: PdsaCycle) -> None:
     st.subheader("Do")
     st.caption(PDSA_STEPS["do"])
     if cycle.observations:
-        st.dataframe(ci_ui.records_frame(sorted(cycle.observations, key=lambda o: o.on), {
+        st.dataframe(disguised(ci_ui.records_frame(sorted(cycle.observations, key=lambda o: o.on), {
             "Date": lambda o: o.on, "Observation": lambda o: o.text, "By": lambda o: o.by,
-        }), hide_index=True)
+        })), hide_index=True)
     else:
         st.caption("Nothing noted yet.")
     if staff:
@@ -189,7 +193,7 @@ def spc_chart(cycle: PdsaCycle, movement: followup.Movement) -> None:
         st.caption(f"Fewer than {signals.MIN_POINTS} weeks with data: too few for a control chart.")
         return
     marks = meetings.pdsa_marks(db, scope(), cycle.metric_id, cycle.slice)
-    figure = charts.spc_figure(signals.chart(series, metric), metric, events=marks[marks["pdsa_id"] == cycle.id],
+    figure = charts.spc_figure(signals.chart(series, metric), metric, events=disguised(marks[marks["pdsa_id"] == cycle.id]),
                                height=360, min_cell=min_cell())
     for name, period, colour in (("before", movement.before, "#999999"), ("after", movement.after, "#56B4E9")):
         if period is not None:
@@ -201,7 +205,7 @@ def spc_chart(cycle: PdsaCycle, movement: followup.Movement) -> None:
 def show_study(cycle: PdsaCycle) -> None:
     st.subheader("Study")
     st.caption(PDSA_STEPS["study"])
-    st.markdown(f"**Predicted.** {cycle.prediction or '—'}")
+    st.markdown(disguised_text(f"**Predicted.** {cycle.prediction or '—'}"))
     movement = study_of(cycle)
     if movement.status == "ok":
         show_numbers(movement)
@@ -209,14 +213,14 @@ def show_study(cycle: PdsaCycle) -> None:
         st.info(movement.note, icon=":material/hourglass_empty:")
     st.caption(" ".join(part for part in (movement.chart_note, movement.method) if part))
     spc_chart(cycle, movement)
-    st.markdown(f"**What the group learned.** {cycle.study or '_Not written yet._'}")
+    st.markdown(disguised_text(f"**What the group learned.** {cycle.study or '_Not written yet._'}"))
 
 
 def show_act(cycle: PdsaCycle) -> None:
     st.subheader("Act")
     st.caption(PDSA_STEPS["act"])
     if cycle.act:
-        st.markdown(f"**{ACT_LABELS[cycle.act]}.** {cycle.act_note}")
+        st.markdown(disguised_text(f"**{ACT_LABELS[cycle.act]}.** {cycle.act_note}"))
     else:
         st.caption("Not decided yet.")
 
@@ -323,8 +327,8 @@ with st.expander("History", icon=":material/history:"):
     revision = st.selectbox("Read revision", [v.revision for v in versions], index=len(versions) - 1,
                             key=f"pdsa-history-{cycle.id}-{cycle.revision}")
     shown = next(v.record for v in versions if v.revision == revision)
-    st.markdown(
+    st.markdown(disguised_text(
         f"**{shown.title}** · from {when(shown.start_on)}\n\n**The change.** {shown.change or '—'}\n\n"
         f"**The prediction.** {shown.prediction or '—'}\n\n**Observations.** {len(shown.observations)}\n\n"
         f"**Study.** {shown.study or '—'}\n\n**Act.** {ACT_LABELS.get(shown.act, 'not decided')}. {shown.act_note}"
-    )
+    ))

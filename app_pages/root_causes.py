@@ -7,16 +7,18 @@ from dataclasses import replace
 import pandas as pd
 import streamlit as st
 
-from ciboard import ci_ui, meetings
+from ciboard import ci_ui, meetings, session
 from ciboard.access import ScopeError
-from ciboard.dashboard import scope
+from ciboard.dashboard import disguised, disguised_text, scope
 from ciboard.meetings import (
     COMMITMENT_PROMPT, HMW_STEPS, HMW_TEMPLATE, MIN_WHYS, PARTIES, PDSA_STEPS, ROOT_CAUSE_STEPS, STATUS_LABELS,
     WHY_PROMPT, Cause, EditConflict, Idea, RootCause,
 )
 
 db = ci_ui.db()
-staff = ci_ui.district_staff()
+# On a shared screen with vendors as letters the records read disguised, and the forms (which
+# hold the text as typed) are left out.
+staff = ci_ui.district_staff() and not session.aliasing()
 NOTICE = "root-causes-notice"
 CAUSE_COLUMNS = {
     "text": st.column_config.TextColumn("Cause", width="large", required=True),
@@ -36,12 +38,12 @@ def short(text: str, limit: int = 70) -> str:
 
 def label(analysis: RootCause) -> str:
     """How an analysis reads in the chooser, and so in the page's address (?analysis=…)."""
-    return f"#{analysis.id} · {short(analysis.problem)}"
+    return disguised_text(f"#{analysis.id} · {short(analysis.problem)}")
 
 
 def cycle_label(cycle: meetings.PdsaCycle) -> str:
     """How the PDSA cycles page names a cycle in its address (?cycle=…)."""
-    return f"#{cycle.id} · {short(cycle.title)}"
+    return disguised_text(f"#{cycle.id} · {short(cycle.title)}")
 
 
 def party_text(party: str, party_id: str | None) -> str:
@@ -92,7 +94,7 @@ def became(analysis: RootCause) -> str:
 
 if analyses:
     st.dataframe(
-        ci_ui.records_frame(analyses, {
+        disguised(ci_ui.records_frame(analyses, {
             "Metric": lambda r: ci_ui.metric_label(r.metric_id),
             "Students": lambda r: ci_ui.slice_text(r.slice),
             "Problem": lambda r: r.problem,
@@ -100,7 +102,7 @@ if analyses:
             "Complete": lambda r: r.complete,
             "Chosen idea": lambda r: chosen_idea(r).text if chosen_idea(r) else "",
             "Became": became,
-        }),
+        })),
         hide_index=True,
         column_config={"Complete": st.column_config.CheckboxColumn(help=f"At least {MIN_WHYS} whys")},
     )
@@ -132,8 +134,10 @@ def new_analysis() -> None:
 
 if staff:
     new_analysis()
+elif ci_ui.district_staff():
+    st.caption("Editing is off while vendors are shown as letters.")
 if not analyses:
-    st.info("No root-cause analysis yet" + ("." if staff else " about your students."))
+    st.info("No root-cause analysis yet" + ("." if ci_ui.district_staff() else " about your students."))
     st.stop()
 
 if "open-analysis" in st.session_state:  # an analysis started in the last run opens itself
@@ -149,7 +153,7 @@ analysis = by_id[st.selectbox("Analysis", list(by_id), format_func=lambda i: lab
 def show_whys(whys: list[str]) -> None:
     st.markdown(f"**{WHY_PROMPT}**")
     if asked(whys):
-        st.markdown(numbered(asked(whys)))
+        st.markdown(disguised_text(numbered(asked(whys))))
     if len(asked(whys)) < MIN_WHYS:
         st.warning(f"{len(asked(whys))} whys so far: keep going to at least {MIN_WHYS}.", icon=":material/help:")
 
@@ -157,19 +161,19 @@ def show_whys(whys: list[str]) -> None:
 def show_causes(analysis: RootCause) -> None:
     reach, beyond = st.columns(2)
     ranked = [f"- **{c.priority}** · {c.text}" if c.priority else f"- {c.text} (not ranked yet)" for c in analysis.within_reach]
-    reach.markdown("**Within our reach**, first to tackle first\n\n" + ("\n".join(ranked) or "_None marked yet._"))
+    reach.markdown(disguised_text("**Within our reach**, first to tackle first\n\n" + ("\n".join(ranked) or "_None marked yet._")))
     set_aside = [f"- {c.text}" for c in analysis.causes if not c.controllable]
-    beyond.markdown("**Beyond our reach**, set aside\n\n" + ("\n".join(set_aside) or "_None._"))
+    beyond.markdown(disguised_text("**Beyond our reach**, set aside\n\n" + ("\n".join(set_aside) or "_None._")))
 
 
 def show_ideas(analysis: RootCause) -> None:
-    st.markdown("**How might we …**\n\n" + ("\n".join(f"- *{q}*" for q in analysis.hmw) or "_No question yet._"))
+    st.markdown(disguised_text("**How might we …**\n\n" + ("\n".join(f"- *{q}*" for q in analysis.hmw) or "_No question yet._")))
     chosen = chosen_idea(analysis)
     st.markdown("**Ideas**, in themes" if analysis.ideas else "**Ideas**: none yet.")
     for theme, ideas in analysis.themes.items():
-        st.markdown(f"**{theme}**\n\n" + "\n".join(
+        st.markdown(disguised_text(f"**{theme}**\n\n" + "\n".join(
             f"- {idea.text}" + (" · :green[**chosen**]" if idea == chosen else "") for idea in ideas
-        ))
+        )))
 
 
 def show_choice(analysis: RootCause) -> None:
@@ -178,22 +182,23 @@ def show_choice(analysis: RootCause) -> None:
         return
     if analysis.pdsa_id in cycles:
         cycle = cycles[analysis.pdsa_id]
-        st.success(f"Chosen: {chosen.text}. Tested as a PDSA cycle, now at its {cycle.stage} step.", icon=":material/autorenew:")
-        st.page_link("app_pages/pdsa.py", label=f"PDSA cycle: {cycle.title}", icon=":material/autorenew:",
+        st.success(disguised_text(f"Chosen: {chosen.text}. Tested as a PDSA cycle, now at its {cycle.stage} step."),
+                   icon=":material/autorenew:")
+        st.page_link("app_pages/pdsa.py", label=disguised_text(f"PDSA cycle: {cycle.title}"), icon=":material/autorenew:",
                      query_params={"cycle": cycle_label(cycle)})
     elif analysis.commitment_id in promises:
         promise = promises[analysis.commitment_id]
         due = f", due {promise.due_on:%b %-d, %Y}" if promise.due_on else ""
-        st.success(
+        st.success(disguised_text(
             f"Chosen: {chosen.text}. A commitment of {party_text(promise.party, promise.party_id)}, owned by "
-            f"{promise.owner}{due}: {STATUS_LABELS[promise.status].lower()}.", icon=":material/task_alt:",
+            f"{promise.owner}{due}: {STATUS_LABELS[promise.status].lower()}."), icon=":material/task_alt:",
         )
         st.page_link("app_pages/commitments.py", label="Commitments", icon=":material/task_alt:")
 
 
 def show_analysis(analysis: RootCause) -> None:
-    st.subheader(f"{ci_ui.metric_label(analysis.metric_id)} · {ci_ui.slice_text(analysis.slice)}")
-    st.markdown(analysis.problem)
+    st.subheader(disguised_text(f"{ci_ui.metric_label(analysis.metric_id)} · {ci_ui.slice_text(analysis.slice)}"))
+    st.markdown(disguised_text(analysis.problem))
     st.caption(f"Revision {analysis.revision}, saved by {analysis.updated_by} on {analysis.updated_at:%b %-d, %Y %H:%M}")
     show_whys(analysis.whys)
     show_causes(analysis)
@@ -417,5 +422,5 @@ with st.expander("History", icon=":material/history:"):
     revision = st.selectbox("Read revision", [v.revision for v in versions], index=len(versions) - 1,
                             key=f"rc-history-{analysis.id}-{analysis.revision}")
     shown = next(v.record for v in versions if v.revision == revision)
-    st.markdown(shown.problem)
-    st.markdown(numbered(asked(shown.whys)) or "_No whys yet._")
+    st.markdown(disguised_text(shown.problem))
+    st.markdown(disguised_text(numbered(asked(shown.whys))) or "_No whys yet._")

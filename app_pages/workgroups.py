@@ -6,13 +6,15 @@ from dataclasses import replace
 import pandas as pd
 import streamlit as st
 
-from ciboard import ci_ui, meetings
+from ciboard import ci_ui, meetings, session
 from ciboard.access import ScopeError
-from ciboard.dashboard import scope
+from ciboard.dashboard import disguised, disguised_text, scope
 from ciboard.meetings import PARTIES, EditConflict, Person, Workgroup
 
 db = ci_ui.db()
-staff = ci_ui.district_staff()
+# On a shared screen with vendors as letters the records read disguised, and the forms (which
+# hold the text as typed) are left out.
+staff = ci_ui.district_staff() and not session.aliasing()
 NOTICE = "workgroups-notice"
 
 
@@ -36,14 +38,14 @@ if notice := st.session_state.pop(NOTICE, None):
 
 groups = meetings.workgroups(db, scope())
 if groups:
-    st.dataframe(ci_ui.records_frame(groups, {
+    st.dataframe(disguised(ci_ui.records_frame(groups, {
         "Workgroup": lambda g: g.name,
         "Purpose": lambda g: g.purpose,
         "Meets": lambda g: g.cadence,
         "Format": lambda g: g.format,
         "Vendors": lambda g: ", ".join(ci_ui.vendor_name(v) for v in g.vendor_ids) or "District only",
         "Members": lambda g: len(g.members),
-    }), hide_index=True)
+    })), hide_index=True)
 
 
 # --- the form, for a new workgroup and for an edit ----------------------------------------
@@ -135,8 +137,10 @@ def new_workgroup() -> None:
 
 if staff:
     new_workgroup()
+elif ci_ui.district_staff():
+    st.caption("Editing is off while vendors are shown as letters.")
 if not groups:
-    st.info("No workgroup yet" + ("." if staff else " that your organisation takes part in."))
+    st.info("No workgroup yet" + ("." if ci_ui.district_staff() else " that your organisation takes part in."))
     st.stop()
 
 if "open-workgroup" in st.session_state:  # a group set up in the last run opens itself
@@ -144,7 +148,7 @@ if "open-workgroup" in st.session_state:  # a group set up in the last run opens
 by_id = {g.id: g for g in groups}
 # Not keyed "workgroup" like the meetings page's chooser: with the same key on both pages, the
 # meetings page ignored the ?workgroup= of the links below (seen in Chromium).
-group = by_id[st.selectbox("Workgroup", list(by_id), format_func=lambda g: by_id[g].name, key="group",
+group = by_id[st.selectbox("Workgroup", list(by_id), format_func=lambda g: disguised_text(by_id[g].name), key="group",
                            bind="query-params")]
 
 
@@ -152,16 +156,16 @@ group = by_id[st.selectbox("Workgroup", list(by_id), format_func=lambda g: by_id
 
 
 def show_group(group: Workgroup) -> None:
-    st.subheader(group.name)
-    st.markdown(group.purpose or "_No purpose written yet._")
-    st.markdown(f"**Meets** {group.cadence or '—'} · **Format** {group.format or '—'}")
+    st.subheader(disguised_text(group.name))
+    st.markdown(disguised_text(group.purpose) or "_No purpose written yet._")
+    st.markdown(disguised_text(f"**Meets** {group.cadence or '—'} · **Format** {group.format or '—'}"))
     vendors = ", ".join(ci_ui.vendor_name(v) for v in group.vendor_ids)
-    st.markdown(f"**Vendors** {vendors or 'none: a district group'}")
-    st.markdown("**Decides**\n\n" + ("\n".join(f"- {d}" for d in group.decisions) or "_Not written yet._"))
-    st.dataframe(ci_ui.records_frame(group.members, {
+    st.markdown(disguised_text(f"**Vendors** {vendors or 'none: a district group'}"))
+    st.markdown(disguised_text("**Decides**\n\n" + ("\n".join(f"- {d}" for d in group.decisions) or "_Not written yet._")))
+    st.dataframe(disguised(ci_ui.records_frame(group.members, {
         "Name": lambda p: p.name, "Organisation": lambda p: p.organisation, "Party": lambda p: p.party.capitalize(),
         "Role": lambda p: p.role,
-    }), hide_index=True)
+    })), hide_index=True)
 
 
 def show_meetings(group: Workgroup) -> None:
@@ -249,13 +253,13 @@ if staff:
 
 with st.expander("History", icon=":material/history:"):
     versions = meetings.history(db, scope(), "workgroup", group.id)
-    st.dataframe(ci_ui.records_frame(versions, {
+    st.dataframe(disguised(ci_ui.records_frame(versions, {
         "Revision": lambda v: v.revision, "Saved by": lambda v: v.saved_by,
         "Saved at": lambda v: f"{v.saved_at:%Y-%m-%d %H:%M}", "Name": lambda v: v.record.name,
         "Members": lambda v: len(v.record.members),
-    }), hide_index=True)
+    })), hide_index=True)
     revision = st.selectbox("Read revision", [v.revision for v in versions], index=len(versions) - 1,
                             key=f"workgroup-history-{group.id}-{group.revision}")
     shown = next(v.record for v in versions if v.revision == revision)
-    st.markdown(f"**{shown.name}**\n\n{shown.purpose}\n\n**Meets** {shown.cadence} · **Format** {shown.format}")
-    st.markdown("\n".join(f"- {p.name} ({p.organisation}): {p.role}" for p in shown.members) or "_No members._")
+    st.markdown(disguised_text(f"**{shown.name}**\n\n{shown.purpose}\n\n**Meets** {shown.cadence} · **Format** {shown.format}"))
+    st.markdown(disguised_text("\n".join(f"- {p.name} ({p.organisation}): {p.role}" for p in shown.members)) or "_No members._")
