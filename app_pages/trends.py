@@ -5,8 +5,9 @@ from datetime import timedelta
 import pandas as pd
 import streamlit as st
 
-from ciboard import charts
-from ciboard.dashboard import chart_footer, group_labels, metric_picker, metrics, min_cell, query, scope
+from ciboard import charts, meetings
+from ciboard.dashboard import chart_footer, disguised, group_labels, metric_picker, metrics, min_cell, query, scope
+from ciboard.session import app_db
 from ciboard.signals import chart
 from ciboard.stats import spc
 
@@ -62,6 +63,11 @@ rebase_on = st.columns([2, 5])[0].date_input(
 charted = chart(series, metric, rebase=[rebase_on] if rebase_on else [])
 events = query("events", start=filters.start.isoformat(), end=filters.end.isoformat())
 events = events[events["metric_id"].isna() | (events["metric_id"] == metric["metric_id"])]
+# A PDSA cycle marks its start on every chart that holds some of the students it changed things for.
+cycles = meetings.pdsa_marks(app_db(), scope(), metric["metric_id"], filters.chosen)
+cycles = cycles[(cycles["starts_on"] >= filters.start) & (cycles["starts_on"] <= filters.end)]
+if not cycles.empty:
+    events = pd.concat([events, disguised(cycles)[[c for c in cycles.columns if c in events.columns]]], ignore_index=True)
 
 overlays, second_axis = [], None
 catalogue = metrics()

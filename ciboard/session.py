@@ -115,8 +115,11 @@ html { font-size: 20px; }
 def account_box(account: Account) -> None:
     """Who is signed in, the way out, and the presentation switches, at the top of the sidebar."""
     with st.sidebar:
-        role = ROLE_NAMES[account.role] + (f" · {account.vendor_id}" if account.vendor_id else "")
-        st.markdown(f"**{account.display_name}**  \n{role}")
+        if aliasing():
+            st.markdown(f"**{ROLE_NAMES[account.role]}**")  # a vendor's own name stays off the shared screen
+        else:
+            role = ROLE_NAMES[account.role] + (f" · {account.vendor_id}" if account.vendor_id else "")
+            st.markdown(f"**{account.display_name}**  \n{role}")
         st.button("Sign out", icon=":material/logout:", on_click=sign_out, key="sign_out")
         st.toggle(
             "Presentation mode",

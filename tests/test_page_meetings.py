@@ -164,3 +164,19 @@ def test_commitments_page_adds_and_logs(store):
     app.button(key=f"FormSubmitter:{form}-Save").click().run()
     again = meetings.commitment(store, ANALYST, made.id)
     assert [(e.status, e.note) for e in again.log] == [("open", ""), ("in_progress", "First list sent")]
+
+
+def test_a_pdsa_cycle_marks_the_trend_charts_of_its_slice(store):
+    """The seeded V5 cycle for English learners marks V5's chart and the district's, not V4's."""
+    [cycle] = [p for p in meetings.pdsa_cycles(store, ANALYST) if p.slice.vendor_id == "V5"]
+    metric = {"tutoring_attendance_rate": "Tutoring attendance rate"}[cycle.metric_id]
+    title = f"PDSA: {cycle.title}"
+
+    def marked(**query) -> bool:
+        from conftest import figures
+
+        app = open_page("app_pages/trends.py", query={"metric": metric, **query})
+        return any(title in str(a.get("text", "")) for a in figures(app)[0]["layout"].get("annotations", []))
+
+    assert marked() and marked(vendor="V5 · Cardinal Tutors")
+    assert not marked(vendor="V4 · Northstar Readers")
