@@ -115,11 +115,7 @@ html { font-size: 20px; }
 def account_box(account: Account) -> None:
     """Who is signed in, the way out, and the presentation switches, at the top of the sidebar."""
     with st.sidebar:
-        if aliasing():
-            st.markdown(f"**{ROLE_NAMES[account.role]}**")  # a vendor's own name stays off the shared screen
-        else:
-            role = ROLE_NAMES[account.role] + (f" · {account.vendor_id}" if account.vendor_id else "")
-            st.markdown(f"**{account.display_name}**  \n{role}")
+        who = st.empty()  # filled after the switches, which decide whether a vendor may be named
         st.button("Sign out", icon=":material/logout:", on_click=sign_out, key="sign_out")
         st.toggle(
             "Presentation mode",
@@ -134,6 +130,11 @@ def account_box(account: Account) -> None:
                 bind="query-params",
                 help="The same letter stands for the same vendor on every page while you present.",
             )
+        if aliasing():
+            who.markdown(f"**{ROLE_NAMES[account.role]}**")  # a vendor's own name stays off the shared screen
+        else:
+            role = ROLE_NAMES[account.role] + (f" · {account.vendor_id}" if account.vendor_id else "")
+            who.markdown(f"**{account.display_name}**  \n{role}")
         st.divider()
 
 
