@@ -455,3 +455,16 @@ def test_a_vendor_reads_only_its_own_workgroups_analyses_and_cycles(dashboard, d
         assert table(seen[PDSA], "Cycle")["Cycle"].tolist() == [c.title for c in cycles]
     else:
         assert [i.value for i in seen[PDSA].info] == ["No PDSA cycle yet about your students."]
+
+
+@pytest.mark.parametrize("page", [WORKGROUPS, ROOT_CAUSES, PDSA])
+def test_presenting_with_vendors_as_letters_names_no_vendor_and_offers_no_form(dashboard, page):
+    app = open_page(page, query={"present": "true", "alias": "true"}, user="facilitator")
+    no_exception(app)
+    text = page_text(app)
+    assert not re.findall(r"\bV[1-6]\b", text)
+    assert not [name for name in VENDOR_LABELS.values() if name.split(" · ")[1] in text]
+    assert re.search(r"\bVendor [A-F]\b", text), "the records name vendors by their letters"
+    main = app.main
+    assert not (main.text_input or main.text_area or main.data_editor or main.date_input or main.button), page
+    assert "Editing is off while vendors are shown as letters." in [c.value for c in app.caption]
