@@ -46,10 +46,6 @@ def cycle_label(cycle: meetings.PdsaCycle) -> str:
     return disguised_text(f"#{cycle.id} · {short(cycle.title)}")
 
 
-def party_text(party: str, party_id: str | None) -> str:
-    return {"vendor": ci_ui.vendor_name(party_id), "school": ci_ui.school_name(party_id)}.get(party) or "The district"
-
-
 def numbered(lines) -> str:
     return "\n".join(f"{i}. {line}" for i, line in enumerate(lines, 1))
 
@@ -88,7 +84,7 @@ def became(analysis: RootCause) -> str:
         return f"PDSA cycle: {cycles[analysis.pdsa_id].title} ({cycles[analysis.pdsa_id].stage})"
     if analysis.commitment_id in promises:
         promise = promises[analysis.commitment_id]
-        return f"Commitment of {party_text(promise.party, promise.party_id)} ({STATUS_LABELS[promise.status].lower()})"
+        return f"Commitment of {ci_ui.party_text(promise.party, promise.party_id)} ({STATUS_LABELS[promise.status].lower()})"
     return ""
 
 
@@ -190,7 +186,7 @@ def show_choice(analysis: RootCause) -> None:
         promise = promises[analysis.commitment_id]
         due = f", due {promise.due_on:%b %-d, %Y}" if promise.due_on else ""
         st.success(disguised_text(
-            f"Chosen: {chosen.text}. A commitment of {party_text(promise.party, promise.party_id)}, owned by "
+            f"Chosen: {chosen.text}. A commitment of {ci_ui.party_text(promise.party, promise.party_id)}, owned by "
             f"{promise.owner}{due}: {STATUS_LABELS[promise.status].lower()}."), icon=":material/task_alt:",
         )
         st.page_link("app_pages/commitments.py", label="Commitments", icon=":material/task_alt:")

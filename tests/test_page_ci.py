@@ -235,7 +235,7 @@ def test_a_chosen_idea_can_become_a_commitment(dashboard, db):
     assert (promise.party, promise.party_id, promise.owner, promise.action, promise.due_on, promise.metric_id,
             promise.slice) == ("vendor", "V2", "Test Owner", "Test idea: publish the tutor rota", date(2026, 4, 1),
                                METRIC, Slice(vendor_id="V2"))
-    assert any("A commitment of Lumen Learning Partners, owned by Test Owner, due Apr 1, 2026" in s.value for s in app.success)
+    assert any("A commitment of Lumen Learning Partners (vendor), owned by Test Owner, due Apr 1, 2026" in s.value for s in app.success)
 
 
 # --- PDSA cycles -------------------------------------------------------------------------
