@@ -7,15 +7,16 @@ from datetime import date, timedelta
 
 import streamlit as st
 
-from ciboard import charts, ci_ui, followup, meetings, session, signals
+from ciboard import charts, ci_ui, followup, meetings, signals
 from ciboard.access import Scope, ScopeError
 from ciboard.dashboard import disguised, disguised_text, metrics, min_cell, query, scope, version, warehouse
 from ciboard.meetings import ACT_LABELS, ACTS, PDSA_STEPS, EditConflict, PdsaCycle, Slice
+from ciboard.session import aliasing
 
 db = ci_ui.db()
 # On a shared screen with vendors as letters the records read disguised, and the forms (which
 # hold the text as typed) are left out.
-staff = ci_ui.district_staff() and not session.aliasing()
+staff = ci_ui.district_staff() and not aliasing()
 filters = st.session_state["filters"]
 NOTICE = "pdsa-notice"
 STAGES = {"plan": "Plan", "do": "Do", "study": "Study", "act": "Act"}

@@ -7,18 +7,19 @@ from dataclasses import replace
 import pandas as pd
 import streamlit as st
 
-from ciboard import ci_ui, meetings, session
+from ciboard import ci_ui, meetings
 from ciboard.access import ScopeError
 from ciboard.dashboard import disguised, disguised_text, scope
 from ciboard.meetings import (
     COMMITMENT_PROMPT, HMW_STEPS, HMW_TEMPLATE, MIN_WHYS, PARTIES, PDSA_STEPS, ROOT_CAUSE_STEPS, STATUS_LABELS,
     WHY_PROMPT, Cause, EditConflict, Idea, RootCause,
 )
+from ciboard.session import aliasing
 
 db = ci_ui.db()
 # On a shared screen with vendors as letters the records read disguised, and the forms (which
 # hold the text as typed) are left out.
-staff = ci_ui.district_staff() and not session.aliasing()
+staff = ci_ui.district_staff() and not aliasing()
 NOTICE = "root-causes-notice"
 CAUSE_COLUMNS = {
     "text": st.column_config.TextColumn("Cause", width="large", required=True),

@@ -6,15 +6,16 @@ from dataclasses import replace
 import pandas as pd
 import streamlit as st
 
-from ciboard import ci_ui, meetings, session
+from ciboard import ci_ui, meetings
 from ciboard.access import ScopeError
 from ciboard.dashboard import disguised, disguised_text, scope
 from ciboard.meetings import PARTIES, EditConflict, Person, Workgroup
+from ciboard.session import aliasing
 
 db = ci_ui.db()
 # On a shared screen with vendors as letters the records read disguised, and the forms (which
 # hold the text as typed) are left out.
-staff = ci_ui.district_staff() and not session.aliasing()
+staff = ci_ui.district_staff() and not aliasing()
 NOTICE = "workgroups-notice"
 
 
