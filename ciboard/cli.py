@@ -11,6 +11,7 @@ import click
 from ciboard import accounts
 from ciboard import demo as demo_district
 from ciboard.appdb import AppDB
+from ciboard.privacy import for_export
 from ciboard.access import ROLES, Scope, ScopeError
 from ciboard.ingest import KINDS, IngestRejected, Submission, ingest as ingest_files
 from ciboard.queries import VIEWS, QueryError, data_map, run
@@ -158,11 +159,13 @@ def query(view: str, scope_text: str, params: tuple[str, ...], output_format: st
         scope = Scope.parse(scope_text)
     except ValueError as error:
         raise click.BadParameter(str(error), param_hint="--as") from None
+    warehouse = warehouse_for(data_dir)
     try:
-        frame = run(warehouse_for(data_dir), view, scope, parse_params(params))
+        frame = run(warehouse, view, scope, parse_params(params))
     except (QueryError, ScopeError, WarehouseMissing) as error:
         raise click.ClickException(str(error)) from None
-    write_frame(frame, output_format)
+    # A hidden cell says why it is blank, as in the dashboard's downloads.
+    write_frame(for_export(frame, warehouse.settings.min_cell_size), output_format)
 
 
 @main.command(help="Print the data map: every metric's definition, source, timing and accuracy.")
