@@ -385,12 +385,12 @@ def choose(record: RootCause, session: dict) -> None:
         key = f"choose-{record.id}"
         idea = st.selectbox("Idea", range(len(record.ideas)), format_func=lambda i: record.ideas[i].text, key=f"{key}-idea")
         becomes = st.radio("It becomes", list(BECOMES), format_func=BECOMES.get, horizontal=True, key=f"{key}-becomes")
-        made = as_cycle(record, idea, key) if becomes == "pdsa" else as_commitment(record, idea, key)
+        draft = as_cycle(record, idea, key) if becomes == "pdsa" else as_commitment(record, idea, key)
         if not st.button("Choose this idea", type="primary", icon=":material/check:", key=f"{key}-go"):
             return
         try:
-            chosen, made = meetings.choose_idea(db, scope(), record.id, idea, made, by=ci_ui.me(),
-                                                revision=session["revision"])
+            chosen, _ = meetings.choose_idea(db, scope(), record.id, idea, draft, by=ci_ui.me(),
+                                             revision=session["revision"])
         except EditConflict as conflict:
             st.error(f"Not chosen: {conflict.theirs.updated_by} saved revision {conflict.theirs.revision} after you opened "
                      f"revision {session['revision']}. Open the latest in the editor above, then choose again.",
@@ -399,15 +399,15 @@ def choose(record: RootCause, session: dict) -> None:
         except (ValueError, ScopeError) as error:
             st.error(str(error))
             return
-        st.session_state[f"edit-root-cause-{record.id}"] = fresh_session(chosen, session)
+        session["revision"] = chosen.revision  # the choice changes nothing the edit form holds
         st.session_state[NOTICE] = f"Chosen: {record.ideas[idea].text}."
         st.rerun()
 
 
 if staff:
-    session = edit_session(analysis)
-    edit(analysis, session)
-    choose(analysis, session)
+    editing = edit_session(analysis)
+    edit(analysis, editing)
+    choose(analysis, editing)
 
 
 with st.expander("History", icon=":material/history:"):
