@@ -65,15 +65,15 @@ def movement(version: str, scope_text: str, commitment_id: int, revision: int) -
 def show_one(c: Commitment) -> None:
     from ciboard.dashboard import version
 
-    st.subheader(c.action)
-    st.markdown(
+    st.subheader(ci_ui.say(c.action))
+    st.markdown(ci_ui.say(
         f"**{ci_ui.party_text(c.party, c.party_id)}** · owner {c.owner} · due {due_text(c)} · "
         f"**{STATUS_LABELS[c.status]}** · made {c.made_on:%b %-d, %Y}"
-    )
+    ))
     if c.metric_id:
         moved = movement(version(), str(scope()), c.id, c.revision)
         sentence = followup.Movement.from_dict(moved).sentence(metrics()[c.metric_id]) if moved else "—"
-        st.markdown(f"**{ci_ui.metric_label(c.metric_id)}** for {ci_ui.slice_text(c.slice)} since it was made: {sentence}")
+        st.markdown(ci_ui.say(f"**{ci_ui.metric_label(c.metric_id)}** for {ci_ui.slice_text(c.slice)} since it was made: {sentence}"))
     st.dataframe(ci_ui.records_frame(c.log, {
         "On": lambda e: f"{e.on:%b %-d, %Y}", "Status": lambda e: STATUS_LABELS[e.status], "By": lambda e: e.by,
         "Note": lambda e: e.note,
@@ -107,7 +107,7 @@ ids = [c.id for c in shown]
 if ids:
     chosen = st.selectbox(
         "Open a commitment", ids, index=None, placeholder="Choose one to see its log or update it",
-        format_func=lambda i: next(f"#{c.id} · {c.action[:90]}" for c in shown if c.id == i), key="commitment",
+        format_func=lambda i: next(f"#{c.id} · {ci_ui.say(c.action)[:90]}" for c in shown if c.id == i), key="commitment",
     )
     if chosen is not None:
         try:
@@ -125,7 +125,7 @@ def new_commitment() -> None:
         meeting_id = st.selectbox(
             "Made at", ids, index=ids.index(int(made_at)) if made_at and made_at.isdigit() and int(made_at) in ids else 0,
             format_func=lambda i: "No meeting" if i is None else next(
-                f"{groups[m.workgroup_id]} · {m.held_on:%b %-d, %Y}" for m in held if m.id == i),
+                f"{ci_ui.say(groups[m.workgroup_id])} · {m.held_on:%b %-d, %Y}" for m in held if m.id == i),
         )
         left, middle = st.columns(2)
         party = left.selectbox("Party", PARTIES, format_func=str.capitalize)

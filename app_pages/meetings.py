@@ -10,7 +10,7 @@ import streamlit as st
 
 from ciboard import ci_ui, followup, meetings
 from ciboard.charts import format_value
-from ciboard.dashboard import metrics, scope, version, warehouse
+from ciboard.dashboard import disguised, metrics, scope, version, warehouse
 from ciboard.meetings import AGENDA, EditConflict, MeetingFinal, Person
 
 NEW = 0  # the meeting chooser's "new meeting" entry
@@ -32,7 +32,7 @@ if not groups:
 if "open_meeting" in st.session_state:  # a meeting made in the last run opens itself
     st.session_state["meeting"] = st.session_state.pop("open_meeting")
 left, right = st.columns(2)
-group_id = left.selectbox("Workgroup", list(groups), format_func=lambda g: groups[g].name, key="workgroup", bind="query-params")
+group_id = left.selectbox("Workgroup", list(groups), format_func=lambda g: ci_ui.say(groups[g].name), key="workgroup", bind="query-params")
 group = groups[group_id]
 held = list(reversed(meetings.meetings(db, scope(), group_id)))
 options = [m.id for m in held] + ([NEW] if staff else [])
@@ -42,10 +42,10 @@ if not options:
 labels = {m.id: f"{m.held_on:%b %-d, %Y} · {'minutes' if m.is_final else 'draft'}" for m in held} | {NEW: "New meeting…"}
 meeting_id = right.selectbox("Meeting", options, format_func=labels.get, key="meeting", bind="query-params")
 
-with st.expander(f"About {group.name}", icon=":material/diversity_3:"):
-    st.markdown(f"{group.purpose}\n\n**Meets** {group.cadence} · {group.format}")
+with st.expander(f"About {ci_ui.say(group.name)}", icon=":material/diversity_3:"):
+    st.markdown(ci_ui.say(f"{group.purpose}\n\n**Meets** {group.cadence} · {group.format}"))
     if group.decisions:
-        st.markdown("**Decides**\n" + "\n".join(f"- {d}" for d in group.decisions))
+        st.markdown(ci_ui.say("**Decides**\n" + "\n".join(f"- {d}" for d in group.decisions)))
     st.dataframe(ci_ui.records_frame(group.members, {
         "Name": lambda p: p.name, "Organisation": lambda p: p.organisation, "Role": lambda p: p.role,
     }), hide_index=True)
@@ -78,11 +78,11 @@ opened = f"opened-{meeting.id}"  # the revision this editor started from, kept a
 if editing and opened not in st.session_state:
     st.session_state[opened] = meeting.revision
 
-st.subheader(f"{group.name} · {meeting.held_on:%A, %B %-d, %Y}")
-st.caption(
+st.subheader(ci_ui.say(f"{group.name} · {meeting.held_on:%A, %B %-d, %Y}"))
+st.caption(ci_ui.say(
     "Attendees: " + (", ".join(f"{p.name} ({p.organisation})" for p in meeting.attendees) or "not recorded")
     + f" · revision {meeting.revision}, saved by {meeting.updated_by} on {meeting.updated_at:%b %-d, %H:%M}"
-)
+))
 if meeting.is_final:
     st.info(
         f"Minutes finalised by {meeting.finalised_by} on {meeting.finalised_at:%b %-d, %Y}. The numbers are those on "
@@ -104,10 +104,10 @@ def show_outcomes(snapshot: dict | None) -> None:
         return
     prefill = followup.Prefill.from_dict(snapshot["prefill"])
     catalogue = metrics()
-    st.markdown("\n".join(f"- {line}" for line in followup.summary(prefill, warehouse())[:6]))
+    st.markdown(ci_ui.say("\n".join(f"- {line}" for line in followup.summary(prefill, warehouse())[:6])))
     if prefill.signals:
         with st.expander(f"Control-chart signals since {prefill.since} ({len(prefill.signals)})", icon=":material/insights:"):
-            st.dataframe(pd.DataFrame([
+            st.dataframe(disguised(pd.DataFrame([
                 {"Metric": s["label"], "For": ci_ui.slice_text(meetings.Slice(
                     vendor_id=s.get("vendor_id"), dimension=s.get("dimension") if s.get("dimension") in ci_ui.GROUP_DIMENSIONS else None,
                     value=s.get("group") if s.get("dimension") in ci_ui.GROUP_DIMENSIONS else None,
@@ -115,25 +115,25 @@ def show_outcomes(snapshot: dict | None) -> None:
                  "Week": s["period_start"], "Value": format_value(s["value"], catalogue[s["metric_id"]]),
                  "Signal": "concern" if s["point_type"].endswith("concern") else "improvement", "Rule": s["rules"]}
                 for s in prefill.signals
-            ]), hide_index=True)
+            ])), hide_index=True)
     if prefill.gaps:
         st.markdown("**Gaps that moved beyond chance**")
-        st.dataframe(pd.DataFrame([
+        st.dataframe(disguised(pd.DataFrame([
             {"Metric": g["label"], "Group": f"{ci_ui.GROUP_DIMENSIONS.get(g['dimension'], g['dimension'])}: {g['group']}",
              "Against": g["reference"], "Then": format_value(g["gap_then"], catalogue[g["metric_id"]]),
              "Now": format_value(g["gap_now"], catalogue[g["metric_id"]]), "Moved": g["direction"]}
             for g in prefill.gaps
-        ]), hide_index=True)
+        ])), hide_index=True)
     if prefill.late_or_missing:
         st.markdown("**Late, missing or rejected data**")
-        st.dataframe(pd.DataFrame([
+        st.dataframe(disguised(pd.DataFrame([
             {"Vendor": ci_ui.vendor_name(r["vendor_id"]), "Data": r["kind"], "Week of": r["period_start"],
              "Due": r["due_on"], "Status": r["status"]}
             for r in prefill.late_or_missing
-        ]), hide_index=True)
+        ])), hide_index=True)
     st.markdown(f"**Open commitments** ({len(prefill.commitments)})")
     if prefill.commitments:
-        st.dataframe(pd.DataFrame([commitment_row(item) for item in prefill.commitments]), hide_index=True)
+        st.dataframe(disguised(pd.DataFrame([commitment_row(item) for item in prefill.commitments])), hide_index=True)
     else:
         st.caption("None carried forward.")
 
@@ -164,7 +164,7 @@ for part in AGENDA:
             height=120, label_visibility="collapsed", placeholder="Notes…",
         )
     else:
-        st.markdown(meeting.agenda.get(part.key) or "_No notes._")
+        st.markdown(ci_ui.say(meeting.agenda.get(part.key)) or "_No notes._")
 
 
 def save(agenda: dict[str, str], revision: int) -> meetings.Meeting | None:
@@ -221,7 +221,7 @@ with st.expander("History of these notes", icon=":material/history:"):
     revision = st.selectbox("Read revision", [v.revision for v in versions], index=len(versions) - 1, key=f"revision-{meeting.id}")
     shown = next(v.record for v in versions if v.revision == revision)
     for part in AGENDA:
-        st.markdown(f"**{part.title}**\n\n{shown.agenda.get(part.key) or '_No notes._'}")
+        st.markdown(f"**{part.title}**\n\n{ci_ui.say(shown.agenda.get(part.key)) or '_No notes._'}")
 
 st.page_link("app_pages/commitments.py", label="Commitments: add one, or update a status", icon=":material/task_alt:",
              query_params={"made_at": str(meeting.id)})

@@ -11,7 +11,7 @@ import streamlit as st
 
 from ciboard import followup, meetings
 from ciboard.appdb import AppDB
-from ciboard.dashboard import account, metrics, scope, warehouse
+from ciboard.dashboard import account, aliases, disguised, disguised_text, metrics, scope, warehouse
 from ciboard.meetings import EditConflict, Slice
 from ciboard.session import app_db
 
@@ -46,9 +46,17 @@ def labels() -> dict[str, dict[str, str]]:
 
 
 def vendor_name(vendor_id: str | None) -> str:
+    """A vendor's name, or its letter while presenting with "Vendor A, B, C"."""
     if not vendor_id:
         return ""
-    return labels().get("vendor_id", {}).get(vendor_id, vendor_id)
+    alias = aliases().get(vendor_id)
+    return alias or labels().get("vendor_id", {}).get(vendor_id, vendor_id)
+
+
+def say(text: str | None) -> str:
+    """Free text people wrote (a workgroup's name, notes, an action), with vendors as their
+    letters while presenting with "Vendor A, B, C"."""
+    return disguised_text(text) if text else ""
 
 
 def school_name(school_id: str | None) -> str:
@@ -238,8 +246,9 @@ def packet_downloads(meeting: meetings.Meeting, group: meetings.Workgroup) -> No
 
 
 def records_frame(items: list, columns: dict[str, Any]) -> pd.DataFrame:
-    """A table of records: {column title: function of a record}."""
-    return pd.DataFrame([{title: get(item) for title, get in columns.items()} for item in items], columns=list(columns))
+    """A table of records: {column title: function of a record}, vendors disguised while aliasing."""
+    frame = pd.DataFrame([{title: get(item) for title, get in columns.items()} for item in items], columns=list(columns))
+    return disguised(frame)
 
 
 def today() -> date:

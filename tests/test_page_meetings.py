@@ -180,3 +180,19 @@ def test_a_pdsa_cycle_marks_the_trend_charts_of_its_slice(store):
 
     assert marked() and marked(vendor="V5 · Cardinal Tutors")
     assert not marked(vendor="V4 · Northstar Readers")
+
+
+@pytest.mark.parametrize("page", ["meetings", "commitments"])
+def test_presenting_with_letters_names_no_vendor(store, page):
+    """The seeded V3 coordination meeting, named after Keystone, read while presenting as letters."""
+    import re
+
+    from conftest import VENDOR_LABELS
+
+    [group] = [g for g in meetings.workgroups(store, ANALYST) if g.vendor_ids == ["V3"]]
+    state = {"workgroup": group.id} if page == "meetings" else {}
+    app = open_page(f"app_pages/{page}.py", user="facilitator", state=state, query={"present": "true", "alias": "true"})
+    shown = text_of(app) + " ".join(str(o) for s in app.selectbox for o in s.options)
+    assert "Vendor C" in shown
+    for vendor_id, label in VENDOR_LABELS.items():
+        assert not re.search(rf"\b{vendor_id}\b", shown) and label.split(" · ")[1] not in shown, vendor_id
