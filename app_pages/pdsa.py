@@ -9,7 +9,7 @@ import streamlit as st
 
 from ciboard import charts, ci_ui, followup, meetings, signals
 from ciboard.access import Scope, ScopeError
-from ciboard.dashboard import disguised, disguised_text, metrics, min_cell, query, scope, version, warehouse
+from ciboard.dashboard import disguised, metrics, min_cell, query, scope, version, warehouse
 from ciboard.meetings import ACT_LABELS, ACTS, PDSA_STEPS, EditConflict, PdsaCycle, Slice
 from ciboard.session import aliasing
 
@@ -32,12 +32,12 @@ def short(text: str, limit: int = 70) -> str:
 
 def label(cycle: PdsaCycle) -> str:
     """How a cycle reads in the chooser, and so in the page's address (?cycle=…)."""
-    return disguised_text(f"#{cycle.id} · {short(cycle.title)}")
+    return ci_ui.say(f"#{cycle.id} · {short(cycle.title)}")
 
 
 def analysis_label(analysis: meetings.RootCause) -> str:
     """How the root causes page names an analysis in its address (?analysis=…)."""
-    return disguised_text(f"#{analysis.id} · {short(analysis.problem)}")
+    return ci_ui.say(f"#{analysis.id} · {short(analysis.problem)}")
 
 
 def when(day: date | None) -> str:
@@ -128,15 +128,15 @@ metric = metrics()[cycle.metric_id]
 
 
 def show_plan(cycle: PdsaCycle) -> None:
-    st.subheader(disguised_text(f"Plan · {cycle.title}"))
-    st.markdown(disguised_text(
+    st.subheader(ci_ui.say(f"Plan · {cycle.title}"))
+    st.markdown(ci_ui.say(
         f"**The change.** {cycle.change or '—'}\n\n**The prediction.** {cycle.prediction or '—'}\n\n"
         f"**The measure.** {metric['label']} for {ci_ui.slice_text(cycle.slice)}, from {when(cycle.start_on)}"
         + (f", studied on {when(cycle.ends_on)}" if cycle.ends_on else "")
     ))
     origin = meetings.root_cause_of(db, scope(), pdsa_id=cycle.id)
     if origin is not None:
-        st.page_link("app_pages/root_causes.py", label=disguised_text(f"Why we are trying it: {short(origin.problem)}"),
+        st.page_link("app_pages/root_causes.py", label=ci_ui.say(f"Why we are trying it: {short(origin.problem)}"),
                      icon=":material/account_tree:", query_params={"analysis": analysis_label(origin)})
 
 
@@ -206,7 +206,7 @@ def spc_chart(cycle: PdsaCycle, movement: followup.Movement) -> None:
 def show_study(cycle: PdsaCycle) -> None:
     st.subheader("Study")
     st.caption(PDSA_STEPS["study"])
-    st.markdown(disguised_text(f"**Predicted.** {cycle.prediction or '—'}"))
+    st.markdown(ci_ui.say(f"**Predicted.** {cycle.prediction or '—'}"))
     movement = study_of(cycle)
     if movement.status == "ok":
         show_numbers(movement)
@@ -214,14 +214,14 @@ def show_study(cycle: PdsaCycle) -> None:
         st.info(movement.note, icon=":material/hourglass_empty:")
     st.caption(" ".join(part for part in (movement.chart_note, movement.method) if part))
     spc_chart(cycle, movement)
-    st.markdown(disguised_text(f"**What the group learned.** {cycle.study or '_Not written yet._'}"))
+    st.markdown(ci_ui.say(f"**What the group learned.** {cycle.study or '_Not written yet._'}"))
 
 
 def show_act(cycle: PdsaCycle) -> None:
     st.subheader("Act")
     st.caption(PDSA_STEPS["act"])
     if cycle.act:
-        st.markdown(disguised_text(f"**{ACT_LABELS[cycle.act]}.** {cycle.act_note}"))
+        st.markdown(ci_ui.say(f"**{ACT_LABELS[cycle.act]}.** {cycle.act_note}"))
     else:
         st.caption("Not decided yet.")
 
@@ -328,7 +328,7 @@ with st.expander("History", icon=":material/history:"):
     revision = st.selectbox("Read revision", [v.revision for v in versions], index=len(versions) - 1,
                             key=f"pdsa-history-{cycle.id}-{cycle.revision}")
     shown = next(v.record for v in versions if v.revision == revision)
-    st.markdown(disguised_text(
+    st.markdown(ci_ui.say(
         f"**{shown.title}** · from {when(shown.start_on)}\n\n**The change.** {shown.change or '—'}\n\n"
         f"**The prediction.** {shown.prediction or '—'}\n\n**Observations.** {len(shown.observations)}\n\n"
         f"**Study.** {shown.study or '—'}\n\n**Act.** {ACT_LABELS.get(shown.act, 'not decided')}. {shown.act_note}"

@@ -9,7 +9,7 @@ import streamlit as st
 
 from ciboard import ci_ui, meetings
 from ciboard.access import ScopeError
-from ciboard.dashboard import disguised, disguised_text, scope
+from ciboard.dashboard import disguised, scope
 from ciboard.meetings import (
     COMMITMENT_PROMPT, HMW_STEPS, HMW_TEMPLATE, MIN_WHYS, PARTIES, PDSA_STEPS, ROOT_CAUSE_STEPS, STATUS_LABELS,
     WHY_PROMPT, Cause, EditConflict, Idea, RootCause,
@@ -39,12 +39,12 @@ def short(text: str, limit: int = 70) -> str:
 
 def label(analysis: RootCause) -> str:
     """How an analysis reads in the chooser, and so in the page's address (?analysis=…)."""
-    return disguised_text(f"#{analysis.id} · {short(analysis.problem)}")
+    return ci_ui.say(f"#{analysis.id} · {short(analysis.problem)}")
 
 
 def cycle_label(cycle: meetings.PdsaCycle) -> str:
     """How the PDSA cycles page names a cycle in its address (?cycle=…)."""
-    return disguised_text(f"#{cycle.id} · {short(cycle.title)}")
+    return ci_ui.say(f"#{cycle.id} · {short(cycle.title)}")
 
 
 def numbered(lines) -> str:
@@ -150,7 +150,7 @@ analysis = by_id[st.selectbox("Analysis", list(by_id), format_func=lambda i: lab
 def show_whys(whys: list[str]) -> None:
     st.markdown(f"**{WHY_PROMPT}**")
     if asked(whys):
-        st.markdown(disguised_text(numbered(asked(whys))))
+        st.markdown(ci_ui.say(numbered(asked(whys))))
     if len(asked(whys)) < MIN_WHYS:
         st.warning(f"{len(asked(whys))} whys so far: keep going to at least {MIN_WHYS}.", icon=":material/help:")
 
@@ -158,17 +158,17 @@ def show_whys(whys: list[str]) -> None:
 def show_causes(analysis: RootCause) -> None:
     reach, beyond = st.columns(2)
     ranked = [f"- **{c.priority}** · {c.text}" if c.priority else f"- {c.text} (not ranked yet)" for c in analysis.within_reach]
-    reach.markdown(disguised_text("**Within our reach**, first to tackle first\n\n" + ("\n".join(ranked) or "_None marked yet._")))
+    reach.markdown(ci_ui.say("**Within our reach**, first to tackle first\n\n" + ("\n".join(ranked) or "_None marked yet._")))
     set_aside = [f"- {c.text}" for c in analysis.causes if not c.controllable]
-    beyond.markdown(disguised_text("**Beyond our reach**, set aside\n\n" + ("\n".join(set_aside) or "_None._")))
+    beyond.markdown(ci_ui.say("**Beyond our reach**, set aside\n\n" + ("\n".join(set_aside) or "_None._")))
 
 
 def show_ideas(analysis: RootCause) -> None:
-    st.markdown(disguised_text("**How might we …**\n\n" + ("\n".join(f"- *{q}*" for q in analysis.hmw) or "_No question yet._")))
+    st.markdown(ci_ui.say("**How might we …**\n\n" + ("\n".join(f"- *{q}*" for q in analysis.hmw) or "_No question yet._")))
     chosen = chosen_idea(analysis)
     st.markdown("**Ideas**, in themes" if analysis.ideas else "**Ideas**: none yet.")
     for theme, ideas in analysis.themes.items():
-        st.markdown(disguised_text(f"**{theme}**\n\n" + "\n".join(
+        st.markdown(ci_ui.say(f"**{theme}**\n\n" + "\n".join(
             f"- {idea.text}" + (" · :green[**chosen**]" if idea == chosen else "") for idea in ideas
         )))
 
@@ -179,14 +179,14 @@ def show_choice(analysis: RootCause) -> None:
         return
     if analysis.pdsa_id in cycles:
         cycle = cycles[analysis.pdsa_id]
-        st.success(disguised_text(f"Chosen: {chosen.text}. Tested as a PDSA cycle, now at its {cycle.stage} step."),
+        st.success(ci_ui.say(f"Chosen: {chosen.text}. Tested as a PDSA cycle, now at its {cycle.stage} step."),
                    icon=":material/autorenew:")
-        st.page_link("app_pages/pdsa.py", label=disguised_text(f"PDSA cycle: {cycle.title}"), icon=":material/autorenew:",
+        st.page_link("app_pages/pdsa.py", label=ci_ui.say(f"PDSA cycle: {cycle.title}"), icon=":material/autorenew:",
                      query_params={"cycle": cycle_label(cycle)})
     elif analysis.commitment_id in promises:
         promise = promises[analysis.commitment_id]
         due = f", due {promise.due_on:%b %-d, %Y}" if promise.due_on else ""
-        st.success(disguised_text(
+        st.success(ci_ui.say(
             f"Chosen: {chosen.text}. A commitment of {ci_ui.party_text(promise.party, promise.party_id)}, owned by "
             f"{promise.owner}{due}: {STATUS_LABELS[promise.status].lower()}."), icon=":material/task_alt:",
         )
@@ -194,8 +194,8 @@ def show_choice(analysis: RootCause) -> None:
 
 
 def show_analysis(analysis: RootCause) -> None:
-    st.subheader(disguised_text(f"{ci_ui.metric_label(analysis.metric_id)} · {ci_ui.slice_text(analysis.slice)}"))
-    st.markdown(disguised_text(analysis.problem))
+    st.subheader(ci_ui.say(f"{ci_ui.metric_label(analysis.metric_id)} · {ci_ui.slice_text(analysis.slice)}"))
+    st.markdown(ci_ui.say(analysis.problem))
     st.caption(f"Revision {analysis.revision}, saved by {analysis.updated_by} on {analysis.updated_at:%b %-d, %Y %H:%M}")
     show_whys(analysis.whys)
     show_causes(analysis)
@@ -419,5 +419,5 @@ with st.expander("History", icon=":material/history:"):
     revision = st.selectbox("Read revision", [v.revision for v in versions], index=len(versions) - 1,
                             key=f"rc-history-{analysis.id}-{analysis.revision}")
     shown = next(v.record for v in versions if v.revision == revision)
-    st.markdown(disguised_text(shown.problem))
-    st.markdown(disguised_text(numbered(asked(shown.whys))) or "_No whys yet._")
+    st.markdown(ci_ui.say(shown.problem))
+    st.markdown(ci_ui.say(numbered(asked(shown.whys))) or "_No whys yet._")

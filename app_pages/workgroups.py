@@ -8,7 +8,7 @@ import streamlit as st
 
 from ciboard import ci_ui, meetings
 from ciboard.access import ScopeError
-from ciboard.dashboard import disguised, disguised_text, scope
+from ciboard.dashboard import disguised, scope
 from ciboard.meetings import PARTIES, EditConflict, Person, Workgroup
 from ciboard.session import aliasing
 
@@ -149,7 +149,7 @@ if "open-workgroup" in st.session_state:  # a group set up in the last run opens
 by_id = {g.id: g for g in groups}
 # Not keyed "workgroup" like the meetings page's chooser: with the same key on both pages, the
 # meetings page ignored the ?workgroup= of the links below (seen in Chromium).
-group = by_id[st.selectbox("Workgroup", list(by_id), format_func=lambda g: disguised_text(by_id[g].name), key="group",
+group = by_id[st.selectbox("Workgroup", list(by_id), format_func=lambda g: ci_ui.say(by_id[g].name), key="group",
                            bind="query-params")]
 
 
@@ -157,12 +157,12 @@ group = by_id[st.selectbox("Workgroup", list(by_id), format_func=lambda g: disgu
 
 
 def show_group(group: Workgroup) -> None:
-    st.subheader(disguised_text(group.name))
-    st.markdown(disguised_text(group.purpose) or "_No purpose written yet._")
-    st.markdown(disguised_text(f"**Meets** {group.cadence or '—'} · **Format** {group.format or '—'}"))
+    st.subheader(ci_ui.say(group.name))
+    st.markdown(ci_ui.say(group.purpose) or "_No purpose written yet._")
+    st.markdown(ci_ui.say(f"**Meets** {group.cadence or '—'} · **Format** {group.format or '—'}"))
     vendors = ", ".join(ci_ui.vendor_name(v) for v in group.vendor_ids)
-    st.markdown(disguised_text(f"**Vendors** {vendors or 'none: a district group'}"))
-    st.markdown(disguised_text("**Decides**\n\n" + ("\n".join(f"- {d}" for d in group.decisions) or "_Not written yet._")))
+    st.markdown(ci_ui.say(f"**Vendors** {vendors or 'none: a district group'}"))
+    st.markdown(ci_ui.say("**Decides**\n\n" + ("\n".join(f"- {d}" for d in group.decisions) or "_Not written yet._")))
     st.dataframe(disguised(ci_ui.records_frame(group.members, {
         "Name": lambda p: p.name, "Organisation": lambda p: p.organisation, "Party": lambda p: p.party.capitalize(),
         "Role": lambda p: p.role,
@@ -262,5 +262,5 @@ with st.expander("History", icon=":material/history:"):
     revision = st.selectbox("Read revision", [v.revision for v in versions], index=len(versions) - 1,
                             key=f"workgroup-history-{group.id}-{group.revision}")
     shown = next(v.record for v in versions if v.revision == revision)
-    st.markdown(disguised_text(f"**{shown.name}**\n\n{shown.purpose}\n\n**Meets** {shown.cadence} · **Format** {shown.format}"))
-    st.markdown(disguised_text("\n".join(f"- {p.name} ({p.organisation}): {p.role}" for p in shown.members)) or "_No members._")
+    st.markdown(ci_ui.say(f"**{shown.name}**\n\n{shown.purpose}\n\n**Meets** {shown.cadence} · **Format** {shown.format}"))
+    st.markdown(ci_ui.say("\n".join(f"- {p.name} ({p.organisation}): {p.role}" for p in shown.members)) or "_No members._")
