@@ -12,6 +12,7 @@ from ciboard import ci_ui, followup, meetings
 from ciboard.charts import format_value
 from ciboard.dashboard import disguised, metrics, scope, version, warehouse
 from ciboard.meetings import AGENDA, EditConflict, MeetingFinal, Person
+from ciboard.session import aliasing
 
 NEW = 0  # the meeting chooser's "new meeting" entry
 db = ci_ui.db()
@@ -73,7 +74,8 @@ if meeting_id == NEW:
     st.stop()
 
 meeting = meetings.meeting(db, scope(), meeting_id)
-editing = staff and not meeting.is_final
+# While vendors read as letters the notes (as people typed them) are shown disguised, not edited.
+editing = staff and not meeting.is_final and not aliasing()
 opened = f"opened-{meeting.id}"  # the revision this editor started from, kept across reruns
 if editing and opened not in st.session_state:
     st.session_state[opened] = meeting.revision
