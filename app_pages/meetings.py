@@ -40,7 +40,7 @@ options = [m.id for m in held] + ([NEW] if staff else [])
 if not options:
     st.info("This workgroup has not met yet.")
     st.stop()
-labels = {m.id: f"{m.held_on:%b %-d, %Y} · {'minutes' if m.is_final else 'draft'}" for m in held} | {NEW: "New meeting…"}
+labels = {m.id: ci_ui.meeting_label(m) for m in held} | {NEW: "New meeting…"}
 meeting_id = right.selectbox("Meeting", options, format_func=labels.get, key="meeting", bind="query-params")
 
 with st.expander(f"About {ci_ui.say(group.name)}", icon=":material/diversity_3:"):
@@ -188,12 +188,11 @@ if editing:
             st.rerun()
     conflict: EditConflict | None = st.session_state.get("conflict")
     if conflict is not None and conflict.theirs.id == meeting.id:
-        ci_ui.show_conflict(conflict)
-        mine, theirs = st.columns(2)
-        if mine.button("Keep my notes (I have read theirs)", icon=":material/edit_note:"):
+        choice = ci_ui.conflict_choice(conflict, mine="Keep my notes (I have read theirs)", theirs="Take their notes")
+        if choice == "mine":
             if save(texts, conflict.theirs.revision):
                 st.rerun()
-        if theirs.button("Take their notes", icon=":material/undo:"):
+        elif choice == "theirs":
             for part in AGENDA:
                 st.session_state.pop(f"agenda-{meeting.id}-{part.key}", None)
             st.session_state[opened] = conflict.theirs.revision
@@ -215,13 +214,7 @@ if editing:
 ci_ui.packet_downloads(meeting, group)
 
 with st.expander("History of these notes", icon=":material/history:"):
-    versions = meetings.history(db, scope(), "meeting", meeting.id)
-    st.dataframe(ci_ui.records_frame(versions, {
-        "Revision": lambda v: v.revision, "Saved by": lambda v: v.saved_by, "Saved at": lambda v: f"{v.saved_at:%Y-%m-%d %H:%M}",
-        "Status": lambda v: v.record.status,
-    }), hide_index=True)
-    revision = st.selectbox("Read revision", [v.revision for v in versions], index=len(versions) - 1, key=f"revision-{meeting.id}")
-    shown = next(v.record for v in versions if v.revision == revision)
+    shown = ci_ui.read_history("meeting", meeting.id, f"revision-{meeting.id}", {"Status": lambda v: v.record.status})
     for part in AGENDA:
         st.markdown(f"**{part.title}**\n\n{ci_ui.say(shown.agenda.get(part.key)) or '_No notes._'}")
 

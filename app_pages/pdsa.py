@@ -8,7 +8,7 @@ from datetime import date, timedelta
 import streamlit as st
 
 from ciboard import charts, ci_ui, followup, meetings, signals
-from ciboard.access import Scope, ScopeError
+from ciboard.access import Scope
 from ciboard.dashboard import disguised, metrics, min_cell, query, scope, version, warehouse
 from ciboard.meetings import ACT_LABELS, ACTS, PDSA_STEPS, EditConflict, PdsaCycle, Slice
 from ciboard.session import aliasing
@@ -24,20 +24,6 @@ STAGES = {"plan": "Plan", "do": "Do", "study": "Study", "act": "Act"}
 FORM_FIELDS = ("title", "change", "prediction", "start_on", "ends_on", "study", "act", "act_note")
 # The chart starts at the school year the filters show, or this far before the change if earlier.
 CHART_LEAD = timedelta(weeks=16)
-
-
-def short(text: str, limit: int = 70) -> str:
-    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
-
-
-def label(cycle: PdsaCycle) -> str:
-    """How a cycle reads in the chooser, and so in the page's address (?cycle=…)."""
-    return ci_ui.say(f"#{cycle.id} · {short(cycle.title)}")
-
-
-def analysis_label(analysis: meetings.RootCause) -> str:
-    """How the root causes page names an analysis in its address (?analysis=…)."""
-    return ci_ui.say(f"#{analysis.id} · {short(analysis.problem)}")
 
 
 def when(day: date | None) -> str:
@@ -97,30 +83,20 @@ def new_cycle() -> None:
             return
         record = PdsaCycle(title=title.strip(), metric_id=metric_id, start_on=start_on, slice=piece,
                            change=change.strip(), prediction=prediction.strip(), ends_on=ends_on)
-        try:
-            made = meetings.save_pdsa(db, scope(), record, by=ci_ui.me())
-        except (ValueError, ScopeError) as error:
-            st.error(str(error))
-            return
-        for key in [k for k in st.session_state if str(k).startswith("new-cycle-")]:
-            del st.session_state[key]  # an empty form for the next cycle
-        st.session_state["open-cycle"] = made.id
-        st.session_state[NOTICE] = f"Planned: {made.title}."
-        st.rerun()
+        made = ci_ui.save_new(lambda: meetings.save_pdsa(db, scope(), record, by=ci_ui.me()))
+        if made is not None:
+            ci_ui.open_new("cycle", made.id, (NOTICE, f"Planned: {made.title}."), form="new-cycle-")
 
 
-if staff:
-    new_cycle()
-elif ci_ui.district_staff():
-    st.caption("Editing is off while vendors are shown as letters.")
+ci_ui.offer_new(staff, new_cycle)
 if not cycles:
     st.info("No PDSA cycle yet" + ("." if ci_ui.district_staff() else " about your students."))
     st.stop()
 
-if "open-cycle" in st.session_state:  # a cycle planned in the last run opens itself
-    st.session_state["cycle"] = st.session_state.pop("open-cycle")
+ci_ui.choose_new("cycle")
 by_id = {c.id: c for c in cycles}
-cycle = by_id[st.selectbox("Cycle", list(by_id), format_func=lambda i: label(by_id[i]), key="cycle", bind="query-params")]
+cycle = by_id[st.selectbox("Cycle", list(by_id), format_func=lambda i: ci_ui.cycle_label(by_id[i]), key="cycle",
+                           bind="query-params")]
 metric = metrics()[cycle.metric_id]
 
 
@@ -136,8 +112,8 @@ def show_plan(cycle: PdsaCycle) -> None:
     ))
     origin = meetings.root_cause_of(db, scope(), pdsa_id=cycle.id)
     if origin is not None:
-        st.page_link("app_pages/root_causes.py", label=ci_ui.say(f"Why we are trying it: {short(origin.problem)}"),
-                     icon=":material/account_tree:", query_params={"analysis": analysis_label(origin)})
+        st.page_link("app_pages/root_causes.py", label=ci_ui.say(f"Why we are trying it: {ci_ui.short(origin.problem)}"),
+                     icon=":material/account_tree:", query_params={"analysis": ci_ui.analysis_label(origin)})
 
 
 def observe(cycle: PdsaCycle) -> None:
@@ -235,23 +211,6 @@ show_act(cycle)
 # --- editing: the form keeps what was typed, and a save names the revision it started from ---
 
 
-def fresh_session(record: PdsaCycle, old: dict | None = None) -> dict:
-    generation = old["generation"] + 1 if old else 0
-    return {"opened": record, "revision": record.revision, "generation": generation,
-            "form": f"pdsa-{record.id}-{generation}", "conflict": None}
-
-
-def edit_session(record: PdsaCycle) -> dict:
-    """This editor's session on the cycle, kept across reruns: the version the form opened at
-    (its text fills the form), the revision a save names and a conflict to resolve. A form not
-    drawn in the last run opens afresh on the cycle as it is."""
-    key = f"edit-pdsa-{record.id}"
-    session = st.session_state.get(key)
-    if session is None or f"{session['form']}-title" not in st.session_state:
-        session = st.session_state[key] = fresh_session(record, session)
-    return session
-
-
 def edit_form(record: PdsaCycle, session: dict) -> tuple[PdsaCycle, bool]:
     opened, form = session["opened"], session["form"]
     with st.form(form):
@@ -272,62 +231,36 @@ def edit_form(record: PdsaCycle, session: dict) -> tuple[PdsaCycle, bool]:
     return typed, pressed
 
 
-def save(typed: PdsaCycle, revision: int, session: dict) -> None:
+def store(typed: PdsaCycle, opened: PdsaCycle, revision: int) -> PdsaCycle:
     try:
-        saved = meetings.save_pdsa(db, scope(), replace(typed, revision=revision), by=ci_ui.me())
+        return meetings.save_pdsa(db, scope(), replace(typed, revision=revision), by=ci_ui.me())
     except EditConflict as conflict:
-        if all(getattr(conflict.theirs, f) == getattr(session["opened"], f) for f in FORM_FIELDS):
-            return save(typed, conflict.theirs.revision, session)  # they only added an observation
-        session["conflict"] = conflict
-        return
-    except ValueError as error:
-        st.error(str(error))
-        return
-    st.session_state[f"edit-pdsa-{saved.id}"] = fresh_session(saved, session)
-    st.session_state[NOTICE] = f"Saved as revision {saved.revision}."
-    st.rerun()
+        if all(getattr(conflict.theirs, f) == getattr(opened, f) for f in FORM_FIELDS):
+            return store(typed, opened, conflict.theirs.revision)  # they only added an observation
+        raise
 
 
-def reopen(session: dict) -> None:
-    """Drops this editor's unsaved text and opens the form on the cycle as stored now."""
-    st.session_state[f"edit-pdsa-{cycle.id}"] = fresh_session(meetings.pdsa_cycle(db, scope(), cycle.id), session)
-    st.rerun()
+def latest() -> PdsaCycle:
+    return meetings.pdsa_cycle(db, scope(), cycle.id)
 
 
 def edit(record: PdsaCycle, session: dict) -> None:
     with st.expander("Update the cycle", icon=":material/edit:", expanded=session["conflict"] is not None):
         touched = any(getattr(record, f) != getattr(session["opened"], f) for f in FORM_FIELDS)
         if touched and session["conflict"] is None:
-            st.info(f"{record.updated_by} changed this cycle (revision {record.revision}) after this form opened. "
-                    "Saving will show you both.", icon=":material/sync_problem:")
-            if st.button("Open the latest instead", key=f"{session['form']}-latest"):
-                reopen(session)
+            ci_ui.offer_latest(session, f"{record.updated_by} changed this cycle (revision {record.revision}) after this "
+                               "form opened. Saving will show you both.", latest)
         typed, pressed = edit_form(record, session)
-        if pressed:
-            save(typed, session["revision"], session)
-        conflict = session["conflict"]
-        if conflict is None:
-            return
-        ci_ui.show_conflict(conflict)
-        mine, theirs = st.columns(2)
-        if mine.button("Save mine over theirs (I have read both)", icon=":material/edit_note:", key=f"{session['form']}-mine"):
-            save(typed, conflict.theirs.revision, session)
-        if theirs.button("Take theirs and drop mine", icon=":material/undo:", key=f"{session['form']}-theirs"):
-            reopen(session)
+        ci_ui.save_or_resolve(session, pressed, latest=latest, notice=NOTICE,
+                              store=lambda revision: store(typed, session["opened"], revision))
 
 
 if staff:
-    edit(cycle, edit_session(cycle))
+    edit(cycle, ci_ui.edit_session(cycle, "pdsa", "pdsa", drawn="title"))
 
 with st.expander("History", icon=":material/history:"):
-    versions = meetings.history(db, scope(), "pdsa", cycle.id)
-    st.dataframe(ci_ui.records_frame(versions, {
-        "Revision": lambda v: v.revision, "Saved by": lambda v: v.saved_by,
-        "Saved at": lambda v: f"{v.saved_at:%Y-%m-%d %H:%M}", "Step": lambda v: STAGES[v.record.stage],
-    }), hide_index=True)
-    revision = st.selectbox("Read revision", [v.revision for v in versions], index=len(versions) - 1,
-                            key=f"pdsa-history-{cycle.id}-{cycle.revision}")
-    shown = next(v.record for v in versions if v.revision == revision)
+    shown = ci_ui.read_history("pdsa", cycle.id, f"pdsa-history-{cycle.id}-{cycle.revision}",
+                               {"Step": lambda v: STAGES[v.record.stage]})
     st.markdown(ci_ui.say(
         f"**{shown.title}** · from {when(shown.start_on)}\n\n**The change.** {shown.change or '—'}\n\n"
         f"**The prediction.** {shown.prediction or '—'}\n\n**Observations.** {len(shown.observations)}\n\n"

@@ -33,20 +33,6 @@ IDEA_COLUMNS = {
 BECOMES = {"pdsa": "A PDSA cycle, to test it", "commitment": "A commitment, to do it"}
 
 
-def short(text: str, limit: int = 70) -> str:
-    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
-
-
-def label(analysis: RootCause) -> str:
-    """How an analysis reads in the chooser, and so in the page's address (?analysis=…)."""
-    return ci_ui.say(f"#{analysis.id} · {short(analysis.problem)}")
-
-
-def cycle_label(cycle: meetings.PdsaCycle) -> str:
-    """How the PDSA cycles page names a cycle in its address (?cycle=…)."""
-    return ci_ui.say(f"#{cycle.id} · {short(cycle.title)}")
-
-
 def numbered(lines) -> str:
     return "\n".join(f"{i}. {line}" for i, line in enumerate(lines, 1))
 
@@ -117,30 +103,20 @@ def new_analysis() -> None:
                                   key="new-analysis-meeting")
         if st.button("Start the analysis", type="primary", icon=":material/account_tree:", key="new-analysis-start"):
             record = RootCause(metric_id=metric_id, problem=problem.strip(), slice=piece, meeting_id=meeting_id)
-            try:
-                made = meetings.save_root_cause(db, scope(), record, by=ci_ui.me())
-            except (ValueError, ScopeError) as error:
-                st.error(str(error))
-                return
-            for key in [k for k in st.session_state if str(k).startswith("new-analysis-")]:
-                del st.session_state[key]  # an empty form for the next analysis
-            st.session_state["open-analysis"] = made.id
-            st.session_state[NOTICE] = f"Analysis started. Now ask why, at least {MIN_WHYS} times."
-            st.rerun()
+            made = ci_ui.save_new(lambda: meetings.save_root_cause(db, scope(), record, by=ci_ui.me()))
+            if made is not None:
+                ci_ui.open_new("analysis", made.id, (NOTICE, f"Analysis started. Now ask why, at least {MIN_WHYS} times."),
+                               form="new-analysis-")
 
 
-if staff:
-    new_analysis()
-elif ci_ui.district_staff():
-    st.caption("Editing is off while vendors are shown as letters.")
+ci_ui.offer_new(staff, new_analysis)
 if not analyses:
     st.info("No root-cause analysis yet" + ("." if ci_ui.district_staff() else " about your students."))
     st.stop()
 
-if "open-analysis" in st.session_state:  # an analysis started in the last run opens itself
-    st.session_state["analysis"] = st.session_state.pop("open-analysis")
+ci_ui.choose_new("analysis")
 by_id = {r.id: r for r in analyses}
-analysis = by_id[st.selectbox("Analysis", list(by_id), format_func=lambda i: label(by_id[i]), key="analysis",
+analysis = by_id[st.selectbox("Analysis", list(by_id), format_func=lambda i: ci_ui.analysis_label(by_id[i]), key="analysis",
                               bind="query-params")]
 
 
@@ -182,7 +158,7 @@ def show_choice(analysis: RootCause) -> None:
         st.success(ci_ui.say(f"Chosen: {chosen.text}. Tested as a PDSA cycle, now at its {cycle.stage} step."),
                    icon=":material/autorenew:")
         st.page_link("app_pages/pdsa.py", label=ci_ui.say(f"PDSA cycle: {cycle.title}"), icon=":material/autorenew:",
-                     query_params={"cycle": cycle_label(cycle)})
+                     query_params={"cycle": ci_ui.cycle_label(cycle)})
     elif analysis.commitment_id in promises:
         promise = promises[analysis.commitment_id]
         due = f", due {promise.due_on:%b %-d, %Y}" if promise.due_on else ""
@@ -209,27 +185,14 @@ show_analysis(analysis)
 # --- editing: the form keeps what was typed, and a save names the revision it started from ---
 
 
-def fresh_session(record: RootCause, old: dict | None = None) -> dict:
-    generation = old["generation"] + 1 if old else 0
-    return {
-        "opened": record, "revision": record.revision, "whys": max(MIN_WHYS, len(record.whys)),
-        "generation": generation, "form": f"rc-{record.id}-{generation}", "conflict": None,
-    }
-
-
-def edit_session(record: RootCause) -> dict:
-    """This editor's session on the analysis, kept across reruns: the version the form opened
-    at (its text fills the form), the revision a save names, how many whys the form asks and a
-    conflict to resolve. A form not drawn in the last run opens afresh on the analysis as it is."""
-    key = f"edit-root-cause-{record.id}"
-    session = st.session_state.get(key)
-    if session is None or f"{session['form']}-problem" not in st.session_state:
-        session = st.session_state[key] = fresh_session(record, session)
-    return session
+def why_count(session: dict) -> int:
+    """How many whys the form asks: those of the version it opened at, at least MIN_WHYS, and
+    one more for each "Add another why"."""
+    return max(MIN_WHYS, len(session["opened"].whys)) + session.get("more_whys", 0)
 
 
 def ask_another_why(session: dict) -> None:
-    session["whys"] += 1
+    session["more_whys"] = session.get("more_whys", 0) + 1
 
 
 def causes_frame(causes: list[Cause]) -> pd.DataFrame:
@@ -270,7 +233,7 @@ def edit_form(record: RootCause, session: dict) -> tuple[RootCause, bool]:
         whys = [
             st.text_input(f"Why {i + 1}", opened.whys[i] if i < len(opened.whys) else "", placeholder=WHY_PROMPT,
                           key=f"{form}-why-{i}")
-            for i in range(session["whys"])
+            for i in range(why_count(session))
         ]
         st.form_submit_button("Add another why", icon=":material/add:", on_click=ask_another_why, args=(session,))
         st.markdown(f"**Causes.** {ROOT_CAUSE_STEPS[2]} {ROOT_CAUSE_STEPS[3]}")
@@ -300,48 +263,17 @@ def keeping_the_choice(typed: RootCause, stored: RootCause) -> RootCause:
     return replace(typed, chosen_idea=texts.index(chosen))
 
 
-def save(typed: RootCause, revision: int, session: dict) -> None:
-    try:
-        saved = meetings.save_root_cause(db, scope(), replace(keeping_the_choice(typed, analysis), revision=revision),
-                                         by=ci_ui.me())
-    except EditConflict as conflict:
-        session["conflict"] = conflict
-        return
-    except ValueError as error:
-        st.error(str(error))
-        return
-    st.session_state[f"edit-root-cause-{saved.id}"] = fresh_session(saved, session)
-    st.session_state[NOTICE] = f"Saved as revision {saved.revision}."
-    st.rerun()
-
-
-def reopen(session: dict) -> None:
-    """Drops this editor's unsaved text and opens the form on the analysis as stored now."""
-    st.session_state[f"edit-root-cause-{analysis.id}"] = fresh_session(meetings.root_cause(db, scope(), analysis.id), session)
-    st.rerun()
-
-
-def resolve(conflict: EditConflict, typed: RootCause, session: dict) -> None:
-    ci_ui.show_conflict(conflict)
-    mine, theirs = st.columns(2)
-    if mine.button("Save mine over theirs (I have read both)", icon=":material/edit_note:", key=f"{session['form']}-mine"):
-        save(typed, conflict.theirs.revision, session)
-    if theirs.button("Take theirs and drop mine", icon=":material/undo:", key=f"{session['form']}-theirs"):
-        reopen(session)
+def latest() -> RootCause:
+    return meetings.root_cause(db, scope(), analysis.id)
 
 
 def edit(record: RootCause, session: dict) -> None:
     with st.expander("Edit the analysis", icon=":material/edit:", expanded=session["conflict"] is not None):
-        if record.revision != session["revision"] and session["conflict"] is None:
-            st.info(f"{record.updated_by} saved revision {record.revision} after this form opened at revision "
-                    f"{session['revision']}. Saving will show you both.", icon=":material/sync_problem:")
-            if st.button("Open the latest instead", key=f"{session['form']}-latest"):
-                reopen(session)
+        if moved := ci_ui.moved_on(record, session):
+            ci_ui.offer_latest(session, moved, latest)
         typed, pressed = edit_form(record, session)
-        if pressed:
-            save(typed, session["revision"], session)
-        if session["conflict"] is not None:
-            resolve(session["conflict"], typed, session)
+        ci_ui.save_or_resolve(session, pressed, latest=latest, notice=NOTICE, store=lambda revision: meetings.save_root_cause(
+            db, scope(), replace(keeping_the_choice(typed, analysis), revision=revision), by=ci_ui.me()))
 
 
 # --- choosing an idea: it becomes a PDSA cycle or a commitment ---------------------------
@@ -405,19 +337,13 @@ def choose(record: RootCause, session: dict) -> None:
 
 
 if staff:
-    editing = edit_session(analysis)
+    editing = ci_ui.edit_session(analysis, "root-cause", "rc", drawn="problem")
     edit(analysis, editing)
     choose(analysis, editing)
 
 
 with st.expander("History", icon=":material/history:"):
-    versions = meetings.history(db, scope(), "root_cause", analysis.id)
-    st.dataframe(ci_ui.records_frame(versions, {
-        "Revision": lambda v: v.revision, "Saved by": lambda v: v.saved_by,
-        "Saved at": lambda v: f"{v.saved_at:%Y-%m-%d %H:%M}", "Whys": lambda v: len(asked(v.record.whys)),
-    }), hide_index=True)
-    revision = st.selectbox("Read revision", [v.revision for v in versions], index=len(versions) - 1,
-                            key=f"rc-history-{analysis.id}-{analysis.revision}")
-    shown = next(v.record for v in versions if v.revision == revision)
+    shown = ci_ui.read_history("root_cause", analysis.id, f"rc-history-{analysis.id}-{analysis.revision}",
+                               {"Whys": lambda v: len(asked(v.record.whys))})
     st.markdown(ci_ui.say(shown.problem))
     st.markdown(ci_ui.say(numbered(asked(shown.whys))) or "_No whys yet._")

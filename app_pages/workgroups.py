@@ -7,9 +7,8 @@ import pandas as pd
 import streamlit as st
 
 from ciboard import ci_ui, meetings
-from ciboard.access import ScopeError
 from ciboard.dashboard import disguised, scope
-from ciboard.meetings import PARTIES, EditConflict, Person, Workgroup
+from ciboard.meetings import PARTIES, Person, Workgroup
 from ciboard.session import aliasing
 
 db = ci_ui.db()
@@ -22,11 +21,6 @@ NOTICE = "workgroups-notice"
 def organisations() -> dict[str, str]:
     """Every vendor and school this account sees, by id: who a member can come from."""
     return {**ci_ui.labels().get("vendor_id", {}), **ci_ui.labels().get("school_id", {})}
-
-
-def meeting_label(meeting: meetings.Meeting) -> str:
-    """How the meetings page names a meeting in its address (?meeting=…)."""
-    return f"{meeting.held_on:%b %-d, %Y} · {'minutes' if meeting.is_final else 'draft'}"
 
 
 st.title("Workgroups")
@@ -118,34 +112,29 @@ def check_name(typed: Workgroup) -> None:
         raise ValueError(f"There is already a workgroup called “{typed.name}”.")
 
 
+def store(typed: Workgroup) -> Workgroup:
+    check_name(typed)
+    return meetings.save_workgroup(db, scope(), typed, by=ci_ui.me())
+
+
 def new_workgroup() -> None:
     generation = st.session_state.setdefault("new-workgroup-generation", 0)
     with st.expander("Set up a workgroup", icon=":material/add:"):
         typed, pressed = group_form(f"new-workgroup-{generation}", Workgroup(name=""), "Set it up")
         if not pressed:
             return
-        try:
-            check_name(typed)
-            made = meetings.save_workgroup(db, scope(), typed, by=ci_ui.me())
-        except (ValueError, ScopeError) as error:
-            st.error(str(error))
-            return
-        st.session_state["new-workgroup-generation"] += 1
-        st.session_state["open-workgroup"] = made.id
-        st.session_state[NOTICE] = f"Set up {made.name}."
-        st.rerun()
+        made = ci_ui.save_new(lambda: store(typed))
+        if made is not None:
+            st.session_state["new-workgroup-generation"] += 1  # an empty form for the next group
+            ci_ui.open_new("group", made.id, (NOTICE, f"Set up {made.name}."))
 
 
-if staff:
-    new_workgroup()
-elif ci_ui.district_staff():
-    st.caption("Editing is off while vendors are shown as letters.")
+ci_ui.offer_new(staff, new_workgroup)
 if not groups:
     st.info("No workgroup yet" + ("." if ci_ui.district_staff() else " that your organisation takes part in."))
     st.stop()
 
-if "open-workgroup" in st.session_state:  # a group set up in the last run opens itself
-    st.session_state["group"] = st.session_state.pop("open-workgroup")
+ci_ui.choose_new("group")
 by_id = {g.id: g for g in groups}
 # Not keyed "workgroup" like the meetings page's chooser: with the same key on both pages, the
 # meetings page ignored the ?workgroup= of the links below (seen in Chromium).
@@ -173,9 +162,9 @@ def show_meetings(group: Workgroup) -> None:
     held = list(reversed(meetings.meetings(db, scope(), group.id)))
     st.markdown(f"**Meetings** ({len(held)})")
     for meeting in held:
-        st.page_link("app_pages/meetings.py", label=meeting_label(meeting),
+        st.page_link("app_pages/meetings.py", label=ci_ui.meeting_label(meeting),
                      icon=":material/lock:" if meeting.is_final else ":material/edit_note:",
-                     query_params={"workgroup": group.name, "meeting": meeting_label(meeting)})
+                     query_params={"workgroup": group.name, "meeting": ci_ui.meeting_label(meeting)})
     if not held:
         st.caption("It has not met yet.")
         st.page_link("app_pages/meetings.py", label="Meetings", icon=":material/event_note:",
@@ -189,78 +178,31 @@ show_meetings(group)
 # --- editing: the form keeps what was typed, and a save names the revision it started from ---
 
 
-def fresh_session(record: Workgroup, old: dict | None = None) -> dict:
-    generation = old["generation"] + 1 if old else 0
-    return {"opened": record, "revision": record.revision, "generation": generation,
-            "form": f"wg-{record.id}-{generation}", "conflict": None}
+def stored(typed: Workgroup, revision: int) -> Workgroup:
+    saved = store(replace(typed, revision=revision))
+    st.session_state["open-group"] = saved.id  # a new name is a new option of the chooser
+    return saved
 
 
-def edit_session(record: Workgroup) -> dict:
-    """This editor's session on the workgroup, kept across reruns: the version the form opened
-    at (its text fills the form), the revision a save names and a conflict to resolve. A form
-    not drawn in the last run opens afresh on the workgroup as it is."""
-    key = f"edit-workgroup-{record.id}"
-    session = st.session_state.get(key)
-    if session is None or f"{session['form']}-name" not in st.session_state:
-        session = st.session_state[key] = fresh_session(record, session)
-    return session
-
-
-def save(typed: Workgroup, revision: int, session: dict) -> None:
-    try:
-        check_name(typed)
-        saved = meetings.save_workgroup(db, scope(), replace(typed, revision=revision), by=ci_ui.me())
-    except EditConflict as conflict:
-        session["conflict"] = conflict
-        return
-    except ValueError as error:
-        st.error(str(error))
-        return
-    st.session_state[f"edit-workgroup-{saved.id}"] = fresh_session(saved, session)
-    st.session_state["open-workgroup"] = saved.id  # a new name is a new option of the chooser
-    st.session_state[NOTICE] = f"Saved as revision {saved.revision}."
-    st.rerun()
-
-
-def reopen(session: dict) -> None:
-    """Drops this editor's unsaved changes and opens the form on the workgroup as stored now."""
-    st.session_state[f"edit-workgroup-{group.id}"] = fresh_session(meetings.workgroup(db, scope(), group.id), session)
-    st.rerun()
+def latest() -> Workgroup:
+    return meetings.workgroup(db, scope(), group.id)
 
 
 def edit(record: Workgroup, session: dict) -> None:
     with st.expander("Edit the workgroup", icon=":material/edit:", expanded=session["conflict"] is not None):
-        if record.revision != session["revision"] and session["conflict"] is None:
-            st.info(f"{record.updated_by} saved revision {record.revision} after this form opened at revision "
-                    f"{session['revision']}. Saving will show you both.", icon=":material/sync_problem:")
-            if st.button("Open the latest instead", key=f"{session['form']}-latest"):
-                reopen(session)
+        if moved := ci_ui.moved_on(record, session):
+            ci_ui.offer_latest(session, moved, latest)
         typed, pressed = group_form(session["form"], session["opened"], "Save the workgroup")
-        if pressed:
-            save(typed, session["revision"], session)
-        conflict = session["conflict"]
-        if conflict is None:
-            return
-        ci_ui.show_conflict(conflict)
-        mine, theirs = st.columns(2)
-        if mine.button("Save mine over theirs (I have read both)", icon=":material/edit_note:", key=f"{session['form']}-mine"):
-            save(typed, conflict.theirs.revision, session)
-        if theirs.button("Take theirs and drop mine", icon=":material/undo:", key=f"{session['form']}-theirs"):
-            reopen(session)
+        ci_ui.save_or_resolve(session, pressed, latest=latest, notice=NOTICE,
+                              store=lambda revision: stored(typed, revision))
 
 
 if staff:
-    edit(group, edit_session(group))
+    edit(group, ci_ui.edit_session(group, "workgroup", "wg", drawn="name"))
 
 with st.expander("History", icon=":material/history:"):
-    versions = meetings.history(db, scope(), "workgroup", group.id)
-    st.dataframe(disguised(ci_ui.records_frame(versions, {
-        "Revision": lambda v: v.revision, "Saved by": lambda v: v.saved_by,
-        "Saved at": lambda v: f"{v.saved_at:%Y-%m-%d %H:%M}", "Name": lambda v: v.record.name,
-        "Members": lambda v: len(v.record.members),
-    })), hide_index=True)
-    revision = st.selectbox("Read revision", [v.revision for v in versions], index=len(versions) - 1,
-                            key=f"workgroup-history-{group.id}-{group.revision}")
-    shown = next(v.record for v in versions if v.revision == revision)
+    shown = ci_ui.read_history("workgroup", group.id, f"workgroup-history-{group.id}-{group.revision}", {
+        "Name": lambda v: v.record.name, "Members": lambda v: len(v.record.members),
+    })
     st.markdown(ci_ui.say(f"**{shown.name}**\n\n{shown.purpose}\n\n**Meets** {shown.cadence} · **Format** {shown.format}"))
     st.markdown(ci_ui.say("\n".join(f"- {p.name} ({p.organisation}): {p.role}" for p in shown.members)) or "_No members._")

@@ -2,6 +2,7 @@
 workgroups) share: the store in the viewer's scope, slices in words and as widgets, and the
 screen that shows both versions when two people saved the same record."""
 
+from collections.abc import Callable
 from dataclasses import fields
 from datetime import date
 from typing import Any
@@ -10,6 +11,7 @@ import pandas as pd
 import streamlit as st
 
 from ciboard import followup, meetings
+from ciboard.access import ScopeError
 from ciboard.appdb import AppDB
 from ciboard.dashboard import account, aliases, disguised, disguised_text, metrics, scope, warehouse
 from ciboard.meetings import EditConflict, Slice
@@ -156,6 +158,18 @@ def show_conflict(error: EditConflict) -> None:
         st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
 
 
+def conflict_choice(
+    conflict: EditConflict, key: str | None = None, mine: str = "Save mine over theirs (I have read both)",
+    theirs: str = "Take theirs and drop mine",
+) -> str | None:
+    """The conflict screen with its two ways out; "mine" or "theirs" when one was pressed."""
+    show_conflict(conflict)
+    left, right = st.columns(2)
+    keep = left.button(mine, icon=":material/edit_note:", key=key and f"{key}-mine")
+    take = right.button(theirs, icon=":material/undo:", key=key and f"{key}-theirs")
+    return "mine" if keep else "theirs" if take else None
+
+
 def _plain(value: Any) -> str:
     if isinstance(value, dict):
         return "\n\n".join(f"{k}: {v}" for k, v in value.items() if v)
@@ -249,6 +263,147 @@ def records_frame(items: list, columns: dict[str, Any]) -> pd.DataFrame:
     """A table of records: {column title: function of a record}, vendors disguised while aliasing."""
     frame = pd.DataFrame([{title: get(item) for title, get in columns.items()} for item in items], columns=list(columns))
     return disguised(frame)
+
+
+def short(text: str, limit: int = 70) -> str:
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def analysis_label(analysis: meetings.RootCause) -> str:
+    """How an analysis reads in the root causes page's chooser, and so in its address (?analysis=…)."""
+    return say(f"#{analysis.id} · {short(analysis.problem)}")
+
+
+def cycle_label(cycle: meetings.PdsaCycle) -> str:
+    """How a cycle reads in the PDSA cycles page's chooser, and so in its address (?cycle=…)."""
+    return say(f"#{cycle.id} · {short(cycle.title)}")
+
+
+def meeting_label(meeting: meetings.Meeting) -> str:
+    """How a meeting reads in the meetings page's chooser, and so in its address (?meeting=…)."""
+    return f"{meeting.held_on:%b %-d, %Y} · {'minutes' if meeting.is_final else 'draft'}"
+
+
+# --- a new record: made, then opened in the page's chooser ------------------------------------
+
+
+def offer_new(staff: bool, form: Callable[[], None]) -> None:
+    """The form for a new record to staff who may edit, or why it is missing on a shared screen."""
+    if staff:
+        form()
+    elif district_staff():
+        st.caption("Editing is off while vendors are shown as letters.")
+
+
+def save_new(store: Callable[[], Any]) -> Any | None:
+    """The record `store` saved, or None after saying why it was refused."""
+    try:
+        return store()
+    except (ValueError, ScopeError) as error:
+        st.error(str(error))
+        return None
+
+
+def open_new(chooser: str, record_id: int, notice: tuple[str, str], form: str | None = None) -> None:
+    """After a new record is saved: an empty form for the next one (its widget keys start with
+    `form`), the record chosen in the `chooser` of the next run and a notice there."""
+    if form:
+        for key in [k for k in st.session_state if str(k).startswith(form)]:
+            del st.session_state[key]
+    st.session_state[f"open-{chooser}"] = record_id
+    st.session_state[notice[0]] = notice[1]
+    st.rerun()
+
+
+def choose_new(chooser: str) -> None:
+    """A record made in the last run opens itself in the chooser keyed `chooser`."""
+    if f"open-{chooser}" in st.session_state:
+        st.session_state[chooser] = st.session_state.pop(f"open-{chooser}")
+
+
+# --- editing a record: the form keeps what was typed, and a save names the revision it opened at ---
+
+
+def edit_session(record: Any, kind: str, form: str, drawn: str) -> dict:
+    """This editor's session on a record, kept across reruns under "edit-{kind}-{id}": the version
+    the form opened at (its text fills the form), the revision a save names and a conflict to
+    resolve. A form whose field `drawn` was not drawn in the last run opens afresh on the record
+    as it is."""
+    key = f"edit-{kind}-{record.id}"
+    session = st.session_state.get(key)
+    if session is None or f"{session['form']}-{drawn}" not in st.session_state:
+        session = st.session_state[key] = _fresh_session(key, form, record, session)
+    return session
+
+
+def _fresh_session(key: str, form: str, record: Any, old: dict | None) -> dict:
+    generation = old["generation"] + 1 if old else 0
+    return {"key": key, "prefix": form, "opened": record, "revision": record.revision, "generation": generation,
+            "form": f"{form}-{record.id}-{generation}", "conflict": None}
+
+
+def reopen(session: dict, record: Any) -> None:
+    """Drops this editor's unsaved text and opens the form on `record`, as stored now."""
+    st.session_state[session["key"]] = _fresh_session(session["key"], session["prefix"], record, session)
+    st.rerun()
+
+
+def moved_on(record: Any, session: dict) -> str | None:
+    """Who saved the record since the form opened, while no conflict is on screen."""
+    if record.revision == session["revision"] or session["conflict"] is not None:
+        return None
+    return (f"{record.updated_by} saved revision {record.revision} after this form opened at revision "
+            f"{session['revision']}. Saving will show you both.")
+
+
+def offer_latest(session: dict, message: str, latest: Callable[[], Any]) -> None:
+    st.info(message, icon=":material/sync_problem:")
+    if st.button("Open the latest instead", key=f"{session['form']}-latest"):
+        reopen(session, latest())
+
+
+def save_edit(session: dict, store: Callable[[int], Any], revision: int, notice: str) -> None:
+    """Saves through `store` naming `revision`. A conflict waits in the session for
+    `save_or_resolve`; a refusal is said; a save opens the form afresh on what was saved."""
+    try:
+        saved = store(revision)
+    except EditConflict as conflict:
+        session["conflict"] = conflict
+        return
+    except ValueError as error:
+        st.error(str(error))
+        return
+    st.session_state[session["key"]] = _fresh_session(session["key"], session["prefix"], saved, session)
+    st.session_state[notice] = f"Saved as revision {saved.revision}."
+    st.rerun()
+
+
+def save_or_resolve(session: dict, pressed: bool, store: Callable[[int], Any], latest: Callable[[], Any],
+                    notice: str) -> None:
+    """Saves when Save was pressed; on a conflict shows both versions, to save mine over theirs or
+    take theirs."""
+    if pressed:
+        save_edit(session, store, session["revision"], notice)
+    conflict = session["conflict"]
+    if conflict is None:
+        return
+    choice = conflict_choice(conflict, key=session["form"])
+    if choice == "mine":
+        save_edit(session, store, conflict.theirs.revision, notice)
+    elif choice == "theirs":
+        reopen(session, latest())
+
+
+def read_history(entity: str, record_id: int, key: str, columns: dict[str, Callable]) -> Any:
+    """A record's saved versions as a table (who saved which when, then `columns`) and a chooser
+    of one to read; returns the version chosen."""
+    versions = meetings.history(db(), scope(), entity, record_id)
+    st.dataframe(records_frame(versions, {
+        "Revision": lambda v: v.revision, "Saved by": lambda v: v.saved_by,
+        "Saved at": lambda v: f"{v.saved_at:%Y-%m-%d %H:%M}", **columns,
+    }), hide_index=True)
+    revision = st.selectbox("Read revision", [v.revision for v in versions], index=len(versions) - 1, key=key)
+    return next(v.record for v in versions if v.revision == revision)
 
 
 def today() -> date:
