@@ -47,7 +47,7 @@ for section, file, title, icon, url_path, roles in PAGES:
         pages.setdefault(section, []).append(
             st.Page(f"app_pages/{file}.py", title=title, icon=f":material/{icon}:", url_path=url_path, default=file == "overview")
         )
-page = st.navigation(pages)
+page = st.navigation(pages, expanded=True)  # every page in view, not behind "View more"
 session.account_box(account)
 st.session_state["filters"] = filter_bar()
 session.presentation_header(st.session_state["filters"])

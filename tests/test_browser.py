@@ -24,6 +24,8 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 SCREENSHOTS = ROOT / "tests" / "screenshots"
 # The default page (Overview) lives at the root.
 PAGES = ["", "trends", "disparities", "vendors", "relationships", "data-quality", "data-map"]
+CI_PAGES = ["meetings", "commitments", "root-causes", "pdsa", "workgroups"]
+ADMIN_PAGES = ["accounts", "audit", "upload"]
 
 playwright = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
 pytestmark = [
@@ -122,9 +124,12 @@ def shoot(page, name: str) -> None:
     page.locator("[data-testid='stMainBlockContainer']").screenshot(path=str(SCREENSHOTS / f"{name}.png"))
 
 
-@pytest.mark.parametrize("path", PAGES)
-def test_every_page_opens_without_an_error(server, browser, passwords, path):
-    page = open_as(browser, server, passwords, "analyst", path)
+@pytest.mark.parametrize(
+    ("user", "path"),
+    [("analyst", p) for p in PAGES + CI_PAGES] + [("admin", p) for p in ADMIN_PAGES],
+)
+def test_every_page_opens_without_an_error(server, browser, passwords, user, path):
+    page = open_as(browser, server, passwords, user, path)
     assert errors_on(page) == []
     assert page.locator("h1").first.inner_text().strip()
     shoot(page, path or "overview")
@@ -209,8 +214,34 @@ def test_a_facilitator_presents_with_vendors_as_letters(server, browser, passwor
     for vendor_id, name in OTHER_VENDORS.items():
         assert name not in text and not re.search(rf"\b{vendor_id}\b", text), vendor_id
     shoot(page, "presenting-vendors")
+    page.locator("[data-testid='stExpandSidebarButton']").click()  # the way to the other pages
     page.get_by_role("link", name="Overview").click()
     settle(page)
     assert "Presenting" in page.locator("[data-testid='stMain']").inner_text()
     shoot(page, "presenting-overview")
+    page.close()
+
+
+def test_a_facilitator_takes_notes_in_a_meeting(server, browser, passwords, demo_warehouse):
+    page = open_as(browser, server, passwords, "facilitator", "meetings", height=3200)
+    # The demo's coordination meeting with Keystone, still a draft.
+    page.get_by_role("link", name="Meetings").first.wait_for(state="attached")
+    assert "Outcomes data" in page.locator("[data-testid='stMain']").inner_text()
+    notes = page.get_by_placeholder("Notes…").first
+    notes.fill("Bus times changed on Feb 2; two sites start 15 minutes later.")
+    page.get_by_role("button", name="Save notes").click()
+    settle(page)
+    assert errors_on(page) == []
+    assert "Bus times changed" in page.get_by_placeholder("Notes…").first.input_value()
+    from ciboard import meetings
+    from ciboard.access import ANALYST
+    from ciboard.appdb import AppDB
+
+    store = AppDB.of(demo_warehouse.settings)
+    assert any("Bus times changed" in m.agenda.get("operations", "") for m in meetings.meetings(store, ANALYST))
+    shoot(page, "meeting-notes")
+    page.get_by_role("link", name="Commitments", exact=True).click()
+    settle(page)
+    assert errors_on(page) == [] and "Commitments" in page.locator("h1").first.inner_text()
+    shoot(page, "commitments")
     page.close()
