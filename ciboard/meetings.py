@@ -159,6 +159,16 @@ class EditConflict(RuntimeError):
 # --- records --------------------------------------------------------------------------
 
 
+@dataclass(frozen=True, kw_only=True)
+class Saved:
+    """What every stored record carries: its id, and which revision it is, saved when and by whom."""
+
+    id: int | None = None
+    revision: int = 0
+    updated_at: datetime | None = None
+    updated_by: str | None = None
+
+
 @dataclass(frozen=True)
 class Slice:
     """Which students a metric is read for: a vendor, a school, a student group, or any
@@ -221,7 +231,7 @@ class Person:
 
 
 @dataclass(frozen=True)
-class Workgroup:
+class Workgroup(Saved):
     name: str
     purpose: str = ""
     members: list[Person] = field(default_factory=list)
@@ -229,14 +239,10 @@ class Workgroup:
     format: str = ""
     decisions: list[str] = field(default_factory=list)
     vendor_ids: list[str] = field(default_factory=list)
-    id: int | None = None
-    revision: int = 0
-    updated_at: datetime | None = None
-    updated_by: str | None = None
 
 
 @dataclass(frozen=True)
-class Meeting:
+class Meeting(Saved):
     workgroup_id: int
     held_on: date
     attendees: list[Person] = field(default_factory=list)
@@ -246,10 +252,6 @@ class Meeting:
     warehouse_version: str | None = None
     finalised_at: datetime | None = None
     finalised_by: str | None = None
-    id: int | None = None
-    revision: int = 0
-    updated_at: datetime | None = None
-    updated_by: str | None = None
 
     @property
     def is_final(self) -> bool:
@@ -266,7 +268,7 @@ class LogEntry:
 
 
 @dataclass(frozen=True)
-class Commitment:
+class Commitment(Saved):
     party: str
     owner: str
     action: str
@@ -278,10 +280,6 @@ class Commitment:
     metric_id: str | None = None
     slice: Slice = field(default_factory=Slice)
     meeting_id: int | None = None
-    id: int | None = None
-    revision: int = 0
-    updated_at: datetime | None = None
-    updated_by: str | None = None
 
     def status_on(self, day: date) -> str | None:
         """The status as it stood at the end of `day`; None before the commitment was made."""
@@ -321,7 +319,7 @@ class Idea:
 
 
 @dataclass(frozen=True)
-class RootCause:
+class RootCause(Saved):
     metric_id: str
     problem: str
     slice: Slice = field(default_factory=Slice)
@@ -333,10 +331,6 @@ class RootCause:
     pdsa_id: int | None = None
     commitment_id: int | None = None
     meeting_id: int | None = None
-    id: int | None = None
-    revision: int = 0
-    updated_at: datetime | None = None
-    updated_by: str | None = None
 
     @property
     def complete(self) -> bool:
@@ -365,7 +359,7 @@ class Observation:
 
 
 @dataclass(frozen=True)
-class PdsaCycle:
+class PdsaCycle(Saved):
     title: str
     metric_id: str
     start_on: date
@@ -378,10 +372,6 @@ class PdsaCycle:
     act: str | None = None
     act_note: str = ""
     meeting_id: int | None = None
-    id: int | None = None
-    revision: int = 0
-    updated_at: datetime | None = None
-    updated_by: str | None = None
 
     @property
     def stage(self) -> str:
