@@ -154,6 +154,17 @@ def set_password(db: AppDB, username: str, password: str, *, now: datetime | Non
         con.execute("delete from demo_credentials where username = ?", [username.strip().lower()])
 
 
+def unlock(db: AppDB, username: str, *, now: datetime | None = None) -> None:
+    """Lifts a lockout without a new password; the lifting is audited."""
+    name = username.strip().lower()
+    with db.transaction() as con:
+        row = con.execute("select * from users where username = ?", [name]).fetchone()
+        if row is None:
+            raise AccountError(f"no account named {username}")
+        con.execute("update users set failed_attempts = 0, locked_until = null where username = ?", [name])
+        _audit(con, None, "sign-in lock lifted", name, "ok", _now(now))
+
+
 def set_disabled(db: AppDB, username: str, disabled: bool, *, now: datetime | None = None) -> None:
     with db.transaction() as con:
         changed = con.execute(

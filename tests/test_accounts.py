@@ -87,6 +87,18 @@ def test_a_new_password_lifts_a_lockout(db):
     assert accounts.authenticate(db, SETTINGS, "ana", "another long one", now=NOON)
 
 
+def test_unlock_lifts_a_lockout_and_keeps_the_password(db):
+    accounts.add_user(db, "ana", role="analyst", password="a long password")
+    for _ in range(3):
+        with pytest.raises(accounts.SignInError):
+            accounts.authenticate(db, SETTINGS, "ana", "guess", now=NOON)
+    accounts.unlock(db, "Ana", now=NOON)
+    assert accounts.authenticate(db, SETTINGS, "ana", "a long password", now=NOON)
+    assert ("sign-in lock lifted", "ana") in {(r["action"], r["detail"]) for r in accounts.audit_log(db)}
+    with pytest.raises(accounts.AccountError, match="no account named nobody"):
+        accounts.unlock(db, "nobody")
+
+
 def test_a_disabled_account_cannot_sign_in(db):
     accounts.add_user(db, "ana", role="analyst", password="a long password")
     accounts.set_disabled(db, "ana", True)
