@@ -216,11 +216,13 @@ else:
     events = query("events", start=filters.start.isoformat(), end=filters.end.isoformat())
     events = events[events["metric_id"].isna() | (events["metric_id"] == metric["metric_id"])]
     latest = charted.dropna(subset=["value"]).iloc[-1]
-    signals = charted["point_type"].isin(["special_cause_neutral"]).sum()
+    high, low = ((charted["point_type"] == f"special_cause_neutral_{side}").sum() for side in ("high", "low"))
+    signals = high + low
     st.markdown(
         f"**{focus} − {reference}**, by {grain}: {charts.format_change(latest['value'], metric)} in the latest "
         f"{grain} ({latest['period_start']:%b %Y}), against a centre of {charts.format_change(latest['center'], metric)}. "
-        + (f"{signals} {grain}{'s' if signals > 1 else ''} fired a rule (purple): the gap changed; hover to see how."
+        + (f"{signals} {grain}{'s' if signals > 1 else ''} fired a rule (purple): the gap changed, "
+           f"{high} high and {low} low; hover to see how."
            if signals else "No signal: the gap moved only as much as it usually does.")
     )
     st.plotly_chart(

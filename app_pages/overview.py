@@ -268,7 +268,9 @@ def slice_name(signal: dict) -> str:
 
 
 def signal_kind(signal: dict) -> str:
-    kind = {"special_cause_concern": "concern", "special_cause_improvement": "improvement"}.get(signal["point_type"], "neutral")
+    if signal["point_type"].startswith("special_cause_neutral_"):
+        return VARIATION[signal["point_type"].removeprefix("special_cause_")][2]
+    kind = {"special_cause_concern": "concern", "special_cause_improvement": "improvement"}[signal["point_type"]]
     return VARIATION[f"{kind}_{'high' if signal['value'] > signal['center'] else 'low'}"][2]
 
 

@@ -17,13 +17,15 @@ POINT_COLOURS = {
     "common_cause": "#7B7D7D",
     "special_cause_improvement": "#1F77B4",
     "special_cause_concern": "#F28E2B",
-    "special_cause_neutral": "#8E44AD",
+    "special_cause_neutral_high": "#8E44AD",
+    "special_cause_neutral_low": "#8E44AD",
 }
 POINT_NAMES = {
     "common_cause": "Common cause",
     "special_cause_improvement": "Improvement",
     "special_cause_concern": "Concern",
-    "special_cause_neutral": "Special cause",
+    "special_cause_neutral_high": "Special cause (high)",
+    "special_cause_neutral_low": "Special cause (low)",
 }
 TARGET_COLOUR = "#009E73"
 FONT = dict(family="Source Sans Pro, Arial, sans-serif", size=16, color="#262730")
@@ -142,7 +144,7 @@ def spc_figure(
     )
     if any(small):
         figure.add_trace(go.Scatter(x=[None], y=[None], mode="markers", marker=dict(size=10, symbol="circle-open", color="#404040", line=dict(width=2.5)), name=f"Fewer than {min_cell} students"))
-    for point_type in ("special_cause_improvement", "special_cause_concern", "special_cause_neutral"):
+    for point_type in [p for p in POINT_NAMES if p != "common_cause"]:
         if (charted["point_type"] == point_type).any():
             figure.add_trace(go.Scatter(x=[None], y=[None], mode="markers", marker=dict(size=10, color=POINT_COLOURS[point_type]), name=POINT_NAMES[point_type]))
     if second_axis is not None:

@@ -549,9 +549,12 @@ def summary(prefill: Prefill, warehouse: Warehouse) -> list[str]:
 
     lines = []
     counts = prefill.signal_counts
+    # A metric with no better direction signals high or low, neither concern nor improvement.
+    neutral = {side: counts.get(f"special_cause_neutral_{side}", 0) for side in ("high", "low")}
     lines.append(
         f"Since {prefill.since}: {counts.get('special_cause_concern', 0)} control-chart signals of concern and "
-        f"{counts.get('special_cause_improvement', 0)} of improvement."
+        f"{counts.get('special_cause_improvement', 0)} of improvement"
+        + (f"; {neutral['high']} high and {neutral['low']} low where no direction is better." if any(neutral.values()) else ".")
     )
     for s in prefill.signals[:5]:
         slice_parts = [s["vendor_id"]] if s.get("vendor_id") else []

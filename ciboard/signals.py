@@ -102,7 +102,8 @@ def signals(
     if not found:
         return pd.DataFrame(columns=SIGNAL_COLUMNS)
     result = pd.DataFrame(found)[SIGNAL_COLUMNS]
-    order = {"special_cause_concern": 0, "special_cause_improvement": 1, "special_cause_neutral": 2}
+    order = {"special_cause_concern": 0, "special_cause_improvement": 1, "special_cause_neutral_high": 2,
+             "special_cause_neutral_low": 2}
     # A whole district's or vendor's signal concerns every student behind it: it comes before
     # the same kind of signal in one group.
     ranked = result.assign(_order=result["point_type"].map(order), _group=result["dimension"].notna())

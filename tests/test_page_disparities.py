@@ -164,3 +164,26 @@ def test_a_facilitator_sees_no_students_and_no_small_cells(dashboard, monkeypatc
     assert hidden["suppressed"].all()
     assert hidden["value"].str.startswith("hidden: fewer than 10 students").all()
     assert hidden["n"].str.startswith("hidden: fewer than 10 students").all()
+
+
+def test_a_gap_that_changes_is_purple_and_says_which_way_it_went():
+    # A gap has no better direction: its special causes are NHSRplotthedots' neutral
+    # high and low, both purple, and the hover and legend say which side.
+    from ciboard import charts
+    from ciboard.stats import spc
+
+    gaps = pd.Series([0.05] * 8 + [0.09] * 7 + [0.01] * 7)
+    charted = spc.xmr(gaps, direction="neutral")
+    charted.insert(0, "period_start", pd.date_range("2025-09-01", periods=len(gaps), freq="W-MON"))
+    charted.insert(1, "students", 40)
+    metric = {"metric_id": ATTENDANCE, "label": "Tutoring attendance rate", "aggregation": "rate", "unit": "share",
+              "better": "higher", "target": None}
+    figure = charts.gap_trend_figure(charted, metric, label="EL − not EL").to_plotly_json()
+    line = next(t for t in figure["data"] if t.get("name") == "EL − not EL")
+    colours = list(line["marker"]["color"])
+    assert colours[:8] == [charts.POINT_COLOURS["common_cause"]] * 8
+    assert set(colours[8:]) == {"#8E44AD"}
+    hovers = [text for _, _, text in line["customdata"]]
+    assert hovers[8].startswith("Special cause (high): ") and hovers[-1].startswith("Special cause (low): ")
+    legend = {t.get("name") for t in figure["data"]}
+    assert {"Special cause (high)", "Special cause (low)"} <= legend

@@ -55,7 +55,7 @@ def test_the_v3_drop_is_a_concern_in_the_signals(demo_warehouse):
     assert v3.iloc[0].point_type == "special_cause_concern"
     assert "7 on one side" in v3.iloc[0].rules
     assert list(found.point_type.drop_duplicates()) == sorted(
-        found.point_type.unique(), key=["special_cause_concern", "special_cause_improvement", "special_cause_neutral"].index
+        found.point_type.unique(), key=["special_cause_concern", "special_cause_improvement"].index
     )
 
 

@@ -495,11 +495,65 @@ def test_rebase_at_zero_changes_nothing():
     assert spc.xmr(values, rebase=[0]).equals(spc.xmr(values))
 
 
+# A metric with no better direction: NHSRplotthedots' ptd_point_type
+# (R/ptd_calculate_point_type.R) reports a special cause as
+# special_cause_neutral_high or _low, by the side its special_cause_type
+# names ("Above UCL", "7 Point Trend (Increasing)", "2 in 3 Above CL", "7 Points
+# Above CL" are high), and with a direction it reports the same side
+# multiplied by the direction as improvement or concern. So every published
+# classification with a direction gives the neutral one: an improvement is on
+# the better side, a concern on the other.
+NEUTRAL_SIDE = {
+    ("increase", "special_cause_improvement"): "special_cause_neutral_high",
+    ("increase", "special_cause_concern"): "special_cause_neutral_low",
+    ("decrease", "special_cause_improvement"): "special_cause_neutral_low",
+    ("decrease", "special_cause_concern"): "special_cause_neutral_high",
+}
+
+
+@pytest.mark.parametrize("case", END_TO_END["cases"], ids=[case["id"] for case in END_TO_END["cases"]])
+def test_nhs_end_to_end_without_a_better_direction(case):
+    chart = spc.xmr(
+        case["values"],
+        direction="neutral",
+        baseline=case["fix_after_n_points"],
+        screen_outliers=case["screen_outliers"],
+        rebase=[27] if "rebase_at" in case else None,
+    )
+    direction = case["improvement_direction"]
+    expected = [NEUTRAL_SIDE.get((direction, kind), kind) for kind in case["expected"]["point_type"]]
+    assert chart["point_type"].tolist() == expected
+    if "special_cause_type" in case["expected"]:
+        assert special_cause_type(chart) == case["expected"]["special_cause_type"]
+
+
+def test_neutral_points_say_their_side_whichever_rule_fired():
+    # A step up then a step down, each a run of 7 past the centre, and a point
+    # far beyond each limit: the side is the rule's side, as for improvement
+    # and concern. A trend's side is its direction, not its side of the centre.
+    chart = spc.xmr([5] * 8 + [9] * 7 + [1] * 7, direction="neutral")
+    assert set(chart["point_type"].iloc[8:15]) == {"special_cause_neutral_high"}
+    assert set(chart["point_type"].iloc[15:]) == {"special_cause_neutral_low"}
+    falling = spc.xmr([20, 19, 18, 17, 16, 15, 14] + [22, 14, 22, 14, 22, 14, 22, 14], direction="neutral")
+    assert falling["trend"].iloc[0] and falling["value"].iloc[0] > falling["center"].iloc[0]
+    assert falling["point_type"].iloc[0] == "special_cause_neutral_low"
+    for charted in (spc.p_chart([5, 5, 5, 5, 5, 5, 30], [50] * 7, direction="neutral"),
+                    spc.u_chart([5, 5, 5, 5, 5, 5, 30], direction="neutral")):
+        assert charted["point_type"].iloc[-1] == "special_cause_neutral_high"
+        assert set(charted["point_type"].iloc[:-1]) == {"common_cause"}
+    assert set(spc.POINT_TYPES) - {None} == {
+        "common_cause", "special_cause_improvement", "special_cause_concern",
+        "special_cause_neutral_high", "special_cause_neutral_low",
+    }
+
+
 def test_neutral_direction_and_summary_icons():
     rising = list(range(1, 9))
     chart = spc.xmr(rising, direction="neutral")
-    assert set(chart["point_type"]) == {"special_cause_neutral"}
+    # The 1 is below the lower limit, and that rule comes before the trend.
+    assert chart["point_type"].tolist() == ["special_cause_neutral_low"] + ["special_cause_neutral_high"] * 7
     assert spc.summary(chart, direction="neutral")["variation"] == "neutral_high"
+    assert spc.summary(spc.xmr(rising[::-1], direction="neutral"), direction="neutral")["variation"] == "neutral_low"
     falling = spc.xmr(rising[::-1], direction="increase")
     assert spc.summary(falling, direction="increase")["variation"] == "concern_low"
     assert spc.summary(spc.xmr(rising[::-1], direction="decrease"), direction="decrease")["variation"] == \

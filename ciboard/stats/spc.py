@@ -9,8 +9,10 @@ columns, so a page can draw any of them the same way:
 - near_lower, near_upper: two thirds of the way from the center to each limit
   (2 sigma), the band the two-in-three rule looks beyond.
 - outside_limits, shift, trend, two_in_three: the rules the point is part of.
-- point_type: common_cause, special_cause_improvement, special_cause_concern or
-  special_cause_neutral; missing where the value is missing.
+- point_type: common_cause, special_cause_improvement, special_cause_concern,
+  or, for a metric with no better direction, special_cause_neutral_high or
+  special_cause_neutral_low (the side it signals on, as NHSRplotthedots names
+  them); missing where the value is missing.
 - signal_side: "high" or "low" for a special cause point, which way it signals.
 - segment: 0 up to the first rebase, 1 after it, and so on.
 - excluded: charted, but kept out of the center, the limits and the run rules.
@@ -47,10 +49,13 @@ RUN = 7
 # np.select over strings. SIDES is indexed by the signal itself: 1 is "high",
 # -1 (the last entry) is "low", 0 none.
 POINT_TYPES = np.array(
-    ["common_cause", "special_cause_improvement", "special_cause_concern", "special_cause_neutral", None],
+    [
+        "common_cause", "special_cause_improvement", "special_cause_concern",
+        "special_cause_neutral_high", "special_cause_neutral_low", None,
+    ],
     dtype=object,
 )
-COMMON, IMPROVEMENT, CONCERN, NEUTRAL, MISSING = range(len(POINT_TYPES))
+COMMON, IMPROVEMENT, CONCERN, NEUTRAL_HIGH, NEUTRAL_LOW, MISSING = range(len(POINT_TYPES))
 SIDES = np.array([None, "high", "low"], dtype=object)
 
 
@@ -281,7 +286,8 @@ def _rules(y, center, lower, upper, near_lower, near_upper, segments, ruled, sig
     signal = np.where(trend != 0, trend, signal)
     signal = np.where(outside, sides, signal)
     if sign == 0:
-        special = NEUTRAL
+        # No side is better, so the point says only which side it is on.
+        special = np.where(signal > 0, NEUTRAL_HIGH, NEUTRAL_LOW)
     else:
         special = np.where(signal * sign > 0, IMPROVEMENT, CONCERN)
     kind = np.where(signal == 0, COMMON, special)
