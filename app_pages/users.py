@@ -1,12 +1,12 @@
-"""Accounts (administrators): who may sign in and as what; add, disable and reset passwords.
-The same operations as `ciboard users`, each written to the audit log."""
+"""Accounts (administrators): who may sign in and as what; add, disable, reset passwords and
+lift a sign-in lock. The same operations as `ciboard users`, each written to the audit log."""
 
 import pandas as pd
 import streamlit as st
 
 from ciboard import accounts
 from ciboard.access import ROLES
-from ciboard.dashboard import audit
+from ciboard.dashboard import account, audit
 from ciboard.session import ROLE_NAMES, app_db
 
 db = app_db()
@@ -25,15 +25,19 @@ if notice:
 
 people = pd.DataFrame(accounts.users(db))
 people["status"] = [
-    "disabled" if row.disabled_at else "locked" if row.locked_until and row.locked_until > pd.Timestamp.now().isoformat() else "active"
-    for row in people.itertuples()
+    "disabled" if row.disabled_at else "throttled" if pd.notna(row.throttled_until) else "active" for row in people.itertuples()
 ]
 st.dataframe(
-    people[["username", "display_name", "role", "vendor_id", "email", "status", "has_password", "created_at"]],
+    people[["username", "display_name", "role", "vendor_id", "email", "status", "failed_sign_ins", "has_password",
+            "created_at"]],
     hide_index=True,
     column_config={
         "username": "User name", "display_name": "Name", "role": "Role", "vendor_id": "Vendor", "email": "E-mail",
-        "status": "Status", "has_password": st.column_config.CheckboxColumn("Local password"), "created_at": "Created",
+        "status": st.column_config.TextColumn(
+            "Status", help="Throttled: an address that failed to sign in as this account too often must wait to try again."
+        ),
+        "failed_sign_ins": st.column_config.NumberColumn("Failed sign-ins", help="In the last day, from every address."),
+        "has_password": st.column_config.CheckboxColumn("Local password"), "created_at": "Created",
     },
 )
 
@@ -67,15 +71,22 @@ with change:
     chosen = st.selectbox("Account", list(people["username"]), index=None, placeholder="Choose an account")
     if chosen:
         row = people.set_index("username").loc[chosen]
-        left, right = st.columns(2)
-        if left.button("New password", icon=":material/key:", help="Also lifts a lockout."):
+        left, middle, right = st.columns(3)
+        if left.button("New password", icon=":material/key:", help="Also lifts a lock."):
             password = accounts.generate_password()
             accounts.set_password(db, chosen, password)
             audit("password set", chosen)
             st.session_state["accounts_notice"] = f"New password for {chosen}, shown once: `{password}`"
             st.rerun()
+        if pd.notna(row["throttled_until"]) and right.button(
+            "Lift lock", icon=":material/lock_open:",
+            help="Every address may try to sign in again at once; the password stays as it is.",
+        ):
+            accounts.unlock(db, chosen, by=account())
+            st.session_state["accounts_notice"] = f"{chosen} may sign in again from anywhere."
+            st.rerun()
         disabled = bool(row["disabled_at"])
-        if right.button("Enable" if disabled else "Disable", icon=":material/block:"):
+        if middle.button("Enable" if disabled else "Disable", icon=":material/block:"):
             accounts.set_disabled(db, chosen, not disabled)
             audit("account enabled" if disabled else "account disabled", chosen)
             st.session_state["accounts_notice"] = f"{chosen} is now {'enabled' if disabled else 'disabled'}."

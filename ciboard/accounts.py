@@ -2,15 +2,21 @@
 the dashboard and the tests share it.
 
 Passwords are kept as salted scrypt hashes (the standard library's `hashlib.scrypt`, a
-memory-hard function made to be slow to guess against). Repeated failures lock an account
-for a while; a sign-in fails with the same words whether the name or the password was
-wrong, so the page does not tell a guesser which accounts exist.
+memory-hard function made to be slow to guess against). A sign-in tells a guesser nothing
+about which accounts exist: every checked attempt costs one scrypt run, whatever name it
+gives, and fails with the same words unless the password was right.
+
+Failed sign-ins are counted per user name (an account or not) and client address. After a few,
+that address waits before trying that name again, twice as long after each further failure;
+guesses from many addresses make every failing address wait from its first failure. An address
+that has not failed is always let try, so nobody elsewhere can lock the owner out.
 """
 
 import base64
 import hashlib
 import hmac
 import json
+import math
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -24,6 +30,13 @@ from ciboard.settings import Settings
 SCRYPT = {"n": 2**15, "r": 8, "p": 1}
 MIN_PASSWORD_LENGTH = 10
 WRONG = "That user name and password do not match an account."
+DISABLED = "This account is disabled. Ask an administrator."
+WAIT = "Too many failed sign-ins with this user name from here. Try again in {wait}."
+# A day without a failure from an address forgets that address's failures.
+FORGET_FAILURES_AFTER = timedelta(days=1)
+# Where the server does not know the client's address (a local browser, or a proxy that does not
+# pass it on), all such attempts count as coming from one address.
+UNKNOWN_ADDRESS = ""
 
 
 class AccountError(ValueError):
@@ -59,16 +72,19 @@ def hash_password(password: str) -> str:
 
 
 def verify_password(password: str, stored: str | None) -> bool:
-    if not stored:
-        return False
+    """Whether the password matches the stored hash. Without a usable hash (no such account, or one
+    that signs in only through OIDC) it checks against a stand-in, so every answer costs one scrypt run."""
     try:
-        method, params, salt, digest = stored.split("$")
+        method, params, salt, digest = (stored or "").split("$")
         cost = {k: int(v) for k, v in (item.split("=") for item in params.split(","))}
+        usable = method == "scrypt"
     except ValueError:
-        return False
-    if method != "scrypt":
-        return False
-    return hmac.compare_digest(_scrypt(password, _unb64(salt), cost), _unb64(digest))
+        usable = False
+    if not usable:
+        method, params, salt, digest = _STAND_IN.split("$")
+        cost = SCRYPT
+    matches = hmac.compare_digest(_scrypt(password, _unb64(salt), cost), _unb64(digest))
+    return matches and usable
 
 
 def _scrypt(password: str, salt: bytes, cost: dict[str, int]) -> bytes:
@@ -82,6 +98,10 @@ def _b64(data: bytes) -> str:
 
 def _unb64(text: str) -> bytes:
     return base64.b64decode(text)
+
+
+# No password's scrypt digest is 32 zero bytes, in practice: checking against this costs what a real check costs.
+_STAND_IN = f"scrypt$n={SCRYPT['n']},r={SCRYPT['r']},p={SCRYPT['p']}${_b64(bytes(16))}${_b64(bytes(32))}"
 
 
 def generate_password() -> str:
@@ -140,29 +160,30 @@ def add_user(
 
 
 def set_password(db: AppDB, username: str, password: str, *, now: datetime | None = None) -> None:
-    """A new password; it also lifts a lockout."""
+    """A new password; it also forgets the account's failed sign-ins, so nobody has to wait."""
     _check_password(password)
+    name = username.strip().lower()
     with db.transaction() as con:
         changed = con.execute(
-            """update users set password_hash = ?, password_changed_at = ?, failed_attempts = 0, locked_until = null
-            where username = ?""",
-            [hash_password(password), _now(now).isoformat(), username.strip().lower()],
+            "update users set password_hash = ?, password_changed_at = ? where username = ?",
+            [hash_password(password), _now(now).isoformat(), name],
         ).rowcount
         if not changed:
             raise AccountError(f"no account named {username}")
+        con.execute("delete from sign_in_failures where username = ?", [name])
         # The demo's list of passwords would now be wrong.
-        con.execute("delete from demo_credentials where username = ?", [username.strip().lower()])
+        con.execute("delete from demo_credentials where username = ?", [name])
 
 
-def unlock(db: AppDB, username: str, *, now: datetime | None = None) -> None:
-    """Lifts a lockout without a new password; the lifting is audited."""
+def unlock(db: AppDB, username: str, *, now: datetime | None = None, by: Account | None = None) -> None:
+    """Forgets the account's failed sign-ins, so no address has to wait, and keeps its password.
+    Audited as done `by` that account (None: from the command line)."""
     name = username.strip().lower()
     with db.transaction() as con:
-        row = con.execute("select * from users where username = ?", [name]).fetchone()
-        if row is None:
+        if con.execute("select 1 from users where username = ?", [name]).fetchone() is None:
             raise AccountError(f"no account named {username}")
-        con.execute("update users set failed_attempts = 0, locked_until = null where username = ?", [name])
-        _audit(con, None, "sign-in lock lifted", name, "ok", _now(now))
+        con.execute("delete from sign_in_failures where username = ?", [name])
+        _audit(con, by, "sign-in lock lifted", name, "ok", _now(now))
 
 
 def set_disabled(db: AppDB, username: str, disabled: bool, *, now: datetime | None = None) -> None:
@@ -175,15 +196,23 @@ def set_disabled(db: AppDB, username: str, disabled: bool, *, now: datetime | No
             raise AccountError(f"no account named {username}")
 
 
-def users(db: AppDB) -> list[dict[str, Any]]:
-    """Every account, without its password hash."""
+def users(db: AppDB, *, now: datetime | None = None) -> list[dict[str, Any]]:
+    """Every account, without its password hash; with its failed sign-ins of the last day (from
+    every address) and the time until which some address must wait to try it (None: none waits)."""
+    now = _now(now)
     with db.connect() as con:
         rows = con.execute(
             """select username, display_name, email, role, vendor_id, password_hash is not null as has_password,
-            disabled_at, locked_until, failed_attempts, created_at, password_changed_at
-            from users order by role, vendor_id, username"""
+            disabled_at, created_at, password_changed_at,
+            (select coalesce(sum(failures), 0) from sign_in_failures as f
+             where f.username = users.username and f.last_failed_at >= ?) as failed_sign_ins,
+            (select max(waits_until) from sign_in_failures as f
+             where f.username = users.username and f.waits_until > ?) as throttled_until
+            from users order by role, vendor_id, username""",
+            [(now - FORGET_FAILURES_AFTER).isoformat(), now.isoformat()],
         ).fetchall()
-    return [dict(row) for row in rows]
+    # `locked_until`: the name `ciboard users list` prints, until it says throttled_until.
+    return [{**dict(row), "locked_until": row["throttled_until"]} for row in rows]
 
 
 def account(db: AppDB, username: str) -> Account | None:
@@ -205,43 +234,78 @@ def account_for_email(db: AppDB, email: str | None) -> Account | None:
 
 
 def authenticate(
-    db: AppDB, settings: Settings, username: str, password: str, *, now: datetime | None = None
+    db: AppDB,
+    settings: Settings,
+    username: str,
+    password: str,
+    *,
+    address: str | None = None,
+    now: datetime | None = None,
 ) -> Account:
-    """The account these credentials open, or SignInError. Every attempt is audited."""
+    """The account these credentials open, or SignInError. `address` is the client's (None where the
+    server does not know it). Every attempt is audited with its address."""
     now = _now(now)
     name = (username or "").strip().lower()
+    where = address or UNKNOWN_ADDRESS
+    place = address or "an unknown address"
     with db.transaction() as con:
+        con.execute("delete from sign_in_failures where last_failed_at < ?", [(now - FORGET_FAILURES_AFTER).isoformat()])
         row = con.execute("select * from users where username = ?", [name]).fetchone()
-        if row is None:
-            # Spend the same time as a real check, so timing does not tell which names exist.
-            verify_password(password, hash_password("not an account"))
-            _audit(con, None, "sign-in", f"unknown user name {name!r}", "failed", now)
+        who = _account(row) if row else None
+        waiting = con.execute(
+            "select failures, waits_until from sign_in_failures where username = ? and address = ? and waits_until > ?",
+            [name, where, now.isoformat()],
+        ).fetchone()
+        if waiting:
+            # Refused unchecked, with words that hold for any name: the wait is this address's own doing.
+            until = datetime.fromisoformat(waiting["waits_until"])
+            detail = f"refused: {waiting['failures']} failed sign-ins as {name!r} from {place}; it may try again at {until:%H:%M:%S}"
+            _audit(con, who, "sign-in", detail, "throttled", now)
+            failure = SignInError(WAIT.format(wait=_duration(until - now)))
+        elif not verify_password(password, row["password_hash"] if row else None):
+            _fail(con, settings, name, where, now)
+            _audit(con, who, "sign-in", (f"unknown user name {name!r}" if row is None else "wrong password") + f", from {place}",
+                   "failed", now)
             failure = SignInError(WRONG)
         elif row["disabled_at"]:
-            _audit(con, _account(row), "sign-in", "account disabled", "failed", now)
-            failure = SignInError("This account is disabled. Ask an administrator.")
-        elif row["locked_until"] and datetime.fromisoformat(row["locked_until"]) > now:
-            _audit(con, _account(row), "sign-in", "account locked", "failed", now)
-            failure = SignInError(_locked_message(datetime.fromisoformat(row["locked_until"])))
-        elif not verify_password(password, row["password_hash"]):
-            failures = row["failed_attempts"] + 1
-            locked = now + timedelta(minutes=settings.lockout_minutes) if failures >= settings.lockout_attempts else None
-            con.execute(
-                "update users set failed_attempts = ?, locked_until = ? where username = ?",
-                [0 if locked else failures, locked.isoformat() if locked else None, name],
-            )
-            _audit(con, _account(row), "sign-in", "wrong password" + (", account locked" if locked else ""), "failed", now)
-            failure = SignInError(_locked_message(locked) if locked else WRONG)
+            # Said only to the right password, so a guesser learns nothing of the account.
+            _audit(con, who, "sign-in", f"account disabled, from {place}", "failed", now)
+            failure = SignInError(DISABLED)
         else:
-            con.execute("update users set failed_attempts = 0, locked_until = null where username = ?", [name])
-            _audit(con, _account(row), "sign-in", "", "ok", now)
-            return _account(row)
+            con.execute("delete from sign_in_failures where username = ? and address = ?", [name, where])
+            _audit(con, who, "sign-in", f"from {place}", "ok", now)
+            return who
     # Raised after the transaction commits, so the failure and its audit record are kept.
     raise failure
 
 
-def _locked_message(until: datetime) -> str:
-    return f"Too many failed sign-ins: this account is locked until {until:%H:%M}. Try again then, or ask an administrator."
+def _fail(con, settings: Settings, name: str, address: str, now: datetime) -> None:
+    """Counts a failed sign-in as `name` from `address`, and sets how long that address waits."""
+    failures = 1 + (con.execute(
+        "select failures from sign_in_failures where username = ? and address = ?", [name, address]
+    ).fetchone() or [0])[0]
+    everywhere = 1 + con.execute(
+        "select coalesce(sum(failures), 0) from sign_in_failures where username = ?", [name]
+    ).fetchone()[0]
+    free = settings.sign_in_free_failures if everywhere < settings.sign_in_account_failures else 1
+    waits_until = None
+    if failures >= free:
+        doublings = min(failures - free, 32)
+        seconds = min(settings.sign_in_delay_seconds * 2**doublings, settings.sign_in_max_delay_minutes * 60)
+        waits_until = (now + timedelta(seconds=seconds)).isoformat()
+    con.execute(
+        """insert into sign_in_failures (username, address, failures, last_failed_at, waits_until)
+        values (?, ?, ?, ?, ?) on conflict (username, address) do update
+        set failures = excluded.failures, last_failed_at = excluded.last_failed_at, waits_until = excluded.waits_until""",
+        [name, address, failures, now.isoformat(), waits_until],
+    )
+
+
+def _duration(wait: timedelta) -> str:
+    seconds = math.ceil(wait.total_seconds())
+    if seconds < 120:
+        return f"{seconds} second" + ("s" if seconds != 1 else "")
+    return f"{math.ceil(seconds / 60)} minutes"
 
 
 def audit(

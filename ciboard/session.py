@@ -63,9 +63,14 @@ def _forget(notice: str) -> None:
 
 
 def sign_in(username: str, password: str) -> None:
-    """Signs in, or leaves a notice for the sign-in page saying why not."""
+    """Signs in, or leaves a notice for the sign-in page saying why not. Failures are counted per
+    client address: the browser's, or the one a proxy on this host (uvicorn's FORWARDED_ALLOW_IPS)
+    passes on. Streamlit gives None for a browser on this host."""
+    address = st.context.ip_address
     try:
-        account = accounts.authenticate(app_db(), get_settings(), username, password)
+        account = accounts.authenticate(
+            app_db(), get_settings(), username, password, address=address if isinstance(address, str) else None
+        )
     except accounts.SignInError as error:
         st.session_state[NOTICE] = str(error)
         return

@@ -40,8 +40,21 @@ class Settings(BaseSettings):
         "the identity provider in .streamlit/secrets.toml (the signed-in e-mail must belong to an account).",
     )
     session_hours: float = Field(8, gt=0, description="A sign-in lasts this long; then the person signs in again.")
-    lockout_attempts: int = Field(5, ge=1, description="Failed sign-ins in a row that lock an account.")
-    lockout_minutes: float = Field(15, gt=0, description="How long a locked account stays locked.")
+    # Sign-in throttling: failures are counted per user name (an account or not) and client address, so a
+    # stranger's guesses slow down the stranger and never lock the owner out; a day without failing forgets them.
+    sign_in_free_failures: int = Field(
+        5, ge=1, description="Failed sign-ins one address may make as one user name before it must wait to try again."
+    )
+    sign_in_delay_seconds: float = Field(
+        30, gt=0, description="The first wait; it doubles with every further failure from that address."
+    )
+    sign_in_max_delay_minutes: float = Field(15, gt=0, description="The longest wait.")
+    sign_in_account_failures: int = Field(
+        20,
+        ge=1,
+        description="Failed sign-ins as one user name from all addresses in a day after which every address waits "
+        "from its first failure (guessing from many addresses). An address that has not failed is always let try.",
+    )
 
     @property
     def warehouse_dir(self) -> Path:

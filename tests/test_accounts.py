@@ -1,4 +1,4 @@
-"""Accounts and sign-in: password hashing, lockout, disabled accounts, session expiry, the
+"""Accounts and sign-in: password hashing, throttling, disabled accounts, session expiry, the
 sign-in page, OIDC through st.user, the demo's accounts and the `ciboard users` command."""
 
 import hashlib
@@ -18,8 +18,11 @@ from ciboard.settings import Settings
 from conftest import ROOT, signed_in
 
 APP = str(ROOT / "app.py")
-SETTINGS = Settings(lockout_attempts=3, lockout_minutes=15)
+SETTINGS = Settings(
+    sign_in_free_failures=3, sign_in_delay_seconds=30, sign_in_max_delay_minutes=5, sign_in_account_failures=10
+)
 NOON = datetime(2026, 3, 2, 12, 0)
+HOME, ELSEWHERE = "198.51.100.7", "203.0.113.9"
 
 
 @pytest.fixture
@@ -50,6 +53,15 @@ def test_no_password_is_stored_in_clear(db):
     assert "a long password" not in dump
 
 
+def attempt(db, name: str, password: str, *, at: datetime, address: str | None = ELSEWHERE) -> str:
+    """What the sign-in page would say: "ok", or the refusal's words."""
+    try:
+        accounts.authenticate(db, SETTINGS, name, password, address=address, now=at)
+    except accounts.SignInError as error:
+        return str(error)
+    return "ok"
+
+
 def test_sign_in_with_the_right_password_only(db):
     accounts.add_user(db, "Ana", role="analyst", password="a long password", display_name="Ana Analyst")
     account = accounts.authenticate(db, SETTINGS, " ANA ", "a long password", now=NOON)
@@ -65,38 +77,152 @@ def test_sign_in_with_the_right_password_only(db):
     assert "a wrong password" not in json.dumps(log)
 
 
-def test_repeated_failures_lock_the_account_for_a_while(db):
+def test_every_sign_in_costs_one_scrypt_run_whoever_it_names(db, monkeypatch):
     accounts.add_user(db, "ana", role="analyst", password="a long password")
-    for minute in range(3):
-        with pytest.raises(accounts.SignInError):
-            accounts.authenticate(db, SETTINGS, "ana", "guess", now=NOON + timedelta(minutes=minute))
-    with pytest.raises(accounts.SignInError, match="locked until 12:17"):
-        accounts.authenticate(db, SETTINGS, "ana", "a long password", now=NOON + timedelta(minutes=3))
-    # Unlocked after the lockout; the count of failures starts again.
-    assert accounts.authenticate(db, SETTINGS, "ana", "a long password", now=NOON + timedelta(minutes=18))
-    with pytest.raises(accounts.SignInError, match="do not match"):
-        accounts.authenticate(db, SETTINGS, "ana", "guess", now=NOON + timedelta(minutes=19))
+    accounts.add_user(db, "gone", role="analyst", password="a long password")
+    accounts.set_disabled(db, "gone", True)
+    accounts.add_user(db, "sso", role="facilitator", email="sso@district.example")  # no local password
+    runs = []
+    scrypt = accounts._scrypt
+    monkeypatch.setattr(accounts, "_scrypt", lambda *args: runs.append(args) or scrypt(*args))
+    cases = [
+        ("nobody", "a long password"), ("ana", "a wrong password"), ("ana", "a long password"),
+        ("gone", "a wrong password"), ("gone", "a long password"), ("sso", "a long password"),
+    ]
+    counted = {}
+    for name, password in cases:
+        runs.clear()
+        attempt(db, name, password, at=NOON)
+        counted[name, password] = len(runs)
+    assert counted == {case: 1 for case in cases}
 
 
-def test_a_new_password_lifts_a_lockout(db):
+def test_a_disabled_account_says_so_only_to_its_right_password(db):
+    accounts.add_user(db, "ana", role="analyst", password="a long password")
+    accounts.set_disabled(db, "ana", True)
+    assert attempt(db, "ana", "a wrong password", at=NOON) == accounts.WRONG
+    assert attempt(db, "ana", "a long password", at=NOON) == accounts.DISABLED
+
+
+def test_failures_from_one_address_make_it_wait_twice_as_long_each_time(db):
+    accounts.add_user(db, "ana", role="analyst", password="a long password")
+    at = NOON
+    for _ in range(3):
+        assert attempt(db, "ana", "guess", at=at) == accounts.WRONG
+    # From the third failure on, each one makes this address wait, up to the cap of 5 minutes.
+    for wait in (30, 60, 120, 240, 300, 300):
+        refused = attempt(db, "ana", "a long password", at=at + timedelta(seconds=wait - 1))
+        assert refused == accounts.WAIT.format(wait="1 second"), wait
+        assert attempt(db, "ana", "guess", at=at + timedelta(seconds=wait)) == accounts.WRONG
+        at += timedelta(seconds=wait)
+    assert attempt(db, "ana", "a long password", at=at + timedelta(seconds=300)) == "ok"
+    # A success forgets this address's failures.
+    assert attempt(db, "ana", "guess", at=at + timedelta(seconds=301)) == accounts.WRONG
+    assert attempt(db, "ana", "a long password", at=at + timedelta(seconds=302)) == "ok"
+
+
+def test_the_wait_is_said_in_seconds_then_minutes(db):
     accounts.add_user(db, "ana", role="analyst", password="a long password")
     for _ in range(3):
-        with pytest.raises(accounts.SignInError):
-            accounts.authenticate(db, SETTINGS, "ana", "guess", now=NOON)
-    accounts.set_password(db, "ana", "another long one")
-    assert accounts.authenticate(db, SETTINGS, "ana", "another long one", now=NOON)
+        attempt(db, "ana", "guess", at=NOON)
+    assert attempt(db, "ana", "guess", at=NOON) == accounts.WAIT.format(wait="30 seconds")
+    assert attempt(db, "ana", "guess", at=NOON + timedelta(seconds=30)) == accounts.WRONG
+    assert attempt(db, "ana", "guess", at=NOON + timedelta(seconds=31)) == accounts.WAIT.format(wait="59 seconds")
+    assert attempt(db, "ana", "guess", at=NOON + timedelta(seconds=90)) == accounts.WRONG
+    assert attempt(db, "ana", "guess", at=NOON + timedelta(seconds=91)) == accounts.WAIT.format(wait="119 seconds")
+    assert attempt(db, "ana", "guess", at=NOON + timedelta(seconds=210)) == accounts.WRONG
+    assert attempt(db, "ana", "guess", at=NOON + timedelta(seconds=211)) == accounts.WAIT.format(wait="4 minutes")
 
 
-def test_unlock_lifts_a_lockout_and_keeps_the_password(db):
+def test_a_stranger_cannot_lock_the_owner_out(db):
+    accounts.add_user(db, "admin", role="admin", password="a long password")
+    for second in range(0, 600, 3):
+        attempt(db, "admin", "guess", at=NOON + timedelta(seconds=second), address=ELSEWHERE)
+    assert attempt(db, "admin", "a long password", at=NOON + timedelta(seconds=600), address=ELSEWHERE) != "ok"
+    assert attempt(db, "admin", "a typo", at=NOON + timedelta(seconds=600), address=HOME) == accounts.WRONG
+    assert attempt(db, "admin", "a long password", at=NOON + timedelta(seconds=601), address=HOME) == "ok"
+
+
+def test_guessing_from_many_addresses_slows_the_account_down_but_never_locks_it(db):
+    accounts.add_user(db, "admin", role="admin", password="a long password")
+    for i in range(12):
+        assert attempt(db, "admin", "guess", at=NOON, address=f"10.0.0.{i}") == accounts.WRONG
+    # Ten failures in all: from then on an address waits after its first failure.
+    assert attempt(db, "admin", "guess", at=NOON, address="10.0.0.11") == accounts.WAIT.format(wait="30 seconds")
+    assert attempt(db, "admin", "guess", at=NOON, address="10.0.0.0") == accounts.WRONG
+    assert attempt(db, "admin", "guess", at=NOON, address="10.0.0.0") == accounts.WAIT.format(wait="60 seconds")
+    # The owner, at an address that has not failed, is let in at once; after a typo, half a minute later.
+    assert attempt(db, "admin", "a typo", at=NOON, address=HOME) == accounts.WRONG
+    assert attempt(db, "admin", "a long password", at=NOON, address=HOME) == accounts.WAIT.format(wait="30 seconds")
+    assert attempt(db, "admin", "a long password", at=NOON + timedelta(seconds=30), address=HOME) == "ok"
+
+
+def test_names_that_are_no_account_are_answered_and_slowed_alike(db):
+    accounts.add_user(db, "ana", role="analyst", password="a long password")
+    answers = {
+        name: [attempt(db, name, "guess", at=NOON + timedelta(seconds=s)) for s in (0, 1, 2, 3, 32, 33)]
+        for name in ("ana", "nobody")
+    }
+    assert answers["ana"] == answers["nobody"]
+    assert answers["ana"] == [accounts.WRONG] * 3 + [accounts.WAIT.format(wait="29 seconds"), accounts.WRONG,
+                                                     accounts.WAIT.format(wait="59 seconds")]
+
+
+def test_every_attempt_is_audited_with_its_address(db):
+    accounts.add_user(db, "ana", role="analyst", password="a long password")
+    for _ in range(4):
+        attempt(db, "ana", "guess", at=NOON)
+    attempt(db, "nobody", "guess", at=NOON, address=None)
+    attempt(db, "ana", "a long password", at=NOON, address=HOME)
+    log = [(r["username"], r["action"], r["detail"], r["outcome"]) for r in reversed(accounts.audit_log(db))]
+    assert log == [
+        *[("ana", "sign-in", f"wrong password, from {ELSEWHERE}", "failed")] * 3,
+        ("ana", "sign-in", f"refused: 3 failed sign-ins as 'ana' from {ELSEWHERE}; it may try again at 12:00:30",
+         "throttled"),
+        (None, "sign-in", "unknown user name 'nobody', from an unknown address", "failed"),
+        ("ana", "sign-in", f"from {HOME}", "ok"),
+    ]
+
+
+def test_failures_are_forgotten_after_a_quiet_day(db):
     accounts.add_user(db, "ana", role="analyst", password="a long password")
     for _ in range(3):
-        with pytest.raises(accounts.SignInError):
-            accounts.authenticate(db, SETTINGS, "ana", "guess", now=NOON)
+        attempt(db, "ana", "guess", at=NOON)
+    tomorrow = NOON + timedelta(days=1, seconds=1)
+    assert [attempt(db, "ana", "guess", at=tomorrow) for _ in range(3)] == [accounts.WRONG] * 3
+    with db.connect() as con:
+        assert con.execute("select count(*) from sign_in_failures").fetchone()[0] == 1
+
+
+def test_attempts_from_an_unknown_address_count_as_one_address(db):
+    accounts.add_user(db, "ana", role="analyst", password="a long password")
+    for _ in range(3):
+        attempt(db, "ana", "guess", at=NOON, address=None)
+    assert attempt(db, "ana", "a long password", at=NOON, address=None) == accounts.WAIT.format(wait="30 seconds")
+    assert attempt(db, "ana", "a long password", at=NOON, address=HOME) == "ok"
+
+
+def test_unlock_lifts_the_waits_and_keeps_the_password(db):
+    accounts.add_user(db, "ana", role="analyst", password="a long password")
+    for _ in range(3):
+        attempt(db, "ana", "guess", at=NOON)
+    [row] = accounts.users(db, now=NOON)
+    assert (row["failed_sign_ins"], row["throttled_until"]) == (3, "2026-03-02T12:00:30")
     accounts.unlock(db, "Ana", now=NOON)
-    assert accounts.authenticate(db, SETTINGS, "ana", "a long password", now=NOON)
+    [row] = accounts.users(db, now=NOON)
+    assert (row["failed_sign_ins"], row["throttled_until"]) == (0, None)
+    assert attempt(db, "ana", "a long password", at=NOON) == "ok"
     assert ("sign-in lock lifted", "ana") in {(r["action"], r["detail"]) for r in accounts.audit_log(db)}
     with pytest.raises(accounts.AccountError, match="no account named nobody"):
         accounts.unlock(db, "nobody")
+
+
+def test_a_new_password_lifts_the_waits_too(db):
+    accounts.add_user(db, "ana", role="analyst", password="a long password")
+    for _ in range(3):
+        attempt(db, "ana", "guess", at=NOON)
+    accounts.set_password(db, "ana", "another long one")
+    assert attempt(db, "ana", "another long one", at=NOON) == "ok"
 
 
 def test_a_disabled_account_cannot_sign_in(db):
@@ -180,6 +306,29 @@ def test_the_demo_sign_in_page_lists_its_accounts(dashboard):
     app.run()
     [table] = app.dataframe
     assert {"analyst", "facilitator", "admin", "vendor-v1"} <= set(table.value["username"])
+
+
+def test_an_admin_lifts_a_lock_on_the_accounts_page(dashboard):
+    from conftest import open_page
+
+    db = AppDB.of(dashboard.settings)
+    accounts.add_user(db, "locked-out", role="facilitator", password="a long password")
+    an_hour = Settings(sign_in_free_failures=1, sign_in_delay_seconds=3600)
+    with pytest.raises(accounts.SignInError):
+        accounts.authenticate(db, an_hour, "locked-out", "guess", address=ELSEWHERE)
+    app = open_page("app_pages/users.py", user="admin")
+    [grid] = app.dataframe
+    assert grid.value.set_index("username").loc["locked-out", "status"] == "throttled"
+    [chooser] = [s for s in app.selectbox if s.label == "Account"]
+    chooser.select("locked-out").run()
+    [lift] = [b for b in app.button if b.label == "Lift lock"]
+    lift.click().run()
+    assert not app.exception
+    assert "locked-out may sign in again" in app.success[0].value
+    assert [r["throttled_until"] for r in accounts.users(db) if r["username"] == "locked-out"] == [None]
+    assert ("admin", "sign-in lock lifted", "locked-out") in {
+        (r["username"], r["action"], r["detail"]) for r in accounts.audit_log(db)
+    }
 
 
 def test_signing_in_through_the_page(dashboard):
