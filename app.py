@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from ciboard import session
+from ciboard import first_run, session
 from ciboard.dashboard import warehouse
 from ciboard.filters import filter_bar
 
@@ -26,19 +26,24 @@ PAGES = [
     ("Admin", "audit", "Audit log", "history", "audit", ("admin",)),
 ]
 
+
+def at_every_address(page, title: str) -> list:
+    """One page at every page's address, so a link to a page survives signing in (and the first
+    start); the pages themselves are not in the navigation and cannot be reached, whatever the URL says."""
+    return [st.Page(page, title=title, url_path=url_path, default=i == 0) for i, (*_, url_path, _) in enumerate(PAGES)]
+
+
 st.set_page_config(page_title="CI Board", page_icon=":material/insights:", layout="wide")
+if not first_run.ready():
+    # A fresh machine: the demo district is built in the background, its progress shown meanwhile.
+    st.navigation(at_every_address(first_run.progress_page, "Building the demo district"), position="hidden").run()
+    st.stop()
 warehouse()
 
 account = session.current_account()
 st.session_state["account"] = account
 if account is None:
-    # Every address opens the sign-in page, so a link to a page survives signing in; the
-    # pages themselves are not in the navigation and cannot be reached, whatever the URL says.
-    sign_in = [
-        st.Page("app_pages/sign_in.py", title="Sign in", url_path=url_path, default=i == 0)
-        for i, (_, _, _, _, url_path, _) in enumerate(PAGES)
-    ]
-    st.navigation(sign_in, position="hidden").run()
+    st.navigation(at_every_address("app_pages/sign_in.py", "Sign in"), position="hidden").run()
     st.stop()
 
 pages: dict[str, list] = {}

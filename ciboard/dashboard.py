@@ -16,7 +16,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from ciboard import accounts, demo, privacy, queries, session
+from ciboard import accounts, privacy, queries, session
 from ciboard.access import Scope, ScopeError
 from ciboard.accounts import Account
 from ciboard.settings import get_settings
@@ -25,13 +25,10 @@ from ciboard.warehouse import Warehouse
 
 @st.cache_resource(show_spinner=False)
 def warehouse() -> Warehouse:
-    """One warehouse per server process; on a fresh machine the demo district is built first."""
+    """One warehouse per server process, brought up to the code. It draws nothing: Streamlit
+    would replay it on every page. On a fresh machine app.py has the demo built first
+    (ciboard.first_run)."""
     store = Warehouse(get_settings())
-    if not store.exists():
-        with st.status("Building the demo district (first run only, about a minute)…", expanded=True) as status:
-            line = st.empty()
-            demo.build(store, progress=lambda message: line.write(message))
-            status.update(label="Demo district ready", state="complete", expanded=False)
     store.upgrade_if_stale()
     return store
 
