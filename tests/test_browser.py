@@ -245,3 +245,68 @@ def test_a_facilitator_takes_notes_in_a_meeting(server, browser, passwords, demo
     assert errors_on(page) == [] and "Commitments" in page.locator("h1").first.inner_text()
     shoot(page, "commitments")
     page.close()
+
+
+# The server's first start on an empty data folder, with the fewest students the demo takes (its
+# files still take about 25 s to load): `streamlit run` in a process whose demo.build is smaller.
+SMALL_DEMO_SERVER = (
+    "import functools, sys; from ciboard import demo; "
+    "demo.build = functools.partial(demo.build, students=60); "
+    "from streamlit.web.cli import main; sys.argv[0] = 'streamlit'; sys.exit(main())"
+)
+
+
+def test_a_second_tab_sees_the_first_start_build_and_then_signs_in(browser, tmp_path):
+    data = tmp_path / "data"
+    log = tmp_path / "streamlit.log"
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    process = subprocess.Popen(
+        [sys.executable, "-c", SMALL_DEMO_SERVER, "run", str(ROOT / "app.py"), "--server.address", "127.0.0.1",
+         "--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false"],
+        cwd=ROOT, env={**os.environ, "CIBOARD_DATA_DIR": str(data)}, stdout=log.open("w"), stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
+                    break
+            except OSError:
+                assert time.monotonic() < deadline, f"streamlit did not start: {log.read_text()[-2000:]}"
+                time.sleep(0.3)
+        building = re.compile("Building the demo district")
+        elapsed = re.compile(r"^\d+:\d\d elapsed$")
+        first = browser.new_page(viewport={"width": 1500, "height": 1000})
+        first.goto(url)
+        first.get_by_text(building).wait_for(timeout=30_000)
+
+        # A second tab, at a link to a page, while the first start builds: the progress, not a blank page.
+        second = browser.new_page(viewport={"width": 1500, "height": 1000})
+        second.goto(f"{url}/trends")
+        second.get_by_text(building).wait_for(timeout=15_000)
+        clock = second.get_by_text(elapsed)
+        before = clock.inner_text()
+        second.wait_for_timeout(2_500)
+        assert clock.inner_text() != before, "the progress page updates"
+        assert errors_on(second) == []
+        shoot(second, "first-start-progress")
+
+        # Both tabs move on to sign-in by themselves; the terminal has the address and the passwords.
+        second.get_by_label("User name").wait_for(timeout=180_000)
+        first.get_by_label("User name").wait_for(timeout=30_000)
+        settle(second)
+        assert not second.get_by_text(building).count()
+        shoot(second, "first-start-sign-in")
+        printed = log.read_text()
+        assert f"Open {url} and sign in" in printed
+        password = re.search(r"^ +analyst +(\S+)$", printed, re.MULTILINE)[1]
+        sign_in(second, "analyst", password)
+        assert "/trends" in second.url and second.locator("h1").first.inner_text().strip() == "Trends"
+        assert errors_on(second) == [] and not second.get_by_text(building).count()
+        shoot(second, "first-start-trends")
+        first.close()
+        second.close()
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
