@@ -53,6 +53,9 @@ breakdown["group"] = group_labels(breakdown[by], by, filters.labels)
 if len(breakdown) < 2:
     st.info(f"Only one {lower(NAMES[by])} group has data with these filters: there is no gap to show.")
     st.stop()
+if breakdown["n"].isna().all():
+    st.info(f"Every {lower(NAMES[by])} group has fewer than {min_cell} students with these filters: hidden.")
+    st.stop()
 
 # The student is the unit of every interval, by the rules in ciboard.comparisons.
 repeated = comparisons.is_repeated(metric, breakdown)

@@ -117,7 +117,8 @@ table = pd.DataFrame(rows)
 def tile(row: dict) -> None:
     metric = outcomes[row["metric_id"]]
     with st.container(border=True, height="stretch"):
-        moved = row["previous_period"] is not None
+        # A row out of the table: an outcome without data has NaN, not None, in its number columns.
+        moved = pd.notna(row["previous_period"])
         st.metric(
             metric["label"],
             charts.format_value(row["value"], metric),
@@ -128,7 +129,7 @@ def tile(row: dict) -> None:
             chart_data=sparklines[row["metric_id"]] if len(sparklines[row["metric_id"]]) > 1 else None,
             help=f"{metric['definition']}  \n{charts.better_note(metric)}",
         )
-        if row["value"] is None:
+        if pd.isna(row["value"]):
             st.caption(f"Fewer than {min_cell()} students in every period: hidden." if row["hidden"] else "No data for these filters.")
             return
         st.markdown(f"{badge(row['variation'])} {badge(row['assurance'])}")
@@ -140,11 +141,11 @@ def tile(row: dict) -> None:
         if benchmarked:
             peers = (
                 f"  \nAll other vendors: **{charts.format_value(row['all_other_vendors'], metric)}**"
-                if row["all_other_vendors"] is not None else "  \nAll other vendors: too few to show"
+                if pd.notna(row["all_other_vendors"]) else "  \nAll other vendors: too few to show"
             )
         st.caption(
             f"**Target {charts.format_value(row['target'], metric)}** · {period_name(row['period_start'], row['grain'])} · "
-            f"{row['students']:,} students  \n{baseline}{peers}"
+            f"{int(row['students']):,} students  \n{baseline}{peers}"
         )
         st.page_link("app_pages/trends.py", label="Trend", icon=":material/show_chart:", query_params=trend_params(metric, filters))
 
@@ -199,7 +200,7 @@ with st.expander("The outcomes as a table"):
         pd.DataFrame({
             "Outcome": table["metric"],
             "Kind": table["kind"],
-            "Latest": [period_name(p, g) if p is not None else "–" for p, g in zip(table["period_start"], table["grain"])],
+            "Latest": [period_name(p, g) if pd.notna(p) else "–" for p, g in zip(table["period_start"], table["grain"])],
             "Value": [charts.format_value(v, outcomes[m]) for v, m in zip(table["value"], table["metric_id"])],
             "Target": [charts.format_value(v, outcomes[m]) for v, m in zip(table["target"], table["metric_id"])],
             "Change from previous": [charts.format_change(v, outcomes[m]) for v, m in zip(table["change_from_previous"], table["metric_id"])],
@@ -284,7 +285,14 @@ def open_trend(signal: dict) -> None:
     st.session_state["overview-trend"] = signal["label"]
 
 
-if found.empty:
+charted_weeks = max((len(sparklines[m]) for m, row in outcomes.items() if row["frequency"] == "weekly"), default=0)
+if found.empty and charted_weeks < signals.MIN_POINTS:
+    weeks = "No weekly data" if charted_weeks == 0 else f"Only {charted_weeks} week{'s' if charted_weeks > 1 else ''} of data"
+    st.info(
+        f"{weeks} in these dates: control limits need {signals.MIN_POINTS} weeks, so nothing can signal yet.",
+        icon=":material/hourglass_empty:",
+    )
+elif found.empty:
     st.success(f"No special-cause signal since {since:%b %-d, %Y}: every chart shows common-cause variation.", icon=":material/check:")
 else:
     concerns = int((found["point_type"] == "special_cause_concern").sum())

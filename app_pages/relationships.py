@@ -89,6 +89,13 @@ else:
     points = points.assign(label=group_labels(points[by], by, filters.labels))
     who = "groups"
 
+# Nothing pairs up: say which measure has no data at all (a district may not have loaded it yet).
+missing = [] if len(points) else [
+    m for m in (x_metric, y_metric) if query("breakdown", metric=m["metric_id"], by="vendor_id", **params).empty
+]
+if missing:
+    st.info(f"No data for {' or '.join(lower_first(m['label']) for m in missing)} with these filters: nothing to relate.")
+    st.stop()
 if colour:
     points = in_filter_order(points, colour, filters.labels)
     points = points.assign(**{f"{colour}_label": group_labels(points[colour], colour, filters.labels)})

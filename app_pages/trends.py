@@ -8,7 +8,7 @@ import streamlit as st
 from ciboard import charts, meetings
 from ciboard.dashboard import chart_footer, disguised, group_labels, metric_picker, metrics, min_cell, query, scope
 from ciboard.session import app_db
-from ciboard.signals import chart
+from ciboard.signals import MIN_POINTS, chart
 from ciboard.stats import spc
 
 filters = st.session_state["filters"]
@@ -104,7 +104,13 @@ elif compare in ("school attendance", "proficiency", "another metric"):
         )
     other = catalogue[other_id]
     other_grain = grain if other["frequency"] == "weekly" or grain == "window" else "window"
-    second_axis = (other["label"], query("series", **{**params, "metric": other_id, "grain": other_grain}), other)
+    other_series = query("series", **{**params, "metric": other_id, "grain": other_grain})
+    if other_series["value"].notna().any():
+        second_axis = (other["label"], other_series, other)
+    elif other_series.empty:
+        st.caption(f"No data for {other['label'].lower()} with these filters.")
+    else:
+        st.caption(f"{other['label']} is hidden: fewer than {min_cell()} students in every period.")
 
 icons = spc.summary(charted, direction="increase" if metric["better"] == "higher" else "decrease", target=metric["target"])
 headline = {
@@ -121,6 +127,15 @@ assurance = {
     "consistent_fail": "The target will not be met if nothing changes: the process must change.",
     "hit_or_miss": "The target will be met in some periods and missed in others.",
 }.get(icons["assurance"], "")
+periods = int(charted["value"].notna().sum())
+if periods < MIN_POINTS:
+    # As on the Overview: limits from a handful of points are unsettled, and a target read
+    # against them says nothing yet.
+    headline = (
+        f"Only {periods} {grain}{'s' if periods > 1 else ''} with data: control limits need {MIN_POINTS}, "
+        "so read them as a guide."
+    )
+    assurance = ""
 latest = charted.dropna(subset=["value"]).iloc[-1]
 st.markdown(
     f"**{metric['label']}**: {charts.format_value(latest['value'], metric)} in the latest {grain} "

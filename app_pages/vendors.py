@@ -43,10 +43,8 @@ share = charts.is_share(metric)
 scope_note = f"{metric['label']} · {filters.describe()}"
 
 vendors = query("vendors", metric=metric["metric_id"], **filters.params())
+hidden = not vendors.empty and vendors["n"].isna().all()
 vendors = vendors[vendors["n"] > 0].reset_index(drop=True)
-if vendors.empty:
-    st.info("No vendor has data for this metric and these filters.")
-    st.stop()
 vendors.insert(1, "vendor", vendors["vendor_id"].map(vendor_label))
 
 
@@ -81,196 +79,207 @@ def with_intervals(kind: str, rows: pd.DataFrame) -> pd.DataFrame:
     return rows.assign(low=[b[0] for b in bounds], high=[b[1] for b in bounds])
 
 
-kind, vendors = stats_inputs(vendors, ["vendor_id"])
-vendors = with_intervals(kind, vendors)
-# The value of all vendors shown together, pooled the way the metric aggregates (sum over sum);
-# medians do not pool.
-shown = vendors[vendors["value"].notna()]
-overall = None if median or shown.empty else shown["numerator"].sum() / shown["denominator"].sum()
-
-overall_text = f" · all vendors shown: **{charts.format_value(overall, metric)}**" if overall is not None else ""
-target_text = f" · target {charts.format_value(metric['target'], metric)}" if pd.notna(metric.get("target")) else ""
-if len(shown) > 1:
-    best = shown.sort_values("value", ascending=metric["better"] != "higher").iloc[0]
-    worst = shown.sort_values("value", ascending=metric["better"] == "higher").iloc[0]
-    st.markdown(
-        f"**{metric['label']}**: best {best['vendor']} (**{charts.format_value(best['value'], metric)}**), "
-        f"last {worst['vendor']} (**{charts.format_value(worst['value'], metric)}**){overall_text}{target_text}"
-    )
-
-if own_only:
-    # One vendor's own students: nothing to set side by side, funnel or adjust. Its comparison
-    # is all other vendors pooled, in the profile below.
-    if shown.empty:
-        st.info(f"Your value is hidden: fewer than {min_cell()} students with these filters.")
+if vendors.empty:
+    # Payments and timeliness do not depend on the metric, so they follow whatever it holds.
+    if hidden:
+        st.info(f"{'Your value is' if own_only else 'Every vendor is'} hidden: fewer than {min_cell()} students with these filters.")
     else:
-        mine = shown.iloc[0]
-        interval = (
-            f" (95% CI {charts.format_value(mine['low'], metric)} – {charts.format_value(mine['high'], metric)})"
-            if pd.notna(mine["low"]) else ""
-        )
-        st.markdown(
-            f"**{metric['label']}** for your **{int(mine['n']):,} students**: **{charts.format_value(mine['value'], metric)}**"
-            f"{interval}{target_text}. All other vendors, pooled, are beside you in the profile below."
-        )
-        st.caption(method)
-        chart_footer(
-            vendors[["vendor_id", "vendor", "value", "low", "high", "n", "numerator", "denominator", "suppressed"]],
-            metric, name=f"vendors-{metric['metric_id']}", who=f"{scope_note} · your students",
-            students=int(mine["n"]),
-        )
+        st.info(f"{'No' if own_only else 'No vendor has'} data for {metric['label'].lower()} with these filters.")
 else:
-    st.subheader("Side by side")
-    st.plotly_chart(
-        charts.interval_figure(
-            vendors, category="vendor", metric=metric, reference=overall,
-            reference_label=f"all vendors {charts.format_value(overall, metric)}" if overall is not None else None,
-        ),
-        width="stretch", key="side-by-side",
-    )
-    st.caption(("Dots are each vendor's median. " if median else "Dots are each vendor's value, whiskers its 95% confidence interval. ") + method)
-    side_by_side = vendors[["vendor_id", "vendor", "value", "low", "high", "n", "numerator", "denominator", "suppressed"]]
-    chart_footer(
-        side_by_side, metric, name=f"vendors-{metric['metric_id']}", who=f"{scope_note} · per vendor",
-        students=int(vendors["n"].sum()),
-    )
+    kind, vendors = stats_inputs(vendors, ["vendor_id"])
+    vendors = with_intervals(kind, vendors)
+    # The value of all vendors shown together, pooled the way the metric aggregates (sum over sum);
+    # medians do not pool.
+    shown = vendors[vendors["value"].notna()]
+    overall = None if median or shown.empty else shown["numerator"].sum() / shown["denominator"].sum()
 
-    # Tables show shares in percent; their CSVs keep the proportions the charts plot.
-    scale = 100 if share else 1
-    decimals = 1 if share else 0 if median or metric["unit"] in ("minutes", "scale score points") else 2
-    value_format = f"%.{decimals}f" + ("%%" if share else "")
-    change_format = f"%+.{decimals}f" + (" pts" if share else "")
-    table = vendors[["vendor_id", "vendor", "value", "low", "high", "n"]]
-
-
-    def open_profile() -> None:
-        rows = st.session_state["vendor-table"].selection.rows
-        if rows:
-            st.session_state["profile"] = table["vendor_id"].iloc[rows[0]]
-
-
-    st.dataframe(
-        table.assign(**{c: table[c] * scale for c in ("value", "low", "high")}),
-        hide_index=True, width="stretch", key="vendor-table", on_select=open_profile, selection_mode="single-row",
-        column_order=["vendor", "value", "n"] if median else ["vendor", "value", "low", "high", "n"],
-        column_config={
-            "vendor": st.column_config.TextColumn("Vendor", width="large"),
-            "value": st.column_config.NumberColumn(metric["label"], format=value_format),
-            "low": st.column_config.NumberColumn("95% CI from", format=value_format),
-            "high": st.column_config.NumberColumn("to", format=value_format),
-            "n": st.column_config.NumberColumn("Students", format="localized"),
-        },
-    )
-    st.caption("Click a row to open that vendor's profile at the bottom of the page.")
-
-    comparable = len(shown) >= 2 and not median
-
-    st.subheader("Funnel plot: more than chance?")
-    if not comparable:
-        st.info(
-            "A funnel plot needs at least two vendors and a metric that pools (SGP is a median: choose *Met growth "
-            "target* instead)."
-        )
-    else:
-        # The same unit and spread as the intervals, around the pooled value of all vendors shown.
-        # As a mean, one student's spread is the vendors' pooled within-vendor SD.
-        sizes = np.unique(np.geomspace(max(10, shown["n"].min() * 0.3), shown["n"].max() * 1.2, 120).round())
-        spread = math.sqrt((shown["sd"] ** 2 * shown["n"]).sum() / shown["n"].sum()) if kind == "mean" else None
-
-        def funnel(n) -> pd.DataFrame:
-            if kind == "proportion":
-                return compare.funnel_limits(overall, n)
-            bounds = {level: [intervals.mean_t(overall, spread, size, level) for size in n] for level in (0.95, 0.998)}
-            return pd.DataFrame({
-                "n": list(n),
-                "low_95": [b[0] for b in bounds[0.95]], "high_95": [b[1] for b in bounds[0.95]],
-                "low_998": [b[0] for b in bounds[0.998]], "high_998": [b[1] for b in bounds[0.998]],
-            })
-
-        limits = funnel(sizes)
-        points = shown[["vendor_id", "vendor", "value", "n"]].reset_index(drop=True)
-        at_points = funnel(points["n"].to_numpy(dtype=float)).drop(columns="n")
-        points = pd.concat([points, at_points], axis=1)
-        points["position"] = np.select(
-            [points["value"] > points["high_998"], points["value"] < points["low_998"],
-             points["value"] > points["high_95"], points["value"] < points["low_95"]],
-            ["above 99.8% limit", "below 99.8% limit", "above 95% limit", "below 95% limit"],
-            "within the limits",
-        )
-        points["label"] = points["vendor_id"]
-        st.plotly_chart(charts.funnel_figure(points, limits, overall, metric, label="label"), width="stretch", key="funnel")
-        if (points["position"] == "within the limits").all():
-            st.markdown("Every vendor is **within the 95% limits**: the differences between them are what chance alone would give.")
-        else:
-            st.markdown(
-                " · ".join(
-                    f"**{position.capitalize()}**: {', '.join(points.loc[points['position'] == position, 'vendor_id'])}"
-                    for position in ("above 99.8% limit", "above 95% limit", "within the limits", "below 95% limit", "below 99.8% limit")
-                    if (points["position"] == position).any()
-                )
-                + ". Beyond the 99.8% limits chance is very unlikely; beyond 95%, worth a question."
-            )
-        st.caption(
-            "Each dot is a vendor: its value against its number of students. The funnel is the range a vendor of that "
-            f"size would fall in by chance if its true value were the overall {charts.format_value(overall, metric)}: "
-            "95% of the time inside the dotted lines, 99.8% inside the dashed ones. Students are the unit: "
-            + ("binomial limits at the overall share with students as n" if kind == "proportion" else
-               "the overall value ± t × the spread of "
-               + ("students' own values" if per_student is not None else "single observations") + " / √students")
-            + (", which is wider than needed: a vendor outside is different for real, one inside may still differ."
-               if repeated and per_student is None else ".")
-        )
-        chart_footer(
-            points.drop(columns="label"), metric, name=f"funnel-{metric['metric_id']}",
-            who=f"{scope_note} · limits around all vendors shown", students=int(points["n"].sum()),
-        )
-
-    st.subheader("Adjusted for the students each vendor serves")
-    if not comparable:
-        st.info("The adjusted comparison needs at least two vendors and a metric that pools.")
-    else:
-        cells = query("breakdown", metric=metric["metric_id"], by="vendor_id", by2="baseline_band", **filters.params())
-        cells = cells[cells["value"].notna() & (cells["n"] > 0)]
-        # Students are the unit here too, with the same spread as the intervals above.
-        cell_kind, strata = stats_inputs(cells, ["vendor_id", "baseline_band"])
-        measures = ["k", "n"] if cell_kind == "proportion" else ["mean", "sd", "n"]
-        adjusted = compare.observed_expected(strata[["vendor_id", "baseline_band", *measures]], by="vendor_id", adjust_for="baseline_band")
-        adjusted.insert(1, "vendor", adjusted["vendor_id"].map(vendor_label))
+    overall_text = f" · all vendors shown: **{charts.format_value(overall, metric)}**" if overall is not None else ""
+    target_text = f" · target {charts.format_value(metric['target'], metric)}" if pd.notna(metric.get("target")) else ""
+    if len(shown) > 1:
+        best = shown.sort_values("value", ascending=metric["better"] != "higher").iloc[0]
+        worst = shown.sort_values("value", ascending=metric["better"] == "higher").iloc[0]
         st.markdown(
-            "Vendors serve different students: one that takes more students who started far below grade level would "
-            "look worse on raw numbers through no fault of its own. So for each vendor we ask what its result **would "
-            "have been if each of its students had done as well as the district's average student in the same baseline "
-            "band**: that is its *expected* value. Observed above expected means its students did better than similar "
-            "students elsewhere. (This is *indirect standardisation*.)"
+            f"**{metric['label']}**: best {best['vendor']} (**{charts.format_value(best['value'], metric)}**), "
+            f"last {worst['vendor']} (**{charts.format_value(worst['value'], metric)}**){overall_text}{target_text}"
         )
-        st.plotly_chart(charts.observed_expected_figure(adjusted, category="vendor", metric=metric), width="stretch", key="adjusted")
+
+    if own_only:
+        # One vendor's own students: nothing to set side by side, funnel or adjust. Its comparison
+        # is all other vendors pooled, in the profile below.
+        if shown.empty:
+            st.info(f"Your value is hidden: fewer than {min_cell()} students with these filters.")
+        else:
+            mine = shown.iloc[0]
+            interval = (
+                f" (95% CI {charts.format_value(mine['low'], metric)} – {charts.format_value(mine['high'], metric)})"
+                if pd.notna(mine["low"]) else ""
+            )
+            st.markdown(
+                f"**{metric['label']}** for your **{int(mine['n']):,} students**: **{charts.format_value(mine['value'], metric)}**"
+                f"{interval}{target_text}. All other vendors, pooled, are beside you in the profile below."
+            )
+            st.caption(method)
+            chart_footer(
+                vendors[["vendor_id", "vendor", "value", "low", "high", "n", "numerator", "denominator", "suppressed"]],
+                metric, name=f"vendors-{metric['metric_id']}", who=f"{scope_note} · your students",
+                students=int(mine["n"]),
+            )
+    else:
+        st.subheader("Side by side")
+        st.plotly_chart(
+            charts.interval_figure(
+                vendors, category="vendor", metric=metric, reference=overall,
+                reference_label=f"all vendors {charts.format_value(overall, metric)}" if overall is not None else None,
+            ),
+            width="stretch", key="side-by-side",
+        )
+        st.caption(("Dots are each vendor's median. " if median else "Dots are each vendor's value, whiskers its 95% confidence interval. ") + method)
+        side_by_side = vendors[["vendor_id", "vendor", "value", "low", "high", "n", "numerator", "denominator", "suppressed"]]
+        chart_footer(
+            side_by_side, metric, name=f"vendors-{metric['metric_id']}", who=f"{scope_note} · per vendor",
+            students=int(vendors["n"].sum()),
+        )
+
+        # Tables show shares in percent; their CSVs keep the proportions the charts plot.
+        scale = 100 if share else 1
+        decimals = 1 if share else 0 if median or metric["unit"] in ("minutes", "scale score points") else 2
+        value_format = f"%.{decimals}f" + ("%%" if share else "")
+        change_format = f"%+.{decimals}f" + (" pts" if share else "")
+        table = vendors[["vendor_id", "vendor", "value", "low", "high", "n"]]
+
+
+        def open_profile() -> None:
+            rows = st.session_state["vendor-table"].selection.rows
+            if rows:
+                st.session_state["profile"] = table["vendor_id"].iloc[rows[0]]
+
+
         st.dataframe(
-            adjusted.assign(**{c: adjusted[c] * scale for c in ("observed", "expected", "difference", "diff_low", "diff_high")}),
-            hide_index=True, width="stretch",
-            column_order=["vendor", "n", "observed", "expected", "difference", "diff_low", "diff_high", "ratio", "ratio_low", "ratio_high"],
+            table.assign(**{c: table[c] * scale for c in ("value", "low", "high")}),
+            hide_index=True, width="stretch", key="vendor-table", on_select=open_profile, selection_mode="single-row",
+            column_order=["vendor", "value", "n"] if median else ["vendor", "value", "low", "high", "n"],
             column_config={
                 "vendor": st.column_config.TextColumn("Vendor", width="large"),
+                "value": st.column_config.NumberColumn(metric["label"], format=value_format),
+                "low": st.column_config.NumberColumn("95% CI from", format=value_format),
+                "high": st.column_config.NumberColumn("to", format=value_format),
                 "n": st.column_config.NumberColumn("Students", format="localized"),
-                "observed": st.column_config.NumberColumn("Observed", format=value_format),
-                "expected": st.column_config.NumberColumn("Expected", format=value_format),
-                "difference": st.column_config.NumberColumn("Observed − expected", format=change_format),
-                "diff_low": st.column_config.NumberColumn("95% CI from", format=change_format),
-                "diff_high": st.column_config.NumberColumn("to", format=change_format),
-                "ratio": st.column_config.NumberColumn("Ratio", format="%.3f"),
-                "ratio_low": st.column_config.NumberColumn("95% CI from", format="%.3f"),
-                "ratio_high": st.column_config.NumberColumn("to", format="%.3f"),
             },
         )
-        st.caption(
-            "Expected uses the district's result in each baseline band (well below, below, near, above), weighted by the "
-            "vendor's own students in each band; the interval is the observed value's, built as above. Here every student "
-            "counts once, so observed can differ slightly from the pooled value above. The district includes the vendor "
-            "itself, which pulls a large vendor's ratio towards 1."
-        )
-        chart_footer(
-            adjusted, metric, name=f"adjusted-{metric['metric_id']}", who=f"{scope_note} · adjusted for baseline band",
-            students=int(adjusted["n"].sum()),
-        )
+        st.caption("Click a row to open that vendor's profile at the bottom of the page.")
+
+        comparable = len(shown) >= 2 and not median
+
+        st.subheader("Funnel plot: more than chance?")
+        if not comparable:
+            st.info(
+                "A funnel plot needs at least two vendors and a metric that pools (SGP is a median: choose *Met growth "
+                "target* instead)."
+            )
+        else:
+            # The same unit and spread as the intervals, around the pooled value of all vendors shown.
+            # As a mean, one student's spread is the vendors' pooled within-vendor SD.
+            sizes = np.unique(np.geomspace(max(10, shown["n"].min() * 0.3), shown["n"].max() * 1.2, 120).round())
+            spread = math.sqrt((shown["sd"] ** 2 * shown["n"]).sum() / shown["n"].sum()) if kind == "mean" else None
+
+            def funnel(n) -> pd.DataFrame:
+                if kind == "proportion":
+                    return compare.funnel_limits(overall, n)
+                bounds = {level: [intervals.mean_t(overall, spread, size, level) for size in n] for level in (0.95, 0.998)}
+                return pd.DataFrame({
+                    "n": list(n),
+                    "low_95": [b[0] for b in bounds[0.95]], "high_95": [b[1] for b in bounds[0.95]],
+                    "low_998": [b[0] for b in bounds[0.998]], "high_998": [b[1] for b in bounds[0.998]],
+                })
+
+            limits = funnel(sizes)
+            points = shown[["vendor_id", "vendor", "value", "n"]].reset_index(drop=True)
+            at_points = funnel(points["n"].to_numpy(dtype=float)).drop(columns="n")
+            points = pd.concat([points, at_points], axis=1)
+            points["position"] = np.select(
+                [points["value"] > points["high_998"], points["value"] < points["low_998"],
+                 points["value"] > points["high_95"], points["value"] < points["low_95"]],
+                ["above 99.8% limit", "below 99.8% limit", "above 95% limit", "below 95% limit"],
+                "within the limits",
+            )
+            points["label"] = points["vendor_id"]
+            st.plotly_chart(charts.funnel_figure(points, limits, overall, metric, label="label"), width="stretch", key="funnel")
+            if (points["position"] == "within the limits").all():
+                st.markdown("Every vendor is **within the 95% limits**: the differences between them are what chance alone would give.")
+            else:
+                st.markdown(
+                    " · ".join(
+                        f"**{position.capitalize()}**: {', '.join(points.loc[points['position'] == position, 'vendor_id'])}"
+                        for position in ("above 99.8% limit", "above 95% limit", "within the limits", "below 95% limit", "below 99.8% limit")
+                        if (points["position"] == position).any()
+                    )
+                    + ". Beyond the 99.8% limits chance is very unlikely; beyond 95%, worth a question."
+                )
+            st.caption(
+                "Each dot is a vendor: its value against its number of students. The funnel is the range a vendor of that "
+                f"size would fall in by chance if its true value were the overall {charts.format_value(overall, metric)}: "
+                "95% of the time inside the dotted lines, 99.8% inside the dashed ones. Students are the unit: "
+                + ("binomial limits at the overall share with students as n" if kind == "proportion" else
+                   "the overall value ± t × the spread of "
+                   + ("students' own values" if per_student is not None else "single observations") + " / √students")
+                + (", which is wider than needed: a vendor outside is different for real, one inside may still differ."
+                   if repeated and per_student is None else ".")
+            )
+            chart_footer(
+                points.drop(columns="label"), metric, name=f"funnel-{metric['metric_id']}",
+                who=f"{scope_note} · limits around all vendors shown", students=int(points["n"].sum()),
+            )
+
+        st.subheader("Adjusted for the students each vendor serves")
+        if comparable:
+            cells = query("breakdown", metric=metric["metric_id"], by="vendor_id", by2="baseline_band", **filters.params())
+            cells = cells[cells["value"].notna() & (cells["n"] > 0)]
+        if not comparable:
+            st.info("The adjusted comparison needs at least two vendors and a metric that pools.")
+        elif cells.empty:
+            st.info(f"Every vendor has fewer than {min_cell()} students in each baseline band with these filters: hidden.")
+        else:
+            # Students are the unit here too, with the same spread as the intervals above.
+            cell_kind, strata = stats_inputs(cells, ["vendor_id", "baseline_band"])
+            measures = ["k", "n"] if cell_kind == "proportion" else ["mean", "sd", "n"]
+            adjusted = compare.observed_expected(strata[["vendor_id", "baseline_band", *measures]], by="vendor_id", adjust_for="baseline_band")
+            adjusted.insert(1, "vendor", adjusted["vendor_id"].map(vendor_label))
+            st.markdown(
+                "Vendors serve different students: one that takes more students who started far below grade level would "
+                "look worse on raw numbers through no fault of its own. So for each vendor we ask what its result **would "
+                "have been if each of its students had done as well as the district's average student in the same baseline "
+                "band**: that is its *expected* value. Observed above expected means its students did better than similar "
+                "students elsewhere. (This is *indirect standardisation*.)"
+            )
+            st.plotly_chart(charts.observed_expected_figure(adjusted, category="vendor", metric=metric), width="stretch", key="adjusted")
+            st.dataframe(
+                adjusted.assign(**{c: adjusted[c] * scale for c in ("observed", "expected", "difference", "diff_low", "diff_high")}),
+                hide_index=True, width="stretch",
+                column_order=["vendor", "n", "observed", "expected", "difference", "diff_low", "diff_high", "ratio", "ratio_low", "ratio_high"],
+                column_config={
+                    "vendor": st.column_config.TextColumn("Vendor", width="large"),
+                    "n": st.column_config.NumberColumn("Students", format="localized"),
+                    "observed": st.column_config.NumberColumn("Observed", format=value_format),
+                    "expected": st.column_config.NumberColumn("Expected", format=value_format),
+                    "difference": st.column_config.NumberColumn("Observed − expected", format=change_format),
+                    "diff_low": st.column_config.NumberColumn("95% CI from", format=change_format),
+                    "diff_high": st.column_config.NumberColumn("to", format=change_format),
+                    "ratio": st.column_config.NumberColumn("Ratio", format="%.3f"),
+                    "ratio_low": st.column_config.NumberColumn("95% CI from", format="%.3f"),
+                    "ratio_high": st.column_config.NumberColumn("to", format="%.3f"),
+                },
+            )
+            st.caption(
+                "Expected uses the district's result in each baseline band (well below, below, near, above), weighted by the "
+                "vendor's own students in each band; the interval is the observed value's, built as above. Here every student "
+                "counts once, so observed can differ slightly from the pooled value above. The district includes the vendor "
+                "itself, which pulls a large vendor's ratio towards 1."
+            )
+            chart_footer(
+                adjusted, metric, name=f"adjusted-{metric['metric_id']}", who=f"{scope_note} · adjusted for baseline band",
+                students=int(adjusted["n"].sum()),
+            )
+
 
 st.subheader("Payments earned so far")
 payments = query("payments", end=filters.end.isoformat())
@@ -351,6 +360,8 @@ else:
     st.page_link("app_pages/data_quality.py", label="Every submission, rejected rows and coverage: Data quality", icon=":material/fact_check:")
 
 options = list(vendors["vendor_id"])
+if not options:
+    st.stop()  # the profile follows the metric chosen above, which has no data
 if own_only:
     st.header("Your profile")
     choice = options[0]
