@@ -38,7 +38,7 @@ def _app_pages() -> list[tuple[str, tuple[str, ...]]]:
 PAGES = _app_pages()
 CASES = [
     pytest.param(user, page, id=f"{user}-{Path(page).stem}")
-    for user in USERS
+    for user in ACCOUNTS  # admin too, for the pages only an administrator sees
     for page, roles in PAGES
     if ACCOUNTS[user][0] in roles
 ]
