@@ -38,12 +38,18 @@ with middle:
         if demo:
             with st.expander("Demo accounts", expanded=True, icon=":material/key:"):
                 st.caption(
-                    "This is the demo district, so its accounts are listed here. A district's own database has no "
-                    "default accounts: an administrator adds them with `ciboard users add`."
+                    "This is the demo district, so its accounts are listed here: select a password to copy it. "
+                    "A district's own database has no default accounts: an administrator adds them with "
+                    "`ciboard users add`."
                 )
-                table = pd.DataFrame(demo)[["username", "password", "role", "display_name"]]
-                st.dataframe(
-                    table,
+                # st.table, not st.dataframe: its cells are text a person can select and copy. Monospace
+                # at full size, so rn reads apart from m.
+                st.html("<style>[data-testid='stTable'] code { font-size: 0.95rem; }</style>")
+                st.table(
+                    pd.DataFrame({
+                        "User name": [row["username"] for row in demo],
+                        "Password": [f"`{row['password']}`" for row in demo],
+                        "Who": [row["display_name"] for row in demo],
+                    }),
                     hide_index=True,
-                    column_config={"username": "User name", "password": "Password", "role": "Role", "display_name": "Who"},
                 )

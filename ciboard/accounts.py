@@ -37,6 +37,9 @@ FORGET_FAILURES_AFTER = timedelta(days=1)
 # Where the server does not know the client's address (a local browser, or a proxy that does not
 # pass it on), all such attempts count as coming from one address.
 UNKNOWN_ADDRESS = ""
+# Generated passwords leave out what is easy to misread: 0 O o Q D, 1 l I i j, 5 S s, 2 Z z, 8 B, u v.
+PASSWORD_ALPHABET = "abcdefghkmnpqrtwxy" "ACEFGHJKLMNPRTWXY" "34679"
+PASSWORD_CHARACTERS = 16  # 85 bits
 
 
 class AccountError(ValueError):
@@ -105,7 +108,7 @@ _STAND_IN = f"scrypt$n={SCRYPT['n']},r={SCRYPT['r']},p={SCRYPT['p']}${_b64(bytes
 
 
 def generate_password() -> str:
-    return secrets.token_urlsafe(12)
+    return "".join(secrets.choice(PASSWORD_ALPHABET) for _ in range(PASSWORD_CHARACTERS))
 
 
 def _now(now: datetime | None) -> datetime:

@@ -235,6 +235,13 @@ def test_a_disabled_account_cannot_sign_in(db):
     assert accounts.authenticate(db, SETTINGS, "ana", "a long password", now=NOON)
 
 
+def test_generated_passwords_hold_no_characters_easy_to_misread():
+    passwords = {accounts.generate_password() for _ in range(500)}
+    assert len(passwords) == 500 and {len(p) for p in passwords} == {16}
+    assert not set("".join(passwords)) & set("0OoQD1lIij|5Ss2Zz8Buv")
+    assert set("".join(passwords)) <= set(accounts.PASSWORD_ALPHABET)
+
+
 @pytest.mark.parametrize(
     ("username", "options", "reason"),
     [
@@ -301,11 +308,15 @@ def test_without_signing_in_only_the_sign_in_page_exists(dashboard):
         app.switch_page("app_pages/trends.py").run()
 
 
-def test_the_demo_sign_in_page_lists_its_accounts(dashboard):
+def test_the_demo_sign_in_page_lists_its_accounts_as_text_to_copy(dashboard):
+    password = {r["username"]: r["password"] for r in accounts.demo_credentials(AppDB.of(dashboard.settings))}
     app = app_test()
     app.run()
-    [table] = app.dataframe
-    assert {"analyst", "facilitator", "admin", "vendor-v1"} <= set(table.value["username"])
+    assert not app.dataframe, "a data grid's cells cannot be selected as text"
+    [table] = app.table
+    shown = dict(zip(table.value["User name"], table.value["Password"]))
+    assert {"analyst", "facilitator", "admin", "vendor-v1"} <= set(shown)
+    assert shown["analyst"] == f"`{password['analyst']}`"
 
 
 def test_an_admin_lifts_a_lock_on_the_accounts_page(dashboard):
