@@ -164,6 +164,11 @@ def metric_movement(
     else:
         before, after, cells = _window_periods(warehouse, scope, metric, filters, since, until)
         chart = {"chart_note": "Assessment windows come three times a year: too few points for a control chart."}
+    if before is None and after is None:
+        # Most often a kind of data the district has not loaded yet (exit tickets, assessments).
+        label = metric["label"][0].lower() + metric["label"][1:]
+        note = f"No data for {label}, before or since {since.isoformat()}, that this account may see."
+        return Movement(**base, status="not enough data", note=note, **chart)
     if before is None or after is None:
         unit = "week" if metric["frequency"] == "weekly" else "assessment window"
         note = (

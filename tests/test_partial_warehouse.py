@@ -12,8 +12,10 @@ from pathlib import Path
 import pytest
 import streamlit as st
 
-from ciboard import accounts
+from ciboard import accounts, followup, meetings
+from ciboard.access import Scope
 from ciboard.appdb import AppDB
+from ciboard.meetings import Slice
 from ciboard.ingest import Submission, ingest
 from conftest import ROOT, SAMPLES, make_warehouse, open_page
 
@@ -82,7 +84,34 @@ def build(data_dir: Path):
     db = AppDB.of(warehouse.settings)
     for username, (role, vendor_id) in ACCOUNTS.items():
         accounts.add_user(db, username, role=role, vendor_id=vendor_id, password=accounts.generate_password())
+    add_ci_records(db)
     return warehouse
+
+
+def add_ci_records(db: AppDB) -> None:
+    """A workgroup with V1 that has met once, with commitments, an analysis and a PDSA cycle about
+    a metric with data (tutoring attendance) and about metrics without (exit tickets, SGP)."""
+    staff, by = Scope("facilitator"), "facilitator"
+    v1 = Slice(vendor_id="V1")
+    group = meetings.save_workgroup(db, staff, meetings.Workgroup(
+        name="First-month review", purpose="Is tutoring under way?", vendor_ids=["V1"],
+        members=[meetings.Person("Ana Ruiz", "BrightPath Tutoring", "vendor", "V1")],
+    ), by=by)
+    met = meetings.save_meeting(db, staff, meetings.draft_meeting(group, WEEK + timedelta(days=16)), by=by)
+    for metric_id, action in (("tutoring_attendance_rate", "Call every absent student's family"),
+                              ("sel_identity", "Start the exit tickets")):
+        meetings.save_commitment(db, staff, meetings.Commitment(
+            party="vendor", party_id="V1", owner="Ana Ruiz", action=action, made_on=WEEK + timedelta(days=4),
+            due_on=WEEK + timedelta(days=30), metric_id=metric_id, slice=v1, meeting_id=met.id,
+        ), by=by)
+    meetings.save_root_cause(db, staff, meetings.RootCause(
+        metric_id="sgp", problem="Growth is not yet measured", slice=v1, whys=["No fall test yet"] * 5,
+        meeting_id=met.id,
+    ), by=by)
+    meetings.save_pdsa(db, staff, meetings.PdsaCycle(
+        title="Exit tickets at the start of the session", metric_id="sel_identity", start_on=WEEK + timedelta(days=7),
+        slice=v1, prediction="More students answer", meeting_id=met.id,
+    ), by=by)
 
 
 @pytest.fixture(scope="module")
@@ -135,10 +164,7 @@ SAYS = {
     "overview": "Only 1 week of data in these dates: control limits need 12 weeks, so nothing can signal yet.",
     "trends": "Only 1 week with data: control limits need 12, so read them as a guide.",
     "relationships": "No data for student self-efficacy (SEL) with these filters: nothing to relate.",
-    "meetings": "no workgroup yet",
-    "workgroups": "No workgroup yet",
-    "pdsa": "No PDSA cycle yet",
-    "root_causes": "No root-cause analysis yet",
+    "pdsa": "No data for student identity (SEL), before or since 2025-09-22, that this account may see.",
 }
 
 
@@ -208,3 +234,19 @@ def test_a_choice_without_data_says_so(partial, user, page, query, message):
     if page.endswith("vendors.py"):
         # What does not depend on the metric is still there.
         assert {"Payments earned so far", "Data timeliness"} <= {h.value for h in app.subheader}
+
+
+@pytest.mark.parametrize("user", ["facilitator", "vendor-v1"])
+def test_a_meeting_reads_how_commitments_moved_with_and_without_data(partial, user):
+    role, vendor_id = ACCOUNTS[user]
+    scope = Scope(role, vendor_id)
+    db = AppDB.of(partial.settings)
+    [group] = meetings.workgroups(db, scope)
+    [met] = meetings.meetings(db, scope, group.id)
+    prefill = followup.outcomes_prefill(partial, db, scope, group.id, met.held_on)
+    moved = {item["commitment"]["metric_id"]: item for item in prefill.commitments}
+    assert set(moved) == {"tutoring_attendance_rate", "sel_identity"}
+    without = followup.Movement.from_dict(moved["sel_identity"]["movement"])
+    assert without.status == "not enough data"
+    assert without.note == "No data for student identity (SEL), before or since 2025-09-19, that this account may see."
+    assert prefill.signals == [] and followup.summary(prefill, partial)[0].endswith("0 of improvement.")
