@@ -13,8 +13,24 @@ For scopes that hide, every hidden cell is flagged `small_cell`, complements too
 apart would give a reader bounds to pin cells with: a total of 11 split into one cell "under 10"
 and one "10 or more" can only be 1 and 10.
 
-What this cannot stop: filters let anyone ask for many overlapping aggregates (a series for each
-group, and one for all), and differences between them are not seen by the tables here.
+Suppression works one table at a time, and filters let anyone ask for many overlapping tables:
+a series for all vendors minus the benchmark of all but one, or a table for every race minus one
+for all races but one, would give a hidden cell back exactly. So every count and sum a hiding
+scope receives also carries a little noise, by the cell-key method of the table builders of the
+Australian Bureau of Statistics and the Office for National Statistics (Fraser and Wooton, "A
+proposed method for confidentialising tabular output to protect against differencing", 2005;
+ONS, "Cell key perturbation", Census 2021): every student has a fixed random record key, a
+cell's key combines the keys of its students, and the noise is drawn from the cell key. The same
+students therefore always get the same noise, on every page and in every export, so asking again
+reveals nothing; two different sets of students get unrelated noise, so a difference of two
+cells is the hidden cell plus noise. Counts move by a whole student or two; numerators,
+denominators and spreads by a continuous amount of up to `SPREAD` students' worth, so no
+difference of two answers equals a hidden cell's sums, and no rate or mean is a ratio of exact
+counts that could be read back from its digits.
+
+What the noise cannot stop is averaging: the same small group reached by many different pairs of
+filter sets gives many independent differences, whose average tends to the truth. It takes
+dozens of deliberate queries. Analysts keep exact numbers.
 """
 
 import numpy as np
@@ -22,6 +38,14 @@ import pandas as pd
 from scipy.optimize import linprog
 
 MEASURES = ("value", "numerator", "denominator", "sd")
+# Noise on a count, in whole students, with their chances: a published count is the true one two
+# times in five, and never more than two away.
+COUNT_NOISE = np.array([-2, -1, 0, 1, 2])
+COUNT_NOISE_CHANCE = np.array([0.1, 0.2, 0.4, 0.2, 0.1])
+# Noise on a sum, in students' worth (what one student of the cell adds): uniform in +-SPREAD.
+SPREAD = 1.5
+# Different draws from one cell key: splitmix64 of the key xor a constant per use.
+_SALTS = {"n": 0x6E, "numerator": 0x6E756D, "denominator": 0x64656E, "sd": 0x7364}
 
 
 def suppress(
@@ -52,6 +76,70 @@ def suppress(
     frame["small_cell"] = hidden
     frame["suppressed"] = hidden & hide
     return blank(frame, frame["suppressed"].to_numpy())
+
+
+def perturb(frame: pd.DataFrame, aggregation: str, *, min_cell: int) -> pd.DataFrame:
+    """Adds the cell-key noise to every shown cell of a series, breakdown, panel or benchmark
+    (a frame with n, numerator, denominator, sd, value and cell_key), for a scope that hides.
+
+    `value` is worked out again from the noisy sums for a rate, mean or proportion; a median is a
+    value of one student in the middle, not a sum, and stays. A shown count stays at `min_cell`
+    or more, as a shown count always is. Hidden cells stay hidden.
+    """
+    frame = frame.copy()
+    keys = frame["cell_key"]
+    shown = frame["n"].notna().to_numpy() & keys.notna().to_numpy()
+    if not shown.any():
+        return frame
+    key = keys[shown].to_numpy(dtype=np.uint64)
+    n = frame.loc[shown, "n"].to_numpy(dtype=float)
+    numerator = frame.loc[shown, "numerator"].to_numpy(dtype=float)
+    denominator = frame.loc[shown, "denominator"].to_numpy(dtype=float)
+    # What one student adds to the cell: to a count of successes or sessions, as many as they
+    # could have had (the denominator's share); to a sum of scores, the mean score.
+    counted = aggregation in ("rate", "proportion")
+    numerator_step = denominator / n if counted else np.abs(numerator) / n
+    numerator = numerator + _spread(key, "numerator") * numerator_step
+    denominator = np.maximum(denominator + _spread(key, "denominator") * denominator / n, 1e-9)
+    if counted:  # a share stays a share
+        numerator = np.clip(numerator, 0.0, denominator)
+    frame.loc[shown, "numerator"] = numerator
+    frame.loc[shown, "denominator"] = denominator
+    frame.loc[shown, "sd"] = frame.loc[shown, "sd"].to_numpy(dtype=float) * (1 + _spread(key, "sd") / n)
+    if aggregation != "median":
+        frame.loc[shown, "value"] = numerator / denominator
+    frame["n"] = perturb_counts(frame["n"], keys, floor=min_cell)
+    return frame
+
+
+def perturb_counts(counts: pd.Series, keys: pd.Series, *, floor: int = 0) -> pd.Series:
+    """A count column with the cell-key noise of whole students, never below `floor`."""
+    known = counts.notna().to_numpy() & keys.notna().to_numpy()
+    noisy = counts.astype("Int64").copy()
+    noise = count_noise(keys[known].to_numpy(dtype=np.uint64), "n")
+    noisy[known] = np.maximum(counts[known].to_numpy(dtype=float) + noise, floor).astype("int64")
+    return noisy
+
+
+def count_noise(keys: np.ndarray, salt: str) -> np.ndarray:
+    """Whole-student noise per cell key, drawn from COUNT_NOISE with COUNT_NOISE_CHANCE."""
+    cut = np.cumsum(COUNT_NOISE_CHANCE)[:-1]
+    return COUNT_NOISE[np.searchsorted(cut, uniform(keys, salt), side="right")]
+
+
+def _spread(keys: np.ndarray, salt: str) -> np.ndarray:
+    return SPREAD * (2 * uniform(keys, salt) - 1)
+
+
+def uniform(keys: np.ndarray, salt: str) -> np.ndarray:
+    """A number in [0, 1) per cell key and use, the same every time (splitmix64's finaliser)."""
+    x = keys.astype(np.uint64) ^ np.uint64(_SALTS[salt])
+    with np.errstate(over="ignore"):
+        x = x + np.uint64(0x9E3779B97F4A7C15)
+        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        x = x ^ (x >> np.uint64(31))
+    return (x >> np.uint64(11)).astype(np.float64) / float(2**53)
 
 
 def blank(frame: pd.DataFrame, rows: np.ndarray) -> pd.DataFrame:

@@ -1,8 +1,9 @@
 """The query layer: the one place that reads the warehouse. Pages, the CLI and notebooks call `run`.
 
 Every call takes a scope. The scope's vendor is bound into the SQL of every view (see
-sql/views/scoped_facts.sql), and small cells are hidden here (ciboard.privacy) for every
-scope but the analyst's, so no caller can forget either. Parameter names and values are
+sql/views/scoped_facts.sql), and for every scope but the analyst's small cells are hidden and
+every count and sum carries cell-key noise here (ciboard.privacy), so no caller can forget
+either. Parameter names and values are
 checked against closed lists; values reach SQL only as bound parameters.
 
 One view reads other vendors' facts for a vendor: `peers`, the pooled benchmark. It returns
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from ciboard import privacy
@@ -157,20 +159,26 @@ def run(
     version = warehouse.version()
     min_cell = warehouse.settings.min_cell_size
     with warehouse.cursor(version) as cur:
-        metrics = {m for (m,) in cur.execute("select metric_id from metrics").fetchall()}
-        bound = _bind(spec, given, scope, metrics, today or date.today(), min_cell)
+        metrics = dict(cur.execute("select metric_id, aggregation from metrics").fetchall())
+        bound = _bind(spec, given, scope, set(metrics), today or date.today(), min_cell)
         frame = cur.execute(SQL[view], bound).df()
     frame = _shape(view, frame, given)
+    hide = scope.suppresses_small_cells
     if view in CELLS:
         frame = privacy.suppress(
             frame,
             min_cell=min_cell,
-            hide=scope.suppresses_small_cells,
+            hide=hide,
             by=_adding_up(view, given),
             per=("period_start",) if view == "panel" else (),
         )
+    if hide and view in (*CELLS, "peers"):
+        frame = privacy.perturb(frame, metrics[bound["metric"]], min_cell=min_cell)
     if view == "peers":
         frame = _benchmark(frame, scope, min_cell)
+    if view == "coverage":
+        frame = _coverage(frame, hide, min_cell)
+    frame = frame.drop(columns=[c for c in frame.columns if c == "cell_key"])
     frame.attrs["version"] = version
     return frame
 
@@ -363,6 +371,26 @@ def _benchmark(frame: pd.DataFrame, scope: Scope, min_cell: int) -> pd.DataFrame
     frame = privacy.blank(frame, frame["suppressed"].to_numpy())
     if scope.role == "vendor":
         frame = frame[list(PEERS_FOR_VENDORS)]
+    return frame
+
+
+def _coverage(frame: pd.DataFrame, hide: bool, min_cell: int) -> pd.DataFrame:
+    """For a scope that hides: weeks with fewer than `min_cell` students enrolled are hidden,
+    and both counts carry cell-key noise, so no two filters subtract to a small group. The
+    same students get the same noise, so a week every enrolled student has data stays whole."""
+    keys = frame[["enrolled_key", "with_data_key"]]
+    frame = frame.drop(columns=keys.columns)
+    if not hide:
+        return frame
+    small = (frame["enrolled"] < min_cell).to_numpy()
+    enrolled = privacy.perturb_counts(frame["enrolled"], keys["enrolled_key"], floor=min_cell)
+    with_data = privacy.perturb_counts(frame["with_data"], keys["with_data_key"])
+    frame["enrolled"] = enrolled
+    frame["with_data"] = with_data.where(with_data <= enrolled, enrolled)
+    frame["coverage"] = frame["with_data"].astype(float) / frame["enrolled"].astype(float)
+    frame["suppressed"] = small
+    frame.loc[small, ["enrolled", "with_data"]] = pd.NA
+    frame.loc[small, "coverage"] = np.nan
     return frame
 
 

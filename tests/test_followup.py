@@ -65,7 +65,8 @@ def test_intervals_without_student_rows_are_wider_never_narrower(demo_warehouse)
     slice_ = m.Slice(vendor_id="V5", dimension="english_learner", value="true")
     analyst = followup.metric_movement(demo_warehouse, ANALYST, ATTENDANCE, slice_, V3_DROP, date(2026, 2, 28))
     staff = followup.metric_movement(demo_warehouse, STAFF, ATTENDANCE, slice_, V3_DROP, date(2026, 2, 28))
-    assert staff.difference == pytest.approx(analyst.difference)
+    # Staff read noisy counts and sums (ciboard.privacy), so their change is close, not equal.
+    assert staff.difference == pytest.approx(analyst.difference, abs=0.03)
     assert staff.high - staff.low >= analyst.high - analyst.low
 
 

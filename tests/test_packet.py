@@ -169,7 +169,8 @@ def test_a_finalised_packet_shows_the_snapshot_even_after_new_data_lands(copy_of
     [old], [new] = ([c for c in p.charts if c.metric["metric_id"] == "tutoring_attendance_rate"
                      and c.filters == {"vendor_id": ["V3"]}] for p in (before, after))
     value = {p: chart.charted.set_index("period_start").loc[week, "value"] for p, chart in (("old", old), ("new", new))}
-    assert value["new"] == 0 < value["old"]  # the chart is drawn afresh, and says so
+    # The chart is drawn afresh, and says so. Staff read a noisy share: 0% shows as near 0.
+    assert value["new"] < 0.02 < value["old"]
     assert not before.notes and after.warehouse_version != meeting.warehouse_version
     assert f"from warehouse {meeting.warehouse_version}" in markdown and after.warehouse_version in markdown
 

@@ -9,7 +9,7 @@ create or replace macro breakdown(
     filters := map{}::map(varchar, varchar[]),
     min_dosage_share := null
 ) as table
-select group_1, group_2, value, n, numerator, denominator, sd
+select group_1, group_2, value, n, numerator, denominator, sd, cell_key
 from panel(
     metric,
     by_dimension := by_dimension,

@@ -1,5 +1,6 @@
 -- coverage: one row per weekly metric and week: students enrolled that week, students with
 -- a value, and the share covered. A gap here is missing data, not a low outcome.
+-- The two keys identify the students behind each count, for ciboard.privacy's noise.
 create or replace macro coverage(
     scope_vendor := null,
     start_date := null,
@@ -16,9 +17,10 @@ with weeks as (
 ),
 
 enrolled as (
-    select w.week_start, count(*) as enrolled
+    select w.week_start, count(*) as enrolled, bit_xor(hash(s.student_key, k.secret)) as enrolled_key
     from weeks as w
     inner join students as s on s.enrolled_on <= w.week_start + 6
+    cross join privacy_key as k
     where (scope_vendor is null or s.vendor_id = scope_vendor)
       and (filters['vendor_id'] is null or list_contains(filters['vendor_id'], s.vendor_id))
       and (filters['school_id'] is null or list_contains(filters['school_id'], s.school_id))
@@ -33,9 +35,14 @@ weekly_metrics as (
 -- Only data of students enrolled by that week counts: the district has school attendance
 -- for students before their tutoring starts, which is not coverage of the program.
 covered as (
-    select f.metric_id, f.period_start as week_start, count(*) as with_data
+    select
+        f.metric_id,
+        f.period_start as week_start,
+        count(*) as with_data,
+        bit_xor(hash(f.student_key, k.secret)) as with_data_key
     from facts as f
     inner join students as s on s.student_key = f.student_key and s.enrolled_on <= f.period_start + 6
+    cross join privacy_key as k
     where f.metric_id in (select metric_id from weekly_metrics)
       and (scope_vendor is null or f.vendor_id = scope_vendor)
       and (start_date is null or f.period_start >= start_date)
@@ -51,7 +58,9 @@ select
     e.week_start as period_start,
     e.enrolled,
     coalesce(c.with_data, 0) as with_data,
-    coalesce(c.with_data, 0) / nullif(e.enrolled, 0) as coverage
+    coalesce(c.with_data, 0) / nullif(e.enrolled, 0) as coverage,
+    e.enrolled_key,
+    coalesce(c.with_data_key, 0) as with_data_key
 from enrolled as e
 cross join weekly_metrics as m
 left join covered as c on c.metric_id = m.metric_id and c.week_start = e.week_start

@@ -1,6 +1,8 @@
 -- panel: one row per period and per value of up to two dimensions, of one metric. The
 -- other views are slices of it: series has no dimension, breakdown no period.
 -- A null grain gives one period (null) for the whole range; a null dimension one group ('').
+-- cell_key identifies the set of students behind a row (ciboard.privacy keys its noise on
+-- it): the same students always give the same key, any other set an unrelated one.
 create or replace macro panel(
     metric,
     grain := null,
@@ -36,10 +38,12 @@ placed as (
         coalesce(dimension_value(by_dimension, scoped), '') as group_1,
         coalesce(dimension_value(by_dimension_2, scoped), '') as group_2,
         scoped.student_key,
+        hash(scoped.student_key, k.secret) as record_key,
         scoped.value,
         scoped.denominator
     from scoped
     inner join calendar_weeks as w on w.week_start = scoped.period_start
+    cross join privacy_key as k
 ),
 
 aggregation as (
@@ -58,7 +62,8 @@ weekly as (
         count(*) as n,
         sum(placed.value) as numerator,
         metric_denominator(aggregation.aggregation, placed.denominator) as denominator,
-        stddev_samp(placed.value) as sd
+        stddev_samp(placed.value) as sd,
+        bit_xor(placed.record_key) as cell_key
     from placed, aggregation
     where grain = 'week'
     group by placed.period_start, placed.group_1, placed.group_2, aggregation.aggregation
@@ -73,7 +78,8 @@ longer as (
         count(distinct placed.student_key) as n,
         sum(placed.value) as numerator,
         metric_denominator(aggregation.aggregation, placed.denominator) as denominator,
-        stddev_samp(placed.value) as sd
+        stddev_samp(placed.value) as sd,
+        bit_xor(distinct placed.record_key) as cell_key
     from placed, aggregation
     where grain is distinct from 'week'
     group by placed.period_start, placed.group_1, placed.group_2, aggregation.aggregation

@@ -58,6 +58,7 @@ select
     pooled.numerator,
     pooled.denominator,
     pooled.sd,
+    pooled.cell_key,
     coalesce(per_vendor.vendors, 0) as vendors
 from pooled
 left join per_vendor on per_vendor.period_start = pooled.period_start

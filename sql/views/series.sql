@@ -8,7 +8,7 @@ create or replace macro series(
     filters := map{}::map(varchar, varchar[]),
     min_dosage_share := null
 ) as table
-select period_start, value, n, numerator, denominator, sd
+select period_start, value, n, numerator, denominator, sd, cell_key
 from panel(
     metric,
     grain := grain,

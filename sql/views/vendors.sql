@@ -13,7 +13,8 @@ select
     n,
     numerator,
     denominator,
-    sd
+    sd,
+    cell_key
 from breakdown(
     metric,
     'vendor_id',
