@@ -66,6 +66,7 @@ class DemoBuild:
             build(self.settings, self._say)
         except Exception:
             # The terminal gets the traceback; the page only says that it failed and where to look.
+            announce("The demo district could not be built (the page offers to try again):")
             traceback.print_exc()
             self.finished, self.state = time.monotonic(), "failed"
         else:
@@ -191,7 +192,7 @@ def progress_page() -> None:
         progress(demo_district)
 
 
-@st.fragment(run_every=1)
+@st.fragment(run_every=2)  # a run costs the server about 0.1 s of CPU for each tab that waits
 def progress(demo_district: DemoBuild) -> None:
     if demo_district.state != "running":
         st.rerun()  # built (or failed): the whole page moves on
