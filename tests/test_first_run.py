@@ -4,6 +4,7 @@ the address and the demo's passwords once, and no page afterwards replays the bu
 
 import contextlib
 import io
+import threading
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -12,7 +13,7 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from ciboard import accounts, demo
+from ciboard import accounts, demo, first_run
 from ciboard.appdb import AppDB
 from ciboard.settings import Settings, get_settings
 from ciboard.warehouse import Warehouse
@@ -118,8 +119,6 @@ def test_the_terminal_gets_the_address_and_each_password_once(first_start):
 
 
 def test_the_build_starts_once_per_process_and_data_folder(tmp_path, monkeypatch):
-    from ciboard import first_run
-
     started = []
     monkeypatch.setattr(first_run, "build", lambda settings, say: started.append(time.sleep(0.5)))
     settings = Settings(data_dir=tmp_path / "data")
@@ -130,8 +129,6 @@ def test_the_build_starts_once_per_process_and_data_folder(tmp_path, monkeypatch
 
 
 def test_a_failed_build_says_so_without_a_traceback_or_a_path(tmp_path, monkeypatch, capsys):
-    from ciboard import first_run
-
     data = tmp_path / "data"
 
     def out_of_space(warehouse, **options):
@@ -156,3 +153,28 @@ def test_a_failed_build_says_so_without_a_traceback_or_a_path(tmp_path, monkeypa
         assert "No space left on device" in capsys.readouterr().err
     finally:
         get_settings.cache_clear()
+
+
+def test_two_builds_of_one_folder_at_once_make_one_district(tmp_path, monkeypatch):
+    """As two servers started on one data folder would: the second waits for the first's lock and
+    finds the warehouse there."""
+    made = []
+
+    def quick_build(warehouse, *, progress, **options):
+        made.append(warehouse.directory)
+        time.sleep(1)
+        warehouse.init(["2025-26"])
+        (Path(warehouse.settings.data_dir) / "demo_files").mkdir()
+        return demo.DemoResult(0, 0, 0, warehouse.version(), [], {})
+
+    monkeypatch.setattr(demo, "build", quick_build)
+    settings = Settings(data_dir=tmp_path / "data")
+    results, said = [], []
+    threads = [threading.Thread(target=lambda: results.append(first_run.build(settings, said.append))) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert len(made) == 1 and sorted(r is None for r in results) == [False, True]
+    assert any("another process is building" in line for line in said)
+    assert Warehouse(settings).exists() and not (tmp_path / "data" / first_run.SCRATCH).exists()
