@@ -28,7 +28,7 @@ from ciboard.settings import Settings, get_settings
 from ciboard.warehouse import POINTER, Warehouse
 
 SCRATCH = ".demo-building"  # in the data folder, so moving in is a rename on one file system
-TAKES = "about 2 minutes"  # the default demo's first start, measured on a 2-core machine
+TAKES = "about 2 minutes"  # the default demo on 2 cores: 75 s to build when idle, 4-5 min when they are busy
 
 
 def ready() -> bool:
