@@ -173,12 +173,19 @@ with money:
     else:
         # Served, earned and cap belong to a contract and repeat on each of its payment-outcome lines.
         contracts = lines.drop_duplicates(["vendor_id", "contract_starts_on"])
-        earned, cap = contracts["amount_earned"].sum(), contracts["cap"].sum()
+        earned = contracts["amount_earned"].sum()
+        # A contract may have no cap: the share of caps is of the capped contracts' earnings.
+        capped = contracts[contracts["cap"].notna()]
+        cap = capped["cap"].sum()
+        uncapped = len(contracts) - len(capped)
         numbers = st.columns(3)
         numbers[0].metric(
-            "Earned", f"${earned / 1e6:,.2f}M", delta=f"{earned / cap:.0%} of ${cap / 1e6:,.2f}M in caps", delta_color="gray", delta_arrow="off",
-            help=f"${earned:,.0f} of ${cap:,.0f}: a base payment per student served plus an outcome payment per "
-            "successful student, capped per contract.",
+            "Earned", charts.format_money(earned),
+            delta=(f"{capped['amount_earned'].sum() / cap:.0%} of {charts.format_money(cap)} in caps" if cap else "no cap")
+            + (f"; {uncapped} uncapped" if uncapped and cap else ""),
+            delta_color="gray", delta_arrow="off",
+            help=f"${earned:,.0f} of ${cap:,.0f} in caps: a base payment per student served plus an outcome payment per "
+            "successful student, capped per contract where the contract sets a cap.",
         )
         numbers[1].metric("Students served", f"{contracts['students_served'].sum():,}", help="Students who attended a session within the contract dates.")
         numbers[2].metric(

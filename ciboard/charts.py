@@ -53,6 +53,13 @@ def format_value(value: float | None, metric: Mapping[str, Any]) -> str:
     return f"{value:,.2f}"
 
 
+def format_money(amount: float) -> str:
+    """$2.35M, $16.8k or $950: a district's contracts run from thousands to millions."""
+    if abs(amount) >= 1e6:
+        return f"${amount / 1e6:,.2f}M"
+    return f"${amount / 1e3:,.1f}k" if abs(amount) >= 1e3 else f"${amount:,.0f}"
+
+
 def format_change(change: float | None, metric: Mapping[str, Any]) -> str:
     if change is None or pd.isna(change):
         return "–"
@@ -154,9 +161,22 @@ def spc_figure(
         )
         figure.update_layout(yaxis2=dict(overlaying="y", side="right", tickformat=tick_format(other), title=dict(text=other["label"], font=dict(size=14)), showgrid=False))
     add_events(figure, events)
+    if x.nunique() == 1:
+        _one_period(figure, pd.Timestamp(x.iloc[0]))
     figure.add_annotation(text=better_note(metric), xref="paper", yref="paper", x=1, y=1.0, xanchor="right", yanchor="bottom", showarrow=False, font=dict(size=14, color="#595959"))
     figure.update_yaxes(title=dict(text=metric["label"], font=dict(size=14)))
     return layout(figure, title=title, height=height, y_format=tick_format(metric))
+
+
+def _one_period(figure: go.Figure, day: pd.Timestamp) -> None:
+    """A chart of a single period (a district's first week of data) has no line to draw, and
+    plotly would stretch its time axis to milliseconds: the limits and centre become dashes at
+    the point, the target spans the axis, and the axis spans two weeks either side."""
+    start, end = day - pd.Timedelta(days=14), day + pd.Timedelta(days=14)
+    for name in ("Process limits", "Lower limit", "Centre"):
+        figure.update_traces(selector=dict(name=name), mode="markers", marker=dict(symbol="line-ew-open", size=36, line=dict(width=2, color="#A6A6A6" if name != "Centre" else "#595959")))
+    figure.update_traces(selector=lambda trace: (trace.name or "").startswith("Target "), x=[start, end])
+    figure.update_xaxes(range=[start, end], tickformat="%b %-d, %Y", tick0=day, dtick=7 * 24 * 3600 * 1000)
 
 
 def _rules_text(row: pd.Series) -> str:
@@ -280,7 +300,8 @@ def payments_figure(contracts: pd.DataFrame, *, category: str = "vendor", title:
     figure.add_trace(
         go.Bar(
             y=names, x=contracts["amount_earned"], orientation="h", name="Earned", marker=dict(color=PALETTE[0]),
-            text=[f"${earned / 1e6:,.2f}M · {part:.0%} of cap" for earned, part in zip(contracts["amount_earned"], share)],
+            text=[f"{format_money(earned)} · " + (f"{part:.0%} of cap" if pd.notna(part) else "no cap")
+                  for earned, part in zip(contracts["amount_earned"], share)],
             textposition="inside", insidetextanchor="start", textfont=dict(size=14, color="white"),
             hovertemplate="%{y}: earned $%{x:,.0f}<extra></extra>",
         )

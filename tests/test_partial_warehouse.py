@@ -17,7 +17,7 @@ from ciboard.access import Scope
 from ciboard.appdb import AppDB
 from ciboard.meetings import Slice
 from ciboard.ingest import Submission, ingest
-from conftest import ROOT, SAMPLES, make_warehouse, open_page
+from conftest import ROOT, SAMPLES, figures, make_warehouse, open_page
 
 WEEK = date(2025, 9, 15)  # a Monday
 SCHOOLS = {"V1": ["E01", "E02"], "V2": ["M01"]}
@@ -250,3 +250,24 @@ def test_a_meeting_reads_how_commitments_moved_with_and_without_data(partial, us
     assert without.status == "not enough data"
     assert without.note == "No data for student identity (SEL), before or since 2025-09-19, that this account may see."
     assert prefill.signals == [] and followup.summary(prefill, partial)[0].endswith("0 of improvement.")
+
+
+def test_payments_read_in_the_district_s_own_scale_and_a_contract_without_a_cap_says_so(partial):
+    # The sample contracts: V1 capped at $20,000, V2 with no cap.
+    app = open_page("app_pages/overview.py", user="analyst")
+    earned = next(m for m in app.metric if m.label == "Earned")
+    assert earned.value == "$16.8k"
+    assert "42% of $20.0k in caps; 1 uncapped" in str(earned.proto.delta)
+    bars = next(t for f in figures(app) for t in f["data"] if t.get("name") == "Earned")
+    assert bars["text"] == ["$8.4k · 42% of cap", "$8.4k · no cap"]
+
+
+def test_a_chart_of_one_week_spans_weeks_and_marks_its_limits(partial):
+    app = open_page("app_pages/trends.py", user="analyst")
+    figure = figures(app)[0]
+    axis = figure["layout"]["xaxis"]
+    assert [value[:10] for value in axis["range"]] == ["2025-09-01", "2025-09-29"]
+    limits = {t["name"]: t for t in figure["data"] if t["name"] in ("Process limits", "Lower limit", "Centre")}
+    assert {t["mode"] for t in limits.values()} == {"markers"}
+    target = next(t for t in figure["data"] if t["name"].startswith("Target"))
+    assert [x[:10] for x in target["x"]] == ["2025-09-01", "2025-09-29"]
