@@ -146,7 +146,7 @@ else:
         # Only weeks a vendor owed data can show a gap in its data. Outside them (after the
         # contracts end, say) a metric with no data at all had nothing to cover: blank, not 0%.
         inside = coverage["period_start"].between(expected_weeks.min(), expected_weeks.max())
-        coverage["owed"] = inside | (coverage["with_data"] > 0)
+        coverage["owed"] = inside | coverage["with_data"].fillna(0).gt(0).to_numpy(dtype=bool)
         coverage.loc[~coverage["owed"], "coverage"] = float("nan")
         usual = coverage[inside].groupby("metric_id")["coverage"].median()
         dips = coverage[inside & (coverage["coverage"] < coverage["metric_id"].map(usual) - 0.10)]

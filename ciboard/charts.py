@@ -533,9 +533,17 @@ def coverage_figure(frame: pd.DataFrame, *, row: str, title: str | None = None) 
     enrolled = frame.pivot(index=row, columns="period_start", values="enrolled").reindex_like(matrix)
     with_data = frame.pivot(index=row, columns="period_start", values="with_data").reindex_like(matrix)
     weeks = [f"{pd.Timestamp(p):%b %-d}" for p in matrix.columns]
+    hidden = (
+        frame.pivot(index=row, columns="period_start", values="suppressed").reindex_like(matrix).fillna(False)
+        if "suppressed" in frame.columns else pd.DataFrame(False, index=matrix.index, columns=matrix.columns)
+    )
     text = [
-        [("not owed" if pd.isna(c) else f"{c:.0%}", f"{w:,.0f}" if pd.notna(w) else "–", f"{e:,.0f}" if pd.notna(e) else "–") for c, w, e in zip(cr, wr, er)]
-        for cr, wr, er in zip(matrix.to_numpy(), with_data.to_numpy(), enrolled.to_numpy())
+        [
+            ("hidden: too few students" if h else "not owed" if pd.isna(c) else f"{c:.0%}",
+             f"{w:,.0f}" if pd.notna(w) else "–", f"{e:,.0f}" if pd.notna(e) else "–")
+            for c, w, e, h in zip(cr, wr, er, hr)
+        ]
+        for cr, wr, er, hr in zip(matrix.to_numpy(), with_data.to_numpy(), enrolled.to_numpy(), hidden.to_numpy(dtype=bool))
     ]
     figure = go.Figure(
         go.Heatmap(

@@ -271,3 +271,13 @@ def test_a_chart_of_one_week_spans_weeks_and_marks_its_limits(partial):
     assert {t["mode"] for t in limits.values()} == {"markers"}
     target = next(t for t in figure["data"] if t["name"].startswith("Target"))
     assert [x[:10] for x in target["x"]] == ["2025-09-01", "2025-09-29"]
+
+
+def test_coverage_of_a_group_too_small_to_show_reads_hidden_not_missing(partial):
+    """V1's grade 4 holds 6 students: a facilitator's coverage of it is hidden, and says why."""
+    app = open_page("app_pages/data_quality.py", user="facilitator", query={"grade": "Grade 4"})
+    assert not app.exception, [e.value for e in app.exception]
+    [coverage] = [f for f in figures(app) if f["data"] and f["data"][0].get("type") == "heatmap"]
+    cells = [cell[0] for row in coverage["data"][0]["customdata"] for cell in row]
+    assert cells and all(cell == "hidden: too few students" for cell in cells if cell != "not owed")
+    assert "hidden: too few students" in cells

@@ -20,7 +20,12 @@ from scipy import stats
 from ciboard.stats import intervals, spc
 
 FLAGS = ["outside_limits", "shift", "trend", "two_in_three"]
-SWAP = {"special_cause_improvement": "special_cause_concern", "special_cause_concern": "special_cause_improvement"}
+SWAP = {
+    "special_cause_improvement": "special_cause_concern",
+    "special_cause_concern": "special_cause_improvement",
+    "special_cause_neutral_high": "special_cause_neutral_low",
+    "special_cause_neutral_low": "special_cause_neutral_high",
+}
 SIDE_SWAP = {"high": "low", "low": "high"}
 
 # Integer data and integer transforms keep the arithmetic that decides a
