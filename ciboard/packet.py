@@ -757,6 +757,8 @@ def _html_table(headers: list[str], rows: list[list[Any]]) -> str:
 
 # --- Markdown -------------------------------------------------------------------------
 
+MD_ENTITIES = {"&": "&amp;", "<": "&lt;", ">": "&gt;", "[": "&#91;", "]": "&#93;", "|": "&#124;", "$": "&#36;"}
+
 
 def to_markdown(packet: Packet) -> str:
     """The packet as Markdown: the same content, each chart told in words."""
@@ -853,9 +855,14 @@ def _md_commitment(item: CommitmentItem, packet: Packet) -> list[str]:
 
 
 def _md(value: Any) -> str:
-    """Text as Markdown shows it: no markup or HTML of its own."""
+    """Text as Markdown shows it: no markup, HTML, image, link or math of its own, and
+    entities (`&lt;`) read as typed. Stricter than safe_text.markdown, which keeps the writer's
+    own formatting: the packet shows notes as they were typed, as its HTML does. Characters that
+    could start HTML, a link or an image, a table cell or math are written as entities: a URL in
+    the text becomes a link that swallows a backslash escape right after it."""
     text = "" if value is None else str(value)
-    text = re.sub(r"([\\`*_\[\]<>|#])", r"\\\1", text)
+    text = re.sub(r"([\\`*_#])", r"\\\1", text)
+    text = "".join(MD_ENTITIES.get(char, char) for char in text)
     return " ".join(text.split())
 
 

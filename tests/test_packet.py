@@ -236,7 +236,7 @@ def test_user_text_is_shown_as_text(copy_of_demo):
     page, markdown = packet.to_html(made), packet.to_markdown(made)
     assert '<script>alert("hi")' not in page and "<img src=x" not in page
     assert html_text.escape(attack) in page
-    assert "> \\<script\\>alert(\"hi\")\\</script\\> \\| \\*\\*bold\\*\\*" in markdown
+    assert '> &lt;script&gt;alert("hi")&lt;/script&gt; &#124; \\*\\*bold\\*\\* &lt;img src=x onerror=alert(1)&gt;' in markdown
     # A draft reads its numbers afresh, and carries the open commitments forward with how they moved.
     assert not made.frozen and made.prefill.held_on == draft.held_on.isoformat()
     carried = {item.commitment.action.split(",")[0]: item for item in made.carried}
@@ -244,6 +244,33 @@ def test_user_text_is_shown_as_text(copy_of_demo):
     assert calls.overdue and calls.status == "in_progress" and calls.movement.status == "ok"
     assert "Since it was made" in markdown and "**(overdue)**" in markdown
     assert calls.movement.sentence(made.metrics[calls.movement.metric_id]) in page
+
+
+def test_hostile_free_text_loads_nothing_and_reads_as_typed_in_either_format(copy_of_demo):
+    from test_safe_text import HOSTILE_NOTES, loads_something
+
+    warehouse, db = copy_of_demo, AppDB.of(copy_of_demo.settings)
+    draft = meeting_of(db, "V3", "draft")
+    group = m.workgroup(db, STAFF, draft.workgroup_id)
+    m.save_workgroup(db, STAFF, replace(group, purpose=HOSTILE_NOTES, decisions=[HOSTILE_NOTES]), by="facilitator")
+    # A written-out URL becomes a link that swallows a backslash escape right after it.
+    after_url = " http://e.org/x<img src=http://evil/p.png> http://e.org/y![a](http://evil/p.png)"
+    m.save_meeting(db, STAFF, replace(
+        draft, agenda={key: HOSTILE_NOTES + after_url + " $40 an hour" for key in m.AGENDA_KEYS}), by="facilitator")
+    m.save_commitment(db, STAFF, m.Commitment(
+        party="district", owner=HOSTILE_NOTES, action=HOSTILE_NOTES, made_on=draft.held_on, meeting_id=draft.id,
+        metric_id="tutoring_attendance_rate", slice=m.Slice(vendor_id="V3")), by="facilitator")
+    made = packet.build(warehouse, db, STAFF, draft.id)
+    page, markdown = without_library(packet.to_html(made)), packet.to_markdown(made)
+
+    assert page.count("evil/p.png") >= 6 and markdown.count("evil/p.png") >= 6, "every text is in both"
+    assert not re.search(r"<img\b", page, flags=re.I) and "&lt;img src=x onerror=alert(1)&gt;" in page
+    assert not re.search(r"<[a-z]+\b[^>]*\b(src|href)\s*=\s*[\"']?http://(evil|e)/", page, flags=re.I)
+    assert [line for line in markdown.splitlines() if loads_something(line)] == []
+    assert "<" not in markdown and "\\[" not in markdown, "no escape for a link to swallow"
+    # An entity or a dollar reads as it was typed, not as the character it names or as math.
+    assert "&amp;lt;img src=x&amp;gt;" in markdown and "&#36;40 an hour" in markdown
+    assert "&amp;lt;img src=x&amp;gt;" in page
 
 
 def test_the_cli_writes_the_packet_and_audits_it(copy_of_demo, tmp_path, monkeypatch):
