@@ -14,6 +14,10 @@ and fails with `EditConflict`, carrying both versions, if someone saved in betwe
 saved revision is kept whole in `history`. A finalised meeting is read-only (`MeetingFinal`)
 and keeps the snapshot of what was on screen. Records live in SQLite beside the warehouse,
 which an ingest never touches, so they survive ingests and restarts.
+
+What someone types and has not saved is kept too, as their `Draft` of the record: one per
+person and record, read by no one else, never a revision. Saving the record removes the
+saver's draft.
 """
 
 import dataclasses
@@ -384,6 +388,19 @@ class PdsaCycle(Saved):
 
 
 @dataclass(frozen=True)
+class Draft:
+    """What one person typed into a record's form and has not saved: each field's text as the
+    form held it, the revision they typed over, and when it was last kept."""
+
+    entity: str
+    entity_id: int
+    username: str
+    revision: int
+    texts: dict[str, str]
+    saved_at: datetime
+
+
+@dataclass(frozen=True)
 class Version:
     """One saved revision of a record."""
 
@@ -613,7 +630,7 @@ def save_workgroup(db: AppDB, scope: Scope, record: Workgroup, *, by: str, at: d
     _district_only(scope, "workgroups")
     _check_workgroup(record)
     with db.transaction() as con:
-        return _store(con, record, by=by, at=at)
+        return _drop_draft(con, _store(con, record, by=by, at=at), by)
 
 
 def draft_meeting(workgroup: Workgroup, held_on: date) -> Meeting:
@@ -634,7 +651,7 @@ def save_meeting(db: AppDB, scope: Scope, record: Meeting, *, by: str, at: datet
                 raise MeetingFinal(_final_message(stored))
         if record.is_final or record.snapshot is not None:
             raise ValueError("a meeting becomes final only through finalise(), which freezes its snapshot")
-        return _store(con, record, by=by, at=at)
+        return _drop_draft(con, _store(con, record, by=by, at=at), by)
 
 
 def finalise(
@@ -664,7 +681,7 @@ def finalise(
             stored, status="final", snapshot=json.loads(text), warehouse_version=warehouse_version,
             finalised_at=at, finalised_by=by,
         )
-        return _store(con, final, by=by, at=at)
+        return _drop_draft(con, _store(con, final, by=by, at=at), by)
 
 
 def save_commitment(db: AppDB, scope: Scope, record: Commitment, *, by: str, at: datetime | None = None) -> Commitment:
@@ -725,14 +742,14 @@ def save_root_cause(db: AppDB, scope: Scope, record: RootCause, *, by: str, at: 
     _district_only(scope, "root-cause analyses")
     _check_root_cause(record)
     with db.transaction() as con:
-        return _store(con, record, by=by, at=at)
+        return _drop_draft(con, _store(con, record, by=by, at=at), by)
 
 
 def save_pdsa(db: AppDB, scope: Scope, record: PdsaCycle, *, by: str, at: datetime | None = None) -> PdsaCycle:
     _district_only(scope, "PDSA cycles")
     _check_pdsa(record)
     with db.transaction() as con:
-        return _store(con, record, by=by, at=at)
+        return _drop_draft(con, _store(con, record, by=by, at=at), by)
 
 
 def add_observation(
@@ -800,6 +817,59 @@ def draft_commitment(
     """A commitment to carry out an analysis's idea, linked to the analysis's metric and slice."""
     return Commitment(party=party, party_id=party_id, owner=owner, action=analysis.ideas[idea].text, made_on=made_on,
                       due_on=due_on, metric_id=analysis.metric_id, slice=analysis.slice, meeting_id=analysis.meeting_id)
+
+
+# --- drafts: what someone typed and has not saved ------------------------------------------
+
+
+def keep_draft(
+    db: AppDB, scope: Scope, entity: str, entity_id: int, texts: Mapping[str, str], *, by: str, revision: int,
+    at: datetime | None = None,
+) -> Draft:
+    """Keeps `by`'s unsaved text of a record, replacing their earlier draft of it. `revision`
+    is the revision their form opened at. Touches neither the record nor its history."""
+    if entity not in TABLES:
+        raise ValueError(f"unknown record kind {entity!r}; the kinds are {', '.join(TABLES)}")
+    _district_only(scope, PLURALS[entity])
+    if not by or not str(by).strip():
+        raise ValueError("a draft names whose it is")
+    at = at or _now()
+    texts = {str(name): str(text) for name, text in texts.items()}
+    with db.transaction() as con:
+        stored = _one_in(con, entity, entity_id)
+        if entity == "meeting" and stored.is_final:
+            raise MeetingFinal(_final_message(stored))
+        con.execute(
+            """insert into drafts (username, entity, entity_id, revision, texts, saved_at) values (?, ?, ?, ?, ?, ?)
+               on conflict (username, entity, entity_id)
+               do update set revision = excluded.revision, texts = excluded.texts, saved_at = excluded.saved_at""",
+            [by, entity, entity_id, revision, json.dumps(texts), at.isoformat()],
+        )
+    return Draft(entity, entity_id, by, revision, texts, at)
+
+
+def draft(db: AppDB, entity: str, entity_id: int, *, by: str) -> Draft | None:
+    """`by`'s own unsaved text of a record, if they left any."""
+    with db.connect() as con:
+        row = con.execute(
+            "select * from drafts where username = ? and entity = ? and entity_id = ?", [by, entity, entity_id]
+        ).fetchone()
+    if row is None:
+        return None
+    return Draft(row["entity"], row["entity_id"], row["username"], row["revision"], json.loads(row["texts"]),
+                 datetime.fromisoformat(row["saved_at"]))
+
+
+def discard_draft(db: AppDB, entity: str, entity_id: int, *, by: str) -> None:
+    with db.transaction() as con:
+        con.execute("delete from drafts where username = ? and entity = ? and entity_id = ?", [by, entity, entity_id])
+
+
+def _drop_draft(con, saved, by: str):
+    """A save takes what the saver typed: their draft of the record has served."""
+    con.execute("delete from drafts where username = ? and entity = ? and entity_id = ?",
+                [by, ENTITY_OF[type(saved)], saved.id])
+    return saved
 
 
 # --- scope ----------------------------------------------------------------------------
