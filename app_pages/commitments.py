@@ -107,13 +107,13 @@ ids = [c.id for c in shown]
 if ids:
     chosen = st.selectbox(
         "Open a commitment", ids, index=None, placeholder="Choose one to see its log or update it",
-        format_func=lambda i: next(f"#{c.id} · {ci_ui.say(c.action)[:90]}" for c in shown if c.id == i), key="commitment",
+        format_func=lambda i: next(f"#{c.id} · {ci_ui.plain(c.action)[:90]}" for c in shown if c.id == i), key="commitment",
     )
     if chosen is not None:
         try:
             show_one(meetings.commitment(db, scope(), chosen))
         except ScopeError as error:
-            st.error(str(error))
+            st.error(ci_ui.say(str(error)))
 
 
 def new_commitment() -> None:
@@ -125,7 +125,7 @@ def new_commitment() -> None:
         meeting_id = st.selectbox(
             "Made at", ids, index=ids.index(int(made_at)) if made_at and made_at.isdigit() and int(made_at) in ids else 0,
             format_func=lambda i: "No meeting" if i is None else next(
-                f"{ci_ui.say(groups[m.workgroup_id])} · {m.held_on:%b %-d, %Y}" for m in held if m.id == i),
+                f"{ci_ui.plain(groups[m.workgroup_id])} · {m.held_on:%b %-d, %Y}" for m in held if m.id == i),
         )
         left, middle = st.columns(2)
         party = left.selectbox("Party", PARTIES, format_func=str.capitalize)
@@ -143,7 +143,7 @@ def new_commitment() -> None:
             try:
                 meetings.save_commitment(db, scope(), record, by=ci_ui.me())
             except (ValueError, ScopeError) as error:
-                st.error(str(error))
+                st.error(ci_ui.say(str(error)))
             else:
                 st.rerun()
 

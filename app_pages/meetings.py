@@ -33,7 +33,7 @@ if not groups:
 if "open_meeting" in st.session_state:  # a meeting made in the last run opens itself
     st.session_state["meeting"] = st.session_state.pop("open_meeting")
 left, right = st.columns(2)
-group_id = left.selectbox("Workgroup", list(groups), format_func=lambda g: ci_ui.say(groups[g].name), key="workgroup", bind="query-params")
+group_id = left.selectbox("Workgroup", list(groups), format_func=lambda g: ci_ui.plain(groups[g].name), key="workgroup", bind="query-params")
 group = groups[group_id]
 held = list(reversed(meetings.meetings(db, scope(), group_id)))
 options = [m.id for m in held] + ([NEW] if staff else [])
@@ -77,7 +77,9 @@ meeting = meetings.meeting(db, scope(), meeting_id)
 # While vendors read as letters the notes (as people typed them) are shown disguised, not edited.
 editing = staff and not meeting.is_final and not aliasing()
 opened = f"opened-{meeting.id}"  # the revision this editor started from, kept across reruns
-if editing and opened not in st.session_state:
+boxes = {part.key: f"agenda-{meeting.id}-{part.key}" for part in AGENDA}
+# Boxes not drawn in the last run (first open, or back from another page) fill from the meeting as it is now.
+if editing and (opened not in st.session_state or not any(box in st.session_state for box in boxes.values())):
     st.session_state[opened] = meeting.revision
 
 st.subheader(ci_ui.say(f"{group.name} · {meeting.held_on:%A, %B %-d, %Y}"))
@@ -86,11 +88,13 @@ st.caption(ci_ui.say(
     + f" · revision {meeting.revision}, saved by {meeting.updated_by} on {meeting.updated_at:%b %-d, %H:%M}"
 ))
 if meeting.is_final:
-    st.info(
+    st.info(ci_ui.say(
         f"Minutes finalised by {meeting.finalised_by} on {meeting.finalised_at:%b %-d, %Y}. The numbers are those on "
-        f"screen then (data version {meeting.warehouse_version}), whatever data has come in since.",
+        f"screen then (data version {meeting.warehouse_version}), whatever data has come in since."),
         icon=":material/lock:",
     )
+    if staff:
+        ci_ui.leftover_draft("meeting", meeting.id, "these minutes", {part.key: part.title for part in AGENDA})
 
 # A vendor in a meeting of several vendors reads the agenda; the frozen numbers are the district's.
 if meeting.is_final:
@@ -153,7 +157,19 @@ def commitment_row(item: dict) -> dict:
     }
 
 
+def restore(found: meetings.Draft) -> None:
+    """Saving restored notes names the revision they were typed over."""
+    st.session_state[opened] = found.revision
+    st.session_state.pop("conflict", None)
+
+
 texts = {}
+keep_typed = None
+if editing:
+    keep_typed = ci_ui.drafts(ci_ui.DraftForm(
+        "meeting", meeting.id, st.session_state[opened], boxes,
+        {part.key: meeting.agenda.get(part.key, "") for part in AGENDA}, {part.key: part.title for part in AGENDA},
+    ), restore)
 for part in AGENDA:
     st.markdown(f"#### {part.title}")
     with st.popover("Guiding questions", icon=":material/help:"):
@@ -162,8 +178,8 @@ for part in AGENDA:
         show_outcomes(outcomes)
     if editing:
         texts[part.key] = st.text_area(
-            f"Notes on {part.title.lower()}", meeting.agenda.get(part.key, ""), key=f"agenda-{meeting.id}-{part.key}",
-            height=120, label_visibility="collapsed", placeholder="Notes…",
+            f"Notes on {part.title.lower()}", meeting.agenda.get(part.key, ""), key=boxes[part.key],
+            height=120, label_visibility="collapsed", placeholder="Notes…", on_change=keep_typed,
         )
     else:
         st.markdown(ci_ui.say(meeting.agenda.get(part.key)) or "_No notes._")
@@ -193,8 +209,9 @@ if editing:
             if save(texts, conflict.theirs.revision):
                 st.rerun()
         elif choice == "theirs":
+            meetings.discard_draft(db, "meeting", meeting.id, by=ci_ui.me())
             for part in AGENDA:
-                st.session_state.pop(f"agenda-{meeting.id}-{part.key}", None)
+                st.session_state.pop(boxes[part.key], None)
             st.session_state[opened] = conflict.theirs.revision
             st.session_state.pop("conflict")
             st.rerun()
@@ -207,7 +224,7 @@ if editing:
                     meetings.finalise(db, scope(), meeting.id, outcomes, warehouse_version=version(), by=ci_ui.me(),
                                       revision=saved.revision)
                 except (EditConflict, MeetingFinal) as error:
-                    st.error(str(error))
+                    st.error(ci_ui.say(str(error)))
                 else:
                     st.rerun()
 

@@ -22,6 +22,9 @@ NOTICE = "pdsa-notice"
 STAGES = {"plan": "Plan", "do": "Do", "study": "Study", "act": "Act"}
 # What the edit form changes; a conflict over anything else (a new observation) is no conflict.
 FORM_FIELDS = ("title", "change", "prediction", "start_on", "ends_on", "study", "act", "act_note")
+# The form's long text, kept as a draft while typed: {field: (its title, its text in a cycle)}.
+DRAFTED = {"change": ("The change", lambda c: c.change), "prediction": ("The prediction", lambda c: c.prediction),
+           "study": ("Study", lambda c: c.study), "act-note": ("Why, and what next", lambda c: c.act_note)}
 # The chart starts at the school year the filters show, or this far before the change if earlier.
 CHART_LEAD = timedelta(weeks=16)
 
@@ -53,7 +56,7 @@ st.caption(
 with st.expander("The four steps", icon=":material/help:"):
     st.markdown("\n".join(f"- **{STAGES[step]}.** {prompt}" for step, prompt in PDSA_STEPS.items()))
 if notice := st.session_state.pop(NOTICE, None):
-    st.success(notice, icon=":material/check_circle:")
+    st.success(ci_ui.say(notice), icon=":material/check_circle:")
 
 cycles = meetings.pdsa_cycles(db, scope())
 if cycles:
@@ -245,7 +248,8 @@ def latest() -> PdsaCycle:
 
 
 def edit(record: PdsaCycle, session: dict) -> None:
-    with st.expander("Update the cycle", icon=":material/edit:", expanded=session["conflict"] is not None):
+    offered = ci_ui.session_drafts(session, "pdsa", DRAFTED)
+    with st.expander("Update the cycle", icon=":material/edit:", expanded=session["conflict"] is not None or offered):
         touched = any(getattr(record, f) != getattr(session["opened"], f) for f in FORM_FIELDS)
         if touched and session["conflict"] is None:
             ci_ui.offer_latest(session, f"{record.updated_by} changed this cycle (revision {record.revision}) after this "

@@ -31,6 +31,8 @@ IDEA_COLUMNS = {
     "theme": st.column_config.TextColumn("Theme"),
 }
 BECOMES = {"pdsa": "A PDSA cycle, to test it", "commitment": "A commitment, to do it"}
+# The form's long text, kept as a draft while typed: {field: (its title, its text in an analysis)}.
+DRAFTED = {"problem": ("The trend to explain", lambda r: r.problem), "hmw": ("How might we", lambda r: "\n".join(r.hmw))}
 
 
 def numbered(lines) -> str:
@@ -55,7 +57,7 @@ with st.expander("How an analysis goes", icon=":material/help:"):
     st.markdown(numbered(ROOT_CAUSE_STEPS))
     st.markdown("**Then, from a root cause to something to try**\n\n" + numbered(HMW_STEPS))
 if notice := st.session_state.pop(NOTICE, None):
-    st.success(notice, icon=":material/check_circle:")
+    st.success(ci_ui.say(notice), icon=":material/check_circle:")
 
 analyses = meetings.root_causes(db, scope())
 cycles = {c.id: c for c in meetings.pdsa_cycles(db, scope())}
@@ -172,7 +174,7 @@ def show_choice(analysis: RootCause) -> None:
 def show_analysis(analysis: RootCause) -> None:
     st.subheader(ci_ui.say(f"{ci_ui.metric_label(analysis.metric_id)} · {ci_ui.slice_text(analysis.slice)}"))
     st.markdown(ci_ui.say(analysis.problem))
-    st.caption(f"Revision {analysis.revision}, saved by {analysis.updated_by} on {analysis.updated_at:%b %-d, %Y %H:%M}")
+    st.caption(ci_ui.say(f"Revision {analysis.revision}, saved by {analysis.updated_by} on {analysis.updated_at:%b %-d, %Y %H:%M}"))
     show_whys(analysis.whys)
     show_causes(analysis)
     show_ideas(analysis)
@@ -268,7 +270,8 @@ def latest() -> RootCause:
 
 
 def edit(record: RootCause, session: dict) -> None:
-    with st.expander("Edit the analysis", icon=":material/edit:", expanded=session["conflict"] is not None):
+    offered = ci_ui.session_drafts(session, "root_cause", DRAFTED)
+    with st.expander("Edit the analysis", icon=":material/edit:", expanded=session["conflict"] is not None or offered):
         if moved := ci_ui.moved_on(record, session):
             ci_ui.offer_latest(session, moved, latest)
         typed, pressed = edit_form(record, session)
@@ -324,12 +327,12 @@ def choose(record: RootCause, session: dict) -> None:
             chosen, _ = meetings.choose_idea(db, scope(), record.id, idea, draft, by=ci_ui.me(),
                                              revision=session["revision"])
         except EditConflict as conflict:
-            st.error(f"Not chosen: {conflict.theirs.updated_by} saved revision {conflict.theirs.revision} after you opened "
-                     f"revision {session['revision']}. Open the latest in the editor above, then choose again.",
+            st.error(ci_ui.say(f"Not chosen: {conflict.theirs.updated_by} saved revision {conflict.theirs.revision} after you opened "
+                     f"revision {session['revision']}. Open the latest in the editor above, then choose again."),
                      icon=":material/sync_problem:")
             return
         except (ValueError, ScopeError) as error:
-            st.error(str(error))
+            st.error(ci_ui.say(str(error)))
             return
         session["revision"] = chosen.revision  # the choice changes nothing the edit form holds
         st.session_state[NOTICE] = f"Chosen: {record.ideas[idea].text}."

@@ -16,6 +16,9 @@ db = ci_ui.db()
 # hold the text as typed) are left out.
 staff = ci_ui.district_staff() and not aliasing()
 NOTICE = "workgroups-notice"
+# The form's long text, kept as a draft while typed: {field: (its title, its text in a workgroup)}.
+DRAFTED = {"purpose": ("Purpose", lambda g: g.purpose),
+           "decisions": ("Decisions it makes", lambda g: "\n".join(g.decisions))}
 
 
 def organisations() -> dict[str, str]:
@@ -29,7 +32,7 @@ st.caption(
     "reading the data together and acting on it."
 )
 if notice := st.session_state.pop(NOTICE, None):
-    st.success(notice, icon=":material/check_circle:")
+    st.success(ci_ui.say(notice), icon=":material/check_circle:")
 
 groups = meetings.workgroups(db, scope())
 if groups:
@@ -138,7 +141,7 @@ ci_ui.choose_new("group")
 by_id = {g.id: g for g in groups}
 # Not keyed "workgroup" like the meetings page's chooser: with the same key on both pages, the
 # meetings page ignored the ?workgroup= of the links below (seen in Chromium).
-group = by_id[st.selectbox("Workgroup", list(by_id), format_func=lambda g: ci_ui.say(by_id[g].name), key="group",
+group = by_id[st.selectbox("Workgroup", list(by_id), format_func=lambda g: ci_ui.plain(by_id[g].name), key="group",
                            bind="query-params")]
 
 
@@ -189,7 +192,8 @@ def latest() -> Workgroup:
 
 
 def edit(record: Workgroup, session: dict) -> None:
-    with st.expander("Edit the workgroup", icon=":material/edit:", expanded=session["conflict"] is not None):
+    offered = ci_ui.session_drafts(session, "workgroup", DRAFTED)
+    with st.expander("Edit the workgroup", icon=":material/edit:", expanded=session["conflict"] is not None or offered):
         if moved := ci_ui.moved_on(record, session):
             ci_ui.offer_latest(session, moved, latest)
         typed, pressed = group_form(session["form"], session["opened"], "Save the workgroup")

@@ -1,16 +1,18 @@
 """What the continuous-improvement pages (meetings, commitments, root causes, PDSA cycles,
-workgroups) share: the store in the viewer's scope, slices in words and as widgets, and the
-screen that shows both versions when two people saved the same record."""
+workgroups) share: the store in the viewer's scope, free text shown safely, slices in words and
+as widgets, the screen that shows both versions when two people saved the same record, and
+drafts of what someone typed and has not saved."""
 
 from collections.abc import Callable
-from dataclasses import fields
+from dataclasses import dataclass, fields
 from datetime import date
+from functools import partial
 from typing import Any
 
 import pandas as pd
 import streamlit as st
 
-from ciboard import followup, meetings
+from ciboard import followup, meetings, safe_text
 from ciboard.access import ScopeError
 from ciboard.appdb import AppDB
 from ciboard.dashboard import account, aliases, disguised, disguised_text, metrics, scope, warehouse
@@ -56,8 +58,16 @@ def vendor_name(vendor_id: str | None) -> str:
 
 
 def say(text: str | None) -> str:
-    """Free text people wrote (a workgroup's name, notes, an action), with vendors as their
-    letters while presenting with "Vendor A, B, C"."""
+    """Free text people wrote (a workgroup's name, notes, an action) for anything that reads
+    Markdown (st.markdown, captions, headers, alerts, labels): their formatting and links, but
+    no image, HTML or math (see safe_text), with vendors as their letters while presenting
+    with "Vendor A, B, C". App text around it may be passed in with it: it holds none of those."""
+    return safe_text.markdown(plain(text))
+
+
+def plain(text: str | None) -> str:
+    """Free text for what shows text as it is (a chooser's options, a table, an address), with
+    vendors as their letters while presenting with "Vendor A, B, C"."""
     return disguised_text(text) if text else ""
 
 
@@ -147,7 +157,7 @@ def metric_picker(key: str, default: str | None = None) -> str:
 
 def show_conflict(error: EditConflict) -> None:
     """Both versions of a record two people saved, side by side, field by field."""
-    st.error(f"Not saved: {error}", icon=":material/sync_problem:")
+    st.error(say(f"Not saved: {error}"), icon=":material/sync_problem:")
     changed = error.changed
     rows = [
         {"field": name.replace("_", " "), "saved by " + str(error.theirs.updated_by): _plain(getattr(error.theirs, name)),
@@ -271,12 +281,12 @@ def short(text: str, limit: int = 70) -> str:
 
 def analysis_label(analysis: meetings.RootCause) -> str:
     """How an analysis reads in the root causes page's chooser, and so in its address (?analysis=…)."""
-    return say(f"#{analysis.id} · {short(analysis.problem)}")
+    return plain(f"#{analysis.id} · {short(analysis.problem)}")
 
 
 def cycle_label(cycle: meetings.PdsaCycle) -> str:
     """How a cycle reads in the PDSA cycles page's chooser, and so in its address (?cycle=…)."""
-    return say(f"#{cycle.id} · {short(cycle.title)}")
+    return plain(f"#{cycle.id} · {short(cycle.title)}")
 
 
 def meeting_label(meeting: meetings.Meeting) -> str:
@@ -300,7 +310,7 @@ def save_new(store: Callable[[], Any]) -> Any | None:
     try:
         return store()
     except (ValueError, ScopeError) as error:
-        st.error(str(error))
+        st.error(say(str(error)))
         return None
 
 
@@ -343,7 +353,8 @@ def _fresh_session(key: str, form: str, record: Any, old: dict | None) -> dict:
 
 
 def reopen(session: dict, record: Any) -> None:
-    """Drops this editor's unsaved text and opens the form on `record`, as stored now."""
+    """Drops this editor's unsaved text, draft included, and opens the form on `record`, as stored now."""
+    meetings.discard_draft(db(), meetings.ENTITY_OF[type(record)], record.id, by=me())
     st.session_state[session["key"]] = _fresh_session(session["key"], session["prefix"], record, session)
     st.rerun()
 
@@ -357,7 +368,7 @@ def moved_on(record: Any, session: dict) -> str | None:
 
 
 def offer_latest(session: dict, message: str, latest: Callable[[], Any]) -> None:
-    st.info(message, icon=":material/sync_problem:")
+    st.info(say(message), icon=":material/sync_problem:")
     if st.button("Open the latest instead", key=f"{session['form']}-latest"):
         reopen(session, latest())
 
@@ -371,7 +382,7 @@ def save_edit(session: dict, store: Callable[[int], Any], revision: int, notice:
         session["conflict"] = conflict
         return
     except ValueError as error:
-        st.error(str(error))
+        st.error(say(str(error)))
         return
     st.session_state[session["key"]] = _fresh_session(session["key"], session["prefix"], saved, session)
     st.session_state[notice] = f"Saved as revision {saved.revision}."
@@ -404,6 +415,173 @@ def read_history(entity: str, record_id: int, key: str, columns: dict[str, Calla
     }), hide_index=True)
     revision = st.selectbox("Read revision", [v.revision for v in versions], index=len(versions) - 1, key=key)
     return next(v.record for v in versions if v.revision == revision)
+
+
+# --- drafts: what someone types is kept every few seconds, and offered back on reopening ------
+
+DRAFT_EVERY_SECONDS = 3
+# Streamlit sends a text box's value only when it loses focus or on Ctrl+Enter, and a box in a
+# form only when the form is submitted: typed text not yet sent is lost on a reload. So this
+# script reads the record's text boxes in the page every few seconds and sends what changed.
+# It is mounted in a fragment, so what it sends reruns that fragment only, never the page
+# someone is typing in.
+_WATCH_JS = """
+export default function ({ data, setTriggerValue }) {
+  const read = () => {
+    const found = {};
+    for (const [field, box] of Object.entries(data.boxes)) {
+      const area = document.querySelector(`.${box} textarea`);
+      if (area) found[field] = area.value;
+    }
+    return found;
+  };
+  let sent = JSON.stringify(read());
+  const timer = setInterval(() => {
+    const now = read();
+    if (JSON.stringify(now) !== sent) {
+      sent = JSON.stringify(now);
+      setTriggerValue("typed", now);
+    }
+  }, data.every * 1000);
+  return () => clearInterval(timer);
+}
+"""
+_watcher = st.components.v2.component("draft_watcher", js=_WATCH_JS)
+
+
+@dataclass(frozen=True)
+class DraftForm:
+    """A record's form as drafts see it: which text box holds each field, what the fields held
+    when the form opened, and the revision it opened at."""
+
+    kind: str  # the record's entity: "meeting", "pdsa", "root_cause", "workgroup"
+    record_id: int
+    revision: int
+    boxes: dict[str, str]  # field: the key of its text box
+    opened: dict[str, str]  # field: its text when the form opened
+    titles: dict[str, str]  # field: what the form calls it
+
+
+def drafts(form: DraftForm, restore: Callable[[meetings.Draft], None]) -> Callable[[], None] | None:
+    """Offers back this person's unsaved draft of the record when its form opens afresh ("restore"
+    puts its text in the boxes and calls `restore` to take its revision; "discard" drops it),
+    and from then on keeps what they type in the boxes as their draft every few seconds. Call it
+    outside any st.form, before the boxes. Returns the on_change for boxes outside a form, or
+    None while a draft waits for an answer (nothing typed then replaces it)."""
+    waiting = f"draft-offered-{form.kind}-{form.record_id}"
+    found = meetings.draft(db(), form.kind, form.record_id, by=me())
+    if found is not None and all(found.texts.get(f, form.opened[f]) == form.opened[f] for f in form.boxes):
+        meetings.discard_draft(db(), form.kind, form.record_id, by=me())
+        found = None
+    fresh = not any(box in st.session_state for box in form.boxes.values())
+    if found is None:
+        st.session_state.pop(waiting, None)
+    elif fresh or waiting in st.session_state:
+        st.session_state[waiting] = True
+        _offer(form, found, restore, waiting)
+        return None
+    _watch(form)
+    return partial(_keep, form, None)
+
+
+def _offer(form: DraftForm, found: meetings.Draft, restore: Callable[[meetings.Draft], None], waiting: str) -> None:
+    with st.container(border=True):
+        text = f"You have an unsaved draft from {found.saved_at:%b %-d, %H:%M}."
+        if found.revision != form.revision:
+            text += (f" It was typed over revision {found.revision}, and revision {form.revision} has been saved since: "
+                     "restore it and save, and you will see both.")
+        st.info(text, icon=":material/edit_note:")
+        with st.expander("Read the draft"):
+            _show(form.titles, found)
+        left, right = st.columns(2)
+        left.button("Restore the draft", icon=":material/restore:", key=f"{waiting}-restore",
+                    on_click=_restore, args=(form, found, restore, waiting))
+        right.button("Discard the draft", icon=":material/delete:", key=f"{waiting}-discard",
+                     on_click=_discard, args=(form, waiting))
+
+
+def _restore(form: DraftForm, found: meetings.Draft, restore: Callable[[meetings.Draft], None], waiting: str) -> None:
+    for field, box in form.boxes.items():
+        if field in found.texts:
+            st.session_state[box] = found.texts[field]
+    restore(found)
+    st.session_state.pop(waiting, None)
+
+
+def _discard(form: DraftForm, waiting: str) -> None:
+    meetings.discard_draft(db(), form.kind, form.record_id, by=me())
+    st.session_state.pop(waiting, None)
+
+
+def restore_session(session: dict, kind: str) -> Callable[[meetings.Draft], None]:
+    """For an edit session (see edit_session): a restored draft's form opens at the version the
+    draft was typed over, so a save names that revision and a save by someone else since is
+    shown as a conflict, not overwritten."""
+
+    def restore(found: meetings.Draft) -> None:
+        versions = {v.revision: v.record for v in meetings.history(db(), scope(), kind, found.entity_id)}
+        if found.revision in versions:
+            session["opened"], session["revision"] = versions[found.revision], found.revision
+        session["conflict"] = None
+
+    return restore
+
+
+def session_drafts(session: dict, kind: str, texts: dict[str, tuple[str, Callable[[Any], str]]]) -> bool:
+    """`drafts` for an edit session's form (see edit_session), whose text boxes are keyed
+    "{form}-{field}": `texts` gives each field's title and its text in a record. Call it outside
+    the form's expander; True while a draft waits for an answer, to open the expander."""
+    opened = session["opened"]
+    form = DraftForm(kind, opened.id, session["revision"], {field: f"{session['form']}-{field}" for field in texts},
+                     {field: get(opened) for field, (_, get) in texts.items()},
+                     {field: title for field, (title, _) in texts.items()})
+    return drafts(form, restore_session(session, kind)) is None
+
+
+def leftover_draft(kind: str, record_id: int, why: str, titles: dict[str, str]) -> None:
+    """This person's draft of a record that can no longer take it (finalised minutes): shown to
+    copy from, and dropped on request."""
+    found = meetings.draft(db(), kind, record_id, by=me())
+    if found is None:
+        return
+    with st.container(border=True):
+        st.warning(f"Your unsaved draft from {found.saved_at:%b %-d, %H:%M} is not in {why}.", icon=":material/edit_note:")
+        _show(titles, found)
+        st.button("Discard the draft", icon=":material/delete:", key=f"draft-leftover-{kind}-{record_id}",
+                  on_click=meetings.discard_draft, args=(db(), kind, record_id), kwargs={"by": me()})
+
+
+def _show(titles: dict[str, str], found: meetings.Draft) -> None:
+    for field, typed in found.texts.items():
+        st.caption(titles.get(field, field))
+        st.text(typed or "—")
+
+
+@st.fragment
+def _watch(form: DraftForm) -> None:
+    key = f"draft-watch-{form.kind}-{form.record_id}"
+    boxes = {field: "st-key-" + "".join(c if c.isascii() and (c.isalnum() or c in "_-") else "-" for c in box.strip())
+             for field, box in form.boxes.items()}  # the class Streamlit gives a keyed widget's element
+    _watcher(key=key, data={"boxes": boxes, "every": DRAFT_EVERY_SECONDS}, on_typed_change=partial(_keep, form, key))
+
+
+def _keep(form: DraftForm, watcher: str | None) -> None:
+    """Keeps the boxes' text as this person's draft: what the watcher sent, else what the boxes
+    last sent. Text back as the form opened is no draft."""
+    typed = (st.session_state[watcher]["typed"] or {}) if watcher else {}
+    texts = _texts(form, typed)
+    try:
+        if texts == form.opened:
+            meetings.discard_draft(db(), form.kind, form.record_id, by=me())
+        else:
+            meetings.keep_draft(db(), scope(), form.kind, form.record_id, texts, by=me(), revision=form.revision)
+    except (meetings.MeetingFinal, meetings.NotFound, ScopeError):
+        pass  # finalised or gone since: the page says so on its next run
+
+
+def _texts(form: DraftForm, typed: dict[str, str]) -> dict[str, str]:
+    return {field: str(typed[field] if field in typed else st.session_state.get(box, form.opened[field]) or "")
+            for field, box in form.boxes.items()}
 
 
 def today() -> date:

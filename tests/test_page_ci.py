@@ -6,6 +6,7 @@ are tests) and never change a seeded one.
 """
 
 import re
+from dataclasses import replace
 from datetime import date
 from urllib.parse import parse_qs
 
@@ -469,3 +470,104 @@ def test_presenting_with_vendors_as_letters_names_no_vendor_and_offers_no_form(d
     main = app.main
     assert not (main.text_input or main.text_area or main.data_editor or main.date_input or main.button), page
     assert "Editing is off while vendors are shown as letters." in [c.value for c in app.caption]
+
+
+# --- free text shows no image or HTML; a form's unsaved text is kept as a draft ------------
+
+
+def hostile_records(db) -> dict[str, tuple[str, int]]:
+    """A workgroup, an analysis and a cycle whose every text is hostile: {page: (chooser, record id)}."""
+    from test_safe_text import HOSTILE_NOTES as bad
+
+    staff, piece = Scope("facilitator"), Slice(vendor_id="V2")
+    group = meetings.save_workgroup(db, staff, meetings.Workgroup(
+        name="Test workgroup: hostile text", purpose=bad, cadence=bad, format=bad, decisions=[bad], vendor_ids=["V2"],
+        members=[meetings.Person("Test Member", "District", "district", role=bad)]), by="facilitator")
+    cycle = meetings.save_pdsa(db, staff, meetings.PdsaCycle(
+        title="Test cycle: hostile text " + bad, metric_id=METRIC, start_on=date(2026, 3, 2), slice=piece, change=bad,
+        prediction=bad, study=bad, act="adapt", act_note=bad), by="facilitator")
+    cycle = meetings.add_observation(db, staff, cycle.id, bad, by="facilitator")
+    analysis = meetings.save_root_cause(db, staff, RootCause(
+        metric_id=METRIC, problem="Test analysis: hostile text " + bad, slice=piece, whys=[bad] * 5,
+        causes=[Cause(bad, True, 1), Cause(bad, False)], hmw=[bad], ideas=[Idea(bad, bad)]), by="facilitator")
+    meetings.choose_idea(db, staff, analysis.id, 0, meetings.draft_pdsa(analysis, 0, date(2026, 3, 2)), by="facilitator",
+                         revision=analysis.revision)
+    return {WORKGROUPS: ("group", group.id), PDSA: ("cycle", cycle.id), ROOT_CAUSES: ("analysis", analysis.id)}
+
+
+def test_free_text_on_every_ci_page_shows_no_image_or_html(dashboard, db):
+    from test_safe_text import loads_something, markdown_sent
+
+    for page, (chooser, record_id) in hostile_records(db).items():
+        app = open_page(page, user="facilitator")
+        app.selectbox(key=chooser).set_value(record_id).run()
+        no_exception(app)
+        sent = markdown_sent(app)
+        assert sum("evil/p.png" in text for text in sent) >= 3, page
+        assert [text for text in sent if loads_something(text)] == [], page
+
+
+def offers(app) -> list[str]:
+    return [i.value for i in app.info if "unsaved draft" in i.value]
+
+
+DRAFTS = {  # page: (record kind, chooser, the field typed in, its save button)
+    PDSA: ("pdsa", "cycle", "act-note", "Save the cycle"),
+    ROOT_CAUSES: ("root_cause", "analysis", "hmw", "Save the analysis"),
+    WORKGROUPS: ("workgroup", "group", "purpose", "Save the workgroup"),
+}
+
+
+@pytest.mark.parametrize("page", list(DRAFTS))
+def test_a_forms_draft_is_offered_back_restored_into_the_form_and_gone_once_saved(dashboard, db, page):
+    kind, chooser, field, save = DRAFTS[page]
+    staff, piece = Scope("facilitator"), Slice(vendor_id="V2")
+    record = {
+        "pdsa": lambda: meetings.save_pdsa(db, staff, meetings.PdsaCycle(
+            title="Test cycle: a draft", metric_id=METRIC, start_on=date(2026, 3, 2), slice=piece), by="facilitator"),
+        "root_cause": lambda: meetings.save_root_cause(db, staff, RootCause(
+            metric_id=METRIC, problem="Test analysis: a draft", slice=piece), by="facilitator"),
+        "workgroup": lambda: meetings.save_workgroup(db, staff, meetings.Workgroup(
+            name="Test workgroup: a draft", vendor_ids=["V2"]), by="facilitator"),
+    }[kind]()
+    # What the page's script sends every few seconds while someone types in the form's box.
+    kept = meetings.keep_draft(db, staff, kind, record.id, {field: "Typed, then the tab was closed"}, by="facilitator",
+                               revision=record.revision)
+
+    app = open_page(page, user="facilitator")
+    app.selectbox(key=chooser).set_value(record.id).run()
+    no_exception(app)
+    assert offers(app) == [f"You have an unsaved draft from {kept.saved_at:%b %-d, %H:%M}."]
+    box = next(t for t in app.text_area if t.key.endswith(f"-{field}") and not t.key.startswith("new-"))
+    assert box.value == ""
+    button(app, "Restore the draft").click().run()
+    no_exception(app)
+    assert not offers(app) and app.text_area(key=box.key).value == "Typed, then the tab was closed"
+    button(app, save).click().run()
+    no_exception(app)
+    saved = {"pdsa": meetings.pdsa_cycle, "root_cause": meetings.root_cause, "workgroup": meetings.workgroup}[kind](
+        db, ANALYST, record.id)
+    typed = {"act-note": lambda r: r.act_note, "hmw": lambda r: "\n".join(r.hmw), "purpose": lambda r: r.purpose}
+    assert typed[field](saved) == "Typed, then the tab was closed"
+    assert meetings.draft(db, kind, record.id, by="facilitator") is None
+
+
+def test_a_cycles_draft_over_an_older_revision_is_saved_only_through_the_conflict_screen(dashboard, db):
+    staff = Scope("facilitator")
+    cycle = meetings.save_pdsa(db, staff, meetings.PdsaCycle(
+        title="Test cycle: draft over an old revision", metric_id=METRIC, start_on=date(2026, 3, 2),
+        slice=Slice(vendor_id="V2")), by="facilitator")
+    meetings.keep_draft(db, staff, "pdsa", cycle.id, {"study": "Mine: it worked"}, by="facilitator", revision=1)
+    meetings.save_pdsa(db, Scope("analyst"), replace(cycle, study="Theirs: it did not"), by="analyst")
+
+    app = open_page(PDSA, user="facilitator")
+    app.selectbox(key="cycle").set_value(cycle.id).run()
+    [offer] = offers(app)
+    assert "typed over revision 1, and revision 2 has been saved since" in offer
+    button(app, "Restore the draft").click().run()
+    study = next(t for t in app.text_area if t.key.endswith("-study"))
+    assert study.value == "Mine: it worked"
+    button(app, "Save the cycle").click().run()
+    no_exception(app)
+    assert app.error[0].value.startswith("Not saved: this pdsa was saved by analyst")
+    assert meetings.pdsa_cycle(db, ANALYST, cycle.id).study == "Theirs: it did not"

@@ -196,3 +196,102 @@ def test_presenting_with_letters_names_no_vendor(store, page):
     assert "Vendor C" in shown
     for vendor_id, label in VENDOR_LABELS.items():
         assert not re.search(rf"\b{vendor_id}\b", shown) and label.split(" · ")[1] not in shown, vendor_id
+
+
+# --- free text shows no image or HTML; unsaved notes are kept as a draft --------------------
+
+
+def test_notes_and_the_workgroups_text_show_no_image_or_html(store):
+    from dataclasses import replace
+
+    from test_safe_text import HOSTILE_NOTES, loads_something, markdown_sent
+
+    group = make_group(store, "Flow: hostile notes")
+    group = meetings.save_workgroup(store, FACILITATOR, replace(group, purpose=HOSTILE_NOTES, decisions=[HOSTILE_NOTES]),
+                                    by="facilitator")
+    draft = meetings.save_meeting(store, FACILITATOR, replace(
+        meetings.draft_meeting(group, date(2026, 2, 23)), agenda={key: HOSTILE_NOTES for key in meetings.AGENDA_KEYS},
+    ), by="facilitator")
+    # The vendor reads the notes; the facilitator edits them and reads them in their history.
+    for user in ("vendor-v2", "facilitator"):
+        sent = markdown_sent(open_meeting(group, draft.id, user=user))
+        assert sum("evil/p.png" in text for text in sent) >= 2, "the purpose and the notes are shown"
+        assert [text for text in sent if loads_something(text)] == [], user
+
+
+def offers(app) -> list[str]:
+    return [i.value for i in app.info if "unsaved draft" in i.value]
+
+
+def press(app, label: str):
+    return app.button[[b.label for b in app.button].index(label)].click().run()
+
+
+def test_unsaved_notes_are_kept_as_a_draft_and_offered_back_after_a_reload(store):
+    group = make_group(store, "Flow: drafts")
+    draft = meetings.save_meeting(store, FACILITATOR, meetings.draft_meeting(group, date(2026, 2, 24)), by="facilitator")
+    box, other = f"agenda-{draft.id}-operations", f"agenda-{draft.id}-next_steps"
+    app = open_meeting(group, draft.id)
+    app.text_area(key=box).input("Bus times changed on Feb 2").run()
+    kept = meetings.draft(store, "meeting", draft.id, by="facilitator")
+    assert (kept.texts["operations"], kept.revision) == ("Bus times changed on Feb 2", 1)
+    assert meetings.meeting(store, ANALYST, draft.id).revision == 1, "a draft is not a revision"
+    assert not offers(app), "no offer of what is on screen"
+
+    # A reload is a new session: the notes as saved, and the draft offered.
+    app = open_meeting(group, draft.id)
+    assert app.text_area(key=box).value == ""
+    assert offers(app) == [f"You have an unsaved draft from {kept.saved_at:%b %-d, %H:%M}."]
+    # Typing before answering does not replace the draft.
+    app.text_area(key=other).input("Something else").run()
+    assert meetings.draft(store, "meeting", draft.id, by="facilitator").texts == kept.texts
+    press(app, "Restore the draft")
+    assert not app.exception and not offers(app)
+    assert app.text_area(key=box).value == "Bus times changed on Feb 2"
+    press(app, "Save notes")
+    assert meetings.meeting(store, ANALYST, draft.id).agenda["operations"] == "Bus times changed on Feb 2"
+    assert meetings.draft(store, "meeting", draft.id, by="facilitator") is None, "saving removes the draft"
+
+    app = open_meeting(group, draft.id)
+    assert not offers(app) and app.text_area(key=box).value == "Bus times changed on Feb 2"
+    app.text_area(key=box).input("Bus times changed on Feb 2; never mind").run()
+    app = open_meeting(group, draft.id)
+    press(app, "Discard the draft")
+    assert not offers(app) and meetings.draft(store, "meeting", draft.id, by="facilitator") is None
+    assert app.text_area(key=box).value == "Bus times changed on Feb 2"
+
+
+def test_a_draft_typed_over_an_older_revision_is_restored_into_the_conflict_screen(store):
+    from dataclasses import replace
+
+    group = make_group(store, "Flow: draft and conflict")
+    draft = meetings.save_meeting(store, FACILITATOR, meetings.draft_meeting(group, date(2026, 2, 25)), by="facilitator")
+    box = f"agenda-{draft.id}-operations"
+    open_meeting(group, draft.id).text_area(key=box).input("My notes").run()
+    theirs = meetings.save_meeting(store, ANALYST, replace(draft, agenda={**draft.agenda, "operations": "Their notes"}),
+                                   by="analyst")
+
+    app = open_meeting(group, draft.id)
+    [offer] = offers(app)
+    assert "typed over revision 1, and revision 2 has been saved since" in offer
+    press(app, "Restore the draft")
+    assert app.text_area(key=box).value == "My notes"
+    press(app, "Save notes")
+    assert "Not saved" in app.error[0].value, "not saved over their notes unseen"
+    assert meetings.meeting(store, ANALYST, draft.id).agenda["operations"] == "Their notes"
+    press(app, "Keep my notes (I have read theirs)")
+    saved = meetings.meeting(store, ANALYST, draft.id)
+    assert (saved.agenda["operations"], saved.revision) == ("My notes", theirs.revision + 1)
+    assert meetings.draft(store, "meeting", draft.id, by="facilitator") is None
+
+
+def test_a_draft_left_when_the_minutes_were_finalised_is_shown_to_copy(store):
+    group = make_group(store, "Flow: draft left behind")
+    draft = meetings.save_meeting(store, FACILITATOR, meetings.draft_meeting(group, date(2026, 2, 26)), by="facilitator")
+    open_meeting(group, draft.id).text_area(key=f"agenda-{draft.id}-partnerships").input("Ask Lumen about the rota").run()
+    meetings.finalise(store, ANALYST, draft.id, {}, warehouse_version="v", by="analyst")
+    app = open_meeting(group, draft.id)
+    assert "is not in these minutes" in app.warning[0].value
+    assert "Ask Lumen about the rota" in [t.value for t in app.text]
+    press(app, "Discard the draft")
+    assert meetings.draft(store, "meeting", draft.id, by="facilitator") is None and not app.warning
