@@ -12,20 +12,37 @@ import hashlib
 import os
 import re
 import shutil
+import tempfile
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from ciboard.settings import Settings
 
 SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
 POINTER = "CURRENT"
 VERSION_FILE = re.compile(r"wh-(\d{6})\.duckdb")
+REJECTED = "rejected"  # the rejection log: one folder per rejected command, until a publish folds it in
+# An ingest's DuckDB memory at most (less if the memory_limit setting is less): past it, it spills
+# to disk, so a large upload does not take the dashboard's memory (bench/bench_upload.py).
+WORKSPACE_MEMORY = "512MB"
+
+# A rejected file's row of `submissions`, as the rejection log keeps it: no batch id until it is
+# folded into a version (readers number it after the version's last batch).
+REJECTION_COLUMNS = (
+    "kind", "vendor_id", "file_name", "content_sha256", "period_start", "period_end", "due_on",
+    "received_at", "loaded_at", "rows_received", "rows_accepted", "rows_rejected", "status", "replaces_batch_id",
+)
+PROBLEM_COLUMNS = ("row_number", "column_name", "value", "reason")
 
 # Table macros bind when created, so a view comes after the views it reads from.
 VIEW_FILES = (
@@ -48,6 +65,15 @@ VIEW_FILES = (
 
 class WarehouseMissing(RuntimeError):
     pass
+
+
+@dataclass(frozen=True)
+class Workspace:
+    """A connection of its own that reads `version` (attached read-only as its default database)
+    and keeps temp tables; `Warehouse.publish(workspace)` attaches the writable copy to it."""
+
+    con: duckdb.DuckDBPyConnection
+    version: str
 
 
 def migrations() -> list[tuple[int, str, str]]:
@@ -84,6 +110,8 @@ def migrate(con: duckdb.DuckDBPyConnection) -> list[int]:
         applied.append(number)
     con.execute(views_sql())
     con.execute("create table if not exists warehouse_info (key varchar primary key, value varchar not null)")
+    # Which entries of the rejection log this version holds, so none is counted twice.
+    con.execute("create table if not exists folded_rejections (log_key varchar primary key)")
     con.execute("insert or replace into warehouse_info values ('code_fingerprint', ?)", [code_fingerprint()])
     return applied
 
@@ -126,7 +154,11 @@ class Warehouse:
                 )
                 self._readers[version] = connection
                 self._close_stale_readers(keep=version)
-            return connection.cursor()
+            cursor = connection.cursor()
+        logged = self._logged_rejections()
+        if logged:
+            _show_logged_rejections(cursor, logged)
+        return cursor
 
     def _close_stale_readers(self, keep: str) -> None:
         # The previous version stays open: a page may still be finishing a query on it.
@@ -185,10 +217,36 @@ class Warehouse:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
     @contextmanager
-    def publish(self) -> Iterator[duckdb.DuckDBPyConnection]:
+    def workspace(self) -> Iterator[Workspace]:
+        """A private in-memory connection that reads the current version without copying it; its
+        temp tables spill to a folder of its own beside the versions."""
+        self.version()  # says how to make a warehouse if there is none
+        spill = Path(tempfile.mkdtemp(prefix=".spill-", dir=self.directory))
+        memory = min(self.settings.memory_limit, WORKSPACE_MEMORY, key=_bytes)
+        con = duckdb.connect(":memory:", config={"memory_limit": memory, "temp_directory": str(spill)})
+        try:
+            for attempt in range(3):
+                version = self.version()
+                try:
+                    con.execute(f"attach {_literal(self.path_of(version))} as published (read_only)")
+                    break
+                except duckdb.IOException:
+                    if attempt == 2:  # a writer deleted the version just read three times over
+                        raise
+            con.execute("use published")
+            yield Workspace(con, version)
+        finally:
+            con.close()
+            shutil.rmtree(spill, ignore_errors=True)
+
+    @contextmanager
+    def publish(self, workspace: Workspace | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
         """A writable copy of the current version; it becomes current only if the block succeeds.
 
-        If the block raises, the copy is deleted and readers never see any of it.
+        With a workspace, the copy is attached to the workspace's connection and becomes its
+        default database, so the block can load what the workspace has already staged. If the
+        block raises, the copy is deleted and readers never see any of it. Rejections logged
+        since the current version are folded into the copy first.
         """
         with self.writer_lock():
             numbers = [int(m[1]) for p in self.directory.iterdir() if (m := VERSION_FILE.fullmatch(p.name))]
@@ -199,24 +257,71 @@ class Warehouse:
             if self.exists():
                 # Byte copy is safe: a published file is never written, so it is always checkpointed.
                 shutil.copyfile(self.path_of(self.version()), building)
-            con = duckdb.connect(str(building), config={"memory_limit": self.settings.memory_limit})
+            if workspace is None:
+                con = duckdb.connect(str(building), config={"memory_limit": self.settings.memory_limit})
+            else:
+                con = workspace.con
+                con.execute(f"attach {_literal(building)} as building")
+                con.execute("use building")
+            logged = self._logged_rejections()
             try:
                 migrate(con)
+                _fold_rejections(con, logged)
                 yield con
                 con.execute("checkpoint")
             except BaseException:
-                con.close()
+                self._let_go(con, workspace, failed=True)
                 for leftover in self.directory.glob(building.name + "*"):
                     leftover.unlink()
                 raise
-            con.close()
+            self._let_go(con, workspace, failed=False)
             os.replace(building, target)
             pointer_tmp = self.directory / (POINTER + ".tmp")
             pointer_tmp.write_text(target.name)
             with open(pointer_tmp) as handle:
                 os.fsync(handle.fileno())
             os.replace(pointer_tmp, self.directory / POINTER)
+            for folder in logged:  # now in the current version
+                shutil.rmtree(folder, ignore_errors=True)
             self._delete_old_versions()
+
+    @staticmethod
+    def _let_go(con: duckdb.DuckDBPyConnection, workspace: Workspace | None, failed: bool) -> None:
+        if workspace is None:
+            con.close()
+            return
+        if failed:
+            try:
+                con.execute("rollback")
+            except duckdb.Error:
+                pass  # no transaction was open
+        con.execute("use published")
+        con.execute("detach building")
+
+    # --- the rejection log -------------------------------------------------------------
+
+    def log_rejections(self, files: pa.Table, problems: pa.Table) -> None:
+        """Logs rejected files without writing a version: `files` has a `file` number (0, 1, ...)
+        and the REJECTION_COLUMNS, `problems` the `file` number and the PROBLEM_COLUMNS.
+
+        A folder per command, written aside and renamed into place, so a reader sees all of it or none.
+        """
+        log = self.directory / REJECTED
+        log.mkdir(parents=True, exist_ok=True)
+        name = f"{datetime.now():%Y%m%dT%H%M%S%f}-{uuid.uuid4().hex[:8]}"
+        aside = log / f".{name}"
+        aside.mkdir()
+        for table, file_name in ((files, "files.parquet"), (problems, "problems.parquet")):
+            keys = pa.array([f"{name}-{number:05d}" for number in table.column("file").to_pylist()], pa.string())
+            pq.write_table(table.drop_columns(["file"]).append_column("log_key", keys), aside / file_name)
+        aside.rename(log / name)
+
+    def _logged_rejections(self) -> list[Path]:
+        """The rejection log's folders, oldest first (their names start with the time)."""
+        try:
+            return sorted(p for p in (self.directory / REJECTED).iterdir() if not p.name.startswith("."))
+        except FileNotFoundError:
+            return []
 
     def _delete_old_versions(self) -> None:
         # A reader in another process may still hold an old file open; on POSIX it keeps
@@ -242,3 +347,71 @@ def add_school_years(con: duckdb.DuckDBPyConnection, names: list[str], settings:
         )
         added.append(year.name)
     return added
+
+
+def _bytes(size: str) -> float:
+    """A DuckDB size ('4GB', '512 MiB') in bytes, near enough to compare two."""
+    match = re.fullmatch(r"\s*([\d.]+)\s*([kmgt]?)(i?)b?\s*", size.lower())
+    if match is None:
+        return float("inf")  # not a size this reads; DuckDB will say what is wrong with it
+    number, unit, binary = match.groups()
+    return float(number) * (1024 if binary else 1000) ** ("_kmgt".index(unit or "_"))
+
+
+def _literal(value: object) -> str:
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def _parquet_list(folders: list[Path], name: str) -> str:
+    return "[" + ", ".join(_literal(folder / name) for folder in folders) + "]"
+
+
+def _logged(folders: list[Path], catalog: str = "", folded: bool = True) -> str:
+    """The log's files not yet in the version (`folded`: the version keeps a list of those it
+    holds), numbered on after the version's last batch in the order they were logged, as the
+    next publish will number them."""
+    return f"""select f.*, (select coalesce(max(batch_id), 0) from {catalog}submissions)
+            + row_number() over (order by f.log_key) as batch_id
+        from read_parquet({_parquet_list(folders, "files.parquet")}) as f
+        """ + (f"where f.log_key not in (select log_key from {catalog}folded_rejections)" if folded else "")
+
+
+def _fold_rejections(con: duckdb.DuckDBPyConnection, folders: list[Path]) -> None:
+    if not folders:
+        return
+    columns = ", ".join(REJECTION_COLUMNS)
+    con.execute(f"create or replace temp table folding as {_logged(folders)}")
+    con.execute(f"insert into submissions (batch_id, {columns}) select batch_id, {columns} from folding")
+    con.execute(
+        f"""insert into submission_errors (batch_id, {", ".join(PROBLEM_COLUMNS)})
+        select f.batch_id, {", ".join("p." + c for c in PROBLEM_COLUMNS)}
+        from read_parquet({_parquet_list(folders, "problems.parquet")}) as p inner join folding as f using (log_key)"""
+    )
+    con.execute("insert into folded_rejections select log_key from folding")
+    con.execute("drop table folding")
+
+
+def _show_logged_rejections(cur: duckdb.DuckDBPyConnection, folders: list[Path]) -> None:
+    """Makes `submissions` and `submission_errors` on this cursor the version's rows and the
+    logged ones after them (temp views come first in DuckDB's search path, views included)."""
+    database = cur.execute("select current_database()").fetchall()[0][0]
+    catalog = '"' + database.replace('"', '""') + '".main.'
+    # A version made before the list of folded rejections has none folded.
+    folded = cur.execute(
+        "select count(*) from duckdb_tables() where database_name = ? and table_name = 'folded_rejections'", [database]
+    ).fetchall()[0][0]
+    columns = ", ".join(REJECTION_COLUMNS)
+    cur.execute(f"create temp view logged_rejections as {_logged(folders, catalog, bool(folded))}")
+    cur.execute(
+        f"""create temp view submissions as
+        select batch_id, {columns} from {catalog}submissions
+        union all
+        select batch_id, {columns} from logged_rejections"""
+    )
+    cur.execute(
+        f"""create temp view submission_errors as
+        select batch_id, {", ".join(PROBLEM_COLUMNS)} from {catalog}submission_errors
+        union all
+        select l.batch_id, {", ".join("p." + c for c in PROBLEM_COLUMNS)}
+        from read_parquet({_parquet_list(folders, "problems.parquet")}) as p inner join logged_rejections as l using (log_key)"""
+    )
