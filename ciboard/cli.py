@@ -1,7 +1,9 @@
 """The `ciboard` command: demo data, ingest, and any view as any scope."""
 
 import csv
+import getpass
 import json
+import os
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -13,7 +15,7 @@ from ciboard import demo as demo_district
 from ciboard.appdb import AppDB
 from ciboard.privacy import for_export
 from ciboard.access import ROLES, Scope, ScopeError
-from ciboard.ingest import KINDS, IngestRejected, Submission, ingest as ingest_files
+from ciboard.ingest import KINDS, IngestRejected, ReplaceUnconfirmed, Submission, ingest as ingest_files, week_lines
 from ciboard.queries import VIEWS, QueryError, data_map, run
 from ciboard.settings import Settings, get_settings
 from ciboard.warehouse import Warehouse, WarehouseMissing
@@ -35,6 +37,19 @@ def warehouse_for(data_dir: Path | None) -> Warehouse:
 
 def say(message: str) -> None:
     click.echo(message, err=True)
+
+
+def os_user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no login name, e.g. a container's numeric user
+        return f"uid {os.getuid()}"
+
+
+def audit_command(settings: Settings, action: str, detail: dict, outcome: str = "ok") -> None:
+    """A command in the app's audit log. No account signs in to the command line, so it names
+    the operating-system user who ran it."""
+    accounts.audit(AppDB.of(settings), None, action, {**detail, "by": "the command line", "os_user": os_user()}, outcome)
 
 
 @click.group(help=__doc__)
@@ -81,10 +96,16 @@ def demo(students: int, seed: int, school_year: str, data_dir: Path | None) -> N
             click.echo(f"  {username:<{width}}  {password}")
 
 
-@main.command(help="Check and load submission files; a file lands whole or not at all.")
+@main.command(
+    help="Check and load submission files; a file lands whole or not at all.\n\n"
+    "A file for the same vendor, kind and period as one loaded before replaces it. If that would "
+    "remove rows, nothing is loaded and the rows removed and added are shown week by week; "
+    "run the command again with --replace to go ahead."
+)
 @click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--kind", required=True, type=click.Choice(list(KINDS)), help="What the files hold.")
 @click.option("--vendor", default=None, help="The submitting vendor's id (vendor files).")
+@click.option("--replace", is_flag=True, help="Let the files replace earlier ones even where that removes rows.")
 @click.option(
     "--received-at",
     default=None,
@@ -103,6 +124,7 @@ def ingest(
     files: tuple[Path, ...],
     kind: str,
     vendor: str | None,
+    replace: bool,
     received_at: datetime | None,
     errors_file: Path | None,
     data_dir: Path | None,
@@ -110,9 +132,11 @@ def ingest(
     warehouse = warehouse_for(data_dir)
     if not warehouse.exists():
         raise click.ClickException(f"no warehouse in {warehouse.directory}: run 'ciboard init' first")
-    submissions = [Submission(path, kind, vendor, received_at) for path in files]
+    # The district runs the command line, so it is told about every vendor.
+    submissions = [Submission(path, kind, vendor, received_at, by_district=True) for path in files]
+    audited = {"files": [path.name for path in files], "kind": kind, "scope": f"vendor:{vendor}" if vendor else "district"}
     try:
-        outcomes = ingest_files(warehouse, submissions, progress=say)
+        outcomes = ingest_files(warehouse, submissions, progress=say, replace=replace)
     except IngestRejected as rejected:
         for problem in rejected.problems:
             click.echo(str(problem), err=True)
@@ -121,14 +145,34 @@ def ingest(
                 writer = csv.writer(handle)
                 writer.writerow(["file", "row", "column", "value", "reason"])
                 writer.writerows([p.file, p.row, p.column, p.value, p.reason] for p in rejected.problems)
+        audit_command(warehouse.settings, "ingest", {**audited, "problems": len(rejected.problems)}, "rejected")
         raise click.ClickException(str(rejected)) from None
+    except ReplaceUnconfirmed as unconfirmed:
+        for outcome in unconfirmed.outcomes:
+            if outcome.removes_rows:
+                click.echo(f"{outcome.file} would replace submission {outcome.replaced_batch_id}"
+                           f" ({outcome.kind}, {outcome.period[0]} to {outcome.period[1]}):", err=True)
+                for line in week_lines(outcome):
+                    click.echo(f"  {line}", err=True)
+        audit_command(warehouse.settings, "ingest", {**audited, "replacing": True}, "refused")
+        raise click.ClickException(
+            "nothing was loaded: the file(s) above would remove rows of the submission(s) they replace."
+            " If that is what you mean, run the same command again with --replace."
+        ) from None
     for outcome in outcomes:
+        removed = sum(c.removed for c in outcome.changes)
         click.echo(
             f"{outcome.file}: {outcome.status}"
             + (f" as batch {outcome.batch_id}" if outcome.batch_id else "")
             + (f", {outcome.rows:,} rows" if outcome.status == "accepted" else "")
             + (f", replacing batch {outcome.replaced_batch_id}" if outcome.replaced_batch_id else "")
+            + (f" ({removed:,} rows removed)" if removed else "")
         )
+    audit_command(
+        warehouse.settings, "ingest",
+        {**audited, "status": sorted({o.status for o in outcomes}), "rows": sum(o.rows for o in outcomes if o.status == "accepted"),
+         "batches": [o.batch_id for o in outcomes if o.status == "accepted"]},
+    )
 
 
 def parse_params(pairs: tuple[str, ...]) -> dict[str, str]:
@@ -160,10 +204,16 @@ def query(view: str, scope_text: str, params: tuple[str, ...], output_format: st
     except ValueError as error:
         raise click.BadParameter(str(error), param_hint="--as") from None
     warehouse = warehouse_for(data_dir)
+    given = parse_params(params)
+    audited = {"view": view, "params": given, "scope": str(scope)}
     try:
-        frame = run(warehouse, view, scope, parse_params(params))
-    except (QueryError, ScopeError, WarehouseMissing) as error:
+        frame = run(warehouse, view, scope, given)
+    except WarehouseMissing as error:
         raise click.ClickException(str(error)) from None
+    except (QueryError, ScopeError) as error:
+        audit_command(warehouse.settings, "query", {**audited, "error": str(error)}, "refused")
+        raise click.ClickException(str(error)) from None
+    audit_command(warehouse.settings, "query", {**audited, "rows": len(frame)})
     # A hidden cell says why it is blank, as in the dashboard's downloads.
     write_frame(for_export(frame, warehouse.settings.min_cell_size), output_format)
 
@@ -284,6 +334,17 @@ def users_set_password(username: str, generate: bool, password_stdin: bool, data
     click.echo(f"{username}: password changed" + (f"; new password: {password}" if generate else ""))
 
 
+@users.command("unlock", help="Lift a sign-in lock: forget the account's failed sign-ins; its password stays.")
+@click.argument("username")
+@data_dir_option
+def users_unlock(username: str, data_dir: Path | None) -> None:
+    try:
+        accounts.unlock(app_db_for(data_dir), username)  # audited there
+    except accounts.AccountError as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(f"{username}: unlocked; every address may try to sign in again")
+
+
 @main.command(help="Write a meeting's packet, as the scope may see it: one self-contained HTML file, or Markdown.")
 @click.argument("meeting_id", type=int)
 @click.option("--as", "scope_text", required=True, help="analyst, facilitator, admin or vendor:ID")
@@ -303,12 +364,13 @@ def packet(meeting_id: int, scope_text: str, output_format: str, output: Path | 
     db = AppDB.of(warehouse.settings)
     try:
         built = meeting_packet.build(warehouse, db, scope, meeting_id)
-    except (NotFound, ScopeError, WarehouseMissing) as error:
+    except ScopeError as error:
+        audit_command(warehouse.settings, "export", {"meeting": meeting_id, "scope": str(scope), "error": str(error)}, "refused")
+        raise click.ClickException(str(error)) from None
+    except (NotFound, WarehouseMissing) as error:
         raise click.ClickException(str(error)) from None
     path = output or Path(meeting_packet.filename(built, output_format))
     path.write_text(meeting_packet.to_html(built) if output_format == "html" else meeting_packet.to_markdown(built),
                     encoding="utf-8")
-    accounts.audit(db, None, "export", {
-        "file": str(path), "meeting": meeting_id, "scope": str(scope), "by": "the command line",
-    })
+    audit_command(warehouse.settings, "export", {"file": str(path), "meeting": meeting_id, "scope": str(scope)})
     click.echo(f"wrote the packet of meeting {meeting_id} for {scope} to {path}")

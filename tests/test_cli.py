@@ -77,3 +77,117 @@ def test_datamap_prints_every_definition(demo_warehouse):
     assert len(metrics) == 12
     assert metrics["dosage_met"]["definition"].startswith("Share of student-weeks with at least 3 attended sessions")
     assert metrics["sgp"]["aggregation"] == "median"
+
+
+# --- a replacement that removes rows asks for --replace -----------------------------------
+
+HEADER = "student_id,session_date,tutor_id,group_size,scheduled_minutes,attended_minutes"
+WEEK = [f"ST000000{s},2025-09-2{d},V1-T001,3,40,40" for s in (1, 2, 3) for d in (2, 3, 4)]
+
+
+def test_ingest_asks_for_replace_showing_each_weeks_rows(loaded, tmp_path):
+    data = str(loaded.settings.data_dir)
+    week = write_csv(tmp_path / "week.csv", HEADER, *WEEK)
+    assert invoke("ingest", str(week), "--kind", "sessions", "--vendor", "V1", "--data-dir", data).exit_code == 0
+    version = loaded.version()
+    oops = write_csv(tmp_path / "oops.csv", HEADER, WEEK[0])
+    refused = invoke("ingest", str(oops), "--kind", "sessions", "--vendor", "V1", "--data-dir", data)
+    assert refused.exit_code == 1 and loaded.version() == version
+    assert "oops.csv would replace submission" in refused.output
+    assert "week of 2025-09-22: 9 rows now, 1 in oops.csv (8 removed, 0 added)" in refused.output
+    assert "nothing was loaded" in refused.output and "--replace" in refused.output
+    landed = invoke("ingest", str(oops), "--kind", "sessions", "--vendor", "V1", "--replace", "--data-dir", data)
+    assert landed.exit_code == 0, landed.output
+    assert "oops.csv: accepted as batch" in landed.output and "(8 rows removed)" in landed.output
+
+
+def test_the_district_at_the_command_line_is_told_whose_student_it_is(loaded, tmp_path):
+    roster = (SAMPLES / "roster.csv").read_text().splitlines()[0]
+    data = str(loaded.settings.data_dir)
+    v2 = write_csv(tmp_path / "roster_v2.csv", roster, "ST0000009,V2,E02,3,White,Male,0,0,0,near,2025-09-15")
+    invoke("ingest", str(v2), "--kind", "roster", "--data-dir", data)
+    wrong = write_csv(tmp_path / "sessions.csv", HEADER, "ST0000009,2025-09-22,V1-T001,1,45,45")
+    result = invoke("ingest", str(wrong), "--kind", "sessions", "--vendor", "V1", "--data-dir", data)
+    assert result.exit_code == 1 and "student_id = 'ST0000009': is on another vendor's roster" in result.output
+
+
+# --- who ran what, in the audit log ------------------------------------------------------
+
+
+def audited(settings, action: str) -> list[dict]:
+    from ciboard import accounts
+    from ciboard.appdb import AppDB
+
+    return [{**r, "detail": json.loads(r["detail"])} for r in accounts.audit_log(AppDB.of(settings), action=action)]
+
+
+def test_query_and_ingest_from_the_command_line_are_audited_with_the_os_user(loaded, tmp_path, monkeypatch):
+    import getpass
+
+    monkeypatch.setattr(getpass, "getuser", lambda: "jlee")
+    data = str(loaded.settings.data_dir)
+    invoke("query", "series", "--as", "vendor:V1", "--param", "metric=dosage_met", "--data-dir", data)
+    invoke("query", "series", "--as", "vendor:V1", "--param", "metric=dosage_met", "--param", "vendor_id=V2", "--data-dir", data)
+    [refused, ran] = audited(loaded.settings, "query")
+    assert (ran["outcome"], ran["username"]) == ("ok", None)
+    assert ran["detail"] == {
+        "view": "series", "params": {"metric": "dosage_met"}, "scope": "vendor:V1", "rows": ran["detail"]["rows"],
+        "by": "the command line", "os_user": "jlee",
+    }
+    assert refused["outcome"] == "refused" and refused["detail"]["os_user"] == "jlee"
+
+    good = write_csv(tmp_path / "week.csv", HEADER, *WEEK)
+    bad = write_csv(tmp_path / "bad.csv", HEADER, "ST0000001,2025-09-29,V1-T001,3,40,41")
+    invoke("ingest", str(good), "--kind", "sessions", "--vendor", "V1", "--data-dir", data)
+    invoke("ingest", str(bad), "--kind", "sessions", "--vendor", "V1", "--data-dir", data)
+    [rejected, accepted] = audited(loaded.settings, "ingest")
+    assert accepted["outcome"] == "ok" and accepted["detail"]["rows"] == 9
+    assert {k: accepted["detail"][k] for k in ("files", "kind", "scope", "os_user")} == {
+        "files": ["week.csv"], "kind": "sessions", "scope": "vendor:V1", "os_user": "jlee",
+    }
+    assert rejected["outcome"] == "rejected" and rejected["detail"]["problems"] == 1
+    assert rejected["detail"]["os_user"] == "jlee"
+
+
+def test_a_packet_from_the_command_line_is_audited_with_the_os_user(demo_warehouse, tmp_path, monkeypatch):
+    import getpass
+
+    from ciboard import meetings
+    from ciboard.access import ANALYST
+    from ciboard.appdb import AppDB
+
+    monkeypatch.setattr(getpass, "getuser", lambda: "jlee")
+    [meeting, *_] = meetings.meetings(AppDB.of(demo_warehouse.settings), ANALYST)
+    output = tmp_path / "packet.md"
+    result = invoke("packet", str(meeting.id), "--as", "facilitator", "--format", "md", "--output", str(output),
+                    "--data-dir", str(demo_warehouse.settings.data_dir))
+    assert result.exit_code == 0, result.output
+    latest = audited(demo_warehouse.settings, "export")[0]
+    assert latest["detail"] == {"file": str(output), "meeting": meeting.id, "scope": "facilitator",
+                                "by": "the command line", "os_user": "jlee"}
+
+
+# --- users unlock ------------------------------------------------------------------------
+
+
+def test_users_unlock_lifts_the_wait_and_keeps_the_password(tmp_path):
+    import pytest
+
+    from ciboard import accounts
+    from ciboard.appdb import AppDB
+    from ciboard.settings import Settings
+
+    settings = Settings(data_dir=tmp_path / "data")
+    db = AppDB.of(settings)
+    accounts.add_user(db, "ana", role="analyst", password="a long password")
+    for _ in range(settings.sign_in_free_failures):
+        with pytest.raises(accounts.SignInError):
+            accounts.authenticate(db, settings, "ana", "a guess")
+    with pytest.raises(accounts.SignInError, match="Try again in"):
+        accounts.authenticate(db, settings, "ana", "a long password")
+    result = invoke("users", "unlock", "ana", "--data-dir", str(settings.data_dir))
+    assert result.exit_code == 0 and "ana: unlocked" in result.output
+    assert accounts.authenticate(db, settings, "ana", "a long password").username == "ana"
+    assert [r["detail"] for r in accounts.audit_log(db, action="sign-in lock lifted")] == ["ana"]
+    unknown = CliRunner().invoke(main, ["users", "unlock", "nobody", "--data-dir", str(settings.data_dir)])
+    assert unknown.exit_code == 1 and "no account named nobody" in unknown.output
