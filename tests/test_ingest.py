@@ -66,10 +66,10 @@ def sample_shaped(tmp_path: Path, kind: str, *rows: str, name: str | None = None
     return write_csv(tmp_path / (name or f"{kind}.csv"), header, *rows)
 
 
-def rejected(warehouse, path: Path, kind: str, vendor: str | None = None) -> list[tuple]:
+def rejected(warehouse, path: Path, kind: str, vendor: str | None = None, *, by_district: bool = False) -> list[tuple]:
     before = snapshot(warehouse)
     with pytest.raises(IngestRejected) as caught:
-        ingest(warehouse, [Submission(path, kind, vendor)])
+        ingest(warehouse, [Submission(path, kind, vendor, by_district=by_district)])
     assert snapshot(warehouse) == before, "a rejected file changed the data"
     return [(p.row, p.column, p.reason) for p in caught.value.problems]
 
@@ -88,7 +88,7 @@ BAD_SESSIONS = [
     ("ST0000001,2025-02-30,V1-T001,3,40,40", "session_date", "not a date"),
     ("ST0000001,2024-09-23,V1-T001,3,40,40", "session_date", "outside every school year"),
     ("ST0000001,2099-09-22,V1-T001,3,40,40", "session_date", "in the future"),
-    ("ST9999999,2025-09-22,V1-T001,3,40,40", "student_id", "not on any roster"),
+    ("ST9999999,2025-09-22,V1-T001,3,40,40", "student_id", "is not on your roster"),
     (",2025-09-22,V1-T001,3,40,40", "student_id", "is required"),
     ("ST0000001,2025-09-22,,3,40,40", "tutor_id", "is required"),
 ]
@@ -187,8 +187,10 @@ def test_a_student_of_another_vendor_cannot_be_submitted(loaded, tmp_path):
     )
     ingest(loaded, [Submission(roster, "roster", "V2")])
     path = write_csv(tmp_path / "sessions.csv", SESSIONS_HEADER, "ST0000009,2025-09-22,V2-T001,1,45,45")
-    problems = rejected(loaded, path, "sessions", "V1")
+    # The district is told whose student it is; the vendor only that it is not its own.
+    problems = rejected(loaded, path, "sessions", "V1", by_district=True)
     assert has(problems, 2, "student_id", "on another vendor's roster")
+    assert rejected(loaded, path, "sessions", "V1") == [(2, "student_id", "is not on your roster")]
 
 
 def test_a_roster_cannot_move_a_student_to_another_vendor(loaded, tmp_path):
