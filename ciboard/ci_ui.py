@@ -523,6 +523,7 @@ def restore_session(session: dict, kind: str) -> Callable[[meetings.Draft], None
         if found.revision in versions:
             session["opened"], session["revision"] = versions[found.revision], found.revision
         session["conflict"] = None
+        session["restored"] = True
 
     return restore
 
@@ -530,12 +531,13 @@ def restore_session(session: dict, kind: str) -> Callable[[meetings.Draft], None
 def session_drafts(session: dict, kind: str, texts: dict[str, tuple[str, Callable[[Any], str]]]) -> bool:
     """`drafts` for an edit session's form (see edit_session), whose text boxes are keyed
     "{form}-{field}": `texts` gives each field's title and its text in a record. Call it outside
-    the form's expander; True while a draft waits for an answer, to open the expander."""
+    the form's expander; True while a draft waits for an answer or is in the form, to keep the
+    expander open."""
     opened = session["opened"]
     form = DraftForm(kind, opened.id, session["revision"], {field: f"{session['form']}-{field}" for field in texts},
                      {field: get(opened) for field, (_, get) in texts.items()},
                      {field: title for field, (title, _) in texts.items()})
-    return drafts(form, restore_session(session, kind)) is None
+    return drafts(form, restore_session(session, kind)) is None or session.get("restored", False)
 
 
 def leftover_draft(kind: str, record_id: int, why: str, titles: dict[str, str]) -> None:
