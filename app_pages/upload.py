@@ -12,8 +12,8 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from ciboard import ingest, queries
-from ciboard.dashboard import account, audit, scope, warehouse
+from ciboard import ingest
+from ciboard.dashboard import account, audit, query, warehouse
 
 log = logging.getLogger(__name__)
 
@@ -167,7 +167,7 @@ if result and not pending:
             detail,
             hide_index=True,
             column_config={"file": "File", "row": st.column_config.NumberColumn("Row", format="%d"),
-                           "column": "Column", "value": "Value", "reason": "Problem"},
+                           "column": "Column", "value": "Value", "reason": st.column_config.TextColumn("Problem", width="large")},
         )
         st.download_button(
             "Download the problems as CSV", detail.to_csv(index=False).encode(), file_name=f"problems-{name}.csv",
@@ -187,11 +187,8 @@ if result and not pending:
         st.success(f"**{name}** landed: {detail.rows:,} rows as submission {detail.batch_id}{replaced}.")
 
 st.subheader("Submission log")
-# Read afresh, not from the page cache: a rejected file writes no new warehouse version, so a
-# cached log would not show it.
-log_rows = queries.run(warehouse(), "quality", scope(), {"start": filters.start, "end": filters.end})
-log_rows = log_rows[log_rows["received_at"].notna() | (log_rows["status"] == "rejected")]
-log_rows = log_rows.sort_values("received_at", ascending=False, na_position="first")
+log_rows = query("quality", start=filters.start.isoformat(), end=filters.end.isoformat())
+log_rows = log_rows[log_rows["received_at"].notna()].sort_values("received_at", ascending=False)
 st.dataframe(
     log_rows[["received_at", "vendor_id", "kind", "period_start", "period_end", "status", "rows_accepted", "rows_rejected", "batch_id"]],
     hide_index=True,

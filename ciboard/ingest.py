@@ -1156,7 +1156,9 @@ class Loader:
             )
         replaced = [row[0] for row in self.con.execute("select batch_id from replacing order by 1").fetchall()]
         outcome.replaced_batch_id = replaced[0] if replaced else None
-        outcome.problems = self.unreadable + problems + find_problems(self.con, kind, typed, name, vendor_id, self.today)
+        found = self.unreadable + problems + find_problems(self.con, kind, typed, name, vendor_id, self.today)
+        # By row, as the file reads; what stands for problems not listed comes last.
+        outcome.problems = sorted(found, key=lambda p: (p.rows_with_problems is not None, p.row or 0))
         outcome.changes = self._changes(kind, typed) if replaced and not outcome.problems else []
         outcome.status = "rejected" if outcome.problems else "checked"
         if outcome.problems:
