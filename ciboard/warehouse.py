@@ -266,6 +266,7 @@ class Warehouse:
             logged = self._logged_rejections()
             try:
                 migrate(con)
+                held = _folded(con)
                 _fold_rejections(con, logged)
                 yield con
                 con.execute("checkpoint")
@@ -281,8 +282,11 @@ class Warehouse:
             with open(pointer_tmp) as handle:
                 os.fsync(handle.fileno())
             os.replace(pointer_tmp, self.directory / POINTER)
-            for folder in logged:  # now in the current version
-                shutil.rmtree(folder, ignore_errors=True)
+            # A log folder goes a publish after the one that folded it in: a reader that listed
+            # it just before that publish may still be reading it.
+            for folder in logged:
+                if folder.name in held:
+                    shutil.rmtree(folder, ignore_errors=True)
             self._delete_old_versions()
 
     @staticmethod
@@ -315,6 +319,12 @@ class Warehouse:
             keys = pa.array([f"{name}-{number:05d}" for number in table.column("file").to_pylist()], pa.string())
             pq.write_table(table.drop_columns(["file"]).append_column("log_key", keys), aside / file_name)
         aside.rename(log / name)
+
+    def read_key(self) -> str:
+        """What a cached answer must be keyed on: the current version's file, and the newest
+        entry of the rejection log, which readers see without a new version."""
+        logged = self._logged_rejections()
+        return str(self.path_of(self.version())) + (f"+{logged[-1].name}" if logged else "")
 
     def _logged_rejections(self) -> list[Path]:
         """The rejection log's folders, oldest first (their names start with the time)."""
@@ -374,6 +384,11 @@ def _logged(folders: list[Path], catalog: str = "", folded: bool = True) -> str:
             + row_number() over (order by f.log_key) as batch_id
         from read_parquet({_parquet_list(folders, "files.parquet")}) as f
         """ + (f"where f.log_key not in (select log_key from {catalog}folded_rejections)" if folded else "")
+
+
+def _folded(con: duckdb.DuckDBPyConnection) -> set[str]:
+    """The log folders a writable version already holds (a log key is its folder's name and a number)."""
+    return {key.rsplit("-", 1)[0] for (key,) in con.execute("select log_key from folded_rejections").fetchall()}
 
 
 def _fold_rejections(con: duckdb.DuckDBPyConnection, folders: list[Path]) -> None:

@@ -155,6 +155,7 @@ def test_a_rejected_file_neither_copies_the_warehouse_nor_takes_the_writers_lock
             ingest(loaded, [Submission(bad, "sessions", "V1")])
     assert copies == [] and locks == []
     assert loaded.version() == version and sorted(p.name for p in loaded.directory.glob("wh-*")) == files
+    assert loaded.read_key() != str(loaded.path_of(version)), "cached answers are keyed on the log too"
     # The rejections are logged all the same, and Data quality counts the week as rejected.
     quality = run(loaded, "quality", ANALYST, {})
     week = quality[(quality["vendor_id"] == "V1") & (quality["kind"] == "sessions") & (quality["period_start"] == date(2025, 9, 22))]
@@ -171,13 +172,25 @@ def test_the_next_publish_folds_the_logged_rejections_into_its_version(loaded, t
         problems = cur.execute("select * from submission_errors where batch_id = ?", [seen[0][0]]).fetchall()
     [good] = ingest(loaded, [Submission(write_csv(tmp_path / "good.csv", HEADER, GOOD), "sessions", "V1")])
     assert good.batch_id == seen[0][0] + 1, "the rejection kept its number"
-    assert not [p for p in (loaded.directory / "rejected").iterdir()], "the log was folded in"
-    with loaded.cursor() as cur:
+    with loaded.cursor() as cur:  # the log's folder is still there for a publish: it is not counted twice
         assert cur.execute("select * from submissions where file_name = 'bad.csv'").fetchall() == seen
         assert cur.execute("select * from submission_errors where batch_id = ?", [seen[0][0]]).fetchall() == problems
+    ingest(loaded, [Submission(write_csv(tmp_path / "next.csv", HEADER, GOOD.replace("09-22", "09-29")), "sessions", "V1")])
+    assert not list((loaded.directory / "rejected").iterdir()), "the folder goes a publish after it was folded in"
+    with loaded.cursor() as cur:
+        assert cur.execute("select * from submissions where file_name = 'bad.csv'").fetchall() == seen
     # The version file itself holds them: a reader that knows nothing of the log sees them too.
     import duckdb
 
     path = str(loaded.path_of(loaded.version()))
     with duckdb.connect(path, read_only=True, config={"memory_limit": loaded.settings.memory_limit}) as con:
         assert con.execute("select count(*) from submissions where file_name = 'bad.csv'").fetchone()[0] == 1
+
+
+def test_a_reader_that_saw_the_log_before_a_publish_reads_on_after_it(loaded, tmp_path):
+    bad = write_csv(tmp_path / "bad.csv", HEADER, "ST0000001,2025-09-22,V1-T001,3,40,41")
+    with pytest.raises(IngestRejected):
+        ingest(loaded, [Submission(bad, "sessions", "V1")])
+    with loaded.cursor() as reader:  # it lists the log's files now and reads them below
+        ingest(loaded, [Submission(write_csv(tmp_path / "good.csv", HEADER, GOOD), "sessions", "V1")])
+        assert reader.execute("select count(*) from submissions where file_name = 'bad.csv'").fetchone()[0] == 1
