@@ -9,7 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from ciboard import ci_ui, followup, meetings
-from ciboard.charts import format_value
+from ciboard.charts import POINT_NAMES, format_value
 from ciboard.dashboard import disguised, metrics, scope, version, warehouse
 from ciboard.meetings import AGENDA, EditConflict, MeetingFinal, Person
 from ciboard.session import aliasing
@@ -119,7 +119,7 @@ def show_outcomes(snapshot: dict | None) -> None:
                     value=s.get("group") if s.get("dimension") in ci_ui.GROUP_DIMENSIONS else None,
                     school_id=s.get("group") if s.get("dimension") == "school_id" else None)),
                  "Week": s["period_start"], "Value": format_value(s["value"], catalogue[s["metric_id"]]),
-                 "Signal": "concern" if s["point_type"].endswith("concern") else "improvement", "Rule": s["rules"]}
+                 "Signal": POINT_NAMES.get(s["point_type"], s["point_type"]), "Rule": s["rules"]}
                 for s in prefill.signals
             ])), hide_index=True)
     if prefill.gaps:

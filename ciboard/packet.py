@@ -34,11 +34,6 @@ from ciboard.warehouse import Warehouse
 # Breakdown tables by every key group, for this many of the meeting's metrics.
 BREAKDOWN_METRICS = 2
 CHART_HEIGHT = 420
-POINT_LABELS = {
-    "special_cause_concern": "Concern",
-    "special_cause_improvement": "Improvement",
-    "special_cause_neutral": "Special cause",
-}
 
 
 @dataclass(frozen=True)
@@ -437,7 +432,7 @@ def chart_lines(chart: Chart, packet: Packet) -> list[str]:
     if special.empty:
         lines.append(f"No special-cause week {when}: the weeks vary within the limits.")
     else:
-        kinds = special["point_type"].map(POINT_LABELS).value_counts()
+        kinds = special["point_type"].map(charts.POINT_NAMES).value_counts()
         lines.append(
             f"{len(special)} special-cause week(s) {when} ("
             + ", ".join(f"{n} {kind.lower()}" for kind, n in kinds.items())
@@ -451,7 +446,7 @@ def chart_lines(chart: Chart, packet: Packet) -> list[str]:
 def _signal_rows(chart: Chart, packet: Packet) -> list[list[str]]:
     m = chart.metric
     return [
-        [_signal_who(s, packet.names, packet.scope), s["period_start"], POINT_LABELS.get(s["point_type"], ""),
+        [_signal_who(s, packet.names, packet.scope), s["period_start"], charts.POINT_NAMES.get(s["point_type"], ""),
          _value(s.get("value"), m, packet.hidden), _value(s.get("center"), m, packet.hidden),
          f"{_value(s.get('lower'), m, packet.hidden)} to {_value(s.get('upper'), m, packet.hidden)}",
          s.get("rules") or ""]
