@@ -37,6 +37,11 @@ def assert_not_given_back(difference: pd.Series, truth: pd.Series) -> None:
     assert not all(np.isclose(difference[c], truth[c], rtol=0, atol=1e-9) for c in ("n", *SUMS))
 
 
+def subtracted(pair: pd.Series, suffix: str) -> pd.Series:
+    """What a reader works out by subtracting the second answer (columns ending `suffix`) from the first."""
+    return pd.Series({c: float(pair[c]) - float(pair[f"{c}{suffix}"]) for c in ("n", *SUMS)})
+
+
 def small_vendor_groups(warehouse, vendor: str, metric: str, grain: str):
     """(race, grade) pairs where `vendor` has a period of 1 to 9 students: the hidden cells."""
     choices = run(warehouse, "choices", ANALYST)
@@ -62,8 +67,7 @@ def test_all_vendors_minus_the_benchmark_does_not_give_a_vendors_small_group_bac
             if pair.empty:
                 continue
             pair = pair.iloc[0]
-            difference = pd.Series({c: float(pair[c]) - float(pair[f"{c}_others"]) for c in ("n", *SUMS)})
-            assert_not_given_back(difference, pd.Series(row._asdict()))
+            assert_not_given_back(subtracted(pair, "_others"), pd.Series(row._asdict()))
             checked += 1
         if checked >= 20:
             break
@@ -92,8 +96,7 @@ def test_every_race_but_one_does_not_give_the_missing_race_back(demo_warehouse):
                 if pair.empty:
                     continue
                 pair = pair.iloc[0]
-                difference = pd.Series({c: float(pair[c]) - float(pair[f"{c}_part"]) for c in ("n", *SUMS)})
-                assert_not_given_back(difference, pd.Series(row._asdict()))
+                assert_not_given_back(subtracted(pair, "_part"), pd.Series(row._asdict()))
                 checked += 1
         if checked >= 20:
             break
@@ -134,7 +137,7 @@ def test_two_filter_sets_differing_in_one_value_never_subtract_to_a_small_group(
         both = wider.merge(narrower, on="period_start", suffixes=("", "_narrower")).dropna(subset=["n", "n_narrower"])
         both = both.merge(truth, on="period_start", suffixes=("", "_truth"))
         for _, row in both.iterrows():
-            difference = pd.Series({c: float(row[c]) - float(row[f"{c}_narrower"]) for c in ("n", *SUMS)})
+            difference = subtracted(row, "_narrower")
             truth_row = pd.Series({c: float(row[f"{c}_truth"]) for c in ("n", *SUMS)})
             assert_not_given_back(difference, truth_row)
             exact_counts += difference["n"] == truth_row["n"]
