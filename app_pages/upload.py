@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from ciboard import ingest
+from ciboard import ingest, safe_text
 from ciboard.dashboard import account, audit, query, warehouse
 
 log = logging.getLogger(__name__)
@@ -136,7 +136,7 @@ if pending:
     removed = sum(c.removed for c in outcome.changes)
     before = sum(c.rows_before for c in outcome.changes)
     st.warning(
-        f"**{outcome.file} would replace submission {outcome.replaced_batch_id}** ({kinds.get(outcome.kind, outcome.kind)}, "
+        f"**{safe_text.markdown(outcome.file)} would replace submission {outcome.replaced_batch_id}** ({kinds.get(outcome.kind, outcome.kind)}, "
         f"{outcome.period[0]:%b %-d} to {outcome.period[1]:%b %-d, %Y}) **and remove {removed:,} of its {before:,} rows.** "
         "Nothing has landed yet. A corrected file replaces the whole period it covers: if this file holds only some "
         "of it, the rest would be gone.",
@@ -160,7 +160,8 @@ if pending:
 
 result = st.session_state.get("upload_result")
 if result and not pending:
-    status, name, detail = result
+    status, file_name, detail = result
+    name = safe_text.markdown(file_name)  # the sender chose it: shown as text, never as an image or HTML
     if status == "rejected":
         st.error(f"**{name} was not loaded**: {len(detail)} problem(s). Nothing from it landed; fix them and send it again.")
         st.dataframe(
@@ -170,7 +171,7 @@ if result and not pending:
                            "column": "Column", "value": "Value", "reason": st.column_config.TextColumn("Problem", width="large")},
         )
         st.download_button(
-            "Download the problems as CSV", detail.to_csv(index=False).encode(), file_name=f"problems-{name}.csv",
+            "Download the problems as CSV", detail.to_csv(index=False).encode(), file_name=f"problems-{file_name}.csv",
             mime="text/csv", icon=":material/download:",
         )
     elif status == "error":

@@ -51,9 +51,9 @@ def audit(action: str, detail: str | dict = "") -> None:
 
 
 def version() -> str:
-    """The current warehouse version as a cache key: its file, so no two warehouses share one."""
-    store = warehouse()
-    return str(store.path_of(store.version()))
+    """The current warehouse version as a cache key: its file, so no two warehouses share one,
+    and the newest rejected file, which readers see without a new version."""
+    return warehouse().read_key()
 
 
 @st.cache_data(show_spinner=False, max_entries=512)

@@ -232,3 +232,12 @@ def test_the_page_says_how_large_a_file_may_be(sample_app):
     limit = config.get_option("server.maxUploadSize")
     assert f"Files up to {limit} MB" in " ".join(c.value for c in app.caption)
     assert f"up to {limit} MB" in app.file_uploader[0].help
+
+
+def test_a_file_name_is_shown_as_text_not_as_an_image_or_html(sample_app):
+    """The sender chooses the name; a tracking pixel in it must not load on the page."""
+    name = "![x](tracker.invalid:p.png)<img src=x>.csv"
+    app = upload(open_page("app_pages/upload.py", user="vendor-v1"), "sessions", name, bytes(range(256)) * 16)
+    [message] = [e.value for e in app.error]
+    assert "was not loaded" in message
+    assert "![" not in message and "<img" not in message and "&#33;[x]" in message
