@@ -214,8 +214,7 @@ def users(db: AppDB, *, now: datetime | None = None) -> list[dict[str, Any]]:
             from users order by role, vendor_id, username""",
             [(now - FORGET_FAILURES_AFTER).isoformat(), now.isoformat()],
         ).fetchall()
-    # `locked_until`: the name `ciboard users list` prints, until it says throttled_until.
-    return [{**dict(row), "locked_until": row["throttled_until"]} for row in rows]
+    return [dict(row) for row in rows]
 
 
 def account(db: AppDB, username: str) -> Account | None:

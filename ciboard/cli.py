@@ -299,7 +299,7 @@ def users_add(username, role, vendor, display_name, email, no_password, generate
 @data_dir_option
 def users_list(data_dir: Path | None) -> None:
     rows = accounts.users(app_db_for(data_dir))
-    columns = ("username", "role", "vendor_id", "display_name", "email", "disabled_at", "locked_until")
+    columns = ("username", "role", "vendor_id", "display_name", "email", "disabled_at", "failed_sign_ins", "throttled_until")
     writer = csv.writer(sys.stdout)
     writer.writerow(columns)
     writer.writerows([row[c] or "" for c in columns] for row in rows)

@@ -432,6 +432,7 @@ def test_users_commands(warehouse):
     assert runner.invoke(main, ["users", "disable", "fac", "--data-dir", data_dir]).exit_code == 0
     listed = runner.invoke(main, ["users", "list", "--data-dir", data_dir]).output
     assert listed.splitlines()[0].startswith("username,role") and "fac,facilitator" in listed
+    assert listed.splitlines()[0].endswith("failed_sign_ins,throttled_until")
     with pytest.raises(accounts.SignInError, match="disabled"):
         accounts.authenticate(db, SETTINGS, "fac", "a new long one")
     assert {"account added", "password set", "account disabled"} <= {r["action"] for r in accounts.audit_log(db)}
