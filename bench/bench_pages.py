@@ -4,7 +4,7 @@
 
 DIR holds a warehouse (e.g. one bench/bench_core.py kept, or `ciboard demo --students 45000
 --data-dir DIR` for about 10M facts). Prints, per page, the median and p90 time of a full
-script run (app.py plus the page) with warm caches, and the first (cold) run that fills them,
+script run (main.py plus the page) with warm caches, and the first (cold) run that fills them,
 through streamlit's AppTest, signed in as each demo account given; then the
 time in headless Chromium from choosing a vendor in the sidebar to the updated chart, against
 a real `streamlit run` server. Targets at 10M facts: 300 ms per page run, 1 s in the browser.
@@ -46,7 +46,7 @@ def page_runs(repeats: int, user: str) -> list[tuple[str, float, float, float]]:
 
     results = []
     for name, path in PAGES.items():
-        app = AppTest.from_file(str(ROOT / "app.py"), default_timeout=600)
+        app = AppTest.from_file(str(ROOT / "main.py"), default_timeout=600)
         app.session_state["signed_in"] = {"username": user, "at": datetime.now().isoformat()}
         app.run()
         started = time.perf_counter()

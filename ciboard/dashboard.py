@@ -26,7 +26,7 @@ from ciboard.warehouse import Warehouse
 @st.cache_resource(show_spinner=False)
 def warehouse() -> Warehouse:
     """One warehouse per server process, brought up to the code. It draws nothing: Streamlit
-    would replay it on every page. On a fresh machine app.py has the demo built first
+    would replay it on every page. On a fresh machine main.py has the demo built first
     (ciboard.first_run)."""
     store = Warehouse(get_settings())
     store.upgrade_if_stale()
@@ -34,7 +34,7 @@ def warehouse() -> Warehouse:
 
 
 def account() -> Account:
-    """The signed-in account; app.py signs in before any page runs."""
+    """The signed-in account; main.py signs in before any page runs."""
     signed_in = st.session_state.get("account")
     if signed_in is None:
         raise ScopeError("not signed in")

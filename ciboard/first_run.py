@@ -32,7 +32,7 @@ TAKES = "about 2 minutes"  # the default demo on 2 cores: 75 s to build when idl
 
 
 def ready() -> bool:
-    """Whether the warehouse exists; until it does, app.py shows the demo's progress page."""
+    """Whether the warehouse exists; until it does, main.py shows the demo's progress page."""
     return Warehouse(get_settings()).exists()
 
 

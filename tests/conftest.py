@@ -122,7 +122,7 @@ def open_page(path: str, *, query: dict | None = None, state: dict | None = None
     """
     from streamlit.testing.v1 import AppTest
 
-    app = AppTest.from_file(str(ROOT / "app.py"), default_timeout=90)
+    app = AppTest.from_file(str(ROOT / "main.py"), default_timeout=90)
     app.query_params.update(query or {})
     state = {**(signed_in(user) if user else {}), **(state or {})}
     for key, value in (state or {}).items():

@@ -17,7 +17,7 @@ from ciboard.cli import main
 from ciboard.settings import Settings
 from conftest import ROOT, signed_in
 
-APP = str(ROOT / "app.py")
+APP = str(ROOT / "main.py")
 SETTINGS = Settings(
     sign_in_free_failures=3, sign_in_delay_seconds=30, sign_in_max_delay_minutes=5, sign_in_account_failures=10
 )

@@ -16,7 +16,7 @@ import pandas as pd
 
 from conftest import downloads, figures, open_page, plotted, signed_in
 
-APP = str(Path(__file__).resolve().parent.parent / "app.py")
+APP = str(Path(__file__).resolve().parent.parent / "main.py")
 
 
 def run_app(**query) -> AppTest:

@@ -18,7 +18,7 @@ from ciboard.appdb import AppDB
 from ciboard.settings import Settings, get_settings
 from ciboard.warehouse import Warehouse
 
-APP = str(Path(__file__).resolve().parent.parent / "app.py")
+APP = str(Path(__file__).resolve().parent.parent / "main.py")
 SMALL = 60  # the fewest students the demo takes; its 447 files still take about 25 s to load
 BUILDING = "Building the demo district"
 

@@ -28,12 +28,12 @@ USERS = ("analyst", "facilitator", "vendor-v1")
 
 
 def _app_pages() -> list[tuple[str, tuple[str, ...]]]:
-    """app.py's PAGES (file, roles), read from app.py itself so a page added there is tested here."""
-    tree = ast.parse((ROOT / "app.py").read_text())
+    """main.py's PAGES (file, roles), read from main.py itself so a page added there is tested here."""
+    tree = ast.parse((ROOT / "main.py").read_text())
     found = {}
     for node in tree.body:
         if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", None) in ("EVERYONE", "PAGES"):
-            found[node.targets[0].id] = eval(compile(ast.Expression(node.value), "app.py", "eval"), dict(found))
+            found[node.targets[0].id] = eval(compile(ast.Expression(node.value), "main.py", "eval"), dict(found))
     return [(f"app_pages/{file}.py", roles) for _, file, _, _, _, roles in found["PAGES"]]
 
 

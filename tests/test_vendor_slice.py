@@ -112,7 +112,7 @@ def test_the_filter_bar_offers_a_vendor_only_its_own(dashboard, own):
 
     from conftest import ROOT, signed_in
 
-    app = AppTest.from_file(str(ROOT / "app.py"), default_timeout=90)
+    app = AppTest.from_file(str(ROOT / "main.py"), default_timeout=90)
     app.query_params.update(tricks(own, 0))
     for key, value in signed_in(f"vendor-{own.lower()}").items():
         app.session_state[key] = value
