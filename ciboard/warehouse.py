@@ -5,6 +5,9 @@ read-only one. So nothing ever writes a published file. A writer copies the curr
 to a new file, changes the copy, and then swaps a small pointer file; readers open whatever
 version the pointer names, read-only, and never wait. The version id goes into every cache
 key, so a new version is never served from an old answer.
+
+A record that relied on a version (a finalised meeting) pins it: `at(version)` reads it as it
+was, and a pinned version is never deleted with the old ones until the record lets go of it.
 """
 
 import fcntl
@@ -31,6 +34,8 @@ from ciboard.settings import Settings
 SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
 POINTER = "CURRENT"
 VERSION_FILE = re.compile(r"wh-(\d{6})\.duckdb")
+TEMP_MACRO = re.compile(r"create\s+or\s+replace\s+macro\s+", re.IGNORECASE)
+PINS = "pins"  # one folder per pinned version, one empty file in it per record that holds it
 REJECTED = "rejected"  # the rejection log: one folder per rejected command, until a publish folds it in
 # An ingest's DuckDB memory at most (less if the memory_limit setting is less): past it, it spills
 # to disk, so a large upload does not take the dashboard's memory (bench/bench_upload.py).
@@ -65,6 +70,10 @@ VIEW_FILES = (
 
 class WarehouseMissing(RuntimeError):
     pass
+
+
+class VersionGone(LookupError):
+    """The version asked for was deleted before any record pinned it."""
 
 
 @dataclass(frozen=True)
@@ -117,11 +126,28 @@ def migrate(con: duckdb.DuckDBPyConnection) -> list[int]:
 
 
 class Warehouse:
-    def __init__(self, settings: Settings):
+    def __init__(self, settings: Settings, *, fixed_version: str | None = None):
         self.settings = settings
         self.directory = Path(settings.warehouse_dir)
+        self.fixed_version = fixed_version
         self._readers: dict[str, duckdb.DuckDBPyConnection] = {}
         self._lock = threading.Lock()
+
+    def at(self, version: str) -> "Warehouse":
+        """The warehouse as it was at `version`: everything read through it is that version's,
+        whatever has been published since, and nothing can be written through it."""
+        if not self.path_of(version).exists():
+            raise VersionGone(f"warehouse version {version} is no longer kept in {self.directory}")
+        fixed = Warehouse(self.settings, fixed_version=version)
+        with fixed.cursor() as cur:
+            applied = {number for (number,) in cur.execute("select version from schema_migrations").fetchall()}
+        missing = sorted({number for number, _, _ in migrations()} - applied)
+        if missing:
+            fixed.close()
+            raise VersionGone(
+                f"warehouse version {version} was written before migration {missing[0]}: today's views cannot read it"
+            )
+        return fixed
 
     # --- reading -----------------------------------------------------------------------
 
@@ -130,6 +156,8 @@ class Warehouse:
 
     def version(self) -> str:
         """The id of the current version, e.g. 'wh-000007'; part of every cache key."""
+        if self.fixed_version is not None:
+            return self.fixed_version
         try:
             name = (self.directory / POINTER).read_text().strip()
         except FileNotFoundError:
@@ -154,8 +182,12 @@ class Warehouse:
                 )
                 self._readers[version] = connection
                 self._close_stale_readers(keep=version)
+                if self.fixed_version:
+                    # Today's views over the data as it was: temp macros come first in DuckDB's search path.
+                    connection.execute(TEMP_MACRO.sub("create or replace temp macro ", views_sql()))
             cursor = connection.cursor()
-        logged = self._logged_rejections()
+        # Files rejected since a fixed version are not part of it.
+        logged = [] if self.fixed_version else self._logged_rejections()
         if logged:
             _show_logged_rejections(cursor, logged)
         return cursor
@@ -194,6 +226,29 @@ class Warehouse:
         with self.publish() as con:
             return add_school_years(con, school_years, self.settings)
 
+    # --- pins ---------------------------------------------------------------------------
+
+    def pin(self, version: str, record: str) -> None:
+        """Keeps `version` for `record` (e.g. 'meeting-12') until `release`; VersionGone if it
+        was deleted already. Taken under the writer lock, so no publish deletes it meanwhile."""
+        with self.writer_lock():
+            if not self.path_of(version).exists():
+                raise VersionGone(f"warehouse version {version} is no longer kept in {self.directory}")
+            folder = self.directory / PINS / version
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / _pin_name(record)).touch()
+
+    def release(self, version: str, record: str) -> None:
+        """`record` no longer needs `version`; the next publish deletes it if nothing else holds it."""
+        with self.writer_lock():
+            (self.directory / PINS / version / _pin_name(record)).unlink(missing_ok=True)
+
+    def pins(self) -> dict[str, list[str]]:
+        """The pinned versions and the records holding each."""
+        folders = sorted((self.directory / PINS).glob("*")) if (self.directory / PINS).exists() else []
+        held = {folder.name: sorted(p.name for p in folder.iterdir()) for folder in folders}
+        return {version: records for version, records in held.items() if records}
+
     # --- writing -----------------------------------------------------------------------
 
     @contextmanager
@@ -220,6 +275,7 @@ class Warehouse:
     def workspace(self) -> Iterator[Workspace]:
         """A private in-memory connection that reads the current version without copying it; its
         temp tables spill to a folder of its own beside the versions."""
+        self._refuse_writes()
         self.version()  # says how to make a warehouse if there is none
         spill = Path(tempfile.mkdtemp(prefix=".spill-", dir=self.directory))
         memory = min(self.settings.memory_limit, WORKSPACE_MEMORY, key=_bytes)
@@ -248,6 +304,7 @@ class Warehouse:
         block raises, the copy is deleted and readers never see any of it. Rejections logged
         since the current version are folded into the copy first.
         """
+        self._refuse_writes()
         with self.writer_lock():
             numbers = [int(m[1]) for p in self.directory.iterdir() if (m := VERSION_FILE.fullmatch(p.name))]
             target = self.directory / f"wh-{max(numbers, default=0) + 1:06d}.duckdb"
@@ -323,7 +380,7 @@ class Warehouse:
     def read_key(self) -> str:
         """What a cached answer must be keyed on: the current version's file, and the newest
         entry of the rejection log, which readers see without a new version."""
-        logged = self._logged_rejections()
+        logged = [] if self.fixed_version else self._logged_rejections()
         return str(self.path_of(self.version())) + (f"+{logged[-1].name}" if logged else "")
 
     def _logged_rejections(self) -> list[Path]:
@@ -333,12 +390,21 @@ class Warehouse:
         except FileNotFoundError:
             return []
 
+    def _refuse_writes(self) -> None:
+        if self.fixed_version is not None:
+            raise PermissionError(f"warehouse version {self.fixed_version} is read as it was; nothing is written to it")
+
     def _delete_old_versions(self) -> None:
         # A reader in another process may still hold an old file open; on POSIX it keeps
         # reading the unlinked file until it moves to the new version.
+        pinned = self.pins()
         versions = sorted(p for p in self.directory.iterdir() if VERSION_FILE.fullmatch(p.name))
         for path in versions[: -self.settings.keep_versions]:
-            path.unlink(missing_ok=True)
+            if path.stem not in pinned:
+                path.unlink(missing_ok=True)
+        for folder in (self.directory / PINS).glob("*"):
+            if folder.name not in pinned and not self.path_of(folder.name).exists():
+                shutil.rmtree(folder, ignore_errors=True)
 
 
 def add_school_years(con: duckdb.DuckDBPyConnection, names: list[str], settings: Settings) -> list[str]:
@@ -357,6 +423,14 @@ def add_school_years(con: duckdb.DuckDBPyConnection, names: list[str], settings:
         )
         added.append(year.name)
     return added
+
+
+def _pin_name(record: str) -> str:
+    """A record's name as a file name: letters, digits, dots, dashes and underscores only."""
+    name = re.sub(r"[^A-Za-z0-9._-]+", "-", record).strip(".-")
+    if not name:
+        raise ValueError(f"a pin needs a record name, not {record!r}")
+    return name
 
 
 def _bytes(size: str) -> float:

@@ -12,7 +12,7 @@ from conftest import SESSIONS_SAMPLE, make_warehouse, sample_submissions
 from ciboard.ingest import Submission, ingest
 from ciboard.queries import run
 from ciboard.access import ANALYST
-from ciboard.warehouse import POINTER, WarehouseMissing, code_fingerprint, migrations
+from ciboard.warehouse import POINTER, VersionGone, WarehouseMissing, code_fingerprint, migrations
 
 
 def test_a_new_warehouse_gets_every_migration(warehouse):
@@ -73,6 +73,52 @@ def test_old_versions_are_deleted_but_the_newest_kept(loaded):
     assert len(files) == loaded.settings.keep_versions
     assert files[-1] == loaded.version() + ".duckdb"
 
+
+
+def test_a_pinned_version_outlives_the_old_ones_until_released(loaded):
+    pinned = loaded.version()
+    loaded.pin(pinned, "meeting 12")
+    for _ in range(4):
+        with loaded.publish():
+            pass
+    assert loaded.path_of(pinned).exists()
+    assert loaded.pins() == {pinned: ["meeting-12"]}
+    assert len(list(loaded.directory.glob("wh-*.duckdb"))) == loaded.settings.keep_versions + 1
+
+    loaded.release(pinned, "meeting 12")
+    with loaded.publish():
+        pass
+    assert not loaded.path_of(pinned).exists() and loaded.pins() == {}
+    assert not (loaded.directory / "pins" / pinned).exists()
+
+
+def test_a_version_read_as_it_was_keeps_its_numbers_after_later_loads(loaded):
+    series = dict(metric="tutoring_attendance_rate", grain="week")
+    before = run(loaded, "series", ANALYST, series)
+    version = loaded.version()
+    loaded.pin(version, "meeting-1")
+    with loaded.publish() as con:
+        con.execute("delete from facts where vendor_id = 'V1'")
+    assert not run(loaded, "series", ANALYST, series).equals(before), "the later load changed nothing to compare"
+
+    then = loaded.at(version)
+    assert then.version() == version and then.read_key().startswith(str(loaded.path_of(version)))
+    assert run(then, "series", ANALYST, series).equals(before)
+    with pytest.raises(PermissionError):
+        with then.publish():
+            pass
+
+
+def test_a_deleted_version_cannot_be_pinned_or_read(loaded):
+    gone = loaded.version()
+    for _ in range(loaded.settings.keep_versions):
+        with loaded.publish():
+            pass
+    assert not loaded.path_of(gone).exists()
+    with pytest.raises(VersionGone, match=gone):
+        loaded.pin(gone, "meeting-1")
+    with pytest.raises(VersionGone, match=gone):
+        loaded.at(gone)
 
 def test_no_warehouse_says_how_to_make_one(tmp_path):
     with pytest.raises(WarehouseMissing, match="run 'ciboard demo' or 'ciboard init' first"):
