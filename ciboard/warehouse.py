@@ -182,10 +182,11 @@ class Warehouse:
                 )
                 self._readers[version] = connection
                 self._close_stale_readers(keep=version)
-                if self.fixed_version:
-                    # Today's views over the data as it was: temp macros come first in DuckDB's search path.
-                    connection.execute(TEMP_MACRO.sub("create or replace temp macro ", views_sql()))
             cursor = connection.cursor()
+        if self.fixed_version:
+            # Today's views over the data as it was: temp macros come first in DuckDB's search
+            # path, and each cursor has temp objects of its own.
+            cursor.execute(TEMP_MACRO.sub("create or replace temp macro ", views_sql()))
         # Files rejected since a fixed version are not part of it.
         logged = [] if self.fixed_version else self._logged_rejections()
         if logged:

@@ -104,6 +104,10 @@ def test_a_version_read_as_it_was_keeps_its_numbers_after_later_loads(loaded):
     then = loaded.at(version)
     assert then.version() == version and then.read_key().startswith(str(loaded.path_of(version)))
     assert run(then, "series", ANALYST, series).equals(before)
+    with then.cursor() as cur:  # read by today's views, not those the version was written with
+        assert cur.execute(
+            "select count(*) from duckdb_functions() where database_name = 'temp' and function_name = 'series'"
+        ).fetchall() == [(1,)]
     with pytest.raises(PermissionError):
         with then.publish():
             pass
