@@ -30,6 +30,7 @@ import duckdb
 
 from ciboard import demo
 from ciboard.access import Scope
+from ciboard.calendar import calendar_for, school_closed
 from ciboard.ingest import Submission, ingest
 from ciboard.queries import VIEWS, run
 from ciboard.settings import Settings
@@ -46,7 +47,7 @@ INGEST_TARGETS = {"parquet": 500_000, "csv": 200_000}  # rows/s, end to end
 # (view, label, params); a vendor scope runs the same parameters, with the vendor filter
 # naming its own vendor (a vendor may not ask for another vendor's data).
 def query_cases(vendor: str) -> list[tuple[str, str, dict]]:
-    cal = demo.calendar_for(SCHOOL_YEAR)
+    cal = calendar_for(SCHOOL_YEAR)
     return [
         ("series", "week, attendance rate, all students", {"metric": "tutoring_attendance_rate", "grain": "week"}),
         (
@@ -302,11 +303,11 @@ def write_sessions_files(warehouse: Warehouse, vendor: str, rows: int, directory
     Dates are open school days of the demo program; tutor ids (`<vendor>-B...`) do not exist
     in the demo, so no row repeats the key (student_id, session_date, tutor_id) of a loaded one.
     """
-    cal = demo.calendar_for(SCHOOL_YEAR)
+    cal = calendar_for(SCHOOL_YEAR)
     days = [
         cal.program_start + timedelta(days=d)
         for d in range((cal.program_end - cal.program_start).days + 1)
-        if not demo.school_closed(cal, cal.program_start + timedelta(days=d))
+        if not school_closed(cal, cal.program_start + timedelta(days=d))
     ]
     directory.mkdir(parents=True, exist_ok=True)
     con = duckdb.connect(str(warehouse.path_of(warehouse.version())), read_only=True)
@@ -355,7 +356,7 @@ def time_ingest(source_dir: Path, scratch: Path, path: Path, fmt: str, vendor: s
     warehouse = copy_warehouse(source_dir, target_dir)
     before = mb(warehouse.path_of(warehouse.version()))
     submission = Submission(path, "sessions", vendor, datetime.now())
-    today = max(date.today(), demo.calendar_for(SCHOOL_YEAR).last_school_day)
+    today = max(date.today(), calendar_for(SCHOOL_YEAR).last_school_day)
 
     marks: list[tuple[float, str]] = []
     copies: list[tuple[float, float]] = []

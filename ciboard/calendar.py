@@ -1,4 +1,5 @@
-"""The school-year calendar: school years, Monday-starting weeks, months and assessment windows."""
+"""The school-year calendar: school years, Monday-starting weeks, months and assessment windows,
+and the demo district's year: its breaks, closures, testing windows and program dates."""
 
 import re
 from dataclasses import dataclass
@@ -76,3 +77,69 @@ def weeks(year: SchoolYear, settings: Settings) -> list[dict]:
         day += timedelta(days=7)
         number += 1
     return rows
+
+
+@dataclass(frozen=True)
+class Calendar:
+    """The demo school year's dates; everything else is derived from these."""
+
+    school_year: str
+    first_school_day: date
+    last_school_day: date
+    program_start: date
+    program_end: date
+    winter_break: tuple[date, date]
+    spring_break: tuple[date, date]
+    thanksgiving: tuple[date, date]
+    snow_days: tuple[date, ...]
+    holidays: tuple[date, ...]
+    program_change_v1: date
+    windows: dict[str, date]  # first day of each two-week testing window
+
+
+def calendar_for(school_year: str) -> Calendar:
+    first = int(school_year[:4])
+
+    def monday_on_or_after(day: date) -> date:
+        return day + timedelta(days=(7 - day.weekday()) % 7)
+
+    winter = monday_on_or_after(date(first, 12, 20))
+    spring = monday_on_or_after(date(first + 1, 3, 27))
+    thanksgiving = date(first, 11, 22) + timedelta(days=(3 - date(first, 11, 22).weekday()) % 7)
+    return Calendar(
+        school_year=school_year,
+        first_school_day=monday_on_or_after(date(first, 8, 22)),
+        last_school_day=monday_on_or_after(date(first + 1, 6, 1)) + timedelta(days=4),
+        program_start=monday_on_or_after(date(first, 9, 13)),
+        program_end=monday_on_or_after(date(first + 1, 5, 16)) + timedelta(days=4),
+        winter_break=(winter, winter + timedelta(days=11)),
+        spring_break=(spring, spring + timedelta(days=4)),
+        thanksgiving=(thanksgiving - timedelta(days=1), thanksgiving + timedelta(days=1)),
+        snow_days=(
+            monday_on_or_after(date(first + 1, 1, 24)) + timedelta(days=1),
+            monday_on_or_after(date(first + 1, 2, 7)) + timedelta(days=1),
+        ),
+        holidays=(
+            monday_on_or_after(date(first, 9, 1)),
+            monday_on_or_after(date(first + 1, 1, 15)),
+            monday_on_or_after(date(first + 1, 2, 15)),
+            monday_on_or_after(date(first + 1, 5, 25)),
+        ),
+        program_change_v1=monday_on_or_after(date(first + 1, 1, 10)),
+        windows={
+            "fall": monday_on_or_after(date(first, 9, 20)),
+            "winter": monday_on_or_after(date(first + 1, 1, 24)) + timedelta(days=7),
+            "spring": monday_on_or_after(date(first + 1, 5, 2)),
+        },
+    )
+
+
+def school_closed(cal: Calendar, day: date) -> bool:
+    return (
+        day.weekday() >= 5
+        or cal.winter_break[0] <= day <= cal.winter_break[1]
+        or cal.spring_break[0] <= day <= cal.spring_break[1]
+        or cal.thanksgiving[0] <= day <= cal.thanksgiving[1]
+        or day in cal.snow_days
+        or day in cal.holidays
+    )

@@ -26,7 +26,7 @@ import duckdb
 
 from ciboard import accounts, meetings
 from ciboard.appdb import AppDB
-from ciboard.calendar import parse_school_year, weeks
+from ciboard.calendar import Calendar, calendar_for, parse_school_year, school_closed, weeks
 from ciboard.ingest import IngestRejected, Outcome, Progress, Submission, ingest
 from ciboard.settings import Settings
 from ciboard.warehouse import Warehouse
@@ -61,72 +61,6 @@ SCHOOL_NAMES = (
 # Attendance propensity of each vendor's students before any planted effect.
 VENDOR_ATTENDANCE = {"V1": 0.86, "V2": 0.89, "V3": 0.88, "V4": 0.84, "V5": 0.87, "V6": 0.83}
 SESSION_MINUTES = {"V1": 40, "V2": 45, "V3": 40, "V4": 40, "V5": 45, "V6": 40}
-
-
-@dataclass(frozen=True)
-class Calendar:
-    """The demo school year's dates; everything else is derived from these."""
-
-    school_year: str
-    first_school_day: date
-    last_school_day: date
-    program_start: date
-    program_end: date
-    winter_break: tuple[date, date]
-    spring_break: tuple[date, date]
-    thanksgiving: tuple[date, date]
-    snow_days: tuple[date, ...]
-    holidays: tuple[date, ...]
-    program_change_v1: date
-    windows: dict[str, date]  # first day of each two-week testing window
-
-
-def calendar_for(school_year: str) -> Calendar:
-    first = int(school_year[:4])
-
-    def monday_on_or_after(day: date) -> date:
-        return day + timedelta(days=(7 - day.weekday()) % 7)
-
-    winter = monday_on_or_after(date(first, 12, 20))
-    spring = monday_on_or_after(date(first + 1, 3, 27))
-    thanksgiving = date(first, 11, 22) + timedelta(days=(3 - date(first, 11, 22).weekday()) % 7)
-    return Calendar(
-        school_year=school_year,
-        first_school_day=monday_on_or_after(date(first, 8, 22)),
-        last_school_day=monday_on_or_after(date(first + 1, 6, 1)) + timedelta(days=4),
-        program_start=monday_on_or_after(date(first, 9, 13)),
-        program_end=monday_on_or_after(date(first + 1, 5, 16)) + timedelta(days=4),
-        winter_break=(winter, winter + timedelta(days=11)),
-        spring_break=(spring, spring + timedelta(days=4)),
-        thanksgiving=(thanksgiving - timedelta(days=1), thanksgiving + timedelta(days=1)),
-        snow_days=(
-            monday_on_or_after(date(first + 1, 1, 24)) + timedelta(days=1),
-            monday_on_or_after(date(first + 1, 2, 7)) + timedelta(days=1),
-        ),
-        holidays=(
-            monday_on_or_after(date(first, 9, 1)),
-            monday_on_or_after(date(first + 1, 1, 15)),
-            monday_on_or_after(date(first + 1, 2, 15)),
-            monday_on_or_after(date(first + 1, 5, 25)),
-        ),
-        program_change_v1=monday_on_or_after(date(first + 1, 1, 10)),
-        windows={
-            "fall": monday_on_or_after(date(first, 9, 20)),
-            "winter": monday_on_or_after(date(first + 1, 1, 24)) + timedelta(days=7),
-            "spring": monday_on_or_after(date(first + 1, 5, 2)),
-        },
-    )
-
-
-def school_closed(cal: Calendar, day: date) -> bool:
-    return (
-        day.weekday() >= 5
-        or cal.winter_break[0] <= day <= cal.winter_break[1]
-        or cal.spring_break[0] <= day <= cal.spring_break[1]
-        or cal.thanksgiving[0] <= day <= cal.thanksgiving[1]
-        or day in cal.snow_days
-        or day in cal.holidays
-    )
 
 
 @dataclass

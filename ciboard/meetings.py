@@ -1164,8 +1164,9 @@ def seed_demo(db: AppDB, warehouse) -> bool:
     winter assessment). Dates come from the warehouse's school year and every saved time from
     them, so the same warehouse always gets the same records.
     """
-    from ciboard import demo, followup  # followup reads these records: the seed sits above both
+    from ciboard import followup  # followup reads these records: the seed sits above both
     from ciboard.access import ANALYST
+    from ciboard.calendar import calendar_for
     from ciboard.queries import run
 
     if workgroups(db, ANALYST):
@@ -1174,7 +1175,7 @@ def seed_demo(db: AppDB, warehouse) -> bool:
     year = choices.query("dimension == 'school_year' and students > 0")["value"].max()
     schools = dict(choices.query("dimension == 'school_id'")[["value", "label"]].itertuples(index=False))
     vendors = dict(choices.query("dimension == 'vendor_id'")[["value", "label"]].itertuples(index=False))
-    cal = demo.calendar_for(year)
+    cal = calendar_for(year)
     back = cal.winter_break[1] + timedelta(days=3)  # the Monday school reopens
     feb_review, school_review = back + timedelta(days=31), back + timedelta(days=38)
     next_review = feb_review + timedelta(days=28)

@@ -8,6 +8,7 @@ import pytest
 
 from ciboard import demo
 from ciboard.access import ANALYST
+from ciboard.calendar import calendar_for
 from ciboard.queries import run
 from ciboard.settings import Settings
 
@@ -19,7 +20,7 @@ def file_hashes(directory: Path) -> dict[str, str]:
 def write(directory: Path, seed: int) -> dict[str, str]:
     settings = Settings(data_dir=directory)
     demo.write_files(
-        directory / "files", students=300, seed=seed, cal=demo.calendar_for("2025-26"), settings=settings, say=print
+        directory / "files", students=300, seed=seed, cal=calendar_for("2025-26"), settings=settings, say=print
     )
     return file_hashes(directory / "files")
 
