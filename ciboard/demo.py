@@ -24,7 +24,7 @@ from pathlib import Path
 
 import duckdb
 
-from ciboard import accounts, meetings
+from ciboard import accounts, demo_meetings
 from ciboard.appdb import AppDB
 from ciboard.calendar import Calendar, calendar_for, parse_school_year, school_closed, weeks
 from ciboard.ingest import IngestRejected, Outcome, Progress, Submission, ingest
@@ -109,7 +109,7 @@ def build(
     db = AppDB.of(settings)
     passwords = make_accounts(db, vendors, say)
     say("seeding the CI workgroups, meetings, commitments and PDSA cycles")
-    meetings.seed_demo(db, warehouse)
+    demo_meetings.seed(db, warehouse)
     return DemoResult(students, len(main_files) + len(corrections), facts, warehouse.version(), outcomes, passwords)
 
 

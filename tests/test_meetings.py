@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from ciboard import meetings as m
+from ciboard import demo_meetings, meetings as m
 from ciboard.access import ANALYST, Scope, ScopeError
 from ciboard.appdb import AppDB
 from ciboard.demo import VENDORS
@@ -498,7 +498,7 @@ def test_concurrent_writers_in_threads_and_processes_lose_nothing(db):
 @pytest.fixture(scope="module")
 def seeded(demo_warehouse, tmp_path_factory):
     db = AppDB(tmp_path_factory.mktemp("seeded") / "app.sqlite3")
-    assert m.seed_demo(db, demo_warehouse)
+    assert demo_meetings.seed(db, demo_warehouse)
     return db
 
 
@@ -555,8 +555,8 @@ def test_the_demo_seeds_once_and_the_same_way_every_time(seeded, demo_warehouse,
         return json.dumps(records, sort_keys=True), saved
 
     seeded_once = everything(seeded)
-    assert not m.seed_demo(seeded, demo_warehouse)
+    assert not demo_meetings.seed(seeded, demo_warehouse)
     assert everything(seeded) == seeded_once
     again = AppDB(tmp_path / "again.sqlite3")
-    assert m.seed_demo(again, demo_warehouse)
+    assert demo_meetings.seed(again, demo_warehouse)
     assert everything(again) == seeded_once

@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 from plotly.offline import get_plotlyjs
 
-from ciboard import accounts, charts, meetings as m, packet
+from ciboard import accounts, charts, demo_meetings, meetings as m, packet
 from ciboard.access import ANALYST, Scope, ScopeError
 from ciboard.appdb import AppDB
 from ciboard.cli import main
@@ -29,7 +29,7 @@ LIBRARY = get_plotlyjs()
 def db(demo_warehouse) -> AppDB:
     db = AppDB.of(demo_warehouse.settings)
     if not m.workgroups(db, ANALYST):
-        m.seed_demo(db, demo_warehouse)
+        demo_meetings.seed(db, demo_warehouse)
     return db
 
 
