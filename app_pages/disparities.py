@@ -8,9 +8,9 @@ import streamlit as st
 
 from ciboard import charts, comparisons
 from ciboard.dashboard import (
-    chart_footer, fewer_than, group_labels, in_filter_order, metric_picker, metrics, query, scope, warehouse,
+    chart_footer, fewer_than, metric_picker, metrics, query, scope, warehouse,
 )
-from ciboard.filters import MULTI, YES_NO
+from ciboard.filters import MULTI, YES_NO, group_labels, in_filter_order
 from ciboard.queries import DIMENSIONS
 from ciboard.stats import disparity, spc
 

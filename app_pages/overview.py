@@ -11,10 +11,9 @@ from ciboard import charts, signals
 from ciboard.access import Scope
 from ciboard.calendar import window_of
 from ciboard.dashboard import (
-    chart_footer, disguised, freeze, metrics, min_cell, narrow_filters, query, scope, trend_params, vendor_ids, version,
-    warehouse,
+    chart_footer, disguised, freeze, metrics, min_cell, query, scope, vendor_ids, version, warehouse,
 )
-from ciboard.filters import MULTI, YES_NO
+from ciboard.filters import MULTI, YES_NO, narrow_filters, trend_params
 from ciboard.stats import spc
 
 # Making Data Count's icons, as words in their colours: blue is improvement, orange concern,

@@ -6,9 +6,9 @@ import streamlit as st
 
 from ciboard import charts
 from ciboard.dashboard import (
-    about, chart_footer, group_labels, in_filter_order, metric_picker, query, scope, warehouse,
+    about, chart_footer, metric_picker, query, scope, warehouse,
 )
-from ciboard.filters import MULTI, YES_NO
+from ciboard.filters import MULTI, YES_NO, group_labels, in_filter_order
 from ciboard.stats import intervals
 
 

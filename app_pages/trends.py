@@ -6,7 +6,8 @@ import pandas as pd
 import streamlit as st
 
 from ciboard import charts, meetings
-from ciboard.dashboard import chart_footer, disguised, group_labels, metric_picker, metrics, min_cell, query, scope
+from ciboard.dashboard import chart_footer, disguised, metric_picker, metrics, min_cell, query, scope
+from ciboard.filters import group_labels
 from ciboard.session import app_db
 from ciboard.signals import MIN_POINTS, chart
 from ciboard.stats import spc

@@ -9,9 +9,9 @@ import streamlit as st
 
 from ciboard import charts, comparisons
 from ciboard.dashboard import (
-    chart_footer, keep_vendor_choice, metric_picker, metrics, min_cell, narrow_filters, query, scope, warehouse,
+    chart_footer, keep_vendor_choice, metric_picker, metrics, min_cell, query, scope, warehouse,
 )
-from ciboard.filters import MULTI, YES_NO
+from ciboard.filters import MULTI, YES_NO, narrow_filters
 from ciboard.signals import chart
 from ciboard.stats import compare, disparity, intervals
 

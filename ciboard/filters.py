@@ -5,6 +5,9 @@ It offers only what the viewer's scope contains (a vendor sees its own vendor on
 returns the parameters of the query layer's views. While presenting with "Vendor A, B, C" on, it
 shows vendors by their aliases, in its options and in the address, and returns the aliases the
 pages' frames carry (ciboard.dashboard.query reads them back as ids).
+
+Pages also speak the bar's language through it: a link or a button that sets the bar to one
+slice, and a dimension's groups named and ordered as the bar shows them.
 """
 
 from dataclasses import dataclass, field
@@ -14,7 +17,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from ciboard.dashboard import aliases, choices, keep_vendor_choice
+from ciboard.dashboard import aliases, choices, keep_vendor_choice, scope, vendor_ids
 
 # Dimensions the bar filters on, with the short URL keys a facilitator can read and edit.
 MULTI = {
@@ -140,6 +143,75 @@ def filter_bar() -> Filters:
         labels=labels,
         aliases=alias,
     )
+
+
+def trend_params(metric: dict, filters: Filters, **narrowed: Any) -> dict[str, list[str]]:
+    """The URL query of a link to the Trends page showing `metric` within the viewer's
+    filters, narrowed to one slice given as dimension=value (vendor_id="V3", grade=4,
+    english_learner=True). For st.page_link(..., query_params=...).
+
+    Built from what the filter bar chose, never from the address as typed: a value the bar
+    refused (another vendor, a script) goes no further."""
+    params = {}
+    if "year" in st.query_params:
+        params["year"] = [filters.school_year]
+    if "dates" in st.query_params:
+        params["dates"] = [filters.start.isoformat(), filters.end.isoformat()]
+    if filters.min_dosage_share:
+        params["dosage"] = [DOSAGE[int(filters.min_dosage_share * 100)]]
+    chosen = {d: v for d, v in filters.chosen.items() if v}
+    for dimension, value in narrowed.items():
+        if dimension == "vendor_id" and scope().role == "vendor":
+            continue  # a vendor's filter bar has no vendor to choose
+        if value is not None and not pd.isna(value):
+            chosen[dimension] = [str(value).lower() if dimension in YES_NO else str(value)]
+    for dimension, values in chosen.items():
+        if dimension in YES_NO:
+            params[YES_NO[dimension][0]] = ["Yes" if values == ["true"] else "No"]
+        else:
+            params[MULTI[dimension][0]] = [filters.label(dimension, v) for v in values]
+    return {**params, "metric": [metric["label"]]}
+
+
+def narrow_filters(**narrowed: Any) -> None:
+    """Sets the filter bar to one slice given as dimension=value (vendor_id="V3", grade=4,
+    english_learner=True). A button's on_click, before st.switch_page: a page link's query
+    parameters do not move filters that already have a value in this session."""
+    for dimension, value in narrowed.items():
+        if value is None or pd.isna(value):
+            continue
+        if dimension in YES_NO:
+            st.session_state[YES_NO[dimension][0]] = "Yes" if str(value).lower() == "true" else "No"
+        elif dimension == "vendor_id":
+            if scope().role != "vendor":  # a vendor's filter bar has no vendor to choose
+                st.session_state[MULTI[dimension][0]] = [vendor_ids(str(value))]
+        else:
+            st.session_state[MULTI[dimension][0]] = [str(value)]
+
+
+def group_labels(values: pd.Series, dimension: str, labels: dict[str, dict[str, str]]) -> pd.Series:
+    """Readable names for a dimension's values, e.g. 'English learner: yes', 'Grade 4',
+    'V5 · Cardinal Tutors'. `labels` is the filter bar's (Filters.labels)."""
+    names = labels.get(dimension, {})
+
+    def label(value) -> str:
+        if dimension in YES_NO:
+            return f"{YES_NO[dimension][1]}: {'yes' if value else 'no'}"
+        text = str(value)
+        shown = names.get(text, text)
+        return f"{text} · {shown}" if dimension in ("vendor_id", "school_id") and shown != text else shown
+
+    if dimension not in MULTI and dimension not in YES_NO:
+        raise ValueError(f"{dimension!r} is not a dimension of the filter bar")
+    return values.map(label)
+
+
+def in_filter_order(frame: pd.DataFrame, dimension: str, labels: dict[str, dict[str, str]]) -> pd.DataFrame:
+    """The rows in the filter bar's order of the dimension's values (bands from low to high,
+    grades up, vendors and schools by name), not alphabetically by id."""
+    order = {value: i for i, value in enumerate(labels.get(dimension, {}))}
+    text = frame[dimension].map(lambda v: str(v).lower() if isinstance(v, bool) else str(v))
+    return frame.assign(_order=text.map(order).fillna(len(order))).sort_values(["_order", dimension], kind="stable").drop(columns="_order")
 
 
 def _label(labels: dict, dimension: str, value: str, alias: dict[str, str]) -> str:
