@@ -6,17 +6,18 @@ from datetime import date
 
 import streamlit as st
 
-from ciboard import ci_ui, followup, meetings
-from ciboard.dashboard import metrics, scope, warehouse
-from ciboard.meetings import PARTIES, STATUS_LABELS, STATUSES, Commitment, EditConflict
+from ciboard import ci_records, ci_ui, followup, meetings
 from ciboard.access import ScopeError
+from ciboard.ci_records import PARTIES, STATUS_LABELS, STATUSES, Commitment
+from ciboard.dashboard import metrics, scope, warehouse
+from ciboard.meetings import EditConflict
 
 db = ci_ui.db()
 staff = ci_ui.district_staff()
 today = date.today()
 
 st.title("Commitments")
-st.caption(meetings.COMMITMENT_PROMPT)
+st.caption(ci_records.COMMITMENT_PROMPT)
 
 everything = meetings.commitments(db, scope())
 left, middle, right = st.columns([2, 2, 1], vertical_alignment="bottom")

@@ -8,10 +8,11 @@ from datetime import date
 import pandas as pd
 import streamlit as st
 
-from ciboard import ci_ui, followup, meetings
+from ciboard import ci_records, ci_ui, followup, meetings
 from ciboard.charts import POINT_NAMES, format_value
+from ciboard.ci_records import AGENDA, Person
 from ciboard.dashboard import disguised, metrics, scope, version, warehouse
-from ciboard.meetings import AGENDA, EditConflict, MeetingFinal, Person
+from ciboard.meetings import EditConflict, MeetingFinal
 from ciboard.session import aliasing
 
 NEW = 0  # the meeting chooser's "new meeting" entry
@@ -62,7 +63,7 @@ def new_meeting() -> None:
                 Person(name.strip(), "Guest", "district") for name in guests.split(",") if name.strip()
             ]
             made = meetings.save_meeting(
-                db, scope(), replace(meetings.draft_meeting(group, held_on), attendees=people), by=ci_ui.me()
+                db, scope(), replace(ci_records.draft_meeting(group, held_on), attendees=people), by=ci_ui.me()
             )
             st.session_state["open_meeting"] = made.id
             st.query_params["meeting"] = str(made.id)
@@ -114,7 +115,7 @@ def show_outcomes(snapshot: dict | None) -> None:
     if prefill.signals:
         with st.expander(f"Control-chart signals since {prefill.since} ({len(prefill.signals)})", icon=":material/insights:"):
             st.dataframe(disguised(pd.DataFrame([
-                {"Metric": s["label"], "For": ci_ui.slice_text(meetings.Slice(
+                {"Metric": s["label"], "For": ci_ui.slice_text(ci_records.Slice(
                     vendor_id=s.get("vendor_id"), dimension=s.get("dimension") if s.get("dimension") in ci_ui.GROUP_DIMENSIONS else None,
                     value=s.get("group") if s.get("dimension") in ci_ui.GROUP_DIMENSIONS else None,
                     school_id=s.get("group") if s.get("dimension") == "school_id" else None)),
@@ -145,14 +146,14 @@ def show_outcomes(snapshot: dict | None) -> None:
 
 
 def commitment_row(item: dict) -> dict:
-    c = meetings.from_json(meetings.Commitment, item["commitment"])
+    c = ci_records.from_json(ci_records.Commitment, item["commitment"])
     movement = item.get("movement")
     moved = followup.Movement.from_dict(movement).sentence(metrics()[c.metric_id]) if movement and c.metric_id else "—"
     due = f"{c.due_on:%b %-d}" if c.due_on else "—"
     return {
         "Party": ci_ui.party_text(c.party, c.party_id), "Owner": c.owner, "Action": c.action,
         "Due": due + (f" · {item['days_overdue']} days overdue" if item["overdue"] else ""),
-        "Status": meetings.STATUS_LABELS[item["status"]], "Metric": ci_ui.metric_label(c.metric_id),
+        "Status": ci_records.STATUS_LABELS[item["status"]], "Metric": ci_ui.metric_label(c.metric_id),
         "For": ci_ui.slice_text(c.slice), "Since it was made": moved,
     }
 
@@ -185,7 +186,7 @@ for part in AGENDA:
         st.markdown(ci_ui.say(meeting.agenda.get(part.key)) or "_No notes._")
 
 
-def save(agenda: dict[str, str], revision: int) -> meetings.Meeting | None:
+def save(agenda: dict[str, str], revision: int) -> ci_records.Meeting | None:
     try:
         saved = meetings.save_meeting(db, scope(), replace(meeting, agenda=agenda, revision=revision), by=ci_ui.me())
     except EditConflict as conflict:

@@ -9,8 +9,9 @@ import streamlit as st
 
 from ciboard import charts, ci_ui, followup, meetings, signals
 from ciboard.access import Scope
+from ciboard.ci_records import ACT_LABELS, ACTS, PDSA_STEPS, PdsaCycle, Slice
 from ciboard.dashboard import disguised, metrics, min_cell, query, scope, version, warehouse
-from ciboard.meetings import ACT_LABELS, ACTS, PDSA_STEPS, EditConflict, PdsaCycle, Slice
+from ciboard.meetings import EditConflict
 from ciboard.session import aliasing
 
 db = ci_ui.db()

@@ -7,13 +7,14 @@ from dataclasses import replace
 import pandas as pd
 import streamlit as st
 
-from ciboard import ci_ui, meetings
+from ciboard import ci_records, ci_ui, meetings
 from ciboard.access import ScopeError
-from ciboard.dashboard import disguised, scope
-from ciboard.meetings import (
+from ciboard.ci_records import (
     COMMITMENT_PROMPT, HMW_STEPS, HMW_TEMPLATE, MIN_WHYS, PARTIES, PDSA_STEPS, ROOT_CAUSE_STEPS, STATUS_LABELS,
-    WHY_PROMPT, Cause, EditConflict, Idea, RootCause,
+    WHY_PROMPT, Cause, Idea, RootCause,
 )
+from ciboard.dashboard import disguised, scope
+from ciboard.meetings import EditConflict
 from ciboard.session import aliasing
 
 db = ci_ui.db()
@@ -282,7 +283,7 @@ def edit(record: RootCause, session: dict) -> None:
 # --- choosing an idea: it becomes a PDSA cycle or a commitment ---------------------------
 
 
-def party_id_picker(where, party: str, piece: meetings.Slice, key: str) -> str | None:
+def party_id_picker(where, party: str, piece: ci_records.Slice, key: str) -> str | None:
     if party == "district":
         return None
     dimension, default = ("vendor_id", piece.vendor_id) if party == "vendor" else ("school_id", piece.school_id)
@@ -292,24 +293,24 @@ def party_id_picker(where, party: str, piece: meetings.Slice, key: str) -> str |
                            format_func=names.get, key=f"{key}-{party}")
 
 
-def as_cycle(record: RootCause, idea: int, key: str) -> meetings.PdsaCycle:
+def as_cycle(record: RootCause, idea: int, key: str) -> ci_records.PdsaCycle:
     st.caption(PDSA_STEPS["plan"])
     left, right = st.columns(2)
     start_on = left.date_input("The change starts on", value=ci_ui.today(), format="YYYY-MM-DD", key=f"{key}-start")
     ends_on = right.date_input("Study it on", value=None, format="YYYY-MM-DD", key=f"{key}-end")
     prediction = st.text_input("Prediction", key=f"{key}-prediction")
-    return replace(meetings.draft_pdsa(record, idea, start_on), prediction=prediction.strip(), ends_on=ends_on)
+    return replace(ci_records.draft_pdsa(record, idea, start_on), prediction=prediction.strip(), ends_on=ends_on)
 
 
-def as_commitment(record: RootCause, idea: int, key: str) -> meetings.Commitment:
+def as_commitment(record: RootCause, idea: int, key: str) -> ci_records.Commitment:
     st.caption(COMMITMENT_PROMPT)
     left, middle, right, far = st.columns(4)
     party = left.selectbox("Party", PARTIES, format_func=str.capitalize, key=f"{key}-party")
     party_id = party_id_picker(middle, party, record.slice, key)
     owner = right.text_input("Owner", key=f"{key}-owner")
     due_on = far.date_input("Due", value=None, format="YYYY-MM-DD", key=f"{key}-due")
-    return meetings.draft_commitment(record, idea, party=party, party_id=party_id, owner=owner.strip(),
-                                     made_on=ci_ui.today(), due_on=due_on)
+    return ci_records.draft_commitment(record, idea, party=party, party_id=party_id, owner=owner.strip(),
+                                       made_on=ci_ui.today(), due_on=due_on)
 
 
 def choose(record: RootCause, session: dict) -> None:

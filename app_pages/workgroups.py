@@ -7,8 +7,8 @@ import pandas as pd
 import streamlit as st
 
 from ciboard import ci_ui, meetings
+from ciboard.ci_records import PARTIES, Person, Workgroup
 from ciboard.dashboard import disguised, scope
-from ciboard.meetings import PARTIES, Person, Workgroup
 from ciboard.session import aliasing
 
 db = ci_ui.db()

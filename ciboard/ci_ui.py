@@ -12,11 +12,12 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from ciboard import followup, meetings, safe_text
+from ciboard import ci_records, followup, meetings, safe_text
 from ciboard.access import ScopeError
 from ciboard.appdb import AppDB
+from ciboard.ci_records import Slice
 from ciboard.dashboard import account, aliases, disguised, disguised_text, metrics, scope, warehouse
-from ciboard.meetings import EditConflict, Slice
+from ciboard.meetings import EditConflict
 from ciboard.session import app_db
 
 GROUP_DIMENSIONS = {
@@ -241,7 +242,7 @@ def _store_stamp() -> str:
     return str(row[0])
 
 
-def packet_downloads(meeting: meetings.Meeting, group: meetings.Workgroup) -> None:
+def packet_downloads(meeting: ci_records.Meeting, group: ci_records.Workgroup) -> None:
     """The meeting packet as one self-contained HTML file and as Markdown, in the viewer's scope.
     Built on request: the HTML carries its own charting library and weighs a few megabytes."""
     from ciboard.dashboard import audit
@@ -279,17 +280,17 @@ def short(text: str, limit: int = 70) -> str:
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
-def analysis_label(analysis: meetings.RootCause) -> str:
+def analysis_label(analysis: ci_records.RootCause) -> str:
     """How an analysis reads in the root causes page's chooser, and so in its address (?analysis=…)."""
     return plain(f"#{analysis.id} · {short(analysis.problem)}")
 
 
-def cycle_label(cycle: meetings.PdsaCycle) -> str:
+def cycle_label(cycle: ci_records.PdsaCycle) -> str:
     """How a cycle reads in the PDSA cycles page's chooser, and so in its address (?cycle=…)."""
     return plain(f"#{cycle.id} · {short(cycle.title)}")
 
 
-def meeting_label(meeting: meetings.Meeting) -> str:
+def meeting_label(meeting: ci_records.Meeting) -> str:
     """How a meeting reads in the meetings page's chooser, and so in its address (?meeting=…)."""
     return f"{meeting.held_on:%b %-d, %Y} · {'minutes' if meeting.is_final else 'draft'}"
 

@@ -12,28 +12,12 @@ from ciboard import followup
 from ciboard.access import ANALYST, Scope
 from ciboard.appdb import AppDB
 from ciboard.calendar import calendar_for
+from ciboard.ci_records import (
+    Cause, Commitment, Idea, Observation, PdsaCycle, Person, RootCause, Slice, Workgroup, draft_meeting, draft_pdsa,
+)
 from ciboard.meetings import (
-    Cause,
-    Commitment,
-    Idea,
-    Observation,
-    PdsaCycle,
-    Person,
-    RootCause,
-    Slice,
-    Workgroup,
-    add_observation,
-    choose_idea,
-    draft_meeting,
-    draft_pdsa,
-    finalise,
-    save_commitment,
-    save_meeting,
-    save_pdsa,
-    save_root_cause,
-    save_workgroup,
-    update_status,
-    workgroups,
+    add_observation, choose_idea, finalise, save_commitment, save_meeting, save_pdsa, save_root_cause,
+    save_workgroup, update_status, workgroups,
 )
 from ciboard.queries import run
 from ciboard.warehouse import Warehouse

@@ -29,11 +29,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ciboard import comparisons, meetings, signals
+from ciboard import ci_records, comparisons, meetings, signals
 from ciboard.access import Scope
 from ciboard.appdb import AppDB
 from ciboard.charts import format_change, format_value
-from ciboard.meetings import Commitment, PdsaCycle, Slice
+from ciboard.ci_records import Commitment, PdsaCycle, Slice
 from ciboard.queries import DIMENSIONS, data_map, run
 from ciboard.stats import disparity, intervals
 from ciboard.warehouse import Warehouse
@@ -374,7 +374,7 @@ def outcomes_prefill(
             if item.commitment.made_on < held_on
         ],
         pdsa=[
-            {"cycle": meetings.as_json(cycle), "stage": cycle.stage,
+            {"cycle": ci_records.as_json(cycle), "stage": cycle.stage,
              "study": pdsa_study(warehouse, scope, cycle, until=held_on).to_dict()}
             for cycle in meetings.pdsa_cycles(db, scope, active_on=held_on)
             if _relevant(cycle.slice, narrowed)
@@ -535,7 +535,7 @@ def _commitment_item(warehouse, scope, item: meetings.OpenCommitment, held_on: d
     if c.metric_id:
         movement = metric_movement(warehouse, scope, c.metric_id, c.slice, c.made_on, held_on).to_dict()
     return {
-        "commitment": meetings.as_json(c), "status": item.status, "overdue": item.overdue,
+        "commitment": ci_records.as_json(c), "status": item.status, "overdue": item.overdue,
         "days_overdue": item.days_overdue, "movement": movement,
     }
 

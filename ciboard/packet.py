@@ -23,11 +23,11 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.offline import get_plotlyjs
 
-from ciboard import charts, followup, meetings, privacy, signals
+from ciboard import charts, ci_records, followup, meetings, privacy, signals
 from ciboard.access import Scope
 from ciboard.appdb import AppDB
+from ciboard.ci_records import Commitment, Meeting, PdsaCycle, RootCause, Workgroup
 from ciboard.followup import Movement, Prefill
-from ciboard.meetings import Commitment, Meeting, PdsaCycle, RootCause, Workgroup
 from ciboard.queries import BOOLEAN_DIMENSIONS, DIMENSIONS, data_map, run
 from ciboard.warehouse import Warehouse
 
@@ -148,7 +148,7 @@ def build(
     ]
     analyses = meetings.root_causes(db, scope, meeting_id=meeting.id)
     pdsa = [
-        PdsaItem(meetings.from_json(PdsaCycle, item["cycle"]), _movement(item["study"]), meeting.is_final)
+        PdsaItem(ci_records.from_json(PdsaCycle, item["cycle"]), _movement(item["study"]), meeting.is_final)
         for item in (prefill.pdsa if prefill else [])
     ]
     listed = {item.cycle.id for item in pdsa}
@@ -232,7 +232,7 @@ def _movement(data: dict | None) -> Movement | None:
 
 def _commitment_item(item: dict, held_on: date) -> CommitmentItem:
     return CommitmentItem(
-        meetings.from_json(Commitment, item["commitment"]), item["status"], item["overdue"], item["days_overdue"],
+        ci_records.from_json(Commitment, item["commitment"]), item["status"], item["overdue"], item["days_overdue"],
         held_on, _movement(item["movement"]),
     )
 
@@ -502,7 +502,7 @@ def _breakdown_rows(breakdown: Breakdown, packet: Packet) -> list[list[str]]:
 
 def _commitment_facts(item: CommitmentItem, packet: Packet) -> list[tuple[str, str]]:
     c = item.commitment
-    status = meetings.STATUS_LABELS.get(item.status, item.status)
+    status = ci_records.STATUS_LABELS.get(item.status, item.status)
     facts = [
         ("Party", _party(c, packet.names)),
         ("Owner", c.owner),
@@ -517,7 +517,7 @@ def _commitment_facts(item: CommitmentItem, packet: Packet) -> list[tuple[str, s
     return facts
 
 
-def _measured(metric_id: str, slice: meetings.Slice, packet: Packet) -> str:
+def _measured(metric_id: str, slice: ci_records.Slice, packet: Packet) -> str:
     metric = packet.metrics.get(metric_id, {"label": metric_id})
     return f"{metric['label']}, {_who(_filters(slice.filters(), packet.scope), packet.names, packet.scope)}"
 
@@ -527,7 +527,7 @@ def _moved(movement: Movement, packet: Packet) -> str:
     return movement.sentence(metric) if metric and movement.status == "ok" else movement.note
 
 
-def _people_rows(people: list[meetings.Person]) -> list[list[str]]:
+def _people_rows(people: list[ci_records.Person]) -> list[list[str]]:
     return [[p.name, p.organisation, p.role] for p in people]
 
 
@@ -536,7 +536,7 @@ def _observation_rows(p: PdsaCycle) -> list[list[str]]:
 
 
 def _log_rows(c: Commitment) -> list[list[str]]:
-    return [[e.on.isoformat(), meetings.STATUS_LABELS.get(e.status, e.status), e.by, e.note] for e in c.log]
+    return [[e.on.isoformat(), ci_records.STATUS_LABELS.get(e.status, e.status), e.by, e.note] for e in c.log]
 
 
 def _heading(packet: Packet) -> tuple[str, list[str]]:
@@ -554,7 +554,7 @@ def _heading(packet: Packet) -> tuple[str, list[str]]:
     return title, lines
 
 
-def _is_chosen(r: RootCause, idea: meetings.Idea) -> bool:
+def _is_chosen(r: RootCause, idea: ci_records.Idea) -> bool:
     return r.chosen_idea is not None and idea is r.ideas[r.chosen_idea]
 
 
@@ -581,7 +581,7 @@ def _pdsa_facts(item: PdsaItem, packet: Packet) -> list[tuple[str, str]]:
         when = ("as the meeting saw it" if item.frozen
                 else f"computed {packet.prepared_at:%Y-%m-%d} from warehouse {packet.warehouse_version}")
         facts.append((f"Before and after ({when})", _moved(item.study, packet)))
-    act = meetings.ACT_LABELS[p.act] + (f": {p.act_note}" if p.act_note else "") if p.act else "not yet decided"
+    act = ci_records.ACT_LABELS[p.act] + (f": {p.act_note}" if p.act_note else "") if p.act else "not yet decided"
     facts.append(("Act", act))
     return facts
 
@@ -627,7 +627,7 @@ def to_html(packet: Packet) -> str:
     out.append("<h4>Members</h4>" + _html_table(PEOPLE_HEADERS, _people_rows(g.members)))
     out.append("<h4>Attendees</h4>" + _html_table(PEOPLE_HEADERS, _people_rows(m.attendees)))
 
-    for number, part in enumerate(meetings.AGENDA, 1):
+    for number, part in enumerate(ci_records.AGENDA, 1):
         out.append(f"<h2>{number}. {e(part.title)}</h2>")
         out.append('<ul class="questions">' + "".join(f"<li>{e(q)}</li>" for q in part.questions) + "</ul>")
         text = (m.agenda.get(part.key) or "").strip()
@@ -765,7 +765,7 @@ def to_markdown(packet: Packet) -> str:
         out += ["", "What it decides:", "", *[f"- {_md(d)}" for d in g.decisions]]
     out += ["", "### Members", "", *_md_table(PEOPLE_HEADERS, _people_rows(g.members))]
     out += ["", "### Attendees", "", *_md_table(PEOPLE_HEADERS, _people_rows(m.attendees))]
-    for number, part in enumerate(meetings.AGENDA, 1):
+    for number, part in enumerate(ci_records.AGENDA, 1):
         out += ["", f"## {number}. {part.title}", "", *[f"- _{_md(q)}_" for q in part.questions], ""]
         text = (m.agenda.get(part.key) or "").strip()
         out += [f"> {_md(line)}" if line.strip() else ">" for line in text.splitlines()] if text else ["_No notes._"]

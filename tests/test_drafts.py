@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from ciboard import meetings as m
+from ciboard import ci_records as rec, meetings as m
 from ciboard.access import ANALYST, Scope, ScopeError
 from ciboard.appdb import AppDB
 
@@ -34,13 +34,13 @@ def db(tmp_path: Path) -> AppDB:
 
 
 @pytest.fixture
-def meeting(db) -> m.Meeting:
-    group = m.save_workgroup(db, STAFF, m.Workgroup(name="Coordination", vendor_ids=["V3"]), by="facilitator")
-    return m.save_meeting(db, STAFF, m.draft_meeting(group, DAY), by="facilitator")
+def meeting(db) -> rec.Meeting:
+    group = m.save_workgroup(db, STAFF, rec.Workgroup(name="Coordination", vendor_ids=["V3"]), by="facilitator")
+    return m.save_meeting(db, STAFF, rec.draft_meeting(group, DAY), by="facilitator")
 
 
 def test_a_draft_is_kept_per_person_and_record_and_read_back_only_by_its_writer(db, meeting):
-    other = m.save_meeting(db, STAFF, m.draft_meeting(m.workgroup(db, STAFF, meeting.workgroup_id), date(2026, 3, 5)),
+    other = m.save_meeting(db, STAFF, rec.draft_meeting(m.workgroup(db, STAFF, meeting.workgroup_id), date(2026, 3, 5)),
                            by="facilitator")
     kept = m.keep_draft(db, STAFF, "meeting", meeting.id, {"operations": "Two tutors left"}, by="facilitator",
                         revision=meeting.revision, at=AT)
@@ -83,11 +83,11 @@ def test_a_discarded_draft_is_gone(db, meeting):
 
 
 def test_every_form_record_drops_its_savers_draft_on_save(db, meeting):
-    piece = m.Slice(vendor_id="V3")
-    cycle = m.save_pdsa(db, STAFF, m.PdsaCycle(title="Reminders", metric_id="tutoring_attendance_rate", start_on=DAY,
-                                               slice=piece), by="facilitator")
-    analysis = m.save_root_cause(db, STAFF, m.RootCause(metric_id="tutoring_attendance_rate", problem="Attendance fell",
-                                                        slice=piece), by="facilitator")
+    piece = rec.Slice(vendor_id="V3")
+    cycle = m.save_pdsa(db, STAFF, rec.PdsaCycle(title="Reminders", metric_id="tutoring_attendance_rate", start_on=DAY,
+                                                 slice=piece), by="facilitator")
+    analysis = m.save_root_cause(db, STAFF, rec.RootCause(metric_id="tutoring_attendance_rate", problem="Attendance fell",
+                                                          slice=piece), by="facilitator")
     group = m.workgroup(db, STAFF, meeting.workgroup_id)
     for kind, record, save in (("pdsa", cycle, m.save_pdsa), ("root_cause", analysis, m.save_root_cause),
                                ("workgroup", group, m.save_workgroup)):
@@ -141,9 +141,9 @@ def test_notes_typed_without_leaving_the_box_survive_a_reload(server, browser, p
     from ciboard import ci_ui
 
     store = AppDB.of(demo_warehouse.settings)
-    group = m.save_workgroup(store, STAFF, m.Workgroup(name="Test workgroup: drafts in a browser", vendor_ids=["V2"]),
+    group = m.save_workgroup(store, STAFF, rec.Workgroup(name="Test workgroup: drafts in a browser", vendor_ids=["V2"]),
                              by="facilitator")
-    held = m.save_meeting(store, STAFF, m.draft_meeting(group, date(2026, 2, 27)), by="facilitator")
+    held = m.save_meeting(store, STAFF, rec.draft_meeting(group, date(2026, 2, 27)), by="facilitator")
     address = f"meetings?workgroup={quote(group.name)}&meeting={quote(ci_ui.meeting_label(held))}"
     typed = "Bus times changed on Feb 2; two sites start 15 minutes later."
 

@@ -8,7 +8,7 @@ from datetime import date
 import pandas as pd
 import pytest
 
-from ciboard import followup, meetings as m
+from ciboard import ci_records as rec, followup, meetings as m
 from ciboard.access import ANALYST, Scope
 from ciboard.appdb import AppDB
 from ciboard.queries import run
@@ -24,7 +24,7 @@ def pooled(rows: pd.DataFrame) -> float:
 
 def test_movement_is_the_series_pooled_before_and_after(demo_warehouse):
     since, until = date(2026, 2, 5), date(2026, 3, 5)
-    moved = followup.metric_movement(demo_warehouse, ANALYST, ATTENDANCE, m.Slice(vendor_id="V3"), since, until)
+    moved = followup.metric_movement(demo_warehouse, ANALYST, ATTENDANCE, rec.Slice(vendor_id="V3"), since, until)
     series = run(demo_warehouse, "series", ANALYST, {"metric": ATTENDANCE, "vendor_id": ["V3"], "end": until})
     before = series[series["period_start"] < since].tail(followup.BEFORE_WEEKS)
     after = series[series["period_start"] >= since]
@@ -43,7 +43,7 @@ def test_movement_is_the_series_pooled_before_and_after(demo_warehouse):
 
 def test_a_window_metric_moves_from_window_to_window(demo_warehouse):
     # V1 moved tutoring into the school day in January; its growth rises at the winter window.
-    v1 = m.Slice(vendor_id="V1")
+    v1 = rec.Slice(vendor_id="V1")
     moved = followup.metric_movement(demo_warehouse, ANALYST, "met_growth_target", v1, date(2026, 1, 12), date(2026, 3, 1))
     windows = run(demo_warehouse, "series", ANALYST, {"metric": "met_growth_target", "grain": "window", "vendor_id": ["V1"]})
     assert (moved.before.value, moved.after.value) == tuple(windows["value"].iloc[:2])
@@ -53,16 +53,16 @@ def test_a_window_metric_moves_from_window_to_window(demo_warehouse):
 
 
 def test_the_planted_drop_in_v3s_attendance_is_a_signal_and_a_change_for_the_worse(demo_warehouse):
-    moved = followup.metric_movement(demo_warehouse, STAFF, ATTENDANCE, m.Slice(vendor_id="V3"), V3_DROP, date(2026, 2, 28))
+    moved = followup.metric_movement(demo_warehouse, STAFF, ATTENDANCE, rec.Slice(vendor_id="V3"), V3_DROP, date(2026, 2, 28))
     assert moved.verdict == "worse" and moved.high < 0 and moved.difference < -0.05
     assert moved.signal["point_type"] == "special_cause_concern" and moved.signals_after >= 5
     # Elsewhere nothing was planted: V2's weeks after winter break are within chance.
-    steady = followup.metric_movement(demo_warehouse, STAFF, ATTENDANCE, m.Slice(vendor_id="V2"), date(2026, 2, 2), date(2026, 3, 30))
+    steady = followup.metric_movement(demo_warehouse, STAFF, ATTENDANCE, rec.Slice(vendor_id="V2"), date(2026, 2, 2), date(2026, 3, 30))
     assert steady.verdict == "no clear change"
 
 
 def test_intervals_without_student_rows_are_wider_never_narrower(demo_warehouse):
-    slice_ = m.Slice(vendor_id="V5", dimension="english_learner", value="true")
+    slice_ = rec.Slice(vendor_id="V5", dimension="english_learner", value="true")
     analyst = followup.metric_movement(demo_warehouse, ANALYST, ATTENDANCE, slice_, V3_DROP, date(2026, 2, 28))
     staff = followup.metric_movement(demo_warehouse, STAFF, ATTENDANCE, slice_, V3_DROP, date(2026, 2, 28))
     # Staff read noisy counts and sums (ciboard.privacy), so their change is close, not equal.
@@ -80,8 +80,8 @@ def test_not_enough_data_is_said_plainly(demo_warehouse):
 
 
 def test_a_pdsa_study_reads_the_cycle_around_its_start(demo_warehouse):
-    cycle = m.PdsaCycle(title="School-day tutoring", metric_id="met_growth_target", start_on=date(2026, 1, 12),
-                        slice=m.Slice(vendor_id="V1"), ends_on=date(2026, 2, 28))
+    cycle = rec.PdsaCycle(title="School-day tutoring", metric_id="met_growth_target", start_on=date(2026, 1, 12),
+                          slice=rec.Slice(vendor_id="V1"), ends_on=date(2026, 2, 28))
     study = followup.pdsa_study(demo_warehouse, ANALYST, cycle)
     assert study.since == "2026-01-12" and study.until == "2026-02-28" and study.verdict == "better"
 
@@ -105,17 +105,17 @@ def world(tmp_path_factory):
     """V3's coordination meeting a month after the last one, with records of and about V3,
     V5 and the whole district around it."""
     db = AppDB(tmp_path_factory.mktemp("followup") / "app.sqlite3")
-    v3 = m.save_workgroup(db, STAFF, m.Workgroup(
+    v3 = m.save_workgroup(db, STAFF, rec.Workgroup(
         name="Keystone coordination", vendor_ids=["V3"],
-        members=[m.Person("Priya", "District", "district"), m.Person("Sam", "Keystone Math Corps", "vendor", "V3")],
+        members=[rec.Person("Priya", "District", "district"), rec.Person("Sam", "Keystone Math Corps", "vendor", "V3")],
     ), by="facilitator")
-    v4 = m.save_workgroup(db, STAFF, m.Workgroup(name="Northstar coordination", vendor_ids=["V4"]), by="facilitator")
-    january = m.save_meeting(db, STAFF, m.draft_meeting(v3, date(2026, 1, 8)), by="facilitator")
+    v4 = m.save_workgroup(db, STAFF, rec.Workgroup(name="Northstar coordination", vendor_ids=["V4"]), by="facilitator")
+    january = m.save_meeting(db, STAFF, rec.draft_meeting(v3, date(2026, 1, 8)), by="facilitator")
 
     def promise(party, party_id=None, **parts):
-        return m.save_commitment(db, STAFF, m.Commitment(
+        return m.save_commitment(db, STAFF, rec.Commitment(
             party=party, party_id=party_id, owner="Owner", action=f"Action of {party} {party_id or ''}".strip(),
-            made_on=date(2026, 1, 8), due_on=date(2026, 1, 29), metric_id=ATTENDANCE, slice=m.Slice(**parts),
+            made_on=date(2026, 1, 8), due_on=date(2026, 1, 29), metric_id=ATTENDANCE, slice=rec.Slice(**parts),
             meeting_id=january.id if parts.get("vendor_id") == "V3" else None,
         ), by="facilitator")
 
@@ -126,8 +126,8 @@ def world(tmp_path_factory):
         "district_about_v5": promise("district", vendor_id="V5"),
     }
     for vendor in ("V3", "V5"):
-        m.save_pdsa(db, STAFF, m.PdsaCycle(title=f"Cycle at {vendor}", metric_id=ATTENDANCE, start_on=date(2026, 1, 12),
-                                           slice=m.Slice(vendor_id=vendor)), by="facilitator")
+        m.save_pdsa(db, STAFF, rec.PdsaCycle(title=f"Cycle at {vendor}", metric_id=ATTENDANCE, start_on=date(2026, 1, 12),
+                                             slice=rec.Slice(vendor_id=vendor)), by="facilitator")
     return {"db": db, "v3": v3, "v4": v4, "january": january, "made": made}
 
 
@@ -187,7 +187,7 @@ def test_late_and_missing_data_of_the_workgroups_vendors(world, demo_warehouse):
 
 def test_the_snapshot_a_finalised_meeting_keeps_round_trips(v3_prefill, world, demo_warehouse):
     db = world["db"]
-    meeting = m.save_meeting(db, STAFF, m.draft_meeting(world["v3"], date(2026, 2, 5)), by="facilitator")
+    meeting = m.save_meeting(db, STAFF, rec.draft_meeting(world["v3"], date(2026, 2, 5)), by="facilitator")
     on_screen = {"start": date(2025, 8, 1), "end": date(2026, 2, 5), "english_learner": ["true"]}
     snapshot = followup.snapshot(v3_prefill, on_screen)
     final = m.finalise(db, STAFF, meeting.id, snapshot, warehouse_version=v3_prefill.warehouse_version, by="facilitator")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from ciboard import demo_meetings, meetings as m
+from ciboard import ci_records as rec, demo_meetings, meetings as m
 from ciboard.access import ANALYST, Scope, ScopeError
 from ciboard.appdb import AppDB
 from ciboard.demo import VENDORS
@@ -37,25 +37,25 @@ def db(tmp_path: Path) -> AppDB:
 
 
 def district_person(name="Priya Raman"):
-    return m.Person(name, "District", "district", role="Academics coordinator")
+    return rec.Person(name, "District", "district", role="Academics coordinator")
 
 
-def add_group(db, name="Coordination", vendors=("V3",), members=None) -> m.Workgroup:
+def add_group(db, name="Coordination", vendors=("V3",), members=None) -> rec.Workgroup:
     people = members if members is not None else [
-        district_person(), *[m.Person(f"Coordinator {v}", f"Vendor {v}", "vendor", v) for v in vendors]
+        district_person(), *[rec.Person(f"Coordinator {v}", f"Vendor {v}", "vendor", v) for v in vendors]
     ]
-    return m.save_workgroup(db, STAFF, m.Workgroup(name=name, members=people, vendor_ids=list(vendors)), by="facilitator")
+    return m.save_workgroup(db, STAFF, rec.Workgroup(name=name, members=people, vendor_ids=list(vendors)), by="facilitator")
 
 
-def add_meeting(db, group, held_on=DAY) -> m.Meeting:
-    return m.save_meeting(db, STAFF, m.draft_meeting(group, held_on), by="facilitator")
+def add_meeting(db, group, held_on=DAY) -> rec.Meeting:
+    return m.save_meeting(db, STAFF, rec.draft_meeting(group, held_on), by="facilitator")
 
 
 def add_commitment(db, meeting=None, *, party="district", party_id=None, made_on=DAY, due_on=None, **slice_parts):
-    return m.save_commitment(db, STAFF, m.Commitment(
+    return m.save_commitment(db, STAFF, rec.Commitment(
         party=party, party_id=party_id, owner="Owner", action=f"Do something ({party} {party_id or ''})",
         made_on=made_on, due_on=due_on, meeting_id=meeting.id if meeting else None,
-        metric_id="tutoring_attendance_rate", slice=m.Slice(**slice_parts),
+        metric_id="tutoring_attendance_rate", slice=rec.Slice(**slice_parts),
     ), by="facilitator", at=at(made_on))
 
 
@@ -66,7 +66,7 @@ def test_every_kind_of_record_reads_back_as_saved(db):
     group = add_group(db, vendors=("V3", "V5"))
     assert m.workgroup(db, ANALYST, group.id) == group
     meeting = m.save_meeting(db, STAFF, replace(
-        m.draft_meeting(group, DAY),
+        rec.draft_meeting(group, DAY),
         agenda={"operations": "Two tutors left.", "outcomes_data": "", "partnerships": "", "next_steps": "Hire."},
     ), by="facilitator")
     assert m.meeting(db, ANALYST, meeting.id) == meeting
@@ -75,19 +75,19 @@ def test_every_kind_of_record_reads_back_as_saved(db):
     promise = add_commitment(db, meeting, party="vendor", party_id="V3", due_on=DAY + timedelta(days=14),
                              vendor_id="V3", dimension="english_learner", value="true")
     assert m.commitment(db, ANALYST, promise.id) == promise
-    assert promise.log == [m.LogEntry(DAY, "open", "facilitator", "", at(DAY))]
+    assert promise.log == [rec.LogEntry(DAY, "open", "facilitator", "", at(DAY))]
 
-    analysis = m.save_root_cause(db, STAFF, m.RootCause(
-        metric_id="tutoring_attendance_rate", problem="Fewer sessions attended", slice=m.Slice(vendor_id="V5"),
-        whys=["a", "b", "c", "d", "e"], causes=[m.Cause("Reminders", True, 1), m.Cause("Weather", False)],
-        hmw=["How might we …?"], ideas=[m.Idea("Texts", "Families"), m.Idea("Calls", "Families")],
+    analysis = m.save_root_cause(db, STAFF, rec.RootCause(
+        metric_id="tutoring_attendance_rate", problem="Fewer sessions attended", slice=rec.Slice(vendor_id="V5"),
+        whys=["a", "b", "c", "d", "e"], causes=[rec.Cause("Reminders", True, 1), rec.Cause("Weather", False)],
+        hmw=["How might we …?"], ideas=[rec.Idea("Texts", "Families"), rec.Idea("Calls", "Families")],
         meeting_id=meeting.id,
     ), by="facilitator")
     assert m.root_cause(db, ANALYST, analysis.id) == analysis
 
-    cycle = m.save_pdsa(db, STAFF, m.PdsaCycle(
-        title="Texts", metric_id="tutoring_attendance_rate", start_on=DAY, slice=m.Slice(vendor_id="V5"),
-        observations=[m.Observation(DAY, "Sent", "analyst")], act="adapt", ends_on=DAY + timedelta(days=30),
+    cycle = m.save_pdsa(db, STAFF, rec.PdsaCycle(
+        title="Texts", metric_id="tutoring_attendance_rate", start_on=DAY, slice=rec.Slice(vendor_id="V5"),
+        observations=[rec.Observation(DAY, "Sent", "analyst")], act="adapt", ends_on=DAY + timedelta(days=30),
     ), by="analyst")
     assert m.pdsa_cycle(db, ANALYST, cycle.id) == cycle
     assert [c.id for c in m.commitments(db, ANALYST, meeting_id=meeting.id)] == [promise.id]
@@ -102,13 +102,13 @@ def test_records_are_checked_before_they_are_saved(db):
     with pytest.raises(ValueError, match="own students"):
         add_commitment(db, party="vendor", party_id="V3", vendor_id="V5")
     with pytest.raises(ValueError, match="agenda part"):
-        m.save_meeting(db, STAFF, replace(m.draft_meeting(group, DAY), agenda={"gossip": "…"}), by="facilitator")
+        m.save_meeting(db, STAFF, replace(rec.draft_meeting(group, DAY), agenda={"gossip": "…"}), by="facilitator")
     with pytest.raises(ValueError, match="dimension"):
-        m.Slice(dimension="shoe_size", value="9")
+        rec.Slice(dimension="shoe_size", value="9")
     with pytest.raises(ValueError, match="does not list"):
-        add_group(db, vendors=(), members=[m.Person("Sam", "Keystone", "vendor", "V3")])
+        add_group(db, vendors=(), members=[rec.Person("Sam", "Keystone", "vendor", "V3")])
     with pytest.raises(ValueError, match="who made it"):
-        m.save_workgroup(db, STAFF, m.Workgroup(name="Nameless saver"), by="")
+        m.save_workgroup(db, STAFF, rec.Workgroup(name="Nameless saver"), by="")
 
 
 def test_history_keeps_every_saved_revision_whole(db):
@@ -229,8 +229,8 @@ def test_a_status_log_is_dated_appended_and_never_rewritten(db):
     promise = add_commitment(db, due_on=DAY + timedelta(days=10))
     noted = m.update_status(db, STAFF, promise.id, "in_progress", by="analyst", revision=1,
                             note="Called 12 families", on=DAY + timedelta(days=2), at=at(DAY + timedelta(days=3)))
-    assert noted.log[-1] == m.LogEntry(DAY + timedelta(days=2), "in_progress", "analyst", "Called 12 families",
-                                       at(DAY + timedelta(days=3)))
+    assert noted.log[-1] == rec.LogEntry(DAY + timedelta(days=2), "in_progress", "analyst", "Called 12 families",
+                                         at(DAY + timedelta(days=3)))
     # A save cannot rewrite the log; a status change through a save is logged.
     edited = m.save_commitment(db, STAFF, replace(noted, owner="Someone else", log=[], status="done"),
                                by="facilitator", at=at(DAY + timedelta(days=4)))
@@ -313,7 +313,7 @@ def test_a_vendor_updates_the_status_of_its_own_commitments_only(db):
         lambda: m.update_status(db, V3, commitments["other_vendor"].id, "done", by="vendor-v3", revision=1),
         lambda: m.save_commitment(db, V3, replace(closed, action="Something easier"), by="vendor-v3"),
         lambda: m.save_commitment(db, V3, replace(closed, id=None, revision=0), by="vendor-v3"),
-        lambda: m.save_meeting(db, V3, m.draft_meeting(groups["mine"], DAY), by="vendor-v3"),
+        lambda: m.save_meeting(db, V3, rec.draft_meeting(groups["mine"], DAY), by="vendor-v3"),
         lambda: m.save_workgroup(db, V3, replace(groups["mine"], name="Ours"), by="vendor-v3"),
         lambda: m.finalise(db, V3, meetings_["mine"].id, {}, warehouse_version="v", by="vendor-v3"),
         lambda: m.add_observation(db, V3, 1, "note", by="vendor-v3"),
@@ -327,15 +327,15 @@ def test_a_vendor_updates_the_status_of_its_own_commitments_only(db):
 
 def test_a_vendor_sees_analyses_cycles_and_history_of_its_own_students_only(db):
     for vendor in ("V3", "V5", None):
-        m.save_root_cause(db, STAFF, m.RootCause(metric_id="dosage_met", problem=f"about {vendor}",
-                                                 slice=m.Slice(vendor_id=vendor)), by="analyst")
-        m.save_pdsa(db, STAFF, m.PdsaCycle(title=f"about {vendor}", metric_id="dosage_met", start_on=DAY,
-                                           slice=m.Slice(vendor_id=vendor)), by="analyst")
+        m.save_root_cause(db, STAFF, rec.RootCause(metric_id="dosage_met", problem=f"about {vendor}",
+                                                   slice=rec.Slice(vendor_id=vendor)), by="analyst")
+        m.save_pdsa(db, STAFF, rec.PdsaCycle(title=f"about {vendor}", metric_id="dosage_met", start_on=DAY,
+                                             slice=rec.Slice(vendor_id=vendor)), by="analyst")
     assert [r.problem for r in m.root_causes(db, V3)] == ["about V3"]
     assert [p.title for p in m.pdsa_cycles(db, V3)] == ["about V3"]
     # A commitment moved from V5 to V3: V3 sees its own revisions, not V5's.
     moved = add_commitment(db, party="vendor", party_id="V5", vendor_id="V5")
-    moved = m.save_commitment(db, STAFF, replace(moved, party_id="V3", slice=m.Slice(vendor_id="V3")), by="analyst")
+    moved = m.save_commitment(db, STAFF, replace(moved, party_id="V3", slice=rec.Slice(vendor_id="V3")), by="analyst")
     assert [v.revision for v in m.history(db, V3, "commitment", moved.id)] == [2]
     assert [v.revision for v in m.history(db, ANALYST, "commitment", moved.id)] == [1, 2]
 
@@ -344,11 +344,11 @@ def test_a_vendor_sees_analyses_cycles_and_history_of_its_own_students_only(db):
 
 
 def test_five_whys_an_hmw_and_a_chosen_idea_that_becomes_a_pdsa_cycle(db):
-    analysis = m.save_root_cause(db, STAFF, m.RootCause(
-        metric_id="tutoring_attendance_rate", problem="ELs attend less", slice=m.Slice(vendor_id="V5"),
+    analysis = m.save_root_cause(db, STAFF, rec.RootCause(
+        metric_id="tutoring_attendance_rate", problem="ELs attend less", slice=rec.Slice(vendor_id="V5"),
         whys=["one", "two", "three", "four"],
-        causes=[m.Cause("Weather", False), m.Cause("Roster", True, 2), m.Cause("Reminders", True, 1), m.Cause("Maybe", True)],
-        ideas=[m.Idea("Texts", "Families"), m.Idea("Roster field", "Data"), m.Idea("Calls", "Families")],
+        causes=[rec.Cause("Weather", False), rec.Cause("Roster", True, 2), rec.Cause("Reminders", True, 1), rec.Cause("Maybe", True)],
+        ideas=[rec.Idea("Texts", "Families"), rec.Idea("Roster field", "Data"), rec.Idea("Calls", "Families")],
     ), by="facilitator")
     assert not analysis.complete
     analysis = m.save_root_cause(db, STAFF, replace(analysis, whys=[*analysis.whys, "five"],
@@ -359,23 +359,23 @@ def test_five_whys_an_hmw_and_a_chosen_idea_that_becomes_a_pdsa_cycle(db):
         "Families": ["Texts", "Calls"], "Data": ["Roster field"],
     }
     with pytest.raises(m.EditConflict):
-        m.choose_idea(db, STAFF, analysis.id, 0, m.draft_pdsa(analysis, 0, DAY), by="facilitator", revision=1)
+        m.choose_idea(db, STAFF, analysis.id, 0, rec.draft_pdsa(analysis, 0, DAY), by="facilitator", revision=1)
     assert m.pdsa_cycles(db, ANALYST) == []  # the failed choice created nothing
 
-    chosen, cycle = m.choose_idea(db, STAFF, analysis.id, 0, m.draft_pdsa(analysis, 0, DAY), by="facilitator",
+    chosen, cycle = m.choose_idea(db, STAFF, analysis.id, 0, rec.draft_pdsa(analysis, 0, DAY), by="facilitator",
                                   revision=analysis.revision)
     assert (chosen.chosen_idea, chosen.pdsa_id, chosen.commitment_id) == (0, cycle.id, None)
     assert (cycle.title, cycle.metric_id, cycle.slice, cycle.stage) == ("Texts", analysis.metric_id, analysis.slice, "plan")
     assert m.root_cause_of(db, ANALYST, pdsa_id=cycle.id) == chosen
 
-    promise = m.draft_commitment(chosen, 1, party="district", party_id=None, owner="Data team", made_on=DAY)
+    promise = rec.draft_commitment(chosen, 1, party="district", party_id=None, owner="Data team", made_on=DAY)
     chosen, made = m.choose_idea(db, STAFF, analysis.id, 1, promise, by="facilitator", revision=chosen.revision)
     assert (chosen.chosen_idea, chosen.commitment_id, made.action) == (1, made.id, "Roster field")
     assert made.log[0].status == "open"
 
 
 def test_a_pdsa_cycle_moves_from_plan_to_act(db):
-    cycle = m.save_pdsa(db, STAFF, m.PdsaCycle(title="Texts", metric_id="dosage_met", start_on=DAY), by="analyst")
+    cycle = m.save_pdsa(db, STAFF, rec.PdsaCycle(title="Texts", metric_id="dosage_met", start_on=DAY), by="analyst")
     assert cycle.stage == "plan"
     cycle = m.add_observation(db, STAFF, cycle.id, "Sent to 118 families", by="analyst", on=DAY + timedelta(days=7))
     assert cycle.stage == "do" and cycle.observations[0].on == DAY + timedelta(days=7)
@@ -391,20 +391,20 @@ def test_a_pdsa_cycle_moves_from_plan_to_act(db):
 
 def test_pdsa_start_dates_mark_the_charts_that_hold_their_students(db):
     def cycle(title, **parts):
-        return m.save_pdsa(db, STAFF, m.PdsaCycle(title=title, metric_id="tutoring_attendance_rate", start_on=DAY,
-                                                  slice=m.Slice(**parts)), by="analyst")
+        return m.save_pdsa(db, STAFF, rec.PdsaCycle(title=title, metric_id="tutoring_attendance_rate", start_on=DAY,
+                                                    slice=rec.Slice(**parts)), by="analyst")
 
     cycle("V5 English learners", vendor_id="V5", dimension="english_learner", value="true")
     cycle("V3", vendor_id="V3")
     cycle("District-wide")
-    m.save_pdsa(db, STAFF, m.PdsaCycle(title="Other metric", metric_id="dosage_met", start_on=DAY), by="analyst")
+    m.save_pdsa(db, STAFF, rec.PdsaCycle(title="Other metric", metric_id="dosage_met", start_on=DAY), by="analyst")
 
     def marked(chart, metric="tutoring_attendance_rate", scope=ANALYST):
         return sorted(m.pdsa_marks(db, scope, metric, chart)["title"].str.removeprefix("PDSA: "))
 
     assert marked(None) == ["District-wide", "V3", "V5 English learners"]
     assert marked({"vendor_id": ["V5"]}) == ["District-wide", "V5 English learners"]
-    assert marked(m.Slice(vendor_id="V5", dimension="english_learner", value="true")) == ["District-wide", "V5 English learners"]
+    assert marked(rec.Slice(vendor_id="V5", dimension="english_learner", value="true")) == ["District-wide", "V5 English learners"]
     assert marked({"english_learner": "true", "start": "2025-08-01"}) == ["District-wide", "V3", "V5 English learners"]
     assert marked({"english_learner": ["false"]}) == ["District-wide", "V3"]
     assert marked({"vendor_id": ["V4"]}) == ["District-wide"]
@@ -449,7 +449,7 @@ for i in range(int(sys.argv[3])):
 
 def test_concurrent_writers_in_threads_and_processes_lose_nothing(db):
     promise = add_commitment(db, due_on=DAY)
-    cycle = m.save_pdsa(db, STAFF, m.PdsaCycle(title="Texts", metric_id="dosage_met", start_on=DAY), by="analyst")
+    cycle = m.save_pdsa(db, STAFF, rec.PdsaCycle(title="Texts", metric_id="dosage_met", start_on=DAY), by="analyst")
     notes_per_writer, writers = 6, 4
     processes = [
         subprocess.Popen([sys.executable, "-c", WRITER, str(db.path), str(cycle.id), str(notes_per_writer), str(p)],
@@ -522,7 +522,7 @@ def test_the_demo_has_final_and_draft_meetings_with_commitments_carried_forward(
     for final in found[:2]:
         assert final.warehouse_version == demo_warehouse.version()
         assert set(final.snapshot) == {"prefill", "filters"} and final.snapshot["prefill"]["signals"]
-        assert all(final.agenda[key] for key in m.AGENDA_KEYS)
+        assert all(final.agenda[key] for key in rec.AGENDA_KEYS)
     promises = m.commitments(seeded, ANALYST)
     assert {(c.party, c.party_id) for c in promises} >= {("vendor", "V3"), ("vendor", "V5"), ("district", None), ("school", "E08")}
     assert all(c.metric_id == "tutoring_attendance_rate" and c.slice.vendor_id in ("V3", "V5") for c in promises)
@@ -537,7 +537,7 @@ def test_the_demo_has_final_and_draft_meetings_with_commitments_carried_forward(
 def test_the_demo_analysis_becomes_a_pdsa_cycle_and_v1s_change_is_adopted(seeded):
     [analysis] = m.root_causes(seeded, ANALYST)
     assert analysis.complete and analysis.hmw and analysis.within_reach and len(analysis.themes) >= 2
-    assert analysis.slice == m.Slice(vendor_id="V5", dimension="english_learner", value="true")
+    assert analysis.slice == rec.Slice(vendor_id="V5", dimension="english_learner", value="true")
     cycles = {c.slice.vendor_id: c for c in m.pdsa_cycles(seeded, ANALYST)}
     assert analysis.pdsa_id == cycles["V5"].id and cycles["V5"].stage == "do"
     assert date(2025, 8, 1) < cycles["V5"].start_on < date(2026, 6, 1)
@@ -547,9 +547,9 @@ def test_the_demo_analysis_becomes_a_pdsa_cycle_and_v1s_change_is_adopted(seeded
 
 def test_the_demo_seeds_once_and_the_same_way_every_time(seeded, demo_warehouse, tmp_path):
     def everything(db):
-        records = [m.as_json(r) for r in (*m.workgroups(db, ANALYST), *m.meetings(db, ANALYST),
-                                          *m.commitments(db, ANALYST), *m.root_causes(db, ANALYST),
-                                          *m.pdsa_cycles(db, ANALYST))]
+        records = [rec.as_json(r) for r in (*m.workgroups(db, ANALYST), *m.meetings(db, ANALYST),
+                                            *m.commitments(db, ANALYST), *m.root_causes(db, ANALYST),
+                                            *m.pdsa_cycles(db, ANALYST))]
         with db.connect() as con:
             saved = [tuple(row) for row in con.execute("select * from history order by entity, entity_id, revision")]
         return json.dumps(records, sort_keys=True), saved

@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 from plotly.offline import get_plotlyjs
 
-from ciboard import accounts, charts, demo_meetings, meetings as m, packet
+from ciboard import accounts, charts, ci_records as rec, demo_meetings, meetings as m, packet
 from ciboard.access import ANALYST, Scope, ScopeError
 from ciboard.appdb import AppDB
 from ciboard.cli import main
@@ -33,7 +33,7 @@ def db(demo_warehouse) -> AppDB:
     return db
 
 
-def meeting_of(db: AppDB, vendor_id: str | None, status: str) -> m.Meeting:
+def meeting_of(db: AppDB, vendor_id: str | None, status: str) -> rec.Meeting:
     """The seeded meeting of the workgroup of this vendor (None: the district's own)."""
     [group] = [g for g in m.workgroups(db, ANALYST) if g.vendor_ids == ([vendor_id] if vendor_id else [])]
     return next(x for x in m.meetings(db, ANALYST, group.id) if x.status == status)
@@ -86,7 +86,7 @@ def plotly_divs(page: str) -> int:
 def test_the_district_packet_of_v3s_meeting_holds_its_agenda_commitments_and_charts(built, db):
     made, page, markdown = built("V3", STAFF)
     meeting = meeting_of(db, "V3", "final")
-    for part in m.AGENDA:
+    for part in rec.AGENDA:
         assert f"{part.title}</h2>" in page and f". {part.title}\n" in markdown
         assert html_text.escape(meeting.agenda[part.key]) in page
     assert "Tutoring attendance has run about 8 points lower since mid-December" in markdown
@@ -214,7 +214,7 @@ def test_small_cells_a_snapshot_holds_are_hidden_from_all_but_analysts(copy_of_d
     warehouse, db = copy_of_demo, AppDB.of(copy_of_demo.settings)
     seen = meeting_of(db, "V5", "final")
     group = m.workgroup(db, ANALYST, seen.workgroup_id)
-    draft = m.save_meeting(db, ANALYST, m.draft_meeting(group, date(2026, 3, 12)), by="analyst")
+    draft = m.save_meeting(db, ANALYST, rec.draft_meeting(group, date(2026, 3, 12)), by="analyst")
     snapshot = {**seen.snapshot, "prefill": dict(seen.snapshot["prefill"])}
     small = {**snapshot["prefill"]["signals"][0], "dimension": "grade", "group": "9", "n": 4, "value": 0.123456,
              "period_start": "2026-03-02"}
@@ -256,10 +256,10 @@ def test_hostile_free_text_loads_nothing_and_reads_as_typed_in_either_format(cop
     # A written-out URL becomes a link that swallows a backslash escape right after it.
     after_url = " http://e.org/x<img src=http://evil/p.png> http://e.org/y![a](http://evil/p.png)"
     m.save_meeting(db, STAFF, replace(
-        draft, agenda={key: HOSTILE_NOTES + after_url + " $40 an hour" for key in m.AGENDA_KEYS}), by="facilitator")
-    m.save_commitment(db, STAFF, m.Commitment(
+        draft, agenda={key: HOSTILE_NOTES + after_url + " $40 an hour" for key in rec.AGENDA_KEYS}), by="facilitator")
+    m.save_commitment(db, STAFF, rec.Commitment(
         party="district", owner=HOSTILE_NOTES, action=HOSTILE_NOTES, made_on=draft.held_on, meeting_id=draft.id,
-        metric_id="tutoring_attendance_rate", slice=m.Slice(vendor_id="V3")), by="facilitator")
+        metric_id="tutoring_attendance_rate", slice=rec.Slice(vendor_id="V3")), by="facilitator")
     made = packet.build(warehouse, db, STAFF, draft.id)
     page, markdown = without_library(packet.to_html(made)), packet.to_markdown(made)
 

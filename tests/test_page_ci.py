@@ -12,10 +12,10 @@ from urllib.parse import parse_qs
 
 import pytest
 
-from ciboard import charts, followup, meetings
+from ciboard import charts, ci_records, followup, meetings
 from ciboard.access import ANALYST, Scope
 from ciboard.appdb import AppDB
-from ciboard.meetings import Cause, Idea, RootCause, Slice
+from ciboard.ci_records import Cause, Idea, RootCause, Slice
 from ciboard.queries import data_map
 from conftest import VENDOR_LABELS, figures, open_page
 
@@ -320,7 +320,7 @@ def test_a_new_cycle_takes_observations_and_a_decision_and_appends_never_conflic
 
 
 def test_two_editors_of_one_cycle_conflict_over_what_both_changed(dashboard, db):
-    cycle = meetings.save_pdsa(db, Scope("facilitator"), meetings.PdsaCycle(
+    cycle = meetings.save_pdsa(db, Scope("facilitator"), ci_records.PdsaCycle(
         title="Test cycle: two editors", metric_id=METRIC, start_on=date(2026, 3, 2), slice=Slice(vendor_id="V2"),
     ), by="facilitator")
     first, second = (open_page(PDSA, user=user) for user in ("facilitator", "analyst"))
@@ -390,9 +390,9 @@ def test_workgroups_lists_the_seeded_groups_with_their_meetings_and_sets_up_a_ne
 
 
 def test_two_editors_of_one_workgroup_and_nothing_is_lost(dashboard, db):
-    group = meetings.save_workgroup(db, Scope("facilitator"), meetings.Workgroup(
+    group = meetings.save_workgroup(db, Scope("facilitator"), ci_records.Workgroup(
         name="Test workgroup: two editors", purpose="To start with",
-        members=[meetings.Person("Test Member", "District", "district", role="Chair")],
+        members=[ci_records.Person("Test Member", "District", "district", role="Chair")],
         vendor_ids=["V2"],  # other tests find the district's own group as the one without vendors
     ), by="facilitator")
     first, second = (open_page(WORKGROUPS, user=user) for user in ("facilitator", "analyst"))
@@ -480,17 +480,17 @@ def hostile_records(db) -> dict[str, tuple[str, int]]:
     from test_safe_text import HOSTILE_NOTES as bad
 
     staff, piece = Scope("facilitator"), Slice(vendor_id="V2")
-    group = meetings.save_workgroup(db, staff, meetings.Workgroup(
+    group = meetings.save_workgroup(db, staff, ci_records.Workgroup(
         name="Test workgroup: hostile text", purpose=bad, cadence=bad, format=bad, decisions=[bad], vendor_ids=["V2"],
-        members=[meetings.Person("Test Member", "District", "district", role=bad)]), by="facilitator")
-    cycle = meetings.save_pdsa(db, staff, meetings.PdsaCycle(
+        members=[ci_records.Person("Test Member", "District", "district", role=bad)]), by="facilitator")
+    cycle = meetings.save_pdsa(db, staff, ci_records.PdsaCycle(
         title="Test cycle: hostile text " + bad, metric_id=METRIC, start_on=date(2026, 3, 2), slice=piece, change=bad,
         prediction=bad, study=bad, act="adapt", act_note=bad), by="facilitator")
     cycle = meetings.add_observation(db, staff, cycle.id, bad, by="facilitator")
     analysis = meetings.save_root_cause(db, staff, RootCause(
         metric_id=METRIC, problem="Test analysis: hostile text " + bad, slice=piece, whys=[bad] * 5,
         causes=[Cause(bad, True, 1), Cause(bad, False)], hmw=[bad], ideas=[Idea(bad, bad)]), by="facilitator")
-    meetings.choose_idea(db, staff, analysis.id, 0, meetings.draft_pdsa(analysis, 0, date(2026, 3, 2)), by="facilitator",
+    meetings.choose_idea(db, staff, analysis.id, 0, ci_records.draft_pdsa(analysis, 0, date(2026, 3, 2)), by="facilitator",
                          revision=analysis.revision)
     return {WORKGROUPS: ("group", group.id), PDSA: ("cycle", cycle.id), ROOT_CAUSES: ("analysis", analysis.id)}
 
@@ -523,11 +523,11 @@ def test_a_forms_draft_is_offered_back_restored_into_the_form_and_gone_once_save
     kind, chooser, field, save = DRAFTS[page]
     staff, piece = Scope("facilitator"), Slice(vendor_id="V2")
     record = {
-        "pdsa": lambda: meetings.save_pdsa(db, staff, meetings.PdsaCycle(
+        "pdsa": lambda: meetings.save_pdsa(db, staff, ci_records.PdsaCycle(
             title="Test cycle: a draft", metric_id=METRIC, start_on=date(2026, 3, 2), slice=piece), by="facilitator"),
         "root_cause": lambda: meetings.save_root_cause(db, staff, RootCause(
             metric_id=METRIC, problem="Test analysis: a draft", slice=piece), by="facilitator"),
-        "workgroup": lambda: meetings.save_workgroup(db, staff, meetings.Workgroup(
+        "workgroup": lambda: meetings.save_workgroup(db, staff, ci_records.Workgroup(
             name="Test workgroup: a draft", vendor_ids=["V2"]), by="facilitator"),
     }[kind]()
     # What the page's script sends every few seconds while someone types in the form's box.
@@ -554,7 +554,7 @@ def test_a_forms_draft_is_offered_back_restored_into_the_form_and_gone_once_save
 
 def test_a_cycles_draft_over_an_older_revision_is_saved_only_through_the_conflict_screen(dashboard, db):
     staff = Scope("facilitator")
-    cycle = meetings.save_pdsa(db, staff, meetings.PdsaCycle(
+    cycle = meetings.save_pdsa(db, staff, ci_records.PdsaCycle(
         title="Test cycle: draft over an old revision", metric_id=METRIC, start_on=date(2026, 3, 2),
         slice=Slice(vendor_id="V2")), by="facilitator")
     meetings.keep_draft(db, staff, "pdsa", cycle.id, {"study": "Mine: it worked"}, by="facilitator", revision=1)

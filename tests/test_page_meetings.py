@@ -11,7 +11,7 @@ from datetime import date
 
 import pytest
 
-from ciboard import accounts, followup, meetings
+from ciboard import accounts, ci_records, followup, meetings
 from ciboard.access import ANALYST, Scope
 from ciboard.appdb import AppDB
 from conftest import open_page
@@ -24,15 +24,15 @@ def store(dashboard) -> AppDB:
     return AppDB.of(dashboard.settings)
 
 
-def make_group(store: AppDB, name: str) -> meetings.Workgroup:
-    return meetings.save_workgroup(store, FACILITATOR, meetings.Workgroup(
+def make_group(store: AppDB, name: str) -> ci_records.Workgroup:
+    return meetings.save_workgroup(store, FACILITATOR, ci_records.Workgroup(
         name=name, purpose="Review Lumen's attendance with its schools.", cadence="every two weeks", format="video call",
-        vendor_ids=["V2"], members=[meetings.Person("Ana Ruiz", "District", "district", role="facilitator"),
-                                   meetings.Person("Lee Park", "Lumen Learning Partners", "vendor", "V2", "site lead")],
+        vendor_ids=["V2"], members=[ci_records.Person("Ana Ruiz", "District", "district", role="facilitator"),
+                                   ci_records.Person("Lee Park", "Lumen Learning Partners", "vendor", "V2", "site lead")],
     ), by="facilitator")
 
 
-def open_meeting(group: meetings.Workgroup, meeting_id: int | None = None, user: str = "facilitator"):
+def open_meeting(group: ci_records.Workgroup, meeting_id: int | None = None, user: str = "facilitator"):
     state = {"workgroup": group.id, **({"meeting": meeting_id} if meeting_id is not None else {})}
     return open_page("app_pages/meetings.py", state=state, user=user)
 
@@ -58,10 +58,10 @@ def test_a_meeting_from_start_to_minutes_and_on_to_the_next(store, dashboard):
     app.button[[b.label for b in app.button].index("Save notes")].click().run()
     assert meetings.meeting(store, FACILITATOR, first.id).agenda["operations"] == "Two tutors left in January."
 
-    made = meetings.save_commitment(store, FACILITATOR, meetings.Commitment(
+    made = meetings.save_commitment(store, FACILITATOR, ci_records.Commitment(
         party="vendor", party_id="V2", owner="Lee Park", action="Call every family of a student absent three times",
         made_on=first.held_on, due_on=date(2026, 2, 20), metric_id="tutoring_attendance_rate",
-        slice=meetings.Slice(vendor_id="V2"), meeting_id=first.id,
+        slice=ci_records.Slice(vendor_id="V2"), meeting_id=first.id,
     ), by="facilitator")
 
     app = open_meeting(group, first.id)
@@ -76,12 +76,12 @@ def test_a_meeting_from_start_to_minutes_and_on_to_the_next(store, dashboard):
     assert "Minutes finalised by facilitator" in text_of(app)
 
     # The next meeting carries the commitment forward, overdue, with its number's movement.
-    second = meetings.save_meeting(store, FACILITATOR, meetings.draft_meeting(group, date(2026, 3, 2)), by="facilitator")
+    second = meetings.save_meeting(store, FACILITATOR, ci_records.draft_meeting(group, date(2026, 3, 2)), by="facilitator")
     app = open_meeting(group, second.id)
     shown = text_of(app)
     assert "Call every family of a student absent three times" in shown and "10 days overdue" in shown
     movement = followup.metric_movement(
-        dashboard, FACILITATOR, "tutoring_attendance_rate", meetings.Slice(vendor_id="V2"), made.made_on, second.held_on
+        dashboard, FACILITATOR, "tutoring_attendance_rate", ci_records.Slice(vendor_id="V2"), made.made_on, second.held_on
     )
     from ciboard.dashboard import metrics as _  # noqa: F401  (the page's labels come from the data map)
     from ciboard.queries import data_map
@@ -92,7 +92,7 @@ def test_a_meeting_from_start_to_minutes_and_on_to_the_next(store, dashboard):
 
 def test_finalised_minutes_keep_their_numbers_after_new_data(store, dashboard):
     group = make_group(store, "Flow: frozen numbers")
-    draft = meetings.save_meeting(store, FACILITATOR, meetings.draft_meeting(group, date(2026, 1, 26)), by="facilitator")
+    draft = meetings.save_meeting(store, FACILITATOR, ci_records.draft_meeting(group, date(2026, 1, 26)), by="facilitator")
     app = open_meeting(group, draft.id)
     app.button[[b.label for b in app.button].index("Finalise")].click().run()
     final = meetings.meeting(store, FACILITATOR, draft.id)
@@ -106,7 +106,7 @@ def test_finalised_minutes_keep_their_numbers_after_new_data(store, dashboard):
 
 def test_two_people_saving_the_same_notes_are_told(store):
     group = make_group(store, "Flow: conflict")
-    draft = meetings.save_meeting(store, FACILITATOR, meetings.draft_meeting(group, date(2026, 2, 9)), by="facilitator")
+    draft = meetings.save_meeting(store, FACILITATOR, ci_records.draft_meeting(group, date(2026, 2, 9)), by="facilitator")
     key = f"agenda-{draft.id}-operations"
     if accounts.account(store, "facilitator-2") is None:
         accounts.add_user(store, "facilitator-2", role="facilitator")
@@ -130,10 +130,10 @@ def test_two_people_saving_the_same_notes_are_told(store):
 
 def test_a_vendor_reads_its_meetings_and_updates_only_its_own_commitments(store):
     group = make_group(store, "Flow: vendor view")
-    draft = meetings.save_meeting(store, FACILITATOR, meetings.draft_meeting(group, date(2026, 2, 16)), by="facilitator")
-    own = meetings.save_commitment(store, FACILITATOR, meetings.Commitment(
+    draft = meetings.save_meeting(store, FACILITATOR, ci_records.draft_meeting(group, date(2026, 2, 16)), by="facilitator")
+    own = meetings.save_commitment(store, FACILITATOR, ci_records.Commitment(
         party="vendor", party_id="V2", owner="Lee Park", action="Text reminders the evening before", made_on=draft.held_on,
-        meeting_id=draft.id, metric_id="tutoring_attendance_rate", slice=meetings.Slice(vendor_id="V2")), by="facilitator")
+        meeting_id=draft.id, metric_id="tutoring_attendance_rate", slice=ci_records.Slice(vendor_id="V2")), by="facilitator")
     app = open_meeting(group, draft.id, user="vendor-v2")
     assert not app.text_area and "Save notes" not in [b.label for b in app.button]
     assert "Ana Ruiz" in text_of(app)
@@ -210,7 +210,7 @@ def test_notes_and_the_workgroups_text_show_no_image_or_html(store):
     group = meetings.save_workgroup(store, FACILITATOR, replace(group, purpose=HOSTILE_NOTES, decisions=[HOSTILE_NOTES]),
                                     by="facilitator")
     draft = meetings.save_meeting(store, FACILITATOR, replace(
-        meetings.draft_meeting(group, date(2026, 2, 23)), agenda={key: HOSTILE_NOTES for key in meetings.AGENDA_KEYS},
+        ci_records.draft_meeting(group, date(2026, 2, 23)), agenda={key: HOSTILE_NOTES for key in ci_records.AGENDA_KEYS},
     ), by="facilitator")
     # The vendor reads the notes; the facilitator edits them and reads them in their history.
     for user in ("vendor-v2", "facilitator"):
@@ -229,7 +229,7 @@ def press(app, label: str):
 
 def test_unsaved_notes_are_kept_as_a_draft_and_offered_back_after_a_reload(store):
     group = make_group(store, "Flow: drafts")
-    draft = meetings.save_meeting(store, FACILITATOR, meetings.draft_meeting(group, date(2026, 2, 24)), by="facilitator")
+    draft = meetings.save_meeting(store, FACILITATOR, ci_records.draft_meeting(group, date(2026, 2, 24)), by="facilitator")
     box, other = f"agenda-{draft.id}-operations", f"agenda-{draft.id}-next_steps"
     app = open_meeting(group, draft.id)
     app.text_area(key=box).input("Bus times changed on Feb 2").run()
@@ -265,7 +265,7 @@ def test_a_draft_typed_over_an_older_revision_is_restored_into_the_conflict_scre
     from dataclasses import replace
 
     group = make_group(store, "Flow: draft and conflict")
-    draft = meetings.save_meeting(store, FACILITATOR, meetings.draft_meeting(group, date(2026, 2, 25)), by="facilitator")
+    draft = meetings.save_meeting(store, FACILITATOR, ci_records.draft_meeting(group, date(2026, 2, 25)), by="facilitator")
     box = f"agenda-{draft.id}-operations"
     open_meeting(group, draft.id).text_area(key=box).input("My notes").run()
     theirs = meetings.save_meeting(store, ANALYST, replace(draft, agenda={**draft.agenda, "operations": "Their notes"}),
@@ -287,7 +287,7 @@ def test_a_draft_typed_over_an_older_revision_is_restored_into_the_conflict_scre
 
 def test_a_draft_left_when_the_minutes_were_finalised_is_shown_to_copy(store):
     group = make_group(store, "Flow: draft left behind")
-    draft = meetings.save_meeting(store, FACILITATOR, meetings.draft_meeting(group, date(2026, 2, 26)), by="facilitator")
+    draft = meetings.save_meeting(store, FACILITATOR, ci_records.draft_meeting(group, date(2026, 2, 26)), by="facilitator")
     open_meeting(group, draft.id).text_area(key=f"agenda-{draft.id}-partnerships").input("Ask Lumen about the rota").run()
     meetings.finalise(store, ANALYST, draft.id, {}, warehouse_version="v", by="analyst")
     app = open_meeting(group, draft.id)

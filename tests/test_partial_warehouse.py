@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 import streamlit as st
 
-from ciboard import accounts, followup, meetings
+from ciboard import accounts, ci_records, followup, meetings
 from ciboard.access import Scope
 from ciboard.appdb import AppDB
-from ciboard.meetings import Slice
+from ciboard.ci_records import Slice
 from ciboard.ingest import Submission, ingest
 from conftest import ROOT, SAMPLES, figures, make_warehouse, open_page
 
@@ -93,22 +93,22 @@ def add_ci_records(db: AppDB) -> None:
     a metric with data (tutoring attendance) and about metrics without (exit tickets, SGP)."""
     staff, by = Scope("facilitator"), "facilitator"
     v1 = Slice(vendor_id="V1")
-    group = meetings.save_workgroup(db, staff, meetings.Workgroup(
+    group = meetings.save_workgroup(db, staff, ci_records.Workgroup(
         name="First-month review", purpose="Is tutoring under way?", vendor_ids=["V1"],
-        members=[meetings.Person("Ana Ruiz", "BrightPath Tutoring", "vendor", "V1")],
+        members=[ci_records.Person("Ana Ruiz", "BrightPath Tutoring", "vendor", "V1")],
     ), by=by)
-    met = meetings.save_meeting(db, staff, meetings.draft_meeting(group, WEEK + timedelta(days=16)), by=by)
+    met = meetings.save_meeting(db, staff, ci_records.draft_meeting(group, WEEK + timedelta(days=16)), by=by)
     for metric_id, action in (("tutoring_attendance_rate", "Call every absent student's family"),
                               ("sel_identity", "Start the exit tickets")):
-        meetings.save_commitment(db, staff, meetings.Commitment(
+        meetings.save_commitment(db, staff, ci_records.Commitment(
             party="vendor", party_id="V1", owner="Ana Ruiz", action=action, made_on=WEEK + timedelta(days=4),
             due_on=WEEK + timedelta(days=30), metric_id=metric_id, slice=v1, meeting_id=met.id,
         ), by=by)
-    meetings.save_root_cause(db, staff, meetings.RootCause(
+    meetings.save_root_cause(db, staff, ci_records.RootCause(
         metric_id="sgp", problem="Growth is not yet measured", slice=v1, whys=["No fall test yet"] * 5,
         meeting_id=met.id,
     ), by=by)
-    meetings.save_pdsa(db, staff, meetings.PdsaCycle(
+    meetings.save_pdsa(db, staff, ci_records.PdsaCycle(
         title="Exit tickets at the start of the session", metric_id="sel_identity", start_on=WEEK + timedelta(days=7),
         slice=v1, prediction="More students answer", meeting_id=met.id,
     ), by=by)

@@ -137,7 +137,7 @@ def test_hostile_notes_make_no_request_in_the_browser_nor_in_the_packet(server, 
     from dataclasses import replace
     from datetime import date
 
-    from ciboard import ci_ui, meetings, packet
+    from ciboard import ci_records, ci_ui, meetings, packet
     from ciboard.access import Scope
     from ciboard.appdb import AppDB
 
@@ -145,10 +145,10 @@ def test_hostile_notes_make_no_request_in_the_browser_nor_in_the_packet(server, 
     notes = (f"![a]({url}/inline.gif) <img src={url}/raw.gif> [![b]({url}/nested.gif)](http://e) "
              f"&lt;img src={url}/entity.gif&gt; ![c][r]\n\n[r]: {url}/reference.gif")
     store, staff = AppDB.of(demo_warehouse.settings), Scope("facilitator")
-    group = meetings.save_workgroup(store, staff, meetings.Workgroup(
+    group = meetings.save_workgroup(store, staff, ci_records.Workgroup(
         name="Test workgroup: a tracking pixel", purpose=notes, decisions=[notes], vendor_ids=["V2"]), by="facilitator")
     held = meetings.save_meeting(store, staff, replace(
-        meetings.draft_meeting(group, date(2026, 2, 27)), agenda={key: notes for key in meetings.AGENDA_KEYS},
+        ci_records.draft_meeting(group, date(2026, 2, 27)), agenda={key: notes for key in ci_records.AGENDA_KEYS},
     ), by="facilitator")
     address = f"meetings?workgroup={quote(group.name)}&meeting={quote(ci_ui.meeting_label(held))}"
 
