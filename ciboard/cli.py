@@ -12,10 +12,11 @@ import click
 
 from ciboard import accounts
 from ciboard import demo as demo_district
-from ciboard.appdb import AppDB
-from ciboard.privacy import for_export
 from ciboard.access import ROLES, Scope, ScopeError
-from ciboard.ingest import KINDS, IngestRejected, ReplaceUnconfirmed, Submission, ingest as ingest_files, week_lines
+from ciboard.appdb import AppDB
+from ciboard.ingest import IngestRejected, ReplaceUnconfirmed, Submission, ingest as ingest_files, week_lines
+from ciboard.kinds import KINDS
+from ciboard.privacy import for_export
 from ciboard.queries import VIEWS, QueryError, data_map, run
 from ciboard.settings import Settings, get_settings
 from ciboard.warehouse import Warehouse, WarehouseMissing

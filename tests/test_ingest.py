@@ -7,9 +7,10 @@ import pandas as pd
 import pytest
 
 from conftest import SAMPLES, sample_submissions, snapshot, write_csv
-from ciboard.ingest import KINDS, IngestRejected, Submission, ingest
-from ciboard.queries import run
 from ciboard.access import ANALYST
+from ciboard.ingest import IngestRejected, Submission, ingest
+from ciboard.kinds import KINDS
+from ciboard.queries import run
 
 SESSIONS_HEADER = "student_id,session_date,tutor_id,group_size,scheduled_minutes,attended_minutes"
 GOOD_SESSION = "ST0000001,2025-09-22,V1-T001,3,40,40"

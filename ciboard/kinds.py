@@ -1,0 +1,539 @@
+"""The kinds of file a district and its vendors send: what each holds, and the problems a file
+of a kind can have, found in one pass over its staged rows against the warehouse.
+
+A problem also says what the file's vendor may be told of it: nothing about other vendors'
+students, batches or files (`as_vendor_sees`).
+"""
+
+from dataclasses import dataclass, field
+from datetime import date
+
+import duckdb
+
+# --- what each kind of file holds ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: str  # varchar | integer | double | date | boolean
+    required: bool = True
+    limit: float | None = None  # a number's magnitude must stay below this (the warehouse column's range)
+
+
+@dataclass(frozen=True)
+class Check:
+    """A rule on typed columns: `ok` is SQL over the staged row that is true when the row is fine.
+    `for_vendor` is what the file's vendor is told instead, where `reason` would tell it about
+    other vendors."""
+
+    column: str
+    ok: str
+    reason: str
+    for_vendor: str | None = None
+
+
+@dataclass(frozen=True)
+class Kind:
+    name: str
+    columns: tuple[Column, ...]
+    key: tuple[str, ...]
+    checks: tuple[Check, ...] = ()
+    # Joins (to `staged`) of what the checks look up in the warehouse. Lookups are joins, never
+    # subqueries that refer to the row: DuckDB would hold a whole large file in memory for those.
+    lookups: str = ""
+    period_column: str | None = None  # the dates that say which period a file covers
+    data_dates: tuple[str, ...] = ()  # dates that must lie in a school year and not in the future
+    year_dates: tuple[str, ...] = ()  # dates that must lie in a school year
+
+
+NOT_YOURS = "is not on your roster"
+MAX_PROBLEMS = 1_000  # listed per file; a file with more says how many more
+WHOLE_NUMBER_LIMIT = 2_147_483_647  # the warehouse keeps whole numbers as 32-bit integers
+
+BASELINE_BANDS = ("well below", "below", "near", "above")
+SURVEY_ITEMS = ("sel_identity", "sel_efficacy", "satisfaction")
+
+KINDS: dict[str, Kind] = {
+    kind.name: kind
+    for kind in (
+        Kind(
+            "schools",
+            (Column("school_id", "varchar"), Column("name", "varchar")),
+            key=("school_id",),
+        ),
+        Kind(
+            "vendors",
+            (Column("vendor_id", "varchar"), Column("name", "varchar")),
+            key=("vendor_id",),
+        ),
+        Kind(
+            "contracts",
+            (
+                Column("vendor_id", "varchar"),
+                Column("payment_metric", "varchar"),
+                Column("threshold", "double"),
+                Column("base_per_student", "double", limit=1e10),
+                Column("outcome_per_student", "double", limit=1e10),
+                Column("cap", "double", required=False, limit=1e12),
+                Column("starts_on", "date"),
+                Column("ends_on", "date"),
+            ),
+            key=("vendor_id", "payment_metric", "starts_on"),
+            checks=(
+                Check("vendor_id", "vendor_id in (select vendor_id from known_vendors)", "unknown vendor_id"),
+                Check(
+                    "payment_metric",
+                    "payment_metric in (select metric_id from metrics)",
+                    "unknown metric id (see the data map)",
+                ),
+                Check("base_per_student", "base_per_student >= 0", "must not be negative"),
+                Check("outcome_per_student", "outcome_per_student >= 0", "must not be negative"),
+                Check("cap", "cap >= 0", "must not be negative"),
+                Check("ends_on", "ends_on >= starts_on", "ends before starts_on"),
+            ),
+        ),
+        Kind(
+            "annotations",
+            (
+                Column("starts_on", "date"),
+                Column("ends_on", "date", required=False),
+                Column("kind", "varchar"),
+                Column("title", "varchar"),
+                Column("description", "varchar", required=False),
+                Column("vendor_id", "varchar", required=False),
+                Column("school_id", "varchar", required=False),
+                Column("metric_id", "varchar", required=False),
+            ),
+            key=("starts_on", "kind", "title", "vendor_id", "school_id", "metric_id"),
+            checks=(
+                Check(
+                    "kind",
+                    "kind in ('break', 'closure', 'program change', 'external', 'data')",
+                    "must be one of break, closure, program change, external, data",
+                ),
+                Check("ends_on", "ends_on >= starts_on", "ends before starts_on"),
+                Check("vendor_id", "vendor_id in (select vendor_id from known_vendors)", "unknown vendor_id"),
+                Check("school_id", "school_id in (select school_id from known_schools)", "unknown school_id"),
+                Check("metric_id", "metric_id in (select metric_id from metrics)", "unknown metric id"),
+            ),
+            year_dates=("starts_on", "ends_on"),
+        ),
+        Kind(
+            "roster",
+            (
+                Column("student_id", "varchar"),
+                Column("vendor_id", "varchar"),
+                Column("school_id", "varchar"),
+                Column("grade", "integer"),
+                Column("race_ethnicity", "varchar"),
+                Column("gender", "varchar"),
+                Column("econ_disadvantaged", "boolean"),
+                Column("english_learner", "boolean"),
+                Column("special_education", "boolean"),
+                Column("baseline_band", "varchar"),
+                Column("enrolled_on", "date"),
+            ),
+            key=("student_id",),
+            checks=(
+                # A vendor is not told which other vendor ids exist.
+                Check(
+                    "vendor_id",
+                    "vendor_id in (select vendor_id from known_vendors)",
+                    "unknown vendor_id",
+                    for_vendor="is not the submitting vendor",
+                ),
+                Check(
+                    "vendor_id",
+                    "submitting_vendor is null or vendor_id = submitting_vendor",
+                    "is not the submitting vendor",
+                ),
+                Check("school_id", "school_id in (select school_id from known_schools)", "unknown school_id"),
+                Check("grade", "grade between 0 and 12", "must be a grade from 0 (K) to 12"),
+                Check(
+                    "baseline_band",
+                    "baseline_band in " + str(BASELINE_BANDS),
+                    "must be one of " + ", ".join(BASELINE_BANDS),
+                ),
+                Check(
+                    "student_id",
+                    "rostered_vendor is null or rostered_vendor = vendor_id",
+                    "is already on another vendor's roster",
+                    for_vendor=NOT_YOURS,
+                ),
+            ),
+            lookups="left join (select student_key, vendor_id as rostered_vendor from students) as rostered"
+            " on rostered.student_key = staged.student_id",
+            period_column="enrolled_on",
+            data_dates=("enrolled_on",),
+        ),
+        Kind(
+            "sessions",
+            (
+                Column("student_id", "varchar"),
+                Column("session_date", "date"),
+                Column("tutor_id", "varchar"),
+                Column("group_size", "integer"),
+                Column("scheduled_minutes", "integer"),
+                Column("attended_minutes", "integer"),
+            ),
+            key=("student_id", "session_date", "tutor_id"),
+            checks=(
+                Check("group_size", "group_size between 1 and 50", "must be between 1 and 50"),
+                Check("scheduled_minutes", "scheduled_minutes between 1 and 480", "must be between 1 and 480"),
+                Check(
+                    "attended_minutes",
+                    "attended_minutes between 0 and scheduled_minutes",
+                    "must be between 0 (absent) and scheduled_minutes",
+                ),
+            ),
+            period_column="session_date",
+            data_dates=("session_date",),
+        ),
+        Kind(
+            "school_attendance",
+            (
+                Column("student_id", "varchar"),
+                Column("week_start", "date"),
+                Column("days_enrolled", "integer"),
+                Column("days_present", "integer"),
+            ),
+            key=("student_id", "week_start"),
+            checks=(
+                Check("week_start", "isodow(week_start) = 1", "must be a Monday (weeks start on Monday)"),
+                Check("days_enrolled", "days_enrolled between 0 and 7", "must be between 0 and 7"),
+                Check(
+                    "days_present", "days_present between 0 and days_enrolled", "must be between 0 and days_enrolled"
+                ),
+            ),
+            period_column="week_start",
+            data_dates=("week_start",),
+        ),
+        Kind(
+            "assessment",
+            (
+                Column("student_id", "varchar"),
+                Column("window", "varchar"),
+                Column("test_date", "date"),
+                Column("scaled_score", "double"),
+                Column("sgp", "integer", required=False),
+                Column("proficient", "boolean"),
+            ),
+            key=("student_id", "window", "school_year"),
+            checks=(
+                Check("window", "\"window\" in ('fall', 'winter', 'spring')", "must be fall, winter or spring"),
+                Check(
+                    "test_date",
+                    "\"window\" is null or \"window\" = calendar_window",
+                    "is not in the stated window of the school calendar",
+                ),
+                Check("scaled_score", "scaled_score >= 0", "must not be negative"),
+                Check("sgp", "sgp between 1 and 99", "must be a percentile from 1 to 99"),
+            ),
+            period_column="test_date",
+            data_dates=("test_date",),
+        ),
+        Kind(
+            "survey",
+            (
+                Column("student_id", "varchar"),
+                Column("response_date", "date"),
+                Column("item", "varchar"),
+                Column("score", "integer"),
+            ),
+            key=("student_id", "response_date", "item"),
+            checks=(
+                Check("item", "item in " + str(SURVEY_ITEMS), "must be one of " + ", ".join(SURVEY_ITEMS)),
+                Check("score", "score between 1 and 5", "must be from 1 to 5"),
+            ),
+            period_column="response_date",
+            data_dates=("response_date",),
+        ),
+    )
+}
+
+VENDOR_KINDS = ("roster", "sessions", "survey")
+STUDENT_KINDS = ("sessions", "school_attendance", "assessment", "survey")
+
+# Where each kind's rows land, the key that finds a row already loaded, and the date that
+# says which week a row belongs to.
+RAW_TABLES = {
+    "sessions": ("sessions", "student_key, session_date, tutor_id", "session_date"),
+    "school_attendance": ("school_attendance", "student_key, week_start", "week_start"),
+    "assessment": ("assessments", "student_key, window_name, school_year", "test_date"),
+    "survey": ("survey_responses", "student_key, response_date, item", "response_date"),
+}
+STAGED_KEYS = {
+    "sessions": "student_id, session_date, tutor_id",
+    "school_attendance": "student_id, week_start",
+    "assessment": 'student_id, "window", school_year',
+    "survey": "student_id, response_date, item",
+}
+
+
+# --- what is wrong with a file ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Problem:
+    file: str
+    row: int | None
+    column: str | None
+    value: str | None
+    reason: str
+    # What the file's vendor is told instead, where `reason` says something about other
+    # vendors; "" for nothing (another problem of the row says what the vendor may know).
+    for_vendor: str | None = field(default=None, compare=False, repr=False)
+    # On the problem that stands for those not listed (see MAX_PROBLEMS): the file's rows with a problem.
+    rows_with_problems: int | None = field(default=None, compare=False, repr=False)
+
+    def __str__(self) -> str:
+        where = f"{self.file}" + (f", row {self.row}" if self.row is not None else "")
+        what = f"{self.column}" + (f" = {self.value!r}" if self.value is not None else "") if self.column else ""
+        return f"{where}: {what + ': ' if what else ''}{self.reason}"
+
+
+def as_vendor_sees(problems: list[Problem]) -> list[Problem]:
+    """The problems as the file's vendor may read them: nothing about other vendors' students,
+    batches or files, and each thing said once."""
+    seen, shown = set(), []
+    for problem in problems:
+        reason = problem.reason if problem.for_vendor is None else problem.for_vendor
+        if reason and (problem.file, problem.row, problem.column, reason) not in seen:
+            seen.add((problem.file, problem.row, problem.column, reason))
+            shown.append(Problem(problem.file, problem.row, problem.column, problem.value, reason,
+                                 rows_with_problems=problem.rows_with_problems))
+    return shown
+
+
+def rows_with_problems(problems: list[Problem]) -> int:
+    counted = [p.rows_with_problems for p in problems if p.rows_with_problems is not None]
+    return max(counted) if counted else len({p.row for p in problems if p.row is not None})
+
+
+def more_problems(file_name: str, every: int, rows: int, told: int | None = None) -> Problem:
+    """Stands for the problems beyond the first MAX_PROBLEMS of a file. `told`: how many of
+    them all the file's vendor may hear of. Its row is the number of rows with a problem."""
+    def text(count: int) -> str:
+        return f"and {count - MAX_PROBLEMS:,} more problem(s): only the first {MAX_PROBLEMS:,} are listed"
+
+    return Problem(file_name, None, None, None, text(every), None if told is None else text(told), rows_with_problems=rows)
+
+
+# --- checking a staged file ---------------------------------------------------------------
+
+
+def _typed(column: Column, source: str) -> str:
+    text = f"nullif(trim({source}::varchar), '')"
+    number = f"try_cast({text} as double)"
+    if column.type == "varchar":
+        return text
+    if column.type == "double":
+        within = f" and abs({number}) < {column.limit}" if column.limit else ""
+        return f"case when isfinite({number}){within} then {number} end"
+    if column.type == "integer":
+        # A whole number only: a cast would silently round 3.5 to 4.
+        return (
+            f"case when isfinite({number}) and {number} = floor({number}) and abs({number}) <= {WHOLE_NUMBER_LIMIT}"
+            f" then {number}::integer end"
+        )
+    if column.type == "date":
+        return (
+            f"coalesce(try_cast({text} as date), try_strptime({text}, '%m/%d/%Y')::date,"
+            f" try_cast(try_cast({text} as timestamp) as date))"
+        )
+    if column.type == "boolean":
+        return (
+            f"case when lower({text}) in ('1', 'true', 't', 'yes', 'y') then true"
+            f" when lower({text}) in ('0', 'false', 'f', 'no', 'n') then false end"
+        )
+    raise ValueError(column.type)
+
+
+def _out_of_range(column: Column) -> tuple[str, str] | None:
+    """When a number is beyond what the column holds: (SQL true on such a raw value, reason)."""
+    number = f"try_cast(nullif(trim({column.name}__raw), '') as double)"
+    if column.type == "integer":
+        return f"isinf({number}) or abs({number}) > {WHOLE_NUMBER_LIMIT}", f"is out of range for a whole number (up to {WHOLE_NUMBER_LIMIT:,})"
+    if column.type == "double" and column.limit:
+        return f"isinf({number}) or abs({number}) >= {column.limit}", f"is out of range (it must be below {column.limit:,.0f})"
+    if column.type == "double":
+        return f"isinf({number})", "is out of range"
+    return None
+
+
+TYPE_HELP = {
+    "varchar": "text",
+    "double": "a number",
+    "integer": "a whole number",
+    "date": "a date (YYYY-MM-DD or MM/DD/YYYY)",
+    "boolean": "yes/no (1/0, true/false, Y/N)",
+}
+
+
+def type_rows(
+    con: duckdb.DuckDBPyConnection, kind: Kind, stage_table: str, headers: list[str], file_name: str
+) -> tuple[str | None, list[Problem]]:
+    """Builds `<stage>_typed`: each column of the kind as text (`<name>__raw`) and typed (`<name>`)."""
+    wanted = {c.name for c in kind.columns}
+    position: dict[str, int] = {}
+    problems: list[Problem] = []
+    for i, header in enumerate(headers):
+        name = header.strip().lower().replace(" ", "_")
+        if name in wanted:
+            if name in position:
+                problems.append(Problem(file_name, 1, header, None, f"column {name} appears twice"))
+            position.setdefault(name, i)
+    missing = [c.name for c in kind.columns if c.required and c.name not in position]
+    if missing:
+        problems.append(
+            Problem(
+                file_name,
+                1,
+                None,
+                None,
+                f"missing required column(s) {', '.join(missing)}; a {kind.name} file has columns "
+                + ", ".join(c.name + ("" if c.required else " (optional)") for c in kind.columns)
+                + "; this file has "
+                + (", ".join(h for h in headers if h) or "none"),
+            )
+        )
+    if problems:
+        return None, problems
+
+    typed = f"{stage_table}_typed"
+    selects = ["_row"]
+    for c in kind.columns:
+        source = f"c{position[c.name]}" if c.name in position else "null"
+        selects.append(f"{source}::varchar as {c.name}__raw")
+        selects.append(f'{_typed(c, source)} as "{c.name}"')
+    con.execute(f"create or replace temp table {typed} as select {', '.join(selects)} from {stage_table}")
+    if kind.name == "assessment":
+        # The school year is part of the key; the window the calendar has is checked against the stated one.
+        con.execute(
+            f"""create or replace temp table {typed} as
+            select t.*, w.school_year, w.window_name as calendar_window from {typed} as t
+            left join calendar_weeks as w on w.week_start = date_trunc('week', t.test_date)::date"""
+        )
+    if con.execute(f"select count(*) from {typed}").fetchall()[0][0] == 0:
+        problems.append(Problem(file_name, None, None, None, "the file has no data rows"))
+    return typed, problems
+
+
+def find_problems(
+    con: duckdb.DuckDBPyConnection, kind: Kind, typed: str, file_name: str, vendor_id: str | None, today: date
+) -> list[Problem]:
+    """Every problem of a typed file against the warehouse as this transaction leaves it.
+
+    The temp table `replacing` names the batches this file replaces: their rows do not count
+    as already loaded. Each problem also says what `vendor_id` may be told of it.
+    """
+    # (column, condition true on a bad row, reason, what the vendor is told instead)
+    checks: list[tuple[str, str, str, str | None]] = []
+    for c in kind.columns:
+        given = f"trim(coalesce({c.name}__raw, '')) <> ''"
+        if c.required:
+            checks.append((c.name, f"not {given}", "is required", None))
+        too_big = _out_of_range(c)
+        if too_big:
+            checks.append((c.name, f'"{c.name}" is null and {given} and coalesce({too_big[0]}, false)', too_big[1], None))
+            given += f" and not coalesce({too_big[0]}, false)"
+        checks.append((c.name, f'"{c.name}" is null and {given}', f"is not {TYPE_HELP[c.type]}", None))
+    for check in kind.checks:
+        checks.append(
+            (check.column, f'"{check.column}" is not null and not coalesce({check.ok}, false)', check.reason, check.for_vendor)
+        )
+    for column in kind.data_dates:
+        checks.append((column, f"{column} > today", "is in the future", None))
+    for column in kind.data_dates + kind.year_dates:
+        checks.append(
+            (
+                column,
+                f"{column} is not null and len(list_filter(years, lambda y: {column} between y.starts_on and y.ends_on)) = 0",
+                "is outside every school year of the warehouse (add one with 'ciboard init --school-year')",
+                None,
+            )
+        )
+    if kind.name in STUDENT_KINDS:
+        # A vendor hears the same of an unknown student and of another vendor's.
+        checks.append(
+            ("student_id", "student_id not in (select student_key from students)", "is not on any roster", NOT_YOURS)
+        )
+        if vendor_id is not None:
+            checks.append(
+                (
+                    "student_id",
+                    "student_id in (select student_key from students where vendor_id <> $vendor)",
+                    "is on another vendor's roster",
+                    NOT_YOURS,
+                )
+            )
+    con.execute(
+        "create or replace temp table known_vendors as select vendor_id from vendors"
+        + (f" union select vendor_id from {typed}" if kind.name == "vendors" else "")
+    )
+    con.execute(
+        "create or replace temp table known_schools as select school_id from schools"
+        + (f" union select school_id from {typed}" if kind.name == "schools" else "")
+    )
+
+    def text(value: str | None) -> str:
+        return "null::varchar" if value is None else "'" + value.replace("'", "''") + "'"
+
+    context = (
+        "(select $vendor::varchar as submitting_vendor, $today::date as today,"
+        " (select list({'starts_on': starts_on, 'ends_on': ends_on}) from school_years) as years) as context"
+    )
+    # Every row check in one pass over the file: each row collects the problems it has.
+    found = ",\n".join(
+        f"case when {condition} then {{'column_name': '{column}', 'value': {column}__raw,"
+        f" 'reason': {text(reason)}, 'for_vendor': {text(for_vendor)}}} end"
+        for column, condition, reason, for_vendor in checks
+    )
+    queries = [
+        f"""select _row, problem.column_name, problem.value, problem.reason, problem.for_vendor
+        from (
+            select _row, unnest(list_filter([{found}], lambda p: p is not null)) as problem
+            from {typed} as staged {kind.lookups}, {context}
+        )"""
+    ]
+    key_list = ", ".join(f'"{k}"' for k in kind.key)
+    key_text = " || ', ' || ".join(f"coalesce(\"{k}\"::varchar, '')" for k in kind.key)
+    required_keys = [k for k in kind.key if k == "school_year" or any(c.name == k and c.required for c in kind.columns)]
+    queries.append(
+        f"""select _row, '{kind.key[0]}', {key_text}, 'repeats the key ({", ".join(kind.key)}) of row ' || first_row,
+            null::varchar
+        from (select _row, {key_list}, min(_row) over (partition by {key_list}) as first_row from {typed})
+        where _row <> first_row and {' and '.join(f'"{k}" is not null' for k in required_keys)}"""
+    )
+    if kind.name in RAW_TABLES:
+        raw_table, raw_key, _ = RAW_TABLES[kind.name]
+        staged_key = ", ".join("staged." + k for k in STAGED_KEYS[kind.name].split(", "))
+        loaded_key = ", ".join("loaded." + k for k in raw_key.split(", "))
+        already = "'was already loaded in batch ' || loaded.batch_id || ' (' || coalesce(log.file_name, '?') || ')'"
+        # A vendor hears of its own files only; of another's, nothing if the student is not its
+        # own (the row is "not on your roster"), and no batch or file if it is.
+        queries.append(
+            f"""select staged._row, '{kind.key[0]}', {key_text.replace('coalesce("', 'coalesce(staged."')}, {already},
+                case
+                    when log.vendor_id is not distinct from submitting_vendor then {already}
+                    when staged.student_id in (select student_key from students where vendor_id = $vendor)
+                        then 'was already loaded'
+                    else ''
+                end
+            from {typed} as staged
+            inner join {raw_table} as loaded on ({loaded_key}) = ({staged_key})
+            left join submissions as log on log.batch_id = loaded.batch_id, {context}
+            where loaded.batch_id not in (select batch_id from replacing)"""
+        )
+    found = " union all ".join(queries)
+    params = {"today": today, "vendor": vendor_id}
+    rows = con.execute(f"select * from ({found}) order by 1, 2 limit {MAX_PROBLEMS + 1}", params).fetchall()
+    problems = [Problem(file_name, *row) for row in rows[:MAX_PROBLEMS]]
+    if len(rows) > MAX_PROBLEMS:
+        every, told, bad_rows = con.execute(
+            f"select count(*), count(*) filter (where for_vendor is distinct from ''), count(distinct _row) from ({found})",
+            params,
+        ).fetchall()[0]
+        problems.append(more_problems(file_name, every, bad_rows, told))
+    return problems
