@@ -11,7 +11,7 @@ import streamlit as st
 from ciboard import ci_records, ci_ui, followup, meetings
 from ciboard.charts import POINT_NAMES, format_value
 from ciboard.ci_records import AGENDA, Person
-from ciboard.dashboard import disguised, metrics, scope, version, warehouse
+from ciboard.dashboard import disguised, metrics, scope, warehouse
 from ciboard.meetings import EditConflict, MeetingFinal
 from ciboard.session import aliasing
 
@@ -222,8 +222,7 @@ if editing:
             saved = save(texts, st.session_state[opened])
             if saved:
                 try:
-                    meetings.finalise(db, scope(), meeting.id, outcomes, warehouse_version=version(), by=ci_ui.me(),
-                                      revision=saved.revision)
+                    followup.finalise(warehouse(), db, scope(), meeting.id, outcomes, by=ci_ui.me(), revision=saved.revision)
                 except (EditConflict, MeetingFinal) as error:
                     st.error(ci_ui.say(str(error)))
                 else:

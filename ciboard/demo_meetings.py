@@ -16,7 +16,7 @@ from ciboard.ci_records import (
     Cause, Commitment, Idea, Observation, PdsaCycle, Person, RootCause, Slice, Workgroup, draft_meeting, draft_pdsa,
 )
 from ciboard.meetings import (
-    add_observation, choose_idea, finalise, save_commitment, save_meeting, save_pdsa, save_root_cause,
+    add_observation, choose_idea, save_commitment, save_meeting, save_pdsa, save_root_cause,
     save_workgroup, update_status, workgroups,
 )
 from ciboard.queries import run
@@ -129,8 +129,8 @@ def seed(db: AppDB, warehouse: Warehouse) -> bool:
         slice=Slice(vendor_id="V3", school_id="E08"),
     ), by="facilitator", at=at(feb_review, 11))
     prefill = followup.outcomes_prefill(warehouse, db, facilitator, coordination.id, feb_review)
-    finalise(db, facilitator, held.id, followup.snapshot(prefill), warehouse_version=warehouse.version(),
-             by="facilitator", at=at(feb_review, 17))
+    followup.finalise(warehouse, db, facilitator, held.id, followup.snapshot(prefill),
+                      by="facilitator", at=at(feb_review, 17))
 
     # V5's English learners attend less: the school review digs into why.
     reviewed = save_meeting(db, staff, replace(draft_meeting(school_group, school_review), agenda={
@@ -186,8 +186,8 @@ def seed(db: AppDB, warehouse: Warehouse) -> bool:
         due_on=school_review + timedelta(days=77), metric_id="tutoring_attendance_rate", slice=slice_el,
     ), by="facilitator", at=at(school_review, 16))
     prefill = followup.outcomes_prefill(warehouse, db, facilitator, school_group.id, school_review)
-    finalise(db, facilitator, reviewed.id, followup.snapshot(prefill), warehouse_version=warehouse.version(),
-             by="facilitator", at=at(school_review, 17))
+    followup.finalise(warehouse, db, facilitator, reviewed.id, followup.snapshot(prefill),
+                      by="facilitator", at=at(school_review, 17))
 
     # What happened next, as the people involved logged it.
     update_status(db, Scope("vendor", "V3"), calls.id, "in_progress", by="vendor-v3", revision=calls.revision,

@@ -36,7 +36,7 @@ from ciboard.charts import format_change, format_value
 from ciboard.ci_records import Commitment, PdsaCycle, Slice
 from ciboard.queries import DIMENSIONS, data_map, run
 from ciboard.stats import disparity, intervals
-from ciboard.warehouse import Warehouse
+from ciboard.warehouse import VersionGone, Warehouse
 
 BEFORE_WEEKS = 8
 # The groups whose gaps a meeting checks every time: the disaggregations the CI guide asks for.
@@ -400,6 +400,37 @@ def _signals(warehouse, scope, start, end, since, filters) -> pd.DataFrame:
 def snapshot(prefill: Prefill, filters: Mapping[str, Any] | None = None) -> dict:
     """What `meetings.finalise` freezes: the prefill and the filters on screen."""
     return {"prefill": prefill.to_dict(), "filters": _json(dict(filters if filters is not None else prefill.filters))}
+
+
+def finalise(
+    warehouse: Warehouse,
+    db: AppDB,
+    scope: Scope,
+    meeting_id: int,
+    frozen: Mapping[str, Any] | None,
+    *,
+    by: str,
+    revision: int | None = None,
+    at: datetime | None = None,
+) -> ci_records.Meeting:
+    """Freezes a meeting's minutes with the numbers on screen (`frozen`, from `snapshot`) and
+    pins the warehouse version those numbers were read from, so its packet is drawn from that
+    version whatever is loaded later. A version deleted meanwhile cannot be pinned: the packet
+    is then drawn afresh and says so."""
+    version = ((frozen or {}).get("prefill") or {}).get("warehouse_version") or warehouse.version()
+    record = f"meeting-{meeting_id}"
+    try:
+        warehouse.pin(version, record)
+        pinned = True
+    except VersionGone:
+        pinned = False
+    try:
+        return meetings.finalise(db, scope, meeting_id, frozen, warehouse_version=version, by=by,
+                                 revision=revision, at=at)
+    except BaseException:
+        if pinned:
+            warehouse.release(version, record)
+        raise
 
 
 def gap_changes(

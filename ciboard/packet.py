@@ -8,8 +8,9 @@ own slice, and small cells are hidden for everyone but analysts.
 
 A finalised meeting's numbers (signals, gaps, late data, how each commitment's metric moved,
 the PDSA cycles under way) are its frozen snapshot, never recomputed: the packet shows what
-was on screen. Its charts and breakdown tables are drawn afresh, up to the meeting's date,
-and say which warehouse version they come from when it is not the meeting's.
+was on screen. Its charts and breakdown tables are drawn, up to the meeting's date, from the
+warehouse version the meeting pinned; if that version is gone they are drawn afresh and say
+which version they come from.
 """
 
 import html
@@ -29,7 +30,7 @@ from ciboard.appdb import AppDB
 from ciboard.ci_records import Commitment, Meeting, PdsaCycle, RootCause, Workgroup
 from ciboard.followup import Movement, Prefill
 from ciboard.queries import BOOLEAN_DIMENSIONS, DIMENSIONS, data_map, run
-from ciboard.warehouse import Warehouse
+from ciboard.warehouse import VersionGone, Warehouse
 
 # Breakdown tables by every key group, for this many of the meeting's metrics.
 BREAKDOWN_METRICS = 2
@@ -121,6 +122,12 @@ def build(
     now = now or datetime.now(timezone.utc).replace(microsecond=0)
     meeting = meetings.meeting(db, scope, meeting_id)
     group = meetings.workgroup(db, scope, meeting.workgroup_id)
+    if meeting.is_final and meeting.warehouse_version:
+        try:
+            # Finalised minutes pinned the version their numbers came from: draw everything from it.
+            warehouse = warehouse.at(meeting.warehouse_version)
+        except VersionGone:
+            pass  # drawn afresh from the current version, and the packet says so below
     catalogue = data_map(warehouse).set_index("metric_id")
     metrics = {m: {"metric_id": m, **row} for m, row in catalogue.to_dict("index").items()}
     min_cell = warehouse.settings.min_cell_size
@@ -169,9 +176,9 @@ def build(
     version = warehouse.version()
     if meeting.is_final and meeting.warehouse_version and meeting.warehouse_version != version:
         notes.append(
-            f"The meeting's numbers are those it saw, from warehouse {meeting.warehouse_version}. Charts and "
-            f"breakdowns are drawn from warehouse {version}, up to the meeting's date: data loaded since may "
-            "make them differ."
+            f"The meeting's numbers are those it saw, from warehouse {meeting.warehouse_version}, which is no "
+            f"longer kept. Charts and breakdowns are drawn from warehouse {version}, up to the meeting's date: "
+            "data loaded since may make them differ."
         )
     return Packet(
         scope=scope, workgroup=group, meeting=meeting, frozen=meeting.is_final, prefill=prefill,

@@ -97,8 +97,11 @@ def test_finalised_minutes_keep_their_numbers_after_new_data(store, dashboard):
     app.button[[b.label for b in app.button].index("Finalise")].click().run()
     final = meetings.meeting(store, FACILITATOR, draft.id)
     frozen = final.snapshot
-    # Whatever the warehouse says later, the minutes read the snapshot, not the data.
-    assert final.warehouse_version and frozen["prefill"]["held_on"] == "2026-01-26"
+    # Whatever the warehouse says later, the minutes read the snapshot, not the data, and the
+    # version the numbers came from is pinned for the packet's charts.
+    assert frozen["prefill"]["held_on"] == "2026-01-26"
+    assert final.warehouse_version == frozen["prefill"]["warehouse_version"] == dashboard.version()
+    assert f"meeting-{draft.id}" in dashboard.pins()[final.warehouse_version]
     app = open_meeting(group, draft.id)
     summary = followup.summary(followup.Prefill.from_dict(frozen["prefill"]), dashboard)
     assert summary[0] in text_of(app)
