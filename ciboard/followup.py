@@ -544,7 +544,7 @@ def gap_change(now: tuple[float, float, float], then: tuple[float, float, float]
     if low <= 0 <= high:
         return None
     return {
-        "change": float(change), "change_low": float(low), "change_high": float(high),
+        "change": _number(change), "change_low": _number(low), "change_high": _number(high),
         "direction": "widened" if abs(gap) > abs(old) else "narrowed",
         "reversed": bool(gap * old < 0),
     }
@@ -637,9 +637,12 @@ def _school_year_start(warehouse: Warehouse, scope: Scope, day: date) -> date | 
 
 
 def _number(value: Any) -> float | None:
+    """A number as a snapshot keeps it: to 12 significant digits, so the last bits a parallel
+    sum leaves to chance (DuckDB adds in whatever order its threads finish) do not make the
+    same meeting's numbers differ from one computation to the next."""
     if value is None or pd.isna(value) or (isinstance(value, float) and math.isinf(value)):
         return None
-    return float(value)
+    return float(f"{float(value):.12g}")
 
 
 def _json(value: Any) -> Any:
