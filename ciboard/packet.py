@@ -16,6 +16,7 @@ which version they come from.
 import html
 import json
 import re
+from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from typing import Any
@@ -123,11 +124,10 @@ def build(
     meeting = meetings.meeting(db, scope, meeting_id)
     group = meetings.workgroup(db, scope, meeting.workgroup_id)
     if meeting.is_final and meeting.warehouse_version:
-        try:
-            # Finalised minutes pinned the version their numbers came from: draw everything from it.
+        # Finalised minutes pinned the version their numbers came from: draw everything from it.
+        # If it is gone, they are drawn afresh from the current one, and the packet says so below.
+        with suppress(VersionGone):
             warehouse = warehouse.at(meeting.warehouse_version)
-        except VersionGone:
-            pass  # drawn afresh from the current version, and the packet says so below
     catalogue = data_map(warehouse).set_index("metric_id")
     metrics = {m: {"metric_id": m, **row} for m, row in catalogue.to_dict("index").items()}
     min_cell = warehouse.settings.min_cell_size

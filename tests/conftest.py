@@ -30,6 +30,13 @@ def make_warehouse(data_dir: Path, **settings) -> Warehouse:
     return Warehouse(Settings(data_dir=data_dir, **settings))
 
 
+def publish_empty(warehouse: Warehouse, times: int = 1) -> None:
+    """New versions that change nothing, as many as `times`: later loads, for what they do to old versions."""
+    for _ in range(times):
+        with warehouse.publish():
+            continue
+
+
 def sample_submissions() -> list[Submission]:
     return [Submission(SAMPLES / f"{kind}.csv", kind, vendor) for kind, vendor in SAMPLE_FILES]
 

@@ -13,6 +13,8 @@ import pytest
 from click.testing import CliRunner
 from plotly.offline import get_plotlyjs
 
+from conftest import publish_empty
+
 from ciboard import accounts, charts, ci_records as rec, demo_meetings, meetings as m, packet
 from ciboard.access import ANALYST, Scope, ScopeError
 from ciboard.appdb import AppDB
@@ -171,9 +173,7 @@ def test_a_finalised_packet_is_the_same_after_later_loads(copy_of_demo):
     assert before.prefill.to_dict() == meeting.snapshot["prefill"]
 
     resend_with_nobody_attending(warehouse, WEEK_SHOWN)
-    for _ in range(warehouse.settings.keep_versions):  # more loads than versions are kept
-        with warehouse.publish():
-            pass
+    publish_empty(warehouse, warehouse.settings.keep_versions)  # more loads than versions are kept
     assert warehouse.version() != meeting.warehouse_version
 
     after = packet.build(warehouse, db, STAFF, meeting.id, now=PREPARED)
@@ -190,9 +190,7 @@ def test_a_finalised_packet_whose_version_is_gone_is_drawn_afresh_and_says_so(co
         for record in records:
             warehouse.release(version, record)
     resend_with_nobody_attending(warehouse, WEEK_SHOWN)
-    for _ in range(warehouse.settings.keep_versions):
-        with warehouse.publish():
-            pass
+    publish_empty(warehouse, warehouse.settings.keep_versions)
     assert not warehouse.path_of(meeting.warehouse_version).exists()
 
     after = packet.build(warehouse, db, STAFF, meeting.id)

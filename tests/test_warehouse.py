@@ -8,7 +8,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from conftest import SESSIONS_SAMPLE, make_warehouse, sample_submissions
+from conftest import SESSIONS_SAMPLE, make_warehouse, publish_empty, sample_submissions
 from ciboard.ingest import Submission, ingest
 from ciboard.queries import run
 from ciboard.access import ANALYST
@@ -66,9 +66,7 @@ def test_a_failed_write_publishes_nothing(loaded):
 
 
 def test_old_versions_are_deleted_but_the_newest_kept(loaded):
-    for _ in range(4):
-        with loaded.publish():
-            pass
+    publish_empty(loaded, 4)
     files = sorted(p.name for p in loaded.directory.glob("wh-*.duckdb"))
     assert len(files) == loaded.settings.keep_versions
     assert files[-1] == loaded.version() + ".duckdb"
@@ -78,16 +76,13 @@ def test_old_versions_are_deleted_but_the_newest_kept(loaded):
 def test_a_pinned_version_outlives_the_old_ones_until_released(loaded):
     pinned = loaded.version()
     loaded.pin(pinned, "meeting 12")
-    for _ in range(4):
-        with loaded.publish():
-            pass
+    publish_empty(loaded, 4)
     assert loaded.path_of(pinned).exists()
     assert loaded.pins() == {pinned: ["meeting-12"]}
     assert len(list(loaded.directory.glob("wh-*.duckdb"))) == loaded.settings.keep_versions + 1
 
     loaded.release(pinned, "meeting 12")
-    with loaded.publish():
-        pass
+    publish_empty(loaded)
     assert not loaded.path_of(pinned).exists() and loaded.pins() == {}
     assert not (loaded.directory / "pins" / pinned).exists()
 
@@ -109,15 +104,12 @@ def test_a_version_read_as_it_was_keeps_its_numbers_after_later_loads(loaded):
             "select count(*) from duckdb_functions() where database_name = 'temp' and function_name = 'series'"
         ).fetchall() == [(1,)]
     with pytest.raises(PermissionError):
-        with then.publish():
-            pass
+        publish_empty(then)
 
 
 def test_a_deleted_version_cannot_be_pinned_or_read(loaded):
     gone = loaded.version()
-    for _ in range(loaded.settings.keep_versions):
-        with loaded.publish():
-            pass
+    publish_empty(loaded, loaded.settings.keep_versions)
     assert not loaded.path_of(gone).exists()
     with pytest.raises(VersionGone, match=gone):
         loaded.pin(gone, "meeting-1")
