@@ -65,12 +65,16 @@ if analyst and comparisons.needs_students(metric, breakdown):
 kind, inputs = comparisons.stats_inputs(breakdown, metric, [by], students)
 method = comparisons.method_note(metric, repeated, students is not None)
 
-largest = breakdown.loc[breakdown["n"].idxmax(), "group"]
 options = list(breakdown["group"])
+# A yes/no group is measured from "no", the students not at risk, so a gap reads as the
+# at-risk group's shortfall; any other dimension from its largest group, the steadiest yardstick.
+not_at_risk = breakdown.loc[~breakdown[by].astype(bool), "group"] if by in YES_NO else pd.Series(dtype=object)
+default = not_at_risk.iloc[0] if len(not_at_risk) else breakdown.loc[breakdown["n"].idxmax(), "group"]
 with controls[2]:
     reference = st.selectbox(
-        "Gap to", options, index=options.index(largest), key="reference", bind="query-params",
-        help="The reference group each gap is measured from; the largest group unless you choose another.",
+        "Gap to", options, index=options.index(default), key="reference", bind="query-params",
+        help="The reference group each gap is measured from: for a yes/no group the students not in it, otherwise "
+        "the largest group, unless you choose another.",
     )
 gaps = disparity.gaps(inputs, reference=reference, min_cell=min_cell, kind=kind)
 gaps.insert(1, by, breakdown[by].to_numpy())
@@ -162,27 +166,37 @@ crossed = in_filter_order(query("breakdown", **params, by=rows_by, by2=by), by, 
 crossed = in_filter_order(crossed, rows_by, filters.labels)
 crossed = crossed.assign(row=group_labels(crossed[rows_by], rows_by, filters.labels),
                          group=group_labels(crossed[by], by, filters.labels))
+# Each cell's gap gets its interval by the same rules as the groups above, with both
+# dimensions as the cell's keys.
+crossed_students = None
+if students is not None:
+    crossed_students = query("student_values", **params, metric_y=comparisons.partner_metric(metric["metric_id"]))
+_, crossed_inputs = comparisons.stats_inputs(crossed, metric, [rows_by, by], crossed_students)
 cells = []
-for row, rows in crossed.groupby("row", sort=False):
-    # Only the gaps are drawn here, so no spread is passed and no interval computed.
+for row, rows in crossed_inputs.groupby("row", sort=False):
     if reference in set(rows["group"]):
-        rows = disparity.gaps(rows.assign(mean=rows["value"], sd=math.nan), reference=reference, min_cell=min_cell,
-                              kind="mean")
+        rows = disparity.gaps(rows, reference=reference, min_cell=min_cell, kind=kind)
     else:
-        rows = rows.assign(difference=math.nan, is_reference=False, suppressed=rows["n"] < min_cell)
-    cells.append(rows[["group", "value", "n", "difference", "is_reference", "suppressed"]].assign(row=row))
+        rows = rows.assign(difference=math.nan, diff_low=math.nan, diff_high=math.nan, is_reference=False,
+                           suppressed=rows["n"] < min_cell)
+    cells.append(rows[["group", "value", "n", "difference", "diff_low", "diff_high", "is_reference", "suppressed"]]
+                 .assign(row=row))
 cells = pd.concat(cells, ignore_index=True)
 columns = [g for g in gaps["group"] if g != reference]
-matrix = cells[cells["group"] != reference].pivot(index="row", columns="group", values="difference")
-matrix = matrix.reindex(index=list(dict.fromkeys(cells["row"])), columns=columns)
+shown_cells = cells[cells["group"] != reference].assign(group=lambda f: pd.Categorical(f["group"], columns))
 st.plotly_chart(
-    charts.heatmap_figure(matrix, metric=metric, title=f"Gap to {reference}, within each {lower(NAMES[rows_by])}",
-                          zlabel="Gap"),
+    charts.heatmap_figure(shown_cells.sort_values("group", kind="stable").assign(group=lambda f: f["group"].astype(str)),
+                          metric=metric, min_cell=min_cell,
+                          title=f"Gap to {reference}, within each {lower(NAMES[rows_by])}", zlabel="Gap"),
     width="stretch", key="heatmap",
 )
+chance = "" if metric["aggregation"] == "median" else (
+    " A faded cell marked ≈ is a gap within what chance alone could give (its 95% interval holds zero); hover "
+    "a cell for its interval."
+)
 st.caption(
-    f"Red: the group is below {reference} in that row; blue: above. A blank cell means the group, or {reference} "
-    f"in that row, has fewer than {min_cell} students."
+    f"Red: the group is below {reference} in that row; blue: above.{chance} A blank cell means the group, or "
+    f"{reference} in that row, has fewer than {min_cell} students."
 )
 chart_footer(
     cells.rename(columns={"row": rows_by + "_group"}), metric, name=f"gaps-{metric['metric_id']}-by-{rows_by}-and-{by}",

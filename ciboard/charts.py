@@ -5,6 +5,7 @@ SPC colours follow NHS England's Making Data Count: blue for special-cause impro
 orange for concern, grey for common cause, purple where no direction is better.
 """
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -269,22 +270,65 @@ def funnel_figure(points: pd.DataFrame, limits: pd.DataFrame, overall: float, me
     return layout(figure, title=title, height=480, y_format=tick_format(metric))
 
 
-def heatmap_figure(matrix: pd.DataFrame, *, metric: Mapping[str, Any], title: str | None = None, zlabel: str = "Gap") -> go.Figure:
-    """A matrix of gaps (rows x columns); missing cells are suppressed ones, labelled."""
-    values = matrix.to_numpy(dtype=float)
-    text = [["fewer than 10" if pd.isna(v) else format_change(v, metric) for v in row] for row in values]
-    limit = float(pd.Series(values.ravel()).abs().max()) if pd.Series(values.ravel()).notna().any() else 1.0
+def heatmap_figure(
+    gaps: pd.DataFrame, *, metric: Mapping[str, Any], min_cell: int, title: str | None = None, zlabel: str = "Gap"
+) -> go.Figure:
+    """Gaps crossed by two dimensions: `gaps` has one row per cell (`row`, `group`,
+    `difference`, `diff_low`, `diff_high`, `suppressed`). Colour and colour bar are in the
+    unit the cells are written in (points for shares). A gap whose interval holds zero is
+    faded and marked "≈", since chance alone could give it; a suppressed cell is blank and
+    says why."""
+    scale = 100.0 if is_share(metric) else 1.0
+    rows, columns = list(dict.fromkeys(gaps["row"])), list(dict.fromkeys(gaps["group"]))
+    cells = gaps.set_index(["row", "group"])
+
+    def grid(column: str) -> list[list[float]]:
+        return [[float(cells[column].get((r, c), math.nan)) * scale for c in columns] for r in rows]
+
+    values, lows, highs = grid("difference"), grid("diff_low"), grid("diff_high")
+    within = [[not math.isnan(lo) and lo <= 0 <= hi for lo, hi in zip(*pair)] for pair in zip(lows, highs)]
+    hidden = [[bool(cells["suppressed"].get((r, c), False)) for c in columns] for r in rows]
+    unit = " pts" if is_share(metric) else ""
+    digits = ".1f" if is_share(metric) or metric["unit"] in WHOLE_UNITS else ".2f"
+
+    def text(r: int, c: int) -> str:
+        value = values[r][c]
+        if math.isnan(value):
+            return f"fewer than {min_cell}" if hidden[r][c] else ""
+        return f"{'≈ ' if within[r][c] else ''}{format_change(value / scale, metric)}"
+
+    def hover(r: int, c: int) -> str:
+        if math.isnan(lows[r][c]):
+            return text(r, c)
+        interval = f"{lows[r][c]:+{digits}}{unit} to {highs[r][c]:+{digits}}{unit}"
+        return f"{text(r, c)} (95% CI {interval}, {'within' if within[r][c] else 'beyond'} chance)"
+
+    labels = [[text(r, c) for c in range(len(columns))] for r in range(len(rows))]
+    hovers = [[hover(r, c) for c in range(len(columns))] for r in range(len(rows))]
+    flat = pd.Series([v for row in values for v in row], dtype=float)
+    limit = float(flat.abs().max()) if flat.notna().any() and flat.abs().max() > 0 else 1.0
+    x, y = [str(c) for c in columns], [str(r) for r in rows]
     figure = go.Figure(
         go.Heatmap(
-            z=values, x=[str(c) for c in matrix.columns], y=[str(i) for i in matrix.index], text=text, texttemplate="%{text}",
-            textfont=dict(size=14), colorscale="RdBu", zmid=0, zmin=-limit, zmax=limit,
-            colorbar=dict(title=dict(text=zlabel), tickformat=".0%" if is_share(metric) else ",.1f"),
-            hovertemplate="%{y} · %{x}: %{text}<extra></extra>",
+            z=values, x=x, y=y, text=[[t if not w else "" for t, w in zip(*pair)] for pair in zip(labels, within)],
+            texttemplate="%{text}", textfont=dict(size=14), colorscale="RdBu", zmid=0, zmin=-limit, zmax=limit,
+            colorbar=dict(title=dict(text=f"{zlabel}{' (points)' if is_share(metric) else ''}"), ticksuffix=unit,
+                          tickformat=",.0f" if limit >= 3 else ",.1f"),
+            customdata=hovers, hovertemplate="%{y} · %{x}: %{customdata}<extra></extra>",
         )
     )
+    if any(any(row) for row in within):
+        # A translucent white layer over the cells within chance: their colour shows only faintly.
+        figure.add_trace(go.Heatmap(
+            z=[[1.0 if w else math.nan for w in row] for row in within], x=x, y=y,
+            text=[[t if w else "" for t, w in zip(*pair)] for pair in zip(labels, within)], texttemplate="%{text}",
+            textfont=dict(size=14, color="#5F6B7A"), colorscale=[[0, "rgba(255,255,255,0.78)"], [1, "rgba(255,255,255,0.78)"]],
+            showscale=False, customdata=hovers, hovertemplate="%{y} · %{x}: %{customdata}<extra></extra>",
+            name="within chance",
+        ))
     figure.update_yaxes(autorange="reversed", type="category")
     figure.update_xaxes(type="category")
-    return layout(figure, title=title, height=max(300, 48 * len(matrix) + 140))
+    return layout(figure, title=title, height=max(300, 48 * len(rows) + 140))
 
 
 def payments_figure(contracts: pd.DataFrame, *, category: str = "vendor", title: str | None = None) -> go.Figure:

@@ -43,7 +43,7 @@ def test_the_v5_english_learner_attendance_gap_and_its_trend(dashboard):
     groups = view(dashboard, "breakdown", metric=ATTENDANCE, by="english_learner", vendor_id=["V5"]).set_index("english_learner")
     yes, no = table.loc[True], table.loc[False]
 
-    # The largest group is the reference; the gap is the planted one, and real.
+    # A yes/no group's gap is measured from "no"; the gap is the planted one, and real.
     assert bool(no["is_reference"]) and not yes["is_reference"]
     assert yes["value"] == pytest.approx(groups.loc[True, "value"])
     assert yes["difference"] == pytest.approx(groups.loc[True, "value"] - groups.loc[False, "value"])
@@ -117,7 +117,30 @@ def test_two_dimensions_crossed_and_the_absent_students(dashboard):
 
     crossed = view(dashboard, "breakdown", metric=ATTENDANCE, by="vendor_id", by2="race_ethnicity").set_index(["vendor_id", "race_ethnicity"])
     v5 = VENDOR_LABELS["V5"]
-    assert z.loc[v5, "Black"] == pytest.approx(crossed.loc[("V5", "Black"), "value"] - crossed.loc[("V5", "Hispanic"), "value"])
+    # Cells and colour bar are in points, as the cells' text is.
+    gap = crossed.loc[("V5", "Black"), "value"] - crossed.loc[("V5", "Hispanic"), "value"]
+    assert z.loc[v5, "Black"] == pytest.approx(gap * 100)
+    assert heatmap["colorbar"]["ticksuffix"] == " pts"
+
+    # Each cell's interval counts students, as the groups' above do: the download holds it,
+    # and a gap whose interval holds zero is faded and marked as within chance.
+    cells = download(app, f"gaps-{ATTENDANCE}-by-vendor_id-and-race_ethnicity")
+    cell = cells[(cells["vendor_id_group"] == v5) & (cells["group"] == "Black")].iloc[0]
+    assert cell["difference"] == pytest.approx(gap)
+    students = view(dashboard, "student_values", metric=ATTENDANCE, metric_y="school_attendance_rate")
+    sd = students.groupby(["vendor_id", "race_ethnicity"])["x"].std()
+    expected = intervals.welch_difference(
+        crossed.loc[("V5", "Black"), "value"], sd[("V5", "Black")], crossed.loc[("V5", "Black"), "n"],
+        crossed.loc[("V5", "Hispanic"), "value"], sd[("V5", "Hispanic")], crossed.loc[("V5", "Hispanic"), "n"],
+    )
+    assert (cell["diff_low"], cell["diff_high"]) == pytest.approx(expected[1:])
+    within = cells[(cells["diff_low"] <= 0) & (cells["diff_high"] >= 0)]
+    assert 0 < len(within) < cells["difference"].notna().sum()
+    faded = figure(app, "Gap to Hispanic, within each vendor")["data"][1]
+    assert faded["name"] == "within chance"
+    marked = {(y, x) for y, row in zip(faded["y"], faded["text"]) for x, text in zip(faded["x"], row) if text}
+    assert marked == set(zip(within["vendor_id_group"], within["group"]))
+    assert all(text.startswith("≈ ") for row in faded["text"] for text in row if text)
     # A cell over fewer than 10 students is blank and says so.
     v1_ai = crossed.loc[("V1", "American Indian"), "n"]
     assert v1_ai < 10 and pd.isna(z.loc[VENDOR_LABELS["V1"], "American Indian"])
@@ -187,3 +210,14 @@ def test_a_gap_that_changes_is_purple_and_says_which_way_it_went():
     assert hovers[8].startswith("Special cause (high): ") and hovers[-1].startswith("Special cause (low): ")
     legend = {t.get("name") for t in figure["data"]}
     assert {"Special cause (high)", "Special cause (low)"} <= legend
+
+
+def test_a_yes_no_group_is_measured_from_no_even_when_yes_is_larger(dashboard):
+    groups = view(dashboard, "breakdown", metric=ATTENDANCE, by="econ_disadvantaged").set_index("econ_disadvantaged")
+    assert groups.loc[True, "n"] > groups.loc[False, "n"]  # most demo students are economically disadvantaged
+
+    app = open_page(PAGE, query={"by": "Economically disadvantaged"})
+    table = download(app, f"gaps-{ATTENDANCE}-by-econ_disadvantaged").set_index("econ_disadvantaged")
+    assert bool(table.loc[False, "is_reference"]) and not table.loc[True, "is_reference"]
+    assert table.loc[True, "difference"] == pytest.approx(groups.loc[True, "value"] - groups.loc[False, "value"])
+    assert app.selectbox(key="reference").value == "Economically disadvantaged: no"
