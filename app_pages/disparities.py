@@ -230,8 +230,8 @@ else:
     charted = spc.xmr(periods["gap"], direction="neutral").reset_index(drop=True)
     charted.insert(0, "period_start", periods["period_start"])
     charted.insert(1, "students", periods["students"])
-    events = query("events", start=filters.start.isoformat(), end=filters.end.isoformat())
-    events = events[events["metric_id"].isna() | (events["metric_id"] == metric["metric_id"])]
+    events = query("events", start=filters.start.isoformat(), end=filters.end.isoformat(), metric=metric["metric_id"],
+                   vendor_id=filters.chosen.get("vendor_id"), school_id=filters.chosen.get("school_id"))
     latest = charted.dropna(subset=["value"]).iloc[-1]
     high, low = ((charted["point_type"] == f"special_cause_neutral_{side}").sum() for side in ("high", "low"))
     signals = high + low

@@ -62,8 +62,8 @@ rebase_on = st.columns([2, 5])[0].date_input(
     help="After a deliberate change (a new schedule, a PDSA cycle), limits from the old process hide the new one's signals.",
 )
 charted = chart(series, metric, rebase=[rebase_on] if rebase_on else [])
-events = query("events", start=filters.start.isoformat(), end=filters.end.isoformat())
-events = events[events["metric_id"].isna() | (events["metric_id"] == metric["metric_id"])]
+events = query("events", start=filters.start.isoformat(), end=filters.end.isoformat(), metric=metric["metric_id"],
+               vendor_id=filters.chosen.get("vendor_id"), school_id=filters.chosen.get("school_id"))
 # A PDSA cycle marks its start on every chart that holds some of the students it changed things for.
 cycles = meetings.pdsa_marks(app_db(), scope(), metric["metric_id"], filters.chosen)
 cycles = cycles[(cycles["starts_on"] >= filters.start) & (cycles["starts_on"] <= filters.end)]

@@ -294,12 +294,10 @@ def _chart(warehouse, db, scope, metric, filters, reasons, since, held_on, prefi
         return Chart(metric, filters, title, reasons, None, None, mine, note)
     charted = signals.chart(series, metric)
     charted["suppressed"] = series["suppressed"].to_numpy()
-    events = run(warehouse, "events", scope, {"start": start, "end": held_on})
-    vendors = filters.get("vendor_id") or ([scope.vendor_id] if scope.vendor_id else [])
-    events = events[
-        (events["metric_id"].isna() | (events["metric_id"] == metric["metric_id"]))
-        & (events["vendor_id"].isna() | events["vendor_id"].isin(vendors) | (not vendors))
-    ]
+    events = run(warehouse, "events", scope, {
+        "start": start, "end": held_on, "metric": metric["metric_id"],
+        "vendor_id": filters.get("vendor_id"), "school_id": filters.get("school_id"),
+    })
     marks = meetings.pdsa_marks(db, scope, metric["metric_id"], filters)
     marks = marks[marks["starts_on"] <= held_on]
     figure = charts.spc_figure(

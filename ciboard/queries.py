@@ -81,7 +81,11 @@ VIEWS = {
             ("metric", "by"),
         ),
         View("choices", "per dimension, the values the filter bar offers, with labels and students", ()),
-        View("events", "annotations a chart should mark: dated events, breaks, program changes", ("start", "end")),
+        View(
+            "events",
+            "annotations a chart of one metric and slice should mark: dated events, breaks, program changes",
+            ("start", "end", "metric", "vendor_id", "school_id"),
+        ),
         View("rejections", "every problem of every rejected submission, with its file", ("start", "end")),
         View(
             "coverage",
@@ -144,7 +148,8 @@ def run(
     if view not in VIEWS:
         raise QueryError(f"unknown view {view!r}; the views are {', '.join(VIEWS)}")
     spec = VIEWS[view]
-    given = {k: v for k, v in (params or {}).items() if v is not None and v != "" and v != []}
+    # An empty value is no value: an empty filter (a list, or the tuple a cache key makes of it) filters nothing.
+    given = {k: v for k, v in (params or {}).items() if not (v is None or v == "" or v == [] or v == ())}
     unknown = sorted(set(given) - set(spec.params))
     if unknown:
         raise QueryError(
@@ -197,7 +202,10 @@ SQL = {
     ),
     "payments": "select * from payments(scope_vendor := $scope_vendor, as_of := $end)",
     "choices": "select * from choices(scope_vendor := $scope_vendor)",
-    "events": "select * from events(scope_vendor := $scope_vendor, start_date := $start, end_date := $end)",
+    "events": (
+        "select * from events(scope_vendor := $scope_vendor, start_date := $start, end_date := $end,"
+        " metric := $metric, filters := $filters::map(varchar, varchar[]))"
+    ),
     "rejections": "select * from rejections(scope_vendor := $scope_vendor, start_date := $start, end_date := $end)",
     "coverage": (
         "select * from coverage(scope_vendor := $scope_vendor, start_date := $start, end_date := $end,"
@@ -236,6 +244,9 @@ def _bind(
         given = {k: v for k, v in given.items() if k != "vendor_id"}
     for name in ("metric", "metric_y"):
         if name in spec.params:
+            if name not in spec.required and given.get(name) is None:
+                bound[name] = None
+                continue
             metric = str(given[name])
             if metric not in metrics:
                 raise QueryError(f"unknown metric {metric!r}; the metrics are {', '.join(sorted(metrics))}")

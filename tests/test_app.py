@@ -50,6 +50,13 @@ def test_filters_change_the_numbers(dashboard):
     assert everyone.markdown[0].value != v3.markdown[0].value
     assert plotted(value_trace(everyone)) != plotted(value_trace(v3))
 
+    # V1's program change is marked on the district's chart, never on V3's.
+    def notes(app) -> set[str]:
+        return {a.get("text", "") for a in figures(app)[0]["layout"]["annotations"]}
+
+    assert "V1 moves sessions into the school day" in notes(everyone)
+    assert not any("moves sessions" in note for note in notes(v3))
+
 
 def test_the_data_map_lists_every_metric_and_searches(dashboard):
     app = open_page("app_pages/data_map.py")

@@ -6,8 +6,9 @@ import math
 import pandas as pd
 import pytest
 
-from conftest import DEMO_STUDENTS
+from conftest import DEMO_STUDENTS, SAMPLES
 from ciboard.access import ANALYST, Scope, ScopeError
+from ciboard.ingest import Submission, ingest
 from ciboard.queries import DIMENSIONS, VIEWS, QueryError, run
 
 VENDOR_IDS = ["V1", "V2", "V3", "V4", "V5", "V6"]
@@ -226,6 +227,35 @@ def test_a_vendor_sees_district_events_and_its_own_only(demo_warehouse):
     v2 = run(demo_warehouse, "events", Scope("vendor", "V2"))
     assert "V1" in set(everyone.vendor_id.dropna())
     assert v2.vendor_id.isna().all() and len(v2) == len(everyone) - 1
+
+
+def test_a_chart_marks_only_the_events_of_its_slice_and_metric(warehouse, tmp_path):
+    events = tmp_path / "annotations.csv"
+    events.write_text(
+        "starts_on,ends_on,kind,title,description,vendor_id,school_id,metric_id\n"
+        "2025-10-06,2025-10-06,program change,V1 moves sessions,,V1,,\n"
+        "2025-10-13,2025-10-13,external,E01 assembly,,,E01,\n"
+        "2025-10-20,2025-10-20,data,New proficiency cut,,,,proficient\n"
+        "2025-12-22,2026-01-02,break,Winter break,,,,\n"
+    )
+    ingest(warehouse, [Submission(SAMPLES / "schools.csv", "schools"), Submission(SAMPLES / "vendors.csv", "vendors"),
+                       Submission(events, "annotations")])
+
+    def titles(**params) -> list[str]:
+        return run(warehouse, "events", ANALYST, params).title.tolist()
+
+    everything = ["V1 moves sessions", "E01 assembly", "New proficiency cut", "Winter break"]
+    assert titles() == titles(vendor_id=(), school_id=[]) == everything
+    assert titles(vendor_id=["V3"]) == ["E01 assembly", "New proficiency cut", "Winter break"]
+    assert titles(vendor_id=["V1", "V3"], school_id=["E02"]) == ["V1 moves sessions", "New proficiency cut", "Winter break"]
+    assert titles(metric="tutoring_attendance_rate") == ["V1 moves sessions", "E01 assembly", "Winter break"]
+    assert titles(metric="proficient", vendor_id=["V2"], school_id=["E01"]) == [
+        "E01 assembly", "New proficiency cut", "Winter break"]
+    # The vendor's scope still comes first: a vendor naming another vendor is refused.
+    with pytest.raises(ScopeError):
+        run(warehouse, "events", Scope("vendor", "V3"), {"vendor_id": ["V1"]})
+    with pytest.raises(QueryError, match="unknown metric"):
+        run(warehouse, "events", ANALYST, {"metric": "nope"})
 
 
 def test_rejections_name_file_row_column_and_reason(demo_warehouse):
