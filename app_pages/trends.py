@@ -38,7 +38,9 @@ with controls[2]:
         comparisons.insert(1, "school attendance")
     if metric["metric_id"] == "sgp":
         comparisons.insert(1, "proficiency")
-    compare = st.selectbox("Compare with", comparisons, key="compare", bind="query-params")
+    # A vendor opens on its own line beside all other vendors pooled: its benchmark.
+    compare = st.selectbox("Compare with", comparisons, index=comparisons.index(PEERS) if own_only else 0,
+                           key="compare", bind="query-params")
 with controls[3]:
     split = st.selectbox(
         "Split by", ["nothing", *(() if own_only else ("vendor_id",)), "school_id", "grade", "race_ethnicity", "gender",

@@ -471,9 +471,6 @@ else:
         benchmark = [("All vendors", everyone)] if len(options) > 1 else []
     charted = chart(series, metric)
     trend = charts.spc_figure(charted, metric, overlays=benchmark, height=380, min_cell=min_cell())
-    # The overlay's default colour is close to the orange of concern points.
-    for name, _ in benchmark:
-        trend.update_traces(selector=dict(name=name), line=dict(color="#CC79A7", width=2, dash="dot"))
     st.plotly_chart(trend, width="stretch", key="profile-trend")
     st.button(
         "Open in Trends" if own_only else f"Open in Trends with {vendor_label(choice)} as the filter",

@@ -29,6 +29,12 @@ POINT_NAMES = {
     "special_cause_neutral_low": "Special cause (low)",
 }
 TARGET_COLOUR = "#009E73"
+# A benchmark (all vendors, or all other vendors pooled) looks the same on every chart, and
+# never takes a colour the points use for improvement or concern; other comparison lines
+# (last year) are sky blue.
+BENCHMARKS = ("All vendors", "All other vendors")
+BENCHMARK_LINE = dict(color="#222222", width=2.5, dash="longdash")
+COMPARISON_LINE = dict(color="#56B4E9", width=2)
 FONT = dict(family="Source Sans Pro, Arial, sans-serif", size=16, color="#262730")
 EVENT_BANDS = ("break", "closure")
 
@@ -125,7 +131,7 @@ def spc_figure(
         )
     for name, frame in overlays:
         figure.add_trace(
-            go.Scatter(x=frame["period_start"], y=frame["value"], name=name, mode="lines", line=dict(width=2, color=PALETTE[4 + len(figure.data) % 3]), hovertemplate=f"{name}<br>%{{x|%b %-d, %Y}}: %{{y:{tick_format(metric)}}}<extra></extra>")
+            go.Scatter(x=frame["period_start"], y=frame["value"], name=name, mode="lines", line=BENCHMARK_LINE if name in BENCHMARKS else COMPARISON_LINE, hovertemplate=f"{name}<br>%{{x|%b %-d, %Y}}: %{{y:{tick_format(metric)}}}<extra></extra>")
         )
     rules = charted.apply(_rules_text, axis=1)
     students = pd.Series(charted.get("students", charted.get("n", pd.Series([None] * len(charted)))), dtype="float64").reset_index(drop=True)

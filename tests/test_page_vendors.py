@@ -11,6 +11,7 @@ import json
 import pandas as pd
 import pytest
 
+from ciboard import charts as charts_module
 from ciboard import queries
 from ciboard.access import ANALYST, Scope
 from ciboard.stats import compare, intervals
@@ -145,6 +146,7 @@ def test_a_vendor_profile_with_its_metrics_trend_and_gaps(dashboard):
     assert trend["value"].tolist() == pytest.approx(series["value"].tolist())
     figure = chart(app, "profile-trend")
     assert {"Process limits", "Centre", "All vendors", "Tutoring attendance rate"} <= {t.get("name") for t in figure["data"]}
+    assert trace(figure, "All vendors")["line"] == charts_module.BENCHMARK_LINE  # one benchmark style everywhere
 
     gaps = download(app, "profile-V4-gaps")
     assert set(gaps["dimension"]) <= {"baseline_band", "grade", "school_id", "race_ethnicity", "gender",
@@ -218,3 +220,4 @@ def test_a_vendor_sees_itself_beside_all_other_vendors(dashboard):
     weekly = queries.run(dashboard, "peers", v2, {"metric": ATTENDANCE, "grain": "week", **span})
     benchmark = trace(chart(app, "profile-trend"), "All other vendors")
     assert plotted(benchmark) == pytest.approx(weekly["value"].tolist(), nan_ok=True)
+    assert benchmark["line"] == charts_module.BENCHMARK_LINE

@@ -130,8 +130,9 @@ def test_what_a_vendor_sees_is_its_scoped_numbers(dashboard, own):
     scope, span = Scope("vendor", own), default_dates(dashboard)
     user = f"vendor-{own.lower()}"
 
-    # Trends: its own line, and all other vendors pooled as the peers view gives them.
-    app = open_page("app_pages/trends.py", query={"compare": "all other vendors", "vendor": VENDOR_LABELS["V1"]}, user=user)
+    # Trends opens on its own line beside all other vendors pooled, as the peers view gives them,
+    # in the benchmark's one style.
+    app = open_page("app_pages/trends.py", query={"vendor": VENDOR_LABELS["V1"]}, user=user)
     mine = queries.run(dashboard, "series", scope, {"metric": ATTENDANCE, "grain": "week", **span})
     peers = queries.run(dashboard, "peers", scope, {"metric": ATTENDANCE, "grain": "week", **span})
     figure = json.loads(app.get("plotly_chart")[0].proto.spec)
@@ -140,6 +141,7 @@ def test_what_a_vendor_sees_is_its_scoped_numbers(dashboard, own):
     assert plotted(line) == pytest.approx(mine["value"].tolist(), nan_ok=True)
     assert plotted(benchmark) == pytest.approx(peers["value"].tolist(), nan_ok=True)
     assert set(peers.columns) == {"period_start", "value", "suppressed"}, "no count or sum of the pool"
+    assert benchmark["line"] == charts.BENCHMARK_LINE
 
     # Overview: each tile is its own latest period, beside all other vendors in the same period.
     app = open_page("app_pages/overview.py", user=user)
