@@ -255,7 +255,7 @@ else:
     chart_footer(
         charted.drop(columns=["target"], errors="ignore"), metric,
         name=f"gap-trend-{metric['metric_id']}-{by}-{grain}",
-        who=f"{focus} − {reference}, {metric['label'].lower()} by {grain} · {filters.describe()}",
+        who=f"{focus} − {reference}, {charts.in_sentence(metric['label'])} by {grain} · {filters.describe()}",
     )
 
 if analyst:

@@ -56,11 +56,6 @@ def lower(name: str) -> str:
     return name.lower().replace("english", "English")
 
 
-def lower_first(label: str) -> str:
-    """A label inside a sentence: 'Tutoring attendance rate' -> 'tutoring attendance rate'; 'SGP' stays."""
-    return label[0].lower() + label[1:] if label[1:2].islower() else label
-
-
 def strength(r: float) -> str:
     return next(words for limit, words in STRENGTH if abs(r) < limit)
 
@@ -94,7 +89,7 @@ missing = [] if len(points) else [
     m for m in (x_metric, y_metric) if query("breakdown", metric=m["metric_id"], by="vendor_id", **params).empty
 ]
 if missing:
-    st.info(f"No data for {' or '.join(lower_first(m['label']) for m in missing)} with these filters: nothing to relate.")
+    st.info(f"No data for {' or '.join(charts.in_sentence(m['label']) for m in missing)} with these filters: nothing to relate.")
     st.stop()
 if colour:
     points = in_filter_order(points, colour, filters.labels)
@@ -109,8 +104,8 @@ kind = "no relationship to speak of"
 if abs(r) >= 0.1:
     kind = f"{strength(r)} {'positive' if r > 0 else 'negative'} relationship"
 st.markdown(
-    f"**r = {r:+.2f}** ({ci}) across **{n:,} {who}**: {kind} between {lower_first(x_metric['label'])} and "
-    f"{lower_first(y_metric['label'])}, {filters.describe()}."
+    f"**r = {r:+.2f}** ({ci}) across **{n:,} {who}**: {kind} between {charts.in_sentence(x_metric['label'])} and "
+    f"{charts.in_sentence(y_metric['label'])}, {filters.describe()}."
 )
 drawn = points
 if unit == "Students" and len(points) > DRAWN:

@@ -111,7 +111,7 @@ elif compare in ("school attendance", "proficiency", "another metric"):
     if other_series["value"].notna().any():
         second_axis = (other["label"], other_series, other)
     elif other_series.empty:
-        st.caption(f"No data for {other['label'].lower()} with these filters.")
+        st.caption(f"No data for {charts.in_sentence(other['label'])} with these filters.")
     else:
         st.caption(f"{other['label']} is hidden: fewer than {min_cell()} students in every period.")
 

@@ -84,7 +84,7 @@ if vendors.empty:
     if hidden:
         st.info(f"{'Your value is' if own_only else 'Every vendor is'} hidden: fewer than {min_cell()} students with these filters.")
     else:
-        st.info(f"{'No' if own_only else 'No vendor has'} data for {metric['label'].lower()} with these filters.")
+        st.info(f"{'No' if own_only else 'No vendor has'} data for {charts.in_sentence(metric['label'])} with these filters.")
 else:
     kind, vendors = stats_inputs(vendors, ["vendor_id"])
     vendors = with_intervals(kind, vendors)
@@ -482,7 +482,7 @@ else:
         students=None if series["n"].isna().all() else int(series["n"].max()),
     )
 
-st.markdown(f"**{'Your' if own_only else 'Its'} largest gaps in {metric['label'].lower()}**")
+st.markdown(f"**{'Your' if own_only else 'Its'} largest gaps in {charts.in_sentence(metric['label'])}**")
 if metric["aggregation"] == "median":
     st.info("SGP is a median: gaps with intervals are on *Met growth target*.")
 else:
@@ -528,7 +528,7 @@ else:
         st.info("No group is large enough to compare.")
     else:
         gaps = pd.DataFrame(found).sort_values(["at_least", "value"], key=abs, ascending=False).reset_index(drop=True)
-        gap_metric = {**metric, "label": f"Gap in {metric['label'].lower()}", "target": None}
+        gap_metric = {**metric, "label": f"Gap in {charts.in_sentence(metric['label'])}", "target": None}
         st.plotly_chart(
             charts.interval_figure(gaps, category="gap", metric=gap_metric, reference=0, reference_label="no gap"),
             width="stretch", key="profile-gaps",

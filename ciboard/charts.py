@@ -47,17 +47,35 @@ WHOLE_UNITS = ("minutes", "scale score points", "percentile (1-99)")
 
 
 def tick_format(metric: Mapping[str, Any]) -> str:
-    return ".0%" if is_share(metric) else ",.0f" if metric["unit"] in WHOLE_UNITS else ",.1f"
+    """An axis's tick and hover format: one more digit than the values are read in, trimmed when
+    it is zero (d3's "~"), so a narrow range never labels two ticks alike (80%, 80.5%, 81%)."""
+    return ".1~%" if is_share(metric) else ",.1~f" if metric["unit"] in WHOLE_UNITS else ",.2~f"
 
 
 def format_value(value: float | None, metric: Mapping[str, Any]) -> str:
     if value is None or pd.isna(value):
         return "–"
     if is_share(metric):
-        return f"{value:.1%}"
+        return f"{_unsigned_zero(value * 100, 1):.1f}%"
     if metric["aggregation"] == "median" or metric["unit"] in WHOLE_UNITS:
-        return f"{value:,.0f}"
-    return f"{value:,.2f}"
+        return f"{_unsigned_zero(value, 0):,.0f}"
+    return f"{_unsigned_zero(value, 2):,.2f}"
+
+
+def in_sentence(label: str) -> str:
+    """A metric's or group's label inside a sentence: 'Tutoring attendance rate' -> 'tutoring
+    attendance rate', while 'SGP', 'English learner' and 'Student identity (SEL)' keep their
+    capitals where they are names."""
+    if label[1:2].isupper():
+        return label
+    first, _, rest = label.partition(" ")
+    return label if first == "English" else label[0].lower() + label[1:]
+
+
+def _unsigned_zero(value: float, digits: int) -> float:
+    """The value rounded as it will be written, with -0 made 0: a change that rounds to nothing
+    is written without a sign."""
+    return round(value, digits) + 0.0
 
 
 def format_money(amount: float) -> str:
@@ -71,9 +89,12 @@ def format_change(change: float | None, metric: Mapping[str, Any]) -> str:
     if change is None or pd.isna(change):
         return "–"
     if is_share(metric):
-        return f"{change * 100:+.1f} pts"
+        points = _unsigned_zero(change * 100, 1)
+        return f"{points:+.1f} pts" if points else "0.0 pts"
     # A 1-5 score moves in hundredths; minutes, scale points and percentiles in whole units.
-    return f"{change:+,.1f}" if metric["unit"] in WHOLE_UNITS else f"{change:+,.2f}"
+    digits = 1 if metric["unit"] in WHOLE_UNITS else 2
+    change = _unsigned_zero(change, digits)
+    return f"{change:+,.{digits}f}" if change else f"{change:,.{digits}f}"
 
 
 def better_note(metric: Mapping[str, Any]) -> str:

@@ -16,7 +16,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from ciboard import accounts, privacy, queries, session
+from ciboard import accounts, charts, privacy, queries, session
 from ciboard.access import Scope, ScopeError
 from ciboard.accounts import Account
 from ciboard.settings import get_settings
@@ -212,7 +212,7 @@ def metric_picker(
 
 def about(metric: dict) -> None:
     """The metric's data-map entry, one click away from its chart."""
-    with st.popover(f"About {metric['label'].lower()}", icon=":material/info:"):
+    with st.popover(f"About {charts.in_sentence(metric['label'])}", icon=":material/info:"):
         st.markdown(f"**{metric['label']}** · {metric['kind']}")
         st.markdown(metric["definition"])
         st.markdown(

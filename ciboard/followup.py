@@ -32,7 +32,7 @@ import pandas as pd
 from ciboard import ci_records, comparisons, meetings, signals
 from ciboard.access import Scope
 from ciboard.appdb import AppDB
-from ciboard.charts import format_change, format_value
+from ciboard.charts import format_change, format_value, in_sentence
 from ciboard.ci_records import Commitment, PdsaCycle, Slice
 from ciboard.queries import DIMENSIONS, data_map, run
 from ciboard.stats import disparity, intervals
@@ -166,8 +166,7 @@ def metric_movement(
         chart = {"chart_note": "Assessment windows come three times a year: too few points for a control chart."}
     if before is None and after is None:
         # Most often a kind of data the district has not loaded yet (exit tickets, assessments).
-        label = metric["label"][0].lower() + metric["label"][1:]
-        note = f"No data for {label}, before or since {since.isoformat()}, that this account may see."
+        note = f"No data for {in_sentence(metric['label'])}, before or since {since.isoformat()}, that this account may see."
         return Movement(**base, status="not enough data", note=note, **chart)
     if before is None or after is None:
         unit = "week" if metric["frequency"] == "weekly" else "assessment window"

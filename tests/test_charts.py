@@ -1,0 +1,49 @@
+"""The formatting layer every page, table and packet writes numbers and labels through."""
+
+import pytest
+
+from ciboard import charts
+
+RATE = {"aggregation": "rate", "unit": "share of sessions"}
+MINUTES = {"aggregation": "mean", "unit": "minutes"}
+SCORE = {"aggregation": "mean", "unit": "score 1-5"}
+
+
+@pytest.mark.parametrize(("change", "metric", "written"), [
+    (0.0123, RATE, "+1.2 pts"),
+    (-0.0456, RATE, "-4.6 pts"),
+    (-0.0004, RATE, "0.0 pts"),  # never "-0.0"
+    (0.0, RATE, "0.0 pts"),
+    (-0.004, SCORE, "0.00"),  # never "-0.00"
+    (0.25, SCORE, "+0.25"),
+    (-12.34, MINUTES, "-12.3"),
+    (1234.0, MINUTES, "+1,234.0"),
+    (None, RATE, "–"),
+])
+def test_a_change_is_written_in_its_unit_with_no_signed_zero(change, metric, written):
+    assert charts.format_change(change, metric) == written
+
+
+@pytest.mark.parametrize(("value", "metric", "written"), [
+    (0.8567, RATE, "85.7%"),
+    (-0.00001, RATE, "0.0%"),
+    (-0.001, SCORE, "0.00"),
+    (3.456, SCORE, "3.46"),
+    (1234.4, MINUTES, "1,234"),
+])
+def test_a_value_is_written_in_its_unit(value, metric, written):
+    assert charts.format_value(value, metric) == written
+
+
+def test_labels_inside_a_sentence_keep_their_names_and_acronyms():
+    assert charts.in_sentence("Tutoring attendance rate") == "tutoring attendance rate"
+    assert charts.in_sentence("Student self-efficacy (SEL)") == "student self-efficacy (SEL)"
+    assert charts.in_sentence("SGP") == "SGP"
+    assert charts.in_sentence("English learner: yes") == "English learner: yes"
+
+
+def test_axis_ticks_carry_one_more_digit_trimmed_so_none_repeat():
+    # d3's "~" drops a trailing zero: ticks every half point read 80%, 80.5%, 81%, not 80%, 81%, 81%.
+    assert charts.tick_format(RATE) == ".1~%"
+    assert charts.tick_format(MINUTES) == ",.1~f"
+    assert charts.tick_format(SCORE) == ",.2~f"
