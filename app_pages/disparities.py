@@ -290,15 +290,17 @@ if analyst:
             shown[["student_key", "vendor", "school", "grade", "attended", "sessions_attended", "sessions_scheduled",
                    "last"]],
             hide_index=True, width="stretch", key="absent", height=min(420, 38 + 35 * len(absent)),
+            # Sized so every column, "Last attended" too, reads whole at 1440 px beside the sidebar.
             column_config={
-                "student_key": "Student",
-                "vendor": "Vendor",
-                "school": "School",
-                "grade": st.column_config.NumberColumn("Grade"),
-                "attended": st.column_config.ProgressColumn("Attended", format="%.0f%%", min_value=0, max_value=100),
-                "sessions_attended": "Sessions attended",
-                "sessions_scheduled": "Scheduled",
-                "last": "Last attended (week of)",
+                "student_key": st.column_config.TextColumn("Student", width="small"),
+                "vendor": st.column_config.TextColumn("Vendor", width="medium"),
+                "school": st.column_config.TextColumn("School", width="medium"),
+                "grade": st.column_config.NumberColumn("Grade", width="small"),
+                "attended": st.column_config.ProgressColumn("Attended", format="%.0f%%", min_value=0, max_value=100,
+                                                            width="small"),
+                "sessions_attended": st.column_config.NumberColumn("Sessions", width="small", help="Sessions attended"),
+                "sessions_scheduled": st.column_config.NumberColumn("Scheduled", width="small"),
+                "last": st.column_config.TextColumn("Last attended", width="medium", help="The week of the last session attended"),
             },
         )
     chart_footer(

@@ -252,22 +252,25 @@ else:
                 "students elsewhere. (This is *indirect standardisation*.)"
             )
             st.plotly_chart(charts.observed_expected_figure(adjusted, category="vendor", metric=metric), width="stretch", key="adjusted")
+            # Each interval in one column, so the table reads whole at 1440 px beside the sidebar.
             st.dataframe(
-                adjusted.assign(**{c: adjusted[c] * scale for c in ("observed", "expected", "difference", "diff_low", "diff_high")}),
-                hide_index=True, width="stretch",
-                column_order=["vendor", "n", "observed", "expected", "difference", "diff_low", "diff_high", "ratio", "ratio_low", "ratio_high"],
-                column_config={
-                    "vendor": st.column_config.TextColumn("Vendor", width="large"),
-                    "n": st.column_config.NumberColumn("Students", format="localized"),
-                    "observed": st.column_config.NumberColumn("Observed", format=value_format),
-                    "expected": st.column_config.NumberColumn("Expected", format=value_format),
-                    "difference": st.column_config.NumberColumn("Observed − expected", format=change_format),
-                    "diff_low": st.column_config.NumberColumn("95% CI from", format=change_format),
-                    "diff_high": st.column_config.NumberColumn("to", format=change_format),
-                    "ratio": st.column_config.NumberColumn("Ratio", format="%.3f"),
-                    "ratio_low": st.column_config.NumberColumn("95% CI from", format="%.3f"),
-                    "ratio_high": st.column_config.NumberColumn("to", format="%.3f"),
-                },
+                pd.DataFrame({
+                    "Vendor": adjusted["vendor"],
+                    "Students": [f"{n:,.0f}" for n in adjusted["n"]],
+                    "Observed": [charts.format_value(v, metric) for v in adjusted["observed"]],
+                    "Expected": [charts.format_value(v, metric) for v in adjusted["expected"]],
+                    "Observed − expected": [charts.format_change(v, metric) for v in adjusted["difference"]],
+                    "95% CI": [
+                        "" if pd.isna(low) else f"{charts.format_change(low, metric)} to {charts.format_change(high, metric)}"
+                        for low, high in zip(adjusted["diff_low"], adjusted["diff_high"])
+                    ],
+                    "Ratio (95% CI)": [
+                        "" if pd.isna(r) else f"{r:.3f}" + ("" if pd.isna(low) else f" ({low:.3f}–{high:.3f})")
+                        for r, low, high in zip(adjusted["ratio"], adjusted["ratio_low"], adjusted["ratio_high"])
+                    ],
+                }),
+                hide_index=True, width="stretch", key="adjusted-table",
+                column_config={"Vendor": st.column_config.TextColumn(width="medium")},
             )
             st.caption(
                 "Expected uses the district's result in each baseline band (well below, below, near, above), weighted by the "

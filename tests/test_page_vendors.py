@@ -103,6 +103,13 @@ def test_adjusted_comparison_payments_and_timeliness(dashboard):
     assert plotted(trace(figure, "Expected for its students"), "x") == pytest.approx(adjusted["expected"].tolist())
     assert plotted(trace(figure, "Observed (95% CI)"), "x") == pytest.approx(adjusted["observed"].tolist())
     assert "indirect standardisation" in " ".join(m.value for m in app.markdown)
+    # The table holds each interval in one column, in the page's units, so none is cut off.
+    table = next(d.value for d in app.dataframe if "Ratio (95% CI)" in d.value.columns).set_index("Vendor")
+    assert list(table.columns) == ["Students", "Observed", "Expected", "Observed − expected", "95% CI", "Ratio (95% CI)"]
+    v2 = table.loc[VENDOR_LABELS["V2"]]
+    low, high = (f"{adjusted.loc['V2', end] * 100:+.1f} pts" for end in ("diff_low", "diff_high"))
+    assert v2["95% CI"] == f"{low} to {high}"
+    assert v2["Observed"] == f"{adjusted.loc['V2', 'observed']:.1%}"
 
     # Payments: what the rate card has earned, and V2's cap binds.
     payments = view(dashboard, "payments", end=span["end"]).set_index("vendor_id")
