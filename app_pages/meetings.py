@@ -182,7 +182,7 @@ def made_here() -> None:
         st.caption("None yet.")
     if not editing:
         return
-    with st.expander("Add a commitment", icon=":material/add_task:", expanded=not made):
+    with st.expander("Add a commitment", icon=":material/add_task:", expanded=True):
         st.caption(ci_records.COMMITMENT_PROMPT)
         ci_ui.new_commitment(f"new-commitment-{meeting.id}", meeting.id, meeting.held_on)
     if made:
