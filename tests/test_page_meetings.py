@@ -419,3 +419,15 @@ def test_presenting_with_letters_says_why_the_notes_are_read_only_and_how_to_tak
     assert not app.text_area and not app.text_input
     [said] = [i.value for i in app.info if i.value.startswith("Editing is off")]
     assert "screen that is not shared" in said and "Vendors as Vendor A, B, C" in said
+
+
+def test_a_draft_left_behind_reads_in_letters_while_presenting(store):
+    group = make_group(store, "Flow: draft left, presenting")
+    draft = meetings.save_meeting(store, FACILITATOR, ci_records.draft_meeting(group, date(2026, 3, 14)), by="facilitator")
+    box = f"agenda-{draft.id}-partnerships"
+    open_meeting(group, draft.id).text_area(key=box).input("Ask Lumen Learning Partners (V2) about the rota").run()
+    meetings.finalise(store, ANALYST, draft.id, {}, warehouse_version="wh-000001", by="analyst")
+    app = open_page("app_pages/meetings.py", user="facilitator", state={"workgroup": group.id, "meeting": draft.id},
+                    query={"present": "true", "alias": "true"})
+    [kept] = [t.value for t in app.text if "about the rota" in t.value]
+    assert "Lumen" not in kept and "V2" not in kept and re.search(r"Ask Vendor [A-F] \(Vendor [A-F]\)", kept)
