@@ -120,33 +120,16 @@ if ids:
 def new_commitment() -> None:
     held = list(reversed(meetings.meetings(db, scope())))
     groups = {g.id: g.name for g in meetings.workgroups(db, scope())}
-    made_at = st.query_params.get("made_at")
-    with st.expander("Add a commitment", icon=":material/add_task:", expanded=bool(made_at)):
-        ids = [None, *[m.id for m in held]]
+    by_id = {m.id: m for m in held if not m.is_final}  # minutes are closed: a commitment joins a later meeting
+    with st.expander("Add a commitment", icon=":material/add_task:"):
         meeting_id = st.selectbox(
-            "Made at", ids, index=ids.index(int(made_at)) if made_at and made_at.isdigit() and int(made_at) in ids else 0,
-            format_func=lambda i: "No meeting" if i is None else next(
-                f"{ci_ui.plain(groups[m.workgroup_id])} · {m.held_on:%b %-d, %Y}" for m in held if m.id == i),
+            "Made at", [None, *by_id], key="made-at",
+            format_func=lambda i: "No meeting (today)" if i is None else
+            f"{ci_ui.plain(groups[by_id[i].workgroup_id])} · {by_id[i].held_on:%b %-d, %Y}",
+            help="A meeting's own commitments are best added in its Next steps, on Meetings.",
         )
-        left, middle = st.columns(2)
-        party = left.selectbox("Party", PARTIES, format_func=str.capitalize)
-        owner = middle.text_input("Owner", placeholder="The person who will see it done")
-        action = st.text_area("Action", placeholder="What will be done")
-        due_on = st.date_input("Due", value=None, format="YYYY-MM-DD")
-        st.markdown("The number it should move, and for whom (the vendor or school of a vendor's or school's commitment):")
-        metric_id = ci_ui.metric_picker("new-commitment-metric")
-        piece = ci_ui.slice_picker("new-commitment")
-        if st.button("Add the commitment", type="primary", icon=":material/add_task:"):
-            party_id = {"vendor": piece.vendor_id, "school": piece.school_id}.get(party)
-            made_on = next((m.held_on for m in held if m.id == meeting_id), today)
-            record = Commitment(party=party, party_id=party_id, owner=owner.strip(), action=action.strip(), made_on=made_on,
-                                due_on=due_on, metric_id=metric_id, slice=piece, meeting_id=meeting_id)
-            try:
-                meetings.save_commitment(db, scope(), record, by=ci_ui.me())
-            except (ValueError, ScopeError) as error:
-                st.error(ci_ui.say(str(error)))
-            else:
-                st.rerun()
+        made_on = by_id[meeting_id].held_on if meeting_id is not None else today
+        ci_ui.new_commitment("new-commitment", meeting_id, made_on)
 
 
 if staff:

@@ -21,8 +21,11 @@ staff = ci_ui.district_staff()
 
 st.title("Meetings")
 st.caption(
-    "Run the meeting from here: the agenda in four parts, the data since the group last met, and every commitment "
-    "still open with what its number has done since. Finalise the minutes to keep the numbers as they were on screen."
+    "Run the meeting from here: the agenda in four parts, the data since the group last met, the commitments made "
+    "and every one still open with what its number has done since. Finalise the minutes to keep the numbers as they "
+    "were on screen." if staff else
+    "The meetings of the workgroups your organisation takes part in: their agenda, notes and minutes, and the "
+    "commitments made at each. District staff run them; update your own commitments on Commitments."
 )
 
 groups = {g.id: g for g in meetings.workgroups(db, scope())}
@@ -34,7 +37,9 @@ if not groups:
 if "open_meeting" in st.session_state:  # a meeting made in the last run opens itself
     st.session_state["meeting"] = st.session_state.pop("open_meeting")
 left, right = st.columns(2)
-group_id = left.selectbox("Workgroup", list(groups), format_func=lambda g: ci_ui.plain(groups[g].name), key="workgroup", bind="query-params")
+ci_ui.keep_choice("workgroup", list(groups))
+group_id = left.selectbox("Workgroup", list(groups), format_func=lambda g: ci_ui.plain(groups[g].name), key="workgroup")
+ci_ui.chosen("workgroup", group_id)
 group = groups[group_id]
 held = list(reversed(meetings.meetings(db, scope(), group_id)))
 options = [m.id for m in held] + ([NEW] if staff else [])
@@ -42,7 +47,9 @@ if not options:
     st.info("This workgroup has not met yet.")
     st.stop()
 labels = {m.id: ci_ui.meeting_label(m) for m in held} | {NEW: "New meeting…"}
-meeting_id = right.selectbox("Meeting", options, format_func=labels.get, key="meeting", bind="query-params")
+ci_ui.keep_choice("meeting", options)
+meeting_id = right.selectbox("Meeting", options, format_func=labels.get, key="meeting")
+ci_ui.chosen("meeting", meeting_id)
 
 with st.expander(f"About {ci_ui.say(group.name)}", icon=":material/diversity_3:"):
     st.markdown(ci_ui.say(f"{group.purpose}\n\n**Meets** {group.cadence} · {group.format}"))
@@ -66,7 +73,6 @@ def new_meeting() -> None:
                 db, scope(), replace(ci_records.draft_meeting(group, held_on), attendees=people), by=ci_ui.me()
             )
             st.session_state["open_meeting"] = made.id
-            st.query_params["meeting"] = str(made.id)
             st.rerun()
 
 
@@ -77,13 +83,14 @@ if meeting_id == NEW:
 meeting = meetings.meeting(db, scope(), meeting_id)
 # While vendors read as letters the notes (as people typed them) are shown disguised, not edited.
 editing = staff and not meeting.is_final and not aliasing()
+when = f"{meeting.held_on:%A, %B %-d, %Y}"
 opened = f"opened-{meeting.id}"  # the revision this editor started from, kept across reruns
 boxes = {part.key: f"agenda-{meeting.id}-{part.key}" for part in AGENDA}
 # Boxes not drawn in the last run (first open, or back from another page) fill from the meeting as it is now.
 if editing and (opened not in st.session_state or not any(box in st.session_state for box in boxes.values())):
     st.session_state[opened] = meeting.revision
 
-st.subheader(ci_ui.say(f"{group.name} · {meeting.held_on:%A, %B %-d, %Y}"))
+st.subheader(ci_ui.say(f"{group.name} · {when}"))
 st.caption(ci_ui.say(
     "Attendees: " + (", ".join(f"{p.name} ({p.organisation})" for p in meeting.attendees) or "not recorded")
     + f" · revision {meeting.revision}, saved by {meeting.updated_by} on {meeting.updated_at:%b %-d, %H:%M}"
@@ -91,11 +98,13 @@ st.caption(ci_ui.say(
 if meeting.is_final:
     st.info(ci_ui.say(
         f"Minutes finalised by {meeting.finalised_by} on {meeting.finalised_at:%b %-d, %Y}. The numbers are those on "
-        f"screen then (data version {meeting.warehouse_version}), whatever data has come in since."),
+        f"screen then ({ci_ui.data_version(meeting.warehouse_version)}), whatever data has come in since."),
         icon=":material/lock:",
     )
     if staff:
         ci_ui.leftover_draft("meeting", meeting.id, "these minutes", {part.key: part.title for part in AGENDA})
+elif staff and aliasing():
+    st.info(ci_ui.EDITING_OFF, icon=":material/edit_off:")
 
 # A vendor in a meeting of several vendors reads the agenda; the frozen numbers are the district's.
 if meeting.is_final:
@@ -158,6 +167,34 @@ def commitment_row(item: dict) -> dict:
     }
 
 
+def made_here() -> None:
+    """The commitments made at this meeting; while it is a draft, a form to add one and to edit each."""
+    made = meetings.commitments(db, scope(), meeting_id=meeting.id)
+    st.markdown(f"**Made at this meeting** ({len(made)})")
+    if made:
+        st.dataframe(ci_ui.records_frame(made, {
+            "#": lambda c: c.id, "Party": lambda c: ci_ui.party_text(c.party, c.party_id), "Owner": lambda c: c.owner,
+            "Action": lambda c: c.action, "Due": lambda c: f"{c.due_on:%b %-d, %Y}" if c.due_on else "—",
+            "Status": lambda c: ci_records.STATUS_LABELS[c.status], "Metric": lambda c: ci_ui.metric_label(c.metric_id),
+            "For": lambda c: ci_ui.slice_text(c.slice),
+        }), hide_index=True, column_config={"Action": st.column_config.TextColumn(width="large")})
+    else:
+        st.caption("None yet.")
+    if not editing:
+        return
+    with st.expander("Add a commitment", icon=":material/add_task:", expanded=True):
+        st.caption(ci_records.COMMITMENT_PROMPT)
+        ci_ui.new_commitment(f"new-commitment-{meeting.id}", meeting.id, meeting.held_on)
+    if made:
+        by_id = {c.id: c for c in made}
+        chosen = st.selectbox("Edit a commitment made here", list(by_id), index=None, key=f"edit-made-{meeting.id}",
+                              format_func=lambda i: f"#{i} · {ci_ui.short(ci_ui.plain(by_id[i].action))}",
+                              placeholder="Choose one to correct its owner, action, due date or number")
+        if chosen is not None:
+            with st.container(border=True):
+                ci_ui.edit_commitment(by_id[chosen])
+
+
 def restore(found: meetings.Draft) -> None:
     """Saving restored notes names the revision they were typed over."""
     st.session_state[opened] = found.revision
@@ -184,6 +221,8 @@ for part in AGENDA:
         )
     else:
         st.markdown(ci_ui.say(meeting.agenda.get(part.key)) or "_No notes._")
+    if part.key == "next_steps":
+        made_here()
 
 
 def save(agenda: dict[str, str], revision: int) -> ci_records.Meeting | None:
@@ -217,8 +256,10 @@ if editing:
             st.session_state.pop("conflict")
             st.rerun()
     with finalise_column.popover("Finalise the minutes", icon=":material/lock:"):
-        st.markdown("Saves the notes and freezes them, with the numbers above, as this meeting's minutes. They cannot be edited after.")
-        if st.button("Finalise", type="primary"):
+        st.markdown(ci_ui.say(
+            f"Finalise the minutes of **{group.name}** held on **{when}**? This saves the notes and freezes them, "
+            "with the numbers above, as this meeting's minutes. They cannot be edited after."))
+        if st.button(f"Finalise the meeting of {meeting.held_on:%b %-d, %Y}", type="primary", key="finalise"):
             saved = save(texts, st.session_state[opened])
             if saved:
                 try:
@@ -235,5 +276,4 @@ with st.expander("History of these notes", icon=":material/history:"):
     for part in AGENDA:
         st.markdown(f"**{part.title}**\n\n{ci_ui.say(shown.agenda.get(part.key)) or '_No notes._'}")
 
-st.page_link("app_pages/commitments.py", label="Commitments: add one, or update a status", icon=":material/task_alt:",
-             query_params={"made_at": str(meeting.id)})
+st.page_link("app_pages/commitments.py", label="Commitments: every party's, with their progress", icon=":material/task_alt:")

@@ -167,11 +167,11 @@ def show_meetings(group: Workgroup) -> None:
     for meeting in held:
         st.page_link("app_pages/meetings.py", label=ci_ui.meeting_label(meeting),
                      icon=":material/lock:" if meeting.is_final else ":material/edit_note:",
-                     query_params={"workgroup": group.name, "meeting": ci_ui.meeting_label(meeting)})
+                     query_params={"workgroup": str(group.id), "meeting": str(meeting.id)})
     if not held:
         st.caption("It has not met yet.")
         st.page_link("app_pages/meetings.py", label="Meetings", icon=":material/event_note:",
-                     query_params={"workgroup": group.name})
+                     query_params={"workgroup": str(group.id)})
 
 
 show_group(group)

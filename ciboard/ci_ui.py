@@ -4,7 +4,7 @@ as widgets, the screen that shows both versions when two people saved the same r
 drafts of what someone typed and has not saved."""
 
 from collections.abc import Callable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from datetime import date
 from functools import partial
 from typing import Any
@@ -15,7 +15,7 @@ import streamlit as st
 from ciboard import ci_records, followup, meetings, safe_text
 from ciboard.access import ScopeError
 from ciboard.appdb import AppDB
-from ciboard.ci_records import Slice
+from ciboard.ci_records import PARTIES, Commitment, Slice
 from ciboard.dashboard import account, aliases, disguised, disguised_text, metrics, scope, warehouse
 from ciboard.meetings import EditConflict
 from ciboard.session import app_db
@@ -166,7 +166,7 @@ def show_conflict(error: EditConflict) -> None:
         for name in changed
     ]
     if rows:
-        st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+        st.dataframe(disguised(pd.DataFrame(rows)), hide_index=True, width="stretch")
 
 
 def conflict_choice(
@@ -291,11 +291,53 @@ def cycle_label(cycle: ci_records.PdsaCycle) -> str:
 
 
 def meeting_label(meeting: ci_records.Meeting) -> str:
-    """How a meeting reads in the meetings page's chooser, and so in its address (?meeting=…)."""
+    """How a meeting reads in the meetings page's chooser and in links to it."""
     return f"{meeting.held_on:%b %-d, %Y} · {'minutes' if meeting.is_final else 'draft'}"
 
 
+def data_version(version: str | None) -> str:
+    """A warehouse version as people read it: 'wh-000007' is 'data version 7'."""
+    number = (version or "").removeprefix("wh-")
+    return f"data version {int(number)}" if number.isdigit() else "an earlier data version"
+
+
+def keep_choice(key: str, options: list[int]) -> None:
+    """Before the chooser keyed `key` (whose options are record ids) is drawn: the choice it opens
+    on. Streamlit forgets a chooser's state, and its part of the address, once another page is
+    opened, and opens a page it comes back to (the browser's Back) without its query. So the
+    choice is the one the address names (a reload, a link), else the one last made here in
+    this session, else the first. `chosen` afterwards keeps it in both."""
+    if key in st.session_state and st.session_state[key] in options:
+        return
+    named = st.query_params.get(key, "")
+    remembered = st.session_state.get(f"chosen-{key}")
+    if named.isdigit() and int(named) in options:
+        st.session_state[key] = int(named)
+    elif remembered in options:
+        st.session_state[key] = remembered
+    else:
+        st.session_state[key] = options[0]
+
+
+def chosen(key: str, value: int) -> None:
+    """A chooser's choice in the address, for a reload or a link, and in the session, for coming back."""
+    st.session_state[f"chosen-{key}"] = value
+    if st.query_params.get(key) != str(value):
+        st.query_params[key] = str(value)
+
+
 # --- a new record: made, then opened in the page's chooser ------------------------------------
+
+
+# A text box shows, sends and saves exactly what is in it. Filled with the vendors' letters, what
+# was saved would hold letters that mean nothing after this meeting; filled with the real text,
+# the shared screen would show the names. So nothing is edited while vendors are letters.
+EDITING_OFF = (
+    "Editing is off while vendors are shown as letters: a text box shows exactly what it saves, so editing here "
+    "would either put vendors' names on the shared screen or save letters that mean nothing after the meeting. "
+    "To take notes, open this page on a screen that is not shared (a second window or another device) with "
+    "*Vendors as Vendor A, B, C* off, and type there; what you save shows here, in letters, on the next click."
+)
 
 
 def offer_new(staff: bool, form: Callable[[], None]) -> None:
@@ -303,16 +345,93 @@ def offer_new(staff: bool, form: Callable[[], None]) -> None:
     if staff:
         form()
     elif district_staff():
-        st.caption("Editing is off while vendors are shown as letters.")
+        st.caption(EDITING_OFF)
 
 
 def save_new(store: Callable[[], Any]) -> Any | None:
     """The record `store` saved, or None after saying why it was refused."""
     try:
         return store()
-    except (ValueError, ScopeError) as error:
-        st.error(say(str(error)))
+    except (ValueError, ScopeError, meetings.MeetingFinal) as error:
+        st.error(say(f"Not saved: {error}"), icon=":material/error:")
         return None
+
+
+# --- commitments: added and edited where they are made -----------------------------------------
+
+
+def commitment_form(key: str, made_on: date, submit: str, default: Commitment | None = None) -> Commitment | None:
+    """Widgets for what a commitment says (party, owner, action, due date, the number it should
+    move and for whom), keyed under `key`, filled from `default`; the commitment they describe
+    once `submit` is pressed, else None."""
+    default = default or Commitment(party="district", owner="", action="", made_on=made_on)
+    left, middle, right = st.columns(3)
+    party = left.selectbox("Party", PARTIES, index=PARTIES.index(default.party), format_func=str.capitalize,
+                           key=f"{key}-party")
+    owner = middle.text_input("Owner", default.owner, placeholder="The person who will see it done", key=f"{key}-owner")
+    # Bounds no typed date can pass: a date outside a date box's bounds is shown as an error in
+    # the browser while the server is sent the box's last good date, or none. Every date the box
+    # can hold reaches the store, which refuses one that makes no sense for the commitment.
+    due_on = right.date_input("Due", default.due_on, min_value=date.min, max_value=date.max, format="YYYY-MM-DD",
+                              key=f"{key}-due")
+    action = st.text_area("Action", default.action, placeholder="What will be done", key=f"{key}-action", height=80)
+    st.markdown("The number it should move, and for whom (the vendor or school of a vendor's or school's commitment):")
+    metric_id = metric_picker(f"{key}-metric", default.metric_id)
+    piece = slice_picker(key, default.slice)
+    if not st.button(submit, type="primary", icon=":material/add_task:", key=f"{key}-submit"):
+        return None
+    if due_on is None:
+        st.error("Not saved: choose the due date (a date the box cannot read arrives as none).", icon=":material/error:")
+        return None
+    party_id = {"vendor": piece.vendor_id, "school": piece.school_id}.get(party)
+    return replace(default, party=party, party_id=party_id, owner=owner.strip(), action=action.strip(), due_on=due_on,
+                   metric_id=metric_id, slice=piece)
+
+
+def new_commitment(key: str, meeting_id: int | None, made_on: date) -> None:
+    """The form for a new commitment, made at a meeting (or at none) on `made_on`. Saved, it is
+    confirmed and the form empties for the next one; refused, nothing is saved, it says why and
+    what was typed stays."""
+    notice, generation = f"{key}-saved", st.session_state.setdefault(f"{key}-generation", 0)
+    if text := st.session_state.pop(notice, None):
+        st.success(say(text), icon=":material/check_circle:")
+    record = commitment_form(f"{key}-{generation}", made_on, "Add the commitment")
+    if record is None:
+        return
+    saved = save_new(lambda: meetings.save_commitment(db(), scope(), replace(record, meeting_id=meeting_id), by=me()))
+    if saved is None:
+        return
+    st.session_state[f"{key}-generation"] = generation + 1
+    st.session_state[notice] = (f"Added commitment #{saved.id}: {saved.action} ({saved.owner}, due "
+                                f"{saved.due_on:%b %-d, %Y}).")
+    st.rerun()
+
+
+def edit_commitment(c: Commitment) -> None:
+    """A commitment's form, filled from it; a save names the revision the form opened at, so a
+    save by someone else since shows both versions rather than being overwritten."""
+    key = f"edit-commitment-{c.id}"
+    opened = st.session_state.setdefault(f"{key}-revision", c.revision)
+    generation = st.session_state.setdefault(f"{key}-generation", 0)
+    if text := st.session_state.pop(f"{key}-saved", None):
+        st.success(say(text), icon=":material/check_circle:")
+    record = commitment_form(f"{key}-{generation}", c.made_on, "Save the commitment", default=c)
+    if record is None:
+        return
+    try:
+        saved = meetings.save_commitment(db(), scope(), replace(record, revision=opened), by=me())
+    except EditConflict as conflict:
+        show_conflict(conflict)
+        st.session_state[f"{key}-revision"] = conflict.theirs.revision
+        st.caption("Their version is above. Save again to keep yours over it.")
+        return
+    except (ValueError, ScopeError) as error:
+        st.error(say(f"Not saved: {error}"), icon=":material/error:")
+        return
+    st.session_state[f"{key}-revision"] = saved.revision
+    st.session_state[f"{key}-generation"] = generation + 1
+    st.session_state[f"{key}-saved"] = f"Saved commitment #{saved.id} as revision {saved.revision}."
+    st.rerun()
 
 
 def open_new(chooser: str, record_id: int, notice: tuple[str, str], form: str | None = None) -> None:
@@ -557,7 +676,7 @@ def leftover_draft(kind: str, record_id: int, why: str, titles: dict[str, str]) 
 def _show(titles: dict[str, str], found: meetings.Draft) -> None:
     for field, typed in found.texts.items():
         st.caption(titles.get(field, field))
-        st.text(typed or "—")
+        st.text(plain(typed) or "—")
 
 
 @st.fragment

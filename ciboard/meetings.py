@@ -53,6 +53,8 @@ from ciboard.ci_records import (
 
 # A meeting with no earlier meeting of its workgroup looks back this far.
 FIRST_LOOK_BACK = timedelta(weeks=8)
+# A due date further out than this is far more often a mistyped year than a plan.
+LONGEST_COMMITMENT = timedelta(days=731)
 
 
 # --- errors ---------------------------------------------------------------------------
@@ -683,6 +685,12 @@ def _check_commitment(record: Commitment) -> None:
         raise ValueError("a commitment needs an action")
     if not record.owner.strip():
         raise ValueError("a commitment needs an owner")
+    if record.due_on is not None and record.due_on < record.made_on:
+        raise ValueError(f"the due date {record.due_on:%b %-d, %Y} is before the commitment was made "
+                         f"({record.made_on:%b %-d, %Y})")
+    if record.due_on is not None and record.due_on > record.made_on + LONGEST_COMMITMENT:
+        raise ValueError(f"the due date {record.due_on:%b %-d, %Y} is more than two years after the commitment was "
+                         f"made ({record.made_on:%b %-d, %Y}): a typo? A longer aim is better split into steps")
 
 
 def _check_root_cause(record: RootCause) -> None:

@@ -247,6 +247,60 @@ def test_a_facilitator_takes_notes_in_a_meeting(server, browser, passwords, demo
     page.close()
 
 
+def test_a_facilitator_adds_a_commitment_comes_back_and_finalises_the_right_meeting(server, browser, passwords, demo_warehouse):
+    from datetime import date
+
+    from ciboard import ci_records, meetings
+    from ciboard.access import Scope
+    from ciboard.appdb import AppDB
+
+    store, staff = AppDB.of(demo_warehouse.settings), Scope("facilitator")
+    group = meetings.save_workgroup(store, staff, ci_records.Workgroup(name="Browser: meeting flow", vendor_ids=["V2"]),
+                                    by="facilitator")
+    older, newer = (meetings.save_meeting(store, staff, ci_records.draft_meeting(group, day), by="facilitator")
+                    for day in (date(2026, 3, 2), date(2026, 3, 16)))
+    # The older meeting, by a link (the meetings page's choosers are tested through AppTest).
+    page = open_as(browser, server, passwords, "facilitator", f"meetings?workgroup={group.id}&meeting={older.id}", height=3200)
+    main = page.locator("[data-testid='stMain']")
+    assert "Monday, March 2, 2026" in main.locator("h3").first.inner_text()
+
+    def due(typed: str) -> None:
+        main.get_by_role("group", name="Due").locator("[data-type='year']").click()
+        page.keyboard.type(typed)
+        page.keyboard.press("Escape")
+
+    main.get_by_label("Owner").fill("Ana Ruiz")
+    main.get_by_label("Action").fill("Send each school its absence list on Fridays")
+    due("20260220")  # before the meeting
+    main.get_by_role("button", name="Add the commitment").click()
+    settle(page)
+    assert "Not saved: the due date Feb 20, 2026 is before the commitment was made" in main.inner_text()
+    assert meetings.commitments(store, staff, meeting_id=older.id) == []
+    due("20260320")
+    main.get_by_role("button", name="Add the commitment").click()
+    settle(page)
+    [made] = meetings.commitments(store, staff, meeting_id=older.id)
+    assert made.due_on == date(2026, 3, 20) and f"Added commitment #{made.id}" in main.inner_text()
+    assert main.get_by_label("Owner").input_value() == "", "the form is cleared"
+    shoot(page, "meeting-commitment-added")
+
+    page.get_by_role("link", name="Commitments", exact=True).click()
+    settle(page)
+    page.go_back()
+    settle(page)
+    assert f"workgroup={group.id}" in page.url and f"meeting={older.id}" in page.url
+    assert "Monday, March 2, 2026" in main.locator("h3").first.inner_text()
+
+    main.get_by_role("button", name="Finalise the minutes").click()
+    asked = page.locator("[data-testid='stPopoverBody']").inner_text()
+    assert "Browser: meeting flow" in asked and "Monday, March 2, 2026" in asked
+    page.get_by_role("button", name="Finalise the meeting of Mar 2, 2026").click()
+    settle(page)
+    assert meetings.meeting(store, staff, older.id).is_final and not meetings.meeting(store, staff, newer.id).is_final
+    assert errors_on(page) == []
+    page.close()
+
+
 # The server's first start on an empty data folder, with the fewest students the demo takes (its
 # files still take about 25 s to load): `streamlit run` in a process whose demo.build is smaller.
 SMALL_DEMO_SERVER = (

@@ -210,6 +210,21 @@ def test_open_commitments_carry_forward_until_closed(db):
     assert [c.id for c in m.commitments(db, ANALYST, meeting_id=february.id)] == [made_in_february.id]
 
 
+@pytest.mark.parametrize(("due", "refused"), [
+    (DAY - timedelta(days=1), "is before the commitment was made"),
+    (DAY.replace(year=DAY.year + 36), "more than two years after"),
+])
+def test_a_due_date_before_the_commitment_or_years_out_saves_nothing(db, due, refused):
+    meeting = add_meeting(db, add_group(db))
+    with pytest.raises(ValueError, match=refused):
+        add_commitment(db, meeting, due_on=due)
+    assert m.commitments(db, ANALYST) == []
+    kept = add_commitment(db, meeting, due_on=DAY)  # due the day it is made: fine
+    with pytest.raises(ValueError, match=refused):
+        m.save_commitment(db, STAFF, replace(kept, due_on=due), by="analyst")
+    assert m.commitment(db, ANALYST, kept.id).due_on == DAY
+
+
 def test_overdue_commitments_stand_out(db):
     meeting = add_meeting(db, add_group(db))
     late = add_commitment(db, meeting, due_on=DAY + timedelta(days=5))

@@ -367,7 +367,11 @@ def test_workgroups_lists_the_seeded_groups_with_their_meetings_and_sets_up_a_ne
     links = {p.value: parse_qs(p.proto.query_string) for p in app.get("page_link")}
     held = meetings.meetings(db, ANALYST, coordination.id)
     assert {"Feb 5, 2026 · minutes", "Mar 5, 2026 · draft"} <= set(links) and len(links) == len(held)
-    assert all(query["workgroup"] == [coordination.name] and query["meeting"] == [label] for label, query in links.items())
+    from ciboard.ci_ui import meeting_label
+
+    by_label = {meeting_label(m): m for m in held}
+    assert all(query["workgroup"] == [str(coordination.id)] and query["meeting"] == [str(by_label[label].id)]
+               for label, query in links.items()), "links name the records by id: a label changes when minutes are final"
 
     form = next(t.key for t in app.text_input if t.key.startswith("new-workgroup")).rsplit("-", 1)[0]
     app.text_input(key=f"{form}-name").set_value("Test workgroup: attendance leads")
@@ -469,7 +473,8 @@ def test_presenting_with_vendors_as_letters_names_no_vendor_and_offers_no_form(d
     assert re.search(r"\bVendor [A-F]\b", text), "the records name vendors by their letters"
     main = app.main
     assert not (main.text_input or main.text_area or main.data_editor or main.date_input or main.button), page
-    assert "Editing is off while vendors are shown as letters." in [c.value for c in app.caption]
+    [said] = [c.value for c in app.caption if c.value.startswith("Editing is off while vendors are shown as letters")]
+    assert "screen that is not shared" in said, "and how to take notes"
 
 
 # --- free text shows no image or HTML; a form's unsaved text is kept as a draft ------------

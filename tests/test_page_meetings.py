@@ -7,6 +7,7 @@ told and shown both versions, and nothing is overwritten. Each test makes its ow
 so the demo's seeded meetings stay as they are for other tests.
 """
 
+import re
 from datetime import date
 
 import pytest
@@ -65,7 +66,7 @@ def test_a_meeting_from_start_to_minutes_and_on_to_the_next(store, dashboard):
     ), by="facilitator")
 
     app = open_meeting(group, first.id)
-    app.button[[b.label for b in app.button].index("Finalise")].click().run()
+    app.button(key="finalise").click().run()
     final = meetings.meeting(store, FACILITATOR, first.id)
     assert final.is_final and final.agenda["next_steps"] == "Lumen calls absent families."
     assert final.snapshot["filters"] == {"vendor_id": ["V2"]}
@@ -94,7 +95,7 @@ def test_finalised_minutes_keep_their_numbers_after_new_data(store, dashboard):
     group = make_group(store, "Flow: frozen numbers")
     draft = meetings.save_meeting(store, FACILITATOR, ci_records.draft_meeting(group, date(2026, 1, 26)), by="facilitator")
     app = open_meeting(group, draft.id)
-    app.button[[b.label for b in app.button].index("Finalise")].click().run()
+    app.button(key="finalise").click().run()
     final = meetings.meeting(store, FACILITATOR, draft.id)
     frozen = final.snapshot
     # Whatever the warehouse says later, the minutes read the snapshot, not the data, and the
@@ -155,6 +156,7 @@ def test_commitments_page_adds_and_logs(store):
     app = open_page("app_pages/commitments.py", user="facilitator")
     app.text_input[[t.label for t in app.text_input].index("Owner")].input("Jo Kim")
     app.text_area[[t.label for t in app.text_area].index("Action")].input("Share the absence list with each school office weekly")
+    app.date_input(key="new-commitment-0-due").set_value(date.today())
     app.button[[b.label for b in app.button].index("Add the commitment")].click().run()
     assert not app.exception
     [made] = [c for c in meetings.commitments(store, ANALYST) if c.owner == "Jo Kim"]
@@ -298,3 +300,134 @@ def test_a_draft_left_when_the_minutes_were_finalised_is_shown_to_copy(store):
     assert "Ask Lumen about the rota" in [t.value for t in app.text]
     press(app, "Discard the draft")
     assert meetings.draft(store, "meeting", draft.id, by="facilitator") is None and not app.warning
+
+
+# --- the meeting flow: commitments made in Next steps, the choice kept, bad dates, the right minutes ---
+
+
+def commitment_fields(app, form: str, owner: str, action: str, due: date | None):
+    app.text_input(key=f"{form}-owner").input(owner)
+    app.text_area(key=f"{form}-action").input(action)
+    app.date_input(key=f"{form}-due").set_value(due)
+    return app.button(key=f"{form}-submit").click().run()
+
+
+def made_at_this_meeting(app) -> list[str]:
+    [frame] = [f.value for f in app.dataframe if "Owner" in f.value.columns and "Since it was made" not in f.value.columns]
+    return frame["Action"].tolist()
+
+
+def test_a_commitment_is_added_in_next_steps_confirmed_and_listed_as_made_at_this_meeting(store):
+    group = make_group(store, "Flow: commitments in next steps")
+    draft = meetings.save_meeting(store, FACILITATOR, ci_records.draft_meeting(group, date(2026, 3, 9)), by="facilitator")
+    app = open_meeting(group, draft.id)
+    form = f"new-commitment-{draft.id}-0"
+    app = commitment_fields(app, form, "Lee Park", "Call every family after a second absence", date(2026, 3, 27))
+    assert not app.exception
+    [made] = meetings.commitments(store, FACILITATOR, meeting_id=draft.id)
+    assert (made.owner, made.made_on, made.due_on) == ("Lee Park", date(2026, 3, 9), date(2026, 3, 27))
+    assert any(f"Added commitment #{made.id}" in s.value for s in app.success), "the save is confirmed"
+    assert made_at_this_meeting(app) == ["Call every family after a second absence"]
+    fresh = f"new-commitment-{draft.id}-1"
+    assert (app.text_input(key=f"{fresh}-owner").value, app.text_area(key=f"{fresh}-action").value) == ("", ""), \
+        "the form is empty for the next one"
+
+    # Corrected in place: the same commitment, a new revision.
+    app.selectbox(key=f"edit-made-{draft.id}").set_value(made.id).run()
+    edit = f"edit-commitment-{made.id}-0"
+    assert app.text_input(key=f"{edit}-owner").value == "Lee Park"
+    app.text_input(key=f"{edit}-owner").input("Lee Park and Ana Ruiz")
+    app.button(key=f"{edit}-submit").click().run()
+    again = meetings.commitment(store, FACILITATOR, made.id)
+    assert (again.owner, again.revision, again.meeting_id) == ("Lee Park and Ana Ruiz", made.revision + 1, draft.id)
+
+
+def test_a_commitment_made_at_a_meeting_shows_on_its_page(store):
+    group = make_group(store, "Flow: made here, shown here")
+    draft = meetings.save_meeting(store, FACILITATOR, ci_records.draft_meeting(group, date(2026, 3, 10)), by="facilitator")
+    meetings.save_commitment(store, FACILITATOR, ci_records.Commitment(
+        party="vendor", party_id="V2", owner="Lee Park", action="Send Lumen the absence list every Friday",
+        made_on=draft.held_on, due_on=date(2026, 3, 20), meeting_id=draft.id), by="facilitator")
+    for user in ("facilitator", "vendor-v2"):
+        assert made_at_this_meeting(open_meeting(group, draft.id, user=user)) == ["Send Lumen the absence list every Friday"]
+
+
+@pytest.mark.parametrize("due", [date(2026, 3, 2), None, date(2062, 3, 20)], ids=["before the meeting", "none", "a typo"])
+def test_a_bad_due_date_saves_nothing_and_keeps_what_was_typed(store, due):
+    group = make_group(store, "Flow: bad due date")
+    draft = meetings.save_meeting(store, FACILITATOR, ci_records.draft_meeting(group, date(2026, 3, 11)), by="facilitator")
+    app = open_meeting(group, draft.id)
+    form = f"new-commitment-{draft.id}-0"
+    app = commitment_fields(app, form, "Lee Park", "Share the tutor rota with schools", due)
+    assert meetings.commitments(store, ANALYST, meeting_id=draft.id) == [], "nothing saved"
+    assert [e.value for e in app.error if e.value.startswith("Not saved")], "and it says why"
+    assert app.text_area(key=f"{form}-action").value == "Share the tutor rota with schools", "what was typed stays"
+
+
+def test_the_chosen_meeting_survives_another_page_and_a_reload(store):
+    group = make_group(store, "Flow: back and reload")
+    older = meetings.save_meeting(store, FACILITATOR, ci_records.draft_meeting(group, date(2026, 3, 2)), by="facilitator")
+    meetings.save_meeting(store, FACILITATOR, ci_records.draft_meeting(group, date(2026, 3, 16)), by="facilitator")
+    app = open_page("app_pages/meetings.py", user="facilitator")
+    assert app.selectbox(key="workgroup").value != group.id, "not the first workgroup, so a reset shows"
+    app.selectbox(key="workgroup").set_value(group.id).run()
+    app.selectbox(key="meeting").set_value(older.id).run()
+    assert app.subheader[0].value.endswith("Monday, March 2, 2026")
+    assert (app.query_params["workgroup"], app.query_params["meeting"]) == (str(group.id), str(older.id))
+
+    app.switch_page("app_pages/commitments.py").run()
+    app.switch_page("app_pages/meetings.py").run()  # as Back does: the page without its query
+    assert (app.selectbox(key="workgroup").value, app.selectbox(key="meeting").value) == (group.id, older.id)
+
+    reloaded = open_page("app_pages/meetings.py", user="facilitator",
+                         query={"workgroup": str(group.id), "meeting": str(older.id)})
+    assert (reloaded.selectbox(key="workgroup").value, reloaded.selectbox(key="meeting").value) == (group.id, older.id)
+
+
+def test_finalise_names_the_meeting_and_its_date_and_finalises_that_one(store):
+    group = make_group(store, "Flow: finalise the right one")
+    older = meetings.save_meeting(store, FACILITATOR, ci_records.draft_meeting(group, date(2026, 3, 3)), by="facilitator")
+    newer = meetings.save_meeting(store, FACILITATOR, ci_records.draft_meeting(group, date(2026, 3, 17)), by="facilitator")
+    app = open_meeting(group, older.id)
+    asked = " ".join(m.value for m in app.markdown if "Finalise the minutes of" in m.value)
+    assert "Flow: finalise the right one" in asked and "Tuesday, March 3, 2026" in asked
+    button = app.button(key="finalise")
+    assert button.label == "Finalise the meeting of Mar 3, 2026"
+    button.click().run()
+    assert meetings.meeting(store, FACILITATOR, older.id).is_final
+    assert not meetings.meeting(store, FACILITATOR, newer.id).is_final
+    shown = text_of(app)
+    assert re.search(r"data version \d+\b", shown) and "wh-" not in shown, "a version label, not a file name"
+
+
+def test_a_vendor_is_not_invited_to_run_or_finalise_a_meeting(store):
+    group = make_group(store, "Flow: vendor reads")
+    draft = meetings.save_meeting(store, FACILITATOR, ci_records.draft_meeting(group, date(2026, 3, 12)), by="facilitator")
+    app = open_meeting(group, draft.id, user="vendor-v2")
+    labels = [b.label for b in app.button]
+    assert not [label for label in labels if "Finalise" in label or "Save" in label or "Add" in label], labels
+    assert "New meeting…" not in [labels for s in app.selectbox for labels in s.options]
+    shown = text_of(app)
+    assert "Run the meeting" not in shown and "Finalise the minutes" not in shown and "District staff run them" in shown
+
+
+def test_presenting_with_letters_says_why_the_notes_are_read_only_and_how_to_take_them(store):
+    group = make_group(store, "Flow: presenting")
+    draft = meetings.save_meeting(store, FACILITATOR, ci_records.draft_meeting(group, date(2026, 3, 13)), by="facilitator")
+    app = open_page("app_pages/meetings.py", user="facilitator", state={"workgroup": group.id, "meeting": draft.id},
+                    query={"present": "true", "alias": "true"})
+    assert not app.text_area and not app.text_input
+    [said] = [i.value for i in app.info if i.value.startswith("Editing is off")]
+    assert "screen that is not shared" in said and "Vendors as Vendor A, B, C" in said
+
+
+def test_a_draft_left_behind_reads_in_letters_while_presenting(store):
+    group = make_group(store, "Flow: draft left, presenting")
+    draft = meetings.save_meeting(store, FACILITATOR, ci_records.draft_meeting(group, date(2026, 3, 14)), by="facilitator")
+    box = f"agenda-{draft.id}-partnerships"
+    open_meeting(group, draft.id).text_area(key=box).input("Ask Lumen Learning Partners (V2) about the rota").run()
+    meetings.finalise(store, ANALYST, draft.id, {}, warehouse_version="wh-000001", by="analyst")
+    app = open_page("app_pages/meetings.py", user="facilitator", state={"workgroup": group.id, "meeting": draft.id},
+                    query={"present": "true", "alias": "true"})
+    [kept] = [t.value for t in app.text if "about the rota" in t.value]
+    assert "Lumen" not in kept and "V2" not in kept and re.search(r"Ask Vendor [A-F] \(Vendor [A-F]\)", kept)
