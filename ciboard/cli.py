@@ -139,13 +139,7 @@ def ingest(
     try:
         outcomes = ingest_files(warehouse, submissions, progress=say, replace=replace)
     except IngestRejected as rejected:
-        for problem in rejected.problems:
-            click.echo(str(problem), err=True)
-        if errors_file:
-            with open(errors_file, "w", newline="") as handle:
-                writer = csv.writer(handle)
-                writer.writerow(["file", "row", "column", "value", "reason"])
-                writer.writerows([p.file, p.row, p.column, p.value, p.reason] for p in rejected.problems)
+        report_rejected(rejected, errors_file)
         audit_command(warehouse.settings, "ingest", {**audited, "problems": len(rejected.problems)}, "rejected")
         raise click.ClickException(str(rejected)) from None
     except ReplaceUnconfirmed as unconfirmed:
@@ -174,6 +168,63 @@ def ingest(
         {**audited, "status": sorted({o.status for o in outcomes}), "rows": sum(o.rows for o in outcomes if o.status == "accepted"),
          "batches": [o.batch_id for o in outcomes if o.status == "accepted"]},
     )
+
+
+@main.group("import", help="Import a testing company's export as it comes (see the README's section on NWEA MAP).")
+def import_group() -> None:
+    pass  # click runs the subcommands
+
+
+@import_group.command(
+    "nwea-map",
+    help="Import NWEA MAP Growth AssessmentResults and StudentsBySchool files (CSV), any number and any terms, "
+    "as one submission: it lands whole or not at all. Terms' school years are added if missing.",
+)
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--errors",
+    "errors_file",
+    default=None,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also write every problem to this CSV file.",
+)
+@data_dir_option
+def import_nwea(files: tuple[Path, ...], errors_file: Path | None, data_dir: Path | None) -> None:
+    from ciboard import nwea
+
+    warehouse = warehouse_for(data_dir)
+    if not warehouse.exists():
+        raise click.ClickException(f"no warehouse in {warehouse.directory}: run 'ciboard init' first")
+    audited = {"files": [path.name for path in files], "kind": "nwea-map", "scope": "district"}
+    try:
+        outcomes = nwea.import_files(warehouse, list(files), progress=say)
+    except nwea.NotAnExport as error:
+        raise click.ClickException(str(error)) from None
+    except IngestRejected as rejected:
+        report_rejected(rejected, errors_file)
+        audit_command(warehouse.settings, "ingest", {**audited, "problems": len(rejected.problems)}, "rejected")
+        raise click.ClickException(str(rejected)) from None
+    for outcome in outcomes:
+        click.echo(
+            f"{outcome.file}: {outcome.status}"
+            + (f" as batch {outcome.batch_id}, {outcome.rows:,} rows" if outcome.status == "accepted" else "")
+        )
+    audit_command(
+        warehouse.settings, "ingest",
+        {**audited, "status": sorted({o.status for o in outcomes}),
+         "rows": sum(o.rows for o in outcomes if o.status == "accepted")},
+    )
+
+
+def report_rejected(rejected: IngestRejected, errors_file: Path | None) -> None:
+    """Every problem on stderr, and in `errors_file` as CSV if asked."""
+    for problem in rejected.problems:
+        click.echo(str(problem), err=True)
+    if errors_file:
+        with open(errors_file, "w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["file", "row", "column", "value", "reason"])
+            writer.writerows([p.file, p.row, p.column, p.value, p.reason] for p in rejected.problems)
 
 
 def parse_params(pairs: tuple[str, ...]) -> dict[str, str]:
