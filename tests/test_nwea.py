@@ -229,3 +229,45 @@ def test_term_names_and_scales_become_years_windows_and_metric_ids():
     scales = ["Mathematics", "Reading", "Language Usage", "Science - General Science"]
     ids = [con.execute(f"select {nwea.slug_sql(repr(s))}").fetchall()[0][0] for s in scales]
     assert ids == ["mathematics", "reading", "language_usage", "science_general_science"]
+
+
+@pytest.fixture
+def nwea_dashboard(tmp_path_factory, monkeypatch):
+    """The dashboard over a warehouse holding only NWEA's training files, with an analyst."""
+    import streamlit as st
+
+    from ciboard import accounts
+    from ciboard.appdb import AppDB
+    from ciboard.settings import get_settings
+
+    warehouse = make_warehouse(tmp_path_factory.mktemp("nwea") / "data")
+    warehouse.init([])
+    nwea.import_files(warehouse, REAL_FILES)
+    accounts.add_user(AppDB.of(warehouse.settings), "analyst", role="analyst", password="a-long-test-password")
+    monkeypatch.setenv("CIBOARD_DATA_DIR", str(warehouse.settings.data_dir))
+    get_settings.cache_clear()
+    st.cache_resource.clear()
+    yield warehouse
+    get_settings.cache_clear()
+    warehouse.close()
+
+
+@needs_real
+def test_pages_show_the_imported_metrics(nwea_dashboard):
+    from conftest import figures, open_page, plotted
+
+    trends = open_page("app_pages/trends.py", query={"metric": "Mathematics: mean RIT"})
+    chart = next(t for t in figures(trends)[0]["data"] if t.get("mode") == "lines+markers")
+    winter = pd.read_csv(REAL / "Winter2013AssessmentResults.csv", dtype=str)
+    winter = winter[(winter["MeasurementScale"] == "Mathematics") & (winter["GrowthMeasureYN"] == "TRUE")]
+    assert plotted(chart)[-1] == pytest.approx(winter["TestRITScore"].astype(float).mean())
+
+    growth = open_page("app_pages/trends.py", query={"metric": "Mathematics: met typical growth"})
+    assert any("64.5%" in m.value for m in growth.markdown), [m.value for m in growth.markdown]
+
+    disparities = open_page("app_pages/disparities.py", query={"metric": "Reading: mean RIT", "by": "Race/ethnicity"})
+    assert any("The widest gap" in m.value for m in disparities.markdown)
+
+    data_map = open_page("app_pages/data_map.py", query={"q": "NWEA"})
+    labels = [e.label.split("**")[1] for e in data_map.expander]
+    assert len(labels) == 12 and "Science - General Science: met typical growth" in labels, labels
