@@ -595,9 +595,7 @@ class Loader:
                 {slug_sql("n.name", "-")}) as school_id
             from (select distinct trim({c["school"]}) as name from {typed} as t) as n"""
         )
-        con.execute(
-            f"""insert or ignore into schools select distinct school_id, name, ? from nwea_schools""", [batch_id]
-        )
+        con.execute("insert or ignore into schools select distinct school_id, name, ? from nwea_schools", [batch_id])
         con.execute(
             f"""insert or replace into nwea_students
             select {c["student_id"]}, {c["term"]}, t.term_year, t.term_window, k.school_id, t.grade_number,

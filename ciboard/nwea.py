@@ -246,7 +246,12 @@ def _terms(path: Path, column: str) -> set[str]:
 
 
 def import_files(
-    warehouse, paths: list[Path], *, progress: Callable[[str], None] | None = None, profile: ImportProfile = NWEA_MAP
+    warehouse,
+    paths: list[Path],
+    *,
+    progress: Callable[[str], None] | None = None,
+    replace: bool = False,
+    profile: ImportProfile = NWEA_MAP,
 ):
     """Loads an export's files as one ingest: student files first (the students the results
     name), each kind in term order; the terms' school years are added in the same publish."""
@@ -264,4 +269,4 @@ def import_files(
     years = sorted({year for p in paths for t in _terms(p, profile.results.columns["term"])
                     if (year := school_year_of_term(t))})
     submissions = [Submission(path, kinds[path], by_district=True) for path in ordered]
-    return ingest(warehouse, submissions, progress=progress, school_years=years)
+    return ingest(warehouse, submissions, progress=progress, replace=replace, school_years=years)

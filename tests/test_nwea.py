@@ -271,3 +271,21 @@ def test_pages_show_the_imported_metrics(nwea_dashboard):
     data_map = open_page("app_pages/data_map.py", query={"q": "NWEA"})
     labels = [e.label.split("**")[1] for e in data_map.expander]
     assert len(labels) == 12 and "Science - General Science: met typical growth" in labels, labels
+
+
+def test_a_corrected_results_file_replaces_the_earlier_one_only_when_confirmed(tmp_path):
+    data = str(tmp_path / "data")
+    invoke("init", "--data-dir", data)
+    assert invoke("import", "nwea-map", *map(str, sorted(CURRENT.glob("*.csv"))), "--data-dir", data).exit_code == 0
+    lines = (CURRENT / "AssessmentResults.csv").read_text().splitlines()
+    corrected = tmp_path / "AssessmentResults.csv"
+    corrected.write_text("\n".join(line for line in lines if '"T302"' not in line) + "\n")  # S2's spring test
+
+    refused = invoke("import", "nwea-map", str(corrected), "--data-dir", data)
+    assert refused.exit_code == 1 and "run the same command again with --replace" in refused.output
+    assert "1 removed" in refused.output
+    assert list(query(data, "nwea_mathematics_met_typical_growth")["n"]) == [3, 3]
+
+    replaced = invoke("import", "nwea-map", str(corrected), "--replace", "--data-dir", data)
+    assert replaced.exit_code == 0 and "AssessmentResults.csv: accepted" in replaced.output
+    assert list(query(data, "nwea_mathematics_met_typical_growth")["n"]) == [3, 2]
