@@ -258,7 +258,6 @@ KINDS: dict[str, Kind] = {
 }
 
 
-
 # The type of each field an import profile maps (see ciboard.nwea).
 PROFILE_FIELD_TYPES = {
     "term": "varchar", "student_id": "varchar", "school": "varchar", "race_ethnicity": "varchar",
