@@ -181,7 +181,9 @@ for row, rows in crossed_inputs.groupby("row", sort=False):
                            suppressed=rows["n"] < min_cell)
     cells.append(rows[["group", "value", "n", "difference", "diff_low", "diff_high", "is_reference", "suppressed"]]
                  .assign(row=row))
-cells = pd.concat(cells, ignore_index=True)
+# No cells where no student has a value of the rows' dimension (district students have no vendor).
+cells = pd.concat(cells, ignore_index=True) if cells else pd.DataFrame(
+    columns=["group", "value", "n", "difference", "diff_low", "diff_high", "is_reference", "suppressed", "row"])
 columns = [g for g in gaps["group"] if g != reference]
 shown_cells = cells[cells["group"] != reference].assign(group=lambda f: pd.Categorical(f["group"], columns))
 st.plotly_chart(

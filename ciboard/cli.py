@@ -139,27 +139,13 @@ def ingest(
     try:
         outcomes = ingest_files(warehouse, submissions, progress=say, replace=replace)
     except IngestRejected as rejected:
-        for problem in rejected.problems:
-            click.echo(str(problem), err=True)
-        if errors_file:
-            with open(errors_file, "w", newline="") as handle:
-                writer = csv.writer(handle)
-                writer.writerow(["file", "row", "column", "value", "reason"])
-                writer.writerows([p.file, p.row, p.column, p.value, p.reason] for p in rejected.problems)
+        report_rejected(rejected, errors_file)
         audit_command(warehouse.settings, "ingest", {**audited, "problems": len(rejected.problems)}, "rejected")
         raise click.ClickException(str(rejected)) from None
     except ReplaceUnconfirmed as unconfirmed:
-        for outcome in unconfirmed.outcomes:
-            if outcome.removes_rows:
-                click.echo(f"{outcome.file} would replace submission {outcome.replaced_batch_id}"
-                           f" ({outcome.kind}, {outcome.period[0]} to {outcome.period[1]}):", err=True)
-                for line in week_lines(outcome):
-                    click.echo(f"  {line}", err=True)
+        report_unconfirmed(unconfirmed)
         audit_command(warehouse.settings, "ingest", {**audited, "replacing": True}, "refused")
-        raise click.ClickException(
-            "nothing was loaded: the file(s) above would remove rows of the submission(s) they replace."
-            " If that is what you mean, run the same command again with --replace."
-        ) from None
+        raise click.ClickException(REPLACE_REFUSED) from None
     for outcome in outcomes:
         removed = sum(c.removed for c in outcome.changes)
         click.echo(
@@ -174,6 +160,84 @@ def ingest(
         {**audited, "status": sorted({o.status for o in outcomes}), "rows": sum(o.rows for o in outcomes if o.status == "accepted"),
          "batches": [o.batch_id for o in outcomes if o.status == "accepted"]},
     )
+
+
+@main.group("import", help="Import a testing company's export as it comes (see the README's section on NWEA MAP).")
+def import_group() -> None:
+    pass  # click runs the subcommands
+
+
+@import_group.command(
+    "nwea-map",
+    help="Import NWEA MAP Growth AssessmentResults and StudentsBySchool files (CSV), any number and any terms, "
+    "as one submission: it lands whole or not at all. Terms' school years are added if missing.",
+)
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--errors",
+    "errors_file",
+    default=None,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also write every problem to this CSV file.",
+)
+@click.option("--replace", is_flag=True, help="Let the files replace earlier ones even where that removes rows.")
+@data_dir_option
+def import_nwea(files: tuple[Path, ...], errors_file: Path | None, replace: bool, data_dir: Path | None) -> None:
+    from ciboard import nwea
+
+    warehouse = warehouse_for(data_dir)
+    if not warehouse.exists():
+        raise click.ClickException(f"no warehouse in {warehouse.directory}: run 'ciboard init' first")
+    audited = {"files": [path.name for path in files], "kind": "nwea-map", "scope": "district"}
+    try:
+        outcomes = nwea.import_files(warehouse, list(files), progress=say, replace=replace)
+    except nwea.NotAnExport as error:
+        raise click.ClickException(str(error)) from None
+    except IngestRejected as rejected:
+        report_rejected(rejected, errors_file)
+        audit_command(warehouse.settings, "ingest", {**audited, "problems": len(rejected.problems)}, "rejected")
+        raise click.ClickException(str(rejected)) from None
+    except ReplaceUnconfirmed as unconfirmed:
+        report_unconfirmed(unconfirmed)
+        audit_command(warehouse.settings, "ingest", {**audited, "replacing": True}, "refused")
+        raise click.ClickException(REPLACE_REFUSED) from None
+    for outcome in outcomes:
+        click.echo(
+            f"{outcome.file}: {outcome.status}"
+            + (f" as batch {outcome.batch_id}, {outcome.rows:,} rows" if outcome.status == "accepted" else "")
+        )
+    audit_command(
+        warehouse.settings, "ingest",
+        {**audited, "status": sorted({o.status for o in outcomes}),
+         "rows": sum(o.rows for o in outcomes if o.status == "accepted")},
+    )
+
+
+REPLACE_REFUSED = (
+    "nothing was loaded: the file(s) above would remove rows of the submission(s) they replace."
+    " If that is what you mean, run the same command again with --replace."
+)
+
+
+def report_unconfirmed(unconfirmed: ReplaceUnconfirmed) -> None:
+    """Week by week, what each replacing file would remove and add."""
+    for outcome in unconfirmed.outcomes:
+        if outcome.removes_rows:
+            click.echo(f"{outcome.file} would replace submission {outcome.replaced_batch_id}"
+                       f" ({outcome.kind}, {outcome.period[0]} to {outcome.period[1]}):", err=True)
+            for line in week_lines(outcome):
+                click.echo(f"  {line}", err=True)
+
+
+def report_rejected(rejected: IngestRejected, errors_file: Path | None) -> None:
+    """Every problem on stderr, and in `errors_file` as CSV if asked."""
+    for problem in rejected.problems:
+        click.echo(str(problem), err=True)
+    if errors_file:
+        with open(errors_file, "w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["file", "row", "column", "value", "reason"])
+            writer.writerows([p.file, p.row, p.column, p.value, p.reason] for p in rejected.problems)
 
 
 def parse_params(pairs: tuple[str, ...]) -> dict[str, str]:

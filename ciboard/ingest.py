@@ -36,11 +36,15 @@ from ciboard.kinds import (
     KINDS, RAW_TABLES, STAGED_KEYS, STUDENT_KINDS, VENDOR_KINDS, Kind, Problem, as_vendor_sees, find_problems,
     rows_with_problems, type_rows,
 )
+from ciboard.nwea import NWEA_MAP, metric_rows, slug_sql
 from ciboard.settings import Settings
 from ciboard.staging import FileUnreadable, stage
-from ciboard.warehouse import PROBLEM_COLUMNS, REJECTION_COLUMNS, Warehouse
+from ciboard.warehouse import PROBLEM_COLUMNS, REJECTION_COLUMNS, Warehouse, add_school_years
 
 log = logging.getLogger(__name__)
+
+# Kinds whose rows become facts of the students they name.
+DERIVED_KINDS = (*STUDENT_KINDS, NWEA_MAP.results.kind)
 
 # --- what comes out ----------------------------------------------------------------------
 
@@ -163,13 +167,15 @@ def ingest(
     progress: Progress | None = None,
     today: date | None = None,
     replace: bool = False,
+    school_years: list[str] | None = None,
 ) -> list[Outcome]:
     """Check, load and publish `submissions` as one new warehouse version, or raise.
 
     IngestRejected: some file has problems; nothing landed, and the rejected files are in the
     rejection log (no new version). ReplaceUnconfirmed: some file would replace an earlier
     one and remove rows of it, and `replace` is not set; nothing landed or was logged.
-    A command whose every file was loaded before publishes nothing.
+    A command whose every file was loaded before publishes nothing. `school_years` are added
+    to the warehouse in the same publish, so a rejected command adds none either.
     """
     today = today or date.today()
     say = progress or (lambda message: None)
@@ -183,7 +189,7 @@ def ingest(
 
     with warehouse.workspace() as work:
         loader = Loader(work.con, warehouse.settings, today, say)
-        if len(submissions) == 1:
+        if len(submissions) == 1 and not school_years:
             # Checked against the published warehouse: a rejected file copies nothing.
             [outcome] = outcomes = [loader.check(submissions[0], hashes[0])]
             if outcome.status == "unchanged":
@@ -197,7 +203,11 @@ def ingest(
         try:
             with warehouse.publish(work) as con:
                 con.execute("begin")
-                if len(submissions) == 1:
+                if school_years:
+                    added = add_school_years(con, school_years, warehouse.settings)
+                    if added:
+                        say(f"school year(s) {', '.join(added)} added")
+                if len(submissions) == 1 and not school_years:
                     if warehouse.version() != work.version:
                         loader.judge(outcome, submissions[0])  # another ingest landed meanwhile
                     if not outcome.problems and not (outcome.removes_rows and not replace):
@@ -290,7 +300,7 @@ class Loader:
         self.contracts_changed = False
         self.typed: str | None = None  # the file being loaded, typed; None if it cannot be checked
         self.unreadable: list[Problem] = []  # its rows that could not be read
-        for name in ("sessions", "school_attendance", "assessment", "survey", "roster"):
+        for name in (*DERIVED_KINDS, "roster"):
             con.execute(f"create or replace temp table affected_{name} (student_key varchar)")
         con.execute("create or replace temp table replacing (batch_id integer)")
 
@@ -531,6 +541,8 @@ class Loader:
                 description, vendor_id, school_id, metric_id, ? from {typed}""",
                 [batch_id],
             )
+        elif kind.name == NWEA_MAP.students.kind:
+            self._insert_nwea_students(typed, batch_id)
         elif kind.name == "roster":
             con.execute(f"insert into affected_roster select student_id from {typed}")
             con.execute(
@@ -566,6 +578,68 @@ class Loader:
                     t.item, t.score, ? from {typed} as t inner join students as s on s.student_key = t.student_id""",
                     [batch_id],
                 )
+            elif kind.name == NWEA_MAP.results.kind:
+                self._insert_nwea_results(typed, batch_id)
+
+    def _insert_nwea_students(self, typed: str, batch_id: int) -> None:
+        """A term's students as the export lists them; those the warehouse has not seen become
+        district students (no vendor). A school is found by its name, case and spaces aside;
+        a name the warehouse does not have becomes a school whose id is the name in lower case
+        with runs of other characters as '-' ('Mt. Hood High School' -> 'mt-hood-high-school')."""
+        c = {field: f't."{column}"' for field, column in NWEA_MAP.students.columns.items()}
+        con = self.con
+        con.execute(
+            f"""create or replace temp table nwea_schools as
+            select name, coalesce(
+                (select min(k.school_id) from schools as k where lower(trim(k.name)) = lower(trim(n.name))),
+                {slug_sql("n.name", "-")}) as school_id
+            from (select distinct trim({c["school"]}) as name from {typed} as t) as n"""
+        )
+        con.execute("insert or ignore into schools select distinct school_id, name, ? from nwea_schools", [batch_id])
+        con.execute(
+            f"""insert or replace into nwea_students
+            select {c["student_id"]}, {c["term"]}, t.term_year, t.term_window, k.school_id, t.grade_number,
+                   t.group_race, t.group_gender, ?
+            from {typed} as t inner join nwea_schools as k on k.name = trim({c["school"]})""",
+            [batch_id],
+        )
+        con.execute(
+            f"""insert into students
+            select {c["student_id"]}, null, k.school_id, t.grade_number, t.group_race, t.group_gender,
+                   null, null, null, null, y.starts_on, ?
+            from {typed} as t
+            inner join nwea_schools as k on k.name = trim({c["school"]})
+            inner join school_years as y on y.school_year = t.term_year
+            where {c["student_id"]} not in (select student_key from students)""",
+            [batch_id],
+        )
+
+    def _insert_nwea_results(self, typed: str, batch_id: int) -> None:
+        """Test events as sent, and each new scale's metrics in the data map (an edited
+        definition is never overwritten)."""
+        r = {field: f't."{column}"' for field, column in NWEA_MAP.results.columns.items()}
+
+        def target(window: str) -> str:
+            # The typed file has every layout's column; those the file lacks are null.
+            return "coalesce(" + ", ".join(f't."{c}"' for c in NWEA_MAP.growth_targets[window]) + ")"
+
+        self.con.execute(f"insert into affected_{NWEA_MAP.results.kind} select distinct {r['student_id']} from {typed} as t")
+        self.con.execute(
+            f"""insert into nwea_results
+            select {r["student_id"]}, {r["term"]}, t.term_year, t.term_window, trim({r["scale"]}),
+                   {slug_sql(r["scale"])}, {r["test_id"]}, {r["test_date"]}, {r["score"]}, {r["percentile"]},
+                   {r["growth_measure"]}, {target("winter")}, {target("spring")}, ?
+            from {typed} as t""",
+            [batch_id],
+        )
+        scales = self.con.execute(
+            f"select distinct trim({r['scale']}), {slug_sql(r['scale'])} from {typed} as t order by 2"
+        ).fetchall()
+        for scale, scale_id in scales:
+            self.con.executemany(
+                "insert or ignore into metrics values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                metric_rows(NWEA_MAP, scale, scale_id),
+            )
 
     def _contract_problems(self, typed: str, name: str) -> list[Problem]:
         rows = self.con.execute(
@@ -592,7 +666,7 @@ class Loader:
     def derive(self) -> None:
         """Rebuild the facts of every student a loaded file touched, from the raw rows."""
         started = datetime.now()
-        for kind in STUDENT_KINDS:
+        for kind in DERIVED_KINDS:
             if self.con.execute(f"select count(*) from affected_{kind}").fetchall()[0][0]:
                 self.con.execute(f"create or replace temp table affected as select distinct student_key from affected_{kind}")
                 metrics = [m for (m,) in self.con.execute("select metric_id from metrics where submitted_as = ?", [kind]).fetchall()]
@@ -606,9 +680,10 @@ class Loader:
                     self.con.execute(STUDENT_DOSAGE)
         if self.contracts_changed or self.con.execute("select count(*) from affected_sessions").fetchall()[0][0]:
             self.con.execute(CONTRACT_SERVED)
-        # A corrected roster moves a student's facts to their new school, grade or group.
+        # A corrected roster moves a student's facts to their new school, grade or group, and a
+        # district student a vendor now rosters takes that vendor.
         self.con.execute(
-            """update facts set school_id = s.school_id, grade = s.grade, race_ethnicity = s.race_ethnicity,
+            """update facts set vendor_id = s.vendor_id, school_id = s.school_id, grade = s.grade, race_ethnicity = s.race_ethnicity,
                 gender = s.gender, econ_disadvantaged = s.econ_disadvantaged,
                 english_learner = s.english_learner, special_education = s.special_education,
                 baseline_band = s.baseline_band
@@ -735,6 +810,56 @@ DERIVATIONS = {
         """
     ),
 }
+
+# Where the profile's fields are kept in `nwea_results`.
+STORED = {"score": "rit", "percentile": "percentile"}
+
+
+def _nwea_derivation() -> str:
+    """Each scale's metrics from the stored test events, as the profile's metrics say: one test
+    per student, term and scale (the growth-measure test first, then the latest); growth from
+    the fall test to the later window's against the growth the fall test expects."""
+    profile = NWEA_MAP
+    prefix = profile.metric_prefix
+    parts = []
+    for m in profile.metrics:
+        metric = f"'{prefix}_' || scale_id || '_{m.suffix}'"
+        if m.growth:
+            whens = " ".join(f"when '{window}' then f.growth_to_{window}" for window in profile.growth_targets)
+            parts.append(
+                f"""select later.student_key, '{prefix}_' || later.scale_id || '_{m.suffix}' as metric_id,
+                    later.period_start, (later.rit - f.rit >= case later.window_name {whens} end)::double as value,
+                    null::double as denominator, later.batch_id
+                from one as later
+                inner join one as f on f.student_key = later.student_key and f.scale_id = later.scale_id
+                    and f.school_year = later.school_year and f.window_name = '{profile.growth_from}'
+                where later.growth_measure and f.growth_measure
+                  and (case later.window_name {whens} end) is not null"""
+            )
+        else:
+            parts.append(
+                f"select student_key, {metric} as metric_id, period_start, {STORED[m.field]}::double as value,"
+                " null::double as denominator, batch_id from one"
+            )
+    body = "\nunion all\n".join(parts)
+    return _facts_from(
+        f"""with one as (
+            -- A term's values are dated at its window's first week: the term says the window.
+            select r.*, w.period_start
+            from nwea_results as r
+            inner join (
+                select school_year, window_name, min(week_start) as period_start from calendar_weeks group by all
+            ) as w using (school_year, window_name)
+            where r.student_key in (select student_key from affected)
+            qualify row_number() over (
+                partition by student_key, school_year, window_name, scale_id
+                order by growth_measure desc, test_date desc, test_id desc) = 1
+        )
+        {body}"""
+    )
+
+
+DERIVATIONS[NWEA_MAP.results.kind] = _nwea_derivation()
 
 # Rebuilt whole when sessions or contracts change: one pass over the sessions at ingest
 # saves every payments query that pass.

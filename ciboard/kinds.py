@@ -10,6 +10,8 @@ from datetime import date
 
 import duckdb
 
+from ciboard.nwea import NWEA_MAP, ImportProfile, mapping_sql, term_sql
+
 # --- what each kind of file holds ---------------------------------------------------------
 
 
@@ -45,6 +47,9 @@ class Kind:
     period_column: str | None = None  # the dates that say which period a file covers
     data_dates: tuple[str, ...] = ()  # dates that must lie in a school year and not in the future
     year_dates: tuple[str, ...] = ()  # dates that must lie in a school year
+    # SQL that rebuilds the typed table `{typed}` with columns the checks and the load need
+    # (a term's school year and window, a group's name as the dashboard spells it).
+    enrich: str = ""
 
 
 NOT_YOURS = "is not on your roster"
@@ -252,6 +257,89 @@ KINDS: dict[str, Kind] = {
     )
 }
 
+
+# The type of each field an import profile maps (see ciboard.nwea).
+PROFILE_FIELD_TYPES = {
+    "term": "varchar", "student_id": "varchar", "school": "varchar", "race_ethnicity": "varchar",
+    "gender": "varchar", "grade": "varchar", "scale": "varchar", "growth_measure": "boolean",
+    "test_id": "varchar", "test_date": "date", "score": "double", "percentile": "integer",
+}
+TERM_REASON = 'must be a term such as "Fall 2013-2014": Fall, Winter or Spring and two consecutive years'
+YEAR_REASON = "names a school year the warehouse does not have (add it with 'ciboard init --school-year')"
+
+
+def profile_kinds(profile: ImportProfile) -> tuple[Kind, Kind]:
+    """The student file and the results file of an export, as kinds whose columns are the
+    export's own, so every problem names the column as the file has it."""
+    s, r = profile.students.columns, profile.results.columns
+    window, year = term_sql(f't."{s["term"]}"')
+    students = Kind(
+        profile.students.kind,
+        tuple(Column(column, PROFILE_FIELD_TYPES[field]) for field, column in s.items()),
+        key=(s["student_id"], s["term"]),
+        checks=(
+            Check(s["term"], "term_year is not null", TERM_REASON),
+            Check(s["term"], "term_year is null or term_year in (select school_year from school_years)", YEAR_REASON),
+            Check(s["race_ethnicity"], "group_race is not null",
+                  "is not an ethnic group this import knows (" + ", ".join(profile.race_ethnicity) + ")"),
+            Check(s["gender"], "group_gender is not null",
+                  "is not a gender this import knows (" + ", ".join(profile.gender) + ")"),
+            Check(s["grade"], "grade_number is not null", "must be a grade: K (or 13, client-based MAP's code for it), or 0 to 12"),
+        ),
+        enrich=f"""create or replace temp table {{typed}} as
+            select t.*, {year} as term_year, {window} as term_window,
+                {mapping_sql(f't."{s["race_ethnicity"]}"', profile.race_ethnicity)} as group_race,
+                {mapping_sql(f't."{s["gender"]}"', profile.gender)} as group_gender,
+                {mapping_sql(f't."{s["grade"]}"', profile.grades)} as grade_number
+            from {{typed}} as t""",
+    )
+    window, year = term_sql(f't."{r["term"]}"')
+    targets = sorted({column for columns in profile.growth_targets.values() for column in columns})
+    results = Kind(
+        profile.results.kind,
+        tuple(Column(column, PROFILE_FIELD_TYPES[field]) for field, column in r.items())
+        + tuple(Column(column, "double", required=False, limit=1e4) for column in targets),
+        key=(r["student_id"], r["term"], r["scale"], r["test_id"]),
+        checks=(
+            Check(r["term"], "term_year is not null", TERM_REASON),
+            Check(r["term"], "term_year is null or term_year in (select school_year from school_years)", YEAR_REASON),
+            # The term, not the test date, says the window (a winter term may start in a week the
+            # calendar counts as fall); the date must still lie in the term's school year.
+            Check(
+                r["test_date"],
+                "term_year is null or calendar_year is null or calendar_year = term_year",
+                "is not in the term's school year",
+            ),
+            Check(r["score"], f'"{r["score"]}" between 100 and 350', "must be a RIT score from 100 to 350"),
+            Check(r["percentile"], f'"{r["percentile"]}" between 1 and 99', "must be a percentile from 1 to 99"),
+            Check(
+                r["student_id"],
+                f'"{r["student_id"]}" in (select student_key from students)',
+                "is not a known student: send the StudentsBySchool file of the term with it",
+            ),
+            Check(
+                r["growth_measure"],
+                "growth_rows <= 1",
+                "is TRUE on more than one test of this student, term and scale",
+            ),
+        ),
+        period_column=r["test_date"],
+        data_dates=(r["test_date"],),
+        enrich=f"""create or replace temp table {{typed}} as
+            select t.*, {year} as term_year, {window} as term_window, w.school_year as calendar_year,
+                -- find_problems names the student of a row already loaded as student_id
+                t."{r["student_id"]}" as student_id,
+                count(*) filter (where t."{r["growth_measure"]}") over (
+                    partition by t."{r["student_id"]}", t."{r["term"]}", t."{r["scale"]}") as growth_rows
+            from {{typed}} as t
+            left join calendar_weeks as w on w.week_start = date_trunc('week', t."{r["test_date"]}")::date""",
+    )
+    return students, results
+
+
+for _kind in profile_kinds(NWEA_MAP):
+    KINDS[_kind.name] = _kind
+
 VENDOR_KINDS = ("roster", "sessions", "survey")
 STUDENT_KINDS = ("sessions", "school_attendance", "assessment", "survey")
 
@@ -262,12 +350,16 @@ RAW_TABLES = {
     "school_attendance": ("school_attendance", "student_key, week_start", "week_start"),
     "assessment": ("assessments", "student_key, window_name, school_year", "test_date"),
     "survey": ("survey_responses", "student_key, response_date, item", "response_date"),
+    NWEA_MAP.results.kind: ("nwea_results", "student_key, term_name, scale, test_id", "test_date"),
 }
 STAGED_KEYS = {
     "sessions": "student_id, session_date, tutor_id",
     "school_attendance": "student_id, week_start",
     "assessment": 'student_id, "window", school_year',
     "survey": "student_id, response_date, item",
+    NWEA_MAP.results.kind: ", ".join(
+        f'"{NWEA_MAP.results.columns[f]}"' for f in ("student_id", "term", "scale", "test_id")
+    ),
 }
 
 
@@ -375,12 +467,12 @@ def type_rows(
     con: duckdb.DuckDBPyConnection, kind: Kind, stage_table: str, headers: list[str], file_name: str
 ) -> tuple[str | None, list[Problem]]:
     """Builds `<stage>_typed`: each column of the kind as text (`<name>__raw`) and typed (`<name>`)."""
-    wanted = {c.name for c in kind.columns}
+    wanted = {c.name.lower(): c.name for c in kind.columns}
     position: dict[str, int] = {}
     problems: list[Problem] = []
     for i, header in enumerate(headers):
-        name = header.strip().lower().replace(" ", "_")
-        if name in wanted:
+        name = wanted.get(header.strip().lower().replace(" ", "_"))
+        if name is not None:
             if name in position:
                 problems.append(Problem(file_name, 1, header, None, f"column {name} appears twice"))
             position.setdefault(name, i)
@@ -415,6 +507,8 @@ def type_rows(
             select t.*, w.school_year, w.window_name as calendar_window from {typed} as t
             left join calendar_weeks as w on w.week_start = date_trunc('week', t.test_date)::date"""
         )
+    if kind.enrich:
+        con.execute(kind.enrich.replace("{typed}", typed))
     if con.execute(f"select count(*) from {typed}").fetchall()[0][0] == 0:
         problems.append(Problem(file_name, None, None, None, "the file has no data rows"))
     return typed, problems
@@ -459,6 +553,16 @@ def find_problems(
         checks.append(
             ("student_id", "student_id not in (select student_key from students)", "is not on any roster", NOT_YOURS)
         )
+        if kind.name in VENDOR_KINDS:
+            # A district student no vendor has rostered (from an assessment export) is nobody's yet.
+            checks.append(
+                (
+                    "student_id",
+                    "student_id in (select student_key from students where vendor_id is null)",
+                    "is a district student on no vendor's roster",
+                    NOT_YOURS,
+                )
+            )
         if vendor_id is not None:
             checks.append(
                 (

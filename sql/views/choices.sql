@@ -51,7 +51,8 @@ years as (
     from school_years as y
 )
 
-select *, null::date as starts_on, null::date as ends_on from found
+-- An unknown value (a district student's vendor or English learning) is nothing to choose.
+select *, null::date as starts_on, null::date as ends_on from found where value is not null
 union all
 select * from years
 order by

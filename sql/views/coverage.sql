@@ -21,7 +21,9 @@ enrolled as (
     from weeks as w
     inner join students as s on s.enrolled_on <= w.week_start + 6
     cross join privacy_key as k
-    where (scope_vendor is null or s.vendor_id = scope_vendor)
+    -- Coverage is of the tutoring program: a district student no vendor serves is not enrolled in it.
+    where s.vendor_id is not null
+      and (scope_vendor is null or s.vendor_id = scope_vendor)
       and (filters['vendor_id'] is null or list_contains(filters['vendor_id'], s.vendor_id))
       and (filters['school_id'] is null or list_contains(filters['school_id'], s.school_id))
       and (filters['grade'] is null or list_contains(filters['grade'], s.grade::varchar))

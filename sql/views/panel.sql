@@ -44,6 +44,10 @@ placed as (
     from scoped
     inner join calendar_weeks as w on w.week_start = scoped.period_start
     cross join privacy_key as k
+    -- A student whose group is unknown (a district student has no vendor, and an assessment
+    -- export says nothing of poverty or English learning) is in no group of that dimension.
+    where (by_dimension is null or dimension_value(by_dimension, scoped) is not null)
+      and (by_dimension_2 is null or dimension_value(by_dimension_2, scoped) is not null)
 ),
 
 aggregation as (
