@@ -292,10 +292,11 @@ def _chart(warehouse, db, scope, metric, filters, reasons, since, held_on, prefi
     if series["value"].notna().sum() < signals.MIN_POINTS:
         note = f"Fewer than {signals.MIN_POINTS} weeks with data that this account may see: too few to chart."
         return Chart(metric, filters, title, reasons, None, None, mine, note)
-    charted = signals.chart(series, metric)
-    charted["suppressed"] = series["suppressed"].to_numpy()
     events = run(warehouse, "events", scope, {"start": start, "end": held_on})
     vendors = filters.get("vendor_id") or ([scope.vendor_id] if scope.vendor_id else [])
+    closed = signals.closures(events, metric["metric_id"], vendors=vendors or None, schools=filters.get("school_id") or None)
+    charted = signals.chart(series, metric, closed=closed)
+    charted["suppressed"] = series["suppressed"].to_numpy()
     events = events[
         (events["metric_id"].isna() | (events["metric_id"] == metric["metric_id"]))
         & (events["vendor_id"].isna() | events["vendor_id"].isin(vendors) | (not vendors))
