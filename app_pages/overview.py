@@ -249,11 +249,14 @@ def find_signals(version: str, scope_text: str, params: tuple, since, dimensions
 params = filters.params()
 if "vendor_id" in params:
     params["vendor_id"] = vendor_ids(params["vendor_id"])
-found = disguised(find_signals(
+found = find_signals(
     version(), str(scope()), freeze(params), since,
     # A dimension the filters pin to one value has one group, which is everyone.
     tuple(d for d in signals.GROUP_DIMENSIONS if len(filters.chosen.get(d, [])) != 1),
-))
+)
+# Lists of weeks, rules and folded slices are no text to disguise: the note names no vendor.
+listed = ["weeks", "rule_set", "folded"]
+found = disguised(found.drop(columns=listed)).join(found[listed])
 weekly_metrics = [m for m, row in catalogue.items() if row["frequency"] == "weekly"]
 only = chooser.multiselect(
     "Metrics", weekly_metrics, format_func=lambda m: catalogue[m]["label"], placeholder="Every weekly metric",
@@ -278,14 +281,18 @@ def group_name(dimension: str, group) -> str:
 
 
 def folded_note(signal: dict) -> str:
-    """The groups whose signals only repeat this one, by group alone: a vendor's name is the
-    parent's to say."""
+    """The vendors and groups whose signals only repeat this one: vendors counted (their ids
+    are not disguised in the list), groups named by group alone."""
     folded = signal.get("folded")
     if not isinstance(folded, list) or not folded:
         return ""
-    names = [group_name(g["dimension"], g["group"]) for g in folded]
-    shown = ", ".join(names[:3]) + (", …" if len(names) > 3 else "")
-    return f"+{len(folded)} group{'s' if len(folded) > 1 else ''} ({shown})"
+    vendors = sum(1 for g in folded if g["dimension"] is None)
+    names = [group_name(g["dimension"], g["group"]) for g in folded if g["dimension"] is not None]
+    parts = [f"+{vendors} vendor{'s' if vendors > 1 else ''}"] if vendors else []
+    if names:
+        shown = ", ".join(names[:3]) + (", …" if len(names) > 3 else "")
+        parts.append(f"+{len(names)} group{'s' if len(names) > 1 else ''} ({shown})")
+    return ", ".join(parts)
 
 
 def signal_kind(signal: dict) -> str:

@@ -604,11 +604,11 @@ def summary(prefill: Prefill, warehouse: Warehouse) -> list[str]:
         if s.get("dimension"):
             slice_parts.append(f"{s['dimension'].replace('_', ' ')}: {s['group']}")
         who = ", ".join(slice_parts)
-        folded = len(s.get("folded") or [])
+        folded = len(s.get("folded") or [])  # vendors and groups alike
         lines.append(
             f"{s['label']}{f' ({who})' if who else ''}: {format_value(s['value'], metric(s['metric_id']))} "
             f"in the week of {s['period_start']}, {s['rules']}"
-            + (f"; the same in {folded} of its group{'s' if folded > 1 else ''}." if folded else ".")
+            + (f"; the same in {folded} more vendor or group chart{'s' if folded > 1 else ''} within it." if folded else ".")
         )
     for g in prefill.gaps[:5]:
         m = metric(g["metric_id"])

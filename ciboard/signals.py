@@ -229,7 +229,8 @@ def fold(found: pd.DataFrame) -> pd.DataFrame:
     """Signals of one group that only repeat their parent's fold under it: the parent keeps
     them in `folded` (their slices) and the groups go from the list.
 
-    A group's parent is its vendor's whole chart, else the district's. A group repeats its
+    A group's parent is its vendor's whole chart, else the district's; a vendor's is the
+    district's (a vendor's students are a group of the district's). A signal repeats its
     parent when it is the same metric and kind of signal on the same side, its special-cause
     weeks are among the parent's, and it fired no rule the parent did not: the meeting learns
     nothing from it that the parent's line does not say.
@@ -249,6 +250,13 @@ def fold(found: pd.DataFrame) -> pd.DataFrame:
                 folded[parent].append({"vendor_id": vendor, "dimension": row["dimension"], "group": row["group"]})
                 gone.append(i)
                 break
+    # Then a vendor whose whole chart only repeats the district's (school attendance after a
+    # break, at every vendor), with the groups folded under it.
+    for (metric_id, vendor), i in wholes.items():
+        district = wholes.get((metric_id, None))
+        if vendor is not None and district is not None and _repeats(found.loc[i], found.loc[district]):
+            folded[district] += [{"vendor_id": vendor, "dimension": None, "group": None}, *folded[i]]
+            gone.append(i)
     return found.assign(folded=[folded[i] for i in found.index]).drop(index=gone).reset_index(drop=True)
 
 

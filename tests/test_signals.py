@@ -96,9 +96,11 @@ def test_a_group_that_only_repeats_its_parent_folds_under_it():
         signal(dimension="grade", group="4", n=10, side="high", point_type="special_cause_improvement"),
         signal(dimension="grade", group="5", n=10, weeks=["2026-01-19"]),  # a week the parent did not signal
         signal(dimension="grade", group="6", n=10, rule_set=["outside the limits", "7 on one side"]),  # a rule more
-        signal(vendor_id="V3", strength=4.0, weeks=["2026-01-19"]),  # a vendor never folds under the district
+        signal(vendor_id="V3", strength=4.0, weeks=["2026-01-19"]),  # a week of its own: stays
         signal(vendor_id="V3", dimension="grade", group="5", n=5, weeks=["2026-01-19"]),  # folds under V3
         signal(vendor_id="V4", dimension="grade", group="3", n=5),  # V4 has no signal: folds under the district
+        signal(vendor_id="V5", n=50),  # repeats the district: folds, with its own folded group
+        signal(vendor_id="V5", dimension="gender", group="Female", n=20),
         signal(metric_id="other", dimension="grade", group="3", n=10),  # another metric has no parent
     ])
     folded = fold(found)
@@ -108,7 +110,9 @@ def test_a_group_that_only_repeats_its_parent_folds_under_it():
                     ("other", None, "3")}
     district = folded[(folded.metric_id == "m") & folded.vendor_id.isna() & folded.dimension.isna()].iloc[0]
     assert district.folded == [{"vendor_id": None, "dimension": "grade", "group": "3"},
-                               {"vendor_id": "V4", "dimension": "grade", "group": "3"}]
+                               {"vendor_id": "V4", "dimension": "grade", "group": "3"},
+                               {"vendor_id": "V5", "dimension": None, "group": None},
+                               {"vendor_id": "V5", "dimension": "gender", "group": "Female"}]
     assert folded[folded.vendor_id == "V3"].iloc[0].folded == [{"vendor_id": "V3", "dimension": "grade", "group": "5"}]
 
 
