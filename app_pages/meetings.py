@@ -123,14 +123,17 @@ def show_outcomes(snapshot: dict | None) -> None:
     st.markdown(ci_ui.say("\n".join(f"- {line}" for line in followup.summary(prefill, warehouse())[:6])))
     if prefill.signals:
         with st.expander(f"Control-chart signals since {prefill.since} ({len(prefill.signals)})", icon=":material/insights:"):
+            top = followup.TOP_SIGNALS
+            every = len(prefill.signals) <= top or st.toggle(f"Show all {len(prefill.signals)}", key="all-signals")
             st.dataframe(disguised(pd.DataFrame([
                 {"Metric": s["label"], "For": ci_ui.slice_text(ci_records.Slice(
                     vendor_id=s.get("vendor_id"), dimension=s.get("dimension") if s.get("dimension") in ci_ui.GROUP_DIMENSIONS else None,
                     value=s.get("group") if s.get("dimension") in ci_ui.GROUP_DIMENSIONS else None,
                     school_id=s.get("group") if s.get("dimension") == "school_id" else None)),
                  "Week": s["period_start"], "Value": format_value(s["value"], catalogue[s["metric_id"]]),
-                 "Signal": POINT_NAMES.get(s["point_type"], s["point_type"]), "Rule": s["rules"]}
-                for s in prefill.signals
+                 "Signal": POINT_NAMES.get(s["point_type"], s["point_type"]), "Rule": s["rules"],
+                 "Same in": f"+{len(s.get('folded') or [])} groups" if s.get("folded") else ""}
+                for s in (prefill.signals if every else prefill.signals[:top])
             ])), hide_index=True)
     if prefill.gaps:
         st.markdown("**Gaps that moved beyond chance**")

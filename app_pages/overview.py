@@ -79,6 +79,8 @@ st.markdown(f"#### :material/groups: For {who}")
 # Each outcome at its own grain: weekly metrics by week, assessment metrics by window.
 outcomes = {m: row for m, row in catalogue.items() if row["kind"] in ("payment outcome", "process outcome")}
 rows, sparklines = [], {}
+events = query("events", start=filters.start.isoformat(), end=filters.end.isoformat())
+held = {"vendors": chosen_vendors or None, "schools": filters.chosen.get("school_id") or None}
 for metric_id, metric in outcomes.items():
     grain = "week" if metric["frequency"] == "weekly" else "window"
     series = query("series", metric=metric_id, grain=grain, **filters.params())
@@ -101,7 +103,8 @@ for metric_id, metric in outcomes.items():
                 baseline_period=first["period_start"], change_from_baseline=latest["value"] - first["value"],
             )
         if grain == "week" and len(present) >= signals.MIN_POINTS:
-            icons = spc.summary(signals.chart(series, metric), direction=signals.DIRECTION[metric["better"]], target=target)
+            charted = signals.chart(series, metric, closed=signals.closures(events, metric_id, **held))
+            icons = spc.summary(charted, direction=signals.DIRECTION[metric["better"]], target=target)
             row["variation"] = VARIATION[icons["variation"]][2]
             row["assurance"] = ASSURANCE[icons["assurance"]][2] if icons["assurance"] else None
         if benchmarked:
@@ -237,24 +240,23 @@ since = picker.date_input(
 def find_signals(version: str, scope_text: str, params: tuple, since, dimensions: tuple[str, ...]) -> pd.DataFrame:
     # Straight from the query layer (many views per call), so vendor ids go in and come out as such.
     chosen = dict(params)
-    found = signals.signals(
+    return signals.signals(
         warehouse(), Scope.parse(scope_text), start=chosen.pop("start"), end=chosen.pop("end"), since=since,
         dimensions=dimensions, filters=chosen,
     )
-    # A vendor alone in a school or group draws the district's chart again; keep the one naming the vendor.
-    same = ["metric_id", "dimension", "group", "period_start", "value", "n"]
-    kept = found.assign(_district=found["vendor_id"].isna()).sort_values("_district", kind="stable").drop_duplicates(same)
-    return found.loc[kept.index.sort_values()].reset_index(drop=True)
 
 
 params = filters.params()
 if "vendor_id" in params:
     params["vendor_id"] = vendor_ids(params["vendor_id"])
-found = disguised(find_signals(
+found = find_signals(
     version(), str(scope()), freeze(params), since,
     # A dimension the filters pin to one value has one group, which is everyone.
     tuple(d for d in signals.GROUP_DIMENSIONS if len(filters.chosen.get(d, [])) != 1),
-))
+)
+# Lists of weeks, rules and folded slices are no text to disguise: the note names no vendor.
+listed = ["weeks", "rule_set", "folded"]
+found = disguised(found.drop(columns=listed)).join(found[listed])
 weekly_metrics = [m for m, row in catalogue.items() if row["frequency"] == "weekly"]
 only = chooser.multiselect(
     "Metrics", weekly_metrics, format_func=lambda m: catalogue[m]["label"], placeholder="Every weekly metric",
@@ -268,10 +270,29 @@ dimension_names = {dimension: name for dimension, (_, name) in {**MULTI, **YES_N
 def slice_name(signal: dict) -> str:
     parts = [vendor_name(signal["vendor_id"])] if pd.notna(signal["vendor_id"]) else []
     if pd.notna(signal["dimension"]):
-        value = str(signal["group"])
-        value = value.lower() if value in ("True", "False") else value
-        parts.append(f"{dimension_names[signal['dimension']]}: {filters.labels.get(signal['dimension'], {}).get(value, value)}")
+        parts.append(group_name(signal["dimension"], signal["group"]))
     return " · ".join(parts) or "All students"
+
+
+def group_name(dimension: str, group) -> str:
+    value = str(group)
+    value = value.lower() if value in ("True", "False") else value
+    return f"{dimension_names[dimension]}: {filters.labels.get(dimension, {}).get(value, value)}"
+
+
+def folded_note(signal: dict) -> str:
+    """The vendors and groups whose signals only repeat this one: vendors counted (their ids
+    are not disguised in the list), groups named by group alone."""
+    folded = signal.get("folded")
+    if not isinstance(folded, list) or not folded:
+        return ""
+    vendors = sum(1 for g in folded if g["dimension"] is None)
+    names = [group_name(g["dimension"], g["group"]) for g in folded if g["dimension"] is not None]
+    parts = [f"+{vendors} vendor{'s' if vendors > 1 else ''}"] if vendors else []
+    if names:
+        shown = ", ".join(names[:3]) + (", …" if len(names) > 3 else "")
+        parts.append(f"+{len(names)} group{'s' if len(names) > 1 else ''} ({shown})")
+    return ", ".join(parts)
 
 
 def signal_kind(signal: dict) -> str:
@@ -304,7 +325,10 @@ else:
     concerns = int((found["point_type"] == "special_cause_concern").sum())
     st.markdown(
         f"**{len(found)} signals** since {since:%b %-d, %Y}: **{concerns} concerns**, then {len(found) - concerns} "
-        "improvements and other changes, each ranked by how far past the centre line its latest signal lies."
+        "improvements and other changes; the whole district's and vendors' first, then one group's, each by how "
+        "far past the centre line its latest signal lies. A group whose signal only repeats its vendor's or the "
+        "district's (the same rules, weeks and side) is folded under it as *+N groups*. Weeks of a break or "
+        "closure never signal."
     )
     records = found.to_dict(orient="records")
     widths = [1.5, 1.8, 2.8, 0.8, 1.9, 1.9, 0.9, 1.1]
@@ -315,7 +339,8 @@ else:
         cells = st.columns(widths, vertical_alignment="center")
         cells[0].markdown(badge(signal_kind(signal)))
         cells[1].markdown(signal["label"])
-        cells[2].markdown(slice_name(signal))
+        note = folded_note(signal)
+        cells[2].markdown(slice_name(signal) + (f"  \n:gray[:small[{note}]]" if note else ""))
         cells[3].markdown(f"{signal['period_start']:%b %-d}")
         cells[4].markdown(
             f"**{charts.format_value(signal['value'], metric)}** vs {charts.format_value(signal['center'], metric)}  \n"
@@ -333,6 +358,7 @@ else:
                     "Signal": [signal_kind(s) for s in rest],
                     "Metric": [s["label"] for s in rest],
                     "Slice": [slice_name(s) for s in rest],
+                    "Also in": [folded_note(s) for s in rest],
                     "Week": [s["period_start"] for s in rest],
                     "Value": [charts.format_value(s["value"], catalogue[s["metric_id"]]) for s in rest],
                     "Centre": [charts.format_value(s["center"], catalogue[s["metric_id"]]) for s in rest],
@@ -344,7 +370,10 @@ else:
                 hide_index=True, width="stretch",
                 column_config={"Trend": st.column_config.LinkColumn("Trend", display_text="Open trend")},
             )
-    chart_footer(found, None, name="overview-signals", who=f"Signals since {since:%b %-d, %Y} · {who}")
+    chart_footer(
+        found.drop(columns=["weeks", "side", "rule_set"]).assign(folded=found["folded"].map(len)), None, name="overview-signals",
+        who=f"Signals since {since:%b %-d, %Y} · {who}",
+    )
 
 # --- Is the data in? -------------------------------------------------------------------------
 st.subheader("Data freshness")

@@ -9,7 +9,7 @@ from ciboard import charts, meetings
 from ciboard.dashboard import chart_footer, disguised, metric_picker, metrics, min_cell, query, scope
 from ciboard.filters import group_labels
 from ciboard.session import app_db
-from ciboard.signals import MIN_POINTS, chart
+from ciboard.signals import MIN_POINTS, chart, closures, windows
 from ciboard.stats import spc
 
 filters = st.session_state["filters"]
@@ -58,14 +58,19 @@ if series.empty or series["value"].notna().sum() == 0:
         st.info("No data for this metric and these filters.")
     st.stop()
 
-rebase_on = st.columns([2, 5])[0].date_input(
-    "Known change: new limits from", value=None, min_value=filters.start, max_value=filters.end,
-    key="rebase", bind="query-params", format="YYYY-MM-DD",
-    help="After a deliberate change (a new schedule, a PDSA cycle), limits from the old process hide the new one's signals.",
-)
-charted = chart(series, metric, rebase=[rebase_on] if rebase_on else [])
+# Three windows a year cannot set control limits: they are compared, with intervals, instead.
+by_window = grain == "window"
+if not by_window:
+    rebase_on = st.columns([2, 5])[0].date_input(
+        "Known change: new limits from", value=None, min_value=filters.start, max_value=filters.end,
+        key="rebase", bind="query-params", format="YYYY-MM-DD",
+        help="After a deliberate change (a new schedule, a PDSA cycle), limits from the old process hide the new one's signals.",
+    )
 events = query("events", start=filters.start.isoformat(), end=filters.end.isoformat(), metric=metric["metric_id"],
                vendor_id=filters.chosen.get("vendor_id"), school_id=filters.chosen.get("school_id"))
+held = {"vendors": one_vendor or None, "schools": filters.chosen.get("school_id") or None}
+if not by_window:
+    charted = chart(series, metric, rebase=[rebase_on] if rebase_on else [], closed=closures(events, metric["metric_id"], **held), grain=grain)
 # A PDSA cycle marks its start on every chart that holds some of the students it changed things for.
 cycles = meetings.pdsa_marks(app_db(), scope(), metric["metric_id"], filters.chosen)
 cycles = cycles[(cycles["starts_on"] >= filters.start) & (cycles["starts_on"] <= filters.end)]
@@ -115,51 +120,79 @@ elif compare in ("school attendance", "proficiency", "another metric"):
     else:
         st.caption(f"{other['label']} is hidden: fewer than {min_cell()} students in every period.")
 
-icons = spc.summary(charted, direction="increase" if metric["better"] == "higher" else "decrease", target=metric["target"])
-headline = {
-    "common_cause": "Common cause variation: no signal in the latest period.",
-    "improvement_high": "Special cause: improving (high).",
-    "improvement_low": "Special cause: improving (low).",
-    "concern_high": "Special cause: a concern (high).",
-    "concern_low": "Special cause: a concern (low).",
-    "neutral_high": "Special cause (high).",
-    "neutral_low": "Special cause (low).",
-}.get(icons["variation"], "")
-assurance = {
-    "consistent_pass": "The target will be met consistently if nothing changes.",
-    "consistent_fail": "The target will not be met if nothing changes: the process must change.",
-    "hit_or_miss": "The target will be met in some periods and missed in others.",
-}.get(icons["assurance"], "")
-periods = int(charted["value"].notna().sum())
-if periods < MIN_POINTS:
-    # As on the Overview: limits from a handful of points are unsettled, and a target read
-    # against them says nothing yet.
-    headline = (
-        f"Only {periods} {grain}{'s' if periods > 1 else ''} with data: control limits need {MIN_POINTS}, "
-        "so read them as a guide."
+if by_window:
+    table = windows(series, metric)
+    latest = table.iloc[-1]
+    interval = (f" (95% CI {charts.format_value(latest['low'], metric)} to {charts.format_value(latest['high'], metric)})"
+                if pd.notna(latest["low"]) else "")
+    change = (f" · {charts.window_change(latest, metric)} from the window before: {latest['verdict']}."
+              if len(table) > 1 else "")
+    st.markdown(
+        f"**{metric['label']}**: {charts.format_value(latest['value'], metric)}{interval} in the latest window "
+        f"({latest['period_start']:%b %Y}){change}"
     )
-    assurance = ""
-latest = charted.dropna(subset=["value"]).iloc[-1]
-st.markdown(
-    f"**{metric['label']}**: {charts.format_value(latest['value'], metric)} in the latest {grain} "
-    f"({latest['period_start']:%b %-d, %Y}) · {headline} {assurance}"
-)
-st.plotly_chart(
-    charts.spc_figure(charted, metric, events=events, overlays=overlays, second_axis=second_axis, min_cell=min_cell()),
-    width="stretch", key="trend",
-)
+    st.plotly_chart(
+        charts.window_figure(table, metric, events=events, overlays=overlays, second_axis=second_axis),
+        width="stretch", key="trend",
+    )
+    st.caption(
+        "Three assessment windows a year are too few to set control limits, so no point is called a special cause: "
+        "each window's value has its 95% interval, and each step its change from the window before with its "
+        "interval, counting students (wider than needed where a student has several observations, never narrower)."
+    )
+    chart_footer(table, metric, name=f"trend-{metric['metric_id']}-{grain}", who=f"{metric['label']} by window for {filters.describe()}")
+else:
+    icons = spc.summary(charted, direction="increase" if metric["better"] == "higher" else "decrease", target=metric["target"])
+    headline = {
+        "common_cause": "Common cause variation: no signal in the latest period.",
+        "improvement_high": "Special cause: improving (high).",
+        "improvement_low": "Special cause: improving (low).",
+        "concern_high": "Special cause: a concern (high).",
+        "concern_low": "Special cause: a concern (low).",
+        "neutral_high": "Special cause (high).",
+        "neutral_low": "Special cause (low).",
+    }.get(icons["variation"], "")
+    assurance = {
+        "consistent_pass": "The target will be met consistently if nothing changes.",
+        "consistent_fail": "The target will not be met if nothing changes: the process must change.",
+        "hit_or_miss": "The target will be met in some periods and missed in others.",
+    }.get(icons["assurance"], "")
+    periods = int((charted["value"].notna() & ~charted["excluded"]).sum())
+    if periods < MIN_POINTS:
+        # As on the Overview: limits from a handful of points are unsettled, and a target read
+        # against them says nothing yet.
+        headline = (
+            f"Only {periods} {grain}{'s' if periods > 1 else ''} with data: control limits need {MIN_POINTS}, "
+            "so read them as a guide."
+        )
+        assurance = ""
+    latest = charted.dropna(subset=["value"]).iloc[-1]
+    st.markdown(
+        f"**{metric['label']}**: {charts.format_value(latest['value'], metric)} in the latest {grain} "
+        f"({latest['period_start']:%b %-d, %Y}) · {headline} {assurance}"
+    )
+    st.plotly_chart(
+        charts.spc_figure(charted, metric, events=events, overlays=overlays, second_axis=second_axis, min_cell=min_cell()),
+        width="stretch", key="trend",
+    )
+    if charted["excluded"].any():
+        st.caption(
+            "Greyed points are weeks a break or closure touched: not comparable with the others, so they are left out "
+            "of the centre, the limits and the rules."
+        )
+    chart_footer(
+        # With each period's small-cell flags: a download says which values are hidden, or flagged.
+        charted.drop(columns=["target"], errors="ignore").assign(**series[["small_cell", "suppressed"]].reset_index(drop=True)),
+        metric, name=f"trend-{metric['metric_id']}-{grain}",
+        who=f"{metric['label']} by {grain} for {filters.describe()}",
+        students=None if series["n"].isna().all() else int(series["n"].max()),
+    )
+
 if overlays and overlays[0][0] == "All other vendors":
     st.caption(
         "All other vendors: every other vendor's students pooled, shown only in periods where at least two other "
         f"vendors and {min_cell()} students stand behind it."
     )
-chart_footer(
-    # With each period's small-cell flags: a download says which values are hidden, or flagged.
-    charted.drop(columns=["target"], errors="ignore").assign(**series[["small_cell", "suppressed"]].reset_index(drop=True)),
-    metric, name=f"trend-{metric['metric_id']}-{grain}",
-    who=f"{metric['label']} by {grain} for {filters.describe()}",
-    students=None if series["n"].isna().all() else int(series["n"].max()),
-)
 
 if split != "nothing":
     st.subheader(f"By {split.replace('_', ' ')}")
@@ -172,7 +205,12 @@ if split != "nothing":
     for i, group in enumerate(groups):
         rows = panel[panel[split] == group]
         with columns[i % 2]:
-            figure = charts.spc_figure(chart(rows, metric), metric, events=events, title=names[group], height=320, min_cell=min_cell())
+            if by_window:
+                figure = charts.window_figure(windows(rows, metric), metric, events=events, title=names[group], height=320)
+            else:
+                group_held = {**held, **({"vendors": [group]} if split == "vendor_id" else {"schools": [group]} if split == "school_id" else {})}
+                closed = closures(events, metric["metric_id"], **group_held)
+                figure = charts.spc_figure(chart(rows, metric, closed=closed, grain=grain), metric, events=events, title=names[group], height=320, min_cell=min_cell())
             figure.update_layout(showlegend=False)
             # Keyed by position: a key is sent to the browser, and a group's value may be a vendor id.
             st.plotly_chart(figure, width="stretch", key=f"split-{i}")

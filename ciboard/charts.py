@@ -35,6 +35,9 @@ TARGET_COLOUR = "#009E73"
 BENCHMARKS = ("All vendors", "All other vendors")
 BENCHMARK_LINE = dict(color="#222222", width=2.5, dash="longdash")
 COMPARISON_LINE = dict(color="#56B4E9", width=2)
+SHUT_COLOUR = "#D0D0D0"
+SHUT_NAME = "Break or closure: not compared"
+SHUT_TEXT = "Break or closure: left out of the limits and the rules"
 FONT = dict(family="Source Sans Pro, Arial, sans-serif", size=16, color="#262730")
 EVENT_BANDS = ("break", "closure")
 
@@ -150,14 +153,13 @@ def spc_figure(
         figure.add_trace(
             go.Scatter(x=[x.min(), x.max()], y=[target, target], name=f"Target {format_value(target, metric)}", mode="lines", line=dict(color=TARGET_COLOUR, dash="dot", width=2.5), hoverinfo="skip")
         )
-    for name, frame in overlays:
-        figure.add_trace(
-            go.Scatter(x=frame["period_start"], y=frame["value"], name=name, mode="lines", line=BENCHMARK_LINE if name in BENCHMARKS else COMPARISON_LINE, hovertemplate=f"{name}<br>%{{x|%b %-d, %Y}}: %{{y:{tick_format(metric)}}}<extra></extra>")
-        )
-    rules = charted.apply(_rules_text, axis=1)
+    _add_comparisons(figure, metric, overlays, None)
+    # A break or closure week stays on the chart, greyed: it is out of the limits and the rules.
+    shut = charted["excluded"].fillna(False).astype(bool).to_numpy() if "excluded" in charted else [False] * len(charted)
+    rules = [SHUT_TEXT if out else text for text, out in zip(charted.apply(_rules_text, axis=1), shut)]
     students = pd.Series(charted.get("students", charted.get("n", pd.Series([None] * len(charted)))), dtype="float64").reset_index(drop=True)
     small = (students < min_cell).to_numpy() if min_cell else [False] * len(charted)
-    colours = [POINT_COLOURS.get(p, "#BBBBBB") for p in charted["point_type"].fillna("common_cause")]
+    colours = [SHUT_COLOUR if out else POINT_COLOURS.get(p, "#BBBBBB") for p, out in zip(charted["point_type"].fillna("common_cause"), shut)]
     counts = [
         "students hidden" if pd.isna(count) else f"{count:,.0f} students" + (f" (fewer than {min_cell}: read with care)" if few else "")
         for count, few in zip(students, small)
@@ -179,21 +181,91 @@ def spc_figure(
     )
     if any(small):
         figure.add_trace(go.Scatter(x=[None], y=[None], mode="markers", marker=dict(size=10, symbol="circle-open", color="#404040", line=dict(width=2.5)), name=f"Fewer than {min_cell} students"))
+    if any(shut):
+        figure.add_trace(go.Scatter(x=[None], y=[None], mode="markers", marker=dict(size=10, color=SHUT_COLOUR), name=SHUT_NAME))
     for point_type in [p for p in POINT_NAMES if p != "common_cause"]:
         if (charted["point_type"] == point_type).any():
             figure.add_trace(go.Scatter(x=[None], y=[None], mode="markers", marker=dict(size=10, color=POINT_COLOURS[point_type]), name=POINT_NAMES[point_type]))
-    if second_axis is not None:
-        name, frame, other = second_axis
-        figure.add_trace(
-            go.Scatter(x=frame["period_start"], y=frame["value"], name=name, mode="lines+markers", yaxis="y2", line=dict(color=PALETTE[0], width=2), marker=dict(size=6), hovertemplate=f"{name}<br>%{{x|%b %-d, %Y}}: %{{y:{tick_format(other)}}}<extra></extra>")
-        )
-        figure.update_layout(yaxis2=dict(overlaying="y", side="right", tickformat=tick_format(other), title=dict(text=other["label"], font=dict(size=14)), showgrid=False))
+    _add_comparisons(figure, metric, (), second_axis)
     add_events(figure, events)
     if x.nunique() == 1:
         _one_period(figure, pd.Timestamp(x.iloc[0]))
     figure.add_annotation(text=better_note(metric), xref="paper", yref="paper", x=1, y=1.0, xanchor="right", yanchor="bottom", showarrow=False, font=dict(size=14, color="#595959"))
     figure.update_yaxes(title=dict(text=metric["label"], font=dict(size=14)))
     return layout(figure, title=title, height=height, y_format=tick_format(metric))
+
+
+def window_figure(
+    table: pd.DataFrame,
+    metric: Mapping[str, Any],
+    *,
+    events: pd.DataFrame | None = None,
+    overlays: list[tuple[str, pd.DataFrame]] = (),
+    second_axis: tuple[str, pd.DataFrame, Mapping[str, Any]] | None = None,
+    title: str | None = None,
+    height: int = 460,
+) -> go.Figure:
+    """Three-a-year periods (signals.windows) as values with their 95% intervals, each step
+    labelled with the change from the window before and its interval: no control limits,
+    which three points cannot set. `overlays` and `second_axis` as for spc_figure."""
+    figure = go.Figure()
+    _add_comparisons(figure, metric, overlays, second_axis)
+    x = table["period_start"]
+    has_interval = table["low"].notna()
+    figure.add_trace(
+        go.Scatter(
+            x=x, y=table["value"], name=metric["label"], mode="lines+markers",
+            line=dict(color="#404040", width=2), marker=dict(size=12, color=PALETTE[0]),
+            error_y=dict(type="data", symmetric=False, array=(table["high"] - table["value"]).where(has_interval, 0),
+                         arrayminus=(table["value"] - table["low"]).where(has_interval, 0), thickness=2.5, width=8, color=PALETTE[0]),
+            customdata=list(zip(
+                [format_value(v, metric) for v in table["value"]],
+                [f" (95% CI {format_value(lo, metric)} to {format_value(hi, metric)})" if pd.notna(lo) else "" for lo, hi in zip(table["low"], table["high"])],
+                table["n"],
+            )),
+            hovertemplate="%{x|%b %Y} window<br><b>%{customdata[0]}</b>%{customdata[1]} · %{customdata[2]:,} students<extra></extra>",
+        )
+    )
+    if has_interval.any():
+        figure.add_trace(go.Scatter(x=[None], y=[None], mode="lines", line=dict(color=PALETTE[0], width=2.5), name="95% interval"))
+    target = metric.get("target")
+    if target is not None and not pd.isna(target):
+        figure.add_trace(
+            go.Scatter(x=[x.min(), x.max()], y=[target, target], name=f"Target {format_value(target, metric)}", mode="lines", line=dict(color=TARGET_COLOUR, dash="dot", width=2.5), hoverinfo="skip")
+        )
+    for before, after in zip(table.iloc[:-1].to_dict("records"), table.iloc[1:].to_dict("records")):
+        middle = pd.Timestamp(before["period_start"]) + (pd.Timestamp(after["period_start"]) - pd.Timestamp(before["period_start"])) / 2
+        figure.add_annotation(
+            x=middle, y=(before["value"] + after["value"]) / 2, text=window_change(after, metric), showarrow=False,
+            yshift=28, font=dict(size=14, color="#404040"), bgcolor="rgba(255,255,255,0.85)",
+        )
+    add_events(figure, events)
+    figure.add_annotation(text=better_note(metric), xref="paper", yref="paper", x=1, y=1.0, xanchor="right", yanchor="bottom", showarrow=False, font=dict(size=14, color="#595959"))
+    figure.update_yaxes(title=dict(text=metric["label"], font=dict(size=14)))
+    figure.update_xaxes(tickformat="%b %Y", tickvals=list(x))
+    return layout(figure, title=title, height=height, y_format=tick_format(metric))
+
+
+def _add_comparisons(figure: go.Figure, metric, overlays, second_axis) -> None:
+    for name, frame in overlays:
+        figure.add_trace(
+            go.Scatter(x=frame["period_start"], y=frame["value"], name=name, mode="lines", line=BENCHMARK_LINE if name in BENCHMARKS else COMPARISON_LINE, hovertemplate=f"{name}<br>%{{x|%b %-d, %Y}}: %{{y:{tick_format(metric)}}}<extra></extra>")
+        )
+    if second_axis is not None:
+        name, frame, other = second_axis
+        figure.add_trace(
+            go.Scatter(x=frame["period_start"], y=frame["value"], name=name, mode="lines+markers", yaxis="y2", line=dict(color=PALETTE[0], width=2), marker=dict(size=6), hovertemplate=f"{name}<br>%{{x|%b %-d, %Y}}: %{{y:{tick_format(other)}}}<extra></extra>")
+        )
+        figure.update_layout(yaxis2=dict(overlaying="y", side="right", tickformat=tick_format(other), title=dict(text=other["label"], font=dict(size=14)), showgrid=False))
+
+
+def window_change(row: Mapping[str, Any], metric: Mapping[str, Any]) -> str:
+    """A window's change from the one before, with its interval where it has one."""
+    interval = (
+        f" (95% CI {format_change(row['change_low'], metric)} to {format_change(row['change_high'], metric)})"
+        if pd.notna(row["change_low"]) else ""
+    )
+    return f"{format_change(row['change'], metric)}{interval}"
 
 
 def _one_period(figure: go.Figure, day: pd.Timestamp) -> None:

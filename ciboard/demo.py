@@ -285,6 +285,11 @@ class DemoWriter:
                 (day, day, "closure", "Snow day", "Schools closed district-wide; sessions cancelled.", None)
                 for day in cal.snow_days
             ],
+            # Monday holidays close schools too: a four-day week is not comparable with the others.
+            *[
+                (day, day, "closure", "Holiday", "Schools closed for a public holiday.", None)
+                for day in cal.holidays
+            ],
             (
                 cal.program_change_v1,
                 cal.program_change_v1,

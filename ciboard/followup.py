@@ -42,8 +42,8 @@ BEFORE_WEEKS = 8
 # The groups whose gaps a meeting checks every time: the disaggregations the CI guide asks for.
 KEY_GROUPS = ("race_ethnicity", "gender", "econ_disadvantaged", "english_learner", "special_education", "baseline_band")
 GAP_KINDS = ("payment outcome", "process outcome")
-# A prefill lists the strongest signals; the signals page has the rest.
-MAX_SIGNALS = 40
+# A meeting reads the strongest signals first; the rest are a "show all" away.
+TOP_SIGNALS = 10
 LATE_STATUSES = ("late", "missing", "rejected")
 
 
@@ -292,6 +292,10 @@ def _difference(warehouse, scope, metric, filters, cells, before, after):
     return _number(difference), _number(low), _number(high), method
 
 
+def _listed(value) -> list | None:
+    return None if value in (None, "", []) else [value] if isinstance(value, str) else list(value)
+
+
 def _verdict(metric, difference, low, high) -> str:
     if low is None or high is None:
         return "no interval"
@@ -308,7 +312,10 @@ def _chart_after(warehouse, scope, metric, filters, since, until) -> dict:
     })
     if series["value"].notna().sum() < signals.MIN_POINTS:
         return {"chart_note": f"Fewer than {signals.MIN_POINTS} weeks with data: too few to set control limits."}
-    charted = signals.chart(series, metric)
+    events = run(warehouse, "events", scope, {"start": start, "end": until})
+    vendors = filters.get("vendor_id") or ([scope.vendor_id] if scope.role == "vendor" else None)
+    closed = signals.closures(events, metric["metric_id"], vendors=_listed(vendors), schools=_listed(filters.get("school_id")))
+    charted = signals.chart(series, metric, closed=closed)
     after = charted[charted["period_start"] >= since]
     special = after[after["point_type"].fillna("common_cause") != "common_cause"]
     if special.empty:
@@ -363,7 +370,7 @@ def outcomes_prefill(
         previous_meeting_id=previous.id if previous else None,
         filters=_json(narrowed),
         warehouse_version=warehouse.version(),
-        signals=_records(found.head(MAX_SIGNALS)),
+        signals=_records(found),
         signal_counts={str(k): int(v) for k, v in counts.items()},
         gaps=gap_changes(warehouse, scope, since, held_on, narrowed),
         late_or_missing=_late_or_missing(warehouse, scope, since, held_on, narrowed),
@@ -596,9 +603,11 @@ def summary(prefill: Prefill, warehouse: Warehouse) -> list[str]:
         if s.get("dimension"):
             slice_parts.append(f"{s['dimension'].replace('_', ' ')}: {s['group']}")
         who = ", ".join(slice_parts)
+        folded = len(s.get("folded") or [])  # vendors and groups alike
         lines.append(
             f"{s['label']}{f' ({who})' if who else ''}: {format_value(s['value'], metric(s['metric_id']))} "
-            f"in the week of {s['period_start']}, {s['rules']}."
+            f"in the week of {s['period_start']}, {s['rules']}"
+            + (f"; the same in {folded} more vendor or group chart{'s' if folded > 1 else ''} within it." if folded else ".")
         )
     for g in prefill.gaps[:5]:
         m = metric(g["metric_id"])

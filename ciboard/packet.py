@@ -292,12 +292,12 @@ def _chart(warehouse, db, scope, metric, filters, reasons, since, held_on, prefi
     if series["value"].notna().sum() < signals.MIN_POINTS:
         note = f"Fewer than {signals.MIN_POINTS} weeks with data that this account may see: too few to chart."
         return Chart(metric, filters, title, reasons, None, None, mine, note)
-    charted = signals.chart(series, metric)
-    charted["suppressed"] = series["suppressed"].to_numpy()
     events = run(warehouse, "events", scope, {
         "start": start, "end": held_on, "metric": metric["metric_id"],
         "vendor_id": filters.get("vendor_id"), "school_id": filters.get("school_id"),
     })
+    charted = signals.chart(series, metric, closed=signals.closures(events, metric["metric_id"]))
+    charted["suppressed"] = series["suppressed"].to_numpy()
     marks = meetings.pdsa_marks(db, scope, metric["metric_id"], filters)
     marks = marks[marks["starts_on"] <= held_on]
     figure = charts.spc_figure(

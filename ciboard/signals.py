@@ -6,17 +6,23 @@ week's denominator is thousands of sessions clustered within students, so the pl
 p-chart's binomial limits would be far too narrow and flag nearly every week; Laney's p'
 chart scales them by the variation actually seen between periods (and reduces to the
 p-chart where there is no extra variation). Means and medians are charted as XmR.
+
+A period that a break or a closure (an annotation) touches is not comparable with the
+others: it stays on the chart but out of the limits and the rules. A group's signal that
+only repeats its parent's folds under the parent, so a meeting reads one line, not twenty.
 """
 
 from collections.abc import Iterable, Mapping
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
+from ciboard import comparisons
 from ciboard.access import Scope
 from ciboard.queries import DIMENSIONS, data_map, run
-from ciboard.stats import spc
+from ciboard.stats import intervals, spc
 from ciboard.warehouse import Warehouse
 
 # Limits from fewer points than this are too unsettled to call anything a signal.
@@ -31,14 +37,28 @@ RULES = {
     "two_in_three": "2 of 3 near a limit",
 }
 DIRECTION = {"higher": "increase", "lower": "decrease"}
+# Annotations of these kinds close schools: the periods they touch are not comparable.
+CLOSED_KINDS = ("break", "closure")
+# A period is left out when a break or closure shuts at least this share of its weekdays:
+# any weekday of a week (a snow day empties a week's high-dosage count), a week of a month.
+CLOSED_SHARE = 0.2
 
 
-def chart(series: pd.DataFrame, metric: Mapping[str, Any], *, rebase: Iterable[date] = ()) -> pd.DataFrame:
+def chart(
+    series: pd.DataFrame,
+    metric: Mapping[str, Any],
+    *,
+    rebase: Iterable[date] = (),
+    closed: Iterable[tuple[date, date]] = (),
+    grain: str = "week",
+) -> pd.DataFrame:
     """An SPC chart of a `series` (or one group of a panel): one row per period, with the
     students behind each point (a p-chart's own `n` is its denominator).
 
     `metric` is the metric's data-map row. `rebase` lists dates from which the limits start
-    afresh (a known change), placed at the first period on or after each.
+    afresh (a known change), placed at the first period on or after each. `closed` lists the
+    (first, last day) of the breaks and closures that touch this chart's students
+    (`closures`): the periods of `grain` they shut are charted but excluded.
     """
     series = series.reset_index(drop=True)
     periods = list(series["period_start"])
@@ -46,25 +66,117 @@ def chart(series: pd.DataFrame, metric: Mapping[str, Any], *, rebase: Iterable[d
     direction = DIRECTION[metric["better"]]
     target = metric.get("target")
     target = None if target is None or pd.isna(target) else float(target)
+    excluded = list(np.flatnonzero(shut(periods, list(closed), grain)))
     if metric["aggregation"] in ("rate", "proportion"):
         result = spc.p_chart(
             series["numerator"].to_numpy(dtype=float),
             series["denominator"].to_numpy(dtype=float),
             direction=direction,
             rebase=positions or None,
-            laney=series["value"].notna().sum() >= LANEY_MIN_POINTS,
+            exclude=excluded,
+            laney=series["value"].notna().sum() - len(excluded) >= LANEY_MIN_POINTS,
             target=target,
         )
     else:
-        result = spc.xmr(series["value"].to_numpy(dtype=float), direction=direction, rebase=positions or None, target=target)
+        result = spc.xmr(
+            series["value"].to_numpy(dtype=float), direction=direction, rebase=positions or None, exclude=excluded,
+            target=target,
+        )
     result = result.reset_index(drop=True)
     result.insert(0, "period_start", periods)
     result.insert(1, "students", series["n"].to_numpy())
     return result
 
 
+def windows(series: pd.DataFrame, metric: Mapping[str, Any]) -> pd.DataFrame:
+    """Assessment windows (or any three-a-year periods) as values with 95% intervals and each
+    window's change from the one before with its interval: too few points for control limits,
+    so no special cause is called. Students are the unit (ciboard.comparisons); without
+    student rows a share's interval allows the widest spread a student's value can have, so
+    it is wider than needed, never narrower. Medians have no interval."""
+    shown = series[series["value"].notna()].reset_index(drop=True)
+    kind, inputs = comparisons.stats_inputs(shown, metric, ["period_start"])
+    rows = []
+    for i, row in enumerate(inputs.to_dict("records")):
+        low = high = change = change_low = change_high = float("nan")
+        if metric["aggregation"] != "median":
+            low, high = (intervals.wilson(row["k"], row["n"]) if kind == "proportion"
+                         else intervals.mean_t(row["mean"], row["sd"], row["n"]))
+        if i:
+            before = rows[-1]["_inputs"]
+            if metric["aggregation"] == "median":
+                change = row["value"] - before["value"]
+            elif kind == "proportion":
+                change, change_low, change_high = intervals.newcombe_difference(row["k"], row["n"], before["k"], before["n"])
+            else:
+                change, change_low, change_high = intervals.welch_difference(
+                    row["mean"], row["sd"], row["n"], before["mean"], before["sd"], before["n"])
+        rows.append({
+            "period_start": row["period_start"], "value": row["value"], "n": row["n"], "low": low, "high": high,
+            "change": change, "change_low": change_low, "change_high": change_high,
+            "verdict": _verdict(metric, change, change_low, change_high) if i else "", "_inputs": row,
+        })
+    return pd.DataFrame(rows, columns=[*WINDOW_COLUMNS, "_inputs"]).drop(columns="_inputs")
+
+
+WINDOW_COLUMNS = ["period_start", "value", "n", "low", "high", "change", "change_low", "change_high", "verdict"]
+
+
+def _verdict(metric: Mapping[str, Any], change: float, low: float, high: float) -> str:
+    if pd.isna(low) or pd.isna(high):
+        return "no interval"
+    if low <= 0 <= high:
+        return "no change beyond chance"
+    return "better, beyond chance" if (change > 0) == (metric["better"] == "higher") else "worse, beyond chance"
+
+
 def rules_fired(row: pd.Series) -> str:
     return ", ".join(label for column, label in RULES.items() if bool(row.get(column)))
+
+
+def closures(
+    events: pd.DataFrame,
+    metric_id: str,
+    *,
+    vendors: Iterable[str] | None = None,
+    schools: Iterable[str] | None = None,
+) -> list[tuple[date, date]]:
+    """The (first, last day) of each break or closure in `events` (the events view) that
+    touches a chart of `metric_id` over `vendors` and `schools` (None: all of them). An
+    annotation naming a vendor, a school or a metric touches only the charts holding them."""
+    vendors = None if vendors is None else set(vendors)
+    schools = None if schools is None else set(schools)
+    found = []
+    for event in events.to_dict(orient="records"):
+        if event["kind"] not in CLOSED_KINDS:
+            continue
+        if pd.notna(event["metric_id"]) and event["metric_id"] != metric_id:
+            continue
+        if pd.notna(event["vendor_id"]) and vendors is not None and event["vendor_id"] not in vendors:
+            continue
+        if pd.notna(event["school_id"]) and schools is not None and event["school_id"] not in schools:
+            continue
+        found.append((pd.Timestamp(event["starts_on"]).date(), pd.Timestamp(event["ends_on"]).date()))
+    return found
+
+
+def shut(periods: list, closed: list[tuple[date, date]], grain: str = "week") -> np.ndarray:
+    """For each period starting on `periods`, whether the `closed` spans shut at least
+    CLOSED_SHARE of its weekdays."""
+    if not closed or not periods:
+        return np.zeros(len(periods), dtype=bool)
+    starts = np.array([pd.Timestamp(p).date() for p in periods], dtype="datetime64[D]")
+    if grain == "month":
+        ends = (starts.astype("datetime64[M]") + 1).astype("datetime64[D]")
+    else:
+        ends = starts + np.timedelta64(7 if grain == "week" else 1, "D")
+    weekdays = np.busday_count(starts, ends)
+    closed_days = np.zeros(len(periods), dtype=int)
+    for first, last in closed:
+        lo = np.maximum(starts, np.datetime64(first, "D"))
+        hi = np.minimum(ends, np.datetime64(last + timedelta(days=1), "D"))
+        closed_days += np.where(hi > lo, np.busday_count(lo, np.maximum(hi, lo)), 0)
+    return (weekdays > 0) & (closed_days >= CLOSED_SHARE * weekdays)
 
 
 def signals(
@@ -78,45 +190,116 @@ def signals(
     dimensions: Iterable[str] = GROUP_DIMENSIONS,
     filters: Mapping[str, Any] | None = None,
 ) -> pd.DataFrame:
-    """Every special-cause signal in [since, end] on charts drawn over [start, end], ranked.
+    """Every special-cause signal in [since, end] on charts drawn over [start, end], folded
+    and ranked (`fold`, `rank`).
 
     Charts are drawn for the district, each vendor, each student group, and each group
     within each vendor, all within `scope`. Without `since`, only each chart's latest
-    period counts. Concerns rank first, then improvements; within each, whole-district and
-    whole-vendor signals before those of one group, then by how far past the centre the
-    point lies. Cells hidden by small-cell suppression never signal.
+    period counts. Weeks shut by a break or closure touching a chart's students never
+    signal, nor count towards its limits. Cells hidden by small-cell suppression never
+    signal.
     """
     catalogue = data_map(warehouse).set_index("metric_id")
     chosen = list(metrics) if metrics is not None else list(catalogue.index)
     # Weekly metrics have enough points in a year to chart; window metrics (three a year) do not.
     chosen = [m for m in chosen if catalogue.loc[m, "frequency"] == "weekly"]
     base = {"start": start, "end": end, **(filters or {})}
+    events = run(warehouse, "events", scope, {"start": start, "end": end})
     found = []
     for metric_id in chosen:
         metric = {"metric_id": metric_id, **catalogue.loc[metric_id].to_dict()}
         for labels, key_names, groups in _slices(warehouse, scope, metric_id, base, list(dimensions)):
             for keys, group in groups:
-                row = _latest_signal(group, metric, since)
+                where = {**labels, **dict(zip(key_names, keys))}
+                closed = closures(events, metric_id, **_held(where, scope, filters or {}))
+                row = _latest_signal(group, metric, since, closed)
                 if row is not None:
-                    found.append({**labels, **dict(zip(key_names, keys)), **row})
+                    found.append({**where, **row})
     if not found:
         return pd.DataFrame(columns=SIGNAL_COLUMNS)
-    result = pd.DataFrame(found)[SIGNAL_COLUMNS]
+    found = pd.DataFrame(found)[[c for c in SIGNAL_COLUMNS if c != "folded"]]
+    # A vendor alone in a school or group draws the district's chart of it again: keep the
+    # one naming the vendor, so it folds under that vendor.
+    same = ["metric_id", "dimension", "group", "period_start", "value", "n"]
+    found = found.sort_values("vendor_id", key=lambda v: v.isna(), kind="stable").drop_duplicates(same)
+    return rank(fold(found))
+
+
+def fold(found: pd.DataFrame) -> pd.DataFrame:
+    """Signals of one group that only repeat their parent's fold under it: the parent keeps
+    them in `folded` (their slices) and the groups go from the list.
+
+    A group's parent is its vendor's whole chart, else the district's; a vendor's is the
+    district's (a vendor's students are a group of the district's). A signal repeats its
+    parent when it is the same metric and kind of signal on the same side, its special-cause
+    weeks are among the parent's, and it fired no rule the parent did not: the meeting learns
+    nothing from it that the parent's line does not say.
+    """
+    found = found.reset_index(drop=True)
+    folded: dict[int, list[dict]] = {i: [] for i in found.index}
+    wholes = {
+        (row["metric_id"], row["vendor_id"] if pd.notna(row["vendor_id"]) else None): i
+        for i, row in found[found["dimension"].isna()].iterrows()
+    }
+    gone = []
+    for i, row in found[found["dimension"].notna()].iterrows():
+        vendor = row["vendor_id"] if pd.notna(row["vendor_id"]) else None
+        for parent_key in dict.fromkeys([(row["metric_id"], vendor), (row["metric_id"], None)]):
+            parent = wholes.get(parent_key)
+            if parent is not None and _repeats(row, found.loc[parent]):
+                folded[parent].append({"vendor_id": vendor, "dimension": row["dimension"], "group": row["group"]})
+                gone.append(i)
+                break
+    # Then a vendor whose whole chart only repeats the district's (school attendance after a
+    # break, at every vendor), with the groups folded under it.
+    for (metric_id, vendor), i in wholes.items():
+        district = wholes.get((metric_id, None))
+        if vendor is not None and district is not None and _repeats(found.loc[i], found.loc[district]):
+            folded[district] += [{"vendor_id": vendor, "dimension": None, "group": None}, *folded[i]]
+            gone.append(i)
+    return found.assign(folded=[folded[i] for i in found.index]).drop(index=gone).reset_index(drop=True)
+
+
+def _repeats(child: pd.Series, parent: pd.Series) -> bool:
+    return (
+        child["point_type"] == parent["point_type"]
+        and child["side"] == parent["side"]
+        and set(child["weeks"]) <= set(parent["weeks"])
+        and set(child["rule_set"]) <= set(parent["rule_set"])
+    )
+
+
+def rank(found: pd.DataFrame) -> pd.DataFrame:
+    """Concerns first, then improvements, then changes where no direction is better; within
+    each, the whole district's and vendors' signals before one group's (they concern every
+    student behind them), then by how far past the centre the point lies."""
     order = {"special_cause_concern": 0, "special_cause_improvement": 1, "special_cause_neutral_high": 2,
              "special_cause_neutral_low": 2}
-    # A whole district's or vendor's signal concerns every student behind it: it comes before
-    # the same kind of signal in one group.
-    ranked = result.assign(_order=result["point_type"].map(order), _group=result["dimension"].notna())
+    ranked = found.assign(_order=found["point_type"].map(order), _group=found["dimension"].notna())
     return (
-        ranked.sort_values(["_order", "_group", "strength", "n"], ascending=[True, True, False, False])
+        ranked.sort_values(["_order", "_group", "strength", "n"], ascending=[True, True, False, False], kind="stable")
         .drop(columns=["_order", "_group"])
         .reset_index(drop=True)
     )
 
 
+def _held(where: dict, scope: Scope, filters: Mapping[str, Any]) -> dict:
+    """The vendors and schools a chart's students come from, for `closures` (None: any)."""
+    def chosen(name):
+        value = filters.get(name)
+        return None if value in (None, "", []) else [value] if isinstance(value, str) else list(value)
+
+    vendors = [where["vendor_id"]] if pd.notna(where.get("vendor_id")) else (
+        [scope.vendor_id] if scope.role == "vendor" else chosen("vendor_id"))
+    schools = [where["group"]] if where.get("dimension") == "school_id" else chosen("school_id")
+    return {"vendors": vendors, "schools": schools}
+
+
+# weeks, side and rule_set are what folding compares: the window's special-cause weeks, the
+# latest one's side, every rule fired in the window; folded lists the groups a signal holds.
 SIGNAL_COLUMNS = [
     "metric_id", "label", "vendor_id", "dimension", "group", "period_start", "point_type", "rules",
-    "value", "center", "lower", "upper", "n", "strength", "target",
+    "value", "center", "lower", "upper", "n", "strength", "target", "weeks", "side", "rule_set", "folded",
 ]
 
 
@@ -140,10 +323,12 @@ def _slices(warehouse: Warehouse, scope: Scope, metric_id: str, base: dict, dime
         yield {"dimension": dimension}, ("vendor_id", "group"), both.groupby(["vendor_id", dimension])
 
 
-def _latest_signal(group: pd.DataFrame, metric: dict, since: date | None) -> dict | None:
+def _latest_signal(group: pd.DataFrame, metric: dict, since: date | None, closed: list) -> dict | None:
     if group["value"].notna().sum() < MIN_POINTS:
         return None
-    charted = chart(group, metric)
+    charted = chart(group, metric, closed=closed)
+    if charted["value"].notna().sum() - charted["excluded"].sum() < MIN_POINTS:
+        return None
     window = charted[charted["period_start"] >= since] if since else charted.tail(1)
     special = window[window["point_type"].fillna("common_cause") != "common_cause"]
     if special.empty:
@@ -163,4 +348,7 @@ def _latest_signal(group: pd.DataFrame, metric: dict, since: date | None) -> dic
         "n": int(point["students"]),
         "strength": abs(point["value"] - point["center"]) / sigma if sigma > 0 else float("inf"),
         "target": metric.get("target"),
+        "weeks": [pd.Timestamp(day).date().isoformat() for day in special["period_start"]],
+        "side": point["signal_side"],
+        "rule_set": [label for column, label in RULES.items() if special[column].any()],
     }

@@ -108,3 +108,22 @@ def test_trends_downloads_hold_what_the_chart_shows(dashboard):
 def test_a_window_metric_is_charted_by_window(dashboard):
     app = open_page("app_pages/trends.py", query={"metric": "Met growth target"})
     assert len(value_trace(app)["x"]) == 3
+
+
+@pytest.mark.parametrize("query", [
+    {"metric": "Met growth target", "split": "english learner"},
+    {"metric": "Tutoring attendance rate", "grain": "window"},
+])
+def test_windows_get_intervals_and_changes_not_control_limits(dashboard, query):
+    app = open_page("app_pages/trends.py", query=query)
+    for figure in figures(app):
+        names = {t.get("name") for t in figure["data"]}
+        assert not names & {"Process limits", "Lower limit", "Centre", "Concern", "Improvement"}
+        [values] = [t for t in figure["data"] if t.get("mode") == "lines+markers"]
+        whiskers = plotted(values["error_y"], "array")
+        assert len(whiskers) == len(values["x"]) and all(w > 0 for w in whiskers), "each window with its interval"
+        assert len([a for a in figure["layout"]["annotations"] if "95% CI" in a["text"]]) == len(values["x"]) - 1
+    text = " ".join(m.value for m in app.markdown)
+    assert "Special cause" not in text and "control limits need" not in text
+    assert "from the window before" in text and "95% CI" in text
+    assert not [d for d in app.date_input if d.key == "rebase"], "no limits to start afresh"

@@ -8,7 +8,7 @@ import pytest
 
 from ciboard.access import ANALYST, Scope
 from ciboard.queries import data_map, run
-from ciboard.signals import chart, signals
+from ciboard.signals import chart, closures, fold, rank, shut, signals
 from ciboard.stats import spc
 
 
@@ -77,3 +77,103 @@ def test_hidden_small_cells_never_signal(demo_warehouse):
 
 def test_window_metrics_are_too_short_to_chart_and_are_left_out(demo_warehouse):
     assert signals(demo_warehouse, ANALYST, metrics=["sgp", "proficient"], since=date(2025, 9, 1)).empty
+
+
+def signal(**fields) -> dict:
+    base = {
+        "metric_id": "m", "label": "M", "vendor_id": None, "dimension": None, "group": None,
+        "period_start": date(2026, 1, 12), "point_type": "special_cause_concern", "rules": "outside the limits",
+        "value": 0.5, "center": 0.8, "lower": 0.7, "upper": 0.9, "n": 100, "strength": 9.0, "target": None,
+        "weeks": ["2026-01-12"], "side": "low", "rule_set": ["outside the limits"],
+    }
+    return {**base, **fields}
+
+
+def test_a_group_that_only_repeats_its_parent_folds_under_it():
+    found = pd.DataFrame([
+        signal(weeks=["2026-01-05", "2026-01-12"]),
+        signal(dimension="grade", group="3", n=10),  # same rule, side, weeks among the parent's: folds
+        signal(dimension="grade", group="4", n=10, side="high", point_type="special_cause_improvement"),
+        signal(dimension="grade", group="5", n=10, weeks=["2026-01-19"]),  # a week the parent did not signal
+        signal(dimension="grade", group="6", n=10, rule_set=["outside the limits", "7 on one side"]),  # a rule more
+        signal(vendor_id="V3", strength=4.0, weeks=["2026-01-19"]),  # a week of its own: stays
+        signal(vendor_id="V3", dimension="grade", group="5", n=5, weeks=["2026-01-19"]),  # folds under V3
+        signal(vendor_id="V4", dimension="grade", group="3", n=5),  # V4 has no signal: folds under the district
+        signal(vendor_id="V5", n=50),  # repeats the district: folds, with its own folded group
+        signal(vendor_id="V5", dimension="gender", group="Female", n=20),
+        signal(metric_id="other", dimension="grade", group="3", n=10),  # another metric has no parent
+    ])
+    folded = fold(found)
+    kept = {(r.metric_id, r.vendor_id if isinstance(r.vendor_id, str) else None, r.group if isinstance(r.group, str) else None)
+            for r in folded.itertuples()}
+    assert kept == {("m", None, None), ("m", None, "4"), ("m", None, "5"), ("m", None, "6"), ("m", "V3", None),
+                    ("other", None, "3")}
+    district = folded[(folded.metric_id == "m") & folded.vendor_id.isna() & folded.dimension.isna()].iloc[0]
+    assert district.folded == [{"vendor_id": None, "dimension": "grade", "group": "3"},
+                               {"vendor_id": "V4", "dimension": "grade", "group": "3"},
+                               {"vendor_id": "V5", "dimension": None, "group": None},
+                               {"vendor_id": "V5", "dimension": "gender", "group": "Female"}]
+    assert folded[folded.vendor_id == "V3"].iloc[0].folded == [{"vendor_id": "V3", "dimension": "grade", "group": "5"}]
+
+
+def test_concerns_rank_first_then_wholes_before_groups_then_by_strength():
+    found = pd.DataFrame([
+        signal(point_type="special_cause_improvement", side="high", strength=50.0),
+        signal(dimension="grade", group="3", strength=30.0),
+        signal(vendor_id="V1", strength=3.0),
+        signal(strength=5.0),
+        signal(point_type="special_cause_neutral_high", strength=99.0),
+        signal(vendor_id="V2", dimension="gender", group="Female", strength=40.0),
+    ]).assign(folded=[[]] * 6)
+    ranked = rank(found)
+    assert list(zip(ranked.point_type.str.removeprefix("special_cause_"), ranked.vendor_id.fillna("-"),
+                    ranked.dimension.fillna("-"), ranked.strength)) == [
+        ("concern", "-", "-", 5.0), ("concern", "V1", "-", 3.0),
+        ("concern", "V2", "gender", 40.0), ("concern", "-", "grade", 30.0),
+        ("improvement", "-", "-", 50.0), ("neutral_high", "-", "-", 99.0),
+    ]
+
+
+def test_a_closure_shuts_the_weeks_and_months_it_touches():
+    weeks = [date(2026, 1, 5), date(2026, 1, 12), date(2026, 1, 19), date(2026, 1, 26)]
+    snow = [(date(2026, 1, 14), date(2026, 1, 14))]
+    assert list(shut(weeks, snow)) == [False, True, False, False]
+    # A break over a weekend only shuts no school day.
+    assert not shut(weeks, [(date(2026, 1, 17), date(2026, 1, 18))]).any()
+    months = [date(2025, 12, 1), date(2026, 1, 1), date(2026, 2, 1)]
+    assert list(shut(months, snow, "month")) == [False, False, False], "one day of a month is not a fifth of it"
+    assert list(shut(months, [(date(2025, 12, 19), date(2026, 1, 4))], "month")) == [True, False, False]
+
+
+def test_closures_touch_the_charts_holding_their_students():
+    events = pd.DataFrame([
+        {"starts_on": date(2026, 1, 14), "ends_on": date(2026, 1, 14), "kind": "closure", "vendor_id": None, "school_id": None, "metric_id": None},
+        {"starts_on": date(2026, 2, 2), "ends_on": date(2026, 2, 2), "kind": "closure", "vendor_id": None, "school_id": "E08", "metric_id": None},
+        {"starts_on": date(2026, 3, 2), "ends_on": date(2026, 3, 6), "kind": "break", "vendor_id": "V1", "school_id": None, "metric_id": "sgp"},
+        {"starts_on": date(2026, 1, 20), "ends_on": date(2026, 1, 20), "kind": "program change", "vendor_id": None, "school_id": None, "metric_id": None},
+    ])
+    assert len(closures(events, "sgp")) == 3
+    assert len(closures(events, "sgp", vendors=["V2"], schools=["E09"])) == 1
+    assert len(closures(events, "sgp", vendors=["V1"], schools=["E08"])) == 3
+    assert len(closures(events, "dosage_minutes", vendors=["V1"])) == 2
+
+
+def test_no_break_or_closure_week_fires_a_rule_and_the_demo_lists_far_fewer_signals(demo_warehouse, monkeypatch):
+    since = date(2025, 9, 1)
+    with demo_warehouse.cursor() as cur:
+        events = cur.execute("select * from annotations").df()
+    district_wide = closures(events, "")
+    assert district_wide, "the demo annotates its breaks and closures"
+    after = signals(demo_warehouse, ANALYST, since=since)
+    weeks = sorted({w for ws in after["weeks"] for w in ws})
+    shut_weeks = {w for w, closed in zip(weeks, shut([date.fromisoformat(w) for w in weeks], district_wide)) if closed}
+    assert not shut_weeks, f"break or closure weeks fired a rule: {sorted(shut_weeks)}"
+    # The same charts with every week compared and every group listed: what the meeting read before.
+    monkeypatch.setattr("ciboard.signals.closures", lambda *args, **kwargs: [])
+    monkeypatch.setattr("ciboard.signals.fold", lambda found: found.assign(folded=[[]] * len(found)))
+    before = signals(demo_warehouse, ANALYST, since=since)
+    before_weeks = {date.fromisoformat(w) for ws in before["weeks"] for w in ws}
+    assert shut(sorted(before_weeks), district_wide).any(), "without the annotations, break weeks signal"
+    print(f"demo signals since {since}: {len(before)} before, {len(after)} after")
+    assert len(after) < len(before) / 2
+    assert len(after) + sum(map(len, after["folded"])) <= len(before)

@@ -322,9 +322,12 @@ def test_qicharts2_p_chart_two_parts_with_exclusions():
     assert chart["center"].to_numpy() == pytest.approx(ref["cl"].to_numpy(), rel=QIC_RTOL)
     assert chart["lower"].to_numpy() == pytest.approx(ref["lcl"].to_numpy(), rel=QIC_RTOL, abs=1e-12)
     assert chart["upper"].to_numpy() == pytest.approx(ref["ucl"].to_numpy(), rel=QIC_RTOL)
-    # Excluded points stay on the chart and are still compared with the limits.
-    assert chart["outside_limits"].tolist() == ref["sigma_signal"].tolist()
-    assert not chart.loc[excluded, ["shift", "trend", "two_in_three"]].to_numpy().any()
+    # Excluded points stay on the chart, but unlike qicharts2 fire no rule, the limits included.
+    included = ref["include"].to_numpy()
+    assert chart["outside_limits"][included].tolist() == ref["sigma_signal"][included].tolist()
+    assert ref["sigma_signal"][~included].any()
+    assert not chart.loc[excluded, ["outside_limits", "shift", "trend", "two_in_three"]].to_numpy().any()
+    assert (chart.loc[excluded, "point_type"] == "common_cause").all()
     for part in (1, 2):
         rows = (ref["part"] == part) & ref["include"]
         assert runs_of(chart["value"][rows], chart["center"][rows]) == qic_runs(ref[ref["part"] == part])
@@ -337,8 +340,8 @@ def test_qicharts2_c_chart_runs_signal():
     assert chart["center"].to_numpy() == pytest.approx(ref["cl"].to_numpy(), rel=QIC_RTOL)
     assert chart["lower"].to_numpy() == pytest.approx(ref["lcl"].to_numpy(), rel=QIC_RTOL)
     assert chart["upper"].to_numpy() == pytest.approx(ref["ucl"].to_numpy(), rel=QIC_RTOL)
-    assert chart["outside_limits"].tolist() == ref["sigma_signal"].tolist()
     included = ref["include"]
+    assert chart["outside_limits"][included].tolist() == ref["sigma_signal"][included].tolist()
     runs = runs_of(chart["value"][included], chart["center"][included])
     assert runs == qic_runs(ref)
     assert runs[-1] is True  # 14 crossings < 16
@@ -581,11 +584,31 @@ def test_p_chart_limits_are_clipped_to_zero_and_one():
     assert spc.p_chart([5, 5, 5], [5, 5, 5])["point_type"].tolist() == ["common_cause"] * 3
 
 
-def test_p_chart_excluded_points_stay_out_of_the_center():
+def test_p_chart_excluded_points_stay_out_of_the_center_and_the_rules():
     chart = spc.p_chart([5, 5, 40, 5], [50, 50, 50, 50], exclude=[2])
     assert chart["center"].iloc[0] == pytest.approx(0.1)
     assert chart["excluded"].tolist() == [False, False, True, False]
-    assert chart["point_type"].iloc[2] == "special_cause_improvement"
+    # Far beyond the upper limit, but a week that is not comparable signals nothing.
+    assert chart["value"].iloc[2] > chart["upper"].iloc[2]
+    assert chart["point_type"].iloc[2] == "common_cause"
+    assert not chart.loc[2, ["outside_limits", "shift", "trend", "two_in_three"]].any()
+
+
+def test_xmr_excluded_points_stay_out_of_the_limits_and_the_rules():
+    values = [10, 11, 10, 12, 11, 10, 11, 50, 10, 11]
+    chart = spc.xmr(values, exclude=[7])
+    kept = spc.xmr([v for i, v in enumerate(values) if i != 7])
+    assert chart["center"].iloc[0] == pytest.approx(kept["center"].iloc[0])
+    assert chart["upper"].iloc[0] == pytest.approx(kept["upper"].iloc[0])
+    assert chart["point_type"].iloc[7] == "common_cause" and not chart["outside_limits"].iloc[7]
+    assert np.isnan(chart["moving_range"].iloc[7])
+    # Without the exclusion the same week is a special cause.
+    assert spc.xmr(values)["point_type"].iloc[7] == "special_cause_improvement"
+
+
+def test_summary_reads_the_latest_week_that_counts():
+    chart = spc.xmr([10, 11, 10, 12, 11, 10, 11, 10, 11, 10, 11, 50, 10], exclude=[12])
+    assert spc.summary(chart, direction="increase")["variation"] == "improvement_high"
 
 
 def test_series_index_is_kept():

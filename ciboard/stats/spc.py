@@ -15,7 +15,9 @@ columns, so a page can draw any of them the same way:
   them); missing where the value is missing.
 - signal_side: "high" or "low" for a special cause point, which way it signals.
 - segment: 0 up to the first rebase, 1 after it, and so on.
-- excluded: charted, but kept out of the center, the limits and the run rules.
+- excluded: charted, but kept out of the center, the limits and every rule: a week
+  that is not comparable (a break, a closure) is neither a signal nor part of one, so
+  its point type is common_cause and its rule columns are all False.
 - target: the target, where one was given.
 
 xmr adds moving_range; p_chart and u_chart add n, the denominator.
@@ -59,19 +61,22 @@ COMMON, IMPROVEMENT, CONCERN, NEUTRAL_HIGH, NEUTRAL_LOW, MISSING = range(len(POI
 SIDES = np.array([None, "high", "low"], dtype=object)
 
 
-def xmr(values, *, direction="increase", baseline=None, rebase=None, screen_outliers=False, target=None):
+def xmr(values, *, direction="increase", baseline=None, rebase=None, exclude=None, screen_outliers=False, target=None):
     """Individuals chart, limits at center ± 2.66 x mean moving range.
 
     baseline=k sets each segment's limits from its first k points; rebase
     lists the positions where a new segment, with its own limits and rules,
-    starts. screen_outliers drops moving ranges of 3.267 x their mean or more
-    before the limits are set, as NHSRplotthedots does by default (the NHS
-    Excel tool does not). Missing values keep their row and are skipped."""
+    starts. exclude lists positions kept on the chart but out of the limits
+    and the rules, as a missing value is. screen_outliers drops moving ranges
+    of 3.267 x their mean or more before the limits are set, as
+    NHSRplotthedots does by default (the NHS Excel tool does not). Missing
+    values keep their row and are skipped."""
     y, index = _floats(values)
     sign = _direction(direction)
     segment = _segments(len(y), rebase)
     segments = _segment_rows(segment)
-    usable = ~np.isnan(y)
+    excluded = _mask(exclude, len(y))
+    usable = ~np.isnan(y) & ~excluded
     center = np.full(len(y), np.nan)
     spread = np.full(len(y), np.nan)
     moving_range = np.full(len(y), np.nan)
@@ -96,7 +101,6 @@ def xmr(values, *, direction="increase", baseline=None, rebase=None, screen_outl
     lower, upper = center - spread, center + spread
     near_lower, near_upper = center - spread * 2 / 3, center + spread * 2 / 3
     rules = _rules(y, center, lower, upper, near_lower, near_upper, segments, usable, sign)
-    excluded = np.zeros(len(y), dtype=bool)
     return _chart(
         index,
         {"value": y, "moving_range": moving_range},
@@ -111,9 +115,10 @@ def p_chart(
     """Proportion chart, limits at p̄ ± 3 sqrt(p̄(1 - p̄) / n_i) clipped to [0, 1],
     with p̄ = Σx / Σn over the baseline.
 
-    exclude lists positions that stay on the chart (and are still compared
-    with the limits) but are kept out of p̄, the limits and the run rules. A
-    zero denominator gives a missing value. laney=True widens sigma by the
+    exclude lists positions that stay on the chart but are kept out of p̄,
+    the limits and every rule (qicharts2 still marks an excluded point beyond
+    the limits; a week that is not comparable signals nothing here). A zero
+    denominator gives a missing value. laney=True widens sigma by the
     spread of the points' z-scores (Laney's p′ chart), for large denominators
     whose variation between periods is more than binomial."""
     x, n, index = _counts(numerators, denominators)
@@ -135,9 +140,13 @@ def u_chart(counts, exposures=None, *, direction="increase", baseline=None, reba
 
 
 def summary(chart, *, direction, target=None):
-    """Making Data Count's two icons for the latest point with a value."""
+    """Making Data Count's two icons for the latest point with a value that counts (an
+    excluded week says nothing about the process)."""
     sign = _direction(direction)
-    present = np.flatnonzero(pd.notna(chart["value"].to_numpy()))
+    counted = pd.notna(chart["value"].to_numpy())
+    if "excluded" in chart:
+        counted &= ~chart["excluded"].to_numpy(dtype=bool)
+    present = np.flatnonzero(counted)
     if present.size == 0:
         return {"variation": None, "assurance": None}
     # Read single cells of the latest row rather than slicing the frame: a row
@@ -260,9 +269,9 @@ def _attribute(x, n, index, variance, ceiling, *, direction, baseline, rebase, e
 
 def _rules(y, center, lower, upper, near_lower, near_upper, segments, ruled, sign):
     with np.errstate(invalid="ignore"):
-        # Strictly beyond a limit; a point on the limit is inside. Excluded
-        # points are still compared with the limits (qicharts2 marks them too).
-        outside = (y > upper) | (y < lower)
+        # Strictly beyond a limit; a point on the limit is inside. A point that
+        # does not count (missing or excluded) is beyond nothing.
+        outside = ruled & ((y > upper) | (y < lower))
         close = ~outside & ((y > near_upper) | (y < near_lower))
         sides = np.sign(y - center)
     sides[np.isnan(sides)] = 0
