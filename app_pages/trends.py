@@ -18,9 +18,9 @@ one_vendor = (filters.chosen.get("vendor_id") or [])
 PEERS = "all other vendors"
 st.title("Trends")
 st.caption(
-    "Each point is a period; the grey band between the dashed process limits is the variation to expect "
-    "when nothing has changed. Coloured points fired a rule (hover to see which), so the meeting can ask "
-    "*why* the data moved rather than *whether* it did."
+    "Each point is a period; between the dashed process limits lies the variation to expect when nothing has "
+    "changed. Coloured points fired a rule (hover to see which), so the meeting can ask *why* the data moved "
+    "rather than *whether* it did. Weeks of a break or closure are greyed and left out of the limits."
 )
 
 controls = st.columns([3, 2, 3, 2])
