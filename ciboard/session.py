@@ -5,11 +5,11 @@ browser sends (a URL, a widget value) can change it. Each run re-reads the accou
 disabled account is signed out at its next click.
 """
 
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 import streamlit as st
 
-from ciboard import accounts
+from ciboard import accounts, charts, letters
 from ciboard.access import Scope
 from ciboard.accounts import Account
 from ciboard.appdb import AppDB
@@ -19,6 +19,7 @@ SIGNED_IN = "signed_in"  # session state: {"username": ..., "at": ISO time of si
 NOTICE = "sign_in_notice"
 PRESENT = "present"  # the URL flag and toggle of presentation mode
 ALIAS = "alias"  # the URL flag and toggle of "Vendor A, B, C"
+RUNNING = "running_meeting"  # the draft meeting last opened on Meetings: its letters are the screen's
 
 
 @st.cache_resource(show_spinner=False)
@@ -95,6 +96,26 @@ def aliasing() -> bool:
     return presenting() and bool(st.session_state.get(ALIAS))
 
 
+def run_meeting(meeting) -> None:
+    """The Meetings page, showing `meeting`: a draft is a meeting being run, and from now on the
+    screen shows its letters, the same as its packet. The page is drawn again at once if that
+    changes the letters on it. Finalised minutes change nothing: reading them is no new meeting."""
+    if meeting.is_final or st.session_state.get(RUNNING) == meeting.id:
+        return
+    st.session_state[RUNNING] = meeting.id
+    if aliasing():
+        st.rerun()
+
+
+def letters_meeting() -> str:
+    """Whose letters a presenter shows (ciboard.letters): the meeting being run in this session;
+    else the meeting held today, if there is one only; else today's, the same all day."""
+    meeting = st.session_state.get(RUNNING)
+    if meeting is None:
+        meeting = letters.todays_meeting(app_db(), date.today())
+    return letters.day_key(date.today()) if meeting is None else letters.meeting_key(meeting)
+
+
 def scope_of(account: Account) -> Scope:
     """The account's scope, narrowed in presentation mode: on a shared screen nobody sees
     student rows or small cells, whoever is presenting."""
@@ -133,7 +154,9 @@ def account_box(account: Account) -> None:
                 "Vendors as Vendor A, B, C",
                 key=ALIAS,
                 bind="query-params",
-                help="The same letter stands for the same vendor on every page while you present.",
+                help="The same letter stands for the same vendor on every page, and in the meeting's packet, for the "
+                "whole meeting: the draft meeting opened on Meetings, else today's. The next meeting draws new "
+                "letters. People of a vendor read as its staff.",
             )
         if aliasing():
             who.markdown(f"**{ROLE_NAMES[account.role]}**")  # a vendor's own name stays off the shared screen
