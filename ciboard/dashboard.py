@@ -65,7 +65,20 @@ def _run(version: str, view: str, scope_text: str, params: tuple[tuple[str, Any]
 
 @st.cache_data(show_spinner=False, max_entries=512)
 def _lettered(version: str, view: str, scope_text: str, params: tuple[tuple[str, Any], ...], shown: letters.Letters) -> pd.DataFrame:
-    return shown.frame(_run(version, view, scope_text, params))
+    raw = _run(version, view, scope_text, params)
+    frame = shown.frame(raw)
+    ids = raw["vendor_id"].dropna() if "vendor_id" in raw else pd.Series(dtype=object)
+    if len(ids) and ids.astype(str).is_monotonic_increasing:
+        # One vendor's rows after another's, in id order, would give the letters away on every chart
+        # and table drawn in the frame's order: they come in letter order.
+        first = "first" if pd.isna(raw["vendor_id"].iloc[0]) else "last"
+        frame = frame.sort_values("vendor_id", kind="stable", na_position=first, key=_letter_order).reset_index(drop=True)
+    return frame
+
+
+def _letter_order(aliases: pd.Series) -> pd.Series:
+    """"Vendor B" before "Vendor AA"."""
+    return aliases.map(lambda a: (len(a), a) if isinstance(a, str) else a)
 
 
 def query(view: str, **params: Any) -> pd.DataFrame:

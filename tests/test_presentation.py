@@ -96,6 +96,7 @@ def test_the_same_vendor_has_the_same_letter_everywhere(dashboard, LETTER):
     app = open_page("app_pages/vendors.py", query=PRESENTING, user="facilitator")
     values = queries.run(dashboard, "vendors", facilitator, {"metric": ATTENDANCE, **span}).set_index("vendor_id")["value"]
     dots = chart(app, "side-by-side")["data"][0]
+    assert list(dots["y"]) == sorted(LETTER.values()), "in letter order: the order of the ids would give them away"
     assert dict(zip(dots["y"], plotted(dots, "x"))) == pytest.approx({LETTER[v]: x for v, x in values.items()})
     table = download(app, f"vendors-{ATTENDANCE}").set_index("vendor_id")
     assert table["value"].to_dict() == pytest.approx({LETTER[v]: x for v, x in values.items()})
