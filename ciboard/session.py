@@ -131,10 +131,22 @@ ROLE_NAMES = {
     "admin": "Administrator",
     "vendor": "Vendor",
 }
-# Presentation mode: a shared screen read from the back of a room.
+# Presentation mode: a shared screen read from the back of a room, 1280x720 at the least. The
+# filters' line sits in the header bar beside the sidebar's switch; the page's opening sentence,
+# which the presenter says aloud, gives its room to the chart; tiles wrap their labels, never cut them.
 LARGE_TYPE = """<style>
-html { font-size: 20px; }
-[data-testid="stMainBlockContainer"] { max-width: 100%; padding-top: 5rem !important; }
+html { font-size: 18px; }
+[data-testid="stMainBlockContainer"] { max-width: 100%; padding-top: 3.2rem !important; padding-bottom: 2rem !important; }
+[data-testid="stMain"] [data-testid="stVerticalBlock"] { gap: 0.7rem; }
+.st-key-presenting { position: fixed; top: 1.05rem; left: 4.2rem; right: 4.2rem; z-index: 999991; pointer-events: none; }
+.st-key-presenting p { white-space: nowrap; overflow: hidden; text-overflow: ellipsis; font-size: 1rem; }
+[data-testid="stMain"] h1 { font-size: 2rem; padding: 0 0 0.2rem; }
+[data-testid="stElementContainer"]:has(h1) + [data-testid="stElementContainer"]:has([data-testid="stCaptionContainer"]) { display: none; }
+[data-testid="stMetricLabel"] .stMarkdownEllipsis, [data-testid="stMetricLabel"] .stMarkdownEllipsis p,
+[data-testid="stMetricDeltaDescription"] .stMarkdownEllipsis, [data-testid="stMetricDeltaDescription"] .stMarkdownEllipsis p,
+[data-testid="stMetricDelta"] .stMarkdownEllipsis, [data-testid="stMetricDelta"] .stMarkdownEllipsis p {
+    white-space: normal; overflow: visible; text-overflow: clip; overflow-wrap: anywhere; }
+[data-testid="stMetricLabel"] { height: auto; min-height: 1.5rem; }
 </style>"""
 
 
@@ -167,9 +179,12 @@ def account_box(account: Account) -> None:
 
 
 def presentation_header(filters) -> None:
-    """In presentation mode: large type, the sidebar folded, and one line saying what is on screen."""
+    """In presentation mode: large type, charts with text to read across a room, the sidebar
+    folded, and one line saying what is on screen."""
+    charts.SHARED_SCREEN.set(presenting())
     if not presenting():
         return
     st.set_page_config(initial_sidebar_state="collapsed")
     st.html(LARGE_TYPE)
-    st.caption(f":material/co_present: Presenting · {filters.describe()} · open the sidebar (›) to change filters")
+    with st.container(key="presenting"):
+        st.caption(f":material/co_present: Presenting · {filters.describe()} · open the sidebar (›) to change filters")
