@@ -17,6 +17,7 @@ import hashlib
 import hmac
 import re
 import string
+from collections import Counter
 from dataclasses import dataclass
 from datetime import date
 from functools import lru_cache
@@ -126,6 +127,12 @@ class Letters:
 
     def swaps(self) -> dict[str, str]:
         words = dict(self.people)
+        # People shorten a vendor's name to its first word ("Keystone lost two tutors"): that word
+        # reads as the vendor too, where no other vendor's name holds it.
+        named = [(name.split(), alias) for name, alias in self.vendors.values() if name]
+        held = Counter(word for parts, _ in named for word in set(parts))
+        words |= {parts[0]: alias for parts, alias in named
+                  if len(parts) > 1 and len(parts[0]) >= 4 and held[parts[0]] == 1 and parts[0][0].isupper()}
         # "Cardinal Tutors (V5)" is one vendor, not two.
         words |= {f"{name} ({v})": alias for v, (name, alias) in self.vendors.items() if name and name != v}
         words |= {word: alias for v, (name, alias) in self.vendors.items() for word in (v, name) if word}

@@ -231,6 +231,7 @@ def test_people_of_a_vendor_read_as_its_staff():
     c, e = shown.aliases["V3"], shown.aliases["V5"]
     text = shown.text("Attendees: Sam Okafor (Keystone Math Corps), Lucia Mendes (Cardinal Tutors (V5)), Dana Whitfield "
                       "(District). Sam will call Ms. Mendes; lmendes saved; vendor-v3 wrote; Lee and Ana Lee agreed.")
+    assert shown.text("Keystone lost two tutors; Cardinal's sites") == f"{c} lost two tutors; {e}'s sites"
     sam, lucia = shown.people["Sam Okafor"], shown.people["Lucia Mendes"]
     assert sam.startswith(f"{c} staff ") and lucia.startswith(f"{e} staff ")
     assert text == (f"Attendees: {sam} ({c}), {lucia} ({e}), Dana Whitfield (District). {sam} will call Ms. {lucia}; "
