@@ -121,6 +121,8 @@ def for_shared_screen(figure: go.Figure) -> go.Figure:
     figure.update_yaxes(tickfont_size=SHARED_SCREEN_FONT)
     for trace, lifted in zip(figure.data, spec["data"]):
         trace.update({k: v for k, v in lifted.items() if k.endswith("font")})
+        if "colorbar" in trace:  # its ticks and title would take the theme's small type
+            trace.update(colorbar=dict(tickfont_size=SHARED_SCREEN_FONT, title_font_size=SHARED_SCREEN_FONT))
     return figure
 
 
@@ -430,7 +432,7 @@ def gap_trend_figure(
     value_trace.customdata = [(format_change(v, metric), *rest[1:]) for v, rest in zip(charted["value"], value_trace.customdata)]
     figure.add_hline(y=0, line=dict(color="#404040", width=1), annotation_text="no gap", annotation_position="bottom left", annotation_font_size=13)
     figure.update_yaxes(ticksuffix=" pts" if scale == 100 else "", tickformat="+,.0f" if scale == 100 else "+,.1f", title=dict(text=f"Gap{' (points)' if scale == 100 else ''}", font=dict(size=14)))
-    return figure
+    return for_shared_screen(figure) if SHARED_SCREEN.get() else figure
 
 
 def scatter_figure(
