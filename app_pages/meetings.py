@@ -8,7 +8,7 @@ from datetime import date
 import pandas as pd
 import streamlit as st
 
-from ciboard import ci_records, ci_ui, followup, meetings
+from ciboard import ci_records, ci_ui, followup, meetings, session
 from ciboard.charts import POINT_NAMES, format_value
 from ciboard.ci_records import AGENDA, Person
 from ciboard.dashboard import disguised, metrics, scope, warehouse
@@ -81,6 +81,7 @@ if meeting_id == NEW:
     st.stop()
 
 meeting = meetings.meeting(db, scope(), meeting_id)
+session.run_meeting(meeting)  # a draft is the meeting being run: the screen takes its letters
 # While vendors read as letters the notes (as people typed them) are shown disguised, not edited.
 editing = staff and not meeting.is_final and not aliasing()
 when = f"{meeting.held_on:%A, %B %-d, %Y}"

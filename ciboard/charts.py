@@ -7,6 +7,7 @@ orange for concern, grey for common cause, purple where no direction is better.
 
 import math
 from collections.abc import Mapping
+from contextvars import ContextVar
 from typing import Any
 
 import pandas as pd
@@ -39,6 +40,12 @@ SHUT_COLOUR = "#D0D0D0"
 SHUT_NAME = "Break or closure: not compared"
 SHUT_TEXT = "Break or closure: left out of the limits and the rules"
 FONT = dict(family="Source Sans Pro, Arial, sans-serif", size=16, color="#262730")
+# On a screen shared in a meeting (presentation mode; ciboard.session sets it for each page run)
+# no chart text is smaller than this, in pixels, and no chart taller than a 720-pixel screen
+# leaves room for under the page's title and controls.
+SHARED_SCREEN = ContextVar("shared_screen", default=False)
+SHARED_SCREEN_FONT = 18
+SHARED_SCREEN_HEIGHT = 350
 EVENT_BANDS = ("break", "closure")
 
 
@@ -116,6 +123,37 @@ def layout(figure: go.Figure, *, title: str | None = None, height: int = 440, y_
     )
     if y_format:
         figure.update_yaxes(tickformat=y_format)
+    if SHARED_SCREEN.get():
+        for_shared_screen(figure)
+    return figure
+
+
+def for_shared_screen(figure: go.Figure) -> go.Figure:
+    """Every text of the figure at SHARED_SCREEN_FONT or larger, and the figure no taller than
+    SHARED_SCREEN_HEIGHT."""
+    def lift(node):
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key.endswith("font") and isinstance(value, dict) and isinstance(value.get("size"), (int, float)):
+                    value["size"] = max(value["size"], SHARED_SCREEN_FONT)
+                lift(value)
+        elif isinstance(node, (list, tuple)):
+            for value in node:
+                lift(value)
+
+    spec = figure.to_dict()
+    lift(spec)
+    spec["layout"].setdefault("hoverlabel", {}).setdefault("font", {})["size"] = max(
+        spec["layout"]["hoverlabel"]["font"].get("size", 0), SHARED_SCREEN_FONT)
+    figure.update_layout(spec["layout"], height=min(spec["layout"].get("height") or 450, SHARED_SCREEN_HEIGHT))
+    # The legend in large type runs into the notes above the plot: it goes to the foot, below the axis's title.
+    figure.update_layout(legend=dict(yref="container", y=0, yanchor="bottom"), margin_b=60)
+    figure.update_xaxes(tickfont_size=SHARED_SCREEN_FONT)
+    figure.update_yaxes(tickfont_size=SHARED_SCREEN_FONT)
+    for trace, lifted in zip(figure.data, spec["data"]):
+        trace.update({k: v for k, v in lifted.items() if k.endswith("font")})
+        if "colorbar" in trace:  # its ticks and title would take the theme's small type
+            trace.update(colorbar=dict(tickfont_size=SHARED_SCREEN_FONT, title_font_size=SHARED_SCREEN_FONT))
     return figure
 
 
@@ -537,7 +575,7 @@ def gap_trend_figure(
     value_trace.customdata = [(format_change(v, metric), *rest[1:]) for v, rest in zip(charted["value"], value_trace.customdata)]
     figure.add_hline(y=0, line=dict(color="#404040", width=1), annotation_text="no gap", annotation_position="bottom left", annotation_font_size=13)
     figure.update_yaxes(ticksuffix=" pts" if scale == 100 else "", tickformat="+,.0f" if scale == 100 else "+,.1f", title=dict(text=f"Gap{' (points)' if scale == 100 else ''}", font=dict(size=14)))
-    return figure
+    return for_shared_screen(figure) if SHARED_SCREEN.get() else figure
 
 
 def scatter_figure(

@@ -18,7 +18,7 @@ from ciboard.appdb import AppDB
 from ciboard.ci_records import PARTIES, Commitment, Slice
 from ciboard.dashboard import account, aliases, disguised, disguised_text, metrics, scope, warehouse
 from ciboard.meetings import EditConflict
-from ciboard.session import app_db
+from ciboard.session import aliasing, app_db
 
 GROUP_DIMENSIONS = {
     "grade": "Grade",
@@ -247,14 +247,14 @@ def packet_downloads(meeting: ci_records.Meeting, group: ci_records.Workgroup) -
     Built on request: the HTML carries its own charting library and weighs a few megabytes."""
     from ciboard.dashboard import audit
 
-    key = f"packet-{meeting.id}-{meeting.revision}-{scope()}"
+    key = f"packet-{meeting.id}-{meeting.revision}-{scope()}-{aliasing()}"
     left, middle, right = st.columns(3, vertical_alignment="center")
     if key not in st.session_state:
         if left.button("Prepare the meeting packet", icon=":material/folder_zip:"):
             from ciboard import packet
 
             with st.spinner("Writing the packet…"):
-                built = packet.build(warehouse(), db(), scope(), meeting.id)
+                built = packet.build(warehouse(), db(), scope(), meeting.id, lettered=aliasing())  # the screen's letters
                 st.session_state[key] = {
                     packet.filename(built, "html"): packet.to_html(built), packet.filename(built, "md"): packet.to_markdown(built)
                 }

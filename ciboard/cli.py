@@ -416,8 +416,10 @@ def users_unlock(username: str, data_dir: Path | None) -> None:
 @click.option("--format", "output_format", type=click.Choice(["html", "md"]), default="html", show_default=True)
 @click.option("--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="The file to write (default: meeting-<date>-<workgroup>.html or .md here).")
+@click.option("--letters", "lettered", is_flag=True,
+              help="Vendors as the meeting's letters (Vendor A, B, C, as its presenter's screen shows them), their people as their staff.")
 @data_dir_option
-def packet(meeting_id: int, scope_text: str, output_format: str, output: Path | None, data_dir: Path | None) -> None:
+def packet(meeting_id: int, scope_text: str, output_format: str, output: Path | None, lettered: bool, data_dir: Path | None) -> None:
     from ciboard import packet as meeting_packet
     from ciboard.meetings import NotFound
 
@@ -428,7 +430,7 @@ def packet(meeting_id: int, scope_text: str, output_format: str, output: Path | 
     warehouse = warehouse_for(data_dir)
     db = AppDB.of(warehouse.settings)
     try:
-        built = meeting_packet.build(warehouse, db, scope, meeting_id)
+        built = meeting_packet.build(warehouse, db, scope, meeting_id, lettered=lettered)
     except ScopeError as error:
         audit_command(warehouse.settings, "export", {"meeting": meeting_id, "scope": str(scope), "error": str(error)}, "refused")
         raise click.ClickException(str(error)) from None
@@ -437,5 +439,5 @@ def packet(meeting_id: int, scope_text: str, output_format: str, output: Path | 
     path = output or Path(meeting_packet.filename(built, output_format))
     path.write_text(meeting_packet.to_html(built) if output_format == "html" else meeting_packet.to_markdown(built),
                     encoding="utf-8")
-    audit_command(warehouse.settings, "export", {"file": str(path), "meeting": meeting_id, "scope": str(scope)})
+    audit_command(warehouse.settings, "export", {"file": str(path), "meeting": meeting_id, "scope": str(scope), "lettered": lettered})
     click.echo(f"wrote the packet of meeting {meeting_id} for {scope} to {path}")

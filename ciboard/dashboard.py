@@ -3,20 +3,18 @@
 Streamlit-side only; the numbers come from ciboard.queries, never from SQL here.
 
 While a facilitator presents with "Vendor A, B, C" on, every frame a page reads through `query`
-carries the aliases in place of vendor ids and names (in id columns and in free text such as an
-event's title or a file name), and vendor ids a page passes back are read as aliases. So no page
-can put a vendor's id or name on a shared screen, in a chart or in a download, by forgetting to.
+carries the presented meeting's letters (ciboard.letters) in place of vendor ids and names (in id
+columns and in free text such as an event's title or a file name), and the names of vendors'
+people as "Vendor C staff 1"; vendor ids a page passes back are read as aliases. So no page can put
+a vendor's id or name on a shared screen, in a chart or in a download, by forgetting to.
 """
 
-import re
-import string
-from functools import lru_cache
 from typing import Any
 
 import pandas as pd
 import streamlit as st
 
-from ciboard import accounts, charts, privacy, queries, session
+from ciboard import accounts, charts, letters, privacy, queries, session
 from ciboard.access import Scope, ScopeError
 from ciboard.accounts import Account
 from ciboard.settings import get_settings
@@ -57,20 +55,41 @@ def version() -> str:
 
 
 @st.cache_data(show_spinner=False, max_entries=512)
-def _run(version: str, view: str, scope_text: str, params: tuple[tuple[str, Any], ...], aliased: bool = False) -> pd.DataFrame:
+def _run(version: str, view: str, scope_text: str, params: tuple[tuple[str, Any], ...]) -> pd.DataFrame:
     frame = queries.run(warehouse(), view, Scope.parse(scope_text), dict(params))
     if "n" in frame:
         # Pages count with floats: a hidden cell's count is NaN, and NaN compares False.
         frame["n"] = frame["n"].astype("float64")
-    return disguise(frame, _aliases(version, scope_text)) if aliased else frame
+    return frame
+
+
+@st.cache_data(show_spinner=False, max_entries=512)
+def _lettered(version: str, view: str, scope_text: str, params: tuple[tuple[str, Any], ...], shown: letters.Letters) -> pd.DataFrame:
+    raw = _run(version, view, scope_text, params)
+    frame = shown.frame(raw)
+    ids = raw["vendor_id"].dropna() if "vendor_id" in raw else pd.Series(dtype=object)
+    if len(ids) and ids.astype(str).is_monotonic_increasing:
+        # One vendor's rows after another's, in id order, would give the letters away on every chart
+        # and table drawn in the frame's order: they come in letter order.
+        first = "first" if pd.isna(raw["vendor_id"].iloc[0]) else "last"
+        frame = frame.sort_values("vendor_id", kind="stable", na_position=first, key=_letter_order).reset_index(drop=True)
+    return frame
+
+
+def _letter_order(aliases: pd.Series) -> pd.Series:
+    """"Vendor B" before "Vendor AA"."""
+    return aliases.map(lambda a: (len(a), a) if isinstance(a, str) else a)
 
 
 def query(view: str, **params: Any) -> pd.DataFrame:
     """A view in the viewer's scope, cached per warehouse version, scope and parameters; with
-    vendors as aliases while presenting with aliases on."""
+    vendors as the presented meeting's letters while presenting with aliases on."""
     if "vendor_id" in params:
         params["vendor_id"] = vendor_ids(params["vendor_id"])
-    return _run(version(), view, str(scope()), freeze(params), session.aliasing())
+    shown = lettering()
+    if shown:
+        return _lettered(version(), view, str(scope()), freeze(params), shown)
+    return _run(version(), view, str(scope()), freeze(params))
 
 
 def choices() -> pd.DataFrame:
@@ -87,26 +106,26 @@ def freeze(params: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
 # --- Vendors as "Vendor A, B, C" ---------------------------------------------------------------
 
 
-def letter(i: int) -> str:
-    """0 -> A, 25 -> Z, 26 -> AA."""
-    return letter(i // 26 - 1) + string.ascii_uppercase[i % 26] if i >= 26 else string.ascii_uppercase[i]
-
-
 @st.cache_data(show_spinner=False)
-def _aliases(version: str, scope_text: str) -> dict[str, tuple[str, str]]:
-    """Each vendor id in the scope -> (its name, its alias), lettered in id order (V2 before V10)."""
+def _letters(version: str, scope_text: str, meeting: str, people: tuple) -> letters.Letters:
+    """The letters `meeting` draws for the vendors in the scope (ciboard.letters)."""
     choices = _run(version, "choices", scope_text, ())
     vendors = choices[choices["dimension"] == "vendor_id"]
-    names = dict(zip(vendors["value"], vendors["label"]))
-    ordered = sorted(names, key=lambda v: [int(p) if p.isdigit() else p for p in re.split(r"(\d+)", str(v))])
-    return {v: (str(names[v]), f"Vendor {letter(i)}") for i, v in enumerate(ordered)}
+    return letters.Letters.draw(letters.secret(session.app_db()), meeting,
+                                dict(zip(vendors["value"].astype(str), vendors["label"].astype(str))), people)
+
+
+def lettering() -> letters.Letters | None:
+    """The presented meeting's letters while presenting with "Vendor A, B, C" on; None otherwise."""
+    if not session.aliasing():
+        return None
+    return _letters(version(), str(scope()), session.letters_meeting(), letters.vendor_people(session.app_db()))
 
 
 def aliases() -> dict[str, str]:
     """Vendor id -> alias while presenting with aliases on; empty otherwise."""
-    if not session.aliasing():
-        return {}
-    return {v: alias for v, (_, alias) in _aliases(version(), str(scope())).items()}
+    shown = lettering()
+    return shown.aliases if shown else {}
 
 
 def vendor_ids(values: Any) -> Any:
@@ -119,45 +138,25 @@ def vendor_ids(values: Any) -> Any:
     return real.get(str(values), values)
 
 
-@lru_cache(maxsize=64)
-def _pattern(words: tuple[str, ...]) -> re.Pattern:
-    # Longest first, so a name wins over an id inside it; no letter or digit may touch an id
-    # ("V2" in "sessions_V2_2025.csv" and "V2-T0055", not in "V20").
-    alternatives = sorted(words, key=len, reverse=True)
-    return re.compile("|".join(f"(?<![A-Za-z0-9]){re.escape(w)}(?![A-Za-z0-9])" for w in alternatives))
-
-
-def disguise(frame: pd.DataFrame, named: dict[str, tuple[str, str]]) -> pd.DataFrame:
-    """The frame with every vendor id and name in its text cells replaced by the vendor's alias."""
-    swap = {word: alias for v, (name, alias) in named.items() for word in (v, name) if word}
-    if not swap:
-        return frame
-    pattern = _pattern(tuple(swap))
-    frame = frame.copy()
-    for column in frame.columns:
-        if frame[column].dtype == object or pd.api.types.is_string_dtype(frame[column]):
-            texts = {v: pattern.sub(lambda m: swap[m.group(0)], v) for v in frame[column].dropna().unique() if isinstance(v, str)}
-            if any(k != v for k, v in texts.items()):
-                frame[column] = frame[column].map(lambda v: texts.get(v, v) if isinstance(v, str) else v)
-    return frame
-
-
 def keep_vendor_choice(key: str, label, *, by_id: bool = False) -> None:
-    """Before a vendor chooser bound to the address is drawn: a choice made before "Vendor A, B,
-    C" was switched on (or off) carries over to the vendor's other name, and the address is
-    rewritten in the label the chooser now shows (the frontend would keep the old one, a
-    vendor's name in the address bar of a shared screen). `label` is the chooser's format_func;
-    `by_id` says its options are vendor ids whether aliasing or not (the filter bar's)."""
+    """Before a vendor chooser bound to the address is drawn: a choice made under other letters
+    (before "Vendor A, B, C" was switched on or off, or another meeting's) carries over to the same
+    vendor's name now, and the address is rewritten in the label the chooser now shows (the
+    frontend would keep the old one, a vendor's name in the address bar of a shared screen).
+    `label` is the chooser's format_func; `by_id` says its options are vendor ids whether aliasing
+    or not (the filter bar's)."""
+    now = aliases()
+    before = st.session_state.get(f"letters-of-{key}", now)  # alias -> id, as the choice was made
+    st.session_state[f"letters-of-{key}"] = now
     if not st.session_state.get(key):
         return
     chosen = st.session_state[key]
-    named = _aliases(version(), str(scope()))
-    swap = (
-        {} if by_id
-        else {v: alias for v, (_, alias) in named.items()} if session.aliasing()
-        else {alias: v for v, (_, alias) in named.items()}
-    )
-    values = [swap.get(v, v) for v in chosen] if isinstance(chosen, list) else swap.get(chosen, chosen)
+    if by_id:
+        values = chosen
+    else:
+        real = {alias: v for v, alias in before.items()}
+        swap = {v: now.get(real.get(v, v), real.get(v, v)) for v in (chosen if isinstance(chosen, list) else [chosen])}
+        values = [swap[v] for v in chosen] if isinstance(chosen, list) else swap[chosen]
     shown = [label(v) for v in values] if isinstance(values, list) else [label(values)]
     if values != chosen or st.query_params.get_all(key) != shown:
         st.session_state[key] = values  # set in code: Streamlit writes it back to the address
@@ -166,12 +165,15 @@ def keep_vendor_choice(key: str, label, *, by_id: bool = False) -> None:
 def disguised(frame: pd.DataFrame) -> pd.DataFrame:
     """A frame read outside `query` (the signals, records of meetings), disguised the same way
     while aliasing."""
-    return disguise(frame, _aliases(version(), str(scope()))) if session.aliasing() else frame
+    shown = lettering()
+    return shown.frame(frame) if shown else frame
 
 
 def disguised_text(text: str) -> str:
-    """Free text (a meeting's name, a commitment's action) with vendors as aliases while aliasing."""
-    return str(disguised(pd.DataFrame({"text": [text]}))["text"].iloc[0])
+    """Free text (a meeting's name, a commitment's action) with vendors and their people as
+    letters while aliasing."""
+    shown = lettering()
+    return shown.text(text) if shown else text
 
 
 @st.cache_data(show_spinner=False)

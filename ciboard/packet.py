@@ -16,7 +16,8 @@ which version they come from.
 import html
 import json
 import re
-from contextlib import suppress
+from contextlib import contextmanager, suppress
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from typing import Any
@@ -25,11 +26,12 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.offline import get_plotlyjs
 
-from ciboard import charts, ci_records, followup, meetings, privacy, signals
+from ciboard import charts, ci_records, followup, letters, meetings, privacy, signals
 from ciboard.access import Scope
 from ciboard.appdb import AppDB
 from ciboard.ci_records import Commitment, Meeting, PdsaCycle, RootCause, Workgroup
 from ciboard.followup import Movement, Prefill
+from ciboard.letters import Letters
 from ciboard.queries import BOOLEAN_DIMENSIONS, DIMENSIONS, data_map, run
 from ciboard.warehouse import VersionGone, Warehouse
 
@@ -99,6 +101,7 @@ class Packet:
     min_cell: int
     prepared_at: datetime
     notes: list[str] = field(default_factory=list)
+    letters: Letters | None = None  # a lettered packet: vendors and their people as the meeting's screen shows them
 
     @property
     def hidden(self) -> str:
@@ -116,13 +119,18 @@ class Packet:
 
 
 def build(
-    warehouse: Warehouse, db: AppDB, scope: Scope, meeting_id: int, *, now: datetime | None = None
+    warehouse: Warehouse, db: AppDB, scope: Scope, meeting_id: int, *, now: datetime | None = None,
+    lettered: bool = False,
 ) -> Packet:
     """Everything one meeting's packet holds, as `scope` may see it (ScopeError for a vendor
-    asking for a meeting of a workgroup it is not in)."""
+    asking for a meeting of a workgroup it is not in). `lettered`: with vendors as the letters the
+    meeting draws, the same as its screen (ciboard.letters), and their people as their staff."""
     now = now or datetime.now(timezone.utc).replace(microsecond=0)
     meeting = meetings.meeting(db, scope, meeting_id)
     group = meetings.workgroup(db, scope, meeting.workgroup_id)
+    # Drawn over the vendors the screen letters now, even for minutes pinned to an older version.
+    shown = (letters.for_meeting(db, letters.meeting_key(meeting.id), _names(warehouse, scope).get("vendor_id", {}))
+             if lettered else None)
     if meeting.is_final and meeting.warehouse_version:
         # Finalised minutes pinned the version their numbers came from: draw everything from it.
         # If it is gone, they are drawn afresh from the current one, and the packet says so below.
@@ -169,7 +177,7 @@ def build(
     names = _names(warehouse, scope)
     wanted = _charts_wanted(prefill, primary, carried + made, pdsa, analyses, scope)
     drawn = [
-        _chart(warehouse, db, scope, metrics[metric_id], filters, reasons, since, meeting.held_on, prefill, names)
+        _chart(warehouse, db, scope, metrics[metric_id], filters, reasons, since, meeting.held_on, prefill, names, shown)
         for metric_id, filters, reasons in wanted
     ]
     breakdowns = _breakdowns(warehouse, scope, metrics, wanted, prefill, primary, since, meeting.held_on)
@@ -185,6 +193,7 @@ def build(
         summary=followup.summary(prefill, warehouse) if prefill else [],
         charts=drawn, breakdowns=breakdowns, carried=carried, made=made, root_causes=analyses, pdsa=pdsa,
         metrics=metrics, names=names, warehouse_version=version, min_cell=min_cell, prepared_at=now, notes=notes,
+        letters=shown,
     )
 
 
@@ -278,7 +287,7 @@ def _charts_wanted(prefill, primary, commitments, pdsa, analyses, scope) -> list
     return list(wanted.values())
 
 
-def _chart(warehouse, db, scope, metric, filters, reasons, since, held_on, prefill, names) -> Chart:
+def _chart(warehouse, db, scope, metric, filters, reasons, since, held_on, prefill, names, shown) -> Chart:
     title = f"{metric['label']}: {_who(filters, names, scope)}"
     mine = [s for s in (prefill.signals if prefill else []) if s["metric_id"] == metric["metric_id"]
             and _within(s, filters)]
@@ -300,8 +309,9 @@ def _chart(warehouse, db, scope, metric, filters, reasons, since, held_on, prefi
     charted["suppressed"] = series["suppressed"].to_numpy()
     marks = meetings.pdsa_marks(db, scope, metric["metric_id"], filters)
     marks = marks[marks["starts_on"] <= held_on]
+    events = pd.concat([events, marks[events.columns]], ignore_index=True) if len(marks) else events
     figure = charts.spc_figure(
-        charted, metric, events=pd.concat([events, marks[events.columns]], ignore_index=True) if len(marks) else events,
+        charted, metric, events=shown.frame(events) if shown else events,
         height=CHART_HEIGHT, min_cell=warehouse.settings.min_cell_size if not scope.suppresses_small_cells else None,
     )
     hidden = int(charted["suppressed"].sum())
@@ -593,8 +603,31 @@ def _pdsa_facts(item: PdsaItem, packet: Packet) -> list[tuple[str, str]]:
 
 def filename(packet: Packet, fmt: str) -> str:
     """meeting-<date>-<workgroup>.html or .md"""
-    slug = re.sub(r"[^a-z0-9]+", "-", packet.workgroup.name.lower()).strip("-")[:60]
+    name = packet.letters.text(packet.workgroup.name) if packet.letters else packet.workgroup.name
+    slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:60]
     return f"meeting-{packet.meeting.held_on.isoformat()}-{slug}.{'md' if fmt in ('md', 'markdown') else fmt}"
+
+
+# --- writing -------------------------------------------------------------------------
+
+# The letters of the packet being written: every piece of text goes through _escape or _md,
+# which read vendors and their people through them.
+_WRITING: ContextVar[Letters | None] = ContextVar("packet_letters", default=None)
+
+
+@contextmanager
+def _writing(packet: Packet):
+    token = _WRITING.set(packet.letters)
+    try:
+        yield
+    finally:
+        _WRITING.reset(token)
+
+
+def _shown(value: Any) -> str:
+    text = "" if value is None else str(value)
+    shown = _WRITING.get()
+    return shown.text(text) if shown else text
 
 
 # --- HTML -----------------------------------------------------------------------------
@@ -620,6 +653,11 @@ dt { font-weight: 600; } dd { margin: 0; } .record { border: 1px solid #D0D3D9; 
 
 def to_html(packet: Packet) -> str:
     """The packet as one HTML file that needs nothing else: styles and plotly.js inline."""
+    with _writing(packet):
+        return _to_html(packet)
+
+
+def _to_html(packet: Packet) -> str:
     e = _escape
     title, lines = _heading(packet)
     g, m = packet.workgroup, packet.meeting
@@ -740,7 +778,7 @@ def _html_commitment(item: CommitmentItem, packet: Packet) -> str:
 
 
 def _escape(value: Any) -> str:
-    return html.escape("" if value is None else str(value))
+    return html.escape(_shown(value))
 
 
 def _dl(facts: list[tuple[str, str]]) -> str:
@@ -762,6 +800,11 @@ MD_ENTITIES = {"&": "&amp;", "<": "&lt;", ">": "&gt;", "[": "&#91;", "]": "&#93;
 
 def to_markdown(packet: Packet) -> str:
     """The packet as Markdown: the same content, each chart told in words."""
+    with _writing(packet):
+        return _to_markdown(packet)
+
+
+def _to_markdown(packet: Packet) -> str:
     title, lines = _heading(packet)
     g, m = packet.workgroup, packet.meeting
     out = [f"# {_md(title)}", "", *[f"_{_md(line)}_  " for line in lines], ""]
@@ -860,7 +903,7 @@ def _md(value: Any) -> str:
     own formatting: the packet shows notes as they were typed, as its HTML does. Characters that
     could start HTML, a link or an image, a table cell or math are written as entities: a URL in
     the text becomes a link that swallows a backslash escape right after it."""
-    text = "" if value is None else str(value)
+    text = _shown(value)
     text = re.sub(r"([\\`*_#])", r"\\\1", text)
     text = "".join(MD_ENTITIES.get(char, char) for char in text)
     return " ".join(text.split())

@@ -5,11 +5,11 @@ browser sends (a URL, a widget value) can change it. Each run re-reads the accou
 disabled account is signed out at its next click.
 """
 
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 import streamlit as st
 
-from ciboard import accounts
+from ciboard import accounts, charts, letters
 from ciboard.access import Scope
 from ciboard.accounts import Account
 from ciboard.appdb import AppDB
@@ -19,6 +19,7 @@ SIGNED_IN = "signed_in"  # session state: {"username": ..., "at": ISO time of si
 NOTICE = "sign_in_notice"
 PRESENT = "present"  # the URL flag and toggle of presentation mode
 ALIAS = "alias"  # the URL flag and toggle of "Vendor A, B, C"
+RUNNING = "running_meeting"  # the draft meeting last opened on Meetings: its letters are the screen's
 
 
 @st.cache_resource(show_spinner=False)
@@ -95,6 +96,26 @@ def aliasing() -> bool:
     return presenting() and bool(st.session_state.get(ALIAS))
 
 
+def run_meeting(meeting) -> None:
+    """The Meetings page, showing `meeting`: a draft is a meeting being run, and from now on the
+    screen shows its letters, the same as its packet. The page is drawn again at once if that
+    changes the letters on it. Finalised minutes change nothing: reading them is no new meeting."""
+    if meeting.is_final or st.session_state.get(RUNNING) == meeting.id:
+        return
+    st.session_state[RUNNING] = meeting.id
+    if aliasing():
+        st.rerun()
+
+
+def letters_meeting() -> str:
+    """Whose letters a presenter shows (ciboard.letters): the meeting being run in this session;
+    else the meeting held today, if there is one only; else today's, the same all day."""
+    meeting = st.session_state.get(RUNNING)
+    if meeting is None:
+        meeting = letters.todays_meeting(app_db(), date.today())
+    return letters.day_key(date.today()) if meeting is None else letters.meeting_key(meeting)
+
+
 def scope_of(account: Account) -> Scope:
     """The account's scope, narrowed in presentation mode: on a shared screen nobody sees
     student rows or small cells, whoever is presenting."""
@@ -110,10 +131,22 @@ ROLE_NAMES = {
     "admin": "Administrator",
     "vendor": "Vendor",
 }
-# Presentation mode: a shared screen read from the back of a room.
+# Presentation mode: a shared screen read from the back of a room, 1280x720 at the least. The
+# filters' line sits in the header bar beside the sidebar's switch; the page's opening sentence,
+# which the presenter says aloud, gives its room to the chart; tiles wrap their labels, never cut them.
 LARGE_TYPE = """<style>
-html { font-size: 20px; }
-[data-testid="stMainBlockContainer"] { max-width: 100%; padding-top: 5rem !important; }
+html { font-size: 18px; }
+[data-testid="stMainBlockContainer"] { max-width: 100%; padding-top: 3.2rem !important; padding-bottom: 2rem !important; }
+[data-testid="stMain"] [data-testid="stVerticalBlock"] { gap: 0.7rem; }
+.st-key-presenting { position: fixed; top: 1.05rem; left: 4.2rem; right: 4.2rem; z-index: 999991; pointer-events: none; }
+.st-key-presenting p { white-space: nowrap; overflow: hidden; text-overflow: ellipsis; font-size: 1rem; }
+[data-testid="stMain"] h1 { font-size: 2rem; padding: 0 0 0.2rem; }
+[data-testid="stElementContainer"]:has(h1) + [data-testid="stElementContainer"]:has([data-testid="stCaptionContainer"]) { display: none; }
+[data-testid="stMetricLabel"] .stMarkdownEllipsis, [data-testid="stMetricLabel"] .stMarkdownEllipsis p,
+[data-testid="stMetricDeltaDescription"] .stMarkdownEllipsis, [data-testid="stMetricDeltaDescription"] .stMarkdownEllipsis p,
+[data-testid="stMetricDelta"] .stMarkdownEllipsis, [data-testid="stMetricDelta"] .stMarkdownEllipsis p {
+    white-space: normal; overflow: visible; text-overflow: clip; overflow-wrap: anywhere; }
+[data-testid="stMetricLabel"] { height: auto; min-height: 1.5rem; }
 </style>"""
 
 
@@ -133,7 +166,9 @@ def account_box(account: Account) -> None:
                 "Vendors as Vendor A, B, C",
                 key=ALIAS,
                 bind="query-params",
-                help="The same letter stands for the same vendor on every page while you present.",
+                help="The same letter stands for the same vendor on every page, and in the meeting's packet, for the "
+                "whole meeting: the draft meeting opened on Meetings, else today's. The next meeting draws new "
+                "letters. People of a vendor read as its staff.",
             )
         if aliasing():
             who.markdown(f"**{ROLE_NAMES[account.role]}**")  # a vendor's own name stays off the shared screen
@@ -144,9 +179,12 @@ def account_box(account: Account) -> None:
 
 
 def presentation_header(filters) -> None:
-    """In presentation mode: large type, the sidebar folded, and one line saying what is on screen."""
+    """In presentation mode: large type, charts with text to read across a room, the sidebar
+    folded, and one line saying what is on screen."""
+    charts.SHARED_SCREEN.set(presenting())
     if not presenting():
         return
     st.set_page_config(initial_sidebar_state="collapsed")
     st.html(LARGE_TYPE)
-    st.caption(f":material/co_present: Presenting · {filters.describe()} · open the sidebar (›) to change filters")
+    with st.container(key="presenting"):
+        st.caption(f":material/co_present: Presenting · {filters.describe()} · open the sidebar (›) to change filters")

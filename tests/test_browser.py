@@ -368,3 +368,29 @@ def test_a_second_tab_sees_the_first_start_build_and_then_signs_in(browser, tmp_
     finally:
         process.terminate()
         process.wait(timeout=20)
+
+
+def test_presenting_at_1280x720_the_chart_is_in_view_and_no_tile_label_is_cut(server, browser, passwords):
+    page = browser.new_page(viewport={"width": 1280, "height": 720})
+    page.goto(f"{server}/trends?present=true&alias=true")
+    settle(page)
+    sign_in(page, "facilitator", passwords["facilitator"])
+    chart = page.locator("[data-testid='stPlotlyChart']").first
+    chart.locator("svg.main-svg").first.wait_for(timeout=60_000)
+    box = chart.bounding_box()
+    assert box["y"] >= 0 and box["y"] + box["height"] <= 720 and box["x"] >= 0 and box["x"] + box["width"] <= 1280, box
+    sizes = chart.locator("svg text").evaluate_all("texts => texts.map(t => parseFloat(getComputedStyle(t).fontSize))")
+    assert sizes and min(sizes) >= 18, sorted(set(sizes))
+    SCREENSHOTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "presenting-trends-1280x720.png"))
+
+    # The Overview's tiles: labels and their notes wrap, never cut off with an ellipsis.
+    page.locator("[data-testid='stSidebarNav'] a").filter(has_text="Overview").dispatch_event("click")  # sidebar folded
+    page.locator("[data-testid='stMetricLabel']").first.wait_for(timeout=60_000)
+    settle(page)
+    cut = page.locator(
+        "[data-testid='stMetricLabel'] .stMarkdownEllipsis, [data-testid='stMetricDeltaDescription'] .stMarkdownEllipsis"
+    ).evaluate_all("boxes => boxes.filter(b => b.scrollWidth > b.clientWidth).map(b => b.innerText)")
+    assert page.locator("[data-testid='stMetricLabel']").count() > 10 and cut == []
+    page.screenshot(path=str(SCREENSHOTS / "presenting-overview-1280x720.png"))
+    page.close()

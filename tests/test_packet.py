@@ -326,3 +326,24 @@ def test_the_cli_writes_the_packet_and_audits_it(copy_of_demo, tmp_path, monkeyp
     assert written.name in earlier["detail"] and "vendor:V3" in earlier["detail"]
     refused = runner.invoke(main, ["packet", str(meeting.id), "--as", "vendor:V5", "--data-dir", data_dir])
     assert refused.exit_code != 0 and "sees only" in refused.output
+
+
+def test_a_lettered_packet_names_no_vendor_and_no_vendor_person(copy_of_demo, tmp_path, monkeypatch):
+    from ciboard import letters
+
+    db = AppDB.of(copy_of_demo.settings)
+    meeting = meeting_of(db, "V3", "final")
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(main, ["packet", str(meeting.id), "--as", "facilitator", "--format", "md", "--letters",
+                                       "--data-dir", str(copy_of_demo.settings.data_dir)])
+    assert result.exit_code == 0, result.output
+    with copy_of_demo.cursor() as cur:
+        names = dict(cur.execute("select vendor_id, name from vendors").fetchall())
+    shown = letters.for_meeting(db, letters.meeting_key(meeting.id), names)
+    v3 = shown.aliases["V3"]
+    [written] = tmp_path.glob("meeting-2026-02-05-*.md")
+    assert written.name == f"meeting-2026-02-05-district-vendor-coordination-{v3.lower().replace(' ', '-')}.md"
+    text = written.read_text(encoding="utf-8")
+    assert not re.findall(r"\bV[1-6]\b", text) and [n for n in names.values() if n in text] == []
+    assert "Okafor" not in text and f"| {shown.people['Sam Okafor']} | {v3} |" in text
+    assert f"{v3} lost two tutors at Hamilton" in text  # the notes, as typed, read with the meeting's letters
