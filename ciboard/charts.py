@@ -323,22 +323,44 @@ def _rules_text(row: pd.Series) -> str:
     return f"{kind}: {', '.join(fired)}" if fired else "Common cause"
 
 
+# Labels closer than this in time would overlap at the top of a chart: the later one drops a row.
+LABEL_SPACING = pd.Timedelta(days=50)
+LABEL_ROWS = 3
+
+
 def add_events(figure: go.Figure, events: pd.DataFrame | None) -> None:
-    """Breaks and closures as shaded bands; program changes and other events as labelled lines."""
+    """Breaks and closures as shaded bands; program changes and other events as dotted lines.
+    Breaks and lines are labelled at the top, a label close after another one row lower (so
+    they do not overlap); a one-day closure is too narrow for a label. The legend names both."""
     if events is None or events.empty:
         return
-    for event in events.to_dict(orient="records"):
+    rows: list[pd.Timestamp | None] = [None] * LABEL_ROWS
+    kinds = set()
+    for event in events.sort_values("starts_on").to_dict(orient="records"):
         starts, ends = pd.Timestamp(event["starts_on"]), pd.Timestamp(event["ends_on"])
-        if event["kind"] in EVENT_BANDS:
-            # Breaks are named; a one-day closure is too narrow for a label to fit.
-            label = {"annotation_text": event["title"], "annotation_position": "top left", "annotation_font_size": 12}
-            figure.add_vrect(
-                x0=starts - pd.Timedelta(days=3), x1=ends + pd.Timedelta(days=3), fillcolor="#D9D9D9", opacity=0.35,
-                line_width=0, layer="below", **(label if event["kind"] == "break" else {}),
-            )
+        band = event["kind"] in EVENT_BANDS
+        kinds.add("band" if band else "line")
+        if band:
+            figure.add_vrect(x0=starts - pd.Timedelta(days=3), x1=ends + pd.Timedelta(days=3), fillcolor="#D9D9D9",
+                             opacity=0.35, line_width=0, layer="below")
+            if event["kind"] != "break":
+                continue
+            at, colour = starts - pd.Timedelta(days=3), "#595959"
         else:
             figure.add_vline(x=starts, line=dict(color="#CC79A7", width=2, dash="dot"))
-            figure.add_annotation(x=starts, y=1, yref="paper", text=event["title"], showarrow=False, xanchor="left", yanchor="top", font=dict(size=12, color="#8E44AD"), bgcolor="rgba(255,255,255,0.8)")
+            at, colour = starts, "#8E44AD"
+        row = next((i for i, last in enumerate(rows) if last is None or at - last >= LABEL_SPACING), None)
+        if row is None:  # every row is taken nearby: the oldest label's row is reused
+            row = min(range(LABEL_ROWS), key=lambda i: rows[i])
+        rows[row] = at
+        figure.add_annotation(x=at, y=1 - 0.075 * row, yref="paper", text=event["title"], showarrow=False, xanchor="left",
+                              yanchor="top", font=dict(size=12, color=colour), bgcolor="rgba(255,255,255,0.8)")
+    if "band" in kinds:
+        figure.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name="Break or closure (shaded)",
+                                    marker=dict(symbol="square", size=14, color="#D9D9D9")))
+    if "line" in kinds:
+        figure.add_trace(go.Scatter(x=[None], y=[None], mode="lines", name="Event or program change",
+                                    line=dict(color="#CC79A7", width=2, dash="dot")))
 
 
 def interval_figure(

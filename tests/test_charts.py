@@ -47,3 +47,23 @@ def test_axis_ticks_carry_one_more_digit_trimmed_so_none_repeat():
     assert charts.tick_format(RATE) == ".1~%"
     assert charts.tick_format(MINUTES) == ",.1~f"
     assert charts.tick_format(SCORE) == ",.2~f"
+
+
+def test_event_labels_close_in_time_drop_a_row_and_the_legend_names_bands_and_lines():
+    import pandas as pd
+    import plotly.graph_objects as go
+
+    events = pd.DataFrame([
+        ("2025-12-22", "2026-01-02", "break", "Winter break"),
+        ("2026-01-12", "2026-01-12", "program change", "V1 moves sessions into the school day"),
+        ("2026-01-27", "2026-01-27", "closure", "Snow day"),
+        ("2026-02-23", "2026-02-23", "external", "PDSA: reminders"),
+        ("2026-03-30", "2026-04-03", "break", "Spring break"),
+    ], columns=["starts_on", "ends_on", "kind", "title"])
+    figure = go.Figure()
+    charts.add_events(figure, events)
+    rows = {a.text: round((1 - a.y) / 0.075) for a in figure.layout.annotations}
+    # The snow day has no label; a label within 50 days of another drops to the next free row.
+    assert rows == {"Winter break": 0, "V1 moves sessions into the school day": 1, "PDSA: reminders": 0, "Spring break": 1}
+    assert [t.name for t in figure.data] == ["Break or closure (shaded)", "Event or program change"]
+    assert len([s for s in figure.layout.shapes if s.type == "rect"]) == 3
