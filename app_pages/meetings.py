@@ -153,7 +153,8 @@ def show_outcomes(snapshot: dict | None) -> None:
         ])), hide_index=True)
     st.markdown(f"**Open commitments** ({len(prefill.commitments)})")
     if prefill.commitments:
-        st.dataframe(disguised(pd.DataFrame([commitment_row(item) for item in prefill.commitments])), hide_index=True)
+        # A static table wraps its text, so the action and how its number moved read whole on a shared screen.
+        st.table(disguised(pd.DataFrame([commitment_row(item) for item in prefill.commitments])), hide_index=True)
     else:
         st.caption("None carried forward.")
 
@@ -163,11 +164,14 @@ def commitment_row(item: dict) -> dict:
     movement = item.get("movement")
     moved = followup.Movement.from_dict(movement).sentence(metrics()[c.metric_id]) if movement and c.metric_id else "—"
     due = f"{c.due_on:%b %-d}" if c.due_on else "—"
+    measured = ci_ui.metric_label(c.metric_id)
     return {
-        "Party": ci_ui.party_text(c.party, c.party_id), "Owner": c.owner, "Action": c.action,
+        "Who": f"{ci_ui.party_text(c.party, c.party_id)} · {c.owner}" if c.owner else ci_ui.party_text(c.party, c.party_id),
+        "Action": c.action,
         "Due": due + (f" · {item['days_overdue']} days overdue" if item["overdue"] else ""),
-        "Status": ci_records.STATUS_LABELS[item["status"]], "Metric": ci_ui.metric_label(c.metric_id),
-        "For": ci_ui.slice_text(c.slice), "Since it was made": moved,
+        "Status": ci_records.STATUS_LABELS[item["status"]],
+        "Measured by": f"{measured} · {ci_ui.slice_text(c.slice)}" if c.metric_id else "—",
+        "Since it was made": moved,
     }
 
 

@@ -40,7 +40,7 @@ def open_meeting(group: ci_records.Workgroup, meeting_id: int | None = None, use
 
 def text_of(app) -> str:
     kinds = ("title", "subheader", "markdown", "caption", "info", "error", "warning")
-    cells = " ".join(str(v) for frame in app.dataframe for v in frame.value.astype(str).to_numpy().ravel())
+    cells = " ".join(str(v) for frame in [*app.dataframe, *app.table] for v in frame.value.astype(str).to_numpy().ravel())
     return " ".join(str(e.value) for kind in kinds for e in app.get(kind)) + " " + cells
 
 
