@@ -55,8 +55,12 @@ def test_a_window_metric_moves_from_window_to_window(demo_warehouse):
 def test_the_planted_drop_in_v3s_attendance_is_a_signal_and_a_change_for_the_worse(demo_warehouse):
     moved = followup.metric_movement(demo_warehouse, STAFF, ATTENDANCE, rec.Slice(vendor_id="V3"), V3_DROP, date(2026, 2, 28))
     assert moved.verdict == "worse" and moved.high < 0 and moved.difference < -0.05
-    # Four of the eleven weeks since hold a holiday or a snow day: not comparable, so they never signal.
-    assert moved.signal["point_type"] == "special_cause_concern" and moved.signals_after >= 4
+    # Four of the eleven weeks since hold a holiday or a snow day: not comparable, so they never
+    # signal. Of the rest, the exact numbers signal on four; a facilitator's carry the privacy
+    # noise of each build, which can move one week back inside the limits.
+    exact = followup.metric_movement(demo_warehouse, ANALYST, ATTENDANCE, rec.Slice(vendor_id="V3"), V3_DROP, date(2026, 2, 28))
+    assert exact.signal["point_type"] == "special_cause_concern" and exact.signals_after == 4
+    assert moved.signal["point_type"] == "special_cause_concern" and moved.signals_after >= 3
     # Elsewhere nothing was planted: V2's weeks after winter break are within chance.
     steady = followup.metric_movement(demo_warehouse, STAFF, ATTENDANCE, rec.Slice(vendor_id="V2"), date(2026, 2, 2), date(2026, 3, 30))
     assert steady.verdict == "no clear change"
