@@ -163,7 +163,7 @@ def test_a_packet_from_the_command_line_is_audited_with_the_os_user(demo_warehou
                     "--data-dir", str(demo_warehouse.settings.data_dir))
     assert result.exit_code == 0, result.output
     latest = audited(demo_warehouse.settings, "export")[0]
-    assert latest["detail"] == {"file": str(output), "meeting": meeting.id, "scope": "facilitator",
+    assert latest["detail"] == {"file": str(output), "meeting": meeting.id, "scope": "facilitator", "lettered": False,
                                 "by": "the command line", "os_user": "jlee"}
 
 

@@ -136,15 +136,13 @@ def test_a_draft_outlives_the_process(db, meeting, tmp_path):
 @pytest.mark.browser
 @pytest.mark.skipif(live is None or not Path(live.CHROMIUM).exists(), reason="playwright or Chromium is missing")
 def test_notes_typed_without_leaving_the_box_survive_a_reload(server, browser, passwords, demo_warehouse):
-    from urllib.parse import quote
-
     from ciboard import ci_ui
 
     store = AppDB.of(demo_warehouse.settings)
     group = m.save_workgroup(store, STAFF, rec.Workgroup(name="Test workgroup: drafts in a browser", vendor_ids=["V2"]),
                              by="facilitator")
     held = m.save_meeting(store, STAFF, rec.draft_meeting(group, date(2026, 2, 27)), by="facilitator")
-    address = f"meetings?workgroup={quote(group.name)}&meeting={quote(ci_ui.meeting_label(held))}"
+    address = f"meetings?workgroup={group.id}&meeting={held.id}"  # the meeting's address names it by id
     typed = "Bus times changed on Feb 2; two sites start 15 minutes later."
 
     page = live.open_as(browser, server, passwords, "facilitator", address, height=3200)

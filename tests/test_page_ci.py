@@ -7,7 +7,7 @@ are tests) and never change a seeded one.
 
 import re
 from dataclasses import replace
-from datetime import date
+from datetime import date, timedelta
 from urllib.parse import parse_qs
 
 import pytest
@@ -226,7 +226,8 @@ def test_a_chosen_idea_can_become_a_commitment(dashboard, db):
     app.selectbox(key=f"{key}-party").set_value("vendor").run()
     assert app.selectbox(key=f"{key}-vendor").value == "V2", "the analysis's vendor"
     app.text_input(key=f"{key}-owner").set_value("Test Owner")
-    app.date_input(key=f"{key}-due").set_value(date(2026, 4, 1))
+    due = date.today() + timedelta(days=30)  # a due date must not fall before the day it is made
+    app.date_input(key=f"{key}-due").set_value(due)
     button(app, "Choose this idea").click().run()
     no_exception(app)
 
@@ -234,9 +235,9 @@ def test_a_chosen_idea_can_become_a_commitment(dashboard, db):
     promise = meetings.commitment(db, ANALYST, chosen.commitment_id)
     assert (chosen.chosen_idea, chosen.pdsa_id) == (0, None)
     assert (promise.party, promise.party_id, promise.owner, promise.action, promise.due_on, promise.metric_id,
-            promise.slice) == ("vendor", "V2", "Test Owner", "Test idea: publish the tutor rota", date(2026, 4, 1),
+            promise.slice) == ("vendor", "V2", "Test Owner", "Test idea: publish the tutor rota", due,
                                METRIC, Slice(vendor_id="V2"))
-    assert any("A commitment of Lumen Learning Partners (vendor), owned by Test Owner, due Apr 1, 2026" in s.value for s in app.success)
+    assert any(f"A commitment of Lumen Learning Partners (vendor), owned by Test Owner, due {due:%b %-d, %Y}" in s.value for s in app.success)
 
 
 # --- PDSA cycles -------------------------------------------------------------------------
