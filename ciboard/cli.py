@@ -136,30 +136,7 @@ def ingest(
     # The district runs the command line, so it is told about every vendor.
     submissions = [Submission(path, kind, vendor, received_at, by_district=True) for path in files]
     audited = {"files": [path.name for path in files], "kind": kind, "scope": f"vendor:{vendor}" if vendor else "district"}
-    try:
-        outcomes = ingest_files(warehouse, submissions, progress=say, replace=replace)
-    except IngestRejected as rejected:
-        report_rejected(rejected, errors_file)
-        audit_command(warehouse.settings, "ingest", {**audited, "problems": len(rejected.problems)}, "rejected")
-        raise click.ClickException(str(rejected)) from None
-    except ReplaceUnconfirmed as unconfirmed:
-        report_unconfirmed(unconfirmed)
-        audit_command(warehouse.settings, "ingest", {**audited, "replacing": True}, "refused")
-        raise click.ClickException(REPLACE_REFUSED) from None
-    for outcome in outcomes:
-        removed = sum(c.removed for c in outcome.changes)
-        click.echo(
-            f"{outcome.file}: {outcome.status}"
-            + (f" as batch {outcome.batch_id}" if outcome.batch_id else "")
-            + (f", {outcome.rows:,} rows" if outcome.status == "accepted" else "")
-            + (f", replacing batch {outcome.replaced_batch_id}" if outcome.replaced_batch_id else "")
-            + (f" ({removed:,} rows removed)" if removed else "")
-        )
-    audit_command(
-        warehouse.settings, "ingest",
-        {**audited, "status": sorted({o.status for o in outcomes}), "rows": sum(o.rows for o in outcomes if o.status == "accepted"),
-         "batches": [o.batch_id for o in outcomes if o.status == "accepted"]},
-    )
+    load_reported(warehouse, audited, errors_file, lambda: ingest_files(warehouse, submissions, progress=say, replace=replace))
 
 
 @main.group("import", help="Import a testing company's export as it comes (see the README's section on NWEA MAP).")
@@ -190,9 +167,17 @@ def import_nwea(files: tuple[Path, ...], errors_file: Path | None, replace: bool
         raise click.ClickException(f"no warehouse in {warehouse.directory}: run 'ciboard init' first")
     audited = {"files": [path.name for path in files], "kind": "nwea-map", "scope": "district"}
     try:
-        outcomes = nwea.import_files(warehouse, list(files), progress=say, replace=replace)
+        load_reported(warehouse, audited, errors_file,
+                      lambda: nwea.import_files(warehouse, list(files), progress=say, replace=replace))
     except nwea.NotAnExport as error:
         raise click.ClickException(str(error)) from None
+
+
+def load_reported(warehouse, audited: dict, errors_file: Path | None, load) -> None:
+    """Runs an ingest (`load` returns its outcomes) for a command: every problem reported (and
+    written to `errors_file`), each file's outcome said, and the whole of it audited."""
+    try:
+        outcomes = load()
     except IngestRejected as rejected:
         report_rejected(rejected, errors_file)
         audit_command(warehouse.settings, "ingest", {**audited, "problems": len(rejected.problems)}, "rejected")
@@ -202,14 +187,18 @@ def import_nwea(files: tuple[Path, ...], errors_file: Path | None, replace: bool
         audit_command(warehouse.settings, "ingest", {**audited, "replacing": True}, "refused")
         raise click.ClickException(REPLACE_REFUSED) from None
     for outcome in outcomes:
+        removed = sum(c.removed for c in outcome.changes)
         click.echo(
             f"{outcome.file}: {outcome.status}"
-            + (f" as batch {outcome.batch_id}, {outcome.rows:,} rows" if outcome.status == "accepted" else "")
+            + (f" as batch {outcome.batch_id}" if outcome.batch_id else "")
+            + (f", {outcome.rows:,} rows" if outcome.status == "accepted" else "")
+            + (f", replacing batch {outcome.replaced_batch_id}" if outcome.replaced_batch_id else "")
+            + (f" ({removed:,} rows removed)" if removed else "")
         )
     audit_command(
         warehouse.settings, "ingest",
-        {**audited, "status": sorted({o.status for o in outcomes}),
-         "rows": sum(o.rows for o in outcomes if o.status == "accepted")},
+        {**audited, "status": sorted({o.status for o in outcomes}), "rows": sum(o.rows for o in outcomes if o.status == "accepted"),
+         "batches": [o.batch_id for o in outcomes if o.status == "accepted"]},
     )
 
 
