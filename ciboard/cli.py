@@ -430,3 +430,48 @@ def packet(meeting_id: int, scope_text: str, output_format: str, output: Path | 
                     encoding="utf-8")
     audit_command(warehouse.settings, "export", {"file": str(path), "meeting": meeting_id, "scope": str(scope), "lettered": lettered})
     click.echo(f"wrote the packet of meeting {meeting_id} for {scope} to {path}")
+
+
+@main.group(help="Payments under the contracts' rate cards.")
+def payments() -> None:
+    pass  # click runs the subcommands
+
+
+@payments.command(
+    help="A vendor's payment statement for a month: each student's standing on each rate-card line (served, eligible "
+    "or why not, successful), the base and outcome amounts due that month, the caps applied and the total."
+)
+@click.option("--vendor", required=True, help="The vendor's id, e.g. V3.")
+@click.option("--period", required=True, help="The month, YYYY-MM, e.g. 2026-01.")
+@click.option("--format", "output_format", type=click.Choice(["csv", "xlsx", "html"]), default="csv", show_default=True)
+@click.option("--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="The file to write (default: CSV to standard output, else statement-<vendor>-<period>.<format> here).")
+@click.option("--as", "scope_text", default="admin", show_default=True, help="admin, analyst or vendor:ID")
+@data_dir_option
+def statement(vendor: str, period: str, output_format: str, output: Path | None, scope_text: str, data_dir: Path | None) -> None:
+    from ciboard import payments as rate_cards
+
+    try:
+        scope = Scope.parse(scope_text)
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="--as") from None
+    warehouse = warehouse_for(data_dir)
+    audited = {"statement": vendor, "period": period, "scope": str(scope), "format": output_format}
+    try:
+        rows = run(warehouse, "statement", scope, {"vendor_id": vendor, "period": period})
+    except WarehouseMissing as error:
+        raise click.ClickException(str(error)) from None
+    except (QueryError, ScopeError) as error:
+        audit_command(warehouse.settings, "export", {**audited, "error": str(error)}, "refused")
+        raise click.ClickException(str(error)) from None
+    if rows.empty:
+        raise click.ClickException(f"no contract of vendor {vendor} has students up to {period}")
+    content = rate_cards.as_file(rows, output_format, vendor)
+    if output is None and output_format == "csv":
+        click.echo(content.decode(), nl=False)
+        audit_command(warehouse.settings, "export", {**audited, "rows": len(rows)})
+        return
+    path = output or Path(rate_cards.file_name(vendor, rows.attrs["period"], output_format))
+    path.write_bytes(content)
+    audit_command(warehouse.settings, "export", {**audited, "rows": len(rows), "file": str(path)})
+    click.echo(f"wrote the {rows.attrs['period']} statement of {vendor} to {path}")

@@ -519,11 +519,16 @@ class Loader:
                 f"""delete from contracts where (vendor_id, payment_metric, starts_on) in
                 (select (vendor_id, payment_metric, starts_on) from {typed})"""
             )
-            con.execute(
-                f"""insert into contracts select vendor_id, payment_metric, threshold, base_per_student,
-                outcome_per_student, cap, starts_on, ends_on, ? from {typed}""",
-                [batch_id],
-            )
+            for table in ("contracts", "contract_history"):
+                con.execute(
+                    f"""insert into {table} by name select vendor_id, payment_metric, threshold, base_per_student,
+                    outcome_per_student, cap, starts_on, ends_on, ? as batch_id,
+                    coalesce(served_by, 'sessions') as served_by, coalesce(served_min, 1) as served_min,
+                    coalesce(success, 'threshold') as success, outcome_window, from_window, enrolled_by,
+                    min_dosage_share, student_cap, coalesce(base_schedule, 'monthly') as base_schedule
+                    from {typed}""",
+                    [batch_id],
+                )
             self.contracts_changed = True
             # The growth threshold decides met_growth_target, so its students' facts are redone.
             con.execute(
@@ -647,6 +652,7 @@ class Loader:
             inner join (
                 select vendor_id, starts_on, ends_on from contracts group by all
                 having count(distinct base_per_student) > 1 or count(distinct coalesce(cap, -1)) > 1
+                    or count(distinct (served_by, served_min, base_schedule, coalesce(student_cap, -1))) > 1
             ) as c using (vendor_id, starts_on, ends_on)
             order by t._row"""
         ).fetchall()
@@ -656,7 +662,8 @@ class Loader:
                 row,
                 "base_per_student",
                 vendor,
-                "every line of one contract (vendor, starts_on, ends_on) must have the same base_per_student and cap",
+                "every line of one contract (vendor, starts_on, ends_on) must have the same base_per_student and cap,"
+                " and the same served_by, served_min, student_cap and base_schedule",
             )
             for row, vendor in rows
         ]

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ciboard import privacy
+from ciboard import payments, privacy
 from ciboard.access import Scope, ScopeError
 from ciboard.warehouse import Warehouse
 
@@ -46,6 +46,11 @@ DATE_COLUMNS = (
     "starts_on",
     "ends_on",
     "last_week_attended",
+    "served_on",
+    "enrolled_on",
+    "enrolled_by",
+    "outcome_known_on",
+    "outcome_due",
 )
 
 
@@ -56,6 +61,7 @@ class View:
     params: tuple[str, ...]
     required: tuple[str, ...] = ()
     students: bool = False  # rows are students: analysts only
+    roles: tuple[str, ...] = ("analyst", "facilitator", "admin", "vendor")
 
 
 VIEWS = {
@@ -108,8 +114,19 @@ VIEWS = {
         ),
         View(
             "payments",
-            "per vendor contract and payment outcome, what the rate card has earned up to `end`",
+            "per vendor contract and payment outcome, what the rate card has earned up to `end`: payments"
+            " due by then under its terms (ciboard.payments), after caps",
             ("end",),
+        ),
+        # A statement lists students by the ids their vendor sent: its own vendor reads its own,
+        # the district's analysts and admins read every vendor's.
+        View(
+            "statement",
+            "a vendor's payment statement for a month (period YYYY-MM): per student and rate-card line, served,"
+            " eligible or why not, successful, base and outcome amounts due that month, caps applied",
+            ("vendor_id", "period"),
+            ("vendor_id", "period"),
+            roles=("analyst", "admin", "vendor"),
         ),
         View(
             "quality",
@@ -150,6 +167,8 @@ def run(
     spec = VIEWS[view]
     # An empty value is no value: an empty filter (a list, or the tuple a cache key makes of it) filters nothing.
     given = {k: v for k, v in (params or {}).items() if not (v is None or v == "" or v == [] or v == ())}
+    if view == "statement" and scope.role == "vendor":
+        given.setdefault("vendor_id", scope.vendor_id)  # a vendor's statement is its own
     unknown = sorted(set(given) - set(spec.params))
     if unknown:
         raise QueryError(
@@ -160,14 +179,25 @@ def run(
         raise QueryError(f"view {view} needs {', '.join(missing)}")
     if spec.students and not scope.sees_students:
         raise ScopeError(f"{view} lists students, which only analysts may see")
+    if scope.role not in spec.roles:
+        raise ScopeError(f"{view} lists students: the district's analysts and admins, and the vendor itself, may read it")
 
     version = warehouse.version()
     min_cell = warehouse.settings.min_cell_size
     with warehouse.cursor(version) as cur:
         metrics = dict(cur.execute("select metric_id, aggregation from metrics").fetchall())
         bound = _bind(spec, given, scope, set(metrics), today or date.today(), min_cell)
+        period = bound.pop("period", None)
         frame = cur.execute(SQL[view], bound).df()
     frame = _shape(view, frame, given)
+    if view == "payments":
+        frame = payments.summary(frame, bound["end"])
+    if view == "statement":
+        terms = payments.terms(frame)
+        frame, totals = payments.statement(frame, period)
+        frame.attrs["terms"] = terms.to_dict(orient="list")
+        frame.attrs["totals"] = totals.to_dict(orient="list")
+        frame.attrs["period"] = payments.label(period)
     hide = scope.suppresses_small_cells
     if view in CELLS:
         frame = privacy.suppress(
@@ -200,7 +230,9 @@ SQL = {
     "panel": (
         f"select * from panel($metric, grain := $grain, by_dimension := $by, by_dimension_2 := $by2, {_FILTER_ARGS})"
     ),
-    "payments": "select * from payments(scope_vendor := $scope_vendor, as_of := $end)",
+    "payments": "select * from payment_students(scope_vendor := $scope_vendor, as_of := $end)",
+    # The scope's vendor, else the one asked for: a statement is one vendor's.
+    "statement": "select * from payment_students(scope_vendor := coalesce($scope_vendor, $vendor), as_of := $end)",
     "choices": "select * from choices(scope_vendor := $scope_vendor)",
     "events": (
         "select * from events(scope_vendor := $scope_vendor, start_date := $start, end_date := $end,"
@@ -282,6 +314,17 @@ def _bind(
         bound["filters"] = {"key": list(filters), "value": list(filters.values())}
     if spec.name == "quality":
         bound["today"] = today
+    if spec.name == "statement":
+        vendors = _as_list(given["vendor_id"])
+        if len(vendors) != 1:
+            raise QueryError("a statement is one vendor's: give exactly one vendor_id")
+        try:
+            bound["period"] = payments.period_of(given["period"])
+        except payments.PeriodError as error:
+            raise QueryError(str(error)) from None
+        bound["vendor"] = str(vendors[0])
+        del bound["filters"]  # the vendor names the statement; it filters nothing
+        bound["end"] = payments.period_end(bound["period"])
     return bound
 
 

@@ -1,40 +1,108 @@
--- payments: one row per vendor contract and payment outcome (rate-card line): what the
--- contract has earned up to `as_of`. Base amount, total and cap belong to the contract,
--- so they repeat on each of its lines; add up outcome_amount, not amount_earned.
-create or replace macro payments(scope_vendor := null, as_of := null) as table
+-- payment_students: one row per rate-card line and student on its vendor's roster: what the
+-- line's rules read, counted up to `as_of` (service within the contract dates, enrolment,
+-- dosage, the results in the windows the outcome needs). ciboard.payments applies the rules
+-- and the money; nothing here decides who is paid.
+create or replace macro payment_students(scope_vendor := null, as_of := null) as table
 with lines as (
     select
         c.*,
         least(c.ends_on, coalesce(as_of, c.ends_on)) as counted_until,
-        m.aggregation,
+        y.school_year,
         m.frequency,
+        m.aggregation,
         m.better
     from contracts as c
     inner join metrics as m on m.metric_id = c.payment_metric
+    left join school_years as y on c.starts_on between y.starts_on and y.ends_on
     where scope_vendor is null or c.vendor_id = scope_vendor
 ),
 
-contracts_in_scope as (
-    select distinct vendor_id, starts_on, ends_on, counted_until, base_per_student, cap from lines
+contract_terms as (
+    select distinct vendor_id, starts_on, counted_until, served_by, served_min from lines
 ),
 
--- A student counts as served once they attend a session within the contract dates;
--- ingest keeps each student's first such session in contract_served.
-served as (
-    select c.vendor_id, c.starts_on, cs.student_key
-    from contracts_in_scope as c
-    inner join contract_served as cs
-        on cs.vendor_id = c.vendor_id
-        and cs.starts_on = c.starts_on
-        and cs.first_attended_on <= c.counted_until
+booked as (
+    select c.vendor_id, c.starts_on, s.student_key, s.session_date, s.attended_minutes
+    from contract_terms as c
+    inner join sessions as s
+        on s.vendor_id = c.vendor_id and s.session_date between c.starts_on and c.counted_until
 ),
 
-served_counts as (
-    select vendor_id, starts_on, count(*) as students_served from served group by all
+-- A week meets the dosage standard with three attended sessions of 30 minutes or more (as
+-- dosage_met does); it counts from the day of its third such session.
+dosage_weeks as (
+    select vendor_id, starts_on, student_key, list_sort(list(session_date))[3] as met_on
+    from booked
+    where attended_minutes >= 30
+    group by vendor_id, starts_on, student_key, date_trunc('week', session_date)
+    having count(*) >= 3
 ),
 
--- Window outcomes (SGP) pay on the latest result; weekly outcomes on the whole period.
-student_outcomes as (
+steps as (
+    select vendor_id, starts_on, student_key, session_date as on_day, 1 as sessions, attended_minutes as minutes, 0 as weeks
+    from booked where attended_minutes > 0
+    union all
+    select vendor_id, starts_on, student_key, met_on, 0, 0, 1 from dosage_weeks
+),
+
+running as (
+    select
+        *,
+        sum(sessions) over student as sessions_so_far,
+        sum(minutes) over student as minutes_so_far,
+        sum(weeks) over student as weeks_so_far
+    from steps
+    window student as (partition by vendor_id, starts_on, student_key order by on_day, weeks rows unbounded preceding)
+),
+
+-- The day a student met the contract's served rule: the rule's measure first reaches its minimum.
+service as (
+    select
+        r.vendor_id,
+        r.starts_on,
+        r.student_key,
+        sum(r.sessions) as sessions_attended,
+        sum(r.minutes) as minutes_attended,
+        sum(r.weeks) as dosage_weeks,
+        min(r.on_day) filter (
+            where case c.served_by
+                when 'sessions' then r.sessions_so_far
+                when 'minutes' then r.minutes_so_far
+                else r.weeks_so_far
+            end >= c.served_min
+        ) as served_on
+    from running as r
+    inner join contract_terms as c using (vendor_id, starts_on)
+    group by all
+),
+
+tutoring_weeks as (
+    select vendor_id, starts_on, student_key, count(distinct date_trunc('week', session_date)) as weeks_tutored
+    from booked
+    group by all
+),
+
+windows as (
+    select school_year, window_name, min(week_start) as window_starts_on, max(week_start) + 6 as window_ends_on
+    from calendar_weeks
+    group by all
+),
+
+-- A result in a named window: the student's latest in that window of the contract's school year.
+window_results as (
+    select l.vendor_id, l.starts_on, l.payment_metric, f.student_key, w.window_name, arg_max(f.value, f.period_start) as value
+    from lines as l
+    inner join facts as f on f.vendor_id = l.vendor_id and f.metric_id = l.payment_metric
+    inner join calendar_weeks as w on w.week_start = f.period_start and w.school_year = l.school_year
+    where l.outcome_window is not null
+      and w.window_name in (l.outcome_window, l.from_window)
+      and f.period_start <= l.counted_until
+    group by all
+),
+
+-- A line with no named window keeps the older meaning: a window metric's latest result in the
+-- contract dates; a weekly metric over the whole contract (pooled if a rate).
+latest_results as (
     select
         l.vendor_id,
         l.starts_on,
@@ -44,79 +112,62 @@ student_outcomes as (
             when any_value(l.frequency) = 'window' then arg_max(f.value, f.period_start)
             when any_value(l.aggregation) = 'rate' then sum(f.value) / nullif(sum(f.denominator), 0)
             else avg(f.value)
-        end as outcome,
-        any_value(l.threshold) as threshold,
-        any_value(l.better) as better
+        end as value
     from lines as l
     inner join facts as f
         on f.vendor_id = l.vendor_id
         and f.metric_id = l.payment_metric
         and f.period_start between l.starts_on and l.counted_until
-    inner join served as s
-        on s.vendor_id = l.vendor_id and s.starts_on = l.starts_on and s.student_key = f.student_key
-    group by l.vendor_id, l.starts_on, l.payment_metric, f.student_key
-),
-
-line_counts as (
-    select
-        vendor_id,
-        starts_on,
-        payment_metric,
-        count(*) as students_eligible,
-        count(*) filter (
-            where (better = 'higher' and outcome >= threshold) or (better = 'lower' and outcome <= threshold)
-        ) as students_successful
-    from student_outcomes
+    where l.outcome_window is null
     group by all
-),
-
-per_line as (
-    select
-        l.vendor_id,
-        l.payment_metric,
-        l.threshold,
-        l.starts_on as contract_starts_on,
-        l.ends_on as contract_ends_on,
-        l.counted_until,
-        coalesce(s.students_served, 0) as students_served,
-        coalesce(c.students_eligible, 0) as students_eligible,
-        coalesce(c.students_successful, 0) as students_successful,
-        l.base_per_student,
-        l.outcome_per_student,
-        coalesce(s.students_served, 0) * l.base_per_student as base_amount,
-        coalesce(c.students_successful, 0) * l.outcome_per_student as outcome_amount,
-        l.cap
-    from lines as l
-    left join served_counts as s on s.vendor_id = l.vendor_id and s.starts_on = l.starts_on
-    left join line_counts as c
-        on c.vendor_id = l.vendor_id and c.starts_on = l.starts_on and c.payment_metric = l.payment_metric
-),
-
-with_totals as (
-    select
-        *,
-        base_amount + sum(outcome_amount) over contract as amount_uncapped
-    from per_line
-    window contract as (partition by vendor_id, contract_starts_on)
 )
 
 select
-    vendor_id,
-    payment_metric,
-    threshold,
-    contract_starts_on,
-    contract_ends_on,
-    counted_until,
-    students_served,
-    students_eligible,
-    students_successful,
-    base_per_student,
-    outcome_per_student,
-    base_amount,
-    outcome_amount,
-    amount_uncapped,
-    cap,
-    case when cap is not null and amount_uncapped > cap then cap else amount_uncapped end as amount_earned,
-    coalesce(cap is not null and amount_uncapped > cap, false) as cap_applied
-from with_totals
-order by vendor_id, contract_starts_on, payment_metric;
+    l.vendor_id,
+    l.payment_metric,
+    l.threshold,
+    l.starts_on as contract_starts_on,
+    l.ends_on as contract_ends_on,
+    l.counted_until,
+    l.batch_id as terms_batch,
+    l.served_by,
+    l.served_min,
+    l.success,
+    l.outcome_window,
+    l.from_window,
+    l.enrolled_by,
+    l.min_dosage_share,
+    l.base_per_student::double as base_per_student,
+    l.outcome_per_student::double as outcome_per_student,
+    l.student_cap::double as student_cap,
+    l.cap::double as cap,
+    l.base_schedule,
+    l.better,
+    -- The outcome can be judged once the last window it needs has closed (or the contract has ended).
+    least(coalesce(ow.window_ends_on, l.ends_on), l.ends_on) as outcome_known_on,
+    st.student_key as student_id,
+    st.enrolled_on,
+    coalesce(sv.sessions_attended, 0) as sessions_attended,
+    coalesce(sv.minutes_attended, 0) as minutes_attended,
+    coalesce(sv.dosage_weeks, 0) as dosage_weeks,
+    coalesce(tw.weeks_tutored, 0) as weeks_tutored,
+    sv.served_on,
+    coalesce(wr.value, lr.value) as outcome_value,
+    fr.value as from_value
+from lines as l
+-- A line with no student yet still shows, as one row without a student.
+left join students as st on st.vendor_id = l.vendor_id and st.enrolled_on <= l.ends_on
+left join service as sv on sv.vendor_id = l.vendor_id and sv.starts_on = l.starts_on and sv.student_key = st.student_key
+left join tutoring_weeks as tw
+    on tw.vendor_id = l.vendor_id and tw.starts_on = l.starts_on and tw.student_key = st.student_key
+left join windows as ow on ow.school_year = l.school_year and ow.window_name = l.outcome_window
+left join window_results as wr
+    on wr.vendor_id = l.vendor_id and wr.starts_on = l.starts_on and wr.payment_metric = l.payment_metric
+    and wr.student_key = st.student_key and wr.window_name = l.outcome_window
+left join window_results as fr
+    on fr.vendor_id = l.vendor_id and fr.starts_on = l.starts_on and fr.payment_metric = l.payment_metric
+    and fr.student_key = st.student_key and fr.window_name = l.from_window
+left join latest_results as lr
+    on lr.vendor_id = l.vendor_id and lr.starts_on = l.starts_on and lr.payment_metric = l.payment_metric
+    and lr.student_key = st.student_key
+order by l.vendor_id, l.starts_on, l.payment_metric, st.student_key;

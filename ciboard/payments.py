@@ -1,0 +1,374 @@
+"""Contract-grade payments: a rate card's rules applied to each student, the money each period
+owes, and the statement a vendor and the district sign.
+
+Pure: it reads the rows of the `payment_students` view (one per rate-card line and rostered
+student: service, enrolment, dosage and results) and imports neither streamlit nor duckdb.
+
+The rules, per rate-card line (a payment outcome of a vendor's contract):
+- served: the contract's served rule (at least N attended sessions, N minutes, or N weeks
+  meeting the dosage standard) met within the contract dates; the base payment is per student
+  served, once per contract, due in the month the rule was met (monthly) or at the end of that
+  quarter (quarterly; the contract's last month at the latest).
+- eligible for the outcome: served, tested in every window the outcome needs, enrolled by the
+  line's date, and (if the line asks) meeting the dosage standard in a share of tutoring weeks.
+- successful: the result in the named window at or past the threshold (threshold, percentile),
+  or the growth between two windows at or past it (growth), in the metric's better direction.
+- an outcome is due in the month after the last window it needs closes (or the contract ends):
+  before then nothing is earned for it, and the statement says when it falls due.
+- caps: a student's payments add up to at most the student cap, a contract's to at most its cap,
+  each taken in date order, so a cap cuts the latest payments.
+"""
+
+import html
+import io
+import re
+from dataclasses import dataclass
+from datetime import date
+
+import numpy as np
+import pandas as pd
+
+SERVED_BY = {
+    "sessions": "attended session(s)",
+    "minutes": "minutes attended",
+    "dosage_weeks": "week(s) meeting the dosage standard",
+}
+CONTRACT = ["vendor_id", "contract_starts_on"]
+STUDENT = [*CONTRACT, "student_id"]
+ROW_COLUMNS = [
+    "vendor_id", "contract_starts_on", "payment_metric", "student_id", "served", "served_on", "also_served_under",
+    "eligible", "not_eligible_because", "outcome", "base_amount", "outcome_amount", "student_cap_applied", "amount",
+]
+
+
+class PeriodError(ValueError):
+    """A period that is not a month written YYYY-MM."""
+
+
+def period_of(text: str | date) -> date:
+    """'2026-01' as its first day."""
+    if isinstance(text, date):
+        return text.replace(day=1)
+    match = re.fullmatch(r"\s*(\d{4})-(\d{2})\s*", str(text))
+    if not match or not 1 <= int(match[2]) <= 12:
+        raise PeriodError(f"a period is a month written YYYY-MM, e.g. 2026-01, not {text!r}")
+    return date(int(match[1]), int(match[2]), 1)
+
+
+def period_end(period: date) -> date:
+    return (pd.Timestamp(period) + pd.offsets.MonthEnd(0)).date()
+
+
+def label(period: date) -> str:
+    return f"{period:%Y-%m}"
+
+
+def _month(day: date) -> date:
+    return day.replace(day=1)
+
+
+def _month_after(day: date) -> date:
+    return (pd.Timestamp(day.replace(day=1)) + pd.offsets.MonthBegin(1)).date()
+
+
+def _quarter_end(day: date, last: date) -> date:
+    """The last month of `day`'s quarter, or the contract's last month if that comes first."""
+    end = date(day.year, (day.month - 1) // 3 * 3 + 3, 1)
+    return min(end, _month(last))
+
+
+def describe(line: dict) -> dict[str, str]:
+    """A rate-card line's terms in words, as the statement and the page show them."""
+    money = "${:,.2f}".format
+    sign = "≥" if line["better"] == "higher" else "≤"
+    threshold = f"{line['threshold']:g}"
+    metric = line["payment_metric"]
+    if line["success"] == "growth":
+        moves = "grows" if line["better"] == "higher" else "falls"
+        success = f"{metric} {moves} by at least {threshold} from the {line['from_window']} to the {line['outcome_window']} window"
+    elif line["outcome_window"]:
+        success = f"{metric} {sign} {threshold} in the {line['outcome_window']} window"
+    else:
+        success = f"{metric} {sign} {threshold} on the student's latest result in the contract dates"
+    eligible = ["served", "tested in the " + " and ".join(w for w in (line["from_window"], line["outcome_window"]) if w)
+                + " window" + ("s" if line["from_window"] else "") if line["outcome_window"] else "with a result"]
+    if line["enrolled_by"] is not None and not pd.isna(line["enrolled_by"]):
+        eligible.append(f"enrolled by {line['enrolled_by']}")
+    if line["min_dosage_share"] is not None and not pd.isna(line["min_dosage_share"]):
+        eligible.append(f"dosage standard met in at least {line['min_dosage_share']:.0%} of tutoring weeks")
+    caps = []
+    if not pd.isna(line["student_cap"]):
+        caps.append(f"{money(line['student_cap'])} per student")
+    if not pd.isna(line["cap"]):
+        caps.append(f"{money(line['cap'])} per contract")
+    return {
+        "contract": f"{line['vendor_id']}, {line['contract_starts_on']} to {line['contract_ends_on']} (terms of batch {line['terms_batch']})",
+        "served": f"at least {line['served_min']:g} {SERVED_BY[line['served_by']]} within the contract dates",
+        "outcome": success,
+        "eligible": ", ".join(eligible),
+        "amounts": f"{money(line['base_per_student'])} per student served ({line['base_schedule']}), "
+        f"{money(line['outcome_per_student'])} per successful student",
+        "caps": ", ".join(caps) or "none",
+        "outcome due": f"{label(_month_after(line['outcome_known_on']))}, after "
+        + (f"the {line['outcome_window']} window" if line["outcome_window"] else "the contract ends"),
+    }
+
+
+def _windows_named(students: pd.DataFrame) -> pd.DataFrame:
+    """No window is None, however the frame spells a missing value."""
+    frame = students.copy()
+    for column in ("outcome_window", "from_window"):
+        frame[column] = pd.Series([None if pd.isna(w) or w == "" else w for w in frame[column]], index=frame.index, dtype=object)
+    return frame
+
+
+def terms(students: pd.DataFrame) -> pd.DataFrame:
+    """One row per rate-card line: its terms in words."""
+    lines = _windows_named(students).drop_duplicates([*CONTRACT, "payment_metric"])
+    return pd.DataFrame(
+        [{"vendor_id": r["vendor_id"], "payment_metric": r["payment_metric"], **describe(r)} for r in lines.to_dict("records")],
+        columns=["vendor_id", "payment_metric", "contract", "served", "outcome", "eligible", "amounts", "caps", "outcome due"],
+    )
+
+
+def judge(students: pd.DataFrame) -> pd.DataFrame:
+    """Each student's standing on each line: served (and when), eligible or why not, successful,
+    and the months the base and the outcome fall due."""
+    frame = _windows_named(students[students["student_id"].notna()])
+    frame["served"] = frame["served_on"].notna()
+    frame["served_on"] = [None if pd.isna(d) else d for d in frame["served_on"]]
+    # A student served under two contracts whose dates overlap is paid twice for one service.
+    contracts = frame[frame["served"]].drop_duplicates(STUDENT)[[*STUDENT, "contract_ends_on"]]
+    both = contracts.merge(contracts, on="student_id", suffixes=("", "_other"))
+    both = both[
+        (both["contract_starts_on"] != both["contract_starts_on_other"]) | (both["vendor_id"] != both["vendor_id_other"])
+    ]
+    both = both[(both["contract_starts_on"] <= both["contract_ends_on_other"]) & (both["contract_starts_on_other"] <= both["contract_ends_on"])]
+    others = (
+        both.assign(other=both["vendor_id_other"] + " from " + both["contract_starts_on_other"].astype(str))
+        .groupby(STUDENT)["other"].agg(lambda names: ", ".join(sorted(set(names))))
+    )
+    frame = frame.merge(others.rename("also_served_under").reset_index(), on=STUDENT, how="left")
+    frame["also_served_under"] = frame["also_served_under"].fillna("")
+
+    reasons = [_not_eligible(row) for row in frame.to_dict("records")]
+    frame["not_eligible_because"] = reasons
+    frame["eligible"] = [not r for r in reasons]
+    direction = np.where(frame["better"] == "lower", -1.0, 1.0)
+    growth = (frame["outcome_value"] - frame["from_value"]) * direction
+    level = frame["outcome_value"] * direction
+    measured = np.where(frame["success"] == "growth", growth, level)
+    frame["successful"] = frame["eligible"] & (measured >= frame["threshold"] * np.where(frame["success"] == "growth", 1.0, direction))
+    frame["outcome_due"] = [_month_after(d) for d in frame["outcome_known_on"]]
+    frame["base_due"] = [
+        None if on is None else _month(on) if schedule == "monthly" else _quarter_end(on, last)
+        for on, schedule, last in zip(frame["served_on"], frame["base_schedule"], frame["contract_ends_on"])
+    ]
+    return frame
+
+
+def _not_eligible(row: dict) -> str:
+    reasons = []
+    if pd.isna(row["served_on"]):
+        reasons.append(f"not served (has {row[_MEASURE[row['served_by']]]:g} of {row['served_min']:g} {SERVED_BY[row['served_by']]})")
+    if not pd.isna(row["enrolled_by"]) and row["enrolled_on"] > row["enrolled_by"]:
+        reasons.append(f"enrolled {row['enrolled_on']}, after {row['enrolled_by']}")
+    if not pd.isna(row["min_dosage_share"]):
+        share = row["dosage_weeks"] / row["weeks_tutored"] if row["weeks_tutored"] else 0.0
+        if share < row["min_dosage_share"]:
+            reasons.append(f"dosage standard met in {share:.0%} of tutoring weeks, under {row['min_dosage_share']:.0%}")
+    if row["outcome_window"]:
+        if row["success"] == "growth" and pd.isna(row["from_value"]):
+            reasons.append(f"not tested in the {row['from_window']} window")
+        if pd.isna(row["outcome_value"]):
+            reasons.append(f"not tested in the {row['outcome_window']} window")
+    elif pd.isna(row["outcome_value"]):
+        reasons.append(f"no {row['payment_metric']} result in the contract dates")
+    return "; ".join(reasons)
+
+
+_MEASURE = {"sessions": "sessions_attended", "minutes": "minutes_attended", "dosage_weeks": "dosage_weeks"}
+
+
+def payments_due(judged: pd.DataFrame) -> pd.DataFrame:
+    """Every payment the rate card owes, one row per student, line and kind (base, outcome), with
+    the month it falls due, before and after the student and contract caps."""
+    # The base belongs to the contract: once per student, on the student's first line.
+    first = ~judged.duplicated(STUDENT)
+    base = judged[first & judged["served"]].assign(kind="base", due=lambda f: f["base_due"], amount_before=lambda f: f["base_per_student"])
+    outcome = judged[judged["successful"]].assign(kind="outcome", due=lambda f: f["outcome_due"], amount_before=lambda f: f["outcome_per_student"])
+    due = pd.concat([base, outcome])[[*STUDENT, "payment_metric", "kind", "due", "amount_before", "student_cap", "cap"]]
+    # Caps cut the latest payments: in date order, a base before the outcomes of its month.
+    due = due.sort_values([*STUDENT, "due", "kind", "payment_metric"], kind="stable").reset_index(drop=True)
+    due["after_student_cap"] = _capped(due, STUDENT, "amount_before", "student_cap")
+    due = due.sort_values([*CONTRACT, "due", "student_id", "kind", "payment_metric"], kind="stable").reset_index(drop=True)
+    due["amount"] = _capped(due, CONTRACT, "after_student_cap", "cap")
+    return due
+
+
+def _capped(due: pd.DataFrame, by: list[str], amount: str, cap: str) -> pd.Series:
+    """Each amount after a cap on its group's running total (in the frame's order)."""
+    running = due.groupby(by, sort=False)[amount].cumsum()
+    limit = due[cap].fillna(np.inf)
+    before = (running - due[amount]).clip(upper=limit)
+    return running.clip(upper=limit) - before
+
+
+def statement(students: pd.DataFrame, period: date) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The statement of a month: each student's standing on each line, with what falls due that
+    month; and per contract the totals, the caps applied and the total to date."""
+    judged = judge(students)
+    due = payments_due(judged)
+    this = due[due["due"] == period]
+    amounts = this.pivot_table(
+        index=[*STUDENT, "payment_metric"], columns="kind", values=["amount_before", "after_student_cap", "amount"],
+        aggfunc="sum", fill_value=0.0,
+    )
+    rows = judged.copy()
+    key = [*STUDENT, "payment_metric"]
+
+    def amount(value: str, kind: str) -> pd.Series:
+        if (value, kind) not in amounts.columns:
+            return pd.Series(0.0, index=rows.index)
+        found = amounts[(value, kind)].rename("x").reset_index()
+        return rows[key].merge(found, on=key, how="left")["x"].fillna(0.0).set_axis(rows.index)
+
+    rows["base_amount"] = amount("amount_before", "base")
+    rows["outcome_amount"] = amount("amount_before", "outcome")
+    after = amount("after_student_cap", "base") + amount("after_student_cap", "outcome")
+    rows["student_cap_applied"] = rows["base_amount"] + rows["outcome_amount"] - after
+    rows["amount"] = after
+    rows["outcome"] = [_standing(r, period) for r in rows.to_dict("records")]
+    rows["served_on"] = rows["served_on"].astype(object)
+    rows = rows[ROW_COLUMNS].reset_index(drop=True)
+    for column in ("base_amount", "outcome_amount", "student_cap_applied", "amount"):
+        rows[column] = rows[column].round(2)
+
+    totals = []
+    for (vendor, starts), lines in judged.groupby(CONTRACT, sort=True):
+        mine = due[(due["vendor_id"] == vendor) & (due["contract_starts_on"] == starts)]
+        now = mine[mine["due"] == period]
+        totals.append({
+            "vendor_id": vendor,
+            "contract_starts_on": starts,
+            "period": label(period),
+            "students_served": int(lines.drop_duplicates(STUDENT)["served"].sum()),
+            "base_amount": round(now.loc[now["kind"] == "base", "amount_before"].sum(), 2),
+            "outcome_amount": round(now.loc[now["kind"] == "outcome", "amount_before"].sum(), 2),
+            "student_cap_applied": round((now["amount_before"] - now["after_student_cap"]).sum(), 2),
+            "contract_cap_applied": round((now["after_student_cap"] - now["amount"]).sum(), 2),
+            "total": round(now["amount"].sum(), 2),
+            "total_to_date": round(mine.loc[mine["due"] <= period, "amount"].sum(), 2),
+            "cap": lines["cap"].iloc[0],
+        })
+    return rows, pd.DataFrame(totals, columns=[
+        "vendor_id", "contract_starts_on", "period", "students_served", "base_amount", "outcome_amount",
+        "student_cap_applied", "contract_cap_applied", "total", "total_to_date", "cap",
+    ])
+
+
+def _standing(row: dict, period: date) -> str:
+    if not row["served"]:
+        return "not eligible"
+    if row["outcome_due"] > period:
+        after = f"the {row['outcome_window']} window" if row["outcome_window"] else "the contract ends"
+        return f"due after {after} ({label(row['outcome_due'])})"
+    if not row["eligible"]:
+        return "not eligible"
+    return "successful" if row["successful"] else "not successful"
+
+
+def summary(students: pd.DataFrame, as_of: date | None) -> pd.DataFrame:
+    """Per rate-card line, what the contract has earned up to `as_of` (its whole term if None):
+    payments that fell due in or before as_of's month, after caps. Base, total and cap belong to
+    the contract and repeat on each of its lines; add up outcome_amount, not amount_earned."""
+    columns = [
+        "vendor_id", "payment_metric", "threshold", "outcome_window", "contract_starts_on", "contract_ends_on",
+        "counted_until", "outcome_due", "students_served", "students_eligible", "students_successful",
+        "base_per_student", "outcome_per_student", "base_amount", "outcome_amount", "amount_uncapped", "cap",
+        "amount_earned", "cap_applied",
+    ]
+    if students.empty:
+        return pd.DataFrame(columns=columns)
+    judged = judge(students)
+    due = payments_due(judged)
+    last = _month(as_of) if as_of else date.max
+    counted = due[due["due"] <= last]
+    lines = []
+    for first in _windows_named(students).drop_duplicates([*CONTRACT, "payment_metric"]).to_dict("records"):
+        vendor, starts, metric = first["vendor_id"], first["contract_starts_on"], first["payment_metric"]
+        line = judged[(judged["vendor_id"] == vendor) & (judged["contract_starts_on"] == starts) & (judged["payment_metric"] == metric)]
+        contract = counted[(counted["vendor_id"] == vendor) & (counted["contract_starts_on"] == starts)]
+        outcome_due = _month_after(first["outcome_known_on"])
+        known = outcome_due <= last
+        base = contract.loc[contract["kind"] == "base", "amount_before"].sum()
+        uncapped = contract["amount_before"].sum()
+        earned = contract["amount"].sum()
+        lines.append({
+            "vendor_id": vendor, "payment_metric": metric, "threshold": first["threshold"],
+            "outcome_window": first["outcome_window"], "contract_starts_on": starts,
+            "contract_ends_on": first["contract_ends_on"], "counted_until": first["counted_until"],
+            "outcome_due": outcome_due,
+            "students_served": int(line["served"].sum()),
+            "students_eligible": int(line["eligible"].sum()) if known else 0,
+            "students_successful": int(line["successful"].sum()) if known else 0,
+            "base_per_student": first["base_per_student"], "outcome_per_student": first["outcome_per_student"],
+            "base_amount": round(base, 2),
+            "outcome_amount": round(contract.loc[(contract["kind"] == "outcome") & (contract["payment_metric"] == metric), "amount_before"].sum(), 2),
+            "amount_uncapped": round(uncapped, 2),
+            "cap": first["cap"],
+            "amount_earned": round(earned, 2),
+            "cap_applied": bool(earned < uncapped - 0.005),
+        })
+    return pd.DataFrame(lines, columns=columns)
+
+
+# --- the statement as a file ------------------------------------------------------------------
+
+
+def to_csv(rows: pd.DataFrame, totals: pd.DataFrame) -> bytes:
+    """The student rows, then one row per contract with its totals (student_id "TOTAL")."""
+    total_rows = totals.assign(student_id="TOTAL", amount=totals["total"])[
+        ["vendor_id", "contract_starts_on", "student_id", "base_amount", "outcome_amount", "student_cap_applied", "amount"]
+    ].assign(outcome=[f"contract cap applied: {c:.2f}" for c in totals["contract_cap_applied"]])
+    return pd.concat([rows, total_rows], ignore_index=True)[ROW_COLUMNS].to_csv(index=False).encode()
+
+
+def to_xlsx(rows: pd.DataFrame, totals: pd.DataFrame, terms_frame: pd.DataFrame) -> bytes:
+    buffer = io.BytesIO()
+    with pd.ExcelWriter(buffer, engine="openpyxl") as writer:
+        totals.to_excel(writer, sheet_name="Totals", index=False)
+        rows.to_excel(writer, sheet_name="Students", index=False)
+        terms_frame.to_excel(writer, sheet_name="Terms", index=False)
+    return buffer.getvalue()
+
+
+def to_html(rows: pd.DataFrame, totals: pd.DataFrame, terms_frame: pd.DataFrame, *, title: str, version: str) -> bytes:
+    """A self-contained page: nothing in it loads from anywhere."""
+    def table(frame: pd.DataFrame) -> str:
+        return frame.to_html(index=False, na_rep="", escape=True, border=0)
+
+    page = f"""<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
+<style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse;margin-bottom:2em}}
+td,th{{border-bottom:1px solid #ddd;padding:4px 8px;text-align:left}}</style></head><body>
+<h1>{html.escape(title)}</h1><p>Computed from warehouse version {html.escape(version)}.</p>
+<h2>Totals</h2>{table(totals)}<h2>Terms</h2>{table(terms_frame)}<h2>Students</h2>{table(rows)}</body></html>"""
+    return page.encode()
+
+
+FORMATS = ("csv", "xlsx", "html")
+
+
+def as_file(rows: pd.DataFrame, output_format: str, vendor: str) -> bytes:
+    """A statement as the query layer gives it (its totals and terms in `attrs`) as a file."""
+    totals, terms_frame = pd.DataFrame(rows.attrs["totals"]), pd.DataFrame(rows.attrs["terms"])
+    if output_format == "csv":
+        return to_csv(rows, totals)
+    if output_format == "xlsx":
+        return to_xlsx(rows, totals, terms_frame)
+    title = f"Payment statement: {vendor}, {rows.attrs['period']}"
+    return to_html(rows, totals, terms_frame, title=title, version=rows.attrs["version"])
+
+
+def file_name(vendor: str, period: str, output_format: str) -> str:
+    return f"statement-{re.sub(r'[^A-Za-z0-9_-]+', '-', vendor)}-{period}.{output_format}"
