@@ -125,7 +125,7 @@ VIEWS = {
             "a vendor's payment statement for a month (period YYYY-MM): per student and rate-card line, served,"
             " eligible or why not, successful, base and outcome amounts due that month, caps applied",
             ("vendor_id", "period"),
-            ("vendor_id", "period"),
+            ("period",),
             roles=("analyst", "admin", "vendor"),
         ),
         View(
@@ -315,7 +315,7 @@ def _bind(
     if spec.name == "quality":
         bound["today"] = today
     if spec.name == "statement":
-        vendors = _as_list(given["vendor_id"])
+        vendors = _as_list(given.get("vendor_id", []))
         if len(vendors) != 1:
             raise QueryError("a statement is one vendor's: give exactly one vendor_id")
         try:

@@ -27,7 +27,7 @@ INJECTIONS = [
 
 
 def params_for(view: str) -> dict:
-    needed = {"metric": "tutoring_attendance_rate", "by": "school_id", "metric_y": "sgp", "max_rate": 0.5}
+    needed = {"metric": "tutoring_attendance_rate", "by": "school_id", "metric_y": "sgp", "max_rate": 0.5, "period": "2026-01"}
     return {name: value for name, value in needed.items() if name in VIEWS[view].required}
 
 

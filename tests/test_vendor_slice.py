@@ -163,7 +163,7 @@ def test_what_a_vendor_sees_is_its_scoped_numbers(dashboard, own):
     )
 
 
-REQUIRED = {"metric": ATTENDANCE, "metric_y": "sel_efficacy", "by": "grade", "max_rate": 0.5}
+REQUIRED = {"metric": ATTENDANCE, "metric_y": "sel_efficacy", "by": "grade", "max_rate": 0.5, "period": "2026-01"}
 
 
 @pytest.mark.parametrize("own", VENDORS)
