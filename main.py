@@ -16,6 +16,7 @@ PAGES = [
     ("Data", "trends", "Trends", "show_chart", "trends", EVERYONE),
     ("Data", "disparities", "Disparities", "balance", "disparities", EVERYONE),
     ("Data", "vendors", "Vendors", "groups", "vendors", EVERYONE),
+    ("Data", "payments", "Payments", "payments", "payments", ("analyst", "admin", "vendor")),
     ("Data", "relationships", "Relationships", "scatter_plot", "relationships", EVERYONE),
     ("Improve", "meetings", "Meetings", "event_note", "meetings", EVERYONE),
     ("Improve", "commitments", "Commitments", "task_alt", "commitments", EVERYONE),

@@ -292,7 +292,11 @@ else:
     payments.insert(1, "vendor", payments["vendor_id"].map(vendor_label))
     payments["pays_for"] = [
         f"{catalogue[m]['label'] if m in catalogue else m} {'≥' if catalogue.get(m, {}).get('better', 'higher') == 'higher' else '≤'} {t:g}"
-        for m, t in zip(payments["payment_metric"], payments["threshold"])
+        + (f" in {w}" if isinstance(w, str) and w else "")
+        for m, t, w in zip(payments["payment_metric"], payments["threshold"], payments["outcome_window"])
+    ]
+    payments["outcome_status"] = [
+        f"due {due:%b %Y}" if due > filters.end else f"counted ({due:%b %Y})" for due in payments["outcome_due"]
     ]
     # Base, total and cap belong to a contract and repeat on each of its rate-card lines.
     contracts = payments.groupby(["vendor_id", "contract_starts_on"], as_index=False, sort=False).agg(
@@ -312,11 +316,14 @@ else:
     st.plotly_chart(charts.payments_figure(contracts), width="stretch", key="payments")
     st.dataframe(
         payments, hide_index=True, width="stretch",
-        column_order=["vendor", "pays_for", "students_served", "students_eligible", "students_successful",
+        column_order=["vendor", "pays_for", "outcome_status", "students_served", "students_eligible", "students_successful",
                       "base_amount", "outcome_amount", "amount_uncapped", "cap", "amount_earned", "cap_applied"],
         column_config={
             "vendor": st.column_config.TextColumn("Vendor", width="medium"),
             "pays_for": st.column_config.TextColumn("Pays for", help="The payment outcome and the threshold a student must reach"),
+            "outcome_status": st.column_config.TextColumn(
+                "Outcome", help="An outcome is paid in the month after the last window it needs closes; until then nothing is earned for it"
+            ),
             "students_served": st.column_config.NumberColumn("Served", format="localized"),
             "students_eligible": st.column_config.NumberColumn("Eligible", format="localized", help="Served students with an outcome to judge"),
             "students_successful": st.column_config.NumberColumn("Successful", format="localized", help="Eligible students who reached the threshold"),
@@ -329,10 +336,13 @@ else:
         },
     )
     st.caption(
-        "Per contract and rate-card line: a base amount per student served (attended at least one session), plus an "
-        "outcome amount per eligible student who reached the threshold, up to the contract's cap. Counted over the "
-        "whole contract up to the end of the selected dates; the student filters do not apply to payments."
+        "Per contract and rate-card line, under its terms: a base amount per student served (the contract's served "
+        "rule), plus an outcome amount per eligible student who reached the threshold in the line's window, after "
+        "the per-student and contract caps. Counted as due up to the end of the selected dates: an outcome whose "
+        "window has not closed has earned nothing yet. The student filters do not apply to payments."
     )
+    if scope().role != "facilitator":
+        st.page_link("app_pages/payments.py", label="Each student's standing, month by month: Payments", icon=":material/payments:")
     chart_footer(
         payments.drop(columns=["vendor"]), None, name="payments",
         who=f"Every contract in scope, counted up to the end of the selected dates ({filters.end:%b %-d, %Y}) or of the contract",

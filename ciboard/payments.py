@@ -63,6 +63,20 @@ def label(period: date) -> str:
     return f"{period:%Y-%m}"
 
 
+def months(contracts: pd.DataFrame) -> list[date]:
+    """Every month a statement of these contracts (rows of the payments view) can have: from the
+    first contract's start to the last outcome's due month."""
+    first = _month(min(contracts["contract_starts_on"]))
+    last = max(max(contracts["outcome_due"]), _month(max(contracts["contract_ends_on"])))
+    return [d.date() for d in pd.date_range(first, last, freq="MS")]
+
+
+def closest(periods: list[date], day: date) -> int:
+    """The position of the month of `day` among `periods`, or of the nearest one."""
+    before = [i for i, p in enumerate(periods) if p <= day]
+    return before[-1] if before else 0
+
+
 def _month(day: date) -> date:
     return day.replace(day=1)
 

@@ -1,0 +1,74 @@
+"""The Payments page through AppTest, on the demo district: the statement it shows is the query
+layer's, number for number, and the one `ciboard payments statement` prints."""
+
+import io
+
+import pandas as pd
+from click.testing import CliRunner
+
+from ciboard import queries
+from ciboard.access import ANALYST, Scope
+from ciboard.cli import main
+from conftest import downloads, open_page
+
+PAGE = "app_pages/payments.py"
+
+
+def shown(app, key: str) -> pd.DataFrame:
+    """The statement's table."""
+    return next(frame.value for frame in app.dataframe if key in frame.value.columns)
+
+
+def tiles(app) -> dict[str, str]:
+    """Each tile's exact amount, as its help gives it."""
+    return {m.label: m.proto.help.split(". ")[0] for m in app.metric}
+
+
+def test_the_page_shows_the_statement_the_query_layer_and_the_cli_give(dashboard):
+    app = open_page(PAGE, query={"month": "2026-06"})
+    app.selectbox(key="statement_vendor").set_value("V2").run()
+    assert not app.exception, [e.value for e in app.exception]
+    expected = queries.run(dashboard, "statement", ANALYST, {"vendor_id": "V2", "period": "2026-06"})
+    totals = pd.DataFrame(expected.attrs["totals"])
+    page = shown(app, "not_eligible_because").reset_index(drop=True)
+    pd.testing.assert_frame_equal(page[["student_id", "outcome", "amount"]], expected[["student_id", "outcome", "amount"]])
+    assert tiles(app)["Due this month"] == f"${totals['total'].sum():,.2f}"
+    assert tiles(app)["Due to date"] == f"${totals['total_to_date'].sum():,.2f}"
+    # The demo's V2 cap binds once the outcomes fall due.
+    assert totals["contract_cap_applied"].sum() > 0
+
+    printed = CliRunner().invoke(
+        main, ["payments", "statement", "--vendor", "V2", "--period", "2026-06", "--data-dir", str(dashboard.settings.data_dir)],
+        catch_exceptions=False,
+    ).output
+    [csv] = [data for key, data in downloads(app).items() if key.endswith("download-statement-csv")]
+    assert csv.decode() == printed
+    cli = pd.read_csv(io.StringIO(printed), dtype={"student_id": str})
+    assert cli.loc[cli["student_id"] == "TOTAL", "amount"].tolist() == totals["total"].tolist()
+
+
+def test_before_the_spring_window_closes_outcomes_are_due_not_earned(dashboard):
+    app = open_page(PAGE, query={"month": "2026-01"})
+    app.selectbox(key="statement_vendor").set_value("V1").run()
+    rows = shown(app, "not_eligible_because")
+    served = rows[rows["served"]]
+    assert len(served) and set(served["outcome"]) == {"due after the contract ends (2026-06)"}
+    assert rows["outcome_amount"].sum() == 0
+
+
+def test_a_vendor_reads_only_its_own_statement(dashboard):
+    app = open_page(PAGE, user="vendor-v3", query={"month": "2026-01"})
+    assert not app.exception, [e.value for e in app.exception]
+    assert not [box for box in app.selectbox if box.key == "statement_vendor"]
+    rows = shown(app, "not_eligible_because")
+    own = queries.run(dashboard, "statement", Scope("vendor", "V3"), {"period": "2026-01"})
+    assert rows["student_id"].tolist() == own["student_id"].tolist()
+    with dashboard.cursor() as cur:
+        v3 = {s for (s,) in cur.execute("select student_key from students where vendor_id = 'V3'").fetchall()}
+    assert set(rows["student_id"]) <= v3 and len(rows)
+
+
+def test_a_statement_is_not_shown_while_presenting(dashboard):
+    app = open_page(PAGE, user="admin", query={"present": "true"})
+    assert not app.dataframe
+    assert any("not shown while presenting" in info.value for info in app.info)
