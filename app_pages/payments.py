@@ -63,6 +63,10 @@ table = rows.copy()
 table.attrs = {}  # the totals and terms travel in attrs, which the table need not send
 st.dataframe(
     table, hide_index=True, width="stretch", key="statement",
+    # What each student is paid first; the long reasons after.
+    column_order=["student_id", "payment_metric", "served", "served_on", "eligible", "outcome", "base_amount",
+                  "outcome_amount", "student_cap_applied", "amount", "not_eligible_because", "also_served_under",
+                  "contract_starts_on"],
     column_config={
         "vendor_id": None,
         "contract_starts_on": st.column_config.DateColumn("Contract from"),
