@@ -1,11 +1,13 @@
 """Payments: a vendor's statement for a month under its contract's rate card: each student's
 standing, what falls due that month, the caps applied and the total."""
 
+from datetime import date
+
 import pandas as pd
 import streamlit as st
 
-from ciboard import charts, payments, session
-from ciboard.dashboard import audit, choices, query, scope
+from ciboard import charts, payments, session, statements
+from ciboard.dashboard import account, audit, choices, query, scope, warehouse
 
 filters = st.session_state["filters"]
 own = scope().vendor_id
@@ -35,20 +37,23 @@ if contracts.empty:
     st.info("No contract of this vendor is loaded.")
     st.stop()
 months = payments.months(contracts)
-today = payments.period_of(filters.end)
+last_chosen = payments.period_of(filters.end)
 period = st.selectbox(
-    "Month", [payments.label(m) for m in months], index=payments.closest(months, today), key="month", bind="query-params",
+    "Month", [payments.label(m) for m in months], index=payments.closest(months, last_chosen), key="month", bind="query-params",
     help="Base payments fall due in the month a student is served (or at the end of the quarter); outcome payments "
     "in the month after the last window they need.",
 )
-rows = query("statement", vendor_id=vendor, period=period)
+live = query("statement", vendor_id=vendor, period=period)
+# A closed month shows what was frozen when it closed, whatever has arrived since.
+closed = statements.read(session.app_db(), scope(), vendor, period)
+rows = closed.rows if closed else live
 totals, terms = pd.DataFrame(rows.attrs["totals"]), pd.DataFrame(rows.attrs["terms"])
 
 st.subheader("Rate-card terms")
 # One column per rate-card line: the terms read down, as a contract does.
 st.dataframe(terms.drop(columns=["vendor_id"]).set_index("payment_metric").T, width="stretch", key="terms")
 
-st.subheader(f"Statement for {period}")
+st.subheader(f"Statement for {period}" + (" (closed)" if closed else ""))
 tiles = st.columns(5)
 for tile, (name, amount, meaning) in zip(tiles, [
     ("Due this month", totals["total"].sum(), "Base and outcome payments due this month, after the caps."),
@@ -97,3 +102,40 @@ for column, output_format in zip(downloads, payments.FORMATS):
         icon=":material/download:", key=f"download-statement-{output_format}", width="stretch",
         on_click=audit, args=("export", {"file": name, "rows": len(rows), "page": "Payments"}),
     )
+
+st.subheader("Certification")
+me = account()
+if closed is None:
+    st.caption("Open: these figures are computed from the data as it stands, and move when data arrives. An admin closes "
+               "a month once it has ended; the statement is then frozen with the data version it came from.")
+    if me.role == "admin" and payments.period_end(payments.period_of(period)) < date.today():
+        if st.button(f"Close {period} for this vendor", key="close-statement", icon=":material/lock:"):
+            try:
+                statements.close(warehouse(), session.app_db(), me, vendor, period)
+            except statements.StatementError as error:
+                st.error(str(error))
+            else:
+                st.rerun()
+else:
+    st.markdown(
+        f"Closed {closed.closed_at} by {closed.closed_by}, from warehouse version {closed.warehouse_version}: "
+        + ("**certified** (signed off by the district and the vendor); it never changes." if closed.certified
+           else "awaiting sign-off; the figures never change.")
+    )
+    moved = round(pd.DataFrame(live.attrs["totals"])["total"].sum() - totals["total"].sum(), 2)
+    if moved:
+        st.warning(f"Data that arrived after closing would change this month by ${moved:,.2f}; the closed statement stays as it is.")
+    for signoff in closed.signoffs:
+        st.markdown(f"- Signed off for the {signoff.party} by {signoff.signed_by}, {signoff.signed_at}"
+                    + (f": {signoff.note}" if signoff.note else ""))
+    party = {"admin": "district", "vendor": "vendor"}.get(me.role)
+    if party and party not in {s.party for s in closed.signoffs}:
+        with st.form("sign-statement"):
+            note = st.text_input("Note (optional)")
+            if st.form_submit_button(f"Sign off for the {party}", icon=":material/verified:"):
+                try:
+                    statements.sign(session.app_db(), me, vendor, period, note)
+                except statements.StatementError as error:
+                    st.error(str(error))
+                else:
+                    st.rerun()

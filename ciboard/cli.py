@@ -475,3 +475,26 @@ def statement(vendor: str, period: str, output_format: str, output: Path | None,
     path.write_bytes(content)
     audit_command(warehouse.settings, "export", {**audited, "rows": len(rows), "file": str(path)})
     click.echo(f"wrote the {rows.attrs['period']} statement of {vendor} to {path}")
+
+
+@payments.command(
+    help="Close a vendor's month: freeze its statement with the warehouse version it comes from. The district and "
+    "the vendor then sign it off on the Payments page; a closed statement never changes."
+)
+@click.option("--vendor", required=True, help="The vendor's id, e.g. V3.")
+@click.option("--period", required=True, help="The month, YYYY-MM; it must have ended.")
+@data_dir_option
+def close(vendor: str, period: str, data_dir: Path | None) -> None:
+    from ciboard import statements
+    from ciboard.accounts import Account
+    from ciboard.payments import PeriodError
+
+    warehouse = warehouse_for(data_dir)
+    # The command line is the district's own operator, as for ingest.
+    operator = Account(f"{os_user()} (command line)", "the command line", "admin")
+    try:
+        closed = statements.close(warehouse, AppDB.of(warehouse.settings), operator, vendor, period)
+    except (statements.StatementError, PeriodError, QueryError, WarehouseMissing) as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(f"closed the {closed.period} statement of {vendor}: total {closed.totals['total'].sum():,.2f},"
+               f" from warehouse version {closed.warehouse_version}")

@@ -72,3 +72,22 @@ def test_a_statement_is_not_shown_while_presenting(dashboard):
     app = open_page(PAGE, user="admin", query={"present": "true"})
     assert not app.dataframe
     assert any("not shown while presenting" in info.value for info in app.info)
+
+
+def test_an_admin_closes_a_month_and_the_district_and_the_vendor_sign_it_off(dashboard):
+    app = open_page(PAGE, user="admin", query={"month": "2026-02"})
+    app.selectbox(key="statement_vendor").set_value("V6").run()
+    before = shown(app, "not_eligible_because")
+    app.button(key="close-statement").click().run()
+    assert not app.exception, [e.value for e in app.exception]
+    assert any("awaiting sign-off" in m.value for m in app.markdown)
+    pd.testing.assert_frame_equal(shown(app, "not_eligible_because"), before, check_dtype=False)
+    app.text_input[0].input("Matches invoice 2026-02-V6")
+    app.button[-1].click().run()
+    assert any("Signed off for the district by admin" in m.value for m in app.markdown)
+
+    vendor = open_page(PAGE, user="vendor-v6", query={"month": "2026-02"})
+    assert any("(closed)" in h.value for h in vendor.subheader)
+    vendor.button[-1].click().run()
+    assert any("**certified**" in m.value for m in vendor.markdown)
+    assert not [b for b in vendor.button if b.key == "close-statement"]

@@ -1,0 +1,140 @@
+"""Certified statements: an admin closes a vendor's month, which freezes the statement with the
+warehouse version it was computed from (pinned, so the version stays readable), and then the
+district and the vendor each sign it off. Certified once both have; it never changes after
+closing (the app database refuses any update or delete of it, see sql/app/007).
+"""
+
+import json
+from dataclasses import dataclass
+from datetime import date, datetime
+
+import pandas as pd
+
+from ciboard import accounts, payments, queries
+from ciboard.access import Scope, ScopeError
+from ciboard.accounts import Account
+from ciboard.appdb import AppDB
+from ciboard.warehouse import Warehouse
+
+
+class StatementError(ValueError):
+    """A close or sign-off that cannot be made; the message says why."""
+
+
+@dataclass(frozen=True)
+class Signoff:
+    party: str
+    signed_by: str
+    signed_at: str
+    note: str
+
+
+@dataclass(frozen=True)
+class Closed:
+    vendor_id: str
+    period: str
+    warehouse_version: str
+    closed_at: str
+    closed_by: str
+    rows: pd.DataFrame
+    totals: pd.DataFrame
+    terms: pd.DataFrame
+    signoffs: tuple[Signoff, ...]
+
+    @property
+    def certified(self) -> bool:
+        return {s.party for s in self.signoffs} == {"district", "vendor"}
+
+    def record(self) -> str:
+        return f"statement-{self.vendor_id}-{self.period}"
+
+
+def _own(scope: Scope, vendor_id: str) -> None:
+    if scope.role == "vendor" and scope.vendor_id != vendor_id:
+        raise ScopeError(f"this account sees only its own vendor, {scope.vendor_id}")
+
+
+def close(warehouse: Warehouse, db: AppDB, who: Account, vendor_id: str, period: str, *, today: date | None = None) -> Closed:
+    """Freezes the vendor's statement for a month that has ended, as it stands now."""
+    if who.role != "admin":
+        raise ScopeError("only an admin closes a period")
+    month = payments.period_of(period)
+    if payments.period_end(month) >= (today or date.today()):
+        raise StatementError(f"{payments.label(month)} has not ended yet: a month is closed after its last day")
+    rows = queries.run(warehouse, "statement", who.scope, {"vendor_id": vendor_id, "period": payments.label(month)})
+    if rows.empty:
+        raise StatementError(f"vendor {vendor_id} has no contract with students up to {payments.label(month)}")
+    version = rows.attrs["version"]
+    frozen = json.dumps({
+        "rows": rows.astype(object).where(rows.notna(), None).to_dict(orient="records"),
+        "totals": rows.attrs["totals"],
+        "terms": rows.attrs["terms"],
+    }, default=str)
+    # The version is pinned before the record exists: a record never names a version that may go.
+    warehouse.pin(version, f"statement-{vendor_id}-{payments.label(month)}")
+    now = datetime.now().isoformat(timespec="seconds")
+    try:
+        with db.transaction() as con:
+            con.execute(
+                "insert into closed_statements (vendor_id, period, warehouse_version, closed_at, closed_by, frozen)"
+                " values (?, ?, ?, ?, ?, ?)",
+                [vendor_id, payments.label(month), version, now, who.username, frozen],
+            )
+    except Exception as error:  # the unique key: closed before
+        if "UNIQUE" not in str(error):
+            raise
+        raise StatementError(f"the {payments.label(month)} statement of {vendor_id} is closed already; it never changes") from None
+    accounts.audit(db, who, "close statement", {"vendor": vendor_id, "period": payments.label(month), "version": version})
+    return read(db, who.scope, vendor_id, payments.label(month))
+
+
+def sign(db: AppDB, who: Account, vendor_id: str, period: str, note: str = "") -> Closed:
+    """The district (an admin) or the vendor itself signs a closed statement off, once each."""
+    _own(who.scope, vendor_id)
+    party = {"admin": "district", "vendor": "vendor"}.get(who.role)
+    if party is None:
+        raise ScopeError("a statement is signed off by an admin for the district, or by the vendor")
+    closed = read(db, who.scope, vendor_id, period)
+    if closed is None:
+        raise StatementError(f"the {period} statement of {vendor_id} is not closed yet: an admin closes it first")
+    signed = next((s for s in closed.signoffs if s.party == party), None)
+    if signed is not None:
+        raise StatementError(f"the {party} signed this statement off already ({signed.signed_by}, {signed.signed_at})")
+    with db.transaction() as con:
+        statement_id = con.execute(
+            "select statement_id from closed_statements where vendor_id = ? and period = ?", [vendor_id, closed.period]
+        ).fetchone()[0]
+        con.execute(
+            "insert into statement_signoffs values (?, ?, ?, ?, ?)",
+            [statement_id, party, who.username, datetime.now().isoformat(timespec="seconds"), note.strip()],
+        )
+    accounts.audit(db, who, "sign statement", {"vendor": vendor_id, "period": closed.period, "party": party})
+    return read(db, who.scope, vendor_id, closed.period)
+
+
+def read(db: AppDB, scope: Scope, vendor_id: str, period: str) -> Closed | None:
+    """The closed statement as frozen, with its sign-offs; None if the month is not closed."""
+    _own(scope, vendor_id)
+    if scope.role == "facilitator":
+        raise ScopeError("statements list students: the district's analysts and admins, and the vendor itself, may read them")
+    month = payments.label(payments.period_of(period))
+    with db.connect() as con:
+        row = con.execute("select * from closed_statements where vendor_id = ? and period = ?", [vendor_id, month]).fetchone()
+        if row is None:
+            return None
+        signoffs = con.execute(
+            "select party, signed_by, signed_at, note from statement_signoffs where statement_id = ? order by party",
+            [row["statement_id"]],
+        ).fetchall()
+    frozen = json.loads(row["frozen"])
+    rows = pd.DataFrame(frozen["rows"])
+    for column in ("contract_starts_on", "served_on"):
+        if column in rows:
+            rows[column] = pd.Series([None if pd.isna(v) else date.fromisoformat(v) for v in rows[column]], dtype=object)
+    # As the query layer gives a statement, so that it reads and exports the same way.
+    rows.attrs = {"totals": frozen["totals"], "terms": frozen["terms"], "period": month, "version": row["warehouse_version"]}
+    return Closed(
+        vendor_id=vendor_id, period=month, warehouse_version=row["warehouse_version"], closed_at=row["closed_at"],
+        closed_by=row["closed_by"], rows=rows, totals=pd.DataFrame(frozen["totals"]), terms=pd.DataFrame(frozen["terms"]),
+        signoffs=tuple(Signoff(*s) for s in signoffs),
+    )
