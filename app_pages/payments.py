@@ -131,8 +131,8 @@ else:
     party = {"admin": "district", "vendor": "vendor"}.get(me.role)
     if party and party not in {s.party for s in closed.signoffs}:
         with st.form("sign-statement"):
-            note = st.text_input("Note (optional)")
-            if st.form_submit_button(f"Sign off for the {party}", icon=":material/verified:"):
+            note = st.text_input("Note (optional)", key="sign-note")
+            if st.form_submit_button(f"Sign off for the {party}", icon=":material/verified:", key="sign-statement"):
                 try:
                     statements.sign(session.app_db(), me, vendor, period, note)
                 except statements.StatementError as error:

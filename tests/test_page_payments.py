@@ -82,12 +82,12 @@ def test_an_admin_closes_a_month_and_the_district_and_the_vendor_sign_it_off(das
     assert not app.exception, [e.value for e in app.exception]
     assert any("awaiting sign-off" in m.value for m in app.markdown)
     pd.testing.assert_frame_equal(shown(app, "not_eligible_because"), before, check_dtype=False)
-    app.text_input[0].input("Matches invoice 2026-02-V6")
-    app.button[-1].click().run()
-    assert any("Signed off for the district by admin" in m.value for m in app.markdown)
+    app.text_input(key="sign-note").input("Matches invoice 2026-02-V6")
+    app.button(key="sign-statement").click().run()
+    assert any("Signed off for the district by admin" in m.value and "Matches invoice" in m.value for m in app.markdown)
 
     vendor = open_page(PAGE, user="vendor-v6", query={"month": "2026-02"})
     assert any("(closed)" in h.value for h in vendor.subheader)
-    vendor.button[-1].click().run()
+    vendor.button(key="sign-statement").click().run()
     assert any("**certified**" in m.value for m in vendor.markdown)
     assert not [b for b in vendor.button if b.key == "close-statement"]
