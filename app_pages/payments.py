@@ -118,7 +118,7 @@ if closed is None:
                 st.rerun()
 else:
     st.markdown(
-        f"Closed {closed.closed_at} by {closed.closed_by}, from warehouse version {closed.warehouse_version}: "
+        f"Closed {closed.closed_at.replace('T', ' at ')} by {closed.closed_by}, from warehouse version {closed.warehouse_version}: "
         + ("**certified** (signed off by the district and the vendor); it never changes." if closed.certified
            else "awaiting sign-off; the figures never change.")
     )
@@ -126,7 +126,7 @@ else:
     if moved:
         st.warning(f"Data that arrived after closing would change this month by ${moved:,.2f}; the closed statement stays as it is.")
     for signoff in closed.signoffs:
-        st.markdown(f"- Signed off for the {signoff.party} by {signoff.signed_by}, {signoff.signed_at}"
+        st.markdown(f"- Signed off for the {signoff.party} by {signoff.signed_by}, {signoff.signed_at.replace('T', ' at ')}"
                     + (f": {signoff.note}" if signoff.note else ""))
     party = {"admin": "district", "vendor": "vendor"}.get(me.role)
     if party and party not in {s.party for s in closed.signoffs}:

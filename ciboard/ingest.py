@@ -297,7 +297,6 @@ class Loader:
         self.today = today
         self.say = say
         self.seen: dict[tuple[str, str | None, str], int] = {}
-        self.contracts_changed = False
         self.typed: str | None = None  # the file being loaded, typed; None if it cannot be checked
         self.unreadable: list[Problem] = []  # its rows that could not be read
         for name in (*DERIVED_KINDS, "roster"):
@@ -529,7 +528,6 @@ class Loader:
                     from {typed}""",
                     [batch_id],
                 )
-            self.contracts_changed = True
             # The growth threshold decides met_growth_target, so its students' facts are redone.
             con.execute(
                 f"""insert into affected_assessment select student_key from students
@@ -685,8 +683,6 @@ class Loader:
                 if kind == "sessions":
                     self.con.execute("delete from student_dosage where student_key in (select student_key from affected)")
                     self.con.execute(STUDENT_DOSAGE)
-        if self.contracts_changed or self.con.execute("select count(*) from affected_sessions").fetchall()[0][0]:
-            self.con.execute(CONTRACT_SERVED)
         # A corrected roster moves a student's facts to their new school, grade or group, and a
         # district student a vendor now rosters takes that vendor.
         self.con.execute(
@@ -867,18 +863,6 @@ def _nwea_derivation() -> str:
 
 
 DERIVATIONS[NWEA_MAP.results.kind] = _nwea_derivation()
-
-# Rebuilt whole when sessions or contracts change: one pass over the sessions at ingest
-# saves every payments query that pass.
-CONTRACT_SERVED = """
-delete from contract_served;
-insert into contract_served
-select c.vendor_id, c.starts_on, s.student_key, min(s.session_date)
-from (select distinct vendor_id, starts_on, ends_on from contracts) as c
-inner join sessions as s
-    on s.vendor_id = c.vendor_id and s.session_date between c.starts_on and c.ends_on and s.attended_minutes > 0
-group by all
-"""
 
 STUDENT_DOSAGE = """
 insert into student_dosage

@@ -19,6 +19,7 @@ The rules, per rate-card line (a payment outcome of a vendor's contract):
   each taken in date order, so a cap cuts the latest payments.
 """
 
+import functools
 import html
 import io
 import re
@@ -81,6 +82,7 @@ def _month(day: date) -> date:
     return day.replace(day=1)
 
 
+@functools.cache  # a few distinct days over thousands of students
 def _month_after(day: date) -> date:
     return (pd.Timestamp(day.replace(day=1)) + pd.offsets.MonthBegin(1)).date()
 
@@ -165,7 +167,10 @@ def judge(students: pd.DataFrame) -> pd.DataFrame:
     frame = frame.merge(others.rename("also_served_under").reset_index(), on=STUDENT, how="left")
     frame["also_served_under"] = frame["also_served_under"].fillna("")
 
-    reasons = [_not_eligible(row) for row in frame.to_dict("records")]
+    needed = ["served_on", "served_by", "served_min", "sessions_attended", "minutes_attended", "dosage_weeks", "enrolled_on",
+              "enrolled_by", "min_dosage_share", "weeks_tutored", "outcome_window", "from_window", "success", "from_value",
+              "outcome_value", "payment_metric"]
+    reasons = [_not_eligible(dict(zip(needed, values))) for values in zip(*(frame[c].tolist() for c in needed))]
     frame["not_eligible_because"] = reasons
     frame["eligible"] = [not r for r in reasons]
     direction = np.where(frame["better"] == "lower", -1.0, 1.0)

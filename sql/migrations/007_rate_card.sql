@@ -15,3 +15,7 @@ alter table contracts add column base_schedule varchar default 'monthly';
 -- Every version of every contract line ever loaded, by the batch that loaded it: a statement
 -- names the batch whose terms it applied, and the terms it replaced stay readable.
 create table contract_history as select * from contracts;
+
+-- The payments view reads the served rule from the sessions themselves now (each contract has
+-- its own), so the first-session table ingest kept for it goes.
+drop table contract_served;

@@ -38,48 +38,62 @@ dosage_weeks as (
     having count(*) >= 3
 ),
 
-steps as (
-    select vendor_id, starts_on, student_key, session_date as on_day, 1 as sessions, attended_minutes as minutes, 0 as weeks
-    from booked where attended_minutes > 0
-    union all
-    select vendor_id, starts_on, student_key, met_on, 0, 0, 1 from dosage_weeks
-),
-
-running as (
+-- The day a student met the contract's served rule: the N-th attended session, the N-th week
+-- meeting the dosage standard, or (for minutes, the one rule that needs a running total) the
+-- session whose minutes reach N. Aggregates, not a window over every session, where they can.
+attended as (
     select
-        *,
-        sum(sessions) over student as sessions_so_far,
-        sum(minutes) over student as minutes_so_far,
-        sum(weeks) over student as weeks_so_far
-    from steps
-    window student as (partition by vendor_id, starts_on, student_key order by on_day, weeks rows unbounded preceding)
-),
-
--- The day a student met the contract's served rule: the rule's measure first reaches its minimum.
-service as (
-    select
-        r.vendor_id,
-        r.starts_on,
-        r.student_key,
-        sum(r.sessions) as sessions_attended,
-        sum(r.minutes) as minutes_attended,
-        sum(r.weeks) as dosage_weeks,
-        min(r.on_day) filter (
-            where case c.served_by
-                when 'sessions' then r.sessions_so_far
-                when 'minutes' then r.minutes_so_far
-                else r.weeks_so_far
-            end >= c.served_min
-        ) as served_on
-    from running as r
-    inner join contract_terms as c using (vendor_id, starts_on)
-    group by all
-),
-
-tutoring_weeks as (
-    select vendor_id, starts_on, student_key, count(distinct date_trunc('week', session_date)) as weeks_tutored
+        vendor_id,
+        starts_on,
+        student_key,
+        count(*) filter (where attended_minutes > 0) as sessions_attended,
+        sum(attended_minutes) as minutes_attended,
+        count(distinct date_trunc('week', session_date)) as weeks_tutored,
+        list_sort(list(session_date) filter (where attended_minutes > 0)) as attended_days
     from booked
     group by all
+),
+
+met_weeks as (
+    select vendor_id, starts_on, student_key, count(*) as dosage_weeks, list_sort(list(met_on)) as met_days
+    from dosage_weeks
+    group by all
+),
+
+minutes_reached as (
+    select vendor_id, starts_on, student_key, min(session_date) filter (where so_far >= served_min) as reached_on
+    from (
+        select
+            b.*,
+            c.served_min,
+            sum(b.attended_minutes) over (
+                partition by b.vendor_id, b.starts_on, b.student_key order by b.session_date rows unbounded preceding
+            ) as so_far
+        from booked as b
+        inner join contract_terms as c using (vendor_id, starts_on)
+        where c.served_by = 'minutes' and b.attended_minutes > 0
+    )
+    group by all
+),
+
+service as (
+    select
+        a.vendor_id,
+        a.starts_on,
+        a.student_key,
+        a.sessions_attended,
+        a.minutes_attended,
+        a.weeks_tutored,
+        coalesce(w.dosage_weeks, 0) as dosage_weeks,
+        case c.served_by
+            when 'sessions' then a.attended_days[ceil(c.served_min)::integer]
+            when 'dosage_weeks' then w.met_days[ceil(c.served_min)::integer]
+            else m.reached_on
+        end as served_on
+    from attended as a
+    inner join contract_terms as c using (vendor_id, starts_on)
+    left join met_weeks as w using (vendor_id, starts_on, student_key)
+    left join minutes_reached as m using (vendor_id, starts_on, student_key)
 ),
 
 windows as (
@@ -150,7 +164,7 @@ select
     coalesce(sv.sessions_attended, 0) as sessions_attended,
     coalesce(sv.minutes_attended, 0) as minutes_attended,
     coalesce(sv.dosage_weeks, 0) as dosage_weeks,
-    coalesce(tw.weeks_tutored, 0) as weeks_tutored,
+    coalesce(sv.weeks_tutored, 0) as weeks_tutored,
     sv.served_on,
     coalesce(wr.value, lr.value) as outcome_value,
     fr.value as from_value
@@ -158,8 +172,6 @@ from lines as l
 -- A line with no student yet still shows, as one row without a student.
 left join students as st on st.vendor_id = l.vendor_id and st.enrolled_on <= l.ends_on
 left join service as sv on sv.vendor_id = l.vendor_id and sv.starts_on = l.starts_on and sv.student_key = st.student_key
-left join tutoring_weeks as tw
-    on tw.vendor_id = l.vendor_id and tw.starts_on = l.starts_on and tw.student_key = st.student_key
 left join windows as ow on ow.school_year = l.school_year and ow.window_name = l.outcome_window
 left join window_results as wr
     on wr.vendor_id = l.vendor_id and wr.starts_on = l.starts_on and wr.payment_metric = l.payment_metric
