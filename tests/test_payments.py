@@ -181,6 +181,9 @@ def test_nothing_is_earned_for_an_outcome_whose_window_has_not_closed(district):
     served = rows[rows["served"]]
     assert set(served["outcome"]) == {"due after the spring window (2026-06)"}
     assert rows["outcome_amount"].sum() == 0
+    # A test the spring window has yet to give is no reason yet; an enrolment date already is.
+    because = rows.drop_duplicates("student_id").set_index("student_id")["not_eligible_because"]
+    assert because["A3"] == "" and because["A4"] == "enrolled 2025-10-15, after 2025-10-01"
     summary = queries.run(district, "payments", ANALYST, {"end": "2026-01-31"}).set_index("payment_metric")
     assert summary.loc["sgp", "students_successful"] == 0 and summary.loc["sgp", "amount_earned"] == 500
     assert summary.loc["sgp", "outcome_due"] == date(2026, 6, 1)
@@ -334,4 +337,20 @@ def test_an_old_contract_file_loads_with_today_s_meaning_made_explicit(tmp_path)
     assert described["contract"].endswith(f"(terms of batch {history[1][2]})")
     assert described["outcome"] == "sgp ≥ 50 in the spring window"
     assert dict(zip(rows["student_id"], rows["outcome"]))["A2"] == "not eligible"
+    warehouse.close()
+
+
+def test_weeks_meeting_the_dosage_standard_as_the_served_rule(tmp_path):
+    warehouse = make_warehouse(tmp_path / "data")
+    warehouse.init(["2025-26"])
+    files = district_files(tmp_path / "files")
+    files[2] = contract_file(tmp_path, "VB,proficient,1,100,300,,2025-09-01,2026-05-29,dosage_weeks,2,threshold,spring,,,,,monthly")
+    ingest(warehouse, files)
+    rows, _ = statement(warehouse, "VB", "2026-01")
+    # B1 met the standard in the week of Oct 6 (on its third session, Oct 8) and of Jan 12 (Jan 14).
+    assert dict(zip(rows["student_id"], rows["served_on"])) == {"B1": date(2026, 1, 14), "B2": None, "B3": None}
+    assert dict(zip(rows["student_id"], rows["base_amount"])) == {"B1": 100.0, "B2": 0.0, "B3": 0.0}
+    assert rows.set_index("student_id").loc["B3", "not_eligible_because"] == (
+        "not served (has 0 of 2 week(s) meeting the dosage standard)"
+    )
     warehouse.close()
