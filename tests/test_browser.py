@@ -23,7 +23,7 @@ from conftest import ROOT
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 SCREENSHOTS = ROOT / "tests" / "screenshots"
 # The default page (Overview) lives at the root.
-PAGES = ["", "trends", "disparities", "vendors", "relationships", "data-quality", "data-map"]
+PAGES = ["", "trends", "disparities", "vendors", "payments", "relationships", "data-quality", "data-map"]
 CI_PAGES = ["meetings", "commitments", "root-causes", "pdsa", "workgroups"]
 ADMIN_PAGES = ["accounts", "audit", "upload"]
 
