@@ -408,6 +408,12 @@ class Warehouse:
                 shutil.rmtree(folder, ignore_errors=True)
 
 
+def data_version(version: str | None) -> str:
+    """A warehouse version as people read it: 'wh-000007' is 'data version 7'."""
+    number = (version or "").removeprefix("wh-")
+    return f"data version {int(number)}" if number.isdigit() else "an earlier data version"
+
+
 def add_school_years(con: duckdb.DuckDBPyConnection, names: list[str], settings: Settings) -> list[str]:
     """Adds school years and their calendar weeks; years already there are left alone."""
     from ciboard.calendar import parse_school_year, weeks
