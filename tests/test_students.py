@@ -267,3 +267,69 @@ def test_a_corrected_records_file_replaces_the_one_of_the_same_date(district, tm
     again = write_csv(tmp_path / "again.csv", HEADER, "ST0000004,M01,8,Asian,M,N,Y,N,below,2025-09-01", "ST0000005,M01,8,Asian,M,N,Y,N,below,2025-09-02")
     [(_, row, column, _, reason)] = problems_of(district, Submission(again, "students"))
     assert (row, column) == (2, "student_id") and "was already loaded in batch" in reason
+
+
+# --- the Data quality page --------------------------------------------------------------
+
+
+def serve(warehouse, monkeypatch):
+    """The dashboard over `warehouse`, with an analyst, a facilitator and V1's account."""
+    import streamlit as st
+
+    from ciboard import accounts
+    from ciboard.appdb import AppDB
+    from ciboard.settings import get_settings
+
+    monkeypatch.setenv("CIBOARD_DATA_DIR", str(warehouse.settings.data_dir))
+    get_settings.cache_clear()
+    st.cache_resource.clear()
+    db = AppDB.of(warehouse.settings)
+    for name, role, vendor in (("analyst", "analyst", None), ("facilitator", "facilitator", None), ("vendor-v1", "vendor", "V1")):
+        accounts.add_user(db, name, role=role, vendor_id=vendor, password="a long password")
+
+
+@pytest.fixture
+def reset_settings():
+    yield
+    import streamlit as st
+
+    from ciboard.settings import get_settings
+
+    get_settings.cache_clear()
+    st.cache_resource.clear()
+
+
+def test_data_quality_says_groups_come_from_vendors_without_district_records(loaded, monkeypatch, reset_settings):
+    from conftest import open_page
+
+    serve(loaded, monkeypatch)
+    app = open_page("app_pages/data_quality.py")
+    [warning] = [w.value for w in app.warning]
+    assert warning.startswith("**Student groups come from the vendors' rosters.**") and "--kind students" in warning
+
+
+def test_data_quality_lists_where_a_roster_disagrees_with_the_district(district, tmp_path, monkeypatch, reset_settings):
+    from conftest import open_page
+
+    path = write_csv(
+        tmp_path / "roster_v1.csv", ROSTER_HEADER,
+        *(line.replace(",0,1,near,", ",0,0,well below,") for line in (SAMPLES / "roster.csv").read_text().splitlines()[1:]),
+    )
+    ingest(district, [Submission(path, "roster")])
+    serve(district, monkeypatch)
+
+    app = open_page("app_pages/data_quality.py")
+    assert not app.warning
+    lines = [m.value for m in app.markdown]
+    assert any("**the district's student records**: 4 students, records from Sep 1, 2025 to Sep 1, 2025" in line for line in lines)
+    assert any(line.startswith("**1 student(s)' groups are stated differently in a vendor's roster**, V1 · BrightPath Tutoring: 1.") for line in lines)
+    listing = next(frame.value for frame in app.dataframe if "roster_value" in frame.value.columns)
+    assert list(zip(listing["student_key"], listing["group"], listing["roster_value"], listing["district_value"])) == [
+        ("ST0000003", "Baseline band", "well below", "near"), ("ST0000003", "Special education", "0", "Yes"),
+    ]
+
+    # Everyone else hears how many, not who.
+    for user, words in (("facilitator", "in a vendor roster"), ("vendor-v1", "in your roster")):
+        app = open_page("app_pages/data_quality.py", user=user)
+        assert any(m.value.startswith(f"1 student(s)' groups are stated differently {words}") for m in app.markdown), user
+        assert not any("roster_value" in frame.value.columns for frame in app.dataframe)
