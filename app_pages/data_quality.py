@@ -53,10 +53,11 @@ if records["students"] == 0:
     )
 else:
     without = int(records["rostered_without_record"])
+    first, last = (f"{records[d]:%b %-d, %Y}" for d in ("first_as_of", "last_as_of"))
     st.markdown(
         f"Student groups come from **the district's student records**: {int(records['students']):,} students, "
-        f"records from {records['first_as_of']:%b %-d, %Y} to {records['last_as_of']:%b %-d, %Y}, each fact taking "
-        "the groups in force on its date. Vendors' rosters only say which vendor serves whom."
+        + (f"as of {first}" if first == last else f"in records from {first} to {last}")
+        + ". Vendors' rosters only say which vendor serves whom."
         + (f" {without:,} rostered student(s) are not in the records: their groups still come from their vendor's "
            "roster." if without else "")
     )
@@ -64,9 +65,10 @@ else:
     if not disagreeing:
         st.caption("No roster states a student's groups differently from the district's records.")
     elif not scope().sees_students:
+        whose = "Your roster states" if own_only else "Vendors' rosters state"
         st.markdown(
-            f"{disagreeing:,} student(s)' groups are stated differently in {'your' if own_only else 'a vendor'} roster "
-            "than in the district's records; the records decide. Analysts see which students and groups."
+            f"{whose} other groups than the district's records "
+            f"for {disagreeing:,} student(s); the records decide. Analysts see which students and groups."
         )
     else:
         listing = query("roster_disagreements")
@@ -74,15 +76,15 @@ else:
             listing = listing[listing["vendor_id"].isin(chosen)]
         listing = listing.assign(source=listing["vendor_id"].map(source_label), group=listing["field"].map(GROUP_FIELDS))
         st.markdown(
-            f"**{disagreeing:,} student(s)' groups are stated differently in a vendor's roster**, "
+            f"**Vendors' rosters state other groups than the district's records for {disagreeing:,} student(s)** ("
             + "; ".join(f"{source}: {count}" for source, count in listing.groupby("source")["student_key"].nunique().items())
-            + ". The district's records decide; the roster's values change nothing."
+            + "). The records decide; what a roster says of a student's groups changes nothing."
         )
         st.dataframe(
             listing, hide_index=True, width="stretch",
             column_order=["source", "student_key", "group", "roster_value", "district_value", "record_as_of", "file_name"],
             column_config={
-                "source": st.column_config.TextColumn("Vendor", width="small"),
+                "source": st.column_config.TextColumn("Vendor", width="medium"),
                 "student_key": "Student",
                 "group": "Group",
                 "roster_value": "Roster says",

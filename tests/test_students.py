@@ -321,15 +321,15 @@ def test_data_quality_lists_where_a_roster_disagrees_with_the_district(district,
     app = open_page("app_pages/data_quality.py")
     assert not app.warning
     lines = [m.value for m in app.markdown]
-    assert any("**the district's student records**: 4 students, records from Sep 1, 2025 to Sep 1, 2025" in line for line in lines)
-    assert any(line.startswith("**1 student(s)' groups are stated differently in a vendor's roster**, V1 · BrightPath Tutoring: 1.") for line in lines)
+    assert any("**the district's student records**: 4 students, as of Sep 1, 2025." in line for line in lines)
+    assert any(line.startswith("**Vendors' rosters state other groups than the district's records for 1 student(s)** (V1 · BrightPath Tutoring: 1).") for line in lines)
     listing = next(frame.value for frame in app.dataframe if "roster_value" in frame.value.columns)
     assert list(zip(listing["student_key"], listing["group"], listing["roster_value"], listing["district_value"])) == [
         ("ST0000003", "Baseline band", "well below", "near"), ("ST0000003", "Special education", "0", "Yes"),
     ]
 
     # Everyone else hears how many, not who.
-    for user, words in (("facilitator", "in a vendor roster"), ("vendor-v1", "in your roster")):
+    for user, words in (("facilitator", "Vendors' rosters state"), ("vendor-v1", "Your roster states")):
         app = open_page("app_pages/data_quality.py", user=user)
-        assert any(m.value.startswith(f"1 student(s)' groups are stated differently {words}") for m in app.markdown), user
+        assert any(m.value.startswith(f"{words} other groups than the district's records for 1 student(s)") for m in app.markdown), user
         assert not any("roster_value" in frame.value.columns for frame in app.dataframe)

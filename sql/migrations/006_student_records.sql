@@ -29,5 +29,7 @@ create table roster_claims (
 -- A vendor's roster may say when a student left its program.
 alter table students add column exited_on date;
 
+-- Reference data like the schools: a record describes its date and is due on no schedule, so
+-- Data quality does not judge it late (its own section says what the records hold and since when).
 insert into submission_kinds values
-('students', 'district', 'once', 0, 'The district''s student records: school, grade and groups of every student, as of a date.');
+('students', 'reference', 'once', 0, 'The district''s student records: school, grade and groups of every student, as of a date.');
