@@ -333,3 +333,17 @@ def test_data_quality_lists_where_a_roster_disagrees_with_the_district(district,
         app = open_page("app_pages/data_quality.py", user=user)
         assert any(m.value.startswith(f"{words} other groups than the district's records for 1 student(s)") for m in app.markdown), user
         assert not any("roster_value" in frame.value.columns for frame in app.dataframe)
+
+
+def test_a_student_who_left_is_not_enrolled_after_the_week_they_left(district, tmp_path):
+    ingest(district, [sessions_in(tmp_path, "october.csv", "2025-10-06")])
+    enrolled = lambda: dict(  # noqa: E731
+        run(district, "coverage", ANALYST, {"start": "2025-09-15"}).groupby("period_start")["enrolled"].first()
+    )
+    assert enrolled() == {date(2025, 9, 15): 3, date(2025, 9, 22): 4, date(2025, 10, 6): 4}
+    path = write_csv(
+        tmp_path / "roster_v1.csv", "student_id,vendor_id,enrolled_on,exited_on",
+        "ST0000001,V1,2025-09-15,", "ST0000002,V1,2025-09-15,2025-09-24", "ST0000003,V1,2025-09-16,", "ST0000004,V1,2025-09-22,",
+    )
+    ingest(district, [Submission(path, "roster")])
+    assert enrolled() == {date(2025, 9, 15): 3, date(2025, 9, 22): 4, date(2025, 10, 6): 3}
