@@ -347,3 +347,30 @@ def test_a_student_who_left_is_not_enrolled_after_the_week_they_left(district, t
     )
     ingest(district, [Submission(path, "roster")])
     assert enrolled() == {date(2025, 9, 15): 3, date(2025, 9, 22): 4, date(2025, 10, 6): 3}
+
+
+def test_records_loaded_after_the_rosters_decide_the_groups_of_the_students_they_have(loaded, tmp_path):
+    # The district sends records of three of V1's four students, and says ST0000003 is not in
+    # special education (V1's roster said she was).
+    lines = (SAMPLES / "students.csv").read_text().splitlines()
+    path = write_csv(tmp_path / "records.csv", lines[0], *(line.replace("White,Female,0,0,1", "White,Female,0,0,0") for line in lines[1:4]))
+    ingest(loaded, [Submission(path, "students")])
+    assert set(rows(loaded, "select student_key, special_education from facts where student_key in ('ST0000003', 'ST0000004')")) == {
+        ("ST0000003", False), ("ST0000004", False),
+    }
+    assert rows(loaded, "select special_education, vendor_id from students where student_key = 'ST0000003'") == [(False, "V1")]
+    records = run(loaded, "student_records", ANALYST).iloc[0]
+    assert (records["students"], records["rostered_without_record"]) == (3, 1)
+    # ST0000004 is V1's alone: its groups stay the roster's (English learner, per V1).
+    assert rows(loaded, "select english_learner from students where student_key = 'ST0000004'") == [(True,)]
+
+
+def test_a_records_file_that_would_drop_students_asks_to_replace(district, tmp_path):
+    from ciboard.ingest import ReplaceUnconfirmed
+
+    lines = (SAMPLES / "students.csv").read_text().splitlines()
+    path = write_csv(tmp_path / "records.csv", *lines[:4])
+    with pytest.raises(ReplaceUnconfirmed, match="1 of its 4 rows would be removed"):
+        ingest(district, [Submission(path, "students")])
+    ingest(district, [Submission(path, "students")], replace=True)
+    assert rows(district, "select count(*) from district_students") == [(3,)]
