@@ -475,7 +475,7 @@ class Loader:
         self, kind: Kind, typed: str, given: str | None, name: str
     ) -> tuple[str | None, list[Problem]]:
         if given is not None:
-            if kind.name in ("schools", "vendors", "contracts", "annotations"):
+            if kind.name in ("schools", "vendors", "contracts", "annotations", "students"):
                 return None, [Problem(name, None, None, given, f"--vendor does not apply to {kind.name} files")]
             known = self.con.execute("select count(*) from vendors where vendor_id = ?", [given]).fetchall()[0][0]
             if not known:

@@ -104,6 +104,9 @@ def test_an_unmapped_value_is_a_row_problem_naming_file_row_and_field(tmp_path):
     ]
     assert all("is not a" in reason and "CIBOARD_STUDENT_GROUP_SPELLINGS" in reason for *_, reason in found)
     assert rows(warehouse, "select count(*) from district_students") == [(0,)]
+    # The records are the district's: no vendor sends them.
+    [(*_, reason)] = problems_of(warehouse, Submission(SAMPLES / "students.csv", "students", "V1"))
+    assert reason == "--vendor does not apply to students files"
     warehouse.close()
 
 
