@@ -347,13 +347,14 @@ for _kind in profile_kinds(NWEA_MAP):
     KINDS[_kind.name] = _kind
 
 SPELLING_HELP = (
-    "is not a {what} the table of spellings knows (see the README's district student records); a district"
-    " spelling of its own is added with the setting CIBOARD_STUDENT_GROUP_SPELLINGS"
+    "is not a spelling of {what} that the table of spellings knows (README: District student records);"
+    " add the district's own with the setting CIBOARD_STUDENT_GROUP_SPELLINGS"
 )
 GROUP_NAMES = {
-    "grade": "grade (K or 0 to 12)", "race_ethnicity": "race/ethnicity", "gender": "gender",
-    "econ_disadvantaged": "yes/no (economically disadvantaged)", "english_learner": "yes/no (English learner)",
-    "special_education": "yes/no (special education)", "baseline_band": "baseline band (" + ", ".join(BASELINE_BANDS) + ")",
+    "grade": "a grade (K, 0 to 12)", "race_ethnicity": "a race/ethnicity", "gender": "a gender",
+    "econ_disadvantaged": "yes or no (economically disadvantaged)", "english_learner": "yes or no (English learner)",
+    "special_education": "yes or no (special education)",
+    "baseline_band": "a baseline band (" + ", ".join(BASELINE_BANDS) + ")",
 }
 
 
