@@ -569,7 +569,7 @@ class Loader:
             self._students_from_records()
         elif kind.name == "roster":
             con.execute(f"insert into affected_roster select student_id from {typed}")
-            assignment = kind is not KINDS["roster"]
+            assignment = kind is not KINDS["roster"]  # the district's records decide the groups
             if assignment:
                 con.execute(
                     f"""update students set vendor_id = t.vendor_id, enrolled_on = t.enrolled_on,
@@ -769,7 +769,6 @@ class Loader:
         )
         self._regroup()
         self.say(f"facts derived ({(datetime.now() - started).total_seconds():.2f} s)")
-
 
     def _regroup(self) -> None:
         """Every fact of a student in the district's records takes the groups of the record in
