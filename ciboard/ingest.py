@@ -778,6 +778,11 @@ class Loader:
         if not self.con.execute("select count(*) from district_students").fetchall()[0][0]:
             return
         touched = " union ".join(f"select student_key from affected_{name}" for name in (*DERIVED_KINDS, "roster", "students"))
+        [(taken_at,)] = self.con.execute("select count_date from group_rule").fetchall()
+        if taken_at != self.settings.group_count_date:
+            # The rule changed since the facts were grouped: every fact is regrouped by the new one.
+            touched = "select student_key from district_students"
+            self.con.execute("update group_rule set count_date = ?", [self.settings.group_count_date])
         on_date = "f.period_start"
         if self.settings.group_count_date:
             month, day = (int(part) for part in self.settings.group_count_date.split("-"))

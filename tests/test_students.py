@@ -180,6 +180,11 @@ def test_a_count_date_fixes_every_facts_groups(tmp_path):
     ingest(warehouse, [Submission(reclassified, "students")])
     assert english_learner_by_week(warehouse) == {date(2025, 9, 15): True, date(2026, 1, 12): True}
     warehouse.close()
+    # Without the setting, the next ingest regroups every fact by its own date.
+    warehouse = make_warehouse(tmp_path / "data")
+    ingest(warehouse, [sessions_in(tmp_path, "february.csv", "2026-02-02")])
+    assert english_learner_by_week(warehouse) == {date(2025, 9, 15): True, date(2026, 1, 12): False, date(2026, 2, 2): False}
+    warehouse.close()
     with pytest.raises(ValueError, match="day is out of range"):
         Settings(group_count_date="02-29")
 

@@ -26,6 +26,11 @@ create table roster_claims (
     mapped      varchar
 );
 
+-- The count date (setting group_count_date) the facts' groups were last taken at; null: each
+-- fact's own date. When the setting changes, the next ingest regroups every fact.
+create table group_rule (count_date varchar);
+insert into group_rule values (null);
+
 -- A vendor's roster may say when a student left its program.
 alter table students add column exited_on date;
 
