@@ -65,6 +65,8 @@ VIEW_FILES = (
     "coverage",
     "absent_students",
     "student_values",
+    "roster_disagreements",
+    "student_records",
 )
 
 
