@@ -11,6 +11,7 @@ from ciboard.access import ScopeError
 from ciboard.ci_records import PARTIES, STATUS_LABELS, STATUSES, Commitment
 from ciboard.dashboard import metrics, scope, warehouse
 from ciboard.meetings import EditConflict
+from ciboard.session import aliasing
 
 db = ci_ui.db()
 staff = ci_ui.district_staff()
@@ -81,6 +82,9 @@ def show_one(c: Commitment) -> None:
     }), hide_index=True)
     if not may_update(c):
         return
+    if aliasing():
+        st.caption(ci_ui.EDITING_OFF)
+        return
     opened = f"commitment-opened-{c.id}"
     st.session_state.setdefault(opened, c.revision)
     with st.form(f"status-{c.id}"):
@@ -132,5 +136,4 @@ def new_commitment() -> None:
         ci_ui.new_commitment("new-commitment", meeting_id, made_on)
 
 
-if staff:
-    new_commitment()
+ci_ui.offer_new(staff and not aliasing(), new_commitment)

@@ -18,6 +18,12 @@ FEEDS = {
     "roster": "Rosters",
     "school_attendance": "School attendance",
     "assessment": "Assessments",
+    "students": "District student records",
+}
+GROUP_FIELDS = {
+    "school_id": "School", "grade": "Grade", "race_ethnicity": "Race/ethnicity", "gender": "Gender",
+    "econ_disadvantaged": "Economically disadvantaged", "english_learner": "English learner",
+    "special_education": "Special education", "baseline_band": "Baseline band",
 }
 
 
@@ -32,8 +38,67 @@ st.caption(
     "and how recent each feed is. Talk about gaps here before reading a trend."
 )
 
-quality = query("quality", start=filters.start.isoformat(), end=filters.end.isoformat())
 chosen = filters.chosen.get("vendor_id") or []
+
+st.subheader("Where student groups come from")
+records = query("student_records").iloc[0]
+if records["students"] == 0:
+    st.warning(
+        "**Student groups come from the vendors' rosters.** The district has not sent its student records, so each "
+        "vendor's roster sets its students' school, grade, race/ethnicity, gender, poverty, English-learner and "
+        "special-education status and baseline band, and a vendor's roster can move its own students' groups (and "
+        "its expected values on *Vendors*). Once the district loads its records (`ciboard ingest FILE --kind "
+        "students`), they decide.",
+        icon=":material/info:",
+    )
+else:
+    without = int(records["rostered_without_record"])
+    first, last = (f"{records[d]:%b %-d, %Y}" for d in ("first_as_of", "last_as_of"))
+    st.markdown(
+        f"Student groups come from **the district's student records**: {int(records['students']):,} students, "
+        + (f"as of {first}" if first == last else f"in records from {first} to {last}")
+        + ". Vendors' rosters only say which vendor serves whom."
+        + (f" {without:,} rostered student(s) are not in the records: their groups still come from their vendor's "
+           "roster." if without else "")
+    )
+    disagreeing = int(records["students_disagreeing"])
+    if not disagreeing:
+        st.caption("No roster states a student's groups differently from the district's records.")
+    elif not scope().sees_students:
+        whose = "Your roster states" if own_only else "Vendors' rosters state"
+        st.markdown(
+            f"{whose} other groups than the district's records "
+            f"for {disagreeing:,} student(s); the records decide. Analysts see which students and groups."
+        )
+    else:
+        listing = query("roster_disagreements")
+        if chosen:
+            listing = listing[listing["vendor_id"].isin(chosen)]
+        listing = listing.assign(source=listing["vendor_id"].map(source_label), group=listing["field"].map(GROUP_FIELDS))
+        st.markdown(
+            f"**Vendors' rosters state other groups than the district's records for {disagreeing:,} student(s)** ("
+            + "; ".join(f"{source}: {count}" for source, count in listing.groupby("source")["student_key"].nunique().items())
+            + "). The records decide; what a roster says of a student's groups changes nothing."
+        )
+        st.dataframe(
+            listing, hide_index=True, width="stretch",
+            column_order=["source", "student_key", "group", "roster_value", "district_value", "record_as_of", "file_name"],
+            column_config={
+                "source": st.column_config.TextColumn("Vendor", width="medium"),
+                "student_key": "Student",
+                "group": "Group",
+                "roster_value": "Roster says",
+                "district_value": "District's records say",
+                "record_as_of": st.column_config.DateColumn("Record of", format="MMM D, YYYY"),
+                "file_name": "Roster file",
+            },
+        )
+        chart_footer(
+            listing.drop(columns=["source", "group"]), None, name="roster-disagreements",
+            who="Each vendor's current roster against the district's record in force when it was received",
+        )
+
+quality = query("quality", start=filters.start.isoformat(), end=filters.end.isoformat())
 if chosen:
     # District feeds belong to no vendor; with vendors chosen, show only theirs.
     quality = quality[quality["vendor_id"].isin(chosen)]

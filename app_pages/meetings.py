@@ -14,6 +14,7 @@ from ciboard.ci_records import AGENDA, Person
 from ciboard.dashboard import disguised, metrics, scope, warehouse
 from ciboard.meetings import EditConflict, MeetingFinal
 from ciboard.session import aliasing
+from ciboard.warehouse import data_version
 
 NEW = 0  # the meeting chooser's "new meeting" entry
 db = ci_ui.db()
@@ -99,7 +100,7 @@ st.caption(ci_ui.say(
 if meeting.is_final:
     st.info(ci_ui.say(
         f"Minutes finalised by {meeting.finalised_by} on {meeting.finalised_at:%b %-d, %Y}. The numbers are those on "
-        f"screen then ({ci_ui.data_version(meeting.warehouse_version)}), whatever data has come in since."),
+        f"screen then ({data_version(meeting.warehouse_version)}), whatever data has come in since."),
         icon=":material/lock:",
     )
     if staff:

@@ -5,10 +5,10 @@ from datetime import timedelta
 import pandas as pd
 import streamlit as st
 
-from ciboard import charts, meetings
+from ciboard import charts, meetings, safe_text
 from ciboard.dashboard import chart_footer, disguised, metric_picker, metrics, min_cell, query, scope
 from ciboard.filters import group_labels
-from ciboard.session import app_db
+from ciboard.session import app_db, presenting
 from ciboard.signals import MIN_POINTS, chart, closures, windows
 from ciboard.stats import spc
 
@@ -16,6 +16,20 @@ filters = st.session_state["filters"]
 own_only = scope().role == "vendor"  # a vendor's own line, and all other vendors pooled beside it
 one_vendor = (filters.chosen.get("vendor_id") or [])
 PEERS = "all other vendors"
+
+
+def charted_summary(metric: dict, grain: str, compare: str, split: str, rebase_on) -> str:
+    """What the folded controls chart, in one line."""
+    parts = [f"**{safe_text.markdown(metric['label'])}**", f"by {grain}"]
+    if compare != "nothing":
+        parts.append(f"compared with {compare.split(' (with')[0]}")
+    if split != "nothing":
+        parts.append(f"split by {split.replace('_id', '').replace('_', ' ')}")
+    if rebase_on:
+        parts.append(f"new limits from {rebase_on:%b %-d, %Y}")
+    return " · ".join(parts)
+
+
 st.title("Trends")
 st.caption(
     "Each point is a period; between the dashed process limits lies the variation to expect when nothing has "
@@ -23,7 +37,13 @@ st.caption(
     "rather than *whether* it did. Weeks of a break or closure are greyed and left out of the limits."
 )
 
-controls = st.columns([3, 2, 3, 2])
+# On a shared screen the chart's controls fold under one line saying what is charted, so the
+# chart itself fits the screen.
+shared = presenting()
+said = st.empty()
+settings = st.expander("Change what is charted", icon=":material/tune:") if shared else st.container()
+with settings:
+    controls = st.columns([3, 2, 3, 2])
 with controls[0]:
     metric = metric_picker()
 weekly = metric["frequency"] == "weekly"
@@ -49,6 +69,8 @@ with controls[3]:
         key="split", bind="query-params",
     )
 
+
+
 params = {"metric": metric["metric_id"], "grain": grain, **filters.params()}
 series = query("series", **params)
 if series.empty or series["value"].notna().sum() == 0:
@@ -61,7 +83,7 @@ if series.empty or series["value"].notna().sum() == 0:
 # Three windows a year cannot set control limits: they are compared, with intervals, instead.
 by_window = grain == "window"
 if not by_window:
-    rebase_on = st.columns([2, 5])[0].date_input(
+    rebase_on = settings.columns([2, 5])[0].date_input(
         "Known change: new limits from", value=None, min_value=filters.start, max_value=filters.end,
         key="rebase", bind="query-params", format="YYYY-MM-DD",
         help="After a deliberate change (a new schedule, a PDSA cycle), limits from the old process hide the new one's signals.",
@@ -106,7 +128,7 @@ elif compare.startswith(PEERS):
 elif compare in ("school attendance", "proficiency", "another metric"):
     other_id = {"school attendance": "school_attendance_rate", "proficiency": "proficient"}.get(compare)
     if other_id is None:
-        other_id = st.selectbox(
+        other_id = settings.selectbox(
             "Second metric", [m for m in catalogue if m != metric["metric_id"]], format_func=lambda m: catalogue[m]["label"],
             key="metric2", bind="query-params",
         )
@@ -119,6 +141,10 @@ elif compare in ("school attendance", "proficiency", "another metric"):
         st.caption(f"No data for {charts.in_sentence(other['label'])} with these filters.")
     else:
         st.caption(f"{other['label']} is hidden: fewer than {min_cell()} students in every period.")
+
+if shared:
+    beside = catalogue[other_id]["label"] if compare == "another metric" else compare
+    said.markdown(charted_summary(metric, grain, beside, split, None if by_window else rebase_on))
 
 if by_window:
     table = windows(series, metric)

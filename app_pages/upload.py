@@ -23,6 +23,7 @@ VENDOR_KINDS = {
     "roster": "Roster (the students you serve)",
 }
 DISTRICT_KINDS = {
+    "students": "Student records (the district's students and their groups, as of a date)",
     "school_attendance": "School attendance",
     "assessment": "Assessment results",
     "contracts": "Contracts and rate cards",

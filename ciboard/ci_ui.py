@@ -295,12 +295,6 @@ def meeting_label(meeting: ci_records.Meeting) -> str:
     return f"{meeting.held_on:%b %-d, %Y} · {'minutes' if meeting.is_final else 'draft'}"
 
 
-def data_version(version: str | None) -> str:
-    """A warehouse version as people read it: 'wh-000007' is 'data version 7'."""
-    number = (version or "").removeprefix("wh-")
-    return f"data version {int(number)}" if number.isdigit() else "an earlier data version"
-
-
 def keep_choice(key: str, options: list[int]) -> None:
     """Before the chooser keyed `key` (whose options are record ids) is drawn: the choice it opens
     on. Streamlit forgets a chooser's state, and its part of the address, once another page is

@@ -32,9 +32,10 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
+from ciboard.groups import GROUP_FIELDS, MAPPED_FIELDS, shown_sql, spellings
 from ciboard.kinds import (
-    KINDS, RAW_TABLES, STAGED_KEYS, STUDENT_KINDS, VENDOR_KINDS, Kind, Problem, as_vendor_sees, find_problems,
-    rows_with_problems, type_rows,
+    KINDS, RAW_TABLES, STAGED_KEYS, STUDENT_KINDS, VENDOR_KINDS, Kind, Problem, as_vendor_sees,
+    assignment_roster_kind, find_problems, rows_with_problems, students_kind, type_rows,
 )
 from ciboard.nwea import NWEA_MAP, metric_rows, slug_sql
 from ciboard.settings import Settings
@@ -182,6 +183,9 @@ def ingest(
     for submission in submissions:
         if submission.kind not in KINDS:
             raise ValueError(f"unknown kind {submission.kind!r}; the kinds are {', '.join(KINDS)}")
+    spellings(warehouse.settings.student_group_spellings)  # a bad setting is refused before any file is read
+    # Checks read the published version's tables, so they must have today's migrations.
+    warehouse.upgrade_if_stale()
     hashes = [sha256_of(s.path) for s in submissions]
     if _all_loaded_before(warehouse, submissions, hashes):
         say("every file was loaded before; nothing to do")
@@ -299,7 +303,9 @@ class Loader:
         self.seen: dict[tuple[str, str | None, str], int] = {}
         self.typed: str | None = None  # the file being loaded, typed; None if it cannot be checked
         self.unreadable: list[Problem] = []  # its rows that could not be read
-        for name in (*DERIVED_KINDS, "roster"):
+        self.kind: Kind | None = None  # the kind the file is read as (a roster's depends on the warehouse)
+        self.spellings = spellings(settings.student_group_spellings)
+        for name in (*DERIVED_KINDS, "roster", "students"):
             con.execute(f"create or replace temp table affected_{name} (student_key varchar)")
         con.execute("create or replace temp table replacing (batch_id integer)")
 
@@ -332,7 +338,7 @@ class Loader:
     def read(self, submission: Submission, digest: str) -> Outcome:
         """Stages and types the file as `self.typed`, if it has the columns to check; the
         outcome holds the problems found so far."""
-        kind = KINDS[submission.kind]
+        kind = self.kind = self._kind(submission.kind)
         name = submission.name
         outcome = Outcome(name, kind.name, "rejected", vendor_id=submission.vendor_id)
         self.started, self.typed, self.unreadable = datetime.now(), None, []
@@ -366,7 +372,7 @@ class Loader:
 
     def judge(self, outcome: Outcome, submission: Submission) -> None:
         """The problems of the typed file against the warehouse, and what it would replace."""
-        kind, typed, name = KINDS[submission.kind], self.typed, outcome.file
+        kind, typed, name = self.kind, self.typed, outcome.file
         vendor_id, problems = self._vendor_of(kind, typed, submission.vendor_id, name)
         outcome.vendor_id = vendor_id
         outcome.period = self._period(kind, typed)
@@ -390,7 +396,7 @@ class Loader:
 
     def apply(self, outcome: Outcome, submission: Submission, digest: str) -> None:
         """Loads the judged file: it replaces what it replaces, and is logged as accepted."""
-        kind, typed, name = KINDS[submission.kind], self.typed, outcome.file
+        kind, typed, name = self.kind, self.typed, outcome.file
         outcome.batch_id = self.con.execute("select coalesce(max(batch_id), 0) + 1 from submissions").fetchall()[0][0]
         for (batch,) in self.con.execute("select batch_id from replacing").fetchall():
             self._unload(kind, batch)
@@ -427,6 +433,15 @@ class Loader:
             + f" ({seconds:.2f} s)"
         )
 
+    def _kind(self, name: str) -> Kind:
+        """The kind a file is read as. Once the district has sent its student records, a roster
+        only assigns students to a vendor: the district's records decide their groups."""
+        if name == "students":
+            return students_kind(self.spellings)
+        if name == "roster" and self.con.execute("select count(*) from district_students").fetchall()[0][0]:
+            return assignment_roster_kind(self.spellings)
+        return KINDS[name]
+
     def _changes(self, kind: Kind, typed: str) -> list[WeekChange]:
         """Week by week, the rows of the replaced batches against the rows of the file, by key."""
         if kind.name not in RAW_TABLES:
@@ -459,7 +474,7 @@ class Loader:
         self, kind: Kind, typed: str, given: str | None, name: str
     ) -> tuple[str | None, list[Problem]]:
         if given is not None:
-            if kind.name in ("schools", "vendors", "contracts", "annotations"):
+            if kind.name in ("schools", "vendors", "contracts", "annotations", "students"):
                 return None, [Problem(name, None, None, given, f"--vendor does not apply to {kind.name} files")]
             known = self.con.execute("select count(*) from vendors where vendor_id = ?", [given]).fetchall()[0][0]
             if not known:
@@ -546,14 +561,34 @@ class Loader:
             )
         elif kind.name == NWEA_MAP.students.kind:
             self._insert_nwea_students(typed, batch_id)
-        elif kind.name == "roster":
-            con.execute(f"insert into affected_roster select student_id from {typed}")
+        elif kind.name == "students":
+            con.execute(f"insert into affected_students select distinct student_id from {typed}")
             con.execute(
-                f"""insert or replace into students select student_id, vendor_id, school_id, grade,
-                race_ethnicity, gender, econ_disadvantaged, english_learner, special_education,
-                baseline_band, enrolled_on, ? from {typed}""",
+                f"""insert into district_students select student_id, as_of, school_id, group_grade,
+                group_race_ethnicity, group_gender, group_econ_disadvantaged, group_english_learner,
+                group_special_education, group_baseline_band, ? from {typed}""",
                 [batch_id],
             )
+            self._students_from_records()
+        elif kind.name == "roster":
+            con.execute(f"insert into affected_roster select student_id from {typed}")
+            assignment = kind is not KINDS["roster"]  # the district's records decide the groups
+            if assignment:
+                con.execute(
+                    f"""update students set vendor_id = t.vendor_id, enrolled_on = t.enrolled_on,
+                    exited_on = t.exited_on, batch_id = ? from {typed} as t where students.student_key = t.student_id""",
+                    [batch_id],
+                )
+            else:
+                con.execute(
+                    f"""insert or replace into students (student_key, vendor_id, school_id, grade, race_ethnicity,
+                    gender, econ_disadvantaged, english_learner, special_education, baseline_band, enrolled_on,
+                    batch_id, exited_on)
+                    select student_id, vendor_id, school_id, grade, race_ethnicity, gender, econ_disadvantaged,
+                    english_learner, special_education, baseline_band, enrolled_on, ?, exited_on from {typed}""",
+                    [batch_id],
+                )
+            self._insert_claims(typed, batch_id, assignment)
         else:
             con.execute(f"insert into affected_{kind.name} select distinct student_id from {typed}")
             if kind.name == "sessions":
@@ -584,6 +619,47 @@ class Loader:
             elif kind.name == NWEA_MAP.results.kind:
                 self._insert_nwea_results(typed, batch_id)
 
+    def _students_from_records(self) -> None:
+        """Each student of the district's records as the latest record describes them: a student
+        the warehouse has not seen becomes a district student (no vendor until a roster names
+        them); one it has takes the record's school and groups, and keeps its vendor."""
+        self.con.execute(
+            """create or replace temp table latest_records as
+            select *, min(as_of) over (partition by student_key) as first_as_of from district_students
+            where student_key in (select student_key from affected_students)
+            qualify row_number() over (partition by student_key order by as_of desc) = 1"""
+        )
+        self.con.execute(
+            """update students set school_id = r.school_id, grade = r.grade, race_ethnicity = r.race_ethnicity,
+                gender = r.gender, econ_disadvantaged = r.econ_disadvantaged, english_learner = r.english_learner,
+                special_education = r.special_education, baseline_band = r.baseline_band
+            from latest_records as r where students.student_key = r.student_key"""
+        )
+        self.con.execute(
+            """insert into students (student_key, vendor_id, school_id, grade, race_ethnicity, gender,
+                econ_disadvantaged, english_learner, special_education, baseline_band, enrolled_on, batch_id)
+            select student_key, null, school_id, grade, race_ethnicity, gender, econ_disadvantaged,
+                english_learner, special_education, baseline_band, first_as_of, batch_id
+            from latest_records where student_key not in (select student_key from students)"""
+        )
+
+    def _insert_claims(self, typed: str, batch_id: int, assignment: bool) -> None:
+        """What the roster says of each student's groups, as sent and as the dashboard names it,
+        to set beside the district's records (the roster_disagreements view)."""
+        parts = []
+        for field in GROUP_FIELDS:
+            if not assignment:
+                mapped = shown_sql(field, f'"{field}"')
+            elif field in MAPPED_FIELDS:
+                mapped = shown_sql(field, f"group_{field}")
+            else:
+                mapped = f'"{field}"'
+            parts.append(
+                f"""select student_id, {int(batch_id)}, '{field}', trim({field}__raw), {mapped} from {typed}
+                where nullif(trim({field}__raw), '') is not null"""
+            )
+        self.con.execute("insert into roster_claims " + " union all ".join(parts))
+
     def _insert_nwea_students(self, typed: str, batch_id: int) -> None:
         """A term's students as the export lists them; those the warehouse has not seen become
         district students (no vendor). A school is found by its name, case and spaces aside;
@@ -609,7 +685,7 @@ class Loader:
         con.execute(
             f"""insert into students
             select {c["student_id"]}, null, k.school_id, t.grade_number, t.group_race, t.group_gender,
-                   null, null, null, null, y.starts_on, ?
+                   null, null, null, null, y.starts_on, ?, null
             from {typed} as t
             inner join nwea_schools as k on k.name = trim({c["school"]})
             inner join school_years as y on y.school_year = t.term_year
@@ -694,7 +770,50 @@ class Loader:
             where facts.student_key = s.student_key
               and s.student_key in (select student_key from affected_roster)"""
         )
+        self._regroup()
         self.say(f"facts derived ({(datetime.now() - started).total_seconds():.2f} s)")
+
+    def _regroup(self) -> None:
+        """Every fact of a student in the district's records takes the groups of the record in
+        force on its date (or, with the group_count_date setting, on that day of its school
+        year): the latest record on or before that date, else the student's first record. A
+        later record adds a version; the facts before it keep the groups they had."""
+        if not self.con.execute("select count(*) from district_students").fetchall()[0][0]:
+            return
+        touched = " union ".join(f"select student_key from affected_{name}" for name in (*DERIVED_KINDS, "roster", "students"))
+        [(taken_at,)] = self.con.execute("select count_date from group_rule").fetchall()
+        if taken_at != self.settings.group_count_date:
+            # The rule changed since the facts were grouped: every fact is regrouped by the new one.
+            touched = "select student_key from district_students"
+            self.con.execute("update group_rule set count_date = ?", [self.settings.group_count_date])
+        on_date = "f.period_start"
+        if self.settings.group_count_date:
+            month, day = (int(part) for part in self.settings.group_count_date.split("-"))
+            on_date = (
+                f"coalesce(make_date(year(y.starts_on) + (month(y.starts_on) > {month})::integer, {month}, {day}),"
+                " f.period_start)"
+            )
+        self.con.execute(
+            f"""update facts set school_id = v.school_id, grade = v.grade, race_ethnicity = v.race_ethnicity,
+                gender = v.gender, econ_disadvantaged = v.econ_disadvantaged, english_learner = v.english_learner,
+                special_education = v.special_education, baseline_band = v.baseline_band
+            from (
+                with wanted as (
+                    select distinct f.student_key, f.period_start, {on_date} as on_date
+                    from facts as f
+                    left join school_years as y on f.period_start between y.starts_on and y.ends_on
+                    where f.student_key in ({touched})
+                )
+                select w.student_key, w.period_start, d.school_id, d.grade, d.race_ethnicity, d.gender,
+                    d.econ_disadvantaged, d.english_learner, d.special_education, d.baseline_band
+                from wanted as w
+                inner join district_students as d using (student_key)
+                qualify row_number() over (
+                    partition by w.student_key, w.period_start
+                    order by d.as_of > w.on_date, abs(date_diff('day', d.as_of, w.on_date))) = 1
+            ) as v
+            where facts.student_key = v.student_key and facts.period_start = v.period_start"""
+        )
 
 
 STUDENT_COLUMNS = (

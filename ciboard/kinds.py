@@ -10,6 +10,7 @@ from datetime import date
 
 import duckdb
 
+from ciboard.groups import BASELINE_BANDS, GROUP_FIELDS, MAPPED_FIELDS, mapped_sql, spellings
 from ciboard.nwea import NWEA_MAP, ImportProfile, mapping_sql, term_sql
 
 # --- what each kind of file holds ---------------------------------------------------------
@@ -56,8 +57,30 @@ NOT_YOURS = "is not on your roster"
 MAX_PROBLEMS = 1_000  # listed per file; a file with more says how many more
 WHOLE_NUMBER_LIMIT = 2_147_483_647  # the warehouse keeps whole numbers as 32-bit integers
 
-BASELINE_BANDS = ("well below", "below", "near", "above")
 SURVEY_ITEMS = ("sel_identity", "sel_efficacy", "satisfaction")
+
+# What every roster is checked for, whoever decides its students' groups.
+ROSTER_CHECKS = (
+    # A vendor is not told which other vendor ids exist.
+    Check(
+        "vendor_id",
+        "vendor_id in (select vendor_id from known_vendors)",
+        "unknown vendor_id",
+        for_vendor="is not the submitting vendor",
+    ),
+    Check("vendor_id", "submitting_vendor is null or vendor_id = submitting_vendor", "is not the submitting vendor"),
+    Check(
+        "student_id",
+        "rostered_vendor is null or rostered_vendor = vendor_id",
+        "is already on another vendor's roster",
+        for_vendor=NOT_YOURS,
+    ),
+    Check("exited_on", "exited_on >= enrolled_on", "is before enrolled_on"),
+)
+ROSTERED = (
+    "left join (select student_key, vendor_id as rostered_vendor from students) as rostered"
+    " on rostered.student_key = staged.student_id"
+)
 
 KINDS: dict[str, Kind] = {
     kind.name: kind
@@ -169,21 +192,11 @@ KINDS: dict[str, Kind] = {
                 Column("special_education", "boolean"),
                 Column("baseline_band", "varchar"),
                 Column("enrolled_on", "date"),
+                Column("exited_on", "date", required=False),
             ),
             key=("student_id",),
             checks=(
-                # A vendor is not told which other vendor ids exist.
-                Check(
-                    "vendor_id",
-                    "vendor_id in (select vendor_id from known_vendors)",
-                    "unknown vendor_id",
-                    for_vendor="is not the submitting vendor",
-                ),
-                Check(
-                    "vendor_id",
-                    "submitting_vendor is null or vendor_id = submitting_vendor",
-                    "is not the submitting vendor",
-                ),
+                *ROSTER_CHECKS,
                 Check("school_id", "school_id in (select school_id from known_schools)", "unknown school_id"),
                 Check("grade", "grade between 0 and 12", "must be a grade from 0 (K) to 12"),
                 Check(
@@ -191,15 +204,8 @@ KINDS: dict[str, Kind] = {
                     "baseline_band in " + str(BASELINE_BANDS),
                     "must be one of " + ", ".join(BASELINE_BANDS),
                 ),
-                Check(
-                    "student_id",
-                    "rostered_vendor is null or rostered_vendor = vendor_id",
-                    "is already on another vendor's roster",
-                    for_vendor=NOT_YOURS,
-                ),
             ),
-            lookups="left join (select student_key, vendor_id as rostered_vendor from students) as rostered"
-            " on rostered.student_key = staged.student_id",
+            lookups=ROSTERED,
             period_column="enrolled_on",
             data_dates=("enrolled_on",),
         ),
@@ -371,6 +377,78 @@ def profile_kinds(profile: ImportProfile) -> tuple[Kind, Kind]:
 for _kind in profile_kinds(NWEA_MAP):
     KINDS[_kind.name] = _kind
 
+SPELLING_HELP = (
+    "is not a spelling of {what} that the table of spellings knows (README: District student records);"
+    " add the district's own with the setting CIBOARD_STUDENT_GROUP_SPELLINGS"
+)
+GROUP_NAMES = {
+    "grade": "a grade (K, 0 to 12)", "race_ethnicity": "a race/ethnicity", "gender": "a gender",
+    "econ_disadvantaged": "yes or no (economically disadvantaged)", "english_learner": "yes or no (English learner)",
+    "special_education": "yes or no (special education)",
+    "baseline_band": "a baseline band (" + ", ".join(BASELINE_BANDS) + ")",
+}
+
+
+def _mapped(spellings: dict[str, dict[str, object]]) -> str:
+    """Rebuilds `{typed}` with each group as the dashboard names it (`group_<field>`), null where
+    the table has no such spelling."""
+    groups = ", ".join(f'{mapped_sql(f"t.{field}", spellings[field])} as group_{field}' for field in MAPPED_FIELDS)
+    return f"create or replace temp table {{typed}} as select t.*, {groups} from {{typed}} as t"
+
+
+def students_kind(spellings: dict[str, dict[str, object]]) -> Kind:
+    """The district's student records: one version of a student's groups per as_of date."""
+    return Kind(
+        "students",
+        (
+            Column("student_id", "varchar"),
+            Column("school_id", "varchar"),
+            *(Column(field, "varchar", required=field != "baseline_band") for field in MAPPED_FIELDS),
+            Column("as_of", "date"),
+        ),
+        key=("student_id", "as_of"),
+        checks=(
+            Check("school_id", "school_id in (select school_id from known_schools)", "unknown school_id"),
+            *(Check(field, f"group_{field} is not null", SPELLING_HELP.format(what=GROUP_NAMES[field]))
+              for field in MAPPED_FIELDS),
+        ),
+        period_column="as_of",
+        data_dates=("as_of",),
+        enrich=_mapped(spellings),
+    )
+
+
+def assignment_roster_kind(spellings: dict[str, dict[str, object]]) -> Kind:
+    """A vendor's roster once the district has sent its student records: which vendor serves a
+    student, from when to when. Group columns it still has are read as text, only to be
+    compared with the district's (ciboard.groups maps them); they decide nothing."""
+    return Kind(
+        "roster",
+        (
+            Column("student_id", "varchar"),
+            Column("vendor_id", "varchar"),
+            Column("enrolled_on", "date"),
+            Column("exited_on", "date", required=False),
+            *(Column(field, "varchar", required=False) for field in GROUP_FIELDS),
+        ),
+        key=("student_id",),
+        checks=(
+            *ROSTER_CHECKS,
+            Check(
+                "student_id",
+                "student_id in (select student_key from district_students)",
+                "is not a student in the district's student records",
+            ),
+        ),
+        lookups=ROSTERED,
+        period_column="enrolled_on",
+        data_dates=("enrolled_on",),
+        enrich=_mapped(spellings),
+    )
+
+
+KINDS["students"] = students_kind(spellings())
+
 VENDOR_KINDS = ("roster", "sessions", "survey")
 STUDENT_KINDS = ("sessions", "school_attendance", "assessment", "survey")
 
@@ -382,12 +460,14 @@ RAW_TABLES = {
     "assessment": ("assessments", "student_key, window_name, school_year", "test_date"),
     "survey": ("survey_responses", "student_key, response_date, item", "response_date"),
     NWEA_MAP.results.kind: ("nwea_results", "student_key, term_name, scale, test_id", "test_date"),
+    "students": ("district_students", "student_key, as_of", "as_of"),
 }
 STAGED_KEYS = {
     "sessions": "student_id, session_date, tutor_id",
     "school_attendance": "student_id, week_start",
     "assessment": 'student_id, "window", school_year',
     "survey": "student_id, response_date, item",
+    "students": "student_id, as_of",
     NWEA_MAP.results.kind: ", ".join(
         f'"{NWEA_MAP.results.columns[f]}"' for f in ("student_id", "term", "scale", "test_id")
     ),

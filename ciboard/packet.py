@@ -33,7 +33,7 @@ from ciboard.ci_records import Commitment, Meeting, PdsaCycle, RootCause, Workgr
 from ciboard.followup import Movement, Prefill
 from ciboard.letters import Letters
 from ciboard.queries import BOOLEAN_DIMENSIONS, DIMENSIONS, data_map, run
-from ciboard.warehouse import VersionGone, Warehouse
+from ciboard.warehouse import VersionGone, Warehouse, data_version
 
 # Breakdown tables by every key group, for this many of the meeting's metrics.
 BREAKDOWN_METRICS = 2
@@ -112,7 +112,7 @@ class Packet:
         """Said of charts and breakdowns read from a later warehouse than the finalised meeting's."""
         if not self.meeting.is_final or self.meeting.warehouse_version in (None, self.warehouse_version):
             return ""
-        return f" (drawn afresh from warehouse {self.warehouse_version})"
+        return f" (drawn afresh from {data_version(self.warehouse_version)})"
 
 
 # --- gathering ------------------------------------------------------------------------
@@ -184,8 +184,8 @@ def build(
     version = warehouse.version()
     if meeting.is_final and meeting.warehouse_version and meeting.warehouse_version != version:
         notes.append(
-            f"The meeting's numbers are those it saw, from warehouse {meeting.warehouse_version}, which is no "
-            f"longer kept. Charts and breakdowns are drawn from warehouse {version}, up to the meeting's date: "
+            f"The meeting's numbers are those it saw, from {data_version(meeting.warehouse_version)}, which is no "
+            f"longer kept. Charts and breakdowns are drawn from {data_version(version)}, up to the meeting's date: "
             "data loaded since may make them differ."
         )
     return Packet(
@@ -594,7 +594,7 @@ def _pdsa_facts(item: PdsaItem, packet: Packet) -> list[tuple[str, str]]:
     ]
     if item.study is not None:
         when = ("as the meeting saw it" if item.frozen
-                else f"computed {packet.prepared_at:%Y-%m-%d} from warehouse {packet.warehouse_version}")
+                else f"computed {packet.prepared_at:%Y-%m-%d} from {data_version(packet.warehouse_version)}")
         facts.append((f"Before and after ({when})", _moved(item.study, packet)))
     act = ci_records.ACT_LABELS[p.act] + (f": {p.act_note}" if p.act_note else "") if p.act else "not yet decided"
     facts.append(("Act", act))

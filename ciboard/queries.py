@@ -51,6 +51,9 @@ DATE_COLUMNS = (
     "enrolled_by",
     "outcome_known_on",
     "outcome_due",
+    "first_as_of",
+    "last_as_of",
+    "record_as_of",
 )
 
 
@@ -132,6 +135,18 @@ VIEWS = {
             "quality",
             "per vendor, submission kind and period: due date, received at, status, rows",
             ("start", "end"),
+        ),
+        View(
+            "student_records",
+            "one row: students and records in the district's student records, their first and last as_of,"
+            " rostered students without a record (groups from their vendor), students whose roster disagrees",
+            (),
+        ),
+        View(
+            "roster_disagreements",
+            "per student and group where a vendor's roster differs from the district's student records (analysts only)",
+            (),
+            students=True,
         ),
         View(
             "peers",
@@ -253,6 +268,8 @@ SQL = {
     "quality": (
         "select * from quality(scope_vendor := $scope_vendor, start_date := $start, end_date := $end, as_of := $today)"
     ),
+    "student_records": "select * from student_records(scope_vendor := $scope_vendor)",
+    "roster_disagreements": "select * from roster_disagreements(scope_vendor := $scope_vendor)",
     "peers": (
         "select * from peers($metric, grain := $grain, own_vendor := $own_vendor, start_date := $start,"
         " end_date := $end, filters := $filters::map(varchar, varchar[]), min_dosage_share := $min_dosage_share,"

@@ -1,10 +1,11 @@
 """Every setting of CI Board, in one place: from the environment (CIBOARD_*), `.env`, or defaults."""
 
+from datetime import date
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -29,6 +30,18 @@ class Settings(BaseSettings):
         ge=1,
         le=99,
         description="SGP at or above which a student met the growth target, where the vendor's rate card names no SGP threshold.",
+    )
+    student_group_spellings: dict[str, dict[str, str]] = Field(
+        default_factory=dict,
+        description="A district's own spellings of student groups, added to the table in ciboard/groups.py, as JSON: "
+        '{"race_ethnicity": {"Latinx": "Hispanic"}, "english_learner": {"uri://district.org/ELStatus#Active": "Yes"}}.',
+    )
+    group_count_date: str | None = Field(
+        None,
+        pattern=r"^(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$",
+        description="MM-DD: every fact takes its student's groups from the district's records in force on this day "
+        "of its school year (many states count on a day in October). Unset: each fact takes the groups in force on "
+        "its own date.",
     )
     keep_versions: int = Field(
         3, ge=2, description="Published warehouse versions kept on disk; older ones are deleted after a publish."
@@ -55,6 +68,13 @@ class Settings(BaseSettings):
         description="Failed sign-ins as one user name from all addresses in a day after which every address waits "
         "from its first failure (guessing from many addresses). An address that has not failed is always let try.",
     )
+
+    @field_validator("group_count_date")
+    @classmethod
+    def _a_day_of_every_year(cls, value: str | None) -> str | None:
+        if value:
+            date(2001, *map(int, value.split("-")))  # 02-29 is not a day of every year
+        return value
 
     @property
     def warehouse_dir(self) -> Path:

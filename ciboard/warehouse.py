@@ -65,6 +65,8 @@ VIEW_FILES = (
     "coverage",
     "absent_students",
     "student_values",
+    "roster_disagreements",
+    "student_records",
 )
 
 
@@ -406,6 +408,12 @@ class Warehouse:
         for folder in (self.directory / PINS).glob("*"):
             if folder.name not in pinned and not self.path_of(folder.name).exists():
                 shutil.rmtree(folder, ignore_errors=True)
+
+
+def data_version(version: str | None) -> str:
+    """A warehouse version as people read it: 'wh-000007' is 'data version 7'."""
+    number = (version or "").removeprefix("wh-")
+    return f"data version {int(number)}" if number.isdigit() else "an earlier data version"
 
 
 def add_school_years(con: duckdb.DuckDBPyConnection, names: list[str], settings: Settings) -> list[str]:

@@ -200,10 +200,12 @@ def test_a_finalised_packet_whose_version_is_gone_is_drawn_afresh_and_says_so(co
     for section in ("### What the data says", "### Disparities"):
         frozen = [section_of(text, section).split("\n#### ")[0] for text in (markdown, packet.to_markdown(before))]
         assert frozen[0] == frozen[1]
-    assert f"drawn afresh from warehouse {after.warehouse_version}" in section_of(markdown, "### Disparities")
+    number = int(after.warehouse_version.removeprefix("wh-"))
+    assert f"drawn afresh from data version {number})" in section_of(markdown, "### Disparities")
+    assert "wh-0" not in markdown
     # Staff read a noisy share: 0% shows as near 0.
     assert v3_attendance(after, WEEK_SHOWN) < 0.02 < v3_attendance(before, WEEK_SHOWN)
-    assert f"from warehouse {meeting.warehouse_version}, which is no longer kept" in markdown
+    assert f"from data version {int(meeting.warehouse_version.removeprefix('wh-'))}, which is no longer kept" in markdown
 
 
 @pytest.mark.parametrize("vendor_id", ["V5", "V3"])

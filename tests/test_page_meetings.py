@@ -171,6 +171,18 @@ def test_commitments_page_adds_and_logs(store):
     assert [(e.status, e.note) for e in again.log] == [("open", ""), ("in_progress", "First list sent")]
 
 
+def test_presenting_with_letters_the_commitments_page_offers_no_form_and_says_why(store):
+    [first] = meetings.commitments(store, ANALYST)[:1]
+    app = open_page("app_pages/commitments.py", user="facilitator", query={"present": "true", "alias": "true"})
+    app.selectbox(key="commitment").set_value(first.id).run()
+    assert not app.exception
+    assert not (app.main.text_input or app.main.text_area or app.main.date_input or app.main.button)
+    said = [c.value for c in app.caption if c.value.startswith("Editing is off while vendors are shown as letters")]
+    assert len(said) == 2, "once for the chosen commitment's log, once for a new commitment"
+    plain = open_page("app_pages/commitments.py", user="facilitator", query={"present": "true"})
+    assert "Add the commitment" in [b.label for b in plain.button], "presenting without letters still edits"
+
+
 def test_a_pdsa_cycle_marks_the_trend_charts_of_its_slice(store):
     """The seeded V5 cycle for English learners marks V5's chart and the district's, not V4's."""
     [cycle] = [p for p in meetings.pdsa_cycles(store, ANALYST) if p.slice.vendor_id == "V5"]

@@ -268,3 +268,18 @@ def test_the_meeting_being_run_letters_the_screen_and_its_packet_alike(dashboard
     earned = payments.drop_duplicates(["vendor_id", "contract_starts_on"]).set_index("vendor_id")["amount_earned"]
     bars = trace(chart(app, "payments"), "Earned")
     assert dict(zip(bars["y"], plotted(bars, "x"))) == pytest.approx({made.letters.aliases[v]: e for v, e in earned.items()})
+
+
+def test_presenting_trends_folds_its_controls_under_one_line_saying_what_is_charted(dashboard):
+    shown = open_page("app_pages/trends.py", query={"present": "true", "compare": "last year", "split": "grade"},
+                      user="facilitator")
+    assert not shown.exception
+    [folded] = [e for e in shown.expander if e.label == "Change what is charted"]
+    assert {s.label for s in folded.selectbox} >= {"Metric", "Compare with", "Split by"}
+    assert [d.label for d in folded.date_input] == ["Known change: new limits from"]
+    said = [m.value for m in shown.markdown if m.value.startswith("**Tutoring attendance rate** · by ")]
+    assert said == ["**Tutoring attendance rate** · by week · compared with last year · split by grade"]
+
+    at_desk = open_page("app_pages/trends.py", query={"compare": "last year"}, user="facilitator")
+    assert not [e for e in at_desk.expander if e.label == "Change what is charted"]
+    assert "Compare with" in [s.label for s in at_desk.main.selectbox]

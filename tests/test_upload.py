@@ -89,6 +89,18 @@ def test_an_administrator_loads_district_files(sample_app):
     assert [e.label for e in app.main.selectbox] == ["What the file holds", "Submitted by (vendor files only)"]
 
 
+def test_an_administrator_loads_the_districts_student_records(sample_app):
+    app = open_page("app_pages/upload.py", user="admin")
+    app.main.selectbox[0].set_value("students")
+    content = SAMPLES.joinpath("students.csv").read_bytes()
+    app.file_uploader[0].set_value(("students.csv", content, "text/csv"))
+    app.button(key="FormSubmitter:upload-Check and load").click().run()
+    assert not app.exception, [e.value for e in app.exception]
+    with sample_app.cursor() as cur:
+        [(records,)] = cur.execute("select count(*) from district_students").fetchall()
+    assert records == len(content.decode().splitlines()) - 1
+
+
 # --- a vendor is told nothing about other vendors, for every kind it sends ---------------
 
 

@@ -19,7 +19,8 @@ with weeks as (
 enrolled as (
     select w.week_start, count(*) as enrolled, bit_xor(hash(s.student_key, k.secret)) as enrolled_key
     from weeks as w
-    inner join students as s on s.enrolled_on <= w.week_start + 6
+    -- A student is enrolled from the week of enrolled_on through the week of exited_on.
+    inner join students as s on s.enrolled_on <= w.week_start + 6 and (s.exited_on is null or s.exited_on >= w.week_start)
     cross join privacy_key as k
     -- Coverage is of the tutoring program: a district student no vendor serves is not enrolled in it.
     where s.vendor_id is not null
