@@ -5,6 +5,7 @@ they are being prepared while the server prepares them."""
 import fcntl
 import json
 import shutil
+import threading
 import time
 from datetime import date
 
@@ -141,3 +142,24 @@ def test_a_meeting_shows_the_rest_while_its_signals_are_prepared(dashboard, prep
     assert any("being prepared" in info.value for info in app.info)
     assert any("signals are being prepared" in m.value for m in app.markdown)
     assert app.button(key="finalise").disabled
+
+
+def test_between_a_publish_and_its_preparation_pages_already_wait(loaded):
+    """The server's thread notices a publish within a second and its process takes a while to
+    start: meanwhile what it prepared for the version before counts as being prepared."""
+    dates = default_dates(loaded)
+    wanted = signal_store.request(ANALYST, dates["start"], dates["end"])
+    stopping = threading.Event()
+    thread = threading.Thread(target=stopping.wait)
+    thread.start()
+    folder = loaded.settings.data_dir.resolve()
+    signal_store._watching[folder] = signal_store.Watcher(thread, stopping, planned={wanted})
+    try:
+        assert signal_store.being_prepared(loaded, ANALYST, **dates)
+        assert not signal_store.being_prepared(loaded, VENDOR, **dates)  # not in its plan
+        (folder / signal_store.FOLDER / loaded.version()).mkdir(parents=True)
+        signal_store._write(folder / signal_store.FOLDER / loaded.version(), wanted, pd.DataFrame(columns=POINT_COLUMNS))
+        assert not signal_store.being_prepared(loaded, ANALYST, **dates)
+    finally:
+        stopping.set()
+        signal_store._watching.pop(folder)
