@@ -230,6 +230,7 @@ def special_points(
     # Only breaks and closures leave weeks out; read them once, not once per chart.
     events = events[events["kind"].isin(CLOSED_KINDS)]
     found, charts, last_week = [], 0, None
+    shut_by: dict[tuple, list] = {}  # many charts hold the same vendors and schools
     for metric_id in chosen:
         metric = {"metric_id": metric_id, **catalogue.loc[metric_id].to_dict()}
         for labels, key_names, groups in _slices(warehouse, scope, metric_id, base, list(dimensions)):
@@ -238,7 +239,11 @@ def special_points(
                     latest = max(group["period_start"])
                     last_week = latest if last_week is None else max(last_week, latest)
                 where = {**labels, **dict(zip(key_names, keys))}
-                closed = closures(events, metric_id, **_held(where, scope, filters or {}))
+                held = _held(where, scope, filters or {})
+                key = (metric_id, *(None if v is None else tuple(v) for v in held.values()))
+                if key not in shut_by:
+                    shut_by[key] = closures(events, metric_id, **held)
+                closed = shut_by[key]
                 rows = _special(group, metric, closed)
                 found += [{"chart": charts, **where, **row} for row in rows]
                 charts += 1
@@ -382,8 +387,13 @@ def _special(group: pd.DataFrame, metric: dict, closed: list) -> list[dict]:
         return []
     chart_end = charted["period_start"].iloc[-1]
     special = charted[charted["point_type"].fillna("common_cause") != "common_cause"]
+    if special.empty:
+        return []
+    # Column by column: a frame's to_dict costs more than the chart itself.
+    columns = ["period_start", "point_type", "value", "center", "lower", "upper", "students", "signal_side", *RULES]
     rows = []
-    for point in special.to_dict("records"):
+    for values in zip(*(special[column].tolist() for column in columns)):
+        point = dict(zip(columns, values))
         sigma = (point["upper"] - point["center"]) / 3
         rows.append({
             "metric_id": metric["metric_id"],
