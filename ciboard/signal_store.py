@@ -21,6 +21,7 @@ two servers on one data folder prepare them once.
 """
 
 import argparse
+import ctypes
 import fcntl
 import hashlib
 import json
@@ -33,6 +34,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterable, Mapping
+from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -50,6 +52,7 @@ from ciboard.warehouse import Warehouse
 FOLDER = "signals"
 LOCK = ".preparing"
 PLAN = ".plan.json"  # the keys of the sets the thread at work will store, in order
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 log = logging.getLogger(__name__)
 
 
@@ -274,7 +277,7 @@ def watch(settings: Settings, every: float = 10.0) -> threading.Thread:
 
 def _prepare_apart(folder: Path, stopping: threading.Event) -> None:
     child = subprocess.Popen(
-        [sys.executable, "-m", "ciboard.signal_store", "--data-dir", str(folder)], preexec_fn=lambda: os.nice(10),
+        [sys.executable, "-m", "ciboard.signal_store", "--data-dir", str(folder)], preexec_fn=_lower_and_tie_to_parent,
     )
     while child.poll() is None and not stopping.wait(0.5):
         continue
@@ -282,6 +285,14 @@ def _prepare_apart(folder: Path, stopping: threading.Event) -> None:
         child.terminate()
     if child.wait() not in (0, -signal.SIGTERM):
         raise RuntimeError(f"python -m ciboard.signal_store exited with {child.returncode}")
+
+
+def _lower_and_tie_to_parent() -> None:
+    """In the preparing child before it starts: a lower priority than the pages, and, on Linux,
+    ended with the server (a server stopped or killed leaves no preparation running on)."""
+    os.nice(10)
+    with suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def stop_watching(settings: Settings) -> None:
