@@ -123,6 +123,8 @@ def show_outcomes(snapshot: dict | None) -> None:
     prefill = followup.Prefill.from_dict(snapshot["prefill"])
     catalogue = metrics()
     st.markdown(ci_ui.say("\n".join(f"- {line}" for line in followup.summary(prefill, warehouse())[:6])))
+    if prefill.signals_pending:
+        wait_for_signals()
     if prefill.signals:
         with st.expander(f"Control-chart signals since {prefill.since} ({len(prefill.signals)})", icon=":material/insights:"):
             top = followup.TOP_SIGNALS
@@ -158,6 +160,15 @@ def show_outcomes(snapshot: dict | None) -> None:
         st.table(disguised(pd.DataFrame([commitment_row(item) for item in prefill.commitments])), hide_index=True)
     else:
         st.caption("None carried forward.")
+
+
+@st.fragment(run_every=3)
+def wait_for_signals() -> None:
+    """Shows the signals by themselves once the server has prepared them, without a click."""
+    if not ci_ui.prefill(group_id, meeting.held_on, vendor_filter)["prefill"]["signals_pending"]:
+        st.rerun()
+    st.info("The control-chart signals are being prepared for this version of the data: they appear here by "
+            "themselves in a moment, and the minutes can be finalised then.", icon=":material/hourglass_top:")
 
 
 def commitment_row(item: dict) -> dict:
@@ -268,7 +279,10 @@ if editing:
         st.markdown(ci_ui.say(
             f"Finalise the minutes of **{group.name}** held on **{when}**? This saves the notes and freezes them, "
             "with the numbers above, as this meeting's minutes. They cannot be edited after."))
-        if st.button(f"Finalise the meeting of {meeting.held_on:%b %-d, %Y}", type="primary", key="finalise"):
+        # Minutes keep the numbers on screen: not before the signals are among them.
+        pending = bool(outcomes and outcomes["prefill"].get("signals_pending"))
+        if st.button(f"Finalise the meeting of {meeting.held_on:%b %-d, %Y}", type="primary", key="finalise",
+                     disabled=pending, help="The signals are still being prepared." if pending else None):
             saved = save(texts, st.session_state[opened])
             if saved:
                 try:

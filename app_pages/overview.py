@@ -7,7 +7,7 @@ from urllib.parse import urlencode
 import pandas as pd
 import streamlit as st
 
-from ciboard import charts, signals
+from ciboard import charts, signal_store, signals
 from ciboard.access import Scope
 from ciboard.calendar import window_of
 from ciboard.dashboard import (
@@ -249,11 +249,16 @@ def find_signals(version: str, scope_text: str, params: tuple, since, dimensions
 params = filters.params()
 if "vendor_id" in params:
     params["vendor_id"] = vendor_ids(params["vendor_id"])
-found = find_signals(
-    version(), str(scope()), freeze(params), since,
-    # A dimension the filters pin to one value has one group, which is everyone.
-    tuple(d for d in signals.GROUP_DIMENSIONS if len(filters.chosen.get(d, [])) != 1),
-)
+# A dimension the filters pin to one value has one group, which is everyone.
+dimensions = tuple(d for d in signals.GROUP_DIMENSIONS if len(filters.chosen.get(d, [])) != 1)
+asked = {"start": params["start"], "end": params["end"], "filters": {k: v for k, v in params.items() if k not in ("start", "end")}}
+# The signals this version's server prepared in the background, where they answer these filters.
+found = signal_store.stored(warehouse(), scope(), since=since, dimensions=dimensions, **asked)
+preparing = found is None and signal_store.being_prepared(warehouse(), scope(), **asked)
+if preparing:
+    found = pd.DataFrame(columns=signals.SIGNAL_COLUMNS)
+elif found is None:
+    found = find_signals(version(), str(scope()), freeze(params), since, dimensions)
 # Lists of weeks, rules and folded slices are no text to disguise: the note names no vendor.
 listed = ["weeks", "rule_set", "folded"]
 found = disguised(found.drop(columns=listed)).join(found[listed])
@@ -312,8 +317,22 @@ def open_trend(signal: dict) -> None:
     st.session_state["overview-trend"] = signal["label"]
 
 
+@st.fragment(run_every=3)
+def wait_for_signals() -> None:
+    """Shows the signals by itself once the server has prepared them, without a click."""
+    if not signal_store.being_prepared(warehouse(), scope(), **asked):
+        st.rerun()
+    st.info(
+        "The signals are being prepared for this version of the data: they appear here by themselves in a moment. "
+        "Everything else on this page is up to date.",
+        icon=":material/hourglass_top:",
+    )
+
+
 charted_weeks = max((len(sparklines[m]) for m, row in outcomes.items() if row["frequency"] == "weekly"), default=0)
-if found.empty and charted_weeks < signals.MIN_POINTS:
+if preparing:
+    wait_for_signals()
+elif found.empty and charted_weeks < signals.MIN_POINTS:
     weeks = "No weekly data" if charted_weeks == 0 else f"Only {charted_weeks} week{'s' if charted_weeks > 1 else ''} of data"
     st.info(
         f"{weeks} in these dates: control limits need {signals.MIN_POINTS} weeks, so nothing can signal yet.",

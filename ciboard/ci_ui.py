@@ -217,7 +217,8 @@ def movement_text(movement: dict | None, metric_id: str | None) -> str:
 def _prefill(version: str, scope_text: str, workgroup_id: int, held_on: date, filters: tuple) -> dict:
     from ciboard.access import Scope
 
-    prefill = followup.outcomes_prefill(warehouse(), db(), Scope.parse(scope_text), workgroup_id, held_on, dict(filters))
+    prefill = followup.outcomes_prefill(warehouse(), db(), Scope.parse(scope_text), workgroup_id, held_on, dict(filters),
+                                        wait=False)
     return followup.snapshot(prefill, dict(filters))
 
 
@@ -225,11 +226,14 @@ def prefill(workgroup_id: int, held_on: date, filters: dict) -> dict:
     """The outcomes-data part of a meeting's agenda, as `followup.snapshot` shapes it. Cached per
     warehouse version: a new ingest gives a new reading. Commitments change without an ingest,
     so the cache also keys on the latest change to commitments, PDSA cycles and meeting dates
-    (not on notes: saving the agenda text does not move a number)."""
+    (not on notes: saving the agenda text does not move a number), and on the signals the server
+    has stored: signals it was still preparing are left out until it has."""
+    from ciboard import signal_store
     from ciboard.dashboard import version
 
     frozen = tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in filters.items() if v))
-    return _prefill(f"{version()}|{_store_stamp()}", str(scope()), workgroup_id, held_on, frozen)
+    key = f"{version()}|{_store_stamp()}|{signal_store.stamp(warehouse())}"
+    return _prefill(key, str(scope()), workgroup_id, held_on, frozen)
 
 
 def _store_stamp() -> str:

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ciboard import ci_records, comparisons, meetings, signals
+from ciboard import ci_records, comparisons, meetings, signal_store, signals
 from ciboard.access import Scope
 from ciboard.appdb import AppDB
 from ciboard.charts import format_change, format_value, in_sentence
@@ -129,6 +129,9 @@ class Prefill:
     late_or_missing: list[dict] = field(default_factory=list)
     commitments: list[dict] = field(default_factory=list)
     pdsa: list[dict] = field(default_factory=list)
+    # The server was still preparing this version's signals (ciboard.signal_store): a screen
+    # shows the rest meanwhile, and nothing freezes a prefill without its signals.
+    signals_pending: bool = False
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -346,6 +349,8 @@ def outcomes_prefill(
     workgroup_id: int,
     held_on: date,
     filters: Mapping[str, Any] | None = None,
+    *,
+    wait: bool = True,
 ) -> Prefill:
     """What the outcomes-data part of a meeting opens with: the control-chart signals since
     the workgroup's previous meeting (or the last eight weeks), the gaps between student
@@ -353,7 +358,8 @@ def outcomes_prefill(
     open commitment with how its metric moved since it was made, and the PDSA cycles under way.
 
     `filters` are the filter bar's dimension filters (dates are the meeting's). A workgroup
-    of vendors reads only those vendors' students.
+    of vendors reads only those vendors' students. Without `wait`, signals the server is still
+    preparing are left out and the prefill says so (`signals_pending`).
     """
     group = meetings.workgroup(db, scope, workgroup_id)
     since, previous = meetings.look_back_from(db, scope, workgroup_id, held_on)
@@ -361,7 +367,9 @@ def outcomes_prefill(
     if group.vendor_ids and "vendor_id" not in narrowed and scope.role != "vendor":
         narrowed["vendor_id"] = list(group.vendor_ids)
     start = _school_year_start(warehouse, scope, held_on)
-    found = _signals(warehouse, scope, start, held_on, since, narrowed)
+    found = _signals(warehouse, scope, start, held_on, since, narrowed, wait)
+    pending = found is None
+    found = pd.DataFrame(columns=signals.SIGNAL_COLUMNS) if pending else found
     counts = found["point_type"].value_counts().to_dict() if not found.empty else {}
     return Prefill(
         workgroup_id=workgroup_id,
@@ -385,20 +393,17 @@ def outcomes_prefill(
             for cycle in meetings.pdsa_cycles(db, scope, active_on=held_on)
             if _relevant(cycle.slice, narrowed)
         ],
+        signals_pending=pending,
     )
 
 
-def _signals(warehouse, scope, start, end, since, filters) -> pd.DataFrame:
+def _signals(warehouse, scope, start, end, since, filters, wait) -> pd.DataFrame | None:
+    read_as, narrowed = signal_store.meeting_reading(scope, filters)
+    found = signal_store.signals_of(warehouse, read_as, start=start, end=end, since=since, filters=narrowed, wait=wait)
     vendors = filters.get("vendor_id") or []
-    if len(vendors) != 1 or scope.role == "vendor":
-        return signals.signals(warehouse, scope, start=start, end=end, since=since, filters=filters)
+    if found is None or len(vendors) != 1 or read_as.role == "vendor":
+        return found
     # Filtered to one vendor, the district's charts are that vendor's: each chart once.
-    if scope.suppresses_small_cells:
-        # Read as the vendor reads them (the same cells hidden), which skips the repeats.
-        own = Scope("vendor", vendors[0])
-        return signals.signals(warehouse, own, start=start, end=end, since=since,
-                               filters={k: v for k, v in filters.items() if k != "vendor_id"})
-    found = signals.signals(warehouse, scope, start=start, end=end, since=since, filters=filters)
     found["vendor_id"] = found["vendor_id"].fillna(vendors[0])
     return found.drop_duplicates(["metric_id", "vendor_id", "dimension", "group"]).reset_index(drop=True)
 
@@ -593,11 +598,14 @@ def summary(prefill: Prefill, warehouse: Warehouse) -> list[str]:
     counts = prefill.signal_counts
     # A metric with no better direction signals high or low, neither concern nor improvement.
     neutral = {side: counts.get(f"special_cause_neutral_{side}", 0) for side in ("high", "low")}
-    lines.append(
-        f"Since {prefill.since}: {counts.get('special_cause_concern', 0)} control-chart signals of concern and "
-        f"{counts.get('special_cause_improvement', 0)} of improvement"
-        + (f"; {neutral['high']} high and {neutral['low']} low where no direction is better." if any(neutral.values()) else ".")
-    )
+    if prefill.signals_pending:
+        lines.append(f"Since {prefill.since}: the control-chart signals are being prepared for this version of the data.")
+    else:
+        lines.append(
+            f"Since {prefill.since}: {counts.get('special_cause_concern', 0)} control-chart signals of concern and "
+            f"{counts.get('special_cause_improvement', 0)} of improvement"
+            + (f"; {neutral['high']} high and {neutral['low']} low where no direction is better." if any(neutral.values()) else ".")
+        )
     for s in prefill.signals[:5]:
         slice_parts = [s["vendor_id"]] if s.get("vendor_id") else []
         if s.get("dimension"):

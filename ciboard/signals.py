@@ -199,25 +199,80 @@ def signals(
     signal, nor count towards its limits. Cells hidden by small-cell suppression never
     signal.
     """
+    points = special_points(warehouse, scope, start=start, end=end, metrics=metrics, dimensions=dimensions,
+                            filters=filters)
+    return pick(points, since)
+
+
+def special_points(
+    warehouse: Warehouse,
+    scope: Scope,
+    *,
+    start: date | None = None,
+    end: date | None = None,
+    metrics: Iterable[str] | None = None,
+    dimensions: Iterable[str] = GROUP_DIMENSIONS,
+    filters: Mapping[str, Any] | None = None,
+) -> pd.DataFrame:
+    """The special-cause points of every chart `signals` draws, one row each (POINT_COLUMNS),
+    whatever `since` a reader will ask for: `pick` turns them into signals. This is the slow
+    part (every chart's query and limits), so it is what ciboard.signal_store keeps.
+
+    `chart` numbers the charts in the order they were drawn and `chart_end` is each one's
+    latest period; attrs["last_week"] is the latest week of any chart drawn, signalling or not.
+    """
     catalogue = data_map(warehouse).set_index("metric_id")
     chosen = list(metrics) if metrics is not None else list(catalogue.index)
     # Weekly metrics have enough points in a year to chart; window metrics (three a year) do not.
     chosen = [m for m in chosen if catalogue.loc[m, "frequency"] == "weekly"]
     base = {"start": start, "end": end, **(filters or {})}
     events = run(warehouse, "events", scope, {"start": start, "end": end})
-    found = []
+    # Only breaks and closures leave weeks out; read them once, not once per chart.
+    events = events[events["kind"].isin(CLOSED_KINDS)]
+    found, charts, last_week = [], 0, None
+    shut_by: dict[tuple, list] = {}  # many charts hold the same vendors and schools
     for metric_id in chosen:
         metric = {"metric_id": metric_id, **catalogue.loc[metric_id].to_dict()}
         for labels, key_names, groups in _slices(warehouse, scope, metric_id, base, list(dimensions)):
             for keys, group in groups:
+                if not group.empty:
+                    latest = max(group["period_start"])
+                    last_week = latest if last_week is None else max(last_week, latest)
                 where = {**labels, **dict(zip(key_names, keys))}
-                closed = closures(events, metric_id, **_held(where, scope, filters or {}))
-                row = _latest_signal(group, metric, since, closed)
-                if row is not None:
-                    found.append({**where, **row})
-    if not found:
+                held = _held(where, scope, filters or {})
+                key = (metric_id, *(None if v is None else tuple(v) for v in held.values()))
+                if key not in shut_by:
+                    shut_by[key] = closures(events, metric_id, **held)
+                closed = shut_by[key]
+                rows = _special(group, metric, closed)
+                found += [{"chart": charts, **where, **row} for row in rows]
+                charts += 1
+    points = pd.DataFrame(found, columns=POINT_COLUMNS)
+    points.attrs["last_week"] = last_week
+    return points
+
+
+POINT_COLUMNS = [
+    "chart", "metric_id", "label", "vendor_id", "dimension", "group", "chart_end", "period_start", "point_type",
+    "value", "center", "lower", "upper", "n", "strength", "target", "side", *RULES,
+]
+
+
+def pick(points: pd.DataFrame, since: date | None) -> pd.DataFrame:
+    """The signals in `points` (`special_points`) from `since` on: each chart's latest special
+    cause in the weeks from `since` (without it, in the chart's latest week), with the weeks
+    and rules of all of them, deduplicated, folded and ranked."""
+    window = points[points["period_start"] >= since] if since else points[points["period_start"] == points["chart_end"]]
+    if window.empty:
         return pd.DataFrame(columns=SIGNAL_COLUMNS)
-    found = pd.DataFrame(found)[[c for c in SIGNAL_COLUMNS if c != "folded"]]
+    window = window.sort_values(["chart", "period_start"], kind="stable")
+    charts = window.groupby("chart", sort=True)
+    found = charts.tail(1).set_index("chart")
+    found["weeks"] = charts["period_start"].agg(lambda days: [pd.Timestamp(day).date().isoformat() for day in days])
+    fired = charts[list(RULES)].any()
+    found["rule_set"] = [[label for column, label in RULES.items() if row[column]] for row in fired.to_dict("records")]
+    found["rules"] = [rules_fired(row) for _, row in found.iterrows()]
+    found = found.reset_index()[[c for c in SIGNAL_COLUMNS if c != "folded"]]
     # A vendor alone in a school or group draws the district's chart of it again: keep the
     # one naming the vendor, so it folds under that vendor.
     same = ["metric_id", "dimension", "group", "period_start", "value", "n"]
@@ -323,32 +378,37 @@ def _slices(warehouse: Warehouse, scope: Scope, metric_id: str, base: dict, dime
         yield {"dimension": dimension}, ("vendor_id", "group"), both.groupby(["vendor_id", dimension])
 
 
-def _latest_signal(group: pd.DataFrame, metric: dict, since: date | None, closed: list) -> dict | None:
+def _special(group: pd.DataFrame, metric: dict, closed: list) -> list[dict]:
+    """The special-cause points of one chart, oldest first: none where too few points set limits."""
     if group["value"].notna().sum() < MIN_POINTS:
-        return None
+        return []
     charted = chart(group, metric, closed=closed)
     if charted["value"].notna().sum() - charted["excluded"].sum() < MIN_POINTS:
-        return None
-    window = charted[charted["period_start"] >= since] if since else charted.tail(1)
-    special = window[window["point_type"].fillna("common_cause") != "common_cause"]
+        return []
+    chart_end = charted["period_start"].iloc[-1]
+    special = charted[charted["point_type"].fillna("common_cause") != "common_cause"]
     if special.empty:
-        return None
-    point = special.iloc[-1]
-    sigma = (point["upper"] - point["center"]) / 3
-    return {
-        "metric_id": metric["metric_id"],
-        "label": metric["label"],
-        "period_start": point["period_start"],
-        "point_type": point["point_type"],
-        "rules": rules_fired(point),
-        "value": point["value"],
-        "center": point["center"],
-        "lower": point["lower"],
-        "upper": point["upper"],
-        "n": int(point["students"]),
-        "strength": abs(point["value"] - point["center"]) / sigma if sigma > 0 else float("inf"),
-        "target": metric.get("target"),
-        "weeks": [pd.Timestamp(day).date().isoformat() for day in special["period_start"]],
-        "side": point["signal_side"],
-        "rule_set": [label for column, label in RULES.items() if special[column].any()],
-    }
+        return []
+    # Column by column: a frame's to_dict costs more than the chart itself.
+    columns = ["period_start", "point_type", "value", "center", "lower", "upper", "students", "signal_side", *RULES]
+    rows = []
+    for values in zip(*(special[column].tolist() for column in columns)):
+        point = dict(zip(columns, values))
+        sigma = (point["upper"] - point["center"]) / 3
+        rows.append({
+            "metric_id": metric["metric_id"],
+            "label": metric["label"],
+            "chart_end": chart_end,
+            "period_start": point["period_start"],
+            "point_type": point["point_type"],
+            "value": point["value"],
+            "center": point["center"],
+            "lower": point["lower"],
+            "upper": point["upper"],
+            "n": int(point["students"]),
+            "strength": abs(point["value"] - point["center"]) / sigma if sigma > 0 else float("inf"),
+            "target": metric.get("target"),
+            "side": point["signal_side"],
+            **{column: bool(point.get(column)) for column in RULES},
+        })
+    return rows

@@ -1,0 +1,399 @@
+"""Signals kept per warehouse version, so that no page charts every weekly metric for every
+vendor and student group on its first open (tens of seconds on the demo, more at scale).
+
+What is kept is every chart's special-cause points (`signals.special_points`), not the
+signals: a reader picks them from its own "since" (`signals.pick`), so one set answers every
+last-meeting date. A set is kept per request: the scope it is read in, a date range and a
+vendor filter. The scope is the query layer's, so a set holds what that scope may see and
+nothing more: each vendor's set is read through its own vendor scope, and the district's
+staff (facilitators and admins, who see the same hidden cells and the same noise) share
+one set read as a facilitator. A reader only ever opens the set of its own scope.
+
+Sets live in <data dir>/signals/<version>/, one Parquet file each, written aside and renamed
+into place, so every server process reads them and none sees half a file. A new version
+starts with none: a publish leaves the old sets unused, and the folders of versions no longer
+kept are deleted.
+
+One thread per server (`watch`) prepares the sets of the current version that are missing: at
+start, and after every publish, whoever published. While it works it holds a lock file, so
+pages can say the signals are being prepared rather than compute the same charts again, and
+two servers on one data folder prepare them once.
+"""
+
+import argparse
+import ctypes
+import fcntl
+import hashlib
+import json
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterable, Mapping
+from contextlib import suppress
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from ciboard import meetings, signals
+from ciboard.access import ANALYST, Scope
+from ciboard.appdb import AppDB
+from ciboard.queries import BOOLEAN_DIMENSIONS, run
+from ciboard.settings import Settings
+from ciboard.warehouse import Warehouse
+
+FOLDER = "signals"
+LOCK = ".preparing"
+PLAN = ".plan.json"  # the keys of the sets the thread at work will store, in order
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Request:
+    """One stored set: the special-cause points of every chart over [start, end], read as `scope`
+    (its text, e.g. 'vendor:V3'), filtered to `vendors` if any."""
+
+    scope: str
+    start: date
+    end: date
+    vendors: tuple[str, ...] = ()
+
+    def key(self) -> str:
+        """Names the set's files. The end is left out: it is matched apart (`_matches`)."""
+        text = json.dumps([self.scope, self.start.isoformat(), sorted(self.vendors)])
+        return hashlib.sha256(text.encode()).hexdigest()[:20]
+
+
+def request(scope: Scope, start: Any, end: Any, filters: Mapping[str, Any] | None = None) -> Request | None:
+    """The stored set that answers `signals.signals(scope, start=, end=, filters=)` with every
+    group dimension, or None where no set can: filters other than vendors, or no dates."""
+    filters = {k: v for k, v in (filters or {}).items() if v not in (None, "", [], ())}
+    if set(filters) - {"vendor_id"} or start in (None, "") or end in (None, ""):
+        return None
+    vendors = filters.get("vendor_id", ())
+    vendors = (vendors,) if isinstance(vendors, str) else tuple(vendors)
+    if scope.role == "vendor" and set(vendors) == {scope.vendor_id}:
+        vendors = ()  # the vendor's own, which its scope reads anyway
+    # Facilitators and admins read the same cells, hidden and noised alike.
+    read_as = str(scope) if scope.role in ("analyst", "vendor") else "facilitator"
+    return Request(read_as, _day(start), _day(end), tuple(sorted(vendors)))
+
+
+def stored(
+    warehouse: Warehouse,
+    scope: Scope,
+    *,
+    start: Any,
+    end: Any,
+    since: date | None,
+    filters: Mapping[str, Any] | None = None,
+    dimensions: Iterable[str] = signals.GROUP_DIMENSIONS,
+) -> pd.DataFrame | None:
+    """What `signals.signals` would return, from the stored set; None if there is none (yet)."""
+    wanted = request(scope, start, end, filters)
+    if wanted is None or tuple(dimensions) != signals.GROUP_DIMENSIONS:
+        return None
+    points = _read(warehouse, wanted)
+    return None if points is None else signals.pick(points, since)
+
+
+def being_prepared(warehouse: Warehouse, scope: Scope, *, start: Any, end: Any,
+                   filters: Mapping[str, Any] | None = None) -> bool:
+    """Whether a thread is at work on this version and will store this request's set."""
+    wanted = request(scope, start, end, filters)
+    if wanted is None:
+        return False
+    folder = _folder(warehouse)
+    if _locked(folder):
+        try:
+            return [wanted.key(), wanted.end.isoformat()] in json.loads((folder / PLAN).read_text())
+        except (FileNotFoundError, ValueError):
+            return False
+    # Between a publish and the preparation taking the lock: this process's thread will
+    # prepare what it prepared for the version before.
+    watcher = _watching.get(Path(warehouse.settings.data_dir).resolve())
+    return (
+        watcher is not None and watcher.thread.is_alive() and watcher.failed != warehouse.version()
+        and wanted in watcher.planned and _path(warehouse, wanted) is None
+    )
+
+
+def signals_of(
+    warehouse: Warehouse,
+    scope: Scope,
+    *,
+    start: Any,
+    end: Any,
+    since: date | None,
+    filters: Mapping[str, Any] | None = None,
+    wait: bool = True,
+) -> pd.DataFrame | None:
+    """`signals.signals`, from the stored set where there is one. Where the server is preparing
+    it: with `wait`, waiting is sooner than charting everything again beside it; without, None."""
+    found = stored(warehouse, scope, start=start, end=end, since=since, filters=filters)
+    while found is None and being_prepared(warehouse, scope, start=start, end=end, filters=filters):
+        if not wait:
+            return None
+        time.sleep(0.5)
+        found = stored(warehouse, scope, start=start, end=end, since=since, filters=filters)
+    if found is not None:
+        return found
+    return signals.signals(warehouse, scope, start=start, end=end, since=since, filters=dict(filters or {}))
+
+
+def stamp(warehouse: Warehouse) -> str:
+    """Changes whenever a set of the current version is stored: part of the cache key of what
+    was read while one was being prepared."""
+    folder = _folder(warehouse)
+    return f"{warehouse.version()}:{len(list(folder.glob('*.parquet'))) if folder.exists() else 0}"
+
+
+def prepare(warehouse: Warehouse, requests: list[Request]) -> int:
+    """Stores the sets of `requests` the current version lacks, in order; returns how many it
+    stored. Does nothing while another thread or process prepares this version."""
+    version = warehouse.version()
+    folder = _folder(warehouse, version)
+    folder.mkdir(parents=True, exist_ok=True)
+    _forget_old_versions(warehouse)
+    with open(folder / LOCK, "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return 0
+        todo = missing(warehouse, requests, version)
+        _write_aside(folder / PLAN, json.dumps([[r.key(), r.end.isoformat()] for r in todo]).encode())
+        made = 0
+        for wanted in todo:
+            points = signals.special_points(
+                warehouse, Scope.parse(wanted.scope), start=wanted.start, end=wanted.end,
+                filters={"vendor_id": list(wanted.vendors)} if wanted.vendors else None,
+            )
+            if warehouse.version() != version:
+                return made  # published meanwhile: these points may mix two versions
+            _write(folder, wanted, points)
+            made += 1
+        (folder / PLAN).unlink(missing_ok=True)
+        return made
+
+
+def plan(warehouse: Warehouse, db: AppDB) -> list[Request]:
+    """The sets the pages will ask for first: for each scope (the district's, then each vendor's),
+    the school year the filter bar opens on, then each draft meeting that scope reads."""
+    choices = run(warehouse, "choices", ANALYST)
+    years = choices[choices["dimension"] == "school_year"].sort_values("value")
+    with_data = years[years["students"] > 0]
+    opened = (with_data if not with_data.empty else years).tail(1)
+    if opened.empty:
+        return []
+    start, end = _day(opened["starts_on"].iloc[0]), _day(opened["ends_on"].iloc[0])
+    vendors = sorted(choices.loc[choices["dimension"] == "vendor_id", "value"])
+    drafts = [
+        (group, meeting) for group in meetings.workgroups(db, ANALYST)
+        for meeting in meetings.meetings(db, ANALYST, group.id) if not meeting.is_final
+    ]
+    wanted = []
+    for reader in [ANALYST, Scope("facilitator"), *(Scope("vendor", v) for v in vendors)]:
+        wanted.append(request(reader, start, end))
+        for group, meeting in drafts:
+            if reader.role == "vendor" and reader.vendor_id not in group.vendor_ids:
+                continue  # a vendor reads the meetings of its own workgroups only
+            holding = years[(years["starts_on"].map(_day) <= meeting.held_on) & (years["ends_on"].map(_day) >= meeting.held_on)]
+            if holding.empty:
+                continue
+            filters = {"vendor_id": list(group.vendor_ids)} if group.vendor_ids else {}
+            read_as, narrowed = meeting_reading(reader, filters)
+            wanted.append(request(read_as, _day(holding["starts_on"].iloc[0]), meeting.held_on, narrowed))
+    return [w for w in wanted if w is not None]
+
+
+def meeting_reading(scope: Scope, filters: Mapping[str, Any]) -> tuple[Scope, dict]:
+    """The scope and filters a meeting's signals are read in. Filtered to one vendor, the
+    district's charts are that vendor's: district staff who see hidden cells hidden read them
+    as the vendor reads them (the same cells hidden), which draws each chart once."""
+    vendors = filters.get("vendor_id") or []
+    if len(vendors) == 1 and scope.role != "vendor" and scope.suppresses_small_cells:
+        return Scope("vendor", vendors[0]), {k: v for k, v in filters.items() if k != "vendor_id"}
+    return scope, dict(filters)
+
+
+@dataclass
+class Watcher:
+    """A server's thread that keeps the sets prepared, and what it knows."""
+
+    thread: threading.Thread
+    stopping: threading.Event
+    planned: set = field(default_factory=set)  # the requests of its latest plan
+    failed: str | None = None  # a version whose preparation failed is not tried again
+
+
+_watching: dict[Path, Watcher] = {}
+
+
+def watch(settings: Settings, every: float = 10.0) -> threading.Thread:
+    """Starts, once per process and data folder, the thread that has the sets the current
+    version lacks prepared: it looks each second for a new version, and every `every` seconds
+    for new draft meetings, until `stop_watching`.
+
+    They are prepared in a process of their own at a lower priority: charting is Python, and
+    in this one it would hold the interpreter from the pages people are waiting for.
+    """
+    folder = Path(settings.data_dir).resolve()
+    if folder in _watching and _watching[folder].thread.is_alive():
+        return _watching[folder].thread
+    watcher = Watcher(threading.Thread(target=lambda: keep_prepared(), name="signal-store", daemon=True), threading.Event())
+
+    def keep_prepared() -> None:
+        warehouse = Warehouse(settings)
+        db = AppDB(settings.app_db_path)
+        seen, looked = None, 0.0
+        while not watcher.stopping.is_set():
+            version = None
+            try:
+                version = warehouse.version() if warehouse.exists() else None
+                if version is not None and (version != seen or time.monotonic() - looked >= every):
+                    seen, looked = version, time.monotonic()
+                    planned = plan(warehouse, db)
+                    watcher.planned = set(planned)
+                    if version != watcher.failed and missing(warehouse, planned) and not _locked(_folder(warehouse, version)):
+                        _prepare_apart(folder, watcher.stopping)
+            except Exception:  # what is not stored is computed on the page instead
+                log.exception("preparing the stored signals of %s failed", version)
+                watcher.failed = version
+            watcher.stopping.wait(1.0)
+        warehouse.close()
+
+    watcher.thread.start()
+    _watching[folder] = watcher
+    return watcher.thread
+
+
+def _prepare_apart(folder: Path, stopping: threading.Event) -> None:
+    child = subprocess.Popen(
+        [sys.executable, "-m", "ciboard.signal_store", "--data-dir", str(folder)], preexec_fn=_lower_and_tie_to_parent,
+    )
+    while child.poll() is None and not stopping.wait(0.5):
+        continue
+    if child.poll() is None:
+        child.terminate()
+    if child.wait() not in (0, -signal.SIGTERM):
+        raise RuntimeError(f"python -m ciboard.signal_store exited with {child.returncode}")
+
+
+def _lower_and_tie_to_parent() -> None:
+    """In the preparing child before it starts: a lower priority than the pages, and, on Linux,
+    ended with the server (a server stopped or killed leaves no preparation running on)."""
+    os.nice(10)
+    with suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def stop_watching(settings: Settings) -> None:
+    """Ends the thread `watch` started for this data folder, and the preparation under way."""
+    watcher = _watching.pop(Path(settings.data_dir).resolve(), None)
+    if watcher is not None:
+        watcher.stopping.set()
+        watcher.thread.join()
+
+
+def missing(warehouse: Warehouse, requests: list[Request], version: str | None = None) -> list[Request]:
+    """The requests with no set stored for the version, in order."""
+    return [r for r in dict.fromkeys(requests) if _path(warehouse, r, version) is None]
+
+
+def _folder(warehouse: Warehouse, version: str | None = None) -> Path:
+    return Path(warehouse.settings.data_dir) / FOLDER / (version or warehouse.version())
+
+
+def _path(warehouse: Warehouse, wanted: Request, version: str | None = None) -> Path | None:
+    for path in sorted(_folder(warehouse, version).glob(f"{wanted.key()}_*.parquet")):
+        end, last = (_day(part) if part != "none" else None for part in path.stem.split("_")[1:3])
+        if _matches(wanted.end, end, last):
+            return path
+    return None
+
+
+def _read(warehouse: Warehouse, wanted: Request, version: str | None = None) -> pd.DataFrame | None:
+    path = _path(warehouse, wanted, version)
+    if path is None:
+        return None
+    points = pd.read_parquet(path)
+    points["group"] = [_group(d, g) for d, g in zip(points["dimension"], points["group"])]
+    last = path.stem.split("_")[2]
+    points.attrs["last_week"] = _day(last) if last != "none" else None
+    return points
+
+
+def _matches(asked: date, end: date, last: date | None) -> bool:
+    """A set drawn to `end` answers a request to `asked` when both ends hold every week with
+    data (`last`, the latest): charts draw weeks with data only, so they are the same charts."""
+    return asked == end or (last is not None and asked >= last and end >= last)
+
+
+def _write(folder: Path, wanted: Request, points: pd.DataFrame) -> None:
+    last = points.attrs.get("last_week")
+    name = f"{wanted.key()}_{wanted.end.isoformat()}_{last.isoformat() if last else 'none'}.parquet"
+    # Groups are text, numbers or yes/no by dimension; a Parquet column holds one type.
+    table = points.assign(group=[None if g is None or pd.isna(g) else str(g) for g in points["group"]])
+    table.attrs = {}  # the last week is in the file's name
+    aside = folder / f".{name}.{os.getpid()}"
+    table.to_parquet(aside, index=False)
+    os.replace(aside, folder / name)
+
+
+def _write_aside(path: Path, data: bytes) -> None:
+    aside = path.with_name(f"{path.name}.{os.getpid()}")
+    aside.write_bytes(data)
+    os.replace(aside, path)
+
+
+def _group(dimension: Any, group: Any) -> Any:
+    """A group as the panel's groupby gives it: grades as numbers, yes/no groups as booleans."""
+    if pd.isna(dimension) or pd.isna(group):
+        return None
+    if dimension == "grade":
+        return int(group)
+    if dimension in BOOLEAN_DIMENSIONS:
+        return group == "True"
+    return group
+
+
+def _locked(folder: Path) -> bool:
+    try:
+        with open(folder / LOCK) as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return True
+            fcntl.flock(lock, fcntl.LOCK_UN)
+            return False
+    except FileNotFoundError:
+        return False
+
+
+def _forget_old_versions(warehouse: Warehouse) -> None:
+    """Deletes the sets of versions the warehouse no longer keeps."""
+    root = Path(warehouse.settings.data_dir) / FOLDER
+    for folder in root.iterdir() if root.exists() else ():
+        if folder.is_dir() and not warehouse.path_of(folder.name).exists():
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _day(value: Any) -> date:
+    return value if isinstance(value, date) and not isinstance(value, pd.Timestamp) else pd.Timestamp(value).date()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description="Store the current warehouse version's signals (see ciboard.signal_store).")
+    parser.add_argument("--data-dir", type=Path, required=True)
+    data_dir = parser.parse_args().data_dir
+    settings = Settings(data_dir=data_dir)
+    warehouse = Warehouse(settings)
+    prepare(warehouse, plan(warehouse, AppDB(settings.app_db_path)))

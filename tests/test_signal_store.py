@@ -1,0 +1,165 @@
+"""Signals stored per warehouse version: the same signals as computing them, a vendor's set
+its own only, a publish answered by a new set (and the old one unused), and the Overview saying
+they are being prepared while the server prepares them."""
+
+import fcntl
+import json
+import shutil
+import threading
+import time
+from datetime import date
+
+import pandas as pd
+import pytest
+
+from ciboard import signal_store
+from ciboard.access import ANALYST, Scope
+from ciboard.appdb import AppDB
+from ciboard.signals import POINT_COLUMNS, pick, signals, special_points
+from conftest import default_dates, open_page, publish_empty
+
+VENDOR = Scope("vendor", "V3")
+
+
+@pytest.fixture(scope="module")
+def prepared(demo_warehouse):
+    """The demo's sets for an analyst and for vendor V3 over the school year, as the server stores them."""
+    dates = default_dates(demo_warehouse)
+    asked = [signal_store.request(scope, dates["start"], dates["end"]) for scope in (ANALYST, VENDOR)]
+    assert signal_store.prepare(demo_warehouse, asked) == 2
+    yield dates
+    shutil.rmtree(demo_warehouse.settings.data_dir / signal_store.FOLDER)
+
+
+@pytest.mark.parametrize("scope", [ANALYST, VENDOR], ids=str)
+def test_stored_signals_are_the_computed_ones(demo_warehouse, prepared, scope):
+    since = date(2026, 1, 5)
+    computed = signals(demo_warehouse, scope, start=prepared["start"], end=prepared["end"], since=since)
+    assert not computed.empty
+    pd.testing.assert_frame_equal(signal_store.stored(demo_warehouse, scope, since=since, **prepared), computed)
+    # Any other last meeting is picked from the same points.
+    for since in (None, date(2026, 4, 27)):
+        stored = signal_store.stored(demo_warehouse, scope, since=since, **prepared)
+        picked = pick(special_points(demo_warehouse, scope, **prepared), since)
+        pd.testing.assert_frame_equal(stored, picked)
+
+
+def test_a_vendor_reads_only_its_own_set(demo_warehouse, prepared):
+    stored = signal_store.stored(demo_warehouse, VENDOR, since=date(2026, 1, 5), **prepared)
+    assert not stored.empty
+    assert set(stored["vendor_id"]) == {"V3"}
+    assert {g["vendor_id"] for folded in stored["folded"] for g in folded} <= {"V3"}
+    # Another vendor has no set of its own here, and never reads the analyst's or V3's.
+    assert signal_store.stored(demo_warehouse, Scope("vendor", "V1"), since=None, **prepared) is None
+    assert signal_store.stored(demo_warehouse, Scope("facilitator"), since=None, **prepared) is None
+
+
+def test_a_set_answers_only_what_it_was_drawn_for(demo_warehouse, prepared):
+    """Other filters, dates that cut the data short, or fewer groups are computed, not read."""
+    asked = {"scope": ANALYST, "since": None}
+    assert signal_store.stored(demo_warehouse, **asked, **prepared, filters={"grade": ["4"]}) is None
+    assert signal_store.stored(demo_warehouse, **asked, **prepared, dimensions=("gender",)) is None
+    assert signal_store.stored(demo_warehouse, **asked, start=prepared["start"], end="2026-02-01") is None
+    # Any end past the last week with data draws the same charts.
+    later = signal_store.stored(demo_warehouse, **asked, start=prepared["start"], end="2026-07-01")
+    pd.testing.assert_frame_equal(later, signal_store.stored(demo_warehouse, **asked, **prepared))
+
+
+def test_a_publish_leaves_the_old_sets_unused_and_they_go_with_their_version(loaded):
+    dates = default_dates(loaded)
+    wanted = signal_store.request(ANALYST, dates["start"], dates["end"])
+    old = loaded.version()
+    folder = loaded.settings.data_dir / signal_store.FOLDER / old
+    folder.mkdir(parents=True)
+    signal_store._write(folder, wanted, pd.DataFrame(columns=POINT_COLUMNS))
+    assert signal_store.stored(loaded, ANALYST, since=None, **dates) is not None
+    publish_empty(loaded)
+    assert signal_store.stored(loaded, ANALYST, since=None, **dates) is None
+    assert signal_store.missing(loaded, [wanted]) == [wanted]
+    # Versions no longer kept take their sets with them.
+    publish_empty(loaded, times=loaded.settings.keep_versions)
+    signal_store.prepare(loaded, [])
+    assert not folder.exists()
+
+
+def test_the_server_prepares_each_published_version(loaded):
+    """The thread `watch` starts has the year's sets stored for each scope once a version is published."""
+    dates = default_dates(loaded)
+    publish_empty(loaded)  # a version the thread has not seen
+    signal_store.watch(loaded.settings, every=0.2)
+    try:
+        # The analyst's set comes first; on a busy machine the others may take a while longer.
+        for _ in range(3000):
+            found = signal_store.stored(loaded, ANALYST, since=None, **dates)
+            if found is not None:
+                break
+            time.sleep(0.1)
+        else:
+            raise AssertionError(f"no stored signals for {loaded.version()} after five minutes")
+    finally:
+        signal_store.stop_watching(loaded.settings)
+    planned = signal_store.plan(loaded, AppDB(loaded.settings.app_db_path))
+    assert {str(ANALYST), "facilitator", "vendor:V1"} <= {r.scope for r in planned}
+    assert set(found["vendor_id"].dropna()) <= {"V1"}
+
+
+def test_the_overview_lists_the_stored_signals(dashboard, prepared):
+    since = date(2026, 1, 5)
+    app = open_page("app_pages/overview.py", query={"since": since.isoformat()})
+    stored = signal_store.stored(dashboard, ANALYST, since=since, **prepared)
+    assert any(f"**{len(stored)} signals** since" in m.value for m in app.markdown)
+
+
+def test_the_overview_says_the_signals_are_being_prepared(dashboard, prepared):
+    """While the server prepares this version's set, the page says so instead of charting it too."""
+    wanted = signal_store.request(Scope("facilitator"), prepared["start"], prepared["end"])
+    folder = dashboard.settings.data_dir / signal_store.FOLDER / dashboard.version()
+    (folder / signal_store.PLAN).write_text(json.dumps([[wanted.key(), wanted.end.isoformat()]]))
+    with open(folder / signal_store.LOCK, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            app = open_page("app_pages/overview.py", user="facilitator")
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+    (folder / signal_store.PLAN).unlink()
+    assert any("being prepared" in info.value for info in app.info)
+    assert not any("signals** since" in m.value for m in app.markdown)
+
+
+def test_a_meeting_shows_the_rest_while_its_signals_are_prepared(dashboard, prepared):
+    """The draft meeting's outcomes open without its signals, say why, and cannot be finalised yet."""
+    planned = signal_store.missing(dashboard, signal_store.plan(dashboard, AppDB(dashboard.settings.app_db_path)))
+    assert planned, "the demo's draft meetings have sets of their own to prepare"
+    folder = dashboard.settings.data_dir / signal_store.FOLDER / dashboard.version()
+    (folder / signal_store.PLAN).write_text(json.dumps([[r.key(), r.end.isoformat()] for r in planned]))
+    with open(folder / signal_store.LOCK, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            app = open_page("app_pages/meetings.py")
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+    (folder / signal_store.PLAN).unlink()
+    assert any("being prepared" in info.value for info in app.info)
+    assert any("signals are being prepared" in m.value for m in app.markdown)
+    assert app.button(key="finalise").disabled
+
+
+def test_between_a_publish_and_its_preparation_pages_already_wait(loaded):
+    """The server's thread notices a publish within a second and its process takes a while to
+    start: meanwhile what it prepared for the version before counts as being prepared."""
+    dates = default_dates(loaded)
+    wanted = signal_store.request(ANALYST, dates["start"], dates["end"])
+    stopping = threading.Event()
+    thread = threading.Thread(target=stopping.wait)
+    thread.start()
+    folder = loaded.settings.data_dir.resolve()
+    signal_store._watching[folder] = signal_store.Watcher(thread, stopping, planned={wanted})
+    try:
+        assert signal_store.being_prepared(loaded, ANALYST, **dates)
+        assert not signal_store.being_prepared(loaded, VENDOR, **dates)  # not in its plan
+        (folder / signal_store.FOLDER / loaded.version()).mkdir(parents=True)
+        signal_store._write(folder / signal_store.FOLDER / loaded.version(), wanted, pd.DataFrame(columns=POINT_COLUMNS))
+        assert not signal_store.being_prepared(loaded, ANALYST, **dates)
+    finally:
+        stopping.set()
+        signal_store._watching.pop(folder)
