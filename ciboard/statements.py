@@ -1,7 +1,7 @@
 """Certified statements: an admin closes a vendor's month, which freezes the statement with the
 warehouse version it was computed from (pinned, so the version stays readable), and then the
 district and the vendor each sign it off. Certified once both have; it never changes after
-closing (the app database refuses any update or delete of it, see sql/app/007).
+closing (the app database refuses any update or delete of it, see sql/app/006).
 """
 
 import json
