@@ -8,6 +8,7 @@ import streamlit as st
 
 from ciboard import charts, payments, session, statements
 from ciboard.dashboard import account, audit, choices, query, scope, warehouse
+from ciboard.warehouse import data_version
 
 filters = st.session_state["filters"]
 own = scope().vendor_id
@@ -90,9 +91,9 @@ st.dataframe(
     },
 )
 st.caption(
-    f"{len(rows.drop_duplicates('student_id')):,} students on the roster · computed from warehouse version "
-    f"{rows.attrs['version']} · contract caps apply to the contract's total: "
-    + "; ".join(f"from {t['contract_starts_on']}: ${t['contract_cap_applied']:,.2f}" for t in totals.to_dict("records"))
+    f"{len(rows.drop_duplicates('student_id')):,} students on the roster · computed from "
+    f"{data_version(rows.attrs['version'])} · cut by the contract cap, per contract: "
+    + "; ".join(f"the one from {t['contract_starts_on']}: ${t['contract_cap_applied']:,.2f}" for t in totals.to_dict("records"))
 )
 downloads = st.columns(3)
 for column, output_format in zip(downloads, payments.FORMATS):
@@ -118,7 +119,7 @@ if closed is None:
                 st.rerun()
 else:
     st.markdown(
-        f"Closed {closed.closed_at.replace('T', ' at ')} by {closed.closed_by}, from warehouse version {closed.warehouse_version}: "
+        f"Closed {closed.closed_at.replace('T', ' at ')} by {closed.closed_by}, from {data_version(closed.warehouse_version)}: "
         + ("**certified** (signed off by the district and the vendor); it never changes." if closed.certified
            else "awaiting sign-off; the figures never change.")
     )

@@ -29,6 +29,8 @@ from datetime import date
 import numpy as np
 import pandas as pd
 
+from ciboard.warehouse import data_version
+
 SERVED_BY = {
     "sessions": "attended session(s)",
     "minutes": "minutes attended",
@@ -372,7 +374,7 @@ def to_html(rows: pd.DataFrame, totals: pd.DataFrame, terms_frame: pd.DataFrame,
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse;margin-bottom:2em}}
 td,th{{border-bottom:1px solid #ddd;padding:4px 8px;text-align:left}}</style></head><body>
-<h1>{html.escape(title)}</h1><p>Computed from warehouse version {html.escape(version)}.</p>
+<h1>{html.escape(title)}</h1><p>Computed from {html.escape(data_version(version))} ({html.escape(version)}).</p>
 <h2>Totals</h2>{table(totals)}<h2>Terms</h2>{table(terms_frame)}<h2>Students</h2>{table(rows)}</body></html>"""
     return page.encode()
 
