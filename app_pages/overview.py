@@ -7,13 +7,14 @@ from urllib.parse import urlencode
 import pandas as pd
 import streamlit as st
 
-from ciboard import charts, signal_store, signals
+from ciboard import charts, signal_store, signals, statements
 from ciboard.access import Scope
 from ciboard.calendar import window_of
 from ciboard.dashboard import (
     chart_footer, disguised, freeze, metrics, min_cell, query, scope, vendor_ids, version, warehouse,
 )
 from ciboard.filters import MULTI, YES_NO, narrow_filters, trend_params
+from ciboard.session import app_db
 from ciboard.stats import spc
 
 # Making Data Count's icons, as words in their colours: blue is improvement, orange concern,
@@ -200,6 +201,10 @@ with money:
             f"{', '.join(vendor_names.get(v, v) for v in chosen_vendors) if chosen_vendors else 'every contract in scope'}. "
             "Payments follow the contracts, so of the filters only the vendor and the end date apply."
         )
+        closed = statements.standing(app_db(), scope())
+        closed = closed[(closed["period"] <= f"{filters.end:%Y-%m}")
+                        & (closed["vendor_id"].isin(chosen_vendors) if chosen_vendors else True)]
+        st.markdown(statements.standing_text(closed, earned))
 
 st.subheader("Process outcomes")
 tiles("process outcome", per_row=4)

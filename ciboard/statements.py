@@ -138,3 +138,47 @@ def read(db: AppDB, scope: Scope, vendor_id: str, period: str) -> Closed | None:
         closed_by=row["closed_by"], rows=rows, totals=pd.DataFrame(frozen["totals"]), terms=pd.DataFrame(frozen["terms"]),
         signoffs=tuple(Signoff(*s) for s in signoffs),
     )
+
+
+def standing(db: AppDB, scope: Scope) -> pd.DataFrame:
+    """Every closed month in scope with what it pays: vendor_id, period, total, certified. Totals
+    only, no student, so anyone who sees the payments may read it; a vendor reads its own."""
+    sql = """
+        select s.vendor_id, s.period, s.frozen, count(distinct o.party) as parties
+        from closed_statements s left join statement_signoffs o using (statement_id)
+        where ? is null or s.vendor_id = ?
+        group by s.statement_id order by s.vendor_id, s.period
+    """
+    own = scope.vendor_id if scope.role == "vendor" else None
+    with db.connect() as con:
+        found = con.execute(sql, [own, own]).fetchall()
+    return pd.DataFrame(
+        [(r["vendor_id"], r["period"], sum(json.loads(r["frozen"])["totals"]["total"]), r["parties"] == 2)
+         for r in found],
+        columns=["vendor_id", "period", "total", "certified"],
+    )
+
+
+def standing_text(closed: pd.DataFrame, earned: float) -> str:
+    """How much of what the contracts earned is certified, closed and awaiting sign-off, or
+    provisional (moves when data arrives), from `standing`'s rows of the months shown."""
+    if closed.empty:
+        return ("**Provisional:** no month is closed yet, so every figure here moves when data arrives. "
+                "An admin closes each vendor's month on *Payments*.")
+    certified, awaiting = closed[closed["certified"]], closed[~closed["certified"]]
+
+    def months(rows: pd.DataFrame) -> str:
+        return f"{len(rows)} vendor month{'' if len(rows) == 1 else 's'}"
+
+    said = []
+    if len(certified):
+        said.append(f"**{_money(certified['total'].sum())} certified** ({months(certified)} signed off by the district and the vendor)")
+    if len(awaiting):
+        said.append(f"**{_money(awaiting['total'].sum())} closed, awaiting sign-off** ({months(awaiting)})")
+    rest = earned - closed["total"].sum()
+    return (f"Of {_money(earned)} earned: " + "; ".join(said)
+            + f"; {_money(max(rest, 0))} provisional, from months not closed, which moves when data arrives.")
+
+
+def _money(amount: float) -> str:
+    return f"\\${amount:,.0f}"

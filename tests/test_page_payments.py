@@ -6,8 +6,9 @@ import io
 import pandas as pd
 from click.testing import CliRunner
 
-from ciboard import queries
+from ciboard import queries, statements
 from ciboard.access import ANALYST, Scope
+from ciboard.appdb import AppDB
 from ciboard.cli import main
 from conftest import downloads, open_page
 
@@ -91,3 +92,11 @@ def test_an_admin_closes_a_month_and_the_district_and_the_vendor_sign_it_off(das
     vendor.button(key="sign-statement").click().run()
     assert any("**certified**" in m.value for m in vendor.markdown)
     assert not [b for b in vendor.button if b.key == "close-statement"]
+
+    # The Overview says which of the earned figures are certified; another vendor's month is not its own.
+    total = statements.read(AppDB.of(dashboard.settings), Scope("admin"), "V6", "2026-02").totals["total"].sum()
+    overview = open_page("app_pages/overview.py", user="admin", query={"vendor": "V6 · Summit Peer Tutoring"})
+    [said] = [m.value for m in overview.markdown if "earned:" in m.value]
+    assert f"**\\${total:,.0f} certified** (1 vendor month signed off by the district and the vendor)" in said
+    other = open_page("app_pages/overview.py", user="vendor-v5")
+    assert any(m.value.startswith("**Provisional:** no month is closed yet") for m in other.markdown)

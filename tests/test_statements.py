@@ -72,6 +72,12 @@ def test_the_district_and_the_vendor_each_sign_it_off_once(district):
     with pytest.raises(statements.StatementError, match="signed this statement off already"):
         statements.sign(db, VENDOR_A, "VA", "2026-06", note="changed my mind")
 
+    # What is certified, in totals: a vendor reads its own months only.
+    assert statements.standing(db, VENDOR_B.scope).empty
+    assert statements.standing(db, VENDOR_A.scope).to_dict("records") == [
+        {"vendor_id": "VA", "period": "2026-06", "total": 200.0, "certified": True}
+    ]
+
 
 def test_nothing_changes_a_closed_statement(district):
     db = AppDB.of(district.settings)
