@@ -112,6 +112,23 @@ def open_as(browser, server: str, passwords: dict, username: str, path: str = ""
     return page
 
 
+def choose(page, box, option: str, attempts: int = 4) -> None:
+    """Picks an option of a select box. On a busy machine a click can land before the box
+    listens, or only focus it (ArrowDown then opens the list): try again rather than fail."""
+    wanted = page.get_by_role("option", name=option)
+    for _ in range(attempts):
+        box.click()
+        page.keyboard.press("ArrowDown")
+        try:
+            wanted.wait_for(timeout=10_000)
+        except playwright.TimeoutError:
+            page.keyboard.press("Escape")
+            continue
+        wanted.click()
+        return
+    pytest.fail(f"the option {option!r} never showed in the list")
+
+
 def errors_on(page) -> list[str]:
     boxes = page.locator("[data-testid='stException'], [data-testid='stAlertContentError']")
     return [boxes.nth(i).inner_text()[:300] for i in range(boxes.count())]
@@ -141,9 +158,7 @@ def test_a_sidebar_filter_changes_the_chart_and_the_url(server, browser, passwor
     headline = page.locator("[data-testid='stMain'] [data-testid='stMarkdownContainer'] strong").first.locator("xpath=../..").inner_text()
 
     vendor = page.locator("[data-testid='stSidebar'] [data-testid='stMultiSelect']").first
-    vendor.click()
-    page.keyboard.press("ArrowDown")  # opens the list if the click only focused the box
-    page.get_by_role("option", name="V3 · Keystone Math Corps").click()
+    choose(page, vendor, "V3 · Keystone Math Corps")
     page.keyboard.press("Escape")
     started = time.monotonic()
     settle(page)
