@@ -332,9 +332,11 @@ def _read(warehouse: Warehouse, wanted: Request, version: str | None = None) -> 
 
 
 def _matches(asked: date, end: date, last: date | None) -> bool:
-    """A set drawn to `end` answers a request to `asked` when both ends hold every week with
-    data (`last`, the latest): charts draw weeks with data only, so they are the same charts."""
-    return asked == end or (last is not None and asked >= last and end >= last)
+    """A set drawn to `end` answers a request to `asked` when no week with data lies between
+    them: charts draw weeks with data only, so they are the same charts. `last` is the set's
+    latest week with data up to `end`, not the version's: a set drawn to a meeting's date in
+    March knows nothing of April, so it answers no request that ends after `end`."""
+    return asked == end or (last is not None and last <= asked <= end)
 
 
 def _write(folder: Path, wanted: Request, points: pd.DataFrame) -> None:

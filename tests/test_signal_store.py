@@ -68,6 +68,23 @@ def test_a_set_answers_only_what_it_was_drawn_for(demo_warehouse, prepared):
     pd.testing.assert_frame_equal(later, signal_store.stored(demo_warehouse, **asked, **prepared))
 
 
+def test_a_set_drawn_to_a_meeting_date_never_answers_the_whole_year(demo_warehouse, prepared):
+    """A draft meeting's set ends on its date; the year's charts go on past it. Found first by
+    name, it once answered the year's request with 113 signals of the 283 there are."""
+    asked = {"scope": ANALYST, "since": date(2026, 1, 5), "start": prepared["start"]}
+    year = signal_store.stored(demo_warehouse, **asked, end=prepared["end"])
+    meeting_day = date(2026, 3, 5)
+    assert signal_store.prepare(demo_warehouse, [signal_store.request(ANALYST, prepared["start"], meeting_day)]) == 1
+    try:
+        pd.testing.assert_frame_equal(signal_store.stored(demo_warehouse, **asked, end=prepared["end"]), year)
+        in_march = signal_store.stored(demo_warehouse, **asked, end=meeting_day)
+        assert len(in_march) < len(year)
+        pd.testing.assert_frame_equal(in_march, signals(demo_warehouse, **asked, end=meeting_day))
+    finally:
+        for path in (demo_warehouse.settings.data_dir / signal_store.FOLDER).glob(f"*/*_{meeting_day.isoformat()}_*.parquet"):
+            path.unlink()
+
+
 def test_a_publish_leaves_the_old_sets_unused_and_they_go_with_their_version(loaded):
     dates = default_dates(loaded)
     wanted = signal_store.request(ANALYST, dates["start"], dates["end"])
