@@ -380,7 +380,7 @@ def outcomes_prefill(
         warehouse_version=warehouse.version(),
         signals=_records(found),
         signal_counts={str(k): int(v) for k, v in counts.items()},
-        gaps=gap_changes(warehouse, scope, since, held_on, narrowed),
+        gaps=signal_store.gaps_of(warehouse, scope, since, held_on, narrowed, gap_changes),
         late_or_missing=_late_or_missing(warehouse, scope, since, held_on, narrowed),
         commitments=[
             _commitment_item(warehouse, scope, item, held_on)

@@ -9,6 +9,10 @@ nothing more: each vendor's set is read through its own vendor scope, and the di
 staff (facilitators and admins, who see the same hidden cells and the same noise) share
 one set read as a facilitator. A reader only ever opens the set of its own scope.
 
+The gaps between student groups a draft meeting checks (`followup.gap_changes`, a hundred
+breakdowns) are kept the same way, one JSON file per meeting reading (`GapRequest`): they
+depend on the data and the meeting's dates only, so a version computes each once.
+
 Sets live in <data dir>/signals/<version>/, one Parquet file each, written aside and renamed
 into place, so every server process reads them and none sees half a file. A new version
 starts with none: a publish leaves the old sets unused, and the folders of versions no longer
@@ -33,7 +37,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import date
@@ -85,6 +89,41 @@ def request(scope: Scope, start: Any, end: Any, filters: Mapping[str, Any] | Non
     # Facilitators and admins read the same cells, hidden and noised alike.
     read_as = str(scope) if scope.role in ("analyst", "vendor") else "facilitator"
     return Request(read_as, _day(start), _day(end), tuple(sorted(vendors)))
+
+
+@dataclass(frozen=True)
+class GapRequest:
+    """One stored reading of `followup.gap_changes`: read as `scope` (its text), gaps since
+    `since` against before it, up to `until`, filtered to `vendors` if any."""
+
+    scope: str
+    since: date
+    until: date
+    vendors: tuple[str, ...] = ()
+
+    def key(self) -> str:
+        text = json.dumps(["gaps", self.scope, self.since.isoformat(), self.until.isoformat(), sorted(self.vendors)])
+        return "gaps-" + hashlib.sha256(text.encode()).hexdigest()[:20]
+
+
+def gap_request(scope: Scope, since: Any, until: Any, filters: Mapping[str, Any] | None = None) -> GapRequest | None:
+    """The stored reading that answers `followup.gap_changes(scope, since, until, filters)`,
+    or None where none can: filters other than vendors."""
+    signal_set = request(scope, since, until, filters)
+    if signal_set is None:
+        return None
+    return GapRequest(signal_set.scope, signal_set.start, signal_set.end, signal_set.vendors)
+
+
+def gaps_of(warehouse: Warehouse, scope: Scope, since: date, until: date, filters: Mapping[str, Any],
+            compute: Callable[..., list[dict]]) -> list[dict]:
+    """`compute(warehouse, scope, since, until, filters)` (followup.gap_changes), from the
+    stored reading where the server has prepared one."""
+    wanted = gap_request(scope, since, until, filters)
+    path = None if wanted is None else _path(warehouse, wanted)
+    if path is not None:
+        return json.loads(path.read_text())
+    return compute(warehouse, scope, since, until, dict(filters))
 
 
 def stored(
@@ -156,9 +195,11 @@ def stamp(warehouse: Warehouse) -> str:
     return f"{warehouse.version()}:{len(list(folder.glob('*.parquet'))) if folder.exists() else 0}"
 
 
-def prepare(warehouse: Warehouse, requests: list[Request]) -> int:
+def prepare(warehouse: Warehouse, requests: list["Request | GapRequest"],
+            gap_changes: Callable[..., list[dict]] | None = None) -> int:
     """Stores the sets of `requests` the current version lacks, in order; returns how many it
-    stored. Does nothing while another thread or process prepares this version."""
+    stored. Gap readings need `gap_changes` (followup's, which reads this store: passed in, not
+    imported). Does nothing while another thread or process prepares this version."""
     version = warehouse.version()
     folder = _folder(warehouse, version)
     folder.mkdir(parents=True, exist_ok=True)
@@ -169,24 +210,32 @@ def prepare(warehouse: Warehouse, requests: list[Request]) -> int:
         except BlockingIOError:
             return 0
         todo = missing(warehouse, requests, version)
-        _write_aside(folder / PLAN, json.dumps([[r.key(), r.end.isoformat()] for r in todo]).encode())
+        _write_aside(folder / PLAN, json.dumps([[r.key(), r.end.isoformat()] for r in todo if isinstance(r, Request)]).encode())
         made = 0
         for wanted in todo:
-            points = signals.special_points(
-                warehouse, Scope.parse(wanted.scope), start=wanted.start, end=wanted.end,
-                filters={"vendor_id": list(wanted.vendors)} if wanted.vendors else None,
-            )
-            if warehouse.version() != version:
-                return made  # published meanwhile: these points may mix two versions
-            _write(folder, wanted, points)
+            scope = Scope.parse(wanted.scope)
+            filters = {"vendor_id": list(wanted.vendors)} if wanted.vendors else {}
+            if isinstance(wanted, GapRequest):
+                if gap_changes is None:
+                    continue
+                gaps = gap_changes(warehouse, scope, wanted.since, wanted.until, filters)
+                if warehouse.version() != version:
+                    return made
+                _write_aside(folder / f"{wanted.key()}.json", json.dumps(gaps).encode())
+            else:
+                points = signals.special_points(warehouse, scope, start=wanted.start, end=wanted.end, filters=filters or None)
+                if warehouse.version() != version:
+                    return made  # published meanwhile: these points may mix two versions
+                _write(folder, wanted, points)
             made += 1
         (folder / PLAN).unlink(missing_ok=True)
         return made
 
 
-def plan(warehouse: Warehouse, db: AppDB) -> list[Request]:
+def plan(warehouse: Warehouse, db: AppDB) -> list["Request | GapRequest"]:
     """The sets the pages will ask for first: for each scope (the district's, then each vendor's),
-    the school year the filter bar opens on, then each draft meeting that scope reads."""
+    the school year the filter bar opens on, then each draft meeting that scope reads; then the
+    gaps each draft meeting checks, in each scope."""
     choices = run(warehouse, "choices", ANALYST)
     years = choices[choices["dimension"] == "school_year"].sort_values("value")
     with_data = years[years["students"] > 0]
@@ -199,7 +248,7 @@ def plan(warehouse: Warehouse, db: AppDB) -> list[Request]:
         (group, meeting) for group in meetings.workgroups(db, ANALYST)
         for meeting in meetings.meetings(db, ANALYST, group.id) if not meeting.is_final
     ]
-    wanted = []
+    wanted, gaps = [], []
     for reader in [ANALYST, Scope("facilitator"), *(Scope("vendor", v) for v in vendors)]:
         wanted.append(request(reader, start, end))
         for group, meeting in drafts:
@@ -211,7 +260,9 @@ def plan(warehouse: Warehouse, db: AppDB) -> list[Request]:
             filters = {"vendor_id": list(group.vendor_ids)} if group.vendor_ids else {}
             read_as, narrowed = meeting_reading(reader, filters)
             wanted.append(request(read_as, _day(holding["starts_on"].iloc[0]), meeting.held_on, narrowed))
-    return [w for w in wanted if w is not None]
+            since, _ = meetings.look_back_from(db, reader, group.id, meeting.held_on)
+            gaps.append(gap_request(reader, since, meeting.held_on, filters))
+    return [w for w in wanted + gaps if w is not None]
 
 
 def meeting_reading(scope: Scope, filters: Mapping[str, Any]) -> tuple[Scope, dict]:
@@ -303,7 +354,7 @@ def stop_watching(settings: Settings) -> None:
         watcher.thread.join()
 
 
-def missing(warehouse: Warehouse, requests: list[Request], version: str | None = None) -> list[Request]:
+def missing(warehouse: Warehouse, requests: list["Request | GapRequest"], version: str | None = None) -> list:
     """The requests with no set stored for the version, in order."""
     return [r for r in dict.fromkeys(requests) if _path(warehouse, r, version) is None]
 
@@ -312,7 +363,10 @@ def _folder(warehouse: Warehouse, version: str | None = None) -> Path:
     return Path(warehouse.settings.data_dir) / FOLDER / (version or warehouse.version())
 
 
-def _path(warehouse: Warehouse, wanted: Request, version: str | None = None) -> Path | None:
+def _path(warehouse: Warehouse, wanted: "Request | GapRequest", version: str | None = None) -> Path | None:
+    if isinstance(wanted, GapRequest):
+        path = _folder(warehouse, version) / f"{wanted.key()}.json"
+        return path if path.exists() else None
     for path in sorted(_folder(warehouse, version).glob(f"{wanted.key()}_*.parquet")):
         end, last = (_day(part) if part != "none" else None for part in path.stem.split("_")[1:3])
         if _matches(wanted.end, end, last):
@@ -398,4 +452,6 @@ if __name__ == "__main__":
     data_dir = parser.parse_args().data_dir
     settings = Settings(data_dir=data_dir)
     warehouse = Warehouse(settings)
-    prepare(warehouse, plan(warehouse, AppDB(settings.app_db_path)))
+    from ciboard.followup import gap_changes  # the entry point composes: followup reads this store
+
+    prepare(warehouse, plan(warehouse, AppDB(settings.app_db_path)), gap_changes)

@@ -85,6 +85,35 @@ def test_a_set_drawn_to_a_meeting_date_never_answers_the_whole_year(demo_warehou
             path.unlink()
 
 
+def test_a_draft_meetings_gaps_are_stored_once_per_version(demo_warehouse, prepared):
+    """The hundred breakdowns of a meeting's gap check (most of a first open of Meetings) are
+    prepared with the signals; the page reads them instead, in its own scope only."""
+    from ciboard import meetings
+    from ciboard.followup import gap_changes
+
+    db = AppDB.of(demo_warehouse.settings)
+    planned = [r for r in signal_store.plan(demo_warehouse, db) if isinstance(r, signal_store.GapRequest)]
+    drafts = [m for g in meetings.workgroups(db, ANALYST) for m in meetings.meetings(db, ANALYST, g.id) if not m.is_final]
+    assert drafts and {r.until for r in planned} == {m.held_on for m in drafts}
+    assert {r.scope for r in planned} >= {"analyst", "facilitator"}
+
+    reading = next(r for r in planned if r.scope == "facilitator")
+    filters = {"vendor_id": list(reading.vendors)} if reading.vendors else {}
+    computed = gap_changes(demo_warehouse, Scope("facilitator"), reading.since, reading.until, filters)
+    assert signal_store.prepare(demo_warehouse, [reading], gap_changes) == 1
+
+    def not_again(*_):
+        raise AssertionError("computed again although stored")
+
+    for reader in (Scope("facilitator"), Scope("admin")):  # the district's staff share one reading
+        assert signal_store.gaps_of(demo_warehouse, reader, reading.since, reading.until, filters, not_again) == computed
+    # An analyst's gaps count students' own spread and a vendor's hold its own students: neither reads it.
+    asked = []
+    for reader in (ANALYST, VENDOR):
+        signal_store.gaps_of(demo_warehouse, reader, reading.since, reading.until, filters, lambda *a: asked.append(a) or [])
+    assert [a[1] for a in asked] == [ANALYST, VENDOR]
+
+
 def test_a_publish_leaves_the_old_sets_unused_and_they_go_with_their_version(loaded):
     dates = default_dates(loaded)
     wanted = signal_store.request(ANALYST, dates["start"], dates["end"])
@@ -151,7 +180,8 @@ def test_a_meeting_shows_the_rest_while_its_signals_are_prepared(dashboard, prep
     planned = signal_store.missing(dashboard, signal_store.plan(dashboard, AppDB(dashboard.settings.app_db_path)))
     assert planned, "the demo's draft meetings have sets of their own to prepare"
     folder = dashboard.settings.data_dir / signal_store.FOLDER / dashboard.version()
-    (folder / signal_store.PLAN).write_text(json.dumps([[r.key(), r.end.isoformat()] for r in planned]))
+    sets = [r for r in planned if isinstance(r, signal_store.Request)]  # the plan file names signal sets
+    (folder / signal_store.PLAN).write_text(json.dumps([[r.key(), r.end.isoformat()] for r in sets]))
     with open(folder / signal_store.LOCK, "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
