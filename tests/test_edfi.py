@@ -1,0 +1,237 @@
+"""Ed-Fi XML interchanges: `ciboard import edfi` on the Ed-Fi Alliance's own sample files as they
+are (Grand Bend ISD, Data Standard 5.2), checked against counts taken from the XML by hand."""
+
+import csv
+import io
+import xml.etree.ElementTree as ET
+from datetime import date
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from conftest import make_warehouse
+from ciboard import edfi
+from ciboard.cli import main
+from ciboard.ingest import IngestRejected, Submission, ingest
+
+REAL = Path("/work/shared/realdata/edfi_samples")
+needs_real = pytest.mark.skipif(not (REAL / "Student.xml").exists(), reason="Ed-Fi's sample files are not on this machine")
+ED_FI = "{http://ed-fi.org/5.2.0}"
+
+
+def invoke(*args: str):
+    return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+
+def student_ids() -> list[str]:
+    return [e.text for e in ET.parse(REAL / "Student.xml").getroot().iter(ED_FI + "StudentUniqueId")]
+
+
+def district_records(path: Path, ids: list[str], as_of: str = "2021-08-01") -> Path:
+    """The district's own records of the sample's students (Ed-Fi's Student interchange has no
+    school, grade or groups): all at the middle school, none in special education."""
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["student_id", "school_id", "grade", "race_ethnicity", "gender", "econ_disadvantaged",
+                         "english_learner", "special_education", "as_of"])
+        writer.writerows([i, "255901044", 7, "White", "Female", "No", "No", "No", as_of] for i in ids)
+    return path
+
+
+@pytest.fixture
+def grand_bend(tmp_path):
+    """A warehouse with 2021-22, the sample's schools and a record of each of its 960 students."""
+    warehouse = make_warehouse(tmp_path / "data")
+    warehouse.init(["2021-22"])
+    edfi.import_files(warehouse, [REAL / "EducationOrganization.xml"])
+    ingest(warehouse, [Submission(district_records(tmp_path / "students.csv", student_ids()), "students")])
+    yield warehouse
+    warehouse.close()
+
+
+@needs_real
+def test_schools_come_from_the_school_elements_only(tmp_path):
+    # EducationOrganization.xml has 3 <School> elements (grep -c "<School id" gives 3); the service
+    # centre, the district (LocalEducationAgency), community and post-secondary bodies are no schools.
+    data = str(tmp_path / "data")
+    invoke("init", "--school-year", "2021-22", "--data-dir", data)
+    result = invoke("import", "edfi", str(REAL / "EducationOrganization.xml"), "--data-dir", data)
+    assert result.exit_code == 0, result.output
+    warehouse = make_warehouse(Path(data))
+    with warehouse.cursor() as cur:
+        assert cur.execute("select school_id, name from schools order by 1").fetchall() == [
+            ("255901001", "Grand Bend High School"),
+            ("255901044", "Grand Bend Middle School"),
+            ("255901107", "Grand Bend Elementary School"),
+        ]
+    warehouse.close()
+
+
+@needs_real
+def test_special_education_associations_add_effective_dated_records(grand_bend):
+    # By hand from StudentProgram.xml: 97 <StudentSpecialEducationProgramAssociation> elements, one
+    # per student, all with BeginDate 2021-08-30; 10 have EndDate 2021-10-03, 22 EndDate 2021-12-17
+    # and 65 none. The other program associations (bilingual, gifted, CTE, migrant, ESL, food
+    # service...) have ProgramTypes the table does not map to special education. Every student's
+    # record says "No" as of 2021-08-01, so each association adds a "Yes" version on 2021-08-30
+    # and each with an EndDate a "No" version on that date: 97 + 32 = 129 versions.
+    outcomes = edfi.import_files(grand_bend, [REAL / "Student.xml", REAL / "StudentProgram.xml"])
+    assert [(o.file, o.kind, o.status, o.rows) for o in outcomes] == [("StudentProgram.xml.csv", "students", "accepted", 129)]
+    with grand_bend.cursor() as cur:
+        added = cur.execute(
+            """select as_of, special_education, count(*) from district_students where as_of > '2021-08-01'
+            group by all order by 1"""
+        ).fetchall()
+        assert added == [(date(2021, 8, 30), True, 97), (date(2021, 10, 3), False, 10), (date(2021, 12, 17), False, 22)]
+        # Line 3226: student 604956, in from 2021-08-30 and out from 2021-12-17; the version keeps
+        # the rest of the record in force (school 255901044, grade 7).
+        assert cur.execute(
+            "select as_of, school_id, grade, special_education from district_students where student_key = '604956' order by 1"
+        ).fetchall() == [
+            (date(2021, 8, 1), "255901044", 7, False),
+            (date(2021, 8, 30), "255901044", 7, True),
+            (date(2021, 12, 17), "255901044", 7, False),
+        ]
+        # The students' current groups are the latest records: the 65 without an EndDate.
+        assert cur.execute("select count(*) from students where special_education").fetchall()[0][0] == 65
+    # The same interchanges again change nothing.
+    again = edfi.import_files(grand_bend, [REAL / "Student.xml", REAL / "StudentProgram.xml"])
+    assert {o.status for o in again} == {"unchanged"}
+
+
+@needs_real
+def test_facts_take_special_education_as_of_their_date(grand_bend):
+    # Student 604992 (line 3296) is in special education from 2021-08-30 to 2021-10-03: a week of
+    # school attendance in September counts them in it, one in November does not.
+    edfi.import_files(grand_bend, [REAL / "StudentProgram.xml"])
+    attendance = grand_bend.settings.data_dir / "attendance.csv"
+    attendance.write_text("student_id,week_start,days_enrolled,days_present\n"
+                          "604992,2021-09-13,5,5\n604992,2021-11-15,5,4\n")
+    ingest(grand_bend, [Submission(attendance, "school_attendance")])
+    with grand_bend.cursor() as cur:
+        assert cur.execute(
+            "select period_start, special_education from facts where student_key = '604992' order by 1"
+        ).fetchall() == [(date(2021, 9, 13), True), (date(2021, 11, 15), False)]
+
+
+@needs_real
+def test_a_student_the_district_has_no_record_of_is_a_problem_and_nothing_lands(tmp_path):
+    # No students loaded: each of the 97 associations names a student without a record. The first
+    # (line 3086) is student 604872.
+    warehouse = make_warehouse(tmp_path / "data")
+    warehouse.init(["2021-22"])
+    before = warehouse.version()
+    with pytest.raises(IngestRejected) as rejected:
+        edfi.import_files(warehouse, [REAL / "EducationOrganization.xml", REAL / "StudentProgram.xml"])
+    problems = rejected.value.problems
+    assert len(problems) == 97
+    first = problems[0]
+    assert (first.file, first.row, first.column, first.value) == (
+        "StudentProgram.xml", 3086,
+        "InterchangeStudentProgram/StudentSpecialEducationProgramAssociation[1]/StudentReference/StudentIdentity/StudentUniqueId",
+        "604872",
+    )
+    assert "has no record in the district's student records" in first.reason
+    # Nothing landed, not even the schools of the other file.
+    assert warehouse.version() == before
+    with warehouse.cursor() as cur:
+        assert cur.execute("select count(*) from schools").fetchall()[0][0] == 0
+    warehouse.close()
+
+
+def write_xml(path: Path, root: str, body: str) -> Path:
+    path.write_text(f'<?xml version="1.0" encoding="UTF-8"?>\n<{root} xmlns="http://ed-fi.org/5.2.0">\n{body}\n</{root}>\n')
+    return path
+
+
+def association(student: str, begins: str, ends: str | None = None, program: str = "Special Education") -> str:
+    return f"""<StudentSpecialEducationProgramAssociation>
+<StudentReference><StudentIdentity><StudentUniqueId>{student}</StudentUniqueId></StudentIdentity></StudentReference>
+<ProgramReference><ProgramIdentity><ProgramType>uri://ed-fi.org/ProgramTypeDescriptor#{program}</ProgramType></ProgramIdentity></ProgramReference>
+<BeginDate>{begins}</BeginDate>{f"<EndDate>{ends}</EndDate>" if ends else ""}
+</StudentSpecialEducationProgramAssociation>"""
+
+
+@needs_real
+def test_every_problem_is_told_at_its_element(grand_bend, tmp_path):
+    schools = write_xml(tmp_path / "EducationOrganization.xml", "InterchangeEducationOrganization",
+                        "<School><SchoolId>9</SchoolId></School>")
+    students = write_xml(tmp_path / "Student.xml", "InterchangeStudent",
+                         "<Student><StudentUniqueId>604821</StudentUniqueId></Student>\n"
+                         "<Student><StudentUniqueId>604821</StudentUniqueId></Student>")
+    programs = write_xml(tmp_path / "StudentProgram.xml", "InterchangeStudentProgram", "\n".join([
+        association("604821", "2021-13-01"),
+        association("604822", "2021-09-01", "2021-08-01"),
+        association("604823", "2021-09-01", program="Bilingual"),  # not special education: not read
+    ]))
+    before = grand_bend.version()
+    with pytest.raises(IngestRejected) as rejected:
+        edfi.import_files(grand_bend, [schools, students, programs])
+    found = {(p.file, p.row, p.column, p.value, p.reason) for p in rejected.value.problems}
+    assert found == {
+        ("EducationOrganization.xml", 3, "InterchangeEducationOrganization/School[1]/NameOfInstitution", None, "is required"),
+        ("Student.xml", 4, "InterchangeStudent/Student[2]/StudentUniqueId", "604821",
+         "is also the student of InterchangeStudent/Student[1]"),
+        ("StudentProgram.xml", 3, "InterchangeStudentProgram/StudentSpecialEducationProgramAssociation[1]/BeginDate",
+         "2021-13-01", "is not a date (YYYY-MM-DD)"),
+        ("StudentProgram.xml", 8, "InterchangeStudentProgram/StudentSpecialEducationProgramAssociation[2]/EndDate",
+         "2021-08-01", "is not after BeginDate"),
+    }
+    assert grand_bend.version() == before
+
+
+@needs_real
+def test_a_problem_the_ingest_finds_is_told_at_the_element_it_came_from(grand_bend, tmp_path):
+    # A BeginDate in the future passes the XML's checks; the ingest refuses the record version
+    # dated then, and says so at the association.
+    programs = write_xml(tmp_path / "StudentProgram.xml", "InterchangeStudentProgram", "\n".join([
+        association("604821", "2021-09-01"),
+        association("604822", "2099-09-01"),
+    ]))
+    with pytest.raises(IngestRejected) as rejected:
+        edfi.import_files(grand_bend, [programs])
+    told = [(p.file, p.row, p.column, p.value, p.reason) for p in rejected.value.problems]
+    assert ("StudentProgram.xml", 8,
+            "InterchangeStudentProgram/StudentSpecialEducationProgramAssociation[2]/BeginDate or EndDate",
+            "2099-09-01", "is in the future") in told
+    with grand_bend.cursor() as cur:
+        assert cur.execute("select count(*) from district_students where as_of > '2021-08-01'").fetchall()[0][0] == 0
+        assert cur.execute("select school_year from school_years").fetchall() == [("2021-22",)]
+
+
+def test_records_gain_a_version_only_where_special_education_changes():
+    record = ("S1", "K1", 4, "White", "Female", False, False, False, None, date(2021, 8, 1))
+    later = (*record[:9], date(2021, 11, 1))
+    spans = [("S1", date(2021, 9, 1), date(2021, 10, 1)), ("S1", date(2021, 10, 1), date(2021, 12, 1))]
+    versions = edfi.record_versions({"S1": [record, later]}, spans)
+    # 9-1: in force is the record of 8-1 ("No"), the spans say "Yes": a version. 10-1: the second
+    # span starts the day the first ends, still "Yes": none. 12-1: the spans say "No" and so does
+    # the record in force, the district's own of 11-1 (it stands as sent): none.
+    assert [(v[-1], v[7], index) for v, index in versions] == [(date(2021, 9, 1), True, 0)]
+
+
+def test_school_years_of_dates():
+    assert edfi.school_year_of(date(2021, 8, 30), 8) == "2021-22"
+    assert edfi.school_year_of(date(2022, 5, 27), 8) == "2021-22"
+    assert edfi.school_year_of(date(2021, 7, 31), 8) == "2020-21"
+
+
+@needs_real
+def test_cli_says_every_problem_and_refuses_what_is_no_interchange(tmp_path):
+    data = str(tmp_path / "data")
+    invoke("init", "--school-year", "2021-22", "--data-dir", data)
+    errors = tmp_path / "errors.csv"
+    result = invoke("import", "edfi", str(REAL / "StudentProgram.xml"), "--errors", str(errors), "--data-dir", data)
+    assert result.exit_code == 1
+    assert ("StudentProgram.xml, row 3086: InterchangeStudentProgram/StudentSpecialEducationProgramAssociation[1]"
+            "/StudentReference/StudentIdentity/StudentUniqueId = '604872': has no record") in result.output
+    rows = list(csv.DictReader(io.StringIO(errors.read_text())))
+    assert len(rows) == 97
+    other = tmp_path / "roster.csv"
+    other.write_text("student_id,vendor_id\nS1,V1\n")
+    refused = invoke("import", "edfi", str(other), "--data-dir", data)
+    assert refused.exit_code == 1 and "roster.csv is not well-formed XML" in refused.output
+    intervention = invoke("import", "edfi", str(REAL / "StudentIntervention.xml"), "--data-dir", data)
+    assert intervention.exit_code == 1
+    assert "StudentIntervention.xml is a InterchangeStudentIntervention, not an Ed-Fi interchange this import reads" in intervention.output
