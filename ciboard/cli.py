@@ -175,8 +175,9 @@ def import_nwea(files: tuple[Path, ...], errors_file: Path | None, replace: bool
 
 @import_group.command(
     "edfi",
-    help="Import Ed-Fi Data Standard XML interchanges (EducationOrganization, Student, StudentProgram), any "
-    "number, as one submission: it lands whole or not at all. docs/edfi.md says what maps to what.",
+    help="Import Ed-Fi Data Standard XML interchanges (EducationOrganization, Student, StudentProgram, "
+    "AssessmentMetadata, StudentAssessment), any number, as one submission: it lands whole or not at all. "
+    "docs/edfi.md says what maps to what.",
 )
 @click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option(
@@ -187,8 +188,12 @@ def import_nwea(files: tuple[Path, ...], errors_file: Path | None, replace: bool
     help="Also write every problem to this CSV file.",
 )
 @click.option("--replace", is_flag=True, help="Let the files replace earlier ones even where that removes rows.")
+@click.option("--subject", default=None,
+              help="The AcademicSubject (e.g. Mathematics) whose results become the assessment facts, where there are several.")
 @data_dir_option
-def import_edfi(files: tuple[Path, ...], errors_file: Path | None, replace: bool, data_dir: Path | None) -> None:
+def import_edfi(
+    files: tuple[Path, ...], errors_file: Path | None, replace: bool, subject: str | None, data_dir: Path | None
+) -> None:
     from ciboard import edfi
 
     warehouse = warehouse_for(data_dir)
@@ -197,7 +202,7 @@ def import_edfi(files: tuple[Path, ...], errors_file: Path | None, replace: bool
     audited = {"files": [path.name for path in files], "kind": "edfi", "scope": "district"}
     try:
         load_reported(warehouse, audited, errors_file,
-                      lambda: edfi.import_files(warehouse, list(files), progress=say, replace=replace))
+                      lambda: edfi.import_files(warehouse, list(files), progress=say, replace=replace, subject=subject))
     except edfi.NotAnInterchange as error:
         raise click.ClickException(str(error)) from None
 

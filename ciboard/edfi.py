@@ -23,9 +23,10 @@ import xml.etree.ElementTree as ET
 from xml.parsers import expat
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date
 from pathlib import Path
 
+from ciboard.calendar import school_year_of, window_of
 from ciboard.groups import spellings
 from ciboard.ingest import IngestRejected, Outcome, Submission, ingest
 from ciboard.kinds import Problem
@@ -74,6 +75,9 @@ class Found:
     student_ids: set[str] = field(default_factory=set)
     # (student_id, begins, ends or None, element) of each special-education association
     special_education: list[tuple[str, date, date | None, Element, Interchange]] = field(default_factory=list)
+    assessments: dict[str, "Assessment"] = field(default_factory=dict)  # by AssessmentIdentifier
+    results: list["Result"] = field(default_factory=list)
+    not_tested: int = 0  # results with a ReasonNotTested and no score
     problems: dict[str, list[Problem]] = field(default_factory=dict)
 
     def problem(self, interchange: Interchange, element: Element, child: str | None, value: str | None, reason: str) -> None:
@@ -142,7 +146,7 @@ def _date(text: str | None) -> date | None:
         return None
 
 
-def _read_schools(interchange: Interchange, found: Found) -> None:
+def _read_schools(interchange: Interchange, found: Found, table: dict) -> None:
     for element in interchange.elements:
         if _local(element.node.tag) != "School":
             continue  # the district, service centre, programs, courses...: see docs/edfi.md
@@ -155,7 +159,7 @@ def _read_schools(interchange: Interchange, found: Found) -> None:
             found.schools.append((school_id, name, element))
 
 
-def _read_students(interchange: Interchange, found: Found) -> None:
+def _read_students(interchange: Interchange, found: Found, table: dict) -> None:
     seen: dict[str, str] = {}
     for element in interchange.elements:
         if _local(element.node.tag) != "Student":
@@ -170,7 +174,7 @@ def _read_students(interchange: Interchange, found: Found) -> None:
             found.student_ids.add(student_id)
 
 
-def _read_programs(interchange: Interchange, found: Found, in_special_education: dict[str, object]) -> None:
+def _read_programs(interchange: Interchange, found: Found, table: dict) -> None:
     """Special-education associations: any program association whose ProgramType the table of
     spellings maps to special education (so a district's own descriptor can be added)."""
     for element in interchange.elements:
@@ -180,7 +184,7 @@ def _read_programs(interchange: Interchange, found: Found, in_special_education:
         if program is None:
             found.problem(interchange, element, PROGRAM_TYPE, None, "is required")
             continue
-        if in_special_education.get(program.lower()) is not True:
+        if table["special_education"].get(program.lower()) is not True:
             continue  # another program: see docs/edfi.md
         student_id = element.text(STUDENT_ID)
         begins_text, ends_text = element.text("BeginDate"), element.text("EndDate")
@@ -199,10 +203,153 @@ def _read_programs(interchange: Interchange, found: Found, in_special_education:
             found.special_education.append((student_id, begins, ends, element, interchange))
 
 
+# The reporting method whose result is the scale score, in order of preference: Ed-Fi's "Scale
+# score", else a vertical scale (one scale across grades, as Texas's STAAR reports it).
+SCALE_METHODS = ("Scale score", "Vertical score")
+ASSESSMENT_ID = "AssessmentReference/AssessmentIdentity/AssessmentIdentifier"
+
+
+def _descriptor(uri: str | None) -> str | None:
+    """The value a descriptor URI names: 'Mathematics' of uri://ed-fi.org/AcademicSubjectDescriptor#Mathematics."""
+    return uri.rsplit("#", 1)[-1].strip() if uri else None
+
+
+@dataclass
+class Assessment:
+    subject: str | None
+    scores: dict[str, tuple[float | None, float | None]]  # reporting method -> (minimum, maximum)
+
+
+@dataclass
+class Result:
+    student_id: str
+    assessment_id: str
+    day: date
+    stated_year: str | None
+    scores: dict[str, str]  # reporting method -> result as sent
+    levels: list[str]
+    element: Element
+    interchange: Interchange
+
+
+def _number(text: str | None) -> float | None:
+    try:
+        return float(text) if text is not None else None
+    except ValueError:
+        return None
+
+
+def _read_metadata(interchange: Interchange, found: Found, table: dict) -> None:
+    for element in interchange.elements:
+        if _local(element.node.tag) != "Assessment":
+            continue  # objective assessments (a test's parts) are not read
+        identifier = element.text("AssessmentIdentifier")
+        if identifier is None:
+            found.problem(interchange, element, "AssessmentIdentifier", None, "is required")
+            continue
+        scores = {}
+        for score in element.node.findall(_qualified("AssessmentScore", element.node)):
+            method = _descriptor(_child_text(score, "AssessmentReportingMethod"))
+            if method:
+                scores[method] = (_number(_child_text(score, "MinimumScore")), _number(_child_text(score, "MaximumScore")))
+        found.assessments[identifier] = Assessment(_descriptor(element.text("AcademicSubject")), scores)
+
+
+def _child_text(node: ET.Element, child: str) -> str | None:
+    found = node.find(_qualified(child, node))
+    return found.text.strip() if found is not None and found.text and found.text.strip() else None
+
+
+def _read_results(interchange: Interchange, found: Found, table: dict) -> None:
+    for element in interchange.elements:
+        if _local(element.node.tag) != "StudentAssessment":
+            continue
+        node = element.node
+        scores = {
+            _descriptor(_child_text(score, "AssessmentReportingMethod")) or "": _child_text(score, "Result") or ""
+            for score in node.findall(_qualified("ScoreResult", node))
+        }
+        levels = [_child_text(level, "PerformanceLevel") or "" for level in node.findall(_qualified("PerformanceLevel", node))]
+        if element.text("ReasonNotTested") and not scores:
+            found.not_tested += 1
+            continue
+        student_id, assessment_id = element.text(STUDENT_ID), element.text(ASSESSMENT_ID)
+        given = element.text("AdministrationDate")
+        day = _date(given)
+        if student_id is None:
+            found.problem(interchange, element, STUDENT_ID, None, "is required")
+        if assessment_id is None:
+            found.problem(interchange, element, ASSESSMENT_ID, None, "is required")
+        if given is None:
+            found.problem(interchange, element, "AdministrationDate", None, "is required")
+        elif day is None:
+            found.problem(interchange, element, "AdministrationDate", given, "is not a date (YYYY-MM-DD)")
+        if student_id and assessment_id and day:
+            found.results.append(Result(student_id, assessment_id, day, element.text("SchoolYear"), scores, levels,
+                                        element, interchange))
+
+
+def _scored(found: Found, settings, table: dict, subject: str | None) -> list[tuple[tuple, Element]]:
+    """The assessment rows (student_id, window, test_date, scaled_score, proficient) of the results
+    in the chosen subject, each with its element; what is wrong goes to `found`."""
+    subjects = sorted({found.assessments[r.assessment_id].subject or "" for r in found.results
+                       if r.assessment_id in found.assessments})
+    chosen = subject if subject is not None else (subjects[0] if len(subjects) == 1 else None)
+    rows = []
+    for result in found.results:
+        interchange, element = result.interchange, result.element
+        assessment = found.assessments.get(result.assessment_id)
+        if assessment is None:
+            found.problem(interchange, element, ASSESSMENT_ID, result.assessment_id,
+                          "is not an Assessment of the AssessmentMetadata interchanges of this import")
+            continue
+        if chosen is None:
+            found.problem(interchange, element, ASSESSMENT_ID, result.assessment_id,
+                          f"the results are in several subjects ({', '.join(subjects)}) and the assessment facts"
+                          " hold one test per student and window: choose the contract's with --subject")
+            continue
+        if (assessment.subject or "").lower() != chosen.lower():
+            continue
+        method = next((m for m in SCALE_METHODS if m in assessment.scores), None)
+        if method is None:
+            found.problem(interchange, element, ASSESSMENT_ID, result.assessment_id,
+                          f"its AssessmentMetadata states no scale score ({' or '.join(SCALE_METHODS)}) among its"
+                          " AssessmentScore reporting methods")
+            continue
+        where = f"ScoreResult[{method}]/Result"
+        given = result.scores.get(method)
+        score = _number(given)
+        low, high = assessment.scores[method]
+        if given is None:
+            found.problem(interchange, element, where, None, "is required")
+        elif score is None:
+            found.problem(interchange, element, where, given, "is not a number")
+        elif (low is not None and score < low) or (high is not None and score > high):
+            found.problem(interchange, element, where, given,
+                          f"is outside the assessment's {method} range ({low:g} to {high:g})")
+        mapped = [table["proficient"].get(level.lower()) for level in result.levels]
+        if not result.levels:
+            found.problem(interchange, element, "PerformanceLevel/PerformanceLevel", None, "is required")
+        for level, proficient in zip(result.levels, mapped):
+            if proficient is None:
+                found.problem(interchange, element, "PerformanceLevel/PerformanceLevel", level,
+                              "is not a performance level the table of spellings knows (README: District student"
+                              " records); add the state's own with the setting CIBOARD_STUDENT_GROUP_SPELLINGS")
+        if len({m for m in mapped if m is not None}) > 1:
+            found.problem(interchange, element, "PerformanceLevel/PerformanceLevel", ", ".join(result.levels),
+                          "say both proficient and not proficient")
+        if score is not None and mapped and None not in mapped and len(set(mapped)) == 1:
+            rows.append(((result.student_id, window_of(result.day, settings), result.day.isoformat(), score,
+                          "Yes" if mapped[0] else "No"), element))
+    return rows
+
+
 READERS = {
     "InterchangeEducationOrganization": _read_schools,
     "InterchangeStudent": _read_students,
     "InterchangeStudentProgram": _read_programs,
+    "InterchangeAssessmentMetadata": _read_metadata,
+    "InterchangeStudentAssessment": _read_results,
 }
 
 
@@ -261,12 +408,6 @@ def _records(warehouse, student_ids: set[str]) -> dict[str, list[tuple]]:
     return records
 
 
-def school_year_of(day: date, start_month: int) -> str:
-    """The school year a date lies in: '2021-22' for 2021-08-30 with years starting in August."""
-    first = day.year if day.month >= start_month else day.year - 1
-    return f"{first}-{str(first + 1)[-2:]}"
-
-
 # --- the import command --------------------------------------------------------------------
 
 
@@ -287,19 +428,18 @@ def import_files(
     *,
     progress: Callable[[str], None] | None = None,
     replace: bool = False,
+    subject: str | None = None,
 ) -> list[Outcome]:
     """Reads the interchanges and lands what they hold as one ingest, or raises IngestRejected
-    with every problem at its element (NotAnInterchange for a file that is none)."""
+    with every problem at its element (NotAnInterchange for a file that is none). `subject`:
+    the AcademicSubject whose results become assessment facts, where they are in several."""
     say = progress or (lambda message: None)
+    settings = warehouse.settings
     interchanges = [read(path) for path in paths]
     found = Found()
-    table = spellings(warehouse.settings.student_group_spellings)
+    table = spellings(settings.student_group_spellings)
     for interchange in sorted(interchanges, key=lambda i: list(READERS).index(i.name)):
-        reader = READERS[interchange.name]
-        if reader is _read_programs:
-            reader(interchange, found, table["special_education"])
-        else:
-            reader(interchange, found)
+        READERS[interchange.name](interchange, found, table)
         say(f"{interchange.file}: read {len(interchange.elements):,} elements as {interchange.name}")
 
     records = _records(warehouse, {student_id for student_id, *_ in found.special_education})
@@ -314,54 +454,74 @@ def import_files(
         else:
             spans.append((student_id, begins, ends))
             span_elements.append(element)
+    scored = _scored(found, settings, table, subject)
     if found.problems:
         raise IngestRejected([
             Outcome(i.file, i.name, "rejected" if i.file in found.problems else "not loaded",
                     problems=found.problems.get(i.file, []))
             for i in interchanges
         ])
+    if found.not_tested:
+        say(f"{found.not_tested:,} result(s) with a ReasonNotTested and no score: not a test taken, not loaded")
+    start_month = settings.school_year_start_month
+    disagreeing = sum(1 for r in found.results if r.stated_year and r.stated_year[:4] != school_year_of(r.day, start_month)[:4])
+    if disagreeing:
+        say(f"{disagreeing:,} result(s) state a SchoolYear their AdministrationDate is not in: the date decides")
 
     versions = record_versions(records, spans)
-    start_month = warehouse.settings.school_year_start_month
-    years = sorted({school_year_of(version[-1], start_month) for version, _ in versions})
+    years = sorted({school_year_of(version[-1], start_month) for version, _ in versions}
+                   | {school_year_of(date.fromisoformat(row[2]), start_month) for row, _ in scored})
     with tempfile.TemporaryDirectory(prefix="edfi-") as folder:
         submissions, sources = [], {}
-        organizations = [i for i in interchanges if i.name == "InterchangeEducationOrganization"]
-        for interchange in organizations:
-            rows = [(school_id, name) for school_id, name, _ in found.schools]
-            if rows:
-                written = Path(folder) / f"schools-{len(submissions)}.csv"
-                _write(written, ("school_id", "name"), rows)
-                submissions.append(Submission(written, "schools", by_district=True, file_name=_as_csv(interchange)))
-                sources[_as_csv(interchange)] = [element for *_, element in found.schools]
+
+        def submit(interchange: Interchange, kind: str, header: tuple[str, ...], rows: list[tuple], elements: list[Element]):
+            written = Path(folder) / f"{len(submissions)}.csv"
+            _write(written, header, rows)
+            submissions.append(Submission(written, kind, by_district=True, file_name=_as_csv(interchange)))
+            sources[_as_csv(interchange)] = (kind, elements)
+
+        def of(interchange: Interchange) -> set[int]:
+            return {id(e) for e in interchange.elements}
+
+        for interchange in interchanges:
+            if interchange.name == "InterchangeEducationOrganization":
+                own = [(school_id, name, e) for school_id, name, e in found.schools if id(e) in of(interchange)]
+                if own:
+                    submit(interchange, "schools", ("school_id", "name"), [r[:2] for r in own], [r[2] for r in own])
         programs = [i for i in interchanges if i.name == "InterchangeStudentProgram"]
-        if versions and programs:
+        if versions:
             # The versions go in as one students file named after the (first) program interchange.
-            written = Path(folder) / "students.csv"
-            _write(written, RECORD_COLUMNS, [
+            submit(programs[0], "students", RECORD_COLUMNS, [
                 (*version[:5], _yes_no(version[5]), _yes_no(version[6]), _yes_no(version[7]), version[8] or "",
                  version[9].isoformat())
                 for version, _ in versions
-            ])
-            submissions.append(Submission(written, "students", by_district=True, file_name=_as_csv(programs[0])))
-            sources[_as_csv(programs[0])] = [span_elements[index] for _, index in versions]
+            ], [span_elements[index] for _, index in versions])
+        for interchange in interchanges:
+            mine = of(interchange)
+            own = [(row, e) for row, e in scored if id(e) in mine]
+            if interchange.name == "InterchangeStudentAssessment" and own:
+                submit(interchange, "assessment", ASSESSMENT_COLUMNS, [r for r, _ in own], [e for _, e in own])
         if not submissions:
-            say("nothing to load: the interchanges hold no schools and no special-education associations"
-                " that change a student's record")
+            say("nothing to load: the interchanges hold no schools, no test results and no special-education"
+                " associations that change a student's record")
             return [Outcome(i.file, i.name, "unchanged") for i in interchanges]
         try:
             return ingest(warehouse, submissions, progress=progress, replace=replace, school_years=years)
         except IngestRejected as rejected:
             for outcome in rejected.outcomes:
-                elements = sources.get(outcome.file, [])
+                kind, elements = sources.get(outcome.file, (None, []))
                 outcome.file = outcome.file.removesuffix(".csv")
-                outcome.problems = [_at_element(problem, elements, outcome.file) for problem in outcome.problems]
+                outcome.problems = [_at_element(problem, kind, elements, outcome.file) for problem in outcome.problems]
             raise IngestRejected(rejected.outcomes) from None
 
 
+ASSESSMENT_COLUMNS = ("student_id", "window", "test_date", "scaled_score", "proficient")
+# Where each written column comes from, by kind.
 FIELD_ELEMENTS = {
-    "school_id": "SchoolId", "name": "NameOfInstitution", "student_id": STUDENT_ID,
-    "as_of": "BeginDate or EndDate", "special_education": PROGRAM_TYPE,
+    "schools": {"school_id": "SchoolId", "name": "NameOfInstitution"},
+    "students": {"student_id": STUDENT_ID, "as_of": "BeginDate or EndDate", "special_education": PROGRAM_TYPE},
+    "assessment": {"student_id": STUDENT_ID, "window": "AdministrationDate", "test_date": "AdministrationDate",
+                   "scaled_score": "ScoreResult/Result", "proficient": "PerformanceLevel/PerformanceLevel"},
 }
 
 
@@ -370,13 +530,13 @@ def _as_csv(interchange: Interchange) -> str:
     return interchange.file + ".csv"
 
 
-def _at_element(problem: Problem, elements: list[Element], file: str) -> Problem:
+def _at_element(problem: Problem, kind: str | None, elements: list[Element], file: str) -> Problem:
     """A problem of a written row told at the element the row came from (header = row 1)."""
     if problem.row is None or not 2 <= problem.row < len(elements) + 2:
         return Problem(file, problem.row, problem.column, problem.value, problem.reason,
                        problem.for_vendor, problem.rows_with_problems)
     element = elements[problem.row - 2]
-    child = FIELD_ELEMENTS.get(problem.column or "")
+    child = FIELD_ELEMENTS.get(kind, {}).get(problem.column or "")
     where = element.path + (f"/{child}" if child else "")
     return Problem(file, element.line, where, problem.value, problem.reason,
                    problem.for_vendor, problem.rows_with_problems)

@@ -235,3 +235,88 @@ def test_cli_says_every_problem_and_refuses_what_is_no_interchange(tmp_path):
     intervention = invoke("import", "edfi", str(REAL / "StudentIntervention.xml"), "--data-dir", data)
     assert intervention.exit_code == 1
     assert "StudentIntervention.xml is a InterchangeStudentIntervention, not an Ed-Fi interchange this import reads" in intervention.output
+
+
+ASSESSMENTS = [REAL / "AssessmentMetadata-StateAssessment.xml", REAL / "StudentAssessment-StateAssessment.xml"]
+
+
+@needs_real
+def test_state_test_results_become_scale_score_and_proficiency_facts(grand_bend):
+    # By hand from StudentAssessment-StateAssessment.xml: 34 results, 17 in Mathematics (8 in
+    # grade 8, 9 in grade 5), all given on 2021-04-01 (spring of 2020-21, though each says
+    # SchoolYear 2021-2022). Student 604861 was absent (ReasonNotTested, no score): 16 tested.
+    # The metadata lists "Vertical score" (no "Scale score") among each test's AssessmentScores.
+    # Vertical scores, grade 8: 691 704 798 685 628 822 691 = 5,019; grade 5: 691 738 706 647 578
+    # 578 571 621 691 = 5,821; mean 10,840 / 16 = 677.5. "Met Standard" for 604912 604851 604889
+    # (grade 8) and 604967 604871 604856 604875 604885 604958 (grade 5): 9 of 16 = 0.5625.
+    outcomes = edfi.import_files(grand_bend, ASSESSMENTS, subject="Mathematics")
+    assert [(o.file, o.kind, o.rows) for o in outcomes] == [("StudentAssessment-StateAssessment.xml.csv", "assessment", 16)]
+    with grand_bend.cursor() as cur:
+        assert cur.execute(
+            "select school_year, window_name, test_date, count(*), sum(scaled_score), count(*) filter (where proficient)"
+            " from assessments group by all"
+        ).fetchall() == [("2020-21", "spring", date(2021, 4, 1), 16, 10840.0, 9)]
+        # Student 604898's math test (line 3): vertical score 691, Did Not Meet Standard.
+        assert cur.execute(
+            "select scaled_score, proficient from assessments where student_key = '604898'"
+        ).fetchall() == [(691.0, False)]
+    from ciboard.access import Scope
+    from ciboard.queries import run
+
+    def series(metric):
+        return run(grand_bend, "series", Scope.parse("analyst"), {"metric": metric, "grain": "window"})
+
+    assert series("scaled_score")["value"].tolist() == [677.5]
+    assert series("proficient")["value"].tolist() == [0.5625]
+
+
+@needs_real
+def test_results_in_several_subjects_need_one_chosen(grand_bend):
+    # Reading: 16 tested (604861 absent again); "Met Standard" for all but 604856 604875 604960.
+    with pytest.raises(IngestRejected) as rejected:
+        edfi.import_files(grand_bend, ASSESSMENTS)
+    assert len(rejected.value.problems) == 32
+    assert "choose the contract's with --subject" in rejected.value.problems[0].reason
+    edfi.import_files(grand_bend, ASSESSMENTS, subject="reading")
+    with grand_bend.cursor() as cur:
+        assert cur.execute("select count(*), count(*) filter (where proficient) from assessments").fetchall() == [(16, 13)]
+
+
+@needs_real
+def test_bad_results_are_told_at_their_element(grand_bend, tmp_path):
+    metadata = REAL / "AssessmentMetadata-StateAssessment.xml"
+
+    def result(student, score, level, assessment="SA-2011-Mathematics-Fifth grade", day="2021-04-01"):
+        return f"""<StudentAssessment><AdministrationDate>{day}</AdministrationDate>
+<ScoreResult><Result>{score}</Result><AssessmentReportingMethod>uri://ed-fi.org/AssessmentReportingMethodDescriptor#Vertical score</AssessmentReportingMethod></ScoreResult>
+<PerformanceLevel><PerformanceLevel>uri://ed-fi.org/PerformanceLevelDescriptor#{level}</PerformanceLevel></PerformanceLevel>
+<StudentReference><StudentIdentity><StudentUniqueId>{student}</StudentUniqueId></StudentIdentity></StudentReference>
+<AssessmentReference><AssessmentIdentity><AssessmentIdentifier>{assessment}</AssessmentIdentifier></AssessmentIdentity></AssessmentReference>
+</StudentAssessment>"""
+
+    results = write_xml(tmp_path / "StudentAssessment.xml", "InterchangeStudentAssessment", "\n".join([
+        result("604821", 900, "Met Standard"),  # line 3: above the grade-5 test's 875
+        result("604822", 600, "Exemplary"),  # line 9
+        result("604823", 600, "Met Standard", assessment="SA-2030-Art"),  # line 15
+        result("999999", 600, "Met Standard"),  # line 21: no such student (the ingest finds it)
+    ]))
+    with pytest.raises(IngestRejected) as rejected:
+        edfi.import_files(grand_bend, [metadata, results])
+    found = {(p.file, p.row, p.column, p.value) for p in rejected.value.problems}
+    assert found == {
+        ("StudentAssessment.xml", 3, "InterchangeStudentAssessment/StudentAssessment[1]/ScoreResult[Vertical score]/Result", "900"),
+        ("StudentAssessment.xml", 9, "InterchangeStudentAssessment/StudentAssessment[2]/PerformanceLevel/PerformanceLevel",
+         "uri://ed-fi.org/PerformanceLevelDescriptor#Exemplary"),
+        ("StudentAssessment.xml", 15, "InterchangeStudentAssessment/StudentAssessment[3]/" + edfi.ASSESSMENT_ID, "SA-2030-Art"),
+    }
+    # Those found, nothing was written; with them mended, the ingest names the unknown student.
+    results.write_text(results.read_text().replace(">900<", ">800<").replace("#Exemplary", "#Advanced")
+                       .replace("SA-2030-Art", "SA-2011-Mathematics-Fifth grade"))
+    with pytest.raises(IngestRejected) as rejected:
+        edfi.import_files(grand_bend, [metadata, results])
+    assert [(p.file, p.row, p.column, p.value, p.reason) for p in rejected.value.problems] == [
+        ("StudentAssessment.xml", 21, "InterchangeStudentAssessment/StudentAssessment[4]/" + edfi.STUDENT_ID, "999999",
+         "is not on any roster"),
+    ]
+    with grand_bend.cursor() as cur:
+        assert cur.execute("select count(*) from assessments").fetchall()[0][0] == 0
