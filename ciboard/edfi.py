@@ -23,7 +23,7 @@ import xml.etree.ElementTree as ET
 from xml.parsers import expat
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 from ciboard.calendar import school_year_of, window_of
@@ -78,6 +78,10 @@ class Found:
     assessments: dict[str, "Assessment"] = field(default_factory=dict)  # by AssessmentIdentifier
     results: list["Result"] = field(default_factory=list)
     not_tested: int = 0  # results with a ReasonNotTested and no score
+    sessions: dict[tuple[str, str, str], "Session"] = field(default_factory=dict)  # by (school, year, name)
+    # (school, date) -> (has instruction, the events' values, element, interchange)
+    calendar_days: dict[tuple[str, date], tuple] = field(default_factory=dict)
+    absences: list["Absence"] = field(default_factory=list)
     problems: dict[str, list[Problem]] = field(default_factory=dict)
 
     def problem(self, interchange: Interchange, element: Element, child: str | None, value: str | None, reason: str) -> None:
@@ -344,12 +348,189 @@ def _scored(found: Found, settings, table: dict, subject: str | None) -> list[tu
     return rows
 
 
+SCHOOL_ID = "SchoolReference/SchoolIdentity/SchoolId"
+SESSION = "SessionReference/SessionIdentity"
+CLOSURES = ("Weather day", "Emergency day", "Strike")  # a calendar's days off that are closures, not breaks
+
+
+@dataclass
+class Session:
+    school_id: str
+    name: str
+    year: str
+    begins: date
+    ends: date
+    stated_days: int | None
+    element: Element
+    interchange: Interchange
+
+
+@dataclass
+class Absence:
+    student_id: str
+    school_id: str
+    session: tuple[str, str, str]  # (school, school year, name) as the event names it
+    day: date
+    absent: bool
+    element: Element
+    interchange: Interchange
+
+
+def _read_calendar(interchange: Interchange, found: Found, table: dict) -> None:
+    for element in interchange.elements:
+        tag = _local(element.node.tag)
+        if tag == "Session":
+            school_id, name, year = element.text(SCHOOL_ID), element.text("SessionName"), element.text("SchoolYear")
+            begins, ends = _date(element.text("BeginDate")), _date(element.text("EndDate"))
+            for child, value, ok in ((SCHOOL_ID, school_id, school_id), ("SessionName", name, name),
+                                     ("SchoolYear", year, year), ("BeginDate", element.text("BeginDate"), begins),
+                                     ("EndDate", element.text("EndDate"), ends)):
+                if not ok:
+                    found.problem(interchange, element, child, value, "is required" if value is None else "is not a date (YYYY-MM-DD)")
+            if begins and ends and ends < begins:
+                found.problem(interchange, element, "EndDate", element.text("EndDate"), "is before BeginDate")
+            elif school_id and name and year and begins and ends:
+                stated = element.text("TotalInstructionalDays")
+                found.sessions[(school_id, year, name)] = Session(
+                    school_id, name, year, begins, ends, int(stated) if stated and stated.isdigit() else None,
+                    element, interchange)
+        elif tag == "CalendarDate":
+            day = _date(element.text("Date"))
+            school_id = element.text("CalendarReference/CalendarIdentity/" + SCHOOL_ID)
+            events = [(e.text or "").strip() for e in element.node.findall(_qualified("CalendarEvent", element.node))]
+            if day is None:
+                found.problem(interchange, element, "Date", element.text("Date"), "is required" if element.text("Date") is None else "is not a date (YYYY-MM-DD)")
+            if school_id is None:
+                found.problem(interchange, element, "CalendarReference/CalendarIdentity/" + SCHOOL_ID, None, "is required")
+            if not events:
+                found.problem(interchange, element, "CalendarEvent", None, "is required")
+            mapped = [table["instructional"].get(event.lower()) for event in events]
+            for event, instructional in zip(events, mapped):
+                if instructional is None:
+                    found.problem(interchange, element, "CalendarEvent", event, UNKNOWN_DESCRIPTOR.format(what="calendar event"))
+            if day and school_id and events and None not in mapped:
+                found.calendar_days[(school_id, day)] = (any(mapped), [_descriptor(e) for e in events], element, interchange)
+
+
+UNKNOWN_DESCRIPTOR = (
+    "is not a {what} the table of spellings knows (README: District student records); add the district's own"
+    " with the setting CIBOARD_STUDENT_GROUP_SPELLINGS"
+)
+
+
+def _read_attendance(interchange: Interchange, found: Found, table: dict) -> None:
+    for element in interchange.elements:
+        if _local(element.node.tag) != "StudentSchoolAttendanceEvent":
+            continue
+        student_id, school_id = element.text(STUDENT_ID), element.text(SCHOOL_ID)
+        session = (element.text(SESSION + "/" + SCHOOL_ID), element.text(SESSION + "/SchoolYear"),
+                   element.text(SESSION + "/SessionName"))
+        given = element.text("AttendanceEvent/EventDate")
+        day = _date(given)
+        category = element.text("AttendanceEvent/AttendanceEventCategory")
+        absent = table["absent"].get(category.lower()) if category else None
+        duration = element.text("AttendanceEvent/EventDuration")
+        for child, value in ((STUDENT_ID, student_id), (SCHOOL_ID, school_id), (SESSION + "/SessionName", session[2]),
+                             (SESSION + "/SchoolYear", session[1]), (SESSION + "/" + SCHOOL_ID, session[0]),
+                             ("AttendanceEvent/EventDate", given), ("AttendanceEvent/AttendanceEventCategory", category)):
+            if value is None:
+                found.problem(interchange, element, child, None, "is required")
+        if given is not None and day is None:
+            found.problem(interchange, element, "AttendanceEvent/EventDate", given, "is not a date (YYYY-MM-DD)")
+        if category is not None and absent is None:
+            found.problem(interchange, element, "AttendanceEvent/AttendanceEventCategory", category,
+                          UNKNOWN_DESCRIPTOR.format(what="attendance event category"))
+        if duration is not None and (_number(duration) is None or not 0 <= _number(duration) <= 1):
+            found.problem(interchange, element, "AttendanceEvent/EventDuration", duration, "must be a share of a day from 0 to 1")
+        elif student_id and school_id and None not in session and day and absent is not None:
+            # A part of a day absent is a day present: the weekly counts are whole days.
+            whole_day = duration is None or _number(duration) >= 0.5
+            found.absences.append(Absence(student_id, school_id, session, day, absent and whole_day, element, interchange))
+
+
+def instructional_days(session: Session, calendar_days: dict) -> list[date]:
+    """A session's days of instruction: its weekdays, less the calendar's days without
+    instruction at its school, and with any weekend day the calendar says has instruction."""
+    days, day = [], session.begins
+    while day <= session.ends:
+        marked = calendar_days.get((session.school_id, day))
+        if (marked[0] if marked else day.weekday() < 5):
+            days.append(day)
+        day += timedelta(days=1)
+    return days
+
+
+def _attendance(found: Found, say) -> list[tuple[tuple, Element]]:
+    """school_attendance rows (student_id, week_start, days_enrolled, days_present), each with
+    an event element of its student and session. A student is enrolled on every day of
+    instruction of each session their events name (Ed-Fi's StudentSchoolAssociation, which
+    says when a student is enrolled, is not read); present on those days without an absence."""
+    days = {key: instructional_days(session, found.calendar_days) for key, session in found.sessions.items()}
+    for key, session in found.sessions.items():
+        if session.stated_days is not None and session.stated_days != len(days[key]):
+            say(f"{session.interchange.file}: {session.school_id} {session.name} has {len(days[key])} days of"
+                f" instruction by its dates and the calendar's events, not the {session.stated_days} it states:"
+                " the calendar names no other day without instruction; the days counted are used")
+    named: dict[tuple[str, tuple], Element] = {}
+    absent: dict[tuple[str, tuple], set[date]] = {}
+    off_days = 0
+    for event in found.absences:
+        if event.session not in found.sessions:
+            found.problem(event.interchange, event.element, SESSION + "/SessionName", event.session[2],
+                          f"is not a Session of school {event.session[0]} in {event.session[1]} in the"
+                          " EducationOrgCalendar interchanges of this import")
+            continue
+        if event.session[0] != event.school_id:
+            found.problem(event.interchange, event.element, SESSION + "/" + SCHOOL_ID, event.session[0],
+                          f"is not the school of the event ({event.school_id})")
+            continue
+        key = (event.student_id, event.session)
+        named.setdefault(key, event.element)
+        if event.absent:
+            if event.day in set(days[event.session]):
+                absent.setdefault(key, set()).add(event.day)
+            else:
+                off_days += 1
+    if off_days:
+        say(f"{off_days:,} absence(s) on a day the session has no instruction: not counted")
+    weeks: dict[tuple[str, date], list] = {}
+    for (student_id, session), element in named.items():
+        for day in days[session]:
+            week = weeks.setdefault((student_id, day - timedelta(days=day.weekday())), [0, 0, element])
+            week[0] += 1
+            week[1] += day not in absent.get((student_id, session), set())
+    return [((student_id, week.isoformat(), enrolled, present), element)
+            for (student_id, week), (enrolled, present, element) in sorted(weeks.items())]
+
+
+def _calendar_annotations(found: Found) -> list[tuple[tuple, Element]]:
+    """annotations rows (starts_on, ends_on, kind, title, school_id): the calendar's days
+    without instruction, and the time between one session of a school and its next."""
+    rows = []
+    for (school_id, day), (instructional, events, element, _) in sorted(found.calendar_days.items()):
+        if not instructional:
+            kind = "closure" if any(e in CLOSURES for e in events) else "break"
+            rows.append(((day.isoformat(), day.isoformat(), kind, ", ".join(events), school_id), element))
+    by_school: dict[str, list[Session]] = {}
+    for session in found.sessions.values():
+        by_school.setdefault(session.school_id, []).append(session)
+    for school_id, sessions in sorted(by_school.items()):
+        sessions.sort(key=lambda s: s.begins)
+        for before, after in zip(sessions, sessions[1:]):
+            if (after.begins - before.ends).days > 1:
+                rows.append(((str(before.ends + timedelta(days=1)), str(after.begins - timedelta(days=1)), "break",
+                              f"Between {before.name} and {after.name}", school_id), after.element))
+    return rows
+
+
 READERS = {
     "InterchangeEducationOrganization": _read_schools,
     "InterchangeStudent": _read_students,
     "InterchangeStudentProgram": _read_programs,
     "InterchangeAssessmentMetadata": _read_metadata,
     "InterchangeStudentAssessment": _read_results,
+    "InterchangeEducationOrgCalendar": _read_calendar,
+    "InterchangeStudentAttendance": _read_attendance,
 }
 
 
@@ -455,6 +636,8 @@ def import_files(
             spans.append((student_id, begins, ends))
             span_elements.append(element)
     scored = _scored(found, settings, table, subject)
+    attended = _attendance(found, say)
+    annotated = _calendar_annotations(found)
     if found.problems:
         raise IngestRejected([
             Outcome(i.file, i.name, "rejected" if i.file in found.problems else "not loaded",
@@ -470,7 +653,9 @@ def import_files(
 
     versions = record_versions(records, spans)
     years = sorted({school_year_of(version[-1], start_month) for version, _ in versions}
-                   | {school_year_of(date.fromisoformat(row[2]), start_month) for row, _ in scored})
+                   | {school_year_of(date.fromisoformat(row[2]), start_month) for row, _ in scored}
+                   | {school_year_of(date.fromisoformat(row[1]), start_month) for row, _ in attended}
+                   | {school_year_of(date.fromisoformat(row[0]), start_month) for row, _ in annotated})
     with tempfile.TemporaryDirectory(prefix="edfi-") as folder:
         submissions, sources = [], {}
 
@@ -501,6 +686,16 @@ def import_files(
             own = [(row, e) for row, e in scored if id(e) in mine]
             if interchange.name == "InterchangeStudentAssessment" and own:
                 submit(interchange, "assessment", ASSESSMENT_COLUMNS, [r for r, _ in own], [e for _, e in own])
+        for interchange in interchanges:
+            mine = of(interchange)
+            own = [(row, e) for row, e in annotated if id(e) in mine]
+            if interchange.name == "InterchangeEducationOrgCalendar" and own:
+                submit(interchange, "annotations", ANNOTATION_COLUMNS, [r for r, _ in own], [e for _, e in own])
+        for interchange in interchanges:
+            mine = of(interchange)
+            own = [(row, e) for row, e in attended if id(e) in mine]
+            if interchange.name == "InterchangeStudentAttendance" and own:
+                submit(interchange, "school_attendance", ATTENDANCE_COLUMNS, [r for r, _ in own], [e for _, e in own])
         if not submissions:
             say("nothing to load: the interchanges hold no schools, no test results and no special-education"
                 " associations that change a student's record")
@@ -516,10 +711,15 @@ def import_files(
 
 
 ASSESSMENT_COLUMNS = ("student_id", "window", "test_date", "scaled_score", "proficient")
+ATTENDANCE_COLUMNS = ("student_id", "week_start", "days_enrolled", "days_present")
+ANNOTATION_COLUMNS = ("starts_on", "ends_on", "kind", "title", "school_id")
 # Where each written column comes from, by kind.
 FIELD_ELEMENTS = {
     "schools": {"school_id": "SchoolId", "name": "NameOfInstitution"},
     "students": {"student_id": STUDENT_ID, "as_of": "BeginDate or EndDate", "special_education": PROGRAM_TYPE},
+    "school_attendance": {"student_id": STUDENT_ID, "week_start": "AttendanceEvent/EventDate",
+                          "days_enrolled": SESSION, "days_present": "AttendanceEvent/EventDate"},
+    "annotations": {"starts_on": "Date", "ends_on": "Date", "school_id": "CalendarReference/CalendarIdentity/" + SCHOOL_ID},
     "assessment": {"student_id": STUDENT_ID, "window": "AdministrationDate", "test_date": "AdministrationDate",
                    "scaled_score": "ScoreResult/Result", "proficient": "PerformanceLevel/PerformanceLevel"},
 }

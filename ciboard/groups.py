@@ -114,6 +114,23 @@ SPELLINGS: dict[str, dict[str, object]] = {
             for spelling in (level, ED_FI + "PerformanceLevelDescriptor#" + level)
         },
     },
+    # Not groups either: whether an Ed-Fi attendance event is an absence (a tardy or a partial day
+    # is not), and whether a calendar event is a day of instruction.
+    "absent": {
+        **YES_NO,
+        **{ED_FI + "AttendanceEventCategoryDescriptor#" + category: absent for category, absent in (
+            ("Excused Absence", True), ("Unexcused Absence", True), ("In Attendance", False), ("Tardy", False),
+            ("Early departure", False), ("Partial", False),
+        )},
+    },
+    "instructional": {
+        **YES_NO,
+        **{ED_FI + "CalendarEventDescriptor#" + event: instructional for event, instructional in (
+            ("Instructional day", True), ("Make-up day", True), ("Student late arrival/early dismissal", True),
+            ("Holiday", False), ("Teacher only day", False), ("Weather day", False), ("Emergency day", False),
+            ("Strike", False), ("Non-instructional day", False), ("Other", False),
+        )},
+    },
 }
 
 

@@ -320,3 +320,104 @@ def test_bad_results_are_told_at_their_element(grand_bend, tmp_path):
     ]
     with grand_bend.cursor() as cur:
         assert cur.execute("select count(*) from assessments").fetchall()[0][0] == 0
+
+
+ATTENDANCE = [REAL / "EducationOrgCalendar.xml", REAL / "StudentSchoolAttendance.xml"]
+
+
+@needs_real
+def test_absence_events_and_the_calendar_become_weekly_days_enrolled_and_present(grand_bend):
+    # By hand from EducationOrgCalendar.xml: each school's fall session runs Mon 2021-08-23 to Fri
+    # 2021-12-17 (17 weeks, 85 weekdays) and its spring session Tue 2022-01-04 to Fri 2022-05-27
+    # (4 days, then 20 weeks: 104 weekdays, in 21 weeks). The two CalendarDates are both
+    # "Instructional day", so no weekday is taken off (the sessions state 81 and 88 days: the
+    # calendar does not say which days those leave out).
+    # StudentSchoolAttendance.xml: 1,917 events of 227 students, 186 in both sessions and 41 in
+    # one (2 fall, 39 spring); 1,850 are Excused or Unexcused Absences of a whole day (duration
+    # 1), on 1,850 different student days, all weekdays; 66 Tardy and 1 Partial are present.
+    # Weeks: 186 x 38 + 2 x 17 + 39 x 21 = 7,921. Days enrolled: 186 x 189 + 2 x 85 + 39 x 104
+    # = 39,380; present: 39,380 - 1,850 = 37,530.
+    outcomes = edfi.import_files(grand_bend, ATTENDANCE)
+    assert [(o.kind, o.rows) for o in outcomes] == [("annotations", 3), ("school_attendance", 7921)]
+    with grand_bend.cursor() as cur:
+        assert cur.execute(
+            "select count(*), sum(days_enrolled), sum(days_present) from school_attendance"
+        ).fetchall() == [(7921, 39380, 37530)]
+        # Student 604822 (school 255901001): absent 2021-08-31, 2021-11-09, 2021-12-15 (and a
+        # Partial that day) and 2022-05-18: 189 days enrolled, 185 present.
+        assert cur.execute(
+            "select sum(days_enrolled), sum(days_present) from school_attendance where student_key = '604822'"
+        ).fetchall() == [(189, 185)]
+        assert cur.execute(
+            """select week_start, days_enrolled, days_present from school_attendance where student_key = '604822'
+            and week_start in ('2021-08-30', '2022-01-03') order by 1"""
+        ).fetchall() == [(date(2021, 8, 30), 5, 4), (date(2022, 1, 3), 4, 4)]
+        # Between the sessions, each school is on a break.
+        assert cur.execute("select starts_on, ends_on, kind, title, school_id from annotations order by school_id").fetchall() == [
+            (date(2021, 12, 18), date(2022, 1, 3), "break",
+             "Between 2021-2022 Fall Semester and 2021-2022 Spring Semester", school)
+            for school in ("255901001", "255901044", "255901107")
+        ]
+
+
+@needs_real
+def test_a_day_off_in_the_calendar_is_no_day_enrolled_and_a_closure(grand_bend, tmp_path):
+    calendar = write_xml(tmp_path / "EducationOrgCalendar.xml", "InterchangeEducationOrgCalendar", """
+<Session><SessionName>Fall</SessionName><SchoolYear>2021-2022</SchoolYear><BeginDate>2021-09-06</BeginDate>
+<EndDate>2021-09-17</EndDate><SchoolReference><SchoolIdentity><SchoolId>255901044</SchoolId></SchoolIdentity></SchoolReference></Session>
+<CalendarDate><Date>2021-09-07</Date><CalendarEvent>uri://ed-fi.org/CalendarEventDescriptor#Weather day</CalendarEvent>
+<CalendarReference><CalendarIdentity><SchoolReference><SchoolIdentity><SchoolId>255901044</SchoolId></SchoolIdentity></SchoolReference></CalendarIdentity></CalendarReference></CalendarDate>""")
+
+    def event(day, category, duration="1"):
+        return f"""<StudentSchoolAttendanceEvent><AttendanceEvent><EventDate>{day}</EventDate>
+<AttendanceEventCategory>uri://ed-fi.org/AttendanceEventCategoryDescriptor#{category}</AttendanceEventCategory>
+<EventDuration>{duration}</EventDuration></AttendanceEvent>
+<StudentReference><StudentIdentity><StudentUniqueId>604821</StudentUniqueId></StudentIdentity></StudentReference>
+<SchoolReference><SchoolIdentity><SchoolId>255901044</SchoolId></SchoolIdentity></SchoolReference>
+<SessionReference><SessionIdentity><SessionName>Fall</SessionName><SchoolYear>2021-2022</SchoolYear>
+<SchoolReference><SchoolIdentity><SchoolId>255901044</SchoolId></SchoolIdentity></SchoolReference></SessionIdentity></SessionReference>
+</StudentSchoolAttendanceEvent>"""
+
+    attendance = write_xml(tmp_path / "StudentSchoolAttendance.xml", "InterchangeStudentAttendance", "\n".join([
+        event("2021-09-07", "Unexcused Absence"),  # the weather day: no school, not counted
+        event("2021-09-08", "Unexcused Absence", "0.25"),  # a quarter of a day: present
+        event("2021-09-14", "Excused Absence"),
+    ]))
+    edfi.import_files(grand_bend, [calendar, attendance])
+    with grand_bend.cursor() as cur:
+        # Week of 09-06: Mon-Fri less the weather day = 4 enrolled, all present; week of 09-13: 5, 4.
+        assert cur.execute(
+            "select week_start, days_enrolled, days_present from school_attendance order by 1"
+        ).fetchall() == [(date(2021, 9, 6), 4, 4), (date(2021, 9, 13), 5, 4)]
+        assert cur.execute("select starts_on, kind, title, school_id from annotations").fetchall() == [
+            (date(2021, 9, 7), "closure", "Weather day", "255901044")]
+
+
+@needs_real
+def test_bad_attendance_is_told_at_its_event(grand_bend, tmp_path):
+    attendance = write_xml(tmp_path / "StudentSchoolAttendance.xml", "InterchangeStudentAttendance", """<StudentSchoolAttendanceEvent>
+<AttendanceEvent><EventDate>2021-09-07</EventDate>
+<AttendanceEventCategory>uri://ed-fi.org/AttendanceEventCategoryDescriptor#Sleeping</AttendanceEventCategory>
+<EventDuration>2</EventDuration></AttendanceEvent>
+<StudentReference><StudentIdentity><StudentUniqueId>604821</StudentUniqueId></StudentIdentity></StudentReference>
+<SchoolReference><SchoolIdentity><SchoolId>255901044</SchoolId></SchoolIdentity></SchoolReference>
+<SessionReference><SessionIdentity><SessionName>Fall</SessionName><SchoolYear>2021-2022</SchoolYear>
+<SchoolReference><SchoolIdentity><SchoolId>255901044</SchoolId></SchoolIdentity></SchoolReference></SessionIdentity></SessionReference>
+</StudentSchoolAttendanceEvent>
+<StudentSchoolAttendanceEvent>
+<AttendanceEvent><EventDate>2021-09-08</EventDate>
+<AttendanceEventCategory>uri://ed-fi.org/AttendanceEventCategoryDescriptor#Tardy</AttendanceEventCategory></AttendanceEvent>
+<StudentReference><StudentIdentity><StudentUniqueId>604821</StudentUniqueId></StudentIdentity></StudentReference>
+<SchoolReference><SchoolIdentity><SchoolId>255901044</SchoolId></SchoolIdentity></SchoolReference>
+<SessionReference><SessionIdentity><SessionName>Fall</SessionName><SchoolYear>2021-2022</SchoolYear>
+<SchoolReference><SchoolIdentity><SchoolId>255901044</SchoolId></SchoolIdentity></SchoolReference></SessionIdentity></SessionReference>
+</StudentSchoolAttendanceEvent>""")
+    with pytest.raises(IngestRejected) as rejected:
+        edfi.import_files(grand_bend, [attendance])
+    event = "InterchangeStudentAttendance/StudentSchoolAttendanceEvent"
+    assert {(p.row, p.column, p.value) for p in rejected.value.problems} == {
+        (3, f"{event}[1]/AttendanceEvent/AttendanceEventCategory", "uri://ed-fi.org/AttendanceEventCategoryDescriptor#Sleeping"),
+        (3, f"{event}[1]/AttendanceEvent/EventDuration", "2"),
+        # No calendar in the import: the session it names is not known.
+        (12, f"{event}[2]/{edfi.SESSION}/SessionName", "Fall"),
+    }
