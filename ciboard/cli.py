@@ -176,7 +176,7 @@ def import_nwea(files: tuple[Path, ...], errors_file: Path | None, replace: bool
 @import_group.command(
     "edfi",
     help="Import Ed-Fi Data Standard XML interchanges (EducationOrganization, Student, StudentProgram, "
-    "AssessmentMetadata, StudentAssessment), any number, as one submission: it lands whole or not at all. "
+    "AssessmentMetadata, StudentAssessment, EducationOrgCalendar, StudentAttendance), any number, as one submission: it lands whole or not at all. "
     "docs/edfi.md says what maps to what.",
 )
 @click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))

@@ -1,11 +1,12 @@
 """Ed-Fi Data Standard XML interchanges: what of them this product uses, landed through the
 ordinary ingest. docs/edfi.md says element by element what maps to what and what is ignored.
 
-An interchange is read whole with the standard library's ElementTree (expat 2.4 and later
-refuse entity expansion bombs, and ElementTree never fetches external entities), checked here
-for what only the XML can say (a missing element, a date that is not one, a student the
-district's records do not have), each problem named by the element's line and path, and then
-written as the rows of an existing kind (`schools`, `students`) and handed to
+An interchange is read whole with the standard library's expat and ElementTree (expat 2.4 and
+later refuse entity expansion bombs, and neither fetches external entities), checked here for
+what only the XML can say (a missing element, a date that is not one, a descriptor the table
+of spellings does not know, a student the district's records do not have), each problem named
+by the element's line and path, and then written as the rows of existing kinds (`schools`,
+`students`, `assessment`, `annotations`, `school_attendance`) and handed to
 `ciboard.ingest.ingest` as one command: it lands whole or not at all. A problem the ingest
 finds in a written row is told at the element the row came from.
 

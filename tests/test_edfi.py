@@ -421,3 +421,30 @@ def test_bad_attendance_is_told_at_its_event(grand_bend, tmp_path):
         # No calendar in the import: the session it names is not known.
         (12, f"{event}[2]/{edfi.SESSION}/SessionName", "Fall"),
     }
+
+
+@needs_real
+def test_every_sample_interchange_in_one_command(tmp_path):
+    # The Ed-Fi files a district would send together, after its own student records; the
+    # numbers are those of the tests above, now through `ciboard import edfi` and `ciboard query`.
+    data = str(tmp_path / "data")
+    invoke("init", "--school-year", "2021-22", "--data-dir", data)
+    assert invoke("import", "edfi", str(REAL / "EducationOrganization.xml"), "--data-dir", data).exit_code == 0
+    records = district_records(tmp_path / "students.csv", student_ids())
+    assert invoke("ingest", str(records), "--kind", "students", "--data-dir", data).exit_code == 0
+    files = [REAL / name for name in ("Student.xml", "StudentProgram.xml", "AssessmentMetadata-StateAssessment.xml",
+                                      "StudentAssessment-StateAssessment.xml", "EducationOrgCalendar.xml",
+                                      "StudentSchoolAttendance.xml")]
+    result = invoke("import", "edfi", *map(str, files), "--subject", "Mathematics", "--data-dir", data)
+    assert result.exit_code == 0, result.output
+    assert "school year(s) 2020-21 added" in result.output
+    assert "StudentSchoolAttendance.xml.csv: accepted" in result.output
+    proficient = invoke("query", "series", "--as", "analyst", "--param", "metric=proficient", "--param", "grain=window",
+                        "--data-dir", data)
+    assert proficient.stdout.splitlines()[1].startswith("2021-03-01,0.5625,16,9.0,16.0")
+    # 1,850 absences over 39,380 days enrolled: 37,530 / 39,380 present all year.
+    attendance = invoke("query", "series", "--as", "analyst", "--param", "metric=school_attendance_rate",
+                        "--param", "grain=month", "--data-dir", data)
+    rows = list(csv.DictReader(io.StringIO(attendance.stdout)))
+    assert sum(float(r["numerator"]) for r in rows) == 37530
+    assert sum(float(r["denominator"]) for r in rows) == 39380
