@@ -29,7 +29,7 @@ from pathlib import Path
 
 from ciboard.calendar import school_year_of, window_of
 from ciboard.groups import spellings
-from ciboard.ingest import IngestRejected, Outcome, Submission, ingest
+from ciboard.ingest import IngestRejected, Outcome, Submission, ingest, log_rejected
 from ciboard.kinds import Problem
 
 STUDENT_ID = "StudentReference/StudentIdentity/StudentUniqueId"
@@ -524,6 +524,17 @@ def _calendar_annotations(found: Found) -> list[tuple[tuple, Element]]:
     return rows
 
 
+# The kind of rows each interchange lands as (or is checked for: a Student's ids, a test's metadata).
+KINDS_OF = {
+    "InterchangeEducationOrganization": "schools",
+    "InterchangeStudent": "students",
+    "InterchangeStudentProgram": "students",
+    "InterchangeAssessmentMetadata": "assessment",
+    "InterchangeStudentAssessment": "assessment",
+    "InterchangeEducationOrgCalendar": "annotations",
+    "InterchangeStudentAttendance": "school_attendance",
+}
+
 READERS = {
     "InterchangeEducationOrganization": _read_schools,
     "InterchangeStudent": _read_students,
@@ -640,11 +651,13 @@ def import_files(
     attended = _attendance(found, say)
     annotated = _calendar_annotations(found)
     if found.problems:
-        raise IngestRejected([
-            Outcome(i.file, i.name, "rejected" if i.file in found.problems else "not loaded",
+        outcomes = [
+            Outcome(i.file, KINDS_OF[i.name], "rejected" if i.file in found.problems else "not loaded",
                     problems=found.problems.get(i.file, []))
             for i in interchanges
-        ])
+        ]
+        log_rejected(warehouse, outcomes, [Submission(i.path, KINDS_OF[i.name], by_district=True) for i in interchanges])
+        raise IngestRejected(outcomes)
     if found.not_tested:
         say(f"{found.not_tested:,} result(s) with a ReasonNotTested and no score: not a test taken, not loaded")
     start_month = settings.school_year_start_month
@@ -701,14 +714,12 @@ def import_files(
             say("nothing to load: the interchanges hold no schools, no test results and no special-education"
                 " associations that change a student's record")
             return [Outcome(i.file, i.name, "unchanged") for i in interchanges]
-        try:
-            return ingest(warehouse, submissions, progress=progress, replace=replace, school_years=years)
-        except IngestRejected as rejected:
-            for outcome in rejected.outcomes:
-                kind, elements = sources.get(outcome.file, (None, []))
-                outcome.file = outcome.file.removesuffix(".csv")
-                outcome.problems = [_at_element(problem, kind, elements, outcome.file) for problem in outcome.problems]
-            raise IngestRejected(rejected.outcomes) from None
+        def locate(outcome: Outcome) -> None:
+            kind, elements = sources.get(outcome.file, (None, []))
+            outcome.file = outcome.file.removesuffix(".csv")
+            outcome.problems = [_at_element(problem, kind, elements, outcome.file) for problem in outcome.problems]
+
+        return ingest(warehouse, submissions, progress=progress, replace=replace, school_years=years, locate=locate)
 
 
 ASSESSMENT_COLUMNS = ("student_id", "window", "test_date", "scaled_score", "proficient")

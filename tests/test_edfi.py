@@ -179,6 +179,14 @@ def test_every_problem_is_told_at_its_element(grand_bend, tmp_path):
          "2021-08-01", "is not after BeginDate"),
     }
     assert grand_bend.version() == before
+    with grand_bend.cursor() as cur:
+        logged = cur.execute("select kind, file_name, row_number, column_name from rejections() order by 2, 3").fetchall()
+    assert logged == [
+        ("schools", "EducationOrganization.xml", 3, "InterchangeEducationOrganization/School[1]/NameOfInstitution"),
+        ("students", "Student.xml", 4, "InterchangeStudent/Student[2]/StudentUniqueId"),
+        ("students", "StudentProgram.xml", 3, "InterchangeStudentProgram/StudentSpecialEducationProgramAssociation[1]/BeginDate"),
+        ("students", "StudentProgram.xml", 8, "InterchangeStudentProgram/StudentSpecialEducationProgramAssociation[2]/EndDate"),
+    ]
 
 
 @needs_real
@@ -196,6 +204,11 @@ def test_a_problem_the_ingest_finds_is_told_at_the_element_it_came_from(grand_be
             "InterchangeStudentProgram/StudentSpecialEducationProgramAssociation[2]/BeginDate or EndDate",
             "2099-09-01", "is in the future") in told
     with grand_bend.cursor() as cur:
+        # The rejection log (Data quality) has it where the sender's file has it.
+        assert cur.execute("select kind, file_name, row_number, column_name, value, reason from rejections()").fetchall() == [
+            ("students", "StudentProgram.xml", 8,
+             "InterchangeStudentProgram/StudentSpecialEducationProgramAssociation[2]/BeginDate or EndDate",
+             "2099-09-01", "is in the future")]
         assert cur.execute("select count(*) from district_students where as_of > '2021-08-01'").fetchall()[0][0] == 0
         assert cur.execute("select school_year from school_years").fetchall() == [("2021-22",)]
 
