@@ -506,7 +506,8 @@ def _attendance(found: Found, say) -> list[tuple[tuple, Element]]:
 
 def _calendar_annotations(found: Found) -> list[tuple[tuple, Element]]:
     """annotations rows (starts_on, ends_on, kind, title, school_id): the calendar's days
-    without instruction, and the time between one session of a school and its next."""
+    without instruction, and the time between one session of a school and its next (the
+    district's, with no school, where every school of the calendar has it)."""
     rows = []
     for (school_id, day), (instructional, events, element, _) in sorted(found.calendar_days.items()):
         if not instructional:
@@ -515,12 +516,20 @@ def _calendar_annotations(found: Found) -> list[tuple[tuple, Element]]:
     by_school: dict[str, list[Session]] = {}
     for session in found.sessions.values():
         by_school.setdefault(session.school_id, []).append(session)
+    gaps: dict[tuple, list[tuple[str, Element]]] = {}
     for school_id, sessions in sorted(by_school.items()):
         sessions.sort(key=lambda s: s.begins)
         for before, after in zip(sessions, sessions[1:]):
             if (after.begins - before.ends).days > 1:
-                rows.append(((str(before.ends + timedelta(days=1)), str(after.begins - timedelta(days=1)), "break",
-                              f"Between {before.name} and {after.name}", school_id), after.element))
+                gap = (str(before.ends + timedelta(days=1)), str(after.begins - timedelta(days=1)), "break",
+                       f"Between {before.name} and {after.name}")
+                gaps.setdefault(gap, []).append((school_id, after.element))
+    for gap, schools in gaps.items():
+        # A break every school of the calendar shares is the district's: one annotation, not one a school.
+        if len(schools) == len(by_school) > 1:
+            rows.append(((*gap, ""), schools[0][1]))
+        else:
+            rows.extend(((*gap, school_id), element) for school_id, element in schools)
     return rows
 
 

@@ -351,7 +351,7 @@ def test_absence_events_and_the_calendar_become_weekly_days_enrolled_and_present
     # Weeks: 186 x 38 + 2 x 17 + 39 x 21 = 7,921. Days enrolled: 186 x 189 + 2 x 85 + 39 x 104
     # = 39,380; present: 39,380 - 1,850 = 37,530.
     outcomes = edfi.import_files(grand_bend, ATTENDANCE)
-    assert [(o.kind, o.rows) for o in outcomes] == [("annotations", 3), ("school_attendance", 7921)]
+    assert [(o.kind, o.rows) for o in outcomes] == [("annotations", 1), ("school_attendance", 7921)]
     with grand_bend.cursor() as cur:
         assert cur.execute(
             "select count(*), sum(days_enrolled), sum(days_present) from school_attendance"
@@ -365,12 +365,10 @@ def test_absence_events_and_the_calendar_become_weekly_days_enrolled_and_present
             """select week_start, days_enrolled, days_present from school_attendance where student_key = '604822'
             and week_start in ('2021-08-30', '2022-01-03') order by 1"""
         ).fetchall() == [(date(2021, 8, 30), 5, 4), (date(2022, 1, 3), 4, 4)]
-        # Between the sessions, each school is on a break.
-        assert cur.execute("select starts_on, ends_on, kind, title, school_id from annotations order by school_id").fetchall() == [
+        # Between the sessions every school is on a break: the district's, one annotation.
+        assert cur.execute("select starts_on, ends_on, kind, title, school_id from annotations").fetchall() == [
             (date(2021, 12, 18), date(2022, 1, 3), "break",
-             "Between 2021-2022 Fall Semester and 2021-2022 Spring Semester", school)
-            for school in ("255901001", "255901044", "255901107")
-        ]
+             "Between 2021-2022 Fall Semester and 2021-2022 Spring Semester", None)]
 
 
 @needs_real
@@ -461,3 +459,21 @@ def test_every_sample_interchange_in_one_command(tmp_path):
     rows = list(csv.DictReader(io.StringIO(attendance.stdout)))
     assert sum(float(r["numerator"]) for r in rows) == 37530
     assert sum(float(r["denominator"]) for r in rows) == 39380
+
+
+@needs_real
+def test_a_break_only_some_schools_have_is_theirs(grand_bend, tmp_path):
+    def session(school, name, begins, ends):
+        return (f"<Session><SessionName>{name}</SessionName><SchoolYear>2021-2022</SchoolYear><BeginDate>{begins}</BeginDate>"
+                f"<EndDate>{ends}</EndDate><SchoolReference><SchoolIdentity><SchoolId>{school}</SchoolId></SchoolIdentity>"
+                "</SchoolReference></Session>")
+
+    calendar = write_xml(tmp_path / "EducationOrgCalendar.xml", "InterchangeEducationOrgCalendar", "\n".join([
+        session("255901044", "Fall", "2021-08-23", "2021-12-17"),
+        session("255901044", "Spring", "2022-01-04", "2022-05-27"),
+        session("255901107", "Year", "2021-08-23", "2022-05-27"),
+    ]))
+    edfi.import_files(grand_bend, [calendar])
+    with grand_bend.cursor() as cur:
+        assert cur.execute("select starts_on, ends_on, title, school_id from annotations").fetchall() == [
+            (date(2021, 12, 18), date(2022, 1, 3), "Between Fall and Spring", "255901044")]
