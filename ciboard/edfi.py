@@ -53,8 +53,7 @@ class Element:
     path: str
 
     def text(self, child: str) -> str | None:
-        found = self.node.find(_qualified(child, self.node))
-        return found.text.strip() if found is not None and found.text and found.text.strip() else None
+        return _child_text(self.node, child)
 
 
 @dataclass
@@ -73,8 +72,7 @@ class Found:
     """What an import's interchanges hold, and what is wrong with them, per file."""
 
     schools: list[tuple[str, str, Element]] = field(default_factory=list)  # (school_id, name, element)
-    student_ids: set[str] = field(default_factory=set)
-    # (student_id, begins, ends or None, element) of each special-education association
+    # (student_id, begins, ends or None, element, interchange) of each special-education association
     special_education: list[tuple[str, date, date | None, Element, Interchange]] = field(default_factory=list)
     assessments: dict[str, "Assessment"] = field(default_factory=dict)  # by AssessmentIdentifier
     results: list["Result"] = field(default_factory=list)
@@ -176,7 +174,6 @@ def _read_students(interchange: Interchange, found: Found, table: dict) -> None:
             found.problem(interchange, element, "StudentUniqueId", student_id, f"is also the student of {seen[student_id]}")
         else:
             seen[student_id] = element.path
-            found.student_ids.add(student_id)
 
 
 def _read_programs(interchange: Interchange, found: Found, table: dict) -> None:
