@@ -139,7 +139,7 @@ def ingest(
     load_reported(warehouse, audited, errors_file, lambda: ingest_files(warehouse, submissions, progress=say, replace=replace))
 
 
-@main.group("import", help="Import a testing company's export as it comes (see the README's section on NWEA MAP).")
+@main.group("import", help="Import an export as it comes: NWEA MAP Growth, Ed-Fi XML (see the README's Loading data).")
 def import_group() -> None:
     pass  # click runs the subcommands
 
@@ -170,6 +170,40 @@ def import_nwea(files: tuple[Path, ...], errors_file: Path | None, replace: bool
         load_reported(warehouse, audited, errors_file,
                       lambda: nwea.import_files(warehouse, list(files), progress=say, replace=replace))
     except nwea.NotAnExport as error:
+        raise click.ClickException(str(error)) from None
+
+
+@import_group.command(
+    "edfi",
+    help="Import Ed-Fi Data Standard XML interchanges (EducationOrganization, Student, StudentProgram, "
+    "AssessmentMetadata, StudentAssessment, EducationOrgCalendar, StudentAttendance), any number, as one submission: it lands whole or not at all. "
+    "docs/edfi.md says what maps to what.",
+)
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--errors",
+    "errors_file",
+    default=None,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also write every problem to this CSV file.",
+)
+@click.option("--replace", is_flag=True, help="Let the files replace earlier ones even where that removes rows.")
+@click.option("--subject", default=None,
+              help="The AcademicSubject (e.g. Mathematics) whose results become the assessment facts, where there are several.")
+@data_dir_option
+def import_edfi(
+    files: tuple[Path, ...], errors_file: Path | None, replace: bool, subject: str | None, data_dir: Path | None
+) -> None:
+    from ciboard import edfi
+
+    warehouse = warehouse_for(data_dir)
+    if not warehouse.exists():
+        raise click.ClickException(f"no warehouse in {warehouse.directory}: run 'ciboard init' first")
+    audited = {"files": [path.name for path in files], "kind": "edfi", "scope": "district"}
+    try:
+        load_reported(warehouse, audited, errors_file,
+                      lambda: edfi.import_files(warehouse, list(files), progress=say, replace=replace, subject=subject))
+    except edfi.NotAnInterchange as error:
         raise click.ClickException(str(error)) from None
 
 

@@ -99,6 +99,38 @@ SPELLINGS: dict[str, dict[str, object]] = {
         **{band.replace(" ", "_"): band for band in BASELINE_BANDS if " " in band},
         **{band.replace(" ", "-"): band for band in BASELINE_BANDS if " " in band},
     },
+    # Not a group: a test result's performance level, as Ed-Fi's StudentAssessment states it
+    # (ciboard/edfi.py), read as proficient or not. A state whose levels are spelled otherwise
+    # adds them through the same setting.
+    "proficient": {
+        **YES_NO,
+        **{
+            spelling: proficient
+            for level, proficient in (
+                ("Advanced", True), ("Proficient", True), ("Met Standard", True), ("Pass", True),
+                ("Basic", False), ("Below Basic", False), ("Well Below Basic", False),
+                ("Did Not Meet Standard", False), ("Fail", False),
+            )
+            for spelling in (level, ED_FI + "PerformanceLevelDescriptor#" + level)
+        },
+    },
+    # Not groups either: whether an Ed-Fi attendance event is an absence (a tardy or a partial day
+    # is not), and whether a calendar event is a day of instruction.
+    "absent": {
+        **YES_NO,
+        **{ED_FI + "AttendanceEventCategoryDescriptor#" + category: absent for category, absent in (
+            ("Excused Absence", True), ("Unexcused Absence", True), ("In Attendance", False), ("Tardy", False),
+            ("Early departure", False), ("Partial", False),
+        )},
+    },
+    "instructional": {
+        **YES_NO,
+        **{ED_FI + "CalendarEventDescriptor#" + event: instructional for event, instructional in (
+            ("Instructional day", True), ("Make-up day", True), ("Student late arrival/early dismissal", True),
+            ("Holiday", False), ("Teacher only day", False), ("Weather day", False), ("Emergency day", False),
+            ("Strike", False), ("Non-instructional day", False), ("Other", False),
+        )},
+    },
 }
 
 
@@ -117,7 +149,7 @@ def spellings(extra: dict[str, dict[str, str]] | None = None) -> dict[str, dict[
     table = {field: {key.lower(): value for key, value in known.items()} for field, known in SPELLINGS.items()}
     for field, added in (extra or {}).items():
         if field not in table:
-            raise BadSpellings(f"student_group_spellings: unknown field {field!r}; the fields are {', '.join(MAPPED_FIELDS)}")
+            raise BadSpellings(f"student_group_spellings: unknown field {field!r}; the fields are {', '.join(table)}")
         for spelling, group in added.items():
             known = table[field].get(str(group).strip().lower())
             if known is None and field not in OPEN_FIELDS:

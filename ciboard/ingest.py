@@ -169,6 +169,7 @@ def ingest(
     today: date | None = None,
     replace: bool = False,
     school_years: list[str] | None = None,
+    locate: Callable[[Outcome], None] | None = None,
 ) -> list[Outcome]:
     """Check, load and publish `submissions` as one new warehouse version, or raise.
 
@@ -176,7 +177,9 @@ def ingest(
     rejection log (no new version). ReplaceUnconfirmed: some file would replace an earlier
     one and remove rows of it, and `replace` is not set; nothing landed or was logged.
     A command whose every file was loaded before publishes nothing. `school_years` are added
-    to the warehouse in the same publish, so a rejected command adds none either.
+    to the warehouse in the same publish, so a rejected command adds none either. `locate`
+    moves a rejected file's problems to where its sender's own file has them, before they are
+    logged (an import that writes the rows it ingests from another format: ciboard.edfi).
     """
     today = today or date.today()
     say = progress or (lambda message: None)
@@ -199,6 +202,7 @@ def ingest(
             if outcome.status == "unchanged":
                 return outcomes
             if outcome.status == "rejected":
+                _located(outcomes, locate)
                 _log_rejected(warehouse, outcomes, submissions, hashes)
                 raise IngestRejected(_as_told(outcomes, submissions))
             if outcome.removes_rows and not replace:
@@ -230,6 +234,7 @@ def ingest(
                     outcome.status, outcome.batch_id = "not loaded", None
             if not any(o.status == "rejected" for o in outcomes):
                 raise ReplaceUnconfirmed(outcomes) from None
+            _located(outcomes, locate)
             _log_rejected(warehouse, outcomes, submissions, hashes)
             raise IngestRejected(_as_told(outcomes, submissions)) from None
     return outcomes
@@ -248,6 +253,17 @@ def _all_loaded_before(warehouse: Warehouse, submissions: list[Submission], hash
         any(kind == s.kind and digest == h and s.vendor_id in (None, vendor) for kind, vendor, digest in loaded)
         for s, h in zip(submissions, hashes)
     )
+
+
+def _located(outcomes: list[Outcome], locate: Callable[[Outcome], None] | None) -> None:
+    for outcome in outcomes:
+        if locate is not None and outcome.status == "rejected":
+            locate(outcome)
+
+
+def log_rejected(warehouse: Warehouse, outcomes: list[Outcome], submissions: list[Submission]) -> None:
+    """Logs files a caller rejected by checks of its own (an import reading another format)."""
+    _log_rejected(warehouse, outcomes, submissions, [sha256_of(s.path) for s in submissions])
 
 
 def _as_told(outcomes: list[Outcome], submissions: list[Submission]) -> list[Outcome]:
