@@ -3,16 +3,21 @@ which missed, the next meeting to draft, and the same dates as iCalendar for peo
 calendars. Recurrence is dateutil's rrule and the file format the icalendar library's, so
 neither a month's fifth Tuesday nor a line fold is worked out here.
 
-Plain values in, plain values out: the caller reads the workgroups and meetings in its scope.
+Plain values in, plain values out, except `next_meetings` and `draft_next`, which read and
+write through the meeting store (ciboard.meetings) in the caller's scope: a vendor reads only
+the workgroups it takes part in and the commitments it may see.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta, timezone
 
 from dateutil import rrule
 from icalendar import Calendar, Event
 
-from ciboard.ci_records import AGENDA_KEYS, Commitment, Meeting, Schedule, Workgroup
+from ciboard import meetings
+from ciboard.access import Scope
+from ciboard.appdb import AppDB
+from ciboard.ci_records import AGENDA_KEYS, Commitment, Meeting, Schedule, Workgroup, draft_meeting
 
 # A meeting held within three days of a scheduled date is that date's meeting: groups move a
 # meeting for a holiday or an illness without changing their schedule.
@@ -105,6 +110,40 @@ def next_agenda(previous: Meeting | None, carried: list[Commitment], on: date) -
     agenda = {key: "" for key in AGENDA_KEYS}
     agenda["next_steps"] = "\n".join(steps)
     return agenda
+
+
+@dataclass(frozen=True)
+class NextMeeting:
+    group: Workgroup
+    slot: Slot
+    due: list[meetings.OpenCommitment]  # open commitments due before it, overdue ones first
+
+    @property
+    def overdue(self) -> list[meetings.OpenCommitment]:
+        return [o for o in self.due if o.overdue]
+
+
+def next_meetings(db: AppDB, scope: Scope, today: date) -> list[NextMeeting]:
+    """Each scheduled workgroup's next meeting the scope may see, soonest first, with the open
+    commitments (of the workgroup, as the meeting page carries them forward) due before it."""
+    found = []
+    held = meetings.meetings(db, scope)
+    for group in meetings.workgroups(db, scope):
+        coming = upcoming(slots(group, held, today), today, count=1)
+        if not coming:
+            continue
+        carried = meetings.open_commitments(db, scope, today, workgroup_id=group.id)
+        due = [o for o in carried if o.commitment.due_on is not None and o.commitment.due_on < coming[0].on]
+        found.append(NextMeeting(group, coming[0], due))
+    return sorted(found, key=lambda n: (n.slot.on, n.group.name))
+
+
+def draft_next(db: AppDB, scope: Scope, group: Workgroup, on: date, *, by: str) -> Meeting:
+    """Saves a draft of the workgroup's meeting on `on`, its agenda prefilled (`next_agenda`)."""
+    previous = meetings.previous_meeting(db, scope, group.id, on)
+    carried = [o.commitment for o in meetings.open_commitments(db, scope, on, workgroup_id=group.id)]
+    drafted = replace(draft_meeting(group, on), agenda=next_agenda(previous, carried, on))
+    return meetings.save_meeting(db, scope, drafted, by=by)
 
 
 def ics(groups: list[Workgroup], name: str, today: date) -> bytes:
