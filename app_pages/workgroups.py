@@ -314,5 +314,6 @@ with st.expander("History", icon=":material/history:"):
     shown = ci_ui.read_history("workgroup", group.id, f"workgroup-history-{group.id}-{group.revision}", {
         "Name": lambda v: v.record.name, "Members": lambda v: len(v.record.members),
     })
-    st.markdown(ci_ui.say(f"**{shown.name}**\n\n{shown.purpose}\n\n**Meets** {shown.cadence} · **Format** {shown.format}"))
+    st.markdown(ci_ui.say(f"**{shown.name}**\n\n{shown.purpose}\n\n**Meets** {shown.cadence} · **Format** {shown.format}"
+                          f" · **Schedule** {shown.schedule or '—'}"))
     st.markdown(ci_ui.say("\n".join(f"- {p.name} ({p.organisation}): {p.role}" for p in shown.members)) or "_No members._")

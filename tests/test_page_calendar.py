@@ -58,6 +58,8 @@ def test_a_schedule_set_in_the_form_lists_missed_and_coming_meetings_and_drafts_
     no_exception(app)
     [made] = [g for g in meetings.workgroups(db, ANALYST) if g.name == "Test workgroup: weekly calendar"]
     assert made.schedule == Schedule("weekly", soon.weekday(), today - timedelta(days=25), time(15, 30), 45)
+    assert f"**Schedule** {made.schedule}" in markdown(app).split("\n")
+    assert f" · **Schedule** {made.schedule}" in markdown(app), "and in the history's revision"
 
     shown = calendar_table(app)
     scheduled = meeting_calendar.dates(made.schedule, today + timedelta(days=28))
