@@ -92,8 +92,9 @@ def missed(found: list[Slot]) -> list[Slot]:
 
 
 def next_to_draft(found: list[Slot], today: date) -> date | None:
-    """The next scheduled date from today on with no meeting yet, once it is within DRAFT_AHEAD."""
-    waiting = [s for s in found if s.status == UPCOMING and today <= s.on <= today + DRAFT_AHEAD]
+    """The scheduled date with no meeting yet to draft now: one just passed and not recorded
+    (due), else the next one once it is within DRAFT_AHEAD."""
+    waiting = [s for s in found if s.status == DUE or (s.status == UPCOMING and today <= s.on <= today + DRAFT_AHEAD)]
     return waiting[0].on if waiting else None
 
 

@@ -99,6 +99,11 @@ def test_the_next_meeting_is_offered_as_a_draft_a_week_ahead():
     drafted = meeting_calendar.slots(group(), [meeting(date(2026, 9, 15), final=False)], date(2026, 9, 8))
     assert meeting_calendar.next_to_draft(drafted, date(2026, 9, 8)) is None
     assert meeting_calendar.slots(group(schedule=None), [], date(2026, 9, 8)) == []
+    # A date just passed and not recorded comes first: the meeting may have been held.
+    assert meeting_calendar.next_to_draft(meeting_calendar.slots(group(), [], date(2026, 9, 17)),
+                                          date(2026, 9, 17)) == date(2026, 9, 15)
+    assert meeting_calendar.next_to_draft(meeting_calendar.slots(group(), [], date(2026, 9, 19)),
+                                          date(2026, 9, 19)) is None  # the 15th is missed, the 29th ten days off
 
 
 def test_a_drafted_agendas_next_steps_come_back_to_the_last_meeting_and_the_commitments_due():
