@@ -37,9 +37,9 @@ def seed(db: AppDB, warehouse: Warehouse) -> bool:
     ideas in themes, the chosen idea running as a PDSA cycle, and V5's own commitment), and
     V1's January move into the school day (a PDSA cycle adopted on the evidence of the
     winter assessment). Each workgroup has a monthly schedule on the weekday of its meetings,
-    from the month of its first one: the two standing groups' run on, the school review's ends
-    with the school year. Dates come from the warehouse's school year and every saved time from
-    them, so the same warehouse always gets the same records.
+    from the month of its first one: the two standing groups' schedules run on, the school
+    review's ends with the school year. Dates come from the warehouse's school year and every
+    saved time from them, so the same warehouse always gets the same records.
     """
     if workgroups(db, ANALYST):
         return False
