@@ -1,13 +1,13 @@
 """Overview: where we stand on every outcome, what the contracts have earned, what has changed
 since the last meeting, and whether the data is in."""
 
-from datetime import timedelta
+from datetime import date, timedelta
 from urllib.parse import urlencode
 
 import pandas as pd
 import streamlit as st
 
-from ciboard import charts, signal_store, signals, statements
+from ciboard import charts, ci_ui, meeting_calendar, signal_store, signals, statements
 from ciboard.access import Scope
 from ciboard.calendar import window_of
 from ciboard.dashboard import (
@@ -36,6 +36,7 @@ ASSURANCE = {
 ICONS = {words: (colour, symbol, words) for colour, symbol, words in (*VARIATION.values(), *ASSURANCE.values())}
 TOO_FEW = "Too few points to chart"
 SIGNALS_SHOWN = 15
+NEXT_MEETINGS_SHOWN = 4
 VENDOR_KINDS = ("sessions", "survey")  # the weekly files each vendor submits
 
 filters = st.session_state["filters"]
@@ -226,6 +227,23 @@ with st.expander("The outcomes as a table"):
         hide_index=True, width="stretch",
     )
 chart_footer(table, None, name="overview-outcomes", who=f"Latest week of weekly outcomes, latest assessment window of the rest · {who}")
+
+# --- The next meetings, and what is overdue before them -------------------------------------
+today = date.today()
+coming = meeting_calendar.next_meetings(app_db(), scope(), today)[:NEXT_MEETINGS_SHOWN]
+if coming:
+    st.subheader("Next meetings")
+for upcoming in coming:
+    day = "Today" if upcoming.slot.on == today else f"{upcoming.slot.on:%a %b %-d}"
+    line = f"**{day}** {upcoming.group.schedule.at:%H:%M} · {upcoming.group.name}"
+    if overdue := upcoming.overdue:
+        owed = ", ".join(f"{o.commitment.owner} (due {o.commitment.due_on:%b %-d})" for o in overdue)
+        line += f" · :orange[{len(overdue)} overdue commitment{'s' * (len(overdue) > 1)}]: {owed}"
+    if waiting := len(upcoming.due) - len(upcoming.overdue):
+        line += f" · {waiting} more due before it"
+    st.markdown(ci_ui.say(line))
+if coming:
+    st.page_link("app_pages/commitments.py", label="Commitments", icon=":material/task_alt:")
 
 # --- What changed since the last meeting -----------------------------------------------------
 st.subheader("What changed since the last meeting")

@@ -1,14 +1,17 @@
 """Workgroups: the standing groups that run the CI process. Each has a purpose, members with
-their roles, a cadence and a format, and the decisions it is there to make."""
+their roles, a cadence and a format, the decisions it is there to make, and a schedule whose
+meetings it lists (held, missed, coming), drafts a week ahead and offers as .ics files."""
 
+from collections.abc import Callable
 from dataclasses import replace
+from datetime import time
 
 import pandas as pd
 import streamlit as st
 
-from ciboard import ci_ui, meetings
-from ciboard.ci_records import PARTIES, Person, Workgroup
-from ciboard.dashboard import disguised, scope
+from ciboard import ci_ui, meeting_calendar, meetings
+from ciboard.ci_records import EVERY, PARTIES, WEEKDAYS, WEEKS_OF_MONTH, Person, Schedule, Workgroup
+from ciboard.dashboard import audit, disguised, scope
 from ciboard.session import aliasing
 
 db = ci_ui.db()
@@ -40,6 +43,7 @@ if groups:
         "Workgroup": lambda g: g.name,
         "Purpose": lambda g: g.purpose,
         "Meets": lambda g: g.cadence,
+        "Schedule": lambda g: str(g.schedule or "—"),
         "Format": lambda g: g.format,
         "Vendors": lambda g: ", ".join(ci_ui.vendor_name(v) for v in g.vendor_ids) or "District only",
         "Members": lambda g: len(g.members),
@@ -83,8 +87,47 @@ def members_from(frame: pd.DataFrame) -> list[Person]:
     return people
 
 
-def group_form(form: str, base: Workgroup, button: str) -> tuple[Workgroup, bool]:
-    """The workgroup as typed into a form filled from `base`, and whether `button` was pressed."""
+REPEATS = {"": "No schedule", "weekly": "Weekly", "monthly": "Monthly"}
+
+
+def schedule_fields(form: str, base: Schedule | None) -> Callable[[], Schedule | None]:
+    """The schedule's fields inside a form; what they hold, read when the form is saved (so a
+    schedule that cannot be met is refused as the save's error)."""
+    st.markdown("**Schedule**, for the meeting calendar")
+    one, two, three, four = st.columns(4)
+    repeats = one.selectbox("Repeats", list(REPEATS), index=list(REPEATS).index(base.frequency if base else ""),
+                            format_func=REPEATS.get, key=f"{form}-repeats")
+    every = two.selectbox("Every", list(EVERY), index=(base.every if base else 1) - 1,
+                          format_func=lambda n: EVERY[n].strip().capitalize() or "Each", key=f"{form}-every",
+                          help="Each week (or month), every second one, …")
+    weekday = three.selectbox("On", range(7), index=base.weekday if base else 1, format_func=WEEKDAYS.__getitem__,
+                              key=f"{form}-weekday")
+    weeks = list(WEEKS_OF_MONTH)
+    week = four.selectbox("Which in the month", weeks, format_func=lambda n: WEEKS_OF_MONTH[n].capitalize(),
+                          index=weeks.index(base.week_of_month) if base and base.week_of_month else 0,
+                          key=f"{form}-week", help="Monthly schedules only: the first Thursday, the last Friday, …")
+    five, six, seven, eight = st.columns(4)
+    starts = five.date_input("From", base.starts_on if base else ci_ui.today(), format="YYYY-MM-DD",
+                             key=f"{form}-starts")
+    ends = six.date_input("To", base.ends_on if base else None, format="YYYY-MM-DD", key=f"{form}-ends",
+                          help="Left empty: until the schedule is changed")
+    at = seven.time_input("At", base.at if base else time(16, 0), key=f"{form}-at")
+    minutes = eight.number_input("Minutes", 5, 480, base.minutes if base else 60, step=5, key=f"{form}-minutes")
+
+    def schedule() -> Schedule | None:
+        if not repeats:
+            return None
+        if starts is None:
+            raise ValueError("A schedule needs the day it starts.")
+        return Schedule(repeats, weekday, starts, at, int(minutes), every,
+                        week if repeats == "monthly" else None, ends)
+
+    return schedule
+
+
+def group_form(form: str, base: Workgroup, button: str) -> tuple[Callable[[], Workgroup], bool]:
+    """The workgroup as typed into a form filled from `base` (read when called), and whether
+    `button` was pressed."""
     names = ci_ui.labels().get("vendor_id", {})
     vendors = list(names)
     with st.form(form):
@@ -94,6 +137,7 @@ def group_form(form: str, base: Workgroup, button: str) -> tuple[Workgroup, bool
         cadence = left.text_input("Cadence", base.cadence, placeholder="How often and how long", key=f"{form}-cadence")
         way = right.text_input("Format", base.format, placeholder="Where, and in person or by video", key=f"{form}-format")
         decisions = st.text_area("Decisions it makes, one a line", "\n".join(base.decisions), key=f"{form}-decisions")
+        schedule = schedule_fields(form, base.schedule)
         chosen = st.multiselect("Vendors taking part", vendors, default=[v for v in base.vendor_ids if v in vendors],
                                 format_func=names.get, key=f"{form}-vendors")
         st.markdown("**Members**")
@@ -103,9 +147,12 @@ def group_form(form: str, base: Workgroup, button: str) -> tuple[Workgroup, bool
     people = members_from(members)
     # A vendor's person brings the vendor into the group.
     vendor_ids = chosen + sorted({p.party_id for p in people if p.party == "vendor"} - set(chosen))
-    typed = replace(base, name=name.strip(), purpose=purpose.strip(), members=people, cadence=cadence.strip(),
-                    format=way.strip(), decisions=[d.strip() for d in decisions.splitlines() if d.strip()],
-                    vendor_ids=vendor_ids)
+
+    def typed() -> Workgroup:
+        return replace(base, name=name.strip(), purpose=purpose.strip(), members=people, cadence=cadence.strip(),
+                       schedule=schedule(), format=way.strip(),
+                       decisions=[d.strip() for d in decisions.splitlines() if d.strip()], vendor_ids=vendor_ids)
+
     return typed, pressed
 
 
@@ -126,7 +173,7 @@ def new_workgroup() -> None:
         typed, pressed = group_form(f"new-workgroup-{generation}", Workgroup(name=""), "Set it up")
         if not pressed:
             return
-        made = ci_ui.save_new(lambda: store(typed))
+        made = ci_ui.save_new(lambda: store(typed()))
         if made is not None:
             st.session_state["new-workgroup-generation"] += 1  # an empty form for the next group
             ci_ui.open_new("group", made.id, (NOTICE, f"Set up {made.name}."))
@@ -152,6 +199,7 @@ def show_group(group: Workgroup) -> None:
     st.subheader(ci_ui.say(group.name))
     st.markdown(ci_ui.say(group.purpose) or "_No purpose written yet._")
     st.markdown(ci_ui.say(f"**Meets** {group.cadence or '—'} · **Format** {group.format or '—'}"))
+    st.markdown(f"**Schedule** {group.schedule or 'none yet: no meeting calendar'}")
     vendors = ", ".join(ci_ui.vendor_name(v) for v in group.vendor_ids)
     st.markdown(ci_ui.say(f"**Vendors** {vendors or 'none: a district group'}"))
     st.markdown(ci_ui.say("**Decides**\n\n" + ("\n".join(f"- {d}" for d in group.decisions) or "_Not written yet._")))
@@ -174,7 +222,65 @@ def show_meetings(group: Workgroup) -> None:
                      query_params={"workgroup": str(group.id)})
 
 
+def show_calendar(group: Workgroup) -> None:
+    """The schedule's last few dates and its next ones, each held, drafted, missed or coming;
+    the next one to draft; and the .ics files."""
+    today = ci_ui.today()
+    found = meeting_calendar.slots(group, meetings.meetings(db, scope(), group.id), today)
+    if not found:
+        return
+    past = [s for s in found if s.on < today]
+    shown = past[-4:] + meeting_calendar.upcoming(found, today, count=4)
+    st.markdown("**Calendar**")
+    st.dataframe(pd.DataFrame({
+        "Date": [f"{s.on:%a %b %-d, %Y} {group.schedule.at:%H:%M}" for s in shown],
+        "Status": [meeting_calendar.STATUS_LABELS[s.status] for s in shown],
+        "Meeting": [ci_ui.meeting_label(s.meeting) if s.meeting else "" for s in shown],
+    }), hide_index=True)
+    if missed := meeting_calendar.missed(found):
+        latest = ", ".join(f"{s.on:%b %-d, %Y}" for s in missed[-3:])
+        st.caption(f":orange[{len(missed)} scheduled meeting{'s' * (len(missed) > 1)} missed] since "
+                   f"{group.schedule.starts_on:%b %-d, %Y}, with no meeting recorded within "
+                   f"{meeting_calendar.NEAR.days} days; the latest {latest}.")
+    elif not meeting_calendar.upcoming(found, today):
+        st.caption("The schedule has ended.")
+    due = meeting_calendar.next_to_draft(found, today)
+    if due and staff and st.button(f"Draft the meeting of {due:%a %b %-d}", icon=":material/edit_calendar:",
+                                   help="A draft meeting with its members as attendees and its agenda's next steps "
+                                        "prefilled: the last meeting's, and the commitments due by then"):
+        made = meeting_calendar.draft_next(db, scope(), group, due, by=ci_ui.me())
+        st.session_state[NOTICE] = f"Drafted the meeting of {made.held_on:%B %-d}: open it under Meetings below."
+        st.rerun()
+
+
+def calendar_downloads(group: Workgroup) -> None:
+    """The workgroup's meetings and those of every workgroup this account sees, as .ics files to
+    import into a calendar. Not while presenting with vendors as letters: the files name them."""
+    if aliasing():
+        return
+    today = ci_ui.today()
+    left, right = st.columns(2)
+    if group.schedule:
+        name = f"workgroup-{group.id}.ics"
+        left.download_button(
+            "This workgroup's meetings (.ics)", meeting_calendar.ics([group], group.name, today), file_name=name,
+            mime="text/calendar", icon=":material/calendar_month:", key="ics-workgroup", on_click=audit,
+            args=("export", {"file": name, "workgroup": group.id}),
+        )
+    if any(g.schedule for g in groups):
+        name = f"ciboard-{ci_ui.me()}.ics"
+        right.download_button(
+            "All my workgroups' meetings (.ics)", meeting_calendar.ics(groups, f"CI Board: {ci_ui.me()}", today),
+            file_name=name, mime="text/calendar", icon=":material/calendar_month:", key="ics-account", on_click=audit,
+            args=("export", {"file": name}),
+            help="Every meeting of the workgroups this account sees. Import it again after a schedule changes: "
+                 "the meetings are updated, not doubled.",
+        )
+
+
 show_group(group)
+show_calendar(group)
+calendar_downloads(group)
 show_meetings(group)
 
 
@@ -198,7 +304,7 @@ def edit(record: Workgroup, session: dict) -> None:
             ci_ui.offer_latest(session, moved, latest)
         typed, pressed = group_form(session["form"], session["opened"], "Save the workgroup")
         ci_ui.save_or_resolve(session, pressed, latest=latest, notice=NOTICE,
-                              store=lambda revision: stored(typed, revision))
+                              store=lambda revision: stored(typed(), revision))
 
 
 if staff:
@@ -208,5 +314,6 @@ with st.expander("History", icon=":material/history:"):
     shown = ci_ui.read_history("workgroup", group.id, f"workgroup-history-{group.id}-{group.revision}", {
         "Name": lambda v: v.record.name, "Members": lambda v: len(v.record.members),
     })
-    st.markdown(ci_ui.say(f"**{shown.name}**\n\n{shown.purpose}\n\n**Meets** {shown.cadence} · **Format** {shown.format}"))
+    st.markdown(ci_ui.say(f"**{shown.name}**\n\n{shown.purpose}\n\n**Meets** {shown.cadence} · **Format** {shown.format}"
+                          f" · **Schedule** {shown.schedule or '—'}"))
     st.markdown(ci_ui.say("\n".join(f"- {p.name} ({p.organisation}): {p.role}" for p in shown.members)) or "_No members._")

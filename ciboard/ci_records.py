@@ -10,7 +10,7 @@ import dataclasses
 import types
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
-from datetime import date, datetime
+from datetime import date, datetime, time
 from typing import Any, Union, get_args, get_origin, get_type_hints
 
 from ciboard.queries import DIMENSIONS
@@ -179,12 +179,63 @@ class Person:
     role: str = ""
 
 
+FREQUENCIES = ("weekly", "monthly")
+WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+# Which weekday of the month a monthly meeting falls on; -1 is the last.
+WEEKS_OF_MONTH = {1: "first", 2: "second", 3: "third", 4: "fourth", -1: "last"}
+EVERY = {1: "", 2: "second ", 3: "third ", 4: "fourth "}
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """When a workgroup meets: every `every` weeks on a weekday, or every `every` months on
+    the first (second, …, last) such weekday; from `starts_on`, to `ends_on` if it ends, at a
+    local time of day for `minutes`. ciboard.meeting_calendar reads its dates."""
+
+    frequency: str
+    weekday: int  # 0 is Monday, as Python's date.weekday()
+    starts_on: date
+    at: time = time(16, 0)
+    minutes: int = 60
+    every: int = 1
+    week_of_month: int | None = None
+    ends_on: date | None = None
+
+    def __post_init__(self) -> None:
+        if self.frequency not in FREQUENCIES:
+            raise ValueError(f"unknown frequency {self.frequency!r}; a schedule is {' or '.join(FREQUENCIES)}")
+        if not 0 <= self.weekday <= 6:
+            raise ValueError("the weekday is 0 (Monday) to 6 (Sunday)")
+        if self.every not in EVERY:
+            raise ValueError("a schedule repeats every 1 to 4 weeks or months")
+        if (self.frequency == "monthly") != (self.week_of_month is not None):
+            raise ValueError("a monthly schedule names which weekday of the month (first to fourth, or last); "
+                             "a weekly one does not")
+        if self.week_of_month is not None and self.week_of_month not in WEEKS_OF_MONTH:
+            raise ValueError("the weekday of the month is the first to fourth, or the last")
+        if self.ends_on is not None and self.ends_on < self.starts_on:
+            raise ValueError("a schedule ends on or after the day it starts")
+        if not 5 <= self.minutes <= 8 * 60:
+            raise ValueError("a meeting lasts 5 minutes to 8 hours")
+
+    def __str__(self) -> str:
+        day = WEEKDAYS[self.weekday]
+        if self.frequency == "weekly":
+            when = f"Every {EVERY[self.every]}{day}" if self.every > 1 else f"Weekly on {day}s"
+        else:
+            months = "Monthly" if self.every == 1 else f"Every {EVERY[self.every]}month"
+            when = f"{months} on the {WEEKS_OF_MONTH[self.week_of_month]} {day}"
+        until = f" to {self.ends_on.isoformat()}" if self.ends_on else ""
+        return f"{when}, {self.at:%H:%M} for {self.minutes} minutes, from {self.starts_on.isoformat()}{until}"
+
+
 @dataclass(frozen=True)
 class Workgroup(Saved):
     name: str
     purpose: str = ""
     members: list[Person] = field(default_factory=list)
-    cadence: str = ""
+    cadence: str = ""  # as people put it; the schedule is what the calendar reads
+    schedule: Schedule | None = None
     format: str = ""
     decisions: list[str] = field(default_factory=list)
     vendor_ids: list[str] = field(default_factory=list)
@@ -358,7 +409,7 @@ def as_json(value: Any) -> Any:
         return [as_json(v) for v in value]
     if isinstance(value, dict):
         return {k: as_json(v) for k, v in value.items()}
-    if isinstance(value, (date, datetime)):
+    if isinstance(value, (date, datetime, time)):
         return value.isoformat()
     return value
 
@@ -375,6 +426,8 @@ def from_json(kind, data: Any) -> Any:
         return datetime.fromisoformat(data)
     if kind is date:
         return date.fromisoformat(data)
+    if kind is time:
+        return time.fromisoformat(data)
     if kind is bool:
         return bool(data)
     if dataclasses.is_dataclass(kind):

@@ -6,14 +6,15 @@ numbers a meeting saw and gives them to the store to keep, as the meetings page 
 """
 
 from dataclasses import replace
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, time, timedelta, timezone
 
 from ciboard import followup
 from ciboard.access import ANALYST, Scope
 from ciboard.appdb import AppDB
 from ciboard.calendar import calendar_for
 from ciboard.ci_records import (
-    Cause, Commitment, Idea, Observation, PdsaCycle, Person, RootCause, Slice, Workgroup, draft_meeting, draft_pdsa,
+    Cause, Commitment, Idea, Observation, PdsaCycle, Person, RootCause, Schedule, Slice, Workgroup, draft_meeting,
+    draft_pdsa,
 )
 from ciboard.meetings import (
     add_observation, choose_idea, save_commitment, save_meeting, save_pdsa, save_root_cause,
@@ -35,8 +36,10 @@ def seed(db: AppDB, warehouse: Warehouse) -> bool:
     learners attending less (a finalised meeting with a five-whys analysis, a "How might we",
     ideas in themes, the chosen idea running as a PDSA cycle, and V5's own commitment), and
     V1's January move into the school day (a PDSA cycle adopted on the evidence of the
-    winter assessment). Dates come from the warehouse's school year and every saved time from
-    them, so the same warehouse always gets the same records.
+    winter assessment). Each workgroup has a monthly schedule on the weekday of its meetings,
+    from the month of its first one: the two standing groups' schedules run on, the school
+    review's ends with the school year. Dates come from the warehouse's school year and every
+    saved time from them, so the same warehouse always gets the same records.
     """
     if workgroups(db, ANALYST):
         return False
@@ -51,6 +54,12 @@ def seed(db: AppDB, warehouse: Warehouse) -> bool:
     pdsa_start = school_review + timedelta(days=11)
     staff = analyst = facilitator = Scope("facilitator")
     analyst = ANALYST
+
+    def monthly(like: date, hour: int, minutes: int, ends_on: date | None = None) -> Schedule:
+        """Monthly on the weekday of `like` that it is in its month (the first Thursday, …)."""
+        week = (like.day - 1) // 7 + 1
+        return Schedule("monthly", like.weekday(), like.replace(day=1), at=time(hour), minutes=minutes,
+                        week_of_month=week if week <= 4 else -1, ends_on=ends_on)
 
     def at(day: date, hour: int = 16) -> datetime:
         return datetime(day.year, day.month, day.day, hour, tzinfo=timezone.utc)
@@ -72,6 +81,7 @@ def seed(db: AppDB, warehouse: Warehouse) -> bool:
                 "and prepare what to share with vendors and schools.",
         members=[marcus, dana, priya],
         cadence="Monthly, 1 hour, the first Tuesday",
+        schedule=monthly(next_review - timedelta(days=2), 9, 60),
         format="In person at the district office",
         decisions=["Which analyses to share and which stories to lead with",
                    "Approve the monthly report before it goes out",
@@ -83,6 +93,7 @@ def seed(db: AppDB, warehouse: Warehouse) -> bool:
                 "and adjust the program in real time.",
         members=[priya, dana, sam],
         cadence="Weekly, 1 hour; data review the first Thursday of each month",
+        schedule=monthly(feb_review, 15, 60),  # the data reviews, which are the meetings recorded here
         format="Video call; data review screen-shared from CI Board",
         decisions=["Read the data and agree the story together",
                    "Raise barriers and agree changes at school, vendor and district level"],
@@ -94,6 +105,7 @@ def seed(db: AppDB, warehouse: Warehouse) -> bool:
                 "the way, and agree changes.",
         members=[priya, lucia, tomas, grace],
         cadence="Monthly, 15–30 minutes per school",
+        schedule=monthly(school_review, 14, 90, ends_on=cal.last_school_day),
         format="In person at each school, rotating",
         decisions=["Raise barriers and agree changes",
                    "What to share with the school's leadership and teachers"],
