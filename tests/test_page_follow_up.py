@@ -8,7 +8,7 @@ from datetime import date
 from ciboard import student_lists
 from ciboard.access import ANALYST, Scope
 from ciboard.appdb import AppDB
-from conftest import VENDOR_LABELS, default_dates, open_page
+from conftest import VENDOR_LABELS, default_dates, downloads, open_page
 
 PAGE = "app_pages/follow_up.py"
 
@@ -65,6 +65,10 @@ def test_a_vendor_sees_and_logs_only_its_own_students(dashboard):
     others = {v for v in VENDOR_LABELS if v != "V2"}
     assert not [v for v in others if re.search(rf"\b{v}\b", everything_shown(app))]
     # The chooser offers its own students only.
+    # Its downloads too: every student in them is its own.
+    mine = {s for frame in own.values() for s in frame["student_key"]}
+    for name, content in downloads(app).items():
+        assert set(re.findall(r"ST\d{7}", content.decode())) <= mine, name
     offered = {option.split(" · ")[0] for option in app.selectbox(key="student").options}
     assert offered == {s for frame in own.values() for s in frame["student_key"]} != set()
 

@@ -19,7 +19,7 @@ from conftest import VENDOR_LABELS, default_dates, downloads, open_page, plotted
 
 VENDORS = sorted(VENDOR_LABELS)
 NAMES = {v: label.split(" · ", 1)[1] for v, label in VENDOR_LABELS.items()}
-PAGES = ("overview", "trends", "disparities", "vendors", "relationships", "data_quality", "data_map")
+PAGES = ("overview", "trends", "disparities", "vendors", "relationships", "follow_up", "data_quality", "data_map")
 ATTENDANCE = "tutoring_attendance_rate"
 # Widget choices per page, as the address gives them. Vendor i walks variant i % len, so the six
 # vendors walk them all and every vendor walks every page.
@@ -36,6 +36,7 @@ VARIANTS = {
     "relationships": [{"colour": "Grade"}, {"groups": "School", "metric_y": "Student growth percentile"}],
     "data_quality": [{}, {"feed": "Exit tickets and surveys"}, {"feed": "Rosters"}],
     "data_map": [{}, {"q": "vendor"}],
+    "follow_up": [{}],
 }
 
 
