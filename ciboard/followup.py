@@ -620,6 +620,12 @@ def summary(prefill: Prefill, warehouse: Warehouse) -> list[str]:
             f"{counts.get('special_cause_improvement', 0)} of improvement"
             + (f"; {neutral['high']} high and {neutral['low']} low where no direction is better." if any(neutral.values()) else ".")
         )
+    # Among the first lines: a meeting screen shows only a few.
+    if prefill.follow_up:
+        lines.append("Students to follow up: " + "; ".join(
+            f"{in_sentence(student_lists.LISTS[key])} {_count(moved['now'])} (was {_count(moved['then'])} on {prefill.since})"
+            for key, moved in prefill.follow_up.items()
+        ) + ".")
     for s in prefill.signals[:5]:
         slice_parts = [s["vendor_id"]] if s.get("vendor_id") else []
         if s.get("dimension"):
@@ -640,11 +646,6 @@ def summary(prefill: Prefill, warehouse: Warehouse) -> list[str]:
     late = pd.Series([r["status"] for r in prefill.late_or_missing], dtype=object).value_counts().to_dict()
     if late:
         lines.append("Submissions: " + ", ".join(f"{n} {status}" for status, n in sorted(late.items())) + ".")
-    if prefill.follow_up:
-        lines.append("Students to follow up: " + "; ".join(
-            f"{in_sentence(student_lists.LISTS[key])} {_count(moved['now'])} (was {_count(moved['then'])} on {prefill.since})"
-            for key, moved in prefill.follow_up.items()
-        ) + ".")
     overdue = sum(1 for c in prefill.commitments if c["overdue"])
     lines.append(f"{len(prefill.commitments)} open commitments carried forward, {overdue} overdue.")
     for item in prefill.commitments:

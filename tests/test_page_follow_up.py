@@ -86,3 +86,18 @@ def test_a_facilitator_sees_counts_and_no_student(dashboard):
 def test_an_analyst_presenting_sees_counts_only(dashboard):
     app = open_page(PAGE, query={"present": "true"})
     assert not app.dataframe and app.metric
+
+
+def test_a_meeting_opens_with_the_lists_counts_and_their_movement(dashboard):
+    from ciboard import followup, meetings
+
+    db = AppDB.of(dashboard.settings)
+    [group] = [g for g in meetings.workgroups(db, ANALYST) if g.vendor_ids == ["V3"]]
+    draft = next(m for m in meetings.meetings(db, ANALYST, group.id) if not m.is_final)
+    app = open_page("app_pages/meetings.py", state={"workgroup": group.id, "meeting": draft.id}, user="facilitator")
+    prefill = followup.outcomes_prefill(dashboard, db, Scope("facilitator"), group.id, draft.held_on,
+                                        {"vendor_id": ["V3"]})
+    moved = prefill.follow_up["absent"]
+    assert moved["now"] is not None and moved["then"] is not None
+    line = f"persistently absent {moved['now']:,} (was {moved['then']:,} on {prefill.since})"
+    assert any(line in m.value for m in app.markdown), [m.value for m in app.markdown][:8]
