@@ -101,3 +101,10 @@ def test_a_meeting_opens_with_the_lists_counts_and_their_movement(dashboard):
     assert moved["now"] is not None and moved["then"] is not None
     line = f"persistently absent {moved['now']:,} (was {moved['then']:,} on {prefill.since})"
     assert any(line in m.value for m in app.markdown), [m.value for m in app.markdown][:8]
+
+
+def test_a_facilitator_presenting_sees_counts_and_no_vendor(dashboard):
+    app = open_page(PAGE, query={"present": "true", "alias": "true"}, user="facilitator")
+    text = everything_shown(app)
+    assert app.metric and not app.dataframe and not downloads(app)
+    assert not [v for v in VENDOR_LABELS if re.search(rf"\b{v}\b", text)]
