@@ -86,7 +86,7 @@ for tab, key in zip(st.tabs([f"{LISTS[key]} ({len(lists[key]):,})" for key in LI
             column_config={
                 "student_key": st.column_config.TextColumn("Student", width="small"),
                 "status": st.column_config.TextColumn("Status", width="small"),
-                "status_on": st.column_config.TextColumn("Since", help="When the status was logged"),
+                "status_on": st.column_config.TextColumn("Since", width=100, help="When the status was logged"),
                 "vendor": st.column_config.TextColumn("Vendor", width="medium"),
                 "school": st.column_config.TextColumn("School", width="medium"),
                 "grade": st.column_config.NumberColumn("Grade", width="small"),
