@@ -49,12 +49,12 @@ class FollowUp:
 
 
 def describe(settings) -> dict[str, str]:
-    """What puts a student on each list, in the district's settings."""
+    """What puts a student on each list, in the district's settings: "Students who …"."""
     return {
         "absent": f"attended less than {settings.absent_below_rate:.0%} of their scheduled tutoring sessions "
         f"over the last {settings.absent_weeks} weeks",
-        "not_growing": "below the growth target at the latest assessment window, having attended tutoring",
-        "not_yet_served": f"on a roster {settings.unserved_weeks} weeks or more without an attended session",
+        "not_growing": "were below the growth target at the latest assessment window, having attended tutoring",
+        "not_yet_served": f"have been on a roster {settings.unserved_weeks} weeks or more without attending a session",
     }
 
 
