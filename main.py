@@ -19,6 +19,7 @@ PAGES = [
     ("Data", "payments", "Payments", "payments", "payments", ("analyst", "admin", "vendor")),
     ("Data", "relationships", "Relationships", "scatter_plot", "relationships", EVERYONE),
     ("Improve", "meetings", "Meetings", "event_note", "meetings", EVERYONE),
+    ("Improve", "follow_up", "Follow-up", "person_search", "follow-up", ("analyst", "facilitator", "vendor")),
     ("Improve", "commitments", "Commitments", "task_alt", "commitments", EVERYONE),
     ("Improve", "root_causes", "Root causes", "account_tree", "root-causes", EVERYONE),
     ("Improve", "pdsa", "PDSA cycles", "autorenew", "pdsa", EVERYONE),

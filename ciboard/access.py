@@ -38,6 +38,13 @@ class Scope:
     def sees_students(self) -> bool:
         return self.role == "analyst"
 
+    @property
+    def follows_up_students(self) -> bool:
+        """Reads the follow-up lists by student and logs what was done: whoever can act on
+        them. A vendor's lists hold its own students (the query layer binds its vendor id);
+        a school role would join here with its schools bound the same way."""
+        return self.role in ("analyst", "vendor")
+
     def __str__(self) -> str:
         return f"vendor:{self.vendor_id}" if self.vendor_id else self.role
 

@@ -110,6 +110,8 @@ def build(
     passwords = make_accounts(db, vendors, say)
     say("seeding the CI workgroups, meetings, commitments and PDSA cycles")
     demo_meetings.seed(db, warehouse)
+    say("seeding the follow-up log of persistently absent students")
+    demo_meetings.seed_follow_ups(db, warehouse)
     return DemoResult(students, len(main_files) + len(corrections), facts, warehouse.version(), outcomes, passwords)
 
 

@@ -8,7 +8,7 @@ numbers a meeting saw and gives them to the store to keep, as the meetings page 
 from dataclasses import replace
 from datetime import date, datetime, time, timedelta, timezone
 
-from ciboard import followup
+from ciboard import followup, student_lists
 from ciboard.access import ANALYST, Scope
 from ciboard.appdb import AppDB
 from ciboard.calendar import calendar_for
@@ -251,4 +251,39 @@ def seed(db: AppDB, warehouse: Warehouse) -> bool:
         "operations": "Both Hamilton tutor posts filled.",
         "outcomes_data": "", "partnerships": "", "next_steps": "",
     }), by="facilitator", at=at(next_review - timedelta(days=7), 9))
+    return True
+
+
+def seed_follow_ups(db: AppDB, warehouse: Warehouse) -> bool:
+    """Seeds the follow-up log of the demo's persistently absent students, as their vendors and
+    the district worked them in February: every fourth student on the list five weeks after
+    winter break is contacted within the week; of those, some re-engage, a few are substituted
+    or dis-enrolled in March. Only into a log with nothing in it (returns False otherwise); the
+    same warehouse always gets the same log."""
+    if student_lists.latest(db, ANALYST):
+        return False
+    year = run(warehouse, "choices", ANALYST).query("dimension == 'school_year' and students > 0")["value"].max()
+    read_on = calendar_for(year).winter_break[1] + timedelta(days=38)
+    absent = student_lists.lists(warehouse, ANALYST, read_on)["absent"]
+    for i, row in enumerate(absent.iloc[::4].itertuples()):
+        vendor_staff = f"vendor-{row.vendor_id.lower()}"
+        contacted = read_on + timedelta(days=1 + i % 5)
+        student_lists.log_status(
+            db, warehouse, ANALYST, row.student_key, "absent", "contacted", by=vendor_staff,
+            note="Called the family; tutoring times checked against the student's schedule.",
+            on=contacted, at=datetime(contacted.year, contacted.month, contacted.day, 17, tzinfo=timezone.utc),
+        )
+        outcome = ("re-engaged", "re-engaged", None, "substituted", "re-engaged", "dis-enrolled", None)[i % 7]
+        if outcome is None:
+            continue
+        later = contacted + timedelta(days=14 + i % 9)
+        notes = {
+            "re-engaged": "Attending again since the new time slot.",
+            "substituted": "Family declined; the seat went to the next student on the school's wait list.",
+            "dis-enrolled": "Moved out of the district.",
+        }
+        student_lists.log_status(
+            db, warehouse, ANALYST, row.student_key, "absent", outcome, by="analyst" if outcome == "dis-enrolled" else vendor_staff,
+            note=notes[outcome], on=later, at=datetime(later.year, later.month, later.day, 17, tzinfo=timezone.utc),
+        )
     return True

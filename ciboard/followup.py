@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ciboard import ci_records, comparisons, meetings, signal_store, signals
+from ciboard import ci_records, comparisons, meetings, signal_store, signals, student_lists
 from ciboard.access import Scope
 from ciboard.appdb import AppDB
 from ciboard.charts import format_change, format_value, in_sentence
@@ -129,6 +129,9 @@ class Prefill:
     late_or_missing: list[dict] = field(default_factory=list)
     commitments: list[dict] = field(default_factory=list)
     pdsa: list[dict] = field(default_factory=list)
+    # Per follow-up list (ciboard.student_lists), its students now and at the previous meeting:
+    # counts only, never student ids, so a packet can carry them to anyone at the table.
+    follow_up: dict = field(default_factory=dict)
     # The server was still preparing this version's signals (ciboard.signal_store): a screen
     # shows the rest meanwhile, and nothing freezes a prefill without its signals.
     signals_pending: bool = False
@@ -393,8 +396,19 @@ def outcomes_prefill(
             for cycle in meetings.pdsa_cycles(db, scope, active_on=held_on)
             if _relevant(cycle.slice, narrowed)
         ],
+        follow_up=follow_up_counts(warehouse, scope, since, held_on, narrowed),
         signals_pending=pending,
     )
+
+
+def follow_up_counts(
+    warehouse: Warehouse, scope: Scope, since: date, until: date, filters: Mapping[str, Any] | None = None
+) -> dict:
+    """Each follow-up list's students on `until` and on `since` (the previous meeting), in the
+    scope: None where the scope may not see so small a count."""
+    now = student_lists.counts(warehouse, scope, until, filters)
+    then = student_lists.counts(warehouse, scope, since, filters)
+    return {key: {"now": now.get(key), "then": then.get(key)} for key in student_lists.LISTS}
 
 
 def _signals(warehouse, scope, start, end, since, filters, wait) -> pd.DataFrame | None:
@@ -606,6 +620,12 @@ def summary(prefill: Prefill, warehouse: Warehouse) -> list[str]:
             f"{counts.get('special_cause_improvement', 0)} of improvement"
             + (f"; {neutral['high']} high and {neutral['low']} low where no direction is better." if any(neutral.values()) else ".")
         )
+    # Among the first lines: a meeting screen shows only a few.
+    if prefill.follow_up:
+        lines.append("Students to follow up: " + "; ".join(
+            f"{in_sentence(student_lists.LISTS[key])} {_count(moved['now'])} (was {_count(moved['then'])} on {prefill.since})"
+            for key, moved in prefill.follow_up.items()
+        ) + ".")
     for s in prefill.signals[:5]:
         slice_parts = [s["vendor_id"]] if s.get("vendor_id") else []
         if s.get("dimension"):
@@ -637,6 +657,10 @@ def summary(prefill: Prefill, warehouse: Warehouse) -> list[str]:
 
 
 # --- plumbing -------------------------------------------------------------------------
+
+
+def _count(students: int | None) -> str:
+    return "too few to show" if students is None else f"{students:,}"
 
 
 def _metric(warehouse: Warehouse, metric_id: str) -> dict:

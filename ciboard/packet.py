@@ -212,7 +212,15 @@ def _frozen(meeting: Meeting, db: AppDB, scope: Scope, min_cell: int) -> Prefill
         data["late_or_missing"] = [r for r in data["late_or_missing"] if r.get("vendor_id") in own]
         data["commitments"] = [c for c in data["commitments"] if c["commitment"]["id"] in seen_commitments]
         data["pdsa"] = [p for p in data["pdsa"] if p["cycle"]["id"] in seen_cycles]
+        # Follow-up counts pool the workgroup's vendors: a vendor keeps them only when they are its own.
+        if data["filters"].get("vendor_id") not in ([scope.vendor_id], scope.vendor_id):
+            data["follow_up"] = {}
         data["filters"] = {k: v for k, v in data["filters"].items() if k != "vendor_id"}
+    if not scope.follows_up_students:
+        data["follow_up"] = {
+            key: {when: n if n is None or n >= min_cell else None for when, n in moved.items()}
+            for key, moved in data.get("follow_up", {}).items()
+        }
     if scope.suppresses_small_cells:
         data["signals"] = [_hide_small(s, s.get("n"), min_cell, ("value", "center", "lower", "upper", "strength", "n"))
                            for s in data["signals"]]

@@ -46,6 +46,7 @@ DATE_COLUMNS = (
     "starts_on",
     "ends_on",
     "last_week_attended",
+    "window_start",
     "served_on",
     "enrolled_on",
     "enrolled_by",
@@ -103,10 +104,39 @@ VIEWS = {
         ),
         View(
             "absent_students",
-            "students below max_rate tutoring attendance over the last `weeks` weeks up to `end` (analysts only)",
+            "students below max_rate tutoring attendance over the last `weeks` weeks up to `end`"
+            " (follow-up: analysts, and a vendor its own)",
             ("max_rate", "weeks", "end", *DIMENSIONS),
             ("max_rate",),
             students=True,
+        ),
+        View(
+            "not_growing",
+            "students below the growth target at the latest assessment window up to `end` who had attended"
+            " tutoring by then (follow-up: analysts, and a vendor its own)",
+            ("end", *DIMENSIONS),
+            students=True,
+        ),
+        View(
+            "not_yet_served",
+            "students on a roster at least `weeks` weeks by `end`, not exited, with no attended session"
+            " (follow-up: analysts, and a vendor its own)",
+            ("weeks", "end", *DIMENSIONS),
+            students=True,
+        ),
+        View(
+            "followed_student",
+            "the student `student_id` if the scope may follow it up: student_key, vendor_id, school_id",
+            ("student_id",),
+            ("student_id",),
+            students=True,
+        ),
+        View(
+            "follow_up_counts",
+            "per follow-up list (absent, not_growing, not_yet_served), its students up to `end`; small counts"
+            " hidden from scopes that may not see the students",
+            ("max_rate", "weeks", "unserved_weeks", "end", *DIMENSIONS),
+            ("max_rate",),
         ),
         View(
             "student_values",
@@ -157,6 +187,9 @@ VIEWS = {
         ),
     )
 }
+# Views whose rows are students someone should act on: shared with every scope that follows
+# students up (Scope.follows_up_students), each within its own scope.
+FOLLOW_UP = ("absent_students", "not_growing", "not_yet_served", "followed_student")
 # Views whose rows are cells over students, small ones hidden by ciboard.privacy.
 CELLS = ("series", "breakdown", "vendors", "panel")
 # A vendor sees the benchmark's values only: two pools' counts and sums, under two filters,
@@ -192,7 +225,7 @@ def run(
     missing = [p for p in spec.required if p not in given]
     if missing:
         raise QueryError(f"view {view} needs {', '.join(missing)}")
-    if spec.students and not scope.sees_students:
+    if spec.students and not scope.sees_students and not (view in FOLLOW_UP and scope.follows_up_students):
         raise ScopeError(f"{view} lists students, which only analysts may see")
     if scope.role not in spec.roles:
         raise ScopeError(f"{view} lists students: the district's analysts and admins, and the vendor itself, may read it")
@@ -228,6 +261,8 @@ def run(
         frame = _benchmark(frame, scope, min_cell)
     if view == "coverage":
         frame = _coverage(frame, hide, min_cell)
+    if view == "follow_up_counts":
+        frame = _follow_up_counts(frame, not scope.follows_up_students, min_cell)
     frame = frame.drop(columns=[c for c in frame.columns if c == "cell_key"])
     frame.attrs["version"] = version
     return frame
@@ -261,6 +296,19 @@ SQL = {
     "absent_students": (
         "select * from absent_students($max_rate, weeks := $weeks, scope_vendor := $scope_vendor,"
         " end_date := $end, filters := $filters::map(varchar, varchar[]))"
+    ),
+    "not_growing": (
+        "select * from not_growing(scope_vendor := $scope_vendor, end_date := $end,"
+        " filters := $filters::map(varchar, varchar[]))"
+    ),
+    "not_yet_served": (
+        "select * from not_yet_served(weeks := $weeks, scope_vendor := $scope_vendor, end_date := $end,"
+        " filters := $filters::map(varchar, varchar[]))"
+    ),
+    "followed_student": "select * from followed_student($student_id, scope_vendor := $scope_vendor)",
+    "follow_up_counts": (
+        "select * from follow_up_counts($max_rate, weeks := $weeks, unserved_weeks := $unserved_weeks,"
+        " scope_vendor := $scope_vendor, end_date := $end, filters := $filters::map(varchar, varchar[]))"
     ),
     "student_values": (
         f"select * from student_values($metric, $metric_y, {_FILTER_ARGS})"
@@ -302,8 +350,11 @@ def _bind(
             bound[name] = metric
     if "max_rate" in spec.params:
         bound["max_rate"] = _as_number("max_rate", given["max_rate"], 0, 1)
-    if "weeks" in spec.params:
-        bound["weeks"] = int(_as_number("weeks", given.get("weeks", 4), 1, 60))
+    for name, default in (("weeks", 4), ("unserved_weeks", 3)):
+        if name in spec.params:
+            bound[name] = int(_as_number(name, given.get(name, default), 1, 60))
+    if "student_id" in spec.params:
+        bound["student_id"] = str(given["student_id"])
     if "grain" in spec.params:
         grain = str(given.get("grain", "week"))
         if grain not in GRAINS:
@@ -462,6 +513,16 @@ def _coverage(frame: pd.DataFrame, hide: bool, min_cell: int) -> pd.DataFrame:
     frame["suppressed"] = small
     frame.loc[small, ["enrolled", "with_data"]] = pd.NA
     frame.loc[small, "coverage"] = np.nan
+    return frame
+
+
+def _follow_up_counts(frame: pd.DataFrame, hide: bool, min_cell: int) -> pd.DataFrame:
+    """A count of a few students on a list could point at them where a slice is small: hidden
+    from a scope that may not see the students, as a small cell is."""
+    frame = frame.copy()
+    frame["students"] = frame["students"].astype("Int64")
+    frame["suppressed"] = (frame["students"] < min_cell).to_numpy(dtype=bool) & hide
+    frame.loc[frame["suppressed"], "students"] = pd.NA
     return frame
 
 

@@ -31,6 +31,20 @@ class Settings(BaseSettings):
         le=99,
         description="SGP at or above which a student met the growth target, where the vendor's rate card names no SGP threshold.",
     )
+    absent_below_rate: float = Field(
+        0.5,
+        gt=0,
+        le=1,
+        description="A student is persistently absent, on the follow-up list, below this share of scheduled "
+        "tutoring sessions attended over the last `absent_weeks` weeks.",
+    )
+    absent_weeks: int = Field(4, ge=1, le=60, description="The weeks the persistently-absent list looks back over.")
+    unserved_weeks: int = Field(
+        3,
+        ge=1,
+        le=60,
+        description="The follow-up list of students not yet served: on a roster this many weeks, no session attended.",
+    )
     student_group_spellings: dict[str, dict[str, str]] = Field(
         default_factory=dict,
         description="A district's own spellings of student groups, added to the table in ciboard/groups.py, as JSON: "

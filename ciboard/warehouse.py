@@ -64,6 +64,7 @@ VIEW_FILES = (
     "rejections",
     "coverage",
     "absent_students",
+    "follow_up",
     "student_values",
     "roster_disagreements",
     "student_records",

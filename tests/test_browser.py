@@ -24,7 +24,7 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 SCREENSHOTS = ROOT / "tests" / "screenshots"
 # The default page (Overview) lives at the root.
 PAGES = ["", "trends", "disparities", "vendors", "payments", "relationships", "data-quality", "data-map"]
-CI_PAGES = ["meetings", "commitments", "root-causes", "pdsa", "workgroups"]
+CI_PAGES = ["meetings", "follow-up", "commitments", "root-causes", "pdsa", "workgroups"]
 ADMIN_PAGES = ["accounts", "audit", "upload"]
 
 playwright = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")

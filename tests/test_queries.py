@@ -9,7 +9,7 @@ import pytest
 from conftest import DEMO_STUDENTS, SAMPLES
 from ciboard.access import ANALYST, Scope, ScopeError
 from ciboard.ingest import Submission, ingest
-from ciboard.queries import DIMENSIONS, VIEWS, QueryError, run
+from ciboard.queries import DIMENSIONS, FOLLOW_UP, VIEWS, QueryError, run
 
 VENDOR_IDS = ["V1", "V2", "V3", "V4", "V5", "V6"]
 FACILITATOR = Scope("facilitator")
@@ -27,7 +27,8 @@ INJECTIONS = [
 
 
 def params_for(view: str) -> dict:
-    needed = {"metric": "tutoring_attendance_rate", "by": "school_id", "metric_y": "sgp", "max_rate": 0.5, "period": "2026-01"}
+    needed = {"metric": "tutoring_attendance_rate", "by": "school_id", "metric_y": "sgp", "max_rate": 0.5, "period": "2026-01",
+              "student_id": "ST0000001"}
     return {name: value for name, value in needed.items() if name in VIEWS[view].required}
 
 
@@ -40,7 +41,7 @@ def test_a_vendor_sees_only_its_own_rows_in_every_view(demo_warehouse, vendor):
     scope = Scope("vendor", vendor)
     for view, spec in VIEWS.items():
         params = params_for(view)
-        if spec.students:
+        if spec.students and view not in FOLLOW_UP:
             with pytest.raises(ScopeError):
                 run(demo_warehouse, view, scope, params)
             continue
@@ -88,7 +89,8 @@ def test_injection_strings_through_every_parameter_of_every_view(demo_warehouse,
             assert vendors_in(frame) <= {vendor}, (view, name, text)
             if name in DIMENSIONS and name != "vendor_id":
                 # Events of the whole district belong on every school's chart; no other row may match.
-                assert (frame[name].isna().all() if view == "events" else frame.empty), (view, name, text)
+                matched = {"events": lambda: frame[name].isna().all(), "follow_up_counts": lambda: (frame["students"] == 0).all()}
+                assert matched.get(view, lambda: frame.empty)(), (view, name, text)
     with demo_warehouse.cursor() as cur:
         assert cur.execute("select count(*) from facts").fetchall()[0][0] == facts_before
 
@@ -280,9 +282,13 @@ def test_student_rows_are_for_analysts_only(demo_warehouse):
     values = run(demo_warehouse, "student_values", ANALYST, {"metric": "sel_identity", "metric_y": "sgp"})
     assert len(values) > DEMO_STUDENTS / 2 and values.student_key.is_unique
     for scope in (FACILITATOR, Scope("vendor", "V1")):
-        for view, params in (("absent_students", {"max_rate": 0.5}), ("student_values", {"metric": "sgp", "metric_y": "sel_identity"})):
-            with pytest.raises(ScopeError, match="only analysts"):
-                run(demo_warehouse, view, scope, params)
+        with pytest.raises(ScopeError, match="only analysts"):
+            run(demo_warehouse, "student_values", scope, {"metric": "sgp", "metric_y": "sel_identity"})
+    with pytest.raises(ScopeError, match="only analysts"):
+        run(demo_warehouse, "absent_students", FACILITATOR, {"max_rate": 0.5})
+    # The persistently absent are shared for follow-up: a vendor reads its own (tests/test_student_lists.py).
+    own = run(demo_warehouse, "absent_students", Scope("vendor", "V1"), {"max_rate": 0.5, "weeks": 4})
+    assert set(own.vendor_id) == {"V1"} and set(own.student_key) == set(absent.query("vendor_id == 'V1'").student_key)
 
 
 def no_vendor_named(frame: pd.DataFrame) -> bool:

@@ -36,6 +36,7 @@ VARIANTS = {
     "relationships": [{"colour": "Grade"}, {"groups": "School", "metric_y": "Student growth percentile"}],
     "data_quality": [{}, {"feed": "Exit tickets and surveys"}, {"feed": "Rosters"}],
     "data_map": [{}, {"q": "vendor"}],
+    "follow_up": [{}],
 }
 
 
@@ -95,7 +96,8 @@ def traces_of(vendors: list[str], texts: list[tuple[str, str]]) -> list[str]:
     return [f"{where}: …{text[max(0, m.start() - 60):m.end() + 60]}…" for where, text in texts if (m := pattern.search(text))]
 
 
-@pytest.mark.parametrize("page", PAGES)
+# Follow-up names no vendor to a presenter (tests/test_presentation.py reads PAGES): only here.
+@pytest.mark.parametrize("page", (*PAGES, "follow_up"))
 @pytest.mark.parametrize("i, own", list(enumerate(VENDORS)))
 def test_a_vendor_sees_only_itself_on_every_page(dashboard, i, own, page):
     variants = VARIANTS[page]
