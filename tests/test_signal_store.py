@@ -93,7 +93,11 @@ def test_a_draft_meetings_gaps_are_stored_once_per_version(demo_warehouse, prepa
 
     db = AppDB.of(demo_warehouse.settings)
     planned = [r for r in signal_store.plan(demo_warehouse, db) if isinstance(r, signal_store.GapRequest)]
-    drafts = [m for g in meetings.workgroups(db, ANALYST) for m in meetings.meetings(db, ANALYST, g.id) if not m.is_final]
+    # A draft dated outside every school year with data (the calendar drafts a week ahead of
+    # today) has no gaps to check.
+    year = date.fromisoformat(prepared["start"]), date.fromisoformat(prepared["end"])
+    drafts = [m for g in meetings.workgroups(db, ANALYST) for m in meetings.meetings(db, ANALYST, g.id)
+              if not m.is_final and year[0] <= m.held_on <= year[1]]
     assert drafts and {r.until for r in planned} == {m.held_on for m in drafts}
     assert {r.scope for r in planned} >= {"analyst", "facilitator"}
 
