@@ -83,6 +83,13 @@ def in_sentence(label: str) -> str:
     return label if first == "English" else label[0].lower() + label[1:]
 
 
+def group_value(value: Any) -> str:
+    """A student group's value as text: a yes/no group's "yes" or "no", never True or False
+    (signals and gaps carry them as text, "True", once stored)."""
+    text = str(value)
+    return {"true": "yes", "false": "no"}.get(text.lower(), text)
+
+
 def yes_no(frame: pd.DataFrame) -> pd.DataFrame:
     """A table as a person reads it in a download or an export: each yes/no column says Yes
     and No, as the pages do, never Python's True and False. A blank stays blank."""
