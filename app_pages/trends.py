@@ -206,6 +206,12 @@ else:
             "Greyed points are weeks a break or closure touched: not comparable with the others, so they are left out "
             "of the centre, the limits and the rules."
         )
+    if charted["returning"].any():
+        weeks = ", ".join(f"{day:%b %-d}" for day in charted.loc[charted["returning"], "period_start"])
+        st.caption(
+            f"The return from a break ({weeks}) fell outside the limits: it is still a signal, but its cause is on "
+            "record, so it is left out of the centre and the limits, which it would pull off the rest of the year."
+        )
     chart_footer(
         # With each period's small-cell flags: a download says which values are hidden, or flagged.
         charted.drop(columns=["target"], errors="ignore").assign(**series[["small_cell", "suppressed"]].reset_index(drop=True)),

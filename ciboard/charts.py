@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from contextvars import ContextVar
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
@@ -80,6 +81,27 @@ def in_sentence(label: str) -> str:
         return label
     first, _, rest = label.partition(" ")
     return label if first == "English" else label[0].lower() + label[1:]
+
+
+def group_value(value: Any) -> str:
+    """A student group's value as text: a yes/no group's "yes" or "no", never True or False
+    (signals and gaps carry them as text, "True", once stored)."""
+    text = str(value)
+    return {"true": "yes", "false": "no"}.get(text.lower(), text)
+
+
+def yes_no(frame: pd.DataFrame) -> pd.DataFrame:
+    """A table as a person reads it in a download or an export: each yes/no column says Yes
+    and No, as the pages do, never Python's True and False. A blank stays blank."""
+    frame = frame.copy()
+    for column in frame.columns:
+        values = frame[column]
+        known = values.dropna()
+        if pd.api.types.is_bool_dtype(values) or (
+            values.dtype == object and len(known) and known.map(lambda v: isinstance(v, (bool, np.bool_))).all()
+        ):
+            frame[column] = values.map(lambda v: v if pd.isna(v) else "Yes" if v else "No").astype(object)
+    return frame
 
 
 def _unsigned_zero(value: float, digits: int) -> float:

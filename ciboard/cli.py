@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from ciboard import accounts
+from ciboard import accounts, charts
 from ciboard import demo as demo_district
 from ciboard.access import ROLES, Scope, ScopeError
 from ciboard.appdb import AppDB
@@ -318,8 +318,10 @@ def datamap(output_format: str, data_dir: Path | None) -> None:
 
 
 def write_frame(frame, output_format: str) -> None:
+    # CSV is read by people, in a spreadsheet, as the dashboard's downloads are; JSON by
+    # programs, which have true and false of their own.
     if output_format == "csv":
-        frame.to_csv(sys.stdout, index=False)
+        charts.yes_no(frame).to_csv(sys.stdout, index=False)
     else:
         records = frame.astype(object).where(frame.notna(), None).to_dict(orient="records")
         click.echo(json.dumps(records, indent=2, default=str))

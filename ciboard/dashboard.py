@@ -235,7 +235,8 @@ def fewer_than() -> str:
 
 def export(frame: pd.DataFrame) -> pd.DataFrame:
     """A frame as a download holds it: each hidden count and measure says why it is hidden
-    (ciboard.privacy.for_export), counts are whole numbers, and vendors read as they do on screen."""
+    (ciboard.privacy.for_export), counts are whole numbers, yes/no columns read Yes and No, and
+    vendors read as they do on screen."""
     frame = frame.copy()
     for column in ("n", "students"):
         if column in frame and pd.api.types.is_float_dtype(frame[column]):
@@ -244,7 +245,7 @@ def export(frame: pd.DataFrame) -> pd.DataFrame:
                 frame[column] = frame[column].astype("Int64")
     if scope().suppresses_small_cells:  # an analyst's download keeps the small cells' numbers, flagged
         frame = privacy.for_export(frame, min_cell())
-    return disguised(frame)
+    return disguised(charts.yes_no(frame))
 
 
 def chart_footer(frame: pd.DataFrame, metric: dict | None, *, name: str, who: str, students: int | None = None) -> None:

@@ -32,9 +32,9 @@ import pandas as pd
 from ciboard import ci_records, comparisons, meetings, signal_store, signals, student_lists
 from ciboard.access import Scope
 from ciboard.appdb import AppDB
-from ciboard.charts import format_change, format_value, in_sentence
+from ciboard.charts import format_change, format_value, group_value, in_sentence
 from ciboard.ci_records import Commitment, PdsaCycle, Slice
-from ciboard.queries import DIMENSIONS, data_map, run
+from ciboard.queries import BOOLEAN_DIMENSIONS, DIMENSIONS, data_map, run
 from ciboard.stats import disparity, intervals
 from ciboard.warehouse import VersionGone, Warehouse
 
@@ -629,7 +629,7 @@ def summary(prefill: Prefill, warehouse: Warehouse) -> list[str]:
     for s in prefill.signals[:5]:
         slice_parts = [s["vendor_id"]] if s.get("vendor_id") else []
         if s.get("dimension"):
-            slice_parts.append(f"{s['dimension'].replace('_', ' ')}: {s['group']}")
+            slice_parts.append(f"{s['dimension'].replace('_', ' ')}: {group_value(s['group'])}")
         who = ", ".join(slice_parts)
         folded = len(s.get("folded") or [])  # vendors and groups alike
         lines.append(
@@ -639,8 +639,12 @@ def summary(prefill: Prefill, warehouse: Warehouse) -> list[str]:
         )
     for g in prefill.gaps[:5]:
         m = metric(g["metric_id"])
+        dimension = g["dimension"].replace("_", " ")
+        # "yes and no (english learner)" would not say who is behind.
+        pair = (f"{dimension}: {group_value(g['group'])} and {dimension}: {group_value(g['reference'])}"
+                if g["dimension"] in BOOLEAN_DIMENSIONS else f"{g['group']} and {g['reference']} ({dimension})")
         lines.append(
-            f"{g['label']}: the gap between {g['group']} and {g['reference']} ({g['dimension'].replace('_', ' ')}) "
+            f"{g['label']}: the gap between {pair} "
             f"{g['direction']}, from {format_change(g['gap_then'], m)} to {format_change(g['gap_now'], m)}."
         )
     late = pd.Series([r["status"] for r in prefill.late_or_missing], dtype=object).value_counts().to_dict()

@@ -32,7 +32,7 @@ from ciboard.appdb import AppDB
 from ciboard.ci_records import Commitment, Meeting, PdsaCycle, RootCause, Workgroup
 from ciboard.followup import Movement, Prefill
 from ciboard.letters import Letters
-from ciboard.queries import BOOLEAN_DIMENSIONS, DIMENSIONS, data_map, run
+from ciboard.queries import DIMENSIONS, data_map, run
 from ciboard.warehouse import VersionGone, Warehouse, data_version
 
 # Breakdown tables by every key group, for this many of the meeting's metrics.
@@ -393,10 +393,7 @@ def _name(dimension: str, value: Any, names: dict) -> str:
 def _group(dimension: str, value: Any, names: dict) -> str:
     if dimension in ("vendor_id", "school_id"):
         return _name(dimension, value, names)
-    text = dimension.replace("_", " ")
-    if dimension in BOOLEAN_DIMENSIONS:
-        return f"{text}: {'yes' if str(value).lower() == 'true' else 'no'}"
-    return f"{text}: {value}"
+    return f"{dimension.replace('_', ' ')}: {charts.group_value(value)}"
 
 
 def _who(filters: dict, names: dict, scope: Scope) -> str:

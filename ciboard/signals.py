@@ -8,8 +8,12 @@ chart scales them by the variation actually seen between periods (and reduces to
 p-chart where there is no extra variation). Means and medians are charted as XmR.
 
 A period that a break or a closure (an annotation) touches is not comparable with the
-others: it stays on the chart but out of the limits and the rules. A group's signal that
-only repeats its parent's folds under the parent, so a meeting reads one line, not twenty.
+others: it stays on the chart but out of the limits and the rules. The periods just after
+one that fall outside the limits (school attendance dips on the return from winter break)
+still signal, but do not set the centre and limits: their cause is on record, and left in,
+they would pull the centre off the rest of the year and make every other week a shift.
+A group's signal that only repeats its parent's folds under the parent, so a meeting
+reads one line, not twenty.
 """
 
 from collections.abc import Iterable, Mapping
@@ -42,6 +46,10 @@ CLOSED_KINDS = ("break", "closure")
 # A period is left out when a break or closure shuts at least this share of its weekdays:
 # any weekday of a week (a snow day empties a week's high-dosage count), a week of a month.
 CLOSED_SHARE = 0.2
+# Attendance dips for a week or two on the return from a long break (the demo plants two
+# weeks after winter break): a return that far outside the limits has its cause on record.
+BREAK_DAYS = 5
+RETURN_DAYS = 14
 
 
 def chart(
@@ -66,26 +74,62 @@ def chart(
     direction = DIRECTION[metric["better"]]
     target = metric.get("target")
     target = None if target is None or pd.isna(target) else float(target)
-    excluded = list(np.flatnonzero(shut(periods, list(closed), grain)))
-    if metric["aggregation"] in ("rate", "proportion"):
-        result = spc.p_chart(
-            series["numerator"].to_numpy(dtype=float),
-            series["denominator"].to_numpy(dtype=float),
-            direction=direction,
-            rebase=positions or None,
-            exclude=excluded,
-            laney=series["value"].notna().sum() - len(excluded) >= LANEY_MIN_POINTS,
-            target=target,
-        )
-    else:
-        result = spc.xmr(
+    closed = list(closed)
+    excluded = list(np.flatnonzero(shut(periods, closed, grain)))
+
+    def charted(ghost: list[int]) -> pd.DataFrame:
+        if metric["aggregation"] in ("rate", "proportion"):
+            return spc.p_chart(
+                series["numerator"].to_numpy(dtype=float),
+                series["denominator"].to_numpy(dtype=float),
+                direction=direction,
+                rebase=positions or None,
+                exclude=excluded,
+                ghost=ghost,
+                laney=series["value"].notna().sum() - len(excluded) - len(ghost) >= LANEY_MIN_POINTS,
+                target=target,
+            )
+        return spc.xmr(
             series["value"].to_numpy(dtype=float), direction=direction, rebase=positions or None, exclude=excluded,
-            target=target,
+            ghost=ghost, target=target,
         )
+
+    result = charted([])
+    ghost = _returns(periods, closed, grain, result["outside_limits"].to_numpy(), excluded)
+    if ghost:
+        result = charted(ghost)
     result = result.reset_index(drop=True)
     result.insert(0, "period_start", periods)
     result.insert(1, "students", series["n"].to_numpy())
+    result["returning"] = np.isin(np.arange(len(result)), ghost)
     return result
+
+
+def _returns(periods: list, closed: list[tuple[date, date]], grain: str, outside: np.ndarray, excluded: list[int]) -> list[int]:
+    """The positions of the periods outside the limits in a row from the first period after a
+    break (a closure of BREAK_DAYS weekdays or more), starting within RETURN_DAYS of its end.
+    Excluded periods, which no rule judges, are stepped over."""
+    found = []
+    starts = np.array([pd.Timestamp(p).date() for p in periods], dtype="datetime64[D]")
+    ends = _ends(starts, grain)
+    for first, last in closed:
+        end = np.datetime64(last, "D")
+        if np.busday_count(np.datetime64(first, "D"), end + 1) < BREAK_DAYS:
+            continue
+        for i in np.flatnonzero((ends > end) & (starts <= end + RETURN_DAYS)):
+            if i in excluded:
+                continue
+            if not outside[i]:
+                break
+            found.append(int(i))
+    return sorted(set(found))
+
+
+def _ends(starts: np.ndarray, grain: str) -> np.ndarray:
+    """The day after each period starting on `starts`."""
+    if grain == "month":
+        return (starts.astype("datetime64[M]") + 1).astype("datetime64[D]")
+    return starts + np.timedelta64(7 if grain == "week" else 1, "D")
 
 
 def windows(series: pd.DataFrame, metric: Mapping[str, Any]) -> pd.DataFrame:
@@ -166,10 +210,7 @@ def shut(periods: list, closed: list[tuple[date, date]], grain: str = "week") ->
     if not closed or not periods:
         return np.zeros(len(periods), dtype=bool)
     starts = np.array([pd.Timestamp(p).date() for p in periods], dtype="datetime64[D]")
-    if grain == "month":
-        ends = (starts.astype("datetime64[M]") + 1).astype("datetime64[D]")
-    else:
-        ends = starts + np.timedelta64(7 if grain == "week" else 1, "D")
+    ends = _ends(starts, grain)
     weekdays = np.busday_count(starts, ends)
     closed_days = np.zeros(len(periods), dtype=int)
     for first, last in closed:

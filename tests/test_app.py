@@ -44,6 +44,23 @@ def test_a_url_restores_the_filters(dashboard):
     assert "Vendor: Keystone Math Corps; English learner: yes · Oct 1, 2025 – Mar 31, 2026" in footer
 
 
+def test_school_attendance_dips_after_winter_break_without_the_year_reading_as_improving(dashboard):
+    app = open_page("app_pages/trends.py", query={"metric": "School attendance rate"})
+    headline = app.markdown[0].value
+    assert headline.startswith("**School attendance rate**") and "Common cause variation" in headline
+    assert "The return from a break (Jan 5, Jan 12) fell outside the limits" in " ".join(c.value for c in app.caption)
+
+    # The download says Yes and No, as the page does, never True and False.
+    [content] = [data for key, data in downloads(app).items() if key.endswith("download-trend-school_attendance_rate-week")]
+    table = pd.read_csv(io.BytesIO(content), dtype=str, keep_default_na=False)
+    assert set(table["excluded"]) == set(table["returning"]) == set(table["outside_limits"]) == {"Yes", "No"}
+    assert not table.isin(["True", "False"]).any().any()
+    back = table[table["returning"] == "Yes"]
+    assert back["period_start"].tolist() == ["2026-01-05", "2026-01-12"]
+    assert set(back["point_type"]) == {"special_cause_concern"}
+    assert set(table.loc[table["returning"] == "No", "point_type"]) == {"common_cause"}
+
+
 def test_filters_change_the_numbers(dashboard):
     everyone = open_page("app_pages/trends.py")
     v3 = open_page("app_pages/trends.py", query={"vendor": "V3 · Keystone Math Corps"})

@@ -42,6 +42,25 @@ def test_labels_inside_a_sentence_keep_their_names_and_acronyms():
     assert charts.in_sentence("English learner: yes") == "English learner: yes"
 
 
+def test_yes_no_columns_read_yes_and_no_and_nothing_else_changes():
+    import pandas as pd
+
+    frame = pd.DataFrame({
+        "suppressed": [True, False, False],
+        "english_learner": pd.array([True, None, False], dtype="boolean"),
+        "is_reference": [False, None, True],  # object: the rows a merge left without one
+        "n": [12, 0, 1],
+        "value": ["hidden: fewer than 10 students", 0.5, 1.0],
+    })
+    shown = charts.yes_no(frame)
+    assert shown["suppressed"].tolist() == ["Yes", "No", "No"]
+    assert shown["english_learner"].tolist()[::2] == ["Yes", "No"] and pd.isna(shown["english_learner"][1])
+    assert shown["is_reference"].tolist()[::2] == ["No", "Yes"] and pd.isna(shown["is_reference"][1])
+    assert shown[["n", "value"]].equals(frame[["n", "value"]])  # 0 and 1 are numbers, not no and yes
+    assert frame["suppressed"].dtype == bool  # the caller's frame is left as it was
+    assert "True" not in shown.to_csv(index=False) and "False" not in shown.to_csv(index=False)
+
+
 def test_axis_ticks_carry_one_more_digit_trimmed_so_none_repeat():
     # d3's "~" drops a trailing zero: ticks every half point read 80%, 80.5%, 81%, not 80%, 81%, 81%.
     assert charts.tick_format(RATE) == ".1~%"

@@ -59,6 +59,17 @@ def test_query_prints_csv_and_json_for_a_scope(demo_warehouse):
     records = json.loads(as_json.output)
     assert [r["grade"] for r in records] == [3, 4, 5, 6, 7, 8]
     assert set(records[0]) >= {"grade", "value", "n", "suppressed"}
+    assert {r["suppressed"] for r in records} <= {True, False}  # JSON has booleans of its own
+
+
+def test_query_csv_says_yes_and_no_as_the_dashboard_does(demo_warehouse):
+    data = str(demo_warehouse.settings.data_dir)
+    result = invoke("query", "breakdown", "--as", "analyst", "--param", "metric=tutoring_attendance_rate",
+                    "--param", "by=english_learner", "--data-dir", data)
+    rows = list(csv.DictReader(io.StringIO(result.output)))
+    assert [r["english_learner"] for r in rows] == ["No", "Yes"]
+    assert {r["suppressed"] for r in rows} == {"No"} and {r["small_cell"] for r in rows} == {"No"}
+    assert "True" not in result.output and "False" not in result.output
 
 
 def test_query_errors_list_what_is_valid(demo_warehouse):

@@ -56,10 +56,11 @@ def test_the_planted_drop_in_v3s_attendance_is_a_signal_and_a_change_for_the_wor
     moved = followup.metric_movement(demo_warehouse, STAFF, ATTENDANCE, rec.Slice(vendor_id="V3"), V3_DROP, date(2026, 2, 28))
     assert moved.verdict == "worse" and moved.high < 0 and moved.difference < -0.05
     # Four of the eleven weeks since hold a holiday or a snow day: not comparable, so they never
-    # signal. Of the rest, the exact numbers signal on four; a facilitator's carry the privacy
-    # noise of each build, which can move one week back inside the limits.
+    # signal. Of the rest, the exact numbers signal on five (the first week back from winter
+    # break, far below the limits, sets none of its own: ciboard.signals); a facilitator's carry
+    # the privacy noise of each build, which can move one week back inside the limits.
     exact = followup.metric_movement(demo_warehouse, ANALYST, ATTENDANCE, rec.Slice(vendor_id="V3"), V3_DROP, date(2026, 2, 28))
-    assert exact.signal["point_type"] == "special_cause_concern" and exact.signals_after == 4
+    assert exact.signal["point_type"] == "special_cause_concern" and exact.signals_after == 5
     assert moved.signal["point_type"] == "special_cause_concern" and moved.signals_after >= 3
     # Elsewhere nothing was planted: V2's weeks after winter break are within chance.
     steady = followup.metric_movement(demo_warehouse, STAFF, ATTENDANCE, rec.Slice(vendor_id="V2"), date(2026, 2, 2), date(2026, 3, 30))
@@ -210,3 +211,24 @@ def test_an_analysts_prefill_of_one_vendor_lists_each_chart_once(world, demo_war
     prefill = followup.outcomes_prefill(demo_warehouse, world["db"], ANALYST, world["v3"].id, date(2026, 2, 5))
     charts = [(s["metric_id"], s["dimension"], s["group"]) for s in prefill.signals]
     assert len(charts) == len(set(charts)) and {s["vendor_id"] for s in prefill.signals} == {"V3"}
+
+
+def test_the_summary_says_yes_and_no_for_yes_no_groups(demo_warehouse):
+    # Signals and gaps carry a group's value as stored text: "True" must not reach the meeting.
+    signal = {"metric_id": "dosage_minutes", "label": "Tutoring minutes per week", "vendor_id": "V3",
+              "dimension": "special_education", "group": "True", "value": 87.0, "period_start": "2026-03-02",
+              "rules": "outside the limits", "folded": []}
+    gaps = [
+        {"metric_id": "dosage_met", "label": "Met high-dosage standard", "dimension": "english_learner",
+         "group": "True", "reference": "False", "direction": "widened", "gap_then": 0.016, "gap_now": -0.023},
+        {"metric_id": "dosage_met", "label": "Met high-dosage standard", "dimension": "race_ethnicity",
+         "group": "Black", "reference": "Hispanic", "direction": "narrowed", "gap_then": -0.05, "gap_now": -0.02},
+    ]
+    prefill = followup.Prefill(workgroup_id=1, held_on="2026-03-05", since="2026-02-05", previous_meeting_id=None,
+                               filters={}, warehouse_version="v", signals=[signal], gaps=gaps)
+    lines = followup.summary(prefill, demo_warehouse)
+    assert "Tutoring minutes per week (V3, special education: yes): 87 in the week of 2026-03-02, outside the limits." in lines
+    assert ("Met high-dosage standard: the gap between english learner: yes and english learner: no widened, "
+            "from +1.6 pts to -2.3 pts.") in lines
+    assert "Met high-dosage standard: the gap between Black and Hispanic (race ethnicity) narrowed, from -5.0 pts to -2.0 pts." in lines
+    assert "True" not in " ".join(lines) and "False" not in " ".join(lines)

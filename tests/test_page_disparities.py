@@ -41,10 +41,10 @@ def test_the_v5_english_learner_attendance_gap_and_its_trend(dashboard):
     app = open_page(PAGE, query={"vendor": VENDOR_LABELS["V5"], "by": "English learner"})
     table = download(app, f"gaps-{ATTENDANCE}-by-english_learner").set_index("english_learner")
     groups = view(dashboard, "breakdown", metric=ATTENDANCE, by="english_learner", vendor_id=["V5"]).set_index("english_learner")
-    yes, no = table.loc[True], table.loc[False]
+    yes, no = table.loc["Yes"], table.loc["No"]
 
     # A yes/no group's gap is measured from "no"; the gap is the planted one, and real.
-    assert bool(no["is_reference"]) and not yes["is_reference"]
+    assert (no["is_reference"], yes["is_reference"]) == ("Yes", "No")
     assert yes["value"] == pytest.approx(groups.loc[True, "value"])
     assert yes["difference"] == pytest.approx(groups.loc[True, "value"] - groups.loc[False, "value"])
     assert -0.14 < yes["difference"] < -0.07
@@ -89,10 +89,11 @@ def test_small_groups_are_marked_not_shown(dashboard):
     assert small == {"Multiracial", "Pacific Islander"}  # 9 and 3 students at V5
 
     table = download(app, f"gaps-{ATTENDANCE}-by-race_ethnicity")
-    hidden = table[table["suppressed"]]
+    assert set(table["suppressed"]) == {"Yes", "No"}  # as the pages say it, never True and False
+    hidden = table[table["suppressed"] == "Yes"]
     assert set(hidden["group"]) == small
     assert hidden[["value", "low", "high", "difference", "ratio"]].isna().all().all()
-    assert table.loc[~table["suppressed"], "value"].notna().all()
+    assert table.loc[table["suppressed"] == "No", "value"].notna().all()
 
     chart = figure(app, "Tutoring attendance rate by race/ethnicity")
     notes = {a["text"] for a in chart["layout"]["annotations"]}
@@ -176,15 +177,15 @@ def test_a_facilitator_sees_no_students_and_no_small_cells(dashboard, monkeypatc
     groups = view(dashboard, "breakdown", Scope("facilitator"), metric=ATTENDANCE, by="english_learner", vendor_id=["V5"]).set_index("english_learner")
     yes, no = groups.loc[True], groups.loc[False]
     expected = intervals.newcombe_difference(yes["value"] * yes["n"], yes["n"], no["value"] * no["n"], no["n"])
-    assert (table.loc[True, "diff_low"], table.loc[True, "diff_high"]) == pytest.approx(expected[1:])
-    assert table.loc[True, "diff_high"] < 0
+    assert (table.loc["Yes", "diff_low"], table.loc["Yes", "diff_high"]) == pytest.approx(expected[1:])
+    assert table.loc["Yes", "diff_high"] < 0
     assert "widest spread" in " ".join(c.value for c in app.caption)
 
     # Small cells reach a facilitator without their values, and stay hidden in the export.
     app.selectbox(key="by").set_value("race_ethnicity").run()
     table = download(app, f"gaps-{ATTENDANCE}-by-race_ethnicity")
     hidden = table[table["group"].isin(["Multiracial", "Pacific Islander"])]
-    assert hidden["suppressed"].all()
+    assert (hidden["suppressed"] == "Yes").all()
     assert hidden["value"].str.startswith("hidden: fewer than 10 students").all()
     assert hidden["n"].str.startswith("hidden: fewer than 10 students").all()
 
@@ -218,6 +219,6 @@ def test_a_yes_no_group_is_measured_from_no_even_when_yes_is_larger(dashboard):
 
     app = open_page(PAGE, query={"by": "Economically disadvantaged"})
     table = download(app, f"gaps-{ATTENDANCE}-by-econ_disadvantaged").set_index("econ_disadvantaged")
-    assert bool(table.loc[False, "is_reference"]) and not table.loc[True, "is_reference"]
-    assert table.loc[True, "difference"] == pytest.approx(groups.loc[True, "value"] - groups.loc[False, "value"])
+    assert (table.loc["No", "is_reference"], table.loc["Yes", "is_reference"]) == ("Yes", "No")
+    assert table.loc["Yes", "difference"] == pytest.approx(groups.loc[True, "value"] - groups.loc[False, "value"])
     assert app.selectbox(key="reference").value == "Economically disadvantaged: no"

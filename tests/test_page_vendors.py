@@ -116,7 +116,7 @@ def test_adjusted_comparison_payments_and_timeliness(dashboard):
     earned = download(app, "payments").set_index("vendor_id")
     for column in ("students_served", "students_eligible", "students_successful", "amount_uncapped", "cap", "amount_earned"):
         assert earned[column].tolist() == pytest.approx(payments[column].tolist()), column
-    assert earned["cap_applied"].to_dict() == {v: v == "V2" for v in earned.index}
+    assert earned["cap_applied"].to_dict() == {v: "Yes" if v == "V2" else "No" for v in earned.index}
     assert earned.loc["V2", "amount_earned"] == earned.loc["V2", "cap"] < earned.loc["V2", "amount_uncapped"]
     bars = trace(chart(app, "payments"), "Earned")
     assert plotted(bars, "x") == pytest.approx(payments["amount_earned"].tolist())

@@ -177,3 +177,27 @@ def test_no_break_or_closure_week_fires_a_rule_and_the_demo_lists_far_fewer_sign
     print(f"demo signals since {since}: {len(before)} before, {len(after)} after")
     assert len(after) < len(before) / 2
     assert len(after) + sum(map(len, after["folded"])) <= len(before)
+
+
+def test_the_return_from_winter_break_is_a_dip_not_a_year_of_improvement(demo_warehouse, metrics):
+    # The demo's school attendance dips in the two weeks after winter break. Those weeks set
+    # no limits: left in, they pulled the centre below every other week, and the Trends page
+    # called the whole year a shift, "improving".
+    metric = metrics["school_attendance_rate"]
+    series = run(demo_warehouse, "series", ANALYST, {"metric": "school_attendance_rate"})
+    events = run(demo_warehouse, "events", ANALYST, {"metric": "school_attendance_rate"})
+    charted = chart(series, metric, closed=closures(events, "school_attendance_rate"))
+    back = charted[charted["period_start"] >= date(2026, 1, 5)].head(2)
+    assert list(back["period_start"]) == [date(2026, 1, 5), date(2026, 1, 12)]
+    assert back["returning"].all() and (back["point_type"] == "special_cause_concern").all()
+    assert charted["returning"].sum() == 2
+    counted = charted[~charted["excluded"] & ~charted["returning"]]
+    assert charted["center"].iloc[0] == pytest.approx((counted["value"] * counted["n"]).sum() / counted["n"].sum())
+    assert not (charted["point_type"] == "special_cause_improvement").any()
+    assert (charted.drop(index=back.index)["point_type"] == "common_cause").all()
+    assert spc.summary(charted, direction="increase")["variation"] == "common_cause"
+
+    # Without the break set apart, the dip drags the centre down and the rest reads as improving.
+    kept = spc.p_chart(series["numerator"], series["denominator"], direction="increase", laney=True,
+                       exclude=list(np.flatnonzero(charted["excluded"])))
+    assert (kept["point_type"] == "special_cause_improvement").sum() > len(kept) / 2

@@ -312,6 +312,26 @@ def test_qicharts2_p_chart_varying_n():
     assert runs_of(chart["value"], chart["center"]) == qic_runs(ref)
 
 
+def test_a_ghosted_point_is_judged_but_sets_no_limits():
+    # Two weeks far below a steady process: left in, they pull the centre below every other
+    # week (a 7-on-one-side "improvement" all year); ghosted, they still fall outside.
+    values = [10.0, 10.2, 9.9, 10.1, 10.0, 9.8, 10.2, 10.1, 4.0, 4.2, 10.0, 9.9, 10.1, 10.2, 9.8, 10.0]
+    kept = spc.xmr(values, direction="increase")
+    assert (kept["point_type"] == "special_cause_improvement").sum() >= 7
+    ghosted = spc.xmr(values, direction="increase", ghost=[8, 9])
+    steady = [v for i, v in enumerate(values) if i not in (8, 9)]
+    assert ghosted["center"].iloc[0] == pytest.approx(np.mean(steady))
+    assert ghosted.loc[[8, 9], "outside_limits"].all()
+    assert (ghosted.loc[[8, 9], "point_type"] == "special_cause_concern").all()
+    assert (ghosted.drop(index=[8, 9])["point_type"] == "common_cause").all()
+    assert not ghosted["excluded"].any()
+
+    counts, n = [90, 91, 89, 90, 60, 90, 91, 90], [100] * 8
+    p = spc.p_chart(counts, n, ghost=[4])
+    assert p["center"].iloc[0] == pytest.approx((sum(counts) - 60) / 700)
+    assert p.loc[4, "outside_limits"] and p.loc[4, "point_type"] == "special_cause_concern"
+
+
 def test_qicharts2_p_chart_two_parts_with_exclusions():
     ref = qic("qicharts2_p_chart_montgomery_ex7.1_part30_exclude15_23.csv")
     excluded = (ref.index[~ref["include"]]).tolist()

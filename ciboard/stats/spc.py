@@ -18,6 +18,10 @@ columns, so a page can draw any of them the same way:
 - excluded: charted, but kept out of the center, the limits and every rule: a week
   that is not comparable (a break, a closure) is neither a signal nor part of one, so
   its point type is common_cause and its rule columns are all False.
+
+A ghosted position (the NHS SPC tool's "ghosting") is the other way of setting a point
+apart: it is judged by every rule like any other point, but does not set the center or
+the limits, for a special cause whose reason is known and is not the process's own.
 - target: the target, where one was given.
 
 xmr adds moving_range; p_chart and u_chart add n, the denominator.
@@ -61,13 +65,15 @@ COMMON, IMPROVEMENT, CONCERN, NEUTRAL_HIGH, NEUTRAL_LOW, MISSING = range(len(POI
 SIDES = np.array([None, "high", "low"], dtype=object)
 
 
-def xmr(values, *, direction="increase", baseline=None, rebase=None, exclude=None, screen_outliers=False, target=None):
+def xmr(values, *, direction="increase", baseline=None, rebase=None, exclude=None, ghost=None, screen_outliers=False,
+        target=None):
     """Individuals chart, limits at center ± 2.66 x mean moving range.
 
     baseline=k sets each segment's limits from its first k points; rebase
     lists the positions where a new segment, with its own limits and rules,
     starts. exclude lists positions kept on the chart but out of the limits
-    and the rules, as a missing value is. screen_outliers drops moving ranges
+    and the rules, as a missing value is; ghost, positions out of the limits
+    but judged by the rules. screen_outliers drops moving ranges
     of 3.267 x their mean or more before the limits are set, as
     NHSRplotthedots does by default (the NHS Excel tool does not). Missing
     values keep their row and are skipped."""
@@ -77,6 +83,7 @@ def xmr(values, *, direction="increase", baseline=None, rebase=None, exclude=Non
     segments = _segment_rows(segment)
     excluded = _mask(exclude, len(y))
     usable = ~np.isnan(y) & ~excluded
+    setting = usable & ~_mask(ghost, len(y))
     center = np.full(len(y), np.nan)
     spread = np.full(len(y), np.nan)
     moving_range = np.full(len(y), np.nan)
@@ -86,7 +93,7 @@ def xmr(values, *, direction="increase", baseline=None, rebase=None, exclude=Non
         points = rows[usable[rows]]
         moving_range[points[1:]] = np.abs(np.diff(y[points]))
         base = _baseline(rows, baseline)
-        base = base[usable[base]]
+        base = base[setting[base]]
         if base.size == 0:
             continue
         center[rows] = y[base].mean()
@@ -110,14 +117,15 @@ def xmr(values, *, direction="increase", baseline=None, rebase=None, exclude=Non
 
 def p_chart(
     numerators, denominators, *,
-    direction="increase", baseline=None, rebase=None, exclude=None, laney=False, target=None,
+    direction="increase", baseline=None, rebase=None, exclude=None, ghost=None, laney=False, target=None,
 ):
     """Proportion chart, limits at p̄ ± 3 sqrt(p̄(1 - p̄) / n_i) clipped to [0, 1],
     with p̄ = Σx / Σn over the baseline.
 
     exclude lists positions that stay on the chart but are kept out of p̄,
     the limits and every rule (qicharts2 still marks an excluded point beyond
-    the limits; a week that is not comparable signals nothing here). A zero
+    the limits; a week that is not comparable signals nothing here); ghost
+    lists positions kept out of p̄ and the limits only. A zero
     denominator gives a missing value. laney=True widens sigma by the
     spread of the points' z-scores (Laney's p′ chart), for large denominators
     whose variation between periods is more than binomial."""
@@ -126,7 +134,7 @@ def p_chart(
         raise ValueError("a numerator is larger than its denominator")
     return _attribute(
         x, n, index, lambda rate: rate * (1 - rate), 1.0,
-        direction=direction, baseline=baseline, rebase=rebase, exclude=exclude, laney=laney, target=target,
+        direction=direction, baseline=baseline, rebase=rebase, exclude=exclude, ghost=ghost, laney=laney, target=target,
     )
 
 
@@ -135,7 +143,7 @@ def u_chart(counts, exposures=None, *, direction="increase", baseline=None, reba
     x, n, index = _counts(counts, np.ones(len(counts)) if exposures is None else exposures)
     return _attribute(
         x, n, index, lambda rate: rate, math.inf,
-        direction=direction, baseline=baseline, rebase=rebase, exclude=exclude, laney=False, target=target,
+        direction=direction, baseline=baseline, rebase=rebase, exclude=exclude, ghost=None, laney=False, target=target,
     )
 
 
@@ -229,12 +237,13 @@ def _counts(numerators, denominators):
     return x, n, index
 
 
-def _attribute(x, n, index, variance, ceiling, *, direction, baseline, rebase, exclude, laney, target):
+def _attribute(x, n, index, variance, ceiling, *, direction, baseline, rebase, exclude, ghost, laney, target):
     """p, p′, u and c charts: center = Σx / Σn, sigma_i = sqrt(variance(center) / n_i)."""
     sign = _direction(direction)
     segment = _segments(len(x), rebase)
     segments = _segment_rows(segment)
     excluded = _mask(exclude, len(x))
+    ghosted = _mask(ghost, len(x))
     with np.errstate(invalid="ignore", divide="ignore"):
         y = x / n
     y[n == 0] = np.nan
@@ -243,7 +252,7 @@ def _attribute(x, n, index, variance, ceiling, *, direction, baseline, rebase, e
     sigma = np.full(len(y), np.nan)
     for rows in segments:
         base = _baseline(rows, baseline)
-        base = base[usable[base] & ~excluded[base]]
+        base = base[usable[base] & ~excluded[base] & ~ghosted[base]]
         if base.size == 0:
             continue
         rate = x[base].sum() / n[base].sum()
