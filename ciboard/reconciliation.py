@@ -259,7 +259,7 @@ def ledger(db: AppDB, scope: Scope, vendor_id: str | None = None) -> pd.DataFram
         "entry_id", "kind", "vendor_id", "period", "reference", "amount", "dated_on", "note", "corrects",
         "recorded_at", "recorded_by", "source", "corrected_by", "voided",
     ])
-    frame["standing"] = [_standing(r) for r in frame.to_dict("records")]
+    frame["standing"] = pd.Series([_standing(r) for r in frame.to_dict("records")], index=frame.index, dtype=object)
     return frame.drop(columns=["voided"])
 
 
@@ -293,15 +293,18 @@ def reconcile(earned_frame: pd.DataFrame, closed: pd.DataFrame, entries: pd.Data
     statement now), status (open, closed awaiting sign-off, certified), certified (the frozen
     total of a certified month), invoiced and paid (current entries), and the differences.
 
-    `earned_frame` is `earned`'s, `closed` statements.standing's, `entries` ledger's."""
-    current = entries[entries["standing"].str.startswith("current")]
-    recorded = (current.pivot_table(index=["vendor_id", "period"], columns="kind", values="amount", aggfunc="sum")
+    `earned_frame` is `earned`'s, and names the vendors reconciled; `closed` is
+    statements.standing's, `entries` ledger's."""
+    vendors = set(earned_frame["vendor_id"])
+    closed = closed[closed["vendor_id"].isin(vendors)]
+    current = entries[entries["standing"].str.startswith("current") & entries["vendor_id"].isin(vendors)]
+    recorded = (current.groupby(["vendor_id", "period", "kind"])["amount"].sum().unstack("kind", fill_value=0.0)
                 .reindex(columns=list(KINDS)).rename(columns={"invoice": "invoiced", "payment": "paid"}))
     frozen = closed.rename(columns={"total": "closed_total"}).set_index(["vendor_id", "period"])
     table = (earned_frame.set_index(["vendor_id", "period"])
              .join(frozen, how="outer").join(recorded, how="outer").reset_index())
     table[["earned", "invoiced", "paid"]] = table[["earned", "invoiced", "paid"]].fillna(0.0).astype(float)
-    table["certified"] = table["closed_total"].where(table["certified"].eq(True))
+    table["certified"] = table["closed_total"].where(table["certified"].eq(True)).astype(float)
     table["status"] = [
         "open" if pd.isna(total) else "certified" if pd.notna(sure) else "closed, awaiting sign-off"
         for total, sure in zip(table["closed_total"], table["certified"])
@@ -364,7 +367,5 @@ def reconciliation(warehouse: Warehouse, db: AppDB, scope: Scope, vendor_id: str
                                             entries[entries["vendor_id"] == v], today))
         for v in vendors
     ]
-    closed = statements.standing(db, scope)
-    closed = closed[closed["vendor_id"].isin(vendors)]
     found = pd.concat(earned_frames) if earned_frames else pd.DataFrame(columns=["vendor_id", "period", "earned"])
-    return reconcile(found, closed, entries)
+    return reconcile(found, statements.standing(db, scope), entries)
