@@ -161,7 +161,7 @@ if st.toggle("Reconcile this vendor's months", key="reconcile", bind="query-para
         table, hide_index=True, width="stretch", key="reconciliation",
         column_config={
             "vendor_id": None,
-            "period": st.column_config.TextColumn("Month"),
+            "period": st.column_config.TextColumn("Month", width="small"),
             "earned": st.column_config.NumberColumn("Earned", format="$%.2f", help="The month's statement as computed now"),
             "status": st.column_config.TextColumn("Statement"),
             "certified": st.column_config.NumberColumn("Certified", format="$%.2f", help="The closed statement's total, once both signed it off"),
@@ -170,6 +170,10 @@ if st.toggle("Reconcile this vendor's months", key="reconcile", bind="query-para
             "differences": st.column_config.TextColumn("Differences", width="large"),
         },
     )
+    # The table cuts long text; the differences are what the meeting reads, so in full too.
+    flagged = table[table["differences"] != ""]
+    st.markdown("\n".join(f"- **{r.period}**: {r.differences}".replace("$", "\\$") for r in flagged.itertuples())
+                if len(flagged) else "Every month's figures agree.")
 
 st.subheader("Invoices and payments")
 if entries.empty:

@@ -68,6 +68,7 @@ def certify(district, db, vendor, period, *, sign=True):
 
 
 def test_earned_certified_invoiced_and_paid_per_vendor_month_with_every_difference(district, db):
+    assert table(district, db)[("VA", "2025-09")] == (200.0, "open", None, 0.0, 0.0, "earned $200.00, not invoiced")
     certify(district, db, "VA", "2025-09")
     certify(district, db, "VA", "2025-11")
     certify(district, db, "VA", "2026-06", sign=False)
