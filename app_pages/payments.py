@@ -177,7 +177,7 @@ if st.toggle("Reconcile this vendor's months", key="reconcile", bind="query-para
 
 st.subheader("Invoices and payments")
 if entries.empty:
-    st.caption("None recorded for this vendor yet." + (" An admin records them below." if me.role != "admin" else ""))
+    st.caption("None recorded for this vendor yet." + ("" if me.role == "admin" else " The district's admins record them."))
 else:
     st.dataframe(
         entries, hide_index=True, width="stretch", key="ledger",

@@ -81,3 +81,38 @@ def test_a_vendor_reads_its_own_reconciliation_and_records_nothing(dashboard):
     other = open_page(PAGE, user="vendor-v5")
     assert not [e for e in other.dataframe if "standing" in e.value.columns]
     assert any("None recorded for this vendor yet" in c.value for c in other.caption)
+
+
+def test_an_admin_records_a_csv_file_whole_or_not_at_all_and_voids_an_entry(dashboard):
+    db = AppDB.of(dashboard.settings)
+    app = open_page(PAGE, user="admin", query={"month": "2025-12"})
+    app.selectbox(key="statement_vendor").set_value("V1").run()
+    header = "kind,vendor_id,period,reference,amount,date"
+    bad = "\n".join([header, "invoice,V1,2025-12,BP-12,4000,2026-01-05", "payment,V1,2025-12,ACH-12,-4000,2026-01-20"])
+    app.file_uploader(key="ledger-file").set_value(("december.csv", bad.encode(), "text/csv")).run()
+    app.button(key="record-file").click().run()
+    assert not app.exception, [e.value for e in app.exception]
+    [said] = [e.value for e in app.error]
+    assert said.startswith("Nothing recorded from december.csv") and "december.csv, row 3, amount: must not be negative" in said
+    assert reconciliation.ledger(db, Scope("vendor", "V1")).empty
+
+    good = "\n".join([header, "invoice,V1,2025-12,BP-12,4000,2026-01-05", "payment,V1,2025-12,ACH-12,4000,2026-01-20"])
+    app.file_uploader(key="ledger-file").set_value(("december.csv", good.encode(), "text/csv")).run()
+    app.button(key="record-file").click().run()
+    assert not app.error, [e.value for e in app.error]
+    ledger = reconciliation.ledger(db, Scope("vendor", "V1"))
+    assert ledger[["reference", "amount", "source"]].values.tolist() == [
+        ["ACH-12", 4000.0, "december.csv"], ["BP-12", 4000.0, "december.csv"]
+    ]
+
+    paid = int(ledger.loc[ledger["reference"] == "ACH-12", "entry_id"].iloc[0])
+    app.selectbox(key="void-entry-id").set_value(paid)
+    app.text_input(key="void-reason").input("paid from the wrong account")
+    app.button(key="void-entry").click().run()
+    assert not app.error, [e.value for e in app.error]
+    after = reconciliation.ledger(db, Scope("vendor", "V1"))
+    voiding, invoiced = after["entry_id"].max(), int(ledger.loc[ledger["reference"] == "BP-12", "entry_id"].iloc[0])
+    assert after.set_index("entry_id")["standing"].to_dict() == {
+        voiding: f"voids entry {paid}", paid: f"voided by entry {voiding}", invoiced: "current",
+    }
+    assert after.set_index("entry_id").loc[voiding, "note"] == "paid from the wrong account"
