@@ -174,6 +174,10 @@ if st.toggle("Reconcile this vendor's months", key="reconcile", bind="query-para
     flagged = table[table["differences"] != ""]
     st.markdown("\n".join(f"- **{r.period}**: {r.differences}".replace("$", "\\$") for r in flagged.itertuples())
                 if len(flagged) else "Every month's figures agree.")
+    name = f"reconciliation-{vendor}.csv"
+    st.download_button("Download CSV", table.to_csv(index=False).encode(), file_name=name, icon=":material/download:",
+                       key="download-reconciliation", on_click=audit,
+                       args=("export", {"file": name, "rows": len(table), "page": "Payments"}))
 
 st.subheader("Invoices and payments")
 if entries.empty:

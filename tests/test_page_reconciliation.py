@@ -1,14 +1,16 @@
 """The Payments page's reconciliation through AppTest, on the demo district: an admin records an
-invoice and a payment and reads the same reconciliation the module gives; a vendor reads its own
-and records nothing."""
+invoice and a payment and reads the same reconciliation the module gives; a vendor reads its own,
+the one `ciboard payments reconcile` prints, and records nothing."""
 
 import pandas as pd
+from click.testing import CliRunner
 
 from ciboard import reconciliation
 from ciboard.access import Scope
 from ciboard.accounts import Account
 from ciboard.appdb import AppDB
-from conftest import open_page
+from ciboard.cli import main
+from conftest import downloads, open_page
 
 PAGE = "app_pages/payments.py"
 ADMIN = Account("finance", "Finance office", "admin")
@@ -68,13 +70,16 @@ def test_a_vendor_reads_its_own_reconciliation_and_records_nothing(dashboard):
     reconciliation.record(dashboard, db, ADMIN, {
         "test": reconciliation.Entry("invoice", "V2", "2025-11", "V2-INV-11", 250000, pd.Timestamp("2025-12-02").date()),
     }, "test")
-    app = open_page(PAGE, user="vendor-v2", query={"reconcile": "true"})
-    if not [e for e in app.dataframe if "differences" in e.value.columns]:
-        app.toggle(key="reconcile").set_value(True).run()
+    app = open_page(PAGE, user="vendor-v2")
+    app.toggle(key="reconcile").set_value(True).run()
     shown = reconciled(app)
     assert set(shown["vendor_id"]) == {"V2"}
     pd.testing.assert_frame_equal(shown, reconciliation.reconciliation(dashboard, db, Scope("vendor", "V2")), check_dtype=False)
     assert shown.set_index("period").loc["2025-11", "invoiced"] == 2500.0
+    printed = CliRunner().invoke(main, ["payments", "reconcile", "--as", "vendor:V2", "--data-dir",
+                                        str(dashboard.settings.data_dir)], catch_exceptions=False).output
+    [csv] = [data for key, data in downloads(app).items() if key.endswith("download-reconciliation")]
+    assert csv.decode() == printed
     assert not [b for b in app.button if b.key in ("record-entry", "record-file", "void-entry")]
     assert not app.expander
 
