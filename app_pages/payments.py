@@ -232,7 +232,8 @@ if me.role == "admin":
         if upload is not None and st.button(f"Record {upload.name}", key="record-file", icon=":material/publish:"):
             try:
                 reconciliation.record(warehouse(), session.app_db(), me,
-                                      reconciliation.read_csv(upload.getvalue(), upload.name), upload.name)
+                                      reconciliation.read_csv(upload.getvalue(), upload.name,
+                                                              reconciliation.known_vendors(warehouse())), upload.name)
             except reconciliation.LedgerError as error:
                 st.error(f"Nothing recorded from {upload.name}:\n\n" + "\n".join(f"- {p}" for p in error.problems))
             else:

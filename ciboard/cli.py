@@ -552,7 +552,7 @@ def record(file: Path, data_dir: Path | None) -> None:
 
     warehouse = warehouse_for(data_dir)
     try:
-        entries = reconciliation.read_csv(file.read_bytes(), file.name)
+        entries = reconciliation.read_csv(file.read_bytes(), file.name, reconciliation.known_vendors(warehouse))
         ids = reconciliation.record(warehouse, AppDB.of(warehouse.settings), _operator(), entries, file.name)
     except reconciliation.LedgerError as error:
         raise click.ClickException("nothing recorded:\n" + "\n".join(error.problems)) from None

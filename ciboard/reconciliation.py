@@ -71,9 +71,9 @@ def cents_of(text: str) -> int:
     return int(amount * 100)
 
 
-def entry(fields: dict, where: str) -> Entry:
+def entry(fields: dict, where: str, vendors: set[str] | None = None) -> Entry:
     """One entry from its fields as typed (a CSV row or the page's form); every problem names
-    `where` and the field."""
+    `where` and the field. With `vendors`, one of them is the vendor (record checks it anyway)."""
     problems = []
 
     def field(name: str, read):
@@ -92,6 +92,11 @@ def entry(fields: dict, where: str) -> Entry:
             raise ValueError("is empty")
         return text
 
+    def vendor(text):
+        if vendors is not None and required(text) not in vendors:
+            raise ValueError(f"no vendor {text!r} is loaded")
+        return required(text)
+
     def period(text):
         return payments.label(payments.period_of(text))
 
@@ -109,7 +114,7 @@ def entry(fields: dict, where: str) -> Entry:
         return int(text)
 
     made = dict(
-        kind=field("kind", kind), vendor_id=field("vendor_id", required), period=field("period", period),
+        kind=field("kind", kind), vendor_id=field("vendor_id", vendor), period=field("period", period),
         reference=field("reference", required), cents=field("amount", cents_of), dated_on=field("date", day),
         note=str(fields.get("note") or "").strip(), corrects=field("corrects", corrects),
     )
@@ -120,9 +125,10 @@ def entry(fields: dict, where: str) -> Entry:
     return Entry(**made)
 
 
-def read_csv(data: bytes, name: str) -> dict[str, Entry]:
+def read_csv(data: bytes, name: str, vendors: set[str] | None = None) -> dict[str, Entry]:
     """The entries of a CSV file by where they are ("file, row 3": rows numbered as a spreadsheet
-    shows them, the header being row 1); every bad row is named, and one refuses the whole file."""
+    shows them, the header being row 1); every bad row is named, and one refuses the whole file.
+    `vendors`, the vendors loaded, has an unknown one named with the other problems."""
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
@@ -144,7 +150,7 @@ def read_csv(data: bytes, name: str) -> dict[str, Entry]:
             problems.append(f"{where}: {len(values)} values under {len(header)} columns")
             continue
         try:
-            found[where] = entry(dict(zip(header, values)), where)
+            found[where] = entry(dict(zip(header, values)), where, vendors)
         except LedgerError as error:
             problems.extend(error.problems)
     if problems:

@@ -181,15 +181,17 @@ def test_a_csv_lands_whole_or_names_every_bad_row_and_field(district, db):
            "invoice,VA,2025-10,INV-2,-200,2025-11-03\n"
            "\n"
            "refund,VA,2025-11,INV-3,200,3 Dec\n"
-           "payment,VA,2025-11,PAY-3,200\n")
+           "payment,VA,2025-11,PAY-3,200\n"
+           "payment,VZ,2025-11,PAY-4,200,2025-12-01\n")
     with pytest.raises(LedgerError) as refused:
-        reconciliation.read_csv(bad.encode(), "bad.csv")
+        reconciliation.read_csv(bad.encode(), "bad.csv", {"VA", "VB"})
     assert refused.value.problems == [
         "bad.csv, row 2, period: a period is a month written YYYY-MM, e.g. 2026-01, not 'Sept 2025'",
         "bad.csv, row 3, amount: must not be negative (-200): to take back an entry, void it",
         "bad.csv, row 5, kind: is invoice or payment, not 'refund'",
         "bad.csv, row 5, date: a date is written YYYY-MM-DD, e.g. 2026-02-03, not '3 Dec'",
         "bad.csv, row 6: 5 values under 6 columns",
+        "bad.csv, row 7, vendor_id: no vendor 'VZ' is loaded",
     ]
     with pytest.raises(LedgerError, match=r"headless.csv, row 1: .*missing kind"):
         reconciliation.read_csv(b"type,vendor_id,period,reference,amount,date\n", "headless.csv")
