@@ -6,8 +6,9 @@ from datetime import date
 import pandas as pd
 import streamlit as st
 
-from ciboard import charts, payments, session, statements
-from ciboard.dashboard import account, audit, choices, query, scope, warehouse
+from ciboard import charts, payments, reconciliation, session, statements
+from ciboard.access import Scope
+from ciboard.dashboard import account, audit, choices, query, scope, version, warehouse
 from ciboard.warehouse import data_version
 
 filters = st.session_state["filters"]
@@ -140,3 +141,112 @@ else:
                     st.error(str(error))
                 else:
                     st.rerun()
+
+
+@st.cache_data(show_spinner="Computing each month's statement…")
+def earned(version: str, scope_text: str, vendor: str, months: tuple[str, ...]) -> pd.DataFrame:
+    return reconciliation.earned(warehouse(), Scope.parse(scope_text), vendor, list(months))
+
+
+st.subheader("Reconciliation")
+st.caption("Each month's figures side by side: earned (the month's statement as computed now), certified (the closed "
+           "statement, once the district and the vendor have signed it off), invoiced and paid (as the district "
+           "recorded them), and every difference between them.")
+entries = reconciliation.ledger(session.app_db(), scope(), vendor)
+# Every month's statement takes a few seconds on a large district: computed when asked for.
+if st.toggle("Reconcile this vendor's months", key="reconcile", bind="query-params"):
+    months_earned = earned(version(), str(scope()), vendor, tuple(reconciliation.periods(contracts, entries)))
+    table = reconciliation.reconcile(months_earned, statements.standing(session.app_db(), scope()), entries)
+    st.dataframe(
+        table, hide_index=True, width="stretch", key="reconciliation",
+        column_config={
+            "vendor_id": None,
+            "period": st.column_config.TextColumn("Month", width="small"),
+            "earned": st.column_config.NumberColumn("Earned", format="$%.2f", help="The month's statement as computed now"),
+            "status": st.column_config.TextColumn("Statement"),
+            "certified": st.column_config.NumberColumn("Certified", format="$%.2f", help="The closed statement's total, once both signed it off"),
+            "invoiced": st.column_config.NumberColumn("Invoiced", format="$%.2f"),
+            "paid": st.column_config.NumberColumn("Paid", format="$%.2f"),
+            "differences": st.column_config.TextColumn("Differences", width="large"),
+        },
+    )
+    # The table cuts long text; the differences are what the meeting reads, so in full too.
+    flagged = table[table["differences"] != ""]
+    st.markdown("\n".join(f"- **{r.period}**: {r.differences}".replace("$", "\\$") for r in flagged.itertuples())
+                if len(flagged) else "Every month's figures agree.")
+    name = f"reconciliation-{vendor}.csv"
+    st.download_button("Download CSV", table.to_csv(index=False).encode(), file_name=name, icon=":material/download:",
+                       key="download-reconciliation", on_click=audit,
+                       args=("export", {"file": name, "rows": len(table), "page": "Payments"}))
+
+st.subheader("Invoices and payments")
+if entries.empty:
+    st.caption("None recorded for this vendor yet." + ("" if me.role == "admin" else " The district's admins record them."))
+else:
+    st.dataframe(
+        entries, hide_index=True, width="stretch", key="ledger",
+        column_order=["entry_id", "kind", "period", "reference", "amount", "dated_on", "standing", "note",
+                      "recorded_by", "recorded_at", "source"],
+        column_config={
+            "entry_id": st.column_config.NumberColumn("Entry", format="%d"),
+            "kind": st.column_config.TextColumn("Kind"),
+            "period": st.column_config.TextColumn("Month"),
+            "reference": st.column_config.TextColumn("Reference"),
+            "amount": st.column_config.NumberColumn("Amount", format="$%.2f"),
+            "dated_on": st.column_config.TextColumn("Dated", help="The day the invoice came in, or the payment was made"),
+            "standing": st.column_config.TextColumn("Standing", help="Entries are never changed: a later entry supersedes or voids one"),
+            "note": st.column_config.TextColumn("Note", width="medium"),
+            "recorded_by": st.column_config.TextColumn("Recorded by"),
+            "recorded_at": st.column_config.TextColumn("Recorded at"),
+            "source": st.column_config.TextColumn("From"),
+        },
+    )
+if me.role == "admin":
+    current = entries[entries["standing"].str.startswith("current")]
+    with st.expander("Record an invoice or a payment", icon=":material/receipt_long:"):
+        with st.form("record-entry", clear_on_submit=True):
+            kind = st.radio("Kind", list(reconciliation.KINDS), format_func=reconciliation.KINDS.get, horizontal=True, key="entry-kind")
+            labels = [payments.label(m) for m in months]
+            entry_month = st.selectbox("Month", labels, index=labels.index(period), key="entry-month")
+            reference = st.text_input("Reference", key="entry-reference", help="The invoice's number, or the payment's")
+            amount = st.text_input("Amount in dollars", key="entry-amount", placeholder="1200.00")
+            dated = st.date_input("Dated", key="entry-date", help="The day the invoice came in, or the payment was made")
+            corrects = st.selectbox("Corrects entry", [None, *current["entry_id"]], key="entry-corrects",
+                                    format_func=lambda e: "none: a new entry" if e is None else f"entry {e}",
+                                    help="The new entry supersedes the one chosen; the note says why")
+            note = st.text_input("Note", key="entry-note")
+            if st.form_submit_button("Record", icon=":material/add:", key="record-entry"):
+                fields = {"kind": kind, "vendor_id": vendor, "period": entry_month, "reference": reference,
+                          "amount": amount, "date": dated.isoformat(), "note": note, "corrects": corrects}
+                try:
+                    reconciliation.record(warehouse(), session.app_db(), me,
+                                          {"the form": reconciliation.entry(fields, "the form")}, "the Payments page")
+                except reconciliation.LedgerError as error:
+                    st.error("Nothing recorded: " + "; ".join(error.problems))
+                else:
+                    st.rerun()
+    with st.expander("Record from a CSV file", icon=":material/upload_file:"):
+        st.caption(f"Columns {', '.join(reconciliation.CSV_COLUMNS)}, and optionally note and corrects; any vendor. "
+                   "The file lands whole or not at all.")
+        upload = st.file_uploader("CSV file", type=["csv"], key="ledger-file")
+        if upload is not None and st.button(f"Record {upload.name}", key="record-file", icon=":material/publish:"):
+            try:
+                reconciliation.record(warehouse(), session.app_db(), me,
+                                      reconciliation.read_csv(upload.getvalue(), upload.name,
+                                                              reconciliation.known_vendors(warehouse())), upload.name)
+            except reconciliation.LedgerError as error:
+                st.error(f"Nothing recorded from {upload.name}:\n\n" + "\n".join(f"- {p}" for p in error.problems))
+            else:
+                st.rerun()
+    if len(current):
+        with st.expander("Void an entry", icon=":material/block:"):
+            with st.form("void-entry", clear_on_submit=True):
+                voided = st.selectbox("Entry", list(current["entry_id"]), key="void-entry-id", format_func=lambda e: f"entry {e}")
+                reason = st.text_input("Why", key="void-reason")
+                if st.form_submit_button("Void", key="void-entry"):
+                    try:
+                        reconciliation.void(warehouse(), session.app_db(), me, int(voided), reason)
+                    except reconciliation.LedgerError as error:
+                        st.error("; ".join(error.problems))
+                    else:
+                        st.rerun()

@@ -534,3 +534,69 @@ def close(vendor: str, period: str, data_dir: Path | None) -> None:
         raise click.ClickException(str(error)) from None
     click.echo(f"closed the {closed.period} statement of {vendor}: total {closed.totals['total'].sum():,.2f},"
                f" from warehouse version {closed.warehouse_version}")
+
+
+def _operator() -> accounts.Account:
+    # The command line is the district's own operator, as for ingest and closing a month.
+    return accounts.Account(f"{os_user()} (command line)", "the command line", "admin")
+
+
+@payments.command(
+    help="Record invoices received and payments made from a CSV file with the columns kind (invoice or payment), "
+    "vendor_id, period (YYYY-MM), reference (the invoice or payment number), amount (dollars), date (YYYY-MM-DD), "
+    "and optionally note and corrects (the number of an earlier entry this one supersedes; the note says why). "
+    "The file lands whole or not at all."
+)
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@data_dir_option
+def record(file: Path, data_dir: Path | None) -> None:
+    from ciboard import reconciliation
+
+    warehouse = warehouse_for(data_dir)
+    try:
+        entries = reconciliation.read_csv(file.read_bytes(), file.name, reconciliation.known_vendors(warehouse))
+        ids = reconciliation.record(warehouse, AppDB.of(warehouse.settings), _operator(), entries, file.name)
+    except reconciliation.LedgerError as error:
+        raise click.ClickException("nothing recorded:\n" + "\n".join(error.problems)) from None
+    except WarehouseMissing as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(f"recorded {len(ids)} entries from {file.name}: {', '.join(map(str, ids))}")
+
+
+@payments.command(help="Take back an invoice or payment entry: a new entry voids it, with the reason.")
+@click.argument("entry_id", type=int)
+@click.option("--reason", required=True, help="Why the entry is taken back.")
+@data_dir_option
+def void(entry_id: int, reason: str, data_dir: Path | None) -> None:
+    from ciboard import reconciliation
+
+    warehouse = warehouse_for(data_dir)
+    try:
+        made = reconciliation.void(warehouse, AppDB.of(warehouse.settings), _operator(), entry_id, reason)
+    except reconciliation.LedgerError as error:
+        raise click.ClickException("; ".join(error.problems)) from None
+    click.echo(f"entry {made} voids entry {entry_id}")
+
+
+@payments.command(
+    help="Per vendor and month: earned (the statement now), certified (a closed statement both signed off), "
+    "invoiced and paid, with every difference in words. CSV to standard output."
+)
+@click.option("--vendor", default=None, help="One vendor's id (default: every vendor in scope).")
+@click.option("--as", "scope_text", default="admin", show_default=True, help="admin, analyst or vendor:ID")
+@data_dir_option
+def reconcile(vendor: str | None, scope_text: str, data_dir: Path | None) -> None:
+    from ciboard import reconciliation
+
+    try:
+        scope = Scope.parse(scope_text)
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="--as") from None
+    warehouse = warehouse_for(data_dir)
+    try:
+        table = reconciliation.reconciliation(warehouse, AppDB.of(warehouse.settings), scope, vendor)
+    except (ScopeError, QueryError, WarehouseMissing) as error:
+        raise click.ClickException(str(error)) from None
+    audit_command(warehouse.settings, "export", {"reconciliation": vendor or "every vendor", "scope": str(scope),
+                                                 "rows": len(table)})
+    click.echo(table.to_csv(index=False), nl=False)
