@@ -243,7 +243,7 @@ else:
                 "student_key": "Student",
                 "tutor_id": "Tutor",
                 "attended_minutes": st.column_config.NumberColumn("Minutes", format="%d"),
-                "reason": st.column_config.TextColumn("Why it was flagged", width="large"),
+                "reason": st.column_config.TextColumn("Why it was flagged", width="medium"),
                 "decision": "Decision",
             },
         )
@@ -301,7 +301,8 @@ else:
     if not expected_weeks.empty:
         # Only weeks a vendor owed data can show a gap in its data. Outside them (after the
         # contracts end, say) a metric with no data at all had nothing to cover: blank, not 0%.
-        inside = coverage["period_start"].between(expected_weeks.min(), expected_weeks.max())
+        # Weeks a break covers are owed by no one, though a vendor may have logged sessions in them.
+        inside = coverage["period_start"].isin(set(expected_weeks))
         coverage["owed"] = inside | coverage["with_data"].fillna(0).gt(0).to_numpy(dtype=bool)
         coverage.loc[~coverage["owed"], "coverage"] = float("nan")
         usual = coverage[inside].groupby("metric_id")["coverage"].median()
@@ -318,8 +319,8 @@ else:
             )
     st.plotly_chart(charts.coverage_figure(coverage, row="metric"), width="stretch", key="coverage")
     last_week = (
-        f" Vendors owed weekly data from {expected_weeks.min():%b %-d} to {expected_weeks.max():%b %-d}; outside those "
-        "weeks a metric without any data is left blank." if not expected_weeks.empty else ""
+        f" Vendors owed weekly data from {expected_weeks.min():%b %-d} to {expected_weeks.max():%b %-d}, breaks aside; in "
+        "weeks no one owed, a metric without any data is left blank." if not expected_weeks.empty else ""
     )
     st.caption(
         "Share of students enrolled in tutoring that week with a value of the metric; dark cells are gaps. Exit-ticket "
