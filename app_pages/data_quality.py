@@ -6,8 +6,10 @@ from datetime import date
 import pandas as pd
 import streamlit as st
 
-from ciboard import charts
-from ciboard.dashboard import chart_footer, keep_vendor_choice, metrics, query, scope
+from ciboard import charts, session_checks
+from ciboard.dashboard import account, chart_footer, fewer_than, keep_vendor_choice, metrics, query, scope, warehouse
+from ciboard.session import app_db
+from ciboard.settings import get_settings
 
 filters = st.session_state["filters"]
 catalogue = metrics()
@@ -34,7 +36,8 @@ def source_label(vendor_id) -> str:
 st.title("Data quality")
 st.caption(
     "Whether the data behind every other page is complete and on time: each submission a vendor owes by week, "
-    "the rows of rejected files and why they were rejected, the share of enrolled students each metric covers, "
+    "the rows of rejected files and why they were rejected, the sessions that fail a check against the district's "
+    "records, the share of enrolled students each metric covers, "
     "and how recent each feed is. Talk about gaps here before reading a trend."
 )
 
@@ -188,6 +191,94 @@ else:
         who=f"Files received from {filters.start:%b %-d, %Y} to {filters.end:%b %-d, %Y}",
     )
 
+st.subheader("Sessions checked against the district's records")
+settings = get_settings()
+checks = session_checks.describe(settings)
+counted = set(settings.session_checks_counted)
+st.caption(
+    "Before a session counts toward payment it is checked. Flagged: "
+    + "; ".join(f"**{session_checks.CHECKS[c]}**, {text}" for c, text in checks.items())
+    + ". A flagged session counts only once the district accepts it"
+    + (f", except under {', '.join(session_checks.CHECKS[c] for c in sorted(counted))}, which count until rejected."
+       if counted else ".")
+)
+dates = {"start": filters.start.isoformat(), "end": filters.end.isoformat()}
+flag_counts = query("session_check_counts", **dates, vendor_id=chosen or None)
+if flag_counts.empty:
+    st.success("No attended session in these dates fails a check.", icon=":material/check_circle:")
+else:
+    flag_counts = flag_counts.assign(
+        source=flag_counts["vendor_id"].map(source_label), check=flag_counts["check_name"].map(session_checks.CHECKS),
+    )
+    st.dataframe(
+        flag_counts, hide_index=True, width="stretch",
+        column_order=["source", "check", "sessions", "students", "pending", "accepted", "rejected", "not_counted"],
+        column_config={
+            "source": st.column_config.TextColumn("Vendor", width="medium"),
+            "check": "Check",
+            "sessions": st.column_config.NumberColumn("Sessions flagged", format="%d"),
+            "students": st.column_config.NumberColumn("Students", format="%d"),
+            "pending": st.column_config.NumberColumn("Not decided", format="%d"),
+            "accepted": st.column_config.NumberColumn("Accepted", format="%d"),
+            "rejected": st.column_config.NumberColumn("Rejected", format="%d"),
+            "not_counted": st.column_config.NumberColumn("Not counted for payment", format="%d"),
+        },
+    )
+    if flag_counts["suppressed"].any():
+        st.caption(f"Blank: {fewer_than()} students, hidden.")
+    if scope().follows_up_students:
+        check = st.segmented_control(
+            "Check", list(flag_counts["check_name"].unique()), format_func=session_checks.CHECKS.get,
+            key="flag-check", bind="query-params",
+        )
+        flagged = query("session_checks", **dates, vendor_id=chosen or None, check=check)
+        flagged = flagged.assign(source=flagged["vendor_id"].map(source_label), check=flagged["check_name"].map(session_checks.CHECKS))
+        st.dataframe(
+            flagged, hide_index=True, width="stretch",
+            column_order=["source", "check", "session_date", "student_key", "tutor_id", "attended_minutes", "reason", "decision"],
+            column_config={
+                "source": st.column_config.TextColumn("Vendor", width="medium"),
+                "check": "Check",
+                "session_date": st.column_config.DateColumn("Session", format="ddd MMM D, YYYY"),
+                "student_key": "Student",
+                "tutor_id": "Tutor",
+                "attended_minutes": st.column_config.NumberColumn("Minutes", format="%d"),
+                "reason": st.column_config.TextColumn("Why it was flagged", width="medium"),
+                "decision": "Decision",
+            },
+        )
+        chart_footer(
+            flagged.drop(columns=["source", "check", "flag_key"]), None, name="flagged-sessions",
+            who=f"Attended sessions from {filters.start:%b %-d, %Y} to {filters.end:%b %-d, %Y} that fail a check",
+        )
+    if scope().role in ("analyst", "admin"):
+        if "flags-decided" in st.session_state:
+            st.success(st.session_state.pop("flags-decided"), icon=":material/check_circle:")
+        with st.form("decide-flags", clear_on_submit=True):
+            st.markdown("**Accept or reject flagged sessions** not decided yet, in these dates")
+            left, middle, right = st.columns(3)
+            vendor = left.selectbox("Vendor", sorted(flag_counts["vendor_id"].unique()), format_func=source_label, key="decide-vendor")
+            picked = middle.selectbox("Check", list(session_checks.CHECKS), format_func=session_checks.CHECKS.get, key="decide-check")
+            decision = right.radio("Decision", session_checks.DECISIONS, horizontal=True,
+                                   format_func=lambda d: "Accept: they count" if d == "accepted" else "Reject: they do not",
+                                   key="decide-decision")
+            reason = st.text_input("Reason", placeholder="e.g. make-up sessions the school agreed to",
+                                   key="decide-reason")
+            if st.form_submit_button("Decide"):
+                try:
+                    decided = session_checks.decide(
+                        app_db(), warehouse(), account(), vendor_id=vendor, check=picked, decision=decision,
+                        reason=reason, start=filters.start, end=filters.end,
+                    )
+                except ValueError as error:
+                    st.error(str(error))
+                else:
+                    st.session_state["flags-decided"] = (
+                        f"{decided} flagged session(s) of {source_label(vendor)} under {session_checks.CHECKS[picked]} "
+                        f"{decision}: {reason.strip()}"
+                    )
+                    st.rerun()
+
 st.subheader("Coverage: students with data")
 in_scope = chosen or sorted(v for v in quality["vendor_id"].dropna().unique())
 focus = None
@@ -210,7 +301,8 @@ else:
     if not expected_weeks.empty:
         # Only weeks a vendor owed data can show a gap in its data. Outside them (after the
         # contracts end, say) a metric with no data at all had nothing to cover: blank, not 0%.
-        inside = coverage["period_start"].between(expected_weeks.min(), expected_weeks.max())
+        # Weeks a break covers are owed by no one, though a vendor may have logged sessions in them.
+        inside = coverage["period_start"].isin(set(expected_weeks))
         coverage["owed"] = inside | coverage["with_data"].fillna(0).gt(0).to_numpy(dtype=bool)
         coverage.loc[~coverage["owed"], "coverage"] = float("nan")
         usual = coverage[inside].groupby("metric_id")["coverage"].median()
@@ -227,8 +319,8 @@ else:
             )
     st.plotly_chart(charts.coverage_figure(coverage, row="metric"), width="stretch", key="coverage")
     last_week = (
-        f" Vendors owed weekly data from {expected_weeks.min():%b %-d} to {expected_weeks.max():%b %-d}; outside those "
-        "weeks a metric without any data is left blank." if not expected_weeks.empty else ""
+        f" Vendors owed weekly data from {expected_weeks.min():%b %-d} to {expected_weeks.max():%b %-d}, breaks aside; in "
+        "weeks no one owed, a metric without any data is left blank." if not expected_weeks.empty else ""
     )
     st.caption(
         "Share of students enrolled in tutoring that week with a value of the metric; dark cells are gaps. Exit-ticket "

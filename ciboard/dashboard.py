@@ -14,7 +14,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from ciboard import accounts, charts, letters, privacy, queries, session
+from ciboard import accounts, charts, letters, privacy, queries, session, session_checks
 from ciboard.access import Scope, ScopeError
 from ciboard.accounts import Account
 from ciboard.settings import get_settings
@@ -86,10 +86,14 @@ def query(view: str, **params: Any) -> pd.DataFrame:
     vendors as the presented meeting's letters while presenting with aliases on."""
     if "vendor_id" in params:
         params["vendor_id"] = vendor_ids(params["vendor_id"])
+    key = version()
+    if view in queries.CHECKED:
+        # What counts toward payment moves with the district's decisions about flagged sessions too.
+        key += f"|checks-{session_checks.revision(session.app_db())}"
     shown = lettering()
     if shown:
-        return _lettered(version(), view, str(scope()), freeze(params), shown)
-    return _run(version(), view, str(scope()), freeze(params))
+        return _lettered(key, view, str(scope()), freeze(params), shown)
+    return _run(key, view, str(scope()), freeze(params))
 
 
 def choices() -> pd.DataFrame:

@@ -14,7 +14,9 @@ Planted effects (the README lists them for users to find):
 - English learners at V5 attend tutoring about 10 points less than other V5 students;
 - economically disadvantaged students' median SGP is about 8 points lower, except at V2;
 - school attendance dips in the two weeks after winter break;
-- V1's met-growth-target rate rises after its January program change.
+- V1's met-growth-target rate rises after its January program change;
+- V4 logs sessions on the first snow day and on the first two days of winter break, which the
+  service checks flag and payments do not count until accepted.
 """
 
 import shutil
@@ -31,6 +33,7 @@ from ciboard.ingest import IngestRejected, Outcome, Progress, Submission, ingest
 from ciboard.settings import Settings
 from ciboard.warehouse import Warehouse
 
+PLANTED_VENDOR = "V4"  # logs sessions on a snow day and in winter break, for the service checks to flag
 VENDORS = {
     "V1": "BrightPath Tutoring",
     "V2": "Lumen Learning Partners",
@@ -201,6 +204,9 @@ class DemoWriter:
                     if not (vendor == "V2" and week == self.rejected_week()):
                         files.append(Submission(self.write_sessions(vendor, week), "sessions", vendor, received))
                     files.append(Submission(self.write_survey(vendor, week), "survey", vendor, received))
+            elif self.planted_days(week):
+                received = self.received_at(PLANTED_VENDOR, week)
+                files.append(Submission(self.write_sessions(PLANTED_VENDOR, week), "sessions", PLANTED_VENDOR, received))
             if not self.break_week(week):
                 files.append(
                     Submission(
@@ -436,6 +442,15 @@ class DemoWriter:
             week + timedelta(days=d) for d in (0, 1, 3) if not school_closed(self.cal, week + timedelta(days=d))
         ]
 
+    def planted_days(self, week: date) -> list[date]:
+        """Days the planted vendor logs sessions though schools are closed: the first snow day,
+        and the Monday and Tuesday of winter break (its own schedule, kept through the break)."""
+        first, last = self.cal.winter_break
+        days = [week + timedelta(days=d) for d in range(5)]
+        return [d for d in days if d == self.cal.snow_days[0]] + [
+            d for d in days[:2] if first <= d <= last and d < first + timedelta(days=7)
+        ]
+
     def make_week_sessions(self, week: date) -> None:
         number = self.week_numbers[week]
         after_break = self.cal.winter_break[1] < week <= self.cal.winter_break[1] + timedelta(days=14)
@@ -450,8 +465,14 @@ class DemoWriter:
                            -- planted: English learners at V5 attend about 10 points less
                            - case when s.vendor_id = 'V5' and s.english_learner then 0.10 else 0 end
                            - case when ? then 0.03 else 0 end)) as p_attend
-                from demo_students as s, (select unnest(?::date[]) as session_date) as d
+                from demo_students as s, (
+                    select unnest(?::date[]) as session_date, false as planted
+                    union all
+                    select unnest(?::date[]), true
+                ) as d
                 where s.enrolled_on <= d.session_date and d.session_date < s.left_on
+                  -- planted: one vendor logs sessions on days schools are closed (Data quality flags them)
+                  and (not d.planted or s.vendor_id = ?)
             )
             select
                 student_id, vendor_id, session_date,
@@ -467,7 +488,7 @@ class DemoWriter:
                      else 0 end as attended_minutes
             from scheduled
             """,
-            [number, after_break, self.session_days(week), self.seed, self.seed],
+            [number, after_break, self.session_days(week), self.planted_days(week), PLANTED_VENDOR, self.seed, self.seed],
         )
 
     def write_sessions(self, vendor: str, week: date) -> Path:

@@ -18,7 +18,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ciboard import payments, privacy
+from ciboard import payments, privacy, session_checks
+from ciboard.appdb import AppDB
 from ciboard.access import Scope, ScopeError
 from ciboard.warehouse import Warehouse
 
@@ -55,6 +56,7 @@ DATE_COLUMNS = (
     "first_as_of",
     "last_as_of",
     "record_as_of",
+    "session_date",
 )
 
 
@@ -162,6 +164,20 @@ VIEWS = {
             roles=("analyst", "admin", "vendor"),
         ),
         View(
+            "session_checks",
+            "attended sessions that fail a check against the district's records (calendar, enrollment,"
+            " attendance, plausibility): per session and check, the reason, the decision and whether it counts"
+            " toward payment (analysts, and a vendor its own)",
+            ("start", "end", "vendor_id", "check"),
+            students=True,
+        ),
+        View(
+            "session_check_counts",
+            "per vendor and check, the flagged sessions and their students, pending, accepted and rejected;"
+            " small counts hidden from scopes that may not see the sessions",
+            ("start", "end", "vendor_id", "check"),
+        ),
+        View(
             "quality",
             "per vendor, submission kind and period: due date, received at, status, rows",
             ("start", "end"),
@@ -190,6 +206,11 @@ VIEWS = {
 # Views whose rows are students someone should act on: shared with every scope that follows
 # students up (Scope.follows_up_students), each within its own scope.
 FOLLOW_UP = ("absent_students", "not_growing", "not_yet_served", "followed_student")
+# Views of students' rows a vendor reads for its own students, as the follow-up lists: its
+# flagged sessions are its own to correct.
+OWN_STUDENTS = (*FOLLOW_UP, "session_checks")
+# Views that count service: they read the district's decisions about flagged sessions.
+CHECKED = ("payments", "statement", "session_checks", "session_check_counts")
 # Views whose rows are cells over students, small ones hidden by ciboard.privacy.
 CELLS = ("series", "breakdown", "vendors", "panel")
 # A vendor sees the benchmark's values only: two pools' counts and sums, under two filters,
@@ -225,7 +246,7 @@ def run(
     missing = [p for p in spec.required if p not in given]
     if missing:
         raise QueryError(f"view {view} needs {', '.join(missing)}")
-    if spec.students and not scope.sees_students and not (view in FOLLOW_UP and scope.follows_up_students):
+    if spec.students and not scope.sees_students and not (view in OWN_STUDENTS and scope.follows_up_students):
         raise ScopeError(f"{view} lists students, which only analysts may see")
     if scope.role not in spec.roles:
         raise ScopeError(f"{view} lists students: the district's analysts and admins, and the vendor itself, may read it")
@@ -235,6 +256,8 @@ def run(
     with warehouse.cursor(version) as cur:
         metrics = dict(cur.execute("select metric_id, aggregation from metrics").fetchall())
         bound = _bind(spec, given, scope, set(metrics), today or date.today(), min_cell)
+        if view in CHECKED:
+            bound.update(_service_checks(warehouse))
         period = bound.pop("period", None)
         frame = cur.execute(SQL[view], bound).df()
     frame = _shape(view, frame, given)
@@ -263,6 +286,8 @@ def run(
         frame = _coverage(frame, hide, min_cell)
     if view == "follow_up_counts":
         frame = _follow_up_counts(frame, not scope.follows_up_students, min_cell)
+    if view == "session_check_counts":
+        frame = _session_check_counts(frame, not scope.follows_up_students, min_cell)
     frame = frame.drop(columns=[c for c in frame.columns if c == "cell_key"])
     frame.attrs["version"] = version
     return frame
@@ -273,6 +298,15 @@ _FILTER_ARGS = (
     "scope_vendor := $scope_vendor, start_date := $start, end_date := $end,"
     " filters := $filters::map(varchar, varchar[]), min_dosage_share := $min_dosage_share"
 )
+_CHECK_ARGS = (
+    "max_per_day := $max_per_day, max_minutes := $max_minutes, counted_checks := $counted_checks::varchar[],"
+    " accepted := $accepted::varchar[], rejected := $rejected::varchar[]"
+)
+_FLAGS = (
+    "select * from session_checks(scope_vendor := $scope_vendor, start_date := $start, end_date := $end,"
+    f" {_CHECK_ARGS}) where ($vendors::varchar[] is null or list_contains($vendors::varchar[], vendor_id))"
+    " and ($check::varchar is null or check_name = $check::varchar)"
+)
 SQL = {
     "series": f"select * from series($metric, grain := $grain, {_FILTER_ARGS})",
     "breakdown": f"select * from breakdown($metric, $by, by_dimension_2 := $by2, {_FILTER_ARGS})",
@@ -280,9 +314,18 @@ SQL = {
     "panel": (
         f"select * from panel($metric, grain := $grain, by_dimension := $by, by_dimension_2 := $by2, {_FILTER_ARGS})"
     ),
-    "payments": "select * from payment_students(scope_vendor := $scope_vendor, as_of := $end)",
+    "payments": f"select * from payment_students(scope_vendor := $scope_vendor, as_of := $end, {_CHECK_ARGS})",
     # The scope's vendor, else the one asked for: a statement is one vendor's.
-    "statement": "select * from payment_students(scope_vendor := coalesce($scope_vendor, $vendor), as_of := $end)",
+    "statement": (
+        f"select * from payment_students(scope_vendor := coalesce($scope_vendor, $vendor), as_of := $end, {_CHECK_ARGS})"
+    ),
+    "session_checks": _FLAGS,
+    "session_check_counts": (
+        f"select vendor_id, check_name, count(*) as sessions, count(distinct student_key) as students,"
+        f" count(*) filter (where decision = 'pending') as pending, count(*) filter (where decision = 'accepted')"
+        f" as accepted, count(*) filter (where decision = 'rejected') as rejected,"
+        f" count(*) filter (where not counts) as not_counted from ({_FLAGS}) group by all order by all"
+    ),
     "choices": "select * from choices(scope_vendor := $scope_vendor)",
     "events": (
         "select * from events(scope_vendor := $scope_vendor, start_date := $start, end_date := $end,"
@@ -382,6 +425,13 @@ def _bind(
         bound["filters"] = {"key": list(filters), "value": list(filters.values())}
     if spec.name == "quality":
         bound["today"] = today
+    if "check" in spec.params:
+        check = given.get("check")
+        if check is not None and check not in session_checks.CHECKS:
+            raise QueryError(f"unknown check {check!r}; the checks are {', '.join(session_checks.CHECKS)}")
+        bound["check"] = check
+        bound["vendors"] = [str(v) for v in _as_list(given["vendor_id"])] if "vendor_id" in given else None
+        del bound["filters"]  # the vendors are bound as a list of their own
     if spec.name == "statement":
         vendors = _as_list(given.get("vendor_id", []))
         if len(vendors) != 1:
@@ -394,6 +444,20 @@ def _bind(
         del bound["filters"]  # the vendor names the statement; it filters nothing
         bound["end"] = payments.period_end(bound["period"])
     return bound
+
+
+def _service_checks(warehouse: Warehouse) -> dict[str, Any]:
+    """The district's settings and decisions for the session checks, from the settings and the
+    app database, never from the caller: what counts toward payment is not a parameter."""
+    settings = warehouse.settings
+    decided = session_checks.decided(AppDB.of(settings))
+    return {
+        "max_per_day": settings.max_sessions_per_day,
+        "max_minutes": settings.max_session_minutes,
+        "counted_checks": list(settings.session_checks_counted),
+        "accepted": decided["accepted"],
+        "rejected": decided["rejected"],
+    }
 
 
 def _benchmarked(given: dict[str, Any], scope: Scope) -> str:
@@ -523,6 +587,17 @@ def _follow_up_counts(frame: pd.DataFrame, hide: bool, min_cell: int) -> pd.Data
     frame["students"] = frame["students"].astype("Int64")
     frame["suppressed"] = (frame["students"] < min_cell).to_numpy(dtype=bool) & hide
     frame.loc[frame["suppressed"], "students"] = pd.NA
+    return frame
+
+
+def _session_check_counts(frame: pd.DataFrame, hide: bool, min_cell: int) -> pd.DataFrame:
+    """Flags over a few students could point at them: every count of a vendor and check over
+    fewer than `min_cell` students is hidden from a scope that may not see the sessions."""
+    frame = frame.copy()
+    counts = ["sessions", "students", "pending", "accepted", "rejected", "not_counted"]
+    frame[counts] = frame[counts].astype("Int64")
+    frame["suppressed"] = (frame["students"] < min_cell).to_numpy(dtype=bool) & hide
+    frame.loc[frame["suppressed"], counts] = pd.NA
     return frame
 
 

@@ -45,6 +45,17 @@ class Settings(BaseSettings):
         le=60,
         description="The follow-up list of students not yet served: on a roster this many weeks, no session attended.",
     )
+    max_sessions_per_day: int = Field(
+        2, ge=1, description="Service checks: a student's attended sessions with one vendor in a day beyond this are implausible."
+    )
+    max_session_minutes: int = Field(
+        120, ge=1, description="Service checks: a session with more attended minutes than this is implausible."
+    )
+    session_checks_counted: list[Literal["calendar", "enrollment", "attendance", "plausibility"]] = Field(
+        default_factory=list,
+        description="Service checks whose flagged sessions count toward payment unless rejected, as JSON: "
+        '["attendance"]. A flag of any other check counts only once an analyst or admin accepts it.',
+    )
     student_group_spellings: dict[str, dict[str, str]] = Field(
         default_factory=dict,
         description="A district's own spellings of student groups, added to the table in ciboard/groups.py, as JSON: "

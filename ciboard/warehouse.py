@@ -57,6 +57,7 @@ VIEW_FILES = (
     "breakdown",
     "vendors",
     "peers",
+    "session_checks",
     "payments",
     "quality",
     "choices",

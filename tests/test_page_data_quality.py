@@ -133,3 +133,76 @@ def test_a_vendor_sees_only_its_own_submissions(dashboard, monkeypatch):
     assert set(download(app, "submissions-sessions")["vendor_id"]) == {"V4"}
     assert set(download(app, "freshness")["source"]) == {VENDOR_LABELS["V4"]}
     assert not [d for d in app.dataframe if "file_name" in d.value.columns], "V2's rejected file is not V4's business"
+
+
+def flag_tables(app) -> tuple[pd.DataFrame | None, pd.DataFrame | None]:
+    """The flagged sessions' counts per vendor and check, and their rows, where the page shows them."""
+    counts = next((d.value for d in app.dataframe if "not_counted" in d.value.columns), None)
+    rows = next((d.value for d in app.dataframe if "flag_key" in d.value.columns), None)
+    return counts, rows
+
+
+def test_flagged_sessions_per_vendor_and_check_with_their_rows(dashboard):
+    dates = default_dates(dashboard)
+    flags = view(dashboard, "session_checks", **dates)
+    # The demo's planted vendor logged sessions on the first snow day and in winter break.
+    calendar = flags[flags["check_name"] == "calendar"]
+    assert set(calendar["vendor_id"]) == {"V4"} and calendar["session_date"].nunique() == 3
+    assert set(calendar["reason"]) == {"on Snow day (closure)", "on Winter break (break)"}
+
+    app = open_page(PAGE)
+    counts, rows = flag_tables(app)
+    v4 = counts.set_index(["vendor_id", "check_name"]).loc[("V4", "calendar")]
+    assert v4["sessions"] == len(calendar) and v4["students"] == calendar["student_key"].nunique()
+    assert v4["not_counted"] == len(calendar) and not counts["suppressed"].any()
+    assert len(rows) == len(flags) and set(rows["check_name"]) == set(flags["check_name"])
+    assert len(download(app, "flagged-sessions")) == len(flags)
+    app.segmented_control(key="flag-check").set_value("calendar").run()
+    assert set(flag_tables(app)[1]["student_key"]) == set(calendar["student_key"])
+
+
+def decide(app) -> None:
+    next(b for b in app.button if b.label == "Decide").click().run()
+
+
+def test_an_analyst_rejects_flagged_sessions_in_bulk_with_a_reason(dashboard):
+    from ciboard import session_checks
+    from ciboard.accounts import audit_log
+    from ciboard.appdb import AppDB
+
+    db = AppDB.of(dashboard.settings)
+    app = open_page(PAGE)
+    assert len(app.get("form")) == 1
+    # Rejected, not accepted: other tests read the demo's payments, which a rejection leaves as they were.
+    app.selectbox(key="decide-vendor").set_value("V4")
+    app.selectbox(key="decide-check").set_value("calendar")
+    app.radio(key="decide-decision").set_value("rejected")
+    decide(app)
+    assert any("needs a reason" in e.value for e in app.error) and session_checks.revision(db) == 0
+    app.selectbox(key="decide-vendor").set_value("V4")
+    app.selectbox(key="decide-check").set_value("calendar")
+    app.radio(key="decide-decision").set_value("rejected")
+    app.text_input(key="decide-reason").set_value("schools were closed")
+    decide(app)
+    assert not app.exception
+    assert any("of V4" in s.value and "schools were closed" in s.value for s in app.success)
+    counts, rows = flag_tables(app)
+    v4 = counts.set_index(["vendor_id", "check_name"]).loc[("V4", "calendar")]
+    assert v4["rejected"] == v4["sessions"] and v4["pending"] == 0
+    assert set(rows.loc[rows["check_name"] == "calendar", "decision"]) == {"rejected"}
+    [logged] = audit_log(db, action="session check reject")
+    assert logged["username"] == "analyst" and "schools were closed" in logged["detail"]
+
+
+def test_the_district_s_staff_see_counts_and_a_vendor_its_own_rows(dashboard):
+    app = open_page(PAGE, user="facilitator")
+    counts, rows = flag_tables(app)
+    assert rows is None and not app.get("form") and ("V4", "calendar") in set(zip(counts["vendor_id"], counts["check_name"]))
+    small = counts[counts["suppressed"]]
+    assert small["sessions"].isna().all() and (counts.loc[~counts["suppressed"], "students"] >= 10).all()
+
+    own = open_page(PAGE, user="vendor-v4")
+    counts, rows = flag_tables(own)
+    assert set(counts["vendor_id"]) == {"V4"} and set(rows["vendor_id"]) == {"V4"} and not own.get("form")
+    other = open_page(PAGE, user="vendor-v1")
+    assert "V4" not in set(flag_tables(other)[0]["vendor_id"] if flag_tables(other)[0] is not None else [])

@@ -9,7 +9,7 @@ import pytest
 from conftest import DEMO_STUDENTS, SAMPLES
 from ciboard.access import ANALYST, Scope, ScopeError
 from ciboard.ingest import Submission, ingest
-from ciboard.queries import DIMENSIONS, FOLLOW_UP, VIEWS, QueryError, run
+from ciboard.queries import DIMENSIONS, OWN_STUDENTS, VIEWS, QueryError, run
 
 VENDOR_IDS = ["V1", "V2", "V3", "V4", "V5", "V6"]
 FACILITATOR = Scope("facilitator")
@@ -41,7 +41,7 @@ def test_a_vendor_sees_only_its_own_rows_in_every_view(demo_warehouse, vendor):
     scope = Scope("vendor", vendor)
     for view, spec in VIEWS.items():
         params = params_for(view)
-        if spec.students and view not in FOLLOW_UP:
+        if spec.students and view not in OWN_STUDENTS:
             with pytest.raises(ScopeError):
                 run(demo_warehouse, view, scope, params)
             continue

@@ -34,7 +34,7 @@ VARIANTS = {
     "disparities": [{"by": "Race/ethnicity"}, {"by": "Grade", "metric": "Met growth target"}, {"by": "School", "rows": "Grade"}],
     "vendors": [{}, {"metric": "Student growth percentile"}, {"metric": "Tutoring minutes per week"}],
     "relationships": [{"colour": "Grade"}, {"groups": "School", "metric_y": "Student growth percentile"}],
-    "data_quality": [{}, {"feed": "Exit tickets and surveys"}, {"feed": "Rosters"}],
+    "data_quality": [{}, {"feed": "Exit tickets and surveys"}, {"feed": "Rosters"}, {"flag-check": "calendar"}],
     "data_map": [{}, {"q": "vendor"}],
     "follow_up": [{}],
 }
@@ -196,7 +196,7 @@ PARAMS = (
     "year", "dates", "vendor", "school", "grade", "race", "gender", "band", "econ", "el", "sped", "dosage",
     "present", "alias", "metric", "metric2", "metric_y", "grain", "compare", "split", "rebase", "by", "reference",
     "rows", "group", "gap_grain", "below", "weeks", "points", "colour", "groups", "feed", "coverage-vendor", "q",
-    "kind", "since", "signal_metrics", "profile", "vendor_id",
+    "kind", "since", "signal_metrics", "profile", "vendor_id", "flag-check",
 )
 TABLES = (
     "facts", "students", "sessions", "school_attendance", "assessments", "survey_responses", "schools", "vendors",

@@ -1,8 +1,12 @@
 -- payment_students: one row per rate-card line and student on its vendor's roster: what the
 -- line's rules read, counted up to `as_of` (service within the contract dates, enrolment,
 -- dosage, the results in the windows the outcome needs). ciboard.payments applies the rules
--- and the money; nothing here decides who is paid.
-create or replace macro payment_students(scope_vendor := null, as_of := null) as table
+-- and the money; nothing here decides who is paid. Only sessions that pass the district-record
+-- checks, or whose flags count (session_checks), are service: a session on a snow day earns nothing.
+create or replace macro payment_students(
+    scope_vendor := null, as_of := null, max_per_day := 2, max_minutes := 120,
+    counted_checks := [], accepted := [], rejected := []
+) as table
 with lines as (
     select
         c.*,
@@ -21,11 +25,23 @@ contract_terms as (
     select distinct vendor_id, starts_on, counted_until, served_by, served_min from lines
 ),
 
+not_counted as (
+    select distinct vendor_id, student_key, session_date, tutor_id
+    from session_checks(
+        scope_vendor := scope_vendor, end_date := as_of, max_per_day := max_per_day, max_minutes := max_minutes,
+        counted_checks := counted_checks, accepted := accepted, rejected := rejected
+    )
+    where not counts
+),
+
 booked as (
     select c.vendor_id, c.starts_on, s.student_key, s.session_date, s.attended_minutes
     from contract_terms as c
     inner join sessions as s
         on s.vendor_id = c.vendor_id and s.session_date between c.starts_on and c.counted_until
+    anti join not_counted as n
+        on n.vendor_id = s.vendor_id and n.student_key = s.student_key
+        and n.session_date = s.session_date and n.tutor_id = s.tutor_id
 ),
 
 -- A week meets the dosage standard with three attended sessions of 30 minutes or more (as

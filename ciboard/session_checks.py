@@ -1,0 +1,118 @@
+"""Service checked against district records: the district's decisions about flagged sessions.
+
+The checks themselves are the `session_checks` view (sql/views/session_checks.sql): one row per
+attended session and check it fails. Whether a flag counts toward payment is decided here, in the
+app database: an analyst or admin accepts or rejects flags in bulk, with a reason, and every
+decision is kept (a later one supersedes, none is deleted). The warehouse cannot read the app
+database, so the query layer binds the flags in force as two lists of keys (`decided`) into every
+view that counts service, and the dashboard keys its cache on `revision`.
+"""
+
+from datetime import date, datetime, timezone
+
+from ciboard import accounts, queries
+from ciboard.access import Scope, ScopeError
+from ciboard.accounts import Account
+from ciboard.appdb import AppDB
+from ciboard.warehouse import Warehouse
+
+CHECKS = {
+    "calendar": "District calendar",
+    "enrollment": "Enrollment",
+    "attendance": "School attendance",
+    "plausibility": "Plausibility",
+}
+DECISIONS = ("accepted", "rejected")
+DISTRICT = Scope("analyst")  # decisions are the district's: they resolve every vendor's flags
+
+
+def describe(settings) -> dict[str, str]:
+    """What each check flags, in the district's settings."""
+    return {
+        "calendar": "an attended session on a day a break or closure closes the student's school",
+        "enrollment": "a session outside the student's enrollment with the vendor (roster dates), or in a week the "
+        "district's attendance has the student enrolled 0 days",
+        "attendance": "a session in a week the district recorded the student with 0 days present at school",
+        "plausibility": f"more than {settings.max_sessions_per_day} sessions for a student in a day, or more than "
+        f"{settings.max_session_minutes} minutes attended in one session",
+    }
+
+
+def decided(db: AppDB) -> dict[str, list[str]]:
+    """The flags in force, by their latest decision: {"accepted": [...], "rejected": [...]}."""
+    with db.connect() as con:
+        rows = con.execute(
+            "select flag_key, decision from session_check_decisions as d where decision_id ="
+            " (select max(decision_id) from session_check_decisions where flag_key = d.flag_key)"
+        ).fetchall()
+    found: dict[str, list[str]] = {d: [] for d in DECISIONS}
+    for key, decision in rows:
+        found[decision].append(key)
+    return found
+
+
+def revision(db: AppDB) -> int:
+    """Changes whenever a decision is added: what a cached count of service must be keyed on."""
+    with db.connect() as con:
+        return con.execute("select coalesce(max(decision_id), 0) from session_check_decisions").fetchone()[0]
+
+
+def decide(
+    db: AppDB,
+    warehouse: Warehouse,
+    who: Account,
+    *,
+    vendor_id: str,
+    check: str,
+    decision: str,
+    reason: str,
+    start: date | None = None,
+    end: date | None = None,
+    only_pending: bool = True,
+    at: datetime | None = None,
+) -> int:
+    """Accepts or rejects, with a reason, every flag of one vendor and check in the dates (only
+    those not yet decided, unless `only_pending` is off), and audits it: how many. Analysts and
+    admins only; the flags are read from the warehouse, never taken from the caller."""
+    if who.role not in ("analyst", "admin"):
+        raise ScopeError("flagged sessions are accepted or rejected by the district's analysts and admins")
+    if check not in CHECKS:
+        raise ValueError(f"unknown check {check!r}; the checks are {', '.join(CHECKS)}")
+    if decision not in DECISIONS:
+        raise ValueError(f"a decision is accepted or rejected, not {decision!r}")
+    if not reason.strip():
+        raise ValueError("say why: a decision about flagged sessions needs a reason")
+    if start and end and start > end:
+        raise ValueError(f"start {start} is after end {end}")
+    flags = queries.run(
+        warehouse, "session_checks", DISTRICT,
+        {"vendor_id": vendor_id, "check": check, "start": start, "end": end},
+    )
+    if only_pending:
+        flags = flags[flags["decision"] == "pending"]
+    keys = sorted(set(flags["flag_key"]))
+    if not keys:
+        return 0
+    at = at or datetime.now(timezone.utc).replace(microsecond=0)
+    with db.transaction() as con:
+        con.executemany(
+            "insert into session_check_decisions (flag_key, vendor_id, check_name, decision, reason, decided_by,"
+            " decided_at) values (?, ?, ?, ?, ?, ?, ?)",
+            [(key, vendor_id, check, decision, reason.strip(), who.username, at.isoformat()) for key in keys],
+        )
+        accounts._audit(
+            con, who, f"session check {decision[:-2]}",
+            {"vendor_id": vendor_id, "check": check, "start": start, "end": end, "flags": len(keys),
+             "reason": reason.strip()},
+            "ok", at,
+        )
+    return len(keys)
+
+
+def history(db: AppDB, flag_key: str) -> list[dict]:
+    """Every decision about one flag, oldest first."""
+    with db.connect() as con:
+        rows = con.execute(
+            "select * from session_check_decisions where flag_key = ? order by decision_id", [flag_key]
+        ).fetchall()
+    return [dict(row) for row in rows]

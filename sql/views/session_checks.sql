@@ -1,0 +1,156 @@
+-- session_checks: one row per tutoring session and district-record check it fails, with the
+-- reason and whether it counts toward payment. A session is (vendor, student, date, tutor), the
+-- key sessions are loaded by, so a decision about a flag still finds it after a re-submission.
+--   calendar: on a day a break or closure annotation closes the student's school
+--   enrollment: outside the student's roster dates with the vendor, or in a week the district's
+--     attendance has the student enrolled 0 days
+--   attendance: in a week the district recorded the student with 0 days present
+--   plausibility: more than max_per_day sessions that day, or more than max_minutes attended
+-- A flag counts when accepted, or when its check is in counted_checks and it was not rejected;
+-- a session counts toward payment when every flag on it counts (payment_students reads this).
+-- Decisions live in the app database: the query layer binds them as keys written
+-- vendor|student|date|tutor|check (ciboard.session_checks.key).
+create or replace macro session_checks(
+    scope_vendor := null, start_date := null, end_date := null, max_per_day := 2, max_minutes := 120,
+    counted_checks := [], accepted := [], rejected := []
+) as table
+with booked as (
+    select s.vendor_id, s.student_key, s.session_date, s.tutor_id, s.scheduled_minutes, s.attended_minutes
+    from sessions as s
+    where s.attended_minutes > 0
+      and (scope_vendor is null or s.vendor_id = scope_vendor)
+      and (start_date is null or s.session_date >= start_date)
+      and (end_date is null or s.session_date <= end_date)
+),
+
+-- A school that is closed that day: a district-wide annotation, or one naming the student's
+-- school or vendor.
+calendar as (
+    select
+        b.*,
+        'calendar' as check_name,
+        'on ' || string_agg(distinct a.title || ' (' || a.kind || ')', ', ') as reason
+    from booked as b
+    left join students as st on st.student_key = b.student_key
+    inner join annotations as a
+        on a.kind in ('break', 'closure')
+        and b.session_date between a.starts_on and a.ends_on
+        and (a.vendor_id is null or a.vendor_id = b.vendor_id)
+        and (a.school_id is null or a.school_id = st.school_id)
+    group by all
+),
+
+rostered as (
+    select
+        b.*,
+        'enrollment' as check_name,
+        case
+            when st.student_key is null or st.vendor_id is distinct from b.vendor_id then 'not on the vendor''s roster'
+            when b.session_date < st.enrolled_on then 'before enrolling with the vendor on ' || st.enrolled_on
+            else 'after leaving the vendor on ' || st.exited_on
+        end as reason
+    from booked as b
+    left join students as st on st.student_key = b.student_key
+    where st.student_key is null
+       or st.vendor_id is distinct from b.vendor_id
+       or b.session_date < st.enrolled_on
+       or b.session_date > st.exited_on
+),
+
+school_weeks as (
+    select
+        b.*,
+        a.days_enrolled,
+        a.days_present
+    from booked as b
+    inner join school_attendance as a
+        on a.student_key = b.student_key and a.week_start = date_trunc('week', b.session_date)::date
+    where a.days_enrolled = 0 or a.days_present = 0
+),
+
+not_enrolled as (
+    select * exclude (days_enrolled, days_present),
+        'enrollment' as check_name,
+        'the district''s attendance has the student enrolled 0 days that week' as reason
+    from school_weeks
+    where days_enrolled = 0
+),
+
+absent as (
+    select * exclude (days_enrolled, days_present),
+        'attendance' as check_name,
+        'absent from school all week (0 of ' || days_enrolled || ' days present)' as reason
+    from school_weeks
+    where days_enrolled > 0 and days_present = 0
+),
+
+crowded_days as (
+    select vendor_id, student_key, session_date, count(*) as sessions
+    from booked
+    group by all
+    having count(*) > max_per_day
+),
+
+implausible as (
+    select
+        b.*,
+        'plausibility' as check_name,
+        concat_ws('; ',
+            case when d.sessions is not null then d.sessions || ' sessions that day (at most ' || max_per_day || ')' end,
+            case when b.attended_minutes > max_minutes
+                then b.attended_minutes || ' minutes attended (at most ' || max_minutes || ')' end
+        ) as reason
+    from booked as b
+    left join crowded_days as d using (vendor_id, student_key, session_date)
+    where d.sessions is not null or b.attended_minutes > max_minutes
+),
+
+flags as (
+    select * from calendar
+    union all by name
+    select * from rostered
+    union all by name
+    select * from not_enrolled
+    union all by name
+    select * from absent
+    union all by name
+    select * from implausible
+),
+
+-- Two reasons of one check on one session (off the roster and not enrolled that week) are one flag.
+flagged as (
+    select
+        vendor_id, student_key, session_date, tutor_id, check_name,
+        any_value(scheduled_minutes) as scheduled_minutes,
+        any_value(attended_minutes) as attended_minutes,
+        string_agg(reason, '; ' order by reason) as reason,
+        concat_ws('|', vendor_id, student_key, session_date::varchar, tutor_id, check_name) as flag_key
+    from flags
+    group by vendor_id, student_key, session_date, tutor_id, check_name
+),
+
+decided as (
+    select
+        f.*,
+        case
+            when f.flag_key in (select unnest(accepted::varchar[])) then 'accepted'
+            when f.flag_key in (select unnest(rejected::varchar[])) then 'rejected'
+            else 'pending'
+        end as decision
+    from flagged as f
+)
+
+select
+    vendor_id,
+    student_key,
+    session_date,
+    tutor_id,
+    check_name,
+    reason,
+    scheduled_minutes,
+    attended_minutes,
+    decision,
+    decision = 'accepted' or (decision = 'pending' and list_contains(counted_checks::varchar[], check_name)) as counts,
+    flag_key
+from decided
+order by vendor_id, check_name, session_date, student_key, tutor_id;
