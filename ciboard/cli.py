@@ -27,6 +27,16 @@ data_dir_option = click.option(
     default=None,
     help="Folder of the warehouse and app data (default: the CIBOARD_DATA_DIR setting, data/).",
 )
+errors_option = click.option(
+    "--errors",
+    "errors_file",
+    default=None,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also write every problem to this CSV file.",
+)
+replace_option = click.option(
+    "--replace", is_flag=True, help="Let the files replace earlier ones even where that removes rows."
+)
 
 
 def warehouse_for(data_dir: Path | None) -> Warehouse:
@@ -106,20 +116,14 @@ def demo(students: int, seed: int, school_year: str, data_dir: Path | None) -> N
 @click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--kind", required=True, type=click.Choice(list(KINDS)), help="What the files hold.")
 @click.option("--vendor", default=None, help="The submitting vendor's id (vendor files).")
-@click.option("--replace", is_flag=True, help="Let the files replace earlier ones even where that removes rows.")
+@replace_option
 @click.option(
     "--received-at",
     default=None,
     type=click.DateTime(formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M"]),
     help="When the file arrived, if not now (timeliness is judged on it).",
 )
-@click.option(
-    "--errors",
-    "errors_file",
-    default=None,
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Also write every problem to this CSV file.",
-)
+@errors_option
 @data_dir_option
 def ingest(
     files: tuple[Path, ...],
@@ -150,14 +154,8 @@ def import_group() -> None:
     "as one submission: it lands whole or not at all. Terms' school years are added if missing.",
 )
 @click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option(
-    "--errors",
-    "errors_file",
-    default=None,
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Also write every problem to this CSV file.",
-)
-@click.option("--replace", is_flag=True, help="Let the files replace earlier ones even where that removes rows.")
+@errors_option
+@replace_option
 @data_dir_option
 def import_nwea(files: tuple[Path, ...], errors_file: Path | None, replace: bool, data_dir: Path | None) -> None:
     from ciboard import nwea
@@ -180,14 +178,8 @@ def import_nwea(files: tuple[Path, ...], errors_file: Path | None, replace: bool
     "docs/edfi.md says what maps to what.",
 )
 @click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option(
-    "--errors",
-    "errors_file",
-    default=None,
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Also write every problem to this CSV file.",
-)
-@click.option("--replace", is_flag=True, help="Let the files replace earlier ones even where that removes rows.")
+@errors_option
+@replace_option
 @click.option("--subject", default=None,
               help="The AcademicSubject (e.g. Mathematics) whose results become the assessment facts, where there are several.")
 @data_dir_option
