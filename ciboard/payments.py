@@ -29,6 +29,7 @@ from datetime import date
 import numpy as np
 import pandas as pd
 
+from ciboard.charts import yes_no
 from ciboard.warehouse import data_version
 
 SERVED_BY = {
@@ -383,8 +384,10 @@ FORMATS = ("csv", "xlsx", "html")
 
 
 def as_file(rows: pd.DataFrame, output_format: str, vendor: str) -> bytes:
-    """A statement as the query layer gives it (its totals and terms in `attrs`) as a file."""
-    totals, terms_frame = pd.DataFrame(rows.attrs["totals"]), pd.DataFrame(rows.attrs["terms"])
+    """A statement as the query layer gives it (its totals and terms in `attrs`) as a file, its
+    yes/no columns (served, eligible) in Yes and No as every other export."""
+    totals, terms_frame = yes_no(pd.DataFrame(rows.attrs["totals"])), yes_no(pd.DataFrame(rows.attrs["terms"]))
+    rows = yes_no(rows)
     if output_format == "csv":
         return to_csv(rows, totals)
     if output_format == "xlsx":

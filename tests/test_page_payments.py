@@ -46,6 +46,9 @@ def test_the_page_shows_the_statement_the_query_layer_and_the_cli_give(dashboard
     assert csv.decode() == printed
     cli = pd.read_csv(io.StringIO(printed), dtype={"student_id": str})
     assert cli.loc[cli["student_id"] == "TOTAL", "amount"].tolist() == totals["total"].tolist()
+    # A statement someone signs reads as the page does: Yes and No, never Python's True and False.
+    assert set(cli["served"].dropna()) <= {"Yes", "No"} and cli["served"].notna().any()
+    assert "True" not in printed and "False" not in printed
 
 
 def test_before_the_spring_window_closes_outcomes_are_due_not_earned(dashboard):
