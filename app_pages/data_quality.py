@@ -243,7 +243,7 @@ else:
                 "student_key": "Student",
                 "tutor_id": "Tutor",
                 "attended_minutes": st.column_config.NumberColumn("Minutes", format="%d"),
-                "reason": st.column_config.TextColumn("Why it was flagged", width="medium"),
+                "reason": st.column_config.TextColumn("Why it was flagged", width="large"),
                 "decision": "Decision",
             },
         )
