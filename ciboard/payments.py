@@ -365,27 +365,50 @@ def carried_into(closed: list[str], period: date) -> list[str]:
     return found
 
 
-def adjustments(frozen: dict[str, tuple[pd.DataFrame, pd.DataFrame]], live: dict[str, pd.DataFrame], period: date) -> pd.DataFrame:
+def adjustments(frozen: dict[str, tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]],
+                live: dict[str, tuple[pd.DataFrame, pd.DataFrame]], period: date) -> pd.DataFrame:
     """The adjustment lines of an open month: per student, what each closed month carried into it
     (`carried_into`) would pay now less what it paid when it closed and less what a later closed
-    month already settled. `frozen` holds every closed month of the vendor as (rows, adjustments),
-    `live` the statement rows of each carried month computed from the data as it stands now."""
-    settled = pd.concat([carried for _, carried in frozen.values()] + [_no_adjustments()], ignore_index=True)
+    month already settled; and per contract, as a line with no student, what the contract cap
+    now cuts differently. `frozen` holds every closed month of the vendor as (rows, totals,
+    adjustments), `live` each carried month's statement (rows, totals) from the data as it stands."""
+    settled = pd.concat([carried for *_, carried in frozen.values()] + [_no_adjustments()], ignore_index=True)
     lines = []
     for month in carried_into(list(frozen), period):
-        then, now = frozen[month][0], live[month]
-        paid = _per_student(then)
-        owed = _per_student(now)
-        before = paid.add(_per_student(settled[settled["corrects"] == month]), fill_value=0.0)
+        (then, then_totals, _), (now, now_totals) = frozen[month], live[month]
+        paid = _owed(then, then_totals)
+        owed = _owed(now, now_totals)
+        before = paid.add(_owed(settled[settled["corrects"] == month]), fill_value=0.0)
         change = owed.sub(before, fill_value=0.0).round(2)
         for key, amount in change[change.abs() >= 0.005].items():
+            reason = (_cap_reason(-paid.get(key, 0.0), -owed.get(key, 0.0), month) if key[2] == CONTRACT_LINE
+                      else _reason(_of(then, key), _of(now, key), month))
             lines.append({
-                **dict(zip(ADJUSTED, key)), "corrects": month,
-                "reason": _reason(_of(then, key), _of(now, key), month),
+                **dict(zip(ADJUSTED, key)), "corrects": month, "reason": reason,
                 "amount_before": round(before.get(key, 0.0), 2), "amount_after": round(owed.get(key, 0.0), 2),
                 "amount": amount,
             })
     return pd.DataFrame(lines, columns=ADJUSTMENT_COLUMNS) if lines else _no_adjustments()
+
+
+# The student of a contract's own line: what its cap cuts belongs to no one student.
+CONTRACT_LINE = ""
+
+
+def _owed(rows: pd.DataFrame, totals: pd.DataFrame | None = None) -> pd.Series:
+    """Per student what a statement pays after the student cap, and per contract (student
+    CONTRACT_LINE) what the contract cap takes off, as a negative amount."""
+    owed = _per_student(rows)
+    if totals is None or totals.empty:
+        return owed
+    starts = [day if isinstance(day, date) else date.fromisoformat(str(day)) for day in totals["contract_starts_on"]]
+    cut = pd.Series(-totals["contract_cap_applied"].to_numpy(dtype=float), index=pd.MultiIndex.from_arrays(
+        [totals["vendor_id"].tolist(), starts, [CONTRACT_LINE] * len(totals)], names=ADJUSTED))
+    return pd.concat([owed, cut[cut != 0]])
+
+
+def _cap_reason(then: float, now: float, month: str) -> str:
+    return f"data that arrived after {month} closed: the contract cap cuts ${now:,.2f} now, ${then:,.2f} when it closed"
 
 
 def adjusted(totals: pd.DataFrame, lines: pd.DataFrame) -> pd.DataFrame:

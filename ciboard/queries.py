@@ -463,8 +463,8 @@ def _adjustments(warehouse: Warehouse, version: str, scope: Scope, bound: dict[s
         first = payments.period_of(month)
         with warehouse.cursor(version) as cur:
             students = cur.execute(SQL["statement"], {**bound, "end": payments.period_end(first)}).df()
-        live[month] = payments.statement(_shape("statement", students, {}), first)[0]
-    return payments.adjustments({m: (c.rows, c.adjustments) for m, c in closed.items()}, live, period)
+        live[month] = payments.statement(_shape("statement", students, {}), first)
+    return payments.adjustments({m: (c.rows, c.totals, c.adjustments) for m, c in closed.items()}, live, period)
 
 
 def _service_checks(warehouse: Warehouse) -> dict[str, Any]:

@@ -199,3 +199,26 @@ def test_a_change_that_nets_to_zero_is_no_adjustment(district):
     assert str(live.set_index("student_id").loc["A1", "served_on"].iloc[0]) == "2025-09-09"
     lines, totals = adjustments_of(district, "VA", "2025-10")
     assert lines.empty and totals["total"].tolist() == [200.0]
+
+
+def test_a_late_result_is_an_outcome_adjustment_and_the_contract_cap_takes_its_part(district):
+    # June closed with VA's contract cap cutting $100; A3's spring test arrives after: both its
+    # outcomes succeed ($150 under its student cap), which the $700 contract cap takes back whole.
+    db = AppDB.of(district.settings)
+    statements.close(district, db, ADMIN, "VA", "2026-06", today=date(2026, 8, 15))
+    late = write_csv(district.settings.data_dir.parent / "late.csv", "student_id,window,test_date,scaled_score,sgp,proficient",
+                     "A3,spring,2026-04-20,230,75,0")
+    ingest(district, [Submission(late, "assessment")])
+    lines, totals = adjustments_of(district, "VA", "2026-07")
+    assert lines.drop(columns="contract_starts_on").to_dict("records") == [
+        {"vendor_id": "VA", "student_id": "", "corrects": "2026-06",
+         "reason": "data that arrived after 2026-06 closed: the contract cap cuts $250.00 now, $100.00 when it closed",
+         "amount_before": -100.0, "amount_after": -250.0, "amount": -150.0},
+        {"vendor_id": "VA", "student_id": "A3", "corrects": "2026-06",
+         "reason": "data that arrived after 2026-06 closed: scaled_score outcome result changed: not eligible, now successful;"
+                   " sgp outcome result changed: not eligible, now successful",
+         "amount_before": 0.0, "amount_after": 150.0, "amount": 150.0},
+    ]
+    assert totals[["adjustments", "total", "total_to_date"]].to_dict("records") == [
+        {"adjustments": 0.0, "total": 0.0, "total_to_date": 700.0}
+    ]
