@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from conftest import make_warehouse, write_csv
-from ciboard import payments, queries, statements
+from ciboard import payments, queries, reconciliation, statements
 from ciboard.access import ANALYST, ScopeError
 from ciboard.accounts import Account
 from ciboard.appdb import AppDB
@@ -149,8 +149,9 @@ def test_a_change_to_a_closed_month_is_one_adjustment_in_the_next_open_month_and
     assert totals[["base_amount", "adjustments", "total"]].to_dict("records") == [
         {"base_amount": 200.0, "adjustments": 100.0, "total": 300.0}
     ]
-    # September stays as it closed.
+    # September stays as it closed; the reconciliation's earned for October holds the adjustment.
     assert statements.read(db, ADMIN.scope, "VA", "2025-09").totals["total"].tolist() == [200.0]
+    assert reconciliation.earned(district, ANALYST, "VA", ["2025-10"])["earned"].tolist() == [300.0]
     # The file says the same.
     rows = queries.run(district, "statement", ANALYST, {"vendor_id": "VA", "period": "2025-10"})
     csv = payments.as_file(rows, "csv", "VA").decode().splitlines()
