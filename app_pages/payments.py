@@ -1,7 +1,7 @@
 """Payments: a vendor's statement for a month under its contract's rate card: each student's
 standing, what falls due that month, the caps applied and the total."""
 
-from datetime import date
+from datetime import date, timedelta
 
 import pandas as pd
 import streamlit as st
@@ -39,6 +39,9 @@ if contracts.empty:
     st.info("No contract of this vendor is loaded.")
     st.stop()
 months = payments.months(contracts)
+# Corrections to the contracts' last month land in the month after it, once that one is closed.
+if payments.label(months[-1]) in statements.closed_months(session.app_db(), vendor):
+    months.append(payments.period_of(payments.period_end(months[-1]) + timedelta(days=1)))
 last_chosen = payments.period_of(filters.end)
 period = st.selectbox(
     "Month", [payments.label(m) for m in months], index=payments.closest(months, last_chosen), key="month", bind="query-params",
@@ -56,14 +59,17 @@ st.subheader("Rate-card terms")
 st.dataframe(terms.drop(columns=["vendor_id"]).set_index("payment_metric").T, width="stretch", key="terms")
 
 st.subheader(f"Statement for {period}" + (" (closed)" if closed else ""))
-tiles = st.columns(5)
+tiles = st.columns(6)
 for tile, (name, amount, meaning) in zip(tiles, [
-    ("Due this month", totals["total"].sum(), "Base and outcome payments due this month, after the caps."),
+    ("Due this month", totals["total"].sum(), "Base and outcome payments due this month, after the caps, and the adjustments."),
     ("Base", totals["base_amount"].sum(), "Per student served, before the caps."),
     ("Outcome", totals["outcome_amount"].sum(), "Per successful student, before the caps."),
     ("Caps applied", (totals["student_cap_applied"] + totals["contract_cap_applied"]).sum(),
      "Cut by the per-student caps and the contract caps, which take the latest payments first."),
-    ("Due to date", totals["total_to_date"].sum(), "Every month up to this one, after the caps."),
+    # Statements closed before adjustments existed have no such total: they carried none.
+    ("Adjustments", totals.get("adjustments", pd.Series([0.0])).sum(),
+     "What data that arrived after earlier months closed changes in them, carried into this month."),
+    ("Due to date", totals["total_to_date"].sum(), "Every month up to this one, after the caps, as computed now."),
 ]):
     tile.metric(name, charts.format_money(amount), help=f"${amount:,.2f}. {meaning}")
 table = rows.copy()
@@ -96,6 +102,24 @@ st.caption(
     f"{data_version(rows.attrs['version'])} · cut by the contract cap, per contract: "
     + "; ".join(f"the one from {t['contract_starts_on']}: ${t['contract_cap_applied']:,.2f}" for t in totals.to_dict("records"))
 )
+adjustments = pd.DataFrame(rows.attrs["adjustments"])
+st.markdown("**Adjustments**")
+if adjustments.empty:
+    st.caption("None: no closed month before this one has changed since it closed.")
+else:
+    st.dataframe(
+        adjustments, hide_index=True, width="stretch", key="adjustments",
+        column_order=["student_id", "corrects", "amount", "amount_before", "amount_after", "reason"],
+        column_config={
+            "student_id": st.column_config.TextColumn("Student"),
+            "corrects": st.column_config.TextColumn("Corrects", help="The closed month whose figure changed"),
+            "amount": st.column_config.NumberColumn("Adjustment", format="$%.2f"),
+            "amount_before": st.column_config.NumberColumn("Paid then", format="$%.2f",
+                                                           help="As frozen, with any adjustment already made"),
+            "amount_after": st.column_config.NumberColumn("Owed now", format="$%.2f"),
+            "reason": st.column_config.TextColumn("Why", width="large"),
+        },
+    )
 downloads = st.columns(3)
 for column, output_format in zip(downloads, payments.FORMATS):
     name = payments.file_name(vendor, period, output_format)
@@ -126,7 +150,8 @@ else:
     )
     moved = round(pd.DataFrame(live.attrs["totals"])["total"].sum() - totals["total"].sum(), 2)
     if moved:
-        st.warning(f"Data that arrived after closing would change this month by ${moved:,.2f}; the closed statement stays as it is.")
+        st.warning(f"Data that arrived after closing would change this month by ${moved:,.2f}; the closed statement stays "
+                   "as it is, and the change is carried per student as adjustments into the vendor's next open month.")
     for signoff in closed.signoffs:
         st.markdown(f"- Signed off for the {signoff.party} by {signoff.signed_by}, {signoff.signed_at.replace('T', ' at ')}"
                     + (f": {signoff.note}" if signoff.note else ""))

@@ -347,36 +347,161 @@ def summary(students: pd.DataFrame, as_of: date | None) -> pd.DataFrame:
     return pd.DataFrame(lines, columns=columns)
 
 
+# --- adjustments: later data that would change a closed month ----------------------------------
+
+ADJUSTMENT_COLUMNS = ["vendor_id", "contract_starts_on", "student_id", "corrects", "reason", "amount_before",
+                      "amount_after", "amount"]
+ADJUSTED = ["vendor_id", "contract_starts_on", "student_id"]
+
+
+def carried_into(closed: list[str], period: date) -> list[str]:
+    """The closed months whose corrections land in `period`: a correction goes to the first month
+    after the one it corrects that is not closed, so these are the closed months right before it."""
+    shut, found = set(closed), []
+    month = (pd.Timestamp(period) - pd.offsets.MonthBegin(1)).date()
+    while label(month) in shut:
+        found.append(label(month))
+        month = (pd.Timestamp(month) - pd.offsets.MonthBegin(1)).date()
+    return found
+
+
+def adjustments(frozen: dict[str, tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]],
+                live: dict[str, tuple[pd.DataFrame, pd.DataFrame]], period: date) -> pd.DataFrame:
+    """The adjustment lines of an open month: per student, what each closed month carried into it
+    (`carried_into`) would pay now less what it paid when it closed and less what a later closed
+    month already settled; and per contract, as a line with no student, what the contract cap
+    now cuts differently. `frozen` holds every closed month of the vendor as (rows, totals,
+    adjustments), `live` each carried month's statement (rows, totals) from the data as it stands."""
+    settled = pd.concat([carried for *_, carried in frozen.values()] + [_no_adjustments()], ignore_index=True)
+    lines = []
+    for month in carried_into(list(frozen), period):
+        (then, then_totals, _), (now, now_totals) = frozen[month], live[month]
+        paid = _owed(then, then_totals)
+        owed = _owed(now, now_totals)
+        before = paid.add(_owed(settled[settled["corrects"] == month]), fill_value=0.0)
+        change = owed.sub(before, fill_value=0.0).round(2)
+        for key, amount in change[change.abs() >= 0.005].items():
+            reason = (_cap_reason(-paid.get(key, 0.0), -owed.get(key, 0.0), month) if key[2] == CONTRACT_LINE
+                      else _reason(_of(then, key), _of(now, key), month))
+            lines.append({
+                **dict(zip(ADJUSTED, key)), "corrects": month, "reason": reason,
+                "amount_before": round(before.get(key, 0.0), 2), "amount_after": round(owed.get(key, 0.0), 2),
+                "amount": amount,
+            })
+    return pd.DataFrame(lines, columns=ADJUSTMENT_COLUMNS) if lines else _no_adjustments()
+
+
+# The student of a contract's own line: what its cap cuts belongs to no one student.
+CONTRACT_LINE = ""
+
+
+def _owed(rows: pd.DataFrame, totals: pd.DataFrame | None = None) -> pd.Series:
+    """Per student what a statement pays after the student cap, and per contract (student
+    CONTRACT_LINE) what the contract cap takes off, as a negative amount."""
+    owed = _per_student(rows)
+    if totals is None or totals.empty:
+        return owed
+    starts = [day if isinstance(day, date) else date.fromisoformat(str(day)) for day in totals["contract_starts_on"]]
+    cut = pd.Series(-totals["contract_cap_applied"].to_numpy(dtype=float), index=pd.MultiIndex.from_arrays(
+        [totals["vendor_id"].tolist(), starts, [CONTRACT_LINE] * len(totals)], names=ADJUSTED))
+    return pd.concat([owed, cut[cut != 0]])
+
+
+def _cap_reason(then: float, now: float, month: str) -> str:
+    return f"data that arrived after {month} closed: the contract cap cuts ${now:,.2f} now, ${then:,.2f} when it closed"
+
+
+def adjusted(totals: pd.DataFrame, lines: pd.DataFrame) -> pd.DataFrame:
+    """A statement's totals with its adjustment lines: their sum per contract, in the total.
+    The total to date stays as computed now, which already holds what the lines correct."""
+    per = lines.groupby(["vendor_id", "contract_starts_on"])["amount"].sum() if len(lines) else pd.Series(dtype=float)
+    keys = list(zip(totals["vendor_id"], totals["contract_starts_on"]))
+    totals = totals.copy()
+    totals.insert(totals.columns.get_loc("total"), "adjustments", [round(per.get(k, 0.0), 2) for k in keys])
+    totals["total"] = (totals["total"] + totals["adjustments"]).round(2)
+    return totals
+
+
+def _no_adjustments() -> pd.DataFrame:
+    return pd.DataFrame({c: pd.Series(dtype=float if c.startswith("amount") else object) for c in ADJUSTMENT_COLUMNS})
+
+
+def _per_student(rows: pd.DataFrame) -> pd.Series:
+    if rows.empty:
+        return pd.Series(dtype=float, index=pd.MultiIndex.from_tuples([], names=ADJUSTED))
+    return rows.groupby(ADJUSTED)["amount"].sum()
+
+
+def _of(rows: pd.DataFrame, key: tuple) -> pd.DataFrame:
+    if rows.empty:
+        return rows
+    mine = (rows["vendor_id"] == key[0]) & (rows["contract_starts_on"] == key[1]) & (rows["student_id"] == key[2])
+    return rows[mine].set_index("payment_metric")
+
+
+def _reason(then: pd.DataFrame, now: pd.DataFrame, month: str) -> str:
+    """What changed for a student since the month closed, in words."""
+    said = []
+    if then.empty:
+        said.append(f"not on the {month} statement when it closed")
+    elif now.empty:
+        said.append("no longer on the roster")
+    else:
+        was, is_ = then.iloc[0], now.iloc[0]
+        if bool(was["served"]) != bool(is_["served"]):
+            said.append(f"served now (on {is_['served_on']})" if is_["served"] else "no longer served")
+        elif is_["served"] and str(was["served_on"]) != str(is_["served_on"]):
+            said.append(f"served on {is_['served_on']}, not {was['served_on']}")
+        for metric in now.index.intersection(then.index):
+            outcomes = then.loc[metric, "outcome"], now.loc[metric, "outcome"]
+            # An outcome not yet due is no result: a student served now is simply due later.
+            if outcomes[0] != outcomes[1] and not any(o.startswith("due after") for o in outcomes):
+                said.append(f"{metric} outcome result changed: {then.loc[metric, 'outcome']}, now {now.loc[metric, 'outcome']}")
+            elif round(then.loc[metric, "student_cap_applied"] - now.loc[metric, "student_cap_applied"], 2):
+                said.append(f"{metric}: the student cap now cuts ${now.loc[metric, 'student_cap_applied']:,.2f}")
+    detail = "; ".join(said) or "the amounts computed again"
+    return f"data that arrived after {month} closed: {detail}"
+
+
 # --- the statement as a file ------------------------------------------------------------------
 
 
-def to_csv(rows: pd.DataFrame, totals: pd.DataFrame) -> bytes:
-    """The student rows, then one row per contract with its totals (student_id "TOTAL")."""
+def to_csv(rows: pd.DataFrame, totals: pd.DataFrame, lines: pd.DataFrame) -> bytes:
+    """The student rows, then the adjustment lines (payment_metric "adjustment", the month they
+    correct and why in outcome), then one row per contract with its totals (student_id "TOTAL")."""
+    adjustment_rows = lines.assign(
+        payment_metric="adjustment", outcome=lines["reason"]
+    )
     total_rows = totals.assign(student_id="TOTAL", amount=totals["total"])[
         ["vendor_id", "contract_starts_on", "student_id", "base_amount", "outcome_amount", "student_cap_applied", "amount"]
     ].assign(outcome=[f"contract cap applied: {c:.2f}" for c in totals["contract_cap_applied"]])
-    return pd.concat([rows, total_rows], ignore_index=True)[ROW_COLUMNS].to_csv(index=False).encode()
+    parts = [part for part in (rows, adjustment_rows, total_rows) if len(part)]
+    return pd.concat(parts, ignore_index=True).reindex(columns=ROW_COLUMNS).to_csv(index=False).encode()
 
 
-def to_xlsx(rows: pd.DataFrame, totals: pd.DataFrame, terms_frame: pd.DataFrame) -> bytes:
+def to_xlsx(rows: pd.DataFrame, totals: pd.DataFrame, terms_frame: pd.DataFrame, lines: pd.DataFrame) -> bytes:
     buffer = io.BytesIO()
     with pd.ExcelWriter(buffer, engine="openpyxl") as writer:
         totals.to_excel(writer, sheet_name="Totals", index=False)
         rows.to_excel(writer, sheet_name="Students", index=False)
+        lines.to_excel(writer, sheet_name="Adjustments", index=False)
         terms_frame.to_excel(writer, sheet_name="Terms", index=False)
     return buffer.getvalue()
 
 
-def to_html(rows: pd.DataFrame, totals: pd.DataFrame, terms_frame: pd.DataFrame, *, title: str, version: str) -> bytes:
+def to_html(rows: pd.DataFrame, totals: pd.DataFrame, terms_frame: pd.DataFrame, lines: pd.DataFrame, *, title: str,
+            version: str) -> bytes:
     """A self-contained page: nothing in it loads from anywhere."""
     def table(frame: pd.DataFrame) -> str:
         return frame.to_html(index=False, na_rep="", escape=True, border=0)
 
+    adjusted = table(lines) if len(lines) else "<p>None: no closed month before this one has changed.</p>"
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse;margin-bottom:2em}}
 td,th{{border-bottom:1px solid #ddd;padding:4px 8px;text-align:left}}</style></head><body>
 <h1>{html.escape(title)}</h1><p>Computed from {html.escape(data_version(version))} ({html.escape(version)}).</p>
-<h2>Totals</h2>{table(totals)}<h2>Terms</h2>{table(terms_frame)}<h2>Students</h2>{table(rows)}</body></html>"""
+<h2>Totals</h2>{table(totals)}<h2>Terms</h2>{table(terms_frame)}<h2>Students</h2>{table(rows)}
+<h2>Adjustments</h2>{adjusted}</body></html>"""
     return page.encode()
 
 
@@ -384,16 +509,17 @@ FORMATS = ("csv", "xlsx", "html")
 
 
 def as_file(rows: pd.DataFrame, output_format: str, vendor: str) -> bytes:
-    """A statement as the query layer gives it (its totals and terms in `attrs`) as a file, its
-    yes/no columns (served, eligible) in Yes and No as every other export."""
+    """A statement as the query layer gives it (its totals, terms and adjustment lines in `attrs`)
+    as a file, its yes/no columns (served, eligible) in Yes and No as every other export."""
     totals, terms_frame = yes_no(pd.DataFrame(rows.attrs["totals"])), yes_no(pd.DataFrame(rows.attrs["terms"]))
+    lines = pd.DataFrame(rows.attrs["adjustments"])
     rows = yes_no(rows)
     if output_format == "csv":
-        return to_csv(rows, totals)
+        return to_csv(rows, totals, lines)
     if output_format == "xlsx":
-        return to_xlsx(rows, totals, terms_frame)
+        return to_xlsx(rows, totals, terms_frame, lines)
     title = f"Payment statement: {vendor}, {rows.attrs['period']}"
-    return to_html(rows, totals, terms_frame, title=title, version=rows.attrs["version"])
+    return to_html(rows, totals, terms_frame, lines, title=title, version=rows.attrs["version"])
 
 
 def file_name(vendor: str, period: str, output_format: str) -> str:

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ciboard import payments, privacy, session_checks
+from ciboard import payments, privacy, session_checks, statements
 from ciboard.appdb import AppDB
 from ciboard.access import Scope, ScopeError
 from ciboard.warehouse import Warehouse
@@ -266,6 +266,9 @@ def run(
     if view == "statement":
         terms = payments.terms(frame)
         frame, totals = payments.statement(frame, period)
+        lines = _adjustments(warehouse, version, scope, bound, period)
+        totals = payments.adjusted(totals, lines)
+        frame.attrs["adjustments"] = lines.to_dict(orient="list")
         frame.attrs["terms"] = terms.to_dict(orient="list")
         frame.attrs["totals"] = totals.to_dict(orient="list")
         frame.attrs["period"] = payments.label(period)
@@ -444,6 +447,24 @@ def _bind(
         del bound["filters"]  # the vendor names the statement; it filters nothing
         bound["end"] = payments.period_end(bound["period"])
     return bound
+
+
+def _adjustments(warehouse: Warehouse, version: str, scope: Scope, bound: dict[str, Any], period: date) -> pd.DataFrame:
+    """The adjustment lines of a vendor's month: as frozen if the month is closed, else what the
+    data now changes in the closed months right before it (ciboard.payments.adjustments)."""
+    db = AppDB.of(warehouse.settings)
+    vendor = bound["scope_vendor"] or bound["vendor"]
+    closed = {m: statements.read(db, scope, vendor, m) for m in statements.closed_months(db, vendor)}
+    if payments.label(period) in closed:
+        return closed[payments.label(period)].adjustments
+    live = {}
+    for month in payments.carried_into(list(closed), period):
+        # Each month as its own statement computed it: service and results counted up to its end.
+        first = payments.period_of(month)
+        with warehouse.cursor(version) as cur:
+            students = cur.execute(SQL["statement"], {**bound, "end": payments.period_end(first)}).df()
+        live[month] = payments.statement(_shape("statement", students, {}), first)
+    return payments.adjustments({m: (c.rows, c.totals, c.adjustments) for m, c in closed.items()}, live, period)
 
 
 def _service_checks(warehouse: Warehouse) -> dict[str, Any]:

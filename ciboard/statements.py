@@ -39,6 +39,7 @@ class Closed:
     rows: pd.DataFrame
     totals: pd.DataFrame
     terms: pd.DataFrame
+    adjustments: pd.DataFrame  # what later data changed in earlier closed months, carried into this one
     signoffs: tuple[Signoff, ...]
 
     @property
@@ -69,6 +70,7 @@ def close(warehouse: Warehouse, db: AppDB, who: Account, vendor_id: str, period:
         "rows": rows.astype(object).where(rows.notna(), None).to_dict(orient="records"),
         "totals": rows.attrs["totals"],
         "terms": rows.attrs["terms"],
+        "adjustments": rows.attrs["adjustments"],
     }, default=str)
     # The version is pinned before the record exists: a record never names a version that may go.
     warehouse.pin(version, f"statement-{vendor_id}-{payments.label(month)}")
@@ -131,13 +133,24 @@ def read(db: AppDB, scope: Scope, vendor_id: str, period: str) -> Closed | None:
     for column in ("contract_starts_on", "served_on"):
         if column in rows:
             rows[column] = pd.Series([None if pd.isna(v) else date.fromisoformat(v) for v in rows[column]], dtype=object)
+    # Statements closed before adjustments existed carried none.
+    carried = pd.DataFrame(frozen.get("adjustments") or {c: [] for c in payments.ADJUSTMENT_COLUMNS})
+    carried["contract_starts_on"] = pd.Series([date.fromisoformat(v) for v in carried["contract_starts_on"]], dtype=object)
+    carried = carried.astype({c: float for c in ("amount_before", "amount_after", "amount")})
     # As the query layer gives a statement, so that it reads and exports the same way.
-    rows.attrs = {"totals": frozen["totals"], "terms": frozen["terms"], "period": month, "version": row["warehouse_version"]}
+    rows.attrs = {"totals": frozen["totals"], "terms": frozen["terms"], "period": month, "version": row["warehouse_version"],
+                  "adjustments": carried.to_dict(orient="list")}
     return Closed(
         vendor_id=vendor_id, period=month, warehouse_version=row["warehouse_version"], closed_at=row["closed_at"],
         closed_by=row["closed_by"], rows=rows, totals=pd.DataFrame(frozen["totals"]), terms=pd.DataFrame(frozen["terms"]),
-        signoffs=tuple(Signoff(*s) for s in signoffs),
+        adjustments=carried, signoffs=tuple(Signoff(*s) for s in signoffs),
     )
+
+
+def closed_months(db: AppDB, vendor_id: str) -> list[str]:
+    with db.connect() as con:
+        found = con.execute("select period from closed_statements where vendor_id = ? order by period", [vendor_id]).fetchall()
+    return [r["period"] for r in found]
 
 
 def standing(db: AppDB, scope: Scope) -> pd.DataFrame:

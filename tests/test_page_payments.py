@@ -4,13 +4,15 @@ layer's, number for number, and the one `ciboard payments statement` prints."""
 import io
 
 import pandas as pd
+import pytest
 from click.testing import CliRunner
 
 from ciboard import queries, statements
 from ciboard.access import ANALYST, Scope
 from ciboard.appdb import AppDB
 from ciboard.cli import main
-from conftest import downloads, open_page
+from ciboard.ingest import ingest
+from conftest import downloads, make_warehouse, open_page
 
 PAGE = "app_pages/payments.py"
 
@@ -103,3 +105,39 @@ def test_an_admin_closes_a_month_and_the_district_and_the_vendor_sign_it_off(das
     assert f"**\\${total:,.0f} certified** (1 vendor month signed off by the district and the vendor)" in said
     other = open_page("app_pages/overview.py", user="vendor-v5")
     assert any(m.value.startswith("**Provisional:** no month is closed yet") for m in other.markdown)
+
+
+@pytest.fixture
+def hand_built(tmp_path, monkeypatch):
+    """The hand-built district of test_payments, September closed for VA and A2's third session
+    sent after, as the dashboard's warehouse."""
+    import streamlit as st
+
+    from ciboard.accounts import create_demo_accounts
+    from ciboard.settings import get_settings
+    from test_statements import ADMIN, TODAY, LATE_SESSION, district_files, resend
+
+    warehouse = make_warehouse(tmp_path / "data")
+    warehouse.init(["2025-26"])
+    ingest(warehouse, district_files(tmp_path / "files"))
+    db = AppDB.of(warehouse.settings)
+    create_demo_accounts(db, [("VA", "Vendor A"), ("VB", "Vendor B")])
+    statements.close(warehouse, db, ADMIN, "VA", "2025-09", today=TODAY)
+    resend(warehouse, "VA", LATE_SESSION)
+    monkeypatch.setenv("CIBOARD_DATA_DIR", str(warehouse.settings.data_dir))
+    get_settings.cache_clear()
+    st.cache_resource.clear()
+    yield warehouse
+    get_settings.cache_clear()
+    st.cache_resource.clear()
+    warehouse.close()
+
+
+def test_the_open_month_lists_its_adjustments_in_its_total(hand_built):
+    app = open_page(PAGE, query={"month": "2025-10", "statement_vendor": "VA"})
+    assert not app.exception, [e.value for e in app.exception]
+    lines = shown(app, "corrects")
+    assert lines[["student_id", "corrects", "amount"]].to_dict("records") == [
+        {"student_id": "A2", "corrects": "2025-09", "amount": 100.0}
+    ]
+    assert tiles(app)["Adjustments"] == "$100.00" and tiles(app)["Due this month"] == "$300.00"

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from conftest import make_warehouse, write_csv
-from ciboard import queries, statements
+from ciboard import payments, queries, reconciliation, statements
 from ciboard.access import ANALYST, ScopeError
 from ciboard.accounts import Account
 from ciboard.appdb import AppDB
@@ -114,3 +114,112 @@ def test_the_command_line_closes_a_month_once(district):
     assert again.exit_code == 1 and "closed already" in again.output
     bad = CliRunner().invoke(main, ["payments", "close", "--vendor", "VA", "--period", "June", "--data-dir", data])
     assert bad.exit_code == 1 and "YYYY-MM" in bad.output
+
+
+# Adjustments: A2 had two sessions when September closed (not served); a third, dated
+# Sep 10 and sent later, makes it served in September, which owes its $100 base.
+LATE_SESSION = "A2,2025-09-10,VA-T1,3,45,40"
+SESSIONS_HEADER = "student_id,session_date,tutor_id,group_size,scheduled_minutes,attended_minutes"
+
+
+def resend(warehouse, vendor: str, *rows: str) -> None:
+    late = write_csv(warehouse.settings.data_dir.parent / f"late-{vendor}.csv", SESSIONS_HEADER, *rows)
+    ingest(warehouse, [Submission(late, "sessions", vendor)])
+
+
+def adjustments_of(warehouse, vendor: str, period: str, scope=ANALYST) -> tuple[pd.DataFrame, pd.DataFrame]:
+    rows = queries.run(warehouse, "statement", scope, {"vendor_id": vendor, "period": period})
+    return pd.DataFrame(rows.attrs["adjustments"]), pd.DataFrame(rows.attrs["totals"])
+
+
+def test_a_change_to_a_closed_month_is_one_adjustment_in_the_next_open_month_and_is_carried_once(district):
+    db = AppDB.of(district.settings)
+    september = statements.close(district, db, ADMIN, "VA", "2025-09", today=TODAY)
+    _, october_before = adjustments_of(district, "VA", "2025-10")
+    assert september.totals["total"].tolist() == [200.0] and october_before["total"].tolist() == [200.0]
+
+    resend(district, "VA", LATE_SESSION)
+    lines, totals = adjustments_of(district, "VA", "2025-10")
+    assert lines.drop(columns="contract_starts_on").to_dict("records") == [{
+        "vendor_id": "VA", "student_id": "A2", "corrects": "2025-09",
+        "reason": "data that arrived after 2025-09 closed: served now (on 2025-09-10)",
+        "amount_before": 0.0, "amount_after": 100.0, "amount": 100.0,
+    }]
+    # October's own $200 (A3 and A4 served) and the $100 September owes A2.
+    assert totals[["base_amount", "adjustments", "total"]].to_dict("records") == [
+        {"base_amount": 200.0, "adjustments": 100.0, "total": 300.0}
+    ]
+    # September stays as it closed; the reconciliation's earned for October holds the adjustment.
+    assert statements.read(db, ADMIN.scope, "VA", "2025-09").totals["total"].tolist() == [200.0]
+    assert reconciliation.earned(district, ANALYST, "VA", ["2025-10"])["earned"].tolist() == [300.0]
+    # The file says the same.
+    rows = queries.run(district, "statement", ANALYST, {"vendor_id": "VA", "period": "2025-10"})
+    csv = payments.as_file(rows, "csv", "VA").decode().splitlines()
+    assert "VA,2025-09-01,adjustment,A2,,,,,,data that arrived after 2025-09 closed: served now (on 2025-09-10),,,,100.0" in csv
+    assert csv[-1].endswith(",TOTAL,,,,,,contract cap applied: 0.00,200.0,0.0,0.0,300.0")
+
+    # Closing October freezes the line with it; November carries nothing more.
+    october = statements.close(district, db, ADMIN, "VA", "2025-10", today=TODAY)
+    assert october.adjustments[["student_id", "corrects", "amount"]].to_dict("records") == [
+        {"student_id": "A2", "corrects": "2025-09", "amount": 100.0}
+    ]
+    assert october.totals["total"].tolist() == [300.0]
+    november, november_totals = adjustments_of(district, "VA", "2025-11")
+    assert november.empty and november_totals["adjustments"].tolist() == [0.0]
+    # A closed month's statement shows what it carried, as frozen.
+    again, _ = adjustments_of(district, "VA", "2025-10")
+    assert again["amount"].tolist() == [100.0]
+
+
+def test_a_correction_lands_in_the_first_open_month_after_the_one_it_corrects():
+    closed = ["2025-09", "2025-10", "2025-12"]
+    assert payments.carried_into(closed, date(2025, 11, 1)) == ["2025-10", "2025-09"]
+    assert payments.carried_into(closed, date(2026, 1, 1)) == ["2025-12"]
+    assert payments.carried_into(closed, date(2025, 9, 1)) == []
+
+
+def test_a_vendor_s_statement_holds_only_its_own_adjustments(district):
+    db = AppDB.of(district.settings)
+    statements.close(district, db, ADMIN, "VA", "2025-09", today=TODAY)
+    statements.close(district, db, ADMIN, "VB", "2025-09", today=TODAY)
+    resend(district, "VA", LATE_SESSION)
+    theirs, _ = adjustments_of(district, "VB", "2025-10")
+    assert theirs.empty
+    theirs, _ = adjustments_of(district, "VB", "2025-10", scope=VENDOR_B.scope)
+    assert theirs.empty
+    own, _ = adjustments_of(district, "VA", "2025-10", scope=VENDOR_A.scope)
+    assert own["student_id"].tolist() == ["A2"]
+
+
+def test_a_change_that_nets_to_zero_is_no_adjustment(district):
+    db = AppDB.of(district.settings)
+    statements.close(district, db, ADMIN, "VA", "2025-09", today=TODAY)
+    # A1 is served on Sep 9 now, not Sep 10: the same month, the same $100.
+    resend(district, "VA", "A1,2025-09-05,VA-T1,3,45,40")
+    live = queries.run(district, "statement", ANALYST, {"vendor_id": "VA", "period": "2025-09"})
+    assert str(live.set_index("student_id").loc["A1", "served_on"].iloc[0]) == "2025-09-09"
+    lines, totals = adjustments_of(district, "VA", "2025-10")
+    assert lines.empty and totals["total"].tolist() == [200.0]
+
+
+def test_a_late_result_is_an_outcome_adjustment_and_the_contract_cap_takes_its_part(district):
+    # June closed with VA's contract cap cutting $100; A3's spring test arrives after: both its
+    # outcomes succeed ($150 under its student cap), which the $700 contract cap takes back whole.
+    db = AppDB.of(district.settings)
+    statements.close(district, db, ADMIN, "VA", "2026-06", today=date(2026, 8, 15))
+    late = write_csv(district.settings.data_dir.parent / "late.csv", "student_id,window,test_date,scaled_score,sgp,proficient",
+                     "A3,spring,2026-04-20,230,75,0")
+    ingest(district, [Submission(late, "assessment")])
+    lines, totals = adjustments_of(district, "VA", "2026-07")
+    assert lines.drop(columns="contract_starts_on").to_dict("records") == [
+        {"vendor_id": "VA", "student_id": "", "corrects": "2026-06",
+         "reason": "data that arrived after 2026-06 closed: the contract cap cuts $250.00 now, $100.00 when it closed",
+         "amount_before": -100.0, "amount_after": -250.0, "amount": -150.0},
+        {"vendor_id": "VA", "student_id": "A3", "corrects": "2026-06",
+         "reason": "data that arrived after 2026-06 closed: scaled_score outcome result changed: not eligible, now successful;"
+                   " sgp outcome result changed: not eligible, now successful",
+         "amount_before": 0.0, "amount_after": 150.0, "amount": 150.0},
+    ]
+    assert totals[["adjustments", "total", "total_to_date"]].to_dict("records") == [
+        {"adjustments": 0.0, "total": 0.0, "total_to_date": 700.0}
+    ]
