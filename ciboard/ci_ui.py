@@ -687,8 +687,9 @@ def _watch(form: DraftForm) -> None:
 
 def _keep(form: DraftForm, watcher: str | None) -> None:
     """Keeps the boxes' text as this person's draft: what the watcher sent, else what the boxes
-    last sent. Text back as the form opened is no draft."""
-    typed = (st.session_state[watcher]["typed"] or {}) if watcher else {}
+    last sent. Text back as the form opened is no draft. The watcher's own state is gone when
+    its form went in the same run (minutes finalised as the watcher sent its last text)."""
+    typed = ((st.session_state.get(watcher) or {}).get("typed") or {}) if watcher else {}
     texts = _texts(form, typed)
     try:
         if texts == form.opened:

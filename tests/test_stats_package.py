@@ -30,10 +30,10 @@ def test_imports_only_the_standard_library_numpy_pandas_and_scipy(module):
 
 
 SIGNATURES = {
-    spc.xmr: "(values, *, direction='increase', baseline=None, rebase=None, exclude=None, screen_outliers=False, "
-             "target=None)",
+    spc.xmr: "(values, *, direction='increase', baseline=None, rebase=None, exclude=None, ghost=None, "
+             "screen_outliers=False, target=None)",
     spc.p_chart: "(numerators, denominators, *, direction='increase', baseline=None, rebase=None, exclude=None, "
-                 "laney=False, target=None)",
+                 "ghost=None, laney=False, target=None)",
     spc.u_chart: "(counts, exposures=None, *, direction='increase', baseline=None, rebase=None, exclude=None, "
                  "target=None)",
     spc.summary: "(chart, *, direction, target=None)",
