@@ -20,6 +20,8 @@ How a metric moved, `metric_movement`:
   a special-cause point on or after `since`. Assessment windows are too few to chart.
 """
 
+import copy
+import functools
 import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
@@ -383,7 +385,7 @@ def outcomes_prefill(
         warehouse_version=warehouse.version(),
         signals=_records(found),
         signal_counts={str(k): int(v) for k, v in counts.items()},
-        gaps=signal_store.gaps_of(warehouse, scope, since, held_on, narrowed, gap_changes),
+        gaps=signal_store.gaps_of(warehouse, scope, since, held_on, narrowed, remembered_gap_changes),
         late_or_missing=_late_or_missing(warehouse, scope, since, held_on, narrowed),
         commitments=[
             _commitment_item(warehouse, scope, item, held_on)
@@ -456,6 +458,21 @@ def finalise(
         if pinned:
             warehouse.release(version, record)
         raise
+
+
+def remembered_gap_changes(
+    warehouse: Warehouse, scope: Scope, since: date, until: date, filters: Mapping[str, Any] | None = None
+) -> list[dict]:
+    """`gap_changes`, computed once per data version and reading in this process: a meeting's
+    prefill is drawn again whenever a commitment changes (its cache keys on them), and the
+    hundred breakdowns behind the gaps do not move without new data."""
+    frozen = tuple(sorted((k, tuple(v) if isinstance(v, (list, tuple)) else v) for k, v in (filters or {}).items()))
+    return copy.deepcopy(_gap_changes_of(warehouse, warehouse.version(), scope, since, until, frozen))
+
+
+@functools.lru_cache(maxsize=64)
+def _gap_changes_of(warehouse: Warehouse, version: str, scope: Scope, since: date, until: date, filters: tuple) -> list[dict]:
+    return gap_changes(warehouse, scope, since, until, {k: list(v) if isinstance(v, tuple) else v for k, v in filters})
 
 
 def gap_changes(

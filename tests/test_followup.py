@@ -232,3 +232,19 @@ def test_the_summary_says_yes_and_no_for_yes_no_groups(demo_warehouse):
             "from +1.6 pts to -2.3 pts.") in lines
     assert "Met high-dosage standard: the gap between Black and Hispanic (race ethnicity) narrowed, from -5.0 pts to -2.0 pts." in lines
     assert "True" not in " ".join(lines) and "False" not in " ".join(lines)
+
+
+def test_the_gaps_are_computed_once_per_data_version_whatever_else_changes(demo_warehouse, monkeypatch):
+    """A meeting's prefill is drawn again after every commitment saved; the hundred breakdowns
+    behind its gaps are not, until new data is published."""
+    calls = []
+    monkeypatch.setattr(followup, "gap_changes", lambda *asked: calls.append(asked) or [{"metric_id": "m", "asked": len(calls)}])
+    followup._gap_changes_of.cache_clear()
+    asked = (demo_warehouse, STAFF, date(2026, 2, 5), date(2026, 3, 5))
+    first = followup.remembered_gap_changes(*asked, {"vendor_id": ["V4"]})
+    first[0]["metric_id"] = "changed by the caller"
+    assert followup.remembered_gap_changes(*asked, {"vendor_id": ["V4"]}) == [{"metric_id": "m", "asked": 1}]
+    assert len(calls) == 1
+    followup.remembered_gap_changes(*asked, {"vendor_id": ["V5"]})
+    assert len(calls) == 2, "another reading is computed"
+    followup._gap_changes_of.cache_clear()
