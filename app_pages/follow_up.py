@@ -57,7 +57,8 @@ COLUMNS = {
                                                     width="small"),
         "sessions_attended": st.column_config.NumberColumn("Sessions", width="small", help="Sessions attended"),
         "sessions_scheduled": st.column_config.NumberColumn("Scheduled", width="small"),
-        "last_week_attended": st.column_config.DateColumn("Last attended", format="MMM D, YYYY"),
+        "last_attended": st.column_config.TextColumn("Last attended", width="medium",
+                                                     help="The week of the last session attended"),
     },
     "not_growing": {
         "sgp": st.column_config.NumberColumn("SGP", width="small"),
@@ -78,7 +79,10 @@ for tab, key in zip(st.tabs([f"{LISTS[key]} ({len(lists[key]):,})" for key in LI
             school=[filters.label("school_id", v) for v in frame["school_id"]],
             status=frame["status"].map(STATUS_LABELS),
             status_on=[f"{d:%b %-d, %Y}" if d else "" for d in frame["status_on"]],
-            **({"attended": frame["attendance_rate"] * 100} if key == "absent" else {}),
+            **({"attended": frame["attendance_rate"] * 100,
+                # A date column draws a student who never attended as "None"; say what it means.
+                "last_attended": [f"{d:%b %-d, %Y}" if pd.notna(d) else "none in these weeks"
+                                  for d in frame["last_week_attended"]]} if key == "absent" else {}),
         )
         st.dataframe(
             shown[["student_key", "status", "status_on", "note", *who, "school", "grade", *COLUMNS[key]]],

@@ -108,3 +108,19 @@ def test_a_facilitator_presenting_sees_counts_and_no_vendor(dashboard):
     text = everything_shown(app)
     assert app.metric and not app.dataframe and not downloads(app)
     assert not [v for v in VENDOR_LABELS if re.search(rf"\b{v}\b", text)]
+
+
+def test_a_student_who_attended_nothing_in_the_weeks_is_said_so_not_none(dashboard):
+    # Jan 10 is the week after winter break: some persistently absent students attended no session
+    # in the four weeks, and a date column drew their "last attended" as the word None.
+    first = default_dates(dashboard)["start"]
+    app = open_page(PAGE, query={"dates": [first, "2026-01-10"]})
+    assert not app.exception, [e.value for e in app.exception]
+    absent = student_lists.lists(dashboard, ANALYST, date(2026, 1, 10))["absent"]
+    shown = listed(app)["absent"]
+    assert shown["student_key"].tolist() == absent["student_key"].tolist()
+    never = absent["last_week_attended"].isna().tolist()
+    assert any(never) and not all(never)
+    last = shown["last_attended"]
+    assert set(last[never]) == {"none in these weeks"}
+    assert last[[not n for n in never]].str.fullmatch(r"[A-Z][a-z]{2} \d{1,2}, \d{4}").all()
