@@ -627,7 +627,7 @@ def type_rows(
     con: duckdb.DuckDBPyConnection, kind: Kind, stage_table: str, headers: list[str], file_name: str
 ) -> tuple[str | None, list[Problem]]:
     """Builds `<stage>_typed`: each column of the kind as text (`<name>__raw`) and typed (`<name>`)."""
-    wanted = {c.name.lower(): c.name for c in kind.columns}
+    wanted = {c.name.strip().lower().replace(" ", "_"): c.name for c in kind.columns}
     position: dict[str, int] = {}
     problems: list[Problem] = []
     for i, header in enumerate(headers):
