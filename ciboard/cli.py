@@ -14,7 +14,7 @@ from ciboard import accounts, charts
 from ciboard import demo as demo_district
 from ciboard.access import ROLES, Scope, ScopeError
 from ciboard.appdb import AppDB
-from ciboard.ingest import IngestRejected, ReplaceUnconfirmed, Submission, ingest as ingest_files, week_lines
+from ciboard.ingest import IngestRejected, ReplaceUnconfirmed, Submission, ingest as ingest_files, rederive_profile, week_lines
 from ciboard.kinds import KINDS
 from ciboard.privacy import for_export
 from ciboard.queries import VIEWS, QueryError, data_map, run
@@ -214,6 +214,8 @@ def profile_add(file: Path, data_dir: Path | None) -> None:
         found = profiles.parse(text, file.name)
         with warehouse.publish() as con:
             version = profiles.add(con, found, f"{os_user()} (command line)")
+            # Facts follow the latest definition: what was loaded through the profile is derived again.
+            rederive_profile(con, warehouse.settings, profiles.current(con, found.name))
     except profiles.ProfileInvalid as invalid:
         audit_command(warehouse.settings, "profile add", {"file": file.name}, "rejected")
         raise click.ClickException(str(invalid)) from None

@@ -245,6 +245,23 @@ def ingest(
     return outcomes
 
 
+def rederive_profile(con: duckdb.DuckDBPyConnection, settings: Settings, profile: ImportProfile) -> None:
+    """After a new version of a profile: every result loaded through it is derived again by the
+    new version's metrics (in the same publish), and its subjects gain any new metric's entry."""
+    from ciboard.kinds import register
+
+    register(profile)
+    loader = Loader(con, settings, date.today(), lambda message: None)
+    kind = profile.results.kind
+    con.execute(f"insert into affected_{kind} select distinct student_key from profile_results where kind = ?", [kind])
+    for subject, subject_id in con.execute(
+        "select distinct subject, subject_id from profile_results where kind = ? order by 2", [kind]
+    ).fetchall():
+        con.executemany("insert or ignore into metrics values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        metric_rows(profile, subject or None, subject_id or None))
+    loader.derive()
+
+
 def _all_loaded_before(warehouse: Warehouse, submissions: list[Submission], hashes: list[str]) -> bool:
     with warehouse.cursor() as cur:
         loaded = {

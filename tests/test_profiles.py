@@ -86,6 +86,8 @@ def test_the_sample_profile_loads_the_sample_export_with_the_hand_computed_numbe
 def test_every_version_is_kept_with_who_added_it_and_the_import_uses_the_latest(district, tmp_path):
     home = data_dir(district)
     assert invoke("profile", "add", str(PROFILE), "--data-dir", home).exit_code == 0
+    assert invoke("import", "iready-diagnostic", str(RESULTS), "--data-dir", home).exit_code == 0
+    assert by_window(district, "iready_math_at_or_above_50th")[WINTER] == (0.75, 4)
     same = invoke("profile", "add", str(PROFILE), "--data-dir", home)
     assert "version 1" in same.output  # the same text again is no new version
     edited = tmp_path / "iready.toml"
@@ -100,11 +102,11 @@ def test_every_version_is_kept_with_who_added_it_and_the_import_uses_the_latest(
     assert "threshold = 60" in invoke("profile", "show", "iready-diagnostic", "--data-dir", home).output
     assert "threshold = 50" in invoke("profile", "show", "iready-diagnostic", "--version", "1", "--data-dir", home).output
 
-    assert invoke("import", "iready-diagnostic", str(RESULTS), "--data-dir", home).exit_code == 0
-    # Winter percentiles 50, 38, 70, 74: two of four reach 60.
+    # The facts follow the new version without loading the file again. Winter percentiles 50,
+    # 38, 70, 74: two of four reach 60. The rows say which version read them.
     assert by_window(district, "iready_math_at_or_above_50th")[WINTER] == (0.5, 4)
     with district.cursor() as cur:
-        assert cur.execute("select distinct profile_version from profile_results").fetchall() == [(2,)]
+        assert cur.execute("select distinct profile_version from profile_results").fetchall() == [(1,)]
 
 
 def test_a_bad_profile_is_refused_with_every_problem_named_by_its_key(district, tmp_path):
@@ -205,3 +207,33 @@ def test_the_shipped_profiles_read_as_valid_profiles():
     assert nwea.metrics[2].target_columns["spring"] == ("TypicalFallToSpringGrowth", "FallToSpringProjectedGrowth")
     sample = profiles.parse(PROFILE.read_text())
     assert sample.results.kind == "iready_results" and sample.students is None
+    # The state-file example of docs/profiles.md is a profile as written.
+    guide = (Path(__file__).resolve().parent.parent / "docs" / "profiles.md").read_text()
+    state = profiles.parse(guide.split("```toml\n")[1].split("```")[0], "docs/profiles.md")
+    assert state.results.window == "Admin" and [m.aggregation for m in state.metrics] == ["proportion", "proportion"]
+
+
+def test_a_profile_with_a_window_column_reads_the_window_from_it(district, tmp_path):
+    guide = (Path(__file__).resolve().parent.parent / "docs" / "profiles.md").read_text()
+    profile = tmp_path / "state.toml"
+    profile.write_text(guide.split("```toml\n")[1].split("```")[0])
+    home = data_dir(district)
+    assert invoke("profile", "add", str(profile), "--data-dir", home).exit_code == 0
+    header = "SSID,Admin,TestDate,Content Area,Scale Score,Performance Level"
+    # The spring administration of 2 March is spring whatever the calendar's week says; ST0000004's
+    # fall test is dated in winter and still counts as fall.
+    results = write_csv(
+        tmp_path / "state.csv", header,
+        "ST0000001,Fall,2025-10-06,ELA,2400,2", "ST0000001,Spring,2026-03-02,ELA,2440,3",
+        "ST0000002,Fall,2025-10-06,ELA,2500,3", "ST0000002,Spring,2026-03-03,ELA,2520,3",
+        "ST0000004,fall,2025-12-08,ELA,2450,2", "ST0000004,SPRING,2026-04-01,ELA,2490,4",
+    )
+    loaded = invoke("import", "state-test", str(results), "--data-dir", home)
+    assert loaded.exit_code == 0, loaded.output
+    assert by_window(district, "state_ela_proficient") == {FALL: (pytest.approx(1 / 3), 3), SPRING: (1.0, 3)}
+    assert by_window(district, "state_ela_scale_growth_30") == {SPRING: (pytest.approx(2 / 3), 3)}
+
+    bad = write_csv(tmp_path / "bad.csv", header, "ST0000003,Summer,2025-10-06,ELA,2400,5")
+    refused = invoke("import", "state-test", str(bad), "--data-dir", home)
+    assert "bad.csv, row 2: Admin = 'Summer': must be fall, winter or spring" in refused.output
+    assert "bad.csv, row 2: Performance Level = '5': must be from 1 to 4" in refused.output
