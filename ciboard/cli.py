@@ -232,6 +232,8 @@ def profile_list(output_format: str, data_dir: Path | None) -> None:
     from ciboard import profiles
 
     warehouse = warehouse_for(data_dir)
+    if not warehouse.exists():
+        raise click.ClickException(f"no warehouse in {warehouse.directory}: run 'ciboard init' first")
     warehouse.upgrade_if_stale()
     with warehouse.cursor() as cur:
         rows = profiles.history(cur)
@@ -245,6 +247,8 @@ def profile_list(output_format: str, data_dir: Path | None) -> None:
 @data_dir_option
 def profile_show(name: str, version: int | None, data_dir: Path | None) -> None:
     warehouse = warehouse_for(data_dir)
+    if not warehouse.exists():
+        raise click.ClickException(f"no warehouse in {warehouse.directory}: run 'ciboard init' first")
     warehouse.upgrade_if_stale()
     from ciboard import profiles
 

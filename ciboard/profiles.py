@@ -14,6 +14,7 @@ facts, and `metric_rows` writes the data-map entries.
 """
 
 import hashlib
+import math
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -177,8 +178,8 @@ class _Reader:
             if required:
                 self.bad(path, "is missing")
             return None
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            self.bad(path, "must be a number")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            self.bad(path, "must be a finite number")
             return None
         return float(value)
 

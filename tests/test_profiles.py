@@ -134,6 +134,13 @@ def test_a_bad_profile_is_refused_with_every_problem_named_by_its_key(district, 
     refused = invoke("profile", "add", str(path), "--data-dir", data_dir(district))
     assert refused.exit_code == 1 and "metric_prefix: 'nwea' is the prefix of profile nwea-map" in refused.output
     assert district.version() == before
+    # Whatever a profile says reaches SQL only as a checked name or number.
+    hostile = (text.replace('student_id = "Student ID"', 'student_id = "x\\" from students; --"')
+               .replace("threshold = 50", "threshold = inf").replace('suffix = "gained_15"', 'suffix = "a\' or 1=1"'))
+    with pytest.raises(profiles.ProfileInvalid) as invalid:
+        profiles.parse(hostile)
+    assert [p.split(":")[0] for p in invalid.value.problems] == [
+        "results.columns.student_id", "metrics[3].threshold", "metrics[5].suffix"]
     not_toml = tmp_path / "bad.toml"
     not_toml.write_text("name = \n")
     assert "bad.toml is not a usable import profile" in invoke("profile", "add", str(not_toml), "--data-dir", data_dir(district)).output
