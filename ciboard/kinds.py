@@ -301,10 +301,6 @@ TERM_REASON = 'must be a term such as "Fall 2013-2014": Fall, Winter or Spring a
 YEAR_REASON = "names a school year the warehouse does not have (add it with 'ciboard init --school-year')"
 
 
-def _quoted(column: str) -> str:
-    return '"' + column + '"'
-
-
 def _score_reason(score: Score) -> str | None:
     if score.min is not None and score.max is not None:
         return f"must be from {score.min:g} to {score.max:g}"

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from conftest import SAMPLES, sample_submissions, view, write_csv
 from ciboard import profiles
 from ciboard.cli import main
-from ciboard.ingest import IngestRejected, ingest
+from ciboard.ingest import ingest
 from ciboard.warehouse import migrations
 
 IREADY = SAMPLES / "iready"
