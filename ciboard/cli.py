@@ -14,7 +14,7 @@ from ciboard import accounts, charts
 from ciboard import demo as demo_district
 from ciboard.access import ROLES, Scope, ScopeError
 from ciboard.appdb import AppDB
-from ciboard.ingest import IngestRejected, ReplaceUnconfirmed, Submission, ingest as ingest_files, week_lines
+from ciboard.ingest import IngestRejected, ReplaceUnconfirmed, Submission, ingest as ingest_files, rederive_profile, week_lines
 from ciboard.kinds import KINDS
 from ciboard.privacy import for_export
 from ciboard.queries import VIEWS, QueryError, data_map, run
@@ -143,32 +143,120 @@ def ingest(
     load_reported(warehouse, audited, errors_file, lambda: ingest_files(warehouse, submissions, progress=say, replace=replace))
 
 
-@main.group("import", help="Import an export as it comes: NWEA MAP Growth, Ed-Fi XML (see the README's Loading data).")
+class ImportGroup(click.Group):
+    """`ciboard import NAME FILE ...`: NAME is edfi, or any import profile the warehouse has."""
+
+    def list_commands(self, ctx):
+        from ciboard.profiles import shipped
+
+        return sorted({*super().list_commands(ctx), *shipped()})
+
+    def get_command(self, ctx, name):
+        return super().get_command(ctx, name) or profile_import_command(name)
+
+
+@main.group(
+    "import",
+    cls=ImportGroup,
+    help="Import an export as it comes: 'ciboard import PROFILE FILE [FILE ...]' through an import profile "
+    "(nwea-map is shipped; 'ciboard profile list' shows the warehouse's), or Ed-Fi XML "
+    "(see the README's Loading data).",
+)
 def import_group() -> None:
     pass  # click runs the subcommands
 
 
-@import_group.command(
-    "nwea-map",
-    help="Import NWEA MAP Growth AssessmentResults and StudentsBySchool files (CSV), any number and any terms, "
-    "as one submission: it lands whole or not at all. Terms' school years are added if missing.",
-)
-@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@errors_option
-@replace_option
+def profile_import_command(name: str) -> click.Command:
+    @click.command(
+        name,
+        help=f"Import files through the import profile {name} ('ciboard profile show {name}' prints it), any number "
+        "and any terms, as one submission: it lands whole or not at all. Terms' school years are added if missing.",
+    )
+    @click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+    @errors_option
+    @replace_option
+    @data_dir_option
+    def import_through_profile(files: tuple[Path, ...], errors_file: Path | None, replace: bool, data_dir: Path | None) -> None:
+        from ciboard import exports
+
+        warehouse = warehouse_for(data_dir)
+        if not warehouse.exists():
+            raise click.ClickException(f"no warehouse in {warehouse.directory}: run 'ciboard init' first")
+        audited = {"files": [path.name for path in files], "kind": name, "scope": "district"}
+        try:
+            load_reported(warehouse, audited, errors_file,
+                          lambda: exports.import_files(warehouse, name, list(files), progress=say, replace=replace))
+        except exports.NotAnExport as error:
+            raise click.ClickException(str(error)) from None
+
+    return import_through_profile
+
+
+@main.group(help="Import profiles: how an assessment export maps to students, terms and metrics (docs/profiles.md).")
+def profile() -> None:
+    pass  # click runs the subcommands
+
+
+@profile.command("add", help="Check a profile (TOML) and add it to the warehouse: a new profile, or the next version of one.")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @data_dir_option
-def import_nwea(files: tuple[Path, ...], errors_file: Path | None, replace: bool, data_dir: Path | None) -> None:
-    from ciboard import nwea
+def profile_add(file: Path, data_dir: Path | None) -> None:
+    from ciboard import profiles
 
     warehouse = warehouse_for(data_dir)
     if not warehouse.exists():
         raise click.ClickException(f"no warehouse in {warehouse.directory}: run 'ciboard init' first")
-    audited = {"files": [path.name for path in files], "kind": "nwea-map", "scope": "district"}
     try:
-        load_reported(warehouse, audited, errors_file,
-                      lambda: nwea.import_files(warehouse, list(files), progress=say, replace=replace))
-    except nwea.NotAnExport as error:
-        raise click.ClickException(str(error)) from None
+        text = file.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise click.ClickException(f"{file.name} is not text in UTF-8") from None
+    try:
+        found = profiles.parse(text, file.name)
+        with warehouse.publish() as con:
+            version = profiles.add(con, found, f"{os_user()} (command line)")
+            # Facts follow the latest definition: what was loaded through the profile is derived again.
+            rederive_profile(con, warehouse.settings, profiles.current(con, found.name))
+    except profiles.ProfileInvalid as invalid:
+        audit_command(warehouse.settings, "profile add", {"file": file.name}, "rejected")
+        raise click.ClickException(str(invalid)) from None
+    audit_command(warehouse.settings, "profile add", {"file": file.name, "profile": found.name, "version": version})
+    click.echo(f"profile {found.name}: version {version}; import with 'ciboard import {found.name} FILE ...'")
+
+
+@profile.command("list", help="Every import profile the warehouse has, each version with who added it and when.")
+@click.option("--format", "output_format", type=click.Choice(["csv", "json"]), default="csv", show_default=True)
+@data_dir_option
+def profile_list(output_format: str, data_dir: Path | None) -> None:
+    import pandas as pd
+
+    from ciboard import profiles
+
+    warehouse = warehouse_for(data_dir)
+    if not warehouse.exists():
+        raise click.ClickException(f"no warehouse in {warehouse.directory}: run 'ciboard init' first")
+    warehouse.upgrade_if_stale()
+    with warehouse.cursor() as cur:
+        rows = profiles.history(cur)
+    columns = ["name", "version", "label", "metric_prefix", "added_by", "added_at", "shipped"]
+    write_frame(pd.DataFrame(rows, columns=columns), output_format)
+
+
+@profile.command("show", help="Print a profile's TOML as the warehouse has it (the latest version, or --version N).")
+@click.argument("name")
+@click.option("--version", "version", type=int, default=None)
+@data_dir_option
+def profile_show(name: str, version: int | None, data_dir: Path | None) -> None:
+    warehouse = warehouse_for(data_dir)
+    if not warehouse.exists():
+        raise click.ClickException(f"no warehouse in {warehouse.directory}: run 'ciboard init' first")
+    warehouse.upgrade_if_stale()
+    from ciboard import profiles
+
+    with warehouse.cursor() as cur:
+        text = profiles.text_of(cur, name, version)
+    if text is None:
+        raise click.ClickException(f"no import profile {name}" + (f" version {version}" if version else ""))
+    click.echo(text, nl=False)
 
 
 @import_group.command(

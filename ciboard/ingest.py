@@ -34,18 +34,23 @@ import pyarrow as pa
 
 from ciboard.groups import GROUP_FIELDS, MAPPED_FIELDS, shown_sql, spellings
 from ciboard.kinds import (
-    KINDS, RAW_TABLES, STAGED_KEYS, STUDENT_KINDS, VENDOR_KINDS, Kind, Problem, as_vendor_sees,
+    KINDS, PROFILE_OF_KIND, RAW_TABLES, STAGED_KEYS, STUDENT_KINDS, VENDOR_KINDS, Kind, Problem, as_vendor_sees,
     assignment_roster_kind, find_problems, rows_with_problems, students_kind, type_rows,
 )
-from ciboard.nwea import NWEA_MAP, metric_rows, slug_sql
+from ciboard.exports import slug_sql
+from ciboard.profiles import ImportProfile, metric_rows
 from ciboard.settings import Settings
 from ciboard.staging import FileUnreadable, stage
 from ciboard.warehouse import PROBLEM_COLUMNS, REJECTION_COLUMNS, Warehouse, add_school_years
 
 log = logging.getLogger(__name__)
 
-# Kinds whose rows become facts of the students they name.
-DERIVED_KINDS = (*STUDENT_KINDS, NWEA_MAP.results.kind)
+
+def derived_kinds() -> tuple[str, ...]:
+    """Kinds whose rows become facts of the students they name: the built-in ones and the
+    results files of the import profiles this process knows."""
+    return (*STUDENT_KINDS, *sorted({p.results.kind for p in PROFILE_OF_KIND.values()}))
+
 
 # --- what comes out ----------------------------------------------------------------------
 
@@ -240,6 +245,23 @@ def ingest(
     return outcomes
 
 
+def rederive_profile(con: duckdb.DuckDBPyConnection, settings: Settings, profile: ImportProfile) -> None:
+    """After a new version of a profile: every result loaded through it is derived again by the
+    new version's metrics (in the same publish), and its subjects gain any new metric's entry."""
+    from ciboard.kinds import register
+
+    register(profile)
+    loader = Loader(con, settings, date.today(), lambda message: None)
+    kind = profile.results.kind
+    con.execute(f"insert into affected_{kind} select distinct student_key from profile_results where kind = ?", [kind])
+    for subject, subject_id in con.execute(
+        "select distinct subject, subject_id from profile_results where kind = ? order by 2", [kind]
+    ).fetchall():
+        con.executemany("insert or ignore into metrics values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        metric_rows(profile, subject or None, subject_id or None))
+    loader.derive()
+
+
 def _all_loaded_before(warehouse: Warehouse, submissions: list[Submission], hashes: list[str]) -> bool:
     with warehouse.cursor() as cur:
         loaded = {
@@ -321,7 +343,7 @@ class Loader:
         self.unreadable: list[Problem] = []  # its rows that could not be read
         self.kind: Kind | None = None  # the kind the file is read as (a roster's depends on the warehouse)
         self.spellings = spellings(settings.student_group_spellings)
-        for name in (*DERIVED_KINDS, "roster", "students"):
+        for name in (*derived_kinds(), "roster", "students"):
             con.execute(f"create or replace temp table affected_{name} (student_key varchar)")
         con.execute("create or replace temp table replacing (batch_id integer)")
 
@@ -472,7 +494,7 @@ class Loader:
                 from {table} where batch_id in (select batch_id from replacing)
             ),
             after as (
-                select date_trunc('week', {kind.period_column})::date as week_start, {after} from {typed}
+                select date_trunc('week', "{kind.period_column}")::date as week_start, {after} from {typed}
             ),
             sides as (
                 select b.week_start, 1 as was, 0 as is_now, exists (select 1 from after as a where {same}) as kept
@@ -520,7 +542,7 @@ class Loader:
         if kind.period_column is None:
             return None
         first, last = self.con.execute(
-            f"select min({kind.period_column}), max({kind.period_column}) from {typed}"
+            f'select min("{kind.period_column}"), max("{kind.period_column}") from {typed}'
         ).fetchall()[0]
         if first is None:
             return None  # no readable date; the checks say why
@@ -575,8 +597,8 @@ class Loader:
                 description, vendor_id, school_id, metric_id, ? from {typed}""",
                 [batch_id],
             )
-        elif kind.name == NWEA_MAP.students.kind:
-            self._insert_nwea_students(typed, batch_id)
+        elif kind.name in PROFILE_OF_KIND and kind.name != PROFILE_OF_KIND[kind.name].results.kind:
+            self._insert_profile_students(PROFILE_OF_KIND[kind.name], typed, batch_id)
         elif kind.name == "students":
             con.execute(f"insert into affected_students select distinct student_id from {typed}")
             con.execute(
@@ -632,8 +654,8 @@ class Loader:
                     t.item, t.score, ? from {typed} as t inner join students as s on s.student_key = t.student_id""",
                     [batch_id],
                 )
-            elif kind.name == NWEA_MAP.results.kind:
-                self._insert_nwea_results(typed, batch_id)
+            elif kind.name in PROFILE_OF_KIND:
+                self._insert_profile_results(PROFILE_OF_KIND[kind.name], typed, batch_id)
 
     def _students_from_records(self) -> None:
         """Each student of the district's records as the latest record describes them: a student
@@ -676,64 +698,63 @@ class Loader:
             )
         self.con.execute("insert into roster_claims " + " union all ".join(parts))
 
-    def _insert_nwea_students(self, typed: str, batch_id: int) -> None:
+    def _insert_profile_students(self, profile: ImportProfile, typed: str, batch_id: int) -> None:
         """A term's students as the export lists them; those the warehouse has not seen become
         district students (no vendor). A school is found by its name, case and spaces aside;
         a name the warehouse does not have becomes a school whose id is the name in lower case
         with runs of other characters as '-' ('Mt. Hood High School' -> 'mt-hood-high-school')."""
-        c = {field: f't."{column}"' for field, column in NWEA_MAP.students.columns.items()}
+        c = {field: f't."{column}"' for field, column in profile.students.columns.items()}
         con = self.con
         con.execute(
-            f"""create or replace temp table nwea_schools as
+            f"""create or replace temp table profile_schools as
             select name, coalesce(
                 (select min(k.school_id) from schools as k where lower(trim(k.name)) = lower(trim(n.name))),
                 {slug_sql("n.name", "-")}) as school_id
             from (select distinct trim({c["school"]}) as name from {typed} as t) as n"""
         )
-        con.execute("insert or ignore into schools select distinct school_id, name, ? from nwea_schools", [batch_id])
+        con.execute("insert or ignore into schools select distinct school_id, name, ? from profile_schools", [batch_id])
         con.execute(
-            f"""insert or replace into nwea_students
-            select {c["student_id"]}, {c["term"]}, t.term_year, t.term_window, k.school_id, t.grade_number,
+            f"""insert or replace into profile_students
+            select ?, {c["student_id"]}, {c["term"]}, t.term_year, t.term_window, k.school_id, t.grade_number,
                    t.group_race, t.group_gender, ?
-            from {typed} as t inner join nwea_schools as k on k.name = trim({c["school"]})""",
-            [batch_id],
+            from {typed} as t inner join profile_schools as k on k.name = trim({c["school"]})""",
+            [profile.students.kind, batch_id],
         )
         con.execute(
             f"""insert into students
             select {c["student_id"]}, null, k.school_id, t.grade_number, t.group_race, t.group_gender,
                    null, null, null, null, y.starts_on, ?, null
             from {typed} as t
-            inner join nwea_schools as k on k.name = trim({c["school"]})
+            inner join profile_schools as k on k.name = trim({c["school"]})
             inner join school_years as y on y.school_year = t.term_year
             where {c["student_id"]} not in (select student_key from students)""",
             [batch_id],
         )
 
-    def _insert_nwea_results(self, typed: str, batch_id: int) -> None:
-        """Test events as sent, and each new scale's metrics in the data map (an edited
-        definition is never overwritten)."""
-        r = {field: f't."{column}"' for field, column in NWEA_MAP.results.columns.items()}
-
-        def target(window: str) -> str:
-            # The typed file has every layout's column; those the file lacks are null.
-            return "coalesce(" + ", ".join(f't."{c}"' for c in NWEA_MAP.growth_targets[window]) + ")"
-
-        self.con.execute(f"insert into affected_{NWEA_MAP.results.kind} select distinct {r['student_id']} from {typed} as t")
+    def _insert_profile_results(self, profile: ImportProfile, typed: str, batch_id: int) -> None:
+        """Test events as sent, with the profile's scores and each growth metric's expected gain
+        (the first of its target columns holding a value), and each new subject's metrics in the
+        data map (an edited definition is never overwritten)."""
+        entries = [f"{{'k': '{name}', 'v': t.\"{score.column}\"::double}}" for name, score in profile.results.scores.items()]
+        for metric in profile.metrics:
+            for window, columns in metric.target_columns.items():
+                value = "coalesce(" + ", ".join(f't."{c}"' for c in columns) + ")"
+                entries.append(f"{{'k': '{metric.suffix}:{window}', 'v': {value}::double}}")
+        scores = f"map_from_entries(list_filter([{', '.join(entries)}], lambda e: e.v is not null))"
         self.con.execute(
-            f"""insert into nwea_results
-            select {r["student_id"]}, {r["term"]}, t.term_year, t.term_window, trim({r["scale"]}),
-                   {slug_sql(r["scale"])}, {r["test_id"]}, {r["test_date"]}, {r["score"]}, {r["percentile"]},
-                   {r["growth_measure"]}, {target("winter")}, {target("spring")}, ?
+            f"""insert into profile_results
+            select t.result_kind, ?, t.profile_student, t.term_key, t.term_year, t.term_window, t.subject_name,
+                   {slug_sql("t.subject_name")}, t.test_key, t."{profile.results.test_date}", t.is_preferred, {scores}, ?
             from {typed} as t""",
-            [batch_id],
+            [profile.version, batch_id],
         )
-        scales = self.con.execute(
-            f"select distinct trim({r['scale']}), {slug_sql(r['scale'])} from {typed} as t order by 2"
+        subjects = self.con.execute(
+            f"select distinct t.subject_name, {slug_sql('t.subject_name')} from {typed} as t order by 2"
         ).fetchall()
-        for scale, scale_id in scales:
+        for subject, subject_id in subjects:
             self.con.executemany(
                 "insert or ignore into metrics values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                metric_rows(NWEA_MAP, scale, scale_id),
+                metric_rows(profile, subject or None, subject_id or None),
             )
 
     def _contract_problems(self, typed: str, name: str) -> list[Problem]:
@@ -763,7 +784,7 @@ class Loader:
     def derive(self) -> None:
         """Rebuild the facts of every student a loaded file touched, from the raw rows."""
         started = datetime.now()
-        for kind in DERIVED_KINDS:
+        for kind in derived_kinds():
             if self.con.execute(f"select count(*) from affected_{kind}").fetchall()[0][0]:
                 self.con.execute(f"create or replace temp table affected as select distinct student_key from affected_{kind}")
                 metrics = [m for (m,) in self.con.execute("select metric_id from metrics where submitted_as = ?", [kind]).fetchall()]
@@ -771,7 +792,8 @@ class Loader:
                     "delete from facts where metric_id in (select unnest(?)) and student_key in (select student_key from affected)",
                     [metrics],
                 )
-                self.con.execute(DERIVATIONS[kind], {"growth_target": self.settings.growth_target_sgp} if kind == "assessment" else None)
+                derivation = DERIVATIONS[kind] if kind in DERIVATIONS else profile_derivation(PROFILE_OF_KIND[kind])
+                self.con.execute(derivation, {"growth_target": self.settings.growth_target_sgp} if kind == "assessment" else None)
                 if kind == "sessions":
                     self.con.execute("delete from student_dosage where student_key in (select student_key from affected)")
                     self.con.execute(STUDENT_DOSAGE)
@@ -796,7 +818,7 @@ class Loader:
         later record adds a version; the facts before it keep the groups they had."""
         if not self.con.execute("select count(*) from district_students").fetchall()[0][0]:
             return
-        touched = " union ".join(f"select student_key from affected_{name}" for name in (*DERIVED_KINDS, "roster", "students"))
+        touched = " union ".join(f"select student_key from affected_{name}" for name in (*derived_kinds(), "roster", "students"))
         [(taken_at,)] = self.con.execute("select count_date from group_rule").fetchall()
         if taken_at != self.settings.group_count_date:
             # The rule changed since the facts were grouped: every fact is regrouped by the new one.
@@ -949,55 +971,57 @@ DERIVATIONS = {
     ),
 }
 
-# Where the profile's fields are kept in `nwea_results`.
-STORED = {"score": "rit", "percentile": "percentile"}
-
-
-def _nwea_derivation() -> str:
-    """Each scale's metrics from the stored test events, as the profile's metrics say: one test
-    per student, term and scale (the growth-measure test first, then the latest); growth from
-    the fall test to the later window's against the growth the fall test expects."""
-    profile = NWEA_MAP
-    prefix = profile.metric_prefix
+def profile_derivation(profile: ImportProfile) -> str:
+    """The facts of a profile's results, as its metrics say: one test per student, window and
+    subject (the preferred test first, then the latest); growth from the `from_window` test to
+    the later window's, against the growth the earlier row expects or a fixed gain."""
+    kind = profile.results.kind.replace("'", "''")
     parts = []
     for m in profile.metrics:
-        metric = f"'{prefix}_' || scale_id || '_{m.suffix}'"
-        if m.growth:
-            whens = " ".join(f"when '{window}' then f.growth_to_{window}" for window in profile.growth_targets)
+        metric = "concat_ws('_', '" + profile.metric_prefix + "', nullif(later.subject_id, ''), '" + m.suffix + "')"
+        score = f"later.scores['{m.of}']"
+        if m.derive == "growth":
+            if m.target is not None:
+                target = repr(float(m.target))
+            else:
+                target = "case later.window_name " + " ".join(
+                    f"when '{window}' then earlier.scores['{m.suffix}:{window}']" for window in m.target_columns
+                ) + " end"
             parts.append(
-                f"""select later.student_key, '{prefix}_' || later.scale_id || '_{m.suffix}' as metric_id,
-                    later.period_start, (later.rit - f.rit >= case later.window_name {whens} end)::double as value,
+                f"""select later.student_key, {metric} as metric_id, later.period_start,
+                    ({score} - earlier.scores['{m.of}'] >= {target})::double as value,
                     null::double as denominator, later.batch_id
                 from one as later
-                inner join one as f on f.student_key = later.student_key and f.scale_id = later.scale_id
-                    and f.school_year = later.school_year and f.window_name = '{profile.growth_from}'
-                where later.growth_measure and f.growth_measure
-                  and (case later.window_name {whens} end) is not null"""
+                inner join one as earlier on earlier.student_key = later.student_key
+                    and earlier.subject_id = later.subject_id and earlier.school_year = later.school_year
+                    and earlier.window_name = '{m.from_window}'
+                where later.preferred and earlier.preferred and later.window_name <> '{m.from_window}'
+                  and {score} is not null and earlier.scores['{m.of}'] is not null and ({target}) is not null"""
             )
         else:
+            value = f"({score} >= {float(m.threshold)!r})::double" if m.derive == "at_least" else f"{score}"
             parts.append(
-                f"select student_key, {metric} as metric_id, period_start, {STORED[m.field]}::double as value,"
-                " null::double as denominator, batch_id from one"
+                f"""select later.student_key, {metric} as metric_id, later.period_start, {value} as value,
+                    null::double as denominator, later.batch_id
+                from one as later where {score} is not null"""
             )
     body = "\nunion all\n".join(parts)
     return _facts_from(
         f"""with one as (
-            -- A term's values are dated at its window's first week: the term says the window.
+            -- A window's values are dated at its first week: the term (or the window) says which.
             select r.*, w.period_start
-            from nwea_results as r
+            from profile_results as r
             inner join (
                 select school_year, window_name, min(week_start) as period_start from calendar_weeks group by all
             ) as w using (school_year, window_name)
-            where r.student_key in (select student_key from affected)
+            where r.kind = '{kind}' and r.student_key in (select student_key from affected)
             qualify row_number() over (
-                partition by student_key, school_year, window_name, scale_id
-                order by growth_measure desc, test_date desc, test_id desc) = 1
+                partition by student_key, school_year, window_name, subject_id
+                order by preferred desc, test_date desc, test_id desc) = 1
         )
         {body}"""
     )
 
-
-DERIVATIONS[NWEA_MAP.results.kind] = _nwea_derivation()
 
 STUDENT_DOSAGE = """
 insert into student_dosage

@@ -11,7 +11,8 @@ from datetime import date
 import duckdb
 
 from ciboard.groups import BASELINE_BANDS, GROUP_FIELDS, MAPPED_FIELDS, mapped_sql, spellings
-from ciboard.nwea import NWEA_MAP, ImportProfile, mapping_sql, term_sql
+from ciboard.exports import mapping_sql, term_sql
+from ciboard.profiles import ImportProfile, Score, StudentFile, shipped, target_columns
 
 # --- what each kind of file holds ---------------------------------------------------------
 
@@ -57,6 +58,7 @@ NOT_YOURS = "is not on your roster"
 MAX_PROBLEMS = 1_000  # listed per file; a file with more says how many more
 WHOLE_NUMBER_LIMIT = 2_147_483_647  # the warehouse keeps whole numbers as 32-bit integers
 
+WINDOW_NAMES = "('fall', 'winter', 'spring')"
 SURVEY_ITEMS = ("sel_identity", "sel_efficacy", "satisfaction")
 
 # What every roster is checked for, whoever decides its students' groups.
@@ -295,87 +297,116 @@ KINDS: dict[str, Kind] = {
 }
 
 
-# The type of each field an import profile maps (see ciboard.nwea).
-PROFILE_FIELD_TYPES = {
-    "term": "varchar", "student_id": "varchar", "school": "varchar", "race_ethnicity": "varchar",
-    "gender": "varchar", "grade": "varchar", "scale": "varchar", "growth_measure": "boolean",
-    "test_id": "varchar", "test_date": "date", "score": "double", "percentile": "integer",
-}
 TERM_REASON = 'must be a term such as "Fall 2013-2014": Fall, Winter or Spring and two consecutive years'
 YEAR_REASON = "names a school year the warehouse does not have (add it with 'ciboard init --school-year')"
 
 
-def profile_kinds(profile: ImportProfile) -> tuple[Kind, Kind]:
-    """The student file and the results file of an export, as kinds whose columns are the
-    export's own, so every problem names the column as the file has it."""
-    s, r = profile.students.columns, profile.results.columns
+def _score_reason(score: Score) -> str | None:
+    if score.min is not None and score.max is not None:
+        return f"must be from {score.min:g} to {score.max:g}"
+    if score.min is not None:
+        return f"must be at least {score.min:g}"
+    if score.max is not None:
+        return f"must be at most {score.max:g}"
+    return None
+
+
+def profile_kinds(profile: ImportProfile) -> list[Kind]:
+    """An export's files as kinds whose columns are the export's own, so every problem names the
+    column as the file has it: the results file, and the students file where the profile has one."""
+    kinds = [] if profile.students is None else [_students_kind(profile, profile.students)]
+    return kinds + [_results_kind(profile)]
+
+
+def _students_kind(profile: ImportProfile, f: StudentFile) -> Kind:
+    s = f.columns
     window, year = term_sql(f't."{s["term"]}"')
-    students = Kind(
-        profile.students.kind,
-        tuple(Column(column, PROFILE_FIELD_TYPES[field]) for field, column in s.items()),
+    return Kind(
+        f.kind,
+        tuple(Column(column, "varchar") for column in s.values()),
         key=(s["student_id"], s["term"]),
         checks=(
             Check(s["term"], "term_year is not null", TERM_REASON),
             Check(s["term"], "term_year is null or term_year in (select school_year from school_years)", YEAR_REASON),
             Check(s["race_ethnicity"], "group_race is not null",
-                  "is not an ethnic group this import knows (" + ", ".join(profile.race_ethnicity) + ")"),
+                  "is not an ethnic group this import knows (" + ", ".join(f.race_ethnicity) + ")"),
             Check(s["gender"], "group_gender is not null",
-                  "is not a gender this import knows (" + ", ".join(profile.gender) + ")"),
-            Check(s["grade"], "grade_number is not null", "must be a grade: K (or 13, client-based MAP's code for it), or 0 to 12"),
+                  "is not a gender this import knows (" + ", ".join(f.gender) + ")"),
+            Check(s["grade"], "grade_number is not null",
+                  "must be a grade as this import spells one (" + ", ".join(f.grades) + ")"),
         ),
         enrich=f"""create or replace temp table {{typed}} as
             select t.*, {year} as term_year, {window} as term_window,
-                {mapping_sql(f't."{s["race_ethnicity"]}"', profile.race_ethnicity)} as group_race,
-                {mapping_sql(f't."{s["gender"]}"', profile.gender)} as group_gender,
-                {mapping_sql(f't."{s["grade"]}"', profile.grades)} as grade_number
+                {mapping_sql(f't."{s["race_ethnicity"]}"', f.race_ethnicity)} as group_race,
+                {mapping_sql(f't."{s["gender"]}"', f.gender)} as group_gender,
+                {mapping_sql(f't."{s["grade"]}"', f.grades)} as grade_number
             from {{typed}} as t""",
     )
-    window, year = term_sql(f't."{r["term"]}"')
-    targets = sorted({column for columns in profile.growth_targets.values() for column in columns})
-    results = Kind(
-        profile.results.kind,
-        tuple(Column(column, PROFILE_FIELD_TYPES[field]) for field, column in r.items())
-        + tuple(Column(column, "double", required=False, limit=1e4) for column in targets),
-        key=(r["student_id"], r["term"], r["scale"], r["test_id"]),
-        checks=(
-            Check(r["term"], "term_year is not null", TERM_REASON),
-            Check(r["term"], "term_year is null or term_year in (select school_year from school_years)", YEAR_REASON),
+
+
+def _results_kind(profile: ImportProfile) -> Kind:
+    r = profile.results
+    column = {"student": r.student_id, "date": r.test_date}
+    columns = [Column(r.student_id, "varchar"), Column(r.test_date, "date")]
+    columns += [Column(c, "varchar") for c in (r.term, r.window, r.subject, r.test_id) if c]
+    columns += [Column(r.preferred, "boolean")] if r.preferred else []
+    columns += [Column(s.column, "integer" if s.whole else "double") for s in r.scores.values()]
+    columns += [Column(c, "double", required=False, limit=1e4) for c in target_columns(profile)]
+    t = {name: f't."{c}"' for name, c in column.items()}
+    checks = []
+    if r.term:
+        window, year = term_sql(f't."{r.term}"')
+        checks += [
+            Check(r.term, "term_year is not null", TERM_REASON),
+            Check(r.term, "term_year is null or term_year in (select school_year from school_years)", YEAR_REASON),
             # The term, not the test date, says the window (a winter term may start in a week the
             # calendar counts as fall); the date must still lie in the term's school year.
-            Check(
-                r["test_date"],
-                "term_year is null or calendar_year is null or calendar_year = term_year",
-                "is not in the term's school year",
-            ),
-            Check(r["score"], f'"{r["score"]}" between 100 and 350', "must be a RIT score from 100 to 350"),
-            Check(r["percentile"], f'"{r["percentile"]}" between 1 and 99', "must be a percentile from 1 to 99"),
-            Check(
-                r["student_id"],
-                f'"{r["student_id"]}" in (select student_key from students)',
-                "is not a known student: send the StudentsBySchool file of the term with it",
-            ),
-            Check(
-                r["growth_measure"],
-                "growth_rows <= 1",
-                "is TRUE on more than one test of this student, term and scale",
-            ),
-        ),
-        period_column=r["test_date"],
-        data_dates=(r["test_date"],),
+            Check(r.test_date, "term_year is null or calendar_year is null or calendar_year = term_year",
+                  "is not in the term's school year"),
+        ]
+        term_key = f't."{r.term}"'
+    elif r.window:
+        window = f"case when lower(trim(t.\"{r.window}\")) in {WINDOW_NAMES} then lower(trim(t.\"{r.window}\")) end"
+        year = "w.school_year"
+        checks.append(Check(r.window, "term_window is not null", "must be fall, winter or spring"))
+        term_key = f"w.school_year || ' ' || {window}"
+    else:
+        window, year = "w.window_name", "w.school_year"
+        term_key = "w.school_year || ' ' || w.window_name"
+    for score in r.scores.values():
+        reason = _score_reason(score)
+        if reason:
+            bounds = [f'"{score.column}" >= {score.min}'] * (score.min is not None)
+            bounds += [f'"{score.column}" <= {score.max}'] * (score.max is not None)
+            checks.append(Check(score.column, " and ".join(bounds), reason))
+    known = (f"send the {profile.students.label} file of the term with it" if profile.students
+             else "load the district's student records or the vendor's roster first")
+    checks.append(Check(r.student_id, "profile_student in (select student_key from students)", f"is not a known student: {known}"))
+    if r.preferred:
+        checks.append(Check(r.preferred, "preferred_rows <= 1",
+                            "is TRUE on more than one test of this student, term" + (" and subject" if r.subject else "")))
+    subject = f"coalesce(trim(t.\"{r.subject}\"), '')" if r.subject else "''"
+    # find_problems names the student of a row already loaded as student_id
+    student_id = "" if r.student_id.lower() == "student_id" else f' {t["student"]} as student_id,'
+    preferred = f't."{r.preferred}"' if r.preferred else "true"
+    return Kind(
+        r.kind,
+        tuple(columns),
+        key=tuple(c for c in (r.student_id, r.term or "term_key", r.subject, r.test_id) if c),
+        checks=tuple(checks),
+        period_column=r.test_date,
+        data_dates=(r.test_date,),
         enrich=f"""create or replace temp table {{typed}} as
             select t.*, {year} as term_year, {window} as term_window, w.school_year as calendar_year,
-                -- find_problems names the student of a row already loaded as student_id
-                t."{r["student_id"]}" as student_id,
-                count(*) filter (where t."{r["growth_measure"]}") over (
-                    partition by t."{r["student_id"]}", t."{r["term"]}", t."{r["scale"]}") as growth_rows
+                '{r.kind}' as result_kind, {t["student"]} as profile_student,{student_id}
+                {term_key} as term_key,
+                {subject} as subject_name, coalesce({f't."{r.test_id}"' if r.test_id else "null"}, '') as test_key,
+                {preferred} as is_preferred,
+                count(*) filter (where {preferred}) over (partition by {t["student"]}, {term_key}, {subject}) as preferred_rows
             from {{typed}} as t
-            left join calendar_weeks as w on w.week_start = date_trunc('week', t."{r["test_date"]}")::date""",
+            left join calendar_weeks as w on w.week_start = date_trunc('week', {t["date"]})::date""",
     )
-    return students, results
 
-
-for _kind in profile_kinds(NWEA_MAP):
-    KINDS[_kind.name] = _kind
 
 SPELLING_HELP = (
     "is not a spelling of {what} that the table of spellings knows (README: District student records);"
@@ -459,7 +490,6 @@ RAW_TABLES = {
     "school_attendance": ("school_attendance", "student_key, week_start", "week_start"),
     "assessment": ("assessments", "student_key, window_name, school_year", "test_date"),
     "survey": ("survey_responses", "student_key, response_date, item", "response_date"),
-    NWEA_MAP.results.kind: ("nwea_results", "student_key, term_name, scale, test_id", "test_date"),
     "students": ("district_students", "student_key, as_of", "as_of"),
 }
 STAGED_KEYS = {
@@ -468,10 +498,25 @@ STAGED_KEYS = {
     "assessment": 'student_id, "window", school_year',
     "survey": "student_id, response_date, item",
     "students": "student_id, as_of",
-    NWEA_MAP.results.kind: ", ".join(
-        f'"{NWEA_MAP.results.columns[f]}"' for f in ("student_id", "term", "scale", "test_id")
-    ),
 }
+
+
+# The import profiles whose kinds are known, by the kind of each of their files.
+PROFILE_OF_KIND: dict[str, ImportProfile] = {}
+
+
+def register(profile: ImportProfile) -> None:
+    """Makes a profile's files kinds that ingest can check and load (a later version of a
+    profile replaces the earlier one's)."""
+    for kind in profile_kinds(profile):
+        KINDS[kind.name] = kind
+        PROFILE_OF_KIND[kind.name] = profile
+    RAW_TABLES[profile.results.kind] = ("profile_results", "kind, student_key, term_name, subject, test_id", "test_date")
+    STAGED_KEYS[profile.results.kind] = "result_kind, profile_student, term_key, subject_name, test_key"
+
+
+for _profile in shipped().values():
+    register(_profile)
 
 
 # --- what is wrong with a file ------------------------------------------------------------
@@ -555,7 +600,7 @@ def _typed(column: Column, source: str) -> str:
 
 def _out_of_range(column: Column) -> tuple[str, str] | None:
     """When a number is beyond what the column holds: (SQL true on such a raw value, reason)."""
-    number = f"try_cast(nullif(trim({column.name}__raw), '') as double)"
+    number = f"try_cast(nullif(trim(\"{column.name}__raw\"), '') as double)"
     if column.type == "integer":
         return f"isinf({number}) or abs({number}) > {WHOLE_NUMBER_LIMIT}", f"is out of range for a whole number (up to {WHOLE_NUMBER_LIMIT:,})"
     if column.type == "double" and column.limit:
@@ -578,7 +623,7 @@ def type_rows(
     con: duckdb.DuckDBPyConnection, kind: Kind, stage_table: str, headers: list[str], file_name: str
 ) -> tuple[str | None, list[Problem]]:
     """Builds `<stage>_typed`: each column of the kind as text (`<name>__raw`) and typed (`<name>`)."""
-    wanted = {c.name.lower(): c.name for c in kind.columns}
+    wanted = {c.name.strip().lower().replace(" ", "_"): c.name for c in kind.columns}
     position: dict[str, int] = {}
     problems: list[Problem] = []
     for i, header in enumerate(headers):
@@ -608,7 +653,7 @@ def type_rows(
     selects = ["_row"]
     for c in kind.columns:
         source = f"c{position[c.name]}" if c.name in position else "null"
-        selects.append(f"{source}::varchar as {c.name}__raw")
+        selects.append(f'{source}::varchar as "{c.name}__raw"')
         selects.append(f'{_typed(c, source)} as "{c.name}"')
     con.execute(f"create or replace temp table {typed} as select {', '.join(selects)} from {stage_table}")
     if kind.name == "assessment":
@@ -636,7 +681,7 @@ def find_problems(
     # (column, condition true on a bad row, reason, what the vendor is told instead)
     checks: list[tuple[str, str, str, str | None]] = []
     for c in kind.columns:
-        given = f"trim(coalesce({c.name}__raw, '')) <> ''"
+        given = f"trim(coalesce(\"{c.name}__raw\", '')) <> ''"
         if c.required:
             checks.append((c.name, f"not {given}", "is required", None))
         too_big = _out_of_range(c)
@@ -649,12 +694,12 @@ def find_problems(
             (check.column, f'"{check.column}" is not null and not coalesce({check.ok}, false)', check.reason, check.for_vendor)
         )
     for column in kind.data_dates:
-        checks.append((column, f"{column} > today", "is in the future", None))
+        checks.append((column, f'"{column}" > today', "is in the future", None))
     for column in kind.data_dates + kind.year_dates:
         checks.append(
             (
                 column,
-                f"{column} is not null and len(list_filter(years, lambda y: {column} between y.starts_on and y.ends_on)) = 0",
+                f'"{column}" is not null and len(list_filter(years, lambda y: "{column}" between y.starts_on and y.ends_on)) = 0',
                 "is outside every school year of the warehouse (add one with 'ciboard init --school-year')",
                 None,
             )
@@ -701,7 +746,7 @@ def find_problems(
     )
     # Every row check in one pass over the file: each row collects the problems it has.
     found = ",\n".join(
-        f"case when {condition} then {{'column_name': '{column}', 'value': {column}__raw,"
+        f"case when {condition} then {{'column_name': {text(column)}, 'value': \"{column}__raw\","
         f" 'reason': {text(reason)}, 'for_vendor': {text(for_vendor)}}} end"
         for column, condition, reason, for_vendor in checks
     )

@@ -29,6 +29,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from ciboard.profiles import record_shipped, shipped_text
 from ciboard.settings import Settings
 
 SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
@@ -103,7 +104,7 @@ def views_sql() -> str:
 
 def code_fingerprint() -> str:
     """Changes whenever a migration or a view changes, so readers know a file is stale."""
-    text = views_sql() + "".join(sql for _, _, sql in migrations())
+    text = views_sql() + "".join(sql for _, _, sql in migrations()) + shipped_text()
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -122,6 +123,7 @@ def migrate(con: duckdb.DuckDBPyConnection) -> list[int]:
         con.execute("insert into schema_migrations values (?, ?, ?)", [number, name, datetime.now()])
         applied.append(number)
     con.execute(views_sql())
+    record_shipped(con)
     con.execute("create table if not exists warehouse_info (key varchar primary key, value varchar not null)")
     # Which entries of the rejection log this version holds, so none is counted twice.
     con.execute("create table if not exists folded_rejections (log_key varchar primary key)")

@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from conftest import SAMPLES, make_warehouse, sample_submissions, view, write_csv
-from ciboard import nwea
+from ciboard import exports, nwea
 from ciboard.access import Scope
 from ciboard.cli import main
 from ciboard.ingest import IngestRejected, Submission, ingest
@@ -108,7 +108,7 @@ def test_real_students_become_district_students_that_no_vendor_sees(empty):
 
     # Groups from StudentsBySchool, in the dashboard's spelling; unknown groups are in no group.
     by_race = view(empty, "breakdown", metric="nwea_reading_rit", by="race_ethnicity")
-    counts = students["StudentEthnicGroup"].map(nwea.NWEA_MAP.race_ethnicity).value_counts()
+    counts = students["StudentEthnicGroup"].map(nwea.NWEA_MAP.students.race_ethnicity).value_counts()
     assert dict(zip(by_race["race_ethnicity"], by_race["n"])) == counts.to_dict()
     assert view(empty, "breakdown", metric="nwea_reading_rit", by="english_learner").empty
     facilitator = run(empty, "series", Scope.parse("facilitator"), {"metric": "nwea_reading_rit", "grain": "window"})
@@ -154,7 +154,7 @@ def test_bad_files_are_rejected_with_every_problem_and_nothing_lands(empty, tmp_
         nwea.import_files(empty, [results, students])
     found = {(p.file, p.row, p.column, p.value, p.reason) for p in rejected.value.problems}
     assert ("StudentsBySchool.csv", 3, "StudentEthnicGroup", "Martian",
-            "is not an ethnic group this import knows (" + ", ".join(nwea.NWEA_MAP.race_ethnicity) + ")") in found
+            "is not an ethnic group this import knows (" + ", ".join(nwea.NWEA_MAP.students.race_ethnicity) + ")") in found
     problems = {(p.file, p.row, p.column, p.value) for p in rejected.value.problems}
     assert {
         ("StudentsBySchool.csv", 4, "TermName", "Autumn 2024"),
@@ -217,17 +217,17 @@ def test_a_vendor_rostering_a_district_student_takes_their_results_and_may_not_s
 
 
 def test_term_names_and_scales_become_years_windows_and_metric_ids():
-    assert nwea.school_year_of_term("Fall 2013-2014") == "2013-14"
-    assert nwea.school_year_of_term("Spring 2024-2025") == "2024-25"
-    assert nwea.school_year_of_term("Fall 2013-2015") is None
-    assert nwea.school_year_of_term("Summer 2013") is None
+    assert exports.school_year_of_term("Fall 2013-2014") == "2013-14"
+    assert exports.school_year_of_term("Spring 2024-2025") == "2024-25"
+    assert exports.school_year_of_term("Fall 2013-2015") is None
+    assert exports.school_year_of_term("Summer 2013") is None
     import duckdb
 
     con = duckdb.connect()
-    window, year = nwea.term_sql("'Winter 2013-2014'")
+    window, year = exports.term_sql("'Winter 2013-2014'")
     assert con.execute(f"select {window}, {year}").fetchall() == [("winter", "2013-14")]
     scales = ["Mathematics", "Reading", "Language Usage", "Science - General Science"]
-    ids = [con.execute(f"select {nwea.slug_sql(repr(s))}").fetchall()[0][0] for s in scales]
+    ids = [con.execute(f"select {exports.slug_sql(repr(s))}").fetchall()[0][0] for s in scales]
     assert ids == ["mathematics", "reading", "language_usage", "science_general_science"]
 
 
