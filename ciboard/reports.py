@@ -277,6 +277,7 @@ def _commitments(warehouse: Warehouse, db: AppDB, period: Period, metrics: dict,
         else:
             verdict = "not measured"
         rows.append({
+            "vendor_id": c.slice.vendor_id or (c.party_id if c.party == "vendor" else None),
             "made_on": c.made_on.isoformat(), "party": c.party,
             "action": None if public else c.action, "owner": None if public else c.owner,
             "due_on": c.due_on.isoformat() if c.due_on else None, "status": c.status_on(period.end),
@@ -386,9 +387,7 @@ def review(db: AppDB, warehouse: Warehouse, who: Account, report_id: int, note: 
     # Pinned before the record names it: a record never names a version that may go.
     warehouse.pin(version, report.record())
     pinned = warehouse.at(version)
-    public_warehouse = Warehouse(warehouse.settings.model_copy(
-        update={"min_cell_size": max(warehouse.settings.public_min_cell_size, warehouse.settings.min_cell_size)}))
-    public = public_warehouse.at(version)
+    public = public_warehouse(warehouse).at(version)
     try:
         period = period_of(pinned, report.school_year, period_text(report))
         district_copy = compute(pinned, db, period, public=False)
@@ -406,6 +405,28 @@ def review(db: AppDB, warehouse: Warehouse, who: Account, report_id: int, note: 
         _event(con, report_id, "reviewed", who, note, snapshot_id=snapshot_id)
     accounts.audit(db, who, "report review", {"report": report_id, "version": version})
     return read(db, who.scope, report_id)
+
+
+def public_warehouse(warehouse: Warehouse) -> Warehouse:
+    """The same warehouse read with the public minimum cell size: every hiding and noise of the
+    query layer at the stricter threshold."""
+    settings = warehouse.settings
+    return Warehouse(settings.model_copy(update={"min_cell_size": max(settings.public_min_cell_size, settings.min_cell_size)}))
+
+
+def preview(warehouse: Warehouse, db: AppDB, school_year: str, period: str, *, public: bool) -> tuple[Report, dict]:
+    """A report for the period as the data stands, stored nowhere: what a draft would show."""
+    found = period_of(warehouse, school_year, period)
+    store = public_warehouse(warehouse) if public else warehouse
+    try:
+        content = compute(store, db, found, public=public)
+    finally:
+        if public:
+            store.close()
+    drafted = Event("draft", "the command line", _now(), "preview, not stored", None, ())
+    report = Report(report_id=0, school_year=found.school_year, period=found.label, version=1, corrects=None,
+                    what_changed="", created_by="the command line", created_at=_now(), texts={}, events=(drafted,))
+    return report, content
 
 
 def approve(db: AppDB, who: Account, report_id: int, note: str = "") -> Report:
@@ -533,9 +554,21 @@ def copy_for(report: Report, scope: Scope, audience: str | None = None) -> dict:
     district's for the board and schools (and the district's own staff)."""
     if report.snapshot is None:
         raise ReportError("the report's numbers are frozen when it is reviewed; a draft shows them live")
-    if scope.role == "vendor" or audience in PUBLIC_AUDIENCES:
+    if scope.role == "vendor":
+        return own_rows(report.snapshot["public"], scope.vendor_id)
+    if audience in PUBLIC_AUDIENCES:
         return report.snapshot["public"]
     return report.snapshot["district"]
+
+
+def own_rows(content: dict, vendor_id: str) -> dict:
+    """A vendor's reading of the public copy: its own rows and the district's, never another
+    vendor's (as on every page), whatever the district released."""
+    mine = dict(content)
+    mine["outcomes"] = [r for r in content["outcomes"] if r["who"] in (vendor_id, "All vendors")]
+    for key in ("targets", "payments", "timeliness", "commitments"):
+        mine[key] = [r for r in content[key] if r.get("vendor_id") in (vendor_id, None)]
+    return mine
 
 
 def students_named(warehouse: Warehouse, report: Report) -> set[str]:

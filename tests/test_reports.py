@@ -245,7 +245,13 @@ def test_who_reads_a_report_follows_its_audiences(small):
     reports.release(db, warehouse, ADMIN, other, ["vendors"])
     [seen] = reports.listing(db, VENDOR.scope)
     assert seen.report_id == other and seen.snapshot["district"] is None
-    assert reports.copy_for(seen, VENDOR.scope)["copy"] == "public"
+    mine = reports.copy_for(seen, VENDOR.scope)
+    assert mine["copy"] == "public"
+    # Every vendor's rows are in the copy; a vendor reads its own and the district's only.
+    assert {r["vendor_id"] for r in seen.snapshot["public"]["payments"]} == {"V1", "V2"}
+    assert {r["vendor_id"] for r in mine["payments"]} == {"V1"}
+    assert {r["who"] for r in mine["outcomes"]} <= {"V1", "All vendors"}
+    assert all(r["vendor_id"] == "V1" for key in ("targets", "timeliness") for r in mine[key])
     assert [r.report_id for r in reports.listing(db, FACILITATOR.scope)] == [rid]
 
 
@@ -295,3 +301,34 @@ def test_the_files_are_whole_and_self_contained(small):
     for sheet in book:
         for row in sheet.iter_rows(values_only=True):
             assert not any(str(v) in STUDENTS for v in row if v is not None)
+
+
+def test_the_command_line_lists_exports_and_previews(own, tmp_path):
+    from click.testing import CliRunner
+
+    from ciboard.cli import main
+
+    warehouse, db = own
+    report = released(warehouse, db, audiences=("board", "public"), texts={"summary": "September."})
+    data_dir = str(warehouse.settings.data_dir)
+
+    def run(*args):
+        result = CliRunner().invoke(main, [*args, "--data-dir", data_dir])
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    listed = run("report", "list").splitlines()
+    assert listed[1].split(",")[:6] == [str(report.report_id), "2025-09", "1", "released", "board public", "ana"]
+    run("report", "export", str(report.report_id), "--copy", "public", "--format", "xlsx",
+        "--output", str(tmp_path / "public.xlsx"))
+    book = openpyxl.load_workbook(tmp_path / "public.xlsx")
+    assert book["About"]["A4"].value.endswith(f"values over fewer than {PUBLIC_MIN} students hidden")
+    run("report", "export", str(report.report_id), "--format", "md", "--output", str(tmp_path / "board.md"))
+    assert (tmp_path / "board.md").read_text() == reports.to_markdown(report, report.snapshot["district"])
+    run("report", "build", "--school-year", "2025-26", "--period", "Q1", "--format", "md", "--output", str(tmp_path / "q1.md"))
+    assert (tmp_path / "q1.md").read_text().startswith("# Contract report 2025-26 Q1\n")
+    exports = [r for r in accounts.audit_log(db) if r["action"] == "export"]
+    assert len(exports) == 3 and all("the command line" in r["detail"] for r in exports)
+
+    failed = CliRunner().invoke(main, ["report", "export", "999", "--data-dir", data_dir])
+    assert failed.exit_code == 1 and "no report 999" in failed.output
