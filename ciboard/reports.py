@@ -674,9 +674,13 @@ def shown_table(content: dict, sheet: str, table: pd.DataFrame) -> tuple[list[st
     rows = []
     for row in table.to_dict("records"):
         metric = metrics.get(row.get("Metric"))
+        # An outcome not known yet has no count to hide: it says so.
+        pending = sheet == "Targets" and str(row.get("Outcome known", "")).startswith("due")
         cells = []
         for column, value in row.items():
-            if isinstance(value, bool):
+            if pending and column in ("Eligible", "Met target", "Share met"):
+                cells.append("not yet known")
+            elif isinstance(value, bool):
                 cells.append("Yes" if value else "No")
             elif value is None or (isinstance(value, float) and pd.isna(value)):
                 cells.append(hidden if column in ("Value", "Students", "Served", "Eligible", "Met target", "Share met") else "–")
@@ -725,9 +729,8 @@ def _figures(content: dict) -> list[tuple[str, Any]]:
         base = rows[rows["is_reference"]]
         figure = charts.interval_figure(
             rows, category="group", metric=metric, reference=base["value"].iloc[0] if len(base) else None,
-            reference_label=base["group"].iloc[0] if len(base) else None,
-            title=f"{metric['label']} by {dimension.lower()}")
-        found.append((f"{metric['label']} by {dimension.lower()}", figure))
+            reference_label=base["group"].iloc[0] if len(base) else None)
+        found.append((f"{metric['label']} by {charts.in_sentence(dimension)}", figure))
     return found
 
 

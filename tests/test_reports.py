@@ -332,3 +332,12 @@ def test_the_command_line_lists_exports_and_previews(own, tmp_path):
 
     failed = CliRunner().invoke(main, ["report", "export", "999", "--data-dir", data_dir])
     assert failed.exit_code == 1 and "no report 999" in failed.output
+
+
+def test_a_payment_outcome_not_yet_known_says_so_rather_than_hidden(small):
+    warehouse, db = small
+    report = released(warehouse, db)
+    headers, rows = reports.shown_table(report.snapshot["district"], "Targets",
+                                        dict((s, t) for s, _, t in reports.tables(report.snapshot["district"]))["Targets"])
+    v1 = dict(zip(headers, next(r for r in rows if r[0] == "V1")))
+    assert v1["Outcome known"].startswith("due ") and v1["Eligible"] == v1["Met target"] == "not yet known"
