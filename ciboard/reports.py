@@ -392,17 +392,21 @@ def review(db: AppDB, warehouse: Warehouse, who: Account, report_id: int, note: 
         period = period_of(pinned, report.school_year, period_text(report))
         district_copy = compute(pinned, db, period, public=False)
         public_copy = compute(public, db, period, public=True)
+        with db.transaction() as con:
+            _must_be(_state(con, report_id), "draft", "reviewed")
+            snapshot_id = con.execute(
+                "insert into report_snapshots (report_id, warehouse_version, computed_at, district, public)"
+                " values (?, ?, ?, ?, ?)",
+                [report_id, version, _now(), json.dumps(district_copy), json.dumps(public_copy)],
+            ).lastrowid
+            _event(con, report_id, "reviewed", who, note, snapshot_id=snapshot_id)
+    except BaseException:
+        # Nothing frozen (a failure, or a review by someone else meanwhile): nothing holds the version.
+        warehouse.release(version, report.record())
+        raise
     finally:
         pinned.close()
         public.close()
-    with db.transaction() as con:
-        _must_be(_state(con, report_id), "draft", "reviewed")
-        snapshot_id = con.execute(
-            "insert into report_snapshots (report_id, warehouse_version, computed_at, district, public)"
-            " values (?, ?, ?, ?, ?)",
-            [report_id, version, _now(), json.dumps(district_copy), json.dumps(public_copy)],
-        ).lastrowid
-        _event(con, report_id, "reviewed", who, note, snapshot_id=snapshot_id)
     accounts.audit(db, who, "report review", {"report": report_id, "version": version})
     return read(db, who.scope, report_id)
 
@@ -477,6 +481,8 @@ def reopen(db: AppDB, warehouse: Warehouse, who: Account, report_id: int, note: 
         raise ReportError(f"a {report.state} report cannot go back to draft"
                           + (": make a corrected version" if report.state == "released" else ""))
     with db.transaction() as con:
+        if _state(con, report_id) not in ("reviewed", "approved"):
+            raise ReportError(f"report {report_id} changed meanwhile: it is {_state(con, report_id)} now")
         _event(con, report_id, "draft", who, note.strip())
     warehouse.release(report.snapshot["warehouse_version"], report.record())
     accounts.audit(db, who, "report reopen", {"report": report_id, "why": note.strip()})

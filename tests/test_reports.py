@@ -341,3 +341,17 @@ def test_a_payment_outcome_not_yet_known_says_so_rather_than_hidden(small):
                                         dict((s, t) for s, _, t in reports.tables(report.snapshot["district"]))["Targets"])
     v1 = dict(zip(headers, next(r for r in rows if r[0] == "V1")))
     assert v1["Outcome known"].startswith("due ") and v1["Eligible"] == v1["Met target"] == "not yet known"
+
+
+def test_a_review_that_fails_freezes_nothing_and_holds_no_version(own, monkeypatch):
+    warehouse, db = own
+    rid = reports.create(db, warehouse, ANALYST, "2025-26", "2025-09").report_id
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("the disk is full")
+
+    monkeypatch.setattr(reports, "compute", broken)
+    with pytest.raises(RuntimeError, match="the disk is full"):
+        reports.review(db, warehouse, ADMIN, rid)
+    assert reports.read(db, ADMIN.scope, rid).state == "draft"
+    assert f"report-{rid}" not in warehouse.pins().get(warehouse.version(), [])
