@@ -7,7 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from ciboard import reports, session
-from ciboard.dashboard import account, audit, choices, version, warehouse
+from ciboard.dashboard import account, audit, choices, disguised_text, version, warehouse
 
 me = account()
 staff = me.role in ("analyst", "admin")
@@ -160,6 +160,10 @@ else:
                         help="Vendors and the public get values over fewer students hidden, and no commitment's "
                         "wording or owner.")
     content = reports.copy_for(report, me.scope, "public" if copy == "public" else "board")
+if report.snapshot is not None and session.aliasing():
+    # The files name vendors as the report does; a shared screen shows them as letters only.
+    st.caption("Downloads are offered when presentation mode's \"Vendor A, B, C\" is off.")
+elif report.snapshot is not None:
     name = {"html": "HTML", "md": "Markdown", "xlsx": "Excel"}
     files = {
         "html": (reports.to_html(report, content).encode(), "text/html"),
@@ -175,8 +179,16 @@ else:
             args=("download", {"file": file_name, "report": report.report_id, "copy": copy}),
         )
 
+if not (staff and report.state == "draft"):
+    for key, title in reports.SECTIONS.items():
+        body = report.texts.get(key, "").strip()
+        if body:
+            st.subheader(title)
+            st.text(disguised_text(body))  # as written: the district's words, no markup of their own
+
 for sheet, title, table in reports.tables(content):
     headers, rows = reports.shown_table(content, sheet, table)
+    rows = [[disguised_text(cell) for cell in row] for row in rows]  # vendors as letters while presenting with them
     st.subheader(title)
     if rows:
         st.dataframe(pd.DataFrame(rows, columns=headers), hide_index=True, key=f"table-{sheet}")
