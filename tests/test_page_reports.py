@@ -76,3 +76,10 @@ def test_a_report_from_draft_to_release_and_what_each_reader_gets(dashboard, app
     assert len(roster) == 3000 and not words & roster
     assert not [b for b in vendor.button if b.key in ("draft-report", "save-text", "correct-report")]
     assert "Attendance held up through the winter break." in [t.value for t in vendor.text]
+
+    # A facilitator presenting with "Vendor A, B, C" reads what went to the board, vendors as letters, and no file.
+    presenter = open_page(PAGE, query={"present": "true", "alias": "true"}, user="facilitator", state={"report": rid})
+    assert not presenter.exception
+    cells = {str(v) for frame in presenter.dataframe for v in frame.value.to_numpy().ravel()}
+    assert not cells & {"V1", "V2", "V3", "V4", "V5", "V6"} and any(str(c).startswith("Vendor ") for c in cells)
+    assert not [key for key in downloads(presenter) if "download-report" in key]
