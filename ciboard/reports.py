@@ -22,9 +22,9 @@ metrics the meetings show (ciboard.followup.metric_movement).
 import io
 import json
 import re
-from html import escape as html_escape
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from html import escape as html_escape
 from typing import Any
 
 import pandas as pd
