@@ -24,6 +24,7 @@ PAGES = [
     ("Improve", "root_causes", "Root causes", "account_tree", "root-causes", EVERYONE),
     ("Improve", "pdsa", "PDSA cycles", "autorenew", "pdsa", EVERYONE),
     ("Improve", "workgroups", "Workgroups", "diversity_3", "workgroups", EVERYONE),
+    ("Improve", "reports", "Contract reports", "summarize", "reports", EVERYONE),
     ("Trust", "data_quality", "Data quality", "fact_check", "data-quality", EVERYONE),
     ("Trust", "data_map", "Data map", "menu_book", "data-map", EVERYONE),
     ("Trust", "upload", "Submit data", "upload_file", "upload", ("vendor", "admin")),

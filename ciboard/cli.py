@@ -548,6 +548,84 @@ def packet(meeting_id: int, scope_text: str, output_format: str, output: Path | 
     click.echo(f"wrote the packet of meeting {meeting_id} for {scope} to {path}")
 
 
+@main.group("report", help="Contract reports: list them, export one's frozen numbers, or build a preview from the data now.")
+def report_group() -> None:
+    pass  # click runs the subcommands
+
+
+REPORT_FORMATS = ("html", "md", "xlsx")
+
+
+def write_report(report, content: dict, output_format: str, output: Path | None) -> Path:
+    from ciboard import reports
+
+    path = output or Path(reports.filename(report, content, output_format))
+    if output_format == "xlsx":
+        path.write_bytes(reports.to_xlsx(report, content))
+    else:
+        writer = reports.to_html if output_format == "html" else reports.to_markdown
+        path.write_text(writer(report, content), encoding="utf-8")
+    return path
+
+
+@report_group.command("list", help="Every report: id, period, version, state, audiences, reviewer and data version.")
+@data_dir_option
+def report_list(data_dir: Path | None) -> None:
+    from ciboard import reports
+
+    warehouse = warehouse_for(data_dir)
+    writer = csv.writer(sys.stdout)
+    writer.writerow(["report_id", "period", "version", "state", "audiences", "author", "reviewer", "warehouse_version"])
+    for r in reports.listing(AppDB.of(warehouse.settings), Scope("admin")):
+        writer.writerow([r.report_id, r.period, r.version, r.state, " ".join(r.audiences), r.created_by, r.reviewer or "",
+                         r.snapshot["warehouse_version"] if r.snapshot else ""])
+
+
+@report_group.command("export", help="Write a reviewed, approved or released report's frozen numbers and text.")
+@click.argument("report_id", type=int)
+@click.option("--copy", "copy", type=click.Choice(["district", "public"]), default="district", show_default=True,
+              help="district: the board's and schools' copy; public: the copy for vendors and the public.")
+@click.option("--format", "output_format", type=click.Choice(REPORT_FORMATS), default="html", show_default=True)
+@click.option("--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="The file to write (default: contract-report-<period>-v<version>-<copy>.<format> here).")
+@data_dir_option
+def report_export(report_id: int, copy: str, output_format: str, output: Path | None, data_dir: Path | None) -> None:
+    from ciboard import reports
+
+    warehouse = warehouse_for(data_dir)
+    try:
+        found = reports.read(AppDB.of(warehouse.settings), Scope("admin"), report_id)
+        content = reports.copy_for(found, Scope("admin"), "public" if copy == "public" else "board")
+    except reports.ReportError as error:
+        raise click.ClickException(str(error)) from None
+    path = write_report(found, content, output_format, output)
+    audit_command(warehouse.settings, "export", {"file": str(path), "report": report_id, "copy": copy})
+    click.echo(f"wrote report {report_id} ({found.state}, {copy} copy) to {path}")
+
+
+@report_group.command("build", help="A report for a period from the data as it stands, stored nowhere: a preview "
+                      "of a draft's numbers. The workflow (review, approval, release) is on the Contract reports page.")
+@click.option("--school-year", required=True, help="e.g. 2025-26")
+@click.option("--period", default="year", show_default=True, help="year, Q1 to Q4, or a month YYYY-MM")
+@click.option("--public", "public", is_flag=True, help="The copy for vendors and the public (public_min_cell_size).")
+@click.option("--format", "output_format", type=click.Choice(REPORT_FORMATS), default="html", show_default=True)
+@click.option("--output", type=click.Path(dir_okay=False, path_type=Path), default=None)
+@data_dir_option
+def report_build(school_year: str, period: str, public: bool, output_format: str, output: Path | None,
+                 data_dir: Path | None) -> None:
+    from ciboard import reports
+
+    warehouse = warehouse_for(data_dir)
+    try:
+        built, content = reports.preview(warehouse, AppDB.of(warehouse.settings), school_year, period, public=public)
+    except (reports.ReportError, WarehouseMissing) as error:
+        raise click.ClickException(str(error)) from None
+    path = write_report(built, content, output_format, output)
+    audit_command(warehouse.settings, "export", {"file": str(path), "report": "preview", "period": built.period,
+                                                 "copy": content["copy"]})
+    click.echo(f"wrote a preview of the {built.period} report ({content['copy']} copy) to {path}")
+
+
 @main.group(help="Payments under the contracts' rate cards.")
 def payments() -> None:
     pass  # click runs the subcommands

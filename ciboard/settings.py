@@ -19,6 +19,9 @@ class Settings(BaseSettings):
     min_cell_size: int = Field(
         10, ge=1, description="Aggregates over fewer students are suppressed for everyone but analysts."
     )
+    public_min_cell_size: int = Field(
+        20, ge=1, description="A contract report released to vendors or the public hides aggregates over fewer students."
+    )
     school_year_start_month: int = Field(
         8, ge=1, le=12, description="A school year runs from the first day of this month for twelve months."
     )
