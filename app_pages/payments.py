@@ -55,8 +55,15 @@ rows = closed.rows if closed else live
 totals, terms = pd.DataFrame(rows.attrs["totals"]), pd.DataFrame(rows.attrs["terms"])
 
 st.subheader("Rate-card terms")
-# One column per rate-card line: the terms read down, as a contract does.
-st.dataframe(terms.drop(columns=["vendor_id"]).set_index("payment_metric").T, width="stretch", key="terms")
+# One column per rate-card line: the terms read down, as a contract does. A month where two years
+# of a multi-year contract are in force (the last year's outcomes fall due in the next's first
+# month) names each line's year. Statements closed before contract years existed have none.
+years = terms.get("contract_year", pd.Series(dtype=object))
+lines = terms["payment_metric"]
+if years.nunique() > 1:
+    lines = lines + ", " + years.astype(str)
+st.dataframe(terms.drop(columns=["vendor_id", "payment_metric", "contract_year"], errors="ignore").set_axis(lines).T,
+             width="stretch", key="terms")
 
 st.subheader(f"Statement for {period}" + (" (closed)" if closed else ""))
 tiles = st.columns(6)

@@ -43,6 +43,8 @@ DATE_COLUMNS = (
     "due_on",
     "contract_starts_on",
     "contract_ends_on",
+    "contract_from",
+    "contract_to",
     "counted_until",
     "starts_on",
     "ends_on",
@@ -264,7 +266,7 @@ def run(
     if view == "payments":
         frame = payments.summary(frame, bound["end"])
     if view == "statement":
-        terms = payments.terms(frame)
+        terms = payments.terms(frame, period)
         frame, totals = payments.statement(frame, period)
         lines = _adjustments(warehouse, version, scope, bound, period)
         totals = payments.adjusted(totals, lines)
