@@ -161,6 +161,37 @@ def test_accepted_flags_count_and_a_later_rejection_supersedes(district):
         con.execute("delete from session_check_decisions")
 
 
+def test_one_flagged_session_is_decided_on_its_own_and_audited(district):
+    db = AppDB.of(district.settings)
+    calendar = flags(district, vendor_id="VA", check="calendar").set_index("student_key")
+    c7 = calendar.loc["C7", "flag_key"]
+    flag = session_checks.decide_one(db, district, ANALYST_ACCOUNT, c7, decision="accepted",
+                                     reason="make-up session the school hosted")
+    assert (flag["student_key"], str(flag["session_date"])) == ("C7", "2025-12-23")
+    now = flags(district, vendor_id="VA", check="calendar").set_index("student_key")
+    # Only that session: C1, on the snow day under the same check, is still pending.
+    assert now.loc["C7", "decision"] == "accepted" and now.loc["C1", "decision"] == "pending"
+    [logged] = audit_log(db, action="session check accept")
+    assert '"flags": 1' in logged["detail"] and '"student": "C7"' in logged["detail"] and "school hosted" in logged["detail"]
+    # A later decision about it supersedes; both stay.
+    session_checks.decide_one(db, district, ADMIN, c7, decision="rejected", reason="no make-up was agreed")
+    assert [d["decision"] for d in session_checks.history(db, c7)] == ["accepted", "rejected"]
+
+    revision = session_checks.revision(db)
+    for who, key, decision, reason, error in (
+        (Account("v", "V", "vendor", "VA"), c7, "accepted", "ours", ScopeError),
+        (Account("fac", "F", "facilitator"), c7, "accepted", "ok", ScopeError),
+        (ADMIN, c7, "accepted", " ", ValueError),
+        (ADMIN, c7, "maybe", "x", ValueError),
+        (ADMIN, "VA|C7|2025-12-24|T1|calendar", "accepted", "x", ValueError),  # no such flag
+        (ADMIN, "VA|C7|2025-12-23|T1|weather", "accepted", "x", ValueError),
+        (ADMIN, "not a key", "accepted", "x", ValueError),
+    ):
+        with pytest.raises(error):
+            session_checks.decide_one(db, district, who, key, decision=decision, reason=reason)
+    assert session_checks.revision(db) == revision, "a refused decision saves nothing"
+
+
 def test_a_check_the_district_counts_counts_until_rejected(tmp_path):
     warehouse = make_warehouse(tmp_path / "data", session_checks_counted=["attendance", "plausibility"])
     warehouse.init(["2025-26"])
