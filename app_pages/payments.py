@@ -109,6 +109,21 @@ st.caption(
     f"{data_version(rows.attrs['version'])} · cut by the contract cap, per contract: "
     + "; ".join(f"the one from {t['contract_starts_on']}: ${t['contract_cap_applied']:,.2f}" for t in totals.to_dict("records"))
 )
+# What the checks against the district's records leave out, as the data stands now (a closed
+# month keeps the service it was closed with; a decision now lands as an adjustment).
+left_out = live.attrs["left_out"]
+if left_out["sessions"]:
+    st.markdown(
+        f":orange[:material/rule:] **{left_out['sessions']:,} attended session(s)** of this vendor from "
+        f"{left_out['start']:%b %-d, %Y} to {left_out['end']:%b %-d, %Y} are left out of its service by the checks "
+        f"against the district's records: {left_out['pending']:,} awaiting the district's decision, "
+        f"{left_out['sessions'] - left_out['pending']:,} rejected."
+    )
+    st.page_link("app_pages/data_quality.py", label="Which sessions and why: Data quality", icon=":material/fact_check:",
+                 query_params=None if own else {"vendor": filters.label("vendor_id", vendor)})
+else:
+    st.caption(f"Every attended session of this vendor up to {left_out['end']:%b %-d, %Y} passes the checks against "
+               "the district's records, or was accepted.")
 adjustments = pd.DataFrame(rows.attrs["adjustments"])
 st.markdown("**Adjustments**")
 if adjustments.empty:
