@@ -187,3 +187,45 @@ def test_a_year_s_terms_reloaded_leave_the_other_year_s(district, tmp_path):
     ingest(district, [Submission(path, "contracts")])
     with district.cursor() as cur:
         assert cur.execute("select school_year, threshold from contracts order by 1").fetchall() == before
+
+
+@pytest.fixture
+def two_year_dashboard(tmp_path, monkeypatch):
+    """The two-year district as the dashboard's warehouse, with the demo's accounts."""
+    import streamlit as st
+
+    from ciboard.accounts import create_demo_accounts
+    from ciboard.appdb import AppDB
+    from ciboard.settings import get_settings
+
+    warehouse = two_year_district(tmp_path)
+    create_demo_accounts(AppDB.of(warehouse.settings), [("VM", "Vendor M")])
+    monkeypatch.setenv("CIBOARD_DATA_DIR", str(warehouse.settings.data_dir))
+    get_settings.cache_clear()
+    st.cache_resource.clear()
+    yield warehouse
+    get_settings.cache_clear()
+    st.cache_resource.clear()
+    warehouse.close()
+
+
+def test_the_payments_page_shows_the_month_s_contract_year_and_its_terms(two_year_dashboard):
+    from conftest import open_page
+
+    def terms_shown(app) -> pd.DataFrame:
+        return next(frame.value for frame in app.dataframe if "outcome due" in frame.value.index)
+
+    app = open_page("app_pages/payments.py", user="vendor-vm", query={"month": "2025-10"})
+    assert not app.exception, [e.value for e in app.exception]
+    terms = terms_shown(app)
+    assert list(terms.columns) == ["sgp"]
+    assert terms.loc["outcome", "sgp"] == "sgp ≥ 60 in the spring window"
+    assert "school year 2025-26" in terms.loc["contract", "sgp"]
+    statement = next(frame.value for frame in app.dataframe if "not_eligible_because" in frame.value.columns)
+    assert set(statement["contract_starts_on"].astype(str)) == {"2025-08-01"}
+
+    # August: the first year's outcomes fall due beside the second year's start, each line named by its year.
+    app = open_page("app_pages/payments.py", user="vendor-vm", query={"month": "2025-08"})
+    assert not app.exception, [e.value for e in app.exception]
+    assert list(terms_shown(app).columns) == ["sgp, 2024-25", "sgp, 2025-26"]
+    assert {m.label: m.proto.help.split(". ")[0] for m in app.metric}["Due this month"] == "$600.00"
