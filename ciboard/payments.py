@@ -17,6 +17,9 @@ The rules, per rate-card line (a payment outcome of a vendor's contract):
   before then nothing is earned for it, and the statement says when it falls due.
 - caps: a student's payments add up to at most the student cap, a contract's to at most its cap,
   each taken in date order, so a cap cuts the latest payments.
+- a multi-year contract is judged per contract year (the view gives each school year it reaches as
+  a contract of its own, from that year's first day): all of the above once per year, on that
+  year's terms; a month's statement shows the years in force that month (`in_force`).
 """
 
 import functools

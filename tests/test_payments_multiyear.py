@@ -229,3 +229,17 @@ def test_the_payments_page_shows_the_month_s_contract_year_and_its_terms(two_yea
     assert not app.exception, [e.value for e in app.exception]
     assert list(terms_shown(app).columns) == ["sgp, 2024-25", "sgp, 2025-26"]
     assert {m.label: m.proto.help.split(". ")[0] for m in app.metric}["Due this month"] == "$600.00"
+
+
+def test_a_correction_to_a_year_no_longer_shown_keeps_its_own_total():
+    from ciboard import payments
+
+    totals = pd.DataFrame([{"vendor_id": "VM", "contract_starts_on": date(2025, 8, 1), "period": "2025-10",
+                            "students_served": 2, "base_amount": 240.0, "outcome_amount": 0.0, "student_cap_applied": 0.0,
+                            "contract_cap_applied": 0.0, "total": 240.0, "total_to_date": 240.0, "cap": 1000.0}])
+    lines = pd.DataFrame([{"vendor_id": "VM", "contract_starts_on": date(2024, 9, 3), "student_id": "M3",
+                           "corrects": "2025-08", "reason": "sgp outcome result changed", "amount_before": 0.0,
+                           "amount_after": 200.0, "amount": 200.0}])
+    adjusted = payments.adjusted(totals, lines).set_index("contract_starts_on")
+    assert adjusted.loc[date(2025, 8, 1), ["adjustments", "total"]].tolist() == [0.0, 240.0]
+    assert adjusted.loc[date(2024, 9, 3), ["adjustments", "total", "period"]].tolist() == [200.0, 200.0, "2025-10"]
