@@ -275,9 +275,10 @@ class DemoWriter:
         percentile of 50 or more, capped a little under the most the roster could earn (V2's cap is
         tighter, so it binds). A student is served after six attended sessions (V6: four weeks
         meeting the dosage standard) and is eligible for the outcome if enrolled within the
-        program's first four weeks; V3 also asks the dosage standard in 35% of its tutoring weeks,
-        V1 caps a student at $1,200 and V4 is paid its base quarterly. So the page shows every
-        rule: served, not eligible and why, and outcomes "due after the spring window"."""
+        program's first four weeks; V3 also asks the dosage standard in 35% of its tutoring weeks
+        and V4 is paid its base quarterly. The Payments page shows every rule: served, not eligible
+        and why, and outcomes "due after the spring window". No student cap: the Vendors page reads
+        any cap applied as the contract's binding, which only V2's is."""
         cal = self.cal
         return self.copy(
             """select vendor_id, 'sgp' as payment_metric, 50 as threshold, 700 as base_per_student,
@@ -289,7 +290,7 @@ class DemoWriter:
                       'percentile' as success, 'spring' as outcome_window, null as from_window,
                       ?::date as enrolled_by,
                       case vendor_id when 'V3' then 0.35 end as min_dosage_share,
-                      case vendor_id when 'V1' then 1200 end as student_cap,
+                      null as student_cap,
                       case vendor_id when 'V4' then 'quarterly' else 'monthly' end as base_schedule
                from demo_students group by vendor_id order by vendor_id""",
             "contracts.csv",
