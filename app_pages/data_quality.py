@@ -251,6 +251,31 @@ else:
             flagged.drop(columns=["source", "check", "flag_key"]), None, name="flagged-sessions",
             who=f"Attended sessions from {filters.start:%b %-d, %Y} to {filters.end:%b %-d, %Y} that fail a check",
         )
+        if scope().role in ("analyst", "admin") and not flagged.empty:
+            if "flag-decided" in st.session_state:
+                st.success(st.session_state.pop("flag-decided"), icon=":material/check_circle:")
+            described = {
+                r.flag_key: f"{r.session_date:%a %b %-d, %Y} · {r.student_key} · tutor {r.tutor_id} · {r.check}: "
+                f"{r.reason} · {r.decision}"
+                for r in flagged.itertuples()
+            }
+            with st.form("decide-one-flag", clear_on_submit=True):
+                st.markdown("**Accept or reject one flagged session**, whatever was decided about it before")
+                one = st.selectbox("Session", list(described), format_func=described.get, key="decide-one-session")
+                one_decision = st.radio("Decision", session_checks.DECISIONS, horizontal=True,
+                                        format_func=lambda d: "Accept: it counts" if d == "accepted" else "Reject: it does not",
+                                        key="decide-one-decision")
+                one_reason = st.text_input("Reason", placeholder="e.g. the school confirmed the make-up session",
+                                           key="decide-one-reason")
+                if st.form_submit_button("Decide this session"):
+                    try:
+                        session_checks.decide_one(app_db(), warehouse(), account(), one, decision=one_decision,
+                                                  reason=one_reason)
+                    except ValueError as error:
+                        st.error(str(error))
+                    else:
+                        st.session_state["flag-decided"] = f"{described[one].rsplit(' · ', 1)[0]}: {one_decision}, {one_reason.strip()}"
+                        st.rerun()
     if scope().role in ("analyst", "admin"):
         if "flags-decided" in st.session_state:
             st.success(st.session_state.pop("flags-decided"), icon=":material/check_circle:")

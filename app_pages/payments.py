@@ -55,8 +55,15 @@ rows = closed.rows if closed else live
 totals, terms = pd.DataFrame(rows.attrs["totals"]), pd.DataFrame(rows.attrs["terms"])
 
 st.subheader("Rate-card terms")
-# One column per rate-card line: the terms read down, as a contract does.
-st.dataframe(terms.drop(columns=["vendor_id"]).set_index("payment_metric").T, width="stretch", key="terms")
+# One column per rate-card line: the terms read down, as a contract does. A month where two years
+# of a multi-year contract are in force (the last year's outcomes fall due in the next's first
+# month) names each line's year. Statements closed before contract years existed have none.
+years = terms.get("contract_year", pd.Series(dtype=object))
+lines = terms["payment_metric"]
+if years.nunique() > 1:
+    lines = lines + ", " + years.astype(str)
+st.dataframe(terms.drop(columns=["vendor_id", "payment_metric", "contract_year"], errors="ignore").set_axis(lines).T,
+             width="stretch", key="terms")
 
 st.subheader(f"Statement for {period}" + (" (closed)" if closed else ""))
 tiles = st.columns(6)
@@ -102,6 +109,21 @@ st.caption(
     f"{data_version(rows.attrs['version'])} · cut by the contract cap, per contract: "
     + "; ".join(f"the one from {t['contract_starts_on']}: ${t['contract_cap_applied']:,.2f}" for t in totals.to_dict("records"))
 )
+# What the checks against the district's records leave out, as the data stands now (a closed
+# month keeps the service it was closed with; a decision now lands as an adjustment).
+left_out = live.attrs["left_out"]
+if left_out["sessions"]:
+    st.markdown(
+        f":orange[:material/rule:] **{left_out['sessions']:,} attended session(s)** of this vendor from "
+        f"{left_out['start']:%b %-d, %Y} to {left_out['end']:%b %-d, %Y} are left out of its service by the checks "
+        f"against the district's records: {left_out['pending']:,} awaiting the district's decision, "
+        f"{left_out['sessions'] - left_out['pending']:,} rejected."
+    )
+    st.page_link("app_pages/data_quality.py", label="Which sessions and why: Data quality", icon=":material/fact_check:",
+                 query_params=None if own else {"vendor": filters.label("vendor_id", vendor)})
+else:
+    st.caption(f"Every attended session of this vendor up to {left_out['end']:%b %-d, %Y} passes the checks against "
+               "the district's records, or was accepted.")
 adjustments = pd.DataFrame(rows.attrs["adjustments"])
 st.markdown("**Adjustments**")
 if adjustments.empty:

@@ -271,16 +271,30 @@ class DemoWriter:
         return self.copy("select * from demo_vendors order by vendor_id", "vendors.csv")
 
     def write_contracts(self) -> Path:
-        # $700 per student served plus $750 per student meeting the growth target, capped a
-        # little under the most the roster could earn; V2's cap is tighter, so it binds.
+        """Rate-card lines: $700 per student served plus $750 per student with a spring growth
+        percentile of 50 or more, capped a little under the most the roster could earn (V2's cap is
+        tighter, so it binds). A student is served after six attended sessions (V6: four weeks
+        meeting the dosage standard) and is eligible for the outcome if enrolled within the
+        program's first four weeks; V3 also asks the dosage standard in 35% of its tutoring weeks
+        and V4 is paid its base quarterly. The Payments page shows every rule: served, not eligible
+        and why, and outcomes "due after the spring window". No student cap: the Vendors page reads
+        any cap applied as the contract's binding, which only V2's is."""
+        cal = self.cal
         return self.copy(
             """select vendor_id, 'sgp' as payment_metric, 50 as threshold, 700 as base_per_student,
                       750 as outcome_per_student,
                       round(count(*) * case vendor_id when 'V2' then 1000 else 1200 end, -3) as cap,
-                      ? as starts_on, ? as ends_on
+                      ?::date as starts_on, ?::date as ends_on,
+                      case vendor_id when 'V6' then 'dosage_weeks' else 'sessions' end as served_by,
+                      case vendor_id when 'V6' then 4 else 6 end as served_min,
+                      'percentile' as success, 'spring' as outcome_window, null as from_window,
+                      ?::date as enrolled_by,
+                      case vendor_id when 'V3' then 0.35 end as min_dosage_share,
+                      null as student_cap,
+                      case vendor_id when 'V4' then 'quarterly' else 'monthly' end as base_schedule
                from demo_students group by vendor_id order by vendor_id""",
             "contracts.csv",
-            [self.cal.program_start, self.cal.program_end],
+            [cal.program_start, cal.program_end, cal.program_start + timedelta(weeks=4)],
         )
 
     def write_annotations(self) -> Path:

@@ -567,9 +567,13 @@ class Loader:
             key = kind.key[0]
             con.execute(f"insert or replace into {kind.name} select {key}, name, ? from {typed}", [batch_id])
         elif kind.name == "contracts":
+            # A line for one school year replaces that year's line (and the line for every year, if the
+            # contract had one); a line for every year replaces each year's.
             con.execute(
-                f"""delete from contracts where (vendor_id, payment_metric, starts_on) in
-                (select (vendor_id, payment_metric, starts_on) from {typed})"""
+                f"""delete from contracts as c where exists (
+                    select 1 from {typed} as t
+                    where (t.vendor_id, t.payment_metric, t.starts_on) = (c.vendor_id, c.payment_metric, c.starts_on)
+                      and (t.school_year is null or c.school_year is null or t.school_year = c.school_year))"""
             )
             for table in ("contracts", "contract_history"):
                 con.execute(
@@ -577,7 +581,7 @@ class Loader:
                     outcome_per_student, cap, starts_on, ends_on, ? as batch_id,
                     coalesce(served_by, 'sessions') as served_by, coalesce(served_min, 1) as served_min,
                     coalesce(success, 'threshold') as success, outcome_window, from_window, enrolled_by,
-                    min_dosage_share, student_cap, coalesce(base_schedule, 'monthly') as base_schedule
+                    min_dosage_share, student_cap, coalesce(base_schedule, 'monthly') as base_schedule, school_year
                     from {typed}""",
                     [batch_id],
                 )
@@ -632,7 +636,7 @@ class Loader:
             if kind.name == "sessions":
                 con.execute(
                     f"""insert into sessions select t.student_id, s.vendor_id, t.session_date, t.tutor_id,
-                    t.group_size, t.scheduled_minutes, t.attended_minutes, ?
+                    t.group_size, t.scheduled_minutes, t.attended_minutes, ?, t.start_time
                     from {typed} as t inner join students as s on s.student_key = t.student_id""",
                     [batch_id],
                 )
@@ -761,23 +765,44 @@ class Loader:
         rows = self.con.execute(
             f"""select t._row, c.vendor_id from {typed} as t
             inner join (
-                select vendor_id, starts_on, ends_on from contracts group by all
+                select vendor_id, starts_on, ends_on, school_year from contracts group by all
                 having count(distinct base_per_student) > 1 or count(distinct coalesce(cap, -1)) > 1
                     or count(distinct (served_by, served_min, base_schedule, coalesce(student_cap, -1))) > 1
-            ) as c using (vendor_id, starts_on, ends_on)
+            ) as c on (c.vendor_id, c.starts_on, c.ends_on) = (t.vendor_id, t.starts_on, t.ends_on)
+                and c.school_year is not distinct from t.school_year
             order by t._row"""
         ).fetchall()
-        return [
+        problems = [
             Problem(
                 name,
                 row,
                 "base_per_student",
                 vendor,
-                "every line of one contract (vendor, starts_on, ends_on) must have the same base_per_student and cap,"
-                " and the same served_by, served_min, student_cap and base_schedule",
+                "every line of one contract (vendor, starts_on, ends_on) in one school year must have the same"
+                " base_per_student and cap, and the same served_by, served_min, student_cap and base_schedule",
             )
             for row, vendor in rows
         ]
+        # A year with lines of its own and lines for every year would hold two sets of terms.
+        mixed = self.con.execute(
+            f"""select t._row, t.vendor_id from {typed} as t
+            inner join (
+                select vendor_id, starts_on, ends_on from contracts group by all
+                having count(distinct school_year is null) > 1
+            ) as c using (vendor_id, starts_on, ends_on)
+            order by t._row"""
+        ).fetchall()
+        problems += [
+            Problem(
+                name,
+                row,
+                "school_year",
+                vendor,
+                "the lines of one contract (vendor, starts_on, ends_on) either all name their school_year or none does",
+            )
+            for row, vendor in mixed
+        ]
+        return problems
 
     # --- facts ---------------------------------------------------------------------------
 
@@ -945,6 +970,7 @@ DERIVATIONS = {
             inner join contracts as c
                 on c.vendor_id = m.vendor_id and c.payment_metric in ('sgp', 'met_growth_target')
                 and m.test_date between c.starts_on and c.ends_on
+                and (c.school_year is null or c.school_year = m.school_year)
             group by all
         )
         select student_key, 'scaled_score' as metric_id, period_start, scaled_score as value,

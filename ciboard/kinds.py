@@ -20,7 +20,7 @@ from ciboard.profiles import ImportProfile, Score, StudentFile, shipped, target_
 @dataclass(frozen=True)
 class Column:
     name: str
-    type: str  # varchar | integer | double | date | boolean
+    type: str  # varchar | integer | double | date | boolean | time
     required: bool = True
     limit: float | None = None  # a number's magnitude must stay below this (the warehouse column's range)
 
@@ -118,8 +118,10 @@ KINDS: dict[str, Kind] = {
                 Column("min_dosage_share", "double", required=False),
                 Column("student_cap", "double", required=False, limit=1e10),
                 Column("base_schedule", "varchar", required=False),
+                # A multi-year contract's terms per school year (sql/migrations/008_contract_years.sql).
+                Column("school_year", "varchar", required=False),
             ),
-            key=("vendor_id", "payment_metric", "starts_on"),
+            key=("vendor_id", "payment_metric", "starts_on", "school_year"),
             checks=(
                 Check("vendor_id", "vendor_id in (select vendor_id from known_vendors)", "unknown vendor_id"),
                 Check(
@@ -152,7 +154,14 @@ KINDS: dict[str, Kind] = {
                 Check("min_dosage_share", "min_dosage_share between 0 and 1", "must be a share from 0 to 1"),
                 Check("student_cap", "student_cap >= 0", "must not be negative"),
                 Check("base_schedule", "base_schedule in ('monthly', 'quarterly')", "must be monthly or quarterly"),
+                Check("school_year", "year_name is not null",
+                      "is not a school year of the warehouse (written 2025-26; add one with ciboard init --school-year)"),
+                Check("school_year", "year_starts_on <= ends_on and year_ends_on >= starts_on",
+                      "is a school year the contract's dates (starts_on to ends_on) do not reach"),
             ),
+            # Renamed: the staged row has a school_year, starts_on and ends_on of its own.
+            lookups="left join (select school_year as year_name, starts_on as year_starts_on, ends_on as year_ends_on"
+            " from school_years) as contract_year on contract_year.year_name = staged.school_year",
         ),
         Kind(
             "annotations",
@@ -220,6 +229,8 @@ KINDS: dict[str, Kind] = {
                 Column("group_size", "integer"),
                 Column("scheduled_minutes", "integer"),
                 Column("attended_minutes", "integer"),
+                # When the session started, so a tutor booked in two places at once is found.
+                Column("start_time", "time", required=False),
             ),
             key=("student_id", "session_date", "tutor_id"),
             checks=(
@@ -590,6 +601,8 @@ def _typed(column: Column, source: str) -> str:
             f"coalesce(try_cast({text} as date), try_strptime({text}, '%m/%d/%Y')::date,"
             f" try_cast(try_cast({text} as timestamp) as date))"
         )
+    if column.type == "time":
+        return f"try_cast({text} as time)"
     if column.type == "boolean":
         return (
             f"case when lower({text}) in ('1', 'true', 't', 'yes', 'y') then true"
@@ -616,6 +629,7 @@ TYPE_HELP = {
     "integer": "a whole number",
     "date": "a date (YYYY-MM-DD or MM/DD/YYYY)",
     "boolean": "yes/no (1/0, true/false, Y/N)",
+    "time": "a time of day (HH:MM, 24-hour)",
 }
 
 
@@ -759,7 +773,8 @@ def find_problems(
     ]
     key_list = ", ".join(f'"{k}"' for k in kind.key)
     key_text = " || ', ' || ".join(f"coalesce(\"{k}\"::varchar, '')" for k in kind.key)
-    required_keys = [k for k in kind.key if k == "school_year" or any(c.name == k and c.required for c in kind.columns)]
+    # A key the file does not hold (an assessment's school year, from its term) is always there.
+    required_keys = [k for k in kind.key if all(c.name != k or c.required for c in kind.columns)]
     queries.append(
         f"""select _row, '{kind.key[0]}', {key_text}, 'repeats the key ({", ".join(kind.key)}) of row ' || first_row,
             null::varchar

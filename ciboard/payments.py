@@ -17,6 +17,9 @@ The rules, per rate-card line (a payment outcome of a vendor's contract):
   before then nothing is earned for it, and the statement says when it falls due.
 - caps: a student's payments add up to at most the student cap, a contract's to at most its cap,
   each taken in date order, so a cap cuts the latest payments.
+- a multi-year contract is judged per contract year (the view gives each school year it reaches as
+  a contract of its own, from that year's first day): all of the above once per year, on that
+  year's terms; a month's statement shows the years in force that month (`in_force`).
 """
 
 import functools
@@ -120,8 +123,12 @@ def describe(line: dict) -> dict[str, str]:
         caps.append(f"{money(line['student_cap'])} per student")
     if not pd.isna(line["cap"]):
         caps.append(f"{money(line['cap'])} per contract")
+    contract = f"{line['vendor_id']}, {line['contract_starts_on']} to {line['contract_ends_on']}"
+    whole = line.get("contract_from"), line.get("contract_to")
+    if whole[0] is not None and not pd.isna(whole[0]) and whole != (line["contract_starts_on"], line["contract_ends_on"]):
+        contract += f", school year {line['contract_year']} of the contract from {whole[0]} to {whole[1]}"
     return {
-        "contract": f"{line['vendor_id']}, {line['contract_starts_on']} to {line['contract_ends_on']} (terms of batch {line['terms_batch']})",
+        "contract": f"{contract} (terms of batch {line['terms_batch']})",
         "served": f"at least {line['served_min']:g} {SERVED_BY[line['served_by']]} within the contract dates",
         "outcome": success,
         "eligible": ", ".join(eligible),
@@ -141,12 +148,18 @@ def _windows_named(students: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-def terms(students: pd.DataFrame) -> pd.DataFrame:
-    """One row per rate-card line: its terms in words."""
+def terms(students: pd.DataFrame, period: date | None = None) -> pd.DataFrame:
+    """One row per rate-card line: its terms in words; with a period, of the contracts (years) in
+    force that month, as its statement shows them."""
     lines = _windows_named(students).drop_duplicates([*CONTRACT, "payment_metric"])
+    if period is not None and len(lines):
+        shown = in_force(lines, period)
+        lines = lines[[key in shown for key in zip(*(lines[c] for c in CONTRACT))]]
     return pd.DataFrame(
-        [{"vendor_id": r["vendor_id"], "payment_metric": r["payment_metric"], **describe(r)} for r in lines.to_dict("records")],
-        columns=["vendor_id", "payment_metric", "contract", "served", "outcome", "eligible", "amounts", "caps", "outcome due"],
+        [{"vendor_id": r["vendor_id"], "payment_metric": r["payment_metric"], "contract_year": r.get("contract_year"),
+          **describe(r)} for r in lines.to_dict("records")],
+        columns=["vendor_id", "payment_metric", "contract_year", "contract", "served", "outcome", "eligible", "amounts",
+                 "caps", "outcome due"],
     )
 
 
@@ -238,11 +251,34 @@ def _capped(due: pd.DataFrame, by: list[str], amount: str, cap: str) -> pd.Serie
     return running.clip(upper=limit) - before
 
 
+def in_force(judged: pd.DataFrame, period: date) -> set[tuple]:
+    """The contracts a month's statement shows, as (vendor, contract_starts_on): every contract,
+    and of a multi-year contract the years whose months (start to the later of the year's end and
+    its outcomes' due month) hold the month; in a month none holds, its latest year begun by then
+    (where corrections to its last months land), or before it begins its first."""
+    whole = judged["contract_from"] if "contract_from" in judged else judged["contract_starts_on"]
+    spans = (judged.assign(contract_from=whole)
+             .groupby(["vendor_id", "contract_from", "contract_starts_on"])
+             .agg(ends_on=("contract_ends_on", "max"), known_on=("outcome_known_on", "max")).reset_index())
+    shown = set()
+    for _, years in spans.groupby(["vendor_id", "contract_from"]):
+        holding = [(r.vendor_id, r.contract_starts_on) for r in years.itertuples()
+                   if _month(r.contract_starts_on) <= period <= max(_month_after(r.known_on), _month(r.ends_on))]
+        begun = years[[_month(d) <= period for d in years["contract_starts_on"]]]
+        fallback = begun.tail(1) if len(begun) else years.head(1)
+        shown.update(holding or [(r.vendor_id, r.contract_starts_on) for r in fallback.itertuples()])
+    return shown
+
+
 def statement(students: pd.DataFrame, period: date) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The statement of a month: each student's standing on each line, with what falls due that
-    month; and per contract the totals, the caps applied and the total to date."""
+    """The statement of a month: each student's standing on each line of the contracts in force
+    that month (a multi-year contract's year), with what falls due that month; and per contract
+    the totals, the caps applied and the total to date."""
     judged = judge(students)
     due = payments_due(judged)
+    if len(judged):
+        shown = in_force(judged, period)
+        judged = judged[[key in shown for key in zip(*(judged[c] for c in CONTRACT))]]
     this = due[due["due"] == period]
     amounts = this.pivot_table(
         index=[*STUDENT, "payment_metric"], columns="kind", values=["amount_before", "after_student_cap", "amount"],
@@ -416,6 +452,15 @@ def adjusted(totals: pd.DataFrame, lines: pd.DataFrame) -> pd.DataFrame:
     The total to date stays as computed now, which already holds what the lines correct."""
     per = lines.groupby(["vendor_id", "contract_starts_on"])["amount"].sum() if len(lines) else pd.Series(dtype=float)
     keys = list(zip(totals["vendor_id"], totals["contract_starts_on"]))
+    # A correction to a contract year no longer in force (the year before) still needs its total.
+    missing = [key for key in per.index if key not in set(keys)]
+    if missing:
+        period = totals["period"].iloc[0] if len(totals) else None
+        extra = pd.DataFrame([{"vendor_id": v, "contract_starts_on": s, "period": period} for v, s in missing])
+        totals = pd.concat([totals, extra], ignore_index=True).fillna(
+            {c: 0.0 for c in totals.columns if c not in ("vendor_id", "contract_starts_on", "period", "cap")}
+        )
+        keys = list(zip(totals["vendor_id"], totals["contract_starts_on"]))
     totals = totals.copy()
     totals.insert(totals.columns.get_loc("total"), "adjustments", [round(per.get(k, 0.0), 2) for k in keys])
     totals["total"] = (totals["total"] + totals["adjustments"]).round(2)

@@ -43,6 +43,8 @@ DATE_COLUMNS = (
     "due_on",
     "contract_starts_on",
     "contract_ends_on",
+    "contract_from",
+    "contract_to",
     "counted_until",
     "starts_on",
     "ends_on",
@@ -264,8 +266,9 @@ def run(
     if view == "payments":
         frame = payments.summary(frame, bound["end"])
     if view == "statement":
-        terms = payments.terms(frame)
+        terms = payments.terms(frame, period)
         frame, totals = payments.statement(frame, period)
+        frame.attrs["left_out"] = _left_out(warehouse, version, bound, frame)
         lines = _adjustments(warehouse, version, scope, bound, period)
         totals = payments.adjusted(totals, lines)
         frame.attrs["adjustments"] = lines.to_dict(orient="list")
@@ -323,6 +326,15 @@ SQL = {
         f"select * from payment_students(scope_vendor := coalesce($scope_vendor, $vendor), as_of := $end, {_CHECK_ARGS})"
     ),
     "session_checks": _FLAGS,
+    # The sessions a statement's service leaves out: a session counts only when every flag on it does.
+    "left_out": (
+        "select count(*) filter (where not counted) as sessions,"
+        " count(*) filter (where not counted and awaiting) as pending"
+        " from (select student_key, session_date, tutor_id, bool_and(counts) as counted,"
+        " bool_or(not counts and decision = 'pending') as awaiting"
+        " from session_checks(scope_vendor := coalesce($scope_vendor, $vendor), start_date := $start, end_date := $end,"
+        f" {_CHECK_ARGS}) group by all)"
+    ),
     "session_check_counts": (
         f"select vendor_id, check_name, count(*) as sessions, count(distinct student_key) as students,"
         f" count(*) filter (where decision = 'pending') as pending, count(*) filter (where decision = 'accepted')"
@@ -465,6 +477,18 @@ def _adjustments(warehouse: Warehouse, version: str, scope: Scope, bound: dict[s
             students = cur.execute(SQL["statement"], {**bound, "end": payments.period_end(first)}).df()
         live[month] = payments.statement(_shape("statement", students, {}), first)
     return payments.adjustments({m: (c.rows, c.totals, c.adjustments) for m, c in closed.items()}, live, period)
+
+
+def _left_out(warehouse: Warehouse, version: str, bound: dict[str, Any], rows: pd.DataFrame) -> dict[str, Any]:
+    """How many of the vendor's attended sessions in the statement's contracts, up to the month's
+    end, the district-record checks leave out of its service, and how many of those await a decision."""
+    if rows.empty:
+        return {"sessions": 0, "pending": 0, "start": None, "end": bound["end"]}
+    start = min(rows["contract_starts_on"])
+    params = {k: bound[k] for k in ("scope_vendor", "vendor", "end", *_service_checks(warehouse))}
+    with warehouse.cursor(version) as cur:
+        sessions, pending = cur.execute(SQL["left_out"], {**params, "start": start}).fetchall()[0]
+    return {"sessions": int(sessions), "pending": int(pending), "start": start, "end": bound["end"]}
 
 
 def _service_checks(warehouse: Warehouse) -> dict[str, Any]:

@@ -172,7 +172,7 @@ def test_an_analyst_rejects_flagged_sessions_in_bulk_with_a_reason(dashboard):
 
     db = AppDB.of(dashboard.settings)
     app = open_page(PAGE)
-    assert len(app.get("form")) == 1
+    assert len(app.get("form")) == 2  # in bulk, and one session
     # Rejected, not accepted: other tests read the demo's payments, which a rejection leaves as they were.
     app.selectbox(key="decide-vendor").set_value("V4")
     app.selectbox(key="decide-check").set_value("calendar")
@@ -192,6 +192,38 @@ def test_an_analyst_rejects_flagged_sessions_in_bulk_with_a_reason(dashboard):
     assert set(rows.loc[rows["check_name"] == "calendar", "decision"]) == {"rejected"}
     [logged] = audit_log(db, action="session check reject")
     assert logged["username"] == "analyst" and "schools were closed" in logged["detail"]
+
+
+def test_an_analyst_decides_one_flagged_session_with_a_reason(dashboard):
+    """After the bulk rejection above: one of its sessions decided again, on its own. Rejected
+    again, so the demo's payments other tests read stay as they were."""
+    from ciboard import session_checks
+    from ciboard.accounts import audit_log
+    from ciboard.appdb import AppDB
+
+    db = AppDB.of(dashboard.settings)
+    app = open_page(PAGE, query={"flag-check": "calendar"})
+    _, rows = flag_tables(app)
+    one = rows.sort_values(["session_date", "student_key"]).iloc[0]
+    others = set(rows["flag_key"]) - {one["flag_key"]}
+    before = {key: len(session_checks.history(db, key)) for key in rows["flag_key"]}
+    app.selectbox(key="decide-one-session").set_value(one["flag_key"])
+    app.radio(key="decide-one-decision").set_value("rejected")
+    next(b for b in app.button if b.label == "Decide this session").click().run()
+    assert any("needs a reason" in e.value for e in app.error)
+    assert {key: len(session_checks.history(db, key)) for key in rows["flag_key"]} == before
+
+    app.selectbox(key="decide-one-session").set_value(one["flag_key"])
+    app.radio(key="decide-one-decision").set_value("rejected")
+    app.text_input(key="decide-one-reason").set_value("the principal confirmed the closure")
+    next(b for b in app.button if b.label == "Decide this session").click().run()
+    assert not app.exception
+    assert any(one["student_key"] in s.value and "principal confirmed" in s.value for s in app.success)
+    after = {key: len(session_checks.history(db, key)) for key in rows["flag_key"]}
+    assert after[one["flag_key"]] == before[one["flag_key"]] + 1
+    assert all(after[key] == before[key] for key in others)
+    logged = audit_log(db, action="session check reject")
+    assert '"flags": 1' in logged[0]["detail"] and "principal confirmed" in logged[0]["detail"]
 
 
 def test_the_district_s_staff_see_counts_and_a_vendor_its_own_rows(dashboard):

@@ -58,8 +58,32 @@ def test_before_the_spring_window_closes_outcomes_are_due_not_earned(dashboard):
     app.selectbox(key="statement_vendor").set_value("V1").run()
     rows = shown(app, "not_eligible_because")
     served = rows[rows["served"]]
-    assert len(served) and set(served["outcome"]) == {"due after the contract ends (2026-06)"}
+    assert len(served) and set(served["outcome"]) == {"due after the spring window (2026-06)"}
     assert rows["outcome_amount"].sum() == 0
+
+
+def test_the_page_says_how_many_sessions_the_checks_left_out_and_links_to_data_quality(dashboard):
+    from urllib.parse import parse_qs
+
+    # The demo's V4 logged sessions on a snow day and in winter break.
+    expected = queries.run(dashboard, "statement", ANALYST, {"vendor_id": "V4", "period": "2026-02"}).attrs["left_out"]
+    with dashboard.cursor() as cur:
+        calendar_days = cur.execute(
+            "select count(*) from sessions as s inner join annotations as a on s.session_date between a.starts_on"
+            " and a.ends_on and a.kind in ('break', 'closure') where s.vendor_id = 'V4' and s.attended_minutes > 0"
+            " and s.session_date <= '2026-02-28'"
+        ).fetchone()[0]
+    assert expected["sessions"] >= calendar_days > 0
+    app = open_page(PAGE, query={"month": "2026-02"})
+    app.selectbox(key="statement_vendor").set_value("V4").run()
+    [said] = [m.value for m in app.markdown if "left out of its service" in m.value]
+    assert f"**{expected['sessions']:,} attended session(s)**" in said
+    assert f"{expected['pending']:,} awaiting the district's decision" in said
+    [link] = [p for p in app.get("page_link") if p.proto.page == "data-quality"]
+    assert parse_qs(link.proto.query_string) == {"vendor": ["V4 · Northstar Readers"]}
+
+    own = open_page(PAGE, user="vendor-v4", query={"month": "2026-02"})
+    assert any(f"**{expected['sessions']:,} attended session(s)**" in m.value for m in own.markdown)
 
 
 def test_a_vendor_reads_only_its_own_statement(dashboard):

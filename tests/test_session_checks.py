@@ -24,7 +24,7 @@ from ciboard import queries, session_checks
 from ciboard.access import ANALYST, Scope, ScopeError
 from ciboard.accounts import Account, audit_log
 from ciboard.appdb import AppDB
-from ciboard.ingest import Submission, ingest
+from ciboard.ingest import IngestRejected, Submission, ingest
 
 ROSTER = {"C1": "2025-09-01", "C2": "2025-09-15", "C3": "2025-09-01", "C4": "2025-09-01", "C5": "2025-09-01",
           "C6": "2025-09-01", "C7": "2025-09-01", "C8": "2025-09-01", "C9": "2025-09-01"}
@@ -161,6 +161,37 @@ def test_accepted_flags_count_and_a_later_rejection_supersedes(district):
         con.execute("delete from session_check_decisions")
 
 
+def test_one_flagged_session_is_decided_on_its_own_and_audited(district):
+    db = AppDB.of(district.settings)
+    calendar = flags(district, vendor_id="VA", check="calendar").set_index("student_key")
+    c7 = calendar.loc["C7", "flag_key"]
+    flag = session_checks.decide_one(db, district, ANALYST_ACCOUNT, c7, decision="accepted",
+                                     reason="make-up session the school hosted")
+    assert (flag["student_key"], str(flag["session_date"])) == ("C7", "2025-12-23")
+    now = flags(district, vendor_id="VA", check="calendar").set_index("student_key")
+    # Only that session: C1, on the snow day under the same check, is still pending.
+    assert now.loc["C7", "decision"] == "accepted" and now.loc["C1", "decision"] == "pending"
+    [logged] = audit_log(db, action="session check accept")
+    assert '"flags": 1' in logged["detail"] and '"student": "C7"' in logged["detail"] and "school hosted" in logged["detail"]
+    # A later decision about it supersedes; both stay.
+    session_checks.decide_one(db, district, ADMIN, c7, decision="rejected", reason="no make-up was agreed")
+    assert [d["decision"] for d in session_checks.history(db, c7)] == ["accepted", "rejected"]
+
+    revision = session_checks.revision(db)
+    for who, key, decision, reason, error in (
+        (Account("v", "V", "vendor", "VA"), c7, "accepted", "ours", ScopeError),
+        (Account("fac", "F", "facilitator"), c7, "accepted", "ok", ScopeError),
+        (ADMIN, c7, "accepted", " ", ValueError),
+        (ADMIN, c7, "maybe", "x", ValueError),
+        (ADMIN, "VA|C7|2025-12-24|T1|calendar", "accepted", "x", ValueError),  # no such flag
+        (ADMIN, "VA|C7|2025-12-23|T1|weather", "accepted", "x", ValueError),
+        (ADMIN, "not a key", "accepted", "x", ValueError),
+    ):
+        with pytest.raises(error):
+            session_checks.decide_one(db, district, who, key, decision=decision, reason=reason)
+    assert session_checks.revision(db) == revision, "a refused decision saves nothing"
+
+
 def test_a_check_the_district_counts_counts_until_rejected(tmp_path):
     warehouse = make_warehouse(tmp_path / "data", session_checks_counted=["attendance", "plausibility"])
     warehouse.init(["2025-26"])
@@ -200,3 +231,50 @@ def test_a_vendor_reads_its_own_flags_and_the_district_counts(district):
     assert not exact["suppressed"].any()
     with pytest.raises(queries.QueryError, match="unknown check"):
         flags(district, check="weather")
+
+
+def test_a_tutor_in_two_places_at_once(tmp_path):
+    """Tutor T5 on Feb 11: E1 and E3 together at S1 from 15:00 (one group), E2 at S2 from 15:30,
+    overlapping both; E4 at S2 from 16:15, after E2 ended; E5 with tutor T6; E6 sent with no time."""
+    folder = tmp_path / "files"
+    folder.mkdir()
+    students = {"E1": "S1", "E2": "S2", "E3": "S1", "E4": "S2", "E5": "S1", "E6": "S2"}
+    sessions = [("E1", "T5", "15:00"), ("E2", "T5", "15:30"), ("E3", "T5", "15:00"), ("E4", "T5", "16:15"),
+                ("E5", "T6", "15:30"), ("E6", "T5", "")]
+    warehouse = make_warehouse(tmp_path / "data")
+    warehouse.init(["2025-26"])
+    ingest(warehouse, [
+        Submission(write_csv(folder / "schools.csv", "school_id,name", "S1,First School", "S2,Second School"), "schools"),
+        Submission(write_csv(folder / "vendors.csv", "vendor_id,name", "VA,Vendor A"), "vendors"),
+        Submission(write_csv(
+            folder / "roster.csv",
+            "student_id,vendor_id,school_id,grade,race_ethnicity,gender,econ_disadvantaged,english_learner,"
+            "special_education,baseline_band,enrolled_on",
+            *[f"{s},VA,{school},4,White,Female,0,0,0,near,2025-09-01" for s, school in students.items()],
+        ), "roster"),
+        Submission(write_csv(
+            folder / "sessions.csv",
+            "student_id,session_date,tutor_id,group_size,scheduled_minutes,attended_minutes,start_time",
+            *[f"{s},2026-02-11,{t},2,45,45,{at}" for s, t, at in sessions],
+        ), "sessions", "VA"),
+    ])
+    found = flags(warehouse)
+    assert set(found["check_name"]) == {"plausibility"}
+    reasons = dict(zip(found["student_key"], found["reason"]))
+    assert reasons == {
+        "E1": "tutor T5 in two places at once: also with E2 at S2 from 15:30",
+        "E2": "tutor T5 in two places at once: also with E1 at S1 from 15:00, E3 at S1 from 15:00",
+        "E3": "tutor T5 in two places at once: also with E2 at S2 from 15:30",
+    }
+    with warehouse.cursor() as cur:
+        assert cur.execute("select starts_at from sessions where student_key = 'E6'").fetchall() == [(None,)]
+
+    bad = write_csv(folder / "late.csv",
+                    "student_id,session_date,tutor_id,group_size,scheduled_minutes,attended_minutes,start_time",
+                    "E1,2026-02-12,T5,2,45,45,25:00")
+    with pytest.raises(IngestRejected) as rejected:
+        ingest(warehouse, [Submission(bad, "sessions", "VA")])
+    [problem] = rejected.value.problems
+    assert (problem.file, problem.row, problem.column) == ("late.csv", 2, "start_time")
+    assert problem.reason == "is not a time of day (HH:MM, 24-hour)"
+    warehouse.close()

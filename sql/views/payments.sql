@@ -3,22 +3,41 @@
 -- dosage, the results in the windows the outcome needs). ciboard.payments applies the rules
 -- and the money; nothing here decides who is paid. Only sessions that pass the district-record
 -- checks, or whose flags count (session_checks), are service: a session on a snow day earns nothing.
+--
+-- A contract is judged per contract year: each school year its dates reach, from the later of
+-- the contract's and the year's start to the earlier of their ends. starts_on and ends_on below
+-- are that year's (a contract within one school year keeps its own dates); the contract's whole
+-- dates are contract_from and contract_to. A line naming a school_year holds that year's terms,
+-- a line naming none the terms of every year. So a student is served, judged and capped once per
+-- contract year, on that year's windows.
 create or replace macro payment_students(
     scope_vendor := null, as_of := null, max_per_day := 2, max_minutes := 120,
     counted_checks := [], accepted := [], rejected := []
 ) as table
-with lines as (
+with contract_years as (
+    select
+        c.* exclude (starts_on, ends_on, school_year),
+        c.starts_on as contract_from,
+        c.ends_on as contract_to,
+        greatest(c.starts_on, coalesce(y.starts_on, c.starts_on)) as starts_on,
+        least(c.ends_on, coalesce(y.ends_on, c.ends_on)) as ends_on,
+        y.school_year
+    from contracts as c
+    left join school_years as y
+        on y.starts_on <= c.ends_on and y.ends_on >= c.starts_on
+        and (c.school_year is null or c.school_year = y.school_year)
+    where scope_vendor is null or c.vendor_id = scope_vendor
+),
+
+lines as (
     select
         c.*,
         least(c.ends_on, coalesce(as_of, c.ends_on)) as counted_until,
-        y.school_year,
         m.frequency,
         m.aggregation,
         m.better
-    from contracts as c
+    from contract_years as c
     inner join metrics as m on m.metric_id = c.payment_metric
-    left join school_years as y on c.starts_on between y.starts_on and y.ends_on
-    where scope_vendor is null or c.vendor_id = scope_vendor
 ),
 
 contract_terms as (
@@ -158,6 +177,9 @@ select
     l.threshold,
     l.starts_on as contract_starts_on,
     l.ends_on as contract_ends_on,
+    l.school_year as contract_year,
+    l.contract_from,
+    l.contract_to,
     l.counted_until,
     l.batch_id as terms_batch,
     l.served_by,

@@ -5,7 +5,10 @@
 --   enrollment: outside the student's roster dates with the vendor, or in a week the district's
 --     attendance has the student enrolled 0 days
 --   attendance: in a week the district recorded the student with 0 days present
---   plausibility: more than max_per_day sessions that day, or more than max_minutes attended
+--   plausibility: more than max_per_day sessions that day, more than max_minutes attended, or its
+--     tutor in two places at once: another session of the tutor that day overlapping it in time
+--     (start_time and scheduled minutes) at another school, or at another time (a group meets
+--     together, so its students share a start); sessions sent without a start time are not placed
 -- A flag counts when accepted, or when its check is in counted_checks and it was not rejected;
 -- a session counts toward payment when every flag on it counts (payment_students reads this).
 -- Decisions live in the app database: the query layer binds them as keys written
@@ -15,7 +18,7 @@ create or replace macro session_checks(
     counted_checks := [], accepted := [], rejected := []
 ) as table
 with booked as (
-    select s.vendor_id, s.student_key, s.session_date, s.tutor_id, s.scheduled_minutes, s.attended_minutes
+    select s.vendor_id, s.student_key, s.session_date, s.tutor_id, s.scheduled_minutes, s.attended_minutes, s.starts_at
     from sessions as s
     where s.attended_minutes > 0
       and (scope_vendor is null or s.vendor_id = scope_vendor)
@@ -91,6 +94,32 @@ crowded_days as (
     having count(*) > max_per_day
 ),
 
+-- Minutes of the day, not times: a session running past midnight must not wrap round to the morning.
+placed as (
+    select
+        b.vendor_id, b.student_key, b.session_date, b.tutor_id, st.school_id, b.starts_at,
+        hour(b.starts_at) * 60 + minute(b.starts_at) as from_minute,
+        hour(b.starts_at) * 60 + minute(b.starts_at) + b.scheduled_minutes as to_minute
+    from booked as b
+    left join students as st on st.student_key = b.student_key
+    where b.starts_at is not null
+),
+
+tutor_clashes as (
+    select
+        a.vendor_id, a.student_key, a.session_date, a.tutor_id,
+        'tutor ' || a.tutor_id || ' in two places at once: also with '
+            || array_to_string(list_sort(list(distinct o.student_key || ' at ' || coalesce(o.school_id, 'no school')
+                || ' from ' || left(o.starts_at::varchar, 5))), ', ') as clash
+    from placed as a
+    inner join placed as o
+        on o.vendor_id = a.vendor_id and o.tutor_id = a.tutor_id and o.session_date = a.session_date
+        and o.student_key <> a.student_key
+        and o.from_minute < a.to_minute and a.from_minute < o.to_minute
+        and (o.school_id is distinct from a.school_id or o.starts_at <> a.starts_at)
+    group by a.vendor_id, a.student_key, a.session_date, a.tutor_id
+),
+
 implausible as (
     select
         b.*,
@@ -98,11 +127,13 @@ implausible as (
         concat_ws('; ',
             case when d.sessions is not null then d.sessions || ' sessions that day (at most ' || max_per_day || ')' end,
             case when b.attended_minutes > max_minutes
-                then b.attended_minutes || ' minutes attended (at most ' || max_minutes || ')' end
+                then b.attended_minutes || ' minutes attended (at most ' || max_minutes || ')' end,
+            t.clash
         ) as reason
     from booked as b
     left join crowded_days as d using (vendor_id, student_key, session_date)
-    where d.sessions is not null or b.attended_minutes > max_minutes
+    left join tutor_clashes as t using (vendor_id, student_key, session_date, tutor_id)
+    where d.sessions is not null or b.attended_minutes > max_minutes or t.clash is not null
 ),
 
 flags as (
