@@ -7,7 +7,7 @@ import shutil
 import pytest
 from click.testing import CliRunner
 
-from conftest import make_warehouse, open_page, snapshot
+from conftest import figures, make_warehouse, open_page, snapshot
 from ciboard import metric_edits
 from ciboard.access import Scope
 from ciboard.accounts import Account
@@ -295,6 +295,14 @@ def test_the_data_map_page_edits_for_an_administrator_only(editable):
     as_v1 = open_page("app_pages/data_map.py", query={"q": "high-dosage"}, user="vendor-v1")
     shown = [t.value for t in as_v1.dataframe if "set_by" in t.value.columns][0]
     assert "V2" not in set(shown["vendor_id"])  # another vendor's target is its own business
+
+    # Trends draws the target in force: V2's own for V2, the school year's for the district.
+    def target_lines(user: str) -> list[str]:
+        trends = open_page("app_pages/trends.py", query={"metric": "High-dosage weeks"}, user=user)
+        return [t["name"] for f in figures(trends) for t in f["data"] if str(t.get("name", "")).startswith("Target")]
+
+    assert target_lines("vendor-v2") == ["Target 80.0%"]
+    assert target_lines("facilitator") == ["Target 70.0%"]
 
 
 def test_disparities_shows_the_gap_target_against_the_measured_gap(editable):
