@@ -2,16 +2,18 @@
 file or the Data map page; every save is a version with who and when; a metric in use is never
 retired; targets by school year and vendor, and gap targets read on Disparities."""
 
+import json
 import shutil
 
 import pytest
 from click.testing import CliRunner
 
-from conftest import figures, make_warehouse, open_page, snapshot
+from conftest import figures, make_warehouse, open_page, snapshot, write_csv
 from ciboard import metric_edits
 from ciboard.access import Scope
 from ciboard.accounts import Account
 from ciboard.cli import main
+from ciboard.ingest import IngestRejected, Submission, ingest
 from ciboard.queries import data_map, run
 
 ADMIN = Account("ada", "Ada Admin", "admin")
@@ -82,6 +84,42 @@ def test_an_added_metric_is_in_the_data_map_with_its_targets_and_history(loaded)
     assert metric_edits.target_for(loaded, "reading_sgp_v1", "2026-27", None) == 50
     # The query layer knows it at once: a view asked for it answers (no values loaded yet).
     assert run(loaded, "breakdown", Scope("analyst"), {"metric": "reading_sgp_v1", "by": "vendor_id"}).empty
+
+
+BELONGING = """
+[metric]
+id = "sel_belonging"
+label = "Belonging (SEL)"
+kind = "process outcome"
+unit = "score 1-5"
+aggregation = "mean"
+better = "higher"
+frequency = "weekly"
+definition = "Mean response to the exit-ticket item on whether students feel they belong in tutoring (1 to 5)."
+instrument = "Weekly exit ticket."
+source = "Vendor collects the exit tickets and submits them weekly."
+timing = "Weekly; due three days after the week ends."
+accuracy = "New item; answered only by students who attended."
+target = 4
+submitted_as = "survey"
+derived_by = "kind survey: the item's mean score per student-week"
+"""
+
+
+def test_a_survey_item_added_without_code_takes_vendors_answers(loaded, tmp_path):
+    answers = write_csv(tmp_path / "survey.csv", "student_id,response_date,item,score",
+                        "ST0000001,2025-09-25,sel_belonging,4", "ST0000002,2025-09-25,sel_belonging,2")
+    with pytest.raises(IngestRejected) as refused:
+        ingest(loaded, [Submission(answers, "survey", "V1")])
+    assert [(p.row, p.column) for p in refused.value.problems if "not a survey metric of the data map" in p.reason] \
+        == [(2, "item"), (3, "item")]
+    metric_edits.add(loaded, ADMIN, metric_file(BELONGING))
+    ingest(loaded, [Submission(answers, "survey", "V1")])
+    with loaded.cursor() as cur:
+        values = cur.execute("select student_key, value from facts where metric_id = 'sel_belonging' order by 1").fetchall()
+    assert values == [("ST0000001", 4.0), ("ST0000002", 2.0)]
+    with pytest.raises(metric_edits.MetricInUse, match="2 values of it are loaded"):
+        metric_edits.retire(loaded, ADMIN, "sel_belonging", "no longer asked")
 
 
 def test_an_edit_is_a_new_version_and_the_one_before_stays(loaded):
@@ -226,8 +264,6 @@ def test_the_metrics_commands(loaded, tmp_path):
     listed = invoke("metrics", "list", "--data-dir", data)
     assert "reading_sgp_v1,Reading SGP,payment outcome" in listed.output
     history = invoke("metrics", "history", "reading_sgp_v1", "--format", "json", "--data-dir", data)
-    import json
-
     rows = json.loads(history.output)
     assert [r["version"] for r in rows] == [2, 1] and rows[0]["note"] == "shorter label"
     assert rows[0]["saved_by"].endswith("(the command line)")
