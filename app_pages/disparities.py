@@ -111,6 +111,7 @@ def raw(value) -> str:
 
 # The metric's gap targets on these groups (set in the data map), each against the measured gap
 # and its interval: met only if the whole interval is within the target.
+drawn_gap_target = None
 for target in metric_edits.gap_targets(warehouse(), metric["metric_id"], filters.school_year).to_dict("records"):
     if target["dimension"] != by:
         continue
@@ -125,6 +126,7 @@ for target in metric_edits.gap_targets(warehouse(), metric["metric_id"], filters
                 "against its target.", icon=":material/flag:")
         continue
     row = rows.iloc[0]
+    drawn_gap_target = target["gap"] if drawn_gap_target is None else drawn_gap_target
     if pd.isna(row["difference"]):
         st.info(f"Gap target ({words}): {row['group']} has fewer than {min_cell} students with these filters.",
                 icon=":material/flag:")
@@ -159,7 +161,7 @@ with left:
 with right:
     st.plotly_chart(
         charts.gap_figure(gaps, metric=metric, reference_label=reference, title=f"Gap to {reference}",
-                          height=height),
+                          height=height, gap_target=drawn_gap_target),
         width="stretch", key="gaps",
     )
 colours = "" if metric["aggregation"] == "median" else (

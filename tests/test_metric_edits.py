@@ -349,10 +349,11 @@ def test_disparities_shows_the_gap_target_against_the_measured_gap(editable):
     said = [m.value for m in page.markdown if "Gap target" in m.value]
     assert len(said) == 1, [m.value for m in page.markdown]
     text = said[0]
-    assert "Gap target for 2025-26: English learner within 3.0 pts of Not English learner" in text or \
-        ("within 3.0 pts of" in text and "2025-26" in text), text
+    assert "Gap target for 2025-26: English learner: yes within 3.0 pts of English learner: no." in text, text
     assert "Measured gap" in text and "95% CI" in text
     assert any(v in text for v in ("met: the whole interval", "not met: the whole interval", "not yet sure"))
+    gap_chart = [f for f in figures(page) if "Gap to" in str(f["layout"].get("title"))][0]
+    assert sorted(s["x0"] for s in gap_chart["layout"]["shapes"] if s["line"].get("dash") == "dot") == [-3.0, 3.0]
     # Another dimension: no target to show.
     other = open_page("app_pages/disparities.py",
                       query={"metric": "Tutoring attendance rate", "by": "Gender"}, user="facilitator")
