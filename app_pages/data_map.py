@@ -80,7 +80,9 @@ st.caption(
 )
 ids = list(metrics["metric_id"])
 labels = dict(zip(metrics["metric_id"], metrics["label"]))
-chosen = st.selectbox("Metric", ids, format_func=lambda m: f"{labels[m]} ({m})", key="edit_metric")
+# The metric searched for comes first: it is the one the administrator came to edit.
+first = ids.index(shown["metric_id"].iloc[0]) if len(shown) else 0
+chosen = st.selectbox("Metric", ids, index=first, format_func=lambda m: f"{labels[m]} ({m})", key="edit_metric")
 current = metrics.set_index("metric_id").loc[chosen].to_dict()
 
 

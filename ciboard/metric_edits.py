@@ -479,13 +479,14 @@ def target_for(warehouse: Warehouse, metric_id: str, school_year: str | None, ve
 
 
 def gap_targets(warehouse: Warehouse, metric_id: str, school_year: str | None = None) -> pd.DataFrame:
-    """The gap targets in force for a metric: those of every year and of `school_year`."""
+    """The gap targets in force for a metric: those of every year and of `school_year` (all of
+    them without one)."""
     with warehouse.cursor() as cur:
         return cur.execute(
             """with latest as (select max(version) as version from metric_versions where metric_id = $metric)
             select g.dimension, g.group_value, g.reference, g.gap, g.school_year
             from metric_gap_targets as g inner join latest using (version)
-            where g.metric_id = $metric and (g.school_year is null or g.school_year = $year)
+            where g.metric_id = $metric and ($year is null or g.school_year is null or g.school_year = $year)
             order by g.dimension, g.school_year nulls first""",
             {"metric": metric_id, "year": school_year},
         ).df()

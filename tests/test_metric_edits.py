@@ -303,8 +303,12 @@ def editable(demo_warehouse, tmp_path, monkeypatch):
 
 def test_the_data_map_page_edits_for_an_administrator_only(editable):
     metric_edits.edit(editable, ADMIN, "dosage_met", metric_file(
-        "[metric]\n[[targets]]\nschool_year = '2025-26'\ntarget = 0.7\n[[targets]]\nvendor_id = 'V2'\ntarget = 0.8"))
+        "[metric]\n[[targets]]\nschool_year = '2025-26'\ntarget = 0.7\n[[targets]]\nvendor_id = 'V2'\ntarget = 0.8\n"
+        "[[gap_targets]]\ndimension = 'special_education'\ngap = 0.05\nschool_year = '2025-26'"))
     admin = open_page("app_pages/data_map.py", query={"q": "high-dosage"}, user="admin")
+    assert any("Gap target** special education (yes against no): gap at most 0.05 in 2025-26" in m.value
+               for m in admin.markdown), [m.value for m in admin.markdown]
+    assert admin.selectbox(key="edit_metric").value == "dosage_met"  # the metric searched for
     tables = [t.value for t in admin.dataframe if "set_by" in t.value.columns]
     assert tables and {("2025-26", "every vendor", 0.7), ("every year", "V2", 0.8)} <= set(
         map(tuple, tables[0][["school_year", "vendor_id", "target"]].to_numpy().tolist()))
