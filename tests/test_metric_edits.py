@@ -324,6 +324,12 @@ def test_the_data_map_page_edits_for_an_administrator_only(editable):
     assert list(history["version"]) == [3, 2, 1] and history["label"].iloc[0] == "High-dosage weeks"
     assert history["saved_by"].iloc[0].startswith("admin ") and history["note"].iloc[0] == "plainer"
     assert form is not None
+    # A bad value is refused with the field named, and nothing is saved.
+    next(t for t in admin.text_input if t.label == "District target").input("most")
+    next(b for b in admin.button if b.label == "Save a new version").click().run()
+    assert any("the form: [metric] field target: 'most' is not a number" in e.value for e in admin.error), \
+        [e.value for e in admin.error]
+    assert list(metric_edits.history(editable, "dosage_met")["version"]) == [3, 2, 1]
     # The lock on a metric in use, said in words.
     admin.selectbox(key="edit_metric").select("sgp").run()
     assert any("cannot be retired" in i.value for i in admin.info)
