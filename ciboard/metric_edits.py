@@ -228,9 +228,18 @@ def _field_problems(con, name: str, fields: dict, adding: bool) -> list[str]:
         problems.append(f"{where} target: {target!r} is a share, between 0 and 1, for a {fields['aggregation']}")
     kind = fields.get("submitted_as")
     if isinstance(kind, str) and kind.strip():
-        known = [k for (k,) in con.execute("select kind from submission_kinds order by kind").fetchall()]
+        # The kinds of submission, and those of import profiles, whose metrics name them.
+        known = [k for (k,) in con.execute(
+            "select kind from submission_kinds union select submitted_as from metrics order by 1").fetchall()]
         if kind not in known:
             problems.append(f"{where} submitted_as: {kind!r} is not a kind of submission; the kinds are {', '.join(known)}")
+    derived_by = fields.get("derived_by")
+    if isinstance(derived_by, str) and derived_by.startswith("profile "):
+        named = re.split(r"[\s:]", derived_by.removeprefix("profile ").strip(), maxsplit=1)[0]
+        profiles = [n for (n,) in con.execute("select distinct name from import_profiles order by 1").fetchall()]
+        if named not in profiles:
+            problems.append(f"{where} derived_by: {named!r} is not an import profile; the profiles are "
+                            f"{', '.join(profiles) or 'none yet (ciboard profile add)'}")
     return problems
 
 

@@ -36,7 +36,7 @@ timing = "Three times a year."
 accuracy = "Needs a score in the previous window."
 target = 50
 submitted_as = "assessment"
-derived_by = "profile nwea_map: median of FallToWinterConditionalGrowthPercentile"
+derived_by = "profile nwea-map: median of FallToWinterConditionalGrowthPercentile"
 note = "the new reading contract"
 
 [[targets]]
@@ -76,7 +76,7 @@ def test_an_added_metric_is_in_the_data_map_with_its_targets_and_history(loaded)
     history = metric_edits.history(loaded, "reading_sgp_v1")
     assert list(history["version"]) == [1]
     assert history["saved_by"].iloc[0] == "ada (Ada Admin)" and history["note"].iloc[0] == "the new reading contract"
-    assert history["derived_by"].iloc[0].startswith("profile nwea_map")
+    assert history["derived_by"].iloc[0].startswith("profile nwea-map")
     # The most specific target applies: the vendor's in that year, the vendor's, the year's, the district's.
     assert metric_edits.target_for(loaded, "reading_sgp_v1", "2025-26", "V2") == 60
     assert metric_edits.target_for(loaded, "reading_sgp_v1", "2025-26", "V1") == 55
@@ -183,6 +183,7 @@ kind = "outcome"
 aggregation = "average"
 target = "high"
 submitted_as = "nwea"
+derived_by = "profile iready: mean scale score"
 
 [[targets]]
 school_year = "1999-00"
@@ -206,6 +207,7 @@ gap = 2
         "reading.toml: [metric] field aggregation: 'average' is not one of mean, median, rate, proportion",
         "reading.toml: [metric] field target: 'high' is not a number",
         "reading.toml: [metric] field submitted_as: 'nwea' is not a kind of submission",
+        "reading.toml: [metric] field derived_by: 'iready' is not an import profile; the profiles are nwea-map",
         "reading.toml: [[targets]] 1 field school_year: '1999-00' is not a school year of the warehouse",
         "reading.toml: [[targets]] 1 field vendor_id: 'V9' is not a vendor",
         "reading.toml: [[gap_targets]] 1 field gap: -1 is not a number of 0 or more",
