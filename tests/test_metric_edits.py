@@ -370,3 +370,24 @@ def test_disparities_shows_the_gap_target_against_the_measured_gap(editable):
     other = open_page("app_pages/disparities.py",
                       query={"metric": "Tutoring attendance rate", "by": "Gender"}, user="facilitator")
     assert not [m.value for m in other.markdown if "Gap target" in m.value]
+
+
+def test_an_imported_metric_is_edited_like_any_other(tmp_path):
+    from conftest import SAMPLES
+    from ciboard import nwea
+
+    warehouse = make_warehouse(tmp_path / "data")
+    warehouse.init([])
+    files = sorted((SAMPLES / "nwea_map_current").glob("*.csv"))
+    nwea.import_files(warehouse, files)
+    metric = "nwea_mathematics_met_typical_growth"
+    metric_edits.edit(warehouse, ADMIN, metric, metric_file(
+        "[metric]\nlabel = 'Met typical growth in math'\ntarget = 0.6\n"
+        "[[targets]]\nschool_year = '2024-25'\ntarget = 0.65\n"
+        "[[gap_targets]]\ndimension = 'english_learner'\ngap = 0.05"))
+    row = data_map(warehouse).set_index("metric_id").loc[metric]
+    assert (row["label"], row["target"]) == ("Met typical growth in math", 0.6)
+    assert metric_edits.target_for(warehouse, metric, "2024-25", None) == 0.65
+    with pytest.raises(metric_edits.MetricInUse, match="values of it are loaded"):
+        metric_edits.retire(warehouse, ADMIN, metric, "x")
+    warehouse.close()
