@@ -6,7 +6,7 @@ import math
 import pandas as pd
 import streamlit as st
 
-from ciboard import charts, comparisons
+from ciboard import charts, comparisons, metric_edits
 from ciboard.dashboard import (
     chart_footer, fewer_than, metric_picker, metrics, query, scope, warehouse,
 )
@@ -100,6 +100,55 @@ else:
         + (f", {verdict}." if verdict else ".")
     )
 
+
+
+def raw(value) -> str:
+    """A group's value as a gap target names it: yes/no groups as yes and no."""
+    if isinstance(value, bool) or str(value) in ("True", "False"):
+        return "yes" if str(value) == "True" else "no"
+    return str(value)
+
+
+# The metric's gap targets on these groups (set in the data map), each against the measured gap
+# and its interval: met only if the whole interval is within the target.
+drawn_gap_target = None
+for target in metric_edits.gap_targets(warehouse(), metric["metric_id"], filters.school_year).to_dict("records"):
+    if target["dimension"] != by:
+        continue
+    rows = gaps[[raw(v) == target["group_value"] for v in gaps[by]]]
+    size = charts.format_change(target["gap"], metric).lstrip("+")
+    words = metric_edits.gap_words(target)
+    if rows.empty:
+        st.info(f"Gap target ({words}): no {target['group_value']} group with these filters.", icon=":material/flag:")
+        continue
+    if raw(base[by]) != target["reference"]:
+        st.info(f"Gap target ({words}): measured from {target['reference']}; choose it under 'Gap to' to read the gap "
+                "against its target.", icon=":material/flag:")
+        continue
+    row = rows.iloc[0]
+    drawn_gap_target = target["gap"] if drawn_gap_target is None else drawn_gap_target
+    if pd.isna(row["difference"]):
+        st.info(f"Gap target ({words}): {row['group']} has fewer than {min_cell} students with these filters.",
+                icon=":material/flag:")
+        continue
+    measured = charts.format_change(row["difference"], metric)
+    if pd.isna(row["diff_low"]):
+        interval, verdict = "", "met" if abs(row["difference"]) <= target["gap"] else "not met"
+    else:
+        interval = (f" (95% CI {charts.format_change(row['diff_low'], metric)} to "
+                    f"{charts.format_change(row['diff_high'], metric)})")
+        if -target["gap"] <= row["diff_low"] and row["diff_high"] <= target["gap"]:
+            verdict = "met: the whole interval is within the target"
+        elif row["diff_high"] < -target["gap"] or row["diff_low"] > target["gap"]:
+            verdict = "not met: the whole interval is beyond the target"
+        else:
+            verdict = "not yet sure: the interval reaches both sides of the target"
+    year = f" for {target['school_year']}" if target["school_year"] else ""
+    st.markdown(
+        f":material/flag: **Gap target{year}: {row['group']} within {size} of {reference}.** "
+        f"Measured gap {measured}{interval}: {verdict}."
+    )
+
 height = max(260, 46 * len(gaps) + 120)
 left, right = st.columns(2)
 with left:
@@ -112,7 +161,7 @@ with left:
 with right:
     st.plotly_chart(
         charts.gap_figure(gaps, metric=metric, reference_label=reference, title=f"Gap to {reference}",
-                          height=height),
+                          height=height, gap_target=drawn_gap_target),
         width="stretch", key="gaps",
     )
 colours = "" if metric["aggregation"] == "median" else (

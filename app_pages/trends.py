@@ -6,7 +6,9 @@ import pandas as pd
 import streamlit as st
 
 from ciboard import charts, meetings, safe_text
-from ciboard.dashboard import chart_footer, disguised, metric_picker, metrics, min_cell, query, scope
+from ciboard.dashboard import (
+    chart_footer, disguised, metric_picker, metrics, min_cell, query, scope, vendor_ids, with_target_in_force,
+)
 from ciboard.filters import group_labels
 from ciboard.session import app_db, presenting
 from ciboard.signals import MIN_POINTS, chart, closures, windows
@@ -46,6 +48,9 @@ with settings:
     controls = st.columns([3, 2, 3, 2])
 with controls[0]:
     metric = metric_picker()
+# The target drawn is the one in force for the school year and the one vendor charted, if one is.
+charted_vendor = scope().vendor_id or (vendor_ids(one_vendor)[0] if len(one_vendor) == 1 else None)
+metric = with_target_in_force(metric, filters.school_year, charted_vendor)
 weekly = metric["frequency"] == "weekly"
 with controls[1]:
     grains = ["week", "month", "window"] if weekly else ["window"]

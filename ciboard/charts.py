@@ -545,11 +545,13 @@ def gap_figure(
     category: str = "group",
     title: str | None = None,
     height: int | None = None,
+    gap_target: float | None = None,
 ) -> go.Figure:
     """Each group's gap to a reference group (the output of stats.disparity.gaps) with its
     confidence interval, beside zero. A gap whose interval leaves out zero is coloured as a
     concern or an improvement by the metric's better direction; the rest are grey. Shares are
-    drawn in percentage points."""
+    drawn in percentage points. A gap target (the widest gap the data map allows, either way)
+    is drawn as the target is on every chart."""
     scale = 100 if is_share(metric) else 1
     shown = frame[~frame["suppressed"] & frame["difference"].notna()]
     hidden = frame[frame["suppressed"] | frame["difference"].isna()]
@@ -583,6 +585,10 @@ def gap_figure(
         )
     )
     figure.add_vline(x=0, line=dict(color="#404040", width=1.5), annotation_text="no gap", annotation_position="top", annotation_font_size=13)
+    if gap_target is not None:
+        for side in (-1, 1):
+            figure.add_vline(x=side * gap_target * scale, line=dict(color=TARGET_COLOUR, dash="dot", width=2.5),
+                             annotation_text="gap target", annotation_position="bottom", annotation_font_size=13)
     for label, suppressed in zip(hidden[category].astype(str), hidden["suppressed"]):
         text = f"{label}: fewer than 10 students" if suppressed else f"{label}: no gap (reference too small)"
         figure.add_annotation(x=0, xref="paper", y=label, text=text, showarrow=False, xanchor="left", font=dict(size=13, color="#7B7D7D"))

@@ -397,6 +397,116 @@ def datamap(output_format: str, data_dir: Path | None) -> None:
     write_frame(frame, output_format)
 
 
+@main.group(
+    help="The data map, edited without code: add and edit metrics from TOML files, list them, read each one's "
+    "history, retire one nothing uses. Every save is a version with who and when; the command line saves as the "
+    "district's operator (an administrator), named by the operating-system user."
+)
+def metrics() -> None:
+    pass  # click runs the subcommands
+
+
+def _metric_file(path: Path):
+    from ciboard import metric_edits
+
+    return metric_edits.read_toml(path.read_bytes(), path.name)
+
+
+def _save_metric(action: str, name: str | None, file: Path, data_dir: Path | None) -> None:
+    from ciboard import metric_edits
+
+    warehouse = warehouse_for(data_dir)
+    try:
+        given = _metric_file(file)
+        name = name or given.fields.get("id")
+        if action == "add":
+            saved = metric_edits.add(warehouse, _operator(), given)
+        else:
+            saved = metric_edits.edit(warehouse, _operator(), name, given)
+    except metric_edits.MetricError as error:
+        audit_command(warehouse.settings, f"metric {action}", {"metric": name, "file": file.name, "error": str(error)},
+                      "refused")
+        raise click.ClickException("nothing saved:\n" + "\n".join(error.problems)) from None
+    except WarehouseMissing as error:
+        raise click.ClickException(str(error)) from None
+    audit_command(warehouse.settings, f"metric {action}", {"metric": name, "file": file.name, "version": saved})
+    click.echo(f"saved {name} version {saved} from {file.name}, as {warehouse.version()}")
+
+
+@metrics.command("add", help="Add a metric to the data map from a TOML file ([metric] with its id and every field; "
+                 "optional [[targets]] and [[gap_targets]]). See the README's 'Metrics without code'.")
+@click.option("--from", "file", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@data_dir_option
+def metrics_add(file: Path, data_dir: Path | None) -> None:
+    _save_metric("add", None, file, data_dir)
+
+
+@metrics.command("edit", help="Save a new version of a metric from a TOML file: the fields given replace the current "
+                 "ones, the others are kept; [[targets]] or [[gap_targets]], when given, replace those in force.")
+@click.argument("name")
+@click.option("--from", "file", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@data_dir_option
+def metrics_edit(name: str, file: Path, data_dir: Path | None) -> None:
+    _save_metric("edit", name, file, data_dir)
+
+
+@metrics.command("show", help="Print a metric's current definition as a TOML file 'metrics edit' takes back.")
+@click.argument("name")
+@data_dir_option
+def metrics_show(name: str, data_dir: Path | None) -> None:
+    from ciboard import metric_edits
+
+    try:
+        click.echo(metric_edits.as_toml(warehouse_for(data_dir), name), nl=False)
+    except (metric_edits.MetricError, WarehouseMissing) as error:
+        raise click.ClickException(str(error)) from None
+
+
+@metrics.command("list", help="Every metric in the data map: id, label, kind, unit, aggregation, better, target.")
+@click.option("--format", "output_format", type=click.Choice(["csv", "json"]), default="csv", show_default=True)
+@data_dir_option
+def metrics_list(output_format: str, data_dir: Path | None) -> None:
+    try:
+        frame = data_map(warehouse_for(data_dir))
+    except WarehouseMissing as error:
+        raise click.ClickException(str(error)) from None
+    write_frame(frame[["metric_id", "label", "kind", "unit", "aggregation", "better", "frequency", "target"]],
+                output_format)
+
+
+@metrics.command("history", help="Every version of a metric, newest first: who saved it, when, why, and its targets.")
+@click.argument("name")
+@click.option("--format", "output_format", type=click.Choice(["csv", "json"]), default="csv", show_default=True)
+@data_dir_option
+def metrics_history(name: str, output_format: str, data_dir: Path | None) -> None:
+    from ciboard import metric_edits
+
+    try:
+        frame = metric_edits.history(warehouse_for(data_dir), name)
+    except (metric_edits.MetricError, WarehouseMissing) as error:
+        raise click.ClickException(str(error)) from None
+    first = ["version", "saved_by", "saved_at", "note", "retired"]
+    write_frame(frame[first + [c for c in frame.columns if c not in first]], output_format)
+
+
+@metrics.command("retire", help="Take a metric out of the data map. Refused while it is in use: a contract line "
+                 "(today's or an earlier one) pays on it, or values of it are loaded. Its history stays.")
+@click.argument("name")
+@click.option("--note", required=True, help="Why it is retired.")
+@data_dir_option
+def metrics_retire(name: str, note: str, data_dir: Path | None) -> None:
+    from ciboard import metric_edits
+
+    warehouse = warehouse_for(data_dir)
+    try:
+        saved = metric_edits.retire(warehouse, _operator(), name, note)
+    except metric_edits.MetricError as error:
+        audit_command(warehouse.settings, "metric retire", {"metric": name, "error": str(error)}, "refused")
+        raise click.ClickException(str(error)) from None
+    audit_command(warehouse.settings, "metric retire", {"metric": name, "version": saved, "note": note})
+    click.echo(f"retired {name} (version {saved}); its history stays readable with 'ciboard metrics history {name}'")
+
+
 def write_frame(frame, output_format: str) -> None:
     # CSV is read by people, in a spreadsheet, as the dashboard's downloads are; JSON by
     # programs, which have true and false of their own.

@@ -14,7 +14,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from ciboard import accounts, charts, letters, privacy, queries, session, session_checks
+from ciboard import accounts, charts, letters, metric_edits, privacy, queries, session, session_checks
 from ciboard.access import Scope, ScopeError
 from ciboard.accounts import Account
 from ciboard.settings import get_settings
@@ -192,6 +192,17 @@ def data_map() -> pd.DataFrame:
 def metrics() -> dict[str, dict]:
     """The data map as {metric_id: row}, in the data map's order."""
     return {row["metric_id"]: row for row in data_map().to_dict(orient="records")}
+
+
+@st.cache_data(show_spinner=False)
+def _target_in_force(key: str, metric_id: str, school_year: str, vendor_id: str | None) -> float | None:
+    return metric_edits.target_for(warehouse(), metric_id, school_year, vendor_id)
+
+
+def with_target_in_force(metric: dict, school_year: str, vendor_id: str | None) -> dict:
+    """The metric with the target the data map sets for this school year and vendor (None: the
+    district's), which may differ from its district-wide target."""
+    return {**metric, "target": _target_in_force(version(), metric["metric_id"], school_year, vendor_id)}
 
 
 def metric_picker(

@@ -220,7 +220,7 @@ def test_a_vendor_cannot_submit_another_vendors_roster(loaded, tmp_path):
         ("assessment", "ST0000004,winter,2025-09-23,500,50,0", "test_date", "not in the stated window"),
         ("assessment", "ST0000004,fall,2025-09-23,500,0,0", "sgp", "percentile from 1 to 99"),
         ("assessment", "ST0000004,fall,2025-09-23,500,50,2", "proficient", "yes/no"),
-        ("survey", "ST0000001,2025-09-25,sel_belonging,4", "item", "one of sel_identity"),
+        ("survey", "ST0000001,2025-09-25,sel_belonging,4", "item", "not a survey metric of the data map"),
         ("survey", "ST0000001,2025-09-25,sel_identity,6", "score", "from 1 to 5"),
         ("contracts", "V1,sgp,50,-1,750,,2025-09-15,2026-05-22", "base_per_student", "not be negative"),
         ("contracts", "V1,attendance,50,700,750,,2025-09-15,2026-05-22", "payment_metric", "unknown metric"),
