@@ -66,8 +66,8 @@ class View:
     description: str
     params: tuple[str, ...]
     required: tuple[str, ...] = ()
-    students: bool = False  # rows are students: analysts only
-    roles: tuple[str, ...] = ("analyst", "facilitator", "admin", "vendor")
+    students: bool = False  # rows are students: analysts (and evaluators, pseudonymised) only
+    roles: tuple[str, ...] = ("analyst", "facilitator", "admin", "vendor", "evaluator", "school")
 
 
 VIEWS = {
@@ -161,7 +161,7 @@ VIEWS = {
             " eligible or why not, successful, base and outcome amounts due that month, caps applied",
             ("vendor_id", "period"),
             ("period",),
-            roles=("analyst", "admin", "vendor"),
+            roles=("analyst", "admin", "vendor", "evaluator"),
         ),
         View(
             "session_checks",
@@ -209,6 +209,16 @@ FOLLOW_UP = ("absent_students", "not_growing", "not_yet_served", "followed_stude
 # Views of students' rows a vendor reads for its own students, as the follow-up lists: its
 # flagged sessions are its own to correct.
 OWN_STUDENTS = (*FOLLOW_UP, "session_checks")
+# What a school account reads: its own schools' numbers across vendors and its own schools'
+# follow-up lists. A vendor's submissions, payments and flagged sessions are between the
+# vendor and the district; the benchmark is a vendor's.
+SCHOOL_VIEWS = (
+    "series", "breakdown", "vendors", "panel", "choices", "events", "coverage", "follow_up_counts", *FOLLOW_UP,
+)
+# Views that bind the school scope as a parameter of their own: they take no filters.
+SCHOOL_SCOPED = ("choices", "followed_student")
+# Columns that name a student: an evaluator reads them as its own pseudonyms.
+STUDENT_COLUMNS = ("student_key", "student_id")
 # Views that count service: they read the district's decisions about flagged sessions.
 CHECKED = ("payments", "statement", "session_checks", "session_check_counts")
 # Views whose rows are cells over students, small ones hidden by ciboard.privacy.
@@ -250,6 +260,8 @@ def run(
         raise ScopeError(f"{view} lists students, which only analysts may see")
     if scope.role not in spec.roles:
         raise ScopeError(f"{view} lists students: the district's analysts and admins, and the vendor itself, may read it")
+    if scope.role == "school" and view not in SCHOOL_VIEWS:
+        raise ScopeError(f"{view} is between the district and its vendors; a school account reads {', '.join(SCHOOL_VIEWS)}")
 
     version = warehouse.version()
     min_cell = warehouse.settings.min_cell_size
@@ -268,6 +280,8 @@ def run(
         frame, totals = payments.statement(frame, period)
         lines = _adjustments(warehouse, version, scope, bound, period)
         totals = payments.adjusted(totals, lines)
+        if scope.pseudonymises:
+            lines = pseudonymised(lines, scope, warehouse)
         frame.attrs["adjustments"] = lines.to_dict(orient="list")
         frame.attrs["terms"] = terms.to_dict(orient="list")
         frame.attrs["totals"] = totals.to_dict(orient="list")
@@ -292,7 +306,21 @@ def run(
     if view == "session_check_counts":
         frame = _session_check_counts(frame, not scope.follows_up_students, min_cell)
     frame = frame.drop(columns=[c for c in frame.columns if c == "cell_key"])
+    if scope.pseudonymises:
+        frame = pseudonymised(frame, scope, warehouse)
     frame.attrs["version"] = version
+    return frame
+
+
+def pseudonymised(frame: pd.DataFrame, scope: Scope, warehouse: Warehouse) -> pd.DataFrame:
+    """The frame with every student id an evaluator's pseudonym of it (ciboard.privacy.pseudonym)."""
+    columns = [c for c in STUDENT_COLUMNS if c in frame.columns]
+    if not columns:
+        return frame
+    key = privacy.pseudonym_key(AppDB.of(warehouse.settings))
+    frame = frame.copy()
+    for column in columns:
+        frame[column] = frame[column].map(lambda s: None if pd.isna(s) else privacy.pseudonym(key, scope.evaluator, s))
     return frame
 
 
@@ -329,7 +357,7 @@ SQL = {
         f" as accepted, count(*) filter (where decision = 'rejected') as rejected,"
         f" count(*) filter (where not counts) as not_counted from ({_FLAGS}) group by all order by all"
     ),
-    "choices": "select * from choices(scope_vendor := $scope_vendor)",
+    "choices": "select * from choices(scope_vendor := $scope_vendor, scope_schools := $scope_schools::varchar[])",
     "events": (
         "select * from events(scope_vendor := $scope_vendor, start_date := $start, end_date := $end,"
         " metric := $metric, filters := $filters::map(varchar, varchar[]))"
@@ -351,7 +379,10 @@ SQL = {
         "select * from not_yet_served(weeks := $weeks, scope_vendor := $scope_vendor, end_date := $end,"
         " filters := $filters::map(varchar, varchar[]))"
     ),
-    "followed_student": "select * from followed_student($student_id, scope_vendor := $scope_vendor)",
+    "followed_student": (
+        "select * from followed_student($student_id, scope_vendor := $scope_vendor,"
+        " scope_schools := $scope_schools::varchar[])"
+    ),
     "follow_up_counts": (
         "select * from follow_up_counts($max_rate, weeks := $weeks, unserved_weeks := $unserved_weeks,"
         " scope_vendor := $scope_vendor, end_date := $end, filters := $filters::map(varchar, varchar[]))"
@@ -379,6 +410,9 @@ def _bind(
         asked = given.get("vendor_id")
         if asked is not None and _as_list(asked) != [scope.vendor_id]:
             raise ScopeError(f"this account sees only its own vendor, {scope.vendor_id}")
+    if scope.role == "school" and "school_id" in given:
+        if set(_filter_values("school_id", given["school_id"])) - set(scope.school_ids):
+            raise ScopeError("this account sees only its own schools, " + ", ".join(scope.school_ids))
     bound: dict[str, Any] = {"scope_vendor": scope.vendor_id if scope.role == "vendor" else None}
     if spec.name == "peers":
         # The benchmark reads every vendor's facts, so no scope vendor is bound: the vendor it
@@ -423,8 +457,14 @@ def _bind(
     if "min_dosage_share" in spec.params:
         share = given.get("min_dosage_share")
         bound["min_dosage_share"] = None if share is None else _as_number("min_dosage_share", share, 0, 1)
+    if spec.name in SCHOOL_SCOPED:
+        bound["scope_schools"] = list(scope.school_ids) or None
     if any(d in spec.params for d in DIMENSIONS):
         filters = {d: _filter_values(d, given[d]) for d in DIMENSIONS if d in given}
+        if scope.role == "school":
+            # The school scope rides on the school filter every filtered view applies: the
+            # schools asked for, all of them the account's own, else all the account's own.
+            filters["school_id"] = filters.get("school_id") or list(scope.school_ids)
         bound["filters"] = {"key": list(filters), "value": list(filters.values())}
     if spec.name == "quality":
         bound["today"] = today
