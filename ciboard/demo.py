@@ -110,6 +110,8 @@ def build(
         facts = cur.execute("select count(*) from facts").fetchall()[0][0]
         vendors = cur.execute("select vendor_id, name from vendors order by vendor_id").fetchall()
         schools = cur.execute("select school_id, name from schools order by school_id").fetchall()
+    # The demo's school account is the coordinators' who sit in its workgroups, so it has some to take part in.
+    schools = [s for s in schools if s[0] in demo_meetings.COORDINATED_SCHOOLS] or schools
     db = AppDB.of(settings)
     passwords = make_accounts(db, vendors, say, schools)
     say("seeding the CI workgroups, meetings, commitments and PDSA cycles")
@@ -122,8 +124,8 @@ def build(
 def make_accounts(
     db: AppDB, vendors: list[tuple[str, str]], say: Progress, schools: list[tuple[str, str]] = ()
 ) -> dict[str, str]:
-    """The demo's accounts, one per role and per vendor (the school account reads the first two
-    schools), unless the app database has accounts already."""
+    """The demo's accounts, one per role and per vendor (the school account reads the first
+    two schools given), unless the app database has accounts already."""
     if accounts.users(db):
         say("the app database already has accounts; no demo accounts made")
         return {}

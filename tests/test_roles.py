@@ -1,0 +1,227 @@
+"""The school and evaluator roles below the pages: a school account reads its own schools only,
+whatever it asks for; an evaluator reads what an analyst reads with every student id its own
+pseudonym, and writes nothing."""
+
+from datetime import date
+
+import pandas as pd
+import pytest
+
+from ciboard import accounts, meetings, privacy, queries, student_lists
+from ciboard.access import ANALYST, Scope, ScopeError
+from ciboard.appdb import AppDB
+from ciboard.ci_records import Commitment, Slice, Workgroup
+from ciboard.demo_meetings import COORDINATED_SCHOOLS
+from conftest import default_dates, view
+
+SCHOOL = Scope("school", school_ids=COORDINATED_SCHOOLS)
+EVALUATOR = Scope("evaluator", evaluator="evaluator")
+OTHER_EVALUATOR = Scope("evaluator", evaluator="evaluator-2")
+ATTENDANCE = "tutoring_attendance_rate"
+
+
+@pytest.fixture(scope="module")
+def schools(demo_warehouse) -> list[str]:
+    return sorted(view(demo_warehouse, "choices").query("dimension == 'school_id'")["value"])
+
+
+def other_school(schools: list[str]) -> str:
+    return next(s for s in schools if s not in COORDINATED_SCHOOLS)
+
+
+def latest_end(warehouse) -> str:
+    return default_dates(warehouse)["end"]
+
+
+# --- the school role ---------------------------------------------------------------------------
+
+
+def test_a_school_reads_only_its_schools_in_every_view_it_may_read(demo_warehouse):
+    end = latest_end(demo_warehouse)
+    asked = {
+        "series": {"metric": ATTENDANCE},
+        "breakdown": {"metric": ATTENDANCE, "by": "school_id"},
+        "vendors": {"metric": ATTENDANCE},
+        "panel": {"metric": ATTENDANCE, "by": "school_id", "grain": "month"},
+        "choices": {},
+        "events": {},
+        "coverage": {},
+        "follow_up_counts": {"max_rate": 0.9, "end": end},
+        "absent_students": {"max_rate": 0.9, "end": end},
+        "not_growing": {"end": end},
+        "not_yet_served": {"end": end, "weeks": 1},
+    }
+    assert set(asked) | {"followed_student"} == set(queries.SCHOOL_VIEWS)
+    for name, params in asked.items():
+        frame = queries.run(demo_warehouse, name, SCHOOL, params)
+        if name == "choices":
+            frame = frame[frame["dimension"] == "school_id"].rename(columns={"value": "school_id"})
+        if "school_id" in frame.columns:
+            assert set(frame["school_id"].dropna()) <= set(COORDINATED_SCHOOLS), name
+    listed = queries.run(demo_warehouse, "absent_students", SCHOOL, {"max_rate": 0.9, "end": end})
+    everyone = queries.run(demo_warehouse, "absent_students", ANALYST, {"max_rate": 0.9, "end": end})
+    assert not listed.empty and set(listed["school_id"]) == set(COORDINATED_SCHOOLS)
+    assert len(listed) == everyone["school_id"].isin(COORDINATED_SCHOOLS).sum()
+    # Across vendors: a school's students come from every vendor that serves it.
+    assert listed["vendor_id"].nunique() > 1
+
+
+def test_a_school_asking_for_another_school_is_refused_without_naming_it(demo_warehouse, schools):
+    other = other_school(schools)
+    for params in (
+        {"metric": ATTENDANCE, "school_id": other},
+        {"metric": ATTENDANCE, "school_id": [COORDINATED_SCHOOLS[0], other]},
+        {"metric": ATTENDANCE, "school_id": f"{COORDINATED_SCHOOLS[0]},{other}"},
+    ):
+        with pytest.raises(ScopeError) as refused:
+            queries.run(demo_warehouse, "series", SCHOOL, params)
+        assert other not in str(refused.value)
+    one = queries.run(demo_warehouse, "breakdown", SCHOOL,
+                      {"metric": ATTENDANCE, "by": "school_id", "school_id": COORDINATED_SCHOOLS[0]})
+    assert set(one["school_id"]) == {COORDINATED_SCHOOLS[0]}
+
+
+def test_a_school_cannot_follow_up_another_schools_student(demo_warehouse, schools):
+    students = view(demo_warehouse, "absent_students", max_rate=1)
+    theirs = students[~students["school_id"].isin(COORDINATED_SCHOOLS)]["student_key"].iloc[0]
+    ours = students[students["school_id"].isin(COORDINATED_SCHOOLS)]["student_key"].iloc[0]
+    assert queries.run(demo_warehouse, "followed_student", SCHOOL, {"student_id": theirs}).empty
+    assert len(queries.run(demo_warehouse, "followed_student", SCHOOL, {"student_id": ours})) == 1
+
+
+@pytest.mark.parametrize(
+    "name, params",
+    [
+        ("payments", {}), ("statement", {"vendor_id": "V1", "period": "2026-01"}), ("quality", {}),
+        ("rejections", {}), ("session_checks", {}), ("session_check_counts", {}), ("student_records", {}),
+        ("roster_disagreements", {}), ("peers", {"metric": ATTENDANCE, "vendor_id": "V1"}),
+        ("student_values", {"metric": ATTENDANCE, "metric_y": "sgp"}),
+    ],
+)
+def test_a_school_reads_no_vendor_business_and_no_student_rows(demo_warehouse, name, params):
+    with pytest.raises(ScopeError):
+        queries.run(demo_warehouse, name, SCHOOL, params)
+
+
+def test_a_school_has_small_cells_hidden_as_a_facilitator_has(demo_warehouse):
+    min_cell = demo_warehouse.settings.min_cell_size
+    params = {"metric": ATTENDANCE, "by": "grade", "by2": "race_ethnicity"}
+    frame = queries.run(demo_warehouse, "breakdown", SCHOOL, params)
+    exact = queries.run(demo_warehouse, "breakdown", ANALYST, {**params, "school_id": list(COORDINATED_SCHOOLS)})
+    assert (exact["n"] < min_cell).any()  # there are small cells to hide
+    assert frame["small_cell"].any()
+    assert frame.loc[frame["small_cell"], "n"].isna().all()
+    assert (frame["n"].dropna() >= min_cell).all()
+
+
+def test_a_school_sees_its_workgroups_and_updates_only_its_own_commitments(dashboard):
+    db = AppDB.of(dashboard.settings)
+    groups = meetings.workgroups(db, SCHOOL)
+    assert groups and len(groups) < len(meetings.workgroups(db, ANALYST))
+    for group in groups:
+        parties = {(p.party, p.party_id) for p in group.members}
+        assert parties & {("school", s) for s in COORDINATED_SCHOOLS}
+        assert not {pid for party, pid in parties if party == "school"} - set(COORDINATED_SCHOOLS)
+    seen = meetings.commitments(db, SCHOOL)
+    own = [c for c in seen if c.party == "school"]
+    assert own and all(c.party_id in COORDINATED_SCHOOLS for c in own)
+    assert all(c.party == "school" or c.slice.school_id in COORDINATED_SCHOOLS for c in seen)
+    with pytest.raises(ScopeError):
+        meetings.save_workgroup(db, SCHOOL, Workgroup(name="A school's own", purpose="x"), by="school")
+    with pytest.raises(ScopeError):
+        meetings.save_commitment(db, SCHOOL, Commitment(party="school", party_id=COORDINATED_SCHOOLS[0],
+                                 owner="x", made_on=date(2026, 3, 1), action="x"), by="school")
+    others = [c for c in meetings.commitments(db, ANALYST) if c not in seen and c.status not in ("done", "dropped")]
+    if others:
+        with pytest.raises(ScopeError):
+            meetings.update_status(db, SCHOOL, others[0].id, "done", by="school", revision=others[0].revision)
+
+
+# --- the evaluator role ------------------------------------------------------------------------
+
+
+def test_an_evaluator_reads_the_analysts_students_under_its_own_stable_pseudonyms(demo_warehouse):
+    params = {"max_rate": 0.9, "end": latest_end(demo_warehouse)}
+    raw = queries.run(demo_warehouse, "absent_students", ANALYST, params)
+    mine = queries.run(demo_warehouse, "absent_students", EVALUATOR, params)
+    again = queries.run(demo_warehouse, "absent_students", EVALUATOR, params)
+    theirs = queries.run(demo_warehouse, "absent_students", OTHER_EVALUATOR, params)
+    assert len(mine) == len(raw) > 0
+    assert not set(mine["student_key"]) & set(raw["student_key"])
+    assert mine["student_key"].str.fullmatch(r"P[0-9a-f]{16}").all()
+    assert mine["student_key"].is_unique
+    assert list(mine["student_key"]) == list(again["student_key"])
+    assert not set(mine["student_key"]) & set(theirs["student_key"])
+    # Everything but the student is the analyst's.
+    assert mine.drop(columns="student_key").equals(raw.drop(columns="student_key"))
+    # The pseudonym is keyed by the district's secret, not a bare hash of the id.
+    import hashlib
+    first = str(raw["student_key"].iloc[0])
+    assert mine["student_key"].iloc[0] not in {
+        "P" + hashlib.sha256(f"evaluator\x1f{first}".encode()).hexdigest()[:16],
+        "P" + hashlib.sha256(first.encode()).hexdigest()[:16],
+    }
+    key = privacy.pseudonym_key(AppDB.of(demo_warehouse.settings))
+    assert mine["student_key"].iloc[0] == privacy.pseudonym(key, "evaluator", first)
+
+
+def test_an_evaluators_numbers_are_the_analysts_unhidden(demo_warehouse):
+    params = {"metric": ATTENDANCE, "by": "grade", "by2": "race_ethnicity"}
+    pd.testing.assert_frame_equal(
+        queries.run(demo_warehouse, "breakdown", EVALUATOR, params),
+        queries.run(demo_warehouse, "breakdown", ANALYST, params),
+    )
+
+
+def test_an_evaluators_statement_names_no_student_by_id(demo_warehouse):
+    payments = view(demo_warehouse, "payments")
+    vendor = payments["vendor_id"].iloc[0]
+    period = "2026-01"
+    raw = queries.run(demo_warehouse, "statement", ANALYST, {"vendor_id": vendor, "period": period})
+    mine = queries.run(demo_warehouse, "statement", EVALUATOR, {"vendor_id": vendor, "period": period})
+    assert len(mine) == len(raw) > 0
+    assert not set(mine["student_id"].dropna()) & set(raw["student_id"].dropna())
+    text = mine.to_csv() + str(mine.attrs)
+    assert not [s for s in raw["student_id"].dropna().unique() if str(s) in text]
+
+
+def test_an_evaluator_writes_nothing(dashboard):
+    db = AppDB.of(dashboard.settings)
+    before = accounts.audit_log(db, limit=1)
+    group = meetings.workgroups(db, EVALUATOR)[0]
+    commitment = meetings.commitments(db, EVALUATOR)[0]
+    refused = [
+        lambda: meetings.save_workgroup(db, EVALUATOR, group, by="evaluator"),
+        lambda: meetings.save_commitment(db, EVALUATOR, commitment, by="evaluator"),
+        lambda: meetings.update_status(db, EVALUATOR, commitment.id, "done", by="evaluator", revision=commitment.revision),
+        lambda: meetings.keep_draft(db, EVALUATOR, "workgroup", group.id, {"purpose": "x"}, by="evaluator",
+                                    revision=group.revision),
+        lambda: student_lists.log_status(db, dashboard, EVALUATOR, "anyone", "absent", "contacted", by="evaluator"),
+    ]
+    for attempt in refused:
+        with pytest.raises(ScopeError, match="evaluator"):
+            attempt()
+    assert accounts.audit_log(db, limit=1) == before
+
+
+def test_a_school_logs_the_status_of_its_own_commitments_only(tmp_path):
+    from ciboard.ci_records import Person
+
+    db = AppDB(tmp_path / "app.sqlite")
+    rosa = Person("Rosa", "School", "school", COORDINATED_SCHOOLS[0])
+    group = meetings.save_workgroup(db, ANALYST, Workgroup(name="School review", purpose="x", members=[rosa]), by="a")
+    ours = meetings.save_commitment(db, ANALYST, Commitment(
+        party="school", party_id=COORDINATED_SCHOOLS[0], owner="Rosa", made_on=date(2026, 1, 5), action="Free the block",
+        slice=Slice(school_id=COORDINATED_SCHOOLS[0])), by="a")
+    theirs = meetings.save_commitment(db, ANALYST, Commitment(
+        party="school", party_id="Z99", owner="Someone", made_on=date(2026, 1, 5), action="Elsewhere",
+        slice=Slice(school_id="Z99")), by="a")
+    assert [g.id for g in meetings.workgroups(db, SCHOOL)] == [group.id]
+    assert meetings.workgroups(db, Scope("school", school_ids=("Z99",))) == []
+    assert [c.id for c in meetings.commitments(db, SCHOOL)] == [ours.id]
+    done = meetings.update_status(db, SCHOOL, ours.id, "done", by="school", revision=ours.revision, on=date(2026, 2, 1))
+    assert done.status == "done" and done.log[-1].by == "school"
+    with pytest.raises(ScopeError):
+        meetings.update_status(db, SCHOOL, theirs.id, "done", by="school", revision=theirs.revision)
+    with pytest.raises(ScopeError):
+        meetings.commitment(db, SCHOOL, theirs.id)
