@@ -225,3 +225,81 @@ def test_a_school_logs_the_status_of_its_own_commitments_only(tmp_path):
         meetings.update_status(db, SCHOOL, theirs.id, "done", by="school", revision=theirs.revision)
     with pytest.raises(ScopeError):
         meetings.commitment(db, SCHOOL, theirs.id)
+
+
+# --- accounts and the command line ---------------------------------------------------------------
+
+
+def test_a_school_account_has_schools_and_no_other_account_has_any(tmp_path):
+    db = AppDB(tmp_path / "app.sqlite")
+    with pytest.raises(accounts.AccountError, match="--school"):
+        accounts.add_user(db, "nowhere", role="school")
+    with pytest.raises(accounts.AccountError, match="--school"):
+        accounts.add_user(db, "fac", role="facilitator", school_ids=["E01"])
+    made = accounts.add_user(db, "adams", role="school", school_ids=["E02", "E01", "E01"], password="a long password")
+    assert made.scope == Scope("school", school_ids=("E01", "E02"))
+    assert accounts.account(db, "adams").school_ids == ("E01", "E02")
+    accounts.set_schools(db, "adams", ["E03"])
+    assert accounts.account(db, "adams").scope.school_ids == ("E03",)
+    with pytest.raises(accounts.AccountError):
+        accounts.set_schools(db, "adams", [])
+    assert accounts.account(db, "adams").school_ids == ("E03",)  # a refused change changes nothing
+    entry = accounts.audit_log(db, action="account schools changed")[0]
+    assert '"after": ["E03"]' in entry["detail"] and '"before": ["E01", "E02"]' in entry["detail"]
+    accounts.add_user(db, "fac", role="facilitator")
+    with db.transaction() as con, pytest.raises(Exception, match="only a school account"):
+        con.execute("insert into user_schools values ('fac', 'E01')")
+    evaluator = accounts.add_user(db, "eval", role="evaluator")
+    assert evaluator.scope == Scope("evaluator", evaluator="eval") and not evaluator.scope.writes
+
+
+def test_the_roles_migration_keeps_every_account_and_its_demo_password(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    from ciboard import appdb
+
+    before = tmp_path / "before"
+    before.mkdir()
+    for path in sorted(Path(appdb.MIGRATIONS_DIR).glob("*.sql")):
+        if int(path.stem.split("_")[0]) < 11:
+            (before / path.name).write_text(path.read_text())
+    monkeypatch.setattr(appdb, "MIGRATIONS_DIR", before)
+    db = AppDB(tmp_path / "app.sqlite")
+    with db.transaction() as con:  # as the demo wrote them before there were school accounts
+        for name, role, vendor in (("analyst", "analyst", None), ("vendor-v1", "vendor", "V1")):
+            con.execute("insert into users (username, display_name, role, vendor_id, password_hash, created_at)"
+                        " values (?, ?, ?, ?, ?, '2026-01-01')", [name, name, role, vendor, accounts.hash_password("p" * 12)])
+            con.execute("insert into demo_credentials values (?, ?)", [name, "p" * 12])
+    kept = accounts.demo_credentials(db)
+    assert len(kept) == 2
+    monkeypatch.undo()
+    db = AppDB(tmp_path / "app.sqlite")
+    assert db.migrate() == [11]
+    assert accounts.demo_credentials(db) == kept
+    assert accounts.account(db, "vendor-v1").scope == Scope("vendor", "V1")
+    assert accounts.add_user(db, "school", role="school", school_ids=["E01"]).school_ids == ("E01",)
+    with db.connect() as con:
+        assert con.execute("select count(*) from secrets where name = 'pseudonyms'").fetchone()[0] == 1
+
+
+def test_users_add_a_school_and_an_evaluator_from_the_command_line(loaded):
+    from click.testing import CliRunner
+
+    from ciboard.cli import main
+
+    data_dir = str(loaded.settings.data_dir)
+    runner = CliRunner()
+    added = runner.invoke(main, ["users", "add", "adams", "--role", "school", "--school", "E01", "--school", "E02",
+                                 "--generate", "--data-dir", data_dir])
+    assert added.exit_code == 0, added.output
+    assert "school:E01,E02" in added.output
+    unknown = runner.invoke(main, ["users", "add", "x", "--role", "school", "--school", "Q42", "--generate",
+                                   "--data-dir", data_dir])
+    assert unknown.exit_code != 0 and "unknown school(s) Q42" in unknown.output
+    bare = runner.invoke(main, ["users", "add", "y", "--role", "school", "--generate", "--data-dir", data_dir])
+    assert bare.exit_code != 0 and "--school" in bare.output
+    assert runner.invoke(main, ["users", "add", "eval", "--role", "evaluator", "--generate", "--data-dir", data_dir]).exit_code == 0
+    listed = runner.invoke(main, ["users", "list", "--data-dir", data_dir]).output
+    assert '"E01, E02"' in listed and "eval,evaluator" in listed
+    db = AppDB.of(loaded.settings)
+    assert accounts.account(db, "adams").scope == Scope("school", school_ids=("E01", "E02"))
