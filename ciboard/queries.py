@@ -209,11 +209,11 @@ FOLLOW_UP = ("absent_students", "not_growing", "not_yet_served", "followed_stude
 # Views of students' rows a vendor reads for its own students, as the follow-up lists: its
 # flagged sessions are its own to correct.
 OWN_STUDENTS = (*FOLLOW_UP, "session_checks")
-# What a school account reads: its own schools' numbers across vendors and its own schools'
-# follow-up lists. A vendor's submissions, payments and flagged sessions are between the
-# vendor and the district; the benchmark is a vendor's.
+# What a school account reads: its own schools' numbers across vendors (a vendor's beside the
+# others' at its schools too) and its own schools' follow-up lists. A vendor's submissions,
+# payments and flagged sessions are between the vendor and the district.
 SCHOOL_VIEWS = (
-    "series", "breakdown", "vendors", "panel", "choices", "events", "coverage", "follow_up_counts", *FOLLOW_UP,
+    "series", "breakdown", "vendors", "panel", "peers", "choices", "events", "coverage", "follow_up_counts", *FOLLOW_UP,
 )
 # Views that bind the school scope as a parameter of their own: they take no filters.
 SCHOOL_SCOPED = ("choices", "followed_student")
@@ -230,6 +230,14 @@ PEERS_FOR_VENDORS = ("period_start", "value", "suppressed")
 
 class QueryError(ValueError):
     """A request the query layer cannot answer; the message says what would be valid."""
+
+
+def readable(scope: Scope, view: str) -> bool:
+    """Whether `run` lets the scope read the view at all: pages leave out what it refuses."""
+    spec = VIEWS[view]
+    if spec.students and not scope.sees_students and not (view in OWN_STUDENTS and scope.follows_up_students):
+        return False
+    return scope.role in spec.roles and (scope.role != "school" or view in SCHOOL_VIEWS)
 
 
 def run(
