@@ -10,6 +10,7 @@ One view reads other vendors' facts for a vendor: `peers`, the pooled benchmark.
 no vendor id, and hides any period fewer than two other vendors stand behind.
 """
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
@@ -219,6 +220,11 @@ SCHOOL_VIEWS = (
 SCHOOL_SCOPED = ("choices", "followed_student")
 # Columns that name a student: an evaluator reads them as its own pseudonyms.
 STUDENT_COLUMNS = ("student_key", "student_id")
+# Views whose text echoes what a file said, student ids among it: an evaluator reads every
+# district student id in that text as its pseudonym too.
+ECHOED_TEXT = {"rejections": ("value", "reason"), "session_checks": ("flag_key",)}
+# A word of text that could be a student id.
+_WORD = re.compile(r"[A-Za-z0-9_.-]+")
 # Views that count service: they read the district's decisions about flagged sessions.
 CHECKED = ("payments", "statement", "session_checks", "session_check_counts")
 # Views whose rows are cells over students, small ones hidden by ciboard.privacy.
@@ -316,7 +322,31 @@ def run(
     frame = frame.drop(columns=[c for c in frame.columns if c == "cell_key"])
     if scope.pseudonymises:
         frame = pseudonymised(frame, scope, warehouse)
+        if view in ECHOED_TEXT:
+            frame = _pseudonymised_text(frame, ECHOED_TEXT[view], scope, warehouse, version)
     frame.attrs["version"] = version
+    return frame
+
+
+def _pseudonymised_text(
+    frame: pd.DataFrame, columns: tuple[str, ...], scope: Scope, warehouse: Warehouse, version: str
+) -> pd.DataFrame:
+    """Every word of the text columns that is a district student id, as the evaluator's pseudonym."""
+    with warehouse.cursor(version) as cur:
+        students = {k for (k,) in cur.execute("select student_key from students").fetchall()}
+    key = privacy.pseudonym_key(AppDB.of(warehouse.settings))
+
+    def rewritten(text):
+        if not isinstance(text, str):
+            return text
+        return _WORD.sub(
+            lambda m: privacy.pseudonym(key, scope.evaluator, m.group()) if m.group() in students else m.group(), text
+        )
+
+    frame = frame.copy()
+    for column in columns:
+        if column in frame.columns:
+            frame[column] = frame[column].map(rewritten)
     return frame
 
 
