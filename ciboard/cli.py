@@ -274,7 +274,7 @@ VIEW_HELP = "\n".join(f"{v.name}: {v.description}; parameters {', '.join(v.param
     + "\n\nFilters take comma-separated values, e.g. --param grade=3,4 --param english_learner=true."
 )
 @click.argument("view")
-@click.option("--as", "scope_text", required=True, help="analyst, facilitator or vendor:ID")
+@click.option("--as", "scope_text", required=True, help="analyst, facilitator, admin, vendor:ID, school:ID[,ID...] or evaluator:ACCOUNT")
 @click.option("--param", "params", multiple=True, help="name=value; repeat for several.")
 @click.option("--format", "output_format", type=click.Choice(["csv", "json"]), default="csv", show_default=True)
 @data_dir_option

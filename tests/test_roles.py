@@ -303,3 +303,37 @@ def test_users_add_a_school_and_an_evaluator_from_the_command_line(loaded):
     assert '"E01, E02"' in listed and "eval,evaluator" in listed
     db = AppDB.of(loaded.settings)
     assert accounts.account(db, "adams").scope == Scope("school", school_ids=("E01", "E02"))
+
+
+def test_the_demo_has_a_school_account_and_an_evaluator_to_try(demo_warehouse):
+    db = AppDB.of(demo_warehouse.settings)
+    listed = {row["username"]: row for row in accounts.demo_credentials(db)}
+    assert listed["school"]["role"] == "school" and listed["evaluator"]["role"] == "evaluator"
+    school = accounts.authenticate(db, accounts.Settings(), "school", listed["school"]["password"])
+    assert school.scope == SCHOOL
+    evaluator = accounts.authenticate(db, accounts.Settings(), "evaluator", listed["evaluator"]["password"])
+    assert evaluator.scope == EVALUATOR
+
+
+def test_ciboard_query_as_a_school_and_as_an_evaluator(demo_warehouse, schools):
+    import io
+
+    from click.testing import CliRunner
+
+    from ciboard.cli import main
+
+    data_dir = str(demo_warehouse.settings.data_dir)
+    runner = CliRunner()
+    as_school = f"school:{','.join(COORDINATED_SCHOOLS)}"
+    refused = runner.invoke(main, ["query", "series", "--as", as_school, "--param", f"metric={ATTENDANCE}",
+                                   "--param", f"school_id={other_school(schools)}", "--data-dir", data_dir])
+    assert refused.exit_code != 0 and other_school(schools) not in refused.output
+    listed = runner.invoke(main, ["query", "absent_students", "--as", as_school, "--param", "max_rate=0.9",
+                                  "--data-dir", data_dir])
+    assert listed.exit_code == 0, listed.output
+    assert set(pd.read_csv(io.StringIO(listed.output))["school_id"]) == set(COORDINATED_SCHOOLS)
+    pseudonymous = runner.invoke(main, ["query", "absent_students", "--as", "evaluator:evaluator", "--param",
+                                        "max_rate=0.9", "--data-dir", data_dir])
+    keys = pd.read_csv(io.StringIO(pseudonymous.output))["student_key"]
+    assert keys.str.fullmatch(r"P[0-9a-f]{16}").all()
+    assert list(keys) == list(queries.run(demo_warehouse, "absent_students", EVALUATOR, {"max_rate": 0.9})["student_key"])
