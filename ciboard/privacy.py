@@ -314,3 +314,17 @@ def pseudonym(key: bytes, evaluator: str, student: object) -> str:
     """HMAC-SHA256 of (evaluator account, student id) under the district's key, shortened."""
     message = f"{evaluator}\x1f{student}".encode()
     return "P" + hmac.new(key, message, hashlib.sha256).hexdigest()[:PSEUDONYM_DIGITS]
+
+
+STUDENT_COLUMNS = ("student_key", "student_id")  # the columns that name a student
+
+
+def pseudonymised(frame: pd.DataFrame, key: bytes, evaluator: str) -> pd.DataFrame:
+    """The frame (attrs kept) with every student column an evaluator's pseudonyms."""
+    columns = [c for c in STUDENT_COLUMNS if c in frame.columns]
+    if not columns:
+        return frame
+    frame = frame.copy()
+    for column in columns:
+        frame[column] = frame[column].map(lambda s: None if pd.isna(s) else pseudonym(key, evaluator, s))
+    return frame

@@ -21,7 +21,7 @@ import pandas as pd
 
 from ciboard import payments, privacy, session_checks, statements
 from ciboard.appdb import AppDB
-from ciboard.access import Scope, ScopeError
+from ciboard.access import ANALYST, Scope, ScopeError
 from ciboard.warehouse import Warehouse
 
 DIMENSIONS = (
@@ -219,7 +219,7 @@ SCHOOL_VIEWS = (
 # Views that bind the school scope as a parameter of their own: they take no filters.
 SCHOOL_SCOPED = ("choices", "followed_student")
 # Columns that name a student: an evaluator reads them as its own pseudonyms.
-STUDENT_COLUMNS = ("student_key", "student_id")
+STUDENT_COLUMNS = privacy.STUDENT_COLUMNS
 # Views whose text echoes what a file said, student ids among it: an evaluator reads every
 # district student id in that text as its pseudonym too.
 ECHOED_TEXT = {"rejections": ("value", "reason"), "session_checks": ("flag_key",)}
@@ -352,14 +352,9 @@ def _pseudonymised_text(
 
 def pseudonymised(frame: pd.DataFrame, scope: Scope, warehouse: Warehouse) -> pd.DataFrame:
     """The frame with every student id an evaluator's pseudonym of it (ciboard.privacy.pseudonym)."""
-    columns = [c for c in STUDENT_COLUMNS if c in frame.columns]
-    if not columns:
+    if not any(c in frame.columns for c in STUDENT_COLUMNS):
         return frame
-    key = privacy.pseudonym_key(AppDB.of(warehouse.settings))
-    frame = frame.copy()
-    for column in columns:
-        frame[column] = frame[column].map(lambda s: None if pd.isna(s) else privacy.pseudonym(key, scope.evaluator, s))
-    return frame
+    return privacy.pseudonymised(frame, privacy.pseudonym_key(AppDB.of(warehouse.settings)), scope.evaluator)
 
 
 # Static SQL per view: every value is a bound parameter.
@@ -532,7 +527,10 @@ def _adjustments(warehouse: Warehouse, version: str, scope: Scope, bound: dict[s
     data now changes in the closed months right before it (ciboard.payments.adjustments)."""
     db = AppDB.of(warehouse.settings)
     vendor = bound["scope_vendor"] or bound["vendor"]
-    closed = {m: statements.read(db, scope, vendor, m) for m in statements.closed_months(db, vendor)}
+    # Read by student as frozen, to compare with the live data: an evaluator's lines are
+    # pseudonymised once, when run gives them.
+    reader = ANALYST if scope.pseudonymises else scope
+    closed = {m: statements.read(db, reader, vendor, m) for m in statements.closed_months(db, vendor)}
     if payments.label(period) in closed:
         return closed[payments.label(period)].adjustments
     live = {}

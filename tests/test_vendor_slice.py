@@ -84,10 +84,21 @@ def shown(app, asked: dict | None = None) -> list[tuple[str, str]]:
         else:
             found.append((f"{kind} {getattr(node, 'key', '')}", MessageToJson(proto, ensure_ascii=False)))
     for key, content in downloads(app).items():
-        found.append((f"download {key}", content.decode()))
+        found.append((f"download {key}", readable(content)))
     written = {k: v for k, v in app.query_params.items() if (asked or {}).get(k) != v}
     found.append(("address", json.dumps(written, ensure_ascii=False)))
     return found
+
+
+def readable(content: bytes) -> str:
+    """A download as text: a workbook (a zip of XML parts) as all its parts' text."""
+    if content.startswith(b"PK"):
+        import io
+        import zipfile
+
+        with zipfile.ZipFile(io.BytesIO(content)) as book:
+            return "\n".join(book.read(name).decode() for name in book.namelist() if name.endswith(".xml"))
+    return content.decode()
 
 
 def traces_of(vendors: list[str], texts: list[tuple[str, str]]) -> list[str]:
