@@ -337,3 +337,24 @@ def test_ciboard_query_as_a_school_and_as_an_evaluator(demo_warehouse, schools):
     keys = pd.read_csv(io.StringIO(pseudonymous.output))["student_key"]
     assert keys.str.fullmatch(r"P[0-9a-f]{16}").all()
     assert list(keys) == list(queries.run(demo_warehouse, "absent_students", EVALUATOR, {"max_rate": 0.9})["student_key"])
+
+
+def test_an_admin_adds_a_school_account_and_changes_its_schools_on_the_accounts_page(dashboard, schools):
+    from conftest import open_page
+
+    db = AppDB.of(dashboard.settings)
+    app = open_page("app_pages/users.py", user="admin")
+    next(t for t in app.text_input if t.label == "User name").input("lincoln-coordinator")
+    next(s for s in app.selectbox if s.label == "Role").select("school")
+    next(m for m in app.multiselect if m.label.startswith("Schools")).select(schools[0]).select(schools[1])
+    next(b for b in app.button if b.label == "Add with a new password").click().run()
+    assert not app.exception and not app.error, [e.value for e in app.error]
+    assert accounts.account(db, "lincoln-coordinator").scope == Scope("school", school_ids=tuple(schools[:2]))
+    next(s for s in app.selectbox if s.label == "Account").select("lincoln-coordinator").run()
+    chooser = next(m for m in app.multiselect if m.label == "Schools this account reads")
+    chooser.unselect(schools[0]).run()
+    next(b for b in app.button if b.label == "Save schools").click().run()
+    assert not app.exception
+    assert accounts.account(db, "lincoln-coordinator").school_ids == (schools[1],)
+    changed = accounts.audit_log(db, action="account schools changed")[0]
+    assert changed["username"] == "admin" and "lincoln-coordinator" in changed["detail"]
