@@ -352,7 +352,7 @@ def test_an_admin_adds_a_school_account_and_changes_its_schools_on_the_accounts_
     assert accounts.account(db, "lincoln-coordinator").scope == Scope("school", school_ids=tuple(schools[:2]))
     next(s for s in app.selectbox if s.label == "Account").select("lincoln-coordinator").run()
     chooser = next(m for m in app.multiselect if m.label == "Schools this account reads")
-    chooser.unselect(schools[0]).run()
+    chooser.unselect(schools[0])  # inside the form: it lands when the form is submitted
     next(b for b in app.button if b.label == "Save schools").click().run()
     assert not app.exception
     assert accounts.account(db, "lincoln-coordinator").school_ids == (schools[1],)
