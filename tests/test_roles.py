@@ -43,6 +43,7 @@ def test_a_school_reads_only_its_schools_in_every_view_it_may_read(demo_warehous
         "breakdown": {"metric": ATTENDANCE, "by": "school_id"},
         "vendors": {"metric": ATTENDANCE},
         "panel": {"metric": ATTENDANCE, "by": "school_id", "grain": "month"},
+        "peers": {"metric": ATTENDANCE, "vendor_id": "V1"},
         "choices": {},
         "events": {},
         "coverage": {},
@@ -64,6 +65,9 @@ def test_a_school_reads_only_its_schools_in_every_view_it_may_read(demo_warehous
     assert len(listed) == everyone["school_id"].isin(COORDINATED_SCHOOLS).sum()
     # Across vendors: a school's students come from every vendor that serves it.
     assert listed["vendor_id"].nunique() > 1
+    # The benchmark at its schools: another school named there is refused too.
+    with pytest.raises(ScopeError):
+        queries.run(demo_warehouse, "peers", SCHOOL, {"metric": ATTENDANCE, "vendor_id": "V1", "school_id": "E01"})
 
 
 def test_a_school_asking_for_another_school_is_refused_without_naming_it(demo_warehouse, schools):
@@ -94,7 +98,7 @@ def test_a_school_cannot_follow_up_another_schools_student(demo_warehouse, schoo
     [
         ("payments", {}), ("statement", {"vendor_id": "V1", "period": "2026-01"}), ("quality", {}),
         ("rejections", {}), ("session_checks", {}), ("session_check_counts", {}), ("student_records", {}),
-        ("roster_disagreements", {}), ("peers", {"metric": ATTENDANCE, "vendor_id": "V1"}),
+        ("roster_disagreements", {}),
         ("student_values", {"metric": ATTENDANCE, "metric_y": "sgp"}),
     ],
 )
