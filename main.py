@@ -9,23 +9,27 @@ from ciboard import first_run, session
 from ciboard.dashboard import warehouse
 from ciboard.filters import filter_bar
 
-EVERYONE = ("analyst", "facilitator", "admin", "vendor")
+EVERYONE = ("analyst", "facilitator", "admin", "vendor", "school", "evaluator")
+# A school reads its schools' numbers, follow-up and meetings; a vendor's submissions and
+# payments are between the vendor and the district. An evaluator reads what an analyst reads
+# but the follow-up log, whose entries name students and staff as they are.
+NOT_SCHOOLS = ("analyst", "facilitator", "admin", "vendor", "evaluator")
 # section, file, title, icon, url path, roles that see it
 PAGES = [
     ("Data", "overview", "Overview", "dashboard", "overview", EVERYONE),
     ("Data", "trends", "Trends", "show_chart", "trends", EVERYONE),
     ("Data", "disparities", "Disparities", "balance", "disparities", EVERYONE),
     ("Data", "vendors", "Vendors", "groups", "vendors", EVERYONE),
-    ("Data", "payments", "Payments", "payments", "payments", ("analyst", "admin", "vendor")),
+    ("Data", "payments", "Payments", "payments", "payments", ("analyst", "admin", "vendor", "evaluator")),
     ("Data", "relationships", "Relationships", "scatter_plot", "relationships", EVERYONE),
     ("Improve", "meetings", "Meetings", "event_note", "meetings", EVERYONE),
-    ("Improve", "follow_up", "Follow-up", "person_search", "follow-up", ("analyst", "facilitator", "vendor")),
+    ("Improve", "follow_up", "Follow-up", "person_search", "follow-up", ("analyst", "facilitator", "vendor", "school")),
     ("Improve", "commitments", "Commitments", "task_alt", "commitments", EVERYONE),
     ("Improve", "root_causes", "Root causes", "account_tree", "root-causes", EVERYONE),
     ("Improve", "pdsa", "PDSA cycles", "autorenew", "pdsa", EVERYONE),
     ("Improve", "workgroups", "Workgroups", "diversity_3", "workgroups", EVERYONE),
     ("Improve", "reports", "Contract reports", "summarize", "reports", EVERYONE),
-    ("Trust", "data_quality", "Data quality", "fact_check", "data-quality", EVERYONE),
+    ("Trust", "data_quality", "Data quality", "fact_check", "data-quality", NOT_SCHOOLS),
     ("Trust", "data_map", "Data map", "menu_book", "data-map", EVERYONE),
     ("Trust", "upload", "Submit data", "upload_file", "upload", ("vendor", "admin")),
     ("Admin", "users", "Accounts", "manage_accounts", "accounts", ("admin",)),

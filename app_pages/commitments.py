@@ -105,7 +105,10 @@ def show_one(c: Commitment) -> None:
 
 
 def may_update(c: Commitment) -> bool:
-    return staff or (c.party == "vendor" and c.party_id == scope().vendor_id)
+    own = scope()
+    return staff or (c.party == "vendor" and c.party_id == own.vendor_id) or (
+        c.party == "school" and c.party_id in own.school_ids
+    )
 
 
 ids = [c.id for c in shown]

@@ -11,7 +11,7 @@ from ciboard import charts, ci_ui, meeting_calendar, signal_store, signals, stat
 from ciboard.access import Scope
 from ciboard.calendar import window_of
 from ciboard.dashboard import (
-    chart_footer, disguised, freeze, metrics, min_cell, query, scope, vendor_ids, version, warehouse,
+    chart_footer, disguised, freeze, metrics, min_cell, query, reads, scope, vendor_ids, version, warehouse,
 )
 from ciboard.filters import MULTI, YES_NO, narrow_filters, trend_params
 from ciboard.session import app_db
@@ -169,10 +169,12 @@ with paid:
 
 with money:
     st.subheader("Payments to date")
-    lines = query("payments", end=filters.end.isoformat())
-    if chosen_vendors:
+    lines = query("payments", end=filters.end.isoformat()) if reads("payments") else None
+    if lines is not None and chosen_vendors:
         lines = lines[lines["vendor_id"].isin(chosen_vendors)]
-    if lines.empty:
+    if lines is None:
+        st.info("Payments are between the district and each vendor: a school account does not see them.")
+    elif lines.empty:
         st.info("No contract in scope.")
     else:
         # Served, earned and cap belong to a contract and repeat on each of its payment-outcome lines.
@@ -419,40 +421,43 @@ else:
 
 # --- Is the data in? -------------------------------------------------------------------------
 st.subheader("Data freshness")
-quality = query("quality", start=filters.start.isoformat(), end=filters.end.isoformat())
-submitted = quality[quality["vendor_id"].notna() & quality["kind"].isin(VENDOR_KINDS)]
-if chosen_vendors:
-    submitted = submitted[submitted["vendor_id"].isin(chosen_vendors)]
-freshness = (
-    submitted[submitted["received_at"].notna()]
-    .pivot_table(index="vendor_id", columns="kind", values="period_start", aggfunc="max")
-    .reindex(columns=list(VENDOR_KINDS))
-    .join(pd.crosstab(submitted["vendor_id"], submitted["status"]).reindex(columns=["late", "missing", "rejected"], fill_value=0), how="outer")
-    .fillna({"late": 0, "missing": 0, "rejected": 0})
-    .reset_index()
-)
-freshness.insert(1, "vendor", freshness["vendor_id"].map(vendor_name))
-district_files = quality[quality["vendor_id"].isna() & quality["received_at"].notna()].groupby("kind")["period_start"].max()
-table_side, totals = st.columns([3, 1], gap="medium")
-with table_side:
-    st.dataframe(
-        freshness.drop(columns="vendor_id"),
-        hide_index=True, width="stretch",
-        column_config={
-            "vendor": st.column_config.TextColumn("Vendor"),
-            "sessions": st.column_config.DateColumn("Sessions through", format="MMM D, YYYY", help="The latest week of sessions received"),
-            "survey": st.column_config.DateColumn("Surveys through", format="MMM D, YYYY", help="The latest week of surveys received"),
-            "late": st.column_config.NumberColumn("Late", format="%d", help="Weekly files received after their due date"),
-            "missing": st.column_config.NumberColumn("Missing", format="%d", help="Weekly files past due and never received"),
-            "rejected": st.column_config.NumberColumn("Rejected", format="%d", help="Weekly files past due whose only upload was rejected"),
-        },
+if not reads("quality"):
+    st.info("Vendors' submissions are between the district and each vendor: a school account does not see them.")
+else:
+    quality = query("quality", start=filters.start.isoformat(), end=filters.end.isoformat())
+    submitted = quality[quality["vendor_id"].notna() & quality["kind"].isin(VENDOR_KINDS)]
+    if chosen_vendors:
+        submitted = submitted[submitted["vendor_id"].isin(chosen_vendors)]
+    freshness = (
+        submitted[submitted["received_at"].notna()]
+        .pivot_table(index="vendor_id", columns="kind", values="period_start", aggfunc="max")
+        .reindex(columns=list(VENDOR_KINDS))
+        .join(pd.crosstab(submitted["vendor_id"], submitted["status"]).reindex(columns=["late", "missing", "rejected"], fill_value=0), how="outer")
+        .fillna({"late": 0, "missing": 0, "rejected": 0})
+        .reset_index()
     )
-    st.caption(
-        f"Weekly vendor files due between {filters.start:%b %-d, %Y} and {filters.end:%b %-d, %Y}. District files: "
-        + (", ".join(f"{kind.replace('_', ' ')} through {day:%b %-d, %Y}" for kind, day in district_files.items()) or "none yet")
-        + "."
-    )
-with totals:
-    st.metric("Late", f"{int(freshness['late'].sum()):,}", help="Weekly files received after their due date.")
-    st.metric("Missing or rejected", f"{int(freshness['missing'].sum() + freshness['rejected'].sum()):,}", help="Weekly files past due with no accepted file.")
-    st.page_link("app_pages/data_quality.py", label="Data quality", icon=":material/fact_check:")
+    freshness.insert(1, "vendor", freshness["vendor_id"].map(vendor_name))
+    district_files = quality[quality["vendor_id"].isna() & quality["received_at"].notna()].groupby("kind")["period_start"].max()
+    table_side, totals = st.columns([3, 1], gap="medium")
+    with table_side:
+        st.dataframe(
+            freshness.drop(columns="vendor_id"),
+            hide_index=True, width="stretch",
+            column_config={
+                "vendor": st.column_config.TextColumn("Vendor"),
+                "sessions": st.column_config.DateColumn("Sessions through", format="MMM D, YYYY", help="The latest week of sessions received"),
+                "survey": st.column_config.DateColumn("Surveys through", format="MMM D, YYYY", help="The latest week of surveys received"),
+                "late": st.column_config.NumberColumn("Late", format="%d", help="Weekly files received after their due date"),
+                "missing": st.column_config.NumberColumn("Missing", format="%d", help="Weekly files past due and never received"),
+                "rejected": st.column_config.NumberColumn("Rejected", format="%d", help="Weekly files past due whose only upload was rejected"),
+            },
+        )
+        st.caption(
+            f"Weekly vendor files due between {filters.start:%b %-d, %Y} and {filters.end:%b %-d, %Y}. District files: "
+            + (", ".join(f"{kind.replace('_', ' ')} through {day:%b %-d, %Y}" for kind, day in district_files.items()) or "none yet")
+            + "."
+        )
+    with totals:
+        st.metric("Late", f"{int(freshness['late'].sum()):,}", help="Weekly files received after their due date.")
+        st.metric("Missing or rejected", f"{int(freshness['missing'].sum() + freshness['rejected'].sum()):,}", help="Weekly files past due with no accepted file.")
+        st.page_link("app_pages/data_quality.py", label="Data quality", icon=":material/fact_check:")

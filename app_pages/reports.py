@@ -1,7 +1,7 @@
 """Contract reports: the district's report per school year and period for the board, vendors,
 schools and the public, drafted and written by analysts and admins, reviewed by someone other
 than the author, approved and released by an admin. Facilitators read what is released to the
-board, vendors what is released to vendors."""
+board, schools and evaluators what is released to them, vendors what is released to vendors."""
 
 import pandas as pd
 import streamlit as st
@@ -153,7 +153,7 @@ else:
     copies = {"district": "Board and schools", "public": "Vendors and the public"}
     if me.role == "vendor":
         copy = "public"
-    elif me.role == "facilitator":
+    elif me.role in ("facilitator", "school", "evaluator"):
         copy = "district"
     else:
         copy = st.radio("Copy", list(copies), format_func=copies.get, horizontal=True, key="copy",

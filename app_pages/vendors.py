@@ -9,7 +9,7 @@ import streamlit as st
 
 from ciboard import charts, comparisons
 from ciboard.dashboard import (
-    chart_footer, keep_vendor_choice, metric_picker, metrics, min_cell, query, scope, warehouse,
+    chart_footer, keep_vendor_choice, metric_picker, metrics, min_cell, query, reads, scope, warehouse,
 )
 from ciboard.filters import MULTI, YES_NO, narrow_filters
 from ciboard.signals import chart
@@ -285,8 +285,10 @@ else:
 
 
 st.subheader("Payments earned so far")
-payments = query("payments", end=filters.end.isoformat())
-if payments.empty:
+payments = query("payments", end=filters.end.isoformat()) if reads("payments") else None
+if payments is None:
+    st.info("Payments are between the district and each vendor: a school account does not see them.")
+elif payments.empty:
     st.info("No contract in scope.")
 else:
     payments.insert(1, "vendor", payments["vendor_id"].map(vendor_label))
@@ -350,9 +352,11 @@ else:
     )
 
 st.subheader("Data timeliness")
-quality = query("quality", start=filters.start.isoformat(), end=filters.end.isoformat())
-submitted = quality[quality["vendor_id"].notna()]
-if submitted.empty:
+quality = query("quality", start=filters.start.isoformat(), end=filters.end.isoformat()) if reads("quality") else None
+submitted = None if quality is None else quality[quality["vendor_id"].notna()]
+if submitted is None:
+    st.info("Vendors' submissions are between the district and each vendor: a school account does not see them.")
+elif submitted.empty:
     st.info("No vendor submissions were due in these dates.")
 else:
     counts = pd.crosstab(submitted["vendor_id"], submitted["status"])

@@ -57,10 +57,16 @@ class Account:
     role: str
     vendor_id: str | None = None
     email: str | None = None
+    school_ids: tuple[str, ...] = ()
 
     @property
     def scope(self) -> Scope:
-        return Scope(self.role, self.vendor_id)
+        return Scope(
+            self.role,
+            self.vendor_id,
+            school_ids=self.school_ids,
+            evaluator=self.username if self.role == "evaluator" else None,
+        )
 
     @property
     def is_admin(self) -> bool:
@@ -120,8 +126,17 @@ def _check_password(password: str) -> None:
         raise AccountError(f"a password needs at least {MIN_PASSWORD_LENGTH} characters")
 
 
-def _account(row) -> Account:
-    return Account(row["username"], row["display_name"], row["role"], row["vendor_id"], row["email"])
+def _account(con, row) -> Account:
+    schools = [s for (s,) in con.execute(
+        "select school_id from user_schools where username = ? order by school_id", [row["username"]])]
+    return Account(row["username"], row["display_name"], row["role"], row["vendor_id"], row["email"], tuple(schools))
+
+
+def _school_ids(role: str, school_ids) -> tuple[str, ...]:
+    schools = tuple(sorted({str(s).strip() for s in (school_ids or ()) if str(s).strip()}))
+    if (role == "school") != bool(schools):
+        raise AccountError("a school account needs at least one --school, and only a school account has any")
+    return schools
 
 
 def add_user(
@@ -131,11 +146,14 @@ def add_user(
     role: str,
     display_name: str | None = None,
     vendor_id: str | None = None,
+    school_ids: list[str] | tuple[str, ...] = (),
     email: str | None = None,
     password: str | None = None,
     now: datetime | None = None,
 ) -> Account:
-    """A new account. Without a password it can sign in only through OIDC (by its e-mail)."""
+    """A new account. Without a password it can sign in only through OIDC (by its e-mail).
+    A school account reads the schools in `school_ids`; the ids are the district's own, checked
+    against its schools by the caller that knows them (the CLI and the Accounts page)."""
     username = username.strip().lower()
     if not username or any(c.isspace() for c in username):
         raise AccountError("a user name is one word with no spaces")
@@ -143,6 +161,7 @@ def add_user(
         raise AccountError(f"unknown role {role!r}; the roles are {', '.join(ROLES)}")
     if (role == "vendor") != bool(vendor_id):
         raise AccountError("a vendor account needs --vendor, and only a vendor account has one")
+    schools = _school_ids(role, school_ids)
     if password is not None:
         _check_password(password)
     with db.transaction() as con:
@@ -159,7 +178,22 @@ def add_user(
                 _now(now).isoformat() if password else None,
             ],
         )
-    return Account(username, display_name or username, role, vendor_id or None, email or None)
+        con.executemany("insert into user_schools (username, school_id) values (?, ?)", [(username, s) for s in schools])
+    return Account(username, display_name or username, role, vendor_id or None, email or None, schools)
+
+
+def set_schools(db: AppDB, username: str, school_ids, *, by: Account | None = None, now: datetime | None = None) -> None:
+    """A school account's schools, all replaced at once; audited as done `by` (None: the command line)."""
+    name = username.strip().lower()
+    with db.transaction() as con:
+        row = con.execute("select role from users where username = ?", [name]).fetchone()
+        if row is None:
+            raise AccountError(f"no account named {username}")
+        schools = _school_ids(row["role"], school_ids)
+        before = [s for (s,) in con.execute("select school_id from user_schools where username = ? order by 1", [name])]
+        con.execute("delete from user_schools where username = ?", [name])
+        con.executemany("insert into user_schools (username, school_id) values (?, ?)", [(name, s) for s in schools])
+        _audit(con, by, "account schools changed", {"account": name, "before": before, "after": list(schools)}, "ok", _now(now))
 
 
 def set_password(db: AppDB, username: str, password: str, *, now: datetime | None = None) -> None:
@@ -205,7 +239,10 @@ def users(db: AppDB, *, now: datetime | None = None) -> list[dict[str, Any]]:
     now = _now(now)
     with db.connect() as con:
         rows = con.execute(
-            """select username, display_name, email, role, vendor_id, password_hash is not null as has_password,
+            """select username, display_name, email, role, vendor_id,
+            (select group_concat(school_id, ', ') from (select school_id from user_schools as s
+             where s.username = users.username order by school_id)) as school_ids,
+            password_hash is not null as has_password,
             disabled_at, created_at, password_changed_at,
             (select coalesce(sum(failures), 0) from sign_in_failures as f
              where f.username = users.username and f.last_failed_at >= ?) as failed_sign_ins,
@@ -223,7 +260,7 @@ def account(db: AppDB, username: str) -> Account | None:
         row = con.execute(
             "select * from users where username = ? and disabled_at is null", [username.strip().lower()]
         ).fetchone()
-    return _account(row) if row else None
+        return _account(con, row) if row else None
 
 
 def account_for_email(db: AppDB, email: str | None) -> Account | None:
@@ -232,7 +269,7 @@ def account_for_email(db: AppDB, email: str | None) -> Account | None:
         return None
     with db.connect() as con:
         row = con.execute("select * from users where email = ? and disabled_at is null", [email.strip()]).fetchone()
-    return _account(row) if row else None
+        return _account(con, row) if row else None
 
 
 def authenticate(
@@ -253,7 +290,7 @@ def authenticate(
     with db.transaction() as con:
         con.execute("delete from sign_in_failures where last_failed_at < ?", [(now - FORGET_FAILURES_AFTER).isoformat()])
         row = con.execute("select * from users where username = ?", [name]).fetchone()
-        who = _account(row) if row else None
+        who = _account(con, row) if row else None
         waiting = con.execute(
             "select failures, waits_until from sign_in_failures where username = ? and address = ? and waits_until > ?",
             [name, where, now.isoformat()],
@@ -342,19 +379,27 @@ def audit_log(db: AppDB, *, limit: int = 1000, action: str | None = None) -> lis
     return [dict(row) for row in rows]
 
 
-def create_demo_accounts(db: AppDB, vendors: list[tuple[str, str]]) -> dict[str, str]:
+def create_demo_accounts(
+    db: AppDB, vendors: list[tuple[str, str]], schools: list[tuple[str, str]] = ()
+) -> dict[str, str]:
     """One account per role and one per vendor, with fresh random passwords: {user name: password}.
-    The passwords are kept in `demo_credentials` so the demo's sign-in page can list them."""
+    `schools` ((id, name), the first two) make the one school account. The passwords are kept in
+    `demo_credentials` so the demo's sign-in page can list them."""
+    school_ids = tuple(sid for sid, _ in list(schools)[:2])
     people = [
-        ("analyst", "Data analyst", "analyst", None),
-        ("facilitator", "CI facilitator", "facilitator", None),
-        ("admin", "District administrator", "admin", None),
-        *[(f"vendor-{vid.lower()}", f"{name} (vendor)", "vendor", vid) for vid, name in vendors],
+        ("analyst", "Data analyst", "analyst", None, ()),
+        ("facilitator", "CI facilitator", "facilitator", None, ()),
+        ("admin", "District administrator", "admin", None, ()),
+        ("evaluator", "Independent evaluator", "evaluator", None, ()),
+        *([("school", " and ".join(name for _, name in list(schools)[:2]) + " (school)", "school", None, school_ids)]
+          if school_ids else []),
+        *[(f"vendor-{vid.lower()}", f"{name} (vendor)", "vendor", vid, ()) for vid, name in vendors],
     ]
     created = {}
-    for username, display_name, role, vendor_id in people:
+    for username, display_name, role, vendor_id, school_ids in people:
         password = generate_password()
-        add_user(db, username, role=role, display_name=display_name, vendor_id=vendor_id, password=password)
+        add_user(db, username, role=role, display_name=display_name, vendor_id=vendor_id, school_ids=school_ids,
+                 password=password)
         created[username] = password
     with db.transaction() as con:
         con.executemany("insert into demo_credentials values (?, ?)", list(created.items()))
@@ -367,7 +412,8 @@ def demo_credentials(db: AppDB) -> list[dict[str, str]]:
         rows = con.execute(
             """select c.username, c.password, u.role, u.display_name from demo_credentials as c
             inner join users as u using (username) where u.disabled_at is null
-            order by case u.role when 'analyst' then 0 when 'facilitator' then 1 when 'admin' then 2 else 3 end,
+            order by case u.role when 'analyst' then 0 when 'facilitator' then 1 when 'admin' then 2
+            when 'evaluator' then 3 when 'school' then 4 else 5 end,
             u.vendor_id"""
         ).fetchall()
     return [dict(row) for row in rows]

@@ -69,6 +69,10 @@ class AppDB:
                 "create table if not exists schema_migrations"
                 " (number integer primary key, name text not null, applied_at text not null default current_timestamp)"
             )
+            # Off for the whole migration, as SQLite's guide to rebuilding a table asks (a table
+            # dropped to be rebuilt would otherwise take its references' rows with it); the keys
+            # are checked before the migration commits instead.
+            con.execute("pragma foreign_keys = off")
             con.execute("begin immediate")
             try:
                 done = {n for (n,) in con.execute("select number from schema_migrations")}
@@ -81,6 +85,9 @@ class AppDB:
                         con.execute(statement)
                     con.execute("insert into schema_migrations (number, name) values (?, ?)", [int(number), name])
                     applied.append(int(number))
+                broken = con.execute("pragma foreign_key_check").fetchall()
+                if broken:
+                    raise sqlite3.IntegrityError(f"a migration broke {len(broken)} foreign key(s): {[tuple(r) for r in broken]}")
             except BaseException:
                 con.execute("rollback")
                 raise

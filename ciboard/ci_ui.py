@@ -41,9 +41,9 @@ def me() -> str:
 
 
 def district_staff() -> bool:
-    """Analysts, facilitators and admins run the CI process; a vendor reads it and updates its
-    own commitments."""
-    return scope().role != "vendor"
+    """Analysts, facilitators and admins run the CI process; a vendor or a school reads it and
+    updates its own commitments; an evaluator only reads it."""
+    return scope().role in ("analyst", "facilitator", "admin")
 
 
 def labels() -> dict[str, dict[str, str]]:

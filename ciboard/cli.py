@@ -362,7 +362,7 @@ VIEW_HELP = "\n".join(f"{v.name}: {v.description}; parameters {', '.join(v.param
     + "\n\nFilters take comma-separated values, e.g. --param grade=3,4 --param english_learner=true."
 )
 @click.argument("view")
-@click.option("--as", "scope_text", required=True, help="analyst, facilitator or vendor:ID")
+@click.option("--as", "scope_text", required=True, help="analyst, facilitator, admin, vendor:ID, school:ID[,ID...] or evaluator:ACCOUNT")
 @click.option("--param", "params", multiple=True, help="name=value; repeat for several.")
 @click.option("--format", "output_format", type=click.Choice(["csv", "json"]), default="csv", show_default=True)
 @data_dir_option
@@ -546,26 +546,40 @@ def with_password_options(command):
     return command
 
 
-@users.command("add", help="Add an account. A vendor account needs --vendor; an OIDC-only account --no-password.")
+@users.command(
+    "add",
+    help="Add an account. A vendor account needs --vendor, a school account one --school per school; an OIDC-only"
+    " account --no-password.",
+)
 @click.argument("username")
 @click.option("--role", required=True, type=click.Choice(list(ROLES)))
 @click.option("--vendor", default=None, help="The vendor's id, for a vendor account.")
+@click.option("--school", "schools", multiple=True, help="A school's id, for a school account; repeat for each school.")
 @click.option("--name", "display_name", default=None, help="The name shown in the app.")
 @click.option("--email", default=None, help="The e-mail an identity provider signs this person in with.")
 @click.option("--no-password", is_flag=True, help="No local password: the account signs in through OIDC only.")
 @with_password_options
 @data_dir_option
-def users_add(username, role, vendor, display_name, email, no_password, generate, password_stdin, data_dir) -> None:
+def users_add(username, role, vendor, schools, display_name, email, no_password, generate, password_stdin, data_dir) -> None:
     warehouse = warehouse_for(data_dir)
     if vendor is not None:
         with warehouse.cursor() as cur:
             if not cur.execute("select count(*) from vendors where vendor_id = ?", [vendor]).fetchall()[0][0]:
                 raise click.ClickException(f"unknown vendor {vendor!r}: load it with 'ciboard ingest --kind vendors'")
+    if schools:
+        with warehouse.cursor() as cur:
+            known = {s for (s,) in cur.execute("select school_id from schools").fetchall()}
+        unknown = [s for s in schools if s not in known]
+        if unknown:
+            raise click.ClickException(
+                f"unknown school(s) {', '.join(unknown)}: load them with 'ciboard ingest --kind schools'"
+            )
     password = None if no_password else new_password(generate, password_stdin)
     db = AppDB.of(warehouse.settings)
     try:
         account = accounts.add_user(
-            db, username, role=role, display_name=display_name, vendor_id=vendor, email=email, password=password
+            db, username, role=role, display_name=display_name, vendor_id=vendor, school_ids=schools, email=email,
+            password=password,
         )
     except accounts.AccountError as error:
         raise click.ClickException(str(error)) from None
@@ -579,7 +593,10 @@ def users_add(username, role, vendor, display_name, email, no_password, generate
 @data_dir_option
 def users_list(data_dir: Path | None) -> None:
     rows = accounts.users(app_db_for(data_dir))
-    columns = ("username", "role", "vendor_id", "display_name", "email", "disabled_at", "failed_sign_ins", "throttled_until")
+    columns = (
+        "username", "role", "vendor_id", "school_ids", "display_name", "email", "disabled_at", "failed_sign_ins",
+        "throttled_until",
+    )
     writer = csv.writer(sys.stdout)
     writer.writerow(columns)
     writer.writerows([row[c] or "" for c in columns] for row in rows)

@@ -96,6 +96,11 @@ def query(view: str, **params: Any) -> pd.DataFrame:
     return _run(key, view, str(scope()), freeze(params))
 
 
+def reads(view: str) -> bool:
+    """Whether the viewer may read the view: a page leaves out the parts it may not."""
+    return queries.readable(scope(), view)
+
+
 def choices() -> pd.DataFrame:
     """The filter bar's values in the viewer's scope, by the warehouse's ids and names (never
     aliased: forms that store a vendor id read them)."""

@@ -109,8 +109,11 @@ def build(
     with warehouse.cursor() as cur:
         facts = cur.execute("select count(*) from facts").fetchall()[0][0]
         vendors = cur.execute("select vendor_id, name from vendors order by vendor_id").fetchall()
+        schools = cur.execute("select school_id, name from schools order by school_id").fetchall()
+    # The demo's school account is the coordinators' who sit in its workgroups, so it has some to take part in.
+    schools = [s for s in schools if s[0] in demo_meetings.COORDINATED_SCHOOLS] or schools
     db = AppDB.of(settings)
-    passwords = make_accounts(db, vendors, say)
+    passwords = make_accounts(db, vendors, say, schools)
     say("seeding the CI workgroups, meetings, commitments and PDSA cycles")
     demo_meetings.seed(db, warehouse)
     say("seeding the follow-up log of persistently absent students")
@@ -118,13 +121,16 @@ def build(
     return DemoResult(students, len(main_files) + len(corrections), facts, warehouse.version(), outcomes, passwords)
 
 
-def make_accounts(db: AppDB, vendors: list[tuple[str, str]], say: Progress) -> dict[str, str]:
-    """The demo's accounts, one per role and per vendor, unless the app database has accounts already."""
+def make_accounts(
+    db: AppDB, vendors: list[tuple[str, str]], say: Progress, schools: list[tuple[str, str]] = ()
+) -> dict[str, str]:
+    """The demo's accounts, one per role and per vendor (the school account reads the first
+    two schools given), unless the app database has accounts already."""
     if accounts.users(db):
         say("the app database already has accounts; no demo accounts made")
         return {}
     say("making one account per role and per vendor")
-    return accounts.create_demo_accounts(db, vendors)
+    return accounts.create_demo_accounts(db, vendors, schools)
 
 
 def write_files(

@@ -24,6 +24,9 @@ from ciboard.queries import run
 from ciboard.warehouse import Warehouse
 
 
+# The schools whose coordinators sit in the demo's workgroups: the demo's school account reads them.
+COORDINATED_SCHOOLS = ("E08", "M07")
+
 def seed(db: AppDB, warehouse: Warehouse) -> bool:
     """Seeds the demo district's CI records; only into a meeting store with no workgroups
     (returns False and writes nothing otherwise), so running it twice is harmless.

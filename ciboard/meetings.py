@@ -31,7 +31,7 @@ from typing import Any, Union, get_args, get_origin, get_type_hints
 
 import pandas as pd
 
-from ciboard.access import Scope, ScopeError
+from ciboard.access import Scope, ScopeError, require_writer
 from ciboard.appdb import AppDB
 from ciboard.ci_records import (
     ACTS,
@@ -331,11 +331,11 @@ def history(db: AppDB, scope: Scope, entity: str, entity_id: int) -> list[Versio
                 from_json(cls, json.loads(r["record"])))
         for r in rows
     ]
-    if scope.role != "vendor":
+    if not _is_party(scope):
         return versions
     seen = _visible_versions(db, scope, entity, versions)
     if not seen:
-        raise ScopeError(f"this account sees only the {PLURALS[entity]} that concern its own vendor")
+        raise ScopeError(f"this account sees only the {PLURALS[entity]} that concern its own {scope.role}")
     return seen
 
 
@@ -409,8 +409,8 @@ def save_commitment(db: AppDB, scope: Scope, record: Commitment, *, by: str, at:
             return _store(con, replace(record, log=[first]), by=by, at=at)
         stored = _one_in(con, "commitment", record.id)
         _may_update_commitment(scope, stored)
-        if scope.role == "vendor" and _without_status(record) != _without_status(stored):
-            raise ScopeError("a vendor account can change only the status of its own commitments")
+        if _is_party(scope) and _without_status(record) != _without_status(stored):
+            raise ScopeError(f"a {scope.role} account can change only the status of its own commitments")
         log = list(stored.log)
         if record.status != stored.status:
             log.append(LogEntry(at.date(), record.status, by, "", at))
@@ -569,31 +569,58 @@ def _drop_draft(con, saved, by: str):
 # --- scope ----------------------------------------------------------------------------
 
 
+# A party's account (a vendor's or a school's) takes part where its party does; district
+# staff see every record.
+PARTY_ROLES = ("vendor", "school")
+
+
+def _is_party(scope: Scope) -> bool:
+    return scope.role in PARTY_ROLES
+
+
+def _own_party(scope: Scope, party: str, party_id: str | None) -> bool:
+    """Whether (party, party_id) is the scope's own vendor or one of its own schools."""
+    if scope.role == "vendor":
+        return party == "vendor" and party_id == scope.vendor_id
+    if scope.role == "school":
+        return party == "school" and party_id in scope.school_ids
+    return False
+
+
 def _sees_workgroup(scope: Scope, group: Workgroup) -> bool:
+    if scope.role == "school":
+        return any(_own_party(scope, p.party, p.party_id) for p in group.members)
     return scope.role != "vendor" or scope.vendor_id in group.vendor_ids
 
 
 def _as_seen(scope: Scope, group: Workgroup) -> Workgroup:
-    """A vendor sees its own people and the district's and schools', not other vendors'."""
-    if scope.role != "vendor":
-        return group
-    return replace(group, members=_people_seen(scope, group.members), vendor_ids=[scope.vendor_id])
+    """A vendor sees its own people and the district's and schools', not other vendors'; a
+    school sees the district's and the vendors' people and its own, not other schools'."""
+    if scope.role == "vendor":
+        return replace(group, members=_people_seen(scope, group.members), vendor_ids=[scope.vendor_id])
+    if scope.role == "school":
+        return replace(group, members=_people_seen(scope, group.members))
+    return group
 
 
 def _people_seen(scope: Scope, people: list[Person]) -> list[Person]:
-    return [p for p in people if p.party != "vendor" or p.party_id == scope.vendor_id]
+    others = "vendor" if scope.role == "vendor" else "school"
+    return [p for p in people if p.party != others or _own_party(scope, p.party, p.party_id)]
 
 
 def _meeting_as_seen(scope: Scope, found: Meeting, group: Workgroup) -> Meeting:
-    if scope.role != "vendor":
+    if not _is_party(scope):
         return found
-    # The numbers of a meeting of several vendors cover them all: district staff only.
-    own_numbers = group.vendor_ids == [scope.vendor_id]
+    # The numbers of a meeting of several vendors cover them all, and a workgroup's numbers
+    # cover every school it reads: district staff only, but for a vendor's own workgroup.
+    own_numbers = scope.role == "vendor" and group.vendor_ids == [scope.vendor_id]
     return replace(found, attendees=_people_seen(scope, found.attendees),
                    snapshot=found.snapshot if own_numbers else None)
 
 
 def _sees_commitment(scope: Scope, c: Commitment) -> bool:
+    if scope.role == "school":
+        return _own_party(scope, c.party, c.party_id) or (c.party != "school" and c.slice.school_id in scope.school_ids)
     if scope.role != "vendor":
         return True
     if c.party == "vendor":
@@ -602,19 +629,23 @@ def _sees_commitment(scope: Scope, c: Commitment) -> bool:
 
 
 def _sees_slice(scope: Scope, s: Slice) -> bool:
+    if scope.role == "school":
+        return s.school_id in scope.school_ids
     return scope.role != "vendor" or s.vendor_id == scope.vendor_id
 
 
 def _may_update_commitment(scope: Scope, c: Commitment) -> None:
-    if scope.role != "vendor":
-        return
-    if not (c.party == "vendor" and c.party_id == scope.vendor_id):
-        raise ScopeError("a vendor account can update only its own vendor's commitments")
+    require_writer(scope, "commitments")
+    if _is_party(scope) and not _own_party(scope, c.party, c.party_id):
+        raise ScopeError(f"a {scope.role} account can update only its own {scope.role}'s commitments")
 
 
 def _district_only(scope: Scope, what: str) -> None:
-    if scope.role == "vendor":
-        raise ScopeError(f"{what} are written by district staff; a vendor account can update its own commitments")
+    require_writer(scope, what)
+    if _is_party(scope):
+        raise ScopeError(
+            f"{what} are written by district staff; a {scope.role} account can update its own commitments"
+        )
 
 
 def _visible_versions(db: AppDB, scope: Scope, entity: str, versions: list[Version]) -> list[Version]:

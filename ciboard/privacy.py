@@ -33,6 +33,9 @@ filter sets gives many independent differences, whose average tends to the truth
 dozens of deliberate queries. Analysts keep exact numbers.
 """
 
+import hashlib
+import hmac
+
 import numpy as np
 import pandas as pd
 from scipy.optimize import linprog
@@ -289,3 +292,39 @@ def _stuck_at_one(a: np.ndarray, x: np.ndarray) -> np.ndarray:
             break
         suspects[idx[rose]] = False
     return suspects
+
+
+# An evaluator's student ids. Keyed by the district's `pseudonyms` secret (sql/app/011), which
+# never leaves the server, and by the evaluator's account: the same student reads the same to
+# one evaluator on every page and in every file, differently to each other evaluator, and no
+# table of guessed ids can be hashed back without the secret.
+PSEUDONYM_DIGITS = 16  # 64 bits: no two of a district's students share one in practice
+
+
+def pseudonym_key(db) -> bytes:
+    """The district's secret for pseudonyms, from the app database (ciboard.appdb.AppDB)."""
+    with db.connect() as con:
+        row = con.execute("select value from secrets where name = 'pseudonyms'").fetchone()
+    if row is None:
+        raise RuntimeError("the app database has no pseudonym secret; run its migrations")
+    return bytes.fromhex(row["value"])
+
+
+def pseudonym(key: bytes, evaluator: str, student: object) -> str:
+    """HMAC-SHA256 of (evaluator account, student id) under the district's key, shortened."""
+    message = f"{evaluator}\x1f{student}".encode()
+    return "P" + hmac.new(key, message, hashlib.sha256).hexdigest()[:PSEUDONYM_DIGITS]
+
+
+STUDENT_COLUMNS = ("student_key", "student_id")  # the columns that name a student
+
+
+def pseudonymised(frame: pd.DataFrame, key: bytes, evaluator: str) -> pd.DataFrame:
+    """The frame (attrs kept) with every student column an evaluator's pseudonyms."""
+    columns = [c for c in STUDENT_COLUMNS if c in frame.columns]
+    if not columns:
+        return frame
+    frame = frame.copy()
+    for column in columns:
+        frame[column] = frame[column].map(lambda s: None if pd.isna(s) else pseudonym(key, evaluator, s))
+    return frame

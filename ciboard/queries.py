@@ -10,6 +10,7 @@ One view reads other vendors' facts for a vendor: `peers`, the pooled benchmark.
 no vendor id, and hides any period fewer than two other vendors stand behind.
 """
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
@@ -20,7 +21,7 @@ import pandas as pd
 
 from ciboard import payments, privacy, session_checks, statements
 from ciboard.appdb import AppDB
-from ciboard.access import Scope, ScopeError
+from ciboard.access import ANALYST, Scope, ScopeError
 from ciboard.warehouse import Warehouse
 
 DIMENSIONS = (
@@ -68,8 +69,8 @@ class View:
     description: str
     params: tuple[str, ...]
     required: tuple[str, ...] = ()
-    students: bool = False  # rows are students: analysts only
-    roles: tuple[str, ...] = ("analyst", "facilitator", "admin", "vendor")
+    students: bool = False  # rows are students: analysts (and evaluators, pseudonymised) only
+    roles: tuple[str, ...] = ("analyst", "facilitator", "admin", "vendor", "evaluator", "school")
 
 
 VIEWS = {
@@ -163,7 +164,7 @@ VIEWS = {
             " eligible or why not, successful, base and outcome amounts due that month, caps applied",
             ("vendor_id", "period"),
             ("period",),
-            roles=("analyst", "admin", "vendor"),
+            roles=("analyst", "admin", "vendor", "evaluator"),
         ),
         View(
             "session_checks",
@@ -211,6 +212,21 @@ FOLLOW_UP = ("absent_students", "not_growing", "not_yet_served", "followed_stude
 # Views of students' rows a vendor reads for its own students, as the follow-up lists: its
 # flagged sessions are its own to correct.
 OWN_STUDENTS = (*FOLLOW_UP, "session_checks")
+# What a school account reads: its own schools' numbers across vendors (a vendor's beside the
+# others' at its schools too) and its own schools' follow-up lists. A vendor's submissions,
+# payments and flagged sessions are between the vendor and the district.
+SCHOOL_VIEWS = (
+    "series", "breakdown", "vendors", "panel", "peers", "choices", "events", "coverage", "follow_up_counts", *FOLLOW_UP,
+)
+# Views that bind the school scope as a parameter of their own: they take no filters.
+SCHOOL_SCOPED = ("choices", "followed_student")
+# Columns that name a student: an evaluator reads them as its own pseudonyms.
+STUDENT_COLUMNS = privacy.STUDENT_COLUMNS
+# Views whose text echoes what a file said, student ids among it: an evaluator reads every
+# district student id in that text as its pseudonym too.
+ECHOED_TEXT = {"rejections": ("value", "reason"), "session_checks": ("flag_key",)}
+# A word of text that could be a student id.
+_WORD = re.compile(r"[A-Za-z0-9_.-]+")
 # Views that count service: they read the district's decisions about flagged sessions.
 CHECKED = ("payments", "statement", "session_checks", "session_check_counts")
 # Views whose rows are cells over students, small ones hidden by ciboard.privacy.
@@ -222,6 +238,14 @@ PEERS_FOR_VENDORS = ("period_start", "value", "suppressed")
 
 class QueryError(ValueError):
     """A request the query layer cannot answer; the message says what would be valid."""
+
+
+def readable(scope: Scope, view: str) -> bool:
+    """Whether `run` lets the scope read the view at all: pages leave out what it refuses."""
+    spec = VIEWS[view]
+    if spec.students and not scope.sees_students and not (view in OWN_STUDENTS and scope.follows_up_students):
+        return False
+    return scope.role in spec.roles and (scope.role != "school" or view in SCHOOL_VIEWS)
 
 
 def run(
@@ -252,6 +276,8 @@ def run(
         raise ScopeError(f"{view} lists students, which only analysts may see")
     if scope.role not in spec.roles:
         raise ScopeError(f"{view} lists students: the district's analysts and admins, and the vendor itself, may read it")
+    if scope.role == "school" and view not in SCHOOL_VIEWS:
+        raise ScopeError(f"{view} is between the district and its vendors; a school account reads {', '.join(SCHOOL_VIEWS)}")
 
     version = warehouse.version()
     min_cell = warehouse.settings.min_cell_size
@@ -271,6 +297,8 @@ def run(
         frame.attrs["left_out"] = _left_out(warehouse, version, bound, frame)
         lines = _adjustments(warehouse, version, scope, bound, period)
         totals = payments.adjusted(totals, lines)
+        if scope.pseudonymises:
+            lines = pseudonymised(lines, scope, warehouse)
         frame.attrs["adjustments"] = lines.to_dict(orient="list")
         frame.attrs["terms"] = terms.to_dict(orient="list")
         frame.attrs["totals"] = totals.to_dict(orient="list")
@@ -295,8 +323,41 @@ def run(
     if view == "session_check_counts":
         frame = _session_check_counts(frame, not scope.follows_up_students, min_cell)
     frame = frame.drop(columns=[c for c in frame.columns if c == "cell_key"])
+    if scope.pseudonymises:
+        frame = pseudonymised(frame, scope, warehouse)
+        if view in ECHOED_TEXT:
+            frame = _pseudonymised_text(frame, ECHOED_TEXT[view], scope, warehouse, version)
     frame.attrs["version"] = version
     return frame
+
+
+def _pseudonymised_text(
+    frame: pd.DataFrame, columns: tuple[str, ...], scope: Scope, warehouse: Warehouse, version: str
+) -> pd.DataFrame:
+    """Every word of the text columns that is a district student id, as the evaluator's pseudonym."""
+    with warehouse.cursor(version) as cur:
+        students = {k for (k,) in cur.execute("select student_key from students").fetchall()}
+    key = privacy.pseudonym_key(AppDB.of(warehouse.settings))
+
+    def rewritten(text):
+        if not isinstance(text, str):
+            return text
+        return _WORD.sub(
+            lambda m: privacy.pseudonym(key, scope.evaluator, m.group()) if m.group() in students else m.group(), text
+        )
+
+    frame = frame.copy()
+    for column in columns:
+        if column in frame.columns:
+            frame[column] = frame[column].map(rewritten)
+    return frame
+
+
+def pseudonymised(frame: pd.DataFrame, scope: Scope, warehouse: Warehouse) -> pd.DataFrame:
+    """The frame with every student id an evaluator's pseudonym of it (ciboard.privacy.pseudonym)."""
+    if not any(c in frame.columns for c in STUDENT_COLUMNS):
+        return frame
+    return privacy.pseudonymised(frame, privacy.pseudonym_key(AppDB.of(warehouse.settings)), scope.evaluator)
 
 
 # Static SQL per view: every value is a bound parameter.
@@ -341,7 +402,7 @@ SQL = {
         f" as accepted, count(*) filter (where decision = 'rejected') as rejected,"
         f" count(*) filter (where not counts) as not_counted from ({_FLAGS}) group by all order by all"
     ),
-    "choices": "select * from choices(scope_vendor := $scope_vendor)",
+    "choices": "select * from choices(scope_vendor := $scope_vendor, scope_schools := $scope_schools::varchar[])",
     "events": (
         "select * from events(scope_vendor := $scope_vendor, start_date := $start, end_date := $end,"
         " metric := $metric, filters := $filters::map(varchar, varchar[]))"
@@ -363,7 +424,10 @@ SQL = {
         "select * from not_yet_served(weeks := $weeks, scope_vendor := $scope_vendor, end_date := $end,"
         " filters := $filters::map(varchar, varchar[]))"
     ),
-    "followed_student": "select * from followed_student($student_id, scope_vendor := $scope_vendor)",
+    "followed_student": (
+        "select * from followed_student($student_id, scope_vendor := $scope_vendor,"
+        " scope_schools := $scope_schools::varchar[])"
+    ),
     "follow_up_counts": (
         "select * from follow_up_counts($max_rate, weeks := $weeks, unserved_weeks := $unserved_weeks,"
         " scope_vendor := $scope_vendor, end_date := $end, filters := $filters::map(varchar, varchar[]))"
@@ -391,6 +455,9 @@ def _bind(
         asked = given.get("vendor_id")
         if asked is not None and _as_list(asked) != [scope.vendor_id]:
             raise ScopeError(f"this account sees only its own vendor, {scope.vendor_id}")
+    if scope.role == "school" and "school_id" in given:
+        if set(_filter_values("school_id", given["school_id"])) - set(scope.school_ids):
+            raise ScopeError("this account sees only its own schools, " + ", ".join(scope.school_ids))
     bound: dict[str, Any] = {"scope_vendor": scope.vendor_id if scope.role == "vendor" else None}
     if spec.name == "peers":
         # The benchmark reads every vendor's facts, so no scope vendor is bound: the vendor it
@@ -435,8 +502,14 @@ def _bind(
     if "min_dosage_share" in spec.params:
         share = given.get("min_dosage_share")
         bound["min_dosage_share"] = None if share is None else _as_number("min_dosage_share", share, 0, 1)
+    if spec.name in SCHOOL_SCOPED:
+        bound["scope_schools"] = list(scope.school_ids) or None
     if any(d in spec.params for d in DIMENSIONS):
         filters = {d: _filter_values(d, given[d]) for d in DIMENSIONS if d in given}
+        if scope.role == "school":
+            # The school scope rides on the school filter every filtered view applies: the
+            # schools asked for, all of them the account's own, else all the account's own.
+            filters["school_id"] = filters.get("school_id") or list(scope.school_ids)
         bound["filters"] = {"key": list(filters), "value": list(filters.values())}
     if spec.name == "quality":
         bound["today"] = today
@@ -466,7 +539,10 @@ def _adjustments(warehouse: Warehouse, version: str, scope: Scope, bound: dict[s
     data now changes in the closed months right before it (ciboard.payments.adjustments)."""
     db = AppDB.of(warehouse.settings)
     vendor = bound["scope_vendor"] or bound["vendor"]
-    closed = {m: statements.read(db, scope, vendor, m) for m in statements.closed_months(db, vendor)}
+    # Read by student as frozen, to compare with the live data: an evaluator's lines are
+    # pseudonymised once, when run gives them.
+    reader = ANALYST if scope.pseudonymises else scope
+    closed = {m: statements.read(db, reader, vendor, m) for m in statements.closed_months(db, vendor)}
     if payments.label(period) in closed:
         return closed[payments.label(period)].adjustments
     live = {}

@@ -25,7 +25,7 @@ from ciboard.warehouse import Warehouse
 KINDS = {"invoice": "invoice received", "payment": "payment made"}
 CSV_COLUMNS = ("kind", "vendor_id", "period", "reference", "amount", "date")
 CSV_OPTIONAL = ("note", "corrects")
-READERS = ("analyst", "admin", "vendor")
+READERS = ("analyst", "admin", "vendor", "evaluator")  # an evaluator reads what an analyst reads
 COLUMNS = ["vendor_id", "period", "earned", "status", "certified", "invoiced", "paid", "differences"]
 
 

@@ -44,9 +44,13 @@ SECTIONS = {
     "equity": "Equity",
     "next_steps": "What comes next",
 }
-AUDIENCES = ("board", "vendors", "schools", "public")
+AUDIENCES = ("board", "vendors", "schools", "evaluators", "public")
 # Outside the district: the copy with the strictest protection.
 PUBLIC_AUDIENCES = ("vendors", "public")
+# An evaluator reads student ids only as its own pseudonyms, so a report's text released to
+# evaluators names no student either.
+NAMING_NO_STUDENT = (*PUBLIC_AUDIENCES, "evaluators")
+READERS = {"facilitator": "board", "school": "schools", "evaluator": "evaluators", "vendor": "vendors"}
 STATES = ("draft", "reviewed", "approved", "released")
 HEADLINE_METRICS = ("tutoring_attendance_rate", "dosage_met", "met_growth_target", "school_attendance_rate")
 GAP_METRICS = ("tutoring_attendance_rate", "met_growth_target")
@@ -457,11 +461,12 @@ def release(db: AppDB, warehouse: Warehouse, who: Account, report_id: int, audie
         raise ReportError(f"release to one or more of {', '.join(AUDIENCES)}" + (f", not {', '.join(unknown)}" if unknown else ""))
     report = read(db, who.scope, report_id)
     _must_be(report, "approved", "released")
-    if any(a in PUBLIC_AUDIENCES for a in chosen):
+    if any(a in NAMING_NO_STUDENT for a in chosen):
         named = students_named(warehouse, report)
         if named:
             raise ReportError(f"the report's text names {len(named)} student id(s) ({', '.join(sorted(named)[:3])}): "
-                              "a report for vendors or the public names no student; return it to draft and rewrite")
+                              "a report for vendors, evaluators or the public names no student; return it to draft "
+                              "and rewrite")
     with db.transaction() as con:
         _must_be(_state(con, report_id), "approved", "released")
         _event(con, report_id, "released", who, note, snapshot_id=report.events[-1].snapshot_id,
@@ -595,8 +600,7 @@ def students_named(warehouse: Warehouse, report: Report) -> set[str]:
 def _may_read(scope: Scope, report: Report) -> bool:
     if scope.role in ("analyst", "admin"):
         return True
-    audience = {"facilitator": "board", "vendor": "vendors"}.get(scope.role)
-    return report.state == "released" and audience in report.audiences
+    return report.state == "released" and READERS.get(scope.role) in report.audiences
 
 
 def _district_staff(who: Account, what: str) -> None:

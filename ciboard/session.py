@@ -130,6 +130,8 @@ ROLE_NAMES = {
     "facilitator": "Facilitator",
     "admin": "Administrator",
     "vendor": "Vendor",
+    "school": "School",
+    "evaluator": "Evaluator",
 }
 # Presentation mode: a shared screen read from the back of a room, 1280x720 at the least. The
 # filters' line sits in the header bar beside the sidebar's switch; the page's opening sentence,
@@ -174,6 +176,7 @@ def account_box(account: Account) -> None:
             who.markdown(f"**{ROLE_NAMES[account.role]}**")  # a vendor's own name stays off the shared screen
         else:
             role = ROLE_NAMES[account.role] + (f" · {account.vendor_id}" if account.vendor_id else "")
+            role += (" · " + ", ".join(account.school_ids)) if account.school_ids else ""
             who.markdown(f"**{account.display_name}**  \n{role}")
         st.divider()
 

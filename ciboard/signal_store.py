@@ -82,6 +82,10 @@ def request(scope: Scope, start: Any, end: Any, filters: Mapping[str, Any] | Non
     filters = {k: v for k, v in (filters or {}).items() if v not in (None, "", [], ())}
     if set(filters) - {"vendor_id"} or start in (None, "") or end in (None, ""):
         return None
+    if scope.role in ("school", "evaluator"):
+        # Read live in their own scope: a school's are its schools' alone, and an evaluator's
+        # name students by its own pseudonyms; no district set is theirs.
+        return None
     vendors = filters.get("vendor_id", ())
     vendors = (vendors,) if isinstance(vendors, str) else tuple(vendors)
     if scope.role == "vendor" and set(vendors) == {scope.vendor_id}:

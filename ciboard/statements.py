@@ -10,7 +10,7 @@ from datetime import date, datetime
 
 import pandas as pd
 
-from ciboard import accounts, payments, queries
+from ciboard import accounts, payments, privacy, queries
 from ciboard.access import Scope, ScopeError
 from ciboard.accounts import Account
 from ciboard.appdb import AppDB
@@ -137,6 +137,9 @@ def read(db: AppDB, scope: Scope, vendor_id: str, period: str) -> Closed | None:
     carried = pd.DataFrame(frozen.get("adjustments") or {c: [] for c in payments.ADJUSTMENT_COLUMNS})
     carried["contract_starts_on"] = pd.Series([date.fromisoformat(v) for v in carried["contract_starts_on"]], dtype=object)
     carried = carried.astype({c: float for c in ("amount_before", "amount_after", "amount")})
+    if scope.pseudonymises:
+        key = privacy.pseudonym_key(db)
+        rows, carried = privacy.pseudonymised(rows, key, scope.evaluator), privacy.pseudonymised(carried, key, scope.evaluator)
     # As the query layer gives a statement, so that it reads and exports the same way.
     rows.attrs = {"totals": frozen["totals"], "terms": frozen["terms"], "period": month, "version": row["warehouse_version"],
                   "adjustments": carried.to_dict(orient="list")}

@@ -15,7 +15,7 @@ from typing import Any
 
 import pandas as pd
 
-from ciboard.access import Scope, ScopeError
+from ciboard.access import Scope, ScopeError, require_writer
 from ciboard.appdb import AppDB
 from ciboard.queries import DIMENSIONS, run
 from ciboard.warehouse import Warehouse
@@ -138,6 +138,7 @@ def log_status(
         raise ValueError(f"unknown list {list_key!r}; the lists are {', '.join(LISTS)}")
     if status not in STATUSES:
         raise ValueError(f"unknown status {status!r}; the statuses are {', '.join(STATUSES)}")
+    require_writer(scope, "follow-up statuses")
     _scope_rule(scope)
     if not student_key.strip():
         raise ValueError("say which student the status is for")
@@ -162,11 +163,15 @@ def log_status(
 
 def _scope_rule(scope: Scope) -> tuple[str, list]:
     """The one rule for whose log entries a scope reads: an analyst every student's, a vendor
-    its own students'. A school role would add its schools here (`school_id in (...)`)."""
+    its own students', a school its own schools' students'."""
     if not scope.follows_up_students:
-        raise ScopeError("the follow-up lists name students: the district's analysts and each vendor for its own")
+        raise ScopeError(
+            "the follow-up lists name students: the district's analysts, each vendor for its own and each school for its own"
+        )
     if scope.role == "vendor":
         return "vendor_id = ?", [scope.vendor_id]
+    if scope.role == "school":
+        return f"school_id in ({', '.join('?' for _ in scope.school_ids)})", list(scope.school_ids)
     return "1 = 1", []
 
 

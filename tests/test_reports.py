@@ -218,7 +218,7 @@ def test_a_release_to_vendors_or_the_public_refuses_text_naming_a_student(small)
     reports.write(db, ANALYST, rid, {"next_steps": "Call the family of ST0000002 about attendance."})
     reports.review(db, warehouse, ADMIN, rid)
     reports.approve(db, ADMIN, rid)
-    for audiences in (["public"], ["board", "vendors"]):
+    for audiences in (["public"], ["board", "vendors"], ["evaluators"]):
         with pytest.raises(reports.ReportError, match="names 1 student id"):
             reports.release(db, warehouse, ADMIN, rid, audiences)
     assert reports.release(db, warehouse, ADMIN, rid, ["board"]).audiences == ("board",)
@@ -253,6 +253,28 @@ def test_who_reads_a_report_follows_its_audiences(small):
     assert {r["who"] for r in mine["outcomes"]} <= {"V1", "All vendors"}
     assert all(r["vendor_id"] == "V1" for key in ("targets", "timeliness") for r in mine[key])
     assert [r.report_id for r in reports.listing(db, FACILITATOR.scope)] == [rid]
+
+
+def test_schools_and_evaluators_read_only_what_is_released_to_them(small):
+    warehouse, db = small
+    school, evaluator = Scope("school", school_ids=("S1",)), Scope("evaluator", evaluator="eval-1")
+    board = reports.create(db, warehouse, ANALYST, "2025-26", "2025-09").report_id
+    reports.review(db, warehouse, ADMIN, board)
+    reports.approve(db, ADMIN, board)
+    for reader in (school, evaluator):
+        with pytest.raises(ScopeError):
+            reports.read(db, reader, board)  # approved, not released
+    reports.release(db, warehouse, ADMIN, board, ["board"])
+    assert reports.listing(db, school) == reports.listing(db, evaluator) == []
+
+    both = reports.create(db, warehouse, ANALYST, "2025-26", "Q1").report_id
+    reports.review(db, warehouse, ADMIN, both)
+    reports.approve(db, ADMIN, both)
+    reports.release(db, warehouse, ADMIN, both, ["schools", "evaluators"])
+    for reader in (school, evaluator):
+        [seen] = reports.listing(db, reader)
+        assert seen.report_id == both
+        assert reports.copy_for(seen, reader)["copy"] == "district"
 
 
 def test_a_correction_is_a_new_version_that_says_what_changed(small):

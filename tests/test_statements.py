@@ -223,3 +223,25 @@ def test_a_late_result_is_an_outcome_adjustment_and_the_contract_cap_takes_its_p
     assert totals[["adjustments", "total", "total_to_date"]].to_dict("records") == [
         {"adjustments": 0.0, "total": 0.0, "total_to_date": 700.0}
     ]
+
+
+def test_an_evaluator_reads_a_closed_statement_under_its_own_pseudonyms(district):
+    from ciboard import privacy
+    from ciboard.access import Scope
+
+    db = AppDB.of(district.settings)
+    statements.close(district, db, ADMIN, "VA", "2026-06", today=TODAY)
+    raw = statements.read(db, ANALYST, "VA", "2026-06")
+    evaluator = Scope("evaluator", evaluator="evaluator")
+    seen = statements.read(db, evaluator, "VA", "2026-06")
+    key = privacy.pseudonym_key(db)
+    assert len(seen.rows) == len(raw.rows) > 0
+    assert seen.rows["student_id"].tolist() == [privacy.pseudonym(key, "evaluator", s) for s in raw.rows["student_id"]]
+    # The month after reads its carried lines from the frozen one by student, then pseudonymised once.
+    live = queries.run(district, "statement", evaluator, {"vendor_id": "VA", "period": "2026-07"})
+    lines = pd.DataFrame(live.attrs["adjustments"])
+    exact = pd.DataFrame(queries.run(district, "statement", ANALYST, {"vendor_id": "VA", "period": "2026-07"}).attrs["adjustments"])
+    assert len(lines) == len(exact)
+    if "student_id" in exact and len(exact):
+        assert lines["student_id"].tolist() == [None if pd.isna(s) else privacy.pseudonym(key, "evaluator", s)
+                                                for s in exact["student_id"]]

@@ -84,10 +84,21 @@ def shown(app, asked: dict | None = None) -> list[tuple[str, str]]:
         else:
             found.append((f"{kind} {getattr(node, 'key', '')}", MessageToJson(proto, ensure_ascii=False)))
     for key, content in downloads(app).items():
-        found.append((f"download {key}", content.decode()))
+        found.append((f"download {key}", readable(content)))
     written = {k: v for k, v in app.query_params.items() if (asked or {}).get(k) != v}
     found.append(("address", json.dumps(written, ensure_ascii=False)))
     return found
+
+
+def readable(content: bytes) -> str:
+    """A download as text: a workbook (a zip of XML parts) as all its parts' text."""
+    if content.startswith(b"PK"):
+        import io
+        import zipfile
+
+        with zipfile.ZipFile(io.BytesIO(content)) as book:
+            return "\n".join(book.read(name).decode() for name in book.namelist() if name.endswith(".xml"))
+    return content.decode()
 
 
 def traces_of(vendors: list[str], texts: list[tuple[str, str]]) -> list[str]:
@@ -246,3 +257,99 @@ def test_strings_made_to_break_things_break_nothing(dashboard, user, nasty):
             texts = [(where, text.replace(echoes[1], "").replace(echoes[0], "")) for where, text in shown(app, query)]
             assert not traces_of(others("V3"), texts), page
     assert fingerprint(dashboard) == before
+
+
+# --- A school account and an evaluator ----------------------------------------------------------
+
+from ciboard.demo_meetings import COORDINATED_SCHOOLS  # noqa: E402
+
+# What the demo's school account and evaluator can open: the data pages carry numbers, the CI
+# pages records; every one must open clean for them.
+SCHOOL_PAGES = ("overview", "trends", "disparities", "vendors", "relationships", "data_map", "follow_up")
+SCHOOL_RECORD_PAGES = ("meetings", "commitments", "workgroups", "root_causes", "pdsa")
+EVALUATOR_PAGES = (*PAGES, "payments", "meetings", "commitments", "workgroups", "root_causes", "pdsa")
+
+
+def school_labels(warehouse) -> dict[str, str]:
+    choices = queries.run(warehouse, "choices", Scope("analyst"))
+    schools = choices[choices["dimension"] == "school_id"]
+    return dict(zip(schools["value"], schools["label"]))
+
+
+def school_tricks(other: str, label: str) -> dict:
+    """Another school in every parameter that names a school, and school as every grouping."""
+    return {
+        "school": [f"{other} · {label}", other], "split": "school", "by": "School", "rows": "School",
+        "colour": "School", "groups": "School", "group": f"{other} · {label}", "reference": other,
+    }
+
+
+def traces_of_schools(labels: dict[str, str], texts: list[tuple[str, str]]) -> list[str]:
+    words = [w for school, name in labels.items() if school not in COORDINATED_SCHOOLS for w in (school, name)]
+    pattern = re.compile("|".join(f"(?<![A-Za-z0-9]){re.escape(w)}(?![A-Za-z0-9])" for w in words))
+    return [f"{where}: …{text[max(0, m.start() - 60):m.end() + 60]}…" for where, text in texts if (m := pattern.search(text))]
+
+
+@pytest.mark.parametrize("page", SCHOOL_PAGES)
+def test_a_school_sees_only_its_schools_on_every_page(dashboard, page):
+    labels = school_labels(dashboard)
+    others = sorted(s for s in labels if s not in COORDINATED_SCHOOLS)
+    variants = VARIANTS[page]
+    for i, variant in enumerate(variants):
+        other = others[i % len(others)]
+        query = {**school_tricks(other, labels[other]), **variant}
+        app = open_page(f"app_pages/{page}.py", query=query, user="school")
+        assert not app.error, [e.value for e in app.error]
+        assert not traces_of_schools(labels, shown(app, query)), page
+
+
+def test_a_schools_follow_up_lists_its_own_students_by_id(dashboard):
+    app = open_page("app_pages/follow_up.py", user="school")
+    tables = [t.value for t in app.dataframe if "student_key" in t.value.columns]
+    assert tables, "the school reads its students by id"
+    absent = queries.run(dashboard, "absent_students", Scope("analyst"), {"max_rate": 0.9})
+    ours = set(absent.loc[absent["school_id"].isin(COORDINATED_SCHOOLS), "student_key"])
+    theirs = set(absent["student_key"]) - ours
+    listed = set().union(*(set(t["student_key"]) for t in tables))
+    assert listed and not listed & theirs
+
+
+@pytest.mark.parametrize("page", SCHOOL_RECORD_PAGES)
+def test_a_school_opens_every_record_page(dashboard, page):
+    app = open_page(f"app_pages/{page}.py", user="school")
+    assert not app.error, [e.value for e in app.error]
+
+
+def test_a_school_cannot_reach_the_vendors_business(dashboard):
+    for page in ("payments", "data_quality", "upload", "users", "audit"):
+        with pytest.raises(ValueError, match="Could not find a navigation page"):
+            open_page(f"app_pages/{page}.py", user="school")
+
+
+@pytest.fixture(scope="module")
+def student_ids(demo_warehouse):
+    with demo_warehouse.cursor() as cur:
+        return sorted(k for (k,) in cur.execute("select student_key from students").fetchall())
+
+
+def traces_of_students(ids: list[str], texts: list[tuple[str, str]]) -> list[str]:
+    pattern = re.compile("|".join(f"(?<![A-Za-z0-9]){re.escape(w)}(?![A-Za-z0-9])" for w in ids))
+    return [f"{where}: …{text[max(0, m.start() - 60):m.end() + 60]}…" for where, text in texts if (m := pattern.search(text))]
+
+
+@pytest.mark.parametrize("page", EVALUATOR_PAGES)
+def test_an_evaluator_sees_no_student_id_on_any_page_or_download(dashboard, student_ids, page):
+    for variant in VARIANTS.get(page, [{}]):
+        app = open_page(f"app_pages/{page}.py", query=variant, user="evaluator")
+        assert not app.error, [e.value for e in app.error]
+        assert not traces_of_students(student_ids, shown(app, variant)), page
+        for button in app.button:
+            assert not any(word in button.label for word in ("Save", "Finalise", "Log", "Accept", "Reject")) or button.disabled, (
+                f"{page} offers the evaluator '{button.label}'"
+            )
+
+
+def test_an_evaluator_cannot_reach_the_follow_up_log_uploads_or_accounts(dashboard):
+    for page in ("follow_up", "upload", "users", "audit"):
+        with pytest.raises(ValueError, match="Could not find a navigation page"):
+            open_page(f"app_pages/{page}.py", user="evaluator")

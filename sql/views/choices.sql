@@ -1,13 +1,15 @@
 -- choices: one row per value of each dimension within the scope, with its label and the
 -- number of students; the filter bar offers exactly these. School years come too, with
--- their dates, and students = 0 for a year with no data yet.
-create or replace macro choices(scope_vendor := null) as table
+-- their dates, and students = 0 for a year with no data yet. A school scope binds its
+-- schools, as a vendor scope its vendor.
+create or replace macro choices(scope_vendor := null, scope_schools := null) as table
 with mine as (
     select s.*, v.name as vendor_name, k.name as school_name
     from students as s
     left join vendors as v using (vendor_id)
     left join schools as k using (school_id)
-    where scope_vendor is null or s.vendor_id = scope_vendor
+    where (scope_vendor is null or s.vendor_id = scope_vendor)
+      and (scope_schools is null or list_contains(scope_schools, s.school_id))
 ),
 
 yes_no as (
@@ -45,7 +47,8 @@ years as (
         y.school_year as label,
         (select count(distinct student_key) from facts as f
          where f.period_start between y.starts_on and y.ends_on
-           and (scope_vendor is null or f.vendor_id = scope_vendor)) as students,
+           and (scope_vendor is null or f.vendor_id = scope_vendor)
+           and (scope_schools is null or list_contains(scope_schools, f.school_id))) as students,
         y.starts_on,
         y.ends_on
     from school_years as y

@@ -112,7 +112,8 @@ select 'not_yet_served', count(*)
 from not_yet_served(weeks := unserved_weeks, scope_vendor := scope_vendor, end_date := end_date, filters := filters);
 
 -- followed_student: the one student asked for, if the scope may follow it up.
-create or replace macro followed_student(student, scope_vendor := null) as table
+create or replace macro followed_student(student, scope_vendor := null, scope_schools := null) as table
 select student_key, vendor_id, school_id
 from scoped_students(scope_vendor := scope_vendor)
-where student_key = student;
+where student_key = student
+  and (scope_schools is null or list_contains(scope_schools, school_id));
