@@ -21,6 +21,7 @@ PAGES = [
     ("Data", "disparities", "Disparities", "balance", "disparities", EVERYONE),
     ("Data", "vendors", "Vendors", "groups", "vendors", EVERYONE),
     ("Data", "payments", "Payments", "payments", "payments", ("analyst", "admin", "vendor", "evaluator")),
+    ("Data", "rate_cards", "Rate cards", "request_quote", "rate-cards", ("analyst", "admin", "vendor", "evaluator")),
     ("Data", "relationships", "Relationships", "scatter_plot", "relationships", EVERYONE),
     ("Improve", "meetings", "Meetings", "event_note", "meetings", EVERYONE),
     ("Improve", "follow_up", "Follow-up", "person_search", "follow-up", ("analyst", "facilitator", "vendor", "school")),

@@ -885,3 +885,85 @@ def reconcile(vendor: str | None, scope_text: str, data_dir: Path | None) -> Non
     audit_command(warehouse.settings, "export", {"reconciliation": vendor or "every vendor", "scope": str(scope),
                                                  "rows": len(table)})
     click.echo(table.to_csv(index=False), nl=False)
+
+
+@main.group(help="Contracts and their rate cards.")
+def contracts() -> None:
+    pass  # click runs the subcommands
+
+
+@contracts.group(help="Rate-card terms: show them, their history, or save new terms for a contract year as a new version.")
+def terms() -> None:
+    pass  # click runs the subcommands
+
+
+_line_options = [
+    click.option("--vendor", required=True, help="The vendor's id, e.g. V3."),
+    click.option("--starts-on", required=True, type=click.DateTime(["%Y-%m-%d"]), help="The contract's first day."),
+    click.option("--school-year", default=None, help="The school year whose terms (default: the lines for every year)."),
+]
+
+
+def _contract_year(vendor: str, starts_on: datetime, school_year: str | None):
+    from ciboard.contract_terms import ContractYear
+
+    return ContractYear(vendor, starts_on.date(), school_year)
+
+
+@terms.command("show", help="Every rate-card line in force, as a contract file writes it (CSV, or JSON).")
+@click.option("--as", "scope_text", default="admin", show_default=True, help="admin, analyst or vendor:ID")
+@click.option("--format", "output_format", type=click.Choice(["csv", "json"]), default="csv", show_default=True)
+@data_dir_option
+def terms_show(scope_text: str, output_format: str, data_dir: Path | None) -> None:
+    from ciboard import contract_terms
+
+    try:
+        frame = contract_terms.lines(warehouse_for(data_dir), Scope.parse(scope_text))
+    except (ScopeError, ValueError, WarehouseMissing) as error:
+        raise click.ClickException(str(error)) from None
+    write_frame(frame, output_format)
+
+
+@terms.command("history", help="Every version of a contract year's lines, newest first: who saved it, when and why.")
+@_line_options[0]
+@_line_options[1]
+@_line_options[2]
+@click.option("--as", "scope_text", default="admin", show_default=True, help="admin, analyst or vendor:ID")
+@click.option("--format", "output_format", type=click.Choice(["csv", "json"]), default="csv", show_default=True)
+@data_dir_option
+def terms_history(vendor, starts_on, school_year, scope_text: str, output_format: str, data_dir: Path | None) -> None:
+    from ciboard import contract_terms
+
+    try:
+        frame = contract_terms.history(warehouse_for(data_dir), Scope.parse(scope_text),
+                                       _contract_year(vendor, starts_on, school_year))
+    except (ScopeError, ValueError, WarehouseMissing) as error:
+        raise click.ClickException(str(error)) from None
+    write_frame(frame, output_format)
+
+
+@terms.command("edit", help="Save new terms for one line of a contract year (and the contract's own terms, which "
+               "each of its lines shares) as a new version, checked as a contract file is: --set FIELD=VALUE for each "
+               "term that changes (an empty value clears it), and --note saying why.")
+@_line_options[0]
+@_line_options[1]
+@_line_options[2]
+@click.option("--metric", required=True, help="The line's payment metric, e.g. sgp.")
+@click.option("--set", "settings", multiple=True, required=True, help="FIELD=VALUE, e.g. threshold=55; repeat for several.")
+@click.option("--note", required=True, help="Why the terms change.")
+@data_dir_option
+def terms_edit(vendor, starts_on, school_year, metric: str, settings: tuple[str, ...], note: str, data_dir: Path | None) -> None:
+    from ciboard import contract_terms
+
+    warehouse = warehouse_for(data_dir)
+    year = _contract_year(vendor, starts_on, school_year)
+    try:
+        batch = contract_terms.edit(warehouse, _operator(), year, metric, contract_terms.parse_settings(settings), note)
+    except contract_terms.TermsError as error:
+        audit_command(warehouse.settings, "rate card edit", {"contract": str(year), "line": metric}, "rejected")
+        raise click.ClickException("nothing saved:\n" + "\n".join(error.problems)) from None
+    except WarehouseMissing as error:
+        raise click.ClickException(str(error)) from None
+    audit_command(warehouse.settings, "rate card edit", {"contract": str(year), "line": metric, "batch": batch,
+                                                         "fields": sorted(contract_terms.parse_settings(settings))})
+    click.echo(f"saved the terms of {year} as batch {batch}; 'ciboard contracts terms history' lists every version")

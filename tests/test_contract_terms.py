@@ -1,0 +1,249 @@
+"""Rate-card terms edited by an administrator (issue 13): on the hand-built district of
+test_payments, every save a version with who, when and why, checked as a contract file is, and a
+closed statement keeping the terms it was closed with.
+
+VA's contract has two lines, scaled_score growth ($50) and a spring SGP of 50 or more ($200), a
+$250 student cap and a $700 contract cap. Raising the SGP threshold to 65 takes June's SGP outcome
+from A1 (spring SGP 60) and leaves A6's (70): June pays A1 $50 and A6 $150 (its $200 cut by the
+student cap after its $100 base), $200 in all, which the contract cap ($700 less $500 of base) no
+longer cuts.
+"""
+
+import shutil
+from datetime import date, datetime
+
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from conftest import make_warehouse, open_page, snapshot
+from ciboard import contract_terms, queries, statements
+from ciboard.access import ANALYST, Scope, ScopeError
+from ciboard.accounts import Account
+from ciboard.appdb import AppDB
+from ciboard.cli import main
+from ciboard.ingest import ingest
+from test_payments import district_files
+
+ADMIN = Account("finance", "Finance office", "admin")
+VA = contract_terms.ContractYear("VA", date(2025, 9, 1), None)
+AFTER_JUNE = date(2026, 7, 15)
+
+
+@pytest.fixture
+def district(tmp_path):
+    warehouse = make_warehouse(tmp_path / "data")
+    warehouse.init(["2025-26"])
+    ingest(warehouse, district_files(tmp_path / "files"))
+    yield warehouse
+    warehouse.close()
+
+
+def june(warehouse, vendor: str = "VA"):
+    rows = queries.run(warehouse, "statement", ANALYST, {"vendor_id": vendor, "period": "2026-06"})
+    return rows, pd.DataFrame(rows.attrs["totals"]), pd.DataFrame(rows.attrs["terms"])
+
+
+def test_an_edit_is_a_new_version_with_who_when_and_why_and_the_statement_applies_it(district):
+    before = datetime.now()
+    batch = contract_terms.edit(district, ADMIN, VA, "sgp", {"threshold": "65"}, "  amendment 1: a higher bar ")
+    history = contract_terms.history(district, ANALYST, VA)
+    newest = history[history["batch_id"] == batch]
+    assert newest[["version", "payment_metric", "threshold", "saved_by", "note", "edited_line"]].to_dict("records") == [
+        {"version": 2, "payment_metric": "scaled_score", "threshold": 10.0, "saved_by": "finance",
+         "note": "amendment 1: a higher bar", "edited_line": "sgp"},
+        {"version": 2, "payment_metric": "sgp", "threshold": 65.0, "saved_by": "finance",
+         "note": "amendment 1: a higher bar", "edited_line": "sgp"},
+    ]
+    assert newest["saved_at"].iloc[0] >= before
+    # The file's version stays, named by its file.
+    first = history[history["version"] == 1]
+    assert set(first["saved_by"]) == {"file contracts.csv"} and set(first["threshold"]) == {10.0, 50.0}
+
+    rows, totals, terms = june(district)
+    paid = rows[rows["amount"] > 0]
+    assert [tuple(r) for r in paid[["student_id", "payment_metric", "outcome", "amount"]].itertuples(index=False)] == [
+        ("A1", "scaled_score", "successful", 50.0),
+        ("A6", "sgp", "successful", 150.0),
+    ]
+    assert rows.set_index(["student_id", "payment_metric"]).loc[("A1", "sgp"), "outcome"] == "not successful"
+    assert totals[["outcome_amount", "student_cap_applied", "contract_cap_applied", "total"]].to_dict("records") == [
+        {"outcome_amount": 250.0, "student_cap_applied": 50.0, "contract_cap_applied": 0.0, "total": 200.0}
+    ]
+    assert all(f"(terms of batch {batch})" in text for text in terms["contract"])
+    assert "sgp ≥ 65 in the spring window" in set(terms["outcome"])
+
+
+def test_the_contract_s_own_terms_apply_to_each_of_its_lines(district):
+    contract_terms.edit(district, ADMIN, VA, "sgp", {"base_per_student": "120", "student_cap": ""}, "new base, no cap")
+    lines = contract_terms.lines(district, ANALYST).query("vendor_id == 'VA'")
+    assert set(lines["base_per_student"]) == {120.0} and lines["student_cap"].isna().all()
+    september = queries.run(district, "statement", ANALYST, {"vendor_id": "VA", "period": "2025-09"})
+    assert pd.DataFrame(september.attrs["totals"])["base_amount"].tolist() == [240.0]  # A1 and A5
+
+
+def test_a_changed_payment_metric_replaces_the_line_and_the_history_says_so(district):
+    batch = contract_terms.edit(district, ADMIN, VA, "sgp", {"payment_metric": "proficient", "success": "threshold",
+                                                             "threshold": "1"}, "pay on proficiency")
+    assert set(contract_terms.lines(district, ANALYST).query("vendor_id == 'VA'")["payment_metric"]) == {
+        "scaled_score", "proficient"}
+    history = contract_terms.history(district, ANALYST, VA)
+    assert history.loc[history["batch_id"] == batch, "replaced_metric"].tolist() == ["sgp", "sgp"]
+    with pytest.raises(contract_terms.TermsError, match="has a line on scaled_score already"):
+        contract_terms.edit(district, ADMIN, VA, "proficient", {"payment_metric": "scaled_score"}, "two on one")
+
+
+@pytest.mark.parametrize(("changes", "said"), [
+    ({"outcome_per_student": "-200"}, "field outcome_per_student (-200): must not be negative"),
+    ({"cap": "-1"}, "field cap (-1): must not be negative"),
+    ({"outcome_window": "summer"}, "field outcome_window (summer): is not an assessment window of the calendar"),
+    ({"enrolled_by": "2026-07-01"}, "field enrolled_by (2026-07-01): is after ends_on"),
+    ({"enrolled_by": "July"}, "field enrolled_by (July): "),
+    ({"threshold": "most"}, "field threshold (most): is not a number"),
+    ({"success": "growth", "from_window": ""}, "field success (growth): growth is measured between two windows"),
+    ({"served_by": "hours"}, "field served_by (hours): must be sessions, minutes or dosage_weeks"),
+    ({"min_dosage_share": "1.5"}, "field min_dosage_share (1.5): must be a share from 0 to 1"),
+    ({"payment_metric": "charm"}, "field payment_metric (charm): unknown metric id"),
+    ({"cost": "5"}, "field cost: not a rate-card term"),
+    ({}, "nothing changed"),
+])
+def test_bad_terms_are_refused_naming_the_field_and_nothing_is_saved(district, changes, said):
+    before = snapshot(district), district.version()
+    with pytest.raises(contract_terms.TermsError) as refused:
+        contract_terms.edit(district, ADMIN, VA, "sgp", changes, "trying")
+    assert any(p.startswith(said) for p in refused.value.problems), refused.value.problems
+    assert (snapshot(district), district.version()) == before
+    assert len(contract_terms.history(district, ANALYST, VA)) == 2
+
+
+def test_an_edit_needs_a_reason_an_existing_line_and_an_admin(district):
+    with pytest.raises(contract_terms.TermsError, match="note: say why"):
+        contract_terms.edit(district, ADMIN, VA, "sgp", {"threshold": "60"}, " ")
+    with pytest.raises(contract_terms.TermsError, match="has no line on proficient"):
+        contract_terms.edit(district, ADMIN, VA, "proficient", {"threshold": "60"}, "why")
+    for role, vendor in (("analyst", None), ("vendor", "VA"), ("facilitator", None), ("evaluator", None)):
+        with pytest.raises(PermissionError):
+            contract_terms.edit(district, Account("someone", "Someone", role, vendor), VA, "sgp", {"threshold": "1"}, "why")
+    assert len(contract_terms.history(district, ANALYST, VA)) == 2
+
+
+def test_a_vendor_reads_its_own_terms_and_history_only(district):
+    assert set(contract_terms.lines(district, Scope("vendor", "VB"))["vendor_id"]) == {"VB"}
+    assert set(contract_terms.lines(district, ANALYST)["vendor_id"]) == {"VA", "VB"}
+    assert len(contract_terms.history(district, Scope("vendor", "VA"), VA)) == 2
+    with pytest.raises(ScopeError) as refused:
+        contract_terms.history(district, Scope("vendor", "VB"), VA)
+    assert "VA" not in str(refused.value)
+    for scope in (Scope("facilitator"), Scope("school", school_ids=("S1",))):
+        with pytest.raises(ScopeError):
+            contract_terms.lines(district, scope)
+
+
+def test_a_closed_statement_keeps_the_terms_it_was_closed_on_and_the_change_is_an_adjustment(district):
+    db = AppDB.of(district.settings)
+    closed = statements.close(district, db, ADMIN, "VA", "2026-06", today=AFTER_JUNE)
+    statements.sign(db, ADMIN, "VA", "2026-06")
+    statements.sign(db, Account("vendor-a", "Vendor A", "vendor", "VA"), "VA", "2026-06")
+    frozen = statements.read(db, ANALYST, "VA", "2026-06")
+    assert frozen.certified
+
+    batch = contract_terms.edit(district, ADMIN, VA, "sgp", {"threshold": "65"}, "amendment after June closed")
+    again = statements.read(db, ANALYST, "VA", "2026-06")
+    pd.testing.assert_frame_equal(again.rows, frozen.rows)
+    pd.testing.assert_frame_equal(again.totals, frozen.totals)
+    pd.testing.assert_frame_equal(again.terms, closed.terms)
+    assert all("(terms of batch 3)" in text for text in again.terms["contract"])
+    assert "sgp ≥ 50 in the spring window" in set(again.terms["outcome"])
+    # The month as computed now applies the new terms; July carries what they change in June.
+    _, _, live_terms = june(district)
+    assert all(f"(terms of batch {batch})" in text for text in live_terms["contract"])
+    july = queries.run(district, "statement", ANALYST, {"vendor_id": "VA", "period": "2026-07"})
+    lines = pd.DataFrame(july.attrs["adjustments"])
+    assert lines[["student_id", "amount"]].to_dict("records") == [
+        {"student_id": "", "amount": 100.0},  # the contract cap no longer cuts $100
+        {"student_id": "A1", "amount": -100.0},
+    ]
+    assert "sgp outcome result changed: successful, now not successful" in lines["reason"].iloc[1]
+
+
+def test_the_command_line_shows_edits_and_lists_the_history(district):
+    data = str(district.settings.data_dir)
+
+    def invoke(*args):
+        return CliRunner().invoke(main, ["contracts", "terms", *args, "--data-dir", data])
+
+    shown = invoke("show", "--as", "vendor:VB")
+    assert shown.exit_code == 0 and shown.output.splitlines()[0].startswith("vendor_id,payment_metric,threshold")
+    assert {line.split(",")[0] for line in shown.output.splitlines()[1:]} == {"VB"}
+    refused = invoke("edit", "--vendor", "VA", "--starts-on", "2025-09-01", "--metric", "sgp", "--set", "cap=-5",
+                     "--set", "outcome_window=summer", "--note", "typo")
+    assert refused.exit_code == 1
+    assert "nothing saved:\nfield cap (-5): must not be negative\nfield outcome_window (summer)" in refused.output
+    saved = invoke("edit", "--vendor", "VA", "--starts-on", "2025-09-01", "--metric", "sgp", "--set", "threshold=65",
+                   "--note", "amendment 1")
+    assert saved.exit_code == 0 and "saved the terms of VA's contract from 2025-09-01, every school year" in saved.output
+    listed = invoke("history", "--vendor", "VA", "--starts-on", "2025-09-01", "--as", "vendor:VA")
+    newest = listed.output.splitlines()[1].split(",")
+    assert newest[0] == "2" and "amendment 1" in newest and "(command line)" in newest[2]
+    assert invoke("history", "--vendor", "VA", "--starts-on", "2025-09-01", "--as", "vendor:VB").exit_code == 1
+
+
+# --- the page ----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def editable(demo_warehouse, tmp_path, monkeypatch):
+    """A copy of the demo district the test may edit (the shared one stays as built)."""
+    import streamlit as st
+
+    from ciboard.settings import get_settings
+
+    shutil.copytree(demo_warehouse.settings.data_dir, tmp_path / "data")
+    monkeypatch.setenv("CIBOARD_DATA_DIR", str(tmp_path / "data"))
+    get_settings.cache_clear()
+    st.cache_resource.clear()
+    warehouse = make_warehouse(tmp_path / "data")
+    yield warehouse
+    warehouse.close()
+    get_settings.cache_clear()
+    st.cache_resource.clear()
+
+
+PAGE = "app_pages/rate_cards.py"
+
+
+def line_id(warehouse, vendor: str) -> str:
+    starts = contract_terms.lines(warehouse, ANALYST).query("vendor_id == @vendor")["starts_on"].iloc[0]
+    return f"{vendor}|{starts}||sgp"
+
+
+def test_an_admin_edits_a_line_s_terms_on_the_page_and_reads_its_history(editable):
+    app = open_page(PAGE, user="admin")
+    app.selectbox(key="rate-card-line").select(line_id(editable, "V3")).run()
+    field = next(t for t in app.text_input if t.label.startswith("Contract cap"))
+    field.input("-1")
+    next(t for t in app.text_input if t.label == "Why this change").input("cap cut by the board")
+    app.button(key="save-terms").click().run()
+    assert any("field cap (-1): must not be negative" in e.value and "Nothing saved" in e.value for e in app.error)
+    assert len(contract_terms.history(editable, ANALYST, contract_terms.ContractYear(
+        "V3", contract_terms.lines(editable, ANALYST).query("vendor_id == 'V3'")["starts_on"].iloc[0], None))) == 1
+
+    next(t for t in app.text_input if t.label.startswith("Contract cap")).input("400000")
+    app.button(key="save-terms").click().run()
+    assert not app.exception, [e.value for e in app.exception]
+    assert any("Saved the terms of V3's contract" in s.value for s in app.success)
+    history = next(d.value for d in app.dataframe if "saved_by" in d.value.columns)
+    assert history[["version", "saved_by", "note", "cap"]].head(1).to_dict("records") == [
+        {"version": 2, "saved_by": "admin", "note": "cap cut by the board", "cap": 400000.0}]
+    assert contract_terms.lines(editable, ANALYST).query("vendor_id == 'V3'")["cap"].tolist() == [400000.0]
+
+
+def test_other_accounts_read_the_terms_without_a_form_and_a_vendor_only_its_own(editable):
+    for user in ("analyst", "evaluator", "vendor-v3"):
+        app = open_page(PAGE, user=user)
+        assert not app.exception, [e.value for e in app.exception]
+        assert not app.get("form") and not [b for b in app.button if b.label == "Save a new version"], user
+        current = next(d.value for d in app.dataframe if "cap" in d.value.columns and "saved_by" not in d.value.columns)
+        assert set(current["vendor_id"]) == ({"V3"} if user == "vendor-v3" else {f"V{i}" for i in range(1, 7)})
+        box = app.selectbox(key="rate-card-line")
+        assert len(box.options) == (1 if user == "vendor-v3" else 6) and box.value.startswith("V3|" if user == "vendor-v3" else "V1|")
