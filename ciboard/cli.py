@@ -382,6 +382,11 @@ def query(view: str, scope_text: str, params: tuple[str, ...], output_format: st
         audit_command(warehouse.settings, "query", {**audited, "error": str(error)}, "refused")
         raise click.ClickException(str(error)) from None
     audit_command(warehouse.settings, "query", {**audited, "rows": len(frame)})
+    if view == "statement":
+        from ciboard.payments import statement_table
+
+        # Its adjustment lines and totals too, as the statement's own file has them.
+        frame = statement_table(frame)
     # A hidden cell says why it is blank, as in the dashboard's downloads.
     write_frame(for_export(frame, warehouse.settings.min_cell_size), output_format)
 

@@ -512,6 +512,10 @@ def _reason(then: pd.DataFrame, now: pd.DataFrame, month: str) -> str:
 
 
 def to_csv(rows: pd.DataFrame, totals: pd.DataFrame, lines: pd.DataFrame) -> bytes:
+    return in_one_table(rows, totals, lines).to_csv(index=False).encode()
+
+
+def in_one_table(rows: pd.DataFrame, totals: pd.DataFrame, lines: pd.DataFrame) -> pd.DataFrame:
     """The student rows, then the adjustment lines (payment_metric "adjustment", the month they
     correct and why in outcome), then one row per contract with its totals (student_id "TOTAL")."""
     adjustment_rows = lines.assign(
@@ -521,7 +525,13 @@ def to_csv(rows: pd.DataFrame, totals: pd.DataFrame, lines: pd.DataFrame) -> byt
         ["vendor_id", "contract_starts_on", "student_id", "base_amount", "outcome_amount", "student_cap_applied", "amount"]
     ].assign(outcome=[f"contract cap applied: {c:.2f}" for c in totals["contract_cap_applied"]])
     parts = [part for part in (rows, adjustment_rows, total_rows) if len(part)]
-    return pd.concat(parts, ignore_index=True).reindex(columns=ROW_COLUMNS).to_csv(index=False).encode()
+    return pd.concat(parts, ignore_index=True).reindex(columns=ROW_COLUMNS)
+
+
+def statement_table(rows: pd.DataFrame) -> pd.DataFrame:
+    """A statement as the query layer gives it (totals and adjustment lines in `attrs`) as one
+    table, `in_one_table`'s: what `ciboard query statement` prints, as the statement's CSV file does."""
+    return in_one_table(rows, pd.DataFrame(rows.attrs["totals"]), pd.DataFrame(rows.attrs["adjustments"]))
 
 
 def to_xlsx(rows: pd.DataFrame, totals: pd.DataFrame, terms_frame: pd.DataFrame, lines: pd.DataFrame) -> bytes:

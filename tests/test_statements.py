@@ -245,3 +245,33 @@ def test_an_evaluator_reads_a_closed_statement_under_its_own_pseudonyms(district
     if "student_id" in exact and len(exact):
         assert lines["student_id"].tolist() == [None if pd.isna(s) else privacy.pseudonym(key, "evaluator", s)
                                                 for s in exact["student_id"]]
+
+
+def test_ciboard_query_statement_prints_the_adjustment_lines_as_the_statement_file_does(district):
+    from click.testing import CliRunner
+
+    from ciboard.cli import main
+
+    db = AppDB.of(district.settings)
+    statements.close(district, db, ADMIN, "VA", "2025-09", today=TODAY)
+    resend(district, "VA", LATE_SESSION)
+    data = str(district.settings.data_dir)
+
+    def invoke(*args):
+        result = CliRunner().invoke(main, [*args, "--data-dir", data], catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    queried = invoke("query", "statement", "--as", "analyst", "--param", "vendor_id=VA", "--param", "period=2025-10")
+    printed = invoke("payments", "statement", "--vendor", "VA", "--period", "2025-10", "--as", "analyst")
+    assert queried == printed
+    rows = queried.splitlines()
+    assert "VA,2025-09-01,adjustment,A2,,,,,,data that arrived after 2025-09 closed: served now (on 2025-09-10),,,,100.0" in rows
+    assert rows[-1].endswith(",TOTAL,,,,,,contract cap applied: 0.00,200.0,0.0,0.0,300.0")
+    # As JSON too, the adjustment line and the total with the students; a vendor's own the same.
+    import json
+
+    records = json.loads(invoke("query", "statement", "--as", "vendor:VA", "--param", "period=2025-10", "--format", "json"))
+    assert [(r["payment_metric"], r["student_id"], r["amount"]) for r in records
+            if r["student_id"] in ("TOTAL",) or r["payment_metric"] == "adjustment"] == [
+        ("adjustment", "A2", 100.0), (None, "TOTAL", 300.0)]
