@@ -16,7 +16,9 @@ Planted effects (the README lists them for users to find):
 - school attendance dips in the two weeks after winter break;
 - V1's met-growth-target rate rises after its January program change;
 - V4 logs sessions on the first snow day and on the first two days of winter break, which the
-  service checks flag and payments do not count until accepted.
+  service checks flag and payments do not count until accepted;
+- V4's log of one October Monday gives start times, and three of its tutors are booked with two
+  groups at overlapping times (a tutor in two places at once), which the plausibility check flags.
 """
 
 import shutil
@@ -34,6 +36,8 @@ from ciboard.settings import Settings
 from ciboard.warehouse import Warehouse
 
 PLANTED_VENDOR = "V4"  # logs sessions on a snow day and in winter break, for the service checks to flag
+# Three of the planted vendor's tutors, double-booked on one day: half their students at 15:00, half at 15:15.
+DOUBLE_BOOKED = ("V4-T0000", "V4-T0001", "V4-T0002")
 VENDORS = {
     "V1": "BrightPath Tutoring",
     "V2": "Lumen Learning Partners",
@@ -248,6 +252,10 @@ class DemoWriter:
 
     def corrected_week(self) -> date:
         return self.cal.program_start + timedelta(weeks=7)
+
+    def double_booked_day(self) -> date:
+        """The day the planted vendor's log gives start times: the first session day six weeks in."""
+        return self.session_days(self.cal.program_start + timedelta(weeks=6))[0]
 
     def received_at(self, vendor: str, week: date) -> datetime:
         """Vendors send Monday to Wednesday after the week (due Wednesday); V4 is habitually late."""
@@ -493,28 +501,40 @@ class DemoWriter:
                 where s.enrolled_on <= d.session_date and d.session_date < s.left_on
                   -- planted: one vendor logs sessions on days schools are closed (Data quality flags them)
                   and (not d.planted or s.vendor_id = ?)
+            ),
+            tutored as (
+                select
+                    student_id, vendor_id, session_date,
+                    case when u(i, session_date, 'sub') < 0.85 then main_tutor
+                         else vendor_id || '-T' || lpad((hash(?, i, session_date, 'sub') % tutor_pool)::varchar, 4, '0')
+                    end as tutor_id,
+                    group_size,
+                    session_minutes as scheduled_minutes,
+                    -- Some arrive late; an absence is logged as 0 minutes.
+                    case when u(i, session_date, 'attend') < p_attend
+                         then session_minutes - case when u(i, session_date, 'late') < 0.12
+                                                     then 5 + (hash(?, i, session_date, 'late') % 15)::int else 0 end
+                         else 0 end as attended_minutes
+                from scheduled
             )
-            select
-                student_id, vendor_id, session_date,
-                case when u(i, session_date, 'sub') < 0.85 then main_tutor
-                     else vendor_id || '-T' || lpad((hash(?, i, session_date, 'sub') % tutor_pool)::varchar, 4, '0')
-                end as tutor_id,
-                group_size,
-                session_minutes as scheduled_minutes,
-                -- Some arrive late; an absence is logged as 0 minutes.
-                case when u(i, session_date, 'attend') < p_attend
-                     then session_minutes - case when u(i, session_date, 'late') < 0.12
-                                                 then 5 + (hash(?, i, session_date, 'late') % 15)::int else 0 end
-                     else 0 end as attended_minutes
-            from scheduled
+            -- planted: on one day two tutors are booked with two groups 15 minutes apart (Data quality flags them)
+            select *,
+                   case when session_date = ? and list_contains(?::varchar[], tutor_id)
+                        then case when row_number() over (partition by session_date, tutor_id order by student_id) % 2 = 0
+                                  then '15:15' else '15:00' end
+                   end as start_time
+            from tutored
             """,
-            [number, after_break, self.session_days(week), self.planted_days(week), PLANTED_VENDOR, self.seed, self.seed],
+            [number, after_break, self.session_days(week), self.planted_days(week), PLANTED_VENDOR, self.seed, self.seed,
+             self.double_booked_day(), list(DOUBLE_BOOKED)],
         )
 
     def write_sessions(self, vendor: str, week: date) -> Path:
         self.ensure_week(week)
+        # Only the log that double-books its tutors gives start times; the others leave the column out.
+        timed = ", start_time" if vendor == PLANTED_VENDOR and week <= self.double_booked_day() < week + timedelta(days=7) else ""
         return self.copy(
-            """select student_id, session_date, tutor_id, group_size, scheduled_minutes, attended_minutes
+            f"""select student_id, session_date, tutor_id, group_size, scheduled_minutes, attended_minutes{timed}
                from week_sessions where vendor_id = ? order by session_date, student_id""",
             f"sessions_{vendor}_{week}.csv",
             [vendor],

@@ -534,13 +534,29 @@ def statement_table(rows: pd.DataFrame) -> pd.DataFrame:
     return in_one_table(rows, pd.DataFrame(rows.attrs["totals"]), pd.DataFrame(rows.attrs["adjustments"]))
 
 
+# Columns of dollars: people read them as $1,234,567.00 (the pages, the HTML and xlsx files); a CSV
+# file keeps plain numbers, for programs and spreadsheets to read.
+MONEY_COLUMNS = ("base_amount", "outcome_amount", "student_cap_applied", "contract_cap_applied", "adjustments", "total",
+                 "total_to_date", "cap", "amount", "amount_before", "amount_after")
+EXCEL_MONEY = '"$"#,##0.00;-"$"#,##0.00'
+
+
+def money(amount: float | None) -> str:
+    """$1,234,567.00, -$150.00 for a negative amount, and nothing for none (no cap)."""
+    if amount is None or pd.isna(amount):
+        return ""
+    return f"-${-amount:,.2f}" if amount < 0 else f"${amount:,.2f}"
+
+
 def to_xlsx(rows: pd.DataFrame, totals: pd.DataFrame, terms_frame: pd.DataFrame, lines: pd.DataFrame) -> bytes:
     buffer = io.BytesIO()
     with pd.ExcelWriter(buffer, engine="openpyxl") as writer:
-        totals.to_excel(writer, sheet_name="Totals", index=False)
-        rows.to_excel(writer, sheet_name="Students", index=False)
-        lines.to_excel(writer, sheet_name="Adjustments", index=False)
-        terms_frame.to_excel(writer, sheet_name="Terms", index=False)
+        for frame, sheet in ((totals, "Totals"), (rows, "Students"), (lines, "Adjustments"), (terms_frame, "Terms")):
+            frame.to_excel(writer, sheet_name=sheet, index=False)
+            for position, column in enumerate(frame.columns, start=1):
+                if column in MONEY_COLUMNS:
+                    for (cell,) in writer.sheets[sheet].iter_rows(min_row=2, min_col=position, max_col=position):
+                        cell.number_format = EXCEL_MONEY
     return buffer.getvalue()
 
 
@@ -548,7 +564,8 @@ def to_html(rows: pd.DataFrame, totals: pd.DataFrame, terms_frame: pd.DataFrame,
             version: str) -> bytes:
     """A self-contained page: nothing in it loads from anywhere."""
     def table(frame: pd.DataFrame) -> str:
-        return frame.to_html(index=False, na_rep="", escape=True, border=0)
+        dollars = {c: money for c in frame.columns if c in MONEY_COLUMNS}
+        return frame.to_html(index=False, na_rep="", escape=True, border=0, formatters=dollars)
 
     adjusted = table(lines) if len(lines) else "<p>None: no closed month before this one has changed.</p>"
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title>

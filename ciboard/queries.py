@@ -534,15 +534,47 @@ def _bind(
     return bound
 
 
-def _adjustments(warehouse: Warehouse, version: str, scope: Scope, bound: dict[str, Any], period: date) -> pd.DataFrame:
+def statement_totals(warehouse: Warehouse, scope: Scope, vendor_id: str, periods: list[str]) -> dict[str, pd.DataFrame]:
+    """Each month's statement totals, its adjustments included, as `run(..., "statement")` gives
+    them in attrs["totals"], for several months of one vendor at once (the reconciliation): one
+    warehouse version, one read of the district's decisions and of the closed statements, and
+    none of what only a statement's page shows (its terms, the sessions the checks left out).
+    Totals name no student, so no pseudonyms are needed."""
+    spec = VIEWS["statement"]
+    if scope.role not in spec.roles:
+        raise ScopeError("statement lists students: the district's analysts and admins, and the vendor itself, may read it")
+    version = warehouse.version()
+    checks = _service_checks(warehouse)
+    reader = ANALYST if scope.pseudonymises else scope
+    db = AppDB.of(warehouse.settings)
+    found = {}
+    with warehouse.cursor(version) as cur:
+        metrics = {m for (m,) in cur.execute("select metric_id from metrics").fetchall()}
+        bound = [{**_bind(spec, {"vendor_id": vendor_id, "period": p}, scope, metrics, date.today(), 0), **checks}
+                 for p in periods]
+        vendor = bound[0]["scope_vendor"] or bound[0]["vendor"] if bound else vendor_id
+        closed = {m: statements.read(db, reader, vendor, m) for m in statements.closed_months(db, vendor)}
+        for month, params in zip(periods, bound):
+            period = params.pop("period")
+            students = _shape("statement", cur.execute(SQL["statement"], params).df(), {})
+            _, totals = payments.statement(students, period)
+            lines = _adjustments(warehouse, version, scope, params, period, closed)
+            found[month] = payments.adjusted(totals, lines)
+    return found
+
+
+def _adjustments(warehouse: Warehouse, version: str, scope: Scope, bound: dict[str, Any], period: date,
+                 closed: dict[str, "statements.Closed"] | None = None) -> pd.DataFrame:
     """The adjustment lines of a vendor's month: as frozen if the month is closed, else what the
-    data now changes in the closed months right before it (ciboard.payments.adjustments)."""
+    data now changes in the closed months right before it (ciboard.payments.adjustments).
+    `closed` is the vendor's closed statements, read here if not given."""
     db = AppDB.of(warehouse.settings)
     vendor = bound["scope_vendor"] or bound["vendor"]
     # Read by student as frozen, to compare with the live data: an evaluator's lines are
     # pseudonymised once, when run gives them.
     reader = ANALYST if scope.pseudonymises else scope
-    closed = {m: statements.read(db, reader, vendor, m) for m in statements.closed_months(db, vendor)}
+    if closed is None:
+        closed = {m: statements.read(db, reader, vendor, m) for m in statements.closed_months(db, vendor)}
     if payments.label(period) in closed:
         return closed[payments.label(period)].adjustments
     live = {}

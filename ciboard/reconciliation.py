@@ -279,10 +279,8 @@ def _standing(row: dict) -> str:
 
 def earned(warehouse: Warehouse, scope: Scope, vendor_id: str, periods: list[str]) -> pd.DataFrame:
     """The total of each month's statement of the vendor, as computed now: vendor_id, period, earned."""
-    totals = []
-    for period in periods:
-        rows = queries.run(warehouse, "statement", scope, {"vendor_id": vendor_id, "period": period})
-        totals.append((vendor_id, period, round(sum(rows.attrs["totals"]["total"]), 2) if len(rows) else 0.0))
+    found = queries.statement_totals(warehouse, scope, vendor_id, periods)
+    totals = [(vendor_id, period, round(found[period]["total"].sum(), 2)) for period in periods]
     return pd.DataFrame(totals, columns=["vendor_id", "period", "earned"])
 
 

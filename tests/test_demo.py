@@ -126,3 +126,22 @@ def test_a_vendor_cap_binds_and_payments_follow_the_rate_card(demo_warehouse):
 def test_every_metric_has_data(demo_warehouse, metric):
     frame = series(demo_warehouse, metric, grain="month")
     assert len(frame) >= 3 and frame.value.notna().all()
+
+
+def test_v4_double_books_three_tutors_on_one_day_and_the_plausibility_check_flags_them(demo_warehouse):
+    flags = run(demo_warehouse, "session_checks", ANALYST, {"check": "plausibility"})
+    clashes = flags[flags["reason"].str.contains("in two places at once")]
+    assert set(clashes["vendor_id"]) == {"V4"} and set(clashes["session_date"].astype(str)) == {"2025-10-27"}
+    assert set(clashes["tutor_id"]) == set(demo.DOUBLE_BOOKED)
+    # Each of a tutor's attended sessions that day overlaps the other group's: all of them are flagged.
+    with demo_warehouse.cursor() as cur:
+        booked = cur.execute(
+            "select count(*) from sessions where session_date = '2025-10-27' and attended_minutes > 0"
+            " and list_contains(?, tutor_id)", [list(demo.DOUBLE_BOOKED)]
+        ).fetchone()[0]
+        timed, planted = cur.execute(
+            "select count(*), count(*) filter (where session_date = '2025-10-27' and list_contains(?, tutor_id))"
+            " from sessions where starts_at is not null", [list(demo.DOUBLE_BOOKED)]
+        ).fetchone()
+    assert len(clashes) == booked >= 10
+    assert timed == planted > 0, "only the planted tutors' sessions of that day carry a start time"

@@ -161,6 +161,29 @@ def test_flagged_sessions_per_vendor_and_check_with_their_rows(dashboard):
     assert set(flag_tables(app)[1]["student_key"]) == set(calendar["student_key"])
 
 
+def test_the_demo_s_double_booked_tutors_show_under_plausibility_for_the_district_and_on_payments(dashboard):
+    from ciboard import demo
+
+    flags = view(dashboard, "session_checks", check="plausibility", **default_dates(dashboard))
+    clashes = flags[flags["reason"].str.contains("in two places at once")]
+    assert set(clashes["tutor_id"]) == set(demo.DOUBLE_BOOKED)
+    app = open_page(PAGE, query={"flag-check": "plausibility"})
+    counts, rows = flag_tables(app)
+    v4 = counts.set_index(["vendor_id", "check_name"]).loc[("V4", "plausibility")]
+    assert v4["sessions"] == len(flags) and v4["pending"] == len(flags)
+    assert set(clashes["flag_key"]) <= set(rows["flag_key"])
+    # Ten students or more: the district's other staff read the count too, not a hidden cell.
+    counts, _ = flag_tables(open_page(PAGE, user="facilitator"))
+    seen = counts.set_index(["vendor_id", "check_name"]).loc[("V4", "plausibility")]
+    assert not seen["suppressed"] and seen["students"] >= 10
+    # The Payments page counts them among the sessions the checks leave out of V4's service.
+    left_out = queries.run(dashboard, "statement", ANALYST, {"vendor_id": "V4", "period": "2025-10"}).attrs["left_out"]
+    assert left_out["sessions"] >= len(clashes)
+    payments = open_page("app_pages/payments.py", user="admin", query={"month": "2025-10"})
+    payments.selectbox(key="statement_vendor").set_value("V4").run()
+    assert any(f"**{left_out['sessions']:,} attended session(s)**" in m.value for m in payments.markdown)
+
+
 def decide(app) -> None:
     next(b for b in app.button if b.label == "Decide").click().run()
 

@@ -42,7 +42,6 @@ def test_an_admin_records_an_invoice_and_a_payment_and_reads_the_reconciliation(
     record(app, "invoice", "V4-INV-10", "1,000.00")
     record(app, "payment", "V4-PAY-10", "1500")
     assert not app.error, [e.value for e in app.error]
-    app.toggle(key="reconcile").set_value(True).run()
     assert not app.exception, [e.value for e in app.exception]
     expected = reconciliation.reconciliation(dashboard, db, Scope("admin"), "V4")
     shown = reconciled(app)
@@ -71,7 +70,6 @@ def test_a_vendor_reads_its_own_reconciliation_and_records_nothing(dashboard):
         "test": reconciliation.Entry("invoice", "V2", "2025-11", "V2-INV-11", 250000, pd.Timestamp("2025-12-02").date()),
     }, "test")
     app = open_page(PAGE, user="vendor-v2")
-    app.toggle(key="reconcile").set_value(True).run()
     shown = reconciled(app)
     assert set(shown["vendor_id"]) == {"V2"}
     pd.testing.assert_frame_equal(shown, reconciliation.reconciliation(dashboard, db, Scope("vendor", "V2")), check_dtype=False)
