@@ -64,6 +64,8 @@ if years.nunique() > 1:
     lines = lines + ", " + years.astype(str)
 st.dataframe(terms.drop(columns=["vendor_id", "payment_metric", "contract_year"], errors="ignore").set_axis(lines).T,
              width="stretch", key="terms")
+st.page_link("app_pages/rate_cards.py", label="Every version of these terms, and who changed them: Rate cards",
+             icon=":material/request_quote:")
 
 st.subheader(f"Statement for {period}" + (" (closed)" if closed else ""))
 tiles = st.columns(6)

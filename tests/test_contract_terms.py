@@ -166,6 +166,24 @@ def test_a_closed_statement_keeps_the_terms_it_was_closed_on_and_the_change_is_a
     assert "sgp outcome result changed: successful, now not successful" in lines["reason"].iloc[1]
 
 
+def test_a_multi_year_contract_s_terms_are_edited_for_one_school_year(tmp_path):
+    from test_payments_multiyear import two_year_district
+
+    warehouse = two_year_district(tmp_path)
+    try:
+        later = contract_terms.ContractYear("VM", date(2024, 9, 3), "2025-26")
+        contract_terms.edit(warehouse, ADMIN, later, "sgp", {"threshold": "55"}, "second-year amendment")
+        lines = contract_terms.lines(warehouse, ANALYST).set_index("school_year")
+        assert lines["threshold"].to_dict() == {"2024-25": 50.0, "2025-26": 55.0}
+        assert len(contract_terms.history(warehouse, ANALYST, later)) == 2
+        assert len(contract_terms.history(warehouse, ANALYST, contract_terms.ContractYear("VM", date(2024, 9, 3), "2024-25"))) == 1
+        # M2's spring SGP of 58 now succeeds in 2025-26 too.
+        rows = queries.run(warehouse, "statement", ANALYST, {"vendor_id": "VM", "period": "2026-06"})
+        assert rows.set_index("student_id").loc["M2", "outcome"] == "successful"
+    finally:
+        warehouse.close()
+
+
 def test_the_command_line_shows_edits_and_lists_the_history(district):
     data = str(district.settings.data_dir)
 
