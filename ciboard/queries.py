@@ -552,7 +552,7 @@ def statement_totals(warehouse: Warehouse, scope: Scope, vendor_id: str, periods
         metrics = {m for (m,) in cur.execute("select metric_id from metrics").fetchall()}
         bound = [{**_bind(spec, {"vendor_id": vendor_id, "period": p}, scope, metrics, date.today(), 0), **checks}
                  for p in periods]
-        vendor = bound[0]["scope_vendor"] or bound[0]["vendor"] if bound else vendor_id
+        vendor = (bound[0]["scope_vendor"] or bound[0]["vendor"]) if bound else vendor_id
         closed = {m: statements.read(db, reader, vendor, m) for m in statements.closed_months(db, vendor)}
         for month, params in zip(periods, bound):
             period = params.pop("period")

@@ -9,7 +9,6 @@ student cap after its $100 base), $200 in all, which the contract cap ($700 less
 longer cuts.
 """
 
-import shutil
 from datetime import date, datetime
 
 import pandas as pd
@@ -23,6 +22,7 @@ from ciboard.accounts import Account
 from ciboard.appdb import AppDB
 from ciboard.cli import main
 from ciboard.ingest import ingest
+from test_metric_edits import editable  # noqa: F401 - a copy of the demo district a test may edit
 from test_payments import district_files
 
 ADMIN = Account("finance", "Finance office", "admin")
@@ -207,24 +207,6 @@ def test_the_command_line_shows_edits_and_lists_the_history(district):
 
 
 # --- the page ----------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def editable(demo_warehouse, tmp_path, monkeypatch):
-    """A copy of the demo district the test may edit (the shared one stays as built)."""
-    import streamlit as st
-
-    from ciboard.settings import get_settings
-
-    shutil.copytree(demo_warehouse.settings.data_dir, tmp_path / "data")
-    monkeypatch.setenv("CIBOARD_DATA_DIR", str(tmp_path / "data"))
-    get_settings.cache_clear()
-    st.cache_resource.clear()
-    warehouse = make_warehouse(tmp_path / "data")
-    yield warehouse
-    warehouse.close()
-    get_settings.cache_clear()
-    st.cache_resource.clear()
 
 
 PAGE = "app_pages/rate_cards.py"

@@ -2,6 +2,8 @@
 invoice and a payment and reads the same reconciliation the module gives; a vendor reads its own,
 the one `ciboard payments reconcile` prints, and records nothing."""
 
+import json
+
 import pandas as pd
 from click.testing import CliRunner
 
@@ -48,6 +50,10 @@ def test_an_admin_records_an_invoice_and_a_payment_and_reads_the_reconciliation(
     pd.testing.assert_frame_equal(shown, expected, check_dtype=False)
     october = shown.set_index("period").loc["2025-10"]
     assert (october["invoiced"], october["paid"]) == (1000.0, 1500.0)
+    # Shown on opening, no toggle, its money as $1,234,567.00 (Streamlit's dollar format).
+    table = next(e for e in app.dataframe if "differences" in e.value.columns)
+    columns = json.loads(table.proto.columns)
+    assert all(columns[name]["type_config"]["format"] == "dollar" for name in ("earned", "certified", "invoiced", "paid"))
     assert "paid $500.00 more than invoiced" in october["differences"]
     assert "paid before certification: the month is not closed" in october["differences"]
     ledger = next(e.value for e in app.dataframe if "standing" in e.value.columns)

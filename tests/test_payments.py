@@ -354,3 +354,22 @@ def test_weeks_meeting_the_dosage_standard_as_the_served_rule(tmp_path):
         "not served (has 0 of 2 week(s) meeting the dosage standard)"
     )
     warehouse.close()
+
+
+def test_money_reads_with_thousands_separators_in_the_files_for_people_and_plain_in_csv(district, tmp_path):
+    import openpyxl
+
+    assert payments.money(1234567) == "$1,234,567.00" and payments.money(-150) == "-$150.00"
+    assert payments.money(float("nan")) == "" and payments.money(None) == ""
+    rows = queries.run(district, "statement", ANALYST, {"vendor_id": "VA", "period": "2026-06"})
+    page = payments.as_file(rows, "html", "VA").decode()
+    assert "<td>$700.00</td>" in page and "<td>$200.00</td>" in page and "<td>700.0</td>" not in page
+    target = tmp_path / "statement.xlsx"
+    target.write_bytes(payments.as_file(rows, "xlsx", "VA"))
+    sheet = openpyxl.load_workbook(target)["Totals"]
+    header = [cell.value for cell in sheet[1]]
+    total = sheet.cell(row=2, column=header.index("total") + 1)
+    assert total.value == 200.0 and total.number_format == payments.EXCEL_MONEY
+    assert sheet.cell(row=2, column=header.index("students_served") + 1).number_format == "General"
+    csv = payments.as_file(rows, "csv", "VA").decode()
+    assert csv.splitlines()[-1].endswith(",200.0") and "$" not in csv

@@ -275,3 +275,23 @@ def test_ciboard_query_statement_prints_the_adjustment_lines_as_the_statement_fi
     assert [(r["payment_metric"], r["student_id"], r["amount"]) for r in records
             if r["student_id"] in ("TOTAL",) or r["payment_metric"] == "adjustment"] == [
         ("adjustment", "A2", 100.0), (None, "TOTAL", 300.0)]
+
+
+def test_the_reconciliation_s_months_at_once_are_the_statements_month_by_month(district):
+    """queries.statement_totals (what the reconciliation reads) against queries.run per month,
+    with a closed month, an adjustment carried and months after it; and the same scope rules."""
+    db = AppDB.of(district.settings)
+    statements.close(district, db, ADMIN, "VA", "2025-09", today=TODAY)
+    resend(district, "VA", LATE_SESSION)
+    months = ["2025-09", "2025-10", "2025-11", "2026-06"]
+    for scope in (ANALYST, VENDOR_A.scope):
+        at_once = queries.statement_totals(district, scope, "VA", months)
+        for month in months:
+            one = pd.DataFrame(queries.run(district, "statement", scope, {"vendor_id": "VA", "period": month}).attrs["totals"])
+            pd.testing.assert_frame_equal(at_once[month].reset_index(drop=True), one, check_dtype=False)
+    assert at_once["2025-10"]["adjustments"].tolist() == [100.0]
+    for scope in (VENDOR_B.scope, Account("f", "F", "facilitator").scope):
+        with pytest.raises(ScopeError):
+            queries.statement_totals(district, scope, "VA", months)
+    with pytest.raises(queries.QueryError, match="YYYY-MM"):
+        queries.statement_totals(district, ANALYST, "VA", ["2025-13"])
