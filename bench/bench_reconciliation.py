@@ -51,6 +51,15 @@ def main() -> None:
     print(f"reconcile {len(months)} months: median {statistics.median(whole):.2f} s "
           f"(min {min(whole):.2f}, max {max(whole):.2f}; {statistics.median(whole) / len(months) * 1000:.0f} ms a month)")
 
+    # As the reconciliation read them before queries.statement_totals: each month's whole statement.
+    def month_by_month() -> None:
+        for period in months:
+            queries.run(warehouse, "statement", ANALYST, {"vendor_id": args.vendor, "period": period})
+
+    before = [timed(month_by_month) for _ in range(args.repeats)]
+    print(f"the same months through queries.run one by one: median {statistics.median(before):.2f} s "
+          f"(min {min(before):.2f}, max {max(before):.2f})")
+
     month = months[len(months) // 2]
     period = payments.period_of(month)
     bound = {"scope_vendor": None, "vendor": args.vendor, "end": payments.period_end(period),
