@@ -70,7 +70,7 @@ history = versions(version(), str(scope()), year)
 st.caption(f"Every version of the lines of {year}, newest first: an edit names who saved it and why; "
            "a file names the file.")
 st.dataframe(
-    history, hide_index=True, width="stretch", key="rate-card-history",
+    history.assign(school_year=history["school_year"].map(every_year)), hide_index=True, width="stretch", key="rate-card-history",
     column_order=["version", "batch_id", "saved_by", "saved_at", "note", "payment_metric", "replaced_metric",
                   *[c for c in COLUMNS if c not in ("vendor_id", "payment_metric", "batch_id")]],
     column_config={**COLUMNS, **MONEY, "version": "Version", "batch_id": "Batch", "saved_by": "Saved by",
@@ -95,22 +95,26 @@ st.caption(
 def choice(label: str, options: list[str], value, key: str, **kwargs) -> str:
     shown = contract_terms.as_text(value)
     options = options if shown in options else [shown, *options]
-    return st.selectbox(label, options, index=options.index(shown), key=key, **kwargs)
+    return st.selectbox(label, options, index=options.index(shown), key=key,
+                        format_func=lambda option: option or "none", **kwargs)
 
 
 WINDOWS = ["", "fall", "winter", "spring"]
 with st.form("edit-terms"):
     typed = {}
     st.markdown(f"**The line on {metric}**")
-    cols = st.columns(4)
-    typed["payment_metric"] = choice("Payment metric", sorted(data_map()["metric_id"]), line["payment_metric"],
-                                     "terms-payment_metric", help="Any metric of the data map")
-    typed["success"] = cols[0].selectbox("Success", ["threshold", "growth", "percentile"],
+    cols = st.columns(5)
+    with cols[0]:
+        typed["payment_metric"] = choice("Payment metric", sorted(data_map()["metric_id"]), line["payment_metric"],
+                                         f"terms-payment_metric-{here}", help="Any metric of the data map")
+    typed["success"] = cols[1].selectbox("Success", ["threshold", "growth", "percentile"],
                                          index=["threshold", "growth", "percentile"].index(line["success"]),
                                          key=f"terms-success-{here}")
-    typed["threshold"] = cols[1].text_input("Threshold", contract_terms.as_text(line["threshold"]), key=f"terms-threshold-{here}")
-    typed["outcome_window"] = choice("Outcome window", WINDOWS, line["outcome_window"], f"terms-outcome_window-{here}")
-    typed["from_window"] = choice("From window (growth)", WINDOWS, line["from_window"], f"terms-from_window-{here}")
+    typed["threshold"] = cols[2].text_input("Threshold", contract_terms.as_text(line["threshold"]), key=f"terms-threshold-{here}")
+    with cols[3]:
+        typed["outcome_window"] = choice("Outcome window", WINDOWS, line["outcome_window"], f"terms-outcome_window-{here}")
+    with cols[4]:
+        typed["from_window"] = choice("From window (growth)", WINDOWS, line["from_window"], f"terms-from_window-{here}")
     cols = st.columns(3)
     typed["outcome_per_student"] = cols[0].text_input("Outcome payment per student ($)",
                                                       contract_terms.as_text(line["outcome_per_student"]), key=f"terms-outcome_per_student-{here}")

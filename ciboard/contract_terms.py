@@ -108,6 +108,8 @@ def history(warehouse: Warehouse, scope: Scope, year: ContractYear) -> pd.DataFr
             order by h.batch_id desc, h.payment_metric""",
             [year.vendor_id, year.starts_on, year.school_year],
         ).df()
+    for column in ("starts_on", "ends_on", "enrolled_by"):
+        frame[column] = [None if pd.isna(d) else pd.Timestamp(d).date() for d in frame[column]]
     return frame
 
 
