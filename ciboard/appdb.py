@@ -1,36 +1,67 @@
-"""What the app writes (accounts, the audit log, meetings and their history) in one SQLite
-file beside the warehouse.
+"""What the app writes (accounts, the audit log, meetings and their history): a SQLite file
+beside the warehouse by default, or a PostgreSQL database shared by several app servers
+(`CIBOARD_APP_DB_URL`).
 
-Not in the warehouse: every ingest publishes a new warehouse file and never edits a published
-one, and DuckDB lets one process write a file while blocking every other open of it. The
-dashboard and the CLI both write these small records, sometimes at once; SQLite (in the
-standard library) takes concurrent writers from several processes with write-ahead logging
-and a busy timeout, and an ingest never touches this file.
+Not in the warehouse: an ingest publishes new data and never edits what the app wrote. The
+dashboard and the CLI both write these small records, sometimes at once. SQLite (in the
+standard library) takes concurrent writers from several processes on one machine with
+write-ahead logging and a busy timeout; PostgreSQL takes them from several machines.
+
+Both backends honour one store interface, the part of sqlite3's the code uses: `connect()`
+and `transaction()` yield a connection whose `execute(sql, params)` takes `?` placeholders
+and returns a cursor (`fetchone`, `fetchall`, iteration, `rowcount`), and `executemany`; rows
+read by name and by index. New ids come back through `insert ... returning`, which both
+dialects speak, so there is no `lastrowid`. Each backend's schema is its numbered migrations,
+sql/app/ for SQLite and sql/app_pg/ for PostgreSQL, with the same numbers.
 """
 
+import re
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from functools import lru_cache
 from pathlib import Path
+from typing import Any
+
+import psycopg
 
 from ciboard.settings import Settings
 
-MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "sql" / "app"
+SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
+MIGRATIONS_DIR = SQL_DIR / "app"
+PG_MIGRATIONS_DIR = SQL_DIR / "app_pg"
 BUSY_TIMEOUT_SECONDS = 30
+POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+# pg_advisory_xact_lock's key for "the app database's writer": any fixed number no other code takes.
+WRITER_LOCK = 0x0C1B0A2D
+
+# What a refused write raises, whichever the backend: a constraint, or a trigger's refusal
+# (append-only logs, a finalised meeting); PostgreSQL's triggers raise SQLSTATE 23000.
+IntegrityError = (sqlite3.IntegrityError, psycopg.errors.IntegrityError)
 
 
 class AppDB:
-    def __init__(self, path: Path):
-        self.path = Path(path)
+    """The app database at `location`: a SQLite file's path, or a postgresql:// URL."""
+
+    def __init__(self, location: Path | str):
+        self.url = str(location) if str(location).startswith(POSTGRES_SCHEMES) else None
+        self.path = None if self.url else Path(location)
         self._migrated = False
 
     @classmethod
     def of(cls, settings: Settings) -> "AppDB":
-        return cls(settings.app_db_path)
+        return cls(settings.app_db_url or settings.app_db_path)
+
+    @property
+    def location(self) -> str:
+        """Where it is, for messages: the file, or the URL without its password."""
+        if self.url is None:
+            return str(self.path)
+        return re.sub(r"//([^:/@]+):[^@/]*@", r"//\1:***@", self.url)
 
     @contextmanager
-    def connect(self) -> Iterator[sqlite3.Connection]:
-        """A connection for reading; rows read as sqlite3.Row (by name)."""
+    def connect(self) -> Iterator["sqlite3.Connection | PostgresConnection"]:
+        """A connection for reading (each statement commits on its own)."""
         self.migrate()
         con = self._open()
         try:
@@ -39,28 +70,75 @@ class AppDB:
             con.close()
 
     @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        """A write that lands whole or not at all. `begin immediate` takes the write lock at
-        the start, so a read-then-write (a version check before a save) cannot interleave."""
+    def transaction(self) -> Iterator["sqlite3.Connection | PostgresConnection"]:
+        """A write that lands whole or not at all, one writer at a time, so a read-then-write
+        (a version check before a save) cannot interleave with another writer's.
+
+        SQLite: `begin immediate` takes the database's write lock at the start. PostgreSQL: the
+        first statement takes a transaction-scoped advisory lock that every writer takes, the
+        same one lock for the whole database; in READ COMMITTED each later statement reads
+        what the writers before it committed. Readers never wait for it. SERIALIZABLE would
+        need each write retried on conflict, and the body of a `with` cannot be run again."""
         with self.connect() as con:
-            con.execute("begin immediate")
+            con.execute("begin immediate" if self.url is None else "begin")
             try:
+                if self.url is not None:
+                    con.execute("select pg_advisory_xact_lock(?)", [WRITER_LOCK])
                 yield con
             except BaseException:
                 con.execute("rollback")
                 raise
             con.execute("commit")
 
-    def _open(self) -> sqlite3.Connection:
+    def _open(self) -> "sqlite3.Connection | PostgresConnection":
+        if self.url is not None:
+            con = psycopg.connect(self.url, autocommit=True, row_factory=_rows)
+            # A Python str is sent as text, not as psycopg's default "unknown": SQLite takes
+            # `lower(?)` or `? is null`, where PostgreSQL cannot tell an unknown's type.
+            con.adapters.register_dumper(str, psycopg.types.string.StrDumper)
+            return PostgresConnection(con)
         con = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None)
         con.row_factory = sqlite3.Row
         con.execute("pragma foreign_keys = on")
         return con
 
     def migrate(self) -> list[int]:
-        """Applies the numbered files of sql/app/ not applied yet, each in its own transaction."""
+        """Applies the numbered migrations not applied yet, all in one transaction."""
         if self._migrated:
             return []
+        applied = self._migrate_postgres() if self.url is not None else self._migrate_sqlite()
+        self._migrated = True
+        return applied
+
+    def _migrate_postgres(self) -> list[int]:
+        con = self._open()
+        try:
+            con.execute("begin")
+            try:
+                # Two servers starting at once: the second waits, then finds the work done.
+                con.execute("select pg_advisory_xact_lock(?)", [WRITER_LOCK])
+                con.execute(
+                    "create table if not exists schema_migrations"
+                    " (number integer primary key, name text not null, applied_at text not null default current_timestamp)"
+                )
+                done = {n for (n,) in con.execute("select number from schema_migrations")}
+                applied = []
+                for path in sorted(PG_MIGRATIONS_DIR.glob("*.sql")):
+                    number, _, name = path.stem.partition("_")
+                    if int(number) in done:
+                        continue
+                    con.run_script(path.read_text())
+                    con.execute("insert into schema_migrations (number, name) values (?, ?)", [int(number), name])
+                    applied.append(int(number))
+            except BaseException:
+                con.execute("rollback")
+                raise
+            con.execute("commit")
+        finally:
+            con.close()
+        return applied
+
+    def _migrate_sqlite(self) -> list[int]:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         con = self._open()
         try:
@@ -94,8 +172,97 @@ class AppDB:
             con.execute("commit")
         finally:
             con.close()
-        self._migrated = True
         return applied
+
+
+class Row:
+    """A PostgreSQL row read as sqlite3.Row reads: by column name or by index, unpacked as a tuple."""
+
+    __slots__ = ("_index", "_values")
+
+    def __init__(self, index: dict[str, int], values: Sequence[Any]):
+        self._index, self._values = index, values
+
+    def __getitem__(self, key: int | str | slice) -> Any:
+        return self._values[self._index[key]] if isinstance(key, str) else self._values[key]
+
+    def keys(self) -> list[str]:
+        return list(self._index)
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Row) and self.keys() == other.keys() and tuple(self) == tuple(other)
+
+    def __hash__(self) -> int:
+        return hash(tuple(self._values))
+
+    def __repr__(self) -> str:
+        return f"Row({dict(zip(self._index, self._values))!r})"
+
+
+def _rows(cursor: psycopg.Cursor) -> Any:
+    index = {column.name: i for i, column in enumerate(cursor.description or ())}
+    return lambda values: Row(index, values)
+
+
+class PostgresConnection:
+    """A psycopg connection behind the part of sqlite3.Connection's interface the code uses."""
+
+    def __init__(self, con: psycopg.Connection):
+        self._con = con
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> psycopg.Cursor:
+        return self._con.execute(placeholders(sql), list(params))
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> psycopg.Cursor:
+        cursor = self._con.cursor()
+        rows = [list(r) for r in rows]
+        if rows:  # psycopg refuses an empty batch, which sqlite3 takes as nothing to do
+            cursor.executemany(placeholders(sql), rows)
+        return cursor
+
+    def run_script(self, script: str) -> None:
+        """Statements with no parameters, in one round trip (a migration's file)."""
+        self._con.execute(script)
+
+    def close(self) -> None:
+        self._con.close()
+
+
+@lru_cache(maxsize=1024)
+def placeholders(sql: str) -> str:
+    """sqlite3's `?` placeholders as psycopg's `%s`, and a literal `%` as `%%`, which psycopg
+    reads as a placeholder's start anywhere in the text. A `?` inside a string literal, a
+    quoted name or a comment is text, and stays."""
+    out, i, n = [], 0, len(sql)
+    while i < n:
+        c = sql[i]
+        if c in "'\"":
+            end = sql.find(c, i + 1)
+            while end != -1 and sql.startswith(c, end + 1):  # '' inside '...' is one quote
+                end = sql.find(c, end + 2)
+            end = n if end == -1 else end + 1
+            out.append(sql[i:end].replace("%", "%%"))
+            i = end
+        elif sql.startswith("--", i):
+            end = sql.find("\n", i)
+            end = n if end == -1 else end
+            out.append(sql[i:end].replace("%", "%%"))
+            i = end
+        elif sql.startswith("/*", i):
+            end = sql.find("*/", i + 2)
+            end = n if end == -1 else end + 2
+            out.append(sql[i:end].replace("%", "%%"))
+            i = end
+        else:
+            out.append("%s" if c == "?" else "%%" if c == "%" else c)
+            i += 1
+    return "".join(out)
 
 
 def _statements(script: str) -> list[str]:

@@ -65,6 +65,38 @@ def demo_warehouse(tmp_path_factory: pytest.TempPathFactory):
     warehouse.close()
 
 
+@pytest.fixture
+def postgres_url():
+    """A fresh, empty PostgreSQL database for this test, dropped after it. The server is the one
+    CIBOARD_TEST_POSTGRES_URL names (.ci/run starts a throwaway one: scripts/throwaway_postgres.sh)."""
+    import os
+    import uuid
+
+    import psycopg
+
+    server = os.environ.get("CIBOARD_TEST_POSTGRES_URL")
+    if not server:
+        pytest.skip("no PostgreSQL: set CIBOARD_TEST_POSTGRES_URL (scripts/throwaway_postgres.sh starts one)")
+    try:
+        admin = psycopg.connect(server, autocommit=True, connect_timeout=5)
+    except psycopg.OperationalError as error:
+        pytest.skip(f"no PostgreSQL at CIBOARD_TEST_POSTGRES_URL: {error}")
+    name = f"ciboard_test_{uuid.uuid4().hex[:12]}"
+    with admin:
+        admin.execute(f"create database {name}")
+        try:
+            yield f"{server.rsplit('/', 1)[0]}/{name}"
+        finally:
+            admin.execute(f"drop database {name} with (force)")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def app_db_url(request):
+    """Runs an app-database test on each backend: None (the SQLite file in the data folder) and
+    the URL of a fresh PostgreSQL database."""
+    return request.getfixturevalue("postgres_url") if request.param == "postgresql" else None
+
+
 def write_csv(path: Path, header: str, *rows: str) -> Path:
     path.write_text("\n".join([header, *rows]) + "\n")
     return path
