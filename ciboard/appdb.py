@@ -40,6 +40,12 @@ WRITER_LOCK = 0x0C1B0A2D
 IntegrityError = (sqlite3.IntegrityError, psycopg.errors.IntegrityError)
 
 
+def is_duplicate(error: BaseException) -> bool:
+    """Whether a write was refused for a unique key, whichever the backend."""
+    return isinstance(error, psycopg.errors.UniqueViolation) or (
+        isinstance(error, sqlite3.IntegrityError) and "UNIQUE" in str(error))
+
+
 class AppDB:
     """The app database at `location`: a SQLite file's path, or a postgresql:// URL."""
 

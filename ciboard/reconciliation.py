@@ -213,7 +213,7 @@ def _checked(con, new: Entry, at: str) -> str | None:
             return f"{at}, kind: entry {new.corrects} is an {old['kind']}: a correction is of the same kind"
     same = con.execute(
         "select l.entry_id, l.period from ledger l where l.kind = ? and l.vendor_id = ? and l.reference = ?"
-        " and l.amount_cents is not null and l.entry_id is not ?"
+        " and l.amount_cents is not null and l.entry_id is distinct from ?"
         " and not exists (select 1 from ledger c where c.corrects = l.entry_id)",
         [new.kind, new.vendor_id, new.reference, new.corrects],
     ).fetchone()

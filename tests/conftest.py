@@ -27,7 +27,9 @@ DEMO_SEED = 11
 
 
 def make_warehouse(data_dir: Path, **settings) -> Warehouse:
-    return Warehouse(Settings(data_dir=data_dir, **settings))
+    """The app database is the SQLite file in data_dir unless `app_db_url` says otherwise, whatever
+    the environment says (the `app_db_url` fixture sets it for the CLI)."""
+    return Warehouse(Settings(**{"data_dir": data_dir, "app_db_url": None, **settings}))
 
 
 def publish_empty(warehouse: Warehouse, times: int = 1) -> None:
@@ -91,10 +93,19 @@ def postgres_url():
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def app_db_url(request):
+def app_db_url(request, monkeypatch):
     """Runs an app-database test on each backend: None (the SQLite file in the data folder) and
-    the URL of a fresh PostgreSQL database."""
-    return request.getfixturevalue("postgres_url") if request.param == "postgresql" else None
+    the URL of a fresh PostgreSQL database. Settings made meanwhile (the CLI's too) point there."""
+    from ciboard.settings import get_settings
+
+    url = request.getfixturevalue("postgres_url") if request.param == "postgresql" else None
+    if url:
+        monkeypatch.setenv("CIBOARD_APP_DB_URL", url)
+    else:
+        monkeypatch.delenv("CIBOARD_APP_DB_URL", raising=False)
+    get_settings.cache_clear()
+    yield url
+    get_settings.cache_clear()
 
 
 def write_csv(path: Path, header: str, *rows: str) -> Path:
