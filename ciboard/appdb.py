@@ -17,6 +17,7 @@ sql/app/ for SQLite and sql/app_pg/ for PostgreSQL, with the same numbers.
 
 import re
 import sqlite3
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from functools import lru_cache
@@ -32,12 +33,18 @@ MIGRATIONS_DIR = SQL_DIR / "app"
 PG_MIGRATIONS_DIR = SQL_DIR / "app_pg"
 BUSY_TIMEOUT_SECONDS = 30
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+# Idle PostgreSQL connections kept per AppDB for reuse: a new one costs a server process and ~20 ms.
+IDLE_CONNECTIONS = 8
 # pg_advisory_xact_lock's key for "the app database's writer": any fixed number no other code takes.
 WRITER_LOCK = 0x0C1B0A2D
 
 # What a refused write raises, whichever the backend: a constraint, or a trigger's refusal
 # (append-only logs, a finalised meeting); PostgreSQL's triggers raise SQLSTATE 23000.
 IntegrityError = (sqlite3.IntegrityError, psycopg.errors.IntegrityError)
+
+
+_SHARED: dict[str, "AppDB"] = {}
+_SHARED_LOCK = threading.Lock()
 
 
 def is_duplicate(error: BaseException) -> bool:
@@ -53,10 +60,18 @@ class AppDB:
         self.url = str(location) if str(location).startswith(POSTGRES_SCHEMES) else None
         self.path = None if self.url else Path(location)
         self._migrated = False
+        self._idle: list[psycopg.Connection] = []
+        self._idle_lock = threading.Lock()
 
     @classmethod
     def of(cls, settings: Settings) -> "AppDB":
-        return cls(settings.app_db_url or settings.app_db_path)
+        """The settings' app database. A PostgreSQL one is shared by the whole process, so its
+        connections are reused and its migrations checked once; a SQLite file is cheap to open,
+        and may be a scratch folder's that goes and comes back (the first start's demo build)."""
+        if not settings.app_db_url:
+            return cls(settings.app_db_path)
+        with _SHARED_LOCK:
+            return _SHARED.setdefault(settings.app_db_url, cls(settings.app_db_url))
 
     @property
     def location(self) -> str:
@@ -73,7 +88,7 @@ class AppDB:
         try:
             yield con
         finally:
-            con.close()
+            self._close(con)
 
     @contextmanager
     def transaction(self) -> Iterator["sqlite3.Connection | PostgresConnection"]:
@@ -98,15 +113,47 @@ class AppDB:
 
     def _open(self) -> "sqlite3.Connection | PostgresConnection":
         if self.url is not None:
-            con = psycopg.connect(self.url, autocommit=True, row_factory=_rows)
-            # A Python str is sent as text, not as psycopg's default "unknown": SQLite takes
-            # `lower(?)` or `? is null`, where PostgreSQL cannot tell an unknown's type.
-            con.adapters.register_dumper(str, psycopg.types.string.StrDumper)
-            return PostgresConnection(con)
+            return PostgresConnection(self._reused() or self._new_postgres())
         con = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None)
         con.row_factory = sqlite3.Row
         con.execute("pragma foreign_keys = on")
         return con
+
+    def _new_postgres(self) -> psycopg.Connection:
+        con = psycopg.connect(self.url, autocommit=True, row_factory=_rows)
+        # A Python str is sent as text, not as psycopg's default "unknown": SQLite takes
+        # `lower(?)` or `? is null`, where PostgreSQL cannot tell an unknown's type.
+        con.adapters.register_dumper(str, psycopg.types.string.StrDumper)
+        return con
+
+    def _reused(self) -> psycopg.Connection | None:
+        """An idle connection that still answers (the server may have restarted since), or None."""
+        while True:
+            with self._idle_lock:
+                if not self._idle:
+                    return None
+                con = self._idle.pop()
+            try:
+                con.execute("select 1")
+                return con
+            except psycopg.Error:
+                con.close()
+
+    def _close(self, con: "sqlite3.Connection | PostgresConnection") -> None:
+        if not isinstance(con, PostgresConnection):
+            con.close()
+            return
+        raw = con.release()
+        # Only a connection outside any transaction goes back: one left mid-transaction by a
+        # broken connection or an interrupted rollback is closed, which rolls it back.
+        if raw.closed or raw.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+            raw.close()
+            return
+        with self._idle_lock:
+            if len(self._idle) < IDLE_CONNECTIONS:
+                self._idle.append(raw)
+                return
+        raw.close()
 
     def migrate(self) -> list[int]:
         """Applies the numbered migrations not applied yet, all in one transaction."""
@@ -141,7 +188,7 @@ class AppDB:
                 raise
             con.execute("commit")
         finally:
-            con.close()
+            self._close(con)
         return applied
 
     def _migrate_sqlite(self) -> list[int]:
@@ -236,8 +283,10 @@ class PostgresConnection:
         """Statements with no parameters, in one round trip (a migration's file)."""
         self._con.execute(script)
 
-    def close(self) -> None:
-        self._con.close()
+    def release(self) -> psycopg.Connection:
+        """The psycopg connection, for its AppDB to keep or close; this wrapper is done."""
+        con, self._con = self._con, None
+        return con
 
 
 @lru_cache(maxsize=1024)
@@ -282,3 +331,54 @@ def _statements(script: str) -> list[str]:
     if "".join(current).strip():
         statements.append("".join(current).strip())
     return [s for s in statements if s and not all(l.strip().startswith("--") or not l.strip() for l in s.splitlines())]
+
+
+# Every table of the app database, in an order that inserts what a row refers to before the row:
+# report texts before the report's workflow events, whose triggers refuse text after a review.
+COPY_ORDER = (
+    "users", "user_schools", "demo_credentials", "audit_log", "sign_in_failures", "secrets",
+    "workgroups", "meetings", "commitments", "pdsa_cycles", "root_causes", "history", "drafts",
+    "closed_statements", "statement_signoffs", "student_follow_ups", "ledger", "session_check_decisions",
+    "reports", "report_texts", "report_snapshots", "report_events",
+)
+
+
+class CopyRefused(RuntimeError):
+    pass
+
+
+def copy_sqlite_to_postgres(source: AppDB, target: AppDB) -> dict[str, int]:
+    """Copies a SQLite app database, whole, into an empty PostgreSQL one in one transaction:
+    rows as they are, ids and the server's secrets (so a meeting's letters and an evaluator's
+    pseudonyms stay the same) included. Returns the rows copied per table. Nothing is written
+    unless all of it is."""
+    if source.url is not None or target.url is None:
+        raise CopyRefused("the copy goes from a SQLite app database to a PostgreSQL one")
+    if not source.path.exists():
+        raise CopyRefused(f"there is no app database at {source.path}")
+    source.migrate()
+    with source.connect() as read:
+        tables = {t for (t,) in read.execute("select name from sqlite_master where type = 'table'")} - {"schema_migrations"}
+    if tables != set(COPY_ORDER):
+        raise CopyRefused(f"the copy does not know the tables {sorted(tables ^ set(COPY_ORDER))}")
+    copied = {}
+    with source.connect() as read, target.transaction() as write:
+        for table in COPY_ORDER:
+            if table != "secrets" and write.execute(f"select 1 from {table} limit 1").fetchone():
+                raise CopyRefused(f"{target.location} is not empty ({table} has rows): copy into a new database")
+        write.execute("delete from secrets")  # the new database's own, made by its migration
+        for table in COPY_ORDER:
+            cursor = read.execute(f"select * from {table} order by rowid")
+            columns = [d[0] for d in cursor.description]
+            rows = [tuple(row) for row in cursor.fetchall()]
+            write.executemany(
+                f"insert into {table} ({', '.join(columns)}) values ({', '.join('?' * len(columns))})", rows)
+            copied[table] = len(rows)
+        # Ids were copied as they were: each identity continues after the largest.
+        for table, column in write.execute(
+            "select table_name, column_name from information_schema.columns"
+            " where table_schema = current_schema() and is_identity = 'YES'"
+        ).fetchall():
+            write.execute(f"select setval(pg_get_serial_sequence('{table}', '{column}'),"
+                          f" coalesce((select max({column}) from {table}), 0) + 1, false)")
+    return copied

@@ -380,3 +380,20 @@ def test_a_review_that_fails_freezes_nothing_and_holds_no_version(own, monkeypat
         reports.review(db, warehouse, ADMIN, rid)
     assert reports.read(db, ADMIN.scope, rid).state == "draft"
     assert f"report-{rid}" not in warehouse.pins().get(warehouse.version(), [])
+
+
+def test_a_released_report_and_its_correction_move_to_postgresql_as_they_were(shared_district, tmp_path, postgres_url):
+    """`ciboard migrate-app-db` copies texts before the workflow, whose triggers refuse text after a review."""
+    from ciboard.appdb import copy_sqlite_to_postgres
+
+    db = AppDB(tmp_path / "app.sqlite3")
+    first = released(shared_district, db, texts={"summary": "As released."})
+    correction = reports.correct(db, ADMIN, first.report_id, "a late session")
+    copied = copy_sqlite_to_postgres(db, AppDB(postgres_url))
+    assert copied["report_events"] == 5 and copied["report_texts"] == 2
+    moved = AppDB(postgres_url)
+    for report_id in (first.report_id, correction.report_id):
+        assert reports.read(moved, ADMIN.scope, report_id) == reports.read(db, ADMIN.scope, report_id)
+    with moved.connect() as con, pytest.raises(IntegrityError, match="released report never changes"):
+        con.execute("insert into report_events (report_id, state, by_user, at) values (?, 'draft', 'x', 'now')",
+                    [first.report_id])
