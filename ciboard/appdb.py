@@ -104,7 +104,7 @@ class AppDB:
             con.execute("begin immediate" if self.url is None else "begin")
             try:
                 if self.url is not None:
-                    con.execute("select pg_advisory_xact_lock(?)", [WRITER_LOCK])
+                    _take_writer_lock(con)
                 yield con
             except BaseException:
                 con.execute("rollback")
@@ -166,10 +166,12 @@ class AppDB:
     def _migrate_postgres(self) -> list[int]:
         con = self._open()
         try:
+            if not self._pending_postgres(con):
+                return []
             con.execute("begin")
             try:
                 # Two servers starting at once: the second waits, then finds the work done.
-                con.execute("select pg_advisory_xact_lock(?)", [WRITER_LOCK])
+                _take_writer_lock(con)
                 con.execute(
                     "create table if not exists schema_migrations"
                     " (number integer primary key, name text not null, applied_at text not null default current_timestamp)"
@@ -190,6 +192,15 @@ class AppDB:
         finally:
             self._close(con)
         return applied
+
+    @staticmethod
+    def _pending_postgres(con: "PostgresConnection") -> bool:
+        """Whether a migration is to be applied; read without the writer's lock, so a process
+        whose database is up to date never waits for a writer to learn so."""
+        if con.execute("select to_regclass('schema_migrations')").fetchone()[0] is None:
+            return True
+        done = {n for (n,) in con.execute("select number from schema_migrations")}
+        return not {int(p.stem.partition("_")[0]) for p in PG_MIGRATIONS_DIR.glob("*.sql")} <= done
 
     def _migrate_sqlite(self) -> list[int]:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -226,6 +237,13 @@ class AppDB:
         finally:
             con.close()
         return applied
+
+
+def _take_writer_lock(con: "PostgresConnection") -> None:
+    """The one writer's lock, waited for as long as SQLite waits for its own (then an error,
+    not a hang: a writer that never commits must not stop every other)."""
+    con.execute(f"set local lock_timeout = '{BUSY_TIMEOUT_SECONDS}s'")
+    con.execute("select pg_advisory_xact_lock(?)", [WRITER_LOCK])
 
 
 class Row:

@@ -22,7 +22,7 @@ start)
     as_owner "$bin/initdb" -D "$dir/data" -U postgres -A trust -E UTF8 --locale=C >"$dir/initdb.log" 2>&1
     port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
     as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w \
-        -o "-h 127.0.0.1 -p $port -k $dir -c fsync=off -c max_connections=200" start >/dev/null
+        -o "-h 127.0.0.1 -p $port -k $dir -c max_connections=200" start >/dev/null
     echo "export CIBOARD_TEST_POSTGRES_URL=postgresql://postgres@127.0.0.1:$port/postgres"
     ;;
 stop)

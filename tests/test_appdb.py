@@ -28,6 +28,21 @@ def test_every_sqlite_migration_has_its_postgresql_twin():
     assert sqlite_side and sqlite_side == postgres_side
 
 
+def test_the_setting_takes_a_postgresql_url_and_messages_hide_its_password(tmp_path):
+    from pydantic import ValidationError
+
+    from ciboard.settings import Settings
+
+    with pytest.raises(ValidationError, match="app_db_url"):
+        Settings(data_dir=tmp_path, app_db_url="mysql://ana@db/ciboard")
+    settings = Settings(data_dir=tmp_path, app_db_url="postgresql://ana:s3cret@db.example.org:5432/ciboard")
+    db = AppDB.of(settings)
+    assert (db.url, db.path, db.location) == (settings.app_db_url, None, "postgresql://ana:***@db.example.org:5432/ciboard")
+    assert AppDB.of(settings) is db  # one per process: its connections are reused
+    on_file = AppDB.of(Settings(data_dir=tmp_path, app_db_url=None))
+    assert (on_file.url, on_file.path) == (None, tmp_path / "app.sqlite3")
+
+
 # --- placeholders -------------------------------------------------------------------------------
 
 
@@ -180,6 +195,17 @@ def test_two_people_saving_one_record_through_two_servers_get_the_edit_conflict(
     assert sorted(outcomes) == ["conflict"] * 7 + ["saved"]
     revisions = [v.revision for v in m.history(server_b, STAFF, "meeting", meeting.id)]
     assert revisions == [1, 2, 3]
+
+
+def test_a_server_starting_while_another_writes_reads_without_waiting(postgres_url):
+    writing = AppDB(postgres_url)
+    writing.migrate()
+    with writing.transaction() as con:
+        con.execute("insert into audit_log (at, action) values ('now', 'held')")
+        # A new process's first read checks the migrations without the writer's lock: no wait, and
+        # nothing uncommitted is read.
+        assert accounts.audit_log(AppDB(postgres_url), action="held") == []
+    assert len(accounts.audit_log(AppDB(postgres_url), action="held")) == 1
 
 
 def test_servers_starting_at_once_migrate_a_fresh_database_once(postgres_url):
