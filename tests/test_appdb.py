@@ -28,6 +28,13 @@ def test_every_sqlite_migration_has_its_postgresql_twin():
     assert sqlite_side and sqlite_side == postgres_side
 
 
+@pytest.mark.parametrize("folder", [MIGRATIONS_DIR, PG_MIGRATIONS_DIR], ids=["sqlite", "postgresql"])
+def test_no_two_migrations_share_a_number(folder):
+    """A database that applied one 013 would skip another 013 merged later from another branch."""
+    numbers = [p.stem.partition("_")[0] for p in folder.glob("*.sql")]
+    assert len(numbers) == len(set(numbers))
+
+
 def test_the_setting_takes_a_postgresql_url_and_messages_hide_its_password(tmp_path):
     from pydantic import ValidationError
 
@@ -117,7 +124,12 @@ def test_both_backends_refuse_alike(tmp_path, app_db_url):
 
     db = AppDB(app_db_url or tmp_path / "app.sqlite3")
     accounts.add_user(db, "ana", role="analyst", password="a long password")
+    accounts.audit(db, None, "a sign-in", "from a test")
     with db.connect() as con:
+        for statement in ("update audit_log set outcome = 'ok'", "delete from audit_log",
+                          *(["truncate audit_log"] if db.url else [])):
+            with pytest.raises(IntegrityError, match="the audit log is only added to"):
+                con.execute(statement)
         with pytest.raises(IntegrityError, match="only a school account has schools"):
             con.execute("insert into user_schools (username, school_id) values ('ana', 'S1')")
         with pytest.raises(IntegrityError):
