@@ -167,7 +167,7 @@ def add_user(
     with db.transaction() as con:
         if con.execute("select 1 from users where username = ?", [username]).fetchone():
             raise AccountError(f"there is already an account named {username}")
-        if email and con.execute("select 1 from users where email = ?", [email]).fetchone():
+        if email and con.execute("select 1 from users where lower(email) = lower(?)", [email]).fetchone():
             raise AccountError(f"another account already has the e-mail {email}")
         con.execute(
             """insert into users (username, display_name, email, role, vendor_id, password_hash, created_at,
@@ -240,9 +240,7 @@ def users(db: AppDB, *, now: datetime | None = None) -> list[dict[str, Any]]:
     with db.connect() as con:
         rows = con.execute(
             """select username, display_name, email, role, vendor_id,
-            (select group_concat(school_id, ', ') from (select school_id from user_schools as s
-             where s.username = users.username order by school_id)) as school_ids,
-            password_hash is not null as has_password,
+            case when password_hash is null then 0 else 1 end as has_password,
             disabled_at, created_at, password_changed_at,
             (select coalesce(sum(failures), 0) from sign_in_failures as f
              where f.username = users.username and f.last_failed_at >= ?) as failed_sign_ins,
@@ -251,7 +249,15 @@ def users(db: AppDB, *, now: datetime | None = None) -> list[dict[str, Any]]:
             from users order by role, vendor_id, username""",
             [(now - FORGET_FAILURES_AFTER).isoformat(), now.isoformat()],
         ).fetchall()
-    return [dict(row) for row in rows]
+        schools: dict[str, list[str]] = {}
+        for username, school_id in con.execute("select username, school_id from user_schools order by username, school_id"):
+            schools.setdefault(username, []).append(school_id)
+    # The schools joined here, not in SQL: SQLite's group_concat is PostgreSQL's string_agg.
+    return [
+        {**{k: row[k] for k in ("username", "display_name", "email", "role", "vendor_id")},
+         "school_ids": ", ".join(schools.get(row["username"], ())) or None, **dict(row)}
+        for row in rows
+    ]
 
 
 def account(db: AppDB, username: str) -> Account | None:
@@ -268,7 +274,7 @@ def account_for_email(db: AppDB, email: str | None) -> Account | None:
     if not email:
         return None
     with db.connect() as con:
-        row = con.execute("select * from users where email = ? and disabled_at is null", [email.strip()]).fetchone()
+        row = con.execute("select * from users where lower(email) = lower(?) and disabled_at is null", [email.strip()]).fetchone()
         return _account(con, row) if row else None
 
 
@@ -373,7 +379,7 @@ def audit_log(db: AppDB, *, limit: int = 1000, action: str | None = None) -> lis
     """The newest audit records first."""
     with db.connect() as con:
         rows = con.execute(
-            "select * from audit_log where ? is null or action = ? order by event_id desc limit ?",
+            "select * from audit_log where cast(? as text) is null or action = ? order by event_id desc limit ?",
             [action, action, limit],
         ).fetchall()
     return [dict(row) for row in rows]

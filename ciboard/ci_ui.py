@@ -238,12 +238,11 @@ def prefill(workgroup_id: int, held_on: date, filters: dict) -> dict:
 
 def _store_stamp() -> str:
     with db().connect() as con:
-        row = con.execute(
-            """select (select coalesce(max(saved_at), '') || '/' || count(*) from history
-                       where entity in ('commitment', 'pdsa'))
-                   || '/' || (select coalesce(group_concat(held_on), '') from meetings)"""
+        saved, count = con.execute(
+            "select coalesce(max(saved_at), ''), count(*) from history where entity in ('commitment', 'pdsa')"
         ).fetchone()
-    return str(row[0])
+        held = [day for (day,) in con.execute("select held_on from meetings order by meeting_id")]
+    return f"{saved}/{count}/{','.join(held)}"
 
 
 def packet_downloads(meeting: ci_records.Meeting, group: ci_records.Workgroup) -> None:

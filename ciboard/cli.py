@@ -13,7 +13,7 @@ import click
 from ciboard import accounts, charts
 from ciboard import demo as demo_district
 from ciboard.access import ROLES, Scope, ScopeError
-from ciboard.appdb import AppDB
+from ciboard.appdb import POSTGRES_SCHEMES, AppDB, CopyRefused, copy_sqlite_to_postgres
 from ciboard.ingest import IngestRejected, ReplaceUnconfirmed, Submission, ingest as ingest_files, rederive_profile, week_lines
 from ciboard.kinds import KINDS
 from ciboard.privacy import for_export
@@ -645,6 +645,33 @@ def users_unlock(username: str, data_dir: Path | None) -> None:
     except accounts.AccountError as error:
         raise click.ClickException(str(error)) from None
     click.echo(f"{username}: unlocked; every address may try to sign in again")
+
+
+@main.command(
+    "migrate-app-db",
+    help="Copy the data folder's SQLite app database (app.sqlite3), whole, into an empty PostgreSQL database in one"
+    " transaction; then set CIBOARD_APP_DB_URL to that database. The SQLite file is left as it was.",
+)
+@click.option("--to", "url", required=True, help="The PostgreSQL database: postgresql://user:password@host:port/name.")
+@data_dir_option
+def migrate_app_db(url: str, data_dir: Path | None) -> None:
+    import psycopg
+
+    if not url.startswith(POSTGRES_SCHEMES):
+        raise click.ClickException("--to takes a postgresql:// URL")
+    source, target = AppDB(warehouse_for(data_dir).settings.app_db_path), AppDB(url)
+    try:
+        copied = copy_sqlite_to_postgres(source, target)
+    except CopyRefused as error:
+        raise click.ClickException(str(error)) from None
+    except psycopg.Error as error:
+        raise click.ClickException(f"PostgreSQL at {target.location}: {error}") from None
+    for table, rows in copied.items():
+        click.echo(f"{table}: {rows} rows")
+    accounts.audit(target, None, "app database copied", {
+        "from": str(source.path), "rows": sum(copied.values()), "by": "the command line", "os_user": os_user()})
+    click.echo(f"copied {sum(copied.values())} rows from {source.path} into {target.location}; "
+               "set CIBOARD_APP_DB_URL to it")
 
 
 @main.command(help="Write a meeting's packet, as the scope may see it: one self-contained HTML file, or Markdown.")

@@ -104,7 +104,8 @@ def build(settings: Settings, say: Progress) -> demo.DemoResult | None:
         shutil.rmtree(scratch, ignore_errors=True)  # what a killed build left behind
         staged = settings.model_copy(update={"data_dir": scratch})
         try:
-            copy_app_db(settings.app_db_path, staged.app_db_path)  # accounts made before the demo count
+            if not settings.app_db_url:
+                copy_app_db(settings.app_db_path, staged.app_db_path)  # accounts made before the demo count
             store = Warehouse(staged)
             result = demo.build(store, progress=say)
             store.close()
@@ -117,7 +118,8 @@ def build(settings: Settings, say: Progress) -> demo.DemoResult | None:
 
 
 def copy_app_db(source: Path, target: Path) -> None:
-    """Through SQLite's backup, so a reader of the target never sees half a copy."""
+    """Through SQLite's backup, so a reader of the target never sees half a copy. A PostgreSQL app
+    database (CIBOARD_APP_DB_URL) is not a file: the build writes its accounts there directly."""
     if not source.exists():
         return
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -131,7 +133,8 @@ def move_in(staged: Settings, settings: Settings) -> None:
     files = Path(settings.data_dir) / "demo_files"
     shutil.rmtree(files, ignore_errors=True)
     (Path(staged.data_dir) / "demo_files").replace(files)
-    copy_app_db(staged.app_db_path, settings.app_db_path)
+    if not settings.app_db_url:
+        copy_app_db(staged.app_db_path, settings.app_db_path)
     built, target = Warehouse(staged), Warehouse(settings)
     version = built.version()
     with target.writer_lock():

@@ -15,6 +15,7 @@ in the meeting's own shuffle.
 
 import hashlib
 import hmac
+import json
 import re
 import string
 from collections import Counter
@@ -26,18 +27,14 @@ import pandas as pd
 
 from ciboard.appdb import AppDB
 
-# Every person written down with an organisation: workgroup members and meeting attendees, now
-# and in every saved revision (History shows those too).
-PEOPLE = """
-select json_extract(person.value, '$.name') as name,
-       json_extract(person.value, '$.party') as party,
-       json_extract(person.value, '$.party_id') as party_id
-from (
-    select members as people from workgroups
-    union all select attendees from meetings
-    union all select json_extract(record, '$.members') from history where entity = 'workgroup'
-    union all select json_extract(record, '$.attendees') from history where entity = 'meeting'
-) as listed, json_each(listed.people) as person
+# Every list of people written down with an organisation: workgroup members and meeting
+# attendees, now and in every saved revision (History shows those too). The JSON is read here
+# rather than by SQLite's json_each, so both app databases answer alike.
+LISTS_OF_PEOPLE = """
+select 'members' as field, members as people from workgroups
+union all select 'attendees', attendees from meetings
+union all select case entity when 'workgroup' then 'members' else 'attendees' end, record
+from history where entity in ('workgroup', 'meeting')
 """
 # A single name (a first name, a surname) shorter than this is too likely an ordinary word.
 SHORTEST_NAME_PART = 3
@@ -77,10 +74,15 @@ def vendor_people(db: AppDB) -> tuple[tuple[str, tuple[str, ...], bool], ...]:
     with db.connect() as con:
         for row in con.execute("select username, display_name, vendor_id from users where vendor_id is not null"):
             found.add((row["vendor_id"], tuple(dict.fromkeys(n for n in (row["display_name"], row["username"]) if n)), False))
-        for row in con.execute(PEOPLE):
-            name = " ".join(str(row["name"] or "").split())
-            if name:
-                found.add((row["party_id"] if row["party"] == "vendor" and row["party_id"] else "", (name,), True))
+        for field, people in con.execute(LISTS_OF_PEOPLE).fetchall():
+            listed = json.loads(people)  # a list, or a saved revision holding the list in `field`
+            for person in (listed if isinstance(listed, list) else listed.get(field)) or []:
+                if not isinstance(person, dict):
+                    continue
+                name = " ".join(str(person.get("name") or "").split())
+                if name:
+                    vendor = person.get("party_id") if person.get("party") == "vendor" and person.get("party_id") else ""
+                    found.add((vendor, (name,), True))
     return tuple(sorted(found))
 
 

@@ -775,10 +775,11 @@ def _store(con, record, *, by: str, at: datetime | None, stored=None):
         saved = replace(record, revision=1, updated_at=at, updated_by=by)
         row = _row(saved)
         row.pop(key)
-        cursor = con.execute(
-            f"insert into {table} ({', '.join(row)}) values ({', '.join('?' * len(row))})", list(row.values())
-        )
-        saved = replace(saved, id=cursor.lastrowid)
+        [new_id] = con.execute(
+            f"insert into {table} ({', '.join(row)}) values ({', '.join('?' * len(row))}) returning {key}",
+            list(row.values()),
+        ).fetchone()
+        saved = replace(saved, id=new_id)
     else:
         stored = stored or _one_in(con, entity, record.id)
         if stored.revision != record.revision:

@@ -213,7 +213,7 @@ def _checked(con, new: Entry, at: str) -> str | None:
             return f"{at}, kind: entry {new.corrects} is an {old['kind']}: a correction is of the same kind"
     same = con.execute(
         "select l.entry_id, l.period from ledger l where l.kind = ? and l.vendor_id = ? and l.reference = ?"
-        " and l.amount_cents is not null and l.entry_id is not ?"
+        " and l.amount_cents is not null and l.entry_id is distinct from ?"
         " and not exists (select 1 from ledger c where c.corrects = l.entry_id)",
         [new.kind, new.vendor_id, new.reference, new.corrects],
     ).fetchone()
@@ -253,11 +253,11 @@ def ledger(db: AppDB, scope: Scope, vendor_id: str | None = None) -> pd.DataFram
     vendor_id = own or vendor_id
     with db.connect() as con:
         rows = con.execute(
-            """select l.entry_id, l.kind, l.vendor_id, l.period, l.reference, l.amount_cents / 100.0 as amount,
+            """select l.entry_id, l.kind, l.vendor_id, l.period, l.reference, cast(l.amount_cents as double precision) / 100 as amount,
                       l.dated_on, l.note, l.corrects, l.recorded_at, l.recorded_by, l.source,
                       c.entry_id as corrected_by, c.amount_cents is null as voided
                from ledger l left join ledger c on c.corrects = l.entry_id
-               where ? is null or l.vendor_id = ?
+               where cast(? as text) is null or l.vendor_id = ?
                order by l.entry_id desc""",
             [vendor_id, vendor_id],
         ).fetchall()

@@ -352,10 +352,11 @@ def create(db: AppDB, warehouse: Warehouse, who: Account, school_year: str, peri
         if exists:
             raise ReportError(f"a report for {found.label} exists already (report {exists[0]}): open it, "
                               "or correct its released version")
-        report_id = con.execute(
-            "insert into reports (school_year, period, version, created_by, created_at) values (?, ?, 1, ?, ?)",
+        [report_id] = con.execute(
+            "insert into reports (school_year, period, version, created_by, created_at) values (?, ?, 1, ?, ?)"
+            " returning report_id",
             [found.school_year, found.label, who.username, _now()],
-        ).lastrowid
+        ).fetchone()
         _event(con, report_id, "draft", who, "drafted")
     accounts.audit(db, who, "report draft", {"report": report_id, "period": found.label})
     return read(db, who.scope, report_id)
@@ -400,9 +401,9 @@ def review(db: AppDB, warehouse: Warehouse, who: Account, report_id: int, note: 
             _must_be(_state(con, report_id), "draft", "reviewed")
             snapshot_id = con.execute(
                 "insert into report_snapshots (report_id, warehouse_version, computed_at, district, public)"
-                " values (?, ?, ?, ?, ?)",
+                " values (?, ?, ?, ?, ?) returning snapshot_id",
                 [report_id, version, _now(), json.dumps(district_copy), json.dumps(public_copy)],
-            ).lastrowid
+            ).fetchone()[0]
             _event(con, report_id, "reviewed", who, note, snapshot_id=snapshot_id)
     except BaseException:
         # Nothing frozen (a failure, or a review by someone else meanwhile): nothing holds the version.
@@ -508,9 +509,9 @@ def correct(db: AppDB, who: Account, report_id: int, what_changed: str) -> Repor
             raise ReportError(f"report {report_id} is corrected already by report {later[0]}: correct that one")
         new_id = con.execute(
             "insert into reports (school_year, period, version, corrects, what_changed, created_by, created_at)"
-            " values (?, ?, ?, ?, ?, ?, ?)",
+            " values (?, ?, ?, ?, ?, ?, ?) returning report_id",
             [report.school_year, report.period, report.version + 1, report_id, what_changed.strip(), who.username, _now()],
-        ).lastrowid
+        ).fetchone()[0]
         _event(con, new_id, "draft", who, f"correction of version {report.version}")
         for section, body in report.texts.items():
             con.execute("insert into report_texts (report_id, section, body, written_by, written_at) values (?, ?, ?, ?, ?)",

@@ -23,14 +23,15 @@ RUNNING = "running_meeting"  # the draft meeting last opened on Meetings: its le
 
 
 @st.cache_resource(show_spinner=False)
-def _app_db(path: str) -> AppDB:
-    db = AppDB(path)
+def _app_db(location: str) -> AppDB:
+    db = AppDB(location)
     db.migrate()
     return db
 
 
 def app_db() -> AppDB:
-    return _app_db(str(get_settings().app_db_path))
+    settings = get_settings()
+    return _app_db(settings.app_db_url or str(settings.app_db_path))
 
 
 def current_account() -> Account | None:

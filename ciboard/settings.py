@@ -16,6 +16,13 @@ class Settings(BaseSettings):
         Path("data"),
         description="Holds the versioned warehouse (warehouse/) and what the app writes (app.sqlite3).",
     )
+    app_db_url: str | None = Field(
+        None,
+        pattern=r"^postgres(ql)?://",
+        description="A postgresql:// URL: the app database (accounts, audit, meetings, commitments) lives in that "
+        "PostgreSQL database, shared by several app servers, and is migrated on first use. Unset: app.sqlite3 in the "
+        "data folder.",
+    )
     min_cell_size: int = Field(
         10, ge=1, description="Aggregates over fewer students are suppressed for everyone but analysts."
     )

@@ -307,7 +307,7 @@ def watch(settings: Settings, every: float = 10.0) -> threading.Thread:
 
     def keep_prepared() -> None:
         warehouse = Warehouse(settings)
-        db = AppDB(settings.app_db_path)
+        db = AppDB.of(settings)
         seen, looked = None, 0.0
         while not watcher.stopping.is_set():
             version = None
@@ -458,4 +458,4 @@ if __name__ == "__main__":
     warehouse = Warehouse(settings)
     from ciboard.followup import gap_changes  # the entry point composes: followup reads this store
 
-    prepare(warehouse, plan(warehouse, AppDB(settings.app_db_path)), gap_changes)
+    prepare(warehouse, plan(warehouse, AppDB.of(settings)), gap_changes)

@@ -13,7 +13,7 @@ import pandas as pd
 from ciboard import accounts, payments, privacy, queries
 from ciboard.access import Scope, ScopeError
 from ciboard.accounts import Account
-from ciboard.appdb import AppDB
+from ciboard.appdb import AppDB, is_duplicate
 from ciboard.warehouse import Warehouse
 
 
@@ -82,8 +82,8 @@ def close(warehouse: Warehouse, db: AppDB, who: Account, vendor_id: str, period:
                 " values (?, ?, ?, ?, ?, ?)",
                 [vendor_id, payments.label(month), version, now, who.username, frozen],
             )
-    except Exception as error:  # the unique key: closed before
-        if "UNIQUE" not in str(error):
+    except Exception as error:
+        if not is_duplicate(error):  # the unique key (vendor, period): closed before
             raise
         raise StatementError(f"the {payments.label(month)} statement of {vendor_id} is closed already; it never changes") from None
     accounts.audit(db, who, "close statement", {"vendor": vendor_id, "period": payments.label(month), "version": version})
@@ -162,7 +162,7 @@ def standing(db: AppDB, scope: Scope) -> pd.DataFrame:
     sql = """
         select s.vendor_id, s.period, s.frozen, count(distinct o.party) as parties
         from closed_statements s left join statement_signoffs o using (statement_id)
-        where ? is null or s.vendor_id = ?
+        where cast(? as text) is null or s.vendor_id = ?
         group by s.statement_id order by s.vendor_id, s.period
     """
     own = scope.vendor_id if scope.role == "vendor" else None

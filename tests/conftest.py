@@ -27,7 +27,9 @@ DEMO_SEED = 11
 
 
 def make_warehouse(data_dir: Path, **settings) -> Warehouse:
-    return Warehouse(Settings(data_dir=data_dir, **settings))
+    """The app database is the SQLite file in data_dir unless `app_db_url` says otherwise, whatever
+    the environment says (the `app_db_url` fixture sets it for the CLI)."""
+    return Warehouse(Settings(**{"data_dir": data_dir, "app_db_url": None, **settings}))
 
 
 def publish_empty(warehouse: Warehouse, times: int = 1) -> None:
@@ -63,6 +65,47 @@ def demo_warehouse(tmp_path_factory: pytest.TempPathFactory):
     demo.build(warehouse, students=DEMO_STUDENTS, seed=DEMO_SEED)
     yield warehouse
     warehouse.close()
+
+
+@pytest.fixture
+def postgres_url():
+    """A fresh, empty PostgreSQL database for this test, dropped after it. The server is the one
+    CIBOARD_TEST_POSTGRES_URL names (.ci/run starts a throwaway one: scripts/throwaway_postgres.sh)."""
+    import os
+    import uuid
+
+    import psycopg
+
+    server = os.environ.get("CIBOARD_TEST_POSTGRES_URL")
+    if not server:
+        pytest.skip("no PostgreSQL: set CIBOARD_TEST_POSTGRES_URL (scripts/throwaway_postgres.sh starts one)")
+    try:
+        admin = psycopg.connect(server, autocommit=True, connect_timeout=5)
+    except psycopg.OperationalError as error:
+        pytest.skip(f"no PostgreSQL at CIBOARD_TEST_POSTGRES_URL: {error}")
+    name = f"ciboard_test_{uuid.uuid4().hex[:12]}"
+    with admin:
+        admin.execute(f"create database {name}")
+        try:
+            yield f"{server.rsplit('/', 1)[0]}/{name}"
+        finally:
+            admin.execute(f"drop database {name} with (force)")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def app_db_url(request, monkeypatch):
+    """Runs an app-database test on each backend: None (the SQLite file in the data folder) and
+    the URL of a fresh PostgreSQL database. Settings made meanwhile (the CLI's too) point there."""
+    from ciboard.settings import get_settings
+
+    url = request.getfixturevalue("postgres_url") if request.param == "postgresql" else None
+    if url:
+        monkeypatch.setenv("CIBOARD_APP_DB_URL", url)
+    else:
+        monkeypatch.delenv("CIBOARD_APP_DB_URL", raising=False)
+    get_settings.cache_clear()
+    yield url
+    get_settings.cache_clear()
 
 
 def write_csv(path: Path, header: str, *rows: str) -> Path:

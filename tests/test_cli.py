@@ -181,7 +181,7 @@ def test_a_packet_from_the_command_line_is_audited_with_the_os_user(demo_warehou
 # --- users unlock ------------------------------------------------------------------------
 
 
-def test_users_unlock_lifts_the_wait_and_keeps_the_password(tmp_path):
+def test_users_unlock_lifts_the_wait_and_keeps_the_password(tmp_path, app_db_url):
     import pytest
 
     from ciboard import accounts
@@ -202,3 +202,25 @@ def test_users_unlock_lifts_the_wait_and_keeps_the_password(tmp_path):
     assert [r["detail"] for r in accounts.audit_log(db, action="sign-in lock lifted")] == ["ana"]
     unknown = CliRunner().invoke(main, ["users", "unlock", "nobody", "--data-dir", str(settings.data_dir)])
     assert unknown.exit_code == 1 and "no account named nobody" in unknown.output
+
+
+def test_users_are_added_listed_and_disabled_in_the_app_database_the_settings_name(tmp_path, app_db_url):
+    """With CIBOARD_APP_DB_URL set, the accounts live in PostgreSQL and no SQLite file is made."""
+    from ciboard import accounts
+    from ciboard.appdb import AppDB
+    from ciboard.settings import Settings
+
+    data = ["--data-dir", str(tmp_path / "data")]
+    added = CliRunner().invoke(main, ["users", "add", "ana", "--role", "analyst", "--password-stdin", *data],
+                               input="a long password\n")
+    assert added.exit_code == 0 and "added ana (analyst)" in added.output
+    again = CliRunner().invoke(main, ["users", "add", "ana", "--role", "analyst", "--password-stdin", *data],
+                               input="another long password\n")
+    assert again.exit_code == 1 and "there is already an account named ana" in again.output
+    assert invoke("users", "disable", "ana", *data).exit_code == 0
+    listed = list(csv.DictReader(io.StringIO(invoke("users", "list", *data).output)))
+    assert [(r["username"], r["role"], bool(r["disabled_at"])) for r in listed] == [("ana", "analyst", True)]
+    settings = Settings(data_dir=tmp_path / "data")
+    assert settings.app_db_url == app_db_url
+    assert [u["username"] for u in accounts.users(AppDB.of(settings))] == ["ana"]
+    assert settings.app_db_path.exists() == (app_db_url is None)

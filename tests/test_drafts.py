@@ -29,8 +29,8 @@ AT = datetime(2026, 2, 5, 14, 5, tzinfo=timezone.utc)
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> AppDB:
-    return AppDB(tmp_path / "app.sqlite3")
+def db(tmp_path: Path, app_db_url) -> AppDB:
+    return AppDB(app_db_url or tmp_path / "app.sqlite3")
 
 
 @pytest.fixture
@@ -120,12 +120,12 @@ def test_only_those_who_edit_the_records_keep_drafts(db, meeting):
         m.keep_draft(db, STAFF, "meeting", meeting.id + 99, {}, by="facilitator", revision=1)
 
 
-def test_a_draft_outlives_the_process(db, meeting, tmp_path):
-    """A restart is a new process opening the same file."""
+def test_a_draft_outlives_the_process(db, meeting):
+    """A restart is a new process opening the same file (or database)."""
     m.keep_draft(db, STAFF, "meeting", meeting.id, {"next_steps": "Call the families"}, by="facilitator", revision=1)
-    assert m.draft(AppDB(tmp_path / "app.sqlite3"), "meeting", meeting.id, by="facilitator").texts == {
+    assert m.draft(AppDB(db.url or db.path), "meeting", meeting.id, by="facilitator").texts == {
         "next_steps": "Call the families"}
-    with AppDB(tmp_path / "app.sqlite3").connect() as con:
+    with AppDB(db.url or db.path).connect() as con:
         row = con.execute("select texts from drafts").fetchone()
     assert json.loads(row["texts"]) == {"next_steps": "Call the families"}
 

@@ -3,7 +3,6 @@ commitments carried forward, what a vendor sees and may change, and the demo's r
 
 import json
 import re
-import sqlite3
 import subprocess
 import sys
 import threading
@@ -15,7 +14,7 @@ import pytest
 
 from ciboard import ci_records as rec, demo_meetings, meetings as m
 from ciboard.access import ANALYST, Scope, ScopeError
-from ciboard.appdb import AppDB
+from ciboard.appdb import AppDB, IntegrityError
 from ciboard.demo import VENDORS
 from ciboard.ingest import Submission, ingest
 
@@ -32,8 +31,8 @@ def at(day: date, hour: int = 12) -> datetime:
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> AppDB:
-    return AppDB(tmp_path / "app.sqlite3")
+def db(tmp_path: Path, app_db_url) -> AppDB:
+    return AppDB(app_db_url or tmp_path / "app.sqlite3")
 
 
 def district_person(name="Priya Raman"):
@@ -161,10 +160,10 @@ def test_a_finalised_meeting_is_read_only_and_keeps_its_snapshot(db):
     with pytest.raises(m.MeetingFinal):
         add_commitment(db, final)
     # Even a writer that skips this module cannot change or delete the minutes.
-    with sqlite3.connect(db.path) as con:
-        with pytest.raises(sqlite3.IntegrityError, match="read-only"):
+    with db.connect() as con:
+        with pytest.raises(IntegrityError, match="read-only"):
             con.execute("update meetings set snapshot = '{}' where meeting_id = ?", [meeting.id])
-        with pytest.raises(sqlite3.IntegrityError, match="kept"):
+        with pytest.raises(IntegrityError, match="kept"):
             con.execute("delete from meetings where meeting_id = ?", [meeting.id])
     assert m.meeting(db, ANALYST, meeting.id).snapshot == snapshot
     # What was committed there still moves on.
@@ -467,7 +466,7 @@ def test_concurrent_writers_in_threads_and_processes_lose_nothing(db):
     cycle = m.save_pdsa(db, STAFF, rec.PdsaCycle(title="Texts", metric_id="dosage_met", start_on=DAY), by="analyst")
     notes_per_writer, writers = 6, 4
     processes = [
-        subprocess.Popen([sys.executable, "-c", WRITER, str(db.path), str(cycle.id), str(notes_per_writer), str(p)],
+        subprocess.Popen([sys.executable, "-c", WRITER, db.url or str(db.path), str(cycle.id), str(notes_per_writer), str(p)],
                          cwd=Path(__file__).resolve().parent.parent)
         for p in range(2)
     ]

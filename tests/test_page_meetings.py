@@ -25,6 +25,26 @@ def store(dashboard) -> AppDB:
     return AppDB.of(dashboard.settings)
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_on_each(request, dashboard, monkeypatch) -> AppDB:
+    """The pages' app database on each backend: on PostgreSQL, the demo's copied into a fresh
+    database that CIBOARD_APP_DB_URL then names, as a district moving to several servers does."""
+    import streamlit as st
+
+    from ciboard.appdb import copy_sqlite_to_postgres
+    from ciboard.settings import get_settings
+
+    demo = AppDB.of(dashboard.settings)
+    if request.param == "sqlite":
+        return demo
+    url = request.getfixturevalue("postgres_url")
+    copy_sqlite_to_postgres(demo, AppDB(url))
+    monkeypatch.setenv("CIBOARD_APP_DB_URL", url)
+    get_settings.cache_clear()
+    st.cache_resource.clear()
+    return AppDB(url)
+
+
 def make_group(store: AppDB, name: str) -> ci_records.Workgroup:
     return meetings.save_workgroup(store, FACILITATOR, ci_records.Workgroup(
         name=name, purpose="Review Lumen's attendance with its schools.", cadence="every two weeks", format="video call",
@@ -108,7 +128,8 @@ def test_finalised_minutes_keep_their_numbers_after_new_data(store, dashboard):
     assert summary[0] in text_of(app)
 
 
-def test_two_people_saving_the_same_notes_are_told(store):
+def test_two_people_saving_the_same_notes_are_told(store_on_each):
+    store = store_on_each
     group = make_group(store, "Flow: conflict")
     draft = meetings.save_meeting(store, FACILITATOR, ci_records.draft_meeting(group, date(2026, 2, 9)), by="facilitator")
     key = f"agenda-{draft.id}-operations"

@@ -2,7 +2,6 @@
 
 import io
 import re
-import sqlite3
 
 import openpyxl
 import pytest
@@ -11,7 +10,7 @@ from plotly.offline import get_plotlyjs
 from ciboard import accounts, queries, reports
 from ciboard.access import Scope, ScopeError
 from ciboard.accounts import Account
-from ciboard.appdb import AppDB
+from ciboard.appdb import AppDB, IntegrityError
 from ciboard.ingest import Submission, ingest
 
 from conftest import make_warehouse, sample_submissions, write_csv
@@ -25,10 +24,10 @@ STUDENTS = ("ST0000001", "ST0000002", "ST0000003", "ST0000004")
 PUBLIC_MIN = 4
 
 
-def sample_district(data_dir):
+def sample_district(data_dir, app_db_url=None):
     """The sample district (three served students of V1) where a board sees cells of one student
     and the public cells of PUBLIC_MIN."""
-    warehouse = make_warehouse(data_dir, min_cell_size=1, public_min_cell_size=PUBLIC_MIN)
+    warehouse = make_warehouse(data_dir, min_cell_size=1, public_min_cell_size=PUBLIC_MIN, app_db_url=app_db_url)
     warehouse.init(["2025-26"])
     ingest(warehouse, sample_submissions())
     return warehouse
@@ -42,16 +41,16 @@ def shared_district(tmp_path_factory):
 
 
 @pytest.fixture
-def small(shared_district, tmp_path):
+def small(shared_district, tmp_path, app_db_url):
     """The sample district, and an app database of the test's own."""
-    return shared_district, AppDB(tmp_path / "app.sqlite3")
+    return shared_district, AppDB(app_db_url or tmp_path / "app.sqlite3")
 
 
 @pytest.fixture
-def own(tmp_path):
+def own(tmp_path, app_db_url):
     """A sample district of the test's own, for a test that loads data or counts pins."""
-    warehouse = sample_district(tmp_path / "data")
-    yield warehouse, AppDB(tmp_path / "data" / "app.sqlite3")
+    warehouse = sample_district(tmp_path / "data", app_db_url)
+    yield warehouse, AppDB.of(warehouse.settings)
     warehouse.close()
 
 
@@ -141,8 +140,12 @@ def test_the_database_refuses_to_change_what_was_written(small):
             "delete from report_snapshots where report_id = ?",
             "delete from report_texts where report_id = ?",
         ):
-            with pytest.raises(sqlite3.IntegrityError):
+            with pytest.raises(IntegrityError):
                 con.execute(sql, [rid])
+        if db.url:  # PostgreSQL's truncate skips row triggers; a statement trigger refuses it
+            for table in ("reports", "report_texts", "report_snapshots", "report_events"):
+                with pytest.raises(IntegrityError):
+                    con.execute(f"truncate {table} cascade")
 
 
 def test_returning_to_draft_lets_go_of_the_frozen_numbers(own):
@@ -377,3 +380,20 @@ def test_a_review_that_fails_freezes_nothing_and_holds_no_version(own, monkeypat
         reports.review(db, warehouse, ADMIN, rid)
     assert reports.read(db, ADMIN.scope, rid).state == "draft"
     assert f"report-{rid}" not in warehouse.pins().get(warehouse.version(), [])
+
+
+def test_a_released_report_and_its_correction_move_to_postgresql_as_they_were(shared_district, tmp_path, postgres_url):
+    """`ciboard migrate-app-db` copies texts before the workflow, whose triggers refuse text after a review."""
+    from ciboard.appdb import copy_sqlite_to_postgres
+
+    db = AppDB(tmp_path / "app.sqlite3")
+    first = released(shared_district, db, texts={"summary": "As released."})
+    correction = reports.correct(db, ADMIN, first.report_id, "a late session")
+    copied = copy_sqlite_to_postgres(db, AppDB(postgres_url))
+    assert copied["report_events"] == 5 and copied["report_texts"] == 2
+    moved = AppDB(postgres_url)
+    for report_id in (first.report_id, correction.report_id):
+        assert reports.read(moved, ADMIN.scope, report_id) == reports.read(db, ADMIN.scope, report_id)
+    with moved.connect() as con, pytest.raises(IntegrityError, match="released report never changes"):
+        con.execute("insert into report_events (report_id, state, by_user, at) values (?, 'draft', 'x', 'now')",
+                    [first.report_id])

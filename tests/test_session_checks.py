@@ -83,8 +83,8 @@ def district_files(folder) -> list[Submission]:
 
 
 @pytest.fixture
-def district(tmp_path):
-    warehouse = make_warehouse(tmp_path / "data")
+def district(tmp_path, app_db_url):
+    warehouse = make_warehouse(tmp_path / "data", app_db_url=app_db_url)
     warehouse.init(["2025-26"])
     ingest(warehouse, district_files(tmp_path / "files"))
     yield warehouse

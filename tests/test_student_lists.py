@@ -6,7 +6,6 @@ they add is dated on a day of its own (TEST_DAY and after), so no other test's r
 """
 
 import re
-import sqlite3
 from datetime import date, datetime, timedelta, timezone
 
 import pandas as pd
@@ -14,7 +13,7 @@ import pytest
 
 from ciboard import followup, meetings, packet, student_lists
 from ciboard.access import ANALYST, Scope, ScopeError
-from ciboard.appdb import AppDB
+from ciboard.appdb import AppDB, IntegrityError
 from ciboard.queries import run
 from conftest import VENDOR_LABELS
 
@@ -27,6 +26,12 @@ TEST_AT = datetime(2026, 8, 20, 12, tzinfo=timezone.utc)
 @pytest.fixture(scope="module")
 def db(demo_warehouse) -> AppDB:
     return AppDB.of(demo_warehouse.settings)
+
+
+@pytest.fixture
+def log_db(tmp_path, app_db_url) -> AppDB:
+    """An app database of the test's own, on each backend, for tests that write to the log."""
+    return AppDB(app_db_url or tmp_path / "app.sqlite3")
 
 
 @pytest.fixture(scope="module")
@@ -108,48 +113,52 @@ def test_a_facilitator_gets_counts_and_never_a_student(demo_warehouse):
     assert [k for k, n in exact_small.items() if n < min_cell] == [k for k, n in small.items() if n is None] != []
 
 
-def test_a_vendor_cannot_log_for_another_vendors_student(demo_warehouse, db):
+def test_a_vendor_cannot_log_for_another_vendors_student(demo_warehouse, log_db):
     absent = student_lists.lists(demo_warehouse, ANALYST, YEAR_END)["absent"]
     theirs = absent[absent["vendor_id"] == "V1"]["student_key"].iloc[0]
     mine = absent[absent["vendor_id"] == "V4"]["student_key"].iloc[0]
     v4 = Scope("vendor", "V4")
-    before = _all_entries(db)
+    before = _all_entries(log_db)
     for student in (theirs, "ST9999999", f"{mine}' or '1'='1", f"{theirs}\x00", "%", "ST*"):
         with pytest.raises(ScopeError) as error:
-            student_lists.log_status(db, demo_warehouse, v4, student, "absent", "contacted", by="vendor-v4",
+            student_lists.log_status(log_db, demo_warehouse, v4, student, "absent", "contacted", by="vendor-v4",
                                      at=TEST_AT)
         assert "V1" not in str(error.value)
     with pytest.raises(ValueError, match="which student"):
-        student_lists.log_status(db, demo_warehouse, v4, " ", "absent", "contacted", by="vendor-v4", at=TEST_AT)
+        student_lists.log_status(log_db, demo_warehouse, v4, " ", "absent", "contacted", by="vendor-v4", at=TEST_AT)
     with pytest.raises(ScopeError):
-        student_lists.log_status(db, demo_warehouse, FACILITATOR, mine, "absent", "contacted", by="facilitator",
+        student_lists.log_status(log_db, demo_warehouse, FACILITATOR, mine, "absent", "contacted", by="facilitator",
                                  at=TEST_AT)
-    assert _all_entries(db) == before
-    logged = student_lists.log_status(db, demo_warehouse, v4, mine, "absent", "contacted", by="vendor-v4",
+    assert _all_entries(log_db) == before
+    logged = student_lists.log_status(log_db, demo_warehouse, v4, mine, "absent", "contacted", by="vendor-v4",
                                       note="Left a message", on=TEST_AT.date(), at=TEST_AT)
-    assert student_lists.history(db, v4, mine)[-1] == logged
+    assert student_lists.history(log_db, v4, mine)[-1] == logged
     # What V4 logged, V1 does not read; the district does.
-    assert student_lists.history(db, Scope("vendor", "V1"), mine) == []
-    assert mine not in student_lists.latest(db, Scope("vendor", "V1"))
-    assert student_lists.latest(db, ANALYST)[mine] == logged
+    assert student_lists.history(log_db, Scope("vendor", "V1"), mine) == []
+    assert mine not in student_lists.latest(log_db, Scope("vendor", "V1"))
+    assert student_lists.latest(log_db, ANALYST)[mine] == logged
     # The entry is the warehouse's student, under its vendor: V4's log holds it.
-    assert student_lists.latest(db, v4)[mine] == logged
+    assert student_lists.latest(log_db, v4)[mine] == logged
 
 
-def test_the_log_is_only_added_to(demo_warehouse, db):
+def test_the_log_is_only_added_to(demo_warehouse, log_db):
     with pytest.raises(ValueError, match="unknown status"):
-        student_lists.log_status(db, demo_warehouse, ANALYST, "ST0000001", "absent", "gone", by="analyst", at=TEST_AT)
+        student_lists.log_status(log_db, demo_warehouse, ANALYST, "ST0000001", "absent", "gone", by="analyst", at=TEST_AT)
     with pytest.raises(ValueError, match="after today"):
-        student_lists.log_status(db, demo_warehouse, ANALYST, "ST0000001", "absent", "contacted", by="analyst",
+        student_lists.log_status(log_db, demo_warehouse, ANALYST, "ST0000001", "absent", "contacted", by="analyst",
                                  on=TEST_AT.date() + timedelta(days=1), at=TEST_AT)
-    with sqlite3.connect(db.path) as con:
+    student_lists.log_status(log_db, demo_warehouse, ANALYST, "ST0000001", "absent", "contacted", by="analyst",
+                             at=TEST_AT)
+    with log_db.connect() as con:
         for statement in ("update student_follow_ups set status = 'new'", "delete from student_follow_ups",
-                          "update student_follow_ups set note = '' where entry_id = 1"):
-            with pytest.raises(sqlite3.DatabaseError, match="only added to"):
+                          "update student_follow_ups set note = '' where entry_id = 1",
+                          *(["truncate student_follow_ups"] if log_db.url else [])):
+            with pytest.raises(IntegrityError, match="only added to"):
                 con.execute(statement)
+    assert len(student_lists.history(log_db, ANALYST, "ST0000001")) == 1
 
 
-def test_a_students_log_survives_leaving_the_list_and_coming_back(demo_warehouse, db):
+def test_a_students_log_survives_leaving_the_list_and_coming_back(demo_warehouse, log_db):
     """A student on the absent list one week, off it later, and back on it after: the status
     logged the first time is the student's status when the student is back."""
     weeks = [date(2025, 10, 6) + timedelta(weeks=i) for i in range(40)]
@@ -161,15 +170,15 @@ def test_a_students_log_survives_leaving_the_list_and_coming_back(demo_warehouse
         for back in weeks[weeks.index(off) + 1:] if s in on[back]
     )
     student, first, off, back = found
-    logged = student_lists.log_status(db, demo_warehouse, ANALYST, student, "absent", "re-engaged", by="analyst",
+    logged = student_lists.log_status(log_db, demo_warehouse, ANALYST, student, "absent", "re-engaged", by="analyst",
                                       note="Back after a week's illness", on=TEST_AT.date(), at=TEST_AT)
     assert student not in keys(student_lists.lists(demo_warehouse, ANALYST, off)["absent"])
     again = student_lists.lists(demo_warehouse, ANALYST, back)["absent"]
-    shown = student_lists.with_status(again, student_lists.latest(db, ANALYST)).set_index("student_key")
+    shown = student_lists.with_status(again, student_lists.latest(log_db, ANALYST)).set_index("student_key")
     assert shown.loc[student, "status"] == "re-engaged" and shown.loc[student, "note"] == logged.note
-    assert student_lists.history(db, ANALYST, student)[-1] == logged
+    assert student_lists.history(log_db, ANALYST, student)[-1] == logged
     # A student on no list reads as new.
-    fresh = again[~again["student_key"].isin(student_lists.latest(db, ANALYST))]
+    fresh = again[~again["student_key"].isin(student_lists.latest(log_db, ANALYST))]
     assert set(student_lists.with_status(fresh, {})["status"]) <= {"new"}
 
 
