@@ -74,6 +74,18 @@ class Settings(BaseSettings):
     keep_versions: int = Field(
         3, ge=2, description="Published warehouse versions kept on disk; older ones are deleted after a publish."
     )
+    catalog_url: str | None = Field(
+        None,
+        description="Keep the warehouse on DuckLake for several servers: its catalog in PostgreSQL "
+        "(postgresql://user:password@host:port/database) or, on one machine, a SQLite file (sqlite:/path/catalog.sqlite). "
+        "Unset: versioned DuckDB files under the data folder.",
+    )
+    lake_path: Path | None = Field(
+        None, description="With a catalog URL: the folder of the lake's Parquet files, shared by every server (default: DATA_DIR/lake-files)."
+    )
+    keep_days: float = Field(
+        30, gt=0, description="With a catalog URL: `ciboard maintain` expires snapshots older than this, except those a record pinned."
+    )
     memory_limit: str = Field("4GB", description="DuckDB memory limit per process; larger work spills to disk.")
     auth: Literal["local", "oidc"] = Field(
         "local",

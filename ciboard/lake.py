@@ -1,0 +1,309 @@
+"""The warehouse on DuckLake: one catalog database and Parquet data files, each publish a snapshot.
+
+For more than one server. The file warehouse (ciboard.warehouse) copies a DuckDB file per
+version and lets only processes on its own machine read it; here the catalog lives in
+PostgreSQL (or, on one machine, a SQLite file: a DuckDB-file catalog would be locked by the
+first process that opened it) and the data files in a folder every server mounts. Any number
+of servers read; one ingest writes at a time.
+
+The interface is the file warehouse's (`version`, `cursor`, `at`, `workspace`, `publish`,
+`pin`, `release`, `log_rejections`), so everything above the storage is the same:
+- a version is a snapshot id ('lake-000042'); a reader attaches the lake at that snapshot, so
+  a page run reads one snapshot across all its queries, and a pinned record reads its own;
+- a publish is one DuckLake transaction, so a failed block writes nothing and readers see all
+  of a publish or none of it;
+- the views are macros of each reader's own in-memory database over the lake's tables, made
+  from today's code, so an old snapshot is read through today's views;
+- old snapshots expire in `maintain`, after `keep_days`, unless a record pinned them.
+"""
+
+import re
+import shutil
+import tempfile
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+from ciboard import extensions
+from ciboard.settings import Settings
+from ciboard.warehouse import (
+    WORKSPACE_MEMORY, VersionGone, Warehouse, Workspace, _bytes, _fold_rejections, migrate, views_sql,
+)
+
+PREFIX = "lake-"
+LAKE = "lake"
+
+
+class LakeError(RuntimeError):
+    pass
+
+
+def lake_ddl(sql: str) -> str:
+    """A migration as DuckLake takes it: without PRIMARY KEY, UNIQUE and CHECK constraints,
+    which it refuses. The ingest's checks hold what those constraints held (a file with a
+    duplicate key or a value outside a list is rejected before anything is written)."""
+    sql = re.sub(r",([ \t]*--[^\n]*)?\s*(primary\s+key|unique)\s*\([^)]*\)", r"\1", sql, flags=re.IGNORECASE)
+    sql = re.sub(r"\s+(primary\s+key|unique)\b(?!\s*\()", "", sql, flags=re.IGNORECASE)
+    out, i = [], 0
+    for match in re.finditer(r"\s+check\s*\(", sql, flags=re.IGNORECASE):
+        if match.start() < i:
+            continue
+        out.append(sql[i:match.start()])
+        depth, j = 1, match.end()
+        while depth:
+            depth += {"(": 1, ")": -1}.get(sql[j], 0)
+            j += 1
+        i = j
+    out.append(sql[i:])
+    return "".join(out)
+
+
+def attach_sql(settings: Settings, alias: str, *, read_only: bool, snapshot: int | None = None) -> str:
+    options = [f"data_path {_literal(str(lake_files(settings)) + '/')}", "data_inlining_row_limit 0"]
+    if read_only:
+        options.append("read_only")
+    if snapshot is not None:
+        options.append(f"snapshot_version {int(snapshot)}")
+    return f"attach {_literal('ducklake:' + catalog(settings))} as {alias} ({', '.join(options)})"
+
+
+def catalog(settings: Settings) -> str:
+    """DuckLake's name for the catalog database: 'sqlite:<file>' or 'postgres:<connection string>'."""
+    url = settings.catalog_url or ""
+    if url.startswith(("postgresql://", "postgres://")):
+        return "postgres:" + url
+    if url.startswith("sqlite:"):
+        return "sqlite:" + url.removeprefix("sqlite:").removeprefix("//")
+    raise LakeError(f"CIBOARD_CATALOG_URL must start with postgresql:// or sqlite:, not {url!r}")
+
+
+def lake_root(settings: Settings) -> Path:
+    """The lake's folder, shared by every server: its Parquet files under data/, and beside them
+    the writer's lock and the records' pins."""
+    return Path(settings.lake_path or settings.data_dir / "lake")
+
+
+def lake_files(settings: Settings) -> Path:
+    return lake_root(settings) / "data"
+
+
+def number(version: str) -> int:
+    if not version.startswith(PREFIX) or not version.removeprefix(PREFIX).isdigit():
+        raise LakeError(f"{version!r} is not a lake snapshot id")
+    return int(version.removeprefix(PREFIX))
+
+
+def version_name(snapshot: int) -> str:
+    return f"{PREFIX}{snapshot:06d}"
+
+
+def connect(settings: Settings, **config) -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect(":memory:", config={"memory_limit": settings.memory_limit, **config})
+    extensions.load(con, "ducklake", "postgres_scanner" if catalog(settings).startswith("postgres:") else "sqlite_scanner")
+    return con
+
+
+def _literal(value: object) -> str:
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+class Lake:
+    """The lake's catalog as one process sees it: the current snapshot, old ones, readers."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self._control: duckdb.DuckDBPyConnection | None = None
+        self._readers: dict[int, duckdb.DuckDBPyConnection] = {}
+        self._lock = threading.Lock()
+
+    def _control_cursor(self) -> duckdb.DuckDBPyConnection:
+        with self._lock:
+            if self._control is None:
+                con = connect(self.settings)
+                con.execute(attach_sql(self.settings, LAKE, read_only=True))
+                self._control = con
+            return self._control.cursor()
+
+    def created(self) -> bool:
+        if catalog(self.settings).startswith("sqlite:") and not Path(catalog(self.settings)[7:]).exists():
+            return False
+        try:
+            with self._control_cursor() as cur:
+                return bool(cur.execute(
+                    "select count(*) from duckdb_tables() where database_name = ? and table_name = 'schema_migrations'",
+                    [LAKE],
+                ).fetchall()[0][0])
+        except duckdb.Error:
+            return False
+
+    def current(self) -> int:
+        with self._control_cursor() as cur:
+            return cur.execute(f"select max(snapshot_id) from {LAKE}.snapshots()").fetchall()[0][0]
+
+    def snapshots(self) -> list[tuple[int, datetime]]:
+        with self._control_cursor() as cur:
+            return [(n, at.replace(tzinfo=None)) for n, at in cur.execute(
+                f"select snapshot_id, snapshot_time::timestamp from {LAKE}.snapshots() order by 1").fetchall()]
+
+    def reader(self, snapshot: int, views_sql: str) -> duckdb.DuckDBPyConnection:
+        """A connection reading `snapshot`: an in-memory database whose views name the lake's
+        tables as they were then, and today's macros over them."""
+        with self._lock:
+            con = self._readers.get(snapshot)
+            if con is None:
+                con = connect(self.settings)
+                con.execute(attach_sql(self.settings, LAKE, read_only=True, snapshot=snapshot))
+                tables = con.execute(
+                    "select table_name from duckdb_tables() where database_name = ?", [LAKE]
+                ).fetchall()
+                for (table,) in tables:
+                    con.execute(f'create view "{table}" as select * from {LAKE}.main."{table}"')
+                con.execute(views_sql)
+                self._readers[snapshot] = con
+                # The newest two stay open: a page may still be finishing a query on the older.
+                for old in sorted(self._readers)[:-2]:
+                    if old != snapshot:
+                        self._readers.pop(old).close()
+            return con.cursor()
+
+    def close(self) -> None:
+        with self._lock:
+            for con in self._readers.values():
+                con.close()
+            self._readers.clear()
+            if self._control is not None:
+                self._control.close()
+                self._control = None
+
+    @contextmanager
+    def workspace(self, memory: str, spill_parent: Path) -> Iterator[tuple[duckdb.DuckDBPyConnection, int]]:
+        spill = Path(tempfile.mkdtemp(prefix=".spill-", dir=spill_parent))
+        con = connect(self.settings, memory_limit=memory, temp_directory=str(spill))
+        try:
+            snapshot = self.current()
+            con.execute(attach_sql(self.settings, "published", read_only=True, snapshot=snapshot))
+            con.execute("use published")
+            yield con, snapshot
+        finally:
+            con.close()
+            shutil.rmtree(spill, ignore_errors=True)
+
+    def expire(self, keep_days: float, pinned: set[int]) -> list[int]:
+        """Expires snapshots older than `keep_days`, except pinned ones and the current one,
+        deletes the files only they used, and merges small files; returns the expired ids."""
+        cutoff = datetime.now() - timedelta(days=keep_days)
+        current = self.current()
+        old = [n for n, at in self.snapshots() if at < cutoff and n != current and n not in pinned]
+        con = connect(self.settings)
+        try:
+            con.execute(attach_sql(self.settings, LAKE, read_only=False))
+            if old:
+                con.execute(f"call ducklake_expire_snapshots({_literal(LAKE)}, versions => {old})")
+            con.execute(f"call ducklake_merge_adjacent_files({_literal(LAKE)})")
+            con.execute(f"call ducklake_cleanup_old_files({_literal(LAKE)}, cleanup_all => true)")
+        finally:
+            con.close()
+        self.close()
+        return old
+
+    def data_bytes(self) -> int:
+        return sum(p.stat().st_size for p in lake_files(self.settings).rglob("*") if p.is_file())
+
+
+class LakeWarehouse(Warehouse):
+    """The warehouse's interface (ciboard.warehouse.Warehouse) over a DuckLake; what it does
+    not override (pins, the writer's lock, migrations' check in `at`) it shares."""
+
+    def __init__(self, settings: Settings, *, fixed_version: str | None = None):
+        super().__init__(settings, fixed_version=fixed_version)
+        self.directory = lake_root(settings)
+        self.lake = Lake(settings)
+
+    def exists(self) -> bool:
+        return self.lake.created()
+
+    def version(self) -> str:
+        if self.fixed_version is not None:
+            return self.fixed_version
+        if not self.exists():
+            from ciboard.warehouse import WarehouseMissing
+
+            raise WarehouseMissing(f"no warehouse in the lake {catalog(self.settings)}: run 'ciboard demo' or 'ciboard init' first")
+        return version_name(self.lake.current())
+
+    def is_kept(self, version: str) -> bool:
+        try:
+            wanted = number(version)
+        except LakeError:
+            return False  # a version of the file warehouse this lake was made from
+        return any(n == wanted for n, _ in self.lake.snapshots())
+
+    def cursor(self, version: str | None = None) -> duckdb.DuckDBPyConnection:
+        return self.lake.reader(number(version or self.version()), views_sql())
+
+    def close(self) -> None:
+        self.lake.close()
+
+    def read_key(self) -> str:
+        return f"{catalog(self.settings)}@{self.version()}"
+
+    @contextmanager
+    def workspace(self) -> Iterator[Workspace]:
+        self._refuse_writes()
+        self.version()  # says how to make a warehouse if there is none
+        self.directory.mkdir(parents=True, exist_ok=True)
+        memory = min(self.settings.memory_limit, WORKSPACE_MEMORY, key=_bytes)
+        with self.lake.workspace(memory, self.directory) as (con, snapshot):
+            yield Workspace(con, version_name(snapshot))
+
+    @contextmanager
+    def publish(self, workspace: Workspace | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
+        """One DuckLake transaction: the block's writes become one snapshot if it succeeds, and
+        nothing at all if it raises. Rejections logged since are written into it first."""
+        self._refuse_writes()
+        with self.writer_lock():
+            lake_files(self.settings).mkdir(parents=True, exist_ok=True)
+            con = workspace.con if workspace is not None else connect(self.settings)
+            con.execute(attach_sql(self.settings, "building", read_only=False))
+            con.execute("use building")
+            logged = self._logged_rejections()
+            try:
+                con.execute("begin")
+                migrate(con, lake_ddl)
+                _fold_rejections(con, logged)
+                yield con
+                con.execute("commit")
+            except BaseException:
+                try:
+                    con.execute("rollback")
+                except duckdb.Error:
+                    pass  # the failure ended the transaction already
+                raise
+            finally:
+                if workspace is None:
+                    con.close()
+                else:
+                    con.execute("use published")
+                    con.execute("detach building")
+            # Readers never read the log here: what was logged is in the snapshot just written.
+            for folder in logged:
+                shutil.rmtree(folder, ignore_errors=True)
+
+    def log_rejections(self, files: pa.Table, problems: pa.Table) -> None:
+        """A rejected command is a small snapshot of its `submissions` and `submission_errors`
+        rows: no data file is copied, so there is no reason to keep them aside."""
+        super().log_rejections(files, problems)
+        with self.publish():
+            pass
+
+    def maintain(self) -> list[int]:
+        """Expires snapshots older than `keep_days` that no record pinned; returns their ids."""
+        self._refuse_writes()
+        with self.writer_lock():
+            pinned = {number(v) for v in self.pins() if v.startswith(PREFIX)}
+            return self.lake.expire(self.settings.keep_days, pinned)
