@@ -1,0 +1,156 @@
+"""The warehouse on DuckLake (ciboard.lake): the file warehouse's interface over snapshots.
+
+Each test reads through the same interface the pages use (`cursor`, `at`, `publish`, `pin`), so
+what holds for the file warehouse in test_warehouse.py is checked here for the lake.
+"""
+
+import os
+from pathlib import Path
+
+import pytest
+
+from conftest import make_warehouse, sample_submissions, snapshot, write_csv
+from ciboard.access import ANALYST
+from ciboard.ingest import IngestRejected, Submission, ingest
+from ciboard.lake import LakeWarehouse, lake_ddl
+from ciboard.queries import run
+from ciboard.warehouse import VersionGone, Warehouse, migrations
+
+
+def lake_at(tmp_path: Path, **settings) -> Warehouse:
+    return make_warehouse(tmp_path / "data", catalog_url=f"sqlite:{tmp_path}/catalog.sqlite", **settings)
+
+
+@pytest.fixture
+def lake(tmp_path):
+    warehouse = lake_at(tmp_path)
+    warehouse.init(["2025-26"])
+    yield warehouse
+    warehouse.close()
+
+
+def count(warehouse: Warehouse, table: str) -> int:
+    with warehouse.cursor() as cur:
+        return cur.execute(f"select count(*) from {table}").fetchall()[0][0]
+
+
+def test_a_catalog_url_puts_the_warehouse_on_the_lake_with_every_migration(lake, tmp_path):
+    assert isinstance(lake, LakeWarehouse)
+    assert lake.version().startswith("lake-")
+    with lake.cursor() as cur:
+        applied = [v for (v,) in cur.execute("select version from schema_migrations order by 1").fetchall()]
+    assert applied == [number for number, _, _ in migrations()]
+    assert lake.is_current_code()
+    assert not (tmp_path / "data" / "warehouse").exists(), "the lake wrote a file warehouse beside itself"
+
+
+def test_the_lake_takes_every_migration_without_constraints_it_refuses():
+    for number, _, sql in migrations():
+        stripped = lake_ddl(sql).lower()
+        assert "primary key" not in stripped and " unique" not in stripped, number
+        assert "check (" not in stripped.replace("  ", " "), number
+
+
+def test_the_sample_files_read_the_same_through_the_lake_as_through_files(lake, tmp_path):
+    files = make_warehouse(tmp_path / "files")
+    files.init(["2025-26"])
+    ingest(files, sample_submissions())
+    ingest(lake, sample_submissions())
+
+    assert snapshot(lake) == snapshot(files)
+    for view, params in (
+        ("series", {"metric": "tutoring_attendance_rate"}),
+        ("breakdown", {"metric": "tutoring_attendance_rate", "by": "race_ethnicity"}),
+        ("vendors", {"metric": "tutoring_attendance_rate"}),
+    ):
+        ours, theirs = run(lake, view, ANALYST, params), run(files, view, ANALYST, params)
+        assert len(ours) > 0, view
+        assert ours.round(9).equals(theirs.round(9)), view
+    files.close()
+
+
+def test_a_failed_publish_writes_no_snapshot(lake):
+    ingest(lake, sample_submissions())
+    version, facts = lake.version(), count(lake, "facts")
+    with pytest.raises(RuntimeError):
+        with lake.publish() as con:
+            con.execute("delete from facts")
+            raise RuntimeError("the block failed")
+    assert lake.version() == version
+    assert count(lake, "facts") == facts > 0
+
+
+def test_a_rejected_file_is_a_snapshot_of_its_submission_and_problems_and_nothing_else(lake, tmp_path):
+    ingest(lake, sample_submissions())
+    facts = count(lake, "facts")
+    before = lake.version()
+    bad = write_csv(tmp_path / "bad.csv", "school_id,name", "E01,", ",Nameless")
+    with pytest.raises(IngestRejected):
+        ingest(lake, [Submission(bad, "schools", None)])
+    assert lake.version() > before
+    with lake.cursor() as cur:
+        [(status, name)] = cur.execute(
+            "select status, file_name from submissions where batch_id = (select max(batch_id) from submissions)"
+        ).fetchall()
+        problems = cur.execute(
+            "select count(*) from submission_errors where batch_id = (select max(batch_id) from submissions)"
+        ).fetchall()[0][0]
+    assert (status, name) == ("rejected", "bad.csv") and problems >= 2
+    assert count(lake, "facts") == facts
+    assert not list((lake.directory / "rejected").glob("*")), "the rejection stayed in the log beside the lake"
+
+
+def test_a_pinned_snapshot_reads_as_it_was_after_later_loads_and_maintenance(tmp_path):
+    lake = lake_at(tmp_path, keep_days=1e-9)
+    lake.init(["2025-26"])
+    ingest(lake, sample_submissions())
+    pinned, unpinned = lake.version(), None
+    lake.pin(pinned, "meeting-1")
+    facts = count(lake, "facts")
+    with lake.publish() as con:
+        con.execute("delete from facts where metric_id = 'attendance_rate'")
+    unpinned = lake.version()
+    with lake.publish() as con:
+        con.execute("delete from facts")
+
+    expired = lake.maintain()
+
+    assert int(unpinned.removeprefix("lake-")) in expired
+    assert int(pinned.removeprefix("lake-")) not in expired
+    assert count(lake.at(pinned), "facts") == facts
+    assert count(lake, "facts") == 0
+    with pytest.raises(VersionGone):
+        lake.at(unpinned)
+    lake.release(pinned, "meeting-1")
+    lake.maintain()
+    with pytest.raises(VersionGone):
+        lake.at(pinned)
+
+
+def test_a_snapshot_is_read_only(lake):
+    with pytest.raises(PermissionError):
+        with lake.at(lake.version()).publish():
+            pass
+
+
+def test_another_server_sees_a_new_snapshot_on_its_next_read_without_a_restart(lake, tmp_path):
+    other = lake_at(tmp_path)  # a second process's warehouse object: its own catalog connection
+    seen = other.version()
+    assert count(other, "facts") == 0
+    ingest(lake, sample_submissions())
+    assert other.version() > seen
+    assert count(other, "facts") == count(lake, "facts") > 0
+    assert count(other.at(seen), "facts") == 0, "a page run's snapshot changed under it"
+    other.close()
+
+
+@pytest.mark.skipif(not os.environ.get("CIBOARD_TEST_POSTGRES_URL"), reason="no PostgreSQL: .ci/run starts one and sets CIBOARD_TEST_POSTGRES_URL")
+def test_a_postgresql_catalog_serves_two_servers(tmp_path, postgres_database):
+    lake = make_warehouse(tmp_path / "data", catalog_url=postgres_database, lake_path=tmp_path / "shared")
+    lake.init(["2025-26"])
+    other = make_warehouse(tmp_path / "other", catalog_url=postgres_database, lake_path=tmp_path / "shared")
+    ingest(lake, sample_submissions())
+    assert other.version() == lake.version()
+    assert count(other, "facts") == count(lake, "facts") > 0
+    lake.close()
+    other.close()
