@@ -22,7 +22,7 @@ import shutil
 import tempfile
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -31,9 +31,7 @@ import pyarrow as pa
 
 from ciboard import extensions
 from ciboard.settings import Settings
-from ciboard.warehouse import (
-    WORKSPACE_MEMORY, VersionGone, Warehouse, Workspace, _bytes, _fold_rejections, migrate, views_sql,
-)
+from ciboard.warehouse import WORKSPACE_MEMORY, Warehouse, Workspace, _bytes, _fold_rejections, migrate, views_sql
 
 PREFIX = "lake-"
 LAKE = "lake"
@@ -263,36 +261,122 @@ class LakeWarehouse(Warehouse):
 
     @contextmanager
     def publish(self, workspace: Workspace | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
-        """One DuckLake transaction: the block's writes become one snapshot if it succeeds, and
-        nothing at all if it raises. Rejections logged since are written into it first."""
+        """A private copy of the current snapshot's tables, in memory (spilling to disk), for the
+        block to change as it likes; if it succeeds, what changed is written to the lake in one
+        transaction, one snapshot, and if it raises nothing is written at all.
+
+        Written row by row, each of a command's files would add a Parquet file per table, and
+        every later check in the command would read all of them: staged, a command of 400 files
+        adds one file per table it changed. Rejections logged since are written into it too.
+        """
         self._refuse_writes()
         with self.writer_lock():
-            lake_files(self.settings).mkdir(parents=True, exist_ok=True)
-            con = workspace.con if workspace is not None else connect(self.settings)
-            con.execute(attach_sql(self.settings, "building", read_only=False))
-            con.execute("use building")
-            logged = self._logged_rejections()
+            self._migrate()
+            spill = None
+            if workspace is None:
+                spill = Path(tempfile.mkdtemp(prefix=".spill-", dir=self.directory))
+                con = connect(self.settings, temp_directory=str(spill))
+            else:
+                con = workspace.con
+            base = self.lake.current()
+            con.execute(attach_sql(self.settings, "base", read_only=True, snapshot=base))
+            con.execute("attach ':memory:' as building")
             try:
-                con.execute("begin")
-                migrate(con, lake_ddl)
+                for table in _tables(con, "base"):
+                    con.execute(f'create table building."{table}" as select * from base."{table}"')
+                con.execute("use building")
+                logged = self._logged_rejections()
                 _fold_rejections(con, logged)
                 yield con
-                con.execute("commit")
-            except BaseException:
-                try:
-                    con.execute("rollback")
-                except duckdb.Error:
-                    pass  # the failure ended the transaction already
-                raise
+                con.execute("use memory")
+                if workspace is not None:
+                    # A SQLite catalog takes no write while this connection still reads it.
+                    con.execute("detach published")
+                self._write_changes(con, base)
             finally:
+                con.execute("use memory")
+                for alias in ("building", "base", "target"):
+                    try:
+                        con.execute(f"detach {alias}")
+                    except duckdb.Error:
+                        pass  # not attached (the block failed before it)
                 if workspace is None:
                     con.close()
+                    shutil.rmtree(spill, ignore_errors=True)
                 else:
+                    if not _attached(con, "published"):
+                        con.execute(attach_sql(self.settings, "published", read_only=True, snapshot=number(workspace.version)))
                     con.execute("use published")
-                    con.execute("detach building")
-            # Readers never read the log here: what was logged is in the snapshot just written.
             for folder in logged:
                 shutil.rmtree(folder, ignore_errors=True)
+
+    def _migrate(self) -> None:
+        """Today's migrations, in a snapshot of their own before any data is staged."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        lake_files(self.settings).mkdir(parents=True, exist_ok=True)
+        if self.lake.created() and self.is_current_code():
+            return
+        con = connect(self.settings)
+        try:
+            con.execute(attach_sql(self.settings, "target", read_only=False))
+            con.execute("use target")
+            con.execute("begin")
+            migrate(con, lake_ddl)
+            con.execute("commit")
+        finally:
+            con.close()
+
+    def _write_changes(self, con: duckdb.DuckDBPyConnection, base: int) -> None:
+        """Writes what the staged tables changed since snapshot `base`: a table's rows gone are
+        deleted and its new rows inserted. Rows are matched by the hash of all their columns;
+        every staged row with a hash of a row gone is written again, so two rows that share a
+        hash, or a row twice, cost a rewrite and never a loss."""
+        staged, before = _tables(con, "building"), set(_tables(con, "base"))
+        changes: list[str] = []
+        for table in staged:
+            if table not in before:
+                changes.append(f'create table target."{table}" as select * from building."{table}"')
+                continue
+            columns = _columns(con, "building", table)
+            if columns != _columns(con, "base", table):
+                raise LakeError(f"a publish changed the columns of {table}: columns change in a migration only")
+            row_hash = "hash(" + ", ".join(f'"{name}"' for name, _ in columns) + ")"
+            digest = f"select count(*), sum({row_hash}::hugeint) from {{}}.\"{table}\""
+            if con.execute(digest.format("building")).fetchall() == con.execute(digest.format("base")).fetchall():
+                continue
+            con.execute(
+                f"""create or replace temp table "gone_{table}" as select distinct {row_hash} as h from
+                (select * from base."{table}" except all select * from building."{table}")"""
+            )
+            con.execute(
+                f"""create or replace temp table "new_{table}" as
+                select * from (select * from building."{table}" except all select * from base."{table}")
+                where {row_hash} not in (select h from "gone_{table}")
+                union all
+                select * from building."{table}" where {row_hash} in (select h from "gone_{table}")"""
+            )
+            changes.append(f'delete from target."{table}" where {row_hash} in (select h from "gone_{table}")')
+            changes.append(f'insert into target."{table}" select * from "new_{table}"')
+        changes += [f'drop table target."{table}"' for table in before - set(staged)]
+        if not changes:
+            return
+        con.execute("detach base")
+        con.execute(attach_sql(self.settings, "target", read_only=False))
+        con.execute("begin")
+        try:
+            latest = con.execute("select max(snapshot_id) from target.snapshots()").fetchall()[0][0]
+            if latest != base:
+                raise LakeError(
+                    f"another process wrote the lake (snapshot {latest}) while this one staged snapshot {base}'s "
+                    "tables: one ingest at a time (see the README's deployment section)"
+                )
+            for statement in changes:
+                con.execute(statement)
+            con.execute("commit")
+        except BaseException:
+            with suppress(duckdb.Error):
+                con.execute("rollback")  # unless the failed commit ended the transaction
+            raise
 
     def log_rejections(self, files: pa.Table, problems: pa.Table) -> None:
         """A rejected command is a small snapshot of its `submissions` and `submission_errors`
@@ -307,3 +391,20 @@ class LakeWarehouse(Warehouse):
         with self.writer_lock():
             pinned = {number(v) for v in self.pins() if v.startswith(PREFIX)}
             return self.lake.expire(self.settings.keep_days, pinned)
+
+
+def _tables(con: duckdb.DuckDBPyConnection, database: str) -> list[str]:
+    return [t for (t,) in con.execute(
+        "select table_name from duckdb_tables() where database_name = ? and not temporary order by 1", [database]
+    ).fetchall()]
+
+
+def _columns(con: duckdb.DuckDBPyConnection, database: str, table: str) -> list[tuple[str, str]]:
+    return con.execute(
+        "select column_name, data_type from duckdb_columns() where database_name = ? and table_name = ? order by column_index",
+        [database, table],
+    ).fetchall()
+
+
+def _attached(con: duckdb.DuckDBPyConnection, alias: str) -> bool:
+    return bool(con.execute("select count(*) from duckdb_databases() where database_name = ?", [alias]).fetchall()[0][0])

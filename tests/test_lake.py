@@ -108,7 +108,7 @@ def test_a_pinned_snapshot_reads_as_it_was_after_later_loads_and_maintenance(tmp
     lake.pin(pinned, "meeting-1")
     facts = count(lake, "facts")
     with lake.publish() as con:
-        con.execute("delete from facts where metric_id = 'attendance_rate'")
+        con.execute("delete from facts where metric_id = 'tutoring_attendance_rate'")
     unpinned = lake.version()
     with lake.publish() as con:
         con.execute("delete from facts")
