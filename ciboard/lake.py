@@ -72,7 +72,7 @@ def attach_sql(settings: Settings, alias: str, *, read_only: bool, snapshot: int
 
 def catalog(settings: Settings) -> str:
     """DuckLake's name for the catalog database: 'sqlite:<file>' or 'postgres:<connection string>'."""
-    url = settings.catalog_url or ""
+    url = settings.catalog_url or f"sqlite:{lake_root(settings) / 'catalog.sqlite'}"
     if url.startswith(("postgresql://", "postgres://")):
         return "postgres:" + url
     if url.startswith("sqlite:"):
@@ -128,7 +128,7 @@ class Lake:
             return self._control.cursor()
 
     def created(self) -> bool:
-        if catalog(self.settings).startswith("sqlite:") and not Path(catalog(self.settings)[7:]).exists():
+        if catalog(self.settings).startswith("sqlite:") and not Path(catalog(self.settings).removeprefix("sqlite:")).exists():
             return False
         try:
             with self._control_cursor() as cur:
@@ -234,15 +234,29 @@ class LakeWarehouse(Warehouse):
             raise WarehouseMissing(f"no warehouse in the lake {catalog(self.settings)}: run 'ciboard demo' or 'ciboard init' first")
         return version_name(self.lake.current())
 
+    def resolve(self, version: str) -> str:
+        """The snapshot a version id names: a file warehouse's version that `migrate-to-lake`
+        moved in (a record pinned it before the move) is the snapshot it became."""
+        if version.startswith(PREFIX):
+            return version
+        with self.lake.reader(self.lake.current(), views_sql()) as cur:
+            if not _has_table(cur, "version_aliases"):
+                return version
+            found = cur.execute("select snapshot from version_aliases where file_version = ?", [version]).fetchall()
+        return version_name(found[0][0]) if found else version
+
     def is_kept(self, version: str) -> bool:
         try:
-            wanted = number(version)
+            wanted = number(self.resolve(version))
         except LakeError:
-            return False  # a version of the file warehouse this lake was made from
+            return False  # a file warehouse's version that was not moved into the lake
         return any(n == wanted for n, _ in self.lake.snapshots())
 
+    def at(self, version: str) -> "LakeWarehouse":
+        return super().at(self.resolve(version))
+
     def cursor(self, version: str | None = None) -> duckdb.DuckDBPyConnection:
-        return self.lake.reader(number(version or self.version()), views_sql())
+        return self.lake.reader(number(self.resolve(version or self.version())), views_sql())
 
     def close(self) -> None:
         self.lake.close()
@@ -386,11 +400,51 @@ class LakeWarehouse(Warehouse):
             pass
 
     def maintain(self) -> list[int]:
-        """Expires snapshots older than `keep_days` that no record pinned; returns their ids."""
+        """Expires snapshots older than `keep_days` that no record pinned, merges small files
+        and deletes the files no snapshot kept reads; returns the expired snapshots' ids."""
         self._refuse_writes()
         with self.writer_lock():
-            pinned = {number(v) for v in self.pins() if v.startswith(PREFIX)}
+            pinned = set()
+            for version in self.pins():
+                with suppress(LakeError):
+                    pinned.add(number(self.resolve(version)))
             return self.lake.expire(self.settings.keep_days, pinned)
+
+    def move_in(self, sources: list[tuple[str, Path]], pins: dict[str, list[str]]) -> dict[str, str]:
+        """Makes a new lake from file-warehouse versions, oldest first: each becomes a snapshot
+        (its tables' rows by column name; a column an older version lacks stays empty), and the
+        records that pinned one pin its snapshot. `sources` are (version id, DuckDB file or
+        EXPORT DATABASE folder). Returns each version's snapshot."""
+        if self.exists():
+            raise LakeError(f"the lake {catalog(self.settings)} has a warehouse already: move into an empty one")
+        for _, source in sources:  # each readable before the lake is made, or no lake at all
+            scratch = duckdb.connect(":memory:")
+            try:
+                _attach_source(scratch, source)
+            finally:
+                scratch.close()
+        moved: dict[str, str] = {}
+        for version, source in sources:
+            with self.publish() as con:
+                _attach_source(con, source)
+                con.execute("use building")
+                for table in _tables(con, "building"):
+                    if table in ("schema_migrations", "warehouse_info", "version_aliases"):
+                        continue
+                    if table in _tables(con, "source"):
+                        con.execute(f'delete from "{table}"')
+                        con.execute(f'insert into "{table}" by name select * from source."{table}"')
+                con.execute("use memory")
+                con.execute("detach source")
+            moved[version] = self.version()
+        with self.publish() as con:
+            con.execute("create table if not exists version_aliases (file_version varchar not null, snapshot bigint not null)")
+            con.executemany("insert into version_aliases values (?, ?)", [[v, number(s)] for v, s in moved.items()])
+        for version, records in pins.items():
+            for record in records:
+                if version in moved:
+                    self.pin(moved[version], record)
+        return moved
 
 
 def _tables(con: duckdb.DuckDBPyConnection, database: str) -> list[str]:
@@ -408,3 +462,41 @@ def _columns(con: duckdb.DuckDBPyConnection, database: str, table: str) -> list[
 
 def _attached(con: duckdb.DuckDBPyConnection, alias: str) -> bool:
     return bool(con.execute("select count(*) from duckdb_databases() where database_name = ?", [alias]).fetchall()[0][0])
+
+
+def _has_table(cur: duckdb.DuckDBPyConnection, name: str) -> bool:
+    return bool(cur.execute("select count(*) from duckdb_tables() where table_name = ?", [name]).fetchall()[0][0]) or bool(
+        cur.execute("select count(*) from duckdb_views() where view_name = ? and not internal", [name]).fetchall()[0][0]
+    )
+
+
+def _attach_source(con: duckdb.DuckDBPyConnection, source: Path) -> None:
+    """A file warehouse's version as the database `source`: its DuckDB file, or the folder DuckDB's
+    EXPORT DATABASE wrote (a file written by a newer DuckDB opens only that way)."""
+    if source.is_dir():
+        con.execute("attach ':memory:' as source")
+        con.execute("use source")
+        schema = (source / "schema.sql").read_text()
+        # The export's views are the macros of the version's own code: the lake makes today's.
+        tables = [s for s in schema.split(";") if re.match(r"\s*create\s+table", s, re.IGNORECASE)]
+        for statement in tables:
+            con.execute(statement)
+        for statement in (source / "load.sql").read_text().split(";"):
+            if statement.strip():
+                con.execute(_load_from(statement, source))
+        con.execute("use memory")
+        return
+    try:
+        con.execute(f"attach {_literal(str(source))} as source (read_only)")
+    except duckdb.Error as error:
+        if "version number" in str(error):
+            raise LakeError(
+                f"{source} was written by a newer DuckDB than this one ({duckdb.__version__}): with that DuckDB, "
+                f"run EXPORT DATABASE 'folder' (FORMAT parquet) on it, then ciboard migrate-to-lake --from-export folder"
+            ) from None
+        raise
+
+
+def _load_from(statement: str, folder: Path) -> str:
+    """A load.sql statement reading its file from `folder`, wherever the export was written."""
+    return re.sub(r"'([^']*/)?([^'/]+\.(parquet|csv))'", lambda m: _literal(folder / m.group(2)), statement)

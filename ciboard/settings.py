@@ -74,11 +74,16 @@ class Settings(BaseSettings):
     keep_versions: int = Field(
         3, ge=2, description="Published warehouse versions kept on disk; older ones are deleted after a publish."
     )
+    storage: Literal["files", "lake"] = Field(
+        "files",
+        description="Where the warehouse keeps its versions: `files`, a DuckDB file per version under the data folder "
+        "(one machine); `lake`, DuckLake snapshots: a catalog database and Parquet files (several servers).",
+    )
     catalog_url: str | None = Field(
         None,
-        description="Keep the warehouse on DuckLake for several servers: its catalog in PostgreSQL "
-        "(postgresql://user:password@host:port/database) or, on one machine, a SQLite file (sqlite:/path/catalog.sqlite). "
-        "Unset: versioned DuckDB files under the data folder.",
+        description="The lake's catalog (and setting it means `storage = lake`): PostgreSQL for several servers "
+        "(postgresql://user:password@host:port/database) or a SQLite file (sqlite:/path/catalog.sqlite). "
+        "Unset with `storage = lake`: a SQLite file in the lake's folder.",
     )
     lake_path: Path | None = Field(
         None, description="With a catalog URL: the folder of the lake's Parquet files, shared by every server (default: DATA_DIR/lake-files)."
@@ -115,6 +120,10 @@ class Settings(BaseSettings):
         if value:
             date(2001, *map(int, value.split("-")))  # 02-29 is not a day of every year
         return value
+
+    @property
+    def on_lake(self) -> bool:
+        return self.storage == "lake" or bool(self.catalog_url)
 
     @property
     def warehouse_dir(self) -> Path:

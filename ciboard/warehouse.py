@@ -137,7 +137,7 @@ def migrate(con: duckdb.DuckDBPyConnection, ddl: Callable[[str], str] = str) -> 
 
 class Warehouse:
     def __new__(cls, settings: Settings, **_):
-        if cls is Warehouse and settings.catalog_url:
+        if cls is Warehouse and settings.on_lake:
             from ciboard.lake import LakeWarehouse
 
             return super().__new__(LakeWarehouse)

@@ -8,7 +8,9 @@ import os
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
+from ciboard import cli
 from conftest import make_warehouse, sample_submissions, snapshot, write_csv
 from ciboard.access import ANALYST
 from ciboard.ingest import IngestRejected, Submission, ingest
@@ -154,3 +156,55 @@ def test_a_postgresql_catalog_serves_two_servers(tmp_path, postgres_database):
     assert count(other, "facts") == count(lake, "facts") > 0
     lake.close()
     other.close()
+
+
+def test_migrate_to_lake_moves_the_current_version_and_every_pinned_one_with_its_pins(tmp_path):
+    files = make_warehouse(tmp_path / "data")
+    files.init(["2025-26"])
+    ingest(files, sample_submissions())
+    pinned = files.version()
+    files.pin(pinned, "meeting-3")
+    as_pinned = snapshot(files)
+    with files.publish() as con:
+        con.execute("delete from facts where metric_id = 'tutoring_attendance_rate'")
+    as_current = snapshot(files)
+    files.close()
+
+    result = CliRunner().invoke(cli.main, ["migrate-to-lake", "--data-dir", str(tmp_path / "data")])
+
+    assert result.exit_code == 0, result.output
+    lake = make_warehouse(tmp_path / "data", storage="lake")
+    assert snapshot(lake) == as_current
+    assert snapshot(lake.at(pinned)) == as_pinned, "a record's pinned file version did not become its snapshot"
+    assert lake.resolve(pinned) in lake.pins() and lake.pins()[lake.resolve(pinned)] == ["meeting-3"]
+    assert [v for v in lake.maintain()] == [] or lake.is_kept(pinned)
+    again = CliRunner().invoke(cli.main, ["migrate-to-lake", "--data-dir", str(tmp_path / "data")])
+    assert again.exit_code != 0 and "has a warehouse already" in again.output
+    lake.close()
+
+
+def test_a_duckdb_2_export_moves_into_the_lake_as_the_samples_loaded_here(tmp_path, lake):
+    """The export was made by the file warehouse on DuckDB 2.0.1 (tests/fixtures/.../README.md)."""
+    ingest(lake, sample_submissions())
+    export = Path(__file__).parent / "fixtures" / "warehouse-duckdb2-export"
+    result = CliRunner().invoke(
+        cli.main, ["migrate-to-lake", "--from-export", str(export), "--data-dir", str(tmp_path / "moved")]
+    )
+    assert result.exit_code == 0, result.output
+    moved = make_warehouse(tmp_path / "moved", storage="lake")
+    assert snapshot(moved) == snapshot(lake)
+    assert moved.is_current_code()
+    moved.close()
+
+
+def test_a_newer_duckdb_file_is_refused_with_what_to_do(tmp_path):
+    newer = tmp_path / "data" / "warehouse"
+    newer.mkdir(parents=True)
+    # The first 12 KB of a file DuckDB 2.0.1 wrote: its headers say storage version 999.
+    header = Path(__file__).parent / "fixtures" / "duckdb-2.0-file-header.duckdb"
+    (newer / "wh-000001.duckdb").write_bytes(header.read_bytes())
+    (newer / "CURRENT").write_text("wh-000001.duckdb")
+    result = CliRunner().invoke(cli.main, ["migrate-to-lake", "--data-dir", str(tmp_path / "data")])
+    assert result.exit_code != 0
+    assert "EXPORT DATABASE" in result.output and "--from-export" in result.output, result.output
+    assert not (tmp_path / "data" / "lake").exists(), "a lake was begun for a move that could not be made"
