@@ -31,7 +31,7 @@ import pyarrow as pa
 
 from ciboard import extensions
 from ciboard.settings import Settings
-from ciboard.warehouse import WORKSPACE_MEMORY, Warehouse, Workspace, _bytes, _fold_rejections, migrate, views_sql
+from ciboard.warehouse import WORKSPACE_MEMORY, Warehouse, WarehouseMissing, Workspace, _bytes, _fold_rejections, migrate, views_sql
 
 PREFIX = "lake-"
 LAKE = "lake"
@@ -61,8 +61,12 @@ def lake_ddl(sql: str) -> str:
     return "".join(out)
 
 
-def attach_sql(settings: Settings, alias: str, *, read_only: bool, snapshot: int | None = None) -> str:
-    options = [f"data_path {_literal(str(lake_files(settings)) + '/')}", "data_inlining_row_limit 0"]
+def attach_sql(settings: Settings, alias: str, *, read_only: bool, snapshot: int | None = None, create: bool = False) -> str:
+    """The data path is this server's (CIBOARD_LAKE_PATH), whatever the catalog recorded when the
+    lake was made (`create`): each server may mount the shared folder where it likes."""
+    options = ["data_inlining_row_limit 0", f"data_path {_literal(str(lake_files(settings)) + '/')}"]
+    if not create:
+        options.append("override_data_path true")
     if read_only:
         options.append("read_only")
     if snapshot is not None:
@@ -128,16 +132,27 @@ class Lake:
             return self._control.cursor()
 
     def created(self) -> bool:
-        if catalog(self.settings).startswith("sqlite:") and not Path(catalog(self.settings).removeprefix("sqlite:")).exists():
+        if catalog(self.settings).startswith("sqlite:"):
+            if not Path(catalog(self.settings).removeprefix("sqlite:")).exists():
+                return False
+        elif not self._postgres_has_lake():
             return False
+        with self._control_cursor() as cur:
+            try:
+                cur.execute(f"select 1 from {LAKE}.schema_migrations limit 0")
+            except duckdb.CatalogException:
+                return False
+            return True
+
+    def _postgres_has_lake(self) -> bool:
+        con = connect(self.settings)
         try:
-            with self._control_cursor() as cur:
-                return bool(cur.execute(
-                    "select count(*) from duckdb_tables() where database_name = ? and table_name = 'schema_migrations'",
-                    [LAKE],
-                ).fetchall()[0][0])
-        except duckdb.Error:
-            return False
+            con.execute(f"attach {_literal(catalog(self.settings).removeprefix('postgres:'))} as catalog (type postgres, read_only)")
+            return bool(con.execute(
+                "select count(*) from duckdb_tables() where database_name = 'catalog' and table_name = 'ducklake_snapshot'"
+            ).fetchall()[0][0])
+        finally:
+            con.close()
 
     def current(self) -> int:
         with self._control_cursor() as cur:
@@ -156,10 +171,7 @@ class Lake:
             if con is None:
                 con = connect(self.settings)
                 con.execute(attach_sql(self.settings, LAKE, read_only=True, snapshot=snapshot))
-                tables = con.execute(
-                    "select table_name from duckdb_tables() where database_name = ?", [LAKE]
-                ).fetchall()
-                for (table,) in tables:
+                for table in _lake_tables(con, LAKE, snapshot):
                     con.execute(f'create view "{table}" as select * from {LAKE}.main."{table}"')
                 con.execute(views_sql)
                 self._readers[snapshot] = con
@@ -204,6 +216,9 @@ class Lake:
                 con.execute(f"call ducklake_expire_snapshots({_literal(LAKE)}, versions => {old})")
             con.execute(f"call ducklake_merge_adjacent_files({_literal(LAKE)})")
             con.execute(f"call ducklake_cleanup_old_files({_literal(LAKE)}, cleanup_all => true)")
+            # Files an ingest wrote and never committed (it was killed): no ingest runs meanwhile,
+            # as maintenance holds the writer's lock.
+            con.execute(f"call ducklake_delete_orphaned_files({_literal(LAKE)}, cleanup_all => true)")
         finally:
             con.close()
         self.close()
@@ -228,11 +243,12 @@ class LakeWarehouse(Warehouse):
     def version(self) -> str:
         if self.fixed_version is not None:
             return self.fixed_version
-        if not self.exists():
-            from ciboard.warehouse import WarehouseMissing
-
-            raise WarehouseMissing(f"no warehouse in the lake {catalog(self.settings)}: run 'ciboard demo' or 'ciboard init' first")
-        return version_name(self.lake.current())
+        try:
+            return version_name(self.lake.current())
+        except duckdb.Error:
+            if self.exists():
+                raise
+        raise WarehouseMissing(f"no warehouse in the lake {catalog(self.settings)}: run 'ciboard demo' or 'ciboard init' first")
 
     def resolve(self, version: str) -> str:
         """The snapshot a version id names: a file warehouse's version that `migrate-to-lake`
@@ -296,8 +312,10 @@ class LakeWarehouse(Warehouse):
             con.execute(attach_sql(self.settings, "base", read_only=True, snapshot=base))
             con.execute("attach ':memory:' as building")
             try:
-                for table in _tables(con, "base"):
+                tables = _lake_tables(con, "base", base)
+                for table in tables:
                     con.execute(f'create table building."{table}" as select * from base."{table}"')
+                staged = {table: _digest(con, table) for table in tables}
                 con.execute("use building")
                 logged = self._logged_rejections()
                 _fold_rejections(con, logged)
@@ -306,7 +324,7 @@ class LakeWarehouse(Warehouse):
                 if workspace is not None:
                     # A SQLite catalog takes no write while this connection still reads it.
                     con.execute("detach published")
-                self._write_changes(con, base)
+                self._write_changes(con, base, staged)
             finally:
                 con.execute("use memory")
                 for alias in ("building", "base", "target"):
@@ -330,9 +348,11 @@ class LakeWarehouse(Warehouse):
         lake_files(self.settings).mkdir(parents=True, exist_ok=True)
         if self.lake.created() and self.is_current_code():
             return
+        self.lake.close()  # the control connection read a catalog that had no lake yet
+        created = self.lake.created()
         con = connect(self.settings)
         try:
-            con.execute(attach_sql(self.settings, "target", read_only=False))
+            con.execute(attach_sql(self.settings, "target", read_only=False, create=not created))
             con.execute("use target")
             con.execute("begin")
             migrate(con, lake_ddl)
@@ -340,24 +360,22 @@ class LakeWarehouse(Warehouse):
         finally:
             con.close()
 
-    def _write_changes(self, con: duckdb.DuckDBPyConnection, base: int) -> None:
-        """Writes what the staged tables changed since snapshot `base`: a table's rows gone are
-        deleted and its new rows inserted. Rows are matched by the hash of all their columns;
-        every staged row with a hash of a row gone is written again, so two rows that share a
-        hash, or a row twice, cost a rewrite and never a loss."""
-        staged, before = _tables(con, "building"), set(_tables(con, "base"))
+    def _write_changes(self, con: duckdb.DuckDBPyConnection, base: int, staged: dict[str, tuple]) -> None:
+        """Writes what the block changed in the staged tables (`staged`: their digests as copied
+        from snapshot `base`): a table's rows gone are deleted and its new rows inserted. Rows
+        are matched by the hash of all their columns; every staged row with a hash of a row gone
+        is written again, so two rows that share a hash, or a row twice, cost a rewrite and
+        never a loss."""
+        now = _tables_of(con, "building")
         changes: list[str] = []
-        for table in staged:
-            if table not in before:
+        for table in now:
+            if table not in staged:
                 changes.append(f'create table target."{table}" as select * from building."{table}"')
                 continue
-            columns = _columns(con, "building", table)
-            if columns != _columns(con, "base", table):
-                raise LakeError(f"a publish changed the columns of {table}: columns change in a migration only")
-            row_hash = "hash(" + ", ".join(f'"{name}"' for name, _ in columns) + ")"
-            digest = f"select count(*), sum({row_hash}::hugeint) from {{}}.\"{table}\""
-            if con.execute(digest.format("building")).fetchall() == con.execute(digest.format("base")).fetchall():
+            if _digest(con, table) == staged[table]:
                 continue
+            columns = [d[0] for d in con.execute(f'select * from building."{table}" limit 0').description]
+            row_hash = "hash(" + ", ".join('"' + name.replace('"', '""') + '"' for name in columns) + ")"
             con.execute(
                 f"""create or replace temp table "gone_{table}" as select distinct {row_hash} as h from
                 (select * from base."{table}" except all select * from building."{table}")"""
@@ -371,7 +389,7 @@ class LakeWarehouse(Warehouse):
             )
             changes.append(f'delete from target."{table}" where {row_hash} in (select h from "gone_{table}")')
             changes.append(f'insert into target."{table}" select * from "new_{table}"')
-        changes += [f'drop table target."{table}"' for table in before - set(staged)]
+        changes += [f'drop table target."{table}"' for table in set(staged) - set(now)]
         if not changes:
             return
         con.execute("detach base")
@@ -427,11 +445,12 @@ class LakeWarehouse(Warehouse):
         for version, source in sources:
             with self.publish() as con:
                 _attach_source(con, source)
+                theirs, ours = _tables_of(con, "source"), _tables_of(con, "building")
                 con.execute("use building")
-                for table in _tables(con, "building"):
+                for table in ours:
                     if table in ("schema_migrations", "warehouse_info", "version_aliases"):
                         continue
-                    if table in _tables(con, "source"):
+                    if table in theirs:
                         con.execute(f'delete from "{table}"')
                         con.execute(f'insert into "{table}" by name select * from source."{table}"')
                 con.execute("use memory")
@@ -447,17 +466,25 @@ class LakeWarehouse(Warehouse):
         return moved
 
 
-def _tables(con: duckdb.DuckDBPyConnection, database: str) -> list[str]:
+def _lake_tables(con: duckdb.DuckDBPyConnection, alias: str, snapshot: int) -> list[str]:
+    """The lake's tables at `snapshot`, from DuckLake's own catalog tables (its specification's
+    `ducklake_table`): asking DuckDB's catalog functions instead reads every table's metadata."""
     return [t for (t,) in con.execute(
+        f"""select table_name from __ducklake_metadata_{alias}.ducklake_table
+        where begin_snapshot <= ? and (end_snapshot is null or end_snapshot > ?) order by 1""",
+        [snapshot, snapshot],
+    ).fetchall()]
+
+
+def _tables_of(con: duckdb.DuckDBPyConnection, database: str) -> list[str]:
+    """A database's own tables, not the connection's temp tables (SHOW TABLES lists those too)."""
+    return [table for (table,) in con.execute(
         "select table_name from duckdb_tables() where database_name = ? and not temporary order by 1", [database]
     ).fetchall()]
 
 
-def _columns(con: duckdb.DuckDBPyConnection, database: str, table: str) -> list[tuple[str, str]]:
-    return con.execute(
-        "select column_name, data_type from duckdb_columns() where database_name = ? and table_name = ? order by column_index",
-        [database, table],
-    ).fetchall()
+def _digest(con: duckdb.DuckDBPyConnection, table: str) -> tuple:
+    return con.execute(f'select count(*), sum(hash(*columns(*))::hugeint) from building."{table}"').fetchall()[0]
 
 
 def _attached(con: duckdb.DuckDBPyConnection, alias: str) -> bool:

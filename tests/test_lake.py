@@ -4,7 +4,9 @@ Each test reads through the same interface the pages use (`cursor`, `at`, `publi
 what holds for the file warehouse in test_warehouse.py is checked here for the lake.
 """
 
-import os
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -146,11 +148,10 @@ def test_another_server_sees_a_new_snapshot_on_its_next_read_without_a_restart(l
     other.close()
 
 
-@pytest.mark.skipif(not os.environ.get("CIBOARD_TEST_POSTGRES_URL"), reason="no PostgreSQL: .ci/run starts one and sets CIBOARD_TEST_POSTGRES_URL")
-def test_a_postgresql_catalog_serves_two_servers(tmp_path, postgres_database):
-    lake = make_warehouse(tmp_path / "data", catalog_url=postgres_database, lake_path=tmp_path / "shared")
+def test_a_postgresql_catalog_serves_two_servers(tmp_path, postgres_url):
+    lake = make_warehouse(tmp_path / "data", catalog_url=postgres_url, lake_path=tmp_path / "shared")
     lake.init(["2025-26"])
-    other = make_warehouse(tmp_path / "other", catalog_url=postgres_database, lake_path=tmp_path / "shared")
+    other = make_warehouse(tmp_path / "other", catalog_url=postgres_url, lake_path=tmp_path / "shared")
     ingest(lake, sample_submissions())
     assert other.version() == lake.version()
     assert count(other, "facts") == count(lake, "facts") > 0
@@ -208,3 +209,45 @@ def test_a_newer_duckdb_file_is_refused_with_what_to_do(tmp_path):
     assert result.exit_code != 0
     assert "EXPORT DATABASE" in result.output and "--from-export" in result.output, result.output
     assert not (tmp_path / "data" / "lake").exists(), "a lake was begun for a move that could not be made"
+
+
+def test_a_server_that_mounts_the_shared_folder_elsewhere_reads_the_same_lake(lake, tmp_path):
+    ingest(lake, sample_submissions())
+    facts = snapshot(lake)
+    lake.close()
+    (tmp_path / "data" / "lake").rename(tmp_path / "mounted")
+    elsewhere = make_warehouse(tmp_path / "server-b", catalog_url=f"sqlite:{tmp_path}/catalog.sqlite",
+                               lake_path=tmp_path / "mounted")
+    assert snapshot(elsewhere) == facts
+    elsewhere.close()
+
+
+KILLED_INGEST = """
+import sys
+sys.path.insert(0, {tests!r})
+from conftest import make_warehouse, sample_submissions
+from ciboard.ingest import ingest
+ingest(make_warehouse({data!r}, storage="lake"), sample_submissions())
+"""
+
+
+@pytest.mark.parametrize("after_seconds", [1.5, 4.0, 8.0])
+def test_an_ingest_killed_at_any_point_leaves_the_last_snapshot_whole(tmp_path, after_seconds):
+    lake = lake_at(tmp_path)
+    lake.init(["2025-26"])
+    before = lake.version()
+    process = subprocess.Popen([sys.executable, "-c", KILLED_INGEST.format(tests=str(Path(__file__).parent), data=str(tmp_path / "data"))])
+    try:
+        process.wait(timeout=after_seconds)
+    except subprocess.TimeoutExpired:
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+    lake.close()
+    after = lake_at(tmp_path)
+    if after.version() == before:
+        assert count(after, "facts") == 0 and count(after, "submissions") == 0
+    else:  # it finished before the kill: all of it landed
+        assert count(after, "submissions") == len(sample_submissions()) and count(after, "facts") > 0
+    after.maintain()  # and the files of the killed ingest go
+    assert count(after, "facts") in (0, count(after.at(after.version()), "facts"))
+    after.close()
