@@ -312,10 +312,14 @@ class LakeWarehouse(Warehouse):
             con.execute(attach_sql(self.settings, "base", read_only=True, snapshot=base))
             con.execute("attach ':memory:' as building")
             try:
-                tables = _lake_tables(con, "base", base)
-                for table in tables:
+                staged = {}
+                for table in _lake_tables(con, "base", base):
                     con.execute(f'create table building."{table}" as select * from base."{table}"')
-                staged = {table: _digest(con, table) for table in tables}
+                    staged[table] = _row_hash(con, table)
+                    con.execute(
+                        f'create or replace temp table "was_{table}" as select {staged[table]} as h, count(*) as n'
+                        f' from building."{table}" group by h'
+                    )
                 con.execute("use building")
                 logged = self._logged_rejections()
                 _fold_rejections(con, logged)
@@ -360,35 +364,31 @@ class LakeWarehouse(Warehouse):
         finally:
             con.close()
 
-    def _write_changes(self, con: duckdb.DuckDBPyConnection, base: int, staged: dict[str, tuple]) -> None:
-        """Writes what the block changed in the staged tables (`staged`: their digests as copied
-        from snapshot `base`): a table's rows gone are deleted and its new rows inserted. Rows
-        are matched by the hash of all their columns; every staged row with a hash of a row gone
-        is written again, so two rows that share a hash, or a row twice, cost a rewrite and
-        never a loss."""
+    def _write_changes(self, con: duckdb.DuckDBPyConnection, base: int, staged: dict[str, str]) -> None:
+        """Writes what the block changed in the staged tables since snapshot `base`. Rows are
+        told apart by the hash of all their columns (`staged`: that expression per table), each
+        table's hashes counted as copied ("was_" tables): where a hash's count differs now, the
+        lake's rows with it are deleted and the staged ones inserted. So the lake is read for
+        nothing here, two rows sharing a hash cost a rewrite and never a loss, and a table the
+        block did not change is not written."""
         now = _tables_of(con, "building")
         changes: list[str] = []
         for table in now:
             if table not in staged:
                 changes.append(f'create table target."{table}" as select * from building."{table}"')
                 continue
-            if _digest(con, table) == staged[table]:
+            row_hash = staged[table]
+            con.execute(
+                f"""create or replace temp table "changed_{table}" as
+                select h from (select {row_hash} as h, count(*) as n from building."{table}" group by h) as now
+                full outer join "was_{table}" as was using (h) where now.n is distinct from was.n"""
+            )
+            if not con.execute(f'select count(*) from "changed_{table}"').fetchall()[0][0]:
                 continue
-            columns = [d[0] for d in con.execute(f'select * from building."{table}" limit 0').description]
-            row_hash = "hash(" + ", ".join('"' + name.replace('"', '""') + '"' for name in columns) + ")"
-            con.execute(
-                f"""create or replace temp table "gone_{table}" as select distinct {row_hash} as h from
-                (select * from base."{table}" except all select * from building."{table}")"""
+            changes.append(f'delete from target."{table}" where {row_hash} in (select h from "changed_{table}")')
+            changes.append(
+                f'insert into target."{table}" select * from building."{table}" where {row_hash} in (select h from "changed_{table}")'
             )
-            con.execute(
-                f"""create or replace temp table "new_{table}" as
-                select * from (select * from building."{table}" except all select * from base."{table}")
-                where {row_hash} not in (select h from "gone_{table}")
-                union all
-                select * from building."{table}" where {row_hash} in (select h from "gone_{table}")"""
-            )
-            changes.append(f'delete from target."{table}" where {row_hash} in (select h from "gone_{table}")')
-            changes.append(f'insert into target."{table}" select * from "new_{table}"')
         changes += [f'drop table target."{table}"' for table in set(staged) - set(now)]
         if not changes:
             return
@@ -483,8 +483,10 @@ def _tables_of(con: duckdb.DuckDBPyConnection, database: str) -> list[str]:
     ).fetchall()]
 
 
-def _digest(con: duckdb.DuckDBPyConnection, table: str) -> tuple:
-    return con.execute(f'select count(*), sum(hash(*columns(*))::hugeint) from building."{table}"').fetchall()[0]
+def _row_hash(con: duckdb.DuckDBPyConnection, table: str) -> str:
+    """The hash of all of a staged table's columns, as SQL."""
+    columns = [d[0] for d in con.execute(f'select * from building."{table}" limit 0').description]
+    return "hash(" + ", ".join('"' + name.replace('"', '""') + '"' for name in columns) + ")"
 
 
 def _attached(con: duckdb.DuckDBPyConnection, alias: str) -> bool:
