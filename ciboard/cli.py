@@ -83,6 +83,62 @@ def init(school_years: tuple[str, ...], data_dir: Path | None) -> None:
     )
 
 
+@main.command(
+    "migrate-to-lake",
+    help="Move the file warehouse into a DuckLake (the storage for several servers): its current version and "
+    "every version a record pinned, oldest first, each as a snapshot, with the records' pins. The lake is the one "
+    "CIBOARD_CATALOG_URL and CIBOARD_LAKE_PATH name (default: a SQLite catalog under DATA_DIR/lake). The file "
+    "warehouse is left as it was; set CIBOARD_STORAGE=lake once you have checked the lake.",
+)
+@click.option(
+    "--from-export",
+    "export",
+    default=None,
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Read the current version from this EXPORT DATABASE folder instead (a file a newer DuckDB wrote).",
+)
+@data_dir_option
+def migrate_to_lake(export: Path | None, data_dir: Path | None) -> None:
+    from ciboard.lake import LakeError
+
+    settings = warehouse_for(data_dir).settings
+    files = Warehouse(Settings(**{**settings.model_dump(), "storage": "files", "catalog_url": None}))
+    lake = Warehouse(Settings(**{**settings.model_dump(), "storage": "lake"}))
+    if export is not None:
+        sources, pins = [("export", export)], {}
+    else:
+        if not files.exists():
+            raise click.ClickException(f"no file warehouse in {files.directory} to move")
+        pins = files.pins()
+        kept = sorted({v for v in pins if files.is_kept(v)} | {files.version()})
+        sources = [(version, files.path_of(version)) for version in kept]
+    try:
+        moved = lake.move_in(sources, pins)
+    except LakeError as error:
+        raise click.ClickException(str(error)) from None
+    for version, snapshot in moved.items():
+        click.echo(f"{version} -> {snapshot}" + (f" (pinned by {', '.join(pins[version])})" if pins.get(version) else ""))
+    click.echo(f"the lake holds the warehouse as {lake.version()}; set CIBOARD_STORAGE=lake to use it")
+
+
+@main.command(
+    help="Lake upkeep (run it daily, e.g. from cron): expire snapshots older than CIBOARD_KEEP_DAYS that no "
+    "record pinned, merge small Parquet files and delete the files no kept snapshot reads."
+)
+@data_dir_option
+def maintain(data_dir: Path | None) -> None:
+    warehouse = warehouse_for(data_dir)
+    if not warehouse.settings.on_lake:
+        click.echo("nothing to do: the file warehouse deletes old versions after each publish")
+        return
+    before = warehouse.lake.data_bytes()
+    expired = warehouse.maintain()
+    click.echo(
+        f"expired {len(expired)} snapshot(s); kept {len(warehouse.pins())} pinned;"
+        f" data files {before / 1e6:.1f} MB -> {warehouse.lake.data_bytes() / 1e6:.1f} MB"
+    )
+
+
 @main.command(help="Build the demo district: write its raw files and load them through ingest.")
 @click.option("--students", default=12_000, show_default=True, type=click.IntRange(min=60))
 @click.option("--seed", default=7, show_default=True, type=int)

@@ -215,7 +215,6 @@ def ingest(
                 raise ReplaceUnconfirmed(outcomes)
         try:
             with warehouse.publish(work) as con:
-                con.execute("begin")
                 if school_years:
                     added = add_school_years(con, school_years, warehouse.settings)
                     if added:
@@ -232,7 +231,6 @@ def ingest(
                 ):
                     raise _Discard
                 loader.derive()
-                con.execute("commit")
         except _Discard:
             for outcome in outcomes:
                 if outcome.status in ("accepted", "checked"):
@@ -257,9 +255,17 @@ def rederive_profile(con: duckdb.DuckDBPyConnection, settings: Settings, profile
     for subject, subject_id in con.execute(
         "select distinct subject, subject_id from profile_results where kind = ? order by 2", [kind]
     ).fetchall():
-        con.executemany("insert or ignore into metrics values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        metric_rows(profile, subject or None, subject_id or None))
+        insert_new_metrics(con, metric_rows(profile, subject or None, subject_id or None))
     loader.derive()
+
+
+def insert_new_metrics(con: duckdb.DuckDBPyConnection, rows: list[tuple]) -> None:
+    """Adds the metrics a profile derives that the warehouse does not have yet; one it has is
+    left as it is (an analyst may have edited it)."""
+    have = {metric_id for (metric_id,) in con.execute("select metric_id from metrics").fetchall()}
+    new = [row for row in rows if row[0] not in have]
+    if new:
+        con.executemany(f"insert into metrics values ({', '.join('?' * len(new[0]))})", new)
 
 
 def _all_loaded_before(warehouse: Warehouse, submissions: list[Submission], hashes: list[str]) -> bool:
@@ -565,7 +571,8 @@ class Loader:
         con = self.con
         if kind.name in ("schools", "vendors"):
             key = kind.key[0]
-            con.execute(f"insert or replace into {kind.name} select {key}, name, ? from {typed}", [batch_id])
+            con.execute(f"delete from {kind.name} where {key} in (select {key} from {typed})")
+            con.execute(f"insert into {kind.name} select {key}, name, ? from {typed}", [batch_id])
         elif kind.name == "contracts":
             # A line for one school year replaces that year's line (and the line for every year, if the
             # contract had one); a line for every year replaces each year's.
@@ -622,8 +629,9 @@ class Loader:
                     [batch_id],
                 )
             else:
+                con.execute(f"delete from students where student_key in (select student_id from {typed})")
                 con.execute(
-                    f"""insert or replace into students (student_key, vendor_id, school_id, grade, race_ethnicity,
+                    f"""insert into students (student_key, vendor_id, school_id, grade, race_ethnicity,
                     gender, econ_disadvantaged, english_learner, special_education, baseline_band, enrolled_on,
                     batch_id, exited_on)
                     select student_id, vendor_id, school_id, grade, race_ethnicity, gender, econ_disadvantaged,
@@ -716,9 +724,18 @@ class Loader:
                 {slug_sql("n.name", "-")}) as school_id
             from (select distinct trim({c["school"]}) as name from {typed} as t) as n"""
         )
-        con.execute("insert or ignore into schools select distinct school_id, name, ? from profile_schools", [batch_id])
         con.execute(
-            f"""insert or replace into profile_students
+            """insert into schools select school_id, min(name), ? from profile_schools
+            where school_id not in (select school_id from schools) group by school_id""",
+            [batch_id],
+        )
+        con.execute(
+            f"""delete from profile_students where kind = ? and (student_key, term_name) in
+            (select {c["student_id"]}, {c["term"]} from {typed} as t)""",
+            [profile.students.kind],
+        )
+        con.execute(
+            f"""insert into profile_students
             select ?, {c["student_id"]}, {c["term"]}, t.term_year, t.term_window, k.school_id, t.grade_number,
                    t.group_race, t.group_gender, ?
             from {typed} as t inner join profile_schools as k on k.name = trim({c["school"]})""",
@@ -756,10 +773,7 @@ class Loader:
             f"select distinct t.subject_name, {slug_sql('t.subject_name')} from {typed} as t order by 2"
         ).fetchall()
         for subject, subject_id in subjects:
-            self.con.executemany(
-                "insert or ignore into metrics values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                metric_rows(profile, subject or None, subject_id or None),
-            )
+            insert_new_metrics(self.con, metric_rows(profile, subject or None, subject_id or None))
 
     def _contract_problems(self, typed: str, name: str) -> list[Problem]:
         rows = self.con.execute(

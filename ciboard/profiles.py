@@ -430,7 +430,8 @@ def _insert(con, profile: ImportProfile, added_by: str, shipped: bool) -> int:
     for kind, description in ((profile.results.kind, f"{profile.label} {profile.results.label} file (import profile {profile.name})"),
                               *(((profile.students.kind, f"{profile.label} {profile.students.label} file (import profile {profile.name})"),)
                                 if profile.students else ())):
-        con.execute("insert or ignore into submission_kinds values (?, 'district', 'window', 14, ?)", [kind, description])
+        if not con.execute("select count(*) from submission_kinds where kind = ?", [kind]).fetchall()[0][0]:
+            con.execute("insert into submission_kinds values (?, 'district', 'window', 14, ?)", [kind, description])
     return version
 
 

@@ -81,6 +81,23 @@ class Settings(BaseSettings):
     keep_versions: int = Field(
         3, ge=2, description="Published warehouse versions kept on disk; older ones are deleted after a publish."
     )
+    storage: Literal["files", "lake"] = Field(
+        "files",
+        description="Where the warehouse keeps its versions: `files`, a DuckDB file per version under the data folder "
+        "(one machine); `lake`, DuckLake snapshots: a catalog database and Parquet files (several servers).",
+    )
+    catalog_url: str | None = Field(
+        None,
+        description="The lake's catalog (and setting it means `storage = lake`): PostgreSQL for several servers "
+        "(postgresql://user:password@host:port/database) or a SQLite file (sqlite:/path/catalog.sqlite). "
+        "Unset with `storage = lake`: a SQLite file in the lake's folder.",
+    )
+    lake_path: Path | None = Field(
+        None, description="With a catalog URL: the folder of the lake's Parquet files, shared by every server (default: DATA_DIR/lake-files)."
+    )
+    keep_days: float = Field(
+        30, gt=0, description="With a catalog URL: `ciboard maintain` expires snapshots older than this, except those a record pinned."
+    )
     memory_limit: str = Field("4GB", description="DuckDB memory limit per process; larger work spills to disk.")
     auth: Literal["local", "oidc"] = Field(
         "local",
@@ -110,6 +127,10 @@ class Settings(BaseSettings):
         if value:
             date(2001, *map(int, value.split("-")))  # 02-29 is not a day of every year
         return value
+
+    @property
+    def on_lake(self) -> bool:
+        return self.storage == "lake" or bool(self.catalog_url)
 
     @property
     def warehouse_dir(self) -> Path:

@@ -442,7 +442,7 @@ def _forget_old_versions(warehouse: Warehouse) -> None:
     """Deletes the sets of versions the warehouse no longer keeps."""
     root = Path(warehouse.settings.data_dir) / FOLDER
     for folder in root.iterdir() if root.exists() else ():
-        if folder.is_dir() and not warehouse.path_of(folder.name).exists():
+        if folder.is_dir() and not warehouse.is_kept(folder.name):
             shutil.rmtree(folder, ignore_errors=True)
 
 

@@ -19,7 +19,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -108,30 +108,41 @@ def code_fingerprint() -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def migrate(con: duckdb.DuckDBPyConnection) -> list[int]:
-    """Bring a writable warehouse file up to the code: pending migrations, then the views."""
-    con.execute(
+def migrate(con: duckdb.DuckDBPyConnection, ddl: Callable[[str], str] = str) -> list[int]:
+    """Bring a writable warehouse up to the code: pending migrations, then the views. `ddl`
+    rewrites each statement for the storage (DuckLake takes no key or CHECK constraints, and
+    keeps no views: its readers make their own, ciboard.lake)."""
+    con.execute(ddl(
         "create table if not exists schema_migrations"
         " (version integer primary key, name varchar not null, applied_at timestamp not null)"
-    )
+    ))
     done = {row[0] for row in con.execute("select version from schema_migrations").fetchall()}
     applied = []
     for number, name, sql in migrations():
         if number in done:
             continue
-        con.execute(sql)
+        con.execute(ddl(sql))
         con.execute("insert into schema_migrations values (?, ?, ?)", [number, name, datetime.now()])
         applied.append(number)
-    con.execute(views_sql())
+    if ddl is str:
+        con.execute(views_sql())
     record_shipped(con)
-    con.execute("create table if not exists warehouse_info (key varchar primary key, value varchar not null)")
+    con.execute(ddl("create table if not exists warehouse_info (key varchar primary key, value varchar not null)"))
     # Which entries of the rejection log this version holds, so none is counted twice.
-    con.execute("create table if not exists folded_rejections (log_key varchar primary key)")
-    con.execute("insert or replace into warehouse_info values ('code_fingerprint', ?)", [code_fingerprint()])
+    con.execute(ddl("create table if not exists folded_rejections (log_key varchar primary key)"))
+    con.execute("delete from warehouse_info where key = 'code_fingerprint'")
+    con.execute("insert into warehouse_info values ('code_fingerprint', ?)", [code_fingerprint()])
     return applied
 
 
 class Warehouse:
+    def __new__(cls, settings: Settings, **_):
+        if cls is Warehouse and settings.on_lake:
+            from ciboard.lake import LakeWarehouse
+
+            return super().__new__(LakeWarehouse)
+        return super().__new__(cls)
+
     def __init__(self, settings: Settings, *, fixed_version: str | None = None):
         self.settings = settings
         self.directory = Path(settings.warehouse_dir)
@@ -142,7 +153,7 @@ class Warehouse:
     def at(self, version: str) -> "Warehouse":
         """The warehouse as it was at `version`: everything read through it is that version's,
         whatever has been published since, and nothing can be written through it."""
-        if not self.path_of(version).exists():
+        if not self.is_kept(version):
             raise VersionGone(f"warehouse version {version} is no longer kept in {self.directory}")
         fixed = Warehouse(self.settings, fixed_version=version)
         with fixed.cursor() as cur:
@@ -171,6 +182,10 @@ class Warehouse:
                 f"no warehouse in {self.directory}: run 'ciboard demo' or 'ciboard init' first"
             ) from None
         return name.removesuffix(".duckdb")
+
+    def is_kept(self, version: str) -> bool:
+        """Whether `version` can still be read (a record pinned it, or it is not old yet)."""
+        return self.path_of(version).exists()
 
     def path_of(self, version: str) -> Path:
         return self.directory / f"{version}.duckdb"
@@ -239,7 +254,7 @@ class Warehouse:
         """Keeps `version` for `record` (e.g. 'meeting-12') until `release`; VersionGone if it
         was deleted already. Taken under the writer lock, so no publish deletes it meanwhile."""
         with self.writer_lock():
-            if not self.path_of(version).exists():
+            if not self.is_kept(version):
                 raise VersionGone(f"warehouse version {version} is no longer kept in {self.directory}")
             folder = self.directory / PINS / version
             folder.mkdir(parents=True, exist_ok=True)
@@ -332,7 +347,9 @@ class Warehouse:
                 migrate(con)
                 held = _folded(con)
                 _fold_rejections(con, logged)
+                con.execute("begin")
                 yield con
+                con.execute("commit")
                 con.execute("checkpoint")
             except BaseException:
                 self._let_go(con, workspace, failed=True)
@@ -416,7 +433,7 @@ class Warehouse:
 
 def data_version(version: str | None) -> str:
     """A warehouse version as people read it: 'wh-000007' is 'data version 7'."""
-    number = (version or "").removeprefix("wh-")
+    number = (version or "").rpartition("-")[2]
     return f"data version {int(number)}" if number.isdigit() else "an earlier data version"
 
 

@@ -221,6 +221,9 @@ def test_choices_offer_only_what_the_scope_holds(demo_warehouse):
     assert schools and schools < set(everyone[everyone.dimension == "school_id"].value)
     bands = list(everyone[everyone.dimension == "baseline_band"].value)
     assert bands == ["well below", "below", "near", "above"]
+    grades = list(everyone[everyone.dimension == "grade"].value)
+    assert len(grades) > 1 and grades == sorted(grades, key=int)
+    assert list(everyone.dimension) == sorted(everyone.dimension), "one block per dimension"
     [year] = everyone[everyone.dimension == "school_year"].to_dict(orient="records")
     assert year["value"] == "2025-26" and year["students"] == DEMO_STUDENTS
 

@@ -52,12 +52,18 @@ years as (
         y.starts_on,
         y.ends_on
     from school_years as y
-)
+),
 
 -- An unknown value (a district student's vendor or English learning) is nothing to choose.
-select *, null::date as starts_on, null::date as ends_on from found where value is not null
-union all
-select * from years
+offered as (
+    select *, null::date as starts_on, null::date as ends_on from found where value is not null
+    union all
+    select * from years
+)
+
+-- Sorted outside the union: DuckDB 1.5 orders a union by its output columns only, not by
+-- expressions of them.
+select * from offered
 order by
     dimension,
     starts_on,

@@ -1,0 +1,531 @@
+"""The warehouse on DuckLake: one catalog database and Parquet data files, each publish a snapshot.
+
+For more than one server. The file warehouse (ciboard.warehouse) copies a DuckDB file per
+version and lets only processes on its own machine read it; here the catalog lives in
+PostgreSQL (or, on one machine, a SQLite file: a DuckDB-file catalog would be locked by the
+first process that opened it) and the data files in a folder every server mounts. Any number
+of servers read; one ingest writes at a time.
+
+The interface is the file warehouse's (`version`, `cursor`, `at`, `workspace`, `publish`,
+`pin`, `release`, `log_rejections`), so everything above the storage is the same:
+- a version is a snapshot id ('lake-000042'); a reader attaches the lake at that snapshot, so
+  a page run reads one snapshot across all its queries, and a pinned record reads its own;
+- a publish is one DuckLake transaction, so a failed block writes nothing and readers see all
+  of a publish or none of it;
+- the views are macros of each reader's own in-memory database over the lake's tables, made
+  from today's code, so an old snapshot is read through today's views;
+- old snapshots expire in `maintain`, after `keep_days`, unless a record pinned them.
+"""
+
+import re
+import shutil
+import tempfile
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+from ciboard import extensions
+from ciboard.settings import Settings
+from ciboard.warehouse import WORKSPACE_MEMORY, Warehouse, WarehouseMissing, Workspace, _bytes, _fold_rejections, migrate, views_sql
+
+PREFIX = "lake-"
+LAKE = "lake"
+
+
+class LakeError(RuntimeError):
+    pass
+
+
+def lake_ddl(sql: str) -> str:
+    """A migration as DuckLake takes it: without PRIMARY KEY, UNIQUE and CHECK constraints,
+    which it refuses. The ingest's checks hold what those constraints held (a file with a
+    duplicate key or a value outside a list is rejected before anything is written)."""
+    sql = re.sub(r",([ \t]*--[^\n]*)?\s*(primary\s+key|unique)\s*\([^)]*\)", r"\1", sql, flags=re.IGNORECASE)
+    sql = re.sub(r"\s+(primary\s+key|unique)\b(?!\s*\()", "", sql, flags=re.IGNORECASE)
+    out, i = [], 0
+    for match in re.finditer(r"\s+check\s*\(", sql, flags=re.IGNORECASE):
+        if match.start() < i:
+            continue
+        out.append(sql[i:match.start()])
+        depth, j = 1, match.end()
+        while depth:
+            depth += {"(": 1, ")": -1}.get(sql[j], 0)
+            j += 1
+        i = j
+    out.append(sql[i:])
+    return "".join(out)
+
+
+def attach_sql(settings: Settings, alias: str, *, read_only: bool, snapshot: int | None = None, create: bool = False) -> str:
+    """The data path is this server's (CIBOARD_LAKE_PATH), whatever the catalog recorded when the
+    lake was made (`create`): each server may mount the shared folder where it likes."""
+    options = ["data_inlining_row_limit 0", f"data_path {_literal(str(lake_files(settings)) + '/')}"]
+    if not create:
+        options.append("override_data_path true")
+    if read_only:
+        options.append("read_only")
+    if snapshot is not None:
+        options.append(f"snapshot_version {int(snapshot)}")
+    return f"attach {_literal('ducklake:' + catalog(settings))} as {alias} ({', '.join(options)})"
+
+
+def catalog(settings: Settings) -> str:
+    """DuckLake's name for the catalog database: 'sqlite:<file>' or 'postgres:<connection string>'."""
+    url = settings.catalog_url or f"sqlite:{lake_root(settings) / 'catalog.sqlite'}"
+    if url.startswith(("postgresql://", "postgres://")):
+        return "postgres:" + url
+    if url.startswith("sqlite:"):
+        return "sqlite:" + url.removeprefix("sqlite:").removeprefix("//")
+    raise LakeError(f"CIBOARD_CATALOG_URL must start with postgresql:// or sqlite:, not {url!r}")
+
+
+def lake_root(settings: Settings) -> Path:
+    """The lake's folder, shared by every server: its Parquet files under data/, and beside them
+    the writer's lock and the records' pins."""
+    return Path(settings.lake_path or settings.data_dir / "lake")
+
+
+def lake_files(settings: Settings) -> Path:
+    return lake_root(settings) / "data"
+
+
+def number(version: str) -> int:
+    if not version.startswith(PREFIX) or not version.removeprefix(PREFIX).isdigit():
+        raise LakeError(f"{version!r} is not a lake snapshot id")
+    return int(version.removeprefix(PREFIX))
+
+
+def version_name(snapshot: int) -> str:
+    return f"{PREFIX}{snapshot:06d}"
+
+
+def connect(settings: Settings, **config) -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect(":memory:", config={"memory_limit": settings.memory_limit, **config})
+    extensions.load(con, "ducklake", "postgres_scanner" if catalog(settings).startswith("postgres:") else "sqlite_scanner")
+    return con
+
+
+def _literal(value: object) -> str:
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+class Lake:
+    """The lake's catalog as one process sees it: the current snapshot, old ones, readers."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self._control: duckdb.DuckDBPyConnection | None = None
+        self._readers: dict[int, duckdb.DuckDBPyConnection] = {}
+        self._lock = threading.Lock()
+
+    def _control_cursor(self) -> duckdb.DuckDBPyConnection:
+        with self._lock:
+            if self._control is None:
+                con = connect(self.settings)
+                con.execute(attach_sql(self.settings, LAKE, read_only=True))
+                self._control = con
+            return self._control.cursor()
+
+    def created(self) -> bool:
+        if catalog(self.settings).startswith("sqlite:"):
+            if not Path(catalog(self.settings).removeprefix("sqlite:")).exists():
+                return False
+        elif not self._postgres_has_lake():
+            return False
+        with self._control_cursor() as cur:
+            try:
+                cur.execute(f"select 1 from {LAKE}.schema_migrations limit 0")
+            except duckdb.CatalogException:
+                return False
+            return True
+
+    def _postgres_has_lake(self) -> bool:
+        con = connect(self.settings)
+        try:
+            con.execute(f"attach {_literal(catalog(self.settings).removeprefix('postgres:'))} as catalog (type postgres, read_only)")
+            return bool(con.execute(
+                "select count(*) from duckdb_tables() where database_name = 'catalog' and table_name = 'ducklake_snapshot'"
+            ).fetchall()[0][0])
+        finally:
+            con.close()
+
+    def current(self) -> int:
+        with self._control_cursor() as cur:
+            return cur.execute(f"select max(snapshot_id) from {LAKE}.snapshots()").fetchall()[0][0]
+
+    def snapshots(self) -> list[tuple[int, datetime]]:
+        with self._control_cursor() as cur:
+            return [(n, at.replace(tzinfo=None)) for n, at in cur.execute(
+                f"select snapshot_id, snapshot_time::timestamp from {LAKE}.snapshots() order by 1").fetchall()]
+
+    def reader(self, snapshot: int, views_sql: str) -> duckdb.DuckDBPyConnection:
+        """A connection reading `snapshot`: an in-memory database whose views name the lake's
+        tables as they were then, and today's macros over them."""
+        with self._lock:
+            con = self._readers.get(snapshot)
+            if con is None:
+                con = connect(self.settings)
+                con.execute(attach_sql(self.settings, LAKE, read_only=True, snapshot=snapshot))
+                for table in _lake_tables(con, LAKE, snapshot):
+                    con.execute(f'create view "{table}" as select * from {LAKE}.main."{table}"')
+                con.execute(views_sql)
+                self._readers[snapshot] = con
+                # The newest two stay open: a page may still be finishing a query on the older.
+                for old in sorted(self._readers)[:-2]:
+                    if old != snapshot:
+                        self._readers.pop(old).close()
+            return con.cursor()
+
+    def close(self) -> None:
+        with self._lock:
+            for con in self._readers.values():
+                con.close()
+            self._readers.clear()
+            if self._control is not None:
+                self._control.close()
+                self._control = None
+
+    @contextmanager
+    def workspace(self, memory: str, spill_parent: Path) -> Iterator[tuple[duckdb.DuckDBPyConnection, int]]:
+        spill = Path(tempfile.mkdtemp(prefix=".spill-", dir=spill_parent))
+        con = connect(self.settings, memory_limit=memory, temp_directory=str(spill))
+        try:
+            snapshot = self.current()
+            con.execute(attach_sql(self.settings, "published", read_only=True, snapshot=snapshot))
+            con.execute("use published")
+            yield con, snapshot
+        finally:
+            con.close()
+            shutil.rmtree(spill, ignore_errors=True)
+
+    def expire(self, keep_days: float, pinned: set[int]) -> list[int]:
+        """Expires snapshots older than `keep_days`, except pinned ones and the current one,
+        deletes the files only they used, and merges small files; returns the expired ids."""
+        cutoff = datetime.now() - timedelta(days=keep_days)
+        current = self.current()
+        old = [n for n, at in self.snapshots() if at < cutoff and n != current and n not in pinned]
+        con = connect(self.settings)
+        try:
+            con.execute(attach_sql(self.settings, LAKE, read_only=False))
+            if old:
+                con.execute(f"call ducklake_expire_snapshots({_literal(LAKE)}, versions => {old})")
+            con.execute(f"call ducklake_merge_adjacent_files({_literal(LAKE)})")
+            con.execute(f"call ducklake_cleanup_old_files({_literal(LAKE)}, cleanup_all => true)")
+            # Files an ingest wrote and never committed (it was killed): no ingest runs meanwhile,
+            # as maintenance holds the writer's lock.
+            con.execute(f"call ducklake_delete_orphaned_files({_literal(LAKE)}, cleanup_all => true)")
+        finally:
+            con.close()
+        self.close()
+        return old
+
+    def data_bytes(self) -> int:
+        return sum(p.stat().st_size for p in lake_files(self.settings).rglob("*") if p.is_file())
+
+
+class LakeWarehouse(Warehouse):
+    """The warehouse's interface (ciboard.warehouse.Warehouse) over a DuckLake; what it does
+    not override (pins, the writer's lock, migrations' check in `at`) it shares."""
+
+    def __init__(self, settings: Settings, *, fixed_version: str | None = None):
+        super().__init__(settings, fixed_version=fixed_version)
+        self.directory = lake_root(settings)
+        self.lake = Lake(settings)
+
+    def exists(self) -> bool:
+        return self.lake.created()
+
+    def version(self) -> str:
+        if self.fixed_version is not None:
+            return self.fixed_version
+        try:
+            return version_name(self.lake.current())
+        except duckdb.Error:
+            if self.exists():
+                raise
+        raise WarehouseMissing(f"no warehouse in the lake {catalog(self.settings)}: run 'ciboard demo' or 'ciboard init' first")
+
+    def resolve(self, version: str) -> str:
+        """The snapshot a version id names: a file warehouse's version that `migrate-to-lake`
+        moved in (a record pinned it before the move) is the snapshot it became."""
+        if version.startswith(PREFIX):
+            return version
+        with self.lake.reader(self.lake.current(), views_sql()) as cur:
+            if not _has_table(cur, "version_aliases"):
+                return version
+            found = cur.execute("select snapshot from version_aliases where file_version = ?", [version]).fetchall()
+        return version_name(found[0][0]) if found else version
+
+    def is_kept(self, version: str) -> bool:
+        try:
+            wanted = number(self.resolve(version))
+        except LakeError:
+            return False  # a file warehouse's version that was not moved into the lake
+        return any(n == wanted for n, _ in self.lake.snapshots())
+
+    def at(self, version: str) -> "LakeWarehouse":
+        return super().at(self.resolve(version))
+
+    def cursor(self, version: str | None = None) -> duckdb.DuckDBPyConnection:
+        return self.lake.reader(number(self.resolve(version or self.version())), views_sql())
+
+    def close(self) -> None:
+        self.lake.close()
+
+    def read_key(self) -> str:
+        return f"{catalog(self.settings)}@{self.version()}"
+
+    @contextmanager
+    def workspace(self) -> Iterator[Workspace]:
+        self._refuse_writes()
+        self.version()  # says how to make a warehouse if there is none
+        self.directory.mkdir(parents=True, exist_ok=True)
+        memory = min(self.settings.memory_limit, WORKSPACE_MEMORY, key=_bytes)
+        with self.lake.workspace(memory, self.directory) as (con, snapshot):
+            yield Workspace(con, version_name(snapshot))
+
+    @contextmanager
+    def publish(self, workspace: Workspace | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A private copy of the current snapshot's tables, in memory (spilling to disk), for the
+        block to change as it likes; if it succeeds, what changed is written to the lake in one
+        transaction, one snapshot, and if it raises nothing is written at all.
+
+        Written row by row, each of a command's files would add a Parquet file per table, and
+        every later check in the command would read all of them: staged, a command of 400 files
+        adds one file per table it changed. Rejections logged since are written into it too.
+        """
+        self._refuse_writes()
+        with self.writer_lock():
+            self._migrate()
+            spill = None
+            if workspace is None:
+                spill = Path(tempfile.mkdtemp(prefix=".spill-", dir=self.directory))
+                con = connect(self.settings, temp_directory=str(spill))
+            else:
+                con = workspace.con
+            base = self.lake.current()
+            con.execute(attach_sql(self.settings, "base", read_only=True, snapshot=base))
+            con.execute("attach ':memory:' as building")
+            try:
+                staged = {}
+                for table in _lake_tables(con, "base", base):
+                    con.execute(f'create table building."{table}" as select * from base."{table}"')
+                    staged[table] = _row_hash(con, table)
+                    con.execute(
+                        f'create or replace temp table "was_{table}" as select {staged[table]} as h, count(*) as n'
+                        f' from building."{table}" group by h'
+                    )
+                con.execute("use building")
+                logged = self._logged_rejections()
+                _fold_rejections(con, logged)
+                yield con
+                con.execute("use memory")
+                if workspace is not None:
+                    # A SQLite catalog takes no write while this connection still reads it.
+                    con.execute("detach published")
+                self._write_changes(con, base, staged)
+            finally:
+                con.execute("use memory")
+                for alias in ("building", "base", "target"):
+                    try:
+                        con.execute(f"detach {alias}")
+                    except duckdb.Error:
+                        pass  # not attached (the block failed before it)
+                if workspace is None:
+                    con.close()
+                    shutil.rmtree(spill, ignore_errors=True)
+                else:
+                    if not _attached(con, "published"):
+                        con.execute(attach_sql(self.settings, "published", read_only=True, snapshot=number(workspace.version)))
+                    con.execute("use published")
+            for folder in logged:
+                shutil.rmtree(folder, ignore_errors=True)
+
+    def _migrate(self) -> None:
+        """Today's migrations, in a snapshot of their own before any data is staged."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        lake_files(self.settings).mkdir(parents=True, exist_ok=True)
+        if self.lake.created() and self.is_current_code():
+            return
+        self.lake.close()  # the control connection read a catalog that had no lake yet
+        created = self.lake.created()
+        con = connect(self.settings)
+        try:
+            con.execute(attach_sql(self.settings, "target", read_only=False, create=not created))
+            con.execute("use target")
+            con.execute("begin")
+            migrate(con, lake_ddl)
+            con.execute("commit")
+        finally:
+            con.close()
+
+    def _write_changes(self, con: duckdb.DuckDBPyConnection, base: int, staged: dict[str, str]) -> None:
+        """Writes what the block changed in the staged tables since snapshot `base`. Rows are
+        told apart by the hash of all their columns (`staged`: that expression per table), each
+        table's hashes counted as copied ("was_" tables): where a hash's count differs now, the
+        lake's rows with it are deleted and the staged ones inserted. So the lake is read for
+        nothing here, two rows sharing a hash cost a rewrite and never a loss, and a table the
+        block did not change is not written."""
+        now = _tables_of(con, "building")
+        changes: list[str] = []
+        for table in now:
+            if table not in staged:
+                changes.append(f'create table target."{table}" as select * from building."{table}"')
+                continue
+            row_hash = staged[table]
+            con.execute(
+                f"""create or replace temp table "changed_{table}" as
+                select h from (select {row_hash} as h, count(*) as n from building."{table}" group by h) as now
+                full outer join "was_{table}" as was using (h) where now.n is distinct from was.n"""
+            )
+            if not con.execute(f'select count(*) from "changed_{table}"').fetchall()[0][0]:
+                continue
+            changes.append(f'delete from target."{table}" where {row_hash} in (select h from "changed_{table}")')
+            changes.append(
+                f'insert into target."{table}" select * from building."{table}" where {row_hash} in (select h from "changed_{table}")'
+            )
+        changes += [f'drop table target."{table}"' for table in set(staged) - set(now)]
+        if not changes:
+            return
+        con.execute("detach base")
+        con.execute(attach_sql(self.settings, "target", read_only=False))
+        con.execute("begin")
+        try:
+            latest = con.execute("select max(snapshot_id) from target.snapshots()").fetchall()[0][0]
+            if latest != base:
+                raise LakeError(
+                    f"another process wrote the lake (snapshot {latest}) while this one staged snapshot {base}'s "
+                    "tables: one ingest at a time (see the README's deployment section)"
+                )
+            for statement in changes:
+                con.execute(statement)
+            con.execute("commit")
+        except BaseException:
+            with suppress(duckdb.Error):
+                con.execute("rollback")  # unless the failed commit ended the transaction
+            raise
+
+    def log_rejections(self, files: pa.Table, problems: pa.Table) -> None:
+        """A rejected command is a small snapshot of its `submissions` and `submission_errors`
+        rows: no data file is copied, so there is no reason to keep them aside."""
+        super().log_rejections(files, problems)
+        with self.publish():
+            pass
+
+    def maintain(self) -> list[int]:
+        """Expires snapshots older than `keep_days` that no record pinned, merges small files
+        and deletes the files no snapshot kept reads; returns the expired snapshots' ids."""
+        self._refuse_writes()
+        with self.writer_lock():
+            pinned = set()
+            for version in self.pins():
+                with suppress(LakeError):
+                    pinned.add(number(self.resolve(version)))
+            return self.lake.expire(self.settings.keep_days, pinned)
+
+    def move_in(self, sources: list[tuple[str, Path]], pins: dict[str, list[str]]) -> dict[str, str]:
+        """Makes a new lake from file-warehouse versions, oldest first: each becomes a snapshot
+        (its tables' rows by column name; a column an older version lacks stays empty), and the
+        records that pinned one pin its snapshot. `sources` are (version id, DuckDB file or
+        EXPORT DATABASE folder). Returns each version's snapshot."""
+        if self.exists():
+            raise LakeError(f"the lake {catalog(self.settings)} has a warehouse already: move into an empty one")
+        for _, source in sources:  # each readable before the lake is made, or no lake at all
+            scratch = duckdb.connect(":memory:")
+            try:
+                _attach_source(scratch, source)
+            finally:
+                scratch.close()
+        moved: dict[str, str] = {}
+        for version, source in sources:
+            with self.publish() as con:
+                _attach_source(con, source)
+                theirs, ours = _tables_of(con, "source"), _tables_of(con, "building")
+                con.execute("use building")
+                for table in ours:
+                    if table in ("schema_migrations", "warehouse_info", "version_aliases"):
+                        continue
+                    if table in theirs:
+                        con.execute(f'delete from "{table}"')
+                        con.execute(f'insert into "{table}" by name select * from source."{table}"')
+                con.execute("use memory")
+                con.execute("detach source")
+            moved[version] = self.version()
+        with self.publish() as con:
+            con.execute("create table if not exists version_aliases (file_version varchar not null, snapshot bigint not null)")
+            con.executemany("insert into version_aliases values (?, ?)", [[v, number(s)] for v, s in moved.items()])
+        for version, records in pins.items():
+            for record in records:
+                if version in moved:
+                    self.pin(moved[version], record)
+        return moved
+
+
+def _lake_tables(con: duckdb.DuckDBPyConnection, alias: str, snapshot: int) -> list[str]:
+    """The lake's tables at `snapshot`, from DuckLake's own catalog tables (its specification's
+    `ducklake_table`): asking DuckDB's catalog functions instead reads every table's metadata."""
+    return [t for (t,) in con.execute(
+        f"""select table_name from __ducklake_metadata_{alias}.ducklake_table
+        where begin_snapshot <= ? and (end_snapshot is null or end_snapshot > ?) order by 1""",
+        [snapshot, snapshot],
+    ).fetchall()]
+
+
+def _tables_of(con: duckdb.DuckDBPyConnection, database: str) -> list[str]:
+    """A database's own tables, not the connection's temp tables (SHOW TABLES lists those too)."""
+    return [table for (table,) in con.execute(
+        "select table_name from duckdb_tables() where database_name = ? and not temporary order by 1", [database]
+    ).fetchall()]
+
+
+def _row_hash(con: duckdb.DuckDBPyConnection, table: str) -> str:
+    """The hash of all of a staged table's columns, as SQL."""
+    columns = [d[0] for d in con.execute(f'select * from building."{table}" limit 0').description]
+    return "hash(" + ", ".join('"' + name.replace('"', '""') + '"' for name in columns) + ")"
+
+
+def _attached(con: duckdb.DuckDBPyConnection, alias: str) -> bool:
+    return bool(con.execute("select count(*) from duckdb_databases() where database_name = ?", [alias]).fetchall()[0][0])
+
+
+def _has_table(cur: duckdb.DuckDBPyConnection, name: str) -> bool:
+    return bool(cur.execute("select count(*) from duckdb_tables() where table_name = ?", [name]).fetchall()[0][0]) or bool(
+        cur.execute("select count(*) from duckdb_views() where view_name = ? and not internal", [name]).fetchall()[0][0]
+    )
+
+
+def _attach_source(con: duckdb.DuckDBPyConnection, source: Path) -> None:
+    """A file warehouse's version as the database `source`: its DuckDB file, or the folder DuckDB's
+    EXPORT DATABASE wrote (a file written by a newer DuckDB opens only that way)."""
+    if source.is_dir():
+        con.execute("attach ':memory:' as source")
+        con.execute("use source")
+        schema = (source / "schema.sql").read_text()
+        # The export's views are the macros of the version's own code: the lake makes today's.
+        tables = [s for s in schema.split(";") if re.match(r"\s*create\s+table", s, re.IGNORECASE)]
+        for statement in tables:
+            con.execute(statement)
+        for statement in (source / "load.sql").read_text().split(";"):
+            if statement.strip():
+                con.execute(_load_from(statement, source))
+        con.execute("use memory")
+        return
+    try:
+        con.execute(f"attach {_literal(str(source))} as source (read_only)")
+    except duckdb.Error as error:
+        if "version number" in str(error):
+            raise LakeError(
+                f"{source} was written by a newer DuckDB than this one ({duckdb.__version__}): with that DuckDB, "
+                f"run EXPORT DATABASE 'folder' (FORMAT parquet) on it, then ciboard migrate-to-lake --from-export folder"
+            ) from None
+        raise
+
+
+def _load_from(statement: str, folder: Path) -> str:
+    """A load.sql statement reading its file from `folder`, wherever the export was written."""
+    return re.sub(r"'([^']*/)?([^'/]+\.(parquet|csv))'", lambda m: _literal(folder / m.group(2)), statement)

@@ -1,0 +1,253 @@
+"""The warehouse on DuckLake (ciboard.lake): the file warehouse's interface over snapshots.
+
+Each test reads through the same interface the pages use (`cursor`, `at`, `publish`, `pin`), so
+what holds for the file warehouse in test_warehouse.py is checked here for the lake.
+"""
+
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from ciboard import cli
+from conftest import make_warehouse, sample_submissions, snapshot, write_csv
+from ciboard.access import ANALYST
+from ciboard.ingest import IngestRejected, Submission, ingest
+from ciboard.lake import LakeWarehouse, lake_ddl
+from ciboard.queries import run
+from ciboard.warehouse import VersionGone, Warehouse, migrations
+
+
+def lake_at(tmp_path: Path, **settings) -> Warehouse:
+    return make_warehouse(tmp_path / "data", catalog_url=f"sqlite:{tmp_path}/catalog.sqlite", **settings)
+
+
+@pytest.fixture
+def lake(tmp_path):
+    warehouse = lake_at(tmp_path)
+    warehouse.init(["2025-26"])
+    yield warehouse
+    warehouse.close()
+
+
+def count(warehouse: Warehouse, table: str) -> int:
+    with warehouse.cursor() as cur:
+        return cur.execute(f"select count(*) from {table}").fetchall()[0][0]
+
+
+def test_a_catalog_url_puts_the_warehouse_on_the_lake_with_every_migration(lake, tmp_path):
+    assert isinstance(lake, LakeWarehouse)
+    assert lake.version().startswith("lake-")
+    with lake.cursor() as cur:
+        applied = [v for (v,) in cur.execute("select version from schema_migrations order by 1").fetchall()]
+    assert applied == [number for number, _, _ in migrations()]
+    assert lake.is_current_code()
+    assert not (tmp_path / "data" / "warehouse").exists(), "the lake wrote a file warehouse beside itself"
+
+
+def test_the_lake_takes_every_migration_without_constraints_it_refuses():
+    for number, _, sql in migrations():
+        stripped = lake_ddl(sql).lower()
+        assert "primary key" not in stripped and " unique" not in stripped, number
+        assert "check (" not in stripped.replace("  ", " "), number
+
+
+def test_the_sample_files_read_the_same_through_the_lake_as_through_files(lake, tmp_path):
+    files = make_warehouse(tmp_path / "files")
+    files.init(["2025-26"])
+    ingest(files, sample_submissions())
+    ingest(lake, sample_submissions())
+
+    assert snapshot(lake) == snapshot(files)
+    for view, params in (
+        ("series", {"metric": "tutoring_attendance_rate"}),
+        ("breakdown", {"metric": "tutoring_attendance_rate", "by": "race_ethnicity"}),
+        ("vendors", {"metric": "tutoring_attendance_rate"}),
+    ):
+        ours, theirs = run(lake, view, ANALYST, params), run(files, view, ANALYST, params)
+        assert len(ours) > 0, view
+        assert ours.round(9).equals(theirs.round(9)), view
+    files.close()
+
+
+def test_a_failed_publish_writes_no_snapshot(lake):
+    ingest(lake, sample_submissions())
+    version, facts = lake.version(), count(lake, "facts")
+    with pytest.raises(RuntimeError):
+        with lake.publish() as con:
+            con.execute("delete from facts")
+            raise RuntimeError("the block failed")
+    assert lake.version() == version
+    assert count(lake, "facts") == facts > 0
+
+
+def test_a_rejected_file_is_a_snapshot_of_its_submission_and_problems_and_nothing_else(lake, tmp_path):
+    ingest(lake, sample_submissions())
+    facts = count(lake, "facts")
+    before = lake.version()
+    bad = write_csv(tmp_path / "bad.csv", "school_id,name", "E01,", ",Nameless")
+    with pytest.raises(IngestRejected):
+        ingest(lake, [Submission(bad, "schools", None)])
+    assert lake.version() > before
+    with lake.cursor() as cur:
+        [(status, name)] = cur.execute(
+            "select status, file_name from submissions where batch_id = (select max(batch_id) from submissions)"
+        ).fetchall()
+        problems = cur.execute(
+            "select count(*) from submission_errors where batch_id = (select max(batch_id) from submissions)"
+        ).fetchall()[0][0]
+    assert (status, name) == ("rejected", "bad.csv") and problems >= 2
+    assert count(lake, "facts") == facts
+    assert not list((lake.directory / "rejected").glob("*")), "the rejection stayed in the log beside the lake"
+
+
+def test_a_pinned_snapshot_reads_as_it_was_after_later_loads_and_maintenance(tmp_path):
+    lake = lake_at(tmp_path, keep_days=1e-9)
+    lake.init(["2025-26"])
+    ingest(lake, sample_submissions())
+    pinned, unpinned = lake.version(), None
+    lake.pin(pinned, "meeting-1")
+    facts = count(lake, "facts")
+    with lake.publish() as con:
+        con.execute("delete from facts where metric_id = 'tutoring_attendance_rate'")
+    unpinned = lake.version()
+    with lake.publish() as con:
+        con.execute("delete from facts")
+
+    expired = lake.maintain()
+
+    assert int(unpinned.removeprefix("lake-")) in expired
+    assert int(pinned.removeprefix("lake-")) not in expired
+    assert count(lake.at(pinned), "facts") == facts
+    assert count(lake, "facts") == 0
+    with pytest.raises(VersionGone):
+        lake.at(unpinned)
+    lake.release(pinned, "meeting-1")
+    lake.maintain()
+    with pytest.raises(VersionGone):
+        lake.at(pinned)
+
+
+def test_a_snapshot_is_read_only(lake):
+    with pytest.raises(PermissionError):
+        with lake.at(lake.version()).publish():
+            pass
+
+
+def test_another_server_sees_a_new_snapshot_on_its_next_read_without_a_restart(lake, tmp_path):
+    other = lake_at(tmp_path)  # a second process's warehouse object: its own catalog connection
+    seen = other.version()
+    assert count(other, "facts") == 0
+    ingest(lake, sample_submissions())
+    assert other.version() > seen
+    assert count(other, "facts") == count(lake, "facts") > 0
+    assert count(other.at(seen), "facts") == 0, "a page run's snapshot changed under it"
+    other.close()
+
+
+def test_a_postgresql_catalog_serves_two_servers(tmp_path, postgres_url):
+    lake = make_warehouse(tmp_path / "data", catalog_url=postgres_url, lake_path=tmp_path / "shared")
+    lake.init(["2025-26"])
+    other = make_warehouse(tmp_path / "other", catalog_url=postgres_url, lake_path=tmp_path / "shared")
+    ingest(lake, sample_submissions())
+    assert other.version() == lake.version()
+    assert count(other, "facts") == count(lake, "facts") > 0
+    lake.close()
+    other.close()
+
+
+def test_migrate_to_lake_moves_the_current_version_and_every_pinned_one_with_its_pins(tmp_path):
+    files = make_warehouse(tmp_path / "data")
+    files.init(["2025-26"])
+    ingest(files, sample_submissions())
+    pinned = files.version()
+    files.pin(pinned, "meeting-3")
+    as_pinned = snapshot(files)
+    with files.publish() as con:
+        con.execute("delete from facts where metric_id = 'tutoring_attendance_rate'")
+    as_current = snapshot(files)
+    files.close()
+
+    result = CliRunner().invoke(cli.main, ["migrate-to-lake", "--data-dir", str(tmp_path / "data")])
+
+    assert result.exit_code == 0, result.output
+    lake = make_warehouse(tmp_path / "data", storage="lake")
+    assert snapshot(lake) == as_current
+    assert snapshot(lake.at(pinned)) == as_pinned, "a record's pinned file version did not become its snapshot"
+    assert lake.resolve(pinned) in lake.pins() and lake.pins()[lake.resolve(pinned)] == ["meeting-3"]
+    assert [v for v in lake.maintain()] == [] or lake.is_kept(pinned)
+    again = CliRunner().invoke(cli.main, ["migrate-to-lake", "--data-dir", str(tmp_path / "data")])
+    assert again.exit_code != 0 and "has a warehouse already" in again.output
+    lake.close()
+
+
+def test_a_duckdb_2_export_moves_into_the_lake_as_the_samples_loaded_here(tmp_path, lake):
+    """The export was made by the file warehouse on DuckDB 2.0.1 (tests/fixtures/.../README.md)."""
+    ingest(lake, sample_submissions())
+    export = Path(__file__).parent / "fixtures" / "warehouse-duckdb2-export"
+    result = CliRunner().invoke(
+        cli.main, ["migrate-to-lake", "--from-export", str(export), "--data-dir", str(tmp_path / "moved")]
+    )
+    assert result.exit_code == 0, result.output
+    moved = make_warehouse(tmp_path / "moved", storage="lake")
+    assert snapshot(moved) == snapshot(lake)
+    assert moved.is_current_code()
+    moved.close()
+
+
+def test_a_newer_duckdb_file_is_refused_with_what_to_do(tmp_path):
+    newer = tmp_path / "data" / "warehouse"
+    newer.mkdir(parents=True)
+    # The first 12 KB of a file DuckDB 2.0.1 wrote: its headers say storage version 999.
+    header = Path(__file__).parent / "fixtures" / "duckdb-2.0-file-header.duckdb"
+    (newer / "wh-000001.duckdb").write_bytes(header.read_bytes())
+    (newer / "CURRENT").write_text("wh-000001.duckdb")
+    result = CliRunner().invoke(cli.main, ["migrate-to-lake", "--data-dir", str(tmp_path / "data")])
+    assert result.exit_code != 0
+    assert "EXPORT DATABASE" in result.output and "--from-export" in result.output, result.output
+    assert not (tmp_path / "data" / "lake").exists(), "a lake was begun for a move that could not be made"
+
+
+def test_a_server_that_mounts_the_shared_folder_elsewhere_reads_the_same_lake(lake, tmp_path):
+    ingest(lake, sample_submissions())
+    facts = snapshot(lake)
+    lake.close()
+    (tmp_path / "data" / "lake").rename(tmp_path / "mounted")
+    elsewhere = make_warehouse(tmp_path / "server-b", catalog_url=f"sqlite:{tmp_path}/catalog.sqlite",
+                               lake_path=tmp_path / "mounted")
+    assert snapshot(elsewhere) == facts
+    elsewhere.close()
+
+
+KILLED_INGEST = """
+import sys
+sys.path.insert(0, {tests!r})
+from conftest import make_warehouse, sample_submissions
+from ciboard.ingest import ingest
+ingest(make_warehouse({data!r}, storage="lake"), sample_submissions())
+"""
+
+
+@pytest.mark.parametrize("after_seconds", [1.5, 4.0, 8.0])
+def test_an_ingest_killed_at_any_point_leaves_the_last_snapshot_whole(tmp_path, after_seconds):
+    lake = lake_at(tmp_path)
+    lake.init(["2025-26"])
+    before = lake.version()
+    process = subprocess.Popen([sys.executable, "-c", KILLED_INGEST.format(tests=str(Path(__file__).parent), data=str(tmp_path / "data"))])
+    try:
+        process.wait(timeout=after_seconds)
+    except subprocess.TimeoutExpired:
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+    lake.close()
+    after = lake_at(tmp_path)
+    if after.version() == before:
+        assert count(after, "facts") == 0 and count(after, "submissions") == 0
+    else:  # it finished before the kill: all of it landed
+        assert count(after, "submissions") == len(sample_submissions()) and count(after, "facts") > 0
+    after.maintain()  # and the files of the killed ingest go
+    assert count(after, "facts") in (0, count(after.at(after.version()), "facts"))
+    after.close()
