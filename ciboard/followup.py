@@ -163,7 +163,7 @@ def metric_movement(
     metric = _metric(warehouse, metric_id)
     filters = slice.filters()
     base = {
-        "metric_id": metric_id, "label": metric["label"], "slice": _json(asdict(slice)),
+        "metric_id": metric_id, "label": metric["label"], "slice": json_value(asdict(slice)),
         "since": since.isoformat(), "until": until.isoformat() if until else None,
     }
     if metric["frequency"] == "weekly":
@@ -381,9 +381,9 @@ def outcomes_prefill(
         held_on=held_on.isoformat(),
         since=since.isoformat(),
         previous_meeting_id=previous.id if previous else None,
-        filters=_json(narrowed),
+        filters=json_value(narrowed),
         warehouse_version=warehouse.version(),
-        signals=_records(found),
+        signals=json_records(found),
         signal_counts={str(k): int(v) for k, v in counts.items()},
         gaps=signal_store.gaps_of(warehouse, scope, since, held_on, narrowed, remembered_gap_changes),
         late_or_missing=_late_or_missing(warehouse, scope, since, held_on, narrowed),
@@ -426,7 +426,7 @@ def _signals(warehouse, scope, start, end, since, filters, wait) -> pd.DataFrame
 
 def snapshot(prefill: Prefill, filters: Mapping[str, Any] | None = None) -> dict:
     """What `meetings.finalise` freezes: the prefill and the filters on screen."""
-    return {"prefill": prefill.to_dict(), "filters": _json(dict(filters if filters is not None else prefill.filters))}
+    return {"prefill": prefill.to_dict(), "filters": json_value(dict(filters if filters is not None else prefill.filters))}
 
 
 def finalise(
@@ -497,11 +497,11 @@ def gap_changes(
             continue
         spreads = [_student_rows(warehouse, scope, metric, dates, filters) for dates in ranges]
         for dimension in KEY_GROUPS:
-            now = _gaps(warehouse, scope, metric, dimension, ranges[1], filters, spreads[1])
+            now = group_gaps(warehouse, scope, metric, dimension, ranges[1], filters, spreads[1])
             if now is None:
                 continue
             reference = now.loc[now["is_reference"], "group"].iloc[0]
-            then = _gaps(warehouse, scope, metric, dimension, ranges[0], filters, spreads[0], reference=reference)
+            then = group_gaps(warehouse, scope, metric, dimension, ranges[0], filters, spreads[0], reference=reference)
             if then is None:
                 continue
             merged = now.merge(then, on="group", suffixes=("", "_then"))
@@ -550,7 +550,10 @@ def _student_rows(warehouse, scope, metric, dates, filters) -> pd.DataFrame | No
     })
 
 
-def _gaps(warehouse, scope, metric, dimension, dates, filters, students, reference=None):
+def group_gaps(warehouse, scope, metric, dimension, dates, filters, students, reference=None):
+    """Each group of `dimension` against `reference` (by default the largest) over the dates,
+    with 95% intervals (ciboard.stats.disparity), from the cells the scope may see; None where
+    the dimension is filtered to one value or fewer than two groups are shown."""
     if dimension in filters:
         return None
     params = {"metric": metric["metric_id"], "start": dates[0], "end": dates[1], **filters}
@@ -599,7 +602,7 @@ def _late_or_missing(warehouse, scope, since, held_on, filters) -> list[dict]:
     if vendors:
         rows = rows[rows["vendor_id"].isin(vendors if isinstance(vendors, (list, tuple)) else [vendors])]
     columns = ["vendor_id", "kind", "period_start", "period_end", "due_on", "received_at", "status", "rows_rejected"]
-    return _records(rows[columns])
+    return json_records(rows[columns])
 
 
 def _commitment_item(warehouse, scope, item: meetings.OpenCommitment, held_on: date) -> dict:
@@ -706,12 +709,12 @@ def _number(value: Any) -> float | None:
     return float(f"{float(value):.12g}")
 
 
-def _json(value: Any) -> Any:
+def json_value(value: Any) -> Any:
     """Plain JSON values: dates as ISO text, numpy numbers as Python's, NaN as None."""
     if isinstance(value, Mapping):
-        return {str(k): _json(v) for k, v in value.items()}
+        return {str(k): json_value(v) for k, v in value.items()}
     if isinstance(value, (list, tuple, set, np.ndarray, pd.Series)):
-        return [_json(v) for v in value]
+        return [json_value(v) for v in value]
     if isinstance(value, (datetime, date, pd.Timestamp)):
         return value.isoformat()
     if isinstance(value, (bool, np.bool_)):
@@ -725,5 +728,6 @@ def _json(value: Any) -> Any:
     return value
 
 
-def _records(frame: pd.DataFrame) -> list[dict]:
-    return [_json(row) for row in frame.to_dict("records")]
+def json_records(frame: pd.DataFrame) -> list[dict]:
+    """A frame's rows as dicts of plain JSON values (`json_value`), as snapshots store them."""
+    return [json_value(row) for row in frame.to_dict("records")]

@@ -615,7 +615,7 @@ def filename(packet: Packet, fmt: str) -> str:
 
 # --- writing -------------------------------------------------------------------------
 
-# The letters of the packet being written: every piece of text goes through _escape or _md,
+# The letters of the packet being written: every piece of text goes through _escape or md_text,
 # which read vendors and their people through them.
 _WRITING: ContextVar[Letters | None] = ContextVar("packet_letters", default=None)
 
@@ -672,8 +672,8 @@ def _to_html(packet: Packet) -> str:
     out.append(_dl([("Purpose", g.purpose), ("Cadence", g.cadence), ("Format", g.format)]))
     if g.decisions:
         out.append("<h4>What it decides</h4><ul>" + "".join(f"<li>{e(d)}</li>" for d in g.decisions) + "</ul>")
-    out.append("<h4>Members</h4>" + _html_table(PEOPLE_HEADERS, _people_rows(g.members)))
-    out.append("<h4>Attendees</h4>" + _html_table(PEOPLE_HEADERS, _people_rows(m.attendees)))
+    out.append("<h4>Members</h4>" + html_table(PEOPLE_HEADERS, _people_rows(g.members)))
+    out.append("<h4>Attendees</h4>" + html_table(PEOPLE_HEADERS, _people_rows(m.attendees)))
 
     for number, part in enumerate(ci_records.AGENDA, 1):
         out.append(f"<h2>{number}. {e(part.title)}</h2>")
@@ -701,7 +701,7 @@ def _html_outcomes(packet: Packet) -> str:
         out.append("<h3>What the data says</h3><ul>" + "".join(f"<li>{e(s)}</li>" for s in packet.summary) + "</ul>")
     late = _late_rows(packet)
     if late:
-        out.append("<h3>Data late, missing or rejected</h3>" + _html_table(LATE_HEADERS, late))
+        out.append("<h3>Data late, missing or rejected</h3>" + html_table(LATE_HEADERS, late))
     out.append("<h3>Outcome charts</h3>")
     if not packet.charts:
         out.append('<p class="empty">No metric signals, and no record of this meeting is measured on one.</p>')
@@ -714,18 +714,18 @@ def _html_outcomes(packet: Packet) -> str:
         out.append("<ul>" + "".join(f"<li>{e(line)}</li>" for line in chart_lines(chart, packet)) + "</ul>")
         if chart.signals:
             out.append("<p><strong>The meeting's signals on these students</strong></p>"
-                       + _html_table(SIGNAL_HEADERS, _signal_rows(chart, packet)))
+                       + html_table(SIGNAL_HEADERS, _signal_rows(chart, packet)))
         out.append("</div>")
     out.append("<h3>Disparities</h3>")
     gaps = _gap_rows(packet)
     out.append(
         "<p>Gaps between student groups that widened or narrowed beyond chance since the last meeting:</p>"
-        + _html_table(GAP_HEADERS, gaps) if gaps else
+        + html_table(GAP_HEADERS, gaps) if gaps else
         '<p class="empty">No gap between student groups widened or narrowed beyond chance since the last meeting.</p>'
     )
     for b in packet.breakdowns:
         out.append(f"<h4>{e(b.metric['label'])} by key group, {b.start} to {b.end}{e(packet.redrawn)}</h4>"
-                   + _html_table(BREAKDOWN_HEADERS, _breakdown_rows(b, packet)))
+                   + html_table(BREAKDOWN_HEADERS, _breakdown_rows(b, packet)))
     out.append("<h3>Commitments carried forward</h3>")
     out.append("".join(_html_commitment(item, packet) for item in packet.carried)
                or '<p class="empty">No open commitment from earlier meetings.</p>')
@@ -767,7 +767,7 @@ def _html_next_steps(packet: Packet) -> str:
     for item in packet.pdsa:
         out.append(f'<div class="record"><h4>{e(item.cycle.title)}</h4>' + _dl(_pdsa_facts(item, packet)))
         if item.cycle.observations:
-            out.append("<p><strong>Do: what happened</strong></p>" + _html_table(
+            out.append("<p><strong>Do: what happened</strong></p>" + html_table(
                 OBSERVATION_HEADERS, _observation_rows(item.cycle)))
         out.append("</div>")
     return "\n".join(out)
@@ -778,7 +778,7 @@ def _html_commitment(item: CommitmentItem, packet: Packet) -> str:
     flag = ' <span class="overdue">overdue</span>' if item.overdue else ""
     return (
         f'<div class="record"><h4>{e(item.commitment.action)}{flag}</h4>' + _dl(_commitment_facts(item, packet))
-        + "<p><strong>Status log</strong></p>" + _html_table(LOG_HEADERS, _log_rows(item.commitment)) + "</div>"
+        + "<p><strong>Status log</strong></p>" + html_table(LOG_HEADERS, _log_rows(item.commitment)) + "</div>"
     )
 
 
@@ -790,7 +790,8 @@ def _dl(facts: list[tuple[str, str]]) -> str:
     return "<dl>" + "".join(f"<dt>{_escape(k)}</dt><dd>{_escape(v) or '–'}</dd>" for k, v in facts) + "</dl>"
 
 
-def _html_table(headers: list[str], rows: list[list[Any]]) -> str:
+def html_table(headers: list[str], rows: list[list[Any]]) -> str:
+    """A table of text, every cell escaped; "None." for no rows."""
     if not rows:
         return '<p class="empty">None.</p>'
     head = "".join(f"<th>{_escape(h)}</th>" for h in headers)
@@ -812,16 +813,16 @@ def to_markdown(packet: Packet) -> str:
 def _to_markdown(packet: Packet) -> str:
     title, lines = _heading(packet)
     g, m = packet.workgroup, packet.meeting
-    out = [f"# {_md(title)}", "", *[f"_{_md(line)}_  " for line in lines], ""]
+    out = [f"# {md_text(title)}", "", *[f"_{md_text(line)}_  " for line in lines], ""]
     out += ["## The workgroup", "", *_md_facts([("Purpose", g.purpose), ("Cadence", g.cadence), ("Format", g.format)])]
     if g.decisions:
-        out += ["", "What it decides:", "", *[f"- {_md(d)}" for d in g.decisions]]
-    out += ["", "### Members", "", *_md_table(PEOPLE_HEADERS, _people_rows(g.members))]
-    out += ["", "### Attendees", "", *_md_table(PEOPLE_HEADERS, _people_rows(m.attendees))]
+        out += ["", "What it decides:", "", *[f"- {md_text(d)}" for d in g.decisions]]
+    out += ["", "### Members", "", *md_table(PEOPLE_HEADERS, _people_rows(g.members))]
+    out += ["", "### Attendees", "", *md_table(PEOPLE_HEADERS, _people_rows(m.attendees))]
     for number, part in enumerate(ci_records.AGENDA, 1):
-        out += ["", f"## {number}. {part.title}", "", *[f"- _{_md(q)}_" for q in part.questions], ""]
+        out += ["", f"## {number}. {part.title}", "", *[f"- _{md_text(q)}_" for q in part.questions], ""]
         text = (m.agenda.get(part.key) or "").strip()
-        out += [f"> {_md(line)}" if line.strip() else ">" for line in text.splitlines()] if text else ["_No notes._"]
+        out += [f"> {md_text(line)}" if line.strip() else ">" for line in text.splitlines()] if text else ["_No notes._"]
         if part.key == "outcomes_data":
             out += _md_outcomes(packet)
         if part.key == "next_steps":
@@ -832,30 +833,30 @@ def _to_markdown(packet: Packet) -> str:
 def _md_outcomes(packet: Packet) -> list[str]:
     out = []
     if packet.summary:
-        out += ["", "### What the data says", "", *[f"- {_md(s)}" for s in packet.summary]]
+        out += ["", "### What the data says", "", *[f"- {md_text(s)}" for s in packet.summary]]
     late = _late_rows(packet)
     if late:
-        out += ["", "### Data late, missing or rejected", "", *_md_table(LATE_HEADERS, late)]
+        out += ["", "### Data late, missing or rejected", "", *md_table(LATE_HEADERS, late)]
     out += ["", "### Outcome charts"]
     if not packet.charts:
         out += ["", "_No metric signals, and no record of this meeting is measured on one._"]
     for chart in packet.charts:
-        why = f"_In this packet for: {_md(', '.join(chart.reasons))}{_md(packet.redrawn)}._"
-        out += ["", f"#### {_md(chart.title)}", "", why, ""]
-        out += [f"- {_md(line)}" for line in chart_lines(chart, packet)]
+        why = f"_In this packet for: {md_text(', '.join(chart.reasons))}{md_text(packet.redrawn)}._"
+        out += ["", f"#### {md_text(chart.title)}", "", why, ""]
+        out += [f"- {md_text(line)}" for line in chart_lines(chart, packet)]
         if chart.signals:
             out += ["", "The meeting's signals on these students:", "",
-                    *_md_table(SIGNAL_HEADERS, _signal_rows(chart, packet))]
+                    *md_table(SIGNAL_HEADERS, _signal_rows(chart, packet))]
     out += ["", "### Disparities", ""]
     gaps = _gap_rows(packet)
     if gaps:
         out += ["Gaps between student groups that widened or narrowed beyond chance since the last meeting:", "",
-                *_md_table(GAP_HEADERS, gaps)]
+                *md_table(GAP_HEADERS, gaps)]
     else:
         out += ["_No gap between student groups widened or narrowed beyond chance since the last meeting._"]
     for b in packet.breakdowns:
-        out += ["", f"#### {_md(b.metric['label'])} by key group, {b.start} to {b.end}{_md(packet.redrawn)}", "",
-                *_md_table(BREAKDOWN_HEADERS, _breakdown_rows(b, packet))]
+        out += ["", f"#### {md_text(b.metric['label'])} by key group, {b.start} to {b.end}{md_text(packet.redrawn)}", "",
+                *md_table(BREAKDOWN_HEADERS, _breakdown_rows(b, packet))]
     out += ["", "### Commitments carried forward"]
     out += ([line for item in packet.carried for line in _md_commitment(item, packet)]
             or ["", "_No open commitment from earlier meetings._"])
@@ -872,37 +873,37 @@ def _md_next_steps(packet: Packet) -> list[str]:
     for r in packet.root_causes:
         metric = packet.metrics.get(r.metric_id, {"label": r.metric_id})
         who = _who(_filters(r.slice.filters(), packet.scope), packet.names, packet.scope)
-        out += ["", f"#### {_md(r.problem)}", "", f"_{_md(metric['label'])}, {_md(who)}_", "", "Five whys:", ""]
-        out += [f"{i}. {_md(w)}" for i, w in enumerate(r.whys, 1)]
+        out += ["", f"#### {md_text(r.problem)}", "", f"_{md_text(metric['label'])}, {md_text(who)}_", "", "Five whys:", ""]
+        out += [f"{i}. {md_text(w)}" for i, w in enumerate(r.whys, 1)]
         out += ["", "Causes within reach, in priority order:", "",
-                *[f"{i}. {_md(c.text)}" for i, c in enumerate(r.within_reach, 1)]]
+                *[f"{i}. {md_text(c.text)}" for i, c in enumerate(r.within_reach, 1)]]
         beyond = [c for c in r.causes if not c.controllable]
         if beyond:
-            out += ["", "Set aside (beyond anyone here):", "", *[f"- {_md(c.text)}" for c in beyond]]
+            out += ["", "Set aside (beyond anyone here):", "", *[f"- {md_text(c.text)}" for c in beyond]]
         if r.hmw:
-            out += ["", "How might we:", "", *[f"- {_md(h)}" for h in r.hmw]]
+            out += ["", "How might we:", "", *[f"- {md_text(h)}" for h in r.hmw]]
         for theme, ideas in r.themes.items():
-            out += ["", f"Ideas: {_md(theme)}", ""]
-            out += [f"- {_md(i.text)}{' **(chosen)**' if _is_chosen(r, i) else ''}" for i in ideas]
+            out += ["", f"Ideas: {md_text(theme)}", ""]
+            out += [f"- {md_text(i.text)}{' **(chosen)**' if _is_chosen(r, i) else ''}" for i in ideas]
         if r.chosen_idea is not None:
-            out += ["", f"**Chosen idea:** {_md(_chosen(r))}"]
+            out += ["", f"**Chosen idea:** {md_text(_chosen(r))}"]
     out += ["", "### PDSA cycles"]
     if not packet.pdsa:
         out += ["", "_No PDSA cycle under way or begun at this meeting._"]
     for item in packet.pdsa:
-        out += ["", f"#### {_md(item.cycle.title)}", "", *_md_facts(_pdsa_facts(item, packet))]
+        out += ["", f"#### {md_text(item.cycle.title)}", "", *_md_facts(_pdsa_facts(item, packet))]
         if item.cycle.observations:
-            out += ["", "Do, what happened:", "", *_md_table(OBSERVATION_HEADERS, _observation_rows(item.cycle))]
+            out += ["", "Do, what happened:", "", *md_table(OBSERVATION_HEADERS, _observation_rows(item.cycle))]
     return out
 
 
 def _md_commitment(item: CommitmentItem, packet: Packet) -> list[str]:
     flag = " **(overdue)**" if item.overdue else ""
-    return ["", f"#### {_md(item.commitment.action)}{flag}", "", *_md_facts(_commitment_facts(item, packet)), "",
-            "Status log:", "", *_md_table(LOG_HEADERS, _log_rows(item.commitment))]
+    return ["", f"#### {md_text(item.commitment.action)}{flag}", "", *_md_facts(_commitment_facts(item, packet)), "",
+            "Status log:", "", *md_table(LOG_HEADERS, _log_rows(item.commitment))]
 
 
-def _md(value: Any) -> str:
+def md_text(value: Any) -> str:
     """Text as Markdown shows it: no markup, HTML, image, link or math of its own, and
     entities (`&lt;`) read as typed. Stricter than safe_text.markdown, which keeps the writer's
     own formatting: the packet shows notes as they were typed, as its HTML does. Characters that
@@ -915,14 +916,15 @@ def _md(value: Any) -> str:
 
 
 def _md_facts(facts: list[tuple[str, str]]) -> list[str]:
-    return [f"- **{_md(k)}:** {_md(v) or '–'}" for k, v in facts]
+    return [f"- **{md_text(k)}:** {md_text(v) or '–'}" for k, v in facts]
 
 
-def _md_table(headers: list[str], rows: list[list[Any]]) -> list[str]:
+def md_table(headers: list[str], rows: list[list[Any]]) -> list[str]:
+    """A Markdown table's lines, every cell through `md_text`; "_None._" for no rows."""
     if not rows:
         return ["_None._"]
     return [
-        "| " + " | ".join(_md(h) for h in headers) + " |",
+        "| " + " | ".join(md_text(h) for h in headers) + " |",
         "|" + "---|" * len(headers),
-        *["| " + " | ".join(_md(v) for v in row) + " |" for row in rows],
+        *["| " + " | ".join(md_text(v) for v in row) + " |" for row in rows],
     ]
