@@ -413,6 +413,67 @@ def follow_up_counts(
     return {key: {"now": now.get(key), "then": then.get(key)} for key in student_lists.LISTS}
 
 
+def frozen_prefill(warehouse: Warehouse, db: AppDB, scope: Scope, meeting: ci_records.Meeting) -> Prefill | None:
+    """A finalised meeting's snapshot, as the scope may see it, on its screen and in its packet.
+    The meeting store gives a vendor the numbers of its own workgroups only; within them, a
+    vendor keeps its own records and rows. A snapshot an analyst froze can hold small cells:
+    others read them hidden. Its follow-up counts are exact then, and a count carries its noise
+    from the students behind it, which the snapshot does not keep: a reader who may not see the
+    students reads them counted again in its own scope from `warehouse`, the version the meeting
+    pinned; where that is gone, with the small ones hidden."""
+    if not meeting.snapshot:
+        return None
+    min_cell = warehouse.settings.min_cell_size
+    data = copy.deepcopy(meeting.snapshot["prefill"])
+    if scope.role == "vendor":
+        own = (None, scope.vendor_id)
+        seen_commitments = {c.id for c in meetings.commitments(db, scope)}
+        seen_cycles = {p.id for p in meetings.pdsa_cycles(db, scope)}
+        data["signals"] = [s for s in data["signals"] if s.get("vendor_id") in own]
+        data["late_or_missing"] = [r for r in data["late_or_missing"] if r.get("vendor_id") in own]
+        data["commitments"] = [c for c in data["commitments"] if c["commitment"]["id"] in seen_commitments]
+        data["pdsa"] = [p for p in data["pdsa"] if p["cycle"]["id"] in seen_cycles]
+        # Follow-up counts pool the workgroup's vendors: a vendor keeps them only when they are its own.
+        if data["filters"].get("vendor_id") not in ([scope.vendor_id], scope.vendor_id):
+            data["follow_up"] = {}
+        data["filters"] = {k: v for k, v in data["filters"].items() if k != "vendor_id"}
+    if data.get("follow_up") and scope.protects_follow_up_counts:
+        if warehouse.version() == meeting.warehouse_version:
+            data["follow_up"] = follow_up_counts(warehouse, scope, date.fromisoformat(data["since"]),
+                                                 date.fromisoformat(data["held_on"]), data["filters"])
+        else:
+            # The students behind the counts are gone with their version: the small ones hidden.
+            data["follow_up"] = {key: {when: n if n is None or n >= min_cell else None for when, n in moved.items()}
+                                 for key, moved in data["follow_up"].items()}
+    if scope.suppresses_small_cells:
+        data["signals"] = [_hide_small(s, s.get("n"), min_cell, ("value", "center", "lower", "upper", "strength", "n"))
+                           for s in data["signals"]]
+        data["gaps"] = [_hide_small(g, g.get("n_now"), min_cell, ("gap_then", "gap_now", "value_now", "n_now",
+                                                                    "change", "change_low", "change_high"))
+                        for g in data["gaps"]]
+        for item in data["commitments"]:
+            item["movement"] = _hide_small_movement(item["movement"], min_cell)
+        for item in data["pdsa"]:
+            item["study"] = _hide_small_movement(item["study"], min_cell)
+    return Prefill.from_dict(data)
+
+
+def _hide_small(row: dict, n: Any, min_cell: int, measures: tuple[str, ...]) -> dict:
+    if n is None or n >= min_cell:
+        return row
+    return {**row, **{m: None for m in measures}, "hidden": True}
+
+
+def _hide_small_movement(movement: dict | None, min_cell: int) -> dict | None:
+    if not movement or movement.get("status") != "ok":
+        return movement
+    if all(movement[p]["students"] >= min_cell for p in ("before", "after")):
+        return movement
+    return {**movement, "status": "hidden", "before": None, "after": None, "difference": None, "low": None,
+            "high": None, "verdict": "", "signal": None,
+            "note": f"Hidden: fewer than {min_cell} students stand behind one of the two periods."}
+
+
 def _signals(warehouse, scope, start, end, since, filters, wait) -> pd.DataFrame | None:
     read_as, narrowed = signal_store.meeting_reading(scope, filters)
     found = signal_store.signals_of(warehouse, read_as, start=start, end=end, since=since, filters=narrowed, wait=wait)

@@ -27,7 +27,7 @@ import plotly.graph_objects as go
 from plotly.offline import get_plotlyjs
 
 from ciboard import charts, ci_records, followup, letters, meetings, privacy, signals
-from ciboard.access import Scope
+from ciboard.access import Scope, whose_students
 from ciboard.appdb import AppDB
 from ciboard.ci_records import Commitment, Meeting, PdsaCycle, RootCause, Workgroup
 from ciboard.followup import Movement, Prefill
@@ -142,7 +142,7 @@ def build(
     notes = []
 
     if meeting.is_final:
-        prefill = _frozen(meeting, db, scope, min_cell)
+        prefill = followup.frozen_prefill(warehouse, db, scope, meeting)
         if prefill is None:
             notes.append("The numbers of this meeting cover several vendors: they are shown to district staff only.")
     else:
@@ -195,59 +195,6 @@ def build(
         metrics=metrics, names=names, warehouse_version=version, min_cell=min_cell, prepared_at=now, notes=notes,
         letters=shown,
     )
-
-
-def _frozen(meeting: Meeting, db: AppDB, scope: Scope, min_cell: int) -> Prefill | None:
-    """The snapshot's prefill, as the scope may see it. The meeting store gives a vendor the
-    numbers of its own workgroups only; within them, the packet keeps the vendor's own records
-    and rows. A snapshot an analyst froze can hold small cells: others read them hidden."""
-    if not meeting.snapshot:
-        return None
-    data = json.loads(json.dumps(meeting.snapshot["prefill"]))
-    if scope.role == "vendor":
-        own = (None, scope.vendor_id)
-        seen_commitments = {c.id for c in meetings.commitments(db, scope)}
-        seen_cycles = {p.id for p in meetings.pdsa_cycles(db, scope)}
-        data["signals"] = [s for s in data["signals"] if s.get("vendor_id") in own]
-        data["late_or_missing"] = [r for r in data["late_or_missing"] if r.get("vendor_id") in own]
-        data["commitments"] = [c for c in data["commitments"] if c["commitment"]["id"] in seen_commitments]
-        data["pdsa"] = [p for p in data["pdsa"] if p["cycle"]["id"] in seen_cycles]
-        # Follow-up counts pool the workgroup's vendors: a vendor keeps them only when they are its own.
-        if data["filters"].get("vendor_id") not in ([scope.vendor_id], scope.vendor_id):
-            data["follow_up"] = {}
-        data["filters"] = {k: v for k, v in data["filters"].items() if k != "vendor_id"}
-    if not scope.follows_up_students:
-        data["follow_up"] = {
-            key: {when: n if n is None or n >= min_cell else None for when, n in moved.items()}
-            for key, moved in data.get("follow_up", {}).items()
-        }
-    if scope.suppresses_small_cells:
-        data["signals"] = [_hide_small(s, s.get("n"), min_cell, ("value", "center", "lower", "upper", "strength", "n"))
-                           for s in data["signals"]]
-        data["gaps"] = [_hide_small(g, g.get("n_now"), min_cell, ("gap_then", "gap_now", "value_now", "n_now",
-                                                                    "change", "change_low", "change_high"))
-                        for g in data["gaps"]]
-        for item in data["commitments"]:
-            item["movement"] = _hide_small_movement(item["movement"], min_cell)
-        for item in data["pdsa"]:
-            item["study"] = _hide_small_movement(item["study"], min_cell)
-    return Prefill.from_dict(data)
-
-
-def _hide_small(row: dict, n: Any, min_cell: int, measures: tuple[str, ...]) -> dict:
-    if n is None or n >= min_cell:
-        return row
-    return {**row, **{m: None for m in measures}, "hidden": True}
-
-
-def _hide_small_movement(movement: dict | None, min_cell: int) -> dict | None:
-    if not movement or movement.get("status") != "ok":
-        return movement
-    if all(movement[p]["students"] >= min_cell for p in ("before", "after")):
-        return movement
-    return {**movement, "status": "hidden", "before": None, "after": None, "difference": None, "low": None,
-            "high": None, "verdict": "", "signal": None,
-            "note": f"Hidden: fewer than {min_cell} students stand behind one of the two periods."}
 
 
 def _movement(data: dict | None) -> Movement | None:
@@ -403,7 +350,7 @@ def _who(filters: dict, names: dict, scope: Scope) -> str:
         parts.append(_name("vendor_id", scope.vendor_id, names))
     for name, values in filters.items():
         parts.append(", ".join(_group(name, v, names) for v in values))
-    return " · ".join(parts) or "all students"
+    return " · ".join(parts) or whose_students(scope, lambda d, v: _name(d, v, names))
 
 
 def _signal_who(signal: dict, names: dict, scope: Scope) -> str:
@@ -412,7 +359,7 @@ def _signal_who(signal: dict, names: dict, scope: Scope) -> str:
         parts.append(_name("vendor_id", signal["vendor_id"], names))
     if signal.get("dimension"):
         parts.append(_group(signal["dimension"], signal["group"], names))
-    return " · ".join(parts) or "all students"
+    return " · ".join(parts) or whose_students(scope, lambda d, v: _name(d, v, names))
 
 
 def _party(c: Commitment, names: dict) -> str:
