@@ -11,8 +11,8 @@ from ciboard.filters import filter_bar
 
 EVERYONE = ("analyst", "facilitator", "admin", "vendor", "school", "evaluator")
 # A school reads its schools' numbers, follow-up and meetings; a vendor's submissions and
-# payments are between the vendor and the district. An evaluator reads what an analyst reads
-# but the follow-up log, whose entries name students and staff as they are.
+# payments are between the vendor and the district. An evaluator reads what an analyst reads,
+# Follow-up too, read-only: its lists and statuses under its pseudonyms, not the log's notes.
 NOT_SCHOOLS = ("analyst", "facilitator", "admin", "vendor", "evaluator")
 # section, file, title, icon, url path, roles that see it
 PAGES = [
@@ -24,7 +24,7 @@ PAGES = [
     ("Data", "rate_cards", "Rate cards", "request_quote", "rate-cards", ("analyst", "admin", "vendor", "evaluator")),
     ("Data", "relationships", "Relationships", "scatter_plot", "relationships", EVERYONE),
     ("Improve", "meetings", "Meetings", "event_note", "meetings", EVERYONE),
-    ("Improve", "follow_up", "Follow-up", "person_search", "follow-up", ("analyst", "facilitator", "vendor", "school")),
+    ("Improve", "follow_up", "Follow-up", "person_search", "follow-up", ("analyst", "facilitator", "vendor", "school", "evaluator")),
     ("Improve", "commitments", "Commitments", "task_alt", "commitments", EVERYONE),
     ("Improve", "root_causes", "Root causes", "account_tree", "root-causes", EVERYONE),
     ("Improve", "pdsa", "PDSA cycles", "autorenew", "pdsa", EVERYONE),

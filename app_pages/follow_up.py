@@ -1,6 +1,7 @@
 """Follow-up: the students someone should act on (persistently absent, not growing, not yet
 served) and what has been done about each, as a dated log. Analysts see every student, a
-vendor its own; everyone else, and any shared screen, sees how many."""
+vendor its own, a school its schools'; an evaluator reads every student and status under its
+pseudonyms and logs nothing; everyone else, and any shared screen, sees how many."""
 
 from datetime import date
 
@@ -38,7 +39,7 @@ def listed(version: str, scope_text: str, end: date, params: tuple) -> dict:
 
 
 params = tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in filters.params().items()))
-if not scope().follows_up_students or presenting():
+if not scope().reads_follow_up or presenting():
     st.info("Students are named to the district's analysts and to each vendor for its own; here, how many.")
     found = counted(version(), str(scope()), end, params)
     for column, key in zip(st.columns(len(LISTS)), LISTS):
@@ -48,6 +49,11 @@ if not scope().follows_up_students or presenting():
 
 db = ci_ui.db()
 who = [] if scope().role == "vendor" else ["vendor"]  # a vendor's students are all its own
+# An evaluator reads statuses, not the notes, which name students and staff as they were typed.
+reader_only = not scope().follows_up_students
+if reader_only:
+    st.caption("Read-only: students appear under your pseudonyms, with each one's status and since when; the log's "
+               "notes and who wrote them stay with the district.")
 lists = listed(version(), str(scope()), end, params)
 known = student_lists.latest(db, scope())
 
@@ -85,7 +91,8 @@ for tab, key in zip(st.tabs([f"{LISTS[key]} ({len(lists[key]):,})" for key in LI
                                   for d in frame["last_week_attended"]]} if key == "absent" else {}),
         )
         st.dataframe(
-            shown[["student_key", "status", "status_on", "note", *who, "school", "grade", *COLUMNS[key]]],
+            shown[["student_key", "status", "status_on", *([] if reader_only else ["note"]), *who, "school", "grade",
+                   *COLUMNS[key]]],
             hide_index=True, width="stretch", key=f"list-{key}", height=min(420, 38 + 35 * max(len(shown), 1)),
             column_config={
                 "student_key": st.column_config.TextColumn("Student", width="small"),
@@ -113,13 +120,15 @@ student = st.selectbox(
 if student is not None:
     log = student_lists.history(db, scope(), student)
     if log:
-        st.dataframe(pd.DataFrame({
-            "On": [e.on for e in log], "Status": [STATUS_LABELS[e.status] for e in log],
-            "List": [LISTS[e.list] for e in log], "By": [e.by for e in log], "Note": [e.note for e in log],
-        }), hide_index=True, width="stretch", key="log",
-            column_config={"On": st.column_config.DateColumn(format="MMM D, YYYY")})
+        entries = {"On": [e.on for e in log], "Status": [STATUS_LABELS[e.status] for e in log],
+                   "List": [LISTS[e.list] for e in log]}
+        if not reader_only:
+            entries.update({"By": [e.by for e in log], "Note": [e.note for e in log]})
+        st.dataframe(pd.DataFrame(entries), hide_index=True, width="stretch", key="log",
+                     column_config={"On": st.column_config.DateColumn(format="MMM D, YYYY")})
     else:
         st.caption("Nothing logged yet: the student is new to follow-up.")
+if student is not None and not reader_only:
     with st.form("log-status", clear_on_submit=True):
         left, middle, right = st.columns(3)
         list_key = left.selectbox("List", on_lists[student], format_func=LISTS.get)

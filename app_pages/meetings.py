@@ -109,8 +109,9 @@ elif staff and aliasing():
     st.info(ci_ui.EDITING_OFF, icon=":material/edit_off:")
 
 # A vendor in a meeting of several vendors reads the agenda; the frozen numbers are the district's.
+# Frozen numbers read as this account may see them: an analyst's snapshot holds small cells.
 if meeting.is_final:
-    outcomes = meeting.snapshot
+    outcomes = ci_ui.frozen(meeting)
 else:
     vendor_filter = {"vendor_id": group.vendor_ids} if group.vendor_ids else {}
     outcomes = ci_ui.prefill(group_id, meeting.held_on, vendor_filter)

@@ -301,7 +301,7 @@ def slice_name(signal: dict) -> str:
     parts = [vendor_name(signal["vendor_id"])] if pd.notna(signal["vendor_id"]) else []
     if pd.notna(signal["dimension"]):
         parts.append(group_name(signal["dimension"], signal["group"]))
-    return " · ".join(parts) or "All students"
+    return " · ".join(parts) or filters.everyone[0].upper() + filters.everyone[1:]
 
 
 def group_name(dimension: str, group) -> str:

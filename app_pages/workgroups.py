@@ -11,7 +11,7 @@ import streamlit as st
 
 from ciboard import ci_ui, meeting_calendar, meetings
 from ciboard.ci_records import EVERY, PARTIES, WEEKDAYS, WEEKS_OF_MONTH, Person, Schedule, Workgroup
-from ciboard.dashboard import audit, disguised, scope
+from ciboard.dashboard import account, audit, disguised, scope, warehouse
 from ciboard.session import aliasing
 
 db = ci_ui.db()
@@ -226,7 +226,8 @@ def show_calendar(group: Workgroup) -> None:
     """The schedule's last few dates and its next ones, each held, drafted, missed or coming;
     the next one to draft; and the .ics files."""
     today = ci_ui.today()
-    found = meeting_calendar.slots(group, meetings.meetings(db, scope(), group.id), today)
+    cancelled = meeting_calendar.cancellations(db, scope(), group)
+    found = meeting_calendar.slots(group, meetings.meetings(db, scope(), group.id), today, cancelled=cancelled)
     if not found:
         return
     past = [s for s in found if s.on < today]
@@ -235,7 +236,8 @@ def show_calendar(group: Workgroup) -> None:
     st.dataframe(pd.DataFrame({
         "Date": [f"{s.on:%a %b %-d, %Y} {group.schedule.at:%H:%M}" for s in shown],
         "Status": [meeting_calendar.STATUS_LABELS[s.status] for s in shown],
-        "Meeting": [ci_ui.meeting_label(s.meeting) if s.meeting else "" for s in shown],
+        "Meeting": [ci_ui.meeting_label(s.meeting) if s.meeting else ci_ui.plain(cancelled[s.on].reason)
+                    if s.on in cancelled else "" for s in shown],
     }), hide_index=True)
     if missed := meeting_calendar.missed(found):
         latest = ", ".join(f"{s.on:%b %-d, %Y}" for s in missed[-3:])
@@ -251,6 +253,21 @@ def show_calendar(group: Workgroup) -> None:
         made = meeting_calendar.draft_next(db, scope(), group, due, by=ci_ui.me())
         st.session_state[NOTICE] = f"Drafted the meeting of {made.held_on:%B %-d}: open it under Meetings below."
         st.rerun()
+    coming = [s.on for s in found if s.status in (meeting_calendar.DUE, meeting_calendar.UPCOMING)][:8]
+    if staff and coming:
+        with st.expander("Cancel one meeting", icon=":material/event_busy:"):
+            with st.form("cancel-meeting"):
+                on = st.selectbox("Meeting", coming, format_func=lambda d: f"{d:%a %b %-d, %Y}", key="cancel-on")
+                reason = st.text_input("Why", placeholder="Parent conferences", key="cancel-reason")
+                if st.form_submit_button("Cancel this meeting", key="cancel-meeting-button",
+                                         help="Members' calendars drop it when they import the .ics again."):
+                    try:
+                        meeting_calendar.cancel(db, scope(), group, on, reason, by=account())
+                    except (ValueError, PermissionError) as error:
+                        st.error(ci_ui.say(str(error)))
+                    else:
+                        st.session_state[NOTICE] = f"Cancelled the meeting of {on:%B %-d}."
+                        st.rerun()
 
 
 def calendar_downloads(group: Workgroup) -> None:
@@ -259,23 +276,30 @@ def calendar_downloads(group: Workgroup) -> None:
     if aliasing():
         return
     today = ci_ui.today()
+    zone = warehouse().settings.time_zone
     left, right = st.columns(2)
     if group.schedule:
         name = f"workgroup-{group.id}.ics"
         left.download_button(
-            "This workgroup's meetings (.ics)", meeting_calendar.ics([group], group.name, today), file_name=name,
+            "This workgroup's meetings (.ics)",
+            meeting_calendar.ics([group], group.name, today, time_zone=zone, cancelled=cancelled([group])), file_name=name,
             mime="text/calendar", icon=":material/calendar_month:", key="ics-workgroup", on_click=audit,
             args=("export", {"file": name, "workgroup": group.id}),
         )
     if any(g.schedule for g in groups):
         name = f"ciboard-{ci_ui.me()}.ics"
         right.download_button(
-            "All my workgroups' meetings (.ics)", meeting_calendar.ics(groups, f"CI Board: {ci_ui.me()}", today),
+            "All my workgroups' meetings (.ics)",
+            meeting_calendar.ics(groups, f"CI Board: {ci_ui.me()}", today, time_zone=zone, cancelled=cancelled(groups)),
             file_name=name, mime="text/calendar", icon=":material/calendar_month:", key="ics-account", on_click=audit,
             args=("export", {"file": name}),
             help="Every meeting of the workgroups this account sees. Import it again after a schedule changes: "
                  "the meetings are updated, not doubled.",
         )
+
+
+def cancelled(some: list[Workgroup]) -> dict[int, set]:
+    return {g.id: set(meeting_calendar.cancellations(db, scope(), g)) for g in some if g.schedule}
 
 
 show_group(group)

@@ -74,6 +74,18 @@ class Scope:
         school's its own schools' (the query layer binds its school ids)."""
         return self.role in ("analyst", "vendor", "school")
 
+    @property
+    def protects_follow_up_counts(self) -> bool:
+        """Reads how many students a follow-up list holds but not who: small counts hidden, the
+        others with noise, as every count of students it reads."""
+        return self.suppresses_small_cells and not self.follows_up_students
+
+    @property
+    def reads_follow_up(self) -> bool:
+        """Reads the follow-up lists by student and their statuses: whoever follows students up,
+        and an evaluator, read-only and under its own pseudonyms."""
+        return self.follows_up_students or self.pseudonymises
+
     def __str__(self) -> str:
         if self.vendor_id:
             return f"vendor:{self.vendor_id}"
@@ -82,6 +94,17 @@ class Scope:
         if self.evaluator:
             return f"evaluator:{self.evaluator}"
         return self.role
+
+
+def whose_students(scope: Scope, name) -> str:
+    """Whose students the scope's numbers are about when nothing narrows them: "all students"
+    for the district, a vendor's or a school account's own otherwise. `name(dimension, value)`
+    reads an id as the page shows it (a vendor as its letter while presenting with letters)."""
+    if scope.role == "vendor":
+        return f"students of {name('vendor_id', scope.vendor_id)}"
+    if scope.role == "school":
+        return "students at " + ", ".join(name("school_id", school) for school in scope.school_ids)
+    return "all students"
 
 
 def require_writer(scope: Scope, what: str) -> None:

@@ -355,7 +355,7 @@ def _statements(script: str) -> list[str]:
 # report texts before the report's workflow events, whose triggers refuse text after a review.
 COPY_ORDER = (
     "users", "user_schools", "demo_credentials", "audit_log", "sign_in_failures", "secrets",
-    "workgroups", "meetings", "commitments", "pdsa_cycles", "root_causes", "history", "drafts",
+    "workgroups", "meeting_cancellations", "meetings", "commitments", "pdsa_cycles", "root_causes", "history", "drafts",
     "closed_statements", "statement_signoffs", "student_follow_ups", "ledger", "session_check_decisions",
     "reports", "report_texts", "report_snapshots", "report_events",
 )

@@ -13,7 +13,7 @@ import pandas as pd
 import streamlit as st
 
 from ciboard import ci_records, followup, meetings, safe_text
-from ciboard.access import ScopeError
+from ciboard.access import ScopeError, whose_students
 from ciboard.appdb import AppDB
 from ciboard.ci_records import PARTIES, Commitment, Slice
 from ciboard.dashboard import account, aliases, disguised, disguised_text, metrics, scope, warehouse
@@ -109,7 +109,11 @@ def slice_text(piece: Slice) -> str:
         elif piece.dimension == "grade":
             value = str(value)
         parts.append(f"{name}: {value}")
-    return " · ".join(parts) or "All students"
+    if parts:
+        return " · ".join(parts)
+    # A slice of nothing is everything the reader's numbers cover: for a vendor or a school, its own.
+    everyone = whose_students(scope(), lambda d, v: vendor_name(v) if d == "vendor_id" else school_name(v))
+    return everyone[0].upper() + everyone[1:]
 
 
 def slice_picker(key: str, default: Slice | None = None) -> Slice:
@@ -234,6 +238,31 @@ def prefill(workgroup_id: int, held_on: date, filters: dict) -> dict:
     frozen = tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in filters.items() if v))
     key = f"{version()}|{_store_stamp()}|{signal_store.stamp(warehouse())}"
     return _prefill(key, str(scope()), workgroup_id, held_on, frozen)
+
+
+def frozen(meeting: ci_records.Meeting) -> dict | None:
+    """A finalised meeting's numbers as this account may see them (followup.frozen_prefill), in
+    the shape `prefill` gives; None where they are shown to district staff only."""
+    return _frozen(meeting.id, meeting.revision, str(scope()), meeting)
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def _frozen(meeting_id: int, revision: int, scope_text: str, _meeting: ci_records.Meeting) -> dict | None:
+    from ciboard.access import Scope
+    from ciboard.warehouse import VersionGone
+
+    # Counted again, where a reader's scope needs it, from the version the minutes pinned (the
+    # current one if it is gone, as the packet does).
+    try:
+        pinned = warehouse().at(_meeting.warehouse_version) if _meeting.warehouse_version else None
+    except VersionGone:
+        pinned = None
+    try:
+        prefill = followup.frozen_prefill(pinned or warehouse(), db(), Scope.parse(scope_text), _meeting)
+    finally:
+        if pinned is not None:
+            pinned.close()
+    return {"prefill": prefill.to_dict()} if prefill else None
 
 
 def _store_stamp() -> str:

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import duckdb
 
-from ciboard import accounts, demo_meetings
+from ciboard import accounts, demo_meetings, demo_reports
 from ciboard.appdb import AppDB
 from ciboard.calendar import Calendar, calendar_for, parse_school_year, school_closed, weeks
 from ciboard.ingest import IngestRejected, Outcome, Progress, Submission, ingest
@@ -122,6 +122,7 @@ def build(
     demo_meetings.seed(db, warehouse)
     say("seeding the follow-up log of persistently absent students")
     demo_meetings.seed_follow_ups(db, warehouse)
+    demo_reports.seed(db, warehouse)  # the year's contract report, released to the board
     return DemoResult(students, len(main_files) + len(corrections), facts, warehouse.version(), outcomes, passwords)
 
 

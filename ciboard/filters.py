@@ -17,6 +17,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
+from ciboard.access import whose_students
 from ciboard.dashboard import aliases, choices, keep_vendor_choice, scope, vendor_ids
 
 # Dimensions the bar filters on, with the short URL keys a facilitator can read and edit.
@@ -47,6 +48,8 @@ class Filters:
     # dimension -> value -> name, by the warehouse's values: forms that store a vendor id read it.
     labels: dict[str, dict[str, str]] = field(default_factory=dict)
     aliases: dict[str, str] = field(default_factory=dict)  # vendor id -> "Vendor A" while aliasing
+    # Whose students nothing chosen means: all of them for the district, a vendor's or a school's own.
+    everyone: str = "all students"
 
     def label(self, dimension: str, value: Any) -> str:
         """How a value of a dimension reads on the page: 'V3 · Keystone Math Corps', 'Vendor C'
@@ -76,7 +79,7 @@ class Filters:
                 parts.append(f"{name}: {', '.join(shown)}")
         if self.min_dosage_share:
             parts.append(DOSAGE[int(self.min_dosage_share * 100)].replace("Met", "met"))
-        who = "; ".join(parts) if parts else "all students"
+        who = "; ".join(parts) if parts else self.everyone
         return f"{who} · {self.start:%b %-d, %Y} – {self.end:%b %-d, %Y}"
 
 
@@ -142,6 +145,7 @@ def filter_bar() -> Filters:
         min_dosage_share=dosage / 100 if dosage else None,
         labels=labels,
         aliases=alias,
+        everyone=whose_students(scope(), lambda dimension, value: _label(labels, dimension, value, alias)),
     )
 
 

@@ -163,7 +163,7 @@ def metric_movement(
     metric = _metric(warehouse, metric_id)
     filters = slice.filters()
     base = {
-        "metric_id": metric_id, "label": metric["label"], "slice": _json(asdict(slice)),
+        "metric_id": metric_id, "label": metric["label"], "slice": json_value(asdict(slice)),
         "since": since.isoformat(), "until": until.isoformat() if until else None,
     }
     if metric["frequency"] == "weekly":
@@ -381,9 +381,9 @@ def outcomes_prefill(
         held_on=held_on.isoformat(),
         since=since.isoformat(),
         previous_meeting_id=previous.id if previous else None,
-        filters=_json(narrowed),
+        filters=json_value(narrowed),
         warehouse_version=warehouse.version(),
-        signals=_records(found),
+        signals=json_records(found),
         signal_counts={str(k): int(v) for k, v in counts.items()},
         gaps=signal_store.gaps_of(warehouse, scope, since, held_on, narrowed, remembered_gap_changes),
         late_or_missing=_late_or_missing(warehouse, scope, since, held_on, narrowed),
@@ -413,6 +413,67 @@ def follow_up_counts(
     return {key: {"now": now.get(key), "then": then.get(key)} for key in student_lists.LISTS}
 
 
+def frozen_prefill(warehouse: Warehouse, db: AppDB, scope: Scope, meeting: ci_records.Meeting) -> Prefill | None:
+    """A finalised meeting's snapshot, as the scope may see it, on its screen and in its packet.
+    The meeting store gives a vendor the numbers of its own workgroups only; within them, a
+    vendor keeps its own records and rows. A snapshot an analyst froze can hold small cells:
+    others read them hidden. Its follow-up counts are exact then, and a count carries its noise
+    from the students behind it, which the snapshot does not keep: a reader who may not see the
+    students reads them counted again in its own scope from `warehouse`, the version the meeting
+    pinned; where that is gone, with the small ones hidden."""
+    if not meeting.snapshot:
+        return None
+    min_cell = warehouse.settings.min_cell_size
+    data = copy.deepcopy(meeting.snapshot["prefill"])
+    if scope.role == "vendor":
+        own = (None, scope.vendor_id)
+        seen_commitments = {c.id for c in meetings.commitments(db, scope)}
+        seen_cycles = {p.id for p in meetings.pdsa_cycles(db, scope)}
+        data["signals"] = [s for s in data["signals"] if s.get("vendor_id") in own]
+        data["late_or_missing"] = [r for r in data["late_or_missing"] if r.get("vendor_id") in own]
+        data["commitments"] = [c for c in data["commitments"] if c["commitment"]["id"] in seen_commitments]
+        data["pdsa"] = [p for p in data["pdsa"] if p["cycle"]["id"] in seen_cycles]
+        # Follow-up counts pool the workgroup's vendors: a vendor keeps them only when they are its own.
+        if data["filters"].get("vendor_id") not in ([scope.vendor_id], scope.vendor_id):
+            data["follow_up"] = {}
+        data["filters"] = {k: v for k, v in data["filters"].items() if k != "vendor_id"}
+    if data.get("follow_up") and scope.protects_follow_up_counts:
+        if warehouse.version() == meeting.warehouse_version:
+            data["follow_up"] = follow_up_counts(warehouse, scope, date.fromisoformat(data["since"]),
+                                                 date.fromisoformat(data["held_on"]), data["filters"])
+        else:
+            # The students behind the counts are gone with their version: the small ones hidden.
+            data["follow_up"] = {key: {when: n if n is None or n >= min_cell else None for when, n in moved.items()}
+                                 for key, moved in data["follow_up"].items()}
+    if scope.suppresses_small_cells:
+        data["signals"] = [_hide_small(s, s.get("n"), min_cell, ("value", "center", "lower", "upper", "strength", "n"))
+                           for s in data["signals"]]
+        data["gaps"] = [_hide_small(g, g.get("n_now"), min_cell, ("gap_then", "gap_now", "value_now", "n_now",
+                                                                    "change", "change_low", "change_high"))
+                        for g in data["gaps"]]
+        for item in data["commitments"]:
+            item["movement"] = _hide_small_movement(item["movement"], min_cell)
+        for item in data["pdsa"]:
+            item["study"] = _hide_small_movement(item["study"], min_cell)
+    return Prefill.from_dict(data)
+
+
+def _hide_small(row: dict, n: Any, min_cell: int, measures: tuple[str, ...]) -> dict:
+    if n is None or n >= min_cell:
+        return row
+    return {**row, **{m: None for m in measures}, "hidden": True}
+
+
+def _hide_small_movement(movement: dict | None, min_cell: int) -> dict | None:
+    if not movement or movement.get("status") != "ok":
+        return movement
+    if all(movement[p]["students"] >= min_cell for p in ("before", "after")):
+        return movement
+    return {**movement, "status": "hidden", "before": None, "after": None, "difference": None, "low": None,
+            "high": None, "verdict": "", "signal": None,
+            "note": f"Hidden: fewer than {min_cell} students stand behind one of the two periods."}
+
+
 def _signals(warehouse, scope, start, end, since, filters, wait) -> pd.DataFrame | None:
     read_as, narrowed = signal_store.meeting_reading(scope, filters)
     found = signal_store.signals_of(warehouse, read_as, start=start, end=end, since=since, filters=narrowed, wait=wait)
@@ -426,7 +487,7 @@ def _signals(warehouse, scope, start, end, since, filters, wait) -> pd.DataFrame
 
 def snapshot(prefill: Prefill, filters: Mapping[str, Any] | None = None) -> dict:
     """What `meetings.finalise` freezes: the prefill and the filters on screen."""
-    return {"prefill": prefill.to_dict(), "filters": _json(dict(filters if filters is not None else prefill.filters))}
+    return {"prefill": prefill.to_dict(), "filters": json_value(dict(filters if filters is not None else prefill.filters))}
 
 
 def finalise(
@@ -497,11 +558,11 @@ def gap_changes(
             continue
         spreads = [_student_rows(warehouse, scope, metric, dates, filters) for dates in ranges]
         for dimension in KEY_GROUPS:
-            now = _gaps(warehouse, scope, metric, dimension, ranges[1], filters, spreads[1])
+            now = group_gaps(warehouse, scope, metric, dimension, ranges[1], filters, spreads[1])
             if now is None:
                 continue
             reference = now.loc[now["is_reference"], "group"].iloc[0]
-            then = _gaps(warehouse, scope, metric, dimension, ranges[0], filters, spreads[0], reference=reference)
+            then = group_gaps(warehouse, scope, metric, dimension, ranges[0], filters, spreads[0], reference=reference)
             if then is None:
                 continue
             merged = now.merge(then, on="group", suffixes=("", "_then"))
@@ -550,7 +611,10 @@ def _student_rows(warehouse, scope, metric, dates, filters) -> pd.DataFrame | No
     })
 
 
-def _gaps(warehouse, scope, metric, dimension, dates, filters, students, reference=None):
+def group_gaps(warehouse, scope, metric, dimension, dates, filters, students, reference=None):
+    """Each group of `dimension` against `reference` (by default the largest) over the dates,
+    with 95% intervals (ciboard.stats.disparity), from the cells the scope may see; None where
+    the dimension is filtered to one value or fewer than two groups are shown."""
     if dimension in filters:
         return None
     params = {"metric": metric["metric_id"], "start": dates[0], "end": dates[1], **filters}
@@ -599,7 +663,7 @@ def _late_or_missing(warehouse, scope, since, held_on, filters) -> list[dict]:
     if vendors:
         rows = rows[rows["vendor_id"].isin(vendors if isinstance(vendors, (list, tuple)) else [vendors])]
     columns = ["vendor_id", "kind", "period_start", "period_end", "due_on", "received_at", "status", "rows_rejected"]
-    return _records(rows[columns])
+    return json_records(rows[columns])
 
 
 def _commitment_item(warehouse, scope, item: meetings.OpenCommitment, held_on: date) -> dict:
@@ -706,12 +770,12 @@ def _number(value: Any) -> float | None:
     return float(f"{float(value):.12g}")
 
 
-def _json(value: Any) -> Any:
+def json_value(value: Any) -> Any:
     """Plain JSON values: dates as ISO text, numpy numbers as Python's, NaN as None."""
     if isinstance(value, Mapping):
-        return {str(k): _json(v) for k, v in value.items()}
+        return {str(k): json_value(v) for k, v in value.items()}
     if isinstance(value, (list, tuple, set, np.ndarray, pd.Series)):
-        return [_json(v) for v in value]
+        return [json_value(v) for v in value]
     if isinstance(value, (datetime, date, pd.Timestamp)):
         return value.isoformat()
     if isinstance(value, (bool, np.bool_)):
@@ -725,5 +789,6 @@ def _json(value: Any) -> Any:
     return value
 
 
-def _records(frame: pd.DataFrame) -> list[dict]:
-    return [_json(row) for row in frame.to_dict("records")]
+def json_records(frame: pd.DataFrame) -> list[dict]:
+    """A frame's rows as dicts of plain JSON values (`json_value`), as snapshots store them."""
+    return [json_value(row) for row in frame.to_dict("records")]

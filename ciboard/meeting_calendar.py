@@ -3,19 +3,26 @@ which missed, the next meeting to draft, and the same dates as iCalendar for peo
 calendars. Recurrence is dateutil's rrule and the file format the icalendar library's, so
 neither a month's fifth Tuesday nor a line fold is worked out here.
 
-Plain values in, plain values out, except `next_meetings` and `draft_next`, which read and
-write through the meeting store (ciboard.meetings) in the caller's scope: a vendor reads only
-the workgroups it takes part in and the commitments it may see.
+Plain values in, plain values out, except `next_meetings`, `draft_next`, `cancel` and
+`cancellations`, which read and write through the app database in the caller's scope: a vendor
+reads only the workgroups it takes part in and the commitments it may see.
+
+District staff cancel one occurrence of a schedule, saying why (sql/app/014_meeting_cancellations.sql
+keeps it, audited, never changed or removed): the date then reads cancelled, not missed, no draft
+is offered for it, and the .ics carries it as a cancelled event, so an imported calendar drops it.
 """
 
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
 
 from dateutil import rrule
 from icalendar import Calendar, Event
 
-from ciboard import meetings
-from ciboard.access import Scope
+from ciboard import accounts, meetings
+from ciboard.access import Scope, ScopeError, require_writer
+from ciboard.accounts import Account
 from ciboard.appdb import AppDB
 from ciboard.ci_records import AGENDA_KEYS, Commitment, Meeting, Schedule, Workgroup, draft_meeting
 
@@ -26,9 +33,10 @@ NEAR = timedelta(days=3)
 DRAFT_AHEAD = timedelta(days=7)
 # How far ahead an open-ended schedule is written into a calendar file.
 HORIZON = timedelta(days=366)
-HELD, DRAFTED, MISSED, DUE, UPCOMING = "held", "drafted", "missed", "due", "upcoming"
+HELD, DRAFTED, MISSED, DUE, UPCOMING, CANCELLED = "held", "drafted", "missed", "due", "upcoming", "cancelled"
 STATUS_LABELS = {
     HELD: "Held", DRAFTED: "Drafted, not finalised", MISSED: "Missed", DUE: "Due: not recorded yet", UPCOMING: "Upcoming",
+    CANCELLED: "Cancelled",
 }
 
 
@@ -62,9 +70,12 @@ def dates(schedule: Schedule, through: date) -> list[date]:
     return [moment.date() for moment in rule]
 
 
-def slots(group: Workgroup, held: list[Meeting], today: date, ahead: timedelta = HORIZON) -> list[Slot]:
+def slots(
+    group: Workgroup, held: list[Meeting], today: date, ahead: timedelta = HORIZON, cancelled: Collection[date] = ()
+) -> list[Slot]:
     """The workgroup's scheduled dates up to `ahead` past today, each with its meeting if one
-    was held on or near it (the nearest; a meeting counts for one date only)."""
+    was held on or near it (the nearest; a meeting counts for one date only). A date in
+    `cancelled` with no meeting held near it is cancelled, neither missed nor to draft."""
     if group.schedule is None:
         return []
     free = sorted((m for m in held if m.workgroup_id == group.id), key=lambda m: m.held_on)
@@ -75,6 +86,8 @@ def slots(group: Workgroup, held: list[Meeting], today: date, ahead: timedelta =
         if meeting is not None:
             free.remove(meeting)
             found.append(Slot(day, HELD if meeting.is_final else DRAFTED, meeting))
+        elif day in cancelled:
+            found.append(Slot(day, CANCELLED))
         elif day + NEAR < today:
             found.append(Slot(day, MISSED))
         else:
@@ -130,7 +143,9 @@ def next_meetings(db: AppDB, scope: Scope, today: date) -> list[NextMeeting]:
     found = []
     held = meetings.meetings(db, scope)
     for group in meetings.workgroups(db, scope):
-        coming = upcoming(slots(group, held, today), today, count=1)
+        held_or_coming = [s for s in slots(group, held, today, cancelled=cancellations(db, scope, group))
+                          if s.status != CANCELLED]
+        coming = upcoming(held_or_coming, today, count=1)
         if not coming:
             continue
         carried = meetings.open_commitments(db, scope, today, workgroup_id=group.id)
@@ -147,12 +162,19 @@ def draft_next(db: AppDB, scope: Scope, group: Workgroup, on: date, *, by: str) 
     return meetings.save_meeting(db, scope, drafted, by=by)
 
 
-def ics(groups: list[Workgroup], name: str, today: date) -> bytes:
+def ics(
+    groups: list[Workgroup], name: str, today: date, *, time_zone: str,
+    cancelled: Mapping[int, Collection[date]] | None = None,
+) -> bytes:
     """An iCalendar file of every scheduled meeting of these workgroups, open-ended schedules
     through HORIZON. Each event's UID is its workgroup and date, and its SEQUENCE the
     workgroup's revision, so importing a newer file updates the events rather than adding
-    them again. Times are floating (no time zone): a calendar shows them at the same hour in
-    its own zone, which is the district's."""
+    them again; a cancelled date (`cancelled`, by workgroup id) is its event with STATUS
+    CANCELLED and the next SEQUENCE, which removes it from a calendar that imported it. Times
+    are in the district's `time_zone`, its definition in the file, so a member elsewhere sees
+    the meeting at their own hour."""
+    zone = ZoneInfo(time_zone)
+    cancelled = cancelled or {}
     calendar = Calendar()
     calendar.add("prodid", "-//CI Board//Meeting calendar//EN")
     calendar.add("version", "2.0")
@@ -162,12 +184,15 @@ def ics(groups: list[Workgroup], name: str, today: date) -> bytes:
             continue
         schedule = group.schedule
         stamp = group.updated_at or datetime.now(timezone.utc)
+        off = cancelled.get(group.id, ())
         for day in dates(schedule, today + HORIZON):
             event = Event()
             event.add("uid", uid(group, day))
-            event.add("sequence", group.revision)
+            event.add("sequence", group.revision + (day in off))
             event.add("dtstamp", stamp.astimezone(timezone.utc))
-            start = datetime.combine(day, schedule.at)
+            if day in off:
+                event.add("status", "CANCELLED")
+            start = datetime.combine(day, schedule.at, tzinfo=zone)
             event.add("dtstart", start)
             event.add("dtend", start + timedelta(minutes=schedule.minutes))
             event.add("summary", group.name)
@@ -175,8 +200,57 @@ def ics(groups: list[Workgroup], name: str, today: date) -> bytes:
             if group.format:
                 event.add("location", group.format)
             calendar.add_component(event)
+    calendar.add_missing_timezones()
     return calendar.to_ical()
 
 
 def uid(group: Workgroup, day: date) -> str:
     return f"workgroup-{group.id}-{day:%Y%m%d}@ciboard"
+
+
+@dataclass(frozen=True)
+class Cancellation:
+    workgroup_id: int
+    on: date
+    reason: str
+    by: str
+    at: datetime
+
+
+def cancel(db: AppDB, scope: Scope, group: Workgroup, on: date, reason: str, *, by: Account,
+           at: datetime | None = None) -> Cancellation:
+    """Cancels the workgroup's scheduled meeting on `on`, saying why: district staff only, a
+    date its schedule sets that no meeting was recorded on, once."""
+    require_writer(scope, "cancelled meetings")
+    if scope.role in ("vendor", "school"):
+        raise ScopeError("district staff cancel a scheduled meeting")
+    group = meetings.workgroup(db, scope, group.id)  # the scope may see it, and its schedule as stored
+    if group.schedule is None or on not in dates(group.schedule, on):
+        raise ValueError(f"{group.name} has no meeting scheduled on {on:%a %b %-d, %Y}: only a scheduled date is cancelled")
+    if not reason.strip():
+        raise ValueError("say why the meeting is cancelled: its members read it")
+    held = [m for m in meetings.meetings(db, scope, group.id) if m.held_on == on]
+    if held:
+        raise ValueError(f"a meeting of {group.name} is recorded on {on:%b %-d, %Y}: it is not cancelled")
+    if on in cancellations(db, scope, group):
+        raise ValueError(f"the meeting of {on:%b %-d, %Y} is cancelled already")
+    at = at or datetime.now(timezone.utc).replace(microsecond=0)
+    found = Cancellation(group.id, on, reason.strip(), by.username, at)
+    with db.transaction() as con:
+        con.execute(
+            "insert into meeting_cancellations (workgroup_id, on_date, reason, cancelled_by, cancelled_at)"
+            " values (?, ?, ?, ?, ?)", [group.id, on.isoformat(), found.reason, found.by, at.isoformat()],
+        )
+    accounts.audit(db, by, "meeting cancel", {"workgroup": group.id, "on": on.isoformat(), "reason": found.reason})
+    return found
+
+
+def cancellations(db: AppDB, scope: Scope, group: Workgroup) -> dict[date, Cancellation]:
+    """The workgroup's cancelled dates, for a scope that may see the workgroup."""
+    meetings.workgroup(db, scope, group.id)
+    with db.connect() as con:
+        rows = con.execute("select * from meeting_cancellations where workgroup_id = ? order by on_date",
+                           [group.id]).fetchall()
+    return {date.fromisoformat(r["on_date"]): Cancellation(r["workgroup_id"], date.fromisoformat(r["on_date"]),
+                                                           r["reason"], r["cancelled_by"],
+                                                           datetime.fromisoformat(r["cancelled_at"])) for r in rows}

@@ -27,7 +27,7 @@ import plotly.graph_objects as go
 from plotly.offline import get_plotlyjs
 
 from ciboard import charts, ci_records, followup, letters, meetings, privacy, signals
-from ciboard.access import Scope
+from ciboard.access import Scope, whose_students
 from ciboard.appdb import AppDB
 from ciboard.ci_records import Commitment, Meeting, PdsaCycle, RootCause, Workgroup
 from ciboard.followup import Movement, Prefill
@@ -142,7 +142,7 @@ def build(
     notes = []
 
     if meeting.is_final:
-        prefill = _frozen(meeting, db, scope, min_cell)
+        prefill = followup.frozen_prefill(warehouse, db, scope, meeting)
         if prefill is None:
             notes.append("The numbers of this meeting cover several vendors: they are shown to district staff only.")
     else:
@@ -195,59 +195,6 @@ def build(
         metrics=metrics, names=names, warehouse_version=version, min_cell=min_cell, prepared_at=now, notes=notes,
         letters=shown,
     )
-
-
-def _frozen(meeting: Meeting, db: AppDB, scope: Scope, min_cell: int) -> Prefill | None:
-    """The snapshot's prefill, as the scope may see it. The meeting store gives a vendor the
-    numbers of its own workgroups only; within them, the packet keeps the vendor's own records
-    and rows. A snapshot an analyst froze can hold small cells: others read them hidden."""
-    if not meeting.snapshot:
-        return None
-    data = json.loads(json.dumps(meeting.snapshot["prefill"]))
-    if scope.role == "vendor":
-        own = (None, scope.vendor_id)
-        seen_commitments = {c.id for c in meetings.commitments(db, scope)}
-        seen_cycles = {p.id for p in meetings.pdsa_cycles(db, scope)}
-        data["signals"] = [s for s in data["signals"] if s.get("vendor_id") in own]
-        data["late_or_missing"] = [r for r in data["late_or_missing"] if r.get("vendor_id") in own]
-        data["commitments"] = [c for c in data["commitments"] if c["commitment"]["id"] in seen_commitments]
-        data["pdsa"] = [p for p in data["pdsa"] if p["cycle"]["id"] in seen_cycles]
-        # Follow-up counts pool the workgroup's vendors: a vendor keeps them only when they are its own.
-        if data["filters"].get("vendor_id") not in ([scope.vendor_id], scope.vendor_id):
-            data["follow_up"] = {}
-        data["filters"] = {k: v for k, v in data["filters"].items() if k != "vendor_id"}
-    if not scope.follows_up_students:
-        data["follow_up"] = {
-            key: {when: n if n is None or n >= min_cell else None for when, n in moved.items()}
-            for key, moved in data.get("follow_up", {}).items()
-        }
-    if scope.suppresses_small_cells:
-        data["signals"] = [_hide_small(s, s.get("n"), min_cell, ("value", "center", "lower", "upper", "strength", "n"))
-                           for s in data["signals"]]
-        data["gaps"] = [_hide_small(g, g.get("n_now"), min_cell, ("gap_then", "gap_now", "value_now", "n_now",
-                                                                    "change", "change_low", "change_high"))
-                        for g in data["gaps"]]
-        for item in data["commitments"]:
-            item["movement"] = _hide_small_movement(item["movement"], min_cell)
-        for item in data["pdsa"]:
-            item["study"] = _hide_small_movement(item["study"], min_cell)
-    return Prefill.from_dict(data)
-
-
-def _hide_small(row: dict, n: Any, min_cell: int, measures: tuple[str, ...]) -> dict:
-    if n is None or n >= min_cell:
-        return row
-    return {**row, **{m: None for m in measures}, "hidden": True}
-
-
-def _hide_small_movement(movement: dict | None, min_cell: int) -> dict | None:
-    if not movement or movement.get("status") != "ok":
-        return movement
-    if all(movement[p]["students"] >= min_cell for p in ("before", "after")):
-        return movement
-    return {**movement, "status": "hidden", "before": None, "after": None, "difference": None, "low": None,
-            "high": None, "verdict": "", "signal": None,
-            "note": f"Hidden: fewer than {min_cell} students stand behind one of the two periods."}
 
 
 def _movement(data: dict | None) -> Movement | None:
@@ -403,7 +350,7 @@ def _who(filters: dict, names: dict, scope: Scope) -> str:
         parts.append(_name("vendor_id", scope.vendor_id, names))
     for name, values in filters.items():
         parts.append(", ".join(_group(name, v, names) for v in values))
-    return " · ".join(parts) or "all students"
+    return " · ".join(parts) or whose_students(scope, lambda d, v: _name(d, v, names))
 
 
 def _signal_who(signal: dict, names: dict, scope: Scope) -> str:
@@ -412,7 +359,7 @@ def _signal_who(signal: dict, names: dict, scope: Scope) -> str:
         parts.append(_name("vendor_id", signal["vendor_id"], names))
     if signal.get("dimension"):
         parts.append(_group(signal["dimension"], signal["group"], names))
-    return " · ".join(parts) or "all students"
+    return " · ".join(parts) or whose_students(scope, lambda d, v: _name(d, v, names))
 
 
 def _party(c: Commitment, names: dict) -> str:
@@ -615,7 +562,7 @@ def filename(packet: Packet, fmt: str) -> str:
 
 # --- writing -------------------------------------------------------------------------
 
-# The letters of the packet being written: every piece of text goes through _escape or _md,
+# The letters of the packet being written: every piece of text goes through _escape or md_text,
 # which read vendors and their people through them.
 _WRITING: ContextVar[Letters | None] = ContextVar("packet_letters", default=None)
 
@@ -672,8 +619,8 @@ def _to_html(packet: Packet) -> str:
     out.append(_dl([("Purpose", g.purpose), ("Cadence", g.cadence), ("Format", g.format)]))
     if g.decisions:
         out.append("<h4>What it decides</h4><ul>" + "".join(f"<li>{e(d)}</li>" for d in g.decisions) + "</ul>")
-    out.append("<h4>Members</h4>" + _html_table(PEOPLE_HEADERS, _people_rows(g.members)))
-    out.append("<h4>Attendees</h4>" + _html_table(PEOPLE_HEADERS, _people_rows(m.attendees)))
+    out.append("<h4>Members</h4>" + html_table(PEOPLE_HEADERS, _people_rows(g.members)))
+    out.append("<h4>Attendees</h4>" + html_table(PEOPLE_HEADERS, _people_rows(m.attendees)))
 
     for number, part in enumerate(ci_records.AGENDA, 1):
         out.append(f"<h2>{number}. {e(part.title)}</h2>")
@@ -701,7 +648,7 @@ def _html_outcomes(packet: Packet) -> str:
         out.append("<h3>What the data says</h3><ul>" + "".join(f"<li>{e(s)}</li>" for s in packet.summary) + "</ul>")
     late = _late_rows(packet)
     if late:
-        out.append("<h3>Data late, missing or rejected</h3>" + _html_table(LATE_HEADERS, late))
+        out.append("<h3>Data late, missing or rejected</h3>" + html_table(LATE_HEADERS, late))
     out.append("<h3>Outcome charts</h3>")
     if not packet.charts:
         out.append('<p class="empty">No metric signals, and no record of this meeting is measured on one.</p>')
@@ -714,18 +661,18 @@ def _html_outcomes(packet: Packet) -> str:
         out.append("<ul>" + "".join(f"<li>{e(line)}</li>" for line in chart_lines(chart, packet)) + "</ul>")
         if chart.signals:
             out.append("<p><strong>The meeting's signals on these students</strong></p>"
-                       + _html_table(SIGNAL_HEADERS, _signal_rows(chart, packet)))
+                       + html_table(SIGNAL_HEADERS, _signal_rows(chart, packet)))
         out.append("</div>")
     out.append("<h3>Disparities</h3>")
     gaps = _gap_rows(packet)
     out.append(
         "<p>Gaps between student groups that widened or narrowed beyond chance since the last meeting:</p>"
-        + _html_table(GAP_HEADERS, gaps) if gaps else
+        + html_table(GAP_HEADERS, gaps) if gaps else
         '<p class="empty">No gap between student groups widened or narrowed beyond chance since the last meeting.</p>'
     )
     for b in packet.breakdowns:
         out.append(f"<h4>{e(b.metric['label'])} by key group, {b.start} to {b.end}{e(packet.redrawn)}</h4>"
-                   + _html_table(BREAKDOWN_HEADERS, _breakdown_rows(b, packet)))
+                   + html_table(BREAKDOWN_HEADERS, _breakdown_rows(b, packet)))
     out.append("<h3>Commitments carried forward</h3>")
     out.append("".join(_html_commitment(item, packet) for item in packet.carried)
                or '<p class="empty">No open commitment from earlier meetings.</p>')
@@ -767,7 +714,7 @@ def _html_next_steps(packet: Packet) -> str:
     for item in packet.pdsa:
         out.append(f'<div class="record"><h4>{e(item.cycle.title)}</h4>' + _dl(_pdsa_facts(item, packet)))
         if item.cycle.observations:
-            out.append("<p><strong>Do: what happened</strong></p>" + _html_table(
+            out.append("<p><strong>Do: what happened</strong></p>" + html_table(
                 OBSERVATION_HEADERS, _observation_rows(item.cycle)))
         out.append("</div>")
     return "\n".join(out)
@@ -778,7 +725,7 @@ def _html_commitment(item: CommitmentItem, packet: Packet) -> str:
     flag = ' <span class="overdue">overdue</span>' if item.overdue else ""
     return (
         f'<div class="record"><h4>{e(item.commitment.action)}{flag}</h4>' + _dl(_commitment_facts(item, packet))
-        + "<p><strong>Status log</strong></p>" + _html_table(LOG_HEADERS, _log_rows(item.commitment)) + "</div>"
+        + "<p><strong>Status log</strong></p>" + html_table(LOG_HEADERS, _log_rows(item.commitment)) + "</div>"
     )
 
 
@@ -790,7 +737,8 @@ def _dl(facts: list[tuple[str, str]]) -> str:
     return "<dl>" + "".join(f"<dt>{_escape(k)}</dt><dd>{_escape(v) or '–'}</dd>" for k, v in facts) + "</dl>"
 
 
-def _html_table(headers: list[str], rows: list[list[Any]]) -> str:
+def html_table(headers: list[str], rows: list[list[Any]]) -> str:
+    """A table of text, every cell escaped; "None." for no rows."""
     if not rows:
         return '<p class="empty">None.</p>'
     head = "".join(f"<th>{_escape(h)}</th>" for h in headers)
@@ -812,16 +760,16 @@ def to_markdown(packet: Packet) -> str:
 def _to_markdown(packet: Packet) -> str:
     title, lines = _heading(packet)
     g, m = packet.workgroup, packet.meeting
-    out = [f"# {_md(title)}", "", *[f"_{_md(line)}_  " for line in lines], ""]
+    out = [f"# {md_text(title)}", "", *[f"_{md_text(line)}_  " for line in lines], ""]
     out += ["## The workgroup", "", *_md_facts([("Purpose", g.purpose), ("Cadence", g.cadence), ("Format", g.format)])]
     if g.decisions:
-        out += ["", "What it decides:", "", *[f"- {_md(d)}" for d in g.decisions]]
-    out += ["", "### Members", "", *_md_table(PEOPLE_HEADERS, _people_rows(g.members))]
-    out += ["", "### Attendees", "", *_md_table(PEOPLE_HEADERS, _people_rows(m.attendees))]
+        out += ["", "What it decides:", "", *[f"- {md_text(d)}" for d in g.decisions]]
+    out += ["", "### Members", "", *md_table(PEOPLE_HEADERS, _people_rows(g.members))]
+    out += ["", "### Attendees", "", *md_table(PEOPLE_HEADERS, _people_rows(m.attendees))]
     for number, part in enumerate(ci_records.AGENDA, 1):
-        out += ["", f"## {number}. {part.title}", "", *[f"- _{_md(q)}_" for q in part.questions], ""]
+        out += ["", f"## {number}. {part.title}", "", *[f"- _{md_text(q)}_" for q in part.questions], ""]
         text = (m.agenda.get(part.key) or "").strip()
-        out += [f"> {_md(line)}" if line.strip() else ">" for line in text.splitlines()] if text else ["_No notes._"]
+        out += [f"> {md_text(line)}" if line.strip() else ">" for line in text.splitlines()] if text else ["_No notes._"]
         if part.key == "outcomes_data":
             out += _md_outcomes(packet)
         if part.key == "next_steps":
@@ -832,30 +780,30 @@ def _to_markdown(packet: Packet) -> str:
 def _md_outcomes(packet: Packet) -> list[str]:
     out = []
     if packet.summary:
-        out += ["", "### What the data says", "", *[f"- {_md(s)}" for s in packet.summary]]
+        out += ["", "### What the data says", "", *[f"- {md_text(s)}" for s in packet.summary]]
     late = _late_rows(packet)
     if late:
-        out += ["", "### Data late, missing or rejected", "", *_md_table(LATE_HEADERS, late)]
+        out += ["", "### Data late, missing or rejected", "", *md_table(LATE_HEADERS, late)]
     out += ["", "### Outcome charts"]
     if not packet.charts:
         out += ["", "_No metric signals, and no record of this meeting is measured on one._"]
     for chart in packet.charts:
-        why = f"_In this packet for: {_md(', '.join(chart.reasons))}{_md(packet.redrawn)}._"
-        out += ["", f"#### {_md(chart.title)}", "", why, ""]
-        out += [f"- {_md(line)}" for line in chart_lines(chart, packet)]
+        why = f"_In this packet for: {md_text(', '.join(chart.reasons))}{md_text(packet.redrawn)}._"
+        out += ["", f"#### {md_text(chart.title)}", "", why, ""]
+        out += [f"- {md_text(line)}" for line in chart_lines(chart, packet)]
         if chart.signals:
             out += ["", "The meeting's signals on these students:", "",
-                    *_md_table(SIGNAL_HEADERS, _signal_rows(chart, packet))]
+                    *md_table(SIGNAL_HEADERS, _signal_rows(chart, packet))]
     out += ["", "### Disparities", ""]
     gaps = _gap_rows(packet)
     if gaps:
         out += ["Gaps between student groups that widened or narrowed beyond chance since the last meeting:", "",
-                *_md_table(GAP_HEADERS, gaps)]
+                *md_table(GAP_HEADERS, gaps)]
     else:
         out += ["_No gap between student groups widened or narrowed beyond chance since the last meeting._"]
     for b in packet.breakdowns:
-        out += ["", f"#### {_md(b.metric['label'])} by key group, {b.start} to {b.end}{_md(packet.redrawn)}", "",
-                *_md_table(BREAKDOWN_HEADERS, _breakdown_rows(b, packet))]
+        out += ["", f"#### {md_text(b.metric['label'])} by key group, {b.start} to {b.end}{md_text(packet.redrawn)}", "",
+                *md_table(BREAKDOWN_HEADERS, _breakdown_rows(b, packet))]
     out += ["", "### Commitments carried forward"]
     out += ([line for item in packet.carried for line in _md_commitment(item, packet)]
             or ["", "_No open commitment from earlier meetings._"])
@@ -872,37 +820,37 @@ def _md_next_steps(packet: Packet) -> list[str]:
     for r in packet.root_causes:
         metric = packet.metrics.get(r.metric_id, {"label": r.metric_id})
         who = _who(_filters(r.slice.filters(), packet.scope), packet.names, packet.scope)
-        out += ["", f"#### {_md(r.problem)}", "", f"_{_md(metric['label'])}, {_md(who)}_", "", "Five whys:", ""]
-        out += [f"{i}. {_md(w)}" for i, w in enumerate(r.whys, 1)]
+        out += ["", f"#### {md_text(r.problem)}", "", f"_{md_text(metric['label'])}, {md_text(who)}_", "", "Five whys:", ""]
+        out += [f"{i}. {md_text(w)}" for i, w in enumerate(r.whys, 1)]
         out += ["", "Causes within reach, in priority order:", "",
-                *[f"{i}. {_md(c.text)}" for i, c in enumerate(r.within_reach, 1)]]
+                *[f"{i}. {md_text(c.text)}" for i, c in enumerate(r.within_reach, 1)]]
         beyond = [c for c in r.causes if not c.controllable]
         if beyond:
-            out += ["", "Set aside (beyond anyone here):", "", *[f"- {_md(c.text)}" for c in beyond]]
+            out += ["", "Set aside (beyond anyone here):", "", *[f"- {md_text(c.text)}" for c in beyond]]
         if r.hmw:
-            out += ["", "How might we:", "", *[f"- {_md(h)}" for h in r.hmw]]
+            out += ["", "How might we:", "", *[f"- {md_text(h)}" for h in r.hmw]]
         for theme, ideas in r.themes.items():
-            out += ["", f"Ideas: {_md(theme)}", ""]
-            out += [f"- {_md(i.text)}{' **(chosen)**' if _is_chosen(r, i) else ''}" for i in ideas]
+            out += ["", f"Ideas: {md_text(theme)}", ""]
+            out += [f"- {md_text(i.text)}{' **(chosen)**' if _is_chosen(r, i) else ''}" for i in ideas]
         if r.chosen_idea is not None:
-            out += ["", f"**Chosen idea:** {_md(_chosen(r))}"]
+            out += ["", f"**Chosen idea:** {md_text(_chosen(r))}"]
     out += ["", "### PDSA cycles"]
     if not packet.pdsa:
         out += ["", "_No PDSA cycle under way or begun at this meeting._"]
     for item in packet.pdsa:
-        out += ["", f"#### {_md(item.cycle.title)}", "", *_md_facts(_pdsa_facts(item, packet))]
+        out += ["", f"#### {md_text(item.cycle.title)}", "", *_md_facts(_pdsa_facts(item, packet))]
         if item.cycle.observations:
-            out += ["", "Do, what happened:", "", *_md_table(OBSERVATION_HEADERS, _observation_rows(item.cycle))]
+            out += ["", "Do, what happened:", "", *md_table(OBSERVATION_HEADERS, _observation_rows(item.cycle))]
     return out
 
 
 def _md_commitment(item: CommitmentItem, packet: Packet) -> list[str]:
     flag = " **(overdue)**" if item.overdue else ""
-    return ["", f"#### {_md(item.commitment.action)}{flag}", "", *_md_facts(_commitment_facts(item, packet)), "",
-            "Status log:", "", *_md_table(LOG_HEADERS, _log_rows(item.commitment))]
+    return ["", f"#### {md_text(item.commitment.action)}{flag}", "", *_md_facts(_commitment_facts(item, packet)), "",
+            "Status log:", "", *md_table(LOG_HEADERS, _log_rows(item.commitment))]
 
 
-def _md(value: Any) -> str:
+def md_text(value: Any) -> str:
     """Text as Markdown shows it: no markup, HTML, image, link or math of its own, and
     entities (`&lt;`) read as typed. Stricter than safe_text.markdown, which keeps the writer's
     own formatting: the packet shows notes as they were typed, as its HTML does. Characters that
@@ -915,14 +863,15 @@ def _md(value: Any) -> str:
 
 
 def _md_facts(facts: list[tuple[str, str]]) -> list[str]:
-    return [f"- **{_md(k)}:** {_md(v) or '–'}" for k, v in facts]
+    return [f"- **{md_text(k)}:** {md_text(v) or '–'}" for k, v in facts]
 
 
-def _md_table(headers: list[str], rows: list[list[Any]]) -> list[str]:
+def md_table(headers: list[str], rows: list[list[Any]]) -> list[str]:
+    """A Markdown table's lines, every cell through `md_text`; "_None._" for no rows."""
     if not rows:
         return ["_None._"]
     return [
-        "| " + " | ".join(_md(h) for h in headers) + " |",
+        "| " + " | ".join(md_text(h) for h in headers) + " |",
         "|" + "---|" * len(headers),
-        *["| " + " | ".join(_md(v) for v in row) + " |" for row in rows],
+        *["| " + " | ".join(md_text(v) for v in row) + " |" for row in rows],
     ]

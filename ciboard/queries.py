@@ -319,7 +319,7 @@ def run(
     if view == "coverage":
         frame = _coverage(frame, hide, min_cell)
     if view == "follow_up_counts":
-        frame = _follow_up_counts(frame, not scope.follows_up_students, min_cell)
+        frame = _follow_up_counts(frame, scope.protects_follow_up_counts, min_cell)
     if view == "session_check_counts":
         frame = _session_check_counts(frame, not scope.follows_up_students, min_cell)
     frame = frame.drop(columns=[c for c in frame.columns if c == "cell_key"])
@@ -734,12 +734,17 @@ def _coverage(frame: pd.DataFrame, hide: bool, min_cell: int) -> pd.DataFrame:
 
 
 def _follow_up_counts(frame: pd.DataFrame, hide: bool, min_cell: int) -> pd.DataFrame:
-    """A count of a few students on a list could point at them where a slice is small: hidden
-    from a scope that may not see the students, as a small cell is."""
+    """A count of a few students on a list could point at them where a slice is small: from a
+    scope that may not see the students, hidden as a small cell is, and the others carry the
+    cell-key noise every count it reads carries, so two filters' counts do not subtract to a
+    hidden one. Whoever follows the students up reads their lists whole, and the exact count."""
     frame = frame.copy()
     frame["students"] = frame["students"].astype("Int64")
-    frame["suppressed"] = (frame["students"] < min_cell).to_numpy(dtype=bool) & hide
-    frame.loc[frame["suppressed"], "students"] = pd.NA
+    small = (frame["students"] < min_cell).to_numpy(dtype=bool) & hide
+    if hide:
+        frame["students"] = privacy.perturb_counts(frame["students"], frame["cell_key"], floor=min_cell)
+    frame["suppressed"] = small
+    frame.loc[small, "students"] = pd.NA
     return frame
 
 

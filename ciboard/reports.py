@@ -35,7 +35,7 @@ from ciboard.access import ANALYST, Scope, ScopeError
 from ciboard.accounts import Account
 from ciboard.appdb import AppDB
 from ciboard.packet import CSS as PACKET_CSS
-from ciboard.packet import _html_table, _md, _md_table
+from ciboard.packet import html_table, md_table, md_text
 from ciboard.warehouse import Warehouse, data_version
 
 SECTIONS = {
@@ -132,7 +132,7 @@ def compute(warehouse: Warehouse, db: AppDB, period: Period, *, public: bool) ->
         "warehouse_version": warehouse.version(),
         "computed_at": datetime.now().isoformat(timespec="seconds"),
         "min_cell": min_cell,
-        "metrics": {m: followup._json(metrics[m]) for m in (*HEADLINE_METRICS, *GAP_METRICS) if m in metrics},
+        "metrics": {m: followup.json_value(metrics[m]) for m in (*HEADLINE_METRICS, *GAP_METRICS) if m in metrics},
         "outcomes": _outcomes(warehouse, period, metrics),
         "targets": _targets(contracts, period, min_cell),
         "payments": _payments(warehouse, db, period, contracts),
@@ -160,7 +160,7 @@ def _outcomes(warehouse: Warehouse, period: Period, metrics: dict) -> list[dict]
         pooled = shown["numerator"].sum() / shown["denominator"].sum() if shown["denominator"].sum() else None
         rows.append({"metric_id": metric_id, "metric": label, "who": "All vendors",
                      "value": pooled, "students": shown["n"].sum() if len(shown) else None})
-    return followup._records(pd.DataFrame(rows, columns=["metric_id", "metric", "who", "value", "students"]))
+    return followup.json_records(pd.DataFrame(rows, columns=["metric_id", "metric", "who", "value", "students"]))
 
 
 def _targets(lines: pd.DataFrame, period: Period, min_cell: int) -> list[dict]:
@@ -180,7 +180,7 @@ def _targets(lines: pd.DataFrame, period: Period, min_cell: int) -> list[dict]:
             "share_met": met / eligible if known and not hidden and eligible else None,
             "outcome_known": line["outcome_due"].isoformat() if known else f"due {line['outcome_due']}",
         })
-    return followup._records(pd.DataFrame(rows))
+    return followup.json_records(pd.DataFrame(rows))
 
 
 def _payments(warehouse: Warehouse, db: AppDB, period: Period, lines: pd.DataFrame) -> list[dict]:
@@ -210,7 +210,7 @@ def _payments(warehouse: Warehouse, db: AppDB, period: Period, lines: pd.DataFra
             "closed_awaiting_signoff": round(awaiting, 2),
             "provisional": round(max(float(total) - certified - awaiting, 0.0), 2),
         })
-    return followup._records(pd.DataFrame(rows))
+    return followup.json_records(pd.DataFrame(rows))
 
 
 def _gaps(warehouse: Warehouse, period: Period, metrics: dict) -> list[dict]:
@@ -223,7 +223,7 @@ def _gaps(warehouse: Warehouse, period: Period, metrics: dict) -> list[dict]:
         metric = metrics[metric_id]
         for dimension, name in GAP_DIMENSIONS.items():
             reference = "False" if dimension in queries.BOOLEAN_DIMENSIONS else None
-            gaps = followup._gaps(warehouse, REPORT_SCOPE, metric, dimension, (period.start, period.end), {}, None,
+            gaps = followup.group_gaps(warehouse, REPORT_SCOPE, metric, dimension, (period.start, period.end), {}, None,
                                   reference=reference)
             if gaps is None:
                 continue
@@ -241,7 +241,7 @@ def _gaps(warehouse: Warehouse, period: Period, metrics: dict) -> list[dict]:
                     "gap_high": None if gap["is_reference"] else gap["diff_high"],
                     "is_reference": bool(gap["is_reference"]), "beyond_chance": bool(beyond),
                 })
-    return followup._records(pd.DataFrame(rows))
+    return followup.json_records(pd.DataFrame(rows))
 
 
 def _group(dimension: str, value: Any) -> str:
@@ -263,7 +263,7 @@ def _timeliness(warehouse: Warehouse, period: Period) -> list[dict]:
     counts["due"] = counts[[c for c in counts.columns if c not in ("vendor_id", "kind")]].sum(axis=1)
     counts["share_on_time"] = counts["on time"] / counts["due"]
     counts = counts[["vendor_id", "kind", "due", "on time", "late", "missing", "rejected", "share_on_time"]]
-    return followup._records(counts.rename(columns={"on time": "on_time"}))
+    return followup.json_records(counts.rename(columns={"on time": "on_time"}))
 
 
 def _commitments(warehouse: Warehouse, db: AppDB, period: Period, metrics: dict, *, public: bool) -> list[dict]:
@@ -776,7 +776,7 @@ def to_html(report: Report, content: dict) -> str:
 
 def _html_section(content: dict, sheet: str, title: str, table: pd.DataFrame) -> str:
     headers, rows = shown_table(content, sheet, table)
-    return f"<h3>{html_escape(title)}</h3>" + _html_table(headers, rows)
+    return f"<h3>{html_escape(title)}</h3>" + html_table(headers, rows)
 
 
 def _html_text(body: str | None) -> str:
@@ -786,16 +786,16 @@ def _html_text(body: str | None) -> str:
 
 def to_markdown(report: Report, content: dict) -> str:
     title, lines = _heading(report, content)
-    out = [f"# {_md(title)}", "", *[f"_{_md(line)}_  " for line in lines], ""]
+    out = [f"# {md_text(title)}", "", *[f"_{md_text(line)}_  " for line in lines], ""]
     by_sheet = {sheet: (title, table) for sheet, title, table in tables(content)}
 
     def text(section: str) -> list[str]:
         body = (report.texts.get(section) or "").strip()
-        return ["", *([f"> {_md(line)}" if line.strip() else ">" for line in body.splitlines()] or ["_No text._"])]
+        return ["", *([f"> {md_text(line)}" if line.strip() else ">" for line in body.splitlines()] or ["_No text._"])]
 
     def section(sheet: str) -> list[str]:
         headers, rows = shown_table(content, sheet, by_sheet[sheet][1])
-        return ["", f"### {_md(by_sheet[sheet][0])}", "", *_md_table(headers, rows)]
+        return ["", f"### {md_text(by_sheet[sheet][0])}", "", *md_table(headers, rows)]
 
     out += ["## Summary", *text("summary"), "", "## Outcomes and payments", *text("outcomes")]
     for sheet in ("Outcomes", "Targets", "Payments"):

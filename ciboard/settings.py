@@ -4,6 +4,7 @@ from datetime import date
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -78,6 +79,10 @@ class Settings(BaseSettings):
         "of its school year (many states count on a day in October). Unset: each fact takes the groups in force on "
         "its own date.",
     )
+    time_zone: str = Field(
+        "America/New_York",
+        description="The district's time zone (an IANA name): meeting times in calendar files (.ics) are in it.",
+    )
     keep_versions: int = Field(
         3, ge=2, description="Published warehouse versions kept on disk; older ones are deleted after a publish."
     )
@@ -126,6 +131,15 @@ class Settings(BaseSettings):
     def _a_day_of_every_year(cls, value: str | None) -> str | None:
         if value:
             date(2001, *map(int, value.split("-")))  # 02-29 is not a day of every year
+        return value
+
+    @field_validator("time_zone")
+    @classmethod
+    def _a_known_time_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}: an IANA name such as America/Chicago") from None
         return value
 
     @property

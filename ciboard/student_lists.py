@@ -3,18 +3,22 @@ growing, not yet served) and the dated log of what was done about each.
 
 The lists come through the query layer, so a vendor's lists hold its own students only; the
 log lives in the app database and is read and written within the same scope (`_scope_rule`).
+An evaluator reads the lists and each student's statuses under its own pseudonyms, and writes
+nothing; the log's notes and who wrote them name students and staff as they were typed, so an
+evaluator reads neither.
 The log is only ever added to, and is kept per student, not per list: a student who leaves
 a list and comes back shows everything logged before. A student on a list with nothing logged
 is "new".
 """
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timezone
 from typing import Any
 
 import pandas as pd
 
+from ciboard import privacy
 from ciboard.access import Scope, ScopeError, require_writer
 from ciboard.appdb import AppDB
 from ciboard.queries import DIMENSIONS, run
@@ -87,24 +91,31 @@ def counts(
 
 
 def history(db: AppDB, scope: Scope, student_key: str) -> list[FollowUp]:
-    """A student's whole log, oldest first; empty for a student outside the scope."""
+    """A student's whole log, oldest first; empty for a student outside the scope. An evaluator
+    names the student by its pseudonym."""
     rule, params = _scope_rule(scope)
-    with db.connect() as con:
-        rows = con.execute(
-            f"select * from student_follow_ups where student_key = ? and {rule} order by logged_on, entry_id",
-            [student_key, *params],
-        ).fetchall()
-    return [_entry(row) for row in rows]
+    if scope.pseudonymises:
+        return [e for e in _read(db, scope, rule, params) if e.student_key == student_key]
+    return _read(db, scope, f"student_key = ? and {rule}", [student_key, *params])
 
 
 def latest(db: AppDB, scope: Scope) -> dict[str, FollowUp]:
     """Each student's latest entry in the scope, by the day it happened, then the order logged."""
     rule, params = _scope_rule(scope)
+    return {entry.student_key: entry for entry in _read(db, scope, rule, params)}
+
+
+def _read(db: AppDB, scope: Scope, rule: str, params: list) -> list[FollowUp]:
+    """The log entries the rule selects, oldest first; an evaluator's with its pseudonyms for the
+    students and neither the note nor who wrote it."""
     with db.connect() as con:
-        rows = con.execute(
-            f"select * from student_follow_ups where {rule} order by logged_on, entry_id", params
-        ).fetchall()
-    return {row["student_key"]: _entry(row) for row in rows}
+        rows = con.execute(f"select * from student_follow_ups where {rule} order by logged_on, entry_id", params).fetchall()
+    entries = [_entry(row) for row in rows]
+    if not scope.pseudonymises:
+        return entries
+    key = privacy.pseudonym_key(db)
+    return [replace(e, student_key=privacy.pseudonym(key, scope.evaluator, e.student_key), by="", note="")
+            for e in entries]
 
 
 def with_status(frame: pd.DataFrame, known: Mapping[str, FollowUp]) -> pd.DataFrame:
@@ -162,11 +173,12 @@ def log_status(
 
 
 def _scope_rule(scope: Scope) -> tuple[str, list]:
-    """The one rule for whose log entries a scope reads: an analyst every student's, a vendor
-    its own students', a school its own schools' students'."""
-    if not scope.follows_up_students:
+    """The one rule for whose log entries a scope reads: an analyst and an evaluator every
+    student's, a vendor its own students', a school its own schools' students'."""
+    if not scope.reads_follow_up:
         raise ScopeError(
-            "the follow-up lists name students: the district's analysts, each vendor for its own and each school for its own"
+            "the follow-up lists name students: the district's analysts and evaluators, each vendor for its own and "
+            "each school for its own"
         )
     if scope.role == "vendor":
         return "vendor_id = ?", [scope.vendor_id]

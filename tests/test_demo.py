@@ -145,3 +145,22 @@ def test_v4_double_books_three_tutors_on_one_day_and_the_plausibility_check_flag
         ).fetchone()
     assert len(clashes) == booked >= 10
     assert timed == planted > 0, "only the planted tutors' sessions of that day carry a start time"
+
+
+def test_the_demo_has_the_years_contract_report_reviewed_approved_and_released_to_the_board(demo_warehouse):
+    from ciboard import demo_reports, reports
+    from ciboard.access import Scope, ScopeError
+    from ciboard.appdb import AppDB
+
+    db = AppDB.of(demo_warehouse.settings)
+    [report] = [r for r in reports.listing(db, reports.REPORT_SCOPE) if r.period == "2025-26"]
+    assert [(e.state, e.by) for e in report.events] == [
+        ("draft", "analyst"), ("reviewed", "admin"), ("approved", "admin"), ("released", "admin")]
+    assert report.audiences == ("board",) and report.texts == demo_reports.TEXTS
+    assert report.snapshot["district"]["period"]["label"] == "2025-26"
+    assert report.snapshot["district"]["outcomes"] and report.snapshot["district"]["payments"]
+    # The board reads it; a vendor, to whom it was not released, does not.
+    assert reports.read(db, Scope("facilitator"), report.report_id).state == "released"
+    with pytest.raises(ScopeError):
+        reports.read(db, Scope("vendor", "V1"), report.report_id)
+    assert not demo_reports.seed(db, demo_warehouse), "seeded once"

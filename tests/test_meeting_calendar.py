@@ -2,13 +2,16 @@
 .ics files, read back with the icalendar library."""
 
 from datetime import date, datetime, time, timedelta, timezone
+from zoneinfo import ZoneInfo
 
 import pytest
 from icalendar import Calendar
 
 from ciboard import meeting_calendar
 from ciboard.ci_records import Commitment, Meeting, Schedule, Workgroup, as_json, from_json
-from ciboard.meeting_calendar import DRAFTED, DUE, HELD, MISSED, UPCOMING
+from ciboard.meeting_calendar import CANCELLED, DRAFTED, DUE, HELD, MISSED, UPCOMING
+
+ZONE = "America/Chicago"
 
 FORTNIGHTLY = Schedule("weekly", 1, date(2026, 9, 1), at=time(15, 30), minutes=45, every=2, ends_on=date(2026, 11, 30))
 
@@ -126,18 +129,20 @@ def events(data: bytes) -> list:
 
 def test_the_ics_parses_back_and_holds_exactly_the_scheduled_dates():
     data = meeting_calendar.ics([group(), group(schedule=None, id=5, name="No schedule")], "My calendar",
-                                date(2026, 9, 1))
+                                date(2026, 9, 1), time_zone=ZONE)
     found = events(data)
     assert [e.decoded("dtstart") for e in found] == [
-        datetime.combine(day, time(15, 30)) for day in meeting_calendar.dates(FORTNIGHTLY, date(2027, 1, 1))]
+        datetime.combine(day, time(15, 30), tzinfo=ZoneInfo(ZONE))
+        for day in meeting_calendar.dates(FORTNIGHTLY, date(2027, 1, 1))]
     assert all(e.decoded("dtend") - e.decoded("dtstart") == timedelta(minutes=45) for e in found)
     assert {str(e["summary"]) for e in found} == {"Attendance leads"}
     assert Calendar.from_ical(data)["x-wr-calname"] == "My calendar"
 
 
 def test_the_ics_uids_are_stable_so_a_reimport_updates_rather_than_duplicates():
-    before = events(meeting_calendar.ics([group()], "c", date(2026, 9, 1)))
-    after = events(meeting_calendar.ics([group(name="Attendance leads (renamed)", revision=3)], "c", date(2026, 10, 1)))
+    before = events(meeting_calendar.ics([group()], "c", date(2026, 9, 1), time_zone=ZONE))
+    after = events(meeting_calendar.ics([group(name="Attendance leads (renamed)", revision=3)], "c", date(2026, 10, 1),
+                                        time_zone=ZONE))
     assert [str(e["uid"]) for e in before] == [str(e["uid"]) for e in after]
     assert len({str(e["uid"]) for e in before}) == len(before)
     assert [int(e["sequence"]) for e in after] == [3] * len(after)  # newer than the first import's 2
@@ -145,7 +150,93 @@ def test_the_ics_uids_are_stable_so_a_reimport_updates_rather_than_duplicates():
 
 def test_an_open_ended_schedule_is_written_a_year_ahead():
     weekly = group(schedule=Schedule("weekly", 0, date(2026, 1, 5)))
-    found = events(meeting_calendar.ics([weekly], "c", date(2026, 6, 1)))
+    found = events(meeting_calendar.ics([weekly], "c", date(2026, 6, 1), time_zone=ZONE))
     assert found[0].decoded("dtstart").date() == date(2026, 1, 5)
     assert found[-1].decoded("dtstart").date() <= date(2026, 6, 1) + meeting_calendar.HORIZON
     assert len(found) == len(meeting_calendar.dates(weekly.schedule, date(2026, 6, 1) + meeting_calendar.HORIZON))
+
+
+def test_times_are_in_the_districts_time_zone_with_its_definition_not_floating():
+    """RFC 5545 3.3.5: a DTSTART with a TZID is that zone's local time, and the file carries the
+    VTIMEZONE it names; 15:30 in Chicago is 20:30 UTC in daylight time (Sep 1) and 21:30 in
+    standard time (Nov 10)."""
+    calendar = Calendar.from_ical(meeting_calendar.ics([group()], "c", date(2026, 9, 1), time_zone=ZONE))
+    assert [str(tz["tzid"]) for tz in calendar.walk("VTIMEZONE")] == [ZONE]
+    found = calendar.walk("VEVENT")
+    assert {e["dtstart"].params["TZID"] for e in found} == {ZONE}
+    starts = {e.decoded("dtstart").date(): e.decoded("dtstart").astimezone(timezone.utc) for e in found}
+    assert starts[date(2026, 9, 1)] == datetime(2026, 9, 1, 20, 30, tzinfo=timezone.utc)
+    assert starts[date(2026, 11, 10)] == datetime(2026, 11, 10, 21, 30, tzinfo=timezone.utc)
+
+
+def test_a_cancelled_date_is_a_cancelled_event_newer_than_the_one_imported_and_neither_missed_nor_drafted():
+    off = date(2026, 9, 29)
+    imported = events(meeting_calendar.ics([group()], "c", date(2026, 9, 1), time_zone=ZONE))
+    found = events(meeting_calendar.ics([group()], "c", date(2026, 9, 1), time_zone=ZONE, cancelled={4: {off}}))
+    assert [str(e["uid"]) for e in found] == [str(e["uid"]) for e in imported], "the same events, updated"
+    cancelled = [e for e in found if str(e.get("status", "")) == "CANCELLED"]
+    assert [e.decoded("dtstart").date() for e in cancelled] == [off]
+    assert int(cancelled[0]["sequence"]) == 3 > int(imported[0]["sequence"]) == 2
+    assert {int(e["sequence"]) for e in found if e not in cancelled} == {2}
+    # On the calendar: cancelled, not missed once its days pass, and never offered as a draft.
+    found = meeting_calendar.slots(group(), [], date(2026, 10, 20), cancelled={off})
+    assert {s.on: s.status for s in found}[off] == CANCELLED
+    assert off not in [s.on for s in meeting_calendar.missed(found)]
+    assert meeting_calendar.next_to_draft(meeting_calendar.slots(group(), [], date(2026, 9, 25), cancelled={off}),
+                                          date(2026, 9, 25)) is None
+
+
+@pytest.fixture
+def stored(tmp_path):
+    """An app database with a scheduled workgroup and a facilitator's account."""
+    import sqlite3
+
+    from ciboard import accounts, meetings
+    from ciboard.access import Scope
+    from ciboard.appdb import AppDB
+
+    db = AppDB(tmp_path / "app.sqlite")
+    saved = meetings.save_workgroup(db, Scope("facilitator"), group(id=None, revision=0, updated_at=None),
+                                    by="facilitator")
+    who = accounts.add_user(db, "fran", role="facilitator", password="a long enough password 1")
+    return db, saved, who, sqlite3
+
+
+def test_district_staff_cancel_a_scheduled_date_once_saying_why_audited_and_kept(stored):
+    from ciboard import accounts
+    from ciboard.access import Scope, ScopeError
+
+    db, saved, who, sqlite3 = stored
+    staff = Scope("facilitator")
+    off = date(2026, 10, 13)
+    [coming] = meeting_calendar.next_meetings(db, staff, date(2026, 10, 10))
+    assert coming.slot.on == off
+    made = meeting_calendar.cancel(db, staff, saved, off, "Parent conferences", by=who)
+    [coming] = meeting_calendar.next_meetings(db, staff, date(2026, 10, 10))
+    assert coming.slot.on == date(2026, 10, 27), "the Overview's next meeting is the next one not cancelled"
+    assert (made.on, made.reason, made.by) == (off, "Parent conferences", "fran")
+    assert list(meeting_calendar.cancellations(db, staff, saved)) == [off]
+    [logged] = accounts.audit_log(db, action="meeting cancel")
+    assert logged["username"] == "fran" and "Parent conferences" in logged["detail"]
+    for wrong, message in ((off, "cancelled already"), (date(2026, 10, 14), "no meeting scheduled"),
+                           (date(2026, 10, 27), "say why")):
+        with pytest.raises(ValueError, match=message):
+            meeting_calendar.cancel(db, staff, saved, wrong, "" if "why" in message else "x", by=who)
+    for party in (Scope("vendor", "V1"), Scope("evaluator", evaluator="eva")):
+        with pytest.raises(ScopeError):
+            meeting_calendar.cancel(db, party, saved, date(2026, 10, 27), "x", by=who)
+    with db.connect() as con:
+        for statement in ("update meeting_cancellations set reason = 'x'", "delete from meeting_cancellations"):
+            with pytest.raises(sqlite3.IntegrityError, match="stays as it was recorded"):
+                con.execute(statement)
+    assert meeting_calendar.cancellations(db, staff, saved)[off].reason == "Parent conferences"
+
+
+def test_the_districts_time_zone_is_a_known_one():
+    from pydantic import ValidationError
+
+    from ciboard.settings import Settings
+
+    assert Settings(time_zone="America/Chicago").time_zone == "America/Chicago"
+    with pytest.raises(ValidationError, match="unknown time zone 'Mars/Olympus'"):
+        Settings(time_zone="Mars/Olympus")

@@ -160,3 +160,33 @@ def test_a_vendor_reads_only_its_own_next_meetings_on_the_overview(dashboard):
     assert meeting_calendar.next_meetings(db, Scope("vendor", "V5"), today) == []
     app = open_page(OVERVIEW, user="vendor-v5")
     assert "Next meetings" not in [h.value for h in app.subheader]
+
+
+def test_staff_cancel_one_meeting_which_reads_cancelled_and_leaves_calendars_as_cancelled(dashboard):
+    from ciboard import accounts
+
+    db = AppDB.of(dashboard.settings)
+    today = date.today()
+    group = meetings.save_workgroup(db, Scope("facilitator"), Workgroup(
+        name="Test workgroup: a cancelled week", vendor_ids=["V2"],
+        schedule=Schedule("weekly", today.weekday(), today - timedelta(days=14), time(15, 30), 45)), by="facilitator")
+    off = today + timedelta(days=7)
+    app = open_page(WORKGROUPS, user="facilitator", state={"group": group.id})
+    app.selectbox(key="cancel-on").set_value(off)
+    app.text_input(key="cancel-reason").set_value("Parent conferences")
+    app.button(key="cancel-meeting-button").click().run()
+    no_exception(app)
+    assert not app.error, [e.value for e in app.error]
+    row = calendar_table(app).set_index("Date").loc[f"{off:%a %b %-d, %Y} 15:30"]
+    assert (row["Status"], row["Meeting"]) == ("Cancelled", "Parent conferences")
+    assert f"{off:%a %b %-d, %Y}" not in app.selectbox(key="cancel-on").options
+    [logged] = [e for e in accounts.audit_log(db, action="meeting cancel") if f'"workgroup": {group.id}' in e["detail"]]
+    assert logged["username"] == "facilitator"
+    events = Calendar.from_ical(ics_download(app, "ics-workgroup")).walk("VEVENT")
+    assert [e.decoded("dtstart").date() for e in events if str(e.get("status", "")) == "CANCELLED"] == [off]
+    assert {e["dtstart"].params["TZID"] for e in events} == {dashboard.settings.time_zone}
+    # A vendor of the workgroup reads it cancelled, and cannot cancel one itself.
+    vendor = open_page(WORKGROUPS, user="vendor-v2", state={"group": group.id})
+    no_exception(vendor)
+    assert calendar_table(vendor).set_index("Date").loc[f"{off:%a %b %-d, %Y} 15:30", "Status"] == "Cancelled"
+    assert not [b for b in vendor.button if b.key == "cancel-meeting-button"]

@@ -124,3 +124,38 @@ def test_a_student_who_attended_nothing_in_the_weeks_is_said_so_not_none(dashboa
     last = shown["last_attended"]
     assert set(last[never]) == {"none in these weeks"}
     assert last[[not n for n in never]].str.fullmatch(r"[A-Z][a-z]{2} \d{1,2}, \d{4}").all()
+
+
+def test_an_evaluator_reads_every_list_and_status_under_its_pseudonyms_and_logs_nothing(dashboard):
+    from ciboard import privacy
+
+    db = AppDB.of(dashboard.settings)
+    end = date.fromisoformat(default_dates(dashboard)["end"])
+    key = privacy.pseudonym_key(db)
+    app = open_page(PAGE, user="evaluator")
+    expected = student_lists.lists(dashboard, ANALYST, end)
+    known = student_lists.latest(db, ANALYST)
+    assert [t.label for t in app.tabs] == [f"{student_lists.LISTS[k]} ({len(expected[k]):,})" for k in expected]
+    for list_key, frame in expected.items():
+        shown = listed(app)[list_key]
+        assert shown["student_key"].tolist() == [privacy.pseudonym(key, "evaluator", s) for s in frame["student_key"]]
+        statuses = student_lists.with_status(frame, known)["status"].map(student_lists.STATUS_LABELS)
+        assert shown["status"].tolist() == statuses.tolist()
+        assert "note" not in shown.columns, "the log's notes name students and staff as typed"
+    assert {"Contacted", "Re-engaged"} <= set(listed(app)["absent"]["status"])
+    # No real student id anywhere: screen, options and every download.
+    real = {s for frame in expected.values() for s in frame["student_key"]}
+    assert not set(re.findall(r"ST\d{7}", everything_shown(app))) & real
+    for name, content in downloads(app).items():
+        assert not set(re.findall(r"ST\d{7}", content.decode())) & real, name
+
+    # A student's log: its statuses and dates, not who wrote them or what; and no form to log.
+    logged = next(s for s in expected["absent"]["student_key"] if s in known)
+    pseudonym = privacy.pseudonym(key, "evaluator", logged)
+    app.selectbox(key="student").set_value(pseudonym).run()
+    assert not app.exception, [e.value for e in app.exception]
+    log = app.dataframe[3].value
+    history = student_lists.history(db, ANALYST, logged)
+    assert list(log.columns) == ["On", "Status", "List"]
+    assert log["Status"].tolist() == [student_lists.STATUS_LABELS[e.status] for e in history]
+    assert not [b for b in app.button if b.label == "Log"] and not app.text_input

@@ -464,3 +464,31 @@ def test_a_draft_left_behind_reads_in_letters_while_presenting(store):
                     query={"present": "true", "alias": "true"})
     [kept] = [t.value for t in app.text if "about the rota" in t.value]
     assert "Lumen" not in kept and "V2" not in kept and re.fullmatch(r"Ask Vendor [A-F] about the rota", kept)
+
+
+def test_follow_up_counts_an_analyst_froze_reach_a_facilitator_protected_on_screen_and_in_the_packet(store, dashboard):
+    """An analyst's snapshot holds exact follow-up counts, small ones too. A facilitator reads
+    them as its own scope counts them (small ones hidden, the rest with the cell-key noise), on
+    the meeting's screen and in its packet, never the analyst's."""
+    from ciboard import packet
+
+    group = make_group(store, "Frozen follow-up counts")
+    held_on = date(2026, 3, 12)
+    draft = meetings.save_meeting(store, ANALYST, ci_records.draft_meeting(group, held_on), by="analyst")
+    frozen = followup.snapshot(followup.outcomes_prefill(dashboard, store, ANALYST, group.id, held_on))
+    frozen["prefill"]["follow_up"] = {key: {"now": 3, "then": 4} for key in frozen["prefill"]["follow_up"]}
+    followup.finalise(dashboard, store, ANALYST, draft.id, frozen, by="analyst", revision=draft.revision)
+    since = date.fromisoformat(frozen["prefill"]["since"])
+    seen = followup.follow_up_counts(dashboard, FACILITATOR, since, held_on, {"vendor_id": ["V2"]})
+    said = {when: "too few to show" if n is None else f"{n:,}" for when, n in seen["absent"].items()}
+    expected = f"persistently absent {said['now']} (was {said['then']} on {since})"
+    exact = "persistently absent 3 (was 4"
+
+    app = open_meeting(group, draft.id)
+    shown = " ".join(m.value for m in app.markdown)
+    assert expected in shown and exact not in shown
+
+    text = packet.to_markdown(packet.build(dashboard, store, FACILITATOR, draft.id))
+    assert expected in text and exact not in text
+    # The analyst who froze them reads them as frozen.
+    assert exact in packet.to_markdown(packet.build(dashboard, store, ANALYST, draft.id))

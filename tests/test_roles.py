@@ -362,3 +362,24 @@ def test_an_admin_adds_a_school_account_and_changes_its_schools_on_the_accounts_
     assert accounts.account(db, "lincoln-coordinator").school_ids == (schools[1],)
     changed = accounts.audit_log(db, action="account schools changed")[0]
     assert changed["username"] == "admin" and "lincoln-coordinator" in changed["detail"]
+
+
+# --- what the captions say ---------------------------------------------------------------------
+
+@pytest.mark.parametrize("user", ["vendor-v1", "school"])
+def test_a_vendors_and_a_schools_captions_name_their_slice_not_all_students(dashboard, user):
+    from conftest import open_page
+
+    labels = dict(view(dashboard, "choices").query("dimension in ('school_id', 'vendor_id')")[["value", "label"]].values)
+    whose = ("students of V1 · " + labels["V1"] if user == "vendor-v1"
+             else "students at " + ", ".join(f"{s} · {labels[s]}" for s in COORDINATED_SCHOOLS))
+    said = []
+    for page in ("overview", "trends", "disparities", "vendors", "relationships"):
+        app = open_page(f"app_pages/{page}.py", user=user)
+        text = " ".join(str(e.value) for e in [*app.caption, *app.markdown, *app.subheader, *app.title])
+        assert "all students" not in text.lower(), page
+        said.append(text)
+    assert whose in " ".join(said)
+    # The analyst's are all students still.
+    app = open_page("app_pages/trends.py")
+    assert "all students" in " ".join(str(e.value) for e in [*app.caption, *app.markdown]).lower()

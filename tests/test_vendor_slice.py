@@ -267,7 +267,7 @@ from ciboard.demo_meetings import COORDINATED_SCHOOLS  # noqa: E402
 # pages records; every one must open clean for them.
 SCHOOL_PAGES = ("overview", "trends", "disparities", "vendors", "relationships", "data_map", "follow_up")
 SCHOOL_RECORD_PAGES = ("meetings", "commitments", "workgroups", "root_causes", "pdsa")
-EVALUATOR_PAGES = (*PAGES, "payments", "meetings", "commitments", "workgroups", "root_causes", "pdsa")
+EVALUATOR_PAGES = (*PAGES, "payments", "follow_up", "meetings", "commitments", "workgroups", "root_causes", "pdsa")
 
 
 def school_labels(warehouse) -> dict[str, str]:
@@ -349,7 +349,97 @@ def test_an_evaluator_sees_no_student_id_on_any_page_or_download(dashboard, stud
             )
 
 
-def test_an_evaluator_cannot_reach_the_follow_up_log_uploads_or_accounts(dashboard):
-    for page in ("follow_up", "upload", "users", "audit"):
+def test_an_evaluator_cannot_reach_uploads_or_accounts(dashboard):
+    for page in ("upload", "users", "audit"):
         with pytest.raises(ValueError, match="Could not find a navigation page"):
             open_page(f"app_pages/{page}.py", user="evaluator")
+
+
+# --- Contract reports: each reader gets what is released to its audience, and nothing else ------
+
+from ciboard import accounts, reports  # noqa: E402
+from ciboard.appdb import AppDB  # noqa: E402
+
+# Each report's text carries a word of its own, so a trace of a report not released to a reader
+# shows wherever it would surface: the page, its chooser, its files.
+REPORTS = {  # period -> (audiences it is released to (None: left a draft, (): approved, not released), marker)
+    "Q1": (("vendors",), "MARKVENDORS"),
+    "Q3": (("schools",), "MARKSCHOOLS"),
+    "Q4": (("evaluators",), "MARKEVALUATORS"),
+    "2025-11": ((), "MARKAPPROVED"),
+    "2025-10": (None, "MARKDRAFT"),
+}
+AUDIENCE_OF = {"vendor-v1": "vendors", "vendor-v4": "vendors", "school": "schools", "evaluator": "evaluators"}
+SCOPES = {"vendor-v1": Scope("vendor", "V1"), "vendor-v4": Scope("vendor", "V4"),
+          "school": Scope("school", school_ids=COORDINATED_SCHOOLS), "evaluator": Scope("evaluator", evaluator="evaluator")}
+
+
+@pytest.fixture(scope="module")
+def released(demo_warehouse) -> dict[str, int]:
+    """The reports of REPORTS in the demo's app database, by period (made once; the demo's own
+    year report, released to the board only, is 'year')."""
+    db = AppDB.of(demo_warehouse.settings)
+    analyst, admin = accounts.account(db, "analyst"), accounts.account(db, "admin")
+    found = {r.period.removeprefix("2025-26 "): r.report_id for r in reports.listing(db, admin.scope)}
+    for period, (audiences, marker) in REPORTS.items():
+        if period in found:
+            continue
+        report = reports.create(db, demo_warehouse, analyst, "2025-26", period)
+        reports.write(db, analyst, report.report_id, {"summary": f"Written for this release only: {marker}."})
+        found[period] = report.report_id
+        if audiences is None:
+            continue
+        reports.review(db, demo_warehouse, admin, report.report_id)
+        reports.approve(db, admin, report.report_id)
+        if audiences:
+            reports.release(db, demo_warehouse, admin, report.report_id, list(audiences))
+    found["year"] = found["2025-26"]
+    return found
+
+
+def markers_not_for(user: str) -> list[str]:
+    return [marker for audiences, marker in REPORTS.values() if AUDIENCE_OF[user] not in (audiences or ())]
+
+
+def traces_of_words(words: list[str], texts: list[tuple[str, str]]) -> list[str]:
+    return [f"{where}: {w}" for where, text in texts for w in words if w in text]
+
+
+@pytest.mark.parametrize("user", list(AUDIENCE_OF))
+def test_a_reader_gets_only_the_reports_released_to_its_audience_whatever_it_asks(dashboard, released, student_ids, user):
+    from plotly.offline import get_plotlyjs
+
+    library = get_plotlyjs()  # the HTML file's own charting library: code, not the report's words
+    db = AppDB.of(dashboard.settings)
+    scope = SCOPES[user]
+    mine = {released[p] for p, (audiences, _) in REPORTS.items() if AUDIENCE_OF[user] in (audiences or ())}
+    not_mine = {released[p] for p, (audiences, _) in REPORTS.items() if AUDIENCE_OF[user] not in (audiences or ())}
+    not_mine.add(released["year"])  # the board's only
+    # Below the page: it lists and reads only its own audience's, and is refused the rest without a word of them.
+    listed = {r.report_id for r in reports.listing(db, scope)}
+    assert mine <= listed and not listed & not_mine
+    for report_id in not_mine:
+        with pytest.raises(ScopeError) as refused:
+            reports.read(db, scope, report_id)
+        assert not traces_of_words(markers_not_for(user), [("error", str(refused.value))])
+    # The page, asked for another audience's report, a draft or one not yet released: by the
+    # chooser's state, and by every address parameter a report could be named with.
+    for other in sorted(not_mine):
+        query = {"report": str(other), "report_id": str(other), "copy": "district", "id": str(other)}
+        app = open_page("app_pages/reports.py", query=query, user=user, state={"report": other})
+        assert not app.error, [e.value for e in app.error]
+        chooser = app.selectbox(key="report")
+        assert {option.split(" · ")[0] for option in chooser.options} == {r.title for r in reports.listing(db, scope)}
+        assert chooser.value in mine
+        texts = [(where, text.replace(library, "")) for where, text in shown(app, query)]
+        assert not traces_of_words(markers_not_for(user), texts), user
+        assert not [b for b in app.button if b.key in ("draft-report", "save-text", "review-report", "approve-report",
+                                                        "release-report", "reopen-report", "correct-report")]
+        assert {key.rsplit("-", 1)[-1] for key in downloads(app) if "download-report" in key} == {"html", "md", "xlsx"}
+        if user.startswith("vendor"):
+            own = scope.vendor_id
+            assert not traces_of(others(own), texts), "a vendor's page and files hold its own rows only"
+        # A school reads the district's copy, every school's included: releasing it to schools is the
+        # district's choice (README, Contract reports).
+        if user == "evaluator":
+            assert not traces_of_students(student_ids, texts)

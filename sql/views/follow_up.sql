@@ -93,7 +93,8 @@ where s.enrolled_on <= until.day - 7 * weeks
 order by s.enrolled_on, s.student_key;
 
 -- follow_up_counts: one row per list, how many students it holds in the scope. The query layer
--- hides a small count from a scope that may not see the students themselves.
+-- hides a small count from a scope that may not see the students themselves, and puts the
+-- cell-key noise on the others (cell_key: the students' record keys combined, as in panel).
 create or replace macro follow_up_counts(
     max_rate,
     weeks := 4,
@@ -102,14 +103,17 @@ create or replace macro follow_up_counts(
     end_date := null,
     filters := map{}::map(varchar, varchar[])
 ) as table
-select 'absent' as list, count(*) as students
-from absent_students(max_rate, weeks := weeks, scope_vendor := scope_vendor, end_date := end_date, filters := filters)
+select 'absent' as list, count(*) as students, bit_xor(hash(a.student_key, k.secret)) as cell_key
+from absent_students(max_rate, weeks := weeks, scope_vendor := scope_vendor, end_date := end_date, filters := filters) as a
+cross join privacy_key as k
 union all
-select 'not_growing', count(*)
-from not_growing(scope_vendor := scope_vendor, end_date := end_date, filters := filters)
+select 'not_growing', count(*), bit_xor(hash(g.student_key, k.secret))
+from not_growing(scope_vendor := scope_vendor, end_date := end_date, filters := filters) as g
+cross join privacy_key as k
 union all
-select 'not_yet_served', count(*)
-from not_yet_served(weeks := unserved_weeks, scope_vendor := scope_vendor, end_date := end_date, filters := filters);
+select 'not_yet_served', count(*), bit_xor(hash(u.student_key, k.secret))
+from not_yet_served(weeks := unserved_weeks, scope_vendor := scope_vendor, end_date := end_date, filters := filters) as u
+cross join privacy_key as k;
 
 -- followed_student: the one student asked for, if the scope may follow it up.
 create or replace macro followed_student(student, scope_vendor := null, scope_schools := null) as table
