@@ -81,6 +81,6 @@ create or replace macro sample_sd_from_sums(n, total, squares) as
 create or replace macro sample_sd(x) as
     sample_sd_from_sums(
         count(x),
-        sum(round(x * 1e9)::hugeint),
-        sum(round(x * 1e9)::hugeint * round(x * 1e9)::hugeint)
+        sum((x * 1e9)::hugeint),
+        sum((x * 1e9)::hugeint * (x * 1e9)::hugeint)
     );
