@@ -8,6 +8,7 @@ import streamlit as st
 from ciboard import first_run, session
 from ciboard.dashboard import warehouse
 from ciboard.filters import filter_bar
+from ciboard.warehouse import WarehouseTooNew
 
 EVERYONE = ("analyst", "facilitator", "admin", "vendor", "school", "evaluator")
 # A school reads its schools' numbers, follow-up and meetings; a vendor's submissions and
@@ -49,7 +50,12 @@ if not first_run.ready():
     # A fresh machine: the demo district is built in the background, its progress shown meanwhile.
     st.navigation(at_every_address(first_run.progress_page, "Building the demo district"), position="hidden").run()
     st.stop()
-warehouse()
+try:
+    warehouse()
+except WarehouseTooNew as error:
+    # Nothing on any page can be read: say why, and what to do, instead of a traceback.
+    st.error(str(error), icon=":material/history:")
+    st.stop()
 
 account = session.current_account()
 st.session_state["account"] = account

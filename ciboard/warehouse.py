@@ -77,6 +77,49 @@ class WarehouseMissing(RuntimeError):
     pass
 
 
+class WarehouseTooNew(WarehouseMissing):
+    """The data folder was written by a newer DuckDB than the one installed, which cannot read it."""
+
+
+# DuckDB refuses a file of a newer storage format with "Trying to read a database file with
+# version number 999, but we can only read versions between 64 and 68".
+NEWER_STORAGE = re.compile(r"database file with version number (\d+), but we can only read versions? (?:between )?(\d+)(?: and (\d+))?")
+
+
+@contextmanager
+def _opening(directory: Path, file: Path) -> Iterator[None]:
+    """Turns DuckDB's refusal of a newer file into what the reader can do about it."""
+    try:
+        yield
+    except duckdb.IOException as error:
+        found = NEWER_STORAGE.search(str(error))
+        if found is None:
+            raise
+        raise WarehouseTooNew(
+            f"the data folder {directory} was written by a newer DuckDB ({_written_by(file) or 'storage version ' + found[1]})"
+            f" than the DuckDB {duckdb.__version__} installed, which reads storage versions {found[2]} to {found[3] or found[2]}"
+            " (ciboard stays on DuckDB 1.5 until DuckLake is published for 2.x). Either rebuild the demo"
+            f" with 'ciboard demo --data-dir {directory.parent}', or, to keep the data, export {file.name}"
+            " (the version named in CURRENT) with DuckDB 2.0's EXPORT DATABASE and bring the export in with"
+            " 'ciboard migrate-to-lake'."
+        ) from None
+
+
+def _written_by(file: Path) -> str | None:
+    """The DuckDB version a file's header names, e.g. 'DuckDB v2.0.1', if it can be read."""
+    try:
+        with open(file, "rb") as handle:
+            header = handle.read(96)
+    except OSError:
+        return None
+    # The main header: 8 bytes of checksum, "DUCK", the storage version, flags, then the
+    # writer's version as a NUL-padded string at byte 52.
+    if header[8:12] != b"DUCK":
+        return None
+    name = header[52:84].split(b"\0", 1)[0].decode("ascii", "replace")
+    return f"DuckDB {name}" if name.startswith("v") else None
+
+
 class VersionGone(LookupError):
     """The version asked for was deleted before any record pinned it."""
 
@@ -196,11 +239,12 @@ class Warehouse:
         with self._lock:
             connection = self._readers.get(version)
             if connection is None:
-                connection = duckdb.connect(
-                    str(self.path_of(version)),
-                    read_only=True,
-                    config={"memory_limit": self.settings.memory_limit},
-                )
+                with _opening(self.directory, self.path_of(version)):
+                    connection = duckdb.connect(
+                        str(self.path_of(version)),
+                        read_only=True,
+                        config={"memory_limit": self.settings.memory_limit},
+                    )
                 self._readers[version] = connection
                 self._close_stale_readers(keep=version)
             cursor = connection.cursor()
@@ -306,7 +350,8 @@ class Warehouse:
             for attempt in range(3):
                 version = self.version()
                 try:
-                    con.execute(f"attach {_literal(self.path_of(version))} as published (read_only)")
+                    with _opening(self.directory, self.path_of(version)):
+                        con.execute(f"attach {_literal(self.path_of(version))} as published (read_only)")
                     break
                 except duckdb.IOException:
                     if attempt == 2:  # a writer deleted the version just read three times over
@@ -336,12 +381,17 @@ class Warehouse:
             if self.exists():
                 # Byte copy is safe: a published file is never written, so it is always checkpointed.
                 shutil.copyfile(self.path_of(self.version()), building)
-            if workspace is None:
-                con = duckdb.connect(str(building), config={"memory_limit": self.settings.memory_limit})
-            else:
-                con = workspace.con
-                con.execute(f"attach {_literal(building)} as building")
-                con.execute("use building")
+            try:
+                with _opening(self.directory, self.path_of(self.version()) if self.exists() else building):
+                    if workspace is None:
+                        con = duckdb.connect(str(building), config={"memory_limit": self.settings.memory_limit})
+                    else:
+                        con = workspace.con
+                        con.execute(f"attach {_literal(building)} as building")
+                        con.execute("use building")
+            except WarehouseTooNew:
+                building.unlink(missing_ok=True)
+                raise
             logged = self._logged_rejections()
             try:
                 migrate(con)

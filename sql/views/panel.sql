@@ -66,7 +66,7 @@ weekly as (
         count(*) as n,
         sum(placed.value) as numerator,
         metric_denominator(aggregation.aggregation, placed.denominator) as denominator,
-        stddev_samp(placed.value) as sd,
+        sample_sd(placed.value) as sd,
         bit_xor(placed.record_key) as cell_key
     from placed, aggregation
     where grain = 'week'
@@ -82,7 +82,7 @@ longer as (
         count(distinct placed.student_key) as n,
         sum(placed.value) as numerator,
         metric_denominator(aggregation.aggregation, placed.denominator) as denominator,
-        stddev_samp(placed.value) as sd,
+        sample_sd(placed.value) as sd,
         bit_xor(distinct placed.record_key) as cell_key
     from placed, aggregation
     where grain is distinct from 'week'

@@ -61,3 +61,26 @@ create or replace macro metric_value(aggregation, value, denominator) as
 
 create or replace macro metric_denominator(aggregation, denominator) as
     case aggregation when 'rate' then sum(denominator) else count(*) end;
+
+-- The sample standard deviation (n - 1), the same to the last digit on every run.
+-- stddev_samp, like any sum of doubles, adds in whatever order the threads finish, so its
+-- last digits change from run to run, and a number on a page or in a packet must not.
+-- Values are summed as exact integers instead (units of 1e-9, which the sums hold for
+-- n * value^2 < 1.7e20) in any order. The squared deviations
+-- sum(x - mean)^2 = squares - total^2 / n are taken apart around the integer part q of the
+-- mean (total = n * q + r): squares - n*q^2 - 2*q*r is exact, and only r^2 / n < n is
+-- left to floating point, so there is no cancellation however far the mean is from zero.
+create or replace macro sample_sd_from_sums(n, total, squares) as
+    case when n >= 2 then
+        sqrt(greatest(0,
+            (squares - n * (total // n) * (total // n) - 2 * (total // n) * (total - n * (total // n)))::double
+            - (total - n * (total // n))::double * (total - n * (total // n))::double / n
+        ) / (n - 1)) / 1e9
+    end;
+
+create or replace macro sample_sd(x) as
+    sample_sd_from_sums(
+        count(x),
+        sum((x * 1e9)::hugeint),
+        sum((x * 1e9)::hugeint * (x * 1e9)::hugeint)
+    );
