@@ -120,7 +120,8 @@ if compare == "last year":
 elif compare.startswith("the district"):
     if filters.chosen.get("vendor_id"):
         district = query("series", **{**params, "vendor_id": None})
-        overlays.append(("All vendors", district))
+        # Every student of the district's records: tutored by any vendor or not tutored at all.
+        overlays.append(("The district", district))
     else:
         st.caption("Choose a vendor in the filters to see it beside the district.")
 elif compare.startswith(PEERS):

@@ -235,7 +235,7 @@ else:
         st.subheader("Adjusted for the students each vendor serves")
         if comparable:
             cells = query("breakdown", metric=metric["metric_id"], by="vendor_id", by2="baseline_band", **filters.params())
-            cells = cells[cells["value"].notna() & (cells["n"] > 0)]
+            cells = cells[cells["value"].notna() & (cells["n"] > 0) & (cells["vendor_id"] != NOT_TUTORED)]
         if not comparable:
             st.info("The adjusted comparison needs at least two vendors and a metric that pools.")
         elif cells.empty:
@@ -486,6 +486,7 @@ for metric_id, row in catalogue.items():
                      "difference": found["value"] - found["all_other_vendors"], "target": row["target"]})
         continue
     every = query("vendors", metric=metric_id, **filters.params())
+    every = every[every["vendor_id"] != NOT_TUTORED]
     mine = every[every["vendor_id"] == choice]
     value = mine["value"].iloc[0] if not mine.empty else math.nan
     pooled = every.dropna(subset=["numerator"])
@@ -537,7 +538,8 @@ else:
     if own_only:
         benchmark = [("All other vendors", query("peers", metric=metric["metric_id"], grain=grain, **filters.params()))]
     else:
-        everyone = query("series", metric=metric["metric_id"], grain=grain, **filters.params())
+        # Every vendor's students: the district's untutored students are no vendor's.
+        everyone = query("series", metric=metric["metric_id"], grain=grain, **{**filters.params(), "vendor_id": options})
         benchmark = [("All vendors", everyone)] if len(options) > 1 else []
     charted = chart(series, metric)
     trend = charts.spc_figure(charted, metric, overlays=benchmark, height=380, min_cell=min_cell())

@@ -229,7 +229,7 @@ OWN_STUDENTS = (*FOLLOW_UP, "session_checks")
 # others' at its schools too) and its own schools' follow-up lists. A vendor's submissions,
 # payments and flagged sessions are between the vendor and the district.
 SCHOOL_VIEWS = (
-    "series", "breakdown", "vendors", "panel", "peers", "choices", "events", "coverage", "follow_up_counts", *FOLLOW_UP,
+    "series", "breakdown", "vendors", "panel", "peers", "matched", "choices", "events", "coverage", "follow_up_counts", *FOLLOW_UP,
 )
 # Views that bind the school scope as a parameter of their own: they take no filters.
 SCHOOL_SCOPED = ("choices", "followed_student")
