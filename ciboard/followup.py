@@ -749,8 +749,9 @@ def summary(prefill: Prefill, warehouse: Warehouse) -> list[str]:
     for item in prefill.commitments:
         c, movement = item["commitment"], item["movement"]
         if movement:
-            moved = Movement.from_dict(movement).sentence(metric(c["metric_id"]))
-            lines.append(f"{c['action']} ({c['owner']}): {moved}")
+            moved = Movement.from_dict(movement)
+            beyond = f" Beyond its comparison: {moved.did_sentence(metric(c['metric_id']))}" if moved.did is not None else ""
+            lines.append(f"{c['action']} ({c['owner']}): {moved.sentence(metric(c['metric_id']))}{beyond}")
     return lines
 
 

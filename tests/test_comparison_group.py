@@ -6,10 +6,12 @@ from datetime import date
 
 import pytest
 
-from ciboard import followup
+from ciboard import charts, followup, meetings
+from ciboard.appdb import AppDB
 from ciboard.access import Scope, ScopeError
 from ciboard.ci_records import Slice
-from ciboard.queries import NOT_TUTORED, run
+from ciboard.queries import NOT_TUTORED, VIEWS, data_map, run
+from conftest import default_dates, download, figures, open_page, view
 
 VENDOR = Scope("vendor", "V1")
 
@@ -23,12 +25,15 @@ def test_untutored_students_are_a_vendor_value_for_the_district(demo_warehouse):
     assert only["n"].min() > 0
 
 
-@pytest.mark.parametrize("view", ["series", "breakdown", "vendors", "panel", "matched", "student_values"])
-def test_a_vendor_never_reaches_untutored_students_by_a_filter(demo_warehouse, view):
-    params = {"metric": "school_attendance_rate", "metric_y": "sgp", "by": "school_id", "vendor_id": NOT_TUTORED}
-    params = {k: v for k, v in params.items() if k in {"metric", "vendor_id", "metric_y", "by"} and (k != "metric_y" or view == "student_values") and (k != "by" or view in ("breakdown", "panel"))}
-    with pytest.raises(ScopeError):
-        run(demo_warehouse, view, VENDOR, params)
+@pytest.mark.parametrize("view, extra", [
+    ("series", {}), ("breakdown", {"by": "school_id"}), ("vendors", {}), ("panel", {"by": "grade"}), ("matched", {}),
+    ("peers", {}), ("coverage", {}), ("absent_students", {"max_rate": 1}), ("follow_up_counts", {"max_rate": 1}),
+])
+def test_a_vendor_never_reaches_untutored_students_by_a_filter(demo_warehouse, view, extra):
+    metric = {"metric": "school_attendance_rate"} if "metric" in VIEWS[view].params else {}
+    for asked in (NOT_TUTORED, [NOT_TUTORED, "V1"], "V1,not tutored"):
+        with pytest.raises(ScopeError):
+            run(demo_warehouse, view, VENDOR, {**metric, **extra, "vendor_id": asked})
 
 
 def test_a_vendor_reads_its_own_students_only_and_no_untutored_row(demo_warehouse):
@@ -76,3 +81,56 @@ def test_a_pdsa_cycle_reads_as_a_difference_in_differences(demo_warehouse):
     assert followup.metric_movement(
         demo_warehouse, VENDOR, "met_growth_target", Slice(vendor_id="V1"), date(2026, 1, 12)
     ).did is None
+
+
+# --- pages ---------------------------------------------------------------------------------
+
+
+def test_vendors_sets_each_vendor_beside_untutored_students_matched(dashboard):
+    span = default_dates(dashboard)
+    app = open_page("app_pages/vendors.py", query={"metric": "Met growth target"})
+    shown = download(app, "matched-met_growth_target").set_index("vendor_id")
+    expected = view(dashboard, "matched", metric="met_growth_target", **span).set_index("vendor_id")
+    assert list(shown.index) == ["V1", "V2", "V3", "V4", "V5", "V6"]
+    assert shown["expected"].tolist() == pytest.approx(expected["expected"].tolist())
+    assert shown["diff_low"].tolist() == pytest.approx(expected["diff_low"].tolist())
+    # The vendors side by side are vendors: untutored students are not one of them.
+    assert NOT_TUTORED not in set(download(app, "vendors-met_growth_target")["vendor_id"])
+    assert any("were chosen for a reason" in c.value for c in app.caption)
+
+
+def test_a_vendor_reads_its_matched_comparison_pooled(dashboard):
+    span = default_dates(dashboard)
+    app = open_page("app_pages/vendors.py", query={"metric": "Met growth target"}, user="vendor-v1")
+    shown = download(app, "matched-met_growth_target")
+    assert shown["vendor_id"].tolist() == ["V1"]
+    mine = run(dashboard, "matched", VENDOR, {"metric": "met_growth_target", **span})
+    assert shown["expected"].tolist() == pytest.approx(mine["expected"].tolist())
+    # A vendor's figure is noised and pooled: not the analyst's exact one.
+    exact = run(dashboard, "matched", Scope("analyst"), {"metric": "met_growth_target", "vendor_id": "V1", **span})
+    assert shown["expected"].iloc[0] != pytest.approx(exact["expected"].iloc[0], abs=1e-12)
+
+
+def test_trends_draws_untutored_students_matched_beside_one_vendor(dashboard):
+    app = open_page("app_pages/trends.py", query={
+        "metric": "Met growth target", "vendor": "V1", "grain": "window", "compare": "students without tutoring, matched (with one vendor filter)",
+    })
+    span = default_dates(dashboard)
+    expected = view(dashboard, "matched", metric="met_growth_target", grain="window", vendor_id="V1", **span)
+    [line] = [t for f in figures(app) for t in f["data"] if t.get("name") == "Without tutoring, matched"]
+    assert [v for v in line["y"] if v is not None] == pytest.approx(expected["expected"].dropna().tolist())
+
+
+def test_a_pdsa_cycle_shows_its_difference_in_differences_beside_the_plain_change(dashboard):
+    db = AppDB.of(dashboard.settings)
+    [cycle] = [c for c in meetings.pdsa_cycles(db, Scope("analyst")) if c.title == "Tutoring inside the school day"]
+    expected = followup.pdsa_study(dashboard, Scope("facilitator"), cycle)
+    metric = data_map(dashboard).set_index("metric_id").loc[cycle.metric_id].to_dict() | {"metric_id": cycle.metric_id}
+    assert expected.did is not None and expected.comparison == "students no vendor tutors at the same schools"
+    app = open_page("app_pages/pdsa.py", user="facilitator")
+    app.selectbox(key="cycle").set_value(cycle.id).run()
+    assert not app.exception
+    text = " ".join(m.value for m in app.markdown)
+    assert f"**What the data did.** {expected.sentence(metric)}" in text
+    assert expected.did_sentence(metric) in text
+    assert charts.format_change(expected.did, metric) in expected.did_sentence(metric)
