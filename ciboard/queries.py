@@ -731,6 +731,8 @@ def _matched(frame: pd.DataFrame, aggregation: str, hide: bool, min_cell: int, b
             units[["vendor_id", *strata, "mean", "sd", "n"]], by="vendor_id", adjust_for=strata,
             reference=reference[[*strata, "mean", "sd", "n"]],
         )
+        # Judged on the true counts: the noisy ones never read below `min_cell`.
+        result["suppressed"] = hide & ((result["n"] < min_cell) | (result["reference_n"] < min_cell)).to_numpy(dtype=bool)
         if hide:
             result = _noisy_comparison(result, units, reference, strata, min_cell)
         if by_period:
@@ -739,7 +741,6 @@ def _matched(frame: pd.DataFrame, aggregation: str, hide: bool, min_cell: int, b
     if not found:
         return pd.DataFrame(columns=columns)
     result = pd.concat(found, ignore_index=True).sort_values([*(["period_start"] if by_period else []), "vendor_id"])
-    result["suppressed"] = hide & ((result["n"] < min_cell) | (result["reference_n"] < min_cell)).to_numpy(dtype=bool)
     measures = ["observed", "expected", "difference", "diff_low", "diff_high", "reference_n"]
     result.loc[result["suppressed"], measures] = np.nan
     for count in ("n", "unmatched", "reference_n"):

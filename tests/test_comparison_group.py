@@ -11,7 +11,7 @@ from ciboard.appdb import AppDB
 from ciboard.access import Scope, ScopeError
 from ciboard.ci_records import Slice
 from ciboard.queries import NOT_TUTORED, VIEWS, data_map, run
-from conftest import default_dates, download, figures, open_page, view
+from conftest import VENDOR_LABELS, default_dates, download, figures, open_page, view
 
 VENDOR = Scope("vendor", "V1")
 
@@ -113,7 +113,8 @@ def test_a_vendor_reads_its_matched_comparison_pooled(dashboard):
 
 def test_trends_draws_untutored_students_matched_beside_one_vendor(dashboard):
     app = open_page("app_pages/trends.py", query={
-        "metric": "Met growth target", "vendor": "V1", "grain": "window", "compare": "students without tutoring, matched (with one vendor filter)",
+        "metric": "Met growth target", "vendor": VENDOR_LABELS["V1"],
+        "compare": "students without tutoring, matched (with one vendor filter)",
     })
     span = default_dates(dashboard)
     expected = view(dashboard, "matched", metric="met_growth_target", grain="window", vendor_id="V1", **span)
@@ -134,3 +135,13 @@ def test_a_pdsa_cycle_shows_its_difference_in_differences_beside_the_plain_chang
     assert f"**What the data did.** {expected.sentence(metric)}" in text
     assert expected.did_sentence(metric) in text
     assert charts.format_change(expected.did, metric) in expected.did_sentence(metric)
+
+
+def test_a_vendor_with_few_matched_students_is_hidden_not_floored(demo_warehouse):
+    # One school, grade and band: the analyst sees a handful of V1's students matched; every
+    # other scope sees the row hidden, though noisy counts never read below the cell size.
+    asked = {"metric": "school_attendance_rate", "school_id": "M01", "grade": "6", "baseline_band": "above"}
+    exact = run(demo_warehouse, "matched", Scope("analyst"), asked)
+    assert exact["n"].iloc[0] < 10 <= exact["reference_n"].iloc[0]
+    [hidden] = run(demo_warehouse, "matched", Scope("facilitator"), asked).to_dict("records")
+    assert hidden["suppressed"] and hidden["expected"] != hidden["expected"]  # NaN
