@@ -161,6 +161,16 @@ def show_numbers(movement: followup.Movement) -> None:
         "Value": lambda p: p[1].value, "Students": lambda p: p[1].students,
     }), hide_index=True,
         column_config={"Value": st.column_config.NumberColumn(format="percent" if charts.is_share(metric) else "%.2f")})
+    # A rise every group saw is not the change's doing: the same periods for a comparison group.
+    st.markdown(f"**Beyond its comparison (difference in differences).** {movement.did_sentence(metric)}")
+    if movement.did is not None:
+        st.caption(
+            f"{movement.comparison.capitalize()}: {charts.format_value(movement.comparison_before, metric)} → "
+            f"{charts.format_value(movement.comparison_after, metric)} over the same periods. Students without tutoring "
+            "are the comparison where the district's records hold some at the cycle's schools with data for this "
+            "metric; otherwise all other vendors' students. Tutored students were chosen for a reason, so the "
+            "comparison allows for a rise everyone saw, not for every way the two groups differ."
+        )
 
 
 def spc_chart(cycle: PdsaCycle, movement: followup.Movement) -> None:

@@ -18,6 +18,7 @@ filters = st.session_state["filters"]
 own_only = scope().role == "vendor"  # a vendor's own line, and all other vendors pooled beside it
 one_vendor = (filters.chosen.get("vendor_id") or [])
 PEERS = "all other vendors"
+MATCHED = "students without tutoring, matched"
 
 
 def charted_summary(metric: dict, grain: str, compare: str, split: str, rebase_on) -> str:
@@ -56,8 +57,9 @@ with controls[1]:
     grains = ["week", "month", "window"] if weekly else ["window"]
     grain = st.segmented_control("Period", grains, default=grains[0], key="grain", bind="query-params") or grains[0]
 with controls[2]:
-    comparisons = ["nothing", "last year", PEERS, "another metric"] if own_only else [
-        "nothing", "last year", "the district (with a vendor filter)", f"{PEERS} (with one vendor filter)", "another metric",
+    comparisons = ["nothing", "last year", PEERS, MATCHED, "another metric"] if own_only else [
+        "nothing", "last year", "the district (with a vendor filter)", f"{PEERS} (with one vendor filter)",
+        f"{MATCHED} (with one vendor filter)", "another metric",
     ]
     if metric["metric_id"] == "tutoring_attendance_rate":
         comparisons.insert(1, "school attendance")
@@ -118,7 +120,8 @@ if compare == "last year":
 elif compare.startswith("the district"):
     if filters.chosen.get("vendor_id"):
         district = query("series", **{**params, "vendor_id": None})
-        overlays.append(("All vendors", district))
+        # Every student of the district's records: tutored by any vendor or not tutored at all.
+        overlays.append(("The district", district))
     else:
         st.caption("Choose a vendor in the filters to see it beside the district.")
 elif compare.startswith(PEERS):
@@ -130,6 +133,25 @@ elif compare.startswith(PEERS):
             st.caption("Too few other vendors' students in these filters for a benchmark.")
     else:
         st.caption("Choose one vendor in the filters to see it beside all the others.")
+elif compare.startswith(MATCHED):
+    # What the vendor's students would have had at the results of students no vendor tutors of the
+    # same school, grade and baseline band, period by period (the Vendors page's matched comparison).
+    if metric["aggregation"] == "median":
+        st.caption("A median has no matched comparison: choose *Met growth target* for growth.")
+    elif own_only or len(one_vendor) == 1:
+        matched = query("matched", **params)
+        matched = matched[matched["vendor_id"] == charted_vendor] if charted_vendor else matched
+        if matched["expected"].notna().any():
+            overlays.append(("Without tutoring, matched", matched.rename(columns={"expected": "value"})))
+            st.caption(
+                "The matched line is what these students would have had at the results of students no vendor tutors "
+                "of the same schools, grades and baseline bands, in each period. Tutored students were chosen for a "
+                "reason, which matching on the baseline band allows for only in part."
+            )
+        else:
+            st.caption("Too few students without tutoring at these schools, grades and bands to match.")
+    else:
+        st.caption("Choose one vendor in the filters to see it beside students without tutoring.")
 elif compare in ("school attendance", "proficiency", "another metric"):
     other_id = {"school attendance": "school_attendance_rate", "proficiency": "proficient"}.get(compare)
     if other_id is None:

@@ -12,6 +12,7 @@ from ciboard.dashboard import (
     chart_footer, keep_vendor_choice, metric_picker, metrics, min_cell, query, reads, scope, warehouse,
 )
 from ciboard.filters import MULTI, YES_NO, narrow_filters
+from ciboard.queries import NOT_TUTORED
 from ciboard.signals import chart
 from ciboard.stats import compare, disparity, intervals
 
@@ -44,7 +45,8 @@ scope_note = f"{metric['label']} · {filters.describe()}"
 
 vendors = query("vendors", metric=metric["metric_id"], **filters.params())
 hidden = not vendors.empty and vendors["n"].isna().all()
-vendors = vendors[vendors["n"] > 0].reset_index(drop=True)
+# Students no vendor tutors are a vendor value of their own: their comparison is below, matched.
+vendors = vendors[(vendors["n"] > 0) & (vendors["vendor_id"] != NOT_TUTORED)].reset_index(drop=True)
 vendors.insert(1, "vendor", vendors["vendor_id"].map(vendor_label))
 
 
@@ -233,7 +235,7 @@ else:
         st.subheader("Adjusted for the students each vendor serves")
         if comparable:
             cells = query("breakdown", metric=metric["metric_id"], by="vendor_id", by2="baseline_band", **filters.params())
-            cells = cells[cells["value"].notna() & (cells["n"] > 0)]
+            cells = cells[cells["value"].notna() & (cells["n"] > 0) & (cells["vendor_id"] != NOT_TUTORED)]
         if not comparable:
             st.info("The adjusted comparison needs at least two vendors and a metric that pools.")
         elif cells.empty:
@@ -282,6 +284,57 @@ else:
                 adjusted, metric, name=f"adjusted-{metric['metric_id']}", who=f"{scope_note} · adjusted for baseline band",
                 students=int(adjusted["n"].sum()),
             )
+
+
+st.subheader("Against students without tutoring")
+if median:
+    st.info("SGP is a median: the matched comparison is on *Met growth target*.")
+else:
+    matched = query("matched", metric=metric["metric_id"], **filters.params())
+    matched = matched[matched["expected"].notna()].reset_index(drop=True)
+    if matched.empty:
+        st.info(
+            "No students without tutoring to match with these filters: the district's student records hold none at "
+            "these schools, grades and baseline bands" + ("" if own_only else f", or fewer than {min_cell()} in each") + "."
+        )
+    else:
+        matched.insert(1, "vendor", matched["vendor_id"].map(vendor_label))
+        st.markdown(
+            "Each vendor's students against students in the district's records whom no vendor tutors, **of the same "
+            "school, grade and baseline band**, weighted to the vendor's own mix: the *expected* value is what its "
+            "students would have had at the results of untutored students like them. Observed above expected is "
+            "growth (or attendance) beyond what the school gave them without tutoring."
+        )
+        st.plotly_chart(charts.observed_expected_figure(matched, category="vendor", metric=metric), width="stretch", key="matched")
+        st.dataframe(
+            pd.DataFrame({
+                "Vendor": matched["vendor"],
+                "Students matched": [f"{n:,.0f}" for n in matched["n"]],
+                "Without a match": [f"{n:,.0f}" for n in matched["unmatched"]],
+                "Observed": [charts.format_value(v, metric) for v in matched["observed"]],
+                "Expected without tutoring": [charts.format_value(v, metric) for v in matched["expected"]],
+                "Untutored students behind it": [f"{n:,.0f}" for n in matched["reference_n"]],
+                "Observed − expected": [charts.format_change(v, metric) for v in matched["difference"]],
+                "95% CI": [
+                    f"{charts.format_change(low, metric)} to {charts.format_change(high, metric)}"
+                    for low, high in zip(matched["diff_low"], matched["diff_high"])
+                ],
+            }),
+            hide_index=True, width="stretch", key="matched-table",
+        )
+        st.caption(
+            "Students are the unit: each student's weeks are pooled first, and the interval joins the uncertainty of "
+            "the vendor's value and of the untutored students' values it is weighted from. Students at a school, grade "
+            "and band with no untutored student"
+            + ("" if scope().role == "analyst" else f" (or fewer than {min_cell()})")
+            + " cannot be matched and are left out. **Limits:** tutored students were chosen for a reason (a teacher's "
+            "referral, a low score, a family's request); matching on school, grade and baseline band allows for what "
+            "the records hold, not for why a student was chosen, so read a difference as a strong hint, not a proof."
+        )
+        chart_footer(
+            matched, metric, name=f"matched-{metric['metric_id']}", who=f"{scope_note} · against untutored students, matched",
+            students=int(matched["n"].sum()),
+        )
 
 
 st.subheader("Payments earned so far")
@@ -433,6 +486,7 @@ for metric_id, row in catalogue.items():
                      "difference": found["value"] - found["all_other_vendors"], "target": row["target"]})
         continue
     every = query("vendors", metric=metric_id, **filters.params())
+    every = every[every["vendor_id"] != NOT_TUTORED]
     mine = every[every["vendor_id"] == choice]
     value = mine["value"].iloc[0] if not mine.empty else math.nan
     pooled = every.dropna(subset=["numerator"])
@@ -484,7 +538,8 @@ else:
     if own_only:
         benchmark = [("All other vendors", query("peers", metric=metric["metric_id"], grain=grain, **filters.params()))]
     else:
-        everyone = query("series", metric=metric["metric_id"], grain=grain, **filters.params())
+        # Every vendor's students: the district's untutored students are no vendor's.
+        everyone = query("series", metric=metric["metric_id"], grain=grain, **{**filters.params(), "vendor_id": options})
         benchmark = [("All vendors", everyone)] if len(options) > 1 else []
     charted = chart(series, metric)
     trend = charts.spc_figure(charted, metric, overlays=benchmark, height=380, min_cell=min_cell())

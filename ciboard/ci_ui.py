@@ -214,7 +214,11 @@ def movement_text(movement: dict | None, metric_id: str | None) -> str:
     text = f"{difference * scale:+.1f}{unit}"
     if movement.get("low") is not None and movement.get("high") is not None:
         text += f" (95% CI {movement['low'] * scale:+.1f} to {movement['high'] * scale:+.1f})"
-    return f"{text}: {movement.get('verdict', '')}".rstrip(": ")
+    text = f"{text}: {movement.get('verdict', '')}".rstrip(": ")
+    if movement.get("did") is not None:
+        text += (f"; {movement['did'] * scale:+.1f} beyond {movement['comparison']} (95% CI {movement['did_low'] * scale:+.1f}"
+                 f" to {movement['did_high'] * scale:+.1f}): {movement.get('did_verdict', '')}")
+    return text
 
 
 @st.cache_data(show_spinner="Reading the data since the last meeting…", max_entries=64)

@@ -119,7 +119,8 @@ def freeze(params: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
 def _letters(version: str, scope_text: str, meeting: str, people: tuple) -> letters.Letters:
     """The letters `meeting` draws for the vendors in the scope (ciboard.letters)."""
     choices = _run(version, "choices", scope_text, ())
-    vendors = choices[choices["dimension"] == "vendor_id"]
+    # Students no vendor tutors are no vendor to disguise: they read "Not tutored" on a shared screen too.
+    vendors = choices[(choices["dimension"] == "vendor_id") & (choices["value"] != queries.NOT_TUTORED)]
     return letters.Letters.draw(letters.secret(session.app_db()), meeting,
                                 dict(zip(vendors["value"].astype(str), vendors["label"].astype(str))), people)
 

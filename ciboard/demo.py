@@ -19,6 +19,10 @@ Planted effects (the README lists them for users to find):
   service checks flag and payments do not count until accepted;
 - V4's log of one October Monday gives start times, and three of its tutors are booked with two
   groups at overlapping times (a tutor in two places at once), which the plausibility check flags.
+- as many students again, in the same schools, whom no vendor tutors: in the district's student
+  records (somewhat less often far below grade level: tutoring went to those who needed it),
+  with school attendance and assessments but no sessions, and the growth of students without
+  tutoring, so the matched comparison and the difference in differences have something true to find.
 """
 
 import shutil
@@ -197,6 +201,8 @@ class DemoWriter:
             Submission(self.write_vendors(), "vendors", received_at=opened),
         ]
         self.make_students(students)
+        # The district's records come before the rosters, which then only assign students to vendors.
+        files.append(Submission(self.write_student_records(), "students", received_at=opened))
         files.append(Submission(self.write_contracts(), "contracts", received_at=opened))
         files.append(Submission(self.write_annotations(), "annotations", received_at=opened))
         for vendor in VENDORS:
@@ -307,7 +313,7 @@ class DemoWriter:
                       case vendor_id when 'V3' then 0.35 end as min_dosage_share,
                       null as student_cap,
                       case vendor_id when 'V4' then 'quarterly' else 'monthly' end as base_schedule
-               from demo_students group by vendor_id order by vendor_id""",
+               from demo_students where tutored group by vendor_id order by vendor_id""",
             "contracts.csv",
             [cal.program_start, cal.program_end, cal.program_start + timedelta(weeks=4)],
         )
@@ -352,8 +358,10 @@ class DemoWriter:
             """
             create table demo_students as
             with ids as (
-                select i, 'ST' || lpad(i::varchar, 7, '0') as student_id, 3 + (hash(?, i, 'grade') % 6)::int as grade
-                from range(1, ? + 1) as t(i)
+                select i, 'ST' || lpad(i::varchar, 7, '0') as student_id, 3 + (hash(?, i, 'grade') % 6)::int as grade,
+                       -- The first `count` are tutored; as many again in the same schools are not.
+                       i <= ? as tutored
+                from range(1, 2 * ? + 1) as t(i)
             ),
             placed as (
                 select ids.*,
@@ -362,13 +370,14 @@ class DemoWriter:
                 from ids
             ),
             with_vendor as (
-                select p.*, s.vendor_id from placed as p inner join demo_schools as s using (school_id)
+                select p.*, s.vendor_id as school_vendor, case when p.tutored then s.vendor_id end as vendor_id
+                from placed as p inner join demo_schools as s using (school_id)
             ),
             race as (
                 select *,
                        u(i, 'race', '') as r_race,
                        -- V5's schools enrol more Hispanic and Asian students, hence more English learners.
-                       case when vendor_id = 'V5' then 0.15 else 0 end as shift
+                       case when school_vendor = 'V5' then 0.15 else 0 end as shift
                 from with_vendor
             ),
             demographics as (
@@ -395,34 +404,36 @@ class DemoWriter:
             ),
             bands as (
                 select *,
-                    u(i, 'band', '') - case when econ_disadvantaged then 0.08 else -0.06 end as r_band
+                    u(i, 'band', '') - case when econ_disadvantaged then 0.08 else -0.06 end
+                    -- Tutoring went to students who needed it: those without start far below less often.
+                    + case when tutored then 0 else 0.12 end as r_band
                 from programs
             )
             select
-                i, student_id, grade, school_id, vendor_id, race_ethnicity, gender,
+                i, student_id, tutored, grade, school_id, vendor_id, race_ethnicity, gender,
                 econ_disadvantaged, english_learner, special_education,
                 case when r_band < 0.30 then 'well below' when r_band < 0.65 then 'below'
                      when r_band < 0.90 then 'near' else 'above' end as baseline_band,
                 case when r_band < 0.30 then -1.5 when r_band < 0.65 then -0.7
                      when r_band < 0.90 then 0.0 else 0.8 end + 0.3 * z(i, 'ability', '') as ability,
                 -- Most start in the first week; some join late, a few leave early.
-                ?::date + 7 * case when u(i, 'enrol', '') < 0.8 then 0
+                ?::date + 7 * case when not tutored or u(i, 'enrol', '') < 0.8 then 0
                                    when u(i, 'enrol', '') < 0.95 then 1 + (hash(?, i, 'late') % 3)::int
                                    else 4 + (hash(?, i, 'late') % 9)::int end as enrolled_on,
-                case when u(i, 'leave', '') < 0.05 then ?::date + 7 * (8 + (hash(?, i, 'left') % 20)::int)
+                case when tutored and u(i, 'leave', '') < 0.05 then ?::date + 7 * (8 + (hash(?, i, 'left') % 20)::int)
                      else ?::date + 1 end as left_on,
                 z(i, 'engage', '') as engagement,
                 u(i, 'absent', '') < 0.06 as persistently_absent,
                 u(i, 'chronic', '') < 0.09 as chronically_absent
             from bands
             """,
-            [self.seed, count, self.seed, self.seed, cal.program_start, self.seed, self.seed,
+            [self.seed, count, count, self.seed, self.seed, cal.program_start, self.seed, self.seed,
              cal.program_start, self.seed, cal.program_end],
         )
         self.con.execute(
             """
             create table demo_tutors as
-            select vendor_id, greatest(3, count(*) // 8)::int as pool from demo_students group by vendor_id
+            select vendor_id, greatest(3, count(*) // 8)::int as pool from demo_students where tutored group by vendor_id
             """
         )
         self.con.execute(
@@ -439,8 +450,8 @@ class DemoWriter:
                    1 + (hash(?, s.i, 'group') % case s.vendor_id when 'V2' then 2 else 4 end)::int as group_size,
                    v.minutes as session_minutes
             from demo_students as s
-            inner join demo_tutors as t using (vendor_id)
-            inner join (
+            left join demo_tutors as t using (vendor_id)
+            left join (
                 select unnest(?::varchar[]) as vendor_id, unnest(?::double[]) as base, unnest(?::integer[]) as minutes
             ) as v using (vendor_id)
             """,
@@ -452,7 +463,18 @@ class DemoWriter:
                 [SESSION_MINUTES[v] for v in VENDOR_ATTENDANCE],
             ],
         )
-        self.say(f"made {count:,} students")
+        self.say(f"made {count:,} tutored students and {count:,} without tutoring")
+
+    def write_student_records(self) -> Path:
+        """The district's records of every student, tutored or not, as of two weeks before tutoring starts."""
+        return self.copy(
+            """select student_id, school_id, grade, race_ethnicity, gender,
+                      econ_disadvantaged::int as econ_disadvantaged, english_learner::int as english_learner,
+                      special_education::int as special_education, baseline_band, ?::date as as_of
+               from demo_students order by student_id""",
+            "student_records.csv",
+            [self.cal.program_start - timedelta(days=14)],
+        )
 
     def write_roster(self, vendor: str) -> Path:
         return self.copy(
@@ -499,7 +521,7 @@ class DemoWriter:
                     union all
                     select unnest(?::date[]), true
                 ) as d
-                where s.enrolled_on <= d.session_date and d.session_date < s.left_on
+                where s.tutored and s.enrolled_on <= d.session_date and d.session_date < s.left_on
                   -- planted: one vendor logs sessions on days schools are closed (Data quality flags them)
                   and (not d.planted or s.vendor_id = ?)
             ),
@@ -610,10 +632,10 @@ class DemoWriter:
             growth as (
                 select *,
                     z(i, ?, 'growth')
-                    -- tutoring helps once it has run a window
-                    + case when ? > 0 then 0.10 + (attend_base - 0.85) + 0.1 * engagement else 0 end
+                    -- tutoring helps once it has run a window; students without it grow as before
+                    + case when ? > 0 and tutored then 0.10 + (attend_base - 0.85) + 0.1 * engagement else 0 end
                     -- planted: economically disadvantaged students grow less, except at V2
-                    - case when econ_disadvantaged and vendor_id <> 'V2' then 0.2 else 0 end
+                    - case when econ_disadvantaged and vendor_id is distinct from 'V2' then 0.2 else 0 end
                     -- planted: V1's January program change
                     + case when vendor_id = 'V1' then case ? when 1 then 0.15 when 2 then 0.45 else 0 end else 0 end
                     as growth_z

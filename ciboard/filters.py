@@ -19,6 +19,7 @@ import streamlit as st
 
 from ciboard.access import whose_students
 from ciboard.dashboard import aliases, choices, keep_vendor_choice, scope, vendor_ids
+from ciboard.queries import NOT_TUTORED
 
 # Dimensions the bar filters on, with the short URL keys a facilitator can read and edit.
 MULTI = {
@@ -203,6 +204,8 @@ def group_labels(values: pd.Series, dimension: str, labels: dict[str, dict[str, 
             return f"{YES_NO[dimension][1]}: {'yes' if value else 'no'}"
         text = str(value)
         shown = names.get(text, text)
+        if text == NOT_TUTORED:
+            return "Not tutored"  # no vendor: its id is its name
         return f"{text} · {shown}" if dimension in ("vendor_id", "school_id") and shown != text else shown
 
     if dimension not in MULTI and dimension not in YES_NO:
@@ -219,6 +222,8 @@ def in_filter_order(frame: pd.DataFrame, dimension: str, labels: dict[str, dict[
 
 
 def _label(labels: dict, dimension: str, value: str, alias: dict[str, str]) -> str:
+    if dimension == "vendor_id" and value == NOT_TUTORED:
+        return "Not tutored"
     if dimension == "vendor_id" and alias:
         return alias.get(value, value)
     label = labels.get(dimension, {}).get(value, value)

@@ -17,7 +17,13 @@ How a metric moved, `metric_movement`:
   ciboard.comparisons; the two periods hold mostly the same students, which these
   intervals treat as independent, so they are wider than needed, never narrower;
 - the SPC chart is the trends page's chart of the slice over the school year; a signal is
-  a special-cause point on or after `since`. Assessment windows are too few to chart.
+  a special-cause point on or after `since`. Assessment windows are too few to chart;
+- beside it, a difference in differences: the slice's change minus the change of its
+  comparison over the same periods, the students no vendor tutors of the slice's schools where
+  they have data for the metric, else all other vendors' students; its interval joins the two
+  changes' intervals (ciboard.stats.compare.difference_in_differences). A rise every group saw
+  is not the slice's doing. Read for district scopes: a vendor sees not-tutored students only
+  as the pooled matched comparison.
 """
 
 import copy
@@ -36,8 +42,8 @@ from ciboard.access import Scope
 from ciboard.appdb import AppDB
 from ciboard.charts import format_change, format_value, group_value, in_sentence
 from ciboard.ci_records import Commitment, PdsaCycle, Slice
-from ciboard.queries import BOOLEAN_DIMENSIONS, DIMENSIONS, data_map, run
-from ciboard.stats import disparity, intervals
+from ciboard.queries import BOOLEAN_DIMENSIONS, DIMENSIONS, NOT_TUTORED, data_map, run
+from ciboard.stats import compare, disparity, intervals
 from ciboard.warehouse import VersionGone, Warehouse
 
 BEFORE_WEEKS = 8
@@ -78,9 +84,33 @@ class Movement:
     chart_note: str = ""
     method: str = ""
     note: str = ""
+    # The difference in differences: the comparison group, its values before and after, its
+    # change, and the slice's change minus it, each with a 95% interval.
+    comparison: str = ""
+    comparison_before: float | None = None
+    comparison_after: float | None = None
+    comparison_change: float | None = None
+    comparison_low: float | None = None
+    comparison_high: float | None = None
+    did: float | None = None
+    did_low: float | None = None
+    did_high: float | None = None
+    did_verdict: str = ""
+    comparison_note: str = ""
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def did_sentence(self, metric: Mapping[str, Any]) -> str:
+        """One line: the change beyond its comparison's, and whether that is more than chance."""
+        if self.did is None:
+            return self.comparison_note
+        return (
+            f"{format_change(self.difference, metric)} against {format_change(self.comparison_change, metric)} for "
+            f"{self.comparison}: {format_change(self.did, metric)} beyond the comparison (95% CI "
+            f"{format_change(self.did_low, metric)} to {format_change(self.did_high, metric)}), "
+            f"{VERDICTS[self.did_verdict]}."
+        )
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "Movement":
@@ -184,10 +214,59 @@ def metric_movement(
         )
         return Movement(**base, status="not enough data", before=before, after=after, note=note, **chart)
     difference, low, high, method = _difference(warehouse, scope, metric, filters, cells, before, after)
+    compared = _compared(warehouse, scope, metric, filters, since, until, before, after, (difference, low, high))
     return Movement(
         **base, status="ok", before=before, after=after, difference=difference, low=low, high=high,
-        verdict=_verdict(metric, difference, low, high), method=method, **chart,
+        verdict=_verdict(metric, difference, low, high), method=method, **chart, **compared,
     )
+
+
+def _compared(warehouse, scope, metric, filters, since, until, before, after, change) -> dict:
+    """The difference in differences of Movement: the slice's change against its comparison's."""
+    vendors = filters.get("vendor_id") or []
+    if scope.role == "vendor":
+        return {"comparison_note": "The difference in differences reads students no vendor tutors: district staff see it."}
+    if not vendors or NOT_TUTORED in vendors:
+        return {"comparison_note": "The slice is not one vendor's students: there is no comparison group to set beside it."}
+    if None in change[1:]:
+        return {"comparison_note": "The change has no interval (a median): no difference in differences."}
+    schools = filters.get("school_id")
+    if not schools:
+        cells = run(warehouse, "breakdown", scope, {
+            "metric": metric["metric_id"], "by": "school_id", "start": date.fromisoformat(before.start),
+            "end": date.fromisoformat(after.end), **filters,
+        })
+        schools = sorted(str(s) for s in cells["school_id"].dropna())
+    choices = run(warehouse, "choices", scope).query("dimension == 'vendor_id'")
+    others = [v for v in choices["value"] if v not in vendors and v != NOT_TUTORED]
+    candidates = [
+        ("students no vendor tutors at the same schools", {**filters, "vendor_id": [NOT_TUTORED], "school_id": schools}),
+        ("all other vendors' students", {**{k: v for k, v in filters.items() if k != "school_id"}, "vendor_id": others}),
+    ]
+    for label, comparison in candidates:
+        if not comparison["vendor_id"] or not comparison.get("school_id", True):
+            continue
+        periods = _periods(warehouse, scope, metric, comparison, since, until)
+        if periods[0] is None or periods[1] is None or periods[2] is None:
+            continue
+        moved = _difference(warehouse, scope, metric, comparison, periods[2], periods[0], periods[1])[:3]
+        if None in moved:
+            continue
+        did, low, high = compare.difference_in_differences(change, moved)
+        return {
+            "comparison": label, "comparison_before": periods[0].value, "comparison_after": periods[1].value,
+            "comparison_change": moved[0], "comparison_low": moved[1], "comparison_high": moved[2],
+            "did": _number(did), "did_low": _number(low), "did_high": _number(high),
+            "did_verdict": _verdict(metric, did, low, high),
+        }
+    return {"comparison_note": "Neither students no vendor tutors at these schools nor other vendors' students have"
+                               " data before and after: no difference in differences."}
+
+
+def _periods(warehouse, scope, metric, filters, since, until):
+    if metric["frequency"] == "weekly":
+        return _weekly_periods(warehouse, scope, metric, filters, since, until)
+    return _window_periods(warehouse, scope, metric, filters, since, until)
 
 
 def pdsa_study(warehouse: Warehouse, scope: Scope, cycle: PdsaCycle, until: date | None = None) -> Movement:
@@ -643,10 +722,8 @@ def gap_change(now: tuple[float, float, float], then: tuple[float, float, float]
     chance can tell."""
     if any(pd.isna(v) for v in (*now, *then)):
         return None
-    (gap, gap_low, gap_high), (old, old_low, old_high) = now, then
-    change = gap - old
-    low = change - math.sqrt((gap - gap_low) ** 2 + (old_high - old) ** 2)
-    high = change + math.sqrt((gap_high - gap) ** 2 + (old - old_low) ** 2)
+    gap, old = now[0], then[0]
+    change, low, high = compare.difference_in_differences(now, then)
     if low <= 0 <= high:
         return None
     return {
@@ -736,8 +813,9 @@ def summary(prefill: Prefill, warehouse: Warehouse) -> list[str]:
     for item in prefill.commitments:
         c, movement = item["commitment"], item["movement"]
         if movement:
-            moved = Movement.from_dict(movement).sentence(metric(c["metric_id"]))
-            lines.append(f"{c['action']} ({c['owner']}): {moved}")
+            moved = Movement.from_dict(movement)
+            beyond = f" Beyond its comparison: {moved.did_sentence(metric(c['metric_id']))}" if moved.did is not None else ""
+            lines.append(f"{c['action']} ({c['owner']}): {moved.sentence(metric(c['metric_id']))}{beyond}")
     return lines
 
 

@@ -22,6 +22,7 @@ import pandas as pd
 from ciboard import payments, privacy, session_checks, statements
 from ciboard.appdb import AppDB
 from ciboard.access import ANALYST, Scope, ScopeError
+from ciboard.stats import compare
 from ciboard.warehouse import Warehouse
 
 DIMENSIONS = (
@@ -35,6 +36,10 @@ DIMENSIONS = (
     "special_education",
     "baseline_band",
 )
+# The vendor value of the students in the district's records whom no vendor tutors: analysts,
+# facilitators and schools filter and break down by it; a vendor never reaches them but pooled,
+# in the matched comparison (the `matched` view).
+NOT_TUTORED = "not tutored"
 BOOLEAN_DIMENSIONS = ("econ_disadvantaged", "english_learner", "special_education")
 GRAINS = ("week", "month", "window")
 FILTERS = ("start", "end", "min_dosage_share", *DIMENSIONS)
@@ -198,6 +203,14 @@ VIEWS = {
             students=True,
         ),
         View(
+            "matched",
+            "per vendor (and period, with a grain), a metric against the students no vendor tutors of the same"
+            " school, grade and baseline band, weighted to the vendor's mix: vendor_id, n, observed, expected,"
+            " difference, diff_low, diff_high, unmatched, reference_n (students behind the expected value)",
+            ("metric", "grain", *FILTERS),
+            ("metric",),
+        ),
+        View(
             "peers",
             "one metric over time for all other vendors pooled, as a benchmark for the vendor in"
             " vendor_id (a vendor's own): period_start, value",
@@ -216,7 +229,7 @@ OWN_STUDENTS = (*FOLLOW_UP, "session_checks")
 # others' at its schools too) and its own schools' follow-up lists. A vendor's submissions,
 # payments and flagged sessions are between the vendor and the district.
 SCHOOL_VIEWS = (
-    "series", "breakdown", "vendors", "panel", "peers", "choices", "events", "coverage", "follow_up_counts", *FOLLOW_UP,
+    "series", "breakdown", "vendors", "panel", "peers", "matched", "choices", "events", "coverage", "follow_up_counts", *FOLLOW_UP,
 )
 # Views that bind the school scope as a parameter of their own: they take no filters.
 SCHOOL_SCOPED = ("choices", "followed_student")
@@ -316,6 +329,8 @@ def run(
         frame = privacy.perturb(frame, metrics[bound["metric"]], min_cell=min_cell)
     if view == "peers":
         frame = _benchmark(frame, scope, min_cell)
+    if view == "matched":
+        frame = _matched(frame, metrics[bound["metric"]], hide, min_cell, by_period=bound["grain"] is not None)
     if view == "coverage":
         frame = _coverage(frame, hide, min_cell)
     if view == "follow_up_counts":
@@ -440,6 +455,7 @@ SQL = {
     ),
     "student_records": "select * from student_records(scope_vendor := $scope_vendor)",
     "roster_disagreements": "select * from roster_disagreements(scope_vendor := $scope_vendor)",
+    "matched": f"select * from matched_cells($metric, grain := $grain, {_FILTER_ARGS})",
     "peers": (
         "select * from peers($metric, grain := $grain, own_vendor := $own_vendor, start_date := $start,"
         " end_date := $end, filters := $filters::map(varchar, varchar[]), min_dosage_share := $min_dosage_share,"
@@ -480,7 +496,9 @@ def _bind(
             bound[name] = int(_as_number(name, given.get(name, default), 1, 60))
     if "student_id" in spec.params:
         bound["student_id"] = str(given["student_id"])
-    if "grain" in spec.params:
+    if spec.name == "matched" and "grain" not in given:
+        bound["grain"] = None  # one period: the whole range of dates
+    elif "grain" in spec.params:
         grain = str(given.get("grain", "week"))
         if grain not in GRAINS:
             raise QueryError(f"unknown grain {grain!r}; the grains are {', '.join(GRAINS)}")
@@ -711,6 +729,87 @@ def _benchmark(frame: pd.DataFrame, scope: Scope, min_cell: int) -> pd.DataFrame
     if scope.role == "vendor":
         frame = frame[list(PEERS_FOR_VENDORS)]
     return frame
+
+
+MATCHED_COLUMNS = (
+    "vendor_id", "n", "observed", "expected", "difference", "diff_low", "diff_high", "unmatched", "reference_n",
+    "suppressed",
+)
+
+
+def _matched(frame: pd.DataFrame, aggregation: str, hide: bool, min_cell: int, by_period: bool) -> pd.DataFrame:
+    """Each vendor's students against the students no vendor tutors, stratum by stratum (school,
+    grade, baseline band), by ciboard.stats.compare.observed_expected with those students as the
+    reference. For a scope that hides, the not-tutored strata of fewer than `min_cell` students
+    take no part, a vendor with fewer than `min_cell` matched students, or matched against fewer,
+    is hidden, and the observed and expected values and counts carry the cell-key noise of the
+    students behind them (so no two filters subtract to a few students' values): the comparison
+    is a pooled benchmark, never rows. The noise goes on the pooled values, not on the strata,
+    whose few students each it would swamp."""
+    columns = (["period_start"] if by_period else []) + list(MATCHED_COLUMNS)
+    if aggregation == "median" or frame.empty:
+        return pd.DataFrame(columns=columns)
+    strata = ["school_id", "grade", "baseline_band"]
+    if hide:
+        frame = frame[(frame["side"] == "vendor") | (frame["n"] >= min_cell)]
+    cells = frame.assign(mean=frame["value"], sd=frame["sd"].fillna(0.0))
+    found = []
+    for period, rows in cells.groupby("period_start", dropna=False, sort=True) if by_period else [(None, cells)]:
+        units = rows[rows["side"] == "vendor"]
+        reference = rows[rows["side"] == NOT_TUTORED]
+        if units.empty or reference.empty:
+            continue
+        result = compare.observed_expected(
+            units[["vendor_id", *strata, "mean", "sd", "n"]], by="vendor_id", adjust_for=strata,
+            reference=reference[[*strata, "mean", "sd", "n"]],
+        )
+        # Judged on the true counts: the noisy ones never read below `min_cell`.
+        result["suppressed"] = hide & ((result["n"] < min_cell) | (result["reference_n"] < min_cell)).to_numpy(dtype=bool)
+        if hide:
+            result = _noisy_comparison(result, units, reference, strata, min_cell)
+        if by_period:
+            result.insert(0, "period_start", period)
+        found.append(result)
+    if not found:
+        return pd.DataFrame(columns=columns)
+    result = pd.concat(found, ignore_index=True).sort_values([*(["period_start"] if by_period else []), "vendor_id"])
+    measures = ["observed", "expected", "difference", "diff_low", "diff_high", "reference_n"]
+    result.loc[result["suppressed"], measures] = np.nan
+    for count in ("n", "unmatched", "reference_n"):
+        result[count] = result[count].round().astype("Int64")
+    result.loc[result["suppressed"], ["n", "unmatched"]] = pd.NA
+    return result[columns].reset_index(drop=True)
+
+
+def _noisy_comparison(
+    result: pd.DataFrame, units: pd.DataFrame, reference: pd.DataFrame, strata: list[str], min_cell: int
+) -> pd.DataFrame:
+    """The comparison with each side's cell-key noise: the observed side keyed on the vendor's
+    matched students, the expected side on the not-tutored students of the strata it was matched
+    in; the difference and its interval move with them."""
+    matched = units.merge(reference[strata].drop_duplicates(), on=strata)
+    behind = reference.drop(columns="vendor_id").merge(units[["vendor_id", *strata]].drop_duplicates(), on=strata)
+
+    def keys(cells: pd.DataFrame) -> pd.Series:
+        return cells.groupby("vendor_id")["cell_key"].agg(
+            lambda k: np.bitwise_xor.reduce(k.to_numpy(dtype=np.uint64))
+        )
+
+    result = result.copy()
+    for side, count, cells in (("observed", "n", matched), ("expected", "reference_n", behind)):
+        pooled = pd.DataFrame({
+            "n": result[count].to_numpy(dtype=float), "numerator": (result[side] * result[count]).to_numpy(dtype=float),
+            "denominator": result[count].to_numpy(dtype=float), "sd": 0.0, "value": result[side].to_numpy(dtype=float),
+            "cell_key": result["vendor_id"].map(keys(cells)).to_numpy(),
+        })
+        noisy = privacy.perturb(pooled, "mean", min_cell=min_cell)
+        shift = noisy["value"].to_numpy(dtype=float) - result[side].to_numpy(dtype=float)
+        result[side] = noisy["value"].to_numpy(dtype=float)
+        result[count] = noisy["n"].to_numpy(dtype=float)
+        sign = 1 if side == "observed" else -1
+        for column in ("difference", "diff_low", "diff_high"):
+            result[column] = result[column] + sign * shift
+    return result
 
 
 def _coverage(frame: pd.DataFrame, hide: bool, min_cell: int) -> pd.DataFrame:

@@ -150,6 +150,8 @@ def _outcomes(warehouse: Warehouse, period: Period, metrics: dict) -> list[dict]
             continue
         cells = queries.run(warehouse, "vendors", REPORT_SCOPE,
                             {"metric": metric_id, "start": period.start, "end": period.end})
+        # A report is of the vendors' outcomes: students no vendor tutors are no vendor's, nor in "All vendors".
+        cells = cells[cells["vendor_id"] != queries.NOT_TUTORED]
         if cells.empty:
             continue  # no data of this kind in the period (assessments come three times a year)
         shown = cells[~cells["suppressed"].astype(bool)]

@@ -58,6 +58,7 @@ VIEW_FILES = (
     "breakdown",
     "vendors",
     "peers",
+    "matched",
     "session_checks",
     "payments",
     "quality",

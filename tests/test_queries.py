@@ -9,7 +9,7 @@ import pytest
 from conftest import DEMO_STUDENTS, SAMPLES
 from ciboard.access import ANALYST, Scope, ScopeError
 from ciboard.ingest import Submission, ingest
-from ciboard.queries import DIMENSIONS, OWN_STUDENTS, VIEWS, QueryError, run
+from ciboard.queries import DIMENSIONS, NOT_TUTORED, OWN_STUDENTS, VIEWS, QueryError, run
 
 VENDOR_IDS = ["V1", "V2", "V3", "V4", "V5", "V6"]
 FACILITATOR = Scope("facilitator")
@@ -199,7 +199,8 @@ def test_series_grains(demo_warehouse):
     assert len(weeks) > 35 and 9 <= len(months) <= 11 and len(windows) == 3
     assert all(d.day == 1 for d in months["period_start"])
     assert weeks["numerator"].sum() == months["numerator"].sum()
-    assert (weeks["n"] <= DEMO_STUDENTS).all()
+    # The demo's district holds as many untutored students again as tutored ones.
+    assert (weeks["n"] <= 2 * DEMO_STUDENTS).all() and (weeks["n"] > DEMO_STUDENTS).any()
 
 
 def test_a_panel_is_the_series_of_each_group(demo_warehouse):
@@ -214,7 +215,7 @@ def test_a_panel_is_the_series_of_each_group(demo_warehouse):
 def test_choices_offer_only_what_the_scope_holds(demo_warehouse):
     everyone = run(demo_warehouse, "choices", ANALYST)
     mine = run(demo_warehouse, "choices", Scope("vendor", "V2"))
-    assert set(everyone[everyone.dimension == "vendor_id"].value) == set(VENDOR_IDS)
+    assert set(everyone[everyone.dimension == "vendor_id"].value) == {*VENDOR_IDS, NOT_TUTORED}
     assert list(mine[mine.dimension == "vendor_id"].value) == ["V2"]
     assert list(mine[mine.dimension == "vendor_id"].label) == ["Lumen Learning Partners"]
     schools = set(mine[mine.dimension == "school_id"].value)
@@ -225,7 +226,7 @@ def test_choices_offer_only_what_the_scope_holds(demo_warehouse):
     assert len(grades) > 1 and grades == sorted(grades, key=int)
     assert list(everyone.dimension) == sorted(everyone.dimension), "one block per dimension"
     [year] = everyone[everyone.dimension == "school_year"].to_dict(orient="records")
-    assert year["value"] == "2025-26" and year["students"] == DEMO_STUDENTS
+    assert year["value"] == "2025-26" and year["students"] == 2 * DEMO_STUDENTS  # tutored and untutored
 
 
 def test_a_vendor_sees_district_events_and_its_own_only(demo_warehouse):

@@ -44,6 +44,7 @@ def test_a_school_reads_only_its_schools_in_every_view_it_may_read(demo_warehous
         "vendors": {"metric": ATTENDANCE},
         "panel": {"metric": ATTENDANCE, "by": "school_id", "grain": "month"},
         "peers": {"metric": ATTENDANCE, "vendor_id": "V1"},
+        "matched": {"metric": "school_attendance_rate"},
         "choices": {},
         "events": {},
         "coverage": {},

@@ -194,7 +194,10 @@ def test_the_return_from_winter_break_is_a_dip_not_a_year_of_improvement(demo_wa
     counted = charted[~charted["excluded"] & ~charted["returning"]]
     assert charted["center"].iloc[0] == pytest.approx((counted["value"] * counted["n"]).sum() / counted["n"].sum())
     assert not (charted["point_type"] == "special_cause_improvement").any()
-    assert (charted.drop(index=back.index)["point_type"] == "common_cause").all()
+    # No other week falls outside the limits. (With the demo's untutored students the district
+    # is 6,000 students, whose limits are narrow enough that seven autumn weeks a fraction of a
+    # point under the centre make a run: chance, but a run, and the rule says so.)
+    assert not charted.drop(index=back.index)["outside_limits"].any()
     assert spc.summary(charted, direction="increase")["variation"] == "common_cause"
 
     # Without the break set apart, the dip drags the centre down and the rest reads as improving.

@@ -46,7 +46,8 @@ SIGNATURES = {
     disparity.risk_ratio: "(k, n, k_cmp, n_cmp, *, min_cell=10, min_n=30)",
     disparity.alternate_risk_ratio: "(k, n, k_state, n_state, *, min_cell=10, min_n=30)",
     compare.funnel_limits: "(p_overall, n, coverage=(0.95, 0.998))",
-    compare.observed_expected: "(frame, by='vendor_id', adjust_for='baseline_band', confidence=0.95)",
+    compare.observed_expected: "(frame, by='vendor_id', adjust_for='baseline_band', confidence=0.95, reference=None)",
+    compare.difference_in_differences: "(change, comparison_change)",
 }
 
 

@@ -6,5 +6,6 @@ frames out. No database, no Streamlit.
 - intervals: Wilson, Newcombe, t and Welch confidence intervals; Pearson's
   correlation with its Fisher z interval.
 - disparity: gaps between student groups; IDEA risk ratios.
-- compare: funnel limits and case-mix adjusted observed/expected comparisons.
+- compare: funnel limits, case-mix adjusted observed/expected comparisons (against the
+  district, or matched against a comparison group), and the difference in differences.
 """

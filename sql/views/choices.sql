@@ -17,7 +17,9 @@ yes_no as (
 ),
 
 found as (
-    select 'vendor_id' as dimension, vendor_id as value, any_value(vendor_name) as label, count(*) as students
+    -- The district's students no vendor tutors are a vendor value of their own (ciboard.queries.NOT_TUTORED).
+    select 'vendor_id' as dimension, coalesce(vendor_id, 'not tutored') as value,
+        coalesce(any_value(vendor_name), 'Not tutored') as label, count(*) as students
     from mine group by vendor_id
     union all
     select 'school_id', school_id, any_value(school_name), count(*) from mine group by school_id

@@ -47,6 +47,7 @@ covered as (
     inner join students as s on s.student_key = f.student_key and s.enrolled_on <= f.period_start + 6
     cross join privacy_key as k
     where f.metric_id in (select metric_id from weekly_metrics)
+      and f.vendor_id is not null  -- students no vendor tutors are in no program to cover
       and (scope_vendor is null or f.vendor_id = scope_vendor)
       and (start_date is null or f.period_start >= start_date)
       and (end_date is null or f.period_start <= end_date)

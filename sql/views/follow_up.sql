@@ -87,7 +87,8 @@ select
     s.enrolled_on,
     ((until.day - s.enrolled_on) // 7)::integer as weeks_on_roster
 from scoped_students(scope_vendor := scope_vendor, filters := filters) as s, until
-where s.enrolled_on <= until.day - 7 * weeks
+where s.vendor_id is not null  -- a student no vendor has rostered (not tutored) waits for no session
+  and s.enrolled_on <= until.day - 7 * weeks
   and (s.exited_on is null or s.exited_on > until.day)
   and s.student_key not in (select student_key from attended)
 order by s.enrolled_on, s.student_key;

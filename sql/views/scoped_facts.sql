@@ -17,7 +17,9 @@ where f.metric_id = metric
   and (scope_vendor is null or f.vendor_id = scope_vendor)
   and (start_date is null or f.period_start >= start_date)
   and (end_date is null or f.period_start <= end_date)
-  and (filters['vendor_id'] is null or list_contains(filters['vendor_id'], f.vendor_id))
+  -- Students in the district's records whom no vendor tutors are the vendor value 'not tutored';
+  -- a vendor scope never reaches them, its own vendor id being bound above.
+  and (filters['vendor_id'] is null or list_contains(filters['vendor_id'], coalesce(f.vendor_id, 'not tutored')))
   and (filters['school_id'] is null or list_contains(filters['school_id'], f.school_id))
   and (filters['grade'] is null or list_contains(filters['grade'], f.grade::varchar))
   and (filters['race_ethnicity'] is null or list_contains(filters['race_ethnicity'], f.race_ethnicity))
@@ -35,7 +37,7 @@ where f.metric_id = metric
 -- The dimension a breakdown groups by, as text; names outside the closed list give null.
 create or replace macro dimension_value(name, f) as
     case name
-        when 'vendor_id' then f.vendor_id
+        when 'vendor_id' then coalesce(f.vendor_id, 'not tutored')
         when 'school_id' then f.school_id
         when 'grade' then f.grade::varchar
         when 'race_ethnicity' then f.race_ethnicity

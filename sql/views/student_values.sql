@@ -1,5 +1,7 @@
--- student_values: one row per student with a value of both metrics over the dates, each
--- aggregated as its metric aggregates. Student rows: analysts only.
+-- student_values: one row per student with a value of `metric` over the dates, and of
+-- metric_y where the student has one (y is null otherwise: a student no vendor tutors has
+-- school attendance but no tutoring), each aggregated as its metric aggregates. Student rows:
+-- analysts only.
 create or replace macro student_values(
     metric,
     metric_y,
@@ -25,7 +27,7 @@ per_student as (
     select
         student_key,
         metric_id,
-        any_value(vendor_id) as vendor_id,
+        coalesce(any_value(vendor_id), 'not tutored') as vendor_id,  -- as the breakdowns name them
         any_value(school_id) as school_id,
         any_value(grade) as grade,
         any_value(race_ethnicity) as race_ethnicity,
@@ -44,6 +46,6 @@ select
     x.econ_disadvantaged, x.english_learner, x.special_education, x.baseline_band,
     x.value as x, y.value as y
 from per_student as x
-inner join per_student as y on y.student_key = x.student_key and y.metric_id = metric_y
+left join per_student as y on y.student_key = x.student_key and y.metric_id = metric_y
 where x.metric_id = metric and metric <> metric_y
 order by x.student_key;
