@@ -15,12 +15,10 @@ Figures to stdout; nothing asserts on time.
 """
 
 import argparse
-import csv
 import statistics
 import sys
 import tempfile
 import time
-from datetime import timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -54,22 +52,6 @@ def build(root: Path, storage: str, students: int) -> Warehouse:
     return warehouse
 
 
-def one_more_week(warehouse: Warehouse, scratch: Path) -> Path:
-    """A copy of the latest week's sessions file of V1, a week later."""
-    with warehouse.cursor() as cur:
-        rows = cur.execute(
-            """select student_key, session_date, tutor_id, group_size, scheduled_minutes, attended_minutes
-            from sessions where vendor_id = 'V1' and session_date >= (select max(session_date) - 6 from sessions)"""
-        ).fetchall()
-    path = scratch / "sessions_V1_extra.csv"
-    with open(path, "w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["student_id", "session_date", "tutor_id", "group_size", "scheduled_minutes", "attended_minutes"])
-        for student, day, tutor, size, scheduled, attended in rows:
-            writer.writerow([student, day + timedelta(days=7), tutor, size, scheduled, attended])
-    return path
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--students", type=int, default=3000)
@@ -100,7 +82,7 @@ def main() -> int:
     upload = []
     for name, warehouse in (("files", files), ("lake", lake)):
         with tempfile.TemporaryDirectory() as scratch:
-            path = one_more_week(warehouse, Path(scratch))
+            path = demo.next_week_of_sessions(warehouse, "V1", Path(scratch))
             rows_in = sum(1 for _ in open(path)) - 1
             took = timed(lambda: ingest(warehouse, [Submission(path, "sessions", "V1")]))
             upload.append([name, f"{rows_in:,}", f"{took / 1000:.2f}"])

@@ -25,6 +25,7 @@ Planted effects (the README lists them for users to find):
   tutoring, so the matched comparison and the difference in differences have something true to find.
 """
 
+import csv
 import shutil
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
@@ -691,3 +692,20 @@ class DemoWriter:
             Submission(second, "sessions", "V5", datetime.combine(corrected_week + timedelta(days=15), time(9))),
         ]
 
+
+
+def next_week_of_sessions(warehouse, vendor: str, folder: Path) -> Path:
+    """The sessions file `vendor` would send next: its last week's sessions again, a week on.
+    For benchmarks and tests of an upload after the demo was built."""
+    with warehouse.cursor() as cur:
+        rows = cur.execute(
+            """select student_key, session_date + 7, tutor_id, group_size, scheduled_minutes, attended_minutes
+            from sessions where vendor_id = ? and session_date >= (select max(session_date) - 6 from sessions)""",
+            [vendor],
+        ).fetchall()
+    path = folder / f"sessions_{vendor}_next_week.csv"
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["student_id", "session_date", "tutor_id", "group_size", "scheduled_minutes", "attended_minutes"])
+        writer.writerows(rows)
+    return path

@@ -7,13 +7,11 @@ notes through different servers get the edit conflict, not a silent overwrite.
 Skipped, with the reason, without Chromium or PostgreSQL (.ci/run provides both).
 """
 
-import csv
 import os
 import subprocess
 import sys
 import time
 import urllib.request
-from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -48,21 +46,6 @@ def start_server(environment: dict, log: Path) -> tuple[str, subprocess.Popen]:
             time.sleep(0.3)
     process.kill()
     pytest.fail(f"streamlit did not start: {log.read_text()[-2000:]}")
-
-
-def a_week_later(warehouse: Warehouse, folder: Path) -> Path:
-    """V1's sessions of its last week again, a week on: a new file for the third process."""
-    with warehouse.cursor() as cur:
-        rows = cur.execute(
-            """select student_key, session_date, tutor_id, group_size, scheduled_minutes, attended_minutes
-            from sessions where vendor_id = 'V1' and session_date >= (select max(session_date) - 6 from sessions)"""
-        ).fetchall()
-    path = folder / "sessions_V1_next_week.csv"
-    with open(path, "w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["student_id", "session_date", "tutor_id", "group_size", "scheduled_minutes", "attended_minutes"])
-        writer.writerows([s, d + timedelta(days=7), t, g, m, a] for s, d, t, g, m, a in rows)
-    return path
 
 
 def rerun(page, link: str) -> None:
@@ -100,7 +83,7 @@ def test_two_servers_share_one_lake_and_one_app_database(tmp_path, postgres_url,
             shown[name] = page
         before = warehouse.version()
         done = subprocess.run(
-            [sys.executable, "-c", "from ciboard.cli import main; main()", "ingest", str(a_week_later(warehouse, tmp_path)),
+            [sys.executable, "-c", "from ciboard.cli import main; main()", "ingest", str(demo.next_week_of_sessions(warehouse, "V1", tmp_path)),
              "--kind", "sessions", "--vendor", "V1"],
             cwd=ROOT, env={**os.environ, **shared, "CIBOARD_DATA_DIR": str(tmp_path / "ingest")},
             capture_output=True, text=True, timeout=600,
