@@ -102,7 +102,9 @@ def build(settings: Settings, say: Progress) -> demo.DemoResult | None:
                  f"  Its progress is on the page at {address()}")
         scratch = data / SCRATCH
         shutil.rmtree(scratch, ignore_errors=True)  # what a killed build left behind
-        staged = settings.model_copy(update={"data_dir": scratch})
+        # Built as files in the scratch folder, then moved in whole: on the lake too, so no server
+        # reads a half-built district.
+        staged = settings.model_copy(update={"data_dir": scratch, "storage": "files", "catalog_url": None})
         try:
             if not settings.app_db_url:
                 copy_app_db(settings.app_db_path, staged.app_db_path)  # accounts made before the demo count
@@ -137,6 +139,9 @@ def move_in(staged: Settings, settings: Settings) -> None:
         copy_app_db(staged.app_db_path, settings.app_db_path)
     built, target = Warehouse(staged), Warehouse(settings)
     version = built.version()
+    if settings.on_lake:
+        target.move_in([(version, built.path_of(version))], {})
+        return
     with target.writer_lock():
         built.path_of(version).replace(target.path_of(version))
         (built.directory / POINTER).replace(target.directory / POINTER)

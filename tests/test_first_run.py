@@ -181,3 +181,22 @@ def test_two_builds_of_one_folder_at_once_make_one_district(tmp_path, monkeypatc
     assert len(made) == 1 and sorted(r is None for r in results) == [False, True]
     assert any("another process is building" in line for line in said)
     assert Warehouse(settings).exists() and not (tmp_path / "data" / first_run.SCRATCH).exists()
+
+
+def test_a_first_start_on_the_lake_moves_the_finished_district_in_as_one_snapshot(tmp_path, monkeypatch):
+    def quick_build(warehouse, *, progress, **options):
+        warehouse.init(["2025-26"])
+        with warehouse.publish() as con:
+            con.execute("insert into vendors values ('V1', 'BrightPath', 1)")
+        (Path(warehouse.settings.data_dir) / "demo_files").mkdir()
+        return demo.DemoResult(0, 0, 0, warehouse.version(), [], {})
+
+    monkeypatch.setattr(demo, "build", quick_build)
+    settings = Settings(data_dir=tmp_path / "data", storage="lake")
+    first_run.build(settings, lambda message: None)
+    lake = Warehouse(settings)
+    assert lake.version().startswith("lake-")
+    with lake.cursor() as cur:
+        assert cur.execute("select vendor_id from vendors").fetchall() == [("V1",)]
+    assert not (tmp_path / "data" / "warehouse").exists() and not (tmp_path / "data" / first_run.SCRATCH).exists()
+    lake.close()
