@@ -32,7 +32,7 @@ from ciboard.appdb import AppDB
 from ciboard.ci_records import Commitment, Meeting, PdsaCycle, RootCause, Workgroup
 from ciboard.followup import Movement, Prefill
 from ciboard.letters import Letters
-from ciboard.queries import DIMENSIONS, data_map, run
+from ciboard.queries import DIMENSIONS, NOT_TUTORED, data_map, run
 from ciboard.warehouse import VersionGone, Warehouse, data_version
 
 # Breakdown tables by every key group, for this many of the meeting's metrics.
@@ -128,9 +128,10 @@ def build(
     now = now or datetime.now(timezone.utc).replace(microsecond=0)
     meeting = meetings.meeting(db, scope, meeting_id)
     group = meetings.workgroup(db, scope, meeting.workgroup_id)
-    # Drawn over the vendors the screen letters now, even for minutes pinned to an older version.
-    shown = (letters.for_meeting(db, letters.meeting_key(meeting.id), _names(warehouse, scope).get("vendor_id", {}))
-             if lettered else None)
+    # Drawn over the vendors the screen letters now, even for minutes pinned to an older version;
+    # students no vendor tutors are no vendor and get no letter, as on the screen (ciboard.dashboard).
+    vendors = {v: name for v, name in _names(warehouse, scope).get("vendor_id", {}).items() if v != NOT_TUTORED}
+    shown = letters.for_meeting(db, letters.meeting_key(meeting.id), vendors) if lettered else None
     if meeting.is_final and meeting.warehouse_version:
         # Finalised minutes pinned the version their numbers came from: draw everything from it.
         # If it is gone, they are drawn afresh from the current one, and the packet says so below.
