@@ -38,7 +38,8 @@ LAKE = "lake"
 
 
 class LakeError(RuntimeError):
-    pass
+    """The lake cannot do what was asked: a catalog URL it does not know, a move into a lake that
+    has a warehouse, another process's write while this one staged."""
 
 
 def lake_ddl(sql: str) -> str:
@@ -415,7 +416,7 @@ class LakeWarehouse(Warehouse):
         rows: no data file is copied, so there is no reason to keep them aside."""
         super().log_rejections(files, problems)
         with self.publish():
-            pass
+            pass  # a publish writes what the log holds (see publish), and empties the log
 
     def maintain(self) -> list[int]:
         """Expires snapshots older than `keep_days` that no record pinned, merges small files
