@@ -6,7 +6,7 @@ from datetime import date
 import pandas as pd
 import streamlit as st
 
-from ciboard import charts, session_checks
+from ciboard import charts, ci_ui, session_checks
 from ciboard.dashboard import account, chart_footer, fewer_than, keep_vendor_choice, metrics, query, scope, warehouse
 from ciboard.session import app_db
 from ciboard.settings import get_settings
@@ -261,7 +261,8 @@ else:
             }
             with st.form("decide-one-flag", clear_on_submit=True):
                 st.markdown("**Accept or reject one flagged session**, whatever was decided about it before")
-                one = st.selectbox("Session", list(described), format_func=described.get, key="decide-one-session")
+                one = st.selectbox("Session", list(described), format_func=ci_ui.distinct(described, described.get),
+                                   key="decide-one-session")
                 one_decision = st.radio("Decision", session_checks.DECISIONS, horizontal=True,
                                         format_func=lambda d: "Accept: it counts" if d == "accepted" else "Reject: it does not",
                                         key="decide-one-decision")

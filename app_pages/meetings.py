@@ -39,7 +39,7 @@ if "open_meeting" in st.session_state:  # a meeting made in the last run opens i
     st.session_state["meeting"] = st.session_state.pop("open_meeting")
 left, right = st.columns(2)
 ci_ui.keep_choice("workgroup", list(groups))
-group_id = left.selectbox("Workgroup", list(groups), format_func=lambda g: ci_ui.plain(groups[g].name), key="workgroup")
+group_id = left.selectbox("Workgroup", list(groups), format_func=ci_ui.distinct(groups, lambda g: ci_ui.plain(groups[g].name)), key="workgroup")
 ci_ui.chosen("workgroup", group_id)
 group = groups[group_id]
 held = list(reversed(meetings.meetings(db, scope(), group_id)))
@@ -49,7 +49,7 @@ if not options:
     st.stop()
 labels = {m.id: ci_ui.meeting_label(m) for m in held} | {NEW: "New meeting…"}
 ci_ui.keep_choice("meeting", options)
-meeting_id = right.selectbox("Meeting", options, format_func=labels.get, key="meeting")
+meeting_id = right.selectbox("Meeting", options, format_func=ci_ui.distinct(options, labels.get), key="meeting")
 ci_ui.chosen("meeting", meeting_id)
 
 with st.expander(f"About {ci_ui.say(group.name)}", icon=":material/diversity_3:"):
@@ -125,7 +125,11 @@ def show_outcomes(snapshot: dict | None) -> None:
     catalogue = metrics()
     st.markdown(ci_ui.say("\n".join(f"- {line}" for line in followup.summary(prefill, warehouse())[:6])))
     if prefill.signals_pending:
-        wait_for_signals()
+        ci_ui.wait_for(
+            lambda: not ci_ui.prefill(group_id, meeting.held_on, vendor_filter)["prefill"]["signals_pending"],
+            "The control-chart signals are being prepared for this version of the data: they appear here by "
+            "themselves in a moment, and the minutes can be finalised then.",
+        )
     if prefill.signals:
         with st.expander(f"Control-chart signals since {prefill.since} ({len(prefill.signals)})", icon=":material/insights:"):
             top = followup.TOP_SIGNALS
@@ -161,15 +165,6 @@ def show_outcomes(snapshot: dict | None) -> None:
         st.table(disguised(pd.DataFrame([commitment_row(item) for item in prefill.commitments])), hide_index=True)
     else:
         st.caption("None carried forward.")
-
-
-@st.fragment(run_every=3)
-def wait_for_signals() -> None:
-    """Shows the signals by themselves once the server has prepared them, without a click."""
-    if not ci_ui.prefill(group_id, meeting.held_on, vendor_filter)["prefill"]["signals_pending"]:
-        st.rerun()
-    st.info("The control-chart signals are being prepared for this version of the data: they appear here by "
-            "themselves in a moment, and the minutes can be finalised then.", icon=":material/hourglass_top:")
 
 
 def commitment_row(item: dict) -> dict:

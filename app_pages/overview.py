@@ -342,21 +342,13 @@ def open_trend(signal: dict) -> None:
     st.session_state["overview-trend"] = signal["label"]
 
 
-@st.fragment(run_every=3)
-def wait_for_signals() -> None:
-    """Shows the signals by itself once the server has prepared them, without a click."""
-    if not signal_store.being_prepared(warehouse(), scope(), **asked):
-        st.rerun()
-    st.info(
-        "The signals are being prepared for this version of the data: they appear here by themselves in a moment. "
-        "Everything else on this page is up to date.",
-        icon=":material/hourglass_top:",
-    )
-
-
 charted_weeks = max((len(sparklines[m]) for m, row in outcomes.items() if row["frequency"] == "weekly"), default=0)
 if preparing:
-    wait_for_signals()
+    ci_ui.wait_for(
+        lambda: not signal_store.being_prepared(warehouse(), scope(), **asked),
+        "The signals are being prepared for this version of the data: they appear here by themselves in a moment. "
+        "Everything else on this page is up to date.",
+    )
 elif found.empty and charted_weeks < signals.MIN_POINTS:
     weeks = "No weekly data" if charted_weeks == 0 else f"Only {charted_weeks} week{'s' if charted_weeks > 1 else ''} of data"
     st.info(

@@ -99,7 +99,7 @@ if not cycles:
 
 ci_ui.choose_new("cycle")
 by_id = {c.id: c for c in cycles}
-cycle = by_id[st.selectbox("Cycle", list(by_id), format_func=lambda i: ci_ui.cycle_label(by_id[i]), key="cycle",
+cycle = by_id[st.selectbox("Cycle", list(by_id), format_func=ci_ui.distinct(by_id, lambda i: ci_ui.cycle_label(by_id[i])), key="cycle",
                            bind="query-params")]
 metric = metrics()[cycle.metric_id]
 

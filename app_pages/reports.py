@@ -6,7 +6,7 @@ board, schools and evaluators what is released to them, vendors what is released
 import pandas as pd
 import streamlit as st
 
-from ciboard import reports, session
+from ciboard import ci_ui, reports, session
 from ciboard.dashboard import account, audit, choices, disguised_text, version, warehouse
 
 me = account()
@@ -84,7 +84,7 @@ def label(report_id: int) -> str:
     return f"{r.title} · {r.state}" + (f" to {', '.join(r.audiences)}" if r.audiences else "")
 
 
-chosen = st.selectbox("Report", ids, format_func=label, key="report")
+chosen = st.selectbox("Report", ids, format_func=ci_ui.distinct(ids, label), key="report")
 report = by_id[chosen]
 
 facts = [("State", report.state + (f" to {', '.join(report.audiences)}" if report.audiences else "")),

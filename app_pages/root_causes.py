@@ -102,7 +102,7 @@ def new_analysis() -> None:
         problem = st.text_area("What the data shows", key="new-analysis-problem")
         groups = {g.id: g.name for g in meetings.workgroups(db, scope())}
         held = {m.id: f"{groups[m.workgroup_id]} · {m.held_on:%b %-d, %Y}" for m in reversed(meetings.meetings(db, scope()))}
-        meeting_id = st.selectbox("Raised at", [None, *held], format_func=lambda m: held.get(m, "No meeting"),
+        meeting_id = st.selectbox("Raised at", [None, *held], format_func=ci_ui.distinct([None, *held], lambda m: held.get(m, "No meeting")),
                                   key="new-analysis-meeting")
         if st.button("Start the analysis", type="primary", icon=":material/account_tree:", key="new-analysis-start"):
             record = RootCause(metric_id=metric_id, problem=problem.strip(), slice=piece, meeting_id=meeting_id)
@@ -119,7 +119,7 @@ if not analyses:
 
 ci_ui.choose_new("analysis")
 by_id = {r.id: r for r in analyses}
-analysis = by_id[st.selectbox("Analysis", list(by_id), format_func=lambda i: ci_ui.analysis_label(by_id[i]), key="analysis",
+analysis = by_id[st.selectbox("Analysis", list(by_id), format_func=ci_ui.distinct(by_id, lambda i: ci_ui.analysis_label(by_id[i])), key="analysis",
                               bind="query-params")]
 
 
@@ -319,7 +319,8 @@ def choose(record: RootCause, session: dict) -> None:
     with st.expander("Choose an idea to try", icon=":material/check_circle:", expanded=record.chosen_idea is None):
         st.caption(HMW_STEPS[3])
         key = f"choose-{record.id}"
-        idea = st.selectbox("Idea", range(len(record.ideas)), format_func=lambda i: record.ideas[i].text, key=f"{key}-idea")
+        idea = st.selectbox("Idea", range(len(record.ideas)), format_func=lambda i: f"{i + 1}. {record.ideas[i].text}",
+                            key=f"{key}-idea")
         becomes = st.radio("It becomes", list(BECOMES), format_func=BECOMES.get, horizontal=True, key=f"{key}-becomes")
         draft = as_cycle(record, idea, key) if becomes == "pdsa" else as_commitment(record, idea, key)
         if not st.button("Choose this idea", type="primary", icon=":material/check:", key=f"{key}-go"):

@@ -188,7 +188,7 @@ ci_ui.choose_new("group")
 by_id = {g.id: g for g in groups}
 # Not keyed "workgroup" like the meetings page's chooser: with the same key on both pages, the
 # meetings page ignored the ?workgroup= of the links below (seen in Chromium).
-group = by_id[st.selectbox("Workgroup", list(by_id), format_func=lambda g: ci_ui.plain(by_id[g].name), key="group",
+group = by_id[st.selectbox("Workgroup", list(by_id), format_func=ci_ui.distinct(by_id, lambda g: ci_ui.plain(by_id[g].name)), key="group",
                            bind="query-params")]
 
 

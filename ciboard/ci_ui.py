@@ -3,7 +3,7 @@ workgroups) share: the store in the viewer's scope, free text shown safely, slic
 as widgets, the screen that shows both versions when two people saved the same record, and
 drafts of what someone typed and has not saved."""
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, fields, replace
 from datetime import date
 from functools import partial
@@ -30,6 +30,42 @@ GROUP_DIMENSIONS = {
     "baseline_band": "Baseline band",
 }
 YES_NO = ("econ_disadvantaged", "english_learner", "special_education")
+
+
+def distinct(options: Iterable[Any], label: Callable[[Any], str]) -> Callable[[Any], str]:
+    """A chooser's format_func whose labels never repeat. Streamlit sends a choice back as its
+    label, so of two options labelled alike the second cannot be chosen: picking it opens the
+    first (two workgroups named alike, two meetings on one day), and a save then lands there.
+    A repeated label gets the record's id (an int option) or its place among its twins."""
+    options = list(options)
+    labels = [label(option) for option in options]
+    seen: dict[str, int] = {}
+    unique = {}
+    for option, text in zip(options, labels):
+        if labels.count(text) > 1:
+            seen[text] = seen.get(text, 0) + 1
+            text += f" · #{option}" if isinstance(option, int) and not isinstance(option, bool) else f" · {seen[text]}"
+        unique[option] = text
+    return unique.__getitem__
+
+
+_PAGE_RUN = "waiting-in-the-page-run"
+
+
+def wait_for(ready: Callable[[], bool], message: str) -> None:
+    """Shows `message` while something the server prepares in the background is not ready, and
+    reruns the page by itself once it is, without a click. Only the waiting box's own tick reruns
+    the page: a rerun inside the page's run would drop a button pressed in that run, so a Save
+    clicked while the signals were being prepared would save nothing and say nothing."""
+    st.session_state[_PAGE_RUN] = True
+    _waiting(ready, message)
+
+
+@st.fragment(run_every=3)
+def _waiting(ready: Callable[[], bool], message: str) -> None:
+    if not st.session_state.pop(_PAGE_RUN, False) and ready():
+        st.rerun()
+    st.info(message, icon=":material/hourglass_top:")
 
 
 def db() -> AppDB:

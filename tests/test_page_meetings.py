@@ -128,6 +128,45 @@ def test_finalised_minutes_keep_their_numbers_after_new_data(store, dashboard):
     assert summary[0] in text_of(app)
 
 
+def test_a_save_pressed_while_the_signals_are_prepared_is_kept(store, monkeypatch):
+    """The page waits for the server's signals and reruns by itself once they are stored; a Save
+    pressed in the run that finds them stored must still save (it once reran first and dropped it)."""
+    from ciboard import ci_ui
+
+    group = make_group(store, "Flow: saved while preparing")
+    draft = meetings.save_meeting(store, FACILITATOR, ci_records.draft_meeting(group, date(2026, 2, 16)), by="facilitator")
+    # The page reads the prefill, then its waiting box reads it again: the signals are stored in between.
+    pending, prefill = [True, True, True], ci_ui.prefill
+
+    def prefill_while_preparing(*args):
+        snapshot = prefill(*args)
+        return {**snapshot, "prefill": {**snapshot["prefill"], "signals_pending": pending.pop(0) if pending else False}}
+
+    monkeypatch.setattr(ci_ui, "prefill", prefill_while_preparing)
+    app = open_meeting(group, draft.id)
+    assert "being prepared" in text_of(app)
+    app.text_area(key=f"agenda-{draft.id}-operations").input("Typed while the signals were prepared")
+    pending[:] = [True]
+    app.button[[b.label for b in app.button].index("Save notes")].click().run()
+    assert meetings.meeting(store, FACILITATOR, draft.id).agenda["operations"] == "Typed while the signals were prepared"
+
+
+def test_notes_land_in_the_meeting_on_screen_when_two_workgroups_are_named_alike(store):
+    """The chooser sends a choice back by its label: of two workgroups named alike the second
+    once opened the first on the next click, and its notes were saved into the other group's
+    meeting (seen when a database copied from another held a workgroup of the same name)."""
+    first, second = make_group(store, "Flow: named alike"), make_group(store, "Flow: named alike")
+    meetings.save_meeting(store, FACILITATOR, ci_records.draft_meeting(first, date(2026, 2, 23)), by="facilitator")
+    draft = meetings.save_meeting(store, FACILITATOR, ci_records.draft_meeting(second, date(2026, 2, 23)), by="facilitator")
+    app = open_meeting(second, draft.id)
+    chooser = app.selectbox(key="workgroup")
+    assert len(set(chooser.options)) == len(chooser.options), "every workgroup can be told apart"
+    app.text_area(key=f"agenda-{draft.id}-operations").input("Notes of the second group")
+    app.button[[b.label for b in app.button].index("Save notes")].click().run()
+    assert meetings.meeting(store, FACILITATOR, draft.id).agenda["operations"] == "Notes of the second group"
+    assert app.selectbox(key="workgroup").value == second.id
+
+
 def test_two_people_saving_the_same_notes_are_told(store_on_each):
     store = store_on_each
     group = make_group(store, "Flow: conflict")
