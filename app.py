@@ -1,15 +1,16 @@
 """CI Board's server: `streamlit run app.py` serves main.py through Streamlit's own app, with the
 routes closed that Streamlit opens to anyone and no setting of 1.67 turns off (see ciboard.server),
-and a thread that prepares each new warehouse version's signals (see ciboard.signal_store)."""
+a thread that prepares each new warehouse version's signals (see ciboard.signal_store), and the
+accounts' calendar links (see ciboard.calendar_feeds)."""
 
 from pathlib import Path
 
 import streamlit as st
 from starlette.middleware import Middleware
 
-from ciboard import signal_store
+from ciboard import calendar_feeds, signal_store
 from ciboard.server import CloseRoutes
 from ciboard.settings import get_settings
 
-app = st.App(Path(__file__).with_name("main.py"), middleware=[Middleware(CloseRoutes)])
+app = st.App(Path(__file__).with_name("main.py"), routes=calendar_feeds.ROUTES, middleware=[Middleware(CloseRoutes)])
 signal_store.watch(get_settings())

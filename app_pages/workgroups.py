@@ -5,11 +5,12 @@ meetings it lists (held, missed, coming), drafts a week ahead and offers as .ics
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import time
+from urllib.parse import urlsplit
 
 import pandas as pd
 import streamlit as st
 
-from ciboard import ci_ui, meeting_calendar, meetings
+from ciboard import calendar_feeds, ci_ui, meeting_calendar, meetings
 from ciboard.ci_records import EVERY, PARTIES, WEEKDAYS, WEEKS_OF_MONTH, Person, Schedule, Workgroup
 from ciboard.dashboard import account, audit, disguised, scope, warehouse
 from ciboard.session import aliasing
@@ -298,6 +299,46 @@ def calendar_downloads(group: Workgroup) -> None:
         )
 
 
+def server_address() -> str:
+    """This server as the browser reached it, for links that leave the page."""
+    base = st.get_option("server.baseUrlPath").strip("/")
+    opened = urlsplit(st.context.url or f"http://localhost:{st.get_option('server.port')}")
+    return f"{opened.scheme}://{opened.netloc}" + (f"/{base}" if base else "")
+
+
+def calendar_link() -> None:
+    """The account's calendar link, which a calendar app subscribes to: made, shown once, replaced
+    or stopped. Not while presenting with vendors as letters: the link is a secret."""
+    if aliasing():
+        return
+    me = account()
+    made_at = calendar_feeds.link_made_at(db, me)
+    shown = st.session_state.get("calendar-link")
+    with st.expander("Subscribe in a calendar app", icon=":material/event_repeat:", expanded=shown is not None):
+        st.caption(
+            "A calendar link holds the meetings of every workgroup you see, as the file above does, and your calendar "
+            "app (Outlook, Google Calendar, Apple Calendar: add a calendar from a URL) fetches it again by itself, so "
+            "schedule changes and cancellations reach you. Anyone who has the link sees these meetings: keep it to "
+            "yourself, and make a new one if it is shared by mistake."
+        )
+        if shown:
+            st.code(shown, language=None)
+            st.caption("Copy it now: after you sign out it cannot be shown again. Your earlier link, if you had one, has "
+                       "stopped working.")
+        elif made_at:
+            st.caption(f"You made your link on {made_at:%b %-d, %Y}. It is shown only when it is made: if you no longer "
+                       "have it, make a new one, and the old one stops working.")
+        left, right = st.columns(2)
+        if left.button("Make a new link" if made_at else "Make my calendar link", icon=":material/link:",
+                       key="calendar-link-make"):
+            st.session_state["calendar-link"] = calendar_feeds.address(server_address(), calendar_feeds.make_link(db, me))
+            st.rerun()
+        if made_at and right.button("Stop my link", icon=":material/link_off:", key="calendar-link-stop"):
+            calendar_feeds.stop_link(db, me)
+            st.session_state.pop("calendar-link", None)
+            st.rerun()
+
+
 def cancelled(some: list[Workgroup]) -> dict[int, set]:
     return {g.id: set(meeting_calendar.cancellations(db, scope(), g)) for g in some if g.schedule}
 
@@ -305,6 +346,7 @@ def cancelled(some: list[Workgroup]) -> dict[int, set]:
 show_group(group)
 show_calendar(group)
 calendar_downloads(group)
+calendar_link()
 show_meetings(group)
 
 

@@ -357,7 +357,7 @@ COPY_ORDER = (
     "users", "user_schools", "demo_credentials", "audit_log", "sign_in_failures", "secrets",
     "workgroups", "meeting_cancellations", "meetings", "commitments", "pdsa_cycles", "root_causes", "history", "drafts",
     "closed_statements", "statement_signoffs", "student_follow_ups", "ledger", "session_check_decisions",
-    "reports", "report_texts", "report_snapshots", "report_events",
+    "reports", "report_texts", "report_snapshots", "report_events", "calendar_feeds",
 )
 
 

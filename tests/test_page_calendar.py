@@ -190,3 +190,26 @@ def test_staff_cancel_one_meeting_which_reads_cancelled_and_leaves_calendars_as_
     no_exception(vendor)
     assert calendar_table(vendor).set_index("Date").loc[f"{off:%a %b %-d, %Y} 15:30", "Status"] == "Cancelled"
     assert not [b for b in vendor.button if b.key == "cancel-meeting-button"]
+
+
+def test_a_calendar_link_is_made_shown_once_serves_the_accounts_meetings_and_stops(dashboard):
+    from ciboard import accounts, calendar_feeds
+
+    db = AppDB.of(dashboard.settings)
+    app = open_page(WORKGROUPS, user="facilitator")
+    app.button(key="calendar-link-make").click().run()
+    no_exception(app)
+    [link] = [c.value for c in app.code if "/calendar/" in c.value]
+    token = link.rsplit("/", 1)[1].removesuffix(".ics")
+    holder = accounts.account(db, "facilitator")
+    served = calendar_feeds.feed(db, dashboard.settings, token, date.today())
+    seen = {g.name for g in meetings.workgroups(db, holder.scope) if g.schedule}
+    assert {str(e["summary"]) for e in Calendar.from_ical(served).walk("VEVENT")} == seen
+    assert seen, "the demo schedules its workgroups"
+
+    app = open_page(WORKGROUPS, user="facilitator")  # later: the link is not shown again, only when it was made
+    assert not [c for c in app.code if "/calendar/" in c.value]
+    assert any("You made your link on" in c.value for c in app.caption)
+    app.button(key="calendar-link-stop").click().run()
+    no_exception(app)
+    assert calendar_feeds.feed(db, dashboard.settings, token, date.today()) is None

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -35,7 +36,7 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def status(url: str) -> int:
+def status(url: str | urllib.request.Request) -> int:
     try:
         return urllib.request.urlopen(url, timeout=5).status
     except urllib.error.HTTPError as error:
@@ -60,7 +61,7 @@ def server(tmp_path_factory):
             process.kill()
             pytest.fail(f"streamlit did not start: {log.read_text()[-2000:]}")
         time.sleep(0.3)
-    yield url
+    yield url, folder / "data"
     process.terminate()
     process.wait(timeout=20)
 
@@ -73,10 +74,30 @@ def status_or_none(url: str) -> int | None:
 
 
 def test_the_metrics_route_answers_not_found(server):
+    server, _ = server
     for path in ("/_stcore/metrics", "/_stcore/metrics/", "/_stcore/metrics?families=session_events", "/%5Fstcore/metrics"):
         assert status(server + path) == 404, path
 
 
 def test_the_dashboard_is_served(server):
+    server, _ = server
     page = urllib.request.urlopen(server + "/", timeout=5)
     assert page.status == 200 and b"<html" in page.read().lower()
+
+
+def test_an_accounts_calendar_link_is_served_to_a_calendar_app_and_nothing_else_is(server):
+    from icalendar import Calendar
+
+    from ciboard import accounts, calendar_feeds
+    from ciboard.appdb import AppDB
+
+    server, data = server
+    db = AppDB(data / "app.sqlite3")
+    token = calendar_feeds.make_link(db, accounts.add_user(db, "fran", role="facilitator"))
+    served = urllib.request.urlopen(calendar_feeds.address(server, token), timeout=10)
+    assert served.headers["Content-Type"].startswith("text/calendar")
+    assert served.headers["Cache-Control"] == "private, no-store"
+    assert Calendar.from_ical(served.read())["x-wr-calname"] == "CI Board: fran"
+    assert status(urllib.request.Request(calendar_feeds.address(server, token), method="POST")) == 405
+    for wrong in (token.swapcase(), token[:-1], "x" * 32, urllib.parse.quote("' or 1=1 --" + "x" * 21), "../app.sqlite3", token + "x"):
+        assert status(server + f"/calendar/{wrong}.ics") in (400, 404), wrong  # 400: Streamlit's own path check
