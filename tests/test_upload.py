@@ -106,6 +106,7 @@ def test_an_administrator_loads_the_districts_student_records(sample_app):
 
 HEADERS = {kind: SAMPLES.joinpath(f"{kind}.csv").read_text().splitlines()[0] for kind in ("roster", "sessions", "survey")}
 V2_FILE = "sessions_V2_2025-09-22.csv"
+ROSTER_ROW = "ST0000009,V2,E02,3,White,Male,0,0,0,near,2025-09-15"
 # Per kind: rows about an unknown student (ST0000077) and about V2's student (ST0000009); the
 # first V2 row of sessions and survey repeats a row V2 loaded.
 ROWS = {
@@ -253,3 +254,42 @@ def test_a_file_name_is_shown_as_text_not_as_an_image_or_html(sample_app):
     [message] = [e.value for e in app.error]
     assert "was not loaded" in message
     assert "![" not in message and "<img" not in message and "&#33;[x]" in message
+
+
+# --- an assessment export's files, together, through its import profile ----------------------
+
+
+def test_an_administrator_sends_an_assessment_exports_files_together_through_its_profile(sample_app):
+    """As `ciboard import nwea-map` does (tests/test_nwea.py has the hand computation), from the page."""
+    from conftest import view
+
+    current = SAMPLES / "nwea_map_current"
+    app = open_page("app_pages/upload.py", user="admin")
+    assert any(o.startswith("Assessment export: NWEA") for o in app.main.selectbox[0].options)
+    app.main.selectbox[0].set_value("profile:nwea-map")
+    app.file_uploader[0].set_value([(p.name, p.read_bytes(), "text/csv") for p in sorted(current.glob("*.csv"))])
+    app.button(key="FormSubmitter:upload-Check and load").click().run()
+    assert not app.exception, [e.value for e in app.exception]
+    landed = [s.value for s in app.success]
+    assert [m.split("**")[1] for m in landed] == ["StudentsBySchool.csv", "AssessmentResults.csv"], landed
+    growth = view(sample_app, "series", metric="nwea_mathematics_met_typical_growth", grain="window")
+    assert list(growth["value"]) == pytest.approx([2 / 3, 1.0])
+    [logged] = [r["detail"] for r in accounts.audit_log(AppDB.of(sample_app.settings), action="ingest")]
+    assert "AssessmentResults.csv, StudentsBySchool.csv" in logged and "accepted" in logged
+
+    # A file that is none of the export's is turned away by name, and nothing lands.
+    version = sample_app.version()
+    app.main.selectbox[0].set_value("profile:nwea-map")
+    app.file_uploader[0].set_value([("roster.csv", lines("roster", ROSTER_ROW), "text/csv")])
+    app.button(key="FormSubmitter:upload-Check and load").click().run()
+    assert "roster.csv was not loaded" in app.error[0].value.replace("**", "")
+    assert "roster.csv is neither" in " ".join(app.dataframe[0].value["reason"])
+    assert sample_app.version() == version
+
+    # Several files of one of the other kinds are refused before anything is read.
+    app.main.selectbox[0].set_value("roster")
+    app.file_uploader[0].set_value([("a.csv", lines("roster", ROSTER_ROW), "text/csv"),
+                                    ("b.csv", lines("roster", ROSTER_ROW), "text/csv")])
+    app.button(key="FormSubmitter:upload-Check and load").click().run()
+    assert "Several files at once are for an assessment export" in app.warning[0].value
+    assert sample_app.version() == version
