@@ -1,6 +1,7 @@
-"""The demo district's contract report: the school year's report, drafted and written by the
-analyst, reviewed (its numbers frozen) and approved by the admin, and released to the board, so
-a fresh demo shows the whole workflow on the Contract reports page."""
+"""The demo district's contract reports: the school year's report, drafted and written by the
+analyst, reviewed (its numbers frozen) and approved by the admin, and released to the board; the
+first quarter's, released to the board and the vendors; and the second quarter's, a draft the
+analyst is still writing. A fresh demo shows the whole workflow on the Contract reports page."""
 
 from ciboard import accounts, reports
 from ciboard.appdb import AppDB
@@ -20,9 +21,17 @@ TEXTS = {
 }
 
 
+QUARTER_TEXTS = {
+    "summary": "The first quarter: every vendor began sessions by the end of September, and the first fall window "
+    "gave each school its baseline.",
+    "next_steps": "The workgroups begin meeting monthly in November, starting with session attendance.",
+}
+DRAFT_TEXTS = {"summary": "Second quarter, still being written: winter break and the snow day come first."}
+
+
 def seed(db: AppDB, warehouse: Warehouse) -> bool:
-    """The school year's report, released to the board; only into an app database with no report
-    and with the demo's analyst and admin accounts (returns False otherwise)."""
+    """The reports above; only into an app database with no report and with the demo's analyst and
+    admin accounts (returns False otherwise)."""
     analyst, admin = accounts.account(db, "analyst"), accounts.account(db, "admin")
     if analyst is None or admin is None or reports.listing(db, admin.scope):
         return False
@@ -33,4 +42,11 @@ def seed(db: AppDB, warehouse: Warehouse) -> bool:
     reports.review(db, warehouse, admin, report.report_id, "Numbers checked against the Payments and Vendors pages.")
     reports.approve(db, admin, report.report_id, "Approved for the board's meeting.")
     reports.release(db, warehouse, admin, report.report_id, ["board"], "For the board.")
+    quarter = reports.create(db, warehouse, analyst, year, "Q1")
+    reports.write(db, analyst, quarter.report_id, QUARTER_TEXTS)
+    reports.review(db, warehouse, admin, quarter.report_id, "Checked against the Vendors page.")
+    reports.approve(db, admin, quarter.report_id)
+    reports.release(db, warehouse, admin, quarter.report_id, ["board", "vendors"], "For the board and the vendors.")
+    draft = reports.create(db, warehouse, analyst, year, "Q2")
+    reports.write(db, analyst, draft.report_id, DRAFT_TEXTS)
     return True

@@ -163,4 +163,11 @@ def test_the_demo_has_the_years_contract_report_reviewed_approved_and_released_t
     assert reports.read(db, Scope("facilitator"), report.report_id).state == "released"
     with pytest.raises(ScopeError):
         reports.read(db, Scope("vendor", "V1"), report.report_id)
+    # A quarter's report released to the board and the vendors, and the next quarter's a draft.
+    [quarter] = [r for r in reports.listing(db, reports.REPORT_SCOPE) if r.period == "2025-26 Q1"]
+    assert (quarter.state, quarter.audiences, quarter.texts) == ("released", ("board", "vendors"), demo_reports.QUARTER_TEXTS)
+    assert quarter.snapshot["district"]["period"]["label"] == "2025-26 Q1"
+    assert reports.read(db, Scope("vendor", "V1"), quarter.report_id).state == "released"
+    [draft] = [r for r in reports.listing(db, reports.REPORT_SCOPE) if r.period == "2025-26 Q2"]
+    assert (draft.state, draft.texts, draft.snapshot) == ("draft", demo_reports.DRAFT_TEXTS, None)
     assert not demo_reports.seed(db, demo_warehouse), "seeded once"

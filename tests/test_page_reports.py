@@ -30,10 +30,10 @@ def test_a_report_from_draft_to_release_and_what_each_reader_gets(dashboard, app
     analyst.text_input(key="new-which").set_value("Q5")
     analyst.button(key="draft-report").click().run()
     assert [e.value for e in analyst.error] == ["period 'Q5': write 'year', a quarter 'Q1' to 'Q4', or a month such as 2025-10"]
-    analyst.text_input(key="new-which").set_value("Q2")
+    analyst.text_input(key="new-which").set_value("Q3")
     analyst.button(key="draft-report").click().run()
     assert not analyst.exception and notice(analyst) == ["Drafted."]
-    [report] = [r for r in reports.listing(app_db, reports.REPORT_SCOPE) if r.period == "2025-26 Q2"]
+    [report] = [r for r in reports.listing(app_db, reports.REPORT_SCOPE) if r.period == "2025-26 Q3"]
     rid = report.report_id
     # A draft shows the numbers as they stand, and its author cannot review it.
     assert "Outcomes by vendor" in [h.value for h in analyst.subheader]
@@ -66,7 +66,7 @@ def test_a_report_from_draft_to_release_and_what_each_reader_gets(dashboard, app
     # A vendor reads the public copy of what was released to vendors: no student id in it.
     vendor = open_page(PAGE, user="vendor-v1")
     assert not vendor.exception
-    assert [r for r in vendor.selectbox(key="report").options if "2025-26 Q2" in r]
+    assert [r for r in vendor.selectbox(key="report").options if "2025-26 Q3" in r]
     vendor_files = {key.rsplit("-", 1)[-1]: data for key, data in downloads(vendor).items() if "download-report" in key}
     # Its own rows and the district's, never another vendor's.
     assert "| V1 |" in vendor_files["md"].decode() and "All vendors" in vendor_files["md"].decode()

@@ -363,9 +363,9 @@ from ciboard.appdb import AppDB  # noqa: E402
 # Each report's text carries a word of its own, so a trace of a report not released to a reader
 # shows wherever it would surface: the page, its chooser, its files.
 REPORTS = {  # period -> (audiences it is released to (None: left a draft, (): approved, not released), marker)
-    "Q1": (("vendors",), "MARKVENDORS"),
-    "Q3": (("schools",), "MARKSCHOOLS"),
-    "Q4": (("evaluators",), "MARKEVALUATORS"),
+    "2025-09": (("vendors",), "MARKVENDORS"),
+    "2026-02": (("schools",), "MARKSCHOOLS"),
+    "2026-03": (("evaluators",), "MARKEVALUATORS"),
     "2025-11": ((), "MARKAPPROVED"),
     "2025-10": (None, "MARKDRAFT"),
 }
@@ -377,7 +377,7 @@ SCOPES = {"vendor-v1": Scope("vendor", "V1"), "vendor-v4": Scope("vendor", "V4")
 @pytest.fixture(scope="module")
 def released(demo_warehouse) -> dict[str, int]:
     """The reports of REPORTS in the demo's app database, by period (made once; the demo's own
-    year report, released to the board only, is 'year')."""
+    year report, released to the board only, is 'year'; its quarters are Q1 and Q2)."""
     db = AppDB.of(demo_warehouse.settings)
     analyst, admin = accounts.account(db, "analyst"), accounts.account(db, "admin")
     found = {r.period.removeprefix("2025-26 "): r.report_id for r in reports.listing(db, admin.scope)}
