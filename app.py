@@ -12,5 +12,9 @@ from ciboard import calendar_feeds, signal_store
 from ciboard.server import CloseRoutes
 from ciboard.settings import get_settings
 
-app = st.App(Path(__file__).with_name("main.py"), routes=calendar_feeds.ROUTES, middleware=[Middleware(CloseRoutes)])
+app = st.App(
+    Path(__file__).with_name("main.py"),
+    routes=calendar_feeds.routes(st.get_option("server.baseUrlPath")),
+    middleware=[Middleware(CloseRoutes)],
+)
 signal_store.watch(get_settings())

@@ -38,7 +38,8 @@ def _digest(token: str) -> str:
 
 
 def address(base_url: str, token: str) -> str:
-    """The link a calendar app subscribes to, on the server the page was opened from."""
+    """The link a calendar app subscribes to, on the server the page was opened from (`base_url`
+    ends with the server's base path, if it has one)."""
     return base_url.rstrip("/") + PATH.format(token=token)
 
 
@@ -100,4 +101,8 @@ async def _serve(request: Request) -> Response:
                     headers={"Cache-Control": "private, no-store", "X-Robots-Tag": "noindex"})
 
 
-ROUTES = [Route(PATH, _serve, methods=["GET"])]
+def routes(base_url_path: str = "") -> list[Route]:
+    """The server's calendar route, under Streamlit's `server.baseUrlPath` as its pages are (a
+    proxy that forwards only the dashboard's path forwards the links too)."""
+    base = base_url_path.strip("/")
+    return [Route((f"/{base}" if base else "") + PATH, _serve, methods=["GET"])]

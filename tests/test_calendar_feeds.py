@@ -72,3 +72,10 @@ def test_a_new_link_stopping_it_or_disabling_the_account_ends_the_old_link(db):
     assert calendar_feeds.feed(db, settings, second, TODAY) is None and calendar_feeds.link_made_at(db, fran) is None
     logged = [row["detail"] for row in accounts.audit_log(db, action="calendar link")]
     assert sorted(logged) == sorted(["made (any earlier link stopped)"] * 2 + ["stopped"])
+
+
+@pytest.mark.parametrize(("base", "path"), [("", "/calendar/{token}.ics"), ("board", "/board/calendar/{token}.ics"),
+                                            ("/ci/board/", "/ci/board/calendar/{token}.ics")])
+def test_the_route_sits_under_the_servers_base_path_as_the_pages_do(base, path):
+    [route] = calendar_feeds.routes(base)
+    assert route.path == path
