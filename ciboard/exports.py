@@ -5,10 +5,12 @@ which, in what order they load, and the SQL that reads terms, subjects and spell
 problem names the file, row and column as the export has them.
 """
 
-import csv
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+
+import duckdb
 
 from ciboard import profiles
 from ciboard.profiles import ImportProfile
@@ -74,52 +76,47 @@ def profile_for_import(warehouse, name: str) -> ImportProfile:
     return profile
 
 
-def file_kind(path: Path, profile: ImportProfile) -> str:
-    """Which of the export's files this is, by its header."""
-    header = {name.strip().lower() for name in _header(path)}
-    layouts = [profile.results] + ([profile.students] if profile.students else [])
-    for layout in layouts:
-        if layout.recognised_by.lower() in header:
-            return layout.kind
-    raise NotAnExport(
-        f"{path.name} is " + " nor ".join(
-            f"{'neither ' if len(layouts) > 1 and i == 0 else 'not ' if len(layouts) == 1 else ''}"
-            f"{a_or_an(layout.label)} {layout.label} file (with a {layout.recognised_by} column)"
-            for i, layout in enumerate(layouts)
-        ) + f" of the import profile {profile.name}"
-    )
+@dataclass(frozen=True)
+class ExportFile:
+    """One file of an export: which of the profile's files it is, and the terms it holds."""
+
+    path: Path
+    kind: str
+    terms: frozenset[str]
+
+
+def look_at(path: Path, profile: ImportProfile) -> ExportFile:
+    """Which of the export's files this is, by its header, and the terms its term column holds.
+    Read as ingest reads it (CSV, Excel or Parquet), so a file this names is one ingest can load."""
+    from ciboard.staging import FileUnreadable, stage  # staging reads kinds, which reads this module
+
+    con = duckdb.connect()
+    try:
+        try:
+            header, _ = stage(con, path, "export")
+        except FileUnreadable as unreadable:
+            raise NotAnExport(f"{path.name} cannot be read: {unreadable}") from None
+        position = {name.strip().lower(): i for i, name in enumerate(header)}
+        layouts = [profile.results] + ([profile.students] if profile.students else [])
+        layout = next((layout for layout in layouts if layout.recognised_by.lower() in position), None)
+        if layout is None:
+            raise NotAnExport(f"{path.name} is " + " nor ".join(
+                f"{'neither ' if len(layouts) > 1 and i == 0 else 'not ' if len(layouts) == 1 else ''}"
+                f"{a_or_an(layout.label)} {layout.label} file (with a {layout.recognised_by} column)"
+                for i, layout in enumerate(layouts)
+            ) + f" of the import profile {profile.name}")
+        term = profile.results.term if layout is profile.results else profile.students.columns["term"]
+        column = position.get(term.lower()) if term else None
+        terms = frozenset() if column is None else frozenset(
+            value for (value,) in con.execute(f"select distinct c{column} from export where c{column} is not null").fetchall()
+        )
+        return ExportFile(path, layout.kind, terms)
+    finally:
+        con.close()
 
 
 def a_or_an(word: str) -> str:
     return "an" if word[:1].lower() in "aeiou" else "a"
-
-
-def _header(path: Path) -> list[str]:
-    try:
-        with open(path, newline="", encoding="utf-8-sig") as handle:
-            first = handle.readline(1 << 16)
-    except (UnicodeDecodeError, OSError):
-        return []
-    delimiter = max((",", "\t", ";", "|"), key=first.count)
-    try:
-        return next(csv.reader([first], delimiter=delimiter), [])
-    except csv.Error:
-        return []
-
-
-def _terms(path: Path, column: str | None) -> set[str]:
-    """The term names a CSV file holds (the command adds their school years)."""
-    if column is None:
-        return set()
-    try:
-        with open(path, newline="", encoding="utf-8-sig") as handle:
-            first = handle.readline(1 << 16)
-            handle.seek(0)
-            reader = csv.DictReader(handle, delimiter=max((",", "\t", ";", "|"), key=first.count))
-            key = next((name for name in reader.fieldnames or [] if name.strip().lower() == column.lower()), None)
-            return {row[key] for row in reader if key and row.get(key)} if key else set()
-    except (UnicodeDecodeError, csv.Error, OSError):
-        return set()  # staging says what is wrong with the file
 
 
 def import_files(
@@ -137,17 +134,12 @@ def import_files(
 
     profile = profile_for_import(warehouse, name)
     order = {"fall": 0, "winter": 1, "spring": 2}
-    term_of = {profile.results.kind: profile.results.term}
-    if profile.students:
-        term_of[profile.students.kind] = profile.students.columns["term"]
 
-    def place(path: Path, kind: str) -> tuple:
-        terms = sorted(_terms(path, term_of[kind]))
-        first = TERM.fullmatch(terms[0]) if terms else None
-        return (kind == profile.results.kind, first[2] if first else "", order.get(first[1].lower(), 3) if first else 3)
+    def place(file: ExportFile) -> tuple:
+        first = TERM.fullmatch(min(file.terms)) if file.terms else None
+        return (file.kind == profile.results.kind, first[2] if first else "", order.get(first[1].lower(), 3) if first else 3)
 
-    kinds = {path: file_kind(path, profile) for path in paths}
-    ordered = sorted(paths, key=lambda p: place(p, kinds[p]))
-    years = sorted({year for p in paths for t in _terms(p, term_of[kinds[p]]) if (year := school_year_of_term(t))})
-    submissions = [Submission(path, kinds[path], by_district=True) for path in ordered]
+    files = sorted((look_at(path, profile) for path in paths), key=place)
+    years = sorted({year for file in files for term in file.terms if (year := school_year_of_term(term))})
+    submissions = [Submission(file.path, file.kind, by_district=True) for file in files]
     return ingest(warehouse, submissions, progress=progress, replace=replace, school_years=years)

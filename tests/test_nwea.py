@@ -290,3 +290,27 @@ def test_a_corrected_results_file_replaces_the_earlier_one_only_when_confirmed(t
     replaced = invoke("import", "nwea-map", str(corrected), "--replace", "--data-dir", data)
     assert replaced.exit_code == 0 and "AssessmentResults.csv: accepted" in replaced.output
     assert list(query(data, "nwea_mathematics_met_typical_growth")["n"]) == [3, 2]
+
+
+@pytest.mark.parametrize("suffix", [".xlsx", ".parquet"])
+def test_an_export_saved_as_excel_or_parquet_loads_as_its_csv_does(empty, tmp_path, suffix):
+    """A district that opened the export in Excel, or keeps it as Parquet, sends it as it is:
+    the columns keep the types Excel or the Parquet writer gave them (numbers, not text)."""
+    files = []
+    for csv_file in sorted(CURRENT.glob("*.csv")):
+        frame = pd.read_csv(csv_file)
+        saved = tmp_path / (csv_file.stem + suffix)
+        frame.to_excel(saved, index=False) if suffix == ".xlsx" else frame.to_parquet(saved, index=False)
+        files.append(saved)
+    nwea.import_files(empty, files)
+    growth = view(empty, "series", metric="nwea_mathematics_met_typical_growth", grain="window")
+    assert list(growth["value"]) == pytest.approx([2 / 3, 1.0]) and list(growth["n"]) == [3, 3]
+    reading = view(empty, "series", metric="nwea_reading_rit", grain="window")
+    assert list(reading["value"]) == pytest.approx([197.5, 202.5])
+
+
+def test_an_export_file_that_cannot_be_read_is_named_with_why(empty, tmp_path):
+    broken = tmp_path / "AssessmentResults.xlsx"
+    broken.write_bytes(b"not a workbook")
+    with pytest.raises(exports.NotAnExport, match=r"AssessmentResults.xlsx cannot be read: is not an Excel workbook"):
+        nwea.import_files(empty, [broken])
