@@ -22,8 +22,10 @@ How a metric moved, `metric_movement`:
   comparison over the same periods, the students no vendor tutors of the slice's schools where
   they have data for the metric, else all other vendors' students; its interval joins the two
   changes' intervals (ciboard.stats.compare.difference_in_differences). A rise every group saw
-  is not the slice's doing. Read for district scopes: a vendor sees not-tutored students only
-  as the pooled matched comparison.
+  is not the slice's doing. A vendor's comparison is all other vendors' students pooled, read
+  as a facilitator reads them (small cells hidden, the rest noised) and shown only where at
+  least two other vendors of enough students stand behind both periods, as the `peers`
+  benchmark: the untutored students it sees only as the pooled matched comparison.
 """
 
 import copy
@@ -223,13 +225,13 @@ def metric_movement(
 
 def _compared(warehouse, scope, metric, filters, since, until, before, after, change) -> dict:
     """The difference in differences of Movement: the slice's change against its comparison's."""
-    vendors = filters.get("vendor_id") or []
-    if scope.role == "vendor":
-        return {"comparison_note": "The difference in differences reads students no vendor tutors: district staff see it."}
+    vendors = filters.get("vendor_id") or ([scope.vendor_id] if scope.role == "vendor" else [])
     if not vendors or NOT_TUTORED in vendors:
         return {"comparison_note": "The slice is not one vendor's students: there is no comparison group to set beside it."}
     if None in change[1:]:
         return {"comparison_note": "The change has no interval (a median): no difference in differences."}
+    if scope.role == "vendor":
+        return _compared_with_peers(warehouse, scope, metric, filters, since, until, change)
     schools = filters.get("school_id")
     if not schools:
         cells = run(warehouse, "breakdown", scope, {
@@ -252,15 +254,55 @@ def _compared(warehouse, scope, metric, filters, since, until, before, after, ch
         moved = _difference(warehouse, scope, metric, comparison, periods[2], periods[0], periods[1])[:3]
         if None in moved:
             continue
-        did, low, high = compare.difference_in_differences(change, moved)
-        return {
-            "comparison": label, "comparison_before": periods[0].value, "comparison_after": periods[1].value,
-            "comparison_change": moved[0], "comparison_low": moved[1], "comparison_high": moved[2],
-            "did": _number(did), "did_low": _number(low), "did_high": _number(high),
-            "did_verdict": _verdict(metric, did, low, high),
-        }
+        return _did(metric, label, periods[0], periods[1], change, moved)
     return {"comparison_note": "Neither students no vendor tutors at these schools nor other vendors' students have"
                                " data before and after: no difference in differences."}
+
+
+PEERS = "all other vendors' students, pooled"
+# The scope a vendor's pooled comparison is read in: every vendor's cells, small ones hidden and
+# the rest noised, as a facilitator reads them. Only the pool's values and change leave it.
+POOL_SCOPE = Scope("facilitator")
+
+
+def _compared_with_peers(warehouse, scope, metric, filters, since, until, change) -> dict:
+    """A vendor's difference in differences: its change against all other vendors' students
+    pooled (never the untutored, never one vendor), in the same schools and groups. As the
+    `peers` benchmark, the pool must hold at least two other vendors of `min_cell_size`
+    students in both periods, or one vendor's numbers would show through it."""
+    choices = run(warehouse, "choices", POOL_SCOPE).query("dimension == 'vendor_id'")
+    others = [v for v in choices["value"] if v != scope.vendor_id and v != NOT_TUTORED]
+    pool = {**{k: v for k, v in filters.items() if k != "vendor_id"}, "vendor_id": others}
+    too_few = {"comparison_note": "Fewer than two other vendors with enough students before and after: no pooled"
+                                  " comparison to set beside the change."}
+    if len(others) < 2:
+        return too_few
+    before, after, cells = _periods(warehouse, POOL_SCOPE, metric, pool, since, until)
+    if before is None or after is None or cells is None:
+        return too_few
+    for period in (before, after):
+        sizes = run(warehouse, "breakdown", POOL_SCOPE, {
+            "metric": metric["metric_id"], "by": "vendor_id", "start": date.fromisoformat(period.start),
+            "end": date.fromisoformat(period.end), **pool,
+        })
+        if (~sizes["suppressed"] & (sizes["n"] >= warehouse.settings.min_cell_size)).sum() < 2:
+            return too_few
+    moved = _difference(warehouse, POOL_SCOPE, metric, pool, cells, before, after)[:3]
+    if None in moved:
+        return too_few
+    return _did(metric, PEERS, before, after, change, moved)
+
+
+def _did(metric, comparison: str, before: Period, after: Period, change, moved) -> dict:
+    """Movement's comparison fields: the comparison's periods and change, and the slice's
+    change beyond it with the interval joining the two."""
+    did, low, high = compare.difference_in_differences(change, moved)
+    return {
+        "comparison": comparison, "comparison_before": before.value, "comparison_after": after.value,
+        "comparison_change": moved[0], "comparison_low": moved[1], "comparison_high": moved[2],
+        "did": _number(did), "did_low": _number(low), "did_high": _number(high),
+        "did_verdict": _verdict(metric, did, low, high),
+    }
 
 
 def _periods(warehouse, scope, metric, filters, since, until):

@@ -78,9 +78,39 @@ def test_a_pdsa_cycle_reads_as_a_difference_in_differences(demo_warehouse):
         demo_warehouse, Scope("analyst"), "tutoring_attendance_rate", Slice(vendor_id="V1"), date(2026, 1, 12)
     )
     assert other.comparison == "all other vendors' students"
-    assert followup.metric_movement(
-        demo_warehouse, VENDOR, "met_growth_target", Slice(vendor_id="V1"), date(2026, 1, 12)
-    ).did is None
+
+
+def test_a_vendor_reads_its_change_beyond_all_other_vendors_pooled(demo_warehouse):
+    since = date(2026, 1, 12)
+    attendance = followup.metric_movement(demo_warehouse, VENDOR, "tutoring_attendance_rate", Slice(), since)
+    assert attendance.comparison == followup.PEERS
+    assert attendance.did == pytest.approx(attendance.difference - attendance.comparison_change, abs=1e-9)
+    assert attendance.did_low < attendance.did < attendance.did_high
+    # The pool is V1's other vendors as the district reads them (with a facilitator's noise).
+    district = followup.metric_movement(
+        demo_warehouse, Scope("facilitator"), "tutoring_attendance_rate", Slice(vendor_id="V1"), since
+    )
+    assert district.comparison == "all other vendors' students"
+    assert (attendance.comparison_before, attendance.comparison_after, attendance.comparison_change) == pytest.approx(
+        (district.comparison_before, district.comparison_after, district.comparison_change)
+    )
+    # Growth: the district compares with untutored schoolmates; a vendor with the other vendors' windows.
+    growth = followup.metric_movement(demo_warehouse, VENDOR, "met_growth_target", Slice(), since)
+    windows = run(demo_warehouse, "series", Scope("facilitator"), {
+        "metric": "met_growth_target", "grain": "window", "vendor_id": ["V2", "V3", "V4", "V5", "V6"],
+    })
+    assert growth.comparison == followup.PEERS and growth.did_low < growth.did < growth.did_high
+    assert {growth.comparison_before, growth.comparison_after} <= set(windows["value"])
+
+
+def test_a_vendors_pool_of_one_other_vendor_is_not_shown(demo_warehouse):
+    # In the demo each school has one vendor: V1's school has no other vendor's students at all.
+    school = run(demo_warehouse, "breakdown", VENDOR, {"metric": "tutoring_attendance_rate", "by": "school_id"})["school_id"][0]
+    alone = followup.metric_movement(
+        demo_warehouse, VENDOR, "tutoring_attendance_rate", Slice(school_id=school), date(2026, 1, 12)
+    )
+    assert alone.status == "ok" and alone.did is None and alone.comparison == ""
+    assert alone.comparison_before is None and "Fewer than two other vendors" in alone.comparison_note
 
 
 # --- pages ---------------------------------------------------------------------------------
@@ -145,3 +175,17 @@ def test_a_vendor_with_few_matched_students_is_hidden_not_floored(demo_warehouse
     assert exact["n"].iloc[0] < 10 <= exact["reference_n"].iloc[0]
     [hidden] = run(demo_warehouse, "matched", Scope("facilitator"), asked).to_dict("records")
     assert hidden["suppressed"] and hidden["expected"] != hidden["expected"]  # NaN
+
+
+def test_a_vendors_pdsa_cycle_reads_beyond_all_other_vendors_pooled(dashboard):
+    db = AppDB.of(dashboard.settings)
+    [cycle] = [c for c in meetings.pdsa_cycles(db, VENDOR) if c.title == "Tutoring inside the school day"]
+    expected = followup.pdsa_study(dashboard, VENDOR, cycle)
+    metric = data_map(dashboard).set_index("metric_id").loc[cycle.metric_id].to_dict() | {"metric_id": cycle.metric_id}
+    assert expected.comparison == followup.PEERS and expected.did is not None
+    app = open_page("app_pages/pdsa.py", user="vendor-v1")
+    app.selectbox(key="cycle").set_value(cycle.id).run()
+    assert not app.exception
+    text = " ".join(m.value for m in app.markdown)
+    assert expected.did_sentence(metric) in text and "all other vendors' students, pooled" in text
+    assert "no vendor tutors" not in text
