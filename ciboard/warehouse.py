@@ -398,9 +398,10 @@ class Warehouse:
                 migrate(con)
                 held = _folded(con)
                 _fold_rejections(con, logged)
-                con.execute("begin")
+                # No transaction around the block: the copy is private and deleted if the block
+                # fails, and one transaction over a year's files keeps every row it adds in memory
+                # until the commit (DuckDB 1.5 cannot spill a transaction's own appends).
                 yield con
-                con.execute("commit")
                 con.execute("checkpoint")
             except BaseException:
                 self._let_go(con, workspace, failed=True)

@@ -173,3 +173,18 @@ def test_samples_are_the_documented_order(loaded):
     """The README tells users to load the samples in this order; it must work as written."""
     assert [s.kind for s in sample_submissions()][:5] == ["schools", "vendors", "contracts", "annotations", "roster"]
     assert SESSIONS_SAMPLE.exists()
+
+
+def test_a_years_files_land_in_one_command_within_a_small_memory_limit(tmp_path):
+    """A district loading a year at once (the demo: 1,000 students, 170 files in one command)
+    within 100 MB of DuckDB memory. The load kept every row it added in memory until one commit
+    at the end, and ran out of memory at this size, and for 45,000 students at the 512 MB an
+    ingest may use."""
+    from ciboard import demo
+
+    warehouse = make_warehouse(tmp_path / "data", memory_limit="100MB")
+    result = demo.build(warehouse, students=1000, seed=11)
+    assert result.facts > 200_000
+    with warehouse.cursor() as cur:
+        assert cur.execute("select count(*) from facts").fetchall()[0][0] == result.facts
+    warehouse.close()
