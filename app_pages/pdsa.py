@@ -166,10 +166,14 @@ def show_numbers(movement: followup.Movement) -> None:
     if movement.did is not None:
         st.caption(
             f"{movement.comparison.capitalize()}: {charts.format_value(movement.comparison_before, metric)} → "
-            f"{charts.format_value(movement.comparison_after, metric)} over the same periods. Students without tutoring "
-            "are the comparison where the district's records hold some at the cycle's schools with data for this "
-            "metric; otherwise all other vendors' students. Tutored students were chosen for a reason, so the "
-            "comparison allows for a rise everyone saw, not for every way the two groups differ."
+            f"{charts.format_value(movement.comparison_after, metric)} over the same periods. "
+            + ("A vendor's cycle is compared with all other vendors' students together, where two or more other "
+               "vendors have enough students in both periods: never with one other vendor. "
+               if movement.comparison == followup.PEERS else
+               "Students without tutoring are the comparison where the district's records hold some at the cycle's "
+               "schools with data for this metric; otherwise all other vendors' students. ")
+            + "Tutored students were chosen for a reason, so the comparison allows for a rise everyone saw, not for "
+            "every way the two groups differ."
         )
 
 

@@ -188,4 +188,5 @@ def test_a_vendors_pdsa_cycle_reads_beyond_all_other_vendors_pooled(dashboard):
     assert not app.exception
     text = " ".join(m.value for m in app.markdown)
     assert expected.did_sentence(metric) in text and "all other vendors' students, pooled" in text
-    assert "no vendor tutors" not in text
+    caption = " ".join(c.value for c in app.caption)
+    assert "never with one other vendor" in caption and "Students without tutoring are the comparison" not in caption
