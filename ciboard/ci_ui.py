@@ -3,6 +3,7 @@ workgroups) share: the store in the viewer's scope, free text shown safely, slic
 as widgets, the screen that shows both versions when two people saved the same record, and
 drafts of what someone typed and has not saved."""
 
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, fields, replace
 from datetime import date
@@ -39,10 +40,11 @@ def distinct(options: Iterable[Any], label: Callable[[Any], str]) -> Callable[[A
     A repeated label gets the record's id (an int option) or its place among its twins."""
     options = list(options)
     labels = [label(option) for option in options]
+    repeats = Counter(labels)
     seen: dict[str, int] = {}
     unique = {}
     for option, text in zip(options, labels):
-        if labels.count(text) > 1:
+        if repeats[text] > 1:
             seen[text] = seen.get(text, 0) + 1
             text += f" · #{option}" if isinstance(option, int) and not isinstance(option, bool) else f" · {seen[text]}"
         unique[option] = text
