@@ -11,17 +11,17 @@ from ciboard import accounts
 from ciboard import demo as demo_district
 from ciboard.access import ROLES, Scope, ScopeError
 from ciboard.appdb import POSTGRES_SCHEMES, AppDB, CopyRefused, copy_sqlite_to_postgres
+from ciboard.cli_common import (
+    audit_command, command_line_operator, data_dir_option, errors_option, os_user, replace_option, say, warehouse_for,
+    write_frame,
+)
+from ciboard.cli_contracts import contracts, payments
 from ciboard.ingest import IngestRejected, ReplaceUnconfirmed, Submission, ingest as ingest_files, rederive_profile, week_lines
 from ciboard.kinds import KINDS
 from ciboard.privacy import for_export
 from ciboard.queries import VIEWS, QueryError, data_map, run
 from ciboard.settings import Settings
 from ciboard.warehouse import Warehouse, WarehouseMissing
-from ciboard.cli_common import (
-    audit_command, command_line_operator, data_dir_option, errors_option, os_user, replace_option, say, warehouse_for,
-    write_frame,
-)
-from ciboard.cli_contracts import contracts, payments
 
 
 @click.group(help=__doc__)

@@ -278,7 +278,7 @@ def _compared_with_peers(warehouse, scope, metric, filters, since, until, change
     if len(others) < 2:
         return too_few
     before, after, cells = _periods(warehouse, POOL_SCOPE, metric, pool, since, until)
-    if before is None or after is None or cells is None:
+    if before is None or after is None:
         return too_few
     for period in (before, after):
         sizes = run(warehouse, "breakdown", POOL_SCOPE, {

@@ -399,8 +399,8 @@ class Warehouse:
                 held = _folded(con)
                 _fold_rejections(con, logged)
                 # No transaction around the block: the copy is private and deleted if the block
-                # fails, and one transaction over a year's files keeps every row it adds in memory
-                # until the commit (DuckDB 1.5 cannot spill a transaction's own appends).
+                # fails, and on DuckDB 1.5 one transaction over a year's files held what the load
+                # changed in memory until the commit (out of memory at 45,000 students).
                 yield con
                 con.execute("checkpoint")
             except BaseException:
