@@ -124,11 +124,14 @@ def show_outcomes(snapshot: dict | None) -> None:
     prefill = followup.Prefill.from_dict(snapshot["prefill"])
     catalogue = metrics()
     st.markdown(ci_ui.say("\n".join(f"- {line}" for line in followup.summary(prefill, warehouse())[:6])))
-    if prefill.signals_pending:
+    if prefill.pending:
+        parts = "; ".join(name for name, waiting in (("the control-chart signals", prefill.signals_pending),
+                                                      ("the gaps between student groups", "gaps" in prefill.preparing),
+                                                      ("how commitments and PDSA cycles moved", "movements" in prefill.preparing)) if waiting)
         ci_ui.wait_for(
-            lambda: not ci_ui.prefill(group_id, meeting.held_on, vendor_filter)["prefill"]["signals_pending"],
-            "The control-chart signals are being prepared for this version of the data: they appear here by "
-            "themselves in a moment, and the minutes can be finalised then.",
+            lambda: not followup.Prefill.from_dict(ci_ui.prefill(group_id, meeting.held_on, vendor_filter)["prefill"]).pending,
+            f"{parts[:1].upper()}{parts[1:]}: being prepared for this version of the data, and shown here by "
+            "themselves in a moment. The minutes can be finalised then.",
         )
     if prefill.signals:
         with st.expander(f"Control-chart signals since {prefill.since} ({len(prefill.signals)})", icon=":material/insights:"):
@@ -276,9 +279,9 @@ if editing:
             f"Finalise the minutes of **{group.name}** held on **{when}**? This saves the notes and freezes them, "
             "with the numbers above, as this meeting's minutes. They cannot be edited after."))
         # Minutes keep the numbers on screen: not before the signals are among them.
-        pending = bool(outcomes and outcomes["prefill"].get("signals_pending"))
+        pending = bool(outcomes) and followup.Prefill.from_dict(outcomes["prefill"]).pending
         if st.button(f"Finalise the meeting of {meeting.held_on:%b %-d, %Y}", type="primary", key="finalise",
-                     disabled=pending, help="The signals are still being prepared." if pending else None):
+                     disabled=pending, help="The numbers are still being prepared." if pending else None):
             saved = save(texts, st.session_state[opened])
             if saved:
                 try:

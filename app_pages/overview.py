@@ -11,7 +11,7 @@ from ciboard import charts, ci_ui, meeting_calendar, signal_store, signals, stat
 from ciboard.access import Scope
 from ciboard.calendar import window_of
 from ciboard.dashboard import (
-    chart_footer, disguised, freeze, metrics, min_cell, query, reads, scope, vendor_ids, version, warehouse,
+    being_prepared, chart_footer, disguised, freeze, metrics, min_cell, query, reads, scope, vendor_ids, version, warehouse,
 )
 from ciboard.filters import MULTI, YES_NO, narrow_filters, trend_params
 from ciboard.session import app_db
@@ -169,10 +169,17 @@ with paid:
 
 with money:
     st.subheader("Payments to date")
-    lines = query("payments", end=filters.end.isoformat()) if reads("payments") else None
+    counted_to = {"end": filters.end.isoformat()}
+    preparing_payments = reads("payments") and being_prepared("payments", **counted_to)
+    lines = query("payments", **counted_to) if reads("payments") and not preparing_payments else None
     if lines is not None and chosen_vendors:
         lines = lines[lines["vendor_id"].isin(chosen_vendors)]
-    if lines is None:
+    if preparing_payments:
+        ci_ui.wait_for(
+            lambda: not being_prepared("payments", **counted_to),
+            "The payments are being prepared for this version of the data: they appear here by themselves in a moment.",
+        )
+    elif lines is None:
         st.info("Payments are between the district and each vendor: a school account does not see them.")
     elif lines.empty:
         st.info("No contract in scope.")

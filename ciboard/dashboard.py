@@ -14,7 +14,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from ciboard import accounts, charts, letters, metric_edits, privacy, queries, session, session_checks
+from ciboard import accounts, charts, letters, metric_edits, privacy, queries, session, session_checks, signal_store
 from ciboard.access import Scope, ScopeError
 from ciboard.accounts import Account
 from ciboard.settings import get_settings
@@ -56,7 +56,8 @@ def version() -> str:
 
 @st.cache_data(show_spinner=False, max_entries=512)
 def _run(version: str, view: str, scope_text: str, params: tuple[tuple[str, Any], ...]) -> pd.DataFrame:
-    frame = queries.run(warehouse(), view, Scope.parse(scope_text), dict(params))
+    # A few slow views the pages open on are read once per version by the server (ciboard.signal_store).
+    frame = signal_store.view_of(warehouse(), Scope.parse(scope_text), view, dict(params))
     if "n" in frame:
         # Pages count with floats: a hidden cell's count is NaN, and NaN compares False.
         frame["n"] = frame["n"].astype("float64")
@@ -94,6 +95,15 @@ def query(view: str, **params: Any) -> pd.DataFrame:
     if shown:
         return _lettered(key, view, str(scope()), freeze(params), shown)
     return _run(key, view, str(scope()), freeze(params))
+
+
+def being_prepared(view: str, **params: Any) -> bool:
+    """Whether the server is preparing this reading of the view for the current version: a page
+    says so and shows the rest meanwhile, rather than wait for it."""
+    if "vendor_id" in params:
+        params["vendor_id"] = vendor_ids(params["vendor_id"])
+    given = {k: v for k, v in params.items() if v is not None}
+    return signal_store.view_being_prepared(warehouse(), scope(), view, given)
 
 
 def reads(view: str) -> bool:

@@ -169,6 +169,13 @@ class Prefill:
     # The server was still preparing this version's signals (ciboard.signal_store): a screen
     # shows the rest meanwhile, and nothing freezes a prefill without its signals.
     signals_pending: bool = False
+    # The same for the other parts it prepares: "gaps", "movements" (of commitments and cycles).
+    preparing: list[str] = field(default_factory=list)
+
+    @property
+    def pending(self) -> bool:
+        """Whether a part is still being prepared: such a prefill is shown, never frozen."""
+        return self.signals_pending or bool(self.preparing)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -309,6 +316,23 @@ def _periods(warehouse, scope, metric, filters, since, until):
     if metric["frequency"] == "weekly":
         return _weekly_periods(warehouse, scope, metric, filters, since, until)
     return _window_periods(warehouse, scope, metric, filters, since, until)
+
+
+def movement_stored(warehouse: Warehouse, scope: Scope, metric_id: str, slice: Slice | None, since: date,
+                    until: date | None, *, wait: bool = True) -> dict | None:
+    """`metric_movement(...).to_dict()`, from the one the server stored for this version where
+    it has. While the server prepares it: with `wait`, waiting is sooner than computing it again
+    beside it; without, None."""
+    slice = slice or Slice()
+    return signal_store.movement_of(warehouse, scope, metric_id, asdict(slice), since, until,
+                                    lambda: metric_movement(warehouse, scope, metric_id, slice, since, until).to_dict(),
+                                    wait=wait)
+
+
+def movement(warehouse: Warehouse, scope: Scope, metric_id: str, slice: Mapping[str, Any], since: date,
+             until: date | None) -> dict:
+    """`metric_movement` as a dict, for `signal_store.prepare` (the slice as a dict)."""
+    return metric_movement(warehouse, scope, metric_id, Slice(**slice), since, until).to_dict()
 
 
 def pdsa_study(warehouse: Warehouse, scope: Scope, cycle: PdsaCycle, until: date | None = None) -> Movement:
@@ -484,8 +508,9 @@ def outcomes_prefill(
     open commitment with how its metric moved since it was made, and the PDSA cycles under way.
 
     `filters` are the filter bar's dimension filters (dates are the meeting's). A workgroup
-    of vendors reads only those vendors' students. Without `wait`, signals the server is still
-    preparing are left out and the prefill says so (`signals_pending`).
+    of vendors reads only those vendors' students. Without `wait`, what the server is still
+    preparing for this version (signals, gaps, movements) is left out and the prefill says so
+    (`signals_pending`, `preparing`).
     """
     group = meetings.workgroup(db, scope, workgroup_id)
     since, previous = meetings.look_back_from(db, scope, workgroup_id, held_on)
@@ -495,6 +520,25 @@ def outcomes_prefill(
     start = _school_year_start(warehouse, scope, held_on)
     found = _signals(warehouse, scope, start, held_on, since, narrowed, wait)
     pending = found is None
+    # What the server is preparing for this version is shown once it is ready, not computed here
+    # beside it: on two cores that would double the wait for both.
+    gaps = signal_store.gaps_of(warehouse, scope, since, held_on, narrowed, remembered_gap_changes, wait=wait)
+    reviewed, cycles = meetings.under_review(db, scope, workgroup_id, held_on, narrowed.get("vendor_id") or ())
+    movements_pending = []
+
+    def moved(metric_id: str | None, slice: Slice, start: date) -> dict | None:
+        if not metric_id:
+            return None
+        found = movement_stored(warehouse, scope, metric_id, slice, start, held_on, wait=wait)
+        if found is not None:
+            return found
+        movements_pending.append(metric_id)
+        return Movement(
+            metric_id=metric_id, label=_metric(warehouse, metric_id)["label"], slice=json_value(asdict(slice)),
+            since=start.isoformat(), until=held_on.isoformat(), status="being prepared",
+            note="Being prepared for this version of the data: shown here in a moment.",
+        ).to_dict()
+
     found = pd.DataFrame(columns=signals.SIGNAL_COLUMNS) if pending else found
     counts = found["point_type"].value_counts().to_dict() if not found.empty else {}
     return Prefill(
@@ -506,21 +550,15 @@ def outcomes_prefill(
         warehouse_version=warehouse.version(),
         signals=json_records(found),
         signal_counts={str(k): int(v) for k, v in counts.items()},
-        gaps=signal_store.gaps_of(warehouse, scope, since, held_on, narrowed, remembered_gap_changes),
+        gaps=gaps if gaps is not None else [],
         late_or_missing=_late_or_missing(warehouse, scope, since, held_on, narrowed),
-        commitments=[
-            _commitment_item(warehouse, scope, item, held_on)
-            for item in meetings.open_commitments(db, scope, held_on, workgroup_id=workgroup_id)
-            if item.commitment.made_on < held_on
-        ],
-        pdsa=[
-            {"cycle": ci_records.as_json(cycle), "stage": cycle.stage,
-             "study": pdsa_study(warehouse, scope, cycle, until=held_on).to_dict()}
-            for cycle in meetings.pdsa_cycles(db, scope, active_on=held_on)
-            if _relevant(cycle.slice, narrowed)
-        ],
+        commitments=[_commitment_item(item, moved(item.commitment.metric_id, item.commitment.slice, item.commitment.made_on))
+                     for item in reviewed],
+        pdsa=[{"cycle": ci_records.as_json(cycle), "stage": cycle.stage, "study": moved(cycle.metric_id, cycle.slice, cycle.start_on)}
+              for cycle in cycles],
         follow_up=follow_up_counts(warehouse, scope, since, held_on, narrowed),
         signals_pending=pending,
+        preparing=[part for part, waiting in (("gaps", gaps is None), ("movements", bool(movements_pending))) if waiting],
     )
 
 
@@ -785,20 +823,12 @@ def _late_or_missing(warehouse, scope, since, held_on, filters) -> list[dict]:
     return json_records(rows[columns])
 
 
-def _commitment_item(warehouse, scope, item: meetings.OpenCommitment, held_on: date) -> dict:
+def _commitment_item(item: meetings.OpenCommitment, movement: dict | None) -> dict:
     c: Commitment = item.commitment
-    movement = None
-    if c.metric_id:
-        movement = metric_movement(warehouse, scope, c.metric_id, c.slice, c.made_on, held_on).to_dict()
     return {
         "commitment": ci_records.as_json(c), "status": item.status, "overdue": item.overdue,
         "days_overdue": item.days_overdue, "movement": movement,
     }
-
-
-def _relevant(s: Slice, filters) -> bool:
-    vendors = (filters or {}).get("vendor_id")
-    return not vendors or s.vendor_id in vendors
 
 
 def summary(prefill: Prefill, warehouse: Warehouse) -> list[str]:
@@ -837,6 +867,8 @@ def summary(prefill: Prefill, warehouse: Warehouse) -> list[str]:
             f"in the week of {s['period_start']}, {s['rules']}"
             + (f"; the same in {folded} more vendor or group chart{'s' if folded > 1 else ''} within it." if folded else ".")
         )
+    if "gaps" in prefill.preparing:
+        lines.append("The gaps between student groups are being prepared for this version of the data.")
     for g in prefill.gaps[:5]:
         m = metric(g["metric_id"])
         dimension = g["dimension"].replace("_", " ")

@@ -24,7 +24,7 @@ saver's draft.
 import dataclasses
 import json
 import types
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields, replace
 from datetime import date, datetime, timedelta, timezone
 from typing import Any, Union, get_args, get_origin, get_type_hints
@@ -259,6 +259,19 @@ def pdsa_cycles(
     if active_on is not None:
         found = [p for p in found if p.start_on <= active_on and not p.act]
     return found
+
+
+def under_review(
+    db: AppDB, scope: Scope, workgroup_id: int, held_on: date, vendors: Iterable[str] = ()
+) -> tuple[list[OpenCommitment], list[PdsaCycle]]:
+    """What a meeting on `held_on` reviews: its workgroup's commitments open that day and made
+    before it, and the PDSA cycles under way that day on `vendors` (on any when none given)."""
+    vendors = {vendors} if isinstance(vendors, str) else set(vendors)
+    commitments_open = [
+        item for item in open_commitments(db, scope, held_on, workgroup_id=workgroup_id) if item.commitment.made_on < held_on
+    ]
+    cycles = [c for c in pdsa_cycles(db, scope, active_on=held_on) if not vendors or c.slice.vendor_id in vendors]
+    return commitments_open, cycles
 
 
 def pdsa_cycle(db: AppDB, scope: Scope, pdsa_id: int) -> PdsaCycle:

@@ -10,6 +10,8 @@ One view reads other vendors' facts for a vendor: `peers`, the pooled benchmark.
 no vendor id, and hides any period fewer than two other vendors stand behind.
 """
 
+import hashlib
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -629,6 +631,13 @@ def _service_checks(warehouse: Warehouse) -> dict[str, Any]:
         "accepted": decided["accepted"],
         "rejected": decided["rejected"],
     }
+
+
+def service_checks_key(warehouse: Warehouse) -> str:
+    """Changes whenever what the session checks let count changes (a setting or a decision):
+    what a reading of the CHECKED views is kept under."""
+    text = json.dumps(_service_checks(warehouse), sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def _benchmarked(given: dict[str, Any], scope: Scope) -> str:

@@ -11,7 +11,9 @@ one set read as a facilitator. A reader only ever opens the set of its own scope
 
 The gaps between student groups a draft meeting checks (`followup.gap_changes`, a hundred
 breakdowns) are kept the same way, one JSON file per meeting reading (`GapRequest`): they
-depend on the data and the meeting's dates only, so a version computes each once.
+depend on the data and the meeting's dates only, so a version computes each once. So are how
+each open commitment's and PDSA cycle's metric moved (`MovementRequest`), and the few views a
+page opens on that take seconds at scale (`ViewRequest`: payments, flagged sessions, coverage).
 
 Sets live in <data dir>/signals/<version>/, one Parquet file each, written aside and renamed
 into place, so every server process reads them and none sees half a file. A new version
@@ -20,12 +22,13 @@ kept are deleted.
 
 One thread per server (`watch`) prepares the sets of the current version that are missing: at
 start, and after every publish, whoever published. While it works it holds a lock file, so
-pages can say the signals are being prepared rather than compute the same charts again, and
-two servers on one data folder prepare them once.
+pages can say what is being prepared rather than compute the same thing again beside it (on two
+cores that doubles the wait), and two servers on one data folder prepare them once.
 """
 
 import argparse
 import ctypes
+import dataclasses
 import fcntl
 import hashlib
 import json
@@ -49,7 +52,7 @@ import pandas as pd
 from ciboard import meetings, signals
 from ciboard.access import ANALYST, Scope
 from ciboard.appdb import AppDB
-from ciboard.queries import BOOLEAN_DIMENSIONS, run
+from ciboard.queries import BOOLEAN_DIMENSIONS, CHECKED, readable, run, service_checks_key
 from ciboard.settings import Settings
 from ciboard.warehouse import Warehouse
 
@@ -82,16 +85,13 @@ def request(scope: Scope, start: Any, end: Any, filters: Mapping[str, Any] | Non
     filters = {k: v for k, v in (filters or {}).items() if v not in (None, "", [], ())}
     if set(filters) - {"vendor_id"} or start in (None, "") or end in (None, ""):
         return None
-    if scope.role in ("school", "evaluator"):
-        # Read live in their own scope: a school's are its schools' alone, and an evaluator's
-        # name students by its own pseudonyms; no district set is theirs.
+    read_as = _shared_reading(scope)
+    if read_as is None:
         return None
     vendors = filters.get("vendor_id", ())
     vendors = (vendors,) if isinstance(vendors, str) else tuple(vendors)
     if scope.role == "vendor" and set(vendors) == {scope.vendor_id}:
         vendors = ()  # the vendor's own, which its scope reads anyway
-    # Facilitators and admins read the same cells, hidden and noised alike.
-    read_as = str(scope) if scope.role in ("analyst", "vendor") else "facilitator"
     return Request(read_as, _day(start), _day(end), tuple(sorted(vendors)))
 
 
@@ -120,14 +120,125 @@ def gap_request(scope: Scope, since: Any, until: Any, filters: Mapping[str, Any]
 
 
 def gaps_of(warehouse: Warehouse, scope: Scope, since: date, until: date, filters: Mapping[str, Any],
-            compute: Callable[..., list[dict]]) -> list[dict]:
+            compute: Callable[..., list[dict]], *, wait: bool = True) -> list[dict] | None:
     """`compute(warehouse, scope, since, until, filters)` (followup.gap_changes), from the
-    stored reading where the server has prepared one."""
-    wanted = gap_request(scope, since, until, filters)
-    path = None if wanted is None else _path(warehouse, wanted)
-    if path is not None:
-        return json.loads(path.read_text())
-    return compute(warehouse, scope, since, until, dict(filters))
+    stored reading where the server has prepared one. While it prepares it: with `wait`,
+    waiting is sooner than computing it again beside it; without, None."""
+    return _stored_or(warehouse, gap_request(scope, since, until, filters),
+                      lambda: compute(warehouse, scope, since, until, dict(filters)), wait)
+
+
+@dataclass(frozen=True)
+class MovementRequest:
+    """One stored `followup.metric_movement`, as its dict: the metric for `slice` (a Slice as
+    JSON) before `since` against from `since` to `until`, read as `scope` (its text)."""
+
+    scope: str
+    metric_id: str
+    slice: str
+    since: date
+    until: date | None
+
+    def key(self) -> str:
+        text = json.dumps(["movement", self.scope, self.metric_id, self.slice, self.since.isoformat(),
+                           self.until.isoformat() if self.until else None])
+        return "movement-" + hashlib.sha256(text.encode()).hexdigest()[:20]
+
+
+def movement_request(scope: Scope, metric_id: str, slice: Mapping[str, Any], since: Any,
+                     until: Any) -> MovementRequest | None:
+    """The stored movement that answers `followup.metric_movement` in this scope, or None where
+    none can: a school's and an evaluator's are read live, in their own scope."""
+    read_as = _shared_reading(scope)
+    if read_as is None:
+        return None
+    return MovementRequest(read_as, metric_id, json.dumps(dict(slice), sort_keys=True, default=str), _day(since),
+                           _day(until) if until not in (None, "") else None)
+
+
+def movement_of(warehouse: Warehouse, scope: Scope, metric_id: str, slice: Mapping[str, Any], since: date,
+                until: date | None, compute: Callable[[], dict], *, wait: bool = True) -> dict | None:
+    """`compute()` (followup's metric_movement as a dict), from the stored one where the server
+    has prepared it; while it prepares it, as `gaps_of`."""
+    return _stored_or(warehouse, movement_request(scope, metric_id, slice, since, until), compute, wait)
+
+
+# Views a page opens on that take seconds at scale, kept per version too. Each reads the version
+# and the district's session-check settings and decisions only: not the rejection log (readers
+# see a rejected file without a new version), nor the day.
+STORED_VIEWS = ("payments", "session_check_counts", "coverage")
+
+
+@dataclass(frozen=True)
+class ViewRequest:
+    """One stored `queries.run(view, scope, params)` with the session checks as `checks` says
+    (`queries.service_checks_key`): a decision about a flagged session gives a new reading."""
+
+    view: str
+    scope: str
+    params: tuple[tuple[str, Any], ...]
+    checks: str = ""
+
+    def key(self) -> str:
+        text = json.dumps(["view", self.view, self.scope, self.params, self.checks], default=str)
+        return "view-" + hashlib.sha256(text.encode()).hexdigest()[:20]
+
+
+def view_request(warehouse: Warehouse, scope: Scope, view: str, params: Mapping[str, Any]) -> ViewRequest | None:
+    """The stored reading that answers `queries.run(warehouse, view, scope, params)`, or None
+    where none can: another view, or a school's or an evaluator's scope."""
+    if view not in STORED_VIEWS or scope.role in ("school", "evaluator"):
+        return None
+    given = tuple(sorted(
+        (k, tuple(str(x) for x in v) if isinstance(v, (list, tuple)) else str(v))
+        for k, v in params.items() if v not in (None, "", [], ())
+    ))
+    return ViewRequest(view, str(scope), given, service_checks_key(warehouse) if view in CHECKED else "")
+
+
+def view_of(warehouse: Warehouse, scope: Scope, view: str, params: Mapping[str, Any], *,
+            wait: bool = True) -> pd.DataFrame | None:
+    """`queries.run(warehouse, view, scope, params)`, from the stored reading where the server has
+    prepared one; while it prepares it, as `gaps_of`."""
+    wanted = view_request(warehouse, scope, view, params)
+    return _stored_or(warehouse, wanted, lambda: run(warehouse, view, scope, dict(params)), wait)
+
+
+def view_being_prepared(warehouse: Warehouse, scope: Scope, view: str, params: Mapping[str, Any]) -> bool:
+    """Whether a thread is at work on this version and will store this reading."""
+    wanted = view_request(warehouse, scope, view, params)
+    return wanted is not None and _being_prepared(warehouse, wanted)
+
+
+def _stored_or(warehouse: Warehouse, wanted: "GapRequest | MovementRequest | ViewRequest | None",
+               compute: Callable[[], Any], wait: bool) -> Any:
+    """The stored reading of `wanted`; while it is being prepared, the reading once stored with
+    `wait` and None without; else `compute()`."""
+    if wanted is None:
+        return compute()
+    path = _path(warehouse, wanted)
+    while path is None and _being_prepared(warehouse, wanted):
+        if not wait:
+            return None
+        time.sleep(0.5)
+        path = _path(warehouse, wanted)
+    if path is None:
+        return compute()
+    if isinstance(wanted, ViewRequest):
+        frame = pd.read_parquet(path)
+        frame.attrs = {"version": warehouse.version()}
+        return frame
+    return json.loads(path.read_text())
+
+
+def _shared_reading(scope: Scope) -> str | None:
+    """The scope a stored reading is kept in: facilitators and admins read the same cells,
+    hidden and noised alike, so they share one. Schools and evaluators keep none: a school's
+    are its schools' alone and an evaluator's name students by its own pseudonyms, so they
+    are read live in their own scope."""
+    if scope.role in ("school", "evaluator"):
+        return None
+    return str(scope) if scope.role in ("analyst", "vendor") else "facilitator"
 
 
 def stored(
@@ -152,12 +263,22 @@ def being_prepared(warehouse: Warehouse, scope: Scope, *, start: Any, end: Any,
                    filters: Mapping[str, Any] | None = None) -> bool:
     """Whether a thread is at work on this version and will store this request's set."""
     wanted = request(scope, start, end, filters)
-    if wanted is None:
-        return False
+    return wanted is not None and _being_prepared(warehouse, wanted)
+
+
+Reading = Request | GapRequest | MovementRequest | ViewRequest
+
+
+def _planned(wanted: Reading) -> list[str]:
+    """How the plan file names a reading: a signal set by its key and end, as it matches them."""
+    return [wanted.key(), wanted.end.isoformat()] if isinstance(wanted, Request) else [wanted.key()]
+
+
+def _being_prepared(warehouse: Warehouse, wanted: Reading) -> bool:
     folder = _folder(warehouse)
     if _locked(folder):
         try:
-            return [wanted.key(), wanted.end.isoformat()] in json.loads((folder / PLAN).read_text())
+            return _planned(wanted) in json.loads((folder / PLAN).read_text())
         except (FileNotFoundError, ValueError):
             return False
     # Between a publish and the preparation taking the lock: this process's thread will
@@ -193,17 +314,18 @@ def signals_of(
 
 
 def stamp(warehouse: Warehouse) -> str:
-    """Changes whenever a set of the current version is stored: part of the cache key of what
-    was read while one was being prepared."""
+    """Changes whenever a reading of the current version is stored: part of the cache key of
+    what was read while one was being prepared."""
     folder = _folder(warehouse)
-    return f"{warehouse.version()}:{len(list(folder.glob('*.parquet'))) if folder.exists() else 0}"
+    stored = [p for p in folder.iterdir() if p.suffix in (".parquet", ".json") and not p.name.startswith(".")] if folder.exists() else []
+    return f"{warehouse.version()}:{len(stored)}"
 
 
-def prepare(warehouse: Warehouse, requests: list["Request | GapRequest"],
-            gap_changes: Callable[..., list[dict]] | None = None) -> int:
-    """Stores the sets of `requests` the current version lacks, in order; returns how many it
-    stored. Gap readings need `gap_changes` (followup's, which reads this store: passed in, not
-    imported). Does nothing while another thread or process prepares this version."""
+def prepare(warehouse: Warehouse, requests: list["Reading"], followup: Any = None) -> int:
+    """Stores the readings of `requests` the current version lacks, in order; returns how many it
+    stored. Gaps and movements need `followup` (ciboard.followup, which reads this store: passed
+    in, not imported); without it they are left out. Does nothing while another thread or
+    process prepares this version."""
     version = warehouse.version()
     folder = _folder(warehouse, version)
     folder.mkdir(parents=True, exist_ok=True)
@@ -213,33 +335,39 @@ def prepare(warehouse: Warehouse, requests: list["Request | GapRequest"],
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             return 0
-        todo = missing(warehouse, requests, version)
-        _write_aside(folder / PLAN, json.dumps([[r.key(), r.end.isoformat()] for r in todo if isinstance(r, Request)]).encode())
+        # Gaps and movements are followup's to compute: without it they are left to the pages.
+        todo = [r for r in missing(warehouse, requests, version)
+                if followup is not None or not isinstance(r, (GapRequest, MovementRequest))]
+        _write_aside(folder / PLAN, json.dumps([_planned(r) for r in todo]).encode())
         made = 0
         for wanted in todo:
             scope = Scope.parse(wanted.scope)
-            filters = {"vendor_id": list(wanted.vendors)} if wanted.vendors else {}
-            if isinstance(wanted, GapRequest):
-                if gap_changes is None:
-                    continue
-                gaps = gap_changes(warehouse, scope, wanted.since, wanted.until, filters)
-                if warehouse.version() != version:
-                    return made
-                _write_aside(folder / f"{wanted.key()}.json", json.dumps(gaps).encode())
+            if isinstance(wanted, ViewRequest):
+                if wanted.view in CHECKED and wanted.checks != service_checks_key(warehouse):
+                    continue  # a decision about a flagged session came in since the plan
+                reading = run(warehouse, wanted.view, scope, dict(wanted.params))
+            elif isinstance(wanted, MovementRequest):
+                reading = followup.movement(warehouse, scope, wanted.metric_id, json.loads(wanted.slice), wanted.since, wanted.until)
             else:
-                points = signals.special_points(warehouse, scope, start=wanted.start, end=wanted.end, filters=filters or None)
-                if warehouse.version() != version:
-                    return made  # published meanwhile: these points may mix two versions
-                _write(folder, wanted, points)
+                filters = {"vendor_id": list(wanted.vendors)} if wanted.vendors else {}
+                if isinstance(wanted, GapRequest):
+                    reading = followup.gap_changes(warehouse, scope, wanted.since, wanted.until, filters)
+                else:
+                    reading = signals.special_points(warehouse, scope, start=wanted.start, end=wanted.end, filters=filters or None)
+            if warehouse.version() != version:
+                return made  # published meanwhile: the reading may mix two versions
+            _write(folder, wanted, reading)
             made += 1
         (folder / PLAN).unlink(missing_ok=True)
         return made
 
 
-def plan(warehouse: Warehouse, db: AppDB) -> list["Request | GapRequest"]:
-    """The sets the pages will ask for first: for each scope (the district's, then each vendor's),
-    the school year the filter bar opens on, then each draft meeting that scope reads; then the
-    gaps each draft meeting checks, in each scope."""
+def plan(warehouse: Warehouse, db: AppDB) -> list[Reading]:
+    """What the pages will ask for first, for each scope (the district's, then each vendor's): the
+    slow views the pages open on (`STORED_VIEWS`, over the school year the filter bar opens on),
+    the signals of that year, then of each draft meeting that scope reads, and how each of those
+    meetings' open commitments and PDSA cycles moved; then the gaps each draft meeting checks,
+    in each scope."""
     choices = run(warehouse, "choices", ANALYST)
     years = choices[choices["dimension"] == "school_year"].sort_values("value")
     with_data = years[years["students"] > 0]
@@ -252,8 +380,16 @@ def plan(warehouse: Warehouse, db: AppDB) -> list["Request | GapRequest"]:
         (group, meeting) for group in meetings.workgroups(db, ANALYST)
         for meeting in meetings.meetings(db, ANALYST, group.id) if not meeting.is_final
     ]
+    # As the pages ask: the payments to the filter bar's end, the rest over its dates.
+    opened_with = {"payments": {"end": end.isoformat()}}
     wanted, gaps = [], []
-    for reader in [ANALYST, Scope("facilitator"), *(Scope("vendor", v) for v in vendors)]:
+    for reader in [ANALYST, Scope("facilitator"), Scope("admin"), *(Scope("vendor", v) for v in vendors)]:
+        wanted.extend(
+            view_request(warehouse, reader, view, opened_with.get(view, {"start": start.isoformat(), "end": end.isoformat()}))
+            for view in STORED_VIEWS if readable(reader, view)
+        )
+        if reader.role == "admin":
+            continue  # an admin reads the facilitator's signals, gaps and movements
         wanted.append(request(reader, start, end))
         for group, meeting in drafts:
             if reader.role == "vendor" and reader.vendor_id not in group.vendor_ids:
@@ -264,9 +400,14 @@ def plan(warehouse: Warehouse, db: AppDB) -> list["Request | GapRequest"]:
             filters = {"vendor_id": list(group.vendor_ids)} if group.vendor_ids else {}
             read_as, narrowed = meeting_reading(reader, filters)
             wanted.append(request(read_as, _day(holding["starts_on"].iloc[0]), meeting.held_on, narrowed))
+            reviewed, cycles = meetings.under_review(db, reader, group.id, meeting.held_on, group.vendor_ids)
+            moved = [(i.commitment.metric_id, i.commitment.slice, i.commitment.made_on) for i in reviewed]
+            moved += [(c.metric_id, c.slice, c.start_on) for c in cycles]
+            wanted.extend(movement_request(reader, metric, dataclasses.asdict(slice), since, meeting.held_on)
+                          for metric, slice, since in moved if metric)
             since, _ = meetings.look_back_from(db, reader, group.id, meeting.held_on)
             gaps.append(gap_request(reader, since, meeting.held_on, filters))
-    return [w for w in wanted + gaps if w is not None]
+    return [w for w in dict.fromkeys(wanted + gaps) if w is not None]
 
 
 def meeting_reading(scope: Scope, filters: Mapping[str, Any]) -> tuple[Scope, dict]:
@@ -358,8 +499,8 @@ def stop_watching(settings: Settings) -> None:
         watcher.thread.join()
 
 
-def missing(warehouse: Warehouse, requests: list["Request | GapRequest"], version: str | None = None) -> list:
-    """The requests with no set stored for the version, in order."""
+def missing(warehouse: Warehouse, requests: list[Reading], version: str | None = None) -> list:
+    """The requests with nothing stored for the version, in order."""
     return [r for r in dict.fromkeys(requests) if _path(warehouse, r, version) is None]
 
 
@@ -367,9 +508,9 @@ def _folder(warehouse: Warehouse, version: str | None = None) -> Path:
     return Path(warehouse.settings.data_dir) / FOLDER / (version or warehouse.version())
 
 
-def _path(warehouse: Warehouse, wanted: "Request | GapRequest", version: str | None = None) -> Path | None:
-    if isinstance(wanted, GapRequest):
-        path = _folder(warehouse, version) / f"{wanted.key()}.json"
+def _path(warehouse: Warehouse, wanted: Reading, version: str | None = None) -> Path | None:
+    if not isinstance(wanted, Request):
+        path = _folder(warehouse, version) / f"{wanted.key()}.{'parquet' if isinstance(wanted, ViewRequest) else 'json'}"
         return path if path.exists() else None
     for path in sorted(_folder(warehouse, version).glob(f"{wanted.key()}_*.parquet")):
         end, last = (_day(part) if part != "none" else None for part in path.stem.split("_")[1:3])
@@ -397,7 +538,18 @@ def _matches(asked: date, end: date, last: date | None) -> bool:
     return asked == end or (last is not None and last <= asked <= end)
 
 
-def _write(folder: Path, wanted: Request, points: pd.DataFrame) -> None:
+def _write(folder: Path, wanted: Reading, reading: Any) -> None:
+    if isinstance(wanted, ViewRequest):
+        table = reading.copy()
+        table.attrs = {}  # the version is the folder's
+        aside = folder / f".{wanted.key()}.parquet.{os.getpid()}"
+        table.to_parquet(aside, index=False)
+        os.replace(aside, folder / f"{wanted.key()}.parquet")
+        return
+    if not isinstance(wanted, Request):
+        _write_aside(folder / f"{wanted.key()}.json", json.dumps(reading).encode())
+        return
+    points = reading
     last = points.attrs.get("last_week")
     name = f"{wanted.key()}_{wanted.end.isoformat()}_{last.isoformat() if last else 'none'}.parquet"
     # Groups are text, numbers or yes/no by dimension; a Parquet column holds one type.
@@ -456,6 +608,6 @@ if __name__ == "__main__":
     data_dir = parser.parse_args().data_dir
     settings = Settings(data_dir=data_dir)
     warehouse = Warehouse(settings)
-    from ciboard.followup import gap_changes  # the entry point composes: followup reads this store
+    from ciboard import followup  # the entry point composes: followup reads this store
 
-    prepare(warehouse, plan(warehouse, AppDB.of(settings)), gap_changes)
+    prepare(warehouse, plan(warehouse, AppDB.of(settings)), followup)

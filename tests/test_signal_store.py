@@ -88,7 +88,7 @@ def test_a_set_drawn_to_a_meeting_date_never_answers_the_whole_year(demo_warehou
 def test_a_draft_meetings_gaps_are_stored_once_per_version(demo_warehouse, prepared):
     """The hundred breakdowns of a meeting's gap check (most of a first open of Meetings) are
     prepared with the signals; the page reads them instead, in its own scope only."""
-    from ciboard import meetings
+    from ciboard import followup, meetings
     from ciboard.followup import gap_changes
 
     db = AppDB.of(demo_warehouse.settings)
@@ -104,7 +104,7 @@ def test_a_draft_meetings_gaps_are_stored_once_per_version(demo_warehouse, prepa
     reading = next(r for r in planned if r.scope == "facilitator")
     filters = {"vendor_id": list(reading.vendors)} if reading.vendors else {}
     computed = gap_changes(demo_warehouse, Scope("facilitator"), reading.since, reading.until, filters)
-    assert signal_store.prepare(demo_warehouse, [reading], gap_changes) == 1
+    assert signal_store.prepare(demo_warehouse, [reading], followup) == 1
 
     def not_again(*_):
         raise AssertionError("computed again although stored")
@@ -217,3 +217,125 @@ def test_between_a_publish_and_its_preparation_pages_already_wait(loaded):
     finally:
         stopping.set()
         signal_store._watching.pop(folder)
+
+
+@pytest.mark.parametrize("view", signal_store.STORED_VIEWS)
+def test_a_slow_views_stored_reading_is_the_computed_one_in_its_own_scope_only(demo_warehouse, prepared, view):
+    """Payments, flagged sessions and coverage (seconds each at 10M facts) are read once per
+    version in each scope the pages open them in; a reader never opens another scope's."""
+    from ciboard.queries import run
+
+    params = {"end": prepared["end"]} if view == "payments" else dict(prepared)
+    planned = [r for r in signal_store.plan(demo_warehouse, AppDB.of(demo_warehouse.settings))
+               if isinstance(r, signal_store.ViewRequest) and r.view == view]
+    assert {r.scope for r in planned} >= {str(ANALYST), str(VENDOR)}
+    assert all(dict(r.params) == params for r in planned)
+    mine = [r for r in planned if r.scope == str(VENDOR)]
+    signal_store.prepare(demo_warehouse, mine)  # or, meanwhile, the thread of a page test's server
+    stored = signal_store.view_of(demo_warehouse, VENDOR, view, params)  # waits while it is being prepared
+    assert signal_store.missing(demo_warehouse, mine) == []
+    pd.testing.assert_frame_equal(stored, run(demo_warehouse, view, VENDOR, params), check_like=False)
+    assert stored.attrs["version"] == demo_warehouse.version()
+    if "vendor_id" in stored:
+        assert set(stored["vendor_id"].dropna()) <= {"V3"}
+    # Another vendor, the district's staff and other dates never read V3's.
+    for reader, asked in ((Scope("vendor", "V1"), params), (ANALYST, params), (Scope("facilitator"), params),
+                          (VENDOR, {**params, "end": "2026-01-31"})):
+        assert signal_store.view_request(demo_warehouse, reader, view, asked) not in mine
+    # A school and an evaluator read live, in their own scope.
+    assert signal_store.view_request(demo_warehouse, Scope("school", school_ids=("E01",)), view, params) is None
+
+
+def test_a_decision_about_a_flagged_session_gives_new_readings_of_what_counts(loaded):
+    """What counts toward payment moves with the district's decisions: a reading of payments
+    made before one is never read after it."""
+    dates = default_dates(loaded)
+    before = signal_store.view_request(loaded, ANALYST, "payments", {"end": dates["end"]})
+    coverage = signal_store.view_request(loaded, ANALYST, "coverage", dates)
+    with AppDB.of(loaded.settings).connect() as con:
+        con.execute(
+            "insert into session_check_decisions (flag_key, vendor_id, check_name, decision, reason, decided_by, decided_at)"
+            " values ('V3|S1|2026-01-05|T1|calendar', 'V3', 'calendar', 'accepted', 'a test', 'analyst', '2026-12-05T00:00:00')"
+        )
+    after = signal_store.view_request(loaded, ANALYST, "payments", {"end": dates["end"]})
+    assert after.key() != before.key()
+    # Coverage does not read the decisions: its reading stands.
+    assert signal_store.view_request(loaded, ANALYST, "coverage", dates) == coverage
+
+
+def test_a_draft_meetings_movements_are_stored_once_per_version(demo_warehouse, prepared):
+    """How each open commitment's and PDSA cycle's metric moved (most of a first open of
+    Meetings after the gaps) is prepared with the signals, and read in its own scope."""
+    from ciboard import followup
+
+    planned = [r for r in signal_store.plan(demo_warehouse, AppDB.of(demo_warehouse.settings))
+               if isinstance(r, signal_store.MovementRequest)]
+    assert planned and {r.scope for r in planned} >= {"analyst", "facilitator"}
+    reading = next(r for r in planned if r.scope == "facilitator")
+    slice = json.loads(reading.slice)
+    computed = followup.movement(demo_warehouse, Scope("facilitator"), reading.metric_id, slice, reading.since, reading.until)
+    signal_store.prepare(demo_warehouse, [reading], followup)  # or, meanwhile, the thread of a page test's server
+
+    def not_again():
+        raise AssertionError("computed again although stored")
+
+    for reader in (Scope("facilitator"), Scope("admin")):  # waits while it is being prepared
+        found = signal_store.movement_of(demo_warehouse, reader, reading.metric_id, slice, reading.since, reading.until, not_again)
+        assert found == json.loads(json.dumps(computed))
+    asked = []
+    for reader in (ANALYST, VENDOR):
+        signal_store.movement_of(demo_warehouse, reader, reading.metric_id, slice, reading.since, reading.until,
+                                 lambda: asked.append(reader) or {})
+    assert asked == [ANALYST, VENDOR]
+
+
+def _preparing(warehouse, readings):
+    """Holds this version's lock with `readings` in its plan, as the server's preparation does."""
+    from contextlib import contextmanager
+
+    @contextmanager
+    def held():
+        folder = warehouse.settings.data_dir / signal_store.FOLDER / warehouse.version()
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / signal_store.PLAN).write_text(json.dumps([signal_store._planned(r) for r in readings]))
+        with open(folder / signal_store.LOCK, "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+                (folder / signal_store.PLAN).unlink()
+
+    return held()
+
+
+def test_the_overview_says_the_payments_are_being_prepared(dashboard, prepared):
+    wanted = signal_store.view_request(dashboard, ANALYST, "payments", {"end": prepared["end"]})
+    with _preparing(dashboard, [wanted]):
+        app = open_page("app_pages/overview.py")
+    assert any("payments are being prepared" in info.value for info in app.info)
+    assert not [m for m in app.metric if m.label == "Earned"]
+    # Once stored, the page reads it.
+    signal_store.prepare(dashboard, [wanted])
+    assert signal_store.missing(dashboard, [wanted]) == []
+    app = open_page("app_pages/overview.py")
+    assert [m for m in app.metric if m.label == "Earned"]
+
+
+def test_a_meeting_shows_the_rest_while_its_movements_are_prepared(dashboard, prepared):
+    from ciboard import followup
+
+    planned = signal_store.plan(dashboard, AppDB(dashboard.settings.app_db_path))
+    waiting = [r for r in planned if isinstance(r, (signal_store.MovementRequest, signal_store.GapRequest))]
+    signal_store.prepare(dashboard, [r for r in planned if isinstance(r, signal_store.Request)])
+    with _preparing(dashboard, waiting):
+        app = open_page("app_pages/meetings.py")
+    [waiting_box] = [info.value for info in app.info if "being prepared" in info.value]
+    assert "gaps between student groups" in waiting_box and "commitments and PDSA cycles" in waiting_box
+    assert any("Being prepared for this version" in str(t.value) for t in app.table)  # each commitment's movement
+    assert app.button(key="finalise").disabled
+    # Prepared, the meeting shows them and may be finalised.
+    signal_store.prepare(dashboard, waiting, followup)
+    app = open_page("app_pages/meetings.py")
+    assert not any("being prepared" in info.value for info in app.info)
+    assert not app.button(key="finalise").disabled
