@@ -6,6 +6,7 @@ tests/screenshots/ for a person to look at.
 Skipped, with the reason, where Chromium or playwright is missing.
 """
 
+import contextlib
 import os
 import re
 import shutil
@@ -81,7 +82,9 @@ def browser():
 def settle(page, timeout: float = 60_000) -> None:
     """Waits until the app is connected and its script has finished running."""
     page.wait_for_selector("[data-testid='stApp'][data-test-connection-state='CONNECTED']", timeout=timeout)
-    page.wait_for_timeout(300)
+    # A run that a click or a load sets off starts within 300 ms: go on as soon as it has.
+    with contextlib.suppress(playwright.TimeoutError):
+        page.wait_for_selector("[data-testid='stApp']:not([data-test-script-state='notRunning'])", timeout=300)
     page.wait_for_selector("[data-testid='stApp'][data-test-script-state='notRunning']", timeout=timeout)
     page.wait_for_timeout(500)
 

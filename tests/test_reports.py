@@ -2,6 +2,7 @@
 
 import io
 import re
+import shutil
 
 import openpyxl
 import pytest
@@ -24,12 +25,16 @@ STUDENTS = ("ST0000001", "ST0000002", "ST0000003", "ST0000004")
 PUBLIC_MIN = 4
 
 
-def sample_district(data_dir, app_db_url=None):
+def sample_district(data_dir, app_db_url=None, loaded_data_dir=None):
     """The sample district (three served students of V1) where a board sees cells of one student
-    and the public cells of PUBLIC_MIN."""
+    and the public cells of PUBLIC_MIN; copied from `loaded_data_dir` where given (the same
+    files loaded once: cell sizes are read by the queries, not stored)."""
+    if loaded_data_dir is not None:
+        shutil.copytree(loaded_data_dir, data_dir)
     warehouse = make_warehouse(data_dir, min_cell_size=1, public_min_cell_size=PUBLIC_MIN, app_db_url=app_db_url)
-    warehouse.init(["2025-26"])
-    ingest(warehouse, sample_submissions())
+    if loaded_data_dir is None:
+        warehouse.init(["2025-26"])
+        ingest(warehouse, sample_submissions())
     return warehouse
 
 
@@ -47,9 +52,9 @@ def small(shared_district, tmp_path, app_db_url):
 
 
 @pytest.fixture
-def own(tmp_path, app_db_url):
+def own(tmp_path, app_db_url, loaded_data_dir):
     """A sample district of the test's own, for a test that loads data or counts pins."""
-    warehouse = sample_district(tmp_path / "data", app_db_url)
+    warehouse = sample_district(tmp_path / "data", app_db_url, loaded_data_dir)
     yield warehouse, AppDB.of(warehouse.settings)
     warehouse.close()
 
