@@ -45,7 +45,8 @@ COLUMNS = {
     "ends_on": "To", "served_by": "Served by", "served_min": "At least", "base_per_student": "Base",
     "base_schedule": "Base paid", "success": "Success", "threshold": "Threshold", "outcome_window": "Window",
     "from_window": "From window", "outcome_per_student": "Outcome payment", "enrolled_by": "Enrolled by",
-    "min_dosage_share": "Dosage share", "student_cap": "Student cap", "cap": "Contract cap", "batch_id": "Batch",
+    "min_dosage_share": "Dosage share", "student_cap": "Student cap", "cap": "Contract cap",
+    "max_sessions_per_day": "Sessions a day at most", "batch_id": "Batch",
 }
 MONEY = {name: st.column_config.NumberColumn(COLUMNS[name], format="dollar")
          for name in ("base_per_student", "outcome_per_student", "student_cap", "cap")}
@@ -133,10 +134,15 @@ with st.form("edit-terms"):
     typed["served_min"] = cols[1].text_input("At least", contract_terms.as_text(line["served_min"]), key=f"terms-served_min-{here}")
     typed["base_per_student"] = cols[2].text_input("Base per student served ($)", contract_terms.as_text(line["base_per_student"]),
                                                    key=f"terms-base_per_student-{here}")
-    cols = st.columns(3)
+    cols = st.columns(4)
     typed["student_cap"] = cols[0].text_input("Student cap ($, or empty)", contract_terms.as_text(line["student_cap"]),
                                               key=f"terms-student_cap-{here}")
     typed["cap"] = cols[1].text_input("Contract cap ($, or empty)", contract_terms.as_text(line["cap"]), key=f"terms-cap-{here}")
+    typed["max_sessions_per_day"] = cols[3].text_input(
+        "Sessions a day at most (or empty)", contract_terms.as_text(line["max_sessions_per_day"]),
+        key=f"terms-max_sessions_per_day-{here}",
+        help="A student's attended sessions with the vendor in a day beyond this are flagged as implausible; empty: "
+        f"the district's setting ({warehouse().settings.max_sessions_per_day}).")
     typed["base_schedule"] = cols[2].selectbox("Base paid", ["monthly", "quarterly"],
                                                index=["monthly", "quarterly"].index(line["base_schedule"]),
                                                key=f"terms-base_schedule-{here}")

@@ -39,7 +39,8 @@ from ciboard.warehouse import Warehouse
 # contract year whose lines disagree on these).
 LINE_TERMS = ("payment_metric", "success", "threshold", "outcome_window", "from_window", "outcome_per_student",
               "enrolled_by", "min_dosage_share")
-CONTRACT_TERMS = ("served_by", "served_min", "base_per_student", "student_cap", "cap", "base_schedule")
+CONTRACT_TERMS = ("served_by", "served_min", "base_per_student", "student_cap", "cap", "base_schedule",
+                  "max_sessions_per_day")
 # The contract's dates: every line of every school year of the contract has them.
 DATES = ("starts_on", "ends_on")
 TERMS = (*LINE_TERMS, *CONTRACT_TERMS, *DATES)

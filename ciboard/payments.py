@@ -129,7 +129,8 @@ def describe(line: dict) -> dict[str, str]:
         contract += f", school year {line['contract_year']} of the contract from {whole[0]} to {whole[1]}"
     return {
         "contract": f"{contract} (terms of batch {line['terms_batch']})",
-        "served": f"at least {line['served_min']:g} {SERVED_BY[line['served_by']]} within the contract dates",
+        "served": f"at least {line['served_min']:g} {SERVED_BY[line['served_by']]} within the contract dates" + (
+            "" if pd.isna(line.get("max_sessions_per_day")) else f"; more than {line['max_sessions_per_day']:g} session(s) in a day are flagged"),
         "outcome": success,
         "eligible": ", ".join(eligible),
         "amounts": f"{money(line['base_per_student'])} per student served ({line['base_schedule']}), "
