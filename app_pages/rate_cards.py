@@ -89,7 +89,7 @@ st.header("Edit the terms")
 closed = statements.closed_months(session.app_db(), vendor)
 st.caption(
     f"Administrators only. A save loads the lines of {year} as a contract file would, through the same checks, as a "
-    "new version; the contract's own terms (served rule, base, caps, base schedule) apply to each of its lines, and "
+    "new version; the contract's own terms (served rule, base, caps, base schedule, sessions a day) apply to each of its lines, and "
     "its dates to every line of every school year. "
     + (f"Closed months of {vendor} ({', '.join(closed)}) keep the terms they were closed with; what new terms change "
        "in them becomes adjustment lines in the vendor's next open month." if closed else "")

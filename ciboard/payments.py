@@ -454,7 +454,8 @@ def adjustments(frozen: dict[str, tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame
             cause = (f"rate-card terms changed after {month} closed ({version})" if version
                      else f"data that arrived after {month} closed")
             reason = (_cap_reason(-paid.get(key, 0.0), -owed.get(key, 0.0), cause) if key[2] == CONTRACT_LINE
-                      else _reason(_of(then, key), _of(now, key), cause))
+                      else _reason(_of(then, key), _of(now, key), cause,
+                                   "the same standing, paid under the new terms" if version else "the amounts computed again"))
             lines.append({
                 **dict(zip(ADJUSTED, key)), "corrects": month, "reason": reason,
                 "amount_before": round(before.get(key, 0.0), 2), "amount_after": round(owed.get(key, 0.0), 2),
@@ -521,8 +522,9 @@ def _of(rows: pd.DataFrame, key: tuple) -> pd.DataFrame:
     return rows[mine].set_index("payment_metric")
 
 
-def _reason(then: pd.DataFrame, now: pd.DataFrame, cause: str) -> str:
-    """What changed for a student since the month closed, in words, after what changed it."""
+def _reason(then: pd.DataFrame, now: pd.DataFrame, cause: str, otherwise: str) -> str:
+    """What changed for a student since the month closed, in words, after what changed it
+    (`otherwise` when the student's standing did not change)."""
     said = []
     if then.empty:
         said.append("not on the statement when it closed")
@@ -541,7 +543,7 @@ def _reason(then: pd.DataFrame, now: pd.DataFrame, cause: str) -> str:
                 said.append(f"{metric} outcome result changed: {then.loc[metric, 'outcome']}, now {now.loc[metric, 'outcome']}")
             elif round(then.loc[metric, "student_cap_applied"] - now.loc[metric, "student_cap_applied"], 2):
                 said.append(f"{metric}: the student cap now cuts ${now.loc[metric, 'student_cap_applied']:,.2f}")
-    detail = "; ".join(said) or "the amounts computed again"
+    detail = "; ".join(said) or otherwise
     return f"{cause}: {detail}"
 
 

@@ -180,6 +180,18 @@ def test_a_closed_statement_keeps_the_terms_it_was_closed_on_and_the_change_is_a
     assert f"{version}: sgp outcome result changed" in printed.output
 
 
+def test_a_new_base_in_a_closed_month_is_an_adjustment_naming_the_version(district):
+    statements.close(district, AppDB.of(district.settings), ADMIN, "VA", "2025-09", today=AFTER_JUNE)
+    contract_terms.edit(district, ADMIN, VA, "sgp", {"base_per_student": "120"}, "the board raised the base")
+    october = queries.run(district, "statement", ANALYST, {"vendor_id": "VA", "period": "2025-10"})
+    lines = pd.DataFrame(october.attrs["adjustments"])
+    # A1 and A5 were served in September: $100 then, $120 under the new terms.
+    assert lines[["student_id", "amount_before", "amount_after", "amount", "reason"]].to_dict("records") == [
+        {"student_id": s, "amount_before": 100.0, "amount_after": 120.0, "amount": 20.0,
+         "reason": f"rate-card terms changed after 2025-09 closed (version 2 by finance on {date.today()}): the same "
+                   "standing, paid under the new terms"} for s in ("A1", "A5")]
+
+
 def test_data_arriving_after_a_month_closed_is_not_said_to_be_a_terms_change(district, tmp_path):
     db = AppDB.of(district.settings)
     statements.close(district, db, ADMIN, "VA", "2026-06", today=AFTER_JUNE)
