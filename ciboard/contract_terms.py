@@ -128,11 +128,15 @@ def history(warehouse: Warehouse, scope: Scope, year: ContractYear) -> pd.DataFr
     return frame
 
 
-def version_text(warehouse: Warehouse, batch: int) -> str:
-    """The rate-card version a batch of terms is, in words: "version 3 by finance on 2026-07-15"."""
+def version_text(warehouse: Warehouse, batch: int, school_year: str | None = None) -> str:
+    """The rate-card version a batch of terms is for a school year's lines (a batch that moved a
+    contract's dates wrote every year's, and each year counts its own versions), in words:
+    "version 3 by finance on 2026-07-15"."""
     with warehouse.cursor() as cur:
         found = cur.execute(
-            "select vendor_id, starts_on, school_year from contract_history where batch_id = ? limit 1", [batch]
+            "select vendor_id, starts_on, school_year from contract_history where batch_id = ?"
+            " order by school_year is not distinct from ? desc, school_year nulls first limit 1",
+            [batch, school_year],
         ).fetchone()
     if found is None:
         return f"batch {batch}"

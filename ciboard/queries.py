@@ -613,13 +613,15 @@ def _terms_versions(warehouse: Warehouse, students: pd.DataFrame, contracts: set
     2026-07-15"); a contract no longer in force (its dates moved) names its vendor's newest."""
     from ciboard import contract_terms  # it loads contract files through ingest, which this module need not load
 
-    batches = students.drop_duplicates(payments.CONTRACT).set_index(payments.CONTRACT)["terms_batch"]
+    lines = students.drop_duplicates(payments.CONTRACT).set_index(payments.CONTRACT)[["terms_batch", "contract_year"]]
     said = {}
     for vendor, starts_on in contracts:
-        mine = batches[batches.index.get_level_values(0) == vendor]
-        batch = batches.get((vendor, starts_on), mine.max() if len(mine) else None)
-        said[(vendor, starts_on)] = (contract_terms.version_text(warehouse, int(batch)) if batch is not None
-                                     else "no line of this contract is in force now")
+        mine = lines[lines.index.get_level_values(0) == vendor].sort_values("terms_batch")
+        line = lines.loc[(vendor, starts_on)] if (vendor, starts_on) in lines.index else (mine.iloc[-1] if len(mine) else None)
+        said[(vendor, starts_on)] = (
+            contract_terms.version_text(warehouse, int(line["terms_batch"]),
+                                        None if pd.isna(line["contract_year"]) else line["contract_year"])
+            if line is not None else "no line of this contract is in force now")
     return said
 
 

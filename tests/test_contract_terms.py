@@ -412,3 +412,24 @@ def test_the_command_line_gives_a_school_year_terms_of_its_own_and_moves_dates(t
     shown = CliRunner().invoke(main, ["contracts", "terms", "show", "--data-dir", data])
     assert [(row["school_year"], row["threshold"]) for row in csv.DictReader(io.StringIO(shown.output))] == [
         ("2024-25", "50.0"), ("2025-26", "60.0")]
+
+
+def test_an_adjustment_names_the_version_of_its_own_school_year(tmp_path):
+    from test_payments_multiyear import two_year_district
+
+    warehouse = two_year_district(tmp_path)
+    try:
+        statements.close(warehouse, AppDB.of(warehouse.settings), ADMIN, "VM", "2025-09", today=AFTER_JUNE)
+        later = contract_terms.ContractYear("VM", date(2024, 9, 3), "2025-26")
+        contract_terms.edit(warehouse, ADMIN, later, "sgp", {"base_per_student": "130"}, "second-year base")
+        # A batch writing every year's lines: version 3 of 2025-26, version 2 of 2024-25.
+        contract_terms.edit(warehouse, ADMIN, later, "sgp", {"ends_on": "2026-05-28"}, "a day shorter")
+        october = queries.run(warehouse, "statement", ANALYST, {"vendor_id": "VM", "period": "2025-10"})
+        lines = pd.DataFrame(october.attrs["adjustments"])
+        # M1 was served in September 2025 under the second year's terms: $120 then, $130 now.
+        assert lines[["student_id", "amount", "reason"]].to_dict("records") == [{
+            "student_id": "M1", "amount": 10.0,
+            "reason": f"rate-card terms changed after 2025-09 closed (version 3 by finance on {date.today()}): the same "
+                      "standing, paid under the new terms"}]
+    finally:
+        warehouse.close()
