@@ -211,9 +211,7 @@ with money:
             f"{', '.join(vendor_names.get(v, v) for v in chosen_vendors) if chosen_vendors else 'every contract in scope'}. "
             "Payments follow the contracts, so of the filters only the vendor and the end date apply."
         )
-        closed = statements.standing(app_db(), scope())
-        closed = closed[(closed["period"] <= f"{filters.end:%Y-%m}")
-                        & (closed["vendor_id"].isin(chosen_vendors) if chosen_vendors else True)]
+        closed = statements.standing(app_db(), scope(), until=filters.end, vendors=chosen_vendors)
         st.markdown(statements.standing_text(closed, earned))
 
 st.subheader("Process outcomes")

@@ -62,7 +62,7 @@ years = terms.get("contract_year", pd.Series(dtype=object))
 lines = terms["payment_metric"]
 if years.nunique() > 1:
     lines = lines + ", " + years.astype(str)
-st.dataframe(terms.drop(columns=["vendor_id", "payment_metric", "contract_year"], errors="ignore").set_axis(lines).T,
+st.dataframe(terms.drop(columns=["vendor_id", "contract_starts_on", "payment_metric", "contract_year"], errors="ignore").set_axis(lines).T,
              width="stretch", key="terms")
 st.page_link("app_pages/rate_cards.py", label="Every version of these terms, and who changed them: Rate cards",
              icon=":material/request_quote:")

@@ -1,5 +1,6 @@
 """Rate cards: each contract's terms as they stand and every version they had; an administrator
-edits a contract year's terms here (or with `ciboard contracts edit`), each save a version kept
+edits a contract year's terms, the contract's dates, or gives one school year of an every-year
+contract terms of its own here (or with `ciboard contracts terms edit`), each save a version kept
 for good, checked as a contract file is."""
 
 import pandas as pd
@@ -44,7 +45,8 @@ COLUMNS = {
     "ends_on": "To", "served_by": "Served by", "served_min": "At least", "base_per_student": "Base",
     "base_schedule": "Base paid", "success": "Success", "threshold": "Threshold", "outcome_window": "Window",
     "from_window": "From window", "outcome_per_student": "Outcome payment", "enrolled_by": "Enrolled by",
-    "min_dosage_share": "Dosage share", "student_cap": "Student cap", "cap": "Contract cap", "batch_id": "Batch",
+    "min_dosage_share": "Dosage share", "student_cap": "Student cap", "cap": "Contract cap",
+    "max_sessions_per_day": "Sessions a day at most", "batch_id": "Batch",
 }
 MONEY = {name: st.column_config.NumberColumn(COLUMNS[name], format="dollar")
          for name in ("base_per_student", "outcome_per_student", "student_cap", "cap")}
@@ -71,11 +73,12 @@ st.caption(f"Every version of the lines of {year}, newest first: an edit names w
            "a file names the file.")
 st.dataframe(
     history.assign(school_year=history["school_year"].map(every_year)), hide_index=True, width="stretch", key="rate-card-history",
-    column_order=["version", "batch_id", "saved_by", "saved_at", "note", "payment_metric", "replaced_metric",
+    column_order=["version", "batch_id", "saved_by", "saved_at", "note", "payment_metric", "replaced_metric", "moved_from",
                   *[c for c in COLUMNS if c not in ("vendor_id", "payment_metric", "batch_id")]],
     column_config={**COLUMNS, **MONEY, "version": "Version", "batch_id": "Batch", "saved_by": "Saved by",
                    "saved_at": st.column_config.DatetimeColumn("Saved", format="YYYY-MM-DD HH:mm"),
-                   "note": st.column_config.TextColumn("Why", width="medium"), "replaced_metric": "Replaced line on"},
+                   "note": st.column_config.TextColumn("Why", width="medium"), "replaced_metric": "Replaced line on",
+                   "moved_from": st.column_config.DateColumn("Moved the contract from")},
 )
 
 if not account().is_admin:
@@ -86,7 +89,8 @@ st.header("Edit the terms")
 closed = statements.closed_months(session.app_db(), vendor)
 st.caption(
     f"Administrators only. A save loads the lines of {year} as a contract file would, through the same checks, as a "
-    "new version; the contract's own terms (served rule, base, caps, base schedule) apply to each of its lines. "
+    "new version; the contract's own terms (served rule, base, caps, base schedule, sessions a day) apply to each of its lines, and "
+    "its dates to every line of every school year. "
     + (f"Closed months of {vendor} ({', '.join(closed)}) keep the terms they were closed with; what new terms change "
        "in them becomes adjustment lines in the vendor's next open month." if closed else "")
 )
@@ -130,21 +134,42 @@ with st.form("edit-terms"):
     typed["served_min"] = cols[1].text_input("At least", contract_terms.as_text(line["served_min"]), key=f"terms-served_min-{here}")
     typed["base_per_student"] = cols[2].text_input("Base per student served ($)", contract_terms.as_text(line["base_per_student"]),
                                                    key=f"terms-base_per_student-{here}")
-    cols = st.columns(3)
+    cols = st.columns(4)
     typed["student_cap"] = cols[0].text_input("Student cap ($, or empty)", contract_terms.as_text(line["student_cap"]),
                                               key=f"terms-student_cap-{here}")
     typed["cap"] = cols[1].text_input("Contract cap ($, or empty)", contract_terms.as_text(line["cap"]), key=f"terms-cap-{here}")
+    typed["max_sessions_per_day"] = cols[3].text_input(
+        "Sessions a day at most (or empty)", contract_terms.as_text(line["max_sessions_per_day"]),
+        key=f"terms-max_sessions_per_day-{here}",
+        help="A student's attended sessions with the vendor in a day beyond this are flagged as implausible; empty: "
+        f"the district's setting ({warehouse().settings.max_sessions_per_day}).")
     typed["base_schedule"] = cols[2].selectbox("Base paid", ["monthly", "quarterly"],
                                                index=["monthly", "quarterly"].index(line["base_schedule"]),
                                                key=f"terms-base_schedule-{here}")
+    st.markdown("**The contract's dates** (every line of every school year of the contract)")
+    cols = st.columns(3)
+    typed["starts_on"] = cols[0].text_input("From (YYYY-MM-DD)", contract_terms.as_text(line["starts_on"]),
+                                            key=f"terms-starts_on-{here}")
+    typed["ends_on"] = cols[1].text_input("To (YYYY-MM-DD)", contract_terms.as_text(line["ends_on"]),
+                                          key=f"terms-ends_on-{here}")
+    # A contract whose lines hold for every year may give one of the years it reaches terms of its own.
+    reached = contract_terms.years_reached(warehouse(), line) if year.school_year is None else []
+    own_year = cols[2].selectbox(
+        "Apply these terms to", ["", *reached], key=f"terms-own_year-{here}", disabled=len(reached) < 2,
+        format_func=lambda y: f"school year {y} only (it gets terms of its own)" if y else "every school year",
+        help="A contract reaching several school years may give one of them terms of its own: its lines then name "
+        "their school year, each year keeping the terms it has, and this year taking these.",
+    )
     note = st.text_input("Why this change", key=f"terms-note-{here}")
     if st.form_submit_button("Save a new version", type="primary", key="save-terms"):
         try:
-            batch = contract_terms.edit(warehouse(), account(), year, metric, typed, note)
+            batch = contract_terms.edit(warehouse(), account(), year, metric, typed, note, own_year=own_year or None)
         except contract_terms.TermsError as error:
             st.error("Nothing saved:\n\n" + "\n".join(f"- {p}" for p in error.problems))
         else:
             changed = sorted(k for k, v in typed.items() if v != contract_terms.as_text(line[k]))
-            audit("rate card edit", {"contract": str(year), "line": metric, "batch": batch, "fields": changed})
-            st.session_state["rate_cards_notice"] = f"Saved the terms of {year} as batch {batch}."
+            audit("rate card edit", {"contract": str(year), "line": metric, "batch": batch, "fields": changed,
+                                     "own_year": own_year or None})
+            saved = f"school year {own_year} of {year.vendor_id}'s contract" if own_year else str(year)
+            st.session_state["rate_cards_notice"] = f"Saved the terms of {saved} as batch {batch}."
             st.rerun()

@@ -7,12 +7,13 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from ciboard import charts, comparisons
+from ciboard import charts, comparisons, statements
 from ciboard.dashboard import (
     chart_footer, keep_vendor_choice, metric_picker, metrics, min_cell, query, reads, scope, warehouse,
 )
 from ciboard.filters import MULTI, YES_NO, narrow_filters
 from ciboard.queries import NOT_TUTORED
+from ciboard.session import app_db
 from ciboard.signals import chart
 from ciboard.stats import compare, disparity, intervals
 
@@ -369,6 +370,24 @@ else:
         + (f"; the cap binds for **{', '.join(capped['vendor'])}**." if not capped.empty else "; no cap binds.")
     )
     st.plotly_chart(charts.payments_figure(contracts), width="stretch", key="payments")
+    # Which of it is certified: the statements closed and signed off up to the end of the dates.
+    closed = statements.standing(app_db(), scope(), until=filters.end)
+    split = statements.standing_by_vendor(closed, contracts.groupby("vendor_id")["amount_earned"].sum())
+    st.markdown(statements.standing_text(closed[closed["vendor_id"].isin(split.index)], split["earned"].sum()))
+    st.dataframe(
+        split.reset_index().assign(vendor=lambda f: f["vendor_id"].map(vendor_label)), hide_index=True, width="stretch",
+        key="payments-standing", column_order=["vendor", "earned", "certified", "awaiting_signoff", "provisional"],
+        column_config={
+            "vendor": st.column_config.TextColumn("Vendor", width="medium"),
+            "earned": st.column_config.NumberColumn("Earned", format="dollar"),
+            "certified": st.column_config.NumberColumn(
+                "Certified", format="dollar", help="Months closed and signed off by the district and the vendor: never changes"),
+            "awaiting_signoff": st.column_config.NumberColumn(
+                "Closed, awaiting sign-off", format="dollar", help="Months closed (frozen) that one party has yet to sign off"),
+            "provisional": st.column_config.NumberColumn(
+                "Provisional", format="dollar", help="From months not closed: moves when data arrives"),
+        },
+    )
     st.dataframe(
         payments, hide_index=True, width="stretch",
         column_order=["vendor", "pays_for", "outcome_status", "students_served", "students_eligible", "students_successful",

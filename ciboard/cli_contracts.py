@@ -194,27 +194,34 @@ def terms_history(vendor, starts_on, school_year, scope_text: str, output_format
 
 
 @terms.command("edit", help="Save new terms for one line of a contract year (and the contract's own terms, which "
-               "each of its lines shares) as a new version, checked as a contract file is: --set FIELD=VALUE for each "
-               "term that changes (an empty value clears it), and --note saying why.")
+               "each of its lines shares, and its dates starts_on and ends_on, which every line of every year shares) as a "
+               "new version, checked as a contract file is: --set FIELD=VALUE for each term that changes (an empty value "
+               "clears it), and --note saying why. --own-year gives one school year of an every-year contract terms of "
+               "its own: the edit applies to that year, and every other year keeps the terms it has.")
 @_line_options[0]
 @_line_options[1]
 @_line_options[2]
 @click.option("--metric", required=True, help="The line's payment metric, e.g. sgp.")
 @click.option("--set", "settings", multiple=True, required=True, help="FIELD=VALUE, e.g. threshold=55; repeat for several.")
 @click.option("--note", required=True, help="Why the terms change.")
+@click.option("--own-year", default=None, help="A school year, e.g. 2025-26, of an every-year contract to give these terms.")
 @data_dir_option
-def terms_edit(vendor, starts_on, school_year, metric: str, settings: tuple[str, ...], note: str, data_dir: Path | None) -> None:
+def terms_edit(vendor, starts_on, school_year, metric: str, settings: tuple[str, ...], note: str, own_year: str | None,
+               data_dir: Path | None) -> None:
     from ciboard import contract_terms
 
     warehouse = warehouse_for(data_dir)
     year = _contract_year(vendor, starts_on, school_year)
     try:
-        batch = contract_terms.edit(warehouse, command_line_operator(), year, metric, contract_terms.parse_settings(settings), note)
+        batch = contract_terms.edit(warehouse, command_line_operator(), year, metric, contract_terms.parse_settings(settings),
+                                    note, own_year=own_year)
     except contract_terms.TermsError as error:
         audit_command(warehouse.settings, "rate card edit", {"contract": str(year), "line": metric}, "rejected")
         raise click.ClickException("nothing saved:\n" + "\n".join(error.problems)) from None
     except WarehouseMissing as error:
         raise click.ClickException(str(error)) from None
     audit_command(warehouse.settings, "rate card edit", {"contract": str(year), "line": metric, "batch": batch,
-                                                         "fields": sorted(contract_terms.parse_settings(settings))})
-    click.echo(f"saved the terms of {year} as batch {batch}; 'ciboard contracts terms history' lists every version")
+                                                         "fields": sorted(contract_terms.parse_settings(settings)),
+                                                         "own_year": own_year})
+    saved = f"school year {own_year} of {vendor}'s contract" if own_year else str(year)
+    click.echo(f"saved the terms of {saved} as batch {batch}; 'ciboard contracts terms history' lists every version")

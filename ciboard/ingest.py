@@ -589,7 +589,8 @@ class Loader:
                     outcome_per_student, cap, starts_on, ends_on, ? as batch_id,
                     coalesce(served_by, 'sessions') as served_by, coalesce(served_min, 1) as served_min,
                     coalesce(success, 'threshold') as success, outcome_window, from_window, enrolled_by,
-                    min_dosage_share, student_cap, coalesce(base_schedule, 'monthly') as base_schedule, school_year
+                    min_dosage_share, student_cap, coalesce(base_schedule, 'monthly') as base_schedule, school_year,
+                    max_sessions_per_day
                     from {typed}""",
                     [batch_id],
                 )
@@ -782,7 +783,8 @@ class Loader:
             inner join (
                 select vendor_id, starts_on, ends_on, school_year from contracts group by all
                 having count(distinct base_per_student) > 1 or count(distinct coalesce(cap, -1)) > 1
-                    or count(distinct (served_by, served_min, base_schedule, coalesce(student_cap, -1))) > 1
+                    or count(distinct (served_by, served_min, base_schedule, coalesce(student_cap, -1),
+                                       coalesce(max_sessions_per_day, -1))) > 1
             ) as c on (c.vendor_id, c.starts_on, c.ends_on) = (t.vendor_id, t.starts_on, t.ends_on)
                 and c.school_year is not distinct from t.school_year
             order by t._row"""
@@ -794,7 +796,8 @@ class Loader:
                 "base_per_student",
                 vendor,
                 "every line of one contract (vendor, starts_on, ends_on) in one school year must have the same"
-                " base_per_student and cap, and the same served_by, served_min, student_cap and base_schedule",
+                " base_per_student and cap, and the same served_by, served_min, student_cap, base_schedule and"
+                " max_sessions_per_day",
             )
             for row, vendor in rows
         ]

@@ -117,6 +117,8 @@ KINDS: dict[str, Kind] = {
                 Column("min_dosage_share", "double", required=False),
                 Column("student_cap", "double", required=False, limit=1e10),
                 Column("base_schedule", "varchar", required=False),
+                # Plausibility: attended sessions a student may have in a day (sql/migrations/014); none: the setting.
+                Column("max_sessions_per_day", "integer", required=False, limit=100),
                 # A multi-year contract's terms per school year (sql/migrations/008_contract_years.sql).
                 Column("school_year", "varchar", required=False),
             ),
@@ -153,6 +155,7 @@ KINDS: dict[str, Kind] = {
                 Check("min_dosage_share", "min_dosage_share between 0 and 1", "must be a share from 0 to 1"),
                 Check("student_cap", "student_cap >= 0", "must not be negative"),
                 Check("base_schedule", "base_schedule in ('monthly', 'quarterly')", "must be monthly or quarterly"),
+                Check("max_sessions_per_day", "max_sessions_per_day >= 1", "must be at least 1"),
                 Check("school_year", "year_name is not null",
                       "is not a school year of the warehouse (written 2025-26; add one with ciboard init --school-year)"),
                 Check("school_year", "year_starts_on <= ends_on and year_ends_on >= starts_on",

@@ -129,7 +129,8 @@ def describe(line: dict) -> dict[str, str]:
         contract += f", school year {line['contract_year']} of the contract from {whole[0]} to {whole[1]}"
     return {
         "contract": f"{contract} (terms of batch {line['terms_batch']})",
-        "served": f"at least {line['served_min']:g} {SERVED_BY[line['served_by']]} within the contract dates",
+        "served": f"at least {line['served_min']:g} {SERVED_BY[line['served_by']]} within the contract dates" + (
+            "" if pd.isna(line.get("max_sessions_per_day")) else f"; more than {line['max_sessions_per_day']:g} session(s) in a day are flagged"),
         "outcome": success,
         "eligible": ", ".join(eligible),
         "amounts": f"{money(line['base_per_student'])} per student served ({line['base_schedule']}), "
@@ -156,11 +157,40 @@ def terms(students: pd.DataFrame, period: date | None = None) -> pd.DataFrame:
         shown = in_force(lines, period)
         lines = lines[[key in shown for key in zip(*(lines[c] for c in CONTRACT))]]
     return pd.DataFrame(
-        [{"vendor_id": r["vendor_id"], "payment_metric": r["payment_metric"], "contract_year": r.get("contract_year"),
-          **describe(r)} for r in lines.to_dict("records")],
-        columns=["vendor_id", "payment_metric", "contract_year", "contract", "served", "outcome", "eligible", "amounts",
-                 "caps", "outcome due"],
+        [{"vendor_id": r["vendor_id"], "contract_starts_on": r["contract_starts_on"], "payment_metric": r["payment_metric"],
+          "contract_year": r.get("contract_year"), **describe(r)} for r in lines.to_dict("records")],
+        columns=["vendor_id", "contract_starts_on", "payment_metric", "contract_year", "contract", "served", "outcome",
+                 "eligible", "amounts", "caps", "outcome due"],
     )
+
+
+# How a line's terms name the version they come from; a version that says the same in words
+# changes no term.
+_TERMS_OF_BATCH = re.compile(r" \(terms of batch \d+\)$")
+_WORDS = ["contract", "served", "outcome", "eligible", "amounts", "caps", "outcome due"]
+
+
+def changed_terms(then: pd.DataFrame, now: pd.DataFrame) -> set[tuple]:
+    """The contracts (vendor, contract_starts_on) of a month whose rate-card terms in words, as
+    `terms` gives them, differ between `then` (frozen when the month closed) and `now`: a line
+    changed, came or went. Terms frozen before they named their contract's first day are matched
+    by vendor, so each of the vendor's contracts now counts as changed."""
+    def worded(frame: pd.DataFrame, key: list[str]) -> dict[tuple, set]:
+        found: dict[tuple, set] = {}
+        for line in frame.to_dict("records"):
+            words = (line["payment_metric"], _TERMS_OF_BATCH.sub("", str(line["contract"])), *(line[c] for c in _WORDS[1:]))
+            found.setdefault(tuple(str(line[k]) for k in key), set()).add(words)
+        return found
+
+    key = ["vendor_id", "contract_starts_on"] if "contract_starts_on" in then else ["vendor_id"]
+    was, is_ = worded(then, key), worded(now, key)
+    differ = {k for k in was.keys() | is_.keys() if was.get(k) != is_.get(k)}
+    starts = {(str(v), str(s)): (v, s) for v, s in zip(now["vendor_id"], now["contract_starts_on"])}
+    if "contract_starts_on" in then:
+        starts.update({(str(v), str(s)): (v, s if isinstance(s, date) else date.fromisoformat(str(s)))
+                       for v, s in zip(then["vendor_id"], then["contract_starts_on"])})
+        return {starts[k] for k in differ}
+    return {contract for (vendor, _), contract in starts.items() if (vendor,) in differ}
 
 
 def judge(students: pd.DataFrame) -> pd.DataFrame:
@@ -402,12 +432,15 @@ def carried_into(closed: list[str], period: date) -> list[str]:
 
 
 def adjustments(frozen: dict[str, tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]],
-                live: dict[str, tuple[pd.DataFrame, pd.DataFrame]], period: date) -> pd.DataFrame:
+                live: dict[str, tuple[pd.DataFrame, pd.DataFrame]], period: date,
+                new_terms: dict[str, dict[tuple, str]] | None = None) -> pd.DataFrame:
     """The adjustment lines of an open month: per student, what each closed month carried into it
     (`carried_into`) would pay now less what it paid when it closed and less what a later closed
     month already settled; and per contract, as a line with no student, what the contract cap
     now cuts differently. `frozen` holds every closed month of the vendor as (rows, totals,
-    adjustments), `live` each carried month's statement (rows, totals) from the data as it stands."""
+    adjustments), `live` each carried month's statement (rows, totals) from the data as it stands,
+    `new_terms` per carried month the contracts (vendor, contract_starts_on) whose rate-card terms
+    changed since it closed, each with the version now in force in words."""
     settled = pd.concat([carried for *_, carried in frozen.values()] + [_no_adjustments()], ignore_index=True)
     lines = []
     for month in carried_into(list(frozen), period):
@@ -417,8 +450,12 @@ def adjustments(frozen: dict[str, tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame
         before = paid.add(_owed(settled[settled["corrects"] == month]), fill_value=0.0)
         change = owed.sub(before, fill_value=0.0).round(2)
         for key, amount in change[change.abs() >= 0.005].items():
-            reason = (_cap_reason(-paid.get(key, 0.0), -owed.get(key, 0.0), month) if key[2] == CONTRACT_LINE
-                      else _reason(_of(then, key), _of(now, key), month))
+            version = (new_terms or {}).get(month, {}).get(key[:2])
+            cause = (f"rate-card terms changed after {month} closed ({version})" if version
+                     else f"data that arrived after {month} closed")
+            reason = (_cap_reason(-paid.get(key, 0.0), -owed.get(key, 0.0), cause) if key[2] == CONTRACT_LINE
+                      else _reason(_of(then, key), _of(now, key), cause,
+                                   "the same standing, paid under the new terms" if version else "the amounts computed again"))
             lines.append({
                 **dict(zip(ADJUSTED, key)), "corrects": month, "reason": reason,
                 "amount_before": round(before.get(key, 0.0), 2), "amount_after": round(owed.get(key, 0.0), 2),
@@ -443,8 +480,9 @@ def _owed(rows: pd.DataFrame, totals: pd.DataFrame | None = None) -> pd.Series:
     return pd.concat([owed, cut[cut != 0]])
 
 
-def _cap_reason(then: float, now: float, month: str) -> str:
-    return f"data that arrived after {month} closed: the contract cap cuts ${now:,.2f} now, ${then:,.2f} when it closed"
+def _cap_reason(then: float, now: float, cause: str) -> str:
+    then, now = then + 0.0, now + 0.0  # a cap that cuts nothing is $0.00, not $-0.00
+    return f"{cause}: the contract cap cuts ${now:,.2f} now, ${then:,.2f} when it closed"
 
 
 def adjusted(totals: pd.DataFrame, lines: pd.DataFrame) -> pd.DataFrame:
@@ -484,11 +522,12 @@ def _of(rows: pd.DataFrame, key: tuple) -> pd.DataFrame:
     return rows[mine].set_index("payment_metric")
 
 
-def _reason(then: pd.DataFrame, now: pd.DataFrame, month: str) -> str:
-    """What changed for a student since the month closed, in words."""
+def _reason(then: pd.DataFrame, now: pd.DataFrame, cause: str, otherwise: str) -> str:
+    """What changed for a student since the month closed, in words, after what changed it
+    (`otherwise` when the student's standing did not change)."""
     said = []
     if then.empty:
-        said.append(f"not on the {month} statement when it closed")
+        said.append("not on the statement when it closed")
     elif now.empty:
         said.append("no longer on the roster")
     else:
@@ -504,8 +543,8 @@ def _reason(then: pd.DataFrame, now: pd.DataFrame, month: str) -> str:
                 said.append(f"{metric} outcome result changed: {then.loc[metric, 'outcome']}, now {now.loc[metric, 'outcome']}")
             elif round(then.loc[metric, "student_cap_applied"] - now.loc[metric, "student_cap_applied"], 2):
                 said.append(f"{metric}: the student cap now cuts ${now.loc[metric, 'student_cap_applied']:,.2f}")
-    detail = "; ".join(said) or "the amounts computed again"
-    return f"data that arrived after {month} closed: {detail}"
+    detail = "; ".join(said) or otherwise
+    return f"{cause}: {detail}"
 
 
 # --- the statement as a file ------------------------------------------------------------------

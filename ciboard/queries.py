@@ -597,14 +597,34 @@ def _adjustments(warehouse: Warehouse, version: str, scope: Scope, bound: dict[s
         closed = {m: statements.read(db, reader, vendor, m) for m in statements.closed_months(db, vendor)}
     if payments.label(period) in closed:
         return closed[payments.label(period)].adjustments
-    live = {}
+    live, new_terms = {}, {}
     for month in payments.carried_into(list(closed), period):
         # Each month as its own statement computed it: service and results counted up to its end.
         first = payments.period_of(month)
         with warehouse.cursor(version) as cur:
-            students = cur.execute(SQL["statement"], {**bound, "end": payments.period_end(first)}).df()
-        live[month] = payments.statement(_shape("statement", students, {}), first)
-    return payments.adjustments({m: (c.rows, c.totals, c.adjustments) for m, c in closed.items()}, live, period)
+            students = _shape("statement", cur.execute(SQL["statement"], {**bound, "end": payments.period_end(first)}).df(), {})
+        live[month] = payments.statement(students, first)
+        changed = payments.changed_terms(closed[month].terms, payments.terms(students, first))
+        if changed:
+            new_terms[month] = _terms_versions(warehouse, students, changed)
+    return payments.adjustments({m: (c.rows, c.totals, c.adjustments) for m, c in closed.items()}, live, period, new_terms)
+
+
+def _terms_versions(warehouse: Warehouse, students: pd.DataFrame, contracts: set[tuple]) -> dict[tuple, str]:
+    """Each contract's rate-card version in force now, in words ("version 3 by finance on
+    2026-07-15"); a contract no longer in force (its dates moved) names its vendor's newest."""
+    from ciboard import contract_terms  # it loads contract files through ingest, which this module need not load
+
+    lines = students.drop_duplicates(payments.CONTRACT).set_index(payments.CONTRACT)[["terms_batch", "contract_year"]]
+    said = {}
+    for vendor, starts_on in contracts:
+        mine = lines[lines.index.get_level_values(0) == vendor].sort_values("terms_batch")
+        line = lines.loc[(vendor, starts_on)] if (vendor, starts_on) in lines.index else (mine.iloc[-1] if len(mine) else None)
+        said[(vendor, starts_on)] = (
+            contract_terms.version_text(warehouse, int(line["terms_batch"]),
+                                        None if pd.isna(line["contract_year"]) else line["contract_year"])
+            if line is not None else "no line of this contract is in force now")
+    return said
 
 
 def _left_out(warehouse: Warehouse, version: str, bound: dict[str, Any], rows: pd.DataFrame) -> dict[str, Any]:

@@ -33,8 +33,9 @@ def describe(settings) -> dict[str, str]:
         "enrollment": "a session outside the student's enrollment with the vendor (roster dates), or in a week the "
         "district's attendance has the student enrolled 0 days",
         "attendance": "a session in a week the district recorded the student with 0 days present at school",
-        "plausibility": f"more than {settings.max_sessions_per_day} sessions for a student in a day, or more than "
-        f"{settings.max_session_minutes} minutes attended in one session",
+        "plausibility": "more sessions for a student in a day than the vendor's contract allows (else "
+        f"{settings.max_sessions_per_day}), more than {settings.max_session_minutes} minutes attended in one session, "
+        "or a tutor in two places at once",
     }
 
 

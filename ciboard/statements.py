@@ -156,9 +156,10 @@ def closed_months(db: AppDB, vendor_id: str) -> list[str]:
     return [r["period"] for r in found]
 
 
-def standing(db: AppDB, scope: Scope) -> pd.DataFrame:
-    """Every closed month in scope with what it pays: vendor_id, period, total, certified. Totals
-    only, no student, so anyone who sees the payments may read it; a vendor reads its own."""
+def standing(db: AppDB, scope: Scope, until: date | None = None, vendors: list[str] | None = None) -> pd.DataFrame:
+    """Every closed month in scope (up to the month of `until`, of `vendors`) with what it pays:
+    vendor_id, period, total, certified. Totals only, no student, so anyone who sees the payments
+    may read it; a vendor reads its own."""
     sql = """
         select s.vendor_id, s.period, s.frozen, count(distinct o.party) as parties
         from closed_statements s left join statement_signoffs o using (statement_id)
@@ -168,11 +169,31 @@ def standing(db: AppDB, scope: Scope) -> pd.DataFrame:
     own = scope.vendor_id if scope.role == "vendor" else None
     with db.connect() as con:
         found = con.execute(sql, [own, own]).fetchall()
-    return pd.DataFrame(
+    frame = pd.DataFrame(
         [(r["vendor_id"], r["period"], sum(json.loads(r["frozen"])["totals"]["total"]), r["parties"] == 2)
          for r in found],
         columns=["vendor_id", "period", "total", "certified"],
     )
+    if until is not None:
+        frame = frame[frame["period"] <= f"{until:%Y-%m}"]
+    if vendors:
+        frame = frame[frame["vendor_id"].isin(vendors)]
+    return frame.reset_index(drop=True)
+
+
+def standing_by_vendor(closed: pd.DataFrame, earned: pd.Series) -> pd.DataFrame:
+    """Per vendor (earned's index), what it earned split as `standing_text` says it: certified,
+    closed awaiting sign-off, and provisional (from months not closed, which moves when data
+    arrives), from `standing`'s rows of the months shown."""
+    sums = closed.assign(
+        certified_total=closed["total"].where(closed["certified"].astype(bool), 0.0),
+        awaiting_total=closed["total"].where(~closed["certified"].astype(bool), 0.0),
+    ).groupby("vendor_id")[["certified_total", "awaiting_total", "total"]].sum()
+    frame = pd.DataFrame({"earned": earned.astype(float)})
+    frame["certified"] = sums["certified_total"].reindex(frame.index, fill_value=0.0)
+    frame["awaiting_signoff"] = sums["awaiting_total"].reindex(frame.index, fill_value=0.0)
+    frame["provisional"] = (frame["earned"] - sums["total"].reindex(frame.index, fill_value=0.0)).clip(lower=0.0)
+    return frame
 
 
 def standing_text(closed: pd.DataFrame, earned: float) -> str:

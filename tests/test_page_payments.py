@@ -9,6 +9,7 @@ from click.testing import CliRunner
 
 from ciboard import queries, statements
 from ciboard.access import ANALYST, Scope
+from ciboard.accounts import Account
 from ciboard.appdb import AppDB
 from ciboard.cli import main
 from ciboard.ingest import ingest
@@ -129,6 +130,14 @@ def test_an_admin_closes_a_month_and_the_district_and_the_vendor_sign_it_off(das
     assert f"**\\${total:,.0f} certified** (1 vendor month signed off by the district and the vendor)" in said
     other = open_page("app_pages/overview.py", user="vendor-v5")
     assert any(m.value.startswith("**Provisional:** no month is closed yet") for m in other.markdown)
+    # So does the Vendors page, per vendor: V6's signed-off month is certified, the rest provisional.
+    vendors = open_page("app_pages/vendors.py", user="admin")
+    assert not vendors.exception, [e.value for e in vendors.exception]
+    split = next(d.value for d in vendors.dataframe if "awaiting_signoff" in d.value.columns).set_index("vendor_id")
+    assert split["certified"].to_dict() == {f"V{i}": (total if i == 6 else 0.0) for i in range(1, 7)}
+    assert split["awaiting_signoff"].eq(0).all()
+    assert (split["provisional"] == split["earned"] - split["certified"]).all()
+    assert any(f"**\\${total:,.0f} certified**" in m.value for m in vendors.markdown)
 
 
 @pytest.fixture
@@ -165,3 +174,27 @@ def test_the_open_month_lists_its_adjustments_in_its_total(hand_built):
         {"student_id": "A2", "corrects": "2025-09", "amount": 100.0}
     ]
     assert tiles(app)["Adjustments"] == "$100.00" and tiles(app)["Due this month"] == "$300.00"
+
+
+def test_a_second_admin_s_close_or_sign_off_from_a_page_open_before_cannot_change_a_closed_month(dashboard):
+    first = open_page(PAGE, user="admin", query={"month": "2026-01"})
+    first.selectbox(key="statement_vendor").set_value("V3").run()
+    second = open_page(PAGE, user="admin", query={"month": "2026-01"})
+    second.selectbox(key="statement_vendor").set_value("V3").run()
+    first.button(key="close-statement").click().run()
+    db = AppDB.of(dashboard.settings)
+    closed = statements.read(db, Scope("admin"), "V3", "2026-01")
+    statements.sign(db, Account("other-admin", "Other admin", "admin"), "V3", "2026-01", note="first")
+
+    second.button(key="close-statement").click().run()  # the page still offered it: it was drawn before the close
+    assert not second.exception, [e.value for e in second.exception]
+    assert any("(closed)" in h.value for h in second.subheader)
+    again = statements.read(db, Scope("admin"), "V3", "2026-01")
+    pd.testing.assert_frame_equal(again.rows, closed.rows)
+    assert again.closed_by == closed.closed_by and again.warehouse_version == closed.warehouse_version
+    # Signing for the district again, from the first page still showing the form, changes nothing either.
+    first.text_input(key="sign-note").input("second district sign-off")
+    first.button(key="sign-statement").click().run()
+    assert not first.exception, [e.value for e in first.exception]
+    assert [(s.party, s.signed_by, s.note) for s in statements.read(db, Scope("admin"), "V3", "2026-01").signoffs] == [
+        ("district", "other-admin", "first")]

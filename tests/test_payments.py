@@ -27,7 +27,7 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from conftest import make_warehouse, snapshot, write_csv
+from conftest import SAMPLES, make_warehouse, snapshot, write_csv
 from ciboard import payments, queries
 from ciboard.access import ANALYST, Scope, ScopeError
 from ciboard.cli import main
@@ -373,3 +373,52 @@ def test_money_reads_with_thousands_separators_in_the_files_for_people_and_plain
     assert sheet.cell(row=2, column=header.index("students_served") + 1).number_format == "General"
     csv = payments.as_file(rows, "csv", "VA").decode()
     assert csv.splitlines()[-1].endswith(",200.0") and "$" not in csv
+
+
+def test_a_contract_pays_on_imported_assessment_metrics(tmp_path):
+    """A rate card on metrics an NWEA MAP export brings (the data map's nwea_* metrics): RIT
+    growth of 12 points from fall to spring, and meeting NWEA's typical growth in spring.
+    Spring RIT gains: S1 13, S2 12, S3 11 (each at or past its typical growth); S4 has no session."""
+    from ciboard import nwea
+
+    warehouse = make_warehouse(tmp_path / "data")
+    try:
+        warehouse.init(["2024-25"])
+        nwea.import_files(warehouse, sorted((SAMPLES / "nwea_map_current").glob("*.csv")))
+        with warehouse.cursor() as cur:
+            schools = dict(cur.execute("select name, school_id from schools").fetchall())
+        school = {"S1": "Lincoln", "S2": "Lincoln", "S3": "Roosevelt", "S4": "Roosevelt"}
+        folder = tmp_path / "files"
+        folder.mkdir()
+        ingest(warehouse, [
+            Submission(write_csv(folder / "vendors.csv", "vendor_id,name", "VN,Vendor N"), "vendors"),
+            Submission(write_csv(
+                folder / "contracts.csv", CONTRACT_HEADER,
+                "VN,nwea_mathematics_rit,12,100,200,,2024-09-02,2025-05-30,sessions,1,growth,spring,fall,,,,monthly",
+                "VN,nwea_mathematics_met_typical_growth,1,100,50,,2024-09-02,2025-05-30,sessions,1,threshold,spring,,,,,monthly",
+            ), "contracts"),
+            Submission(write_csv(
+                folder / "roster.csv",
+                "student_id,vendor_id,school_id,grade,race_ethnicity,gender,econ_disadvantaged,english_learner,"
+                "special_education,baseline_band,enrolled_on",
+                *[f"{s},VN,{next(i for n, i in schools.items() if n.startswith(school[s]))},4,White,Female,0,0,0,near,2024-09-03"
+                  for s in school],
+            ), "roster"),
+            Submission(write_csv(folder / "sessions.csv",
+                                 "student_id,session_date,tutor_id,group_size,scheduled_minutes,attended_minutes",
+                                 *[f"{s},2024-09-17,VN-T1,3,45,40" for s in ("S1", "S2", "S3")]), "sessions", "VN"),
+        ])
+        rows, totals = statement(warehouse, "VN", "2025-06")
+        assert {(r["student_id"], r["payment_metric"]): r["outcome"] for r in rows.to_dict("records")} == {
+            ("S1", "nwea_mathematics_met_typical_growth"): "successful", ("S1", "nwea_mathematics_rit"): "successful",
+            ("S2", "nwea_mathematics_met_typical_growth"): "successful", ("S2", "nwea_mathematics_rit"): "successful",
+            ("S3", "nwea_mathematics_met_typical_growth"): "successful", ("S3", "nwea_mathematics_rit"): "not successful",
+            ("S4", "nwea_mathematics_met_typical_growth"): "not eligible", ("S4", "nwea_mathematics_rit"): "not eligible",
+        }
+        # June pays the outcomes: $200 to S1 and S2 for growth, $50 to S1, S2 and S3 for typical growth.
+        assert totals["outcome_amount"].tolist() == [550.0]
+        terms = pd.DataFrame(rows.attrs["terms"]).set_index("payment_metric")
+        assert terms.loc["nwea_mathematics_rit", "outcome"] == (
+            "nwea_mathematics_rit grows by at least 12 from the fall to the spring window")
+    finally:
+        warehouse.close()

@@ -17,6 +17,7 @@ days in the week of Feb 2 and C8 enrolled 0 days in the week of Feb 9.
 
 from datetime import date
 
+import pandas as pd
 import pytest
 
 from conftest import make_warehouse, write_csv
@@ -121,6 +122,27 @@ def test_the_limits_are_settings(tmp_path):
     ingest(warehouse, district_files(tmp_path / "files"))
     assert "plausibility" not in set(flags(warehouse)["check_name"])
     warehouse.close()
+
+
+def test_a_contract_says_how_many_sessions_a_day_it_allows(district, tmp_path):
+    def contract(most: str):
+        return Submission(write_csv(
+            tmp_path / f"contracts-{most or 'none'}.csv",
+            "vendor_id,payment_metric,threshold,base_per_student,outcome_per_student,cap,starts_on,ends_on,max_sessions_per_day",
+            f"VA,sgp,50,100,0,,2025-09-01,2026-05-29,{most}",
+        ), "contracts")
+
+    ingest(district, [contract("3")])
+    crowded = flags(district, vendor_id="VA").query("student_key == 'C5'")
+    assert crowded.empty  # three sessions in a day, as VA's contract allows
+    terms = pd.DataFrame(statement(district).attrs["terms"])
+    assert terms["served"].item() == ("at least 1 attended session(s) within the contract dates; more than 3 session(s)"
+                                      " in a day are flagged")
+    ingest(district, [contract("1")], replace=True)
+    assert set(flags(district, vendor_id="VA").query("student_key == 'C5'")["reason"]) == {"3 sessions that day (at most 1)"}
+    with pytest.raises(IngestRejected) as rejected:
+        ingest(district, [contract("0")], replace=True)
+    assert [(p.row, p.column, p.reason) for p in rejected.value.problems] == [(2, "max_sessions_per_day", "must be at least 1")]
 
 
 def statement(warehouse, vendor="VA", period="2026-05"):

@@ -174,6 +174,31 @@ def test_a_change_to_a_closed_month_is_one_adjustment_in_the_next_open_month_and
     assert again["amount"].tolist() == [100.0]
 
 
+def test_a_vendor_s_late_re_submission_after_certification_is_an_adjustment_and_the_certified_month_stands(district):
+    db = AppDB.of(district.settings)
+    statements.close(district, db, ADMIN, "VA", "2025-09", today=TODAY)
+    statements.sign(db, VENDOR_A, "VA", "2025-09", note="agreed")
+    certified = statements.sign(db, ADMIN, "VA", "2025-09")
+    assert certified.certified
+
+    # VA sends its whole sessions file again, corrected: the same period, so it replaces the first.
+    from test_payments import SESSIONS
+    sent = [f"{s},{day},VA-T1,3,45,{minutes}" for s, days in SESSIONS["VA"].items() for day, minutes in days]
+    late = write_csv(district.settings.data_dir.parent / "sessions_VA_corrected.csv", SESSIONS_HEADER, *sent, LATE_SESSION)
+    [outcome] = ingest(district, [Submission(late, "sessions", "VA")], replace=True)
+    assert outcome.replaced_batch_id is not None
+
+    again = statements.read(db, VENDOR_A.scope, "VA", "2025-09")
+    pd.testing.assert_frame_equal(again.rows, certified.rows)
+    assert again.totals.equals(certified.totals) and again.signoffs == certified.signoffs and again.certified
+    lines, totals = adjustments_of(district, "VA", "2025-10", scope=VENDOR_A.scope)
+    assert lines[["student_id", "corrects", "reason", "amount"]].to_dict("records") == [{
+        "student_id": "A2", "corrects": "2025-09", "reason": "data that arrived after 2025-09 closed: served now (on 2025-09-10)",
+        "amount": 100.0,
+    }]
+    assert totals[["adjustments", "total"]].to_dict("records") == [{"adjustments": 100.0, "total": 300.0}]
+
+
 def test_a_correction_lands_in_the_first_open_month_after_the_one_it_corrects():
     closed = ["2025-09", "2025-10", "2025-12"]
     assert payments.carried_into(closed, date(2025, 11, 1)) == ["2025-10", "2025-09"]

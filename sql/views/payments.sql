@@ -194,6 +194,7 @@ select
     l.student_cap::double as student_cap,
     l.cap::double as cap,
     l.base_schedule,
+    l.max_sessions_per_day,
     l.better,
     -- The outcome can be judged once the last window it needs has closed (or the contract has ended).
     least(coalesce(ow.window_ends_on, l.ends_on), l.ends_on) as outcome_known_on,

@@ -5,7 +5,8 @@
 --   enrollment: outside the student's roster dates with the vendor, or in a week the district's
 --     attendance has the student enrolled 0 days
 --   attendance: in a week the district recorded the student with 0 days present
---   plausibility: more than max_per_day sessions that day, more than max_minutes attended, or its
+--   plausibility: more sessions that day than the vendor's contract allows (max_sessions_per_day,
+--     else the setting max_per_day), more than max_minutes attended, or its
 --     tutor in two places at once: another session of the tutor that day overlapping it in time
 --     (start_time and scheduled minutes) at another school, or at another time (a group meets
 --     together, so its students share a start); sessions sent without a start time are not placed
@@ -87,11 +88,23 @@ absent as (
     where days_enrolled > 0 and days_present = 0
 ),
 
-crowded_days as (
-    select vendor_id, student_key, session_date, count(*) as sessions
-    from booked
+-- The sessions a day the vendor's contract in force that day allows (its school year's lines,
+-- or its lines for every year), else the district's setting.
+day_limits as (
+    select d.vendor_id, d.session_date, coalesce(min(c.max_sessions_per_day), max_per_day) as most
+    from (select distinct vendor_id, session_date from booked) as d
+    left join school_years as y on d.session_date between y.starts_on and y.ends_on
+    left join contracts as c
+        on c.vendor_id = d.vendor_id and d.session_date between c.starts_on and c.ends_on
+        and (c.school_year is null or c.school_year = y.school_year)
     group by all
-    having count(*) > max_per_day
+),
+crowded_days as (
+    select b.vendor_id, b.student_key, b.session_date, count(*) as sessions, any_value(l.most) as most
+    from booked as b
+    inner join day_limits as l using (vendor_id, session_date)
+    group by b.vendor_id, b.student_key, b.session_date
+    having count(*) > any_value(l.most)
 ),
 
 -- Minutes of the day, not times: a session running past midnight must not wrap round to the morning.
@@ -125,7 +138,7 @@ implausible as (
         b.*,
         'plausibility' as check_name,
         concat_ws('; ',
-            case when d.sessions is not null then d.sessions || ' sessions that day (at most ' || max_per_day || ')' end,
+            case when d.sessions is not null then d.sessions || ' sessions that day (at most ' || d.most || ')' end,
             case when b.attended_minutes > max_minutes
                 then b.attended_minutes || ' minutes attended (at most ' || max_minutes || ')' end,
             t.clash
