@@ -52,7 +52,7 @@ import pandas as pd
 from ciboard import meetings, signals
 from ciboard.access import ANALYST, Scope
 from ciboard.appdb import AppDB
-from ciboard.queries import BOOLEAN_DIMENSIONS, CHECKED, readable, run, service_checks_key
+from ciboard.queries import BOOLEAN_DIMENSIONS, CHECKED, NOT_TUTORED, readable, run, service_checks_key
 from ciboard.settings import Settings
 from ciboard.warehouse import Warehouse
 
@@ -375,7 +375,7 @@ def plan(warehouse: Warehouse, db: AppDB) -> list[Reading]:
     if opened.empty:
         return []
     start, end = _day(opened["starts_on"].iloc[0]), _day(opened["ends_on"].iloc[0])
-    vendors = sorted(choices.loc[choices["dimension"] == "vendor_id", "value"])
+    vendors = sorted(set(choices.loc[choices["dimension"] == "vendor_id", "value"]) - {NOT_TUTORED})
     drafts = [
         (group, meeting) for group in meetings.workgroups(db, ANALYST)
         for meeting in meetings.meetings(db, ANALYST, group.id) if not meeting.is_final
@@ -459,7 +459,7 @@ def watch(settings: Settings, every: float = 10.0) -> threading.Thread:
                     planned = plan(warehouse, db)
                     watcher.planned = set(planned)
                     if version != watcher.failed and missing(warehouse, planned) and not _locked(_folder(warehouse, version)):
-                        _prepare_apart(folder, watcher.stopping)
+                        _prepare_apart(folder, watcher.stopping, lambda: warehouse.version() != version)
             except Exception:  # what is not stored is computed on the page instead
                 log.exception("preparing the stored signals of %s failed", version)
                 watcher.failed = version
@@ -471,16 +471,20 @@ def watch(settings: Settings, every: float = 10.0) -> threading.Thread:
     return watcher.thread
 
 
-def _prepare_apart(folder: Path, stopping: threading.Event) -> None:
+def _prepare_apart(folder: Path, stopping: threading.Event, superseded: Callable[[], bool]) -> int:
+    """Runs the preparation in a child process until it is done, the server stops, or a newer
+    version is published: one reading can take half a minute at scale, and the pages of the new
+    version wait for its own preparation, not for the old one's to end."""
     child = subprocess.Popen(
         [sys.executable, "-m", "ciboard.signal_store", "--data-dir", str(folder)], preexec_fn=_lower_and_tie_to_parent,
     )
-    while child.poll() is None and not stopping.wait(0.5):
+    while child.poll() is None and not stopping.wait(0.5) and not superseded():
         continue
     if child.poll() is None:
         child.terminate()
     if child.wait() not in (0, -signal.SIGTERM):
         raise RuntimeError(f"python -m ciboard.signal_store exited with {child.returncode}")
+    return child.returncode
 
 
 def _lower_and_tie_to_parent() -> None:

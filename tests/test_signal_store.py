@@ -198,6 +198,22 @@ def test_a_meeting_shows_the_rest_while_its_signals_are_prepared(dashboard, prep
     assert app.button(key="finalise").disabled
 
 
+def test_a_newer_version_ends_the_preparation_of_the_old_one(loaded):
+    """One reading takes half a minute at 10M facts: a publish meanwhile must not leave the new
+    version's pages waiting for the old version's preparation to run its course."""
+    import signal
+
+    started = time.monotonic()
+    ended = signal_store._prepare_apart(loaded.settings.data_dir, threading.Event(), superseded=lambda: True)
+    assert ended == -signal.SIGTERM  # ended, not run to its end
+    assert time.monotonic() - started < 10
+    # Not superseded, it runs to its end and stores the version's readings.
+    planned = signal_store.plan(loaded, AppDB.of(loaded.settings))
+    assert planned and signal_store.missing(loaded, planned) == planned
+    assert signal_store._prepare_apart(loaded.settings.data_dir, threading.Event(), superseded=lambda: False) == 0
+    assert signal_store.missing(loaded, planned) == []
+
+
 def test_between_a_publish_and_its_preparation_pages_already_wait(loaded):
     """The server's thread notices a publish within a second and its process takes a while to
     start: meanwhile what it prepared for the version before counts as being prepared."""
