@@ -166,7 +166,7 @@ def movement_of(warehouse: Warehouse, scope: Scope, metric_id: str, slice: Mappi
 # Views a page opens on that take seconds at scale, kept per version too. Each reads the version
 # and the district's session-check settings and decisions only: not the rejection log (readers
 # see a rejected file without a new version), nor the day.
-STORED_VIEWS = ("payments", "session_check_counts", "coverage")
+STORED_VIEWS = ("payments", "session_check_counts", "session_checks", "coverage")
 
 
 @dataclass(frozen=True)
