@@ -158,8 +158,8 @@ def closed_months(db: AppDB, vendor_id: str) -> list[str]:
 
 def standing(db: AppDB, scope: Scope, until: date | None = None, vendors: list[str] | None = None) -> pd.DataFrame:
     """Every closed month in scope (up to the month of `until`, of `vendors`) with what it pays:
-    vendor_id, period, total, certified. Totals only, no student, so anyone who sees the payments
-    may read it; a vendor reads its own."""
+    vendor_id, period, total, of it the adjustments it carried, certified. Totals only, no
+    student, so anyone who sees the payments may read it; a vendor reads its own."""
     sql = """
         select s.vendor_id, s.period, s.frozen, count(distinct o.party) as parties
         from closed_statements s left join statement_signoffs o using (statement_id)
@@ -169,10 +169,12 @@ def standing(db: AppDB, scope: Scope, until: date | None = None, vendors: list[s
     own = scope.vendor_id if scope.role == "vendor" else None
     with db.connect() as con:
         found = con.execute(sql, [own, own]).fetchall()
+    totals = [json.loads(r["frozen"])["totals"] for r in found]
     frame = pd.DataFrame(
-        [(r["vendor_id"], r["period"], sum(json.loads(r["frozen"])["totals"]["total"]), r["parties"] == 2)
-         for r in found],
-        columns=["vendor_id", "period", "total", "certified"],
+        # Statements closed before adjustments existed carried none.
+        [(r["vendor_id"], r["period"], sum(t["total"]), float(sum(t.get("adjustments", []))), r["parties"] == 2)
+         for r, t in zip(found, totals)],
+        columns=["vendor_id", "period", "total", "adjustments", "certified"],
     )
     if until is not None:
         frame = frame[frame["period"] <= f"{until:%Y-%m}"]

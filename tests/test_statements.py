@@ -74,7 +74,7 @@ def test_the_district_and_the_vendor_each_sign_it_off_once(district):
     # What is certified, in totals: a vendor reads its own months only.
     assert statements.standing(db, VENDOR_B.scope).empty
     assert statements.standing(db, VENDOR_A.scope).to_dict("records") == [
-        {"vendor_id": "VA", "period": "2026-06", "total": 200.0, "certified": True}
+        {"vendor_id": "VA", "period": "2026-06", "total": 200.0, "adjustments": 0.0, "certified": True}
     ]
 
 
@@ -306,15 +306,20 @@ def test_ciboard_query_statement_prints_the_adjustment_lines_as_the_statement_fi
 
 
 def test_the_reconciliation_s_months_at_once_are_the_statements_month_by_month(district):
-    """queries.statement_totals (what the reconciliation reads) against queries.run per month,
-    with a closed month, an adjustment carried and months after it; and the same scope rules."""
+    """queries.statement_totals (what the reconciliation reads) against queries.run per open month
+    and the frozen statement for the closed one, with an adjustment carried and months after it;
+    and the same scope rules."""
     db = AppDB.of(district.settings)
     statements.close(district, db, ADMIN, "VA", "2025-09", today=TODAY)
     resend(district, "VA", LATE_SESSION)
     months = ["2025-09", "2025-10", "2025-11", "2026-06"]
     for scope in (ANALYST, VENDOR_A.scope):
         at_once = queries.statement_totals(district, scope, "VA", months)
-        for month in months:
+        # September as it closed: the late session is October's adjustment, not September's too.
+        pd.testing.assert_frame_equal(at_once["2025-09"],
+                                      statements.read(db, scope, "VA", "2025-09").totals)
+        assert at_once["2025-09"]["total"].tolist() == [200.0]
+        for month in months[1:]:
             one = pd.DataFrame(queries.run(district, "statement", scope, {"vendor_id": "VA", "period": month}).attrs["totals"])
             pd.testing.assert_frame_equal(at_once[month].reset_index(drop=True), one, check_dtype=False)
     assert at_once["2025-10"]["adjustments"].tolist() == [100.0]
