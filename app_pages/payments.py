@@ -198,20 +198,28 @@ def earned(version: str, scope_text: str, vendor: str, months: tuple[str, ...]) 
 
 
 st.subheader("Reconciliation")
-st.caption("Each month's figures side by side: earned (the month's statement as computed now), certified (the closed "
-           "statement, once the district and the vendor have signed it off), invoiced and paid (as the district "
-           "recorded them), and every difference between them.")
+st.caption("Each month's figures side by side: earned (a closed month's statement as it was frozen; an open month's "
+           "as computed now, provisional, with the adjustments it carries for closed months before it), certified "
+           "(the closed statement, once the district and the vendor have signed it off), invoiced and paid (as the "
+           "district recorded them), and every difference between them. Summed over the months, earned is what the "
+           "vendor is owed in all: a change to a closed month is counted once, in the open month it is carried into.")
 entries = reconciliation.ledger(session.app_db(), scope(), vendor)
-# Each month's statement computed again, once per data version (bench/bench_reconciliation.py
-# measures it: about 0.35 s a month on the 3,000-student demo, on a busy machine).
-months_earned = earned(version(), str(scope()), vendor, tuple(reconciliation.periods(contracts, entries)))
-table = reconciliation.reconcile(months_earned, statements.standing(session.app_db(), scope()), entries)
+closed_statements = statements.standing(session.app_db(), scope())
+# Each open month's statement computed again, once per data version and set of closed months
+# (bench/bench_reconciliation.py measures it: about 0.35 s a month on the 3,000-student demo, on a busy machine).
+open_months = reconciliation.periods(contracts, entries, closed_statements.loc[closed_statements["vendor_id"] == vendor, "period"].tolist())
+months_earned = earned(version(), str(scope()), vendor, tuple(open_months))
+table = reconciliation.reconcile(months_earned, closed_statements, entries)
 st.dataframe(
     table, hide_index=True, width="stretch", key="reconciliation",
     column_config={
         "vendor_id": None,
         "period": st.column_config.TextColumn("Month", width="small"),
-        "earned": st.column_config.NumberColumn("Earned", format="dollar", help="The month's statement as computed now"),
+        "earned": st.column_config.NumberColumn(
+            "Earned", format="dollar",
+            help="A closed month's statement as frozen; an open month's as computed now (provisional), adjustments included"),
+        "adjustments": st.column_config.NumberColumn(
+            "Of it adjustments", format="dollar", help="What later data or new terms change in closed months before it"),
         "status": st.column_config.TextColumn("Statement"),
         "certified": st.column_config.NumberColumn("Certified", format="dollar", help="The closed statement's total, once both signed it off"),
         "invoiced": st.column_config.NumberColumn("Invoiced", format="dollar"),

@@ -385,7 +385,9 @@ else:
             "awaiting_signoff": st.column_config.NumberColumn(
                 "Closed, awaiting sign-off", format="dollar", help="Months closed (frozen) that one party has yet to sign off"),
             "provisional": st.column_config.NumberColumn(
-                "Provisional", format="dollar", help="From months not closed: moves when data arrives"),
+                "Provisional", format="dollar",
+                help="From months not closed, and what later data or new terms change in closed months (carried into "
+                     "the next open month): moves when data arrives"),
         },
     )
     st.dataframe(

@@ -16,7 +16,7 @@ import statistics
 import time
 from datetime import date
 
-from ciboard import payments, queries, reconciliation
+from ciboard import payments, queries, reconciliation, statements
 from ciboard.access import ANALYST
 from ciboard.appdb import AppDB
 from ciboard.settings import Settings
@@ -41,7 +41,8 @@ def main() -> None:
     today = date.fromisoformat(args.today) if args.today else None
     contracts = queries.run(warehouse, "payments", ANALYST, {})
     entries = reconciliation.ledger(db, ANALYST, args.vendor)
-    months = reconciliation.periods(contracts[contracts["vendor_id"] == args.vendor], entries, today)
+    closed = statements.closed_months(db, args.vendor)
+    months = reconciliation.periods(contracts[contracts["vendor_id"] == args.vendor], entries, closed, today)
     with warehouse.cursor() as cur:
         facts, students = cur.execute("select count(*), count(distinct student_key) from facts").fetchone()
     print(f"warehouse {warehouse.version()}: {facts:,} facts, {students:,} students; vendor {args.vendor}, "

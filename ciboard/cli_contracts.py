@@ -30,6 +30,7 @@ def payments() -> None:
 @data_dir_option
 def statement(vendor: str, period: str, output_format: str, output: Path | None, scope_text: str, data_dir: Path | None) -> None:
     from ciboard import payments as rate_cards
+    from ciboard import statements
 
     try:
         scope = Scope.parse(scope_text)
@@ -39,6 +40,10 @@ def statement(vendor: str, period: str, output_format: str, output: Path | None,
     audited = {"statement": vendor, "period": period, "scope": str(scope), "format": output_format}
     try:
         rows = run(warehouse, "statement", scope, {"vendor_id": vendor, "period": period})
+        # A closed month is what was frozen, as the page shows it: what changed since is an
+        # adjustment of the next open month, so the month as computed now would count it twice.
+        closed = statements.read(AppDB.of(warehouse.settings), scope, vendor, period)
+        rows = closed.rows if closed else rows
     except WarehouseMissing as error:
         raise click.ClickException(str(error)) from None
     except (QueryError, ScopeError) as error:
@@ -115,8 +120,9 @@ def void(entry_id: int, reason: str, data_dir: Path | None) -> None:
 
 
 @payments.command(
-    help="Per vendor and month: earned (the statement now), certified (a closed statement both signed off), "
-    "invoiced and paid, with every difference in words. CSV to standard output."
+    help="Per vendor and month: earned (a closed month's statement as frozen, an open month's as computed now with "
+    "the adjustments it carries), certified (a closed statement both signed off), invoiced and paid, with every "
+    "difference in words. CSV to standard output."
 )
 @click.option("--vendor", default=None, help="One vendor's id (default: every vendor in scope).")
 @click.option("--as", "scope_text", default="admin", show_default=True, help="admin, analyst or vendor:ID")

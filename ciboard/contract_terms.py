@@ -99,16 +99,19 @@ def history(warehouse: Warehouse, scope: Scope, year: ContractYear) -> pd.DataFr
     version is the batch's place among those that touched the year), who saved it and why (an
     edit), or the file it came in, and its terms. A school year of its own also lists the
     every-year versions that held for it before, and a contract whose first day an edit moved
-    lists its versions from before the move."""
+    lists its versions from before the move and after it, asked for by either day."""
     own = _readable(scope)
     if own is not None and own != year.vendor_id:
         raise ScopeError(f"this account sees only its own vendor, {own}")
     with warehouse.cursor() as cur:
         frame = cur.execute(
             f"""with recursive starts(starts_on) as (
+                -- Every first day the contract has had, along its moves both ways; union, not
+                -- union all, so a contract moved back to a day it had stops.
                 select ?::date
                 union
-                select e.moved_from from contract_edits as e inner join starts as s on e.starts_on = s.starts_on
+                select case when e.starts_on = s.starts_on then e.moved_from else e.starts_on end
+                from contract_edits as e inner join starts as s on s.starts_on in (e.starts_on, e.moved_from)
                 where e.vendor_id = ? and e.moved_from is not null
             )
             select dense_rank() over (order by h.batch_id) as version, h.batch_id,

@@ -555,8 +555,9 @@ def _bind(
 
 
 def statement_totals(warehouse: Warehouse, scope: Scope, vendor_id: str, periods: list[str]) -> dict[str, pd.DataFrame]:
-    """Each month's statement totals, its adjustments included, as `run(..., "statement")` gives
-    them in attrs["totals"], for several months of one vendor at once (the reconciliation): one
+    """Each month's statement totals, its adjustments included: a closed month's as it froze, an
+    open month's as `run(..., "statement")` gives them in attrs["totals"]; for several months of
+    one vendor at once (the reconciliation): one
     warehouse version, one read of the district's decisions and of the closed statements, and
     none of what only a statement's page shows (its terms, the sessions the checks left out).
     Totals name no student, so no pseudonyms are needed."""
@@ -576,6 +577,11 @@ def statement_totals(warehouse: Warehouse, scope: Scope, vendor_id: str, periods
         closed = {m: statements.read(db, reader, vendor, m) for m in statements.closed_months(db, vendor)}
         for month, params in zip(periods, bound):
             period = params.pop("period")
+            if payments.label(period) in closed:
+                # What later data changes in a closed month is carried into the next open one.
+                frozen = closed[payments.label(period)].totals
+                found[month] = frozen if "adjustments" in frozen else frozen.assign(adjustments=0.0)
+                continue
             students = _shape("statement", cur.execute(SQL["statement"], params).df(), {})
             _, totals = payments.statement(students, period)
             lines = _adjustments(warehouse, version, scope, params, period, closed)

@@ -11,7 +11,7 @@ import csv
 import io
 import re
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 
 import pandas as pd
@@ -26,7 +26,7 @@ KINDS = {"invoice": "invoice received", "payment": "payment made"}
 CSV_COLUMNS = ("kind", "vendor_id", "period", "reference", "amount", "date")
 CSV_OPTIONAL = ("note", "corrects")
 READERS = ("analyst", "admin", "vendor", "evaluator")  # an evaluator reads what an analyst reads
-COLUMNS = ["vendor_id", "period", "earned", "status", "certified", "invoiced", "paid", "differences"]
+COLUMNS = ["vendor_id", "period", "earned", "adjustments", "status", "certified", "invoiced", "paid", "differences"]
 
 
 class LedgerError(ValueError):
@@ -278,24 +278,32 @@ def _standing(row: dict) -> str:
 
 
 def earned(warehouse: Warehouse, scope: Scope, vendor_id: str, periods: list[str]) -> pd.DataFrame:
-    """The total of each month's statement of the vendor, as computed now: vendor_id, period, earned."""
+    """The total of each open month's statement of the vendor, as computed now, and of it the
+    adjustment lines (what later data or terms change in the closed months before it):
+    vendor_id, period, earned, adjustments."""
     found = queries.statement_totals(warehouse, scope, vendor_id, periods)
-    totals = [(vendor_id, period, round(found[period]["total"].sum(), 2)) for period in periods]
-    return pd.DataFrame(totals, columns=["vendor_id", "period", "earned"])
+    totals = [(vendor_id, period, round(found[period]["total"].sum(), 2), round(found[period]["adjustments"].sum(), 2))
+              for period in periods]
+    return pd.DataFrame(totals, columns=["vendor_id", "period", "earned", "adjustments"])
 
 
-def periods(contracts: pd.DataFrame, recorded: pd.DataFrame, today: date | None = None) -> list[str]:
-    """The months to reconcile: every month of the contracts (rows of the payments view) up to
-    this one, and any other month something was recorded for (rows with a period)."""
+def periods(contracts: pd.DataFrame, recorded: pd.DataFrame, closed: list[str], today: date | None = None) -> list[str]:
+    """The open months to reconcile (a closed month is read as it froze): every month of the
+    contracts (rows of the payments view) up to this one, the month after each closed one (where
+    what changes in it is carried), and any other month something was recorded for (rows with a
+    period); none of the `closed` ones."""
     this_month = payments.period_of(today or date.today())
     months = {payments.label(m) for m in payments.months(contracts) if m <= this_month} if len(contracts) else set()
-    return sorted(months | set(recorded["period"]))
+    after_closed = {payments.label(payments.period_end(payments.period_of(m)) + timedelta(days=1)) for m in closed}
+    return sorted((months | after_closed | set(recorded["period"])) - set(closed))
 
 
 def reconcile(earned_frame: pd.DataFrame, closed: pd.DataFrame, entries: pd.DataFrame) -> pd.DataFrame:
-    """One row per vendor and month that earned, closed or recorded anything: earned (the
-    statement now), status (open, closed awaiting sign-off, certified), certified (the frozen
-    total of a certified month), invoiced and paid (current entries), and the differences.
+    """One row per vendor and month that earned, closed or recorded anything: earned (a closed
+    month's statement as it froze, an open month's as computed now), of it the adjustments (lines
+    that correct closed months before it), status (open, closed awaiting sign-off, certified),
+    certified (the frozen total of a certified month), invoiced and paid (current entries), and
+    the differences. Summed over the months, earned is what the vendor is owed in all.
 
     `earned_frame` is `earned`'s, and names the vendors reconciled; `closed` is
     statements.standing's, `entries` ledger's."""
@@ -304,16 +312,23 @@ def reconcile(earned_frame: pd.DataFrame, closed: pd.DataFrame, entries: pd.Data
     current = entries[entries["standing"].str.startswith("current") & entries["vendor_id"].isin(vendors)]
     recorded = (current.groupby(["vendor_id", "period", "kind"])["amount"].sum().unstack("kind", fill_value=0.0)
                 .reindex(columns=list(KINDS)).rename(columns={"invoice": "invoiced", "payment": "paid"}))
-    frozen = closed.rename(columns={"total": "closed_total"}).set_index(["vendor_id", "period"])
+    frozen = (closed.rename(columns={"total": "closed_total", "adjustments": "closed_adjustments"})
+              .set_index(["vendor_id", "period"]))
     table = (earned_frame.set_index(["vendor_id", "period"])
              .join(frozen, how="outer").join(recorded, how="outer").reset_index())
-    table[["earned", "invoiced", "paid"]] = table[["earned", "invoiced", "paid"]].fillna(0.0).astype(float)
+    is_closed = table["closed_total"].notna()
+    # A closed month earned what it froze. What later data or new terms change in it is an
+    # adjustment line of the next open month; counting it here as well would count it twice.
+    table["earned"] = table["closed_total"].where(is_closed, table["earned"])
+    table["adjustments"] = table["closed_adjustments"].where(is_closed, table["adjustments"])
+    money_columns = ["earned", "adjustments", "invoiced", "paid"]
+    table[money_columns] = table[money_columns].fillna(0.0).astype(float)
     table["certified"] = table["closed_total"].where(table["certified"].eq(True)).astype(float)
     table["status"] = [
         "open" if pd.isna(total) else "certified" if pd.notna(sure) else "closed, awaiting sign-off"
         for total, sure in zip(table["closed_total"], table["certified"])
     ]
-    table = table[(table[["earned", "invoiced", "paid"]] != 0).any(axis=1) | table["closed_total"].notna()]
+    table = table[(table[["earned", "invoiced", "paid"]] != 0).any(axis=1) | is_closed]
     table["differences"] = [
         "; ".join(differences(r)) for r in table.to_dict("records")
     ]
@@ -321,39 +336,35 @@ def reconcile(earned_frame: pd.DataFrame, closed: pd.DataFrame, entries: pd.Data
 
 
 def differences(row: dict) -> list[str]:
-    """Every difference between the figures of one vendor month, in words; none when they agree."""
+    """Every difference between the figures of one vendor month, in words; none when they agree.
+    A certified month is held to what was certified, a month closed awaiting sign-off to what it
+    froze, and an open month to what it has earned so far, which is provisional."""
     cents = {k: round((row[k] if pd.notna(row[k]) else 0.0) * 100) for k in ("earned", "invoiced", "paid", "certified")}
-    earned_, invoiced, paid, certified = cents["earned"], cents["invoiced"], cents["paid"], cents["certified"]
+    invoiced, paid = cents["invoiced"], cents["paid"]
     is_certified = pd.notna(row["certified"])
+    is_open = row["status"] == "open"
+    owed = cents["certified"] if is_certified else cents["earned"]
+    basis = "certified" if is_certified else "earned so far" if is_open else "earned"
     said = []
 
     def amount(c: int) -> str:
         return money(c / 100)
 
-    if is_certified:
-        if earned_ != certified:
-            said.append(f"earned now {amount(abs(earned_ - certified))} {'more' if earned_ > certified else 'less'} "
-                        "than certified: data that arrived after the close")
-        if invoiced == 0:
-            said.append(f"certified {amount(certified)}, not invoiced")
-        elif invoiced > certified:
-            said.append(f"invoiced {amount(invoiced - certified)} more than certified")
-        elif invoiced < certified:
-            said.append(f"invoiced {amount(certified - invoiced)} less than certified")
-    if invoiced > earned_ and not (is_certified and earned_ == certified):
-        said.append(f"invoiced {amount(invoiced - earned_)} more than earned")
-    if not is_certified:
-        if invoiced == 0 and earned_ > 0:
-            said.append(f"earned {amount(earned_)}, not invoiced")
-        elif 0 < invoiced < earned_:
-            said.append(f"invoiced {amount(earned_ - invoiced)} less than earned")
+    if invoiced == 0 and owed < 0:
+        said.append(f"{basis} is {amount(owed)}: its adjustments take back more than the month pays")
+    elif invoiced == 0 and owed > 0:
+        said.append(f"{basis} {amount(owed)}, not invoiced" if not is_open else f"earned {amount(owed)} so far, not invoiced")
+    elif invoiced > owed:
+        said.append(f"invoiced {amount(invoiced - owed)} more than {basis}")
+    elif invoiced < owed:
+        said.append(f"invoiced {amount(owed - invoiced)} less than {basis}")
     if paid > invoiced:
         said.append(f"paid {amount(paid - invoiced)} more than invoiced")
     elif paid < invoiced:
         said.append(f"{amount(invoiced - paid)} invoiced, not paid")
     if paid > 0 and not is_certified:
         said.append("paid before certification: " + (
-            "the month is not closed" if row["status"] == "open" else "closed, awaiting sign-off"))
+            "the month is not closed" if is_open else "closed, awaiting sign-off"))
     return said
 
 
@@ -365,11 +376,13 @@ def reconciliation(warehouse: Warehouse, db: AppDB, scope: Scope, vendor_id: str
         raise ScopeError(f"this account sees only its own vendor, {own}")
     entries = ledger(db, scope, own or vendor_id)
     contracts = queries.run(warehouse, "payments", scope, {})
+    closed = statements.standing(db, scope)
     vendors = sorted({own or vendor_id} if (own or vendor_id) else set(contracts["vendor_id"]) | set(entries["vendor_id"]))
     earned_frames = [
-        earned(warehouse, scope, v, periods(contracts[contracts["vendor_id"] == v],
-                                            entries[entries["vendor_id"] == v], today))
+        earned(warehouse, scope, v, periods(contracts[contracts["vendor_id"] == v], entries[entries["vendor_id"] == v],
+                                            closed.loc[closed["vendor_id"] == v, "period"].tolist(), today))
         for v in vendors
     ]
-    found = pd.concat(earned_frames) if earned_frames else pd.DataFrame(columns=["vendor_id", "period", "earned"])
-    return reconcile(found, statements.standing(db, scope), entries)
+    found = (pd.concat(earned_frames) if earned_frames
+             else pd.DataFrame(columns=["vendor_id", "period", "earned", "adjustments"]))
+    return reconcile(found, closed, entries)

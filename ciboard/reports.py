@@ -210,7 +210,8 @@ def _payments(warehouse: Warehouse, db: AppDB, period: Period, lines: pd.DataFra
             "vendor_id": vendor, "earned_in_period": round(float(total - before.get(vendor, 0.0)), 2),
             "earned_to_date": round(float(total), 2), "certified": round(certified, 2),
             "closed_awaiting_signoff": round(awaiting, 2),
-            "provisional": round(max(float(total) - certified - awaiting, 0.0), 2),
+            # Negative when later data or terms take back more from closed months than open ones earn.
+            "provisional": round(float(total) - certified - awaiting, 2),
         })
     return followup.json_records(pd.DataFrame(rows))
 

@@ -158,8 +158,8 @@ def closed_months(db: AppDB, vendor_id: str) -> list[str]:
 
 def standing(db: AppDB, scope: Scope, until: date | None = None, vendors: list[str] | None = None) -> pd.DataFrame:
     """Every closed month in scope (up to the month of `until`, of `vendors`) with what it pays:
-    vendor_id, period, total, certified. Totals only, no student, so anyone who sees the payments
-    may read it; a vendor reads its own."""
+    vendor_id, period, total, of it the adjustments it carried, certified. Totals only, no
+    student, so anyone who sees the payments may read it; a vendor reads its own."""
     sql = """
         select s.vendor_id, s.period, s.frozen, count(distinct o.party) as parties
         from closed_statements s left join statement_signoffs o using (statement_id)
@@ -169,10 +169,12 @@ def standing(db: AppDB, scope: Scope, until: date | None = None, vendors: list[s
     own = scope.vendor_id if scope.role == "vendor" else None
     with db.connect() as con:
         found = con.execute(sql, [own, own]).fetchall()
+    totals = [json.loads(r["frozen"])["totals"] for r in found]
     frame = pd.DataFrame(
-        [(r["vendor_id"], r["period"], sum(json.loads(r["frozen"])["totals"]["total"]), r["parties"] == 2)
-         for r in found],
-        columns=["vendor_id", "period", "total", "certified"],
+        # Statements closed before adjustments existed carried none.
+        [(r["vendor_id"], r["period"], sum(t["total"]), float(sum(t.get("adjustments", []))), r["parties"] == 2)
+         for r, t in zip(found, totals)],
+        columns=["vendor_id", "period", "total", "adjustments", "certified"],
     )
     if until is not None:
         frame = frame[frame["period"] <= f"{until:%Y-%m}"]
@@ -183,8 +185,9 @@ def standing(db: AppDB, scope: Scope, until: date | None = None, vendors: list[s
 
 def standing_by_vendor(closed: pd.DataFrame, earned: pd.Series) -> pd.DataFrame:
     """Per vendor (earned's index), what it earned split as `standing_text` says it: certified,
-    closed awaiting sign-off, and provisional (from months not closed, which moves when data
-    arrives), from `standing`'s rows of the months shown."""
+    closed awaiting sign-off, and provisional (from months not closed, and what later data or terms
+    change in closed months, which the next open month carries; it moves when data arrives), from
+    `standing`'s rows of the months shown. The three add up to earned."""
     sums = closed.assign(
         certified_total=closed["total"].where(closed["certified"].astype(bool), 0.0),
         awaiting_total=closed["total"].where(~closed["certified"].astype(bool), 0.0),
@@ -192,13 +195,15 @@ def standing_by_vendor(closed: pd.DataFrame, earned: pd.Series) -> pd.DataFrame:
     frame = pd.DataFrame({"earned": earned.astype(float)})
     frame["certified"] = sums["certified_total"].reindex(frame.index, fill_value=0.0)
     frame["awaiting_signoff"] = sums["awaiting_total"].reindex(frame.index, fill_value=0.0)
-    frame["provisional"] = (frame["earned"] - sums["total"].reindex(frame.index, fill_value=0.0)).clip(lower=0.0)
+    # Negative when later data or terms take back more from closed months than open ones earn.
+    frame["provisional"] = (frame["earned"] - sums["total"].reindex(frame.index, fill_value=0.0)).round(2)
     return frame
 
 
 def standing_text(closed: pd.DataFrame, earned: float) -> str:
     """How much of what the contracts earned is certified, closed and awaiting sign-off, or
-    provisional (moves when data arrives), from `standing`'s rows of the months shown."""
+    provisional (moves when data arrives), from `standing`'s rows of the months shown; the parts
+    add up to `earned`."""
     if closed.empty:
         return ("**Provisional:** no month is closed yet, so every figure here moves when data arrives. "
                 "An admin closes each vendor's month on *Payments*.")
@@ -212,9 +217,14 @@ def standing_text(closed: pd.DataFrame, earned: float) -> str:
         said.append(f"**{_money(certified['total'].sum())} certified** ({months(certified)} signed off by the district and the vendor)")
     if len(awaiting):
         said.append(f"**{_money(awaiting['total'].sum())} closed, awaiting sign-off** ({months(awaiting)})")
-    rest = earned - closed["total"].sum()
-    return (f"Of {_money(earned)} earned: " + "; ".join(said)
-            + f"; {_money(max(rest, 0))} provisional, from months not closed, which moves when data arrives.")
+    rest = round(earned - closed["total"].sum(), 2)
+    if rest < 0:
+        said.append(f"less {_money(-rest)} provisional: what later data or new terms take back from closed months, "
+                    "carried into the next open month, which moves when data arrives.")
+    else:
+        said.append(f"{_money(rest)} provisional, from months not closed and what later data or new terms change in "
+                    "closed months (carried into the next open month), which moves when data arrives.")
+    return f"Of {_money(earned)} earned: " + "; ".join(said)
 
 
 def _money(amount: float) -> str:

@@ -237,6 +237,25 @@ def test_contract_dates_are_edited_checked_and_the_history_follows_a_move(distri
                                                              "A5": True, "A6": False}
 
 
+def test_the_history_asked_for_by_the_contract_s_old_first_day_is_the_whole_history(district):
+    contract_terms.edit(district, ADMIN, VA, "sgp", {"threshold": "65"}, "amendment 1")
+    contract_terms.edit(district, ADMIN, VA, "sgp", {"starts_on": "2025-09-08"}, "started a week late")
+    moved = contract_terms.ContractYear("VA", date(2025, 9, 8), None)
+    contract_terms.edit(district, ADMIN, moved, "sgp", {"threshold": "70"}, "amendment 2, after the move")
+    whole = contract_terms.history(district, ANALYST, moved)
+    assert whole.drop_duplicates("version")[["version", "starts_on", "moved_from"]].to_dict("records") == [
+        {"version": 4, "starts_on": date(2025, 9, 8), "moved_from": None},
+        {"version": 3, "starts_on": date(2025, 9, 8), "moved_from": date(2025, 9, 1)},
+        {"version": 2, "starts_on": date(2025, 9, 1), "moved_from": None},
+        {"version": 1, "starts_on": date(2025, 9, 1), "moved_from": None},
+    ]
+    pd.testing.assert_frame_equal(contract_terms.history(district, ANALYST, VA), whole)
+    # Moved back to its first day: the same history again, by either day, and the query stops.
+    contract_terms.edit(district, ADMIN, moved, "sgp", {"starts_on": "2025-09-01"}, "the week was made up")
+    assert contract_terms.history(district, ANALYST, VA)["version"].max() == 5
+    pd.testing.assert_frame_equal(contract_terms.history(district, ANALYST, moved), contract_terms.history(district, ANALYST, VA))
+
+
 EVERY_YEAR = ("VM,sgp,50,100,200,1000,2024-09-03,2026-05-29,sessions,2,percentile,spring,",)
 SECOND_YEAR = {"threshold": "60", "outcome_per_student": "300", "served_min": "3", "base_per_student": "120"}
 

@@ -7,12 +7,13 @@ import json
 import pandas as pd
 from click.testing import CliRunner
 
-from ciboard import reconciliation
-from ciboard.access import Scope
+from ciboard import contract_terms, queries, reconciliation, statements
+from ciboard.access import ANALYST, Scope
 from ciboard.accounts import Account
 from ciboard.appdb import AppDB
 from ciboard.cli import main
 from conftest import downloads, open_page
+from test_metric_edits import editable  # noqa: F401 - a copy of the demo district a test may edit
 
 PAGE = "app_pages/payments.py"
 ADMIN = Account("finance", "Finance office", "admin")
@@ -125,3 +126,33 @@ def test_an_admin_records_a_csv_file_whole_or_not_at_all_and_voids_an_entry(dash
         voiding: f"voids entry {paid}", paid: f"voided by entry {voiding}", invoiced: "current",
     }
     assert after.set_index("entry_id").loc[voiding, "note"] == "paid from the wrong account"
+
+
+def test_a_certified_month_changed_by_new_terms_reads_the_same_on_the_page_and_the_command_line(editable):
+    db = AppDB.of(editable.settings)
+    statements.close(editable, db, ADMIN, "V4", "2025-09")
+    statements.sign(db, ADMIN, "V4", "2025-09")
+    statements.sign(db, Account("vendor-v4", "V4", "vendor", "V4"), "V4", "2025-09")
+    line = contract_terms.lines(editable, ANALYST).query("vendor_id == 'V4'").iloc[0]
+    contract_terms.edit(editable, ADMIN, contract_terms.ContractYear("V4", line["starts_on"], None), line["payment_metric"],
+                        {"base_per_student": str(line["base_per_student"] + 10)}, "the board raised the base")
+
+    app = open_page(PAGE, user="admin", query={"month": "2025-10"})
+    app.selectbox(key="statement_vendor").set_value("V4").run()
+    assert not app.exception, [e.value for e in app.exception]
+    shown = reconciled(app)
+    expected = reconciliation.reconciliation(editable, db, Scope("admin"), "V4")
+    pd.testing.assert_frame_equal(shown, expected, check_dtype=False)
+    printed = CliRunner().invoke(main, ["payments", "reconcile", "--vendor", "V4", "--data-dir",
+                                        str(editable.settings.data_dir)], catch_exceptions=False).output
+    assert printed == expected.to_csv(index=False)
+
+    # V4's quarterly base falls due in September, which stands as certified; October carries what
+    # the new base changes in it, once, and the months add up to what the contract earns now.
+    books = shown.set_index("period")
+    september = statements.read(db, ANALYST, "V4", "2025-09")
+    assert books.loc["2025-09", "earned"] == books.loc["2025-09", "certified"] == round(september.totals["total"].sum(), 2)
+    assert books.loc["2025-10", "adjustments"] > 0 and (books["adjustments"] != 0).sum() == 1
+    contracts = queries.run(editable, "payments", ANALYST, {}).query("vendor_id == 'V4'")
+    owed = contracts.drop_duplicates(["vendor_id", "contract_starts_on"])["amount_earned"].sum()
+    assert round(books["earned"].sum(), 2) == round(owed, 2)

@@ -9,13 +9,13 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from conftest import make_warehouse
-from ciboard import reconciliation, statements
+from conftest import make_warehouse, write_csv
+from ciboard import contract_terms, queries, reconciliation, statements
 from ciboard.access import ANALYST, Scope, ScopeError
 from ciboard.accounts import Account
 from ciboard.appdb import AppDB, IntegrityError
 from ciboard.cli import main
-from ciboard.ingest import ingest
+from ciboard.ingest import Submission, ingest
 from ciboard.reconciliation import Entry, LedgerError
 from test_payments import district_files
 
@@ -67,7 +67,7 @@ def certify(district, db, vendor, period, *, sign=True):
 
 
 def test_earned_certified_invoiced_and_paid_per_vendor_month_with_every_difference(district, db):
-    assert table(district, db)[("VA", "2025-09")] == (200.0, "open", None, 0.0, 0.0, "earned $200.00, not invoiced")
+    assert table(district, db)[("VA", "2025-09")] == (200.0, "open", None, 0.0, 0.0, "earned $200.00 so far, not invoiced")
     certify(district, db, "VA", "2025-09")
     certify(district, db, "VA", "2025-11")
     certify(district, db, "VA", "2026-06", sign=False)
@@ -79,25 +79,27 @@ def test_earned_certified_invoiced_and_paid_per_vendor_month_with_every_differen
     assert table(district, db) == {
         ("VA", "2025-09"): (200.0, "certified", 200.0, 200.0, 200.0, ""),
         ("VA", "2025-10"): (200.0, "open", None, 250.0, 300.0,
-                            "invoiced $50.00 more than earned; paid $50.00 more than invoiced; "
+                            "invoiced $50.00 more than earned so far; paid $50.00 more than invoiced; "
                             "paid before certification: the month is not closed"),
         ("VA", "2025-11"): (100.0, "certified", 100.0, 0.0, 0.0, "certified $100.00, not invoiced"),
         ("VA", "2026-06"): (200.0, "closed, awaiting sign-off", None, 150.0, 0.0,
                             "invoiced $50.00 less than earned; $150.00 invoiced, not paid"),
-        ("VB", "2025-12"): (200.0, "open", None, 0.0, 0.0, "earned $200.00, not invoiced"),
+        ("VB", "2025-12"): (200.0, "open", None, 0.0, 0.0, "earned $200.00 so far, not invoiced"),
         ("VB", "2026-01"): (10.0, "open", None, 10.0, 10.0, "paid before certification: the month is not closed"),
-        ("VB", "2026-06"): (300.0, "open", None, 0.0, 0.0, "earned $300.00, not invoiced"),
+        ("VB", "2026-06"): (300.0, "open", None, 0.0, 0.0, "earned $300.00 so far, not invoiced"),
     }
 
 
 @pytest.mark.parametrize("row, said", [
-    ({"earned": 300.0, "certified": 200.0, "status": "certified", "invoiced": 200.0, "paid": 200.0},
-     ["earned now $100.00 more than certified: data that arrived after the close"]),
+    ({"earned": 200.0, "certified": 200.0, "status": "certified", "invoiced": 200.0, "paid": 200.0}, []),
     ({"earned": 200.0, "certified": 200.0, "status": "certified", "invoiced": 260.0, "paid": 0.0},
      ["invoiced $60.00 more than certified", "$260.00 invoiced, not paid"]),
-    ({"earned": 150.0, "certified": 200.0, "status": "certified", "invoiced": 180.0, "paid": 180.0},
-     ["earned now $50.00 less than certified: data that arrived after the close",
-      "invoiced $20.00 less than certified", "invoiced $30.00 more than earned"]),
+    ({"earned": 200.0, "certified": 200.0, "status": "certified", "invoiced": 180.0, "paid": 180.0},
+     ["invoiced $20.00 less than certified"]),
+    ({"earned": 120.0, "certified": None, "status": "open", "invoiced": 100.0, "paid": 0.0},
+     ["invoiced $20.00 less than earned so far", "$100.00 invoiced, not paid"]),
+    ({"earned": -40.0, "certified": None, "status": "open", "invoiced": 0.0, "paid": 0.0},
+     ["earned so far is $-40.00: its adjustments take back more than the month pays"]),
     ({"earned": 0.0, "certified": None, "status": "open", "invoiced": 0.0, "paid": 75.5},
      ["paid $75.50 more than invoiced", "paid before certification: the month is not closed"]),
     ({"earned": 100.0, "certified": None, "status": "closed, awaiting sign-off", "invoiced": 100.0, "paid": 100.0},
@@ -141,7 +143,7 @@ def test_a_correction_supersedes_or_voids_and_the_trail_stays_whole(district, db
     with pytest.raises(LedgerError, match="a correction is of the same kind"):
         record(district, db, payment("VA", "2025-10", "INV-2", 210, note="wrong kind", corrects=second))
     voiding = reconciliation.void(district, db, ADMIN, second, "sent to the wrong district")
-    assert table(district, db)[("VA", "2025-10")][3:] == (0.0, 0.0, "earned $200.00, not invoiced")
+    assert table(district, db)[("VA", "2025-10")][3:] == (0.0, 0.0, "earned $200.00 so far, not invoiced")
     trail = reconciliation.ledger(db, ANALYST).set_index("entry_id")
     assert trail["standing"].to_dict() == {
         first: f"superseded by entry {second}", second: f"voided by entry {voiding}", voiding: f"voids entry {second}",
@@ -225,7 +227,7 @@ def test_the_command_line_records_voids_and_reconciles(district, tmp_path):
     lines = shown.output.splitlines()
     assert lines[0] == ",".join(reconciliation.COLUMNS)
     assert [l for l in lines if l.startswith("VB,2025-12")] == [
-        "VB,2025-12,200.0,open,,250.0,250.0,invoiced $50.00 more than earned; "
+        "VB,2025-12,200.0,0.0,open,,250.0,250.0,invoiced $50.00 more than earned so far; "
         "paid before certification: the month is not closed"
     ]
     assert not [l for l in lines[1:] if not l.startswith("VB,")]
@@ -234,3 +236,79 @@ def test_the_command_line_records_voids_and_reconciles(district, tmp_path):
     assert voided.exit_code == 0 and f"voids entry {entry_id}" in voided.output
     refused = CliRunner().invoke(main, ["payments", "reconcile", "--as", "facilitator", *data])
     assert refused.exit_code == 1
+
+
+# A certified month that later data and new terms change: A2's third session, dated Sep 10 and
+# sent after September was certified, makes it served in September; then the board raises VA's
+# base from $100 to $120, which changes every month that pays a base.
+LATE_SESSION = ("student_id,session_date,tutor_id,group_size,scheduled_minutes,attended_minutes",
+                "A2,2025-09-10,VA-T1,3,45,40")
+VA_CONTRACT = contract_terms.ContractYear("VA", date(2025, 9, 1), None)
+
+
+@pytest.fixture
+def changing(tmp_path, app_db_url):
+    """A district of the test's own, whose data and terms it changes."""
+    warehouse = make_warehouse(tmp_path / "data", app_db_url=app_db_url)
+    warehouse.init(["2025-26"])
+    ingest(warehouse, district_files(tmp_path / "files"))
+    yield warehouse
+    warehouse.close()
+
+
+def owed_in_all(warehouse) -> float:
+    """What VA's contract earns up to TODAY under the data and terms as they stand, as the
+    Overview and Vendors pages count it."""
+    contracts = queries.run(warehouse, "payments", ANALYST, {"end": TODAY}).query("vendor_id == 'VA'")
+    return round(contracts.drop_duplicates(["vendor_id", "contract_starts_on"])["amount_earned"].sum(), 2)
+
+
+def test_a_change_to_a_certified_month_is_counted_once_in_the_next_open_month(changing):
+    db = AppDB.of(changing.settings)
+    certify(changing, db, "VA", "2025-09")
+
+    def books() -> pd.DataFrame:
+        return reconciliation.reconciliation(changing, db, ANALYST, "VA", today=TODAY).set_index("period")
+
+    def carried_into_october() -> float:
+        lines = queries.run(changing, "statement", ANALYST, {"vendor_id": "VA", "period": "2025-10"}).attrs["adjustments"]
+        return round(sum(lines["amount"]), 2)
+
+    assert books().loc[["2025-09", "2025-10"], ["earned", "adjustments", "certified"]].fillna(0).values.tolist() == [
+        [200.0, 0.0, 200.0], [200.0, 0.0, 0.0]]
+    for change in ("late data", "new terms"):
+        if change == "late data":
+            ingest(changing, [Submission(write_csv(changing.settings.data_dir.parent / "late.csv", *LATE_SESSION),
+                                         "sessions", "VA")])
+        else:
+            contract_terms.edit(changing, ADMIN, VA_CONTRACT, "sgp", {"base_per_student": "120"}, "the board raised the base")
+        found = books()
+        september = found.loc["2025-09"]
+        # The certified month stands as certified, with nothing to act on.
+        assert (september["earned"], september["certified"], september["status"]) == (200.0, 200.0, "certified"), change
+        assert september["differences"] == "certified $200.00, not invoiced", change
+        # What changed in it is one adjustment, in October, the next open month.
+        moved = carried_into_october()
+        assert moved > 0, change
+        assert found.loc["2025-10", "adjustments"] == moved, change
+        assert (found["adjustments"] != 0).sum() == 1, change
+        # So the months add up to what the contract earns now, the change counted once.
+        assert round(found["earned"].sum(), 2) == owed_in_all(changing), change
+    assert found.loc["2025-10", "adjustments"] == 100.0 + 3 * 20.0  # A2's base at $120, A1's and A5's $20 more
+
+
+def test_the_command_line_prints_the_books_the_module_keeps(changing):
+    db = AppDB.of(changing.settings)
+    certify(changing, db, "VA", "2025-09")
+    ingest(changing, [Submission(write_csv(changing.settings.data_dir.parent / "late.csv", *LATE_SESSION), "sessions", "VA")])
+    printed = CliRunner().invoke(main, ["payments", "reconcile", "--vendor", "VA", "--data-dir", str(changing.settings.data_dir)])
+    assert printed.exit_code == 0, printed.output
+    expected = reconciliation.reconciliation(changing, db, Scope("admin"), "VA")
+    assert printed.output == expected.to_csv(index=False)
+    assert "VA,2025-09,200.0,0.0,certified,200.0," in printed.output
+    assert "VA,2025-10,300.0,100.0,open," in printed.output
+    # The closed month's statement is the one frozen, as the page shows it, not September as computed now.
+    frozen = CliRunner().invoke(main, ["payments", "statement", "--vendor", "VA", "--period", "2025-09",
+                                       "--data-dir", str(changing.settings.data_dir)])
+    assert frozen.exit_code == 0, frozen.output
+    assert frozen.output.splitlines()[-1].endswith(",200.0")

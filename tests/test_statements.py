@@ -74,7 +74,7 @@ def test_the_district_and_the_vendor_each_sign_it_off_once(district):
     # What is certified, in totals: a vendor reads its own months only.
     assert statements.standing(db, VENDOR_B.scope).empty
     assert statements.standing(db, VENDOR_A.scope).to_dict("records") == [
-        {"vendor_id": "VA", "period": "2026-06", "total": 200.0, "certified": True}
+        {"vendor_id": "VA", "period": "2026-06", "total": 200.0, "adjustments": 0.0, "certified": True}
     ]
 
 
@@ -306,15 +306,20 @@ def test_ciboard_query_statement_prints_the_adjustment_lines_as_the_statement_fi
 
 
 def test_the_reconciliation_s_months_at_once_are_the_statements_month_by_month(district):
-    """queries.statement_totals (what the reconciliation reads) against queries.run per month,
-    with a closed month, an adjustment carried and months after it; and the same scope rules."""
+    """queries.statement_totals (what the reconciliation reads) against queries.run per open month
+    and the frozen statement for the closed one, with an adjustment carried and months after it;
+    and the same scope rules."""
     db = AppDB.of(district.settings)
     statements.close(district, db, ADMIN, "VA", "2025-09", today=TODAY)
     resend(district, "VA", LATE_SESSION)
     months = ["2025-09", "2025-10", "2025-11", "2026-06"]
     for scope in (ANALYST, VENDOR_A.scope):
         at_once = queries.statement_totals(district, scope, "VA", months)
-        for month in months:
+        # September as it closed: the late session is October's adjustment, not September's too.
+        pd.testing.assert_frame_equal(at_once["2025-09"],
+                                      statements.read(db, scope, "VA", "2025-09").totals)
+        assert at_once["2025-09"]["total"].tolist() == [200.0]
+        for month in months[1:]:
             one = pd.DataFrame(queries.run(district, "statement", scope, {"vendor_id": "VA", "period": month}).attrs["totals"])
             pd.testing.assert_frame_equal(at_once[month].reset_index(drop=True), one, check_dtype=False)
     assert at_once["2025-10"]["adjustments"].tolist() == [100.0]
@@ -323,3 +328,20 @@ def test_the_reconciliation_s_months_at_once_are_the_statements_month_by_month(d
             queries.statement_totals(district, scope, "VA", months)
     with pytest.raises(queries.QueryError, match="YYYY-MM"):
         queries.statement_totals(district, ANALYST, "VA", ["2025-13"])
+
+
+def test_what_later_data_takes_back_from_a_certified_month_is_a_negative_provisional_part_and_the_parts_add_up():
+    """As the Overview, Vendors and Reports split what a vendor earned: VA's certified month froze
+    $300 that later data makes $250, which the next open month carries as -$50 and nothing else
+    earns yet; VB's open months earn $120 on top of its certified $100."""
+    closed = pd.DataFrame({"vendor_id": ["VA", "VB"], "period": ["2025-09", "2025-09"], "total": [300.0, 100.0],
+                           "adjustments": [0.0, 0.0], "certified": [True, True]})
+    split = statements.standing_by_vendor(closed, pd.Series({"VA": 250.0, "VB": 220.0}))
+    assert split.to_dict("index") == {
+        "VA": {"earned": 250.0, "certified": 300.0, "awaiting_signoff": 0.0, "provisional": -50.0},
+        "VB": {"earned": 220.0, "certified": 100.0, "awaiting_signoff": 0.0, "provisional": 120.0},
+    }
+    assert statements.standing_text(closed[closed["vendor_id"] == "VA"], 250.0) == (
+        "Of \\$250 earned: **\\$300 certified** (1 vendor month signed off by the district and the vendor); "
+        "less \\$50 provisional: what later data or new terms take back from closed months, carried into the next "
+        "open month, which moves when data arrives.")
