@@ -400,8 +400,11 @@ def query(view: str, scope_text: str, params: tuple[str, ...], output_format: st
         raise click.ClickException(str(error)) from None
     audit_command(warehouse.settings, "query", {**audited, "rows": len(frame)})
     if view == "statement":
+        from ciboard import statements
         from ciboard.payments import statement_table
 
+        frame = statements.as_kept(AppDB.of(warehouse.settings), scope, given.get("vendor_id") or scope.vendor_id,
+                                   given["period"], frame)
         # Its adjustment lines and totals too, as the statement's own file has them.
         frame = statement_table(frame)
     # A hidden cell says why it is blank, as in the dashboard's downloads.

@@ -39,11 +39,8 @@ def statement(vendor: str, period: str, output_format: str, output: Path | None,
     warehouse = warehouse_for(data_dir)
     audited = {"statement": vendor, "period": period, "scope": str(scope), "format": output_format}
     try:
-        rows = run(warehouse, "statement", scope, {"vendor_id": vendor, "period": period})
-        # A closed month is what was frozen, as the page shows it: what changed since is an
-        # adjustment of the next open month, so the month as computed now would count it twice.
-        closed = statements.read(AppDB.of(warehouse.settings), scope, vendor, period)
-        rows = closed.rows if closed else rows
+        computed = run(warehouse, "statement", scope, {"vendor_id": vendor, "period": period})
+        rows = statements.as_kept(AppDB.of(warehouse.settings), scope, vendor, period, computed)
     except WarehouseMissing as error:
         raise click.ClickException(str(error)) from None
     except (QueryError, ScopeError) as error:

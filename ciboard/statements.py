@@ -114,6 +114,14 @@ def sign(db: AppDB, who: Account, vendor_id: str, period: str, note: str = "") -
     return read(db, who.scope, vendor_id, closed.period)
 
 
+def as_kept(db: AppDB, scope: Scope, vendor_id: str | None, period: str, computed: pd.DataFrame) -> pd.DataFrame:
+    """A month's statement as the books keep it: a closed month as it was frozen, since what
+    changed after is an adjustment of the next open month (the month as computed now would
+    count it twice); an open month as `computed` (the statement view's rows)."""
+    closed = read(db, scope, vendor_id, period) if vendor_id else None
+    return closed.rows if closed else computed
+
+
 def read(db: AppDB, scope: Scope, vendor_id: str, period: str) -> Closed | None:
     """The closed statement as frozen, with its sign-offs; None if the month is not closed."""
     _own(scope, vendor_id)

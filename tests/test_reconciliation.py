@@ -312,3 +312,10 @@ def test_the_command_line_prints_the_books_the_module_keeps(changing):
                                        "--data-dir", str(changing.settings.data_dir)])
     assert frozen.exit_code == 0, frozen.output
     assert frozen.output.splitlines()[-1].endswith(",200.0")
+    # So is the statement view's, by `ciboard query`: its total the frozen one, not September's
+    # as computed now, and no October adjustment counted in it.
+    queried = CliRunner().invoke(main, ["query", "statement", "--param", "vendor_id=VA", "--param", "period=2025-09",
+                                        "--as", "admin", "--data-dir", str(changing.settings.data_dir)])
+    assert queried.exit_code == 0, queried.output
+    total = next(line for line in queried.output.splitlines() if line.startswith("TOTAL") or ",TOTAL," in line)
+    assert ",200.0" in total and ",300.0" not in total
