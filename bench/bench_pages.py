@@ -48,7 +48,10 @@ PAGES = {
 }
 PAGE_TARGET_MS = 300
 BROWSER_TARGET_S = 1.0
+# The targets for a page's first open: on the demo, and from 10M facts on.
 FIRST_OPEN_TARGET_S = 3.0
+FIRST_OPEN_TARGET_AT_SCALE_S = 5.0
+AT_SCALE_FACTS = 10_000_000
 # The navigation's names of the pages, in the order a first visit opens them.
 TITLES = {
     "overview": "Overview", "trends": "Trends", "disparities": "Disparities", "vendors": "Vendors",
@@ -249,10 +252,11 @@ def main() -> None:
     print(f"CI Board page benchmark: {facts:,} facts in {args.data_dir}")
     if args.first_opens:
         started_load = load()
+        target = FIRST_OPEN_TARGET_AT_SCALE_S if facts >= AT_SCALE_FACTS else FIRST_OPEN_TARGET_S
         found = first_opens(args.data_dir.resolve(), args.first_opens, args.keep_stored)
         start = "a restart (signals stored before)" if args.keep_stored else "a start (no signals stored)"
         print(f"\nFirst open of each page in Chromium after {start} and after a publish, median of {args.first_opens} rounds "
-              f"(target {FIRST_OPEN_TARGET_S:.0f} s; load average {started_load} at the start, {load()} at the end)")
+              f"(target {target:.0f} s at {facts:,} facts; load average {started_load} at the start, {load()} at the end)")
         print(f"{'page':<15}" + "".join(f"{when:>16}" for when in found) + "  result")
         for name in TITLES:
             cells, passed = "", True
@@ -260,7 +264,7 @@ def main() -> None:
                 median = statistics.median(seconds for seconds, _ in pages[name])
                 preparing = sum(said for _, said in pages[name])
                 cells += f"{median:>13.1f} s" + ("*" * bool(preparing)).rjust(2)
-                passed &= median < FIRST_OPEN_TARGET_S
+                passed &= median < target
             print(f"{name:<15}{cells}  {'PASS' if passed else 'FAIL'}")
         print("* in at least one round the page said its signals were being prepared, and showed them when ready")
         return
