@@ -198,9 +198,9 @@ def _payments(warehouse: Warehouse, db: AppDB, period: Period, lines: pd.DataFra
 
     to_date = earned(lines)
     before = earned(queries.run(warehouse, "payments", REPORT_SCOPE, {"end": period.start - timedelta(days=1)}))
-    closed = statements.standing(db, REPORT_SCOPE)
-    first_month = f"{period.school_year[:4]}-{warehouse.settings.school_year_start_month:02d}"
-    closed = closed[(closed["period"] >= first_month) & (closed["period"] <= period.end.strftime("%Y-%m"))]
+    # Earned to date runs from each contract's first day, a year before this one's included: so
+    # do the closed months it is split by.
+    closed = statements.standing(db, REPORT_SCOPE, until=period.end)
     rows = []
     for vendor, total in to_date.items():
         own = closed[closed["vendor_id"] == vendor]

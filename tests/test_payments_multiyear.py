@@ -243,3 +243,26 @@ def test_a_correction_to_a_year_no_longer_shown_keeps_its_own_total():
     adjusted = payments.adjusted(totals, lines).set_index("contract_starts_on")
     assert adjusted.loc[date(2025, 8, 1), ["adjustments", "total"]].tolist() == [0.0, 240.0]
     assert adjusted.loc[date(2024, 9, 3), ["adjustments", "total", "period"]].tolist() == [200.0, 200.0, "2025-10"]
+
+
+def test_a_report_splits_earned_to_date_by_every_month_closed_since_the_contract_began(tmp_path):
+    """A report's earned to date runs from the contract's first day, so a month certified in
+    2024-25 is part of what a 2025-26 report calls certified, not of what it calls provisional."""
+    from ciboard import reports, statements
+    from ciboard.access import Scope
+    from ciboard.accounts import Account
+    from ciboard.appdb import AppDB
+
+    warehouse = two_year_district(tmp_path)
+    db = AppDB.of(warehouse.settings)
+    admin = Account("admin", "Admin", "admin")
+    statements.close(warehouse, db, admin, "VM", "2024-09", today=date(2026, 12, 1))
+    statements.sign(db, admin, "VM", "2024-09")
+    statements.sign(db, Account("vm", "Vendor M", "vendor", "VM"), "VM", "2024-09")
+    certified = float(statements.read(db, Scope("admin"), "VM", "2024-09").totals["total"].sum())
+    assert certified == 200.0  # M1 and M3 served in September 2024, $100 each
+
+    [row] = reports.compute(warehouse, db, reports.period_of(warehouse, "2025-26", "year"), public=False)["payments"]
+    assert row["certified"] == certified
+    assert row["closed_awaiting_signoff"] == 0.0
+    assert row["provisional"] == round(row["earned_to_date"] - certified, 2)
