@@ -312,9 +312,10 @@ def test_a_facilitator_adds_a_commitment_comes_back_and_finalises_the_right_meet
     assert f"workgroup={group.id}" in page.url and f"meeting={older.id}" in page.url
     assert "Monday, March 2, 2026" in main.locator("h3").first.inner_text()
 
-    # Minutes wait for the server to have prepared this data version's signals, which a fresh
-    # test server may still be doing; the page shows them by itself once they are stored.
-    playwright.expect(main.get_by_text("signals are being prepared")).to_have_count(0, timeout=600_000)
+    # Minutes wait for the server to have prepared this data version's signals, gaps and
+    # movements, which a fresh test server may still be doing; the page shows them by itself
+    # once they are stored, and only then may the minutes be finalised.
+    playwright.expect(main.get_by_text("being prepared")).to_have_count(0, timeout=600_000)
     settle(page, busy)
     main.get_by_role("button", name="Finalise the minutes").click()
     asked = page.locator("[data-testid='stPopoverBody']").inner_text()
