@@ -12,17 +12,26 @@ The interface is the file warehouse's (`version`, `cursor`, `at`, `workspace`, `
   a page run reads one snapshot across all its queries, and a pinned record reads its own;
 - a publish is one DuckLake transaction, so a failed block writes nothing and readers see all
   of a publish or none of it;
-- the views are macros of each reader's own in-memory database over the lake's tables, made
-  from today's code, so an old snapshot is read through today's views;
+- the views are macros of each reader's own in-memory database over the snapshot's tables,
+  made from today's code, so an old snapshot is read through today's views;
+- a server reads a snapshot from the lake only until its own read copy is made: the snapshot's
+  tables in a local DuckDB file (`read_copies`), built once per snapshot in the background.
+  DuckLake reads its catalog for every table of every query, 3 ms a table on a SQLite catalog
+  and 10-40 ms on PostgreSQL, which made a view 2 to 6 times slower than the same view on a
+  DuckDB file; a snapshot never changes, so its copy never goes stale;
 - old snapshots expire in `maintain`, after `keep_days`, unless a record pinned them.
 """
 
+import fcntl
+import logging
+import os
 import re
 import shutil
+import sqlite3
 import tempfile
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from collections.abc import Callable, Iterator
+from contextlib import closing, contextmanager, suppress
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -35,6 +44,12 @@ from ciboard.warehouse import WORKSPACE_MEMORY, Warehouse, WarehouseMissing, Wor
 
 PREFIX = "lake-"
 LAKE = "lake"
+COPY = "read_copy"
+# Read copies kept per server, the most recently opened first: the current snapshot, the one
+# before (a page may still be finishing on it) and one a pinned record was last read at.
+COPIES_KEPT = 3
+
+log = logging.getLogger(__name__)
 
 
 class LakeError(RuntimeError):
@@ -95,6 +110,11 @@ def lake_files(settings: Settings) -> Path:
     return lake_root(settings) / "data"
 
 
+def read_copies(settings: Settings) -> Path:
+    """This server's copies of snapshots it reads: under its own data folder, not the shared lake."""
+    return Path(settings.data_dir) / "lake-copies"
+
+
 def number(version: str) -> int:
     if not version.startswith(PREFIX) or not version.removeprefix(PREFIX).isdigit():
         raise LakeError(f"{version!r} is not a lake snapshot id")
@@ -121,7 +141,10 @@ class Lake:
     def __init__(self, settings: Settings):
         self.settings = settings
         self._control: duckdb.DuckDBPyConnection | None = None
-        self._readers: dict[int, duckdb.DuckDBPyConnection] = {}
+        self._readers: dict[int, tuple[duckdb.DuckDBPyConnection, Path, bool]] = {}
+        self._retired: list[duckdb.DuckDBPyConnection] = []
+        self._wanted: dict[int, Path] = {}
+        self._copier: threading.Thread | None = None
         self._lock = threading.Lock()
 
     def _control_cursor(self) -> duckdb.DuckDBPyConnection:
@@ -156,37 +179,89 @@ class Lake:
             con.close()
 
     def current(self) -> int:
+        """The newest snapshot, from DuckLake's own snapshot table: every query's cursor asks, and
+        its `snapshots()` function takes 6 ms to the table's 1."""
         with self._control_cursor() as cur:
-            return cur.execute(f"select max(snapshot_id) from {LAKE}.snapshots()").fetchall()[0][0]
+            return cur.execute(f"select max(snapshot_id) from __ducklake_metadata_{LAKE}.ducklake_snapshot").fetchall()[0][0]
 
     def snapshots(self) -> list[tuple[int, datetime]]:
         with self._control_cursor() as cur:
             return [(n, at.replace(tzinfo=None)) for n, at in cur.execute(
                 f"select snapshot_id, snapshot_time::timestamp from {LAKE}.snapshots() order by 1").fetchall()]
 
-    def reader(self, snapshot: int, views_sql: str) -> duckdb.DuckDBPyConnection:
-        """A connection reading `snapshot`: an in-memory database whose views name the lake's
-        tables as they were then, and today's macros over them."""
+    def reader(self, snapshot: int, views_sql: Callable[[], str]) -> duckdb.DuckDBPyConnection:
+        """A connection reading `snapshot`: an in-memory database whose views name the snapshot's
+        tables, and today's macros over them. The tables are the read copy's once it is made,
+        and the lake's until then (asking for the copy to be made)."""
+        reading = self._readers.get(snapshot)
+        copy = reading[1] if reading else self.read_copy(snapshot)
         with self._lock:
-            con = self._readers.get(snapshot)
-            if con is None:
+            reading = self._readers.get(snapshot)
+            if reading is None or (not reading[2] and copy.exists()):
                 con = connect(self.settings)
-                con.execute(attach_sql(self.settings, LAKE, read_only=True, snapshot=snapshot))
-                for table in _lake_tables(con, LAKE, snapshot):
-                    con.execute(f'create view "{table}" as select * from {LAKE}.main."{table}"')
-                con.execute(views_sql)
-                self._readers[snapshot] = con
+                try:
+                    con.execute(f"attach {_literal(str(copy))} as {COPY} (read_only)")
+                    tables, source, copied = _tables_of(con, COPY), f"{COPY}.main", True
+                    with suppress(FileNotFoundError):
+                        os.utime(copy)  # recently read: kept before older copies
+                except duckdb.IOException:  # not made yet, or removed since it was seen
+                    con.execute(attach_sql(self.settings, LAKE, read_only=True, snapshot=snapshot))
+                    tables, source, copied = _lake_tables(con, LAKE, snapshot), f"{LAKE}.main", False
+                    self._ask_for_copy(snapshot, copy)
+                for table in tables:
+                    con.execute(f'create view "{table}" as select * from {source}."{table}"')
+                con.execute(views_sql())
+                if reading is not None:
+                    self._retired.append(reading[0])  # a page may still be finishing a query on it
+                reading = self._readers[snapshot] = (con, copy, copied)
                 # The newest two stay open: a page may still be finishing a query on the older.
                 for old in sorted(self._readers)[:-2]:
                     if old != snapshot:
-                        self._readers.pop(old).close()
-            return con.cursor()
+                        self._readers.pop(old)[0].close()
+            return reading[0].cursor()
+
+    def read_copy(self, snapshot: int) -> Path:
+        """Where this server keeps its copy of `snapshot`. The name holds the lake's own id too, so
+        a lake made again in the same place never reads an earlier lake's copy."""
+        with self._control_cursor() as cur:
+            [(lake_id,)] = cur.execute(
+                f"select schema_uuid from __ducklake_metadata_{LAKE}.ducklake_schema order by schema_id limit 1"
+            ).fetchall()
+        return read_copies(self.settings) / f"{version_name(snapshot)}-{str(lake_id)[:8]}.duckdb"
+
+    def _ask_for_copy(self, snapshot: int, copy: Path) -> None:
+        self._wanted[snapshot] = copy
+        if self._copier is None or not self._copier.is_alive():
+            self._copier = threading.Thread(target=self._make_copies, name="lake-read-copies", daemon=True)
+            self._copier.start()
+
+    def _make_copies(self) -> None:
+        """Makes the asked-for read copies, the newest snapshot first, one at a time, of the
+        snapshots a reader still has open: an ingest of many files reads each snapshot it makes,
+        and copies of the ones in between would be wasted."""
+        while True:
+            with self._lock:
+                wanted = [n for n in self._wanted if n in self._readers]
+                if not wanted:
+                    self._wanted.clear()
+                    self._copier = None
+                    return
+                snapshot = max(wanted)
+                copy = self._wanted.pop(snapshot)
+            try:
+                make_read_copy(self.settings, snapshot, copy)
+            except Exception:  # noqa: BLE001 - a copy is only faster; the lake still answers
+                log.warning("could not make a read copy of snapshot %s; reading it from the lake", snapshot, exc_info=True)
 
     def close(self) -> None:
         with self._lock:
-            for con in self._readers.values():
+            for con, _, _ in self._readers.values():
+                con.close()
+            for con in self._retired:
                 con.close()
             self._readers.clear()
+            self._retired.clear()
+            self._wanted.clear()
             if self._control is not None:
                 self._control.close()
                 self._control = None
@@ -256,7 +331,7 @@ class LakeWarehouse(Warehouse):
         moved in (a record pinned it before the move) is the snapshot it became."""
         if version.startswith(PREFIX):
             return version
-        with self.lake.reader(self.lake.current(), views_sql()) as cur:
+        with self.lake.reader(self.lake.current(), views_sql) as cur:
             if not _has_table(cur, "version_aliases"):
                 return version
             found = cur.execute("select snapshot from version_aliases where file_version = ?", [version]).fetchall()
@@ -273,7 +348,7 @@ class LakeWarehouse(Warehouse):
         return super().at(self.resolve(version))
 
     def cursor(self, version: str | None = None) -> duckdb.DuckDBPyConnection:
-        return self.lake.reader(number(self.resolve(version or self.version())), views_sql())
+        return self.lake.reader(number(self.resolve(version or self.version())), views_sql)
 
     def close(self) -> None:
         self.lake.close()
@@ -355,6 +430,7 @@ class LakeWarehouse(Warehouse):
             return
         self.lake.close()  # the control connection read a catalog that had no lake yet
         created = self.lake.created()
+        _readers_never_block_writers(self.settings)
         con = connect(self.settings)
         try:
             con.execute(attach_sql(self.settings, "target", read_only=False, create=not created))
@@ -465,6 +541,62 @@ class LakeWarehouse(Warehouse):
                 if version in moved:
                     self.pin(moved[version], record)
         return moved
+
+
+def _readers_never_block_writers(settings: Settings) -> None:
+    """Puts a SQLite catalog in write-ahead-log mode. In SQLite's default mode a query reading
+    the catalog (every query on the lake does) makes another process's commit fail with
+    'database is locked'; with the log, readers and the one writer go on side by side."""
+    if not catalog(settings).startswith("sqlite:"):
+        return
+    path = Path(catalog(settings).removeprefix("sqlite:"))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with closing(sqlite3.connect(path, timeout=30)) as db:
+        if db.execute("pragma journal_mode").fetchone()[0] != "wal":
+            db.execute("pragma journal_mode = wal")
+
+
+def make_read_copy(settings: Settings, snapshot: int, target: Path) -> None:
+    """Copies `snapshot`'s tables into `target`, a DuckDB file, unless it is made already or
+    another process is making it. The file appears whole or not at all."""
+    folder = target.parent
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / f"{target.stem}.lock", "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return  # another process on this server is making it
+        if target.exists():
+            return
+        partial = target.with_name(f"{target.name}.{os.getpid()}.partial")
+        con = connect(settings)
+        try:
+            con.execute(attach_sql(settings, LAKE, read_only=True, snapshot=snapshot))
+            con.execute(f"attach {_literal(str(partial))} as {COPY}")
+            for table in _lake_tables(con, LAKE, snapshot):
+                con.execute(f'create table {COPY}."{table}" as select * from {LAKE}.main."{table}"')
+            con.execute(f"detach {COPY}")
+        except BaseException:
+            con.close()
+            partial.unlink(missing_ok=True)
+            raise
+        con.close()
+        os.replace(partial, target)
+    _forget_old_copies(folder)
+
+
+def _forget_old_copies(folder: Path) -> None:
+    """Deletes all but the COPIES_KEPT most recently read copies. A process still reading one
+    keeps its open file; one about to open it reads the lake instead."""
+    def last_read(copy: Path) -> float:
+        try:
+            return copy.stat().st_mtime
+        except FileNotFoundError:
+            return 0.0
+
+    for old in sorted(folder.glob(f"{PREFIX}*.duckdb"), key=last_read, reverse=True)[COPIES_KEPT:]:
+        old.unlink(missing_ok=True)
+        (folder / f"{old.stem}.lock").unlink(missing_ok=True)
 
 
 def _lake_tables(con: duckdb.DuckDBPyConnection, alias: str, snapshot: int) -> list[str]:

@@ -4,11 +4,14 @@ Each test reads through the same interface the pages use (`cursor`, `at`, `publi
 what holds for the file warehouse in test_warehouse.py is checked here for the lake.
 """
 
+import fcntl
+import shutil
 import signal
 import subprocess
 import sys
 from pathlib import Path
 
+import duckdb
 import pytest
 from click.testing import CliRunner
 
@@ -16,7 +19,7 @@ from ciboard import cli
 from conftest import make_warehouse, sample_submissions, snapshot, write_csv
 from ciboard.access import ANALYST
 from ciboard.ingest import IngestRejected, Submission, ingest
-from ciboard.lake import LakeWarehouse, lake_ddl
+from ciboard.lake import COPIES_KEPT, LakeWarehouse, lake_ddl, lake_files, make_read_copy, number, read_copies
 from ciboard.queries import run
 from ciboard.warehouse import VersionGone, Warehouse, migrations
 
@@ -251,3 +254,93 @@ def test_an_ingest_killed_at_any_point_leaves_the_last_snapshot_whole(tmp_path, 
     after.maintain()  # and the files of the killed ingest go
     assert count(after, "facts") in (0, count(after.at(after.version()), "facts"))
     after.close()
+
+
+
+def wait_for_copies(lake: LakeWarehouse) -> None:
+    copier = lake.lake._copier
+    if copier is not None:
+        copier.join(timeout=60)
+
+
+def new_snapshot(lake: LakeWarehouse) -> int:
+    with lake.publish() as con:
+        con.execute("create table if not exists scratch (n integer)")
+        con.execute("insert into scratch values (1)")
+    return number(lake.version())
+
+
+def test_a_server_reads_the_lake_until_its_read_copy_of_the_snapshot_is_made_then_the_copy(lake, tmp_path):
+    ingest(lake, sample_submissions())
+    current = number(lake.version())
+    through_lake = snapshot(lake)
+    assert not lake.lake._readers[current][2], "the first read waited for a copy"
+    wait_for_copies(lake)
+    assert f"{current:06d}" in [c.name.split("-")[1] for c in read_copies(lake.settings).glob("lake-*.duckdb")]
+
+    assert snapshot(lake) == through_lake
+    assert lake.lake._readers[current][2], "the reader did not move to the copy once it was made"
+    elsewhere = make_warehouse(  # the same lake, and no copy of its own
+        tmp_path / "another-server", catalog_url=f"sqlite:{tmp_path}/catalog.sqlite", lake_path=tmp_path / "data" / "lake"
+    )
+    for view, params in (
+        ("series", {"metric": "tutoring_attendance_rate"}),
+        ("breakdown", {"metric": "tutoring_attendance_rate", "by": "race_ethnicity"}),
+    ):
+        ours, theirs = run(lake, view, ANALYST, params), run(elsewhere, view, ANALYST, params)
+        assert len(ours) > 0 and ours.equals(theirs), view
+    elsewhere.close()
+
+
+def test_a_lake_made_again_in_the_same_place_never_reads_the_earlier_lakes_copy(tmp_path):
+    first = lake_at(tmp_path)
+    first.init(["2025-26"])
+    ingest(first, sample_submissions())
+    assert count(first, "facts") > 0
+    wait_for_copies(first)
+    assert list(read_copies(first.settings).glob(f"{first.version()}-*.duckdb"))
+    first.close()
+    (tmp_path / "catalog.sqlite").unlink()
+    shutil.rmtree(tmp_path / "data" / "lake")
+
+    again = lake_at(tmp_path)
+    again.init(["2025-26"])
+    while number(again.version()) < number(first.version()):
+        new_snapshot(again)
+    assert again.version() == first.version()
+    assert count(again, "facts") == 0, "the new lake read the earlier lake's copy of the same snapshot"
+    again.close()
+
+
+def test_a_read_copy_appears_whole_or_not_at_all_and_only_one_process_makes_it(lake):
+    ingest(lake, sample_submissions())
+    current = number(lake.version())
+    target = lake.lake.read_copy(current)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with open(target.parent / f"{target.stem}.lock", "w") as another_process:
+        fcntl.flock(another_process, fcntl.LOCK_EX)
+        make_read_copy(lake.settings, current, target)
+        assert not target.exists(), "two processes made the same copy at once"
+
+    make_read_copy(lake.settings, current, target)
+    assert target.exists() and not list(target.parent.glob("*.partial"))
+    made = target.stat().st_mtime_ns
+    make_read_copy(lake.settings, current, target)
+    assert target.stat().st_mtime_ns == made, "a copy that was made already was made again"
+
+    with pytest.raises(duckdb.Error):  # the lake's files are gone mid-copy: no partial copy stays
+        shutil.rmtree(lake_files(lake.settings))
+        target.unlink()
+        make_read_copy(lake.settings, current, target)
+    assert not target.exists() and not list(target.parent.glob("*.partial"))
+
+
+def test_a_server_keeps_only_its_most_recently_read_copies(lake):
+    made = []
+    for _ in range(COPIES_KEPT + 2):
+        current = new_snapshot(lake)
+        made.append(lake.lake.read_copy(current))
+        make_read_copy(lake.settings, current, made[-1])
+    kept = sorted(read_copies(lake.settings).glob("lake-*.duckdb"))
+    assert kept == sorted(made[-COPIES_KEPT:])
+    assert sorted(p.stem for p in read_copies(lake.settings).glob("*.lock")) == sorted(p.stem for p in kept)
