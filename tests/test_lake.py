@@ -52,10 +52,10 @@ def test_a_catalog_url_puts_the_warehouse_on_the_lake_with_every_migration(lake,
 
 
 def test_the_lake_takes_every_migration_without_constraints_it_refuses():
-    for number, _, sql in migrations():
+    for migration, _, sql in migrations():
         stripped = lake_ddl(sql).lower()
-        assert "primary key" not in stripped and " unique" not in stripped, number
-        assert "check (" not in stripped.replace("  ", " "), number
+        assert "primary key" not in stripped and " unique" not in stripped, migration
+        assert "check (" not in stripped.replace("  ", " "), migration
 
 
 def test_the_sample_files_read_the_same_through_the_lake_as_through_files(lake, tmp_path):
