@@ -6,10 +6,13 @@ Builds the same demo district twice, on versioned DuckDB files and on DuckLake (
 catalog), as DIR/files and DIR/lake, unless --keep names a folder that has both from an
 earlier run. Then, in one
 process and alternating between the storages so a busy machine slows both alike:
+0. how long a server takes to make its read copy of the current and of a pinned snapshot
+   (what it reads until the copy is made is the lake itself);
 1. every view case of bench_core through `queries.run` as an analyst: files, the lake's
    current snapshot, and the lake read at its previous snapshot (a record's pinned one);
-2. one more week of a vendor's sessions loaded through `ingest` into each, end to end;
-3. disk: the file warehouse's folder against the lake's files and catalog, and the lake's
+2. three views against SQL written by hand that gives the same numbers, on each storage;
+3. one more week of a vendor's sessions loaded through `ingest` into each, end to end;
+4. disk: the file warehouse's folder against the lake's files and catalog, and the lake's
    data files before and after `maintain`.
 Figures to stdout; nothing asserts on time.
 """
@@ -28,9 +31,33 @@ from bench_core import SCHOOL_YEAR, query_cases, table  # noqa: E402
 from ciboard import demo  # noqa: E402
 from ciboard.access import Scope  # noqa: E402
 from ciboard.ingest import Submission, ingest  # noqa: E402
+from ciboard.lake import make_read_copy, number  # noqa: E402
 from ciboard.queries import run  # noqa: E402
 from ciboard.settings import Settings  # noqa: E402
 from ciboard.warehouse import Warehouse  # noqa: E402
+
+
+# The issue's three cases, as an analyst reads them, each with SQL written by hand over the
+# tables that gives the same value and student count per group (the view's exact sample_sd
+# and cell key included, so both do the same work).
+HANDWRITTEN_SELECT = """
+    sum(f.value) / nullif(sum(f.denominator), 0) as value, count(distinct f.student_key) as n,
+    sum(f.value) as numerator, sum(f.denominator) as denominator, sample_sd(f.value) as sd,
+    bit_xor(distinct hash(f.student_key, k.secret)) as cell_key
+from facts as f
+join calendar_weeks as w on w.week_start = f.period_start
+cross join privacy_key as k
+where f.metric_id = 'tutoring_attendance_rate'"""
+HANDWRITTEN = [
+    ("breakdown by race", ("breakdown", {"metric": "tutoring_attendance_rate", "by": "race_ethnicity"}),
+     f"select f.race_ethnicity as group_1, {HANDWRITTEN_SELECT} and f.race_ethnicity is not null group by 1 order by 1"),
+    ("breakdown by vendor x EL",
+     ("breakdown", {"metric": "tutoring_attendance_rate", "by": "vendor_id", "by2": "english_learner"}),
+     f"select coalesce(f.vendor_id, 'not tutored') as group_1, f.english_learner::varchar as group_2, {HANDWRITTEN_SELECT}"
+     " and f.english_learner is not null group by 1, 2 order by 1, 2"),
+    ("vendors", ("vendors", {"metric": "tutoring_attendance_rate"}),
+     f"select coalesce(f.vendor_id, 'not tutored') as vendor_id, {HANDWRITTEN_SELECT} group by 1 order by 1"),
+]
 
 
 def folder_mb(path: Path) -> float:
@@ -63,6 +90,14 @@ def main() -> int:
     previous = f"lake-{int(lake.version().removeprefix('lake-')) - 1:06d}"
     pinned = lake.at(previous)
     readers = {"files": files, "lake": lake, "lake, pinned": pinned}
+    copies = []
+    for name, warehouse in (("current", lake), ("pinned", pinned)):
+        snapshot = number(warehouse.version())
+        target = warehouse.lake.read_copy(snapshot)
+        target.unlink(missing_ok=True)
+        took = timed(lambda: make_read_copy(warehouse.settings, snapshot, target))
+        copies.append([name, warehouse.version(), f"{took / 1000:.1f}", f"{target.stat().st_size / 1e6:.1f}"])
+        warehouse.cursor().close()  # reads the copy from here on
 
     cases = query_cases("V1")
     times: dict[tuple[str, str], list[float]] = {}
@@ -76,8 +111,30 @@ def main() -> int:
     for view, label, params in cases:
         medians = [statistics.median(times[(label, name)]) for name in readers]
         rows.append([f"{view}: {label}", *(f"{m:.0f}" for m in medians), f"{medians[1] / medians[0]:.2f}", f"{medians[2] / medians[1]:.2f}"])
-    print(f"1. View latency, median ms over {args.repeats} alternating rounds ({args.students:,} students)")
+    print("0. Each server's read copy of a snapshot, made once per snapshot in the background")
+    print(table(["snapshot", "id", "seconds", "MB"], copies))
+    print(f"\n1. View latency, median ms over {args.repeats} alternating rounds ({args.students:,} students)")
     print(table(["case", *readers, "lake/files", "pinned/current"], rows))
+
+    print("\n2. The views against hand-written SQL computing the same numbers on the same snapshot, median ms")
+    rows = []
+    for label, (view, params), handwritten in HANDWRITTEN:
+        for name in ("files", "lake"):
+            warehouse = readers[name]
+            with warehouse.cursor() as cur:
+                ours = run(warehouse, view, Scope("analyst"), params)
+                theirs = cur.execute(handwritten).df()
+            for column in ("value", "n"):
+                if ours[column].astype(float).round(9).tolist() != theirs[column].astype(float).round(9).tolist():
+                    raise RuntimeError(f"{label}: the hand-written SQL's {column} differs from the view's on {name}")
+            view_ms, raw_ms = [], []
+            for _ in range(args.repeats):
+                view_ms.append(timed(lambda: run(warehouse, view, Scope("analyst"), params)))
+                with warehouse.cursor() as cur:
+                    raw_ms.append(timed(lambda: cur.execute(handwritten).fetchall()))
+            v, r = statistics.median(view_ms), statistics.median(raw_ms)
+            rows.append([label, name, f"{v:.0f}", f"{r:.0f}", f"{v / r:.2f}"])
+    print(table(["case", "storage", "view", "hand-written", "view/hand-written"], rows))
 
     upload = []
     for name, warehouse in (("files", files), ("lake", lake)):
@@ -86,14 +143,14 @@ def main() -> int:
             rows_in = sum(1 for _ in open(path)) - 1
             took = timed(lambda: ingest(warehouse, [Submission(path, "sessions", "V1")]))
             upload.append([name, f"{rows_in:,}", f"{took / 1000:.2f}"])
-    print("\n2. One more week of V1's sessions through ingest, end to end")
+    print("\n3. One more week of V1's sessions through ingest, end to end")
     print(table(["storage", "rows", "seconds"], upload))
 
     lake_files = root / "lake" / "lake" / "data"
     before = (folder_mb(lake_files), len(list(lake_files.rglob("*.parquet"))))
     lake.maintain()
     after = (folder_mb(lake_files), len(list(lake_files.rglob("*.parquet"))))
-    print("\n3. Disk, MB")
+    print("\n4. Disk, MB")
     print(table(["what", "MB", "files"], [
         ["file warehouse (every version kept)", f"{folder_mb(root / 'files' / 'warehouse'):.1f}",
          str(len(list((root / "files" / "warehouse").glob("wh-*.duckdb"))))],
