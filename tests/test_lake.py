@@ -344,3 +344,19 @@ def test_a_server_keeps_only_its_most_recently_read_copies(lake):
     kept = sorted(read_copies(lake.settings).glob("lake-*.duckdb"))
     assert kept == sorted(made[-COPIES_KEPT:])
     assert sorted(p.stem for p in read_copies(lake.settings).glob("*.lock")) == sorted(p.stem for p in kept)
+
+
+def test_a_publish_staged_from_the_read_copy_writes_what_one_staged_from_the_lake_writes(lake, tmp_path):
+    twin = lake_at(tmp_path / "twin")  # makes no read copy before it publishes
+    twin.init(["2025-26"])
+    for warehouse in (lake, twin):
+        ingest(warehouse, sample_submissions())
+    current = number(lake.version())
+    make_read_copy(lake.settings, current, lake.lake.read_copy(current))
+
+    for warehouse in (lake, twin):
+        with warehouse.publish() as con:
+            con.execute("delete from facts where metric_id = 'tutoring_attendance_rate'")
+            con.execute("update students set grade = grade + 1 where grade < 5")
+    assert snapshot(lake) == snapshot(twin)
+    assert count(lake, "facts") > 0
