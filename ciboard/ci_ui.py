@@ -325,12 +325,13 @@ def packet_downloads(meeting: ci_records.Meeting, group: ci_records.Workgroup) -
     left, middle, right = st.columns(3, vertical_alignment="center")
     if key not in st.session_state:
         if left.button("Prepare the meeting packet", icon=":material/folder_zip:"):
-            from ciboard import packet
+            from ciboard import packet, packet_files
 
             with st.spinner("Writing the packet…"):
                 built = packet.build(warehouse(), db(), scope(), meeting.id, lettered=aliasing())  # the screen's letters
                 st.session_state[key] = {
-                    packet.filename(built, "html"): packet.to_html(built), packet.filename(built, "md"): packet.to_markdown(built)
+                    packet_files.filename(built, "html"): packet_files.to_html(built),
+                    packet_files.filename(built, "md"): packet_files.to_markdown(built),
                 }
             st.rerun()
         return

@@ -509,7 +509,7 @@ def test_follow_up_counts_an_analyst_froze_reach_a_facilitator_protected_on_scre
     """An analyst's snapshot holds exact follow-up counts, small ones too. A facilitator reads
     them as its own scope counts them (small ones hidden, the rest with the cell-key noise), on
     the meeting's screen and in its packet, never the analyst's."""
-    from ciboard import packet
+    from ciboard import packet, packet_files
 
     group = make_group(store, "Frozen follow-up counts")
     held_on = date(2026, 3, 12)
@@ -527,7 +527,7 @@ def test_follow_up_counts_an_analyst_froze_reach_a_facilitator_protected_on_scre
     shown = " ".join(m.value for m in app.markdown)
     assert expected in shown and exact not in shown
 
-    text = packet.to_markdown(packet.build(dashboard, store, FACILITATOR, draft.id))
+    text = packet_files.to_markdown(packet.build(dashboard, store, FACILITATOR, draft.id))
     assert expected in text and exact not in text
     # The analyst who froze them reads them as frozen.
-    assert exact in packet.to_markdown(packet.build(dashboard, store, ANALYST, draft.id))
+    assert exact in packet_files.to_markdown(packet.build(dashboard, store, ANALYST, draft.id))
