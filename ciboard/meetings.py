@@ -11,9 +11,8 @@ saved revision is kept whole in `history`. A finalised meeting is read-only (`Me
 and keeps the snapshot of what was on screen. Records live in SQLite beside the warehouse,
 which an ingest never touches, so they survive ingests and restarts.
 
-What someone types and has not saved is kept too, as their `Draft` of the record: one per
-person and record, read by no one else, never a revision. Saving the record removes the
-saver's draft.
+What someone types and has not saved is kept too, as their draft of the record
+(ciboard.drafts); saving the record removes the saver's draft.
 """
 
 import dataclasses
@@ -107,19 +106,6 @@ class OpenCommitment:
     status: str
     overdue: bool
     days_overdue: int
-
-
-@dataclass(frozen=True)
-class Draft:
-    """What one person typed into a record's form and has not saved: each field's text as the
-    form held it, the revision they typed over, and when it was last kept."""
-
-    entity: str
-    entity_id: int
-    username: str
-    revision: int
-    texts: dict[str, str]
-    saved_at: datetime
 
 
 @dataclass(frozen=True)
@@ -374,11 +360,11 @@ def save_meeting(db: AppDB, scope: Scope, record: Meeting, *, by: str, at: datet
     district_only(scope, "meetings")
     _check_meeting(record)
     with db.transaction() as con:
-        _one_in(con, "workgroup", record.workgroup_id)
+        one_in(con, "workgroup", record.workgroup_id)
         if record.id is not None:
-            stored = _one_in(con, "meeting", record.id)
+            stored = one_in(con, "meeting", record.id)
             if stored.is_final:
-                raise MeetingFinal(_final_message(stored))
+                raise MeetingFinal(final_message(stored))
         if record.is_final or record.snapshot is not None:
             raise ValueError("a meeting becomes final only through finalise(), which freezes its snapshot")
         return _drop_draft(con, _store(con, record, by=by, at=at), by)
@@ -402,9 +388,9 @@ def finalise(
     text = json.dumps(snapshot, allow_nan=False, sort_keys=True)
     at = at or _now()
     with db.transaction() as con:
-        stored = _one_in(con, "meeting", meeting_id)
+        stored = one_in(con, "meeting", meeting_id)
         if stored.is_final:
-            raise MeetingFinal(_final_message(stored))
+            raise MeetingFinal(final_message(stored))
         if revision is not None and revision != stored.revision:
             raise EditConflict("meeting", stored, replace(stored, revision=revision))
         final = replace(
@@ -422,12 +408,12 @@ def save_commitment(db: AppDB, scope: Scope, record: Commitment, *, by: str, at:
     with db.transaction() as con:
         if record.id is None:
             district_only(scope, "new commitments")
-            made_at = _one_in(con, "meeting", record.meeting_id) if record.meeting_id is not None else None
+            made_at = one_in(con, "meeting", record.meeting_id) if record.meeting_id is not None else None
             if made_at is not None and made_at.is_final:
-                raise MeetingFinal(_final_message(made_at) + "; record the commitment at a later meeting")
+                raise MeetingFinal(final_message(made_at) + "; record the commitment at a later meeting")
             first = LogEntry(record.made_on, record.status, by, "", at)
             return _store(con, replace(record, log=[first]), by=by, at=at)
-        stored = _one_in(con, "commitment", record.id)
+        stored = one_in(con, "commitment", record.id)
         may_update_commitment(scope, stored)
         if is_party(scope) and _without_status(record) != _without_status(stored):
             raise ScopeError(f"a {scope.role} account can change only the status of its own commitments")
@@ -458,7 +444,7 @@ def update_status(
     if on > at.date():
         raise ValueError(f"a status change cannot be dated after today ({on} > {at.date()})")
     with db.transaction() as con:
-        stored = _one_in(con, "commitment", commitment_id)
+        stored = one_in(con, "commitment", commitment_id)
         may_update_commitment(scope, stored)
         if on < stored.made_on:
             raise ValueError(f"the commitment was made on {stored.made_on}; a change cannot come before it")
@@ -492,7 +478,7 @@ def add_observation(
         raise ValueError("an observation needs some text")
     at = at or _now()
     with db.transaction() as con:
-        stored = _one_in(con, "pdsa", pdsa_id)
+        stored = one_in(con, "pdsa", pdsa_id)
         note = Observation(on or at.date(), text.strip(), by)
         return _store(con, replace(stored, observations=[*stored.observations, note]), by=by, at=at)
 
@@ -513,7 +499,7 @@ def choose_idea(
     district_only(scope, "root-cause analyses")
     at = at or _now()
     with db.transaction() as con:
-        stored = _one_in(con, "root_cause", root_cause_id)
+        stored = one_in(con, "root_cause", root_cause_id)
         if revision != stored.revision:
             raise EditConflict("root_cause", stored, replace(stored, chosen_idea=idea, revision=revision))
         if not 0 <= idea < len(stored.ideas):
@@ -531,59 +517,6 @@ def choose_idea(
             links = {"pdsa_id": None, "commitment_id": made.id}
         chosen = _store(con, replace(stored, chosen_idea=idea, **links), by=by, at=at)
     return chosen, made
-
-
-# --- drafts: what someone typed and has not saved ------------------------------------------
-
-
-def keep_draft(
-    db: AppDB, scope: Scope, entity: str, entity_id: int, texts: Mapping[str, str], *, by: str, revision: int,
-    at: datetime | None = None,
-) -> Draft:
-    """Keeps `by`'s unsaved text of a record, replacing their earlier draft of it. `revision`
-    is the revision their form opened at. Touches neither the record nor its history."""
-    if entity not in TABLES:
-        raise ValueError(f"unknown record kind {entity!r}; the kinds are {', '.join(TABLES)}")
-    district_only(scope, PLURALS[entity])
-    if not by or not str(by).strip():
-        raise ValueError("a draft names whose it is")
-    at = at or _now()
-    texts = {str(name): str(text) for name, text in texts.items()}
-    with db.transaction() as con:
-        stored = _one_in(con, entity, entity_id)
-        if entity == "meeting" and stored.is_final:
-            raise MeetingFinal(_final_message(stored))
-        con.execute(
-            """insert into drafts (username, entity, entity_id, revision, texts, saved_at) values (?, ?, ?, ?, ?, ?)
-               on conflict (username, entity, entity_id)
-               do update set revision = excluded.revision, texts = excluded.texts, saved_at = excluded.saved_at""",
-            [by, entity, entity_id, revision, json.dumps(texts), at.isoformat()],
-        )
-    return Draft(entity, entity_id, by, revision, texts, at)
-
-
-def draft(db: AppDB, entity: str, entity_id: int, *, by: str) -> Draft | None:
-    """`by`'s own unsaved text of a record, if they left any."""
-    with db.connect() as con:
-        row = con.execute(
-            "select * from drafts where username = ? and entity = ? and entity_id = ?", [by, entity, entity_id]
-        ).fetchone()
-    if row is None:
-        return None
-    return Draft(row["entity"], row["entity_id"], row["username"], row["revision"], json.loads(row["texts"]),
-                 datetime.fromisoformat(row["saved_at"]))
-
-
-def discard_draft(db: AppDB, entity: str, entity_id: int, *, by: str) -> None:
-    with db.transaction() as con:
-        con.execute("delete from drafts where username = ? and entity = ? and entity_id = ?", [by, entity, entity_id])
-
-
-def _drop_draft(con, saved, by: str):
-    """A save takes what the saver typed: their draft of the record has served."""
-    con.execute("delete from drafts where username = ? and entity = ? and entity_id = ?",
-                [by, ENTITY_OF[type(saved)], saved.id])
-    return saved
 
 
 # --- which commitments concern a workgroup ------------------------------------------
@@ -668,7 +601,7 @@ def _check_pdsa(record: PdsaCycle) -> None:
         raise ValueError("a cycle cannot end before it starts")
 
 
-def _final_message(m: Meeting) -> str:
+def final_message(m: Meeting) -> str:
     return (
         f"the meeting of {m.held_on} was finalised on {m.finalised_at:%Y-%m-%d} by {m.finalised_by};"
         " its minutes are read-only"
@@ -709,7 +642,7 @@ def _store(con, record, *, by: str, at: datetime | None, stored=None):
         ).fetchone()
         saved = replace(saved, id=new_id)
     else:
-        stored = stored or _one_in(con, entity, record.id)
+        stored = stored or one_in(con, entity, record.id)
         if stored.revision != record.revision:
             raise EditConflict(entity, stored, record)
         saved = replace(record, revision=stored.revision + 1, updated_at=at, updated_by=by)
@@ -722,6 +655,13 @@ def _store(con, record, *, by: str, at: datetime | None, stored=None):
         "insert into history (entity, entity_id, revision, saved_by, saved_at, record) values (?, ?, ?, ?, ?, ?)",
         [entity, saved.id, saved.revision, by, at.isoformat(), json.dumps(as_json(saved), allow_nan=False)],
     )
+    return saved
+
+
+def _drop_draft(con, saved, by: str):
+    """A save takes what the saver typed: their draft of the record has served."""
+    con.execute("delete from drafts where username = ? and entity = ? and entity_id = ?",
+                [by, ENTITY_OF[type(saved)], saved.id])
     return saved
 
 
@@ -762,10 +702,11 @@ def _all(db: AppDB, entity: str, order: str = "") -> list:
 
 def _one(db: AppDB, entity: str, entity_id: int):
     with db.connect() as con:
-        return _one_in(con, entity, entity_id)
+        return one_in(con, entity, entity_id)
 
 
-def _one_in(con, entity: str, entity_id: int | None):
+def one_in(con, entity: str, entity_id: int | None):
+    """The record as stored, read on the caller's connection (in its transaction, if any); NotFound when there is none."""
     table, key, _ = TABLES[entity]
     row = con.execute(f"select * from {table} where {key} = ?", [entity_id]).fetchone()
     if row is None:
