@@ -8,7 +8,7 @@ from datetime import date
 import pandas as pd
 import streamlit as st
 
-from ciboard import ci_records, ci_ui, followup, meetings, session
+from ciboard import ci_records, ci_ui, drafts, followup, meetings, session
 from ciboard.charts import POINT_NAMES, format_value
 from ciboard.ci_records import AGENDA, Person
 from ciboard.dashboard import disguised, metrics, scope, warehouse
@@ -214,7 +214,7 @@ def made_here() -> None:
                 ci_ui.edit_commitment(by_id[chosen])
 
 
-def restore(found: meetings.Draft) -> None:
+def restore(found: drafts.Draft) -> None:
     """Saving restored notes names the revision they were typed over."""
     st.session_state[opened] = found.revision
     st.session_state.pop("conflict", None)
@@ -268,7 +268,7 @@ if editing:
             if save(texts, conflict.theirs.revision):
                 st.rerun()
         elif choice == "theirs":
-            meetings.discard_draft(db, "meeting", meeting.id, by=ci_ui.me())
+            drafts.discard_draft(db, "meeting", meeting.id, by=ci_ui.me())
             for part in AGENDA:
                 st.session_state.pop(boxes[part.key], None)
             st.session_state[opened] = conflict.theirs.revision

@@ -18,6 +18,7 @@ from ciboard.access import ScopeError, whose_students
 from ciboard.appdb import AppDB
 from ciboard.ci_records import PARTIES, Commitment, Slice
 from ciboard.dashboard import account, aliases, disguised, disguised_text, metrics, scope, warehouse
+from ciboard.drafts import Draft, discard_draft, draft, keep_draft
 from ciboard.meetings import EditConflict
 from ciboard.session import aliasing, app_db
 
@@ -325,12 +326,13 @@ def packet_downloads(meeting: ci_records.Meeting, group: ci_records.Workgroup) -
     left, middle, right = st.columns(3, vertical_alignment="center")
     if key not in st.session_state:
         if left.button("Prepare the meeting packet", icon=":material/folder_zip:"):
-            from ciboard import packet
+            from ciboard import packet, packet_files
 
             with st.spinner("Writing the packet…"):
                 built = packet.build(warehouse(), db(), scope(), meeting.id, lettered=aliasing())  # the screen's letters
                 st.session_state[key] = {
-                    packet.filename(built, "html"): packet.to_html(built), packet.filename(built, "md"): packet.to_markdown(built)
+                    packet_files.filename(built, "html"): packet_files.to_html(built),
+                    packet_files.filename(built, "md"): packet_files.to_markdown(built),
                 }
             st.rerun()
         return
@@ -542,7 +544,7 @@ def _fresh_session(key: str, form: str, record: Any, old: dict | None) -> dict:
 
 def reopen(session: dict, record: Any) -> None:
     """Drops this editor's unsaved text, draft included, and opens the form on `record`, as stored now."""
-    meetings.discard_draft(db(), meetings.ENTITY_OF[type(record)], record.id, by=me())
+    discard_draft(db(), meetings.ENTITY_OF[type(record)], record.id, by=me())
     st.session_state[session["key"]] = _fresh_session(session["key"], session["prefix"], record, session)
     st.rerun()
 
@@ -650,16 +652,16 @@ class DraftForm:
     titles: dict[str, str]  # field: what the form calls it
 
 
-def drafts(form: DraftForm, restore: Callable[[meetings.Draft], None]) -> Callable[[], None] | None:
+def drafts(form: DraftForm, restore: Callable[[Draft], None]) -> Callable[[], None] | None:
     """Offers back this person's unsaved draft of the record when its form opens afresh ("restore"
     puts its text in the boxes and calls `restore` to take its revision; "discard" drops it),
     and from then on keeps what they type in the boxes as their draft every few seconds. Call it
     outside any st.form, before the boxes. Returns the on_change for boxes outside a form, or
     None while a draft waits for an answer (nothing typed then replaces it)."""
     waiting = f"draft-offered-{form.kind}-{form.record_id}"
-    found = meetings.draft(db(), form.kind, form.record_id, by=me())
+    found = draft(db(), form.kind, form.record_id, by=me())
     if found is not None and all(found.texts.get(f, form.opened[f]) == form.opened[f] for f in form.boxes):
-        meetings.discard_draft(db(), form.kind, form.record_id, by=me())
+        discard_draft(db(), form.kind, form.record_id, by=me())
         found = None
     fresh = not any(box in st.session_state for box in form.boxes.values())
     if found is None:
@@ -672,7 +674,7 @@ def drafts(form: DraftForm, restore: Callable[[meetings.Draft], None]) -> Callab
     return partial(_keep, form, None)
 
 
-def _offer(form: DraftForm, found: meetings.Draft, restore: Callable[[meetings.Draft], None], waiting: str) -> None:
+def _offer(form: DraftForm, found: Draft, restore: Callable[[Draft], None], waiting: str) -> None:
     with st.container(border=True):
         text = f"You have an unsaved draft from {found.saved_at:%b %-d, %H:%M}."
         if found.revision != form.revision:
@@ -688,7 +690,7 @@ def _offer(form: DraftForm, found: meetings.Draft, restore: Callable[[meetings.D
                      on_click=_discard, args=(form, waiting))
 
 
-def _restore(form: DraftForm, found: meetings.Draft, restore: Callable[[meetings.Draft], None], waiting: str) -> None:
+def _restore(form: DraftForm, found: Draft, restore: Callable[[Draft], None], waiting: str) -> None:
     for field, box in form.boxes.items():
         if field in found.texts:
             st.session_state[box] = found.texts[field]
@@ -697,16 +699,16 @@ def _restore(form: DraftForm, found: meetings.Draft, restore: Callable[[meetings
 
 
 def _discard(form: DraftForm, waiting: str) -> None:
-    meetings.discard_draft(db(), form.kind, form.record_id, by=me())
+    discard_draft(db(), form.kind, form.record_id, by=me())
     st.session_state.pop(waiting, None)
 
 
-def restore_session(session: dict, kind: str) -> Callable[[meetings.Draft], None]:
+def restore_session(session: dict, kind: str) -> Callable[[Draft], None]:
     """For an edit session (see edit_session): a restored draft's form opens at the version the
     draft was typed over, so a save names that revision and a save by someone else since is
     shown as a conflict, not overwritten."""
 
-    def restore(found: meetings.Draft) -> None:
+    def restore(found: Draft) -> None:
         versions = {v.revision: v.record for v in meetings.history(db(), scope(), kind, found.entity_id)}
         if found.revision in versions:
             session["opened"], session["revision"] = versions[found.revision], found.revision
@@ -731,17 +733,17 @@ def session_drafts(session: dict, kind: str, texts: dict[str, tuple[str, Callabl
 def leftover_draft(kind: str, record_id: int, why: str, titles: dict[str, str]) -> None:
     """This person's draft of a record that can no longer take it (finalised minutes): shown to
     copy from, and dropped on request."""
-    found = meetings.draft(db(), kind, record_id, by=me())
+    found = draft(db(), kind, record_id, by=me())
     if found is None:
         return
     with st.container(border=True):
         st.warning(f"Your unsaved draft from {found.saved_at:%b %-d, %H:%M} is not in {why}.", icon=":material/edit_note:")
         _show(titles, found)
         st.button("Discard the draft", icon=":material/delete:", key=f"draft-leftover-{kind}-{record_id}",
-                  on_click=meetings.discard_draft, args=(db(), kind, record_id), kwargs={"by": me()})
+                  on_click=discard_draft, args=(db(), kind, record_id), kwargs={"by": me()})
 
 
-def _show(titles: dict[str, str], found: meetings.Draft) -> None:
+def _show(titles: dict[str, str], found: Draft) -> None:
     for field, typed in found.texts.items():
         st.caption(titles.get(field, field))
         st.text(plain(typed) or "—")
@@ -763,9 +765,9 @@ def _keep(form: DraftForm, watcher: str | None) -> None:
     texts = _texts(form, typed)
     try:
         if texts == form.opened:
-            meetings.discard_draft(db(), form.kind, form.record_id, by=me())
+            discard_draft(db(), form.kind, form.record_id, by=me())
         else:
-            meetings.keep_draft(db(), scope(), form.kind, form.record_id, texts, by=me(), revision=form.revision)
+            keep_draft(db(), scope(), form.kind, form.record_id, texts, by=me(), revision=form.revision)
     except (meetings.MeetingFinal, meetings.NotFound, ScopeError):
         pass  # finalised or gone since: the page says so on its next run
 

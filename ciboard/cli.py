@@ -695,6 +695,7 @@ def migrate_app_db(url: str, data_dir: Path | None) -> None:
 @data_dir_option
 def packet(meeting_id: int, scope_text: str, output_format: str, output: Path | None, lettered: bool, data_dir: Path | None) -> None:
     from ciboard import packet as meeting_packet
+    from ciboard import packet_files
     from ciboard.meetings import NotFound
 
     try:
@@ -710,8 +711,8 @@ def packet(meeting_id: int, scope_text: str, output_format: str, output: Path | 
         raise click.ClickException(str(error)) from None
     except (NotFound, WarehouseMissing) as error:
         raise click.ClickException(str(error)) from None
-    path = output or Path(meeting_packet.filename(built, output_format))
-    path.write_text(meeting_packet.to_html(built) if output_format == "html" else meeting_packet.to_markdown(built),
+    path = output or Path(packet_files.filename(built, output_format))
+    path.write_text(packet_files.to_html(built) if output_format == "html" else packet_files.to_markdown(built),
                     encoding="utf-8")
     audit_command(warehouse.settings, "export", {"file": str(path), "meeting": meeting_id, "scope": str(scope), "lettered": lettered})
     click.echo(f"wrote the packet of meeting {meeting_id} for {scope} to {path}")

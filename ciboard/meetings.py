@@ -2,13 +2,8 @@
 analyses and PDSA cycles, ciboard.ci_records) in the app database. It keeps what it is
 given: the numbers a finalised meeting saw come from its caller (ciboard.followup).
 
-Reads take a scope, like every query of the warehouse. Analysts, facilitators and admins
-read and write everything. A vendor sees the workgroups that involve it (with other
-vendors' people left out), their meetings, and the commitments that name it: its own, and
-the district's or a school's commitments about its own students (slice vendor = its id).
-It may change the status of its own commitments and nothing else. It sees root-cause
-analyses and PDSA cycles about its own students only. A meeting of a workgroup of several
-vendors shows its agenda to each of them, but its frozen numbers only to district staff.
+Reads take a scope, like every query of the warehouse: who sees and may change which record
+is ruled in ciboard.ci_access.
 
 Nothing is lost. Every record has a revision; a save names the revision it started from
 and fails with `EditConflict`, carrying both versions, if someone saved in between. Every
@@ -16,9 +11,8 @@ saved revision is kept whole in `history`. A finalised meeting is read-only (`Me
 and keeps the snapshot of what was on screen. Records live in SQLite beside the warehouse,
 which an ingest never touches, so they survive ingests and restarts.
 
-What someone types and has not saved is kept too, as their `Draft` of the record: one per
-person and record, read by no one else, never a revision. Saving the record removes the
-saver's draft.
+What someone types and has not saved is kept too, as their draft of the record
+(ciboard.drafts); saving the record removes the saver's draft.
 """
 
 import dataclasses
@@ -31,8 +25,19 @@ from typing import Any, Union, get_args, get_origin, get_type_hints
 
 import pandas as pd
 
-from ciboard.access import Scope, ScopeError, require_writer
+from ciboard.access import Scope, ScopeError
 from ciboard.appdb import AppDB
+from ciboard.ci_access import (
+    district_only,
+    is_party,
+    may_update_commitment,
+    meeting_as_seen,
+    sees_commitment,
+    sees_slice,
+    sees_workgroup,
+    visible_versions,
+    workgroup_as_seen,
+)
 from ciboard.ci_records import (
     ACTS,
     AGENDA_KEYS,
@@ -104,19 +109,6 @@ class OpenCommitment:
 
 
 @dataclass(frozen=True)
-class Draft:
-    """What one person typed into a record's form and has not saved: each field's text as the
-    form held it, the revision they typed over, and when it was last kept."""
-
-    entity: str
-    entity_id: int
-    username: str
-    revision: int
-    texts: dict[str, str]
-    saved_at: datetime
-
-
-@dataclass(frozen=True)
 class Version:
     """One saved revision of a record."""
 
@@ -146,14 +138,14 @@ PLURALS = {
 
 
 def workgroups(db: AppDB, scope: Scope) -> list[Workgroup]:
-    return [_as_seen(scope, w) for w in _all(db, "workgroup", "order by name") if _sees_workgroup(scope, w)]
+    return [workgroup_as_seen(scope, w) for w in _all(db, "workgroup", "order by name") if sees_workgroup(scope, w)]
 
 
 def workgroup(db: AppDB, scope: Scope, workgroup_id: int) -> Workgroup:
     found = _one(db, "workgroup", workgroup_id)
-    if not _sees_workgroup(scope, found):
+    if not sees_workgroup(scope, found):
         raise ScopeError("this account sees only the workgroups its own vendor takes part in")
-    return _as_seen(scope, found)
+    return workgroup_as_seen(scope, found)
 
 
 def meetings(db: AppDB, scope: Scope, workgroup_id: int | None = None) -> list[Meeting]:
@@ -161,18 +153,18 @@ def meetings(db: AppDB, scope: Scope, workgroup_id: int | None = None) -> list[M
     groups = {w.id: w for w in _all(db, "workgroup")}
     found = _all(db, "meeting", "order by held_on, meeting_id")
     return [
-        _meeting_as_seen(scope, m, groups[m.workgroup_id])
+        meeting_as_seen(scope, m, groups[m.workgroup_id])
         for m in found
-        if (workgroup_id is None or m.workgroup_id == workgroup_id) and _sees_workgroup(scope, groups[m.workgroup_id])
+        if (workgroup_id is None or m.workgroup_id == workgroup_id) and sees_workgroup(scope, groups[m.workgroup_id])
     ]
 
 
 def meeting(db: AppDB, scope: Scope, meeting_id: int) -> Meeting:
     found = _one(db, "meeting", meeting_id)
     group = _one(db, "workgroup", found.workgroup_id)
-    if not _sees_workgroup(scope, group):
+    if not sees_workgroup(scope, group):
         raise ScopeError("this account sees only the meetings of workgroups its own vendor takes part in")
-    return _meeting_as_seen(scope, found, group)
+    return meeting_as_seen(scope, found, group)
 
 
 def previous_meeting(db: AppDB, scope: Scope, workgroup_id: int, before: date) -> Meeting | None:
@@ -193,7 +185,7 @@ def commitments(
 ) -> list[Commitment]:
     """Commitments the scope sees, oldest first; of one meeting, or relevant to one workgroup
     (see `open_commitments`)."""
-    found = [c for c in _all(db, "commitment", "order by made_on, commitment_id") if _sees_commitment(scope, c)]
+    found = [c for c in _all(db, "commitment", "order by made_on, commitment_id") if sees_commitment(scope, c)]
     if meeting_id is not None:
         found = [c for c in found if c.meeting_id == meeting_id]
     if workgroup_id is not None:
@@ -203,7 +195,7 @@ def commitments(
 
 def commitment(db: AppDB, scope: Scope, commitment_id: int) -> Commitment:
     found = _one(db, "commitment", commitment_id)
-    if not _sees_commitment(scope, found):
+    if not sees_commitment(scope, found):
         raise ScopeError("this account sees only the commitments that name its own vendor")
     return found
 
@@ -235,7 +227,7 @@ def carried_forward(db: AppDB, scope: Scope, meeting_id: int) -> list[OpenCommit
 def root_causes(
     db: AppDB, scope: Scope, *, metric_id: str | None = None, meeting_id: int | None = None
 ) -> list[RootCause]:
-    found = [r for r in _all(db, "root_cause", "order by root_cause_id") if _sees_slice(scope, r.slice)]
+    found = [r for r in _all(db, "root_cause", "order by root_cause_id") if sees_slice(scope, r.slice)]
     return [
         r for r in found
         if (metric_id is None or r.metric_id == metric_id) and (meeting_id is None or r.meeting_id == meeting_id)
@@ -244,7 +236,7 @@ def root_causes(
 
 def root_cause(db: AppDB, scope: Scope, root_cause_id: int) -> RootCause:
     found = _one(db, "root_cause", root_cause_id)
-    if not _sees_slice(scope, found.slice):
+    if not sees_slice(scope, found.slice):
         raise ScopeError("this account sees only analyses of its own vendor's students")
     return found
 
@@ -253,7 +245,7 @@ def pdsa_cycles(
     db: AppDB, scope: Scope, *, metric_id: str | None = None, active_on: date | None = None
 ) -> list[PdsaCycle]:
     """Cycles oldest first; `active_on` keeps those started by then and not yet decided."""
-    found = [p for p in _all(db, "pdsa", "order by start_on, pdsa_id") if _sees_slice(scope, p.slice)]
+    found = [p for p in _all(db, "pdsa", "order by start_on, pdsa_id") if sees_slice(scope, p.slice)]
     if metric_id is not None:
         found = [p for p in found if p.metric_id == metric_id]
     if active_on is not None:
@@ -276,7 +268,7 @@ def under_review(
 
 def pdsa_cycle(db: AppDB, scope: Scope, pdsa_id: int) -> PdsaCycle:
     found = _one(db, "pdsa", pdsa_id)
-    if not _sees_slice(scope, found.slice):
+    if not sees_slice(scope, found.slice):
         raise ScopeError("this account sees only PDSA cycles about its own vendor's students")
     return found
 
@@ -344,9 +336,10 @@ def history(db: AppDB, scope: Scope, entity: str, entity_id: int) -> list[Versio
                 from_json(cls, json.loads(r["record"])))
         for r in rows
     ]
-    if not _is_party(scope):
+    if not is_party(scope):
         return versions
-    seen = _visible_versions(db, scope, entity, versions)
+    group = _one(db, "workgroup", versions[-1].record.workgroup_id) if entity == "meeting" else None
+    seen = visible_versions(scope, entity, versions, group)
     if not seen:
         raise ScopeError(f"this account sees only the {PLURALS[entity]} that concern its own {scope.role}")
     return seen
@@ -356,7 +349,7 @@ def history(db: AppDB, scope: Scope, entity: str, entity_id: int) -> list[Versio
 
 
 def save_workgroup(db: AppDB, scope: Scope, record: Workgroup, *, by: str, at: datetime | None = None) -> Workgroup:
-    _district_only(scope, "workgroups")
+    district_only(scope, "workgroups")
     _check_workgroup(record)
     with db.transaction() as con:
         return _drop_draft(con, _store(con, record, by=by, at=at), by)
@@ -364,14 +357,14 @@ def save_workgroup(db: AppDB, scope: Scope, record: Workgroup, *, by: str, at: d
 
 def save_meeting(db: AppDB, scope: Scope, record: Meeting, *, by: str, at: datetime | None = None) -> Meeting:
     """Saves a draft meeting. Finalise with `finalise`, never by setting the status."""
-    _district_only(scope, "meetings")
+    district_only(scope, "meetings")
     _check_meeting(record)
     with db.transaction() as con:
-        _one_in(con, "workgroup", record.workgroup_id)
+        one_in(con, "workgroup", record.workgroup_id)
         if record.id is not None:
-            stored = _one_in(con, "meeting", record.id)
+            stored = one_in(con, "meeting", record.id)
             if stored.is_final:
-                raise MeetingFinal(_final_message(stored))
+                raise MeetingFinal(final_message(stored))
         if record.is_final or record.snapshot is not None:
             raise ValueError("a meeting becomes final only through finalise(), which freezes its snapshot")
         return _drop_draft(con, _store(con, record, by=by, at=at), by)
@@ -391,13 +384,13 @@ def finalise(
     """Freezes a meeting: its agenda, and the snapshot of the numbers and filters discussed
     with the warehouse version they came from. `revision`, when given, is the revision the
     finaliser saw; a later save by someone else is then an EditConflict, not frozen unseen."""
-    _district_only(scope, "meetings")
+    district_only(scope, "meetings")
     text = json.dumps(snapshot, allow_nan=False, sort_keys=True)
     at = at or _now()
     with db.transaction() as con:
-        stored = _one_in(con, "meeting", meeting_id)
+        stored = one_in(con, "meeting", meeting_id)
         if stored.is_final:
-            raise MeetingFinal(_final_message(stored))
+            raise MeetingFinal(final_message(stored))
         if revision is not None and revision != stored.revision:
             raise EditConflict("meeting", stored, replace(stored, revision=revision))
         final = replace(
@@ -414,15 +407,15 @@ def save_commitment(db: AppDB, scope: Scope, record: Commitment, *, by: str, at:
     at = at or _now()
     with db.transaction() as con:
         if record.id is None:
-            _district_only(scope, "new commitments")
-            made_at = _one_in(con, "meeting", record.meeting_id) if record.meeting_id is not None else None
+            district_only(scope, "new commitments")
+            made_at = one_in(con, "meeting", record.meeting_id) if record.meeting_id is not None else None
             if made_at is not None and made_at.is_final:
-                raise MeetingFinal(_final_message(made_at) + "; record the commitment at a later meeting")
+                raise MeetingFinal(final_message(made_at) + "; record the commitment at a later meeting")
             first = LogEntry(record.made_on, record.status, by, "", at)
             return _store(con, replace(record, log=[first]), by=by, at=at)
-        stored = _one_in(con, "commitment", record.id)
-        _may_update_commitment(scope, stored)
-        if _is_party(scope) and _without_status(record) != _without_status(stored):
+        stored = one_in(con, "commitment", record.id)
+        may_update_commitment(scope, stored)
+        if is_party(scope) and _without_status(record) != _without_status(stored):
             raise ScopeError(f"a {scope.role} account can change only the status of its own commitments")
         log = list(stored.log)
         if record.status != stored.status:
@@ -451,8 +444,8 @@ def update_status(
     if on > at.date():
         raise ValueError(f"a status change cannot be dated after today ({on} > {at.date()})")
     with db.transaction() as con:
-        stored = _one_in(con, "commitment", commitment_id)
-        _may_update_commitment(scope, stored)
+        stored = one_in(con, "commitment", commitment_id)
+        may_update_commitment(scope, stored)
         if on < stored.made_on:
             raise ValueError(f"the commitment was made on {stored.made_on}; a change cannot come before it")
         if revision != stored.revision:
@@ -462,14 +455,14 @@ def update_status(
 
 
 def save_root_cause(db: AppDB, scope: Scope, record: RootCause, *, by: str, at: datetime | None = None) -> RootCause:
-    _district_only(scope, "root-cause analyses")
+    district_only(scope, "root-cause analyses")
     _check_root_cause(record)
     with db.transaction() as con:
         return _drop_draft(con, _store(con, record, by=by, at=at), by)
 
 
 def save_pdsa(db: AppDB, scope: Scope, record: PdsaCycle, *, by: str, at: datetime | None = None) -> PdsaCycle:
-    _district_only(scope, "PDSA cycles")
+    district_only(scope, "PDSA cycles")
     _check_pdsa(record)
     with db.transaction() as con:
         return _drop_draft(con, _store(con, record, by=by, at=at), by)
@@ -480,12 +473,12 @@ def add_observation(
 ) -> PdsaCycle:
     """Appends a dated observation to a cycle's Do. Appends never conflict: each lands on the
     newest revision, so two people noting at once both keep theirs."""
-    _district_only(scope, "PDSA cycles")
+    district_only(scope, "PDSA cycles")
     if not text.strip():
         raise ValueError("an observation needs some text")
     at = at or _now()
     with db.transaction() as con:
-        stored = _one_in(con, "pdsa", pdsa_id)
+        stored = one_in(con, "pdsa", pdsa_id)
         note = Observation(on or at.date(), text.strip(), by)
         return _store(con, replace(stored, observations=[*stored.observations, note]), by=by, at=at)
 
@@ -503,10 +496,10 @@ def choose_idea(
 ) -> tuple[RootCause, PdsaCycle | Commitment]:
     """Chooses one of an analysis's ideas and saves what it becomes, a new PDSA cycle or a
     new commitment, linked to the analysis: both land, or neither."""
-    _district_only(scope, "root-cause analyses")
+    district_only(scope, "root-cause analyses")
     at = at or _now()
     with db.transaction() as con:
-        stored = _one_in(con, "root_cause", root_cause_id)
+        stored = one_in(con, "root_cause", root_cause_id)
         if revision != stored.revision:
             raise EditConflict("root_cause", stored, replace(stored, chosen_idea=idea, revision=revision))
         if not 0 <= idea < len(stored.ideas):
@@ -526,152 +519,7 @@ def choose_idea(
     return chosen, made
 
 
-# --- drafts: what someone typed and has not saved ------------------------------------------
-
-
-def keep_draft(
-    db: AppDB, scope: Scope, entity: str, entity_id: int, texts: Mapping[str, str], *, by: str, revision: int,
-    at: datetime | None = None,
-) -> Draft:
-    """Keeps `by`'s unsaved text of a record, replacing their earlier draft of it. `revision`
-    is the revision their form opened at. Touches neither the record nor its history."""
-    if entity not in TABLES:
-        raise ValueError(f"unknown record kind {entity!r}; the kinds are {', '.join(TABLES)}")
-    _district_only(scope, PLURALS[entity])
-    if not by or not str(by).strip():
-        raise ValueError("a draft names whose it is")
-    at = at or _now()
-    texts = {str(name): str(text) for name, text in texts.items()}
-    with db.transaction() as con:
-        stored = _one_in(con, entity, entity_id)
-        if entity == "meeting" and stored.is_final:
-            raise MeetingFinal(_final_message(stored))
-        con.execute(
-            """insert into drafts (username, entity, entity_id, revision, texts, saved_at) values (?, ?, ?, ?, ?, ?)
-               on conflict (username, entity, entity_id)
-               do update set revision = excluded.revision, texts = excluded.texts, saved_at = excluded.saved_at""",
-            [by, entity, entity_id, revision, json.dumps(texts), at.isoformat()],
-        )
-    return Draft(entity, entity_id, by, revision, texts, at)
-
-
-def draft(db: AppDB, entity: str, entity_id: int, *, by: str) -> Draft | None:
-    """`by`'s own unsaved text of a record, if they left any."""
-    with db.connect() as con:
-        row = con.execute(
-            "select * from drafts where username = ? and entity = ? and entity_id = ?", [by, entity, entity_id]
-        ).fetchone()
-    if row is None:
-        return None
-    return Draft(row["entity"], row["entity_id"], row["username"], row["revision"], json.loads(row["texts"]),
-                 datetime.fromisoformat(row["saved_at"]))
-
-
-def discard_draft(db: AppDB, entity: str, entity_id: int, *, by: str) -> None:
-    with db.transaction() as con:
-        con.execute("delete from drafts where username = ? and entity = ? and entity_id = ?", [by, entity, entity_id])
-
-
-def _drop_draft(con, saved, by: str):
-    """A save takes what the saver typed: their draft of the record has served."""
-    con.execute("delete from drafts where username = ? and entity = ? and entity_id = ?",
-                [by, ENTITY_OF[type(saved)], saved.id])
-    return saved
-
-
-# --- scope ----------------------------------------------------------------------------
-
-
-# A party's account (a vendor's or a school's) takes part where its party does; district
-# staff see every record.
-PARTY_ROLES = ("vendor", "school")
-
-
-def _is_party(scope: Scope) -> bool:
-    return scope.role in PARTY_ROLES
-
-
-def _own_party(scope: Scope, party: str, party_id: str | None) -> bool:
-    """Whether (party, party_id) is the scope's own vendor or one of its own schools."""
-    if scope.role == "vendor":
-        return party == "vendor" and party_id == scope.vendor_id
-    if scope.role == "school":
-        return party == "school" and party_id in scope.school_ids
-    return False
-
-
-def _sees_workgroup(scope: Scope, group: Workgroup) -> bool:
-    if scope.role == "school":
-        return any(_own_party(scope, p.party, p.party_id) for p in group.members)
-    return scope.role != "vendor" or scope.vendor_id in group.vendor_ids
-
-
-def _as_seen(scope: Scope, group: Workgroup) -> Workgroup:
-    """A vendor sees its own people and the district's and schools', not other vendors'; a
-    school sees the district's and the vendors' people and its own, not other schools'."""
-    if scope.role == "vendor":
-        return replace(group, members=_people_seen(scope, group.members), vendor_ids=[scope.vendor_id])
-    if scope.role == "school":
-        return replace(group, members=_people_seen(scope, group.members))
-    return group
-
-
-def _people_seen(scope: Scope, people: list[Person]) -> list[Person]:
-    others = "vendor" if scope.role == "vendor" else "school"
-    return [p for p in people if p.party != others or _own_party(scope, p.party, p.party_id)]
-
-
-def _meeting_as_seen(scope: Scope, found: Meeting, group: Workgroup) -> Meeting:
-    if not _is_party(scope):
-        return found
-    # The numbers of a meeting of several vendors cover them all, and a workgroup's numbers
-    # cover every school it reads: district staff only, but for a vendor's own workgroup.
-    own_numbers = scope.role == "vendor" and group.vendor_ids == [scope.vendor_id]
-    return replace(found, attendees=_people_seen(scope, found.attendees),
-                   snapshot=found.snapshot if own_numbers else None)
-
-
-def _sees_commitment(scope: Scope, c: Commitment) -> bool:
-    if scope.role == "school":
-        return _own_party(scope, c.party, c.party_id) or (c.party != "school" and c.slice.school_id in scope.school_ids)
-    if scope.role != "vendor":
-        return True
-    if c.party == "vendor":
-        return c.party_id == scope.vendor_id
-    return c.slice.vendor_id == scope.vendor_id
-
-
-def _sees_slice(scope: Scope, s: Slice) -> bool:
-    if scope.role == "school":
-        return s.school_id in scope.school_ids
-    return scope.role != "vendor" or s.vendor_id == scope.vendor_id
-
-
-def _may_update_commitment(scope: Scope, c: Commitment) -> None:
-    require_writer(scope, "commitments")
-    if _is_party(scope) and not _own_party(scope, c.party, c.party_id):
-        raise ScopeError(f"a {scope.role} account can update only its own {scope.role}'s commitments")
-
-
-def _district_only(scope: Scope, what: str) -> None:
-    require_writer(scope, what)
-    if _is_party(scope):
-        raise ScopeError(
-            f"{what} are written by district staff; a {scope.role} account can update its own commitments"
-        )
-
-
-def _visible_versions(db: AppDB, scope: Scope, entity: str, versions: list[Version]) -> list[Version]:
-    if entity == "workgroup":
-        return [replace(v, record=_as_seen(scope, v.record)) for v in versions if _sees_workgroup(scope, v.record)]
-    if entity == "meeting":
-        group = _one(db, "workgroup", versions[-1].record.workgroup_id)
-        if not _sees_workgroup(scope, group):
-            return []
-        return [replace(v, record=_meeting_as_seen(scope, v.record, group)) for v in versions]
-    if entity == "commitment":
-        return [v for v in versions if _sees_commitment(scope, v.record)]
-    return [v for v in versions if _sees_slice(scope, v.record.slice)]
+# --- which commitments concern a workgroup ------------------------------------------
 
 
 def _for_workgroup(db: AppDB, found: list[Commitment], workgroup_id: int) -> list[Commitment]:
@@ -753,7 +601,7 @@ def _check_pdsa(record: PdsaCycle) -> None:
         raise ValueError("a cycle cannot end before it starts")
 
 
-def _final_message(m: Meeting) -> str:
+def final_message(m: Meeting) -> str:
     return (
         f"the meeting of {m.held_on} was finalised on {m.finalised_at:%Y-%m-%d} by {m.finalised_by};"
         " its minutes are read-only"
@@ -794,7 +642,7 @@ def _store(con, record, *, by: str, at: datetime | None, stored=None):
         ).fetchone()
         saved = replace(saved, id=new_id)
     else:
-        stored = stored or _one_in(con, entity, record.id)
+        stored = stored or one_in(con, entity, record.id)
         if stored.revision != record.revision:
             raise EditConflict(entity, stored, record)
         saved = replace(record, revision=stored.revision + 1, updated_at=at, updated_by=by)
@@ -807,6 +655,13 @@ def _store(con, record, *, by: str, at: datetime | None, stored=None):
         "insert into history (entity, entity_id, revision, saved_by, saved_at, record) values (?, ?, ?, ?, ?, ?)",
         [entity, saved.id, saved.revision, by, at.isoformat(), json.dumps(as_json(saved), allow_nan=False)],
     )
+    return saved
+
+
+def _drop_draft(con, saved, by: str):
+    """A save takes what the saver typed: their draft of the record has served."""
+    con.execute("delete from drafts where username = ? and entity = ? and entity_id = ?",
+                [by, ENTITY_OF[type(saved)], saved.id])
     return saved
 
 
@@ -847,10 +702,11 @@ def _all(db: AppDB, entity: str, order: str = "") -> list:
 
 def _one(db: AppDB, entity: str, entity_id: int):
     with db.connect() as con:
-        return _one_in(con, entity, entity_id)
+        return one_in(con, entity, entity_id)
 
 
-def _one_in(con, entity: str, entity_id: int | None):
+def one_in(con, entity: str, entity_id: int | None):
+    """The record as stored, read on the caller's connection (in its transaction, if any); NotFound when there is none."""
     table, key, _ = TABLES[entity]
     row = con.execute(f"select * from {table} where {key} = ?", [entity_id]).fetchone()
     if row is None:

@@ -34,8 +34,8 @@ from ciboard import accounts, charts, followup, meetings, queries, statements
 from ciboard.access import ANALYST, Scope, ScopeError
 from ciboard.accounts import Account
 from ciboard.appdb import AppDB
-from ciboard.packet import CSS as PACKET_CSS
-from ciboard.packet import html_table, md_table, md_text
+from ciboard.packet_files import CSS as PACKET_CSS
+from ciboard.packet_files import html_table, md_table, md_text
 from ciboard.warehouse import Warehouse, data_version
 
 SECTIONS = {

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from ciboard import ci_records as rec, meetings as m
+from ciboard import ci_records as rec, drafts, meetings as m
 from ciboard.access import ANALYST, Scope, ScopeError
 from ciboard.appdb import AppDB
 
@@ -43,24 +43,24 @@ def meeting(db) -> rec.Meeting:
 def test_a_draft_is_kept_per_person_and_record_and_read_back_only_by_its_writer(db, meeting):
     other = m.save_meeting(db, STAFF, rec.draft_meeting(m.workgroup(db, STAFF, meeting.workgroup_id), date(2026, 3, 5)),
                            by="facilitator")
-    kept = m.keep_draft(db, STAFF, "meeting", meeting.id, {"operations": "Two tutors left"}, by="facilitator",
+    kept = drafts.keep_draft(db, STAFF, "meeting", meeting.id, {"operations": "Two tutors left"}, by="facilitator",
                         revision=meeting.revision, at=AT)
-    assert m.draft(db, "meeting", meeting.id, by="facilitator") == kept == m.Draft(
+    assert drafts.draft(db, "meeting", meeting.id, by="facilitator") == kept == drafts.Draft(
         "meeting", meeting.id, "facilitator", 1, {"operations": "Two tutors left"}, AT)
-    assert m.draft(db, "meeting", meeting.id, by="analyst") is None
-    assert m.draft(db, "meeting", other.id, by="facilitator") is None
-    assert m.draft(db, "workgroup", meeting.workgroup_id, by="facilitator") is None
+    assert drafts.draft(db, "meeting", meeting.id, by="analyst") is None
+    assert drafts.draft(db, "meeting", other.id, by="facilitator") is None
+    assert drafts.draft(db, "workgroup", meeting.workgroup_id, by="facilitator") is None
 
     # A later keep replaces the earlier one; someone else's is their own.
-    m.keep_draft(db, STAFF, "meeting", meeting.id, {"operations": "Two tutors left in January"}, by="facilitator",
+    drafts.keep_draft(db, STAFF, "meeting", meeting.id, {"operations": "Two tutors left in January"}, by="facilitator",
                  revision=1)
-    m.keep_draft(db, Scope("analyst"), "meeting", meeting.id, {"operations": "Mine"}, by="analyst", revision=1)
-    assert m.draft(db, "meeting", meeting.id, by="facilitator").texts == {"operations": "Two tutors left in January"}
-    assert m.draft(db, "meeting", meeting.id, by="analyst").texts == {"operations": "Mine"}
+    drafts.keep_draft(db, Scope("analyst"), "meeting", meeting.id, {"operations": "Mine"}, by="analyst", revision=1)
+    assert drafts.draft(db, "meeting", meeting.id, by="facilitator").texts == {"operations": "Two tutors left in January"}
+    assert drafts.draft(db, "meeting", meeting.id, by="analyst").texts == {"operations": "Mine"}
 
 
 def test_a_draft_is_not_a_revision(db, meeting):
-    m.keep_draft(db, STAFF, "meeting", meeting.id, {"operations": "typed, not saved"}, by="facilitator", revision=1)
+    drafts.keep_draft(db, STAFF, "meeting", meeting.id, {"operations": "typed, not saved"}, by="facilitator", revision=1)
     stored = m.meeting(db, ANALYST, meeting.id)
     assert (stored.revision, stored.agenda["operations"], stored.updated_at) == (1, "", meeting.updated_at)
     assert [v.revision for v in m.history(db, ANALYST, "meeting", meeting.id)] == [1]
@@ -68,19 +68,19 @@ def test_a_draft_is_not_a_revision(db, meeting):
 
 def test_saving_the_record_removes_the_savers_draft_only(db, meeting):
     for user in ("facilitator", "analyst"):
-        m.keep_draft(db, Scope(user), "meeting", meeting.id, {"operations": f"{user}'s notes"}, by=user, revision=1)
+        drafts.keep_draft(db, Scope(user), "meeting", meeting.id, {"operations": f"{user}'s notes"}, by=user, revision=1)
     saved = m.save_meeting(db, STAFF, replace(meeting, agenda={**meeting.agenda, "operations": "facilitator's notes"}),
                            by="facilitator")
-    assert m.draft(db, "meeting", meeting.id, by="facilitator") is None
+    assert drafts.draft(db, "meeting", meeting.id, by="facilitator") is None
     # The analyst's draft waits for them, typed over revision 1: restoring and saving it will conflict.
-    assert m.draft(db, "meeting", meeting.id, by="analyst").revision == 1 and saved.revision == 2
+    assert drafts.draft(db, "meeting", meeting.id, by="analyst").revision == 1 and saved.revision == 2
 
 
 def test_a_discarded_draft_is_gone(db, meeting):
-    m.keep_draft(db, STAFF, "meeting", meeting.id, {"operations": "never mind"}, by="facilitator", revision=1)
-    m.discard_draft(db, "meeting", meeting.id, by="facilitator")
-    assert m.draft(db, "meeting", meeting.id, by="facilitator") is None
-    m.discard_draft(db, "meeting", meeting.id, by="facilitator")  # discarding nothing is fine
+    drafts.keep_draft(db, STAFF, "meeting", meeting.id, {"operations": "never mind"}, by="facilitator", revision=1)
+    drafts.discard_draft(db, "meeting", meeting.id, by="facilitator")
+    assert drafts.draft(db, "meeting", meeting.id, by="facilitator") is None
+    drafts.discard_draft(db, "meeting", meeting.id, by="facilitator")  # discarding nothing is fine
 
 
 def test_every_form_record_drops_its_savers_draft_on_save(db, meeting):
@@ -92,39 +92,39 @@ def test_every_form_record_drops_its_savers_draft_on_save(db, meeting):
     group = m.workgroup(db, STAFF, meeting.workgroup_id)
     for kind, record, save in (("pdsa", cycle, m.save_pdsa), ("root_cause", analysis, m.save_root_cause),
                                ("workgroup", group, m.save_workgroup)):
-        m.keep_draft(db, STAFF, kind, record.id, {"text": "typed"}, by="facilitator", revision=record.revision)
+        drafts.keep_draft(db, STAFF, kind, record.id, {"text": "typed"}, by="facilitator", revision=record.revision)
         save(db, STAFF, record, by="facilitator")
-        assert m.draft(db, kind, record.id, by="facilitator") is None, kind
+        assert drafts.draft(db, kind, record.id, by="facilitator") is None, kind
     # An observation or a chosen idea saves none of the form's text: the draft stays.
-    m.keep_draft(db, STAFF, "pdsa", cycle.id, {"study": "typed"}, by="facilitator", revision=2)
+    drafts.keep_draft(db, STAFF, "pdsa", cycle.id, {"study": "typed"}, by="facilitator", revision=2)
     m.add_observation(db, STAFF, cycle.id, "Rota board up", by="facilitator")
-    assert m.draft(db, "pdsa", cycle.id, by="facilitator").texts == {"study": "typed"}
+    assert drafts.draft(db, "pdsa", cycle.id, by="facilitator").texts == {"study": "typed"}
 
 
 def test_finalised_minutes_take_no_draft(db, meeting):
-    m.keep_draft(db, STAFF, "meeting", meeting.id, {"operations": "the finaliser's"}, by="facilitator", revision=1)
-    m.keep_draft(db, Scope("analyst"), "meeting", meeting.id, {"operations": "left behind"}, by="analyst", revision=1)
+    drafts.keep_draft(db, STAFF, "meeting", meeting.id, {"operations": "the finaliser's"}, by="facilitator", revision=1)
+    drafts.keep_draft(db, Scope("analyst"), "meeting", meeting.id, {"operations": "left behind"}, by="analyst", revision=1)
     m.finalise(db, STAFF, meeting.id, {"prefill": {}}, warehouse_version="v1", by="facilitator")
-    assert m.draft(db, "meeting", meeting.id, by="facilitator") is None
+    assert drafts.draft(db, "meeting", meeting.id, by="facilitator") is None
     # Someone else's is not thrown away: the page shows it beside the minutes, to copy from.
-    assert m.draft(db, "meeting", meeting.id, by="analyst").texts == {"operations": "left behind"}
+    assert drafts.draft(db, "meeting", meeting.id, by="analyst").texts == {"operations": "left behind"}
     with pytest.raises(m.MeetingFinal):
-        m.keep_draft(db, STAFF, "meeting", meeting.id, {"operations": "too late"}, by="facilitator", revision=2)
+        drafts.keep_draft(db, STAFF, "meeting", meeting.id, {"operations": "too late"}, by="facilitator", revision=2)
 
 
 def test_only_those_who_edit_the_records_keep_drafts(db, meeting):
     with pytest.raises(ScopeError):
-        m.keep_draft(db, Scope("vendor", "V3"), "meeting", meeting.id, {"operations": "x"}, by="vendor-v3", revision=1)
+        drafts.keep_draft(db, Scope("vendor", "V3"), "meeting", meeting.id, {"operations": "x"}, by="vendor-v3", revision=1)
     with pytest.raises(ValueError, match="unknown record kind"):
-        m.keep_draft(db, STAFF, "minutes", meeting.id, {}, by="facilitator", revision=1)
+        drafts.keep_draft(db, STAFF, "minutes", meeting.id, {}, by="facilitator", revision=1)
     with pytest.raises(m.NotFound):
-        m.keep_draft(db, STAFF, "meeting", meeting.id + 99, {}, by="facilitator", revision=1)
+        drafts.keep_draft(db, STAFF, "meeting", meeting.id + 99, {}, by="facilitator", revision=1)
 
 
 def test_a_draft_outlives_the_process(db, meeting):
     """A restart is a new process opening the same file (or database)."""
-    m.keep_draft(db, STAFF, "meeting", meeting.id, {"next_steps": "Call the families"}, by="facilitator", revision=1)
-    assert m.draft(AppDB(db.url or db.path), "meeting", meeting.id, by="facilitator").texts == {
+    drafts.keep_draft(db, STAFF, "meeting", meeting.id, {"next_steps": "Call the families"}, by="facilitator", revision=1)
+    assert drafts.draft(AppDB(db.url or db.path), "meeting", meeting.id, by="facilitator").texts == {
         "next_steps": "Call the families"}
     with AppDB(db.url or db.path).connect() as con:
         row = con.execute("select texts from drafts").fetchone()
@@ -152,7 +152,7 @@ def test_notes_typed_without_leaving_the_box_survive_a_reload(server, browser, p
     box.press_sequentially(typed, delay=40)  # typing, never leaving the box: Streamlit has not been sent it
     # Kept within a draft interval and 3 s of slack; asked every 0.2 s rather than after all of it.
     deadline = time.monotonic() + ci_ui.DRAFT_EVERY_SECONDS + 3
-    while (kept := m.draft(store, "meeting", held.id, by="facilitator")) is None or kept.texts.get("operations") != typed:
+    while (kept := drafts.draft(store, "meeting", held.id, by="facilitator")) is None or kept.texts.get("operations") != typed:
         if time.monotonic() > deadline:
             break
         page.wait_for_timeout(200)
@@ -176,5 +176,5 @@ def test_notes_typed_without_leaving_the_box_survive_a_reload(server, browser, p
     page.get_by_role("button", name="Save notes").click()
     live.settle(page)
     assert m.meeting(store, STAFF, held.id).agenda["operations"] == typed
-    assert m.draft(store, "meeting", held.id, by="facilitator") is None
+    assert drafts.draft(store, "meeting", held.id, by="facilitator") is None
     page.close()

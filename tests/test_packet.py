@@ -15,7 +15,7 @@ from plotly.offline import get_plotlyjs
 
 from conftest import publish_empty
 
-from ciboard import accounts, charts, ci_records as rec, demo_meetings, meetings as m, packet
+from ciboard import accounts, charts, ci_records as rec, demo_meetings, meetings as m, packet, packet_files
 from ciboard.access import ANALYST, Scope, ScopeError
 from ciboard.appdb import AppDB
 from ciboard.cli import main
@@ -50,7 +50,7 @@ def built(demo_warehouse, db):
         key = (vendor_id, str(scope))
         if key not in found:
             made = packet.build(demo_warehouse, db, scope, meeting_of(db, vendor_id, "final").id)
-            found[key] = (made, packet.to_html(made), packet.to_markdown(made))
+            found[key] = (made, packet_files.to_html(made), packet_files.to_markdown(made))
         return found[key]
 
     return get
@@ -178,7 +178,7 @@ def test_a_finalised_packet_is_the_same_after_later_loads(copy_of_demo):
 
     after = packet.build(warehouse, db, STAFF, meeting.id, now=PREPARED)
     assert after.warehouse_version == meeting.warehouse_version and not after.notes
-    assert packet.to_markdown(after) == packet.to_markdown(before)
+    assert packet_files.to_markdown(after) == packet_files.to_markdown(before)
     assert v3_attendance(after, WEEK_SHOWN) == v3_attendance(before, WEEK_SHOWN) > 0.02
 
 
@@ -195,10 +195,10 @@ def test_a_finalised_packet_whose_version_is_gone_is_drawn_afresh_and_says_so(co
 
     after = packet.build(warehouse, db, STAFF, meeting.id)
     assert after.prefill == before.prefill and after.summary == before.summary
-    markdown = packet.to_markdown(after)
+    markdown = packet_files.to_markdown(after)
     # The summary and the gaps are frozen; the breakdowns below them are drawn afresh, and say so.
     for section in ("### What the data says", "### Disparities"):
-        frozen = [section_of(text, section).split("\n#### ")[0] for text in (markdown, packet.to_markdown(before))]
+        frozen = [section_of(text, section).split("\n#### ")[0] for text in (markdown, packet_files.to_markdown(before))]
         assert frozen[0] == frozen[1]
     number = int(after.warehouse_version.removeprefix("wh-"))
     assert f"drawn afresh from data version {number})" in section_of(markdown, "### Disparities")
@@ -253,8 +253,8 @@ def test_small_cells_a_snapshot_holds_are_hidden_from_all_but_analysts(copy_of_d
              "period_start": "2026-03-02"}
     snapshot["prefill"]["signals"] = [small, *snapshot["prefill"]["signals"]]
     m.finalise(db, ANALYST, draft.id, snapshot, warehouse_version=warehouse.version(), by="analyst")
-    shown = packet.to_markdown(packet.build(warehouse, db, ANALYST, draft.id))
-    hidden = packet.to_markdown(packet.build(warehouse, db, STAFF, draft.id))
+    shown = packet_files.to_markdown(packet.build(warehouse, db, ANALYST, draft.id))
+    hidden = packet_files.to_markdown(packet.build(warehouse, db, STAFF, draft.id))
     assert "| Cardinal Tutors (V5) · grade: 9 | 2026-03-02 | Concern | 12.3% |" in shown
     assert "| Cardinal Tutors (V5) · grade: 9 | 2026-03-02 | Concern | fewer than 10 | fewer than 10 |" in hidden
     assert "12.3%" not in hidden
@@ -266,7 +266,7 @@ def test_user_text_is_shown_as_text(copy_of_demo):
     attack = '<script>alert("hi")</script> | **bold** <img src=x onerror=alert(1)>'
     m.save_meeting(db, STAFF, replace(draft, agenda={**draft.agenda, "partnerships": attack}), by="facilitator")
     made = packet.build(warehouse, db, STAFF, draft.id)
-    page, markdown = packet.to_html(made), packet.to_markdown(made)
+    page, markdown = packet_files.to_html(made), packet_files.to_markdown(made)
     assert '<script>alert("hi")' not in page and "<img src=x" not in page
     assert html_text.escape(attack) in page
     assert '> &lt;script&gt;alert("hi")&lt;/script&gt; &#124; \\*\\*bold\\*\\* &lt;img src=x onerror=alert(1)&gt;' in markdown
@@ -294,7 +294,7 @@ def test_hostile_free_text_loads_nothing_and_reads_as_typed_in_either_format(cop
         party="district", owner=HOSTILE_NOTES, action=HOSTILE_NOTES, made_on=draft.held_on, meeting_id=draft.id,
         metric_id="tutoring_attendance_rate", slice=rec.Slice(vendor_id="V3")), by="facilitator")
     made = packet.build(warehouse, db, STAFF, draft.id)
-    page, markdown = without_library(packet.to_html(made)), packet.to_markdown(made)
+    page, markdown = without_library(packet_files.to_html(made)), packet_files.to_markdown(made)
 
     assert page.count("evil/p.png") >= 6 and markdown.count("evil/p.png") >= 6, "every text is in both"
     assert not re.search(r"<img\b", page, flags=re.I) and "&lt;img src=x onerror=alert(1)&gt;" in page

@@ -12,7 +12,7 @@ from urllib.parse import parse_qs
 
 import pytest
 
-from ciboard import charts, ci_records, followup, meetings
+from ciboard import charts, ci_records, drafts, followup, meetings
 from ciboard.access import ANALYST, Scope
 from ciboard.appdb import AppDB
 from ciboard.ci_records import Cause, Idea, RootCause, Slice
@@ -538,7 +538,7 @@ def test_a_forms_draft_is_offered_back_restored_into_the_form_and_gone_once_save
             name="Test workgroup: a draft", vendor_ids=["V2"]), by="facilitator"),
     }[kind]()
     # What the page's script sends every few seconds while someone types in the form's box.
-    kept = meetings.keep_draft(db, staff, kind, record.id, {field: "Typed, then the tab was closed"}, by="facilitator",
+    kept = drafts.keep_draft(db, staff, kind, record.id, {field: "Typed, then the tab was closed"}, by="facilitator",
                                revision=record.revision)
 
     app = open_page(page, user="facilitator")
@@ -556,7 +556,7 @@ def test_a_forms_draft_is_offered_back_restored_into_the_form_and_gone_once_save
         db, ANALYST, record.id)
     typed = {"act-note": lambda r: r.act_note, "hmw": lambda r: "\n".join(r.hmw), "purpose": lambda r: r.purpose}
     assert typed[field](saved) == "Typed, then the tab was closed"
-    assert meetings.draft(db, kind, record.id, by="facilitator") is None
+    assert drafts.draft(db, kind, record.id, by="facilitator") is None
 
 
 def test_a_cycles_draft_over_an_older_revision_is_saved_only_through_the_conflict_screen(dashboard, db):
@@ -564,7 +564,7 @@ def test_a_cycles_draft_over_an_older_revision_is_saved_only_through_the_conflic
     cycle = meetings.save_pdsa(db, staff, ci_records.PdsaCycle(
         title="Test cycle: draft over an old revision", metric_id=METRIC, start_on=date(2026, 3, 2),
         slice=Slice(vendor_id="V2")), by="facilitator")
-    meetings.keep_draft(db, staff, "pdsa", cycle.id, {"study": "Mine: it worked"}, by="facilitator", revision=1)
+    drafts.keep_draft(db, staff, "pdsa", cycle.id, {"study": "Mine: it worked"}, by="facilitator", revision=1)
     meetings.save_pdsa(db, Scope("analyst"), replace(cycle, study="Theirs: it did not"), by="analyst")
 
     app = open_page(PDSA, user="facilitator")

@@ -12,7 +12,7 @@ from datetime import date
 
 import pytest
 
-from ciboard import accounts, ci_records, followup, meetings
+from ciboard import accounts, ci_records, drafts, followup, meetings
 from ciboard.access import ANALYST, Scope
 from ciboard.appdb import AppDB
 from conftest import open_page
@@ -310,7 +310,7 @@ def test_unsaved_notes_are_kept_as_a_draft_and_offered_back_after_a_reload(store
     box, other = f"agenda-{draft.id}-operations", f"agenda-{draft.id}-next_steps"
     app = open_meeting(group, draft.id)
     app.text_area(key=box).input("Bus times changed on Feb 2").run()
-    kept = meetings.draft(store, "meeting", draft.id, by="facilitator")
+    kept = drafts.draft(store, "meeting", draft.id, by="facilitator")
     assert (kept.texts["operations"], kept.revision) == ("Bus times changed on Feb 2", 1)
     assert meetings.meeting(store, ANALYST, draft.id).revision == 1, "a draft is not a revision"
     assert not offers(app), "no offer of what is on screen"
@@ -321,20 +321,20 @@ def test_unsaved_notes_are_kept_as_a_draft_and_offered_back_after_a_reload(store
     assert offers(app) == [f"You have an unsaved draft from {kept.saved_at:%b %-d, %H:%M}."]
     # Typing before answering does not replace the draft.
     app.text_area(key=other).input("Something else").run()
-    assert meetings.draft(store, "meeting", draft.id, by="facilitator").texts == kept.texts
+    assert drafts.draft(store, "meeting", draft.id, by="facilitator").texts == kept.texts
     press(app, "Restore the draft")
     assert not app.exception and not offers(app)
     assert app.text_area(key=box).value == "Bus times changed on Feb 2"
     press(app, "Save notes")
     assert meetings.meeting(store, ANALYST, draft.id).agenda["operations"] == "Bus times changed on Feb 2"
-    assert meetings.draft(store, "meeting", draft.id, by="facilitator") is None, "saving removes the draft"
+    assert drafts.draft(store, "meeting", draft.id, by="facilitator") is None, "saving removes the draft"
 
     app = open_meeting(group, draft.id)
     assert not offers(app) and app.text_area(key=box).value == "Bus times changed on Feb 2"
     app.text_area(key=box).input("Bus times changed on Feb 2; never mind").run()
     app = open_meeting(group, draft.id)
     press(app, "Discard the draft")
-    assert not offers(app) and meetings.draft(store, "meeting", draft.id, by="facilitator") is None
+    assert not offers(app) and drafts.draft(store, "meeting", draft.id, by="facilitator") is None
     assert app.text_area(key=box).value == "Bus times changed on Feb 2"
 
 
@@ -359,7 +359,7 @@ def test_a_draft_typed_over_an_older_revision_is_restored_into_the_conflict_scre
     press(app, "Keep my notes (I have read theirs)")
     saved = meetings.meeting(store, ANALYST, draft.id)
     assert (saved.agenda["operations"], saved.revision) == ("My notes", theirs.revision + 1)
-    assert meetings.draft(store, "meeting", draft.id, by="facilitator") is None
+    assert drafts.draft(store, "meeting", draft.id, by="facilitator") is None
 
 
 def test_a_draft_left_when_the_minutes_were_finalised_is_shown_to_copy(store):
@@ -371,7 +371,7 @@ def test_a_draft_left_when_the_minutes_were_finalised_is_shown_to_copy(store):
     assert "is not in these minutes" in app.warning[0].value
     assert "Ask Lumen about the rota" in [t.value for t in app.text]
     press(app, "Discard the draft")
-    assert meetings.draft(store, "meeting", draft.id, by="facilitator") is None and not app.warning
+    assert drafts.draft(store, "meeting", draft.id, by="facilitator") is None and not app.warning
 
 
 # --- the meeting flow: commitments made in Next steps, the choice kept, bad dates, the right minutes ---
@@ -509,7 +509,7 @@ def test_follow_up_counts_an_analyst_froze_reach_a_facilitator_protected_on_scre
     """An analyst's snapshot holds exact follow-up counts, small ones too. A facilitator reads
     them as its own scope counts them (small ones hidden, the rest with the cell-key noise), on
     the meeting's screen and in its packet, never the analyst's."""
-    from ciboard import packet
+    from ciboard import packet, packet_files
 
     group = make_group(store, "Frozen follow-up counts")
     held_on = date(2026, 3, 12)
@@ -527,7 +527,7 @@ def test_follow_up_counts_an_analyst_froze_reach_a_facilitator_protected_on_scre
     shown = " ".join(m.value for m in app.markdown)
     assert expected in shown and exact not in shown
 
-    text = packet.to_markdown(packet.build(dashboard, store, FACILITATOR, draft.id))
+    text = packet_files.to_markdown(packet.build(dashboard, store, FACILITATOR, draft.id))
     assert expected in text and exact not in text
     # The analyst who froze them reads them as frozen.
-    assert exact in packet.to_markdown(packet.build(dashboard, store, ANALYST, draft.id))
+    assert exact in packet_files.to_markdown(packet.build(dashboard, store, ANALYST, draft.id))

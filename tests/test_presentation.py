@@ -242,7 +242,7 @@ def test_people_of_a_vendor_read_as_its_staff():
 
 
 def test_the_meeting_being_run_letters_the_screen_and_its_packet_alike(dashboard):
-    from ciboard import meetings, packet
+    from ciboard import meetings, packet, packet_files
     from ciboard.access import ANALYST
 
     db = AppDB.of(dashboard.settings)
@@ -257,9 +257,9 @@ def test_the_meeting_being_run_letters_the_screen_and_its_packet_alike(dashboard
     assert sam.startswith(f"{v3} staff ")
     attendees = next(c.value for c in app.caption if c.value.startswith("Attendees"))
     assert f"{sam} ({v3})" in attendees and "Okafor" not in attendees
-    markdown = packet.to_markdown(made)
+    markdown = packet_files.to_markdown(made)
     assert f"| {sam} | {v3} |" in markdown
-    assert not traces_of(VENDORS, [("packet", markdown), ("file", packet.filename(made, "md"))])
+    assert not traces_of(VENDORS, [("packet", markdown), ("file", packet_files.filename(made, "md"))])
     assert "Okafor" not in markdown and "Sam " not in markdown
 
     # Every other page keeps the meeting's letters while it runs: what each contract earned, by the packet's letter.

@@ -7,7 +7,7 @@ from datetime import date
 import pandas as pd
 import pytest
 
-from ciboard import accounts, meetings, privacy, queries, student_lists
+from ciboard import accounts, drafts, meetings, privacy, queries, student_lists
 from ciboard.access import ANALYST, Scope, ScopeError
 from ciboard.appdb import AppDB
 from ciboard.ci_records import Commitment, Slice, Workgroup
@@ -199,7 +199,7 @@ def test_an_evaluator_writes_nothing(dashboard):
         lambda: meetings.save_workgroup(db, EVALUATOR, group, by="evaluator"),
         lambda: meetings.save_commitment(db, EVALUATOR, commitment, by="evaluator"),
         lambda: meetings.update_status(db, EVALUATOR, commitment.id, "done", by="evaluator", revision=commitment.revision),
-        lambda: meetings.keep_draft(db, EVALUATOR, "workgroup", group.id, {"purpose": "x"}, by="evaluator",
+        lambda: drafts.keep_draft(db, EVALUATOR, "workgroup", group.id, {"purpose": "x"}, by="evaluator",
                                     revision=group.revision),
         lambda: student_lists.log_status(db, dashboard, EVALUATOR, "anyone", "absent", "contacted", by="evaluator"),
     ]

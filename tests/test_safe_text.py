@@ -139,7 +139,7 @@ def test_hostile_notes_make_no_request_in_the_browser_nor_in_the_packet(server, 
     from dataclasses import replace
     from datetime import date
 
-    from ciboard import ci_records, meetings, packet
+    from ciboard import ci_records, meetings, packet, packet_files
     from ciboard.access import Scope
     from ciboard.appdb import AppDB
 
@@ -165,7 +165,7 @@ def test_hostile_notes_make_no_request_in_the_browser_nor_in_the_packet(server, 
     page.close()
 
     made = packet.build(demo_warehouse, store, staff, held.id)
-    (tmp_path / "packet.html").write_text(packet.to_html(made))
+    (tmp_path / "packet.html").write_text(packet_files.to_html(made))
     page = browser.new_page()
     page.goto((tmp_path / "packet.html").as_uri())
     page.wait_for_timeout(1500)

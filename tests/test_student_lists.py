@@ -11,7 +11,7 @@ from datetime import date, datetime, timedelta, timezone
 import pandas as pd
 import pytest
 
-from ciboard import followup, meetings, packet, student_lists
+from ciboard import followup, meetings, packet, packet_files, student_lists
 from ciboard.access import ANALYST, Scope, ScopeError
 from ciboard.appdb import AppDB, IntegrityError
 from ciboard.queries import run
@@ -237,7 +237,7 @@ def test_a_meeting_reads_the_lists_counts_and_their_movement(demo_warehouse, db)
     final = next(x for x in meetings.meetings(db, ANALYST, group.id) if x.status == "final")
     for scope in (Scope("vendor", "V3"), FACILITATOR, ANALYST):
         made = packet.build(demo_warehouse, db, scope, final.id)
-        text = packet.to_markdown(made) + packet.to_html(made)
+        text = packet_files.to_markdown(made) + packet_files.to_html(made)
         assert "Students to follow up" in text
         assert not re.search(r"ST\d{7}", text)
 
