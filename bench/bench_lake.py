@@ -1,6 +1,6 @@
 """The two storages side by side: view latency, a pinned snapshot's, one weekly upload, and disk.
 
-    python bench/bench_lake.py [--students 3000] [--repeats 9] [--keep DIR]
+    python bench/bench_lake.py [--students 3000] [--repeats 9] [--weeks 1] [--keep DIR]
 
 Builds the same demo district twice, on versioned DuckDB files and on DuckLake (a SQLite
 catalog), as DIR/files and DIR/lake, unless --keep names a folder that has both from an
@@ -11,9 +11,11 @@ process and alternating between the storages so a busy machine slows both alike:
 1. every view case of bench_core through `queries.run` as an analyst: files, the lake's
    current snapshot, and the lake read at its previous snapshot (a record's pinned one);
 2. three views against SQL written by hand that gives the same numbers, on each storage;
-3. one more week of a vendor's sessions loaded through `ingest` into each, end to end;
-4. disk: the file warehouse's folder against the lake's files and catalog, and the lake's
-   data files before and after `maintain`.
+3. --weeks more weeks of every vendor's sessions, one upload a week through `ingest`, into
+   each, end to end;
+4. disk, after those weeks: the file warehouse's folder against the lake's data files with
+   every snapshot kept, after `maintain` within CIBOARD_KEEP_DAYS and after it once the older
+   weeks have expired, the catalog, and the read copies.
 Figures to stdout; nothing asserts on time.
 """
 
@@ -31,7 +33,7 @@ from bench_core import SCHOOL_YEAR, query_cases, table  # noqa: E402
 from ciboard import demo  # noqa: E402
 from ciboard.access import Scope  # noqa: E402
 from ciboard.ingest import Submission, ingest  # noqa: E402
-from ciboard.lake import make_read_copy, number  # noqa: E402
+from ciboard.lake import make_read_copy, number, read_copies  # noqa: E402
 from ciboard.queries import run  # noqa: E402
 from ciboard.settings import Settings  # noqa: E402
 from ciboard.warehouse import Warehouse  # noqa: E402
@@ -84,6 +86,7 @@ def main() -> int:
     parser.add_argument("--students", type=int, default=3000)
     parser.add_argument("--repeats", type=int, default=9)
     parser.add_argument("--keep", type=Path, default=None)
+    parser.add_argument("--weeks", type=int, default=1, help="weekly uploads of every vendor's sessions (a school year: 36)")
     args = parser.parse_args()
     root = args.keep or Path(tempfile.mkdtemp(prefix="bench-lake-"))
     files, lake = build(root, "files", args.students), build(root, "lake", args.students)
@@ -94,6 +97,7 @@ def main() -> int:
     for name, warehouse in (("current", lake), ("pinned", pinned)):
         snapshot = number(warehouse.version())
         target = warehouse.lake.read_copy(snapshot)
+        warehouse.lake.wait_for_copies()  # the build's reads asked for some: made again here, timed
         target.unlink(missing_ok=True)
         took = timed(lambda: make_read_copy(warehouse.settings, snapshot, target))
         copies.append([name, warehouse.version(), f"{took / 1000:.1f}", f"{target.stat().st_size / 1e6:.1f}"])
@@ -138,25 +142,34 @@ def main() -> int:
 
     upload = []
     for name, warehouse in (("files", files), ("lake", lake)):
-        with tempfile.TemporaryDirectory() as scratch:
-            path = demo.next_week_of_sessions(warehouse, "V1", Path(scratch))
-            rows_in = sum(1 for _ in open(path)) - 1
-            took = timed(lambda: ingest(warehouse, [Submission(path, "sessions", "V1")]))
-            upload.append([name, f"{rows_in:,}", f"{took / 1000:.2f}"])
-    print("\n3. One more week of V1's sessions through ingest, end to end")
-    print(table(["storage", "rows", "seconds"], upload))
+        took, rows_in = [], 0
+        for _ in range(args.weeks):
+            with tempfile.TemporaryDirectory() as scratch:
+                paths = {vendor: demo.next_week_of_sessions(warehouse, vendor, Path(scratch)) for vendor in demo.VENDORS}
+                rows_in += sum(sum(1 for _ in open(path)) - 1 for path in paths.values())
+                took.append(timed(lambda: ingest(warehouse, [Submission(path, "sessions", v) for v, path in paths.items()])))
+        upload.append([name, str(args.weeks), f"{rows_in:,}", f"{statistics.median(took) / 1000:.2f}", f"{max(took) / 1000:.2f}"])
+    print(f"\n3. {args.weeks} more week(s) of every vendor's sessions through ingest, one upload a week, end to end")
+    print(table(["storage", "weeks", "rows", "median s", "max s"], upload))
 
     lake_files = root / "lake" / "lake" / "data"
     before = (folder_mb(lake_files), len(list(lake_files.rglob("*.parquet"))))
-    lake.maintain()
+    lake.maintain()  # within CIBOARD_KEEP_DAYS every snapshot is kept
+    kept = (folder_mb(lake_files), len(list(lake_files.rglob("*.parquet"))))
+    current_only = Warehouse(lake.settings.model_copy(update={"keep_days": 1e-9}))
+    current_only.maintain()  # what a folder holds once the older weeks are past CIBOARD_KEEP_DAYS
+    current_only.close()
     after = (folder_mb(lake_files), len(list(lake_files.rglob("*.parquet"))))
     print("\n4. Disk, MB")
     print(table(["what", "MB", "files"], [
-        ["file warehouse (every version kept)", f"{folder_mb(root / 'files' / 'warehouse'):.1f}",
+        ["file warehouse (the last CIBOARD_KEEP_VERSIONS versions)", f"{folder_mb(root / 'files' / 'warehouse'):.1f}",
          str(len(list((root / "files" / "warehouse").glob("wh-*.duckdb"))))],
-        ["lake data files before maintain", f"{before[0]:.1f}", str(before[1])],
-        ["lake data files after maintain", f"{after[0]:.1f}", str(after[1])],
+        [f"lake data files, every snapshot ({lake.version()})", f"{before[0]:.1f}", str(before[1])],
+        ["the same after maintain (small files merged)", f"{kept[0]:.1f}", str(kept[1])],
+        ["after maintain, snapshots past CIBOARD_KEEP_DAYS expired", f"{after[0]:.1f}", str(after[1])],
         ["lake catalog (SQLite)", f"{folder_mb(root / 'lake' / 'lake') - folder_mb(lake_files):.1f}", "1"],
+        ["each server's read copies", f"{folder_mb(read_copies(lake.settings)):.1f}",
+         str(len(list(read_copies(lake.settings).glob("*.duckdb"))))],
     ]))
     print(f"\nfolders kept in {root}", file=sys.stderr)
     return 0

@@ -700,8 +700,9 @@ def next_week_of_sessions(warehouse, vendor: str, folder: Path) -> Path:
     with warehouse.cursor() as cur:
         rows = cur.execute(
             """select student_key, session_date + 7, tutor_id, group_size, scheduled_minutes, attended_minutes
-            from sessions where vendor_id = ? and session_date >= (select max(session_date) - 6 from sessions)""",
-            [vendor],
+            from sessions where vendor_id = ?
+            and session_date >= (select max(session_date) - 6 from sessions where vendor_id = ?)""",
+            [vendor, vendor],
         ).fetchall()
     path = folder / f"sessions_{vendor}_next_week.csv"
     with open(path, "w", newline="") as handle:

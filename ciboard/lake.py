@@ -235,6 +235,12 @@ class Lake:
             self._copier = threading.Thread(target=self._make_copies, name="lake-read-copies", daemon=True)
             self._copier.start()
 
+    def wait_for_copies(self, timeout: float | None = None) -> None:
+        """Returns once the read copies asked for so far are made (or could not be)."""
+        copier = self._copier
+        if copier is not None:
+            copier.join(timeout)
+
     def _make_copies(self) -> None:
         """Makes the asked-for read copies, the newest snapshot first, one at a time, of the
         snapshots a reader still has open: an ingest of many files reads each snapshot it makes,

@@ -257,12 +257,6 @@ def test_an_ingest_killed_at_any_point_leaves_the_last_snapshot_whole(tmp_path, 
 
 
 
-def wait_for_copies(lake: LakeWarehouse) -> None:
-    copier = lake.lake._copier
-    if copier is not None:
-        copier.join(timeout=60)
-
-
 def new_snapshot(lake: LakeWarehouse) -> int:
     with lake.publish() as con:
         con.execute("create table if not exists scratch (n integer)")
@@ -275,7 +269,7 @@ def test_a_server_reads_the_lake_until_its_read_copy_of_the_snapshot_is_made_the
     current = number(lake.version())
     through_lake = snapshot(lake)
     assert not lake.lake._readers[current][2], "the first read waited for a copy"
-    wait_for_copies(lake)
+    lake.lake.wait_for_copies(60)
     assert f"{current:06d}" in [c.name.split("-")[1] for c in read_copies(lake.settings).glob("lake-*.duckdb")]
 
     assert snapshot(lake) == through_lake
@@ -297,7 +291,7 @@ def test_a_lake_made_again_in_the_same_place_never_reads_the_earlier_lakes_copy(
     first.init(["2025-26"])
     ingest(first, sample_submissions())
     assert count(first, "facts") > 0
-    wait_for_copies(first)
+    first.lake.wait_for_copies(60)
     assert list(read_copies(first.settings).glob(f"{first.version()}-*.duckdb"))
     first.close()
     (tmp_path / "catalog.sqlite").unlink()
