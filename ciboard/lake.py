@@ -438,11 +438,11 @@ class LakeWarehouse(Warehouse):
         """Today's migrations, in a snapshot of their own before any data is staged."""
         self.directory.mkdir(parents=True, exist_ok=True)
         lake_files(self.settings).mkdir(parents=True, exist_ok=True)
+        _readers_never_block_writers(self.settings)  # a lake made before this holds too
         if self.lake.created() and self.is_current_code():
             return
         self.lake.close()  # the control connection read a catalog that had no lake yet
         created = self.lake.created()
-        _readers_never_block_writers(self.settings)
         con = connect(self.settings)
         try:
             con.execute(attach_sql(self.settings, "target", read_only=False, create=not created))
@@ -452,6 +452,7 @@ class LakeWarehouse(Warehouse):
             con.execute("commit")
         finally:
             con.close()
+        _readers_never_block_writers(self.settings)  # a catalog just made
 
     def _write_changes(self, con: duckdb.DuckDBPyConnection, base: int, staged: dict[str, str]) -> None:
         """Writes what the block changed in the staged tables since snapshot `base`. Rows are
@@ -562,10 +563,12 @@ def _readers_never_block_writers(settings: Settings) -> None:
     if not catalog(settings).startswith("sqlite:"):
         return
     path = Path(catalog(settings).removeprefix("sqlite:"))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with closing(sqlite3.connect(path, timeout=30)) as db:
+    if not path.exists():
+        return  # DuckLake makes it
+    with closing(sqlite3.connect(path, timeout=1)) as db:
         if db.execute("pragma journal_mode").fetchone()[0] != "wal":
-            db.execute("pragma journal_mode = wal")
+            with suppress(sqlite3.OperationalError):  # a reader still holds the old mode: the next publish tries again
+                db.execute("pragma journal_mode = wal")
 
 
 def make_read_copy(settings: Settings, snapshot: int, target: Path) -> None:

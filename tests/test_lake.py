@@ -7,8 +7,10 @@ what holds for the file warehouse in test_warehouse.py is checked here for the l
 import fcntl
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
+from contextlib import closing
 from pathlib import Path
 
 import duckdb
@@ -353,4 +355,20 @@ def test_a_publish_staged_from_the_read_copy_writes_what_one_staged_from_the_lak
             con.execute("delete from facts where metric_id = 'tutoring_attendance_rate'")
             con.execute("update students set grade = grade + 1 where grade < 5")
     assert snapshot(lake) == snapshot(twin)
+    assert count(lake, "facts") > 0
+
+
+def test_a_read_of_the_sqlite_catalog_never_makes_a_publish_fail_as_locked(lake, tmp_path):
+    catalog_file = tmp_path / "catalog.sqlite"
+    with closing(sqlite3.connect(catalog_file)) as db:
+        db.execute("pragma journal_mode = delete")  # as a lake made before the catalog was put in WAL mode
+    new_snapshot(lake)  # its next publish puts it in WAL mode
+    with closing(sqlite3.connect(catalog_file)) as db:
+        assert db.execute("pragma journal_mode").fetchone()[0] == "wal"
+
+    with closing(sqlite3.connect(catalog_file, isolation_level=None)) as reader:
+        reader.execute("begin")
+        reader.execute("select count(*) from ducklake_snapshot").fetchall()  # a page's query, mid-read
+        ingest(lake, sample_submissions())  # a publish commits meanwhile
+        reader.execute("commit")
     assert count(lake, "facts") > 0
