@@ -97,6 +97,7 @@ class Packet:
     min_cell: int
     prepared_at: datetime
     notes: list[str] = field(default_factory=list)
+    drawn_afresh: bool = False  # a finalised meeting's charts read from a later version: its own is gone
     letters: Letters | None = None  # a lettered packet: vendors and their people as the meeting's screen shows them
 
     @property
@@ -106,7 +107,7 @@ class Packet:
     @property
     def redrawn(self) -> str:
         """Said of charts and breakdowns read from a later warehouse than the finalised meeting's."""
-        if not self.meeting.is_final or self.meeting.warehouse_version in (None, self.warehouse_version):
+        if not self.drawn_afresh:
             return ""
         return f" (drawn afresh from {data_version(self.warehouse_version)})"
 
@@ -128,11 +129,14 @@ def build(
     # students no vendor tutors are no vendor and get no letter, as on the screen (ciboard.dashboard).
     vendors = {v: name for v, name in _names(warehouse, scope).get("vendor_id", {}).items() if v != NOT_TUTORED}
     shown = letters.for_meeting(db, letters.meeting_key(meeting.id), vendors) if lettered else None
-    if meeting.is_final and meeting.warehouse_version:
-        # Finalised minutes pinned the version their numbers came from: draw everything from it.
-        # If it is gone, they are drawn afresh from the current one, and the packet says so below.
+    # Finalised minutes pinned the version their numbers came from: draw everything from it (on
+    # a lake, a file version moved in is read as the snapshot it became). If it is gone, they
+    # are drawn afresh from the current one, and the packet says so below.
+    drawn_afresh = bool(meeting.is_final and meeting.warehouse_version)
+    if drawn_afresh:
         with suppress(VersionGone):
             warehouse = warehouse.at(meeting.warehouse_version)
+            drawn_afresh = False
     catalogue = data_map(warehouse).set_index("metric_id")
     metrics = {m: {"metric_id": m, **row} for m, row in catalogue.to_dict("index").items()}
     min_cell = warehouse.settings.min_cell_size
@@ -179,7 +183,7 @@ def build(
     ]
     breakdowns = _breakdowns(warehouse, scope, metrics, wanted, prefill, primary, since, meeting.held_on)
     version = warehouse.version()
-    if meeting.is_final and meeting.warehouse_version and meeting.warehouse_version != version:
+    if drawn_afresh:
         notes.append(
             f"The meeting's numbers are those it saw, from {data_version(meeting.warehouse_version)}, which is no "
             f"longer kept. Charts and breakdowns are drawn from {data_version(version)}, up to the meeting's date: "
@@ -190,6 +194,7 @@ def build(
         summary=followup.summary(prefill, warehouse) if prefill else [],
         charts=drawn, breakdowns=breakdowns, carried=carried, made=made, root_causes=analyses, pdsa=pdsa,
         metrics=metrics, names=names, warehouse_version=version, min_cell=min_cell, prepared_at=now, notes=notes,
+        drawn_afresh=drawn_afresh,
         letters=shown,
     )
 

@@ -26,7 +26,6 @@ import functools
 import html
 import io
 import re
-from dataclasses import dataclass
 from datetime import date
 
 import numpy as np

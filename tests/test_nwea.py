@@ -15,7 +15,7 @@ from ciboard import exports, nwea
 from ciboard.access import Scope
 from ciboard.cli import main
 from ciboard.ingest import IngestRejected, Submission, ingest
-from ciboard.queries import NOT_TUTORED, data_map, run
+from ciboard.queries import NOT_TUTORED, run
 
 REAL = Path("/work/shared/realdata/nwea_map_cdf")
 REAL_FILES = sorted(REAL.glob("*.csv"))

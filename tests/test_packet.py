@@ -15,7 +15,7 @@ from plotly.offline import get_plotlyjs
 
 from conftest import publish_empty
 
-from ciboard import accounts, charts, ci_records as rec, demo_meetings, meetings as m, packet, packet_files
+from ciboard import accounts, ci_records as rec, demo, demo_meetings, meetings as m, packet, packet_files
 from ciboard.access import ANALYST, Scope, ScopeError
 from ciboard.appdb import AppDB
 from ciboard.cli import main
@@ -180,6 +180,36 @@ def test_a_finalised_packet_is_the_same_after_later_loads(copy_of_demo):
     assert after.warehouse_version == meeting.warehouse_version and not after.notes
     assert packet_files.to_markdown(after) == packet_files.to_markdown(before)
     assert v3_attendance(after, WEEK_SHOWN) == v3_attendance(before, WEEK_SHOWN) > 0.02
+
+
+def test_a_finalised_packet_on_the_lake_is_the_same_after_ten_later_ingests(copy_of_demo, tmp_path):
+    """The same on the storage several servers share: the demo moved into a lake (the finalised
+    meeting's pinned version becomes a snapshot), then ten weekly uploads and a resent week."""
+    data = copy_of_demo.settings.data_dir
+    copy_of_demo.close()
+    moved = CliRunner().invoke(main, ["migrate-to-lake", "--data-dir", str(data)])
+    assert moved.exit_code == 0, moved.output
+    lake = Warehouse(Settings(data_dir=data, storage="lake"))
+    db = AppDB.of(lake.settings)
+    meeting = meeting_of(db, "V3", "final")
+    pinned = lake.resolve(meeting.warehouse_version)
+    assert f"meeting-{meeting.id}" in lake.pins()[pinned]
+    before = packet.build(lake, db, STAFF, meeting.id, now=PREPARED)
+    assert before.prefill.to_dict() == meeting.snapshot["prefill"]
+
+    for week in range(10):
+        folder = tmp_path / f"week-{week}"
+        folder.mkdir()
+        [outcome] = ingest(lake, [Submission(demo.next_week_of_sessions(lake, "V3", folder), "sessions", "V3")])
+        assert outcome.status == "accepted"
+    resend_with_nobody_attending(lake, WEEK_SHOWN)
+    assert lake.version() != pinned
+
+    after = packet.build(lake, db, STAFF, meeting.id, now=PREPARED)
+    assert after.warehouse_version == before.warehouse_version == pinned and not after.notes
+    assert packet_files.to_markdown(after) == packet_files.to_markdown(before)
+    assert v3_attendance(after, WEEK_SHOWN) == v3_attendance(before, WEEK_SHOWN) > 0.02
+    lake.close()
 
 
 def test_a_finalised_packet_whose_version_is_gone_is_drawn_afresh_and_says_so(copy_of_demo):

@@ -5,7 +5,6 @@ had one sessions file rejected, then a corrected one; V5 re-submitted a correcte
 Expected values come from the query layer.
 """
 
-import io
 import json
 from datetime import date
 
@@ -14,7 +13,7 @@ import pytest
 
 from ciboard import queries
 from ciboard.access import ANALYST
-from conftest import VENDOR_LABELS, default_dates, download, downloads, open_page, plotted, view
+from conftest import VENDOR_LABELS, default_dates, download, open_page, plotted, view
 
 PAGE = "app_pages/data_quality.py"
 

@@ -5,7 +5,6 @@ points less than other V5 students. Expected values come from the query layer an
 statistics package, not from the page.
 """
 
-import io
 
 import pandas as pd
 import pytest

@@ -1,7 +1,6 @@
 """The Overview page through AppTest: every outcome's standing, payments, data freshness and the
 signals since the last meeting, checked against the query layer on the demo district."""
 
-import io
 from datetime import date
 from urllib.parse import parse_qs
 
@@ -11,7 +10,7 @@ import pytest
 from ciboard import charts, queries
 from ciboard.access import ANALYST
 from ciboard.filters import MULTI, YES_NO
-from conftest import VENDOR_LABELS, download, downloads, figures, open_page, plotted
+from conftest import VENDOR_LABELS, download, figures, open_page, plotted
 
 V3_WINTER = {"vendor": VENDOR_LABELS["V3"], "dates": ["2025-09-01", "2026-01-31"], "since": "2025-12-15"}
 

@@ -5,7 +5,6 @@ What the demo planted: V2 leads on attendance and its contract cap binds; V4 is 
 late with its files; V6 missed a week.
 """
 
-import io
 import json
 
 import pandas as pd
@@ -13,10 +12,10 @@ import pytest
 
 from ciboard import charts as charts_module
 from ciboard import queries
-from ciboard.access import ANALYST, Scope
+from ciboard.access import Scope
 from ciboard.queries import NOT_TUTORED
 from ciboard.stats import compare, intervals
-from conftest import VENDOR_LABELS, default_dates, download, downloads, open_page, plotted, view
+from conftest import VENDOR_LABELS, default_dates, download, open_page, plotted, view
 
 PAGE = "app_pages/vendors.py"
 ATTENDANCE = "tutoring_attendance_rate"

@@ -12,7 +12,6 @@ knowledge that every hidden cell holds at least one student adds.
 
 import numpy as np
 import pandas as pd
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.optimize import linprog

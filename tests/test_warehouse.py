@@ -9,7 +9,6 @@ import duckdb
 import pytest
 
 from conftest import SESSIONS_SAMPLE, make_warehouse, publish_empty, sample_submissions
-from ciboard.ingest import Submission, ingest
 from ciboard.queries import run
 from ciboard.access import ANALYST
 from ciboard.warehouse import POINTER, VersionGone, WarehouseMissing, code_fingerprint, migrations
