@@ -6,7 +6,7 @@ from datetime import date
 
 import streamlit as st
 
-from ciboard import ci_records, ci_ui, followup, meetings
+from ciboard import ci_records, ci_ui, meetings, movements
 from ciboard.access import ScopeError
 from ciboard.ci_records import PARTIES, STATUS_LABELS, STATUSES, Commitment
 from ciboard.dashboard import metrics, scope, warehouse
@@ -61,7 +61,7 @@ def movement(version: str, scope_text: str, commitment_id: int, revision: int) -
     c = meetings.commitment(db, Scope.parse(scope_text), commitment_id)
     if not c.metric_id:
         return None
-    return followup.metric_movement(warehouse(), Scope.parse(scope_text), c.metric_id, c.slice, c.made_on).to_dict()
+    return movements.metric_movement(warehouse(), Scope.parse(scope_text), c.metric_id, c.slice, c.made_on).to_dict()
 
 
 def show_one(c: Commitment) -> None:
@@ -74,7 +74,7 @@ def show_one(c: Commitment) -> None:
     ))
     if c.metric_id:
         moved = movement(version(), str(scope()), c.id, c.revision)
-        sentence = followup.Movement.from_dict(moved).sentence(metrics()[c.metric_id]) if moved else "—"
+        sentence = movements.Movement.from_dict(moved).sentence(metrics()[c.metric_id]) if moved else "—"
         st.markdown(ci_ui.say(f"**{ci_ui.metric_label(c.metric_id)}** for {ci_ui.slice_text(c.slice)} since it was made: {sentence}"))
     st.dataframe(ci_ui.records_frame(c.log, {
         "On": lambda e: f"{e.on:%b %-d, %Y}", "Status": lambda e: STATUS_LABELS[e.status], "By": lambda e: e.by,

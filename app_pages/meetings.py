@@ -8,7 +8,7 @@ from datetime import date
 import pandas as pd
 import streamlit as st
 
-from ciboard import ci_records, ci_ui, drafts, followup, meetings, session
+from ciboard import ci_records, ci_ui, drafts, followup, meetings, movements, session
 from ciboard.charts import POINT_NAMES, format_value
 from ciboard.ci_records import AGENDA, Person
 from ciboard.dashboard import disguised, metrics, scope, warehouse
@@ -173,7 +173,7 @@ def show_outcomes(snapshot: dict | None) -> None:
 def commitment_row(item: dict) -> dict:
     c = ci_records.from_json(ci_records.Commitment, item["commitment"])
     movement = item.get("movement")
-    moved = followup.Movement.from_dict(movement).sentence(metrics()[c.metric_id]) if movement and c.metric_id else "—"
+    moved = movements.Movement.from_dict(movement).sentence(metrics()[c.metric_id]) if movement and c.metric_id else "—"
     due = f"{c.due_on:%b %-d}" if c.due_on else "—"
     measured = ci_ui.metric_label(c.metric_id)
     return {

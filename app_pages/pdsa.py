@@ -7,7 +7,7 @@ from datetime import date, timedelta
 
 import streamlit as st
 
-from ciboard import charts, ci_ui, followup, meetings, signals
+from ciboard import charts, ci_ui, meetings, movements, signals
 from ciboard.access import Scope
 from ciboard.ci_records import ACT_LABELS, ACTS, PDSA_STEPS, PdsaCycle, Slice
 from ciboard.dashboard import disguised, metrics, min_cell, query, scope, version, warehouse
@@ -34,17 +34,17 @@ def when(day: date | None) -> str:
     return f"{day:%b %-d, %Y}" if day else "—"
 
 
-def span(period: followup.Period) -> str:
+def span(period: movements.Period) -> str:
     return f"{when(date.fromisoformat(period.start))} – {when(date.fromisoformat(period.end))}"
 
 
 @st.cache_data(show_spinner="Comparing before and after the change…", max_entries=64)
 def _study(version: str, scope_text: str, metric_id: str, piece: Slice, start_on: date, ends_on: date | None):
     cycle = PdsaCycle(title="study", metric_id=metric_id, start_on=start_on, slice=piece, ends_on=ends_on)
-    return followup.pdsa_study(warehouse(), Scope.parse(scope_text), cycle)
+    return movements.pdsa_study(warehouse(), Scope.parse(scope_text), cycle)
 
 
-def study_of(cycle: PdsaCycle) -> followup.Movement:
+def study_of(cycle: PdsaCycle) -> movements.Movement:
     """The cycle's measure before and after it started, cached per warehouse version."""
     return _study(version(), str(scope()), cycle.metric_id, cycle.slice, cycle.start_on, cycle.ends_on)
 
@@ -148,7 +148,7 @@ def show_do(cycle: PdsaCycle) -> None:
         observe(cycle)
 
 
-def show_numbers(movement: followup.Movement) -> None:
+def show_numbers(movement: movements.Movement) -> None:
     unit = "Weeks" if metric["frequency"] == "weekly" else "Windows"
     st.markdown(f"**What the data did.** {movement.sentence(metric)}")
     before, after, change = st.columns(3)
@@ -169,7 +169,7 @@ def show_numbers(movement: followup.Movement) -> None:
             f"{charts.format_value(movement.comparison_after, metric)} over the same periods. "
             + ("A vendor's cycle is compared with all other vendors' students together, where two or more other "
                "vendors have enough students in both periods: never with one other vendor. "
-               if movement.comparison == followup.PEERS else
+               if movement.comparison == movements.PEERS else
                "Students without tutoring are the comparison where the district's records hold some at the cycle's "
                "schools with data for this metric; otherwise all other vendors' students. ")
             + "Tutored students were chosen for a reason, so the comparison allows for a rise everyone saw, not for "
@@ -177,7 +177,7 @@ def show_numbers(movement: followup.Movement) -> None:
         )
 
 
-def spc_chart(cycle: PdsaCycle, movement: followup.Movement) -> None:
+def spc_chart(cycle: PdsaCycle, movement: movements.Movement) -> None:
     """The weekly control chart of the cycle's measure, its start marked as on every trend chart."""
     if metric["frequency"] != "weekly":
         return

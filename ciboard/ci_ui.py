@@ -239,7 +239,7 @@ def _record(value: Any) -> str:
 
 
 def movement_text(movement: dict | None, metric_id: str | None) -> str:
-    """'+4.1 points (95% CI +1.2 to +7.0): better' for a followup.Movement as a dict."""
+    """'+4.1 points (95% CI +1.2 to +7.0): better' for a movements.Movement as a dict."""
     if not movement:
         return "—"
     if movement.get("status") != "ok":

@@ -8,7 +8,7 @@ numbers a meeting saw and gives them to the store to keep, as the meetings page 
 from dataclasses import replace
 from datetime import date, datetime, time, timedelta, timezone
 
-from ciboard import followup, student_lists
+from ciboard import followup, movements, student_lists
 from ciboard.access import ANALYST, Scope
 from ciboard.appdb import AppDB
 from ciboard.calendar import calendar_for
@@ -233,7 +233,7 @@ def seed(db: AppDB, warehouse: Warehouse) -> bool:
                         "Teacher check-ins logged for about four in five students.", "analyst"),
         ],
     ), by="analyst", at=at(cal.program_change_v1 - timedelta(days=5)))
-    study = followup.pdsa_study(warehouse, analyst, v1)
+    study = movements.pdsa_study(warehouse, analyst, v1)
     if study.status == "ok":
         v1 = save_pdsa(db, staff, replace(
             v1,

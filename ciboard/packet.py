@@ -22,12 +22,13 @@ from typing import Any
 import pandas as pd
 import plotly.graph_objects as go
 
-from ciboard import charts, ci_records, followup, letters, meetings, signals
+from ciboard import charts, ci_records, followup, letters, meetings, movements, signals
 from ciboard.access import Scope, whose_students
 from ciboard.appdb import AppDB
 from ciboard.ci_records import Commitment, Meeting, PdsaCycle, RootCause, Workgroup
-from ciboard.followup import Movement, Prefill
+from ciboard.followup import Prefill
 from ciboard.letters import Letters
+from ciboard.movements import Movement
 from ciboard.queries import DIMENSIONS, NOT_TUTORED, data_map, run
 from ciboard.warehouse import VersionGone, Warehouse, data_version
 
@@ -170,7 +171,7 @@ def build(
     listed = {item.cycle.id for item in pdsa}
     begun = {r.pdsa_id for r in analyses if r.pdsa_id is not None}
     pdsa += [
-        PdsaItem(cycle, followup.pdsa_study(warehouse, scope, cycle), False)
+        PdsaItem(cycle, movements.pdsa_study(warehouse, scope, cycle), False)
         for cycle in meetings.pdsa_cycles(db, scope)
         if cycle.id not in listed and (cycle.meeting_id == meeting.id or cycle.id in begun)
     ]

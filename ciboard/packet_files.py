@@ -15,8 +15,8 @@ from plotly.offline import get_plotlyjs
 from ciboard import charts, ci_records, privacy, signals
 from ciboard.access import Scope, whose_students
 from ciboard.ci_records import Commitment, PdsaCycle, RootCause
-from ciboard.followup import Movement
 from ciboard.letters import Letters
+from ciboard.movements import Movement
 from ciboard.packet import (
     CHART_HEIGHT,
     Breakdown,

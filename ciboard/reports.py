@@ -16,7 +16,7 @@ change is audited, and sql/app/012_reports.sql refuses any change or removal of 
 The numbers come from the query layer and the machinery the pages use: the payment views and
 certified statements (ciboard.statements), the gap intervals of ciboard.followup and
 ciboard.stats.disparity, the quality view Data quality reads, and the movement of commitments'
-metrics the meetings show (ciboard.followup.metric_movement).
+metrics the meetings show (ciboard.movements.metric_movement).
 """
 
 import io
@@ -30,7 +30,7 @@ from typing import Any
 import pandas as pd
 from plotly.offline import get_plotlyjs
 
-from ciboard import accounts, charts, followup, meetings, queries, statements
+from ciboard import accounts, charts, followup, meetings, movements, queries, statements
 from ciboard.access import ANALYST, Scope, ScopeError
 from ciboard.accounts import Account
 from ciboard.appdb import AppDB
@@ -132,7 +132,7 @@ def compute(warehouse: Warehouse, db: AppDB, period: Period, *, public: bool) ->
         "warehouse_version": warehouse.version(),
         "computed_at": datetime.now().isoformat(timespec="seconds"),
         "min_cell": min_cell,
-        "metrics": {m: followup.json_value(metrics[m]) for m in (*HEADLINE_METRICS, *GAP_METRICS) if m in metrics},
+        "metrics": {m: movements.json_value(metrics[m]) for m in (*HEADLINE_METRICS, *GAP_METRICS) if m in metrics},
         "outcomes": _outcomes(warehouse, period, metrics),
         "targets": _targets(contracts, period, min_cell),
         "payments": _payments(warehouse, db, period, contracts),
@@ -278,7 +278,7 @@ def _commitments(warehouse: Warehouse, db: AppDB, period: Period, metrics: dict,
             continue
         moved = ""
         if c.metric_id and c.metric_id in metrics:
-            movement = followup.metric_movement(warehouse, REPORT_SCOPE, c.metric_id, c.slice, c.made_on, period.end)
+            movement = movements.metric_movement(warehouse, REPORT_SCOPE, c.metric_id, c.slice, c.made_on, period.end)
             moved = movement.sentence(metrics[c.metric_id])
             verdict = movement.verdict if movement.status == "ok" else "not enough data"
         else:

@@ -130,7 +130,7 @@ def gaps_of(warehouse: Warehouse, scope: Scope, since: date, until: date, filter
 
 @dataclass(frozen=True)
 class MovementRequest:
-    """One stored `followup.metric_movement`, as its dict: the metric for `slice` (a Slice as
+    """One stored `movements.metric_movement`, as its dict: the metric for `slice` (a Slice as
     JSON) before `since` against from `since` to `until`, read as `scope` (its text)."""
 
     scope: str
@@ -147,7 +147,7 @@ class MovementRequest:
 
 def movement_request(scope: Scope, metric_id: str, slice: Mapping[str, Any], since: Any,
                      until: Any) -> MovementRequest | None:
-    """The stored movement that answers `followup.metric_movement` in this scope, or None where
+    """The stored movement that answers `movements.metric_movement` in this scope, or None where
     none can: a school's and an evaluator's are read live, in their own scope."""
     read_as = _shared_reading(scope)
     if read_as is None:
@@ -158,7 +158,7 @@ def movement_request(scope: Scope, metric_id: str, slice: Mapping[str, Any], sin
 
 def movement_of(warehouse: Warehouse, scope: Scope, metric_id: str, slice: Mapping[str, Any], since: date,
                 until: date | None, compute: Callable[[], dict], *, wait: bool = True) -> dict | None:
-    """`compute()` (followup's metric_movement as a dict), from the stored one where the server
+    """`compute()` (movements.metric_movement as a dict), from the stored one where the server
     has prepared it; while it prepares it, as `gaps_of`."""
     return _stored_or(warehouse, movement_request(scope, metric_id, slice, since, until), compute, wait)
 

@@ -6,7 +6,7 @@ from datetime import date
 
 import pytest
 
-from ciboard import charts, followup, meetings
+from ciboard import charts, meetings, movements
 from ciboard.appdb import AppDB
 from ciboard.access import Scope, ScopeError
 from ciboard.ci_records import Slice
@@ -67,14 +67,14 @@ def test_tutored_students_beat_their_untutored_schoolmates_on_growth(demo_wareho
 
 
 def test_a_pdsa_cycle_reads_as_a_difference_in_differences(demo_warehouse):
-    movement = followup.metric_movement(
+    movement = movements.metric_movement(
         demo_warehouse, Scope("analyst"), "met_growth_target", Slice(vendor_id="V1"), date(2026, 1, 12)
     )
     assert movement.comparison == "students no vendor tutors at the same schools"
     assert movement.did == pytest.approx(movement.difference - movement.comparison_change, abs=1e-9)
     assert movement.did_low < movement.did < movement.did_high
     # Tutoring attendance: untutored students have none, so other vendors' students compare.
-    other = followup.metric_movement(
+    other = movements.metric_movement(
         demo_warehouse, Scope("analyst"), "tutoring_attendance_rate", Slice(vendor_id="V1"), date(2026, 1, 12)
     )
     assert other.comparison == "all other vendors' students"
@@ -82,12 +82,12 @@ def test_a_pdsa_cycle_reads_as_a_difference_in_differences(demo_warehouse):
 
 def test_a_vendor_reads_its_change_beyond_all_other_vendors_pooled(demo_warehouse):
     since = date(2026, 1, 12)
-    attendance = followup.metric_movement(demo_warehouse, VENDOR, "tutoring_attendance_rate", Slice(), since)
-    assert attendance.comparison == followup.PEERS
+    attendance = movements.metric_movement(demo_warehouse, VENDOR, "tutoring_attendance_rate", Slice(), since)
+    assert attendance.comparison == movements.PEERS
     assert attendance.did == pytest.approx(attendance.difference - attendance.comparison_change, abs=1e-9)
     assert attendance.did_low < attendance.did < attendance.did_high
     # The pool is V1's other vendors as the district reads them (with a facilitator's noise).
-    district = followup.metric_movement(
+    district = movements.metric_movement(
         demo_warehouse, Scope("facilitator"), "tutoring_attendance_rate", Slice(vendor_id="V1"), since
     )
     assert district.comparison == "all other vendors' students"
@@ -95,18 +95,18 @@ def test_a_vendor_reads_its_change_beyond_all_other_vendors_pooled(demo_warehous
         (district.comparison_before, district.comparison_after, district.comparison_change)
     )
     # Growth: the district compares with untutored schoolmates; a vendor with the other vendors' windows.
-    growth = followup.metric_movement(demo_warehouse, VENDOR, "met_growth_target", Slice(), since)
+    growth = movements.metric_movement(demo_warehouse, VENDOR, "met_growth_target", Slice(), since)
     windows = run(demo_warehouse, "series", Scope("facilitator"), {
         "metric": "met_growth_target", "grain": "window", "vendor_id": ["V2", "V3", "V4", "V5", "V6"],
     })
-    assert growth.comparison == followup.PEERS and growth.did_low < growth.did < growth.did_high
+    assert growth.comparison == movements.PEERS and growth.did_low < growth.did < growth.did_high
     assert {growth.comparison_before, growth.comparison_after} <= set(windows["value"])
 
 
 def test_a_vendors_pool_of_one_other_vendor_is_not_shown(demo_warehouse):
     # In the demo each school has one vendor: V1's school has no other vendor's students at all.
     school = run(demo_warehouse, "breakdown", VENDOR, {"metric": "tutoring_attendance_rate", "by": "school_id"})["school_id"][0]
-    alone = followup.metric_movement(
+    alone = movements.metric_movement(
         demo_warehouse, VENDOR, "tutoring_attendance_rate", Slice(school_id=school), date(2026, 1, 12)
     )
     assert alone.status == "ok" and alone.did is None and alone.comparison == ""
@@ -155,7 +155,7 @@ def test_trends_draws_untutored_students_matched_beside_one_vendor(dashboard):
 def test_a_pdsa_cycle_shows_its_difference_in_differences_beside_the_plain_change(dashboard):
     db = AppDB.of(dashboard.settings)
     [cycle] = [c for c in meetings.pdsa_cycles(db, Scope("analyst")) if c.title == "Tutoring inside the school day"]
-    expected = followup.pdsa_study(dashboard, Scope("facilitator"), cycle)
+    expected = movements.pdsa_study(dashboard, Scope("facilitator"), cycle)
     metric = data_map(dashboard).set_index("metric_id").loc[cycle.metric_id].to_dict() | {"metric_id": cycle.metric_id}
     assert expected.did is not None and expected.comparison == "students no vendor tutors at the same schools"
     app = open_page("app_pages/pdsa.py", user="facilitator")
@@ -180,9 +180,9 @@ def test_a_vendor_with_few_matched_students_is_hidden_not_floored(demo_warehouse
 def test_a_vendors_pdsa_cycle_reads_beyond_all_other_vendors_pooled(dashboard):
     db = AppDB.of(dashboard.settings)
     [cycle] = [c for c in meetings.pdsa_cycles(db, VENDOR) if c.title == "Tutoring inside the school day"]
-    expected = followup.pdsa_study(dashboard, VENDOR, cycle)
+    expected = movements.pdsa_study(dashboard, VENDOR, cycle)
     metric = data_map(dashboard).set_index("metric_id").loc[cycle.metric_id].to_dict() | {"metric_id": cycle.metric_id}
-    assert expected.comparison == followup.PEERS and expected.did is not None
+    assert expected.comparison == movements.PEERS and expected.did is not None
     app = open_page("app_pages/pdsa.py", user="vendor-v1")
     app.selectbox(key="cycle").set_value(cycle.id).run()
     assert not app.exception

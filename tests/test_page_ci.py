@@ -12,7 +12,7 @@ from urllib.parse import parse_qs
 
 import pytest
 
-from ciboard import charts, ci_records, drafts, followup, meetings
+from ciboard import charts, ci_records, drafts, meetings, movements
 from ciboard.access import ANALYST, Scope
 from ciboard.appdb import AppDB
 from ciboard.ci_records import Cause, Idea, RootCause, Slice
@@ -246,7 +246,7 @@ def test_a_chosen_idea_can_become_a_commitment(dashboard, db):
 def test_the_seeded_cycle_shows_the_study_computed_from_the_data(dashboard, db):
     cycles = {c.title: c for c in meetings.pdsa_cycles(db, ANALYST)}
     cycle = cycles["Reminders in the home language"]
-    expected = followup.pdsa_study(dashboard, Scope("facilitator"), cycle)
+    expected = movements.pdsa_study(dashboard, Scope("facilitator"), cycle)
     metric = data_map(dashboard).set_index("metric_id").loc[cycle.metric_id].to_dict() | {"metric_id": cycle.metric_id}
     assert expected.status == "ok"
 

@@ -12,7 +12,7 @@ from datetime import date
 
 import pytest
 
-from ciboard import accounts, ci_records, drafts, followup, meetings
+from ciboard import accounts, ci_records, drafts, followup, meetings, movements
 from ciboard.access import ANALYST, Scope
 from ciboard.appdb import AppDB
 from conftest import open_page
@@ -101,7 +101,7 @@ def test_a_meeting_from_start_to_minutes_and_on_to_the_next(store, dashboard):
     app = open_meeting(group, second.id)
     shown = text_of(app)
     assert "Call every family of a student absent three times" in shown and "10 days overdue" in shown
-    movement = followup.metric_movement(
+    movement = movements.metric_movement(
         dashboard, FACILITATOR, "tutoring_attendance_rate", ci_records.Slice(vendor_id="V2"), made.made_on, second.held_on
     )
     from ciboard.dashboard import metrics as _  # noqa: F401  (the page's labels come from the data map)

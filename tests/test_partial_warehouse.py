@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import streamlit as st
 
-from ciboard import accounts, ci_records, followup, meetings
+from ciboard import accounts, ci_records, followup, meetings, movements
 from ciboard.access import Scope
 from ciboard.appdb import AppDB
 from ciboard.ci_records import Slice
@@ -251,7 +251,7 @@ def test_a_meeting_reads_how_commitments_moved_with_and_without_data(partial, us
     prefill = followup.outcomes_prefill(partial, db, scope, group.id, met.held_on)
     moved = {item["commitment"]["metric_id"]: item for item in prefill.commitments}
     assert set(moved) == {"tutoring_attendance_rate", "sel_identity"}
-    without = followup.Movement.from_dict(moved["sel_identity"]["movement"])
+    without = movements.Movement.from_dict(moved["sel_identity"]["movement"])
     assert without.status == "not enough data"
     assert without.note == "No data for student identity (SEL), before or since 2025-09-19, that this account may see."
     assert prefill.signals == [] and followup.summary(prefill, partial)[0].endswith("0 of improvement.")
