@@ -212,7 +212,11 @@ class Lake:
                     con.execute(f'create view "{table}" as select * from {source}."{table}"')
                 con.execute(views_sql())
                 if reading is not None:
-                    self._retired.append(reading[0])  # a page may still be finishing a query on it
+                    # A page may still be finishing a query on the connection the copy replaces;
+                    # the two last replaced stay open, as the two newest readers do below.
+                    self._retired.append(reading[0])
+                    while len(self._retired) > 2:
+                        self._retired.pop(0).close()
                 reading = self._readers[snapshot] = (con, copy, copied)
                 # The newest two stay open: a page may still be finishing a query on the older.
                 for old in sorted(self._readers)[:-2]:

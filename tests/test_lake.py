@@ -372,3 +372,13 @@ def test_a_read_of_the_sqlite_catalog_never_makes_a_publish_fail_as_locked(lake,
         ingest(lake, sample_submissions())  # a publish commits meanwhile
         reader.execute("commit")
     assert count(lake, "facts") > 0
+
+
+def test_a_long_running_server_keeps_only_the_last_two_connections_its_copies_replaced(lake):
+    for _ in range(4):
+        current = new_snapshot(lake)
+        count(lake, "facts")  # reads the lake, and asks for the copy
+        lake.lake.wait_for_copies(60)
+        count(lake, "facts")  # reads the copy: the lake's connection is replaced
+        assert lake.lake._readers[current][2]
+    assert len(lake.lake._retired) == 2
