@@ -307,6 +307,8 @@ def pytest_unconfigure(config):
     import os
     import sys
 
+    if hasattr(config, "workerinput"):
+        return  # a pytest-xdist worker: its controller prints the summary, and waits for it to end
     if _EXIT_STATUS:
         sys.stdout.flush()
         sys.stderr.flush()
