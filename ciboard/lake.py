@@ -569,10 +569,23 @@ def _readers_never_block_writers(settings: Settings) -> None:
     path = Path(catalog(settings).removeprefix("sqlite:"))
     if not path.exists():
         return  # DuckLake makes it
+    if _in_wal_mode(path):
+        # Asked through Python's sqlite3, this would be a second SQLite library in the process
+        # beside DuckDB's. Neither sees the other's connections (POSIX locks are per process),
+        # so closing this one, taken for the catalog's last, removes the log's files under
+        # DuckDB's open handles: a later read failed with "disk I/O error".
+        return
     with closing(sqlite3.connect(path, timeout=1)) as db:
         if db.execute("pragma journal_mode").fetchone()[0] != "wal":
             with suppress(sqlite3.OperationalError):  # a reader still holds the old mode: the next publish tries again
                 db.execute("pragma journal_mode = wal")
+
+
+def _in_wal_mode(catalog_file: Path) -> bool:
+    """Read off the file's header (its write and read format versions are 2 in WAL mode), not
+    through a connection."""
+    with open(catalog_file, "rb") as header:
+        return header.read(20)[18:20] == b"\x02\x02"
 
 
 def make_read_copy(settings: Settings, snapshot: int, target: Path) -> None:

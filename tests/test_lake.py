@@ -374,6 +374,23 @@ def test_a_read_of_the_sqlite_catalog_never_makes_a_publish_fail_as_locked(lake,
     assert count(lake, "facts") > 0
 
 
+def test_a_publish_opens_no_second_sqlite_library_on_a_catalog_in_wal_mode(lake, monkeypatch):
+    """Python's sqlite3 beside DuckDB's own SQLite, in one process: neither sees the other's
+    connections, so closing one taken for the catalog's last removed the log under the other's
+    open handles ("disk I/O error"). Once the catalog is in WAL mode, nothing opens it that way."""
+    from ciboard import lake as lake_module
+
+    new_snapshot(lake)  # puts a new catalog in WAL mode
+    opened = []
+    monkeypatch.setattr(lake_module.sqlite3, "connect", lambda *args, **kwargs: opened.append(args) or pytest.fail("opened"))
+    ingest(lake, sample_submissions())
+    with pytest.raises(IngestRejected):
+        ingest(lake, [Submission(write_csv(lake.settings.data_dir / "bad.csv", "student_id,session_date", "ST0000001,x"),
+                                 "sessions", "V1")])
+    new_snapshot(lake)
+    assert opened == [] and count(lake, "facts") > 0
+
+
 def test_a_long_running_server_keeps_only_the_last_two_connections_its_copies_replaced(lake):
     for _ in range(4):
         current = new_snapshot(lake)
