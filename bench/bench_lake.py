@@ -40,11 +40,11 @@ from ciboard.warehouse import Warehouse  # noqa: E402
 
 
 # The issue's three cases, as an analyst reads them, each with SQL written by hand over the
-# tables that gives the same value and student count per group (the view's exact sample_sd
-# and cell key included, so both do the same work).
+# tables that gives the same value and student count per group (the view's cell key included,
+# so both do the same work; a rate has no sd).
 HANDWRITTEN_SELECT = """
     sum(f.value) / nullif(sum(f.denominator), 0) as value, count(distinct f.student_key) as n,
-    sum(f.value) as numerator, sum(f.denominator) as denominator, sample_sd(f.value) as sd,
+    sum(f.value) as numerator, sum(f.denominator) as denominator,
     bit_xor(distinct hash(f.student_key, k.secret)) as cell_key
 from facts as f
 join calendar_weeks as w on w.week_start = f.period_start

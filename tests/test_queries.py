@@ -360,3 +360,40 @@ def test_injection_strings_through_every_parameter_of_peers(demo_warehouse, scop
         assert "vendor_id" not in frame and no_vendor_named(frame), (name, text)
         if name in DIMENSIONS and name != "vendor_id":
             assert frame.empty, (name, text)
+
+
+@pytest.mark.parametrize("metric", ["sel_efficacy", "tutoring_attendance_rate", "proficient"])
+def test_a_months_panel_counts_each_student_once_whatever_the_metric_aggregates(demo_warehouse, metric):
+    # The panel sums a longer period's facts per student before it sums them per group; here
+    # the same numbers come straight from the facts, counting distinct students in one step.
+    with demo_warehouse.cursor() as cur:
+        aggregation = cur.execute("select aggregation from metrics where metric_id = ?", [metric]).fetchone()[0]
+        expected = cur.execute(
+            """select coalesce(f.vendor_id, 'not tutored') as vendor_id, w.month_start as period_start,
+                   case ? when 'rate' then sum(f.value) / sum(f.denominator) else avg(f.value) end as value,
+                   count(distinct f.student_key) as n, sum(f.value) as numerator,
+                   case ? when 'rate' then sum(f.denominator) else count(*) end as denominator,
+                   stddev_samp(f.value) as sd, bit_xor(distinct hash(f.student_key, k.secret)) as cell_key
+            from facts as f
+            inner join calendar_weeks as w on w.week_start = f.period_start
+            cross join privacy_key as k
+            where f.metric_id = ?
+            group by all order by all""",
+            [aggregation, aggregation, metric],
+        ).df()
+        panel = cur.execute(
+            "select group_1 as vendor_id, period_start, value, n, numerator, denominator, sd, cell_key"
+            " from panel(?, grain := 'month', by_dimension := 'vendor_id') order by all",
+            [metric],
+        ).df()
+    assert len(panel) == len(expected) > 20
+    assert list(panel["n"]) == list(expected["n"])
+    assert list(panel["cell_key"]) == list(expected["cell_key"])
+    for column in ("value", "numerator", "denominator"):
+        assert panel[column].to_numpy(dtype=float) == pytest.approx(expected[column].to_numpy(dtype=float), rel=1e-12)
+    # The spread of single values is what an interval of a mean needs; of a rate or a
+    # proportion, whose intervals come from their counts, there is none.
+    if aggregation == "mean":
+        assert panel["sd"].to_numpy(dtype=float) == pytest.approx(expected["sd"].to_numpy(dtype=float), rel=1e-9)
+    else:
+        assert panel["sd"].isna().all()

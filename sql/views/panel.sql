@@ -15,7 +15,15 @@ create or replace macro panel(
     min_dosage_share := null
 ) as table
 with scoped as (
-    select *
+    select
+        f.period_start,
+        f.student_key,
+        f.value,
+        f.denominator,
+        dimension_value(by_dimension, f.vendor_id, f.school_id, f.grade, f.race_ethnicity, f.gender,
+            f.econ_disadvantaged, f.english_learner, f.special_education, f.baseline_band) as group_1,
+        dimension_value(by_dimension_2, f.vendor_id, f.school_id, f.grade, f.race_ethnicity, f.gender,
+            f.econ_disadvantaged, f.english_learner, f.special_education, f.baseline_band) as group_2
     from scoped_facts(
         metric,
         scope_vendor := scope_vendor,
@@ -23,7 +31,11 @@ with scoped as (
         end_date := end_date,
         filters := filters,
         min_dosage_share := min_dosage_share
-    )
+    ) as f
+),
+
+aggregation as (
+    select any_value(aggregation) as aggregation from metrics where metric_id = metric
 ),
 
 -- Facts are weekly; months and windows are looked up in the calendar, not computed, so
@@ -35,28 +47,24 @@ placed as (
             when 'month' then w.month_start
             when 'window' then w.window_start
         end as period_start,
-        coalesce(dimension_value(by_dimension, scoped), '') as group_1,
-        coalesce(dimension_value(by_dimension_2, scoped), '') as group_2,
+        coalesce(scoped.group_1, '') as group_1,
+        coalesce(scoped.group_2, '') as group_2,
         scoped.student_key,
-        hash(scoped.student_key, k.secret) as record_key,
         scoped.value,
-        scoped.denominator
+        scoped.denominator,
+        -- The spread of single values (sd) is what an interval of a mean needs; a rate's and a
+        -- proportion's come from their counts, and it costs a third of a breakdown.
+        case when aggregation.aggregation = 'mean' then scoped.value end as mean_value
     from scoped
     inner join calendar_weeks as w on w.week_start = scoped.period_start
-    cross join privacy_key as k
+    cross join aggregation
     -- A student whose group is unknown (a district student has no vendor, and an assessment
     -- export says nothing of poverty or English learning) is in no group of that dimension.
-    where (by_dimension is null or dimension_value(by_dimension, scoped) is not null)
-      and (by_dimension_2 is null or dimension_value(by_dimension_2, scoped) is not null)
+    where (by_dimension is null or scoped.group_1 is not null)
+      and (by_dimension_2 is null or scoped.group_2 is not null)
 ),
 
-aggregation as (
-    select any_value(aggregation) as aggregation from metrics where metric_id = metric
-),
-
--- Facts are one per student and week, so a week's rows are its students. Only a longer
--- period needs a distinct count, which costs several times the rest of the query even
--- over no rows, so it sits in a branch of its own that a week's query leaves empty.
+-- Facts are one per student and week, so a week's rows are its students.
 weekly as (
     select
         placed.period_start,
@@ -66,33 +74,78 @@ weekly as (
         count(*) as n,
         sum(placed.value) as numerator,
         metric_denominator(aggregation.aggregation, placed.denominator) as denominator,
-        sample_sd(placed.value) as sd,
-        bit_xor(placed.record_key) as cell_key
-    from placed, aggregation
+        sample_sd(placed.mean_value) as sd,
+        bit_xor(hash(placed.student_key, k.secret)) as cell_key
+    from placed, aggregation, privacy_key as k
     where grain = 'week'
     group by placed.period_start, placed.group_1, placed.group_2, aggregation.aggregation
 ),
 
-longer as (
+-- A longer period holds several facts of a student. Summed per student first, its rows are
+-- its students again, which costs half what counting distinct students in one step does.
+-- Every aggregate but the median can be summed so; a median needs the facts themselves.
+per_student as (
     select
         placed.period_start,
         placed.group_1,
         placed.group_2,
-        metric_value(aggregation.aggregation, placed.value, placed.denominator) as value,
+        placed.student_key,
+        count(*) as facts,
+        count(placed.value) as observations,
+        sum(placed.value) as total,
+        sum(placed.denominator) as denominator,
+        count(placed.mean_value) as mean_values,
+        sum((placed.mean_value * 1e9)::hugeint) as scaled_total,
+        sum((placed.mean_value * 1e9)::hugeint * (placed.mean_value * 1e9)::hugeint) as scaled_squares
+    from placed, aggregation
+    where grain is distinct from 'week' and aggregation.aggregation <> 'median'
+    group by placed.period_start, placed.group_1, placed.group_2, placed.student_key
+),
+
+longer as (
+    select
+        per_student.period_start,
+        per_student.group_1,
+        per_student.group_2,
+        case aggregation.aggregation
+            when 'rate' then sum(per_student.total) / nullif(sum(per_student.denominator), 0)
+            else sum(per_student.total) / nullif(sum(per_student.observations), 0)
+        end as value,
+        count(*) as n,
+        sum(per_student.total) as numerator,
+        case aggregation.aggregation when 'rate' then sum(per_student.denominator) else sum(per_student.facts) end
+            as denominator,
+        sample_sd_from_sums(sum(per_student.mean_values), sum(per_student.scaled_total), sum(per_student.scaled_squares))
+            as sd,
+        bit_xor(hash(per_student.student_key, k.secret)) as cell_key
+    from per_student, aggregation, privacy_key as k
+    group by per_student.period_start, per_student.group_1, per_student.group_2, aggregation.aggregation
+),
+
+-- Counting distinct students costs several times the rest of the query even over no rows,
+-- so it sits in a branch that only a median over a longer period reaches.
+longer_median as (
+    select
+        placed.period_start,
+        placed.group_1,
+        placed.group_2,
+        median(placed.value) as value,
         count(distinct placed.student_key) as n,
         sum(placed.value) as numerator,
-        metric_denominator(aggregation.aggregation, placed.denominator) as denominator,
-        sample_sd(placed.value) as sd,
-        bit_xor(distinct placed.record_key) as cell_key
-    from placed, aggregation
-    where grain is distinct from 'week'
-    group by placed.period_start, placed.group_1, placed.group_2, aggregation.aggregation
+        count(*) as denominator,
+        sample_sd(placed.mean_value) as sd,
+        bit_xor(distinct hash(placed.student_key, k.secret)) as cell_key
+    from placed, aggregation, privacy_key as k
+    where grain is distinct from 'week' and aggregation.aggregation = 'median'
+    group by placed.period_start, placed.group_1, placed.group_2
 ),
 
 aggregated as (
     select * from weekly
     union all
     select * from longer
+    union all
+    select * from longer_median
 )
 
 select * from aggregated order by group_1, group_2, period_start;
