@@ -6,7 +6,7 @@ from datetime import date
 import pandas as pd
 import streamlit as st
 
-from ciboard import charts, ci_ui, session_checks
+from ciboard import charts, ci_ui, session_checks, session_decisions
 from ciboard.dashboard import account, chart_footer, fewer_than, keep_vendor_choice, metrics, query, scope, warehouse
 from ciboard.session import app_db
 from ciboard.settings import get_settings
@@ -270,7 +270,7 @@ else:
                                            key="decide-one-reason")
                 if st.form_submit_button("Decide this session"):
                     try:
-                        session_checks.decide_one(app_db(), warehouse(), account(), one, decision=one_decision,
+                        session_decisions.decide_one(app_db(), warehouse(), account(), one, decision=one_decision,
                                                   reason=one_reason)
                     except ValueError as error:
                         st.error(str(error))
@@ -292,7 +292,7 @@ else:
                                    key="decide-reason")
             if st.form_submit_button("Decide"):
                 try:
-                    decided = session_checks.decide(
+                    decided = session_decisions.decide(
                         app_db(), warehouse(), account(), vendor_id=vendor, check=picked, decision=decision,
                         reason=reason, start=filters.start, end=filters.end,
                     )

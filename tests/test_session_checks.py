@@ -21,7 +21,7 @@ import pandas as pd
 import pytest
 
 from conftest import make_warehouse, write_csv
-from ciboard import queries, session_checks
+from ciboard import queries, session_checks, session_decisions
 from ciboard.access import ANALYST, Scope, ScopeError
 from ciboard.accounts import Account, audit_log
 from ciboard.appdb import AppDB
@@ -162,16 +162,16 @@ def test_a_session_on_a_closure_day_no_longer_serves(district):
 
 def test_accepted_flags_count_and_a_later_rejection_supersedes(district):
     db = AppDB.of(district.settings)
-    assert session_checks.decide(db, district, ADMIN, vendor_id="VA", check="calendar", decision="accepted",
+    assert session_decisions.decide(db, district, ADMIN, vendor_id="VA", check="calendar", decision="accepted",
                                  reason="make-up session agreed with the school", start=date(2026, 1, 1)) == 1
     assert sorted(statement(district).query("served").student_id) == ["C1", "C2", "C3", "C7"]
     now = flags(district, vendor_id="VA", check="calendar").set_index("student_key")
     assert now.loc["C1", "decision"] == "accepted" and now.loc["C1", "counts"]
     assert now.loc["C7", "decision"] == "pending" and not now.loc["C7", "counts"]
     # Already decided: a pending-only decision leaves C1 alone; deciding again supersedes.
-    assert session_checks.decide(db, district, ANALYST_ACCOUNT, vendor_id="VA", check="calendar",
+    assert session_decisions.decide(db, district, ANALYST_ACCOUNT, vendor_id="VA", check="calendar",
                                  decision="rejected", reason="winter break", start=date(2026, 1, 1)) == 0
-    assert session_checks.decide(db, district, ANALYST_ACCOUNT, vendor_id="VA", check="calendar", decision="rejected",
+    assert session_decisions.decide(db, district, ANALYST_ACCOUNT, vendor_id="VA", check="calendar", decision="rejected",
                                  reason="the school was closed", only_pending=False) == 2
     assert sorted(statement(district).query("served").student_id) == ["C2", "C3", "C7"]
     key = flags(district, check="calendar").set_index("student_key").loc["C1", "flag_key"]
@@ -187,7 +187,7 @@ def test_one_flagged_session_is_decided_on_its_own_and_audited(district):
     db = AppDB.of(district.settings)
     calendar = flags(district, vendor_id="VA", check="calendar").set_index("student_key")
     c7 = calendar.loc["C7", "flag_key"]
-    flag = session_checks.decide_one(db, district, ANALYST_ACCOUNT, c7, decision="accepted",
+    flag = session_decisions.decide_one(db, district, ANALYST_ACCOUNT, c7, decision="accepted",
                                      reason="make-up session the school hosted")
     assert (flag["student_key"], str(flag["session_date"])) == ("C7", "2025-12-23")
     now = flags(district, vendor_id="VA", check="calendar").set_index("student_key")
@@ -196,7 +196,7 @@ def test_one_flagged_session_is_decided_on_its_own_and_audited(district):
     [logged] = audit_log(db, action="session check accept")
     assert '"flags": 1' in logged["detail"] and '"student": "C7"' in logged["detail"] and "school hosted" in logged["detail"]
     # A later decision about it supersedes; both stay.
-    session_checks.decide_one(db, district, ADMIN, c7, decision="rejected", reason="no make-up was agreed")
+    session_decisions.decide_one(db, district, ADMIN, c7, decision="rejected", reason="no make-up was agreed")
     assert [d["decision"] for d in session_checks.history(db, c7)] == ["accepted", "rejected"]
 
     revision = session_checks.revision(db)
@@ -210,7 +210,7 @@ def test_one_flagged_session_is_decided_on_its_own_and_audited(district):
         (ADMIN, "not a key", "accepted", "x", ValueError),
     ):
         with pytest.raises(error):
-            session_checks.decide_one(db, district, who, key, decision=decision, reason=reason)
+            session_decisions.decide_one(db, district, who, key, decision=decision, reason=reason)
     assert session_checks.revision(db) == revision, "a refused decision saves nothing"
 
 
@@ -219,7 +219,7 @@ def test_a_check_the_district_counts_counts_until_rejected(tmp_path):
     warehouse.init(["2025-26"])
     ingest(warehouse, district_files(tmp_path / "files"))
     assert sorted(statement(warehouse).query("served").student_id) == ["C2", "C3", "C4", "C5", "C6", "C7"]
-    session_checks.decide(AppDB.of(warehouse.settings), warehouse, ADMIN, vendor_id="VA", check="attendance",
+    session_decisions.decide(AppDB.of(warehouse.settings), warehouse, ADMIN, vendor_id="VA", check="attendance",
                           decision="rejected", reason="no school, no tutoring")
     assert sorted(statement(warehouse).query("served").student_id) == ["C2", "C3", "C5", "C6", "C7"]
     warehouse.close()
@@ -229,12 +229,12 @@ def test_only_analysts_and_admins_decide_with_a_reason(district):
     db = AppDB.of(district.settings)
     for who in (Account("fac", "F", "facilitator"), Account("v", "V", "vendor", "VA")):
         with pytest.raises(ScopeError):
-            session_checks.decide(db, district, who, vendor_id="VA", check="calendar", decision="accepted", reason="ok")
+            session_decisions.decide(db, district, who, vendor_id="VA", check="calendar", decision="accepted", reason="ok")
     for check, decision, reason, message in (("weather", "accepted", "x", "unknown check"),
                                              ("calendar", "maybe", "x", "accepted or rejected"),
                                              ("calendar", "accepted", "  ", "needs a reason")):
         with pytest.raises(ValueError, match=message):
-            session_checks.decide(db, district, ADMIN, vendor_id="VA", check=check, decision=decision, reason=reason)
+            session_decisions.decide(db, district, ADMIN, vendor_id="VA", check=check, decision=decision, reason=reason)
     assert session_checks.revision(db) == 0
 
 
