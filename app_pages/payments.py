@@ -161,7 +161,7 @@ if closed is None:
     if me.role == "admin" and payments.period_end(payments.period_of(period)) < date.today():
         if st.button(f"Close {period} for this vendor", key="close-statement", icon=":material/lock:"):
             try:
-                statements.close(warehouse(), session.app_db(), me, vendor, period)
+                statements.close(warehouse(), session.app_db(), me, live)
             except statements.StatementError as error:
                 st.error(str(error))
             else:

@@ -71,8 +71,10 @@ def close(vendor: str, period: str, data_dir: Path | None) -> None:
     from ciboard.payments import PeriodError
 
     warehouse = warehouse_for(data_dir)
+    operator = command_line_operator()
     try:
-        closed = statements.close(warehouse, AppDB.of(warehouse.settings), command_line_operator(), vendor, period)
+        computed = run(warehouse, "statement", operator.scope, {"vendor_id": vendor, "period": period})
+        closed = statements.close(warehouse, AppDB.of(warehouse.settings), operator, computed)
     except (statements.StatementError, PeriodError, QueryError, WarehouseMissing) as error:
         raise click.ClickException(str(error)) from None
     click.echo(f"closed the {closed.period} statement of {vendor}: total {closed.totals['total'].sum():,.2f},"

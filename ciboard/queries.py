@@ -318,6 +318,8 @@ def run(
         frame.attrs["terms"] = terms.to_dict(orient="list")
         frame.attrs["totals"] = totals.to_dict(orient="list")
         frame.attrs["period"] = payments.label(period)
+        frame.attrs["vendor_id"] = bound["scope_vendor"] or bound["vendor"]
+        frame.attrs["read_as"] = str(scope)
     hide = scope.suppresses_small_cells
     if view in CELLS:
         frame = privacy.suppress(

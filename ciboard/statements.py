@@ -10,7 +10,7 @@ from datetime import date, datetime
 
 import pandas as pd
 
-from ciboard import accounts, payments, privacy, queries
+from ciboard import accounts, payments, privacy
 from ciboard.access import Scope, ScopeError
 from ciboard.accounts import Account
 from ciboard.appdb import AppDB, is_duplicate
@@ -55,14 +55,18 @@ def _own(scope: Scope, vendor_id: str) -> None:
         raise ScopeError(f"this account sees only its own vendor, {scope.vendor_id}")
 
 
-def close(warehouse: Warehouse, db: AppDB, who: Account, vendor_id: str, period: str, *, today: date | None = None) -> Closed:
-    """Freezes the vendor's statement for a month that has ended, as it stands now."""
+def close(warehouse: Warehouse, db: AppDB, who: Account, statement: pd.DataFrame, *, today: date | None = None) -> Closed:
+    """Freezes a vendor's statement for a month that has ended, as `statement` (what
+    `queries.run(warehouse, "statement", who.scope, ...)` gave, with the warehouse version it
+    was read from) has it: what the admin saw is what is kept."""
     if who.role != "admin":
         raise ScopeError("only an admin closes a period")
-    month = payments.period_of(period)
+    if statement.attrs.get("read_as") != str(who.scope):
+        raise StatementError(f"a statement is closed as its admin read it: read it as {who.scope} with the statement view")
+    vendor_id, month = statement.attrs["vendor_id"], payments.period_of(statement.attrs["period"])
     if payments.period_end(month) >= (today or date.today()):
         raise StatementError(f"{payments.label(month)} has not ended yet: a month is closed after its last day")
-    rows = queries.run(warehouse, "statement", who.scope, {"vendor_id": vendor_id, "period": payments.label(month)})
+    rows = statement
     if rows.empty:
         raise StatementError(f"vendor {vendor_id} has no contract with students up to {payments.label(month)}")
     version = rows.attrs["version"]

@@ -40,6 +40,14 @@ def publish_empty(warehouse: Warehouse, times: int = 1) -> None:
             continue
 
 
+def close_statement(warehouse: Warehouse, db, who, vendor_id: str, period: str, **options):
+    """Closes a vendor's month as the Payments page does: the statement as `who` reads it now."""
+    from ciboard import queries, statements
+
+    computed = queries.run(warehouse, "statement", who.scope, {"vendor_id": vendor_id, "period": period})
+    return statements.close(warehouse, db, who, computed, **options)
+
+
 def sample_submissions() -> list[Submission]:
     return [Submission(SAMPLES / f"{kind}.csv", kind, vendor) for kind, vendor in SAMPLE_FILES]
 

@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from conftest import make_warehouse, open_page, snapshot, write_csv
+from conftest import make_warehouse, open_page, snapshot, write_csv, close_statement
 from ciboard import contract_terms, queries, statements
 from ciboard.access import ANALYST, Scope, ScopeError
 from ciboard.accounts import Account
@@ -146,7 +146,7 @@ def test_a_vendor_reads_its_own_terms_and_history_only(district):
 
 def test_a_closed_statement_keeps_the_terms_it_was_closed_on_and_the_change_is_an_adjustment(district):
     db = AppDB.of(district.settings)
-    closed = statements.close(district, db, ADMIN, "VA", "2026-06", today=AFTER_JUNE)
+    closed = close_statement(district, db, ADMIN, "VA", "2026-06", today=AFTER_JUNE)
     statements.sign(db, ADMIN, "VA", "2026-06")
     statements.sign(db, Account("vendor-a", "Vendor A", "vendor", "VA"), "VA", "2026-06")
     frozen = statements.read(db, ANALYST, "VA", "2026-06")
@@ -181,7 +181,7 @@ def test_a_closed_statement_keeps_the_terms_it_was_closed_on_and_the_change_is_a
 
 
 def test_a_new_base_in_a_closed_month_is_an_adjustment_naming_the_version(district):
-    statements.close(district, AppDB.of(district.settings), ADMIN, "VA", "2025-09", today=AFTER_JUNE)
+    close_statement(district, AppDB.of(district.settings), ADMIN, "VA", "2025-09", today=AFTER_JUNE)
     contract_terms.edit(district, ADMIN, VA, "sgp", {"base_per_student": "120"}, "the board raised the base")
     october = queries.run(district, "statement", ANALYST, {"vendor_id": "VA", "period": "2025-10"})
     lines = pd.DataFrame(october.attrs["adjustments"])
@@ -194,7 +194,7 @@ def test_a_new_base_in_a_closed_month_is_an_adjustment_naming_the_version(distri
 
 def test_data_arriving_after_a_month_closed_is_not_said_to_be_a_terms_change(district, tmp_path):
     db = AppDB.of(district.settings)
-    statements.close(district, db, ADMIN, "VA", "2026-06", today=AFTER_JUNE)
+    close_statement(district, db, ADMIN, "VA", "2026-06", today=AFTER_JUNE)
     # A2's third session arrives late: served since September, its June outcomes are paid now, under the same terms.
     ingest(district, [Submission(write_csv(tmp_path / "late.csv", SESSIONS_HEADER, "A2,2025-09-10,VA-T1,3,45,40"),
                                  "sessions", "VA")])
@@ -438,7 +438,7 @@ def test_an_adjustment_names_the_version_of_its_own_school_year(tmp_path):
 
     warehouse = two_year_district(tmp_path)
     try:
-        statements.close(warehouse, AppDB.of(warehouse.settings), ADMIN, "VM", "2025-09", today=AFTER_JUNE)
+        close_statement(warehouse, AppDB.of(warehouse.settings), ADMIN, "VM", "2025-09", today=AFTER_JUNE)
         later = contract_terms.ContractYear("VM", date(2024, 9, 3), "2025-26")
         contract_terms.edit(warehouse, ADMIN, later, "sgp", {"base_per_student": "130"}, "second-year base")
         # A batch writing every year's lines: version 3 of 2025-26, version 2 of 2024-25.

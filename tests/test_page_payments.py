@@ -13,7 +13,7 @@ from ciboard.accounts import Account
 from ciboard.appdb import AppDB
 from ciboard.cli import main
 from ciboard.ingest import ingest
-from conftest import downloads, make_warehouse, open_page
+from conftest import downloads, make_warehouse, open_page, close_statement
 
 PAGE = "app_pages/payments.py"
 
@@ -155,7 +155,7 @@ def hand_built(tmp_path, monkeypatch):
     ingest(warehouse, district_files(tmp_path / "files"))
     db = AppDB.of(warehouse.settings)
     create_demo_accounts(db, [("VA", "Vendor A"), ("VB", "Vendor B")])
-    statements.close(warehouse, db, ADMIN, "VA", "2025-09", today=TODAY)
+    close_statement(warehouse, db, ADMIN, "VA", "2025-09", today=TODAY)
     resend(warehouse, "VA", LATE_SESSION)
     monkeypatch.setenv("CIBOARD_DATA_DIR", str(warehouse.settings.data_dir))
     get_settings.cache_clear()

@@ -12,7 +12,7 @@ from ciboard.access import ANALYST, Scope
 from ciboard.accounts import Account
 from ciboard.appdb import AppDB
 from ciboard.cli import main
-from conftest import downloads, open_page
+from conftest import downloads, open_page, close_statement
 from test_metric_edits import editable  # noqa: F401 - a copy of the demo district a test may edit
 
 PAGE = "app_pages/payments.py"
@@ -130,7 +130,7 @@ def test_an_admin_records_a_csv_file_whole_or_not_at_all_and_voids_an_entry(dash
 
 def test_a_certified_month_changed_by_new_terms_reads_the_same_on_the_page_and_the_command_line(editable):
     db = AppDB.of(editable.settings)
-    statements.close(editable, db, ADMIN, "V4", "2025-09")
+    close_statement(editable, db, ADMIN, "V4", "2025-09")
     statements.sign(db, ADMIN, "V4", "2025-09")
     statements.sign(db, Account("vendor-v4", "V4", "vendor", "V4"), "V4", "2025-09")
     line = contract_terms.lines(editable, ANALYST).query("vendor_id == 'V4'").iloc[0]

@@ -17,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from conftest import make_warehouse, snapshot, write_csv
+from conftest import make_warehouse, snapshot, write_csv, close_statement
 from ciboard import queries
 from ciboard.access import ANALYST
 from ciboard.ingest import IngestRejected, Submission, ingest
@@ -256,7 +256,7 @@ def test_a_report_splits_earned_to_date_by_every_month_closed_since_the_contract
     warehouse = two_year_district(tmp_path)
     db = AppDB.of(warehouse.settings)
     admin = Account("admin", "Admin", "admin")
-    statements.close(warehouse, db, admin, "VM", "2024-09", today=date(2026, 12, 1))
+    close_statement(warehouse, db, admin, "VM", "2024-09", today=date(2026, 12, 1))
     statements.sign(db, admin, "VM", "2024-09")
     statements.sign(db, Account("vm", "Vendor M", "vendor", "VM"), "VM", "2024-09")
     certified = float(statements.read(db, Scope("admin"), "VM", "2024-09").totals["total"].sum())

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from conftest import make_warehouse, write_csv
+from conftest import make_warehouse, write_csv, close_statement
 from ciboard import contract_terms, queries, reconciliation, statements
 from ciboard.access import ANALYST, Scope, ScopeError
 from ciboard.accounts import Account
@@ -60,7 +60,7 @@ def table(district, db, scope=ANALYST, vendor=None) -> dict:
 
 
 def certify(district, db, vendor, period, *, sign=True):
-    statements.close(district, db, ADMIN, vendor, period, today=TODAY)
+    close_statement(district, db, ADMIN, vendor, period, today=TODAY)
     if sign:
         statements.sign(db, ADMIN, vendor, period)
         statements.sign(db, Account("v", "V", "vendor", vendor), vendor, period)

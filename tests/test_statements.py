@@ -6,7 +6,7 @@ from datetime import date
 import pandas as pd
 import pytest
 
-from conftest import make_warehouse, write_csv
+from conftest import make_warehouse, write_csv, close_statement
 from ciboard import payments, queries, reconciliation, statements
 from ciboard.access import ANALYST, ScopeError
 from ciboard.accounts import Account
@@ -32,7 +32,7 @@ def district(tmp_path, app_db_url):
 def test_a_closed_statement_is_the_statement_as_it_stood_and_its_version_is_kept(district):
     db = AppDB.of(district.settings)
     live = queries.run(district, "statement", ANALYST, {"vendor_id": "VA", "period": "2026-06"})
-    closed = statements.close(district, db, ADMIN, "VA", "2026-06", today=TODAY)
+    closed = close_statement(district, db, ADMIN, "VA", "2026-06", today=TODAY)
     pd.testing.assert_frame_equal(closed.rows, live.reset_index(drop=True), check_dtype=False)
     assert closed.totals["total"].tolist() == [200.0] and closed.warehouse_version == live.attrs["version"]
     assert "statement-VA-2026-06" in district.pins()[closed.warehouse_version]
@@ -56,7 +56,7 @@ def test_the_district_and_the_vendor_each_sign_it_off_once(district):
     db = AppDB.of(district.settings)
     with pytest.raises(statements.StatementError, match="not closed yet"):
         statements.sign(db, VENDOR_A, "VA", "2026-06")
-    statements.close(district, db, ADMIN, "VA", "2026-06", today=TODAY)
+    close_statement(district, db, ADMIN, "VA", "2026-06", today=TODAY)
     with pytest.raises(ScopeError):
         statements.sign(db, VENDOR_B, "VA", "2026-06")
     with pytest.raises(ScopeError):
@@ -81,15 +81,22 @@ def test_the_district_and_the_vendor_each_sign_it_off_once(district):
 def test_nothing_changes_a_closed_statement(district):
     db = AppDB.of(district.settings)
     with pytest.raises(ScopeError):
-        statements.close(district, db, VENDOR_A, "VA", "2026-06", today=TODAY)
+        close_statement(district, db, VENDOR_A, "VA", "2026-06", today=TODAY)
     with pytest.raises(ScopeError):
-        statements.close(district, db, Account("ana", "Analyst", "analyst"), "VA", "2026-06", today=TODAY)
+        close_statement(district, db, Account("ana", "Analyst", "analyst"), "VA", "2026-06", today=TODAY)
     with pytest.raises(statements.StatementError, match="has not ended yet"):
-        statements.close(district, db, ADMIN, "VA", "2026-07", today=TODAY)
-    closed = statements.close(district, db, ADMIN, "VA", "2026-06", today=TODAY)
+        close_statement(district, db, ADMIN, "VA", "2026-07", today=TODAY)
+    # What is frozen is what the admin read: rows read in another scope (a vendor's, an
+    # evaluator's pseudonymised ones) or made by hand are refused.
+    as_the_vendor = queries.run(district, "statement", VENDOR_A.scope, {"vendor_id": "VA", "period": "2026-06"})
+    made_up = pd.DataFrame({"student_id": ["S1"]})
+    for rows in (as_the_vendor, made_up):
+        with pytest.raises(statements.StatementError, match="as its admin read it"):
+            statements.close(district, db, ADMIN, rows, today=TODAY)
+    closed = close_statement(district, db, ADMIN, "VA", "2026-06", today=TODAY)
     statements.sign(db, ADMIN, "VA", "2026-06")
     with pytest.raises(statements.StatementError, match="closed already"):
-        statements.close(district, db, ADMIN, "VA", "2026-06", today=TODAY)
+        close_statement(district, db, ADMIN, "VA", "2026-06", today=TODAY)
     with db.connect() as con:
         for sql in ("update closed_statements set frozen = '{}'", "delete from closed_statements",
                     "update statement_signoffs set signed_by = 'someone'", "delete from statement_signoffs"):
@@ -137,7 +144,7 @@ def adjustments_of(warehouse, vendor: str, period: str, scope=ANALYST) -> tuple[
 
 def test_a_change_to_a_closed_month_is_one_adjustment_in_the_next_open_month_and_is_carried_once(district):
     db = AppDB.of(district.settings)
-    september = statements.close(district, db, ADMIN, "VA", "2025-09", today=TODAY)
+    september = close_statement(district, db, ADMIN, "VA", "2025-09", today=TODAY)
     _, october_before = adjustments_of(district, "VA", "2025-10")
     assert september.totals["total"].tolist() == [200.0] and october_before["total"].tolist() == [200.0]
 
@@ -162,7 +169,7 @@ def test_a_change_to_a_closed_month_is_one_adjustment_in_the_next_open_month_and
     assert csv[-1].endswith(",TOTAL,,,,,,contract cap applied: 0.00,200.0,0.0,0.0,300.0")
 
     # Closing October freezes the line with it; November carries nothing more.
-    october = statements.close(district, db, ADMIN, "VA", "2025-10", today=TODAY)
+    october = close_statement(district, db, ADMIN, "VA", "2025-10", today=TODAY)
     assert october.adjustments[["student_id", "corrects", "amount"]].to_dict("records") == [
         {"student_id": "A2", "corrects": "2025-09", "amount": 100.0}
     ]
@@ -176,7 +183,7 @@ def test_a_change_to_a_closed_month_is_one_adjustment_in_the_next_open_month_and
 
 def test_a_vendor_s_late_re_submission_after_certification_is_an_adjustment_and_the_certified_month_stands(district):
     db = AppDB.of(district.settings)
-    statements.close(district, db, ADMIN, "VA", "2025-09", today=TODAY)
+    close_statement(district, db, ADMIN, "VA", "2025-09", today=TODAY)
     statements.sign(db, VENDOR_A, "VA", "2025-09", note="agreed")
     certified = statements.sign(db, ADMIN, "VA", "2025-09")
     assert certified.certified
@@ -208,8 +215,8 @@ def test_a_correction_lands_in_the_first_open_month_after_the_one_it_corrects():
 
 def test_a_vendor_s_statement_holds_only_its_own_adjustments(district):
     db = AppDB.of(district.settings)
-    statements.close(district, db, ADMIN, "VA", "2025-09", today=TODAY)
-    statements.close(district, db, ADMIN, "VB", "2025-09", today=TODAY)
+    close_statement(district, db, ADMIN, "VA", "2025-09", today=TODAY)
+    close_statement(district, db, ADMIN, "VB", "2025-09", today=TODAY)
     resend(district, "VA", LATE_SESSION)
     theirs, _ = adjustments_of(district, "VB", "2025-10")
     assert theirs.empty
@@ -221,7 +228,7 @@ def test_a_vendor_s_statement_holds_only_its_own_adjustments(district):
 
 def test_a_change_that_nets_to_zero_is_no_adjustment(district):
     db = AppDB.of(district.settings)
-    statements.close(district, db, ADMIN, "VA", "2025-09", today=TODAY)
+    close_statement(district, db, ADMIN, "VA", "2025-09", today=TODAY)
     # A1 is served on Sep 9 now, not Sep 10: the same month, the same $100.
     resend(district, "VA", "A1,2025-09-05,VA-T1,3,45,40")
     live = queries.run(district, "statement", ANALYST, {"vendor_id": "VA", "period": "2025-09"})
@@ -234,7 +241,7 @@ def test_a_late_result_is_an_outcome_adjustment_and_the_contract_cap_takes_its_p
     # June closed with VA's contract cap cutting $100; A3's spring test arrives after: both its
     # outcomes succeed ($150 under its student cap), which the $700 contract cap takes back whole.
     db = AppDB.of(district.settings)
-    statements.close(district, db, ADMIN, "VA", "2026-06", today=date(2026, 8, 15))
+    close_statement(district, db, ADMIN, "VA", "2026-06", today=date(2026, 8, 15))
     late = write_csv(district.settings.data_dir.parent / "late.csv", "student_id,window,test_date,scaled_score,sgp,proficient",
                      "A3,spring,2026-04-20,230,75,0")
     ingest(district, [Submission(late, "assessment")])
@@ -258,7 +265,7 @@ def test_an_evaluator_reads_a_closed_statement_under_its_own_pseudonyms(district
     from ciboard.access import Scope
 
     db = AppDB.of(district.settings)
-    statements.close(district, db, ADMIN, "VA", "2026-06", today=TODAY)
+    close_statement(district, db, ADMIN, "VA", "2026-06", today=TODAY)
     raw = statements.read(db, ANALYST, "VA", "2026-06")
     evaluator = Scope("evaluator", evaluator="evaluator")
     seen = statements.read(db, evaluator, "VA", "2026-06")
@@ -281,7 +288,7 @@ def test_ciboard_query_statement_prints_the_adjustment_lines_as_the_statement_fi
     from ciboard.cli import main
 
     db = AppDB.of(district.settings)
-    statements.close(district, db, ADMIN, "VA", "2025-09", today=TODAY)
+    close_statement(district, db, ADMIN, "VA", "2025-09", today=TODAY)
     resend(district, "VA", LATE_SESSION)
     data = str(district.settings.data_dir)
 
@@ -310,7 +317,7 @@ def test_the_reconciliation_s_months_at_once_are_the_statements_month_by_month(d
     and the frozen statement for the closed one, with an adjustment carried and months after it;
     and the same scope rules."""
     db = AppDB.of(district.settings)
-    statements.close(district, db, ADMIN, "VA", "2025-09", today=TODAY)
+    close_statement(district, db, ADMIN, "VA", "2025-09", today=TODAY)
     resend(district, "VA", LATE_SESSION)
     months = ["2025-09", "2025-10", "2025-11", "2026-06"]
     for scope in (ANALYST, VENDOR_A.scope):
