@@ -40,6 +40,8 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import linprog
 
+from ciboard.access import Scope
+
 MEASURES = ("value", "numerator", "denominator", "sd")
 # Noise on a count, in whole students, with their chances: a published count is the true one two
 # times in five, and never more than two away.
@@ -327,4 +329,98 @@ def pseudonymised(frame: pd.DataFrame, key: bytes, evaluator: str) -> pd.DataFra
     frame = frame.copy()
     for column in columns:
         frame[column] = frame[column].map(lambda s: None if pd.isna(s) else pseudonym(key, evaluator, s))
+    return frame
+
+
+# What a scope that hides is given of the views that are not cells.
+
+PEERS_FOR_VENDORS = ("period_start", "value", "suppressed")  # a vendor reads no count of the pool
+
+
+def benchmark_pool(frame: pd.DataFrame, scope: Scope, min_cell: int) -> pd.DataFrame:
+    """Hides, for every scope, the periods fewer than two other vendors of `min_cell` students
+    stand behind: there the pool would be one vendor's own numbers."""
+    frame = frame.copy()
+    frame["n"] = frame["n"].astype("Int64")
+    frame["suppressed"] = ((frame["vendors"] < 2) | (frame["n"] < min_cell)).to_numpy(dtype=bool)
+    frame = blank(frame, frame["suppressed"].to_numpy())
+    if scope.role == "vendor":
+        frame = frame[list(PEERS_FOR_VENDORS)]
+    return frame
+
+
+def noisy_comparison(
+    result: pd.DataFrame, units: pd.DataFrame, reference: pd.DataFrame, strata: list[str], min_cell: int
+) -> pd.DataFrame:
+    """The comparison with each side's cell-key noise: the observed side keyed on the vendor's
+    matched students, the expected side on the not-tutored students of the strata it was matched
+    in; the difference and its interval move with them."""
+    matched = units.merge(reference[strata].drop_duplicates(), on=strata)
+    behind = reference.drop(columns="vendor_id").merge(units[["vendor_id", *strata]].drop_duplicates(), on=strata)
+
+    def keys(cells: pd.DataFrame) -> pd.Series:
+        return cells.groupby("vendor_id")["cell_key"].agg(
+            lambda k: np.bitwise_xor.reduce(k.to_numpy(dtype=np.uint64))
+        )
+
+    result = result.copy()
+    for side, count, cells in (("observed", "n", matched), ("expected", "reference_n", behind)):
+        pooled = pd.DataFrame({
+            "n": result[count].to_numpy(dtype=float), "numerator": (result[side] * result[count]).to_numpy(dtype=float),
+            "denominator": result[count].to_numpy(dtype=float), "sd": 0.0, "value": result[side].to_numpy(dtype=float),
+            "cell_key": result["vendor_id"].map(keys(cells)).to_numpy(),
+        })
+        noisy = perturb(pooled, "mean", min_cell=min_cell)
+        shift = noisy["value"].to_numpy(dtype=float) - result[side].to_numpy(dtype=float)
+        result[side] = noisy["value"].to_numpy(dtype=float)
+        result[count] = noisy["n"].to_numpy(dtype=float)
+        sign = 1 if side == "observed" else -1
+        for column in ("difference", "diff_low", "diff_high"):
+            result[column] = result[column] + sign * shift
+    return result
+
+
+def coverage(frame: pd.DataFrame, hide: bool, min_cell: int) -> pd.DataFrame:
+    """For a scope that hides: weeks with fewer than `min_cell` students enrolled are hidden,
+    and both counts carry cell-key noise, so no two filters subtract to a small group. The
+    same students get the same noise, so a week every enrolled student has data stays whole."""
+    keys = frame[["enrolled_key", "with_data_key"]]
+    frame = frame.drop(columns=keys.columns)
+    if not hide:
+        return frame
+    small = (frame["enrolled"] < min_cell).to_numpy()
+    enrolled = perturb_counts(frame["enrolled"], keys["enrolled_key"], floor=min_cell)
+    with_data = perturb_counts(frame["with_data"], keys["with_data_key"])
+    frame["enrolled"] = enrolled
+    frame["with_data"] = with_data.where(with_data <= enrolled, enrolled)
+    frame["coverage"] = frame["with_data"].astype(float) / frame["enrolled"].astype(float)
+    frame["suppressed"] = small
+    frame.loc[small, ["enrolled", "with_data"]] = pd.NA
+    frame.loc[small, "coverage"] = np.nan
+    return frame
+
+
+def follow_up_counts(frame: pd.DataFrame, hide: bool, min_cell: int) -> pd.DataFrame:
+    """A count of a few students on a list could point at them where a slice is small: from a
+    scope that may not see the students, hidden as a small cell is, and the others carry the
+    cell-key noise every count it reads carries, so two filters' counts do not subtract to a
+    hidden one. Whoever follows the students up reads their lists whole, and the exact count."""
+    frame = frame.copy()
+    frame["students"] = frame["students"].astype("Int64")
+    small = (frame["students"] < min_cell).to_numpy(dtype=bool) & hide
+    if hide:
+        frame["students"] = perturb_counts(frame["students"], frame["cell_key"], floor=min_cell)
+    frame["suppressed"] = small
+    frame.loc[small, "students"] = pd.NA
+    return frame
+
+
+def session_check_counts(frame: pd.DataFrame, hide: bool, min_cell: int) -> pd.DataFrame:
+    """Flags over a few students could point at them: every count of a vendor and check over
+    fewer than `min_cell` students is hidden from a scope that may not see the sessions."""
+    frame = frame.copy()
+    counts = ["sessions", "students", "pending", "accepted", "rejected", "not_counted"]
+    frame[counts] = frame[counts].astype("Int64")
+    frame["suppressed"] = (frame["students"] < min_cell).to_numpy(dtype=bool) & hide
+    frame.loc[frame["suppressed"], counts] = pd.NA
     return frame
