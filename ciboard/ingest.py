@@ -38,8 +38,7 @@ from ciboard.kinds import (
     assignment_roster_kind, find_problems, rows_with_problems, students_kind, type_rows,
 )
 from ciboard.derivations import DERIVATIONS, STUDENT_DOSAGE, profile_derivation
-from ciboard.exports import slug_sql
-from ciboard.profiles import ImportProfile, metric_rows
+from ciboard.profiles import ImportProfile, metric_rows, slug_sql
 from ciboard.settings import Settings
 from ciboard.staging import FileUnreadable, stage
 from ciboard.warehouse import PROBLEM_COLUMNS, REJECTION_COLUMNS, Warehouse, add_school_years

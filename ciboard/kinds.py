@@ -11,8 +11,7 @@ from datetime import date
 import duckdb
 
 from ciboard.groups import BASELINE_BANDS, GROUP_FIELDS, MAPPED_FIELDS, mapped_sql, spellings
-from ciboard.exports import mapping_sql, term_sql
-from ciboard.profiles import ImportProfile, Score, StudentFile, shipped, target_columns
+from ciboard.profiles import ImportProfile, Score, StudentFile, mapping_sql, shipped, target_columns, term_sql
 
 # --- what each kind of file holds ---------------------------------------------------------
 

@@ -491,3 +491,43 @@ def metric_rows(profile: ImportProfile, subject: str | None, subject_id: str | N
         )
         for m in profile.metrics
     ]
+
+
+# --- the SQL that reads an export's terms, subjects and spellings ----------------------------
+
+TERM = re.compile(r"\s*(Fall|Winter|Spring)\s+(\d{4})\s*-\s*(\d{4})\s*", re.IGNORECASE)
+
+
+def school_year_of_term(term: str) -> str | None:
+    """'Fall 2013-2014' -> '2013-14'; None for anything else."""
+    match = TERM.fullmatch(term or "")
+    if not match or int(match[3]) != int(match[2]) + 1:
+        return None
+    return f"{match[2]}-{match[3][-2:]}"
+
+
+def term_sql(column: str) -> tuple[str, str]:
+    """SQL for the window ('fall') and the school year ('2013-14') a term names; null if it names none."""
+    pattern = "'^\\s*(Fall|Winter|Spring)\\s+(\\d{4})\\s*-\\s*(\\d{4})\\s*$'"
+    season = f"regexp_extract({column}, {pattern}, 1, 'i')"
+    first = f"try_cast(nullif(regexp_extract({column}, {pattern}, 2, 'i'), '') as integer)"
+    second = f"try_cast(nullif(regexp_extract({column}, {pattern}, 3, 'i'), '') as integer)"
+    valid = f"{second} = {first} + 1"
+    return (
+        f"case when {valid} then lower({season}) end",
+        f"case when {valid} then {first}::varchar || '-' || right({second}::varchar, 2) end",
+    )
+
+
+def slug_sql(column: str, separator: str = "_") -> str:
+    """Lower case, runs of anything but letters and digits as one separator, none at the ends."""
+    return f"trim(regexp_replace(lower({column}), '[^a-z0-9]+', '{separator}', 'g'), '{separator}')"
+
+
+def mapping_sql(column: str, mapping: dict) -> str:
+    """A CASE that maps the export's spellings (case and spaces aside) to ours; null if unlisted."""
+    def literal(value) -> str:
+        return str(value) if isinstance(value, int) else "'" + str(value).replace("'", "''") + "'"
+
+    whens = " ".join(f"when {literal(k.lower())} then {literal(v)}" for k, v in mapping.items())
+    return f"case lower(trim({column})) {whens} end"

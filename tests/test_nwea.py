@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from conftest import SAMPLES, make_warehouse, sample_submissions, view, write_csv
-from ciboard import exports, nwea
+from ciboard import exports, nwea, profiles
 from ciboard.access import Scope
 from ciboard.cli import main
 from ciboard.ingest import IngestRejected, Submission, ingest
@@ -218,17 +218,17 @@ def test_a_vendor_rostering_a_district_student_takes_their_results_and_may_not_s
 
 
 def test_term_names_and_scales_become_years_windows_and_metric_ids():
-    assert exports.school_year_of_term("Fall 2013-2014") == "2013-14"
-    assert exports.school_year_of_term("Spring 2024-2025") == "2024-25"
-    assert exports.school_year_of_term("Fall 2013-2015") is None
-    assert exports.school_year_of_term("Summer 2013") is None
+    assert profiles.school_year_of_term("Fall 2013-2014") == "2013-14"
+    assert profiles.school_year_of_term("Spring 2024-2025") == "2024-25"
+    assert profiles.school_year_of_term("Fall 2013-2015") is None
+    assert profiles.school_year_of_term("Summer 2013") is None
     import duckdb
 
     con = duckdb.connect()
-    window, year = exports.term_sql("'Winter 2013-2014'")
+    window, year = profiles.term_sql("'Winter 2013-2014'")
     assert con.execute(f"select {window}, {year}").fetchall() == [("winter", "2013-14")]
     scales = ["Mathematics", "Reading", "Language Usage", "Science - General Science"]
-    ids = [con.execute(f"select {exports.slug_sql(repr(s))}").fetchall()[0][0] for s in scales]
+    ids = [con.execute(f"select {profiles.slug_sql(repr(s))}").fetchall()[0][0] for s in scales]
     assert ids == ["mathematics", "reading", "language_usage", "science_general_science"]
 
 
