@@ -16,7 +16,8 @@ from ciboard.cli_common import (
     write_frame,
 )
 from ciboard.cli_contracts import contracts, payments
-from ciboard.ingest import IngestRejected, ReplaceUnconfirmed, Submission, ingest as ingest_files, rederive_profile, week_lines
+from ciboard.ingest import IngestRejected, ReplaceUnconfirmed, Submission, ingest as ingest_files, rederive_profile
+from ciboard.submissions import week_lines
 from ciboard.kinds import KINDS
 from ciboard.privacy import for_export
 from ciboard.queries import VIEWS, QueryError, data_map, run

@@ -7,7 +7,8 @@ from datetime import date
 import pytest
 
 from conftest import snapshot, write_csv
-from ciboard.ingest import ReplaceUnconfirmed, Submission, WeekChange, ingest, week_lines
+from ciboard.ingest import ReplaceUnconfirmed, Submission, ingest
+from ciboard.submissions import WeekChange, week_lines
 
 HEADER = "student_id,session_date,tutor_id,group_size,scheduled_minutes,attended_minutes"
 WEEK = [  # three of V1's students, Monday to Wednesday of the week of 2025-09-22
