@@ -334,7 +334,9 @@ def pseudonymised(frame: pd.DataFrame, key: bytes, evaluator: str) -> pd.DataFra
 
 # What a scope that hides is given of the views that are not cells.
 
-PEERS_FOR_VENDORS = ("period_start", "value", "suppressed")  # a vendor reads no count of the pool
+# A vendor sees the benchmark's values only: two pools' counts and sums, under two filters,
+# would subtract to a part that one other vendor alone fills.
+PEERS_FOR_VENDORS = ("period_start", "value", "suppressed")
 
 
 def benchmark_pool(frame: pd.DataFrame, scope: Scope, min_cell: int) -> pd.DataFrame:

@@ -246,8 +246,6 @@ _WORD = re.compile(r"[A-Za-z0-9_.-]+")
 CHECKED = ("payments", "statement", "session_checks", "session_check_counts")
 # Views whose rows are cells over students, small ones hidden by ciboard.privacy.
 CELLS = ("series", "breakdown", "vendors", "panel")
-# A vendor sees the benchmark's values only: two pools' counts and sums, under two filters,
-# would subtract to a part that one other vendor alone fills.
 
 
 class QueryError(ValueError):

@@ -66,15 +66,14 @@ def close(warehouse: Warehouse, db: AppDB, who: Account, statement: pd.DataFrame
     vendor_id, month = statement.attrs["vendor_id"], payments.period_of(statement.attrs["period"])
     if payments.period_end(month) >= (today or date.today()):
         raise StatementError(f"{payments.label(month)} has not ended yet: a month is closed after its last day")
-    rows = statement
-    if rows.empty:
+    if statement.empty:
         raise StatementError(f"vendor {vendor_id} has no contract with students up to {payments.label(month)}")
-    version = rows.attrs["version"]
+    version = statement.attrs["version"]
     frozen = json.dumps({
-        "rows": rows.astype(object).where(rows.notna(), None).to_dict(orient="records"),
-        "totals": rows.attrs["totals"],
-        "terms": rows.attrs["terms"],
-        "adjustments": rows.attrs["adjustments"],
+        "rows": statement.astype(object).where(statement.notna(), None).to_dict(orient="records"),
+        "totals": statement.attrs["totals"],
+        "terms": statement.attrs["terms"],
+        "adjustments": statement.attrs["adjustments"],
     }, default=str)
     # The version is pinned before the record exists: a record never names a version that may go.
     warehouse.pin(version, f"statement-{vendor_id}-{payments.label(month)}")
