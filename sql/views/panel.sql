@@ -91,7 +91,6 @@ per_student as (
         placed.group_2,
         placed.student_key,
         count(*) as facts,
-        count(placed.value) as observations,
         sum(placed.value) as total,
         sum(placed.denominator) as denominator,
         count(placed.mean_value) as mean_values,
@@ -109,7 +108,7 @@ longer as (
         per_student.group_2,
         case aggregation.aggregation
             when 'rate' then sum(per_student.total) / nullif(sum(per_student.denominator), 0)
-            else sum(per_student.total) / nullif(sum(per_student.observations), 0)
+            else sum(per_student.total) / sum(per_student.facts)
         end as value,
         count(*) as n,
         sum(per_student.total) as numerator,
