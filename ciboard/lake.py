@@ -30,6 +30,7 @@ import shutil
 import sqlite3
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager, suppress
 from datetime import datetime, timedelta
@@ -405,6 +406,7 @@ class LakeWarehouse(Warehouse):
                     con.execute(f"attach {_literal(str(self.lake.read_copy(base)))} as base_copy (read_only)")
                     source = "base_copy"
                 staged = {}
+                started = time.perf_counter()
                 for table in _lake_tables(con, "base", base):
                     con.execute(f'create table building."{table}" as select * from {source}."{table}"')
                     staged[table] = _row_hash(con, table)
@@ -415,12 +417,21 @@ class LakeWarehouse(Warehouse):
                 con.execute("use building")
                 logged = self._logged_rejections()
                 _fold_rejections(con, logged)
+                phases = {"staging": time.perf_counter() - started}
                 yield con
+                phases["command"] = time.perf_counter() - started - phases["staging"]
                 con.execute("use memory")
                 if workspace is not None:
                     # A SQLite catalog takes no write while this connection still reads it.
                     con.execute("detach published")
-                self._write_changes(con, base, staged)
+                changed = self._write_changes(con, base, staged)
+                phases["writing"] = time.perf_counter() - started - phases["staging"] - phases["command"]
+                # What a lake publish spends where (bench_lake.py prints it): staging every table of
+                # the snapshot and hashing its rows, the command's own work, and finding and writing
+                # what changed.
+                log.debug("publish of snapshot %s: %d tables staged from %s, %s changed; %s", base, len(staged), source,
+                          ", ".join(changed) or "none", ", ".join(f"{k} {v:.3f} s" for k, v in phases.items()),
+                          extra={"phases": phases, "source": source})
             finally:
                 con.execute("use memory")
                 for alias in ("building", "base", "base_copy", "target"):
@@ -458,18 +469,20 @@ class LakeWarehouse(Warehouse):
             con.close()
         _readers_never_block_writers(self.settings)  # a catalog just made
 
-    def _write_changes(self, con: duckdb.DuckDBPyConnection, base: int, staged: dict[str, str]) -> None:
+    def _write_changes(self, con: duckdb.DuckDBPyConnection, base: int, staged: dict[str, str]) -> list[str]:
         """Writes what the block changed in the staged tables since snapshot `base`. Rows are
         told apart by the hash of all their columns (`staged`: that expression per table), each
         table's hashes counted as copied ("was_" tables): where a hash's count differs now, the
         lake's rows with it are deleted and the staged ones inserted. So the lake is read for
         nothing here, two rows sharing a hash cost a rewrite and never a loss, and a table the
-        block did not change is not written."""
+        block did not change is not written. Returns the tables written."""
         now = _tables_of(con, "building")
         changes: list[str] = []
+        written = sorted(set(staged) - set(now))
         for table in now:
             if table not in staged:
                 changes.append(f'create table target."{table}" as select * from building."{table}"')
+                written.append(table)
                 continue
             row_hash = staged[table]
             con.execute(
@@ -479,13 +492,14 @@ class LakeWarehouse(Warehouse):
             )
             if not con.execute(f'select count(*) from "changed_{table}"').fetchall()[0][0]:
                 continue
+            written.append(table)
             changes.append(f'delete from target."{table}" where {row_hash} in (select h from "changed_{table}")')
             changes.append(
                 f'insert into target."{table}" select * from building."{table}" where {row_hash} in (select h from "changed_{table}")'
             )
         changes += [f'drop table target."{table}"' for table in set(staged) - set(now)]
         if not changes:
-            return
+            return []
         con.execute("detach base")
         con.execute(attach_sql(self.settings, "target", read_only=False))
         con.execute("begin")
@@ -503,6 +517,7 @@ class LakeWarehouse(Warehouse):
             with suppress(duckdb.Error):
                 con.execute("rollback")  # unless the failed commit ended the transaction
             raise
+        return written
 
     def log_rejections(self, files: pa.Table, problems: pa.Table) -> None:
         """A rejected command is a small snapshot of its `submissions` and `submission_errors`

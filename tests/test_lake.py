@@ -5,6 +5,7 @@ what holds for the file warehouse in test_warehouse.py is checked here for the l
 """
 
 import fcntl
+import re
 import shutil
 import signal
 import sqlite3
@@ -88,6 +89,23 @@ def test_a_failed_publish_writes_no_snapshot(lake):
             raise RuntimeError("the block failed")
     assert lake.version() == version
     assert count(lake, "facts") == facts > 0
+
+
+def test_a_publish_writes_only_the_tables_its_block_changed_and_says_where_its_time_went(lake, caplog):
+    ingest(lake, sample_submissions())
+    caplog.set_level("DEBUG", logger="ciboard.lake")
+    version = lake.version()
+    with lake.publish():
+        pass
+    assert lake.version() == version, "a publish that changed nothing made a snapshot"
+    with lake.publish() as con:
+        con.execute("delete from facts where metric_id = 'tutoring_attendance_rate'")
+    assert lake.version() > version
+    nothing, facts_only = [r for r in caplog.records if hasattr(r, "phases")]
+    assert re.search(r"staged from \w+, none changed;", nothing.getMessage())
+    assert re.search(r"staged from \w+, facts changed;", facts_only.getMessage()), facts_only.getMessage()
+    assert set(facts_only.phases) == {"staging", "command", "writing"}
+    assert all(seconds >= 0 for seconds in facts_only.phases.values())
 
 
 def test_a_rejected_file_is_a_snapshot_of_its_submission_and_problems_and_nothing_else(lake, tmp_path):
