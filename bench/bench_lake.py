@@ -9,10 +9,10 @@ process and alternating between the storages so a busy machine slows both alike:
 0. how long a server takes to make its read copy of the current and of a pinned snapshot
    (what it reads until the copy is made is the lake itself);
 1. every view case of bench_core through `queries.run` as an analyst: files, the lake's
-   current snapshot, and the lake read at its previous snapshot (a record's pinned one);
+   current snapshot, and the lake read at the newest earlier snapshot kept (a record's pinned one);
 2. three views against SQL written by hand that gives the same numbers, on each storage;
 3. --weeks more weeks of every vendor's sessions, one upload a week through `ingest`, into
-   each, end to end;
+   each, end to end, and where the lake's publish spent its time;
 4. disk, after those weeks: the file warehouse's folder against the lake's data files with
    every snapshot kept, after `maintain` within CIBOARD_KEEP_DAYS and after it once the older
    weeks have expired, the catalog, and the read copies.
@@ -20,6 +20,7 @@ Figures to stdout; nothing asserts on time.
 """
 
 import argparse
+import logging
 import statistics
 import sys
 import tempfile
@@ -33,7 +34,7 @@ from bench_core import SCHOOL_YEAR, query_cases, table  # noqa: E402
 from ciboard import demo  # noqa: E402
 from ciboard.access import Scope  # noqa: E402
 from ciboard.ingest import IngestRejected, Submission, ingest  # noqa: E402
-from ciboard.lake import make_read_copy, number, read_copies  # noqa: E402
+from ciboard.lake import make_read_copy, number, read_copies, version_name  # noqa: E402
 from ciboard.queries import run  # noqa: E402
 from ciboard.settings import Settings  # noqa: E402
 from ciboard.warehouse import Warehouse  # noqa: E402
@@ -72,6 +73,18 @@ def timed(action) -> float:
     return (time.perf_counter() - started) * 1000
 
 
+class PhaseLog(logging.Handler):
+    """Keeps what each lake publish logs of where its time went (ciboard.lake, at DEBUG)."""
+
+    def __init__(self):
+        super().__init__(logging.DEBUG)
+        self.records: list[tuple[str, dict[str, float]]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if hasattr(record, "phases"):
+            self.records.append((record.source, record.phases))
+
+
 def build(root: Path, storage: str, students: int) -> Warehouse:
     warehouse = Warehouse(Settings(data_dir=root / storage, storage=storage))
     if not warehouse.exists():
@@ -90,8 +103,10 @@ def main() -> int:
     args = parser.parse_args()
     root = args.keep or Path(tempfile.mkdtemp(prefix="bench-lake-"))
     files, lake = build(root, "files", args.students), build(root, "lake", args.students)
-    previous = f"lake-{int(lake.version().removeprefix('lake-')) - 1:06d}"
-    pinned = lake.at(previous)
+    # The newest snapshot before the current one still kept: a folder kept from an earlier run
+    # has had its older weeks expired by that run's `maintain` (a demo meeting's pin outlives them).
+    current = number(lake.version())
+    pinned = lake.at(version_name(max(n for n, _ in lake.lake.snapshots() if n < current)))
     readers = {"files": files, "lake": lake, "lake, pinned": pinned}
     copies = []
     for name, warehouse in (("current", lake), ("pinned", pinned)):
@@ -117,7 +132,9 @@ def main() -> int:
         rows.append([f"{view}: {label}", *(f"{m:.0f}" for m in medians), f"{medians[1] / medians[0]:.2f}", f"{medians[2] / medians[1]:.2f}"])
     print("0. Each server's read copy of a snapshot, made once per snapshot in the background")
     print(table(["snapshot", "id", "seconds", "MB"], copies))
-    print(f"\n1. View latency, median ms over {args.repeats} alternating rounds ({args.students:,} students)")
+    with files.cursor() as cur:  # what was built, which --keep may hold from a run with other --students
+        facts = cur.execute("select count(*) from facts").fetchall()[0][0]
+    print(f"\n1. View latency, median ms over {args.repeats} alternating rounds ({facts:,} facts)")
     print(table(["case", *readers, "lake/files", "pinned/current"], rows))
 
     print("\n2. The views against hand-written SQL computing the same numbers on the same snapshot, median ms")
@@ -141,6 +158,9 @@ def main() -> int:
     print(table(["case", "storage", "view", "hand-written", "view/hand-written"], rows))
 
     upload = []
+    phases = PhaseLog()
+    logging.getLogger("ciboard.lake").addHandler(phases)
+    logging.getLogger("ciboard.lake").setLevel(logging.DEBUG)
     for name, warehouse in (("files", files), ("lake", lake)):
         took, rows_in = [], 0
         for _ in range(args.weeks):
@@ -154,8 +174,13 @@ def main() -> int:
                     break
                 rows_in += sum(sum(1 for _ in open(path)) - 1 for path in paths.values())
         upload.append([name, str(len(took)), f"{rows_in:,}", f"{statistics.median(took) / 1000:.2f}", f"{max(took) / 1000:.2f}"])
+    logging.getLogger("ciboard.lake").removeHandler(phases)
     print("\n3. More weeks of every vendor's sessions through ingest, one upload a week, end to end")
     print(table(["storage", "weeks", "rows", "median s", "max s"], upload))
+    print("\n   Where a lake upload's publish spends its time, median s (staged from: "
+          + ", ".join(sorted({source for source, _ in phases.records})) + ")")
+    print(table(["staging (copy and hash every table)", "the command", "finding and writing what changed"],
+                [[f"{statistics.median(p[k] for _, p in phases.records):.2f}" for k in ("staging", "command", "writing")]]))
 
     lake_files = root / "lake" / "lake" / "data"
     before = (folder_mb(lake_files), len(list(lake_files.rglob("*.parquet"))))
