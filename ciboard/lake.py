@@ -478,7 +478,8 @@ class LakeWarehouse(Warehouse):
         block did not change is not written. Returns the tables written."""
         now = _tables_of(con, "building")
         changes: list[str] = []
-        written = sorted(set(staged) - set(now))
+        dropped = sorted(set(staged) - set(now))
+        written = list(dropped)
         for table in now:
             if table not in staged:
                 changes.append(f'create table target."{table}" as select * from building."{table}"')
@@ -497,7 +498,7 @@ class LakeWarehouse(Warehouse):
             changes.append(
                 f'insert into target."{table}" select * from building."{table}" where {row_hash} in (select h from "changed_{table}")'
             )
-        changes += [f'drop table target."{table}"' for table in set(staged) - set(now)]
+        changes += [f'drop table target."{table}"' for table in dropped]
         if not changes:
             return []
         con.execute("detach base")
