@@ -77,3 +77,25 @@ def test_a_ducklake_on_a_sqlite_catalog_keeps_its_older_snapshots(tmp_path: Path
     assert now == [("S1", 0.0), ("S2", 210.0), ("S3", 190.0)]
     assert then == [("S1", 200.5), ("S2", 210.0)]
     assert list(data.rglob("*.parquet")), "the rows were written as Parquet under the data path"
+
+
+def test_a_file_is_checked_on_its_first_load_and_again_whenever_it_changed(monkeypatch, tmp_path: Path):
+    # A copy of the DuckLake build only this test uses, so no other test's load counts as its first.
+    copy = tmp_path / "ducklake.duckdb_extension"
+    copy.write_bytes(extensions.path("ducklake").read_bytes())
+    monkeypatch.setattr(extensions, "path", lambda name: copy)
+
+    def checks_signatures(con: duckdb.DuckDBPyConnection) -> bool:
+        return not con.execute("select current_setting('allow_unsigned_extensions')").fetchall()[0][0]
+
+    first, second = extensions.connect("ducklake"), extensions.connect("ducklake")
+    assert checks_signatures(first) and not checks_signatures(second)
+    assert "ducklake" in loaded_extensions(second)
+
+    built = bytearray(copy.read_bytes())
+    built[len(built) // 2] ^= 0xFF  # one byte of the code changed; the metadata at the end is intact
+    # Written beside it and moved over it, as pip would: this process maps the file it loaded.
+    (tmp_path / "changed").write_bytes(bytes(built))
+    (tmp_path / "changed").replace(copy)
+    with pytest.raises(duckdb.Error, match="signature"):
+        extensions.connect("ducklake")
