@@ -108,6 +108,33 @@ def test_a_publish_writes_only_the_tables_its_block_changed_and_says_where_its_t
     assert all(seconds >= 0 for seconds in facts_only.phases.values())
 
 
+def test_a_table_empty_at_a_snapshot_reads_empty_there_with_its_columns_and_full_later(lake):
+    before = lake.version()
+    with lake.cursor() as cur:
+        assert cur.execute("select count(*) from vendors").fetchall() == [(0,)]
+    with lake.publish() as con:  # staged from the lake: the empty table is copied as its columns alone
+        con.execute("insert into vendors values ('V1', 'BrightPath', 1), ('V2', 'Acorn', 1)")
+    make_read_copy(lake.settings, number(before), read_copies(lake.settings) / "made-here.duckdb")
+    with lake.at(before).cursor() as then, lake.cursor() as now:
+        assert then.execute("select * from vendors").fetchall() == []
+        assert [d[0] for d in then.description] == [d[0] for d in now.execute("select * from vendors limit 0").description]
+        assert now.execute("select vendor_id from vendors order by 1").fetchall() == [("V1",), ("V2",)]
+    with closing(duckdb.connect(str(read_copies(lake.settings) / "made-here.duckdb"), read_only=True)) as copy:
+        assert copy.execute("select * from vendors").fetchall() == [], "the read copy of the earlier snapshot"
+        assert [d[0] for d in copy.description] == ["vendor_id", "name", "batch_id"]
+
+
+def test_a_lake_made_by_older_code_is_upgraded_and_an_earlier_snapshot_keeps_its_own_fingerprint(lake):
+    with lake.publish() as con:
+        con.execute("update warehouse_info set value = 'older code' where key = 'code_fingerprint'")
+    older = lake.version()
+    assert not lake.is_current_code()
+    assert lake.upgrade_if_stale()
+    assert lake.is_current_code() and lake.version() > older
+    assert not lake.at(older).is_current_code(), "a pinned snapshot read the current one's fingerprint"
+    assert not lake.upgrade_if_stale(), "a current lake was upgraded again"
+
+
 def test_a_rejected_file_is_a_snapshot_of_its_submission_and_problems_and_nothing_else(lake, tmp_path):
     ingest(lake, sample_submissions())
     facts = count(lake, "facts")
