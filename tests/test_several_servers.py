@@ -61,7 +61,7 @@ def notes_of(page):
 def save_notes(page, text: str) -> None:
     """Types once the meeting's numbers are ready: what a save does while they are still being
     prepared is test_page_meetings' concern; here the timing of a busy machine would decide it."""
-    page.get_by_text("shown here by themselves in a moment").wait_for(state="detached", timeout=300_000)
+    page.get_by_text("shown here by themselves in a moment").wait_for(state="detached", timeout=900_000)
     settle(page)
     notes_of(page).fill(text)
     page.get_by_role("button", name="Save notes").click()
