@@ -796,5 +796,11 @@ class Loader:
                     partition by w.student_key, w.period_start
                     order by d.as_of > w.on_date, abs(date_diff('day', d.as_of, w.on_date))) = 1
             ) as v
-            where facts.student_key = v.student_key and facts.period_start = v.period_start"""
+            where facts.student_key = v.student_key and facts.period_start = v.period_start
+              -- A fact that has its groups already is left as it is: most have, and an update
+              -- rewrites every row it matches (0.7 s for a vendor's 7,600 students at 10M facts).
+              and (facts.school_id, facts.grade, facts.race_ethnicity, facts.gender, facts.econ_disadvantaged,
+                   facts.english_learner, facts.special_education, facts.baseline_band)
+                  is distinct from (v.school_id, v.grade, v.race_ethnicity, v.gender, v.econ_disadvantaged,
+                   v.english_learner, v.special_education, v.baseline_band)"""
         )
