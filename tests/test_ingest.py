@@ -44,6 +44,20 @@ def test_samples_load_into_tidy_facts(loaded):
     ]
 
 
+def test_a_students_dosage_is_one_row_rebuilt_from_its_weeks_at_every_load(loaded, tmp_path):
+    # A later week for ST0000001: its dosage row is deleted and derived again, not added to.
+    later = write_csv(tmp_path / "sessions_later.csv", SESSIONS_HEADER, "ST0000001,2025-09-22,V1-T001,3,40,20")
+    ingest(loaded, [Submission(later, "sessions", "V1")])
+    with loaded.cursor() as cur:
+        dosage = cur.execute("select student_key, weeks, weeks_met, share_met from student_dosage order by 1").fetchall()
+        weeks = cur.execute(
+            """select student_key, count(*), sum(value)::integer, avg(value) from facts
+            where metric_id = 'dosage_met' group by 1 order by 1"""
+        ).fetchall()
+    assert dosage == weeks
+    assert ("ST0000001", 2, 1, 0.5) in dosage, "one week met (three sessions of 30+ minutes), one not (20 minutes)"
+
+
 def test_growth_target_uses_the_vendors_threshold(loaded):
     # ST0000001 (SGP 44) and ST0000002 (SGP 61) are both V1 students; V1's threshold is 50.
     with loaded.cursor() as cur:
