@@ -767,11 +767,15 @@ def find_problems(
         f" 'reason': {text(reason)}, 'for_vendor': {text(for_vendor)}}} end"
         for column, condition, reason, for_vendor in checks
     )
+    # Only a row with some problem builds its list: on a clean file of 1M rows the lists took
+    # a third of the pass (bench/README.md).
+    any_problem = " or ".join(f"({condition}) is true" for _, condition, _, _ in checks) or "false"
     queries = [
         f"""select _row, problem.column_name, problem.value, problem.reason, problem.for_vendor
         from (
             select _row, unnest(list_filter([{found}], lambda p: p is not null)) as problem
             from {typed} as staged {kind.lookups}, {context}
+            where {any_problem}
         )"""
     ]
     key_list = ", ".join(f'"{k}"' for k in kind.key)
