@@ -77,8 +77,7 @@ def connect(*names: str, **config: str) -> duckdb.DuckDBPyConnection:
         checked = all(_checked.get(file) == _identity(file) for file in files)
     con = duckdb.connect(":memory:", config={**config, **({"allow_unsigned_extensions": "true"} if checked else {})})
     try:
-        for file in files:
-            con.execute(f"load '{str(file).replace(chr(39), chr(39) * 2)}'")
+        load(con, *names)
     except BaseException:
         con.close()
         raise
