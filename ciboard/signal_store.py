@@ -59,6 +59,7 @@ from ciboard.warehouse import Warehouse
 FOLDER = "signals"
 LOCK = ".preparing"
 PLAN = ".plan.json"  # the keys of the sets the thread at work will store, in order
+UNDER_WAY = ".under_way.json"  # the key of the reading the thread at work is computing now
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
 log = logging.getLogger(__name__)
 
@@ -275,12 +276,19 @@ def _planned(wanted: Reading) -> list[str]:
 
 
 def _being_prepared(warehouse: Warehouse, wanted: Reading) -> bool:
+    """Whether waiting for the preparation is sooner than computing the reading here: for a signal
+    set (half a minute at scale), while it is planned; for a view (seconds), only while it is the
+    reading under way, since one queued behind others is sooner computed on the page."""
     folder = _folder(warehouse)
     if _locked(folder):
         try:
+            if isinstance(wanted, ViewRequest):
+                return _planned(wanted) == json.loads((folder / UNDER_WAY).read_text())
             return _planned(wanted) in json.loads((folder / PLAN).read_text())
         except (FileNotFoundError, ValueError):
             return False
+    if isinstance(wanted, ViewRequest):
+        return False
     # Between a publish and the preparation taking the lock: this process's thread will
     # prepare what it prepared for the version before.
     watcher = _watching.get(Path(warehouse.settings.data_dir).resolve())
@@ -339,8 +347,10 @@ def prepare(warehouse: Warehouse, requests: list["Reading"], followup: Any = Non
         todo = [r for r in missing(warehouse, requests, version)
                 if followup is not None or not isinstance(r, (GapRequest, MovementRequest))]
         _write_aside(folder / PLAN, json.dumps([_planned(r) for r in todo]).encode())
+        (folder / UNDER_WAY).unlink(missing_ok=True)  # a killed preparation's
         made = 0
         for wanted in todo:
+            _write_aside(folder / UNDER_WAY, json.dumps(_planned(wanted)).encode())
             scope = Scope.parse(wanted.scope)
             if isinstance(wanted, ViewRequest):
                 if wanted.view in CHECKED and wanted.checks != service_checks_key(warehouse):
@@ -359,15 +369,16 @@ def prepare(warehouse: Warehouse, requests: list["Reading"], followup: Any = Non
             _write(folder, wanted, reading)
             made += 1
         (folder / PLAN).unlink(missing_ok=True)
+        (folder / UNDER_WAY).unlink(missing_ok=True)
         return made
 
 
 def plan(warehouse: Warehouse, db: AppDB) -> list[Reading]:
-    """What the pages will ask for first, for each scope (the district's, then each vendor's): the
-    slow views the pages open on (`STORED_VIEWS`, over the school year the filter bar opens on),
-    the signals of that year, then of each draft meeting that scope reads, and how each of those
-    meetings' open commitments and PDSA cycles moved; then the gaps each draft meeting checks,
-    in each scope."""
+    """What the pages will ask for first: the slow views the pages open on (`STORED_VIEWS`, over
+    the school year the filter bar opens on) in every scope (the district's, then each vendor's);
+    then, scope by scope, the signals of that year, then of each draft meeting that scope reads,
+    and how each of those meetings' open commitments and PDSA cycles moved; then the gaps each
+    draft meeting checks, in each scope."""
     choices = run(warehouse, "choices", ANALYST)
     years = choices[choices["dimension"] == "school_year"].sort_values("value")
     with_data = years[years["students"] > 0]
@@ -382,12 +393,14 @@ def plan(warehouse: Warehouse, db: AppDB) -> list[Reading]:
     ]
     # As the pages ask: the payments to the filter bar's end, the rest over its dates.
     opened_with = {"payments": {"end": end.isoformat()}}
-    wanted, gaps = [], []
-    for reader in [ANALYST, Scope("facilitator"), Scope("admin"), *(Scope("vendor", v) for v in vendors)]:
-        wanted.extend(
-            view_request(warehouse, reader, view, opened_with.get(view, {"start": start.isoformat(), "end": end.isoformat()}))
-            for view in STORED_VIEWS if readable(reader, view)
-        )
+    readers = [ANALYST, Scope("facilitator"), Scope("admin"), *(Scope("vendor", v) for v in vendors)]
+    # The views first, every reader's: a second or two each where a signal set takes half a minute.
+    wanted = [
+        view_request(warehouse, reader, view, opened_with.get(view, {"start": start.isoformat(), "end": end.isoformat()}))
+        for reader in readers for view in STORED_VIEWS if readable(reader, view)
+    ]
+    gaps = []
+    for reader in readers:
         if reader.role == "admin":
             continue  # an admin reads the facilitator's signals, gaps and movements
         wanted.append(request(reader, start, end))

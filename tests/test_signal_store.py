@@ -306,7 +306,8 @@ def test_a_draft_meetings_movements_are_stored_once_per_version(demo_warehouse, 
 
 
 def _preparing(warehouse, readings):
-    """Holds this version's lock with `readings` in its plan, as the server's preparation does."""
+    """Holds this version's lock with `readings` in its plan and the first of them under way, as
+    the server's preparation does."""
     from contextlib import contextmanager
 
     @contextmanager
@@ -314,6 +315,7 @@ def _preparing(warehouse, readings):
         folder = warehouse.settings.data_dir / signal_store.FOLDER / warehouse.version()
         folder.mkdir(parents=True, exist_ok=True)
         (folder / signal_store.PLAN).write_text(json.dumps([signal_store._planned(r) for r in readings]))
+        (folder / signal_store.UNDER_WAY).write_text(json.dumps(signal_store._planned(readings[0])))
         with open(folder / signal_store.LOCK, "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             try:
@@ -321,6 +323,7 @@ def _preparing(warehouse, readings):
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
                 (folder / signal_store.PLAN).unlink()
+                (folder / signal_store.UNDER_WAY).unlink()
 
     return held()
 
@@ -336,6 +339,28 @@ def test_the_overview_says_the_payments_are_being_prepared(dashboard, prepared):
     assert signal_store.missing(dashboard, [wanted]) == []
     app = open_page("app_pages/overview.py")
     assert [m for m in app.metric if m.label == "Earned"]
+
+
+def test_a_view_queued_behind_other_readings_is_computed_on_the_page_not_waited_for(dashboard, prepared):
+    """A vendor signing in on a freshly started server waited over a minute for its payments,
+    queued behind the other scopes' signal sets: a view is seconds, so only the one under way is
+    waited for."""
+    mine = signal_store.view_request(dashboard, Scope("vendor", "V5"), "payments", {"end": prepared["end"]})
+    ahead = signal_store.request(ANALYST, prepared["start"], prepared["end"])
+    assert signal_store.missing(dashboard, [mine]) == [mine]
+    with _preparing(dashboard, [ahead, mine]):
+        assert not signal_store.view_being_prepared(dashboard, Scope("vendor", "V5"), "payments", {"end": prepared["end"]})
+        app = open_page("app_pages/vendors.py", user="vendor-v5")  # waiting, it would never end
+    assert any("earned across" in m.value for m in app.markdown)
+    with _preparing(dashboard, [mine, ahead]):
+        assert signal_store.view_being_prepared(dashboard, Scope("vendor", "V5"), "payments", {"end": prepared["end"]})
+
+
+def test_the_views_are_planned_before_any_signal_set(demo_warehouse):
+    planned = signal_store.plan(demo_warehouse, AppDB.of(demo_warehouse.settings))
+    views = [i for i, r in enumerate(planned) if isinstance(r, signal_store.ViewRequest)]
+    assert {r.scope for r in planned if isinstance(r, signal_store.ViewRequest)} >= {str(ANALYST), "vendor:V5"}
+    assert views == list(range(len(views)))
 
 
 def test_a_meeting_shows_the_rest_while_its_movements_are_prepared(dashboard, prepared):
