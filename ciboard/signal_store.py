@@ -60,6 +60,7 @@ FOLDER = "signals"
 LOCK = ".preparing"
 PLAN = ".plan.json"  # the keys of the sets the thread at work will store, in order
 UNDER_WAY = ".under_way.json"  # the key of the reading the thread at work is computing now
+ASKED = ".asked"  # a file per planned reading a page waits for: the preparation takes these first
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
 log = logging.getLogger(__name__)
 
@@ -277,25 +278,56 @@ def _planned(wanted: Reading) -> list[str]:
 
 def _being_prepared(warehouse: Warehouse, wanted: Reading) -> bool:
     """Whether waiting for the preparation is sooner than computing the reading here: for a signal
-    set (half a minute at scale), while it is planned; for a view (seconds), only while it is the
-    reading under way, since one queued behind others is sooner computed on the page."""
+    set, gap or movement (half a minute at scale), while it is planned, and the preparation is
+    asked to take it next; for a view (seconds), only while it is the reading under way, since
+    one queued behind others is sooner computed on the page."""
     folder = _folder(warehouse)
     if _locked(folder):
         try:
             if isinstance(wanted, ViewRequest):
                 return _planned(wanted) == json.loads((folder / UNDER_WAY).read_text())
-            return _planned(wanted) in json.loads((folder / PLAN).read_text())
+            planned = _planned(wanted) in json.loads((folder / PLAN).read_text())
         except (FileNotFoundError, ValueError):
             return False
+        if planned:
+            _ask(folder, wanted)
+        return planned
     if isinstance(wanted, ViewRequest):
         return False
     # Between a publish and the preparation taking the lock: this process's thread will
     # prepare what it prepared for the version before.
     watcher = _watching.get(Path(warehouse.settings.data_dir).resolve())
-    return (
+    planned = (
         watcher is not None and watcher.thread.is_alive() and watcher.failed != warehouse.version()
         and wanted in watcher.planned and _path(warehouse, wanted) is None
     )
+    if planned:
+        _ask(folder, wanted)
+    return planned
+
+
+def _ask(folder: Path, wanted: Reading) -> None:
+    """Tells the preparation of `folder`'s version that a page waits for `wanted`: the meeting a
+    facilitator opens is not left behind every other scope's readings."""
+    key = json.dumps(_planned(wanted))
+    asked = folder / ASKED / f"{hashlib.sha256(key.encode()).hexdigest()[:32]}.json"
+    if not asked.exists():
+        asked.parent.mkdir(parents=True, exist_ok=True)
+        _write_aside(asked, key.encode())
+
+
+def _next(folder: Path, todo: list[Reading]) -> Reading:
+    """Takes from `todo` the reading to prepare next: one a page asked for (the longest waiting
+    first), else the first in the plan's order."""
+    asked = sorted((folder / ASKED).glob("*.json"), key=lambda path: path.stat().st_mtime_ns)
+    for path in asked:
+        with suppress(FileNotFoundError, ValueError):
+            key = json.loads(path.read_text())
+            path.unlink()
+            for i, reading in enumerate(todo):
+                if _planned(reading) == key:
+                    return todo.pop(i)
+    return todo.pop(0)
 
 
 def signals_of(
@@ -349,7 +381,8 @@ def prepare(warehouse: Warehouse, requests: list["Reading"], followup: Any = Non
         _write_aside(folder / PLAN, json.dumps([_planned(r) for r in todo]).encode())
         (folder / UNDER_WAY).unlink(missing_ok=True)  # a killed preparation's
         made = 0
-        for wanted in todo:
+        while todo:
+            wanted = _next(folder, todo)
             _write_aside(folder / UNDER_WAY, json.dumps(_planned(wanted)).encode())
             scope = Scope.parse(wanted.scope)
             if isinstance(wanted, ViewRequest):

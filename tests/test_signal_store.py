@@ -227,7 +227,8 @@ def test_between_a_publish_and_its_preparation_pages_already_wait(loaded):
     try:
         assert signal_store.being_prepared(loaded, ANALYST, **dates)
         assert not signal_store.being_prepared(loaded, VENDOR, **dates)  # not in its plan
-        (folder / signal_store.FOLDER / loaded.version()).mkdir(parents=True)
+        # The page asked for it, for the preparation to take first once it starts.
+        assert len(list((folder / signal_store.FOLDER / loaded.version() / signal_store.ASKED).iterdir())) == 1
         signal_store._write(folder / signal_store.FOLDER / loaded.version(), wanted, pd.DataFrame(columns=POINT_COLUMNS))
         assert not signal_store.being_prepared(loaded, ANALYST, **dates)
     finally:
@@ -354,6 +355,21 @@ def test_a_view_queued_behind_other_readings_is_computed_on_the_page_not_waited_
     assert any("earned across" in m.value for m in app.markdown)
     with _preparing(dashboard, [mine, ahead]):
         assert signal_store.view_being_prepared(dashboard, Scope("vendor", "V5"), "payments", {"end": prepared["end"]})
+
+
+def test_a_set_a_page_waits_for_is_prepared_next(loaded, monkeypatch):
+    """A facilitator opening a meeting right after a publish waited for every scope's readings
+    before its own: a page that waits for a planned reading asks for it, and it is taken next."""
+    dates = default_dates(loaded)
+    planned = [signal_store.request(reader, dates["start"], dates["end"]) for reader in (ANALYST, Scope("facilitator"), VENDOR)]
+    with _preparing(loaded, planned):
+        assert signal_store.being_prepared(loaded, VENDOR, **dates)  # the vendor's page waits: it asks
+    order = []
+    write = signal_store._write
+    monkeypatch.setattr(signal_store, "_write", lambda folder, wanted, reading: order.append(wanted) or write(folder, wanted, reading))
+    assert signal_store.prepare(loaded, planned) == 3
+    assert order == [planned[2], planned[0], planned[1]]
+    assert not list((loaded.settings.data_dir / signal_store.FOLDER / loaded.version() / signal_store.ASKED).iterdir())
 
 
 def test_the_views_are_planned_before_any_signal_set(demo_warehouse):
