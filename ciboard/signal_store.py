@@ -289,18 +289,16 @@ def _being_prepared(warehouse: Warehouse, wanted: Reading) -> bool:
             planned = _planned(wanted) in json.loads((folder / PLAN).read_text())
         except (FileNotFoundError, ValueError):
             return False
-        if planned:
-            _ask(folder, wanted)
-        return planned
-    if isinstance(wanted, ViewRequest):
+    elif isinstance(wanted, ViewRequest):
         return False
-    # Between a publish and the preparation taking the lock: this process's thread will
-    # prepare what it prepared for the version before.
-    watcher = _watching.get(Path(warehouse.settings.data_dir).resolve())
-    planned = (
-        watcher is not None and watcher.thread.is_alive() and watcher.failed != warehouse.version()
-        and wanted in watcher.planned and _path(warehouse, wanted) is None
-    )
+    else:
+        # Between a publish and the preparation taking the lock: this process's thread will
+        # prepare what it prepared for the version before.
+        watcher = _watching.get(Path(warehouse.settings.data_dir).resolve())
+        planned = (
+            watcher is not None and watcher.thread.is_alive() and watcher.failed != warehouse.version()
+            and wanted in watcher.planned and _path(warehouse, wanted) is None
+        )
     if planned:
         _ask(folder, wanted)
     return planned
