@@ -239,11 +239,16 @@ class Lake:
     def read_copy(self, snapshot: int) -> Path:
         """Where this server keeps its copy of `snapshot`. The name holds the lake's own id too, so
         a lake made again in the same place never reads an earlier lake's copy."""
+        return read_copies(self.settings) / f"{version_name(snapshot)}-{self.lake_id()}.duckdb"
+
+    def lake_id(self) -> str:
+        """The start of the uuid DuckLake gave the lake's first schema: it tells this lake from
+        one made before it in the same place, whose snapshots had the same numbers."""
         with self._control_cursor() as cur:
-            [(lake_id,)] = cur.execute(
+            [(schema_uuid,)] = cur.execute(
                 f"select schema_uuid from __ducklake_metadata_{LAKE}.ducklake_schema order by schema_id limit 1"
             ).fetchall()
-        return read_copies(self.settings) / f"{version_name(snapshot)}-{str(lake_id)[:8]}.duckdb"
+        return str(schema_uuid)[:8]
 
     def _ask_for_copy(self, snapshot: int, copy: Path) -> None:
         self._wanted[snapshot] = copy
@@ -381,6 +386,13 @@ class LakeWarehouse(Warehouse):
 
     def read_key(self) -> str:
         return f"{catalog(self.settings)}@{self.version()}"
+
+    def shared_folder(self) -> Path:
+        """In the lake's folder, which every server mounts: servers on one lake each have a data
+        folder of their own, and would otherwise each work out the same readings. Under the
+        lake's id, so a lake made again in the same place never reads what an earlier one's
+        snapshots gave."""
+        return lake_root(self.settings) / "shared" / self.lake.lake_id()
 
     @contextmanager
     def workspace(self) -> Iterator[Workspace]:

@@ -15,15 +15,17 @@ depend on the data and the meeting's dates only, so a version computes each once
 each open commitment's and PDSA cycle's metric moved (`MovementRequest`), and the few views a
 page opens on that take seconds at scale (`ViewRequest`: payments, flagged sessions, coverage).
 
-Sets live in <data dir>/signals/<version>/, one Parquet file each, written aside and renamed
-into place, so every server process reads them and none sees half a file. A new version
-starts with none: a publish leaves the old sets unused, and the folders of versions no longer
-kept are deleted.
+Sets live in signals/<version>/ of the folder every server of the warehouse shares
+(`Warehouse.shared_folder`: the data folder, or on a lake the lake's folder), one Parquet file
+each, written aside and renamed into place, so every server process reads them and none sees
+half a file. A new version starts with none: a publish leaves the old sets unused, and the
+folders of versions no longer kept are deleted.
 
 One thread per server (`watch`) prepares the sets of the current version that are missing: at
 start, and after every publish, whoever published. While it works it holds a lock file, so
 pages can say what is being prepared rather than compute the same thing again beside it (on two
-cores that doubles the wait), and two servers on one data folder prepare them once.
+cores that doubles the wait), and servers sharing a warehouse prepare them once: the first
+to start prepares, and the others' pages wait for it and ask it for what they need first.
 """
 
 import argparse
@@ -553,7 +555,7 @@ def missing(warehouse: Warehouse, requests: list[Reading], version: str | None =
 
 
 def _folder(warehouse: Warehouse, version: str | None = None) -> Path:
-    return Path(warehouse.settings.data_dir) / FOLDER / (version or warehouse.version())
+    return warehouse.shared_folder() / FOLDER / (version or warehouse.version())
 
 
 def _path(warehouse: Warehouse, wanted: Reading, version: str | None = None) -> Path | None:
@@ -640,7 +642,7 @@ def _locked(folder: Path) -> bool:
 
 def _forget_old_versions(warehouse: Warehouse) -> None:
     """Deletes the sets of versions the warehouse no longer keeps."""
-    root = Path(warehouse.settings.data_dir) / FOLDER
+    root = warehouse.shared_folder() / FOLDER
     for folder in root.iterdir() if root.exists() else ():
         if folder.is_dir() and not warehouse.is_kept(folder.name):
             shutil.rmtree(folder, ignore_errors=True)

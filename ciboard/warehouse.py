@@ -453,6 +453,12 @@ class Warehouse:
             pq.write_table(table.drop_columns(["file"]).append_column("log_key", keys), aside / file_name)
         aside.rename(log / name)
 
+    def shared_folder(self) -> Path:
+        """A folder every server reading this warehouse shares, for what they work out from its
+        versions once for all of them (ciboard.signal_store): the data folder, which a file
+        warehouse's servers share."""
+        return Path(self.settings.data_dir)
+
     def read_key(self) -> str:
         """What a cached answer must be keyed on: the current version's file, and the newest
         entry of the rejection log, which readers see without a new version."""

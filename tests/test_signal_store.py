@@ -16,7 +16,9 @@ from ciboard import meetings, signal_store
 from ciboard.access import ANALYST, Scope
 from ciboard.appdb import AppDB
 from ciboard.signals import POINT_COLUMNS, pick, signals, special_points
-from conftest import default_dates, open_page, publish_empty
+from ciboard.ingest import ingest
+from conftest import default_dates, make_warehouse, open_page, publish_empty, sample_submissions
+from test_lake import new_snapshot
 
 VENDOR = Scope("vendor", "V3")
 
@@ -405,3 +407,42 @@ def test_a_meeting_shows_the_rest_while_its_movements_are_prepared(dashboard, pr
     app = open_page("app_pages/meetings.py")
     assert not any("being prepared" in info.value for info in app.info)
     assert not app.button(key="finalise").disabled
+
+
+def test_servers_on_one_lake_prepare_its_readings_once_for_all_of_them(tmp_path):
+    """Servers sharing a lake each have a data folder of their own: what one prepares, every
+    other reads, and while one prepares, the others' pages wait for it and ask, not compute
+    the same again beside it. A lake made again in the same place reads none of it."""
+    shared = {"catalog_url": f"sqlite:{tmp_path}/catalog.sqlite", "lake_path": tmp_path / "lake"}
+    server_a = make_warehouse(tmp_path / "server-a", **shared)
+    server_a.init(["2025-26"])
+    ingest(server_a, sample_submissions())
+    server_b = make_warehouse(tmp_path / "server-b", **shared)
+    dates = default_dates(server_a)
+    wanted = signal_store.request(ANALYST, dates["start"], dates["end"])
+    folder = signal_store._folder(server_a)
+    assert folder == signal_store._folder(server_b) and not folder.is_relative_to(tmp_path / "server-a")
+
+    folder.mkdir(parents=True)
+    (folder / signal_store.PLAN).write_text(json.dumps([signal_store._planned(wanted)]))
+    with open(folder / signal_store.LOCK, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # server A's preparation at work
+        assert signal_store.being_prepared(server_b, ANALYST, **dates)
+        assert list((folder / signal_store.ASKED).iterdir()), "server B's page did not ask server A's preparation"
+    assert signal_store.prepare(server_a, [wanted]) == 1
+    assert signal_store.missing(server_b, [wanted]) == []
+    assert signal_store.stored(server_b, ANALYST, since=None, **dates).equals(
+        signal_store.stored(server_a, ANALYST, since=None, **dates))
+    version = server_a.version()
+    server_a.close()
+    server_b.close()
+
+    (tmp_path / "catalog.sqlite").unlink()
+    shutil.rmtree(tmp_path / "lake" / "data")
+    again = make_warehouse(tmp_path / "server-a", **shared)
+    again.init(["2025-26"])
+    while again.version() < version:
+        new_snapshot(again)
+    assert again.version() == version
+    assert signal_store.missing(again, [wanted]) == [wanted], "a new lake read the earlier lake's readings"
+    again.close()
