@@ -1,5 +1,6 @@
 """Shared fixtures: a warehouse holding the README's sample files, and one demo district per run."""
 
+import os
 import shutil
 from pathlib import Path
 
@@ -94,17 +95,39 @@ def loaded(warehouse: Warehouse, loaded_data_dir: Path) -> Warehouse:
 
 @pytest.fixture(scope="session")
 def demo_warehouse(tmp_path_factory: pytest.TempPathFactory):
-    warehouse = make_warehouse(tmp_path_factory.mktemp("demo") / "data")
-    demo.build(warehouse, students=DEMO_STUDENTS, seed=DEMO_SEED)
+    """The demo district, each worker's own copy: tests write to its app database."""
+    data_dir = tmp_path_factory.mktemp("demo") / "data"
+    shutil.copytree(_demo_built_once(tmp_path_factory), data_dir)
+    warehouse = make_warehouse(data_dir)
     yield warehouse
     warehouse.close()
+
+
+def _demo_built_once(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The demo's data folder, built by whichever of pytest-xdist's workers asks first while the
+    others wait for it (a build takes a minute alone, two at once take two minutes each), then
+    copied: a data folder names no path of its own."""
+    import fcntl
+
+    run_folder = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        run_folder = run_folder.parent  # the workers' base folders are side by side in the run's
+    built = run_folder / "demo-built" / "data"
+    with open(run_folder / "demo-built.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (built.parent / "done").exists():
+            shutil.rmtree(built.parent, ignore_errors=True)  # a worker that failed half-way
+            made = make_warehouse(built)
+            demo.build(made, students=DEMO_STUDENTS, seed=DEMO_SEED)
+            made.close()
+            (built.parent / "done").touch()
+    return built
 
 
 @pytest.fixture
 def postgres_url():
     """A fresh, empty PostgreSQL database for this test, dropped after it. The server is the one
     CIBOARD_TEST_POSTGRES_URL names (.ci/run starts a throwaway one: scripts/throwaway_postgres.sh)."""
-    import os
     import uuid
 
     import psycopg
@@ -312,7 +335,6 @@ def pytest_unconfigure(config):
     """Leaves without the interpreter's teardown, keeping pytest's exit status: DuckDB's
     bindings print a page of "leaked instance" warnings at teardown when connections outlive
     the run (Streamlit's caches keep some), burying pytest's summary line."""
-    import os
     import sys
 
     if hasattr(config, "workerinput"):
