@@ -99,8 +99,9 @@ def test_a_version_read_as_it_was_keeps_its_numbers_after_later_loads(loaded):
     assert then.version() == version and then.read_key().startswith(str(loaded.path_of(version)))
     assert run(then, "series", ANALYST, series).equals(before)
     with then.cursor() as cur:  # read by today's views, not those the version was written with
+        assert cur.execute("select current_database()").fetchall() == [("memory",)]
         assert cur.execute(
-            "select count(*) from duckdb_functions() where database_name = 'temp' and function_name = 'series'"
+            "select count(*) from duckdb_functions() where database_name = 'memory' and function_name = 'series'"
         ).fetchall() == [(1,)]
     with pytest.raises(PermissionError):
         publish_empty(then)
