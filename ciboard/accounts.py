@@ -269,6 +269,19 @@ def account(db: AppDB, username: str) -> Account | None:
         return _account(con, row) if row else None
 
 
+def school_scopes(db: AppDB) -> list[Scope]:
+    """What the enabled school accounts read, each scope once (two accounts of one school share it)."""
+    with db.connect() as con:
+        rows = con.execute(
+            """select s.username, s.school_id from user_schools as s join users as u on u.username = s.username
+            where u.role = 'school' and u.disabled_at is null order by s.username, s.school_id"""
+        ).fetchall()
+    schools: dict[str, list[str]] = {}
+    for username, school_id in rows:
+        schools.setdefault(username, []).append(school_id)
+    return [Scope("school", school_ids=ids) for ids in sorted({tuple(ids) for ids in schools.values()})]
+
+
 def account_for_email(db: AppDB, email: str | None) -> Account | None:
     """The enabled account an identity provider's e-mail belongs to (OIDC sign-in)."""
     if not email:

@@ -51,7 +51,7 @@ from typing import Any
 
 import pandas as pd
 
-from ciboard import meetings, signals
+from ciboard import accounts, meetings, signals
 from ciboard.access import ANALYST, Scope
 from ciboard.appdb import AppDB
 from ciboard.queries import BOOLEAN_DIMENSIONS, CHECKED, NOT_TUTORED, readable, run, service_checks_key
@@ -152,7 +152,7 @@ class MovementRequest:
 def movement_request(scope: Scope, metric_id: str, slice: Mapping[str, Any], since: Any,
                      until: Any) -> MovementRequest | None:
     """The stored movement that answers `movements.metric_movement` in this scope, or None where
-    none can: a school's and an evaluator's are read live, in their own scope."""
+    none can: an evaluator's are read live, in its own scope."""
     read_as = _shared_reading(scope)
     if read_as is None:
         return None
@@ -237,12 +237,12 @@ def _stored_or(warehouse: Warehouse, wanted: "GapRequest | MovementRequest | Vie
 
 def _shared_reading(scope: Scope) -> str | None:
     """The scope a stored reading is kept in: facilitators and admins read the same cells,
-    hidden and noised alike, so they share one. Schools and evaluators keep none: a school's
-    are its schools' alone and an evaluator's name students by its own pseudonyms, so they
-    are read live in their own scope."""
-    if scope.role in ("school", "evaluator"):
+    hidden and noised alike, so they share one; a vendor's and a school's are their own.
+    Evaluators keep none: theirs name students by their own pseudonyms, so they are read
+    live in their own scope."""
+    if scope.role == "evaluator":
         return None
-    return str(scope) if scope.role in ("analyst", "vendor") else "facilitator"
+    return str(scope) if scope.role in ("analyst", "vendor", "school") else "facilitator"
 
 
 def stored(
@@ -410,8 +410,9 @@ def plan(warehouse: Warehouse, db: AppDB) -> list[Reading]:
     """What the pages will ask for first: the slow views the pages open on (`STORED_VIEWS`, over
     the school year the filter bar opens on) in every scope (the district's, then each vendor's);
     then, scope by scope, the signals of that year, then of each draft meeting that scope reads,
-    and how each of those meetings' open commitments and PDSA cycles moved; then the gaps each
-    draft meeting checks, in each scope."""
+    and how each of those meetings' open commitments and PDSA cycles moved; then each school
+    account's signals of that year (its Overview would chart them live for half a minute);
+    then the gaps each draft meeting checks, in each scope."""
     choices = run(warehouse, "choices", ANALYST)
     years = choices[choices["dimension"] == "school_year"].sort_values("value")
     with_data = years[years["students"] > 0]
@@ -453,6 +454,7 @@ def plan(warehouse: Warehouse, db: AppDB) -> list[Reading]:
                           for metric, slice, since in moved if metric)
             since, _ = meetings.look_back_from(db, reader, group.id, meeting.held_on)
             gaps.append(gap_request(reader, since, meeting.held_on, filters))
+    wanted += [request(school, start, end) for school in accounts.school_scopes(db)]
     return [w for w in dict.fromkeys(wanted + gaps) if w is not None]
 
 

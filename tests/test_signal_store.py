@@ -12,7 +12,7 @@ from datetime import date
 import pandas as pd
 import pytest
 
-from ciboard import meetings, signal_store
+from ciboard import accounts, meetings, signal_store
 from ciboard.access import ANALYST, Scope
 from ciboard.appdb import AppDB
 from ciboard.signals import POINT_COLUMNS, pick, signals, special_points
@@ -446,3 +446,30 @@ def test_servers_on_one_lake_prepare_its_readings_once_for_all_of_them(tmp_path)
     assert again.version() == version
     assert signal_store.missing(again, [wanted]) == [wanted], "a new lake read the earlier lake's readings"
     again.close()
+
+
+def test_a_school_accounts_signals_are_prepared_in_its_scope_and_its_overview_reads_them(dashboard, prepared, monkeypatch):
+    import streamlit as st
+
+    import ciboard.signals
+
+    db = AppDB.of(dashboard.settings)
+    school = accounts.account(db, "school").scope
+    wanted = signal_store.request(school, prepared["start"], prepared["end"])
+    assert wanted.scope == str(school) and wanted in signal_store.plan(dashboard, db)
+    assert signal_store.prepare(dashboard, [wanted]) == 1
+    since = date(2026, 1, 5)
+    stored = signal_store.stored(dashboard, school, since=since, **prepared)
+    assert not stored.empty
+    pd.testing.assert_frame_equal(stored, signals(dashboard, school, start=prepared["start"], end=prepared["end"], since=since))
+    # Its set is its schools' alone: another school's scope, or one school of the two, has none.
+    for other in (("S99",), school.school_ids[:1]):
+        assert signal_store.stored(dashboard, Scope("school", school_ids=other), since=since, **prepared) is None
+
+    def charted_again(*_, **__):
+        raise AssertionError("the Overview charted the school's signals although they are stored")
+
+    monkeypatch.setattr(ciboard.signals, "special_points", charted_again)
+    st.cache_data.clear()  # an earlier test's page may have charted them live
+    app = open_page("app_pages/overview.py", query={"since": since.isoformat()}, user="school")
+    assert any(f"**{len(stored)} signals** since" in m.value for m in app.markdown)
