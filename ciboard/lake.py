@@ -147,6 +147,7 @@ class Lake:
         self._retired: list[duckdb.DuckDBPyConnection] = []
         self._wanted: dict[int, Path] = {}
         self._copier: threading.Thread | None = None
+        self._lake_id: str | None = None
         self._lock = threading.Lock()
 
     def _control_cursor(self) -> duckdb.DuckDBPyConnection:
@@ -243,12 +244,16 @@ class Lake:
 
     def lake_id(self) -> str:
         """The start of the uuid DuckLake gave the lake's first schema: it tells this lake from
-        one made before it in the same place, whose snapshots had the same numbers."""
-        with self._control_cursor() as cur:
-            [(schema_uuid,)] = cur.execute(
-                f"select schema_uuid from __ducklake_metadata_{LAKE}.ducklake_schema order by schema_id limit 1"
-            ).fetchall()
-        return str(schema_uuid)[:8]
+        one made before it in the same place, whose snapshots had the same numbers. Asked once
+        per control connection: a page asks for its stored readings' folder often, and a lake
+        made again is opened anew."""
+        if self._lake_id is None:
+            with self._control_cursor() as cur:
+                [(schema_uuid,)] = cur.execute(
+                    f"select schema_uuid from __ducklake_metadata_{LAKE}.ducklake_schema order by schema_id limit 1"
+                ).fetchall()
+            self._lake_id = str(schema_uuid)[:8]
+        return self._lake_id
 
     def _ask_for_copy(self, snapshot: int, copy: Path) -> None:
         self._wanted[snapshot] = copy
@@ -292,6 +297,7 @@ class Lake:
             if self._control is not None:
                 self._control.close()
                 self._control = None
+            self._lake_id = None
 
     @contextmanager
     def workspace(self, memory: str, spill_parent: Path) -> Iterator[tuple[duckdb.DuckDBPyConnection, int]]:
