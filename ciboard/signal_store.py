@@ -282,8 +282,12 @@ def _being_prepared(warehouse: Warehouse, wanted: Reading) -> bool:
     """Whether waiting for the preparation is sooner than computing the reading here: for a signal
     set, gap or movement (half a minute at scale), while it is planned, and the preparation is
     asked to take it next; for a view (seconds), only while it is the reading under way, since
-    one queued behind others is sooner computed on the page."""
+    one queued behind others is sooner computed on the page. Not once it is stored: the
+    preparation goes on to other readings, and a page waiting on this one must not wait for
+    them too."""
     folder = _folder(warehouse)
+    if _path(warehouse, wanted) is not None:
+        return False
     if _locked(folder):
         try:
             if isinstance(wanted, ViewRequest):
@@ -299,7 +303,7 @@ def _being_prepared(warehouse: Warehouse, wanted: Reading) -> bool:
         watcher = _watching.get(Path(warehouse.settings.data_dir).resolve())
         planned = (
             watcher is not None and watcher.thread.is_alive() and watcher.failed != warehouse.version()
-            and wanted in watcher.planned and _path(warehouse, wanted) is None
+            and wanted in watcher.planned
         )
     if planned:
         _ask(folder, wanted)

@@ -473,3 +473,19 @@ def test_a_school_accounts_signals_are_prepared_in_its_scope_and_its_overview_re
     st.cache_data.clear()  # an earlier test's page may have charted them live
     app = open_page("app_pages/overview.py", query={"since": since.isoformat()}, user="school")
     assert any(f"**{len(stored)} signals** since" in m.value for m in app.markdown)
+
+
+def test_a_page_stops_waiting_for_a_reading_once_it_is_stored_while_the_rest_are_prepared(loaded):
+    """The Overview's waiting box reran the page only once the whole preparation ended: a school
+    account's signals, stored 10 s after it asked, showed two minutes later."""
+    dates = default_dates(loaded)
+    wanted, other = (signal_store.request(scope, dates["start"], dates["end"]) for scope in (ANALYST, VENDOR))
+    folder = signal_store._folder(loaded)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / signal_store.PLAN).write_text(json.dumps([signal_store._planned(wanted), signal_store._planned(other)]))
+    with open(folder / signal_store.LOCK, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # the preparation at work, with both planned
+        assert signal_store.being_prepared(loaded, ANALYST, **dates)
+        signal_store._write(folder, wanted, pd.DataFrame(columns=POINT_COLUMNS))
+        assert not signal_store.being_prepared(loaded, ANALYST, **dates)
+        assert signal_store.being_prepared(loaded, VENDOR, **dates)
