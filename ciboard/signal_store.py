@@ -414,9 +414,9 @@ def plan(warehouse: Warehouse, db: AppDB) -> list[Reading]:
     """What the pages will ask for first: the slow views the pages open on (`STORED_VIEWS`, over
     the school year the filter bar opens on) in every scope (the district's, then each vendor's);
     then, scope by scope, the signals of that year, then of each draft meeting that scope reads,
-    and how each of those meetings' open commitments and PDSA cycles moved; then each school
-    account's signals of that year (its Overview would chart them live for half a minute);
-    then the gaps each draft meeting checks, in each scope."""
+    and how each of those meetings' open commitments and PDSA cycles moved; then the gaps each
+    draft meeting checks, in each scope; then each school account's signals of that year (its
+    Overview would chart them live for half a minute)."""
     choices = run(warehouse, "choices", ANALYST)
     years = choices[choices["dimension"] == "school_year"].sort_values("value")
     with_data = years[years["students"] > 0]
@@ -458,8 +458,9 @@ def plan(warehouse: Warehouse, db: AppDB) -> list[Reading]:
                           for metric, slice, since in moved if metric)
             since, _ = meetings.look_back_from(db, reader, group.id, meeting.held_on)
             gaps.append(gap_request(reader, since, meeting.held_on, filters))
-    wanted += [request(school, start, end) for school in accounts.school_scopes(db)]
-    return [w for w in dict.fromkeys(wanted + gaps) if w is not None]
+    # Last: a district may give every school an account, and a page that waits asks for its own first.
+    schools = [request(school, start, end) for school in accounts.school_scopes(db)]
+    return [w for w in dict.fromkeys(wanted + gaps + schools) if w is not None]
 
 
 def meeting_reading(scope: Scope, filters: Mapping[str, Any]) -> tuple[Scope, dict]:
