@@ -270,16 +270,12 @@ def account(db: AppDB, username: str) -> Account | None:
 
 
 def school_scopes(db: AppDB) -> list[Scope]:
-    """What the enabled school accounts read, each scope once (two accounts of one school share it)."""
+    """What the enabled school accounts read, as each one's sign-in scopes it, each scope once
+    (two accounts of the same schools share it)."""
     with db.connect() as con:
-        rows = con.execute(
-            """select s.username, s.school_id from user_schools as s join users as u on u.username = s.username
-            where u.role = 'school' and u.disabled_at is null order by s.username, s.school_id"""
-        ).fetchall()
-    schools: dict[str, list[str]] = {}
-    for username, school_id in rows:
-        schools.setdefault(username, []).append(school_id)
-    return [Scope("school", school_ids=ids) for ids in sorted({tuple(ids) for ids in schools.values()})]
+        rows = con.execute("select * from users where role = 'school' and disabled_at is null order by username").fetchall()
+        scopes = {str(scope): scope for scope in (_account(con, row).scope for row in rows)}
+    return list(scopes.values())
 
 
 def account_for_email(db: AppDB, email: str | None) -> Account | None:
