@@ -19,9 +19,13 @@ The interface is the file warehouse's (`version`, `cursor`, `at`, `workspace`, `
   DuckLake reads its catalog for every table of every query, 3 ms a table on a SQLite catalog
   and 10-40 ms on PostgreSQL, which made a view 2 to 6 times slower than the same view on a
   DuckDB file; a snapshot never changes, so its copy never goes stale;
+- a rejected file writes no snapshot: as on files, it goes to the rejection log, here in the
+  lake's folder where every server reads it with the snapshot, and the next publish folds it in
+  (a snapshot per rejection would have every server prepare its stored readings again);
 - old snapshots expire in `maintain`, after `keep_days`, unless a record pinned them.
 """
 
+import atexit
 import fcntl
 import logging
 import os
@@ -31,18 +35,18 @@ import sqlite3
 import tempfile
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager, suppress
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import duckdb
-import pyarrow as pa
 
 from ciboard import extensions
 from ciboard.settings import Settings
 from ciboard.warehouse import (
-    WORKSPACE_MEMORY, Warehouse, WarehouseMissing, Workspace, _bytes, _fold_rejections, code_fingerprint, migrate, views_sql,
+    WORKSPACE_MEMORY, Warehouse, WarehouseMissing, Workspace, _bytes, _fold_rejections, _folded, code_fingerprint, migrate, views_sql,
 )
 
 PREFIX = "lake-"
@@ -53,6 +57,22 @@ COPY = "read_copy"
 COPIES_KEPT = 3
 
 log = logging.getLogger(__name__)
+# The connections making read copies in the background, by thread. A process that exits while one
+# copies would abort inside DuckDB ("terminate called without an active exception", exit code
+# 134): at exit they are interrupted and waited for, and no further copy starts.
+_copiers: "weakref.WeakSet[threading.Thread]" = weakref.WeakSet()
+_copying: dict[threading.Thread, duckdb.DuckDBPyConnection] = {}
+_exiting = threading.Event()
+
+
+@atexit.register
+def _stop_copying() -> None:
+    _exiting.set()
+    for con in list(_copying.values()):
+        with suppress(duckdb.Error):
+            con.interrupt()
+    for thread in list(_copiers):
+        thread.join(10)
 
 
 class LakeError(RuntimeError):
@@ -95,7 +115,7 @@ def attach_sql(settings: Settings, alias: str, *, read_only: bool, snapshot: int
 
 def catalog(settings: Settings) -> str:
     """DuckLake's name for the catalog database: 'sqlite:<file>' or 'postgres:<connection string>'."""
-    url = settings.catalog_url or f"sqlite:{lake_root(settings) / 'catalog.sqlite'}"
+    url = settings.catalog_url or f"sqlite:{settings.lake_dir / 'catalog.sqlite'}"
     if url.startswith(("postgresql://", "postgres://")):
         return "postgres:" + url
     if url.startswith("sqlite:"):
@@ -103,14 +123,8 @@ def catalog(settings: Settings) -> str:
     raise LakeError(f"CIBOARD_CATALOG_URL must start with postgresql:// or sqlite:, not {url!r}")
 
 
-def lake_root(settings: Settings) -> Path:
-    """The lake's folder, shared by every server: its Parquet files under data/, and beside them
-    the writer's lock and the records' pins."""
-    return Path(settings.lake_path or settings.data_dir / "lake")
-
-
 def lake_files(settings: Settings) -> Path:
-    return lake_root(settings) / "data"
+    return settings.lake_dir / "data"
 
 
 def read_copies(settings: Settings) -> Path:
@@ -259,6 +273,7 @@ class Lake:
         self._wanted[snapshot] = copy
         if self._copier is None or not self._copier.is_alive():
             self._copier = threading.Thread(target=self._make_copies, name="lake-read-copies", daemon=True)
+            _copiers.add(self._copier)
             self._copier.start()
 
     def wait_for_copies(self, timeout: float | None = None) -> None:
@@ -274,7 +289,7 @@ class Lake:
         while True:
             with self._lock:
                 wanted = [n for n in self._wanted if n in self._readers]
-                if not wanted:
+                if not wanted or _exiting.is_set():
                     self._wanted.clear()
                     self._copier = None
                     return
@@ -283,6 +298,8 @@ class Lake:
             try:
                 make_read_copy(self.settings, snapshot, copy)
             except Exception:  # noqa: BLE001 - a copy is only faster; the lake still answers
+                if _exiting.is_set():
+                    return
                 log.warning("could not make a read copy of snapshot %s; reading it from the lake", snapshot, exc_info=True)
 
     def close(self) -> None:
@@ -305,12 +322,21 @@ class Lake:
         con = connect(self.settings, memory_limit=memory, temp_directory=str(spill))
         try:
             snapshot = self.current()
-            con.execute(attach_sql(self.settings, "published", read_only=True, snapshot=snapshot))
-            con.execute("use published")
+            self.attach_published(con, snapshot)
             yield con, snapshot
         finally:
             con.close()
             shutil.rmtree(spill, ignore_errors=True)
+
+    def attach_published(self, con: duckdb.DuckDBPyConnection, snapshot: int) -> None:
+        """`snapshot` as the database `published`, and in use: its read copy where this server has
+        one (an ingest's checks read it many times, each read of the lake also reading its catalog),
+        and the lake otherwise."""
+        try:
+            con.execute(f"attach {_literal(str(self.read_copy(snapshot)))} as published (read_only)")
+        except duckdb.IOException:
+            con.execute(attach_sql(self.settings, "published", read_only=True, snapshot=snapshot))
+        con.execute("use published")
 
     def expire(self, keep_days: float, pinned: set[int]) -> list[int]:
         """Expires snapshots older than `keep_days`, except pinned ones and the current one,
@@ -339,11 +365,11 @@ class Lake:
 
 class LakeWarehouse(Warehouse):
     """The warehouse's interface (ciboard.warehouse.Warehouse) over a DuckLake; what it does
-    not override (pins, the writer's lock, migrations' check in `at`) it shares."""
+    not override (pins, the writer's lock, the rejection log, migrations' check in `at`) it shares."""
 
     def __init__(self, settings: Settings, *, fixed_version: str | None = None):
         super().__init__(settings, fixed_version=fixed_version)
-        self.directory = lake_root(settings)
+        self.directory = settings.lake_dir
         self.lake = Lake(settings)
 
     def exists(self) -> bool:
@@ -381,7 +407,7 @@ class LakeWarehouse(Warehouse):
         return super().at(self.resolve(version))
 
     def cursor(self, version: str | None = None) -> duckdb.DuckDBPyConnection:
-        return self.lake.reader(number(self.resolve(version or self.version())), views_sql)
+        return self._with_logged_rejections(self.lake.reader(number(self.resolve(version or self.version())), views_sql))
 
     def close(self) -> None:
         self.lake.close()
@@ -390,7 +416,7 @@ class LakeWarehouse(Warehouse):
         """Asked of the lake's catalog: a reader of the snapshot would build all its views first."""
         return self.lake.info(number(self.resolve(self.version())), "code_fingerprint") == code_fingerprint()
 
-    def read_key(self) -> str:
+    def _version_key(self) -> str:
         return f"{catalog(self.settings)}@{self.version()}"
 
     def shared_folder(self) -> Path:
@@ -398,7 +424,7 @@ class LakeWarehouse(Warehouse):
         folder of their own, and would otherwise each work out the same readings. Under the
         lake's id, so a lake made again in the same place never reads what an earlier one's
         snapshots gave."""
-        return lake_root(self.settings) / "shared" / self.lake.lake_id()
+        return self.settings.lake_dir / "shared" / self.lake.lake_id()
 
     @contextmanager
     def workspace(self) -> Iterator[Workspace]:
@@ -411,13 +437,16 @@ class LakeWarehouse(Warehouse):
 
     @contextmanager
     def publish(self, workspace: Workspace | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A private copy of the current snapshot's tables, in memory (spilling to disk), for the
+        """A private copy of the current snapshot's tables, a DuckDB file of this server's, for the
         block to change as it likes; if it succeeds, what changed is written to the lake in one
-        transaction, one snapshot, and if it raises nothing is written at all.
+        transaction, one snapshot, and the copy becomes this server's read copy of that snapshot.
+        If the block raises, nothing is written at all.
 
-        Written row by row, each of a command's files would add a Parquet file per table, and
-        every later check in the command would read all of them: staged, a command of 400 files
-        adds one file per table it changed. Rejections logged since are written into it too.
+        The copy is a copy of the snapshot's read copy where this server has one (a file copy,
+        as the file warehouse makes), and read from the lake otherwise. Written row by row, each
+        of a command's files would add a Parquet file per table, and every later check in the
+        command would read all of them: staged, a command of 400 files adds one file per table it
+        changed. Rejections logged since are written into it too.
         """
         self._refuse_writes()
         with self.writer_lock():
@@ -429,19 +458,25 @@ class LakeWarehouse(Warehouse):
             else:
                 con = workspace.con
             base = self.lake.current()
+            building = read_copies(self.settings) / f"building-{os.getpid()}-{threading.get_ident()}.partial"
+            building.parent.mkdir(parents=True, exist_ok=True)
             con.execute(attach_sql(self.settings, "base", read_only=True, snapshot=base))
-            con.execute("attach ':memory:' as building")
             try:
-                # The snapshot's read copy, where this server has made it, is read four times as
-                # fast as the lake (its catalog and its Parquet files).
-                source = "base"
-                with suppress(duckdb.IOException):
-                    con.execute(f"attach {_literal(str(self.lake.read_copy(base)))} as base_copy (read_only)")
-                    source = "base_copy"
-                staged = {}
                 started = time.perf_counter()
-                for table, holds_rows in _lake_tables(con, "base", base).items():
-                    con.execute(f'create table building."{table}" as {_read_all(source, table, holds_rows)}')
+                source = "read copy"
+                try:
+                    shutil.copyfile(self.lake.read_copy(base), building)
+                except FileNotFoundError:
+                    source = "lake"
+                con.execute(f"attach {_literal(str(building))} as building")
+                tables = _lake_tables(con, "base", base)
+                if source == "lake":
+                    for table, holds_rows in tables.items():
+                        con.execute(f'create table building."{table}" as {_read_all("base.main", table, holds_rows)}')
+                # Attached, the lake makes every look at DuckDB's catalog read its catalog too.
+                con.execute("detach base")
+                staged = {}
+                for table in tables:
                     staged[table] = _row_hash(con, table)
                     con.execute(
                         f'create or replace temp table "was_{table}" as select {staged[table]} as h, count(*) as n'
@@ -449,6 +484,7 @@ class LakeWarehouse(Warehouse):
                     )
                 con.execute("use building")
                 logged = self._logged_rejections()
+                held = _folded(con)
                 _fold_rejections(con, logged)
                 phases = {"staging": time.perf_counter() - started}
                 yield con
@@ -457,30 +493,38 @@ class LakeWarehouse(Warehouse):
                 if workspace is not None:
                     # A SQLite catalog takes no write while this connection still reads it.
                     con.execute("detach published")
-                changed = self._write_changes(con, base, staged)
+                changed, snapshot = self._write_changes(con, base, staged)
+                con.execute("detach building")
+                # What the block made is the snapshot it wrote (or, unchanged, the one it read).
+                _keep_as_read_copy(building, self.lake.read_copy(snapshot))
                 phases["writing"] = time.perf_counter() - started - phases["staging"] - phases["command"]
-                # What a lake publish spends where (bench_lake.py prints it): staging every table of
-                # the snapshot and hashing its rows, the command's own work, and finding and writing
-                # what changed.
-                log.debug("publish of snapshot %s: %d tables staged from %s, %s changed; %s", base, len(staged), source,
+                # What a lake publish spends where (bench_lake.py prints it): staging the snapshot's
+                # tables and hashing their rows, the command's own work, and finding and writing
+                # what changed, then keeping the copy.
+                log.debug("publish of snapshot %s: %d tables staged from the %s, %s changed; %s", base, len(staged), source,
                           ", ".join(changed) or "none", ", ".join(f"{k} {v:.3f} s" for k, v in phases.items()),
                           extra={"phases": phases, "source": source})
             finally:
                 con.execute("use memory")
-                for alias in ("building", "base", "base_copy", "target"):
+                for alias in ("building", "base", "target"):
                     try:
                         con.execute(f"detach {alias}")
                     except duckdb.Error:
                         pass  # not attached (the block failed before it)
+                for leftover in (building, building.with_name(building.name + ".wal")):
+                    leftover.unlink(missing_ok=True)
                 if workspace is None:
                     con.close()
                     shutil.rmtree(spill, ignore_errors=True)
                 else:
                     if not _attached(con, "published"):
-                        con.execute(attach_sql(self.settings, "published", read_only=True, snapshot=number(workspace.version)))
+                        self.lake.attach_published(con, number(workspace.version))
                     con.execute("use published")
+            # A log folder goes a publish after the one that folded it in: a reader that listed
+            # it just before that publish may still be reading it.
             for folder in logged:
-                shutil.rmtree(folder, ignore_errors=True)
+                if folder.name in held:
+                    shutil.rmtree(folder, ignore_errors=True)
 
     def _migrate(self) -> None:
         """Today's migrations, in a snapshot of their own before any data is staged."""
@@ -502,13 +546,14 @@ class LakeWarehouse(Warehouse):
             con.close()
         _readers_never_block_writers(self.settings)  # a catalog just made
 
-    def _write_changes(self, con: duckdb.DuckDBPyConnection, base: int, staged: dict[str, str]) -> list[str]:
+    def _write_changes(self, con: duckdb.DuckDBPyConnection, base: int, staged: dict[str, str]) -> tuple[list[str], int]:
         """Writes what the block changed in the staged tables since snapshot `base`. Rows are
         told apart by the hash of all their columns (`staged`: that expression per table), each
         table's hashes counted as copied ("was_" tables): where a hash's count differs now, the
         lake's rows with it are deleted and the staged ones inserted. So the lake is read for
         nothing here, two rows sharing a hash cost a rewrite and never a loss, and a table the
-        block did not change is not written. Returns the tables written."""
+        block did not change is not written. Returns the tables written and the snapshot that holds
+        them (`base` when nothing changed)."""
         now = _tables_of(con, "building")
         changes: list[str] = []
         dropped = sorted(set(staged) - set(now))
@@ -521,20 +566,22 @@ class LakeWarehouse(Warehouse):
             row_hash = staged[table]
             con.execute(
                 f"""create or replace temp table "changed_{table}" as
-                select h from (select {row_hash} as h, count(*) as n from building."{table}" group by h) as now
+                select h, was.n is not null as was_there
+                from (select {row_hash} as h, count(*) as n from building."{table}" group by h) as now
                 full outer join "was_{table}" as was using (h) where now.n is distinct from was.n"""
             )
-            if not con.execute(f'select count(*) from "changed_{table}"').fetchall()[0][0]:
+            [(count, any_was_there)] = con.execute(f'select count(*), bool_or(was_there) from "changed_{table}"').fetchall()
+            if not count:
                 continue
             written.append(table)
-            changes.append(f'delete from target."{table}" where {row_hash} in (select h from "changed_{table}")')
+            if any_was_there:  # a delete reads the lake's table: 30 to 130 ms, on a table of any size
+                changes.append(f'delete from target."{table}" where {row_hash} in (select h from "changed_{table}" where was_there)')
             changes.append(
                 f'insert into target."{table}" select * from building."{table}" where {row_hash} in (select h from "changed_{table}")'
             )
         changes += [f'drop table target."{table}"' for table in dropped]
         if not changes:
-            return []
-        con.execute("detach base")
+            return [], base
         con.execute(attach_sql(self.settings, "target", read_only=False))
         con.execute("begin")
         try:
@@ -551,14 +598,8 @@ class LakeWarehouse(Warehouse):
             with suppress(duckdb.Error):
                 con.execute("rollback")  # unless the failed commit ended the transaction
             raise
-        return written
-
-    def log_rejections(self, files: pa.Table, problems: pa.Table) -> None:
-        """A rejected command is a small snapshot of its `submissions` and `submission_errors`
-        rows: no data file is copied, so there is no reason to keep them aside."""
-        super().log_rejections(files, problems)
-        with self.publish():
-            pass  # a publish writes what the log holds (see publish), and empties the log
+        # One writer at a time (the lock, and the check above): the snapshot after the commit is ours.
+        return written, con.execute("select max(snapshot_id) from target.snapshots()").fetchall()[0][0]
 
     def maintain(self) -> list[int]:
         """Expires snapshots older than `keep_days` that no record pinned, merges small files
@@ -651,19 +692,33 @@ def make_read_copy(settings: Settings, snapshot: int, target: Path) -> None:
             return
         partial = target.with_name(f"{target.name}.{os.getpid()}.partial")
         con = connect(settings)
+        _copying[threading.current_thread()] = con
         try:
             con.execute(attach_sql(settings, LAKE, read_only=True, snapshot=snapshot))
             con.execute(f"attach {_literal(str(partial))} as {COPY}")
             for table, holds_rows in _lake_tables(con, LAKE, snapshot).items():
+                if _exiting.is_set():
+                    raise LakeError("the process exits")
                 con.execute(f'create table {COPY}."{table}" as {_read_all(f"{LAKE}.main", table, holds_rows)}')
             con.execute(f"detach {COPY}")
         except BaseException:
             con.close()
             partial.unlink(missing_ok=True)
             raise
+        finally:
+            _copying.pop(threading.current_thread(), None)
         con.close()
         os.replace(partial, target)
     _forget_old_copies(folder)
+
+
+def _keep_as_read_copy(building: Path, copy: Path) -> None:
+    """Makes a publish's private copy, detached and so whole, the read copy of the snapshot it
+    holds, unless that snapshot has one already."""
+    if copy.exists() or building.with_name(building.name + ".wal").exists():
+        return  # a write-ahead log left after the detach: the file alone is not the whole snapshot
+    os.replace(building, copy)
+    _forget_old_copies(copy.parent)
 
 
 def _forget_old_copies(folder: Path) -> None:

@@ -1,4 +1,5 @@
-"""The warehouse: immutable, versioned DuckDB files and the pointer that names the current one.
+"""The warehouse's interface, and its storage before the lake: immutable, versioned DuckDB files
+and the pointer that names the current one (`storage = files`; the default is ciboard.lake).
 
 DuckDB lets one process write a file and blocks every other open of it meanwhile, even a
 read-only one. So nothing ever writes a published file. A writer copies the current version
@@ -12,6 +13,7 @@ was, and a pinned version is never deleted with the old ones until the record le
 
 import fcntl
 import hashlib
+import logging
 import os
 import re
 import shutil
@@ -31,6 +33,9 @@ import pyarrow.parquet as pq
 
 from ciboard.profiles import record_shipped, shipped_text
 from ciboard.settings import Settings
+
+log = logging.getLogger(__name__)
+_told_to_move: set[Path] = set()  # data folders whose file warehouse was already said to be movable
 
 SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
 POINTER = "CURRENT"
@@ -184,6 +189,13 @@ class Warehouse:
             from ciboard.lake import LakeWarehouse
 
             return super().__new__(LakeWarehouse)
+        if cls is Warehouse and settings.storage is None and settings.data_dir not in _told_to_move:
+            _told_to_move.add(settings.data_dir)
+            log.warning(
+                "%s holds a file warehouse and no lake, so it is read as files: 'ciboard migrate-to-lake' moves it into "
+                "the lake, the default storage (CIBOARD_STORAGE=files keeps it on files and says nothing)",
+                settings.data_dir,
+            )
         return super().__new__(cls)
 
     def __init__(self, settings: Settings, *, fixed_version: str | None = None):
@@ -244,7 +256,11 @@ class Warehouse:
                 self._readers[version] = connection
                 self._close_stale_readers(keep=version)
             cursor = connection.cursor()
-        # Files rejected since a fixed version are not part of it.
+        return self._with_logged_rejections(cursor)
+
+    def _with_logged_rejections(self, cursor: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
+        """The cursor, reading the files rejected since the version as part of its submissions.
+        Files rejected since a fixed version are not part of it."""
         logged = [] if self.fixed_version else self._logged_rejections()
         if logged:
             _show_logged_rejections(cursor, logged)
@@ -472,10 +488,13 @@ class Warehouse:
         return Path(self.settings.data_dir)
 
     def read_key(self) -> str:
-        """What a cached answer must be keyed on: the current version's file, and the newest
-        entry of the rejection log, which readers see without a new version."""
+        """What a cached answer must be keyed on: the current version, and the newest entry of
+        the rejection log, which readers see without a new version."""
         logged = [] if self.fixed_version else self._logged_rejections()
-        return str(self.path_of(self.version())) + (f"+{logged[-1].name}" if logged else "")
+        return self._version_key() + (f"+{logged[-1].name}" if logged else "")
+
+    def _version_key(self) -> str:
+        return str(self.path_of(self.version()))
 
     def _logged_rejections(self) -> list[Path]:
         """The rejection log's folders, oldest first (their names start with the time)."""
@@ -585,10 +604,13 @@ def _show_logged_rejections(cur: duckdb.DuckDBPyConnection, folders: list[Path])
     logged ones after them (temp views come first in DuckDB's search path, views included)."""
     database = cur.execute("select current_database()").fetchall()[0][0]
     catalog = '"' + database.replace('"', '""') + '".main.'
-    # A version made before the list of folded rejections has none folded.
-    folded = cur.execute(
-        "select count(*) from duckdb_tables() where database_name = ? and table_name = 'folded_rejections'", [database]
-    ).fetchall()[0][0]
+    # A version made before the list of folded rejections has none folded. (On the lake it is a view
+    # of the snapshot's table.)
+    try:
+        cur.execute(f"select 1 from {catalog}folded_rejections limit 0")
+        folded = True
+    except duckdb.CatalogException:
+        folded = False
     columns = ", ".join(REJECTION_COLUMNS)
     cur.execute(f"create temp view logged_rejections as {_logged(folders, catalog, bool(folded))}")
     cur.execute(

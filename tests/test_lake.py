@@ -32,10 +32,21 @@ def lake_at(tmp_path: Path, **settings) -> Warehouse:
     return make_warehouse(tmp_path / "data", catalog_url=f"sqlite:{tmp_path}/catalog.sqlite", **settings)
 
 
+@pytest.fixture(scope="module")
+def lake_made(tmp_path_factory) -> Path:
+    """A folder holding an empty lake with the 2025-26 school year (its catalog and its data
+    folder), made once: a test copies it in a tenth of the time a lake takes to make."""
+    folder = tmp_path_factory.mktemp("lake")
+    made = lake_at(folder)
+    made.init(["2025-26"])
+    made.close()
+    return folder
+
+
 @pytest.fixture
-def lake(tmp_path):
+def lake(tmp_path, lake_made):
+    shutil.copytree(lake_made, tmp_path, dirs_exist_ok=True)
     warehouse = lake_at(tmp_path)
-    warehouse.init(["2025-26"])
     yield warehouse
     warehouse.close()
 
@@ -102,8 +113,8 @@ def test_a_publish_writes_only_the_tables_its_block_changed_and_says_where_its_t
         con.execute("delete from facts where metric_id = 'tutoring_attendance_rate'")
     assert lake.version() > version
     nothing, facts_only = [r for r in caplog.records if hasattr(r, "phases")]
-    assert re.search(r"staged from \w+, none changed;", nothing.getMessage())
-    assert re.search(r"staged from \w+, facts changed;", facts_only.getMessage()), facts_only.getMessage()
+    assert re.search(r"staged from the (read copy|lake), none changed;", nothing.getMessage())
+    assert re.search(r"staged from the (read copy|lake), facts changed;", facts_only.getMessage()), facts_only.getMessage()
     assert set(facts_only.phases) == {"staging", "command", "writing"}
     assert all(seconds >= 0 for seconds in facts_only.phases.values())
 
@@ -135,24 +146,37 @@ def test_a_lake_made_by_older_code_is_upgraded_and_an_earlier_snapshot_keeps_its
     assert not lake.upgrade_if_stale(), "a current lake was upgraded again"
 
 
-def test_a_rejected_file_is_a_snapshot_of_its_submission_and_problems_and_nothing_else(lake, tmp_path):
+def test_a_rejected_file_writes_no_snapshot_and_every_server_reads_its_log_until_a_publish_folds_it_in(lake, tmp_path):
     ingest(lake, sample_submissions())
     facts = count(lake, "facts")
-    before = lake.version()
+    before, key = lake.version(), lake.read_key()
     bad = write_csv(tmp_path / "bad.csv", "school_id,name", "E01,", ",Nameless")
     with pytest.raises(IngestRejected):
         ingest(lake, [Submission(bad, "schools", None)])
-    assert lake.version() > before
-    with lake.cursor() as cur:
-        [(status, name)] = cur.execute(
-            "select status, file_name from submissions where batch_id = (select max(batch_id) from submissions)"
-        ).fetchall()
-        problems = cur.execute(
-            "select count(*) from submission_errors where batch_id = (select max(batch_id) from submissions)"
-        ).fetchall()[0][0]
+    assert lake.version() == before, "a rejected file wrote a snapshot"
+    assert lake.read_key() != key, "cached answers are keyed on the log too"
+
+    def rejected(warehouse: Warehouse) -> tuple:
+        with warehouse.cursor() as cur:
+            [(batch, status, name)] = cur.execute(
+                "select batch_id, status, file_name from submissions where batch_id = (select max(batch_id) from submissions)"
+            ).fetchall()
+            problems = cur.execute("select count(*) from submission_errors where batch_id = ?", [batch]).fetchall()[0][0]
+        return batch, status, name, problems
+
+    server = another_server(tmp_path)
+    batch, status, name, problems = rejected(lake)
     assert (status, name) == ("rejected", "bad.csv") and problems >= 2
+    assert rejected(server) == (batch, status, name, problems), "another server did not read the log"
     assert count(lake, "facts") == facts
+
+    new_snapshot(lake)  # folds the log into the snapshot, once
+    assert rejected(lake) == rejected(server) == (batch, status, name, problems)
+    with lake.cursor() as cur:
+        assert cur.execute("select count(*) from submissions where file_name = 'bad.csv'").fetchall() == [(1,)]
+    new_snapshot(lake)  # a reader that listed the log before the last publish has read it by now
     assert not list((lake.directory / "rejected").glob("*")), "the rejection stayed in the log beside the lake"
+    server.close()
 
 
 def test_a_pinned_snapshot_reads_as_it_was_after_later_loads_and_maintenance(tmp_path):
@@ -210,8 +234,8 @@ def test_a_postgresql_catalog_serves_two_servers(tmp_path, postgres_url):
     other.close()
 
 
-def test_migrate_to_lake_moves_the_current_version_and_every_pinned_one_with_its_pins(tmp_path):
-    files = make_warehouse(tmp_path / "data")
+def test_migrate_to_lake_moves_the_current_version_and_every_pinned_one_with_its_pins(tmp_path, caplog):
+    files = make_warehouse(tmp_path / "data", storage="files")
     files.init(["2025-26"])
     ingest(files, sample_submissions())
     pinned = files.version()
@@ -221,11 +245,17 @@ def test_migrate_to_lake_moves_the_current_version_and_every_pinned_one_with_its
         con.execute("delete from facts where metric_id = 'tutoring_attendance_rate'")
     as_current = snapshot(files)
     files.close()
+    unset = make_warehouse(tmp_path / "data")  # the storage unset: a folder made before the lake stays on files
+    assert not isinstance(unset, LakeWarehouse) and snapshot(unset) == as_current
+    assert "ciboard migrate-to-lake" in caplog.text
+    unset.close()
 
     result = CliRunner().invoke(cli.main, ["migrate-to-lake", "--data-dir", str(tmp_path / "data")])
 
     assert result.exit_code == 0, result.output
-    lake = make_warehouse(tmp_path / "data", storage="lake")
+    assert "read it from now on" in result.output
+    lake = make_warehouse(tmp_path / "data")  # once the lake is there, the lake
+    assert isinstance(lake, LakeWarehouse)
     assert snapshot(lake) == as_current
     assert snapshot(lake.at(pinned)) == as_pinned, "a record's pinned file version did not become its snapshot"
     assert lake.resolve(pinned) in lake.pins() and lake.pins()[lake.resolve(pinned)] == ["meeting-3"]
@@ -312,19 +342,41 @@ def new_snapshot(lake: LakeWarehouse) -> int:
     return number(lake.version())
 
 
+def another_server(tmp_path: Path, name: str = "another-server") -> Warehouse:
+    """The `lake` fixture's lake, read by a server with a data folder (and read copies) of its own."""
+    return make_warehouse(
+        tmp_path / name, catalog_url=f"sqlite:{tmp_path}/catalog.sqlite", lake_path=tmp_path / "data" / "lake"
+    )
+
+
+def test_a_publish_leaves_its_server_the_read_copy_of_the_snapshot_it_wrote(lake):
+    ingest(lake, sample_submissions())
+    current = number(lake.version())
+    assert lake.lake.read_copy(current).exists()
+    assert not list(read_copies(lake.settings).glob("building-*")), "a publish left its private copy behind"
+    snapshot(lake)
+    assert lake.lake._readers[current][2], "the publishing server read the lake, not its copy"
+    with pytest.raises(RuntimeError):
+        with lake.publish() as con:
+            con.execute("delete from facts")
+            raise RuntimeError("the block failed")
+    assert number(lake.version()) == current and count(lake, "facts") > 0
+    assert not list(read_copies(lake.settings).glob("building-*")), "a failed publish left its private copy behind"
+
+
 def test_a_server_reads_the_lake_until_its_read_copy_of_the_snapshot_is_made_then_the_copy(lake, tmp_path):
     ingest(lake, sample_submissions())
     current = number(lake.version())
-    through_lake = snapshot(lake)
-    assert not lake.lake._readers[current][2], "the first read waited for a copy"
-    lake.lake.wait_for_copies(60)
-    assert f"{current:06d}" in [c.name.split("-")[1] for c in read_copies(lake.settings).glob("lake-*.duckdb")]
+    elsewhere = another_server(tmp_path)  # the same lake, and no copy of its own
+    through_lake = snapshot(elsewhere)
+    assert not elsewhere.lake._readers[current][2], "the first read waited for a copy"
+    elsewhere.lake.wait_for_copies(60)
+    assert f"{current:06d}" in [c.name.split("-")[1] for c in read_copies(elsewhere.settings).glob("lake-*.duckdb")]
 
-    assert snapshot(lake) == through_lake
-    assert lake.lake._readers[current][2], "the reader did not move to the copy once it was made"
-    elsewhere = make_warehouse(  # the same lake, and no copy of its own
-        tmp_path / "another-server", catalog_url=f"sqlite:{tmp_path}/catalog.sqlite", lake_path=tmp_path / "data" / "lake"
-    )
+    assert snapshot(elsewhere) == through_lake == snapshot(lake)
+    assert elsewhere.lake._readers[current][2], "the reader did not move to the copy once it was made"
+    elsewhere.close()
+    elsewhere = another_server(tmp_path, "third")  # and one that reads the lake alone
     for view, params in (
         ("series", {"metric": "tutoring_attendance_rate"}),
         ("breakdown", {"metric": "tutoring_attendance_rate", "by": "race_ethnicity"}),
@@ -332,6 +384,25 @@ def test_a_server_reads_the_lake_until_its_read_copy_of_the_snapshot_is_made_the
         ours, theirs = run(lake, view, ANALYST, params), run(elsewhere, view, ANALYST, params)
         assert len(ours) > 0 and ours.equals(theirs), view
     elsewhere.close()
+
+
+def test_a_command_that_exits_while_its_read_copy_is_made_exits_cleanly(lake, tmp_path):
+    """A command on a server without the snapshot's copy (another server wrote it) reads the lake
+    and has the copy made in the background; exiting meanwhile aborted inside DuckDB (134)."""
+    ingest(lake, sample_submissions())
+    server = tmp_path / "another-server"
+    script = (
+        "import sys; from pathlib import Path; from ciboard.settings import Settings; from ciboard.warehouse import Warehouse\n"
+        f"w = Warehouse(Settings(data_dir=Path({str(server)!r}), catalog_url={f'sqlite:{tmp_path}/catalog.sqlite'!r},"
+        f" lake_path=Path({str(tmp_path / 'data' / 'lake')!r}), app_db_url=None))\n"
+        "print(w.cursor().execute('select count(*) from facts').fetchall()[0][0])\n"
+    )
+    for _ in range(3):  # the copy is under way at exit on most tries; on none did one abort
+        done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        assert int(done.stdout) == count(lake, "facts") > 0
+        assert not list((server / "lake-copies").glob("*.partial")), "an interrupted copy left its partial file"
+        shutil.rmtree(server / "lake-copies", ignore_errors=True)
 
 
 def test_a_lake_made_again_in_the_same_place_never_reads_the_earlier_lakes_copy(tmp_path):
@@ -358,7 +429,7 @@ def test_a_read_copy_appears_whole_or_not_at_all_and_only_one_process_makes_it(l
     ingest(lake, sample_submissions())
     current = number(lake.version())
     target = lake.lake.read_copy(current)
-    target.parent.mkdir(parents=True, exist_ok=True)
+    target.unlink()  # the publish's own
     with open(target.parent / f"{target.stem}.lock", "w") as another_process:
         fcntl.flock(another_process, fcntl.LOCK_EX)
         make_read_copy(lake.settings, current, target)
@@ -393,12 +464,12 @@ def test_a_server_keeps_only_its_most_recently_read_copies(lake):
 
 
 def test_a_publish_staged_from_the_read_copy_writes_what_one_staged_from_the_lake_writes(lake, tmp_path):
-    twin = lake_at(tmp_path / "twin")  # makes no read copy before it publishes
+    twin = lake_at(tmp_path / "twin")
     twin.init(["2025-26"])
     for warehouse in (lake, twin):
         ingest(warehouse, sample_submissions())
-    current = number(lake.version())
-    make_read_copy(lake.settings, current, lake.lake.read_copy(current))
+    assert lake.lake.read_copy(number(lake.version())).exists()
+    shutil.rmtree(read_copies(twin.settings))  # the twin's publish stages from the lake
 
     for warehouse in (lake, twin):
         with warehouse.publish() as con:
@@ -447,11 +518,13 @@ def test_a_publish_opens_no_second_sqlite_library_on_a_catalog_in_wal_mode(lake,
     assert opened == [] and count(lake, "facts") > 0
 
 
-def test_a_long_running_server_keeps_only_the_last_two_connections_its_copies_replaced(lake):
+def test_a_long_running_server_keeps_only_the_last_two_connections_its_copies_replaced(lake, tmp_path):
+    server = another_server(tmp_path)
     for _ in range(4):
         current = new_snapshot(lake)
-        count(lake, "facts")  # reads the lake, and asks for the copy
-        lake.lake.wait_for_copies(60)
-        count(lake, "facts")  # reads the copy: the lake's connection is replaced
-        assert lake.lake._readers[current][2]
-    assert len(lake.lake._retired) == 2
+        count(server, "facts")  # reads the lake, and asks for the copy
+        server.lake.wait_for_copies(60)
+        count(server, "facts")  # reads the copy: the lake's connection is replaced
+        assert server.lake._readers[current][2]
+    assert len(server.lake._retired) == 2
+    server.close()
