@@ -1,17 +1,18 @@
 """Benchmark of CI Board's data core: demo build time, view latency and ingest throughput.
 
-    python bench/bench_core.py [--sizes 1M,10M] [--repeats 15] [--keep DIR]
+    python bench/bench_core.py [--sizes 1M,10M] [--repeats 15] [--keep DIR] [--storage lake|files]
 
 Builds a demo district per size (students chosen from the facts-per-student ratio of the
 demo), times every view through `queries.run` as an analyst and as a vendor, and times a
 large sessions file (CSV and Parquet) loaded by `ingest` into a copy of the largest
-warehouse. Figures go to stdout, progress to stderr; a JSON copy of the figures goes to
+warehouse, on the storage asked for (the lake, the default, unless --storage files). Figures go to stdout, progress to stderr; a JSON copy of the figures goes to
 bench/results/. Nothing here asserts on time: it prints figures and PASS/FAIL against
 the targets.
 """
 
 import argparse
 import json
+import logging
 import math
 import os
 import platform
@@ -34,7 +35,7 @@ from ciboard.calendar import calendar_for, school_closed
 from ciboard.ingest import Submission, ingest
 from ciboard.queries import VIEWS, run
 from ciboard.settings import Settings
-from ciboard.warehouse import POINTER, Warehouse
+from ciboard.warehouse import Warehouse
 
 BENCH_DIR = Path(__file__).resolve().parent
 RESULTS_DIR = BENCH_DIR / "results"
@@ -141,6 +142,17 @@ def mb(path: Path) -> float:
     return path.stat().st_size / 1e6
 
 
+def open_warehouse(data_dir: Path, storage: str) -> Warehouse:
+    return Warehouse(Settings(data_dir=data_dir, storage=storage))
+
+
+def warehouse_mb(warehouse: Warehouse) -> float:
+    """The current version's file, or the lake's catalog and data files (not this process's read copies)."""
+    if warehouse.settings.on_lake:
+        return (warehouse.lake.data_bytes() + sum(p.stat().st_size for p in warehouse.directory.glob("catalog.sqlite*"))) / 1e6
+    return mb(warehouse.path_of(warehouse.version()))
+
+
 @dataclass
 class Probe:
     when: str
@@ -184,6 +196,7 @@ class Build:
     reused: bool
     data_dir: str
     warehouse_mb: float
+    storage: str
 
 
 def students_for(facts: int) -> int:
@@ -191,34 +204,34 @@ def students_for(facts: int) -> int:
     return max(60, int(round(facts / FACTS_PER_STUDENT / 500)) * 500 or round(facts / FACTS_PER_STUDENT))
 
 
-def build_demo(root: Path, target_facts: int, reuse: bool) -> Build:
+def build_demo(root: Path, target_facts: int, reuse: bool, storage: str) -> Build:
     label = size_label(target_facts)
-    data_dir = root / f"demo-{label}"
+    data_dir = root / f"demo-{label}-{storage}"
     record = data_dir / "build.json"
     students = students_for(target_facts)
-    if reuse and record.exists() and (data_dir / "warehouse" / POINTER).exists():
+    if reuse and record.exists() and open_warehouse(data_dir, storage).exists():
         saved = json.loads(record.read_text())
         if saved.get("students") == students:
             say(f"[{label}] reusing the demo warehouse in {data_dir}")
-            warehouse = Warehouse(Settings(data_dir=data_dir))
+            warehouse = open_warehouse(data_dir, storage)
             if warehouse.upgrade_if_stale():
                 say(f"[{label}] the views or migrations changed since the build: published a migrated copy")
+            size = warehouse_mb(warehouse)
             warehouse.close()
-            size = mb(warehouse.path_of(warehouse.version()))
-            return Build(label, target_facts, students, saved["facts"], saved.get("seconds"), True, str(data_dir), size)
+            return Build(label, target_facts, students, saved["facts"], saved.get("seconds"), True, str(data_dir), size, storage)
     shutil.rmtree(data_dir, ignore_errors=True)
     data_dir.mkdir(parents=True)
-    warehouse = Warehouse(Settings(data_dir=data_dir))
+    warehouse = open_warehouse(data_dir, storage)
     say(f"[{label}] building the demo district: {students:,} students")
     started = time.perf_counter()
     result = demo.build(warehouse, students=students, seed=7, progress=throttled(f"[{label}] demo: "))
     seconds = time.perf_counter() - started
+    size = warehouse_mb(warehouse)
     warehouse.close()
     say(f"[{label}] built: {result.facts:,} facts in {seconds:.1f} s")
     shutil.rmtree(data_dir / "demo_files", ignore_errors=True)  # raw files are not needed any more
     record.write_text(json.dumps({"students": students, "facts": result.facts, "seconds": seconds}))
-    size = mb(warehouse.path_of(warehouse.version()))
-    return Build(label, target_facts, students, result.facts, seconds, False, str(data_dir), size)
+    return Build(label, target_facts, students, result.facts, seconds, False, str(data_dir), size, storage)
 
 
 # --- 2. view latency -------------------------------------------------------------------
@@ -242,7 +255,7 @@ class Latency:
 def time_views(build: Build, vendor: str, repeats: int) -> list[Latency]:
     """Every case once untimed (warm), then `repeats` rounds over all cases: on a shared
     machine a busy spell then spreads over every row instead of landing on a few."""
-    warehouse = Warehouse(Settings(data_dir=Path(build.data_dir)))
+    warehouse = open_warehouse(Path(build.data_dir), build.storage)
     cases = [(scope, view, label, params) for scope in (Scope("analyst"), Scope("vendor", vendor)) for view, label, params in query_cases(vendor)]
     times: list[list[float]] = [[] for _ in cases]
     rows: list[int] = []
@@ -286,15 +299,24 @@ class IngestRun:
     warehouse_mb_after: float = 0.0
 
 
-def copy_warehouse(source_dir: Path, target_dir: Path) -> Warehouse:
-    """A fresh data dir holding only the current version of the source warehouse."""
-    source = Warehouse(Settings(data_dir=source_dir))
+def copy_warehouse(source_dir: Path, target_dir: Path, storage: str) -> Warehouse:
+    """A fresh data dir holding only the source's current version: a file warehouse's file, or
+    the lake with the read copies a server that read it has made."""
+    source = open_warehouse(source_dir, storage)
     version = source.version()
+    if storage == "lake":
+        source.cursor().close()  # asks for the current snapshot's read copy, as a server's first page does
+        source.lake.wait_for_copies()
+    source.close()
     shutil.rmtree(target_dir, ignore_errors=True)
+    if storage == "lake":
+        for folder in ("lake", "lake-copies"):
+            shutil.copytree(source_dir / folder, target_dir / folder)
+        return open_warehouse(target_dir, storage)
     (target_dir / "warehouse").mkdir(parents=True)
     shutil.copyfile(source.path_of(version), target_dir / "warehouse" / f"{version}.duckdb")
-    (target_dir / "warehouse" / POINTER).write_text(f"{version}.duckdb")
-    return Warehouse(Settings(data_dir=target_dir))
+    (target_dir / "warehouse" / "CURRENT").write_text(f"{version}.duckdb")
+    return open_warehouse(target_dir, storage)
 
 
 def write_sessions_files(warehouse: Warehouse, vendor: str, rows: int, directory: Path) -> tuple[dict[str, Path], int]:
@@ -310,7 +332,7 @@ def write_sessions_files(warehouse: Warehouse, vendor: str, rows: int, directory
         if not school_closed(cal, cal.program_start + timedelta(days=d))
     ]
     directory.mkdir(parents=True, exist_ok=True)
-    con = duckdb.connect(str(warehouse.path_of(warehouse.version())), read_only=True)
+    con = warehouse.cursor()
     try:
         students = con.execute("select count(*) from students where vendor_id = ?", [vendor]).fetchall()[0][0]
         minutes = demo.SESSION_MINUTES.get(vendor, 40)
@@ -351,10 +373,26 @@ def write_sessions_files(warehouse: Warehouse, vendor: str, rows: int, directory
     return paths, students
 
 
-def time_ingest(source_dir: Path, scratch: Path, path: Path, fmt: str, vendor: str, rows: int) -> IngestRun:
+class PublishPhases(logging.Handler):
+    """The phases a lake publish logs (ciboard.lake: staging, the command, writing)."""
+
+    def __init__(self):
+        super().__init__(logging.DEBUG)
+        self.phases: dict[str, float] = {}
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.phases.update(getattr(record, "phases", {}))
+
+
+def copying(run: IngestRun) -> float:
+    """What the publish spends on the warehouse as it was: a file's copy, or staging the snapshot's tables."""
+    return run.phases.get("publish: copy warehouse file", 0) + run.phases.get("publish: stage the snapshot's tables", 0)
+
+
+def time_ingest(source_dir: Path, scratch: Path, path: Path, fmt: str, vendor: str, rows: int, storage: str) -> IngestRun:
     target_dir = scratch / f"ingest-{fmt}"
-    warehouse = copy_warehouse(source_dir, target_dir)
-    before = mb(warehouse.path_of(warehouse.version()))
+    warehouse = copy_warehouse(source_dir, target_dir, storage)
+    before = warehouse_mb(warehouse)
     submission = Submission(path, "sessions", vendor, datetime.now())
     today = max(date.today(), calendar_for(SCHOOL_YEAR).last_school_day)
 
@@ -372,16 +410,24 @@ def time_ingest(source_dir: Path, scratch: Path, path: Path, fmt: str, vendor: s
         marks.append((time.perf_counter(), message))
         say(f"[ingest {fmt}] {message}")
 
-    # The publish copies the current version with shutil.copyfile: time it where it happens.
-    with mock.patch("ciboard.warehouse.shutil.copyfile", timed_copyfile):
-        started = time.perf_counter()
-        outcomes = ingest(warehouse, [submission], progress=progress, today=today)
-        ended = time.perf_counter()
+    # A file publish copies the current version with shutil.copyfile: time it where it happens.
+    lake_log, lake_phases = logging.getLogger("ciboard.lake"), PublishPhases()
+    lake_log.addHandler(lake_phases)
+    level = lake_log.level
+    lake_log.setLevel(logging.DEBUG)
+    try:
+        with mock.patch("ciboard.warehouse.shutil.copyfile", timed_copyfile):
+            started = time.perf_counter()
+            outcomes = ingest(warehouse, [submission], progress=progress, today=today)
+            ended = time.perf_counter()
+    finally:
+        lake_log.removeHandler(lake_phases)
+        lake_log.setLevel(level)
     seconds = ended - started
     accepted = [o for o in outcomes if o.status == "accepted"]
     if not accepted or accepted[0].rows != rows:
         raise RuntimeError(f"the {fmt} file was not loaded whole: {outcomes}")
-    after = mb(warehouse.path_of(warehouse.version()))
+    after = warehouse_mb(warehouse)
     warehouse.close()
 
     def mark(word: str) -> float | None:
@@ -393,7 +439,13 @@ def time_ingest(source_dir: Path, scratch: Path, path: Path, fmt: str, vendor: s
     # One file is read and checked against the published warehouse before the publish copies
     # it (a rejected file copies nothing), so the marks come in this order.
     order = [started, read, copy_start, copy_end, loaded, derived, ended]
-    if all(order) and order == sorted(order):
+    if storage == "lake":
+        publish = sum(lake_phases.phases.values())
+        phases["hash + read + check the file against the warehouse"] = ended - started - publish
+        phases["publish: stage the snapshot's tables"] = lake_phases.phases.get("staging", 0)
+        phases["publish: insert + derive facts"] = lake_phases.phases.get("command", 0)
+        phases["publish: write what changed"] = lake_phases.phases.get("writing", 0)
+    elif all(order) and order == sorted(order):
         phases["hash + read file"] = read - started
         phases["type + check against the warehouse"] = copy_start - read
         phases["publish: copy warehouse file"] = copy_end - copy_start
@@ -425,6 +477,7 @@ def main() -> int:
     parser.add_argument("--vendor", default="V5", help="the vendor of the vendor scope and of the ingest file (default V5)")
     parser.add_argument("--ingest-rows", type=int, default=1_000_000, help="rows of the ingested sessions file (0 skips)")
     parser.add_argument("--ingest-repeats", type=int, default=3, help="ingest runs per format, each into a fresh copy (default 3)")
+    parser.add_argument("--storage", choices=("lake", "files"), default="lake", help="the warehouse's storage (default lake)")
     args = parser.parse_args()
     sizes = sorted(parse_size(s) for s in args.sizes.split(",") if s.strip())
 
@@ -437,10 +490,10 @@ def main() -> int:
         cleanup = tempfile.TemporaryDirectory(prefix="ciboard-bench-")
         root = Path(cleanup.name)
     say(f"working in {root}")
-    settings = Settings(data_dir=root)
+    settings = Settings(data_dir=root, storage=args.storage)
     probes = [cpu_probe("start")]
     try:
-        builds = [build_demo(root, facts, reuse=args.keep is not None) for facts in sizes]
+        builds = [build_demo(root, facts, reuse=args.keep is not None, storage=args.storage) for facts in sizes]
         latencies = []
         for build in builds:
             probes.append(cpu_probe(f"before the {build.label} queries"))
@@ -453,12 +506,14 @@ def main() -> int:
             scratch = root / "ingest"
             say(f"writing {args.ingest_rows:,} session rows for {args.vendor} as CSV and Parquet")
             paths, ingest_students = write_sessions_files(
-                Warehouse(Settings(data_dir=Path(largest.data_dir))), args.vendor, args.ingest_rows, scratch / "files"
+                open_warehouse(Path(largest.data_dir), args.storage), args.vendor, args.ingest_rows, scratch / "files"
             )
             # Formats alternate, so a busy spell on a shared machine does not land on one format only.
             for repeat in range(args.ingest_repeats):
                 for fmt in ("csv", "parquet"):
-                    ingests.append(time_ingest(Path(largest.data_dir), scratch, paths[fmt], fmt, args.vendor, args.ingest_rows))
+                    ingests.append(
+                        time_ingest(Path(largest.data_dir), scratch, paths[fmt], fmt, args.vendor, args.ingest_rows, args.storage)
+                    )
                     say(f"[ingest {fmt}] run {repeat + 1}: {ingests[-1].rows_per_s:,.0f} rows/s")
             shutil.rmtree(scratch, ignore_errors=True)
         probes.append(cpu_probe("end"))
@@ -473,7 +528,8 @@ def main() -> int:
     mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     out.append(
         f"machine: {os.cpu_count()} CPUs, {mem:.1f} GiB RAM, {platform.system()} {platform.release()};"
-        f" Python {platform.python_version()}, DuckDB {duckdb.__version__}; memory_limit {settings.memory_limit}"
+        f" Python {platform.python_version()}, DuckDB {duckdb.__version__}; memory_limit {settings.memory_limit};"
+        f" storage {args.storage}"
     )
     out.append(
         "CPU probe (fixed DuckDB query; 2-thread time about half the 1-thread time = both cores free): "
@@ -533,7 +589,7 @@ def main() -> int:
         medians = {fmt: sorted(runs, key=lambda r: r.seconds)[(len(runs) - 1) // 2] for fmt, runs in by_format.items() if runs}
         out.append(
             table(
-                ["format", "file MB", "runs s", "median s", "rows/s (median)", "target", "result", "publish copy", "warehouse MB"],
+                ["format", "file MB", "runs s", "median s", "rows/s (median)", "target", "result", "publish copy/staging", "warehouse MB"],
                 [
                     [
                         fmt,
@@ -543,8 +599,7 @@ def main() -> int:
                         f"{r.rows_per_s:,.0f}",
                         f">= {r.target:,}",
                         "PASS" if r.passed else "FAIL",
-                        f"{r.phases.get('publish: copy warehouse file', 0):.2f} s"
-                        f" ({r.phases.get('publish: copy warehouse file', 0) / r.seconds:.0%})",
+                        f"{copying(r):.2f} s ({copying(r) / r.seconds:.0%})",
                         f"{r.warehouse_mb_before:.0f} -> {r.warehouse_mb_after:.0f}",
                     ]
                     for fmt, r in medians.items()
