@@ -12,7 +12,7 @@ from ciboard import demo as demo_district
 from ciboard.access import ROLES, Scope, ScopeError
 from ciboard.appdb import POSTGRES_SCHEMES, AppDB, CopyRefused, copy_sqlite_to_postgres
 from ciboard.cli_common import (
-    audit_command, command_line_operator, data_dir_option, errors_option, os_user, replace_option, say, warehouse_for,
+    audit_command, command_line_operator, data_dir_option, errors_option, os_user, replace_option, say, settings_for, warehouse_for,
     write_frame,
 )
 from ciboard.cli_contracts import contracts, payments
@@ -47,10 +47,11 @@ def init(school_years: tuple[str, ...], data_dir: Path | None) -> None:
 
 @main.command(
     "migrate-to-lake",
-    help="Move the file warehouse into a DuckLake (the storage for several servers): its current version and "
+    help="Move a file warehouse (the storage before the lake) into a DuckLake: its current version and "
     "every version a record pinned, oldest first, each as a snapshot, with the records' pins. The lake is the one "
     "CIBOARD_CATALOG_URL and CIBOARD_LAKE_PATH name (default: a SQLite catalog under DATA_DIR/lake). The file "
-    "warehouse is left as it was; set CIBOARD_STORAGE=lake once you have checked the lake.",
+    "warehouse is left as it was; the dashboard and the commands read the lake from then on (unless "
+    "CIBOARD_STORAGE=files).",
 )
 @click.option(
     "--from-export",
@@ -63,7 +64,7 @@ def init(school_years: tuple[str, ...], data_dir: Path | None) -> None:
 def migrate_to_lake(export: Path | None, data_dir: Path | None) -> None:
     from ciboard.lake import LakeError
 
-    settings = warehouse_for(data_dir).settings
+    settings = settings_for(data_dir)
     files = Warehouse(Settings(**{**settings.model_dump(), "storage": "files", "catalog_url": None}))
     lake = Warehouse(Settings(**{**settings.model_dump(), "storage": "lake"}))
     if export is not None:
@@ -80,7 +81,11 @@ def migrate_to_lake(export: Path | None, data_dir: Path | None) -> None:
         raise click.ClickException(str(error)) from None
     for version, snapshot in moved.items():
         click.echo(f"{version} -> {snapshot}" + (f" (pinned by {', '.join(pins[version])})" if pins.get(version) else ""))
-    click.echo(f"the lake holds the warehouse as {lake.version()}; set CIBOARD_STORAGE=lake to use it")
+    click.echo(
+        f"the lake holds the warehouse as {lake.version()}: the dashboard and the commands read it from now on"
+        + (" once CIBOARD_STORAGE=files is unset" if settings.storage == "files" else "")
+        + f"; the file warehouse in {files.directory} is left as it was"
+    )
 
 
 @main.command(

@@ -33,10 +33,14 @@ replace_option = click.option(
 
 
 def warehouse_for(data_dir: Path | None) -> Warehouse:
+    return Warehouse(settings_for(data_dir))
+
+
+def settings_for(data_dir: Path | None) -> Settings:
     settings = get_settings()
     if data_dir is not None:
         settings = Settings(**{**settings.model_dump(), "data_dir": data_dir})
-    return Warehouse(settings)
+    return settings
 
 
 def say(message: str) -> None:

@@ -102,9 +102,11 @@ def build(settings: Settings, say: Progress) -> demo.DemoResult | None:
                  f"  Its progress is on the page at {address()}")
         scratch = data / SCRATCH
         shutil.rmtree(scratch, ignore_errors=True)  # what a killed build left behind
-        # Built as files in the scratch folder, then moved in whole: on the lake too, so no server
-        # reads a half-built district.
-        staged = settings.model_copy(update={"data_dir": scratch, "storage": "files", "catalog_url": None})
+        # Built in the scratch folder, then moved in whole, so no server reads a half-built district:
+        # a lake of the data folder's own is built there as it will be; for a lake elsewhere
+        # (several servers), files are built and then moved into it.
+        storage = "lake" if _local_lake(settings) else "files"
+        staged = settings.model_copy(update={"data_dir": scratch, "storage": storage, "catalog_url": None})
         try:
             if not settings.app_db_url:
                 copy_app_db(settings.app_db_path, staged.app_db_path)  # accounts made before the demo count
@@ -129,14 +131,27 @@ def copy_app_db(source: Path, target: Path) -> None:
         read.backup(write)
 
 
+def _local_lake(settings: Settings) -> bool:
+    """Whether the warehouse is a lake wholly in the data folder (catalog and files)."""
+    return settings.on_lake and not settings.catalog_url and settings.lake_path is None
+
+
 def move_in(staged: Settings, settings: Settings) -> None:
-    """The raw files, the app database, the warehouse's current version and, last, the
+    """The raw files, the app database, and last the warehouse: a lake of the data folder's own
+    by renaming its folder (its read copies first), or files' current version and then the
     pointer that makes the warehouse exist."""
     files = Path(settings.data_dir) / "demo_files"
     shutil.rmtree(files, ignore_errors=True)
     (Path(staged.data_dir) / "demo_files").replace(files)
     if not settings.app_db_url:
         copy_app_db(staged.app_db_path, settings.app_db_path)
+    if _local_lake(settings) and staged.on_lake:
+        copies, theirs = Path(staged.data_dir) / "lake-copies", Path(settings.data_dir) / "lake-copies"
+        if copies.exists():
+            shutil.rmtree(theirs, ignore_errors=True)  # an earlier lake's: its id is not this one's
+            copies.replace(theirs)
+        staged.lake_dir.replace(settings.lake_dir)
+        return
     built, target = Warehouse(staged), Warehouse(settings)
     version = built.version()
     if settings.on_lake:

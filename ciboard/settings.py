@@ -84,24 +84,31 @@ class Settings(BaseSettings):
         description="The district's time zone (an IANA name): meeting times in calendar files (.ics) are in it.",
     )
     keep_versions: int = Field(
-        3, ge=2, description="Published warehouse versions kept on disk; older ones are deleted after a publish."
+        3,
+        ge=2,
+        description="Published versions whose stored readings are kept (older ones' go, unless a record pinned the "
+        "version); a file warehouse also deletes the older versions themselves after a publish.",
     )
-    storage: Literal["files", "lake"] = Field(
-        "files",
-        description="Where the warehouse keeps its versions: `files`, a DuckDB file per version under the data folder "
-        "(one machine); `lake`, DuckLake snapshots: a catalog database and Parquet files (several servers).",
+    storage: Literal["files", "lake"] | None = Field(
+        None,
+        description="Where the warehouse keeps its versions: `lake`, DuckLake snapshots (a catalog database and "
+        "Parquet files, on one machine or several servers); `files`, a DuckDB file per version under the data "
+        "folder (one machine; the storage before the lake). Unset: `lake`, except for a data folder that holds a "
+        "file warehouse and no lake, which stays on files until `ciboard migrate-to-lake` moves it.",
     )
     catalog_url: str | None = Field(
         None,
         description="The lake's catalog (and setting it means `storage = lake`): PostgreSQL for several servers "
         "(postgresql://user:password@host:port/database) or a SQLite file (sqlite:/path/catalog.sqlite). "
-        "Unset with `storage = lake`: a SQLite file in the lake's folder.",
+        "Unset: a SQLite file in the lake's folder.",
     )
     lake_path: Path | None = Field(
-        None, description="With a catalog URL: the folder of the lake's Parquet files, shared by every server (default: DATA_DIR/lake-files)."
+        None,
+        description="The lake's folder: its Parquet files, the writer's lock, the records' pins and, without a catalog "
+        "URL, the catalog; for several servers, storage every server mounts (default: DATA_DIR/lake).",
     )
     keep_days: float = Field(
-        30, gt=0, description="With a catalog URL: `ciboard maintain` expires snapshots older than this, except those a record pinned."
+        30, gt=0, description="`ciboard maintain` expires the lake's snapshots older than this, except those a record pinned."
     )
     memory_limit: str = Field("4GB", description="DuckDB memory limit per process; larger work spills to disk.")
     auth: Literal["local", "oidc"] = Field(
@@ -144,7 +151,18 @@ class Settings(BaseSettings):
 
     @property
     def on_lake(self) -> bool:
-        return self.storage == "lake" or bool(self.catalog_url)
+        if self.catalog_url or self.storage == "lake":
+            return True
+        if self.storage == "files":
+            return False
+        # A file warehouse is known by its pointer to its current version.
+        return not (self.warehouse_dir / "CURRENT").exists() or (self.lake_dir / "catalog.sqlite").exists()
+
+    @property
+    def lake_dir(self) -> Path:
+        """The lake's folder, shared by every server: its Parquet files under data/, and beside them
+        the writer's lock, the records' pins and, without a catalog URL, the catalog."""
+        return Path(self.lake_path or self.data_dir / "lake")
 
     @property
     def warehouse_dir(self) -> Path:

@@ -648,11 +648,23 @@ def _locked(folder: Path) -> bool:
 
 
 def _forget_old_versions(warehouse: Warehouse) -> None:
-    """Deletes the sets of versions the warehouse no longer keeps."""
+    """Deletes the readings of versions no page reads any more: those the warehouse no longer
+    keeps, and those more than `keep_versions` publishes old that no record pinned (a lake keeps
+    every snapshot for days, and a reading a day for each)."""
     root = warehouse.shared_folder() / FOLDER
+    current, pinned = _version_number(warehouse.version()), set(warehouse.pins())
     for folder in root.iterdir() if root.exists() else ():
-        if folder.is_dir() and not warehouse.is_kept(folder.name):
+        if not folder.is_dir():
+            continue
+        superseded = folder.name not in pinned and current - _version_number(folder.name) >= warehouse.settings.keep_versions
+        if superseded or not warehouse.is_kept(folder.name):
             shutil.rmtree(folder, ignore_errors=True)
+
+
+def _version_number(version: str) -> int:
+    """'wh-000007' and 'lake-000007' are both the 7th; a name of neither kind counts as the newest."""
+    number = version.rpartition("-")[2]
+    return int(number) if number.isdigit() else sys.maxsize
 
 
 def _day(value: Any) -> date:

@@ -2,6 +2,7 @@
 
 import os
 import shutil
+import uuid
 from pathlib import Path
 
 import pytest
@@ -35,10 +36,13 @@ def make_warehouse(data_dir: Path, **settings) -> Warehouse:
 
 
 def publish_empty(warehouse: Warehouse, times: int = 1) -> None:
-    """New versions that change nothing, as many as `times`: later loads, for what they do to old versions."""
+    """New versions that change no outcome data, as many as `times`: later loads, for what they do
+    to old versions. Each changes one row of its own, as a lake writes no snapshot for a publish
+    that changes nothing."""
     for _ in range(times):
-        with warehouse.publish():
-            continue
+        with warehouse.publish() as con:
+            con.execute("delete from warehouse_info where key = 'a later load'")
+            con.execute("insert into warehouse_info values ('a later load', ?)", [uuid.uuid4().hex])
 
 
 def close_statement(warehouse: Warehouse, db, who, vendor_id: str, period: str, **options):

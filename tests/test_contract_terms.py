@@ -12,6 +12,7 @@ longer cuts.
 import csv
 import io
 import re
+import shutil
 from datetime import date, datetime
 
 import pandas as pd
@@ -35,11 +36,21 @@ VA = contract_terms.ContractYear("VA", date(2025, 9, 1), None)
 AFTER_JUNE = date(2026, 7, 15)
 
 
+@pytest.fixture(scope="module")
+def district_made(tmp_path_factory, empty_data_dir):
+    """The data folder of the small district's warehouse, loaded once for every test to copy."""
+    folder = tmp_path_factory.mktemp("district")
+    shutil.copytree(empty_data_dir, folder / "data")
+    warehouse = make_warehouse(folder / "data")
+    ingest(warehouse, district_files(folder / "files"))
+    warehouse.close()
+    return folder / "data"
+
+
 @pytest.fixture
-def district(tmp_path):
+def district(tmp_path, district_made):
+    shutil.copytree(district_made, tmp_path / "data")
     warehouse = make_warehouse(tmp_path / "data")
-    warehouse.init(["2025-26"])
-    ingest(warehouse, district_files(tmp_path / "files"))
     yield warehouse
     warehouse.close()
 

@@ -101,7 +101,7 @@ def test_the_build_runs_once_and_is_invisible_until_whole(first_start):
     assert len(first_start.seen) > 100 and not any(first_start.seen), "the data folder held a warehouse or accounts mid-build"
     data = first_start.data
     assert Warehouse(first_start.settings).exists()
-    assert sorted(p.name for p in data.iterdir()) == ["app.sqlite3", "demo-build.lock", "demo_files", "warehouse"]
+    assert sorted(p.name for p in data.iterdir()) == ["app.sqlite3", "demo-build.lock", "demo_files", "lake", "lake-copies"]
     assert len(list((data / "demo_files").glob("sessions_*.csv"))) > 100
     with Warehouse(first_start.settings).cursor() as cur:
         # SMALL tutored students, and as many again whom no vendor tutors.

@@ -42,8 +42,9 @@ def assert_says_what_to_do(error: Exception, warehouse: Warehouse) -> None:
 
 @pytest.fixture
 def newer(tmp_path: Path) -> Warehouse:
-    """A warehouse whose current version claims to be written by DuckDB 2.0.1."""
-    warehouse = make_warehouse(tmp_path / "data")
+    """A file warehouse whose current version claims to be written by DuckDB 2.0.1 (read as files:
+    the data folder has no lake)."""
+    warehouse = make_warehouse(tmp_path / "data", storage="files")
     warehouse.init(["2025-26"])
     current = warehouse.path_of(warehouse.version())
     warehouse.close()

@@ -20,6 +20,7 @@ from ciboard.access import ANALYST, Scope, ScopeError
 from ciboard.appdb import AppDB
 from ciboard.cli import main
 from ciboard.ingest import Submission, ingest
+from ciboard.lake import LakeWarehouse
 from ciboard.settings import Settings
 from ciboard.warehouse import Warehouse
 
@@ -183,13 +184,10 @@ def test_a_finalised_packet_is_the_same_after_later_loads(copy_of_demo):
 
 
 def test_a_finalised_packet_on_the_lake_is_the_same_after_ten_later_ingests(copy_of_demo, tmp_path):
-    """The same on the storage several servers share: the demo moved into a lake (the finalised
-    meeting's pinned version becomes a snapshot), then ten weekly uploads and a resent week."""
-    data = copy_of_demo.settings.data_dir
-    copy_of_demo.close()
-    moved = CliRunner().invoke(main, ["migrate-to-lake", "--data-dir", str(data)])
-    assert moved.exit_code == 0, moved.output
-    lake = Warehouse(Settings(data_dir=data, storage="lake"))
+    """The issue's test, on the lake (the demo's storage): ten weekly uploads and a resent week
+    after the meeting was finalised, and `maintain` between them."""
+    lake = copy_of_demo
+    assert isinstance(lake, LakeWarehouse)
     db = AppDB.of(lake.settings)
     meeting = meeting_of(db, "V3", "final")
     pinned = lake.resolve(meeting.warehouse_version)
@@ -203,13 +201,13 @@ def test_a_finalised_packet_on_the_lake_is_the_same_after_ten_later_ingests(copy
         [outcome] = ingest(lake, [Submission(demo.next_week_of_sessions(lake, "V3", folder), "sessions", "V3")])
         assert outcome.status == "accepted"
     resend_with_nobody_attending(lake, WEEK_SHOWN)
+    Warehouse(lake.settings.model_copy(update={"keep_days": 1e-9})).maintain()  # every snapshot no record pinned expires
     assert lake.version() != pinned
 
     after = packet.build(lake, db, STAFF, meeting.id, now=PREPARED)
     assert after.warehouse_version == before.warehouse_version == pinned and not after.notes
     assert packet_files.to_markdown(after) == packet_files.to_markdown(before)
     assert v3_attendance(after, WEEK_SHOWN) == v3_attendance(before, WEEK_SHOWN) > 0.02
-    lake.close()
 
 
 def test_a_finalised_packet_whose_version_is_gone_is_drawn_afresh_and_says_so(copy_of_demo):
@@ -220,8 +218,8 @@ def test_a_finalised_packet_whose_version_is_gone_is_drawn_afresh_and_says_so(co
         for record in records:
             warehouse.release(version, record)
     resend_with_nobody_attending(warehouse, WEEK_SHOWN)
-    publish_empty(warehouse, warehouse.settings.keep_versions)
-    assert not warehouse.path_of(meeting.warehouse_version).exists()
+    Warehouse(warehouse.settings.model_copy(update={"keep_days": 1e-9})).maintain()  # expires what no record pinned
+    assert not warehouse.is_kept(meeting.warehouse_version)
 
     after = packet.build(warehouse, db, STAFF, meeting.id)
     assert after.prefill == before.prefill and after.summary == before.summary
@@ -230,12 +228,12 @@ def test_a_finalised_packet_whose_version_is_gone_is_drawn_afresh_and_says_so(co
     for section in ("### What the data says", "### Disparities"):
         frozen = [section_of(text, section).split("\n#### ")[0] for text in (markdown, packet_files.to_markdown(before))]
         assert frozen[0] == frozen[1]
-    number = int(after.warehouse_version.removeprefix("wh-"))
+    number = int(after.warehouse_version.removeprefix("lake-"))
     assert f"drawn afresh from data version {number})" in section_of(markdown, "### Disparities")
-    assert "wh-0" not in markdown
+    assert "lake-0" not in markdown
     # Staff read a noisy share: 0% shows as near 0.
     assert v3_attendance(after, WEEK_SHOWN) < 0.02 < v3_attendance(before, WEEK_SHOWN)
-    assert f"from data version {int(meeting.warehouse_version.removeprefix('wh-'))}, which is no longer kept" in markdown
+    assert f"from data version {int(meeting.warehouse_version.removeprefix('lake-'))}, which is no longer kept" in markdown
 
 
 @pytest.mark.parametrize("vendor_id", ["V5", "V3"])

@@ -30,10 +30,10 @@ def prepared(demo_warehouse):
     asked = [signal_store.request(scope, dates["start"], dates["end"]) for scope in (ANALYST, VENDOR)]
     # A browser test's server shares this data folder and prepares sets of its own in it, from the
     # app database as other tests had left it then: this module starts from an empty store.
-    shutil.rmtree(demo_warehouse.settings.data_dir / signal_store.FOLDER, ignore_errors=True)
+    shutil.rmtree(demo_warehouse.shared_folder() / signal_store.FOLDER, ignore_errors=True)
     assert signal_store.prepare(demo_warehouse, asked) == 2
     yield dates
-    shutil.rmtree(demo_warehouse.settings.data_dir / signal_store.FOLDER)
+    shutil.rmtree(demo_warehouse.shared_folder() / signal_store.FOLDER)
 
 
 @pytest.mark.parametrize("scope", [ANALYST, VENDOR], ids=str)
@@ -83,7 +83,7 @@ def test_a_set_drawn_to_a_meeting_date_never_answers_the_whole_year(demo_warehou
         assert len(in_march) < len(year)
         pd.testing.assert_frame_equal(in_march, signals(demo_warehouse, **asked, end=meeting_day))
     finally:
-        for path in (demo_warehouse.settings.data_dir / signal_store.FOLDER).glob(f"*/*_{meeting_day.isoformat()}_*.parquet"):
+        for path in (demo_warehouse.shared_folder() / signal_store.FOLDER).glob(f"*/*_{meeting_day.isoformat()}_*.parquet"):
             path.unlink()
 
 
@@ -124,7 +124,7 @@ def test_a_publish_leaves_the_old_sets_unused_and_they_go_with_their_version(loa
     dates = default_dates(loaded)
     wanted = signal_store.request(ANALYST, dates["start"], dates["end"])
     old = loaded.version()
-    folder = loaded.settings.data_dir / signal_store.FOLDER / old
+    folder = loaded.shared_folder() / signal_store.FOLDER / old
     folder.mkdir(parents=True)
     signal_store._write(folder, wanted, pd.DataFrame(columns=POINT_COLUMNS))
     assert signal_store.stored(loaded, ANALYST, since=None, **dates) is not None
@@ -168,7 +168,7 @@ def test_the_overview_lists_the_stored_signals(dashboard, prepared):
 def test_the_overview_says_the_signals_are_being_prepared(dashboard, prepared):
     """While the server prepares this version's set, the page says so instead of charting it too."""
     wanted = signal_store.request(Scope("facilitator"), prepared["start"], prepared["end"])
-    folder = dashboard.settings.data_dir / signal_store.FOLDER / dashboard.version()
+    folder = dashboard.shared_folder() / signal_store.FOLDER / dashboard.version()
     (folder / signal_store.PLAN).write_text(json.dumps([[wanted.key(), wanted.end.isoformat()]]))
     with open(folder / signal_store.LOCK, "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
@@ -185,7 +185,7 @@ def test_a_meeting_shows_the_rest_while_its_signals_are_prepared(dashboard, prep
     """The draft meeting's outcomes open without its signals, say why, and cannot be finalised yet."""
     planned = signal_store.missing(dashboard, signal_store.plan(dashboard, AppDB(dashboard.settings.app_db_path)))
     assert planned, "the demo's draft meetings have sets of their own to prepare"
-    folder = dashboard.settings.data_dir / signal_store.FOLDER / dashboard.version()
+    folder = dashboard.shared_folder() / signal_store.FOLDER / dashboard.version()
     sets = [r for r in planned if isinstance(r, signal_store.Request)]  # the plan file names signal sets
     (folder / signal_store.PLAN).write_text(json.dumps([[r.key(), r.end.isoformat()] for r in sets]))
     with open(folder / signal_store.LOCK, "w") as lock:
@@ -230,8 +230,9 @@ def test_between_a_publish_and_its_preparation_pages_already_wait(loaded):
         assert signal_store.being_prepared(loaded, ANALYST, **dates)
         assert not signal_store.being_prepared(loaded, VENDOR, **dates)  # not in its plan
         # The page asked for it, for the preparation to take first once it starts.
-        assert len(list((folder / signal_store.FOLDER / loaded.version() / signal_store.ASKED).iterdir())) == 1
-        signal_store._write(folder / signal_store.FOLDER / loaded.version(), wanted, pd.DataFrame(columns=POINT_COLUMNS))
+        stored = loaded.shared_folder() / signal_store.FOLDER / loaded.version()
+        assert len(list((stored / signal_store.ASKED).iterdir())) == 1
+        signal_store._write(stored, wanted, pd.DataFrame(columns=POINT_COLUMNS))
         assert not signal_store.being_prepared(loaded, ANALYST, **dates)
     finally:
         stopping.set()
@@ -315,7 +316,7 @@ def _preparing(warehouse, readings):
 
     @contextmanager
     def held():
-        folder = warehouse.settings.data_dir / signal_store.FOLDER / warehouse.version()
+        folder = warehouse.shared_folder() / signal_store.FOLDER / warehouse.version()
         folder.mkdir(parents=True, exist_ok=True)
         (folder / signal_store.PLAN).write_text(json.dumps([signal_store._planned(r) for r in readings]))
         (folder / signal_store.UNDER_WAY).write_text(json.dumps(signal_store._planned(readings[0])))
@@ -371,7 +372,7 @@ def test_a_set_a_page_waits_for_is_prepared_next(loaded, monkeypatch):
     monkeypatch.setattr(signal_store, "_write", lambda folder, wanted, reading: order.append(wanted) or write(folder, wanted, reading))
     assert signal_store.prepare(loaded, planned) == 3
     assert order == [planned[2], planned[0], planned[1]]
-    assert not list((loaded.settings.data_dir / signal_store.FOLDER / loaded.version() / signal_store.ASKED).iterdir())
+    assert not list((loaded.shared_folder() / signal_store.FOLDER / loaded.version() / signal_store.ASKED).iterdir())
 
 
 def test_the_views_are_planned_before_any_signal_set(demo_warehouse):

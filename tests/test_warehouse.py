@@ -9,6 +9,7 @@ import duckdb
 import pytest
 
 from conftest import SESSIONS_SAMPLE, make_warehouse, publish_empty, sample_submissions
+from ciboard.ingest import ingest
 from ciboard.queries import run
 from ciboard.access import ANALYST
 from ciboard.warehouse import POINTER, VersionGone, WarehouseMissing, code_fingerprint, migrations
@@ -64,39 +65,49 @@ def test_a_failed_write_publishes_nothing(loaded):
         assert cur.execute("select count(*) from facts").fetchall()[0][0] > 0
 
 
-def test_old_versions_are_deleted_but_the_newest_kept(loaded):
-    publish_empty(loaded, 4)
-    files = sorted(p.name for p in loaded.directory.glob("wh-*.duckdb"))
-    assert len(files) == loaded.settings.keep_versions
-    assert files[-1] == loaded.version() + ".duckdb"
+@pytest.fixture
+def loaded_files(tmp_path):
+    """The sample files loaded into a file warehouse (`storage = files`), whose versions are files."""
+    warehouse = make_warehouse(tmp_path / "data", storage="files")
+    warehouse.init(["2025-26"])
+    ingest(warehouse, sample_submissions())
+    yield warehouse
+    warehouse.close()
+
+
+def test_old_versions_are_deleted_but_the_newest_kept(loaded_files):
+    publish_empty(loaded_files, 4)
+    files = sorted(p.name for p in loaded_files.directory.glob("wh-*.duckdb"))
+    assert len(files) == loaded_files.settings.keep_versions
+    assert files[-1] == loaded_files.version() + ".duckdb"
 
 
 
-def test_a_pinned_version_outlives_the_old_ones_until_released(loaded):
-    pinned = loaded.version()
-    loaded.pin(pinned, "meeting 12")
-    publish_empty(loaded, 4)
-    assert loaded.path_of(pinned).exists()
-    assert loaded.pins() == {pinned: ["meeting-12"]}
-    assert len(list(loaded.directory.glob("wh-*.duckdb"))) == loaded.settings.keep_versions + 1
+def test_a_pinned_version_outlives_the_old_ones_until_released(loaded_files):
+    pinned = loaded_files.version()
+    loaded_files.pin(pinned, "meeting 12")
+    publish_empty(loaded_files, 4)
+    assert loaded_files.path_of(pinned).exists()
+    assert loaded_files.pins() == {pinned: ["meeting-12"]}
+    assert len(list(loaded_files.directory.glob("wh-*.duckdb"))) == loaded_files.settings.keep_versions + 1
 
-    loaded.release(pinned, "meeting 12")
-    publish_empty(loaded)
-    assert not loaded.path_of(pinned).exists() and loaded.pins() == {}
-    assert not (loaded.directory / "pins" / pinned).exists()
+    loaded_files.release(pinned, "meeting 12")
+    publish_empty(loaded_files)
+    assert not loaded_files.path_of(pinned).exists() and loaded_files.pins() == {}
+    assert not (loaded_files.directory / "pins" / pinned).exists()
 
 
-def test_a_version_read_as_it_was_keeps_its_numbers_after_later_loads(loaded):
+def test_a_version_read_as_it_was_keeps_its_numbers_after_later_loads(loaded_files):
     series = dict(metric="tutoring_attendance_rate", grain="week")
-    before = run(loaded, "series", ANALYST, series)
-    version = loaded.version()
-    loaded.pin(version, "meeting-1")
-    with loaded.publish() as con:
+    before = run(loaded_files, "series", ANALYST, series)
+    version = loaded_files.version()
+    loaded_files.pin(version, "meeting-1")
+    with loaded_files.publish() as con:
         con.execute("delete from facts where vendor_id = 'V1'")
-    assert not run(loaded, "series", ANALYST, series).equals(before), "the later load changed nothing to compare"
+    assert not run(loaded_files, "series", ANALYST, series).equals(before), "the later load changed nothing to compare"
 
-    then = loaded.at(version)
-    assert then.version() == version and then.read_key().startswith(str(loaded.path_of(version)))
+    then = loaded_files.at(version)
+    assert then.version() == version and then.read_key().startswith(str(loaded_files.path_of(version)))
     assert run(then, "series", ANALYST, series).equals(before)
     with then.cursor() as cur:  # read by today's views, not those the version was written with
         assert cur.execute("select current_database()").fetchall() == [("memory",)]
@@ -107,14 +118,14 @@ def test_a_version_read_as_it_was_keeps_its_numbers_after_later_loads(loaded):
         publish_empty(then)
 
 
-def test_a_deleted_version_cannot_be_pinned_or_read(loaded):
-    gone = loaded.version()
-    publish_empty(loaded, loaded.settings.keep_versions)
-    assert not loaded.path_of(gone).exists()
+def test_a_deleted_version_cannot_be_pinned_or_read(loaded_files):
+    gone = loaded_files.version()
+    publish_empty(loaded_files, loaded_files.settings.keep_versions)
+    assert not loaded_files.path_of(gone).exists()
     with pytest.raises(VersionGone, match=gone):
-        loaded.pin(gone, "meeting-1")
+        loaded_files.pin(gone, "meeting-1")
     with pytest.raises(VersionGone, match=gone):
-        loaded.at(gone)
+        loaded_files.at(gone)
 
 def test_no_warehouse_says_how_to_make_one(tmp_path):
     with pytest.raises(WarehouseMissing, match="run 'ciboard demo' or 'ciboard init' first"):
