@@ -25,6 +25,7 @@ from ciboard.access import ANALYST
 from ciboard.ingest import IngestRejected, Submission, ingest
 from ciboard.lake import COPIES_KEPT, LakeWarehouse, lake_ddl, lake_files, make_read_copy, number, read_copies
 from ciboard.queries import run
+from ciboard.settings import Settings
 from ciboard.warehouse import VersionGone, Warehouse, migrations
 
 
@@ -64,6 +65,19 @@ def test_a_catalog_url_puts_the_warehouse_on_the_lake_with_every_migration(lake,
     assert applied == [number for number, _, _ in migrations()]
     assert lake.is_current_code()
     assert not (tmp_path / "data" / "warehouse").exists(), "the lake wrote a file warehouse beside itself"
+
+
+def test_the_storage_unset_is_the_lake_except_for_a_folder_that_holds_a_file_warehouse_and_no_lake(tmp_path):
+    def storage(**settings) -> bool:
+        return Settings(data_dir=tmp_path / "data", app_db_url=None, **settings).on_lake
+
+    assert storage(), "an empty data folder"
+    (tmp_path / "data" / "warehouse").mkdir(parents=True)
+    (tmp_path / "data" / "warehouse" / "CURRENT").write_text("wh-000001.duckdb")
+    assert not storage() and storage(storage="lake") and storage(catalog_url=f"sqlite:{tmp_path}/catalog.sqlite")
+    (tmp_path / "data" / "lake").mkdir()
+    (tmp_path / "data" / "lake" / "catalog.sqlite").touch()  # what migrate-to-lake makes beside it
+    assert storage() and not storage(storage="files")
 
 
 def test_the_lake_takes_every_migration_without_constraints_it_refuses():
