@@ -57,6 +57,10 @@ COPY = "read_copy"
 COPIES_KEPT = 3
 
 log = logging.getLogger(__name__)
+# The newest snapshot as this process last read it, by catalog, and when: another process's
+# publish goes unseen for at most CURRENT_FOR seconds (a page run then reads the one before it).
+CURRENT_FOR = 0.5
+_current: dict[str, tuple[int, float]] = {}
 # The connections making read copies in the background, by thread. A process that exits while one
 # copies would abort inside DuckDB ("terminate called without an active exception", exit code
 # 134): at exit they are interrupted and waited for, and no further copy starts.
@@ -195,11 +199,19 @@ class Lake:
         finally:
             con.close()
 
-    def current(self) -> int:
-        """The newest snapshot, from DuckLake's own snapshot table: every query's cursor asks, and
-        its `snapshots()` function takes 6 ms to the table's 1."""
+    def current(self, fresh: bool = False) -> int:
+        """The newest snapshot. Every query's cursor asks, and the catalog's answer takes 2 to 3 ms
+        on SQLite, so an answer is reused for CURRENT_FOR seconds unless `fresh` is asked for (a
+        writer's); a publish in this process gives its snapshot at once."""
+        key = catalog(self.settings)
+        known = _current.get(key)
+        if not fresh and known is not None and time.monotonic() - known[1] < CURRENT_FOR:
+            return known[0]
+        # DuckLake's own snapshot table: its `snapshots()` function takes 6 ms to the table's 1.
         with self._control_cursor() as cur:
-            return cur.execute(f"select max(snapshot_id) from __ducklake_metadata_{LAKE}.ducklake_snapshot").fetchall()[0][0]
+            newest = cur.execute(f"select max(snapshot_id) from __ducklake_metadata_{LAKE}.ducklake_snapshot").fetchall()[0][0]
+        _current[key] = (newest, time.monotonic())
+        return newest
 
     def snapshots(self) -> list[tuple[int, datetime]]:
         with self._control_cursor() as cur:
@@ -315,13 +327,14 @@ class Lake:
                 self._control.close()
                 self._control = None
             self._lake_id = None
+            _current.pop(catalog(self.settings), None)
 
     @contextmanager
     def workspace(self, memory: str, spill_parent: Path) -> Iterator[tuple[duckdb.DuckDBPyConnection, int]]:
         spill = Path(tempfile.mkdtemp(prefix=".spill-", dir=spill_parent))
         con = connect(self.settings, memory_limit=memory, temp_directory=str(spill))
         try:
-            snapshot = self.current()
+            snapshot = self.current(fresh=True)
             self.attach_published(con, snapshot)
             yield con, snapshot
         finally:
@@ -342,7 +355,7 @@ class Lake:
         """Expires snapshots older than `keep_days`, except pinned ones and the current one,
         deletes the files only they used, and merges small files; returns the expired ids."""
         cutoff = datetime.now() - timedelta(days=keep_days)
-        current = self.current()
+        current = self.current(fresh=True)
         old = [n for n, at in self.snapshots() if at < cutoff and n != current and n not in pinned]
         con = connect(self.settings)
         try:
@@ -457,7 +470,7 @@ class LakeWarehouse(Warehouse):
                 con = connect(self.settings, temp_directory=str(spill))
             else:
                 con = workspace.con
-            base = self.lake.current()
+            base = self.lake.current(fresh=True)
             building = read_copies(self.settings) / f"building-{os.getpid()}-{threading.get_ident()}.partial"
             building.parent.mkdir(parents=True, exist_ok=True)
             con.execute(attach_sql(self.settings, "base", read_only=True, snapshot=base))
@@ -494,6 +507,7 @@ class LakeWarehouse(Warehouse):
                     # A SQLite catalog takes no write while this connection still reads it.
                     con.execute("detach published")
                 changed, snapshot = self._write_changes(con, base, staged)
+                _current[catalog(self.settings)] = (snapshot, time.monotonic())
                 con.execute("detach building")
                 # What the block made is the snapshot it wrote (or, unchanged, the one it read).
                 _keep_as_read_copy(building, self.lake.read_copy(snapshot))
@@ -544,6 +558,7 @@ class LakeWarehouse(Warehouse):
             con.execute("commit")
         finally:
             con.close()
+            _current.pop(catalog(self.settings), None)
         _readers_never_block_writers(self.settings)  # a catalog just made
 
     def _write_changes(self, con: duckdb.DuckDBPyConnection, base: int, staged: dict[str, str]) -> tuple[list[str], int]:
