@@ -119,7 +119,7 @@ def attach_sql(settings: Settings, alias: str, *, read_only: bool, snapshot: int
 
 def catalog(settings: Settings) -> str:
     """DuckLake's name for the catalog database: 'sqlite:<file>' or 'postgres:<connection string>'."""
-    url = settings.catalog_url or f"sqlite:{settings.lake_dir / 'catalog.sqlite'}"
+    url = settings.catalog_url or f"sqlite:{settings.local_catalog}"
     if url.startswith(("postgresql://", "postgres://")):
         return "postgres:" + url
     if url.startswith("sqlite:"):

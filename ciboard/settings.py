@@ -156,7 +156,12 @@ class Settings(BaseSettings):
         if self.storage == "files":
             return False
         # A file warehouse is known by its pointer to its current version.
-        return not (self.warehouse_dir / "CURRENT").exists() or (self.lake_dir / "catalog.sqlite").exists()
+        return not (self.warehouse_dir / "CURRENT").exists() or self.local_catalog.exists()
+
+    @property
+    def local_catalog(self) -> Path:
+        """The lake's catalog without a catalog URL: a SQLite file in the lake's folder."""
+        return self.lake_dir / "catalog.sqlite"
 
     @property
     def lake_dir(self) -> Path:

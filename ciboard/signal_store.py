@@ -56,7 +56,7 @@ from ciboard.access import ANALYST, Scope
 from ciboard.appdb import AppDB
 from ciboard.queries import BOOLEAN_DIMENSIONS, CHECKED, NOT_TUTORED, readable, run, service_checks_key
 from ciboard.settings import Settings
-from ciboard.warehouse import Warehouse
+from ciboard.warehouse import Warehouse, version_number
 
 FOLDER = "signals"
 LOCK = ".preparing"
@@ -652,19 +652,14 @@ def _forget_old_versions(warehouse: Warehouse) -> None:
     keeps, and those more than `keep_versions` publishes old that no record pinned (a lake keeps
     every snapshot for days, and a reading a day for each)."""
     root = warehouse.shared_folder() / FOLDER
-    current, pinned = _version_number(warehouse.version()), set(warehouse.pins())
+    current, pinned = version_number(warehouse.version()), set(warehouse.pins())
     for folder in root.iterdir() if root.exists() else ():
         if not folder.is_dir():
             continue
-        superseded = folder.name not in pinned and current - _version_number(folder.name) >= warehouse.settings.keep_versions
+        number = version_number(folder.name)
+        superseded = folder.name not in pinned and None not in (current, number) and current - number >= warehouse.settings.keep_versions
         if superseded or not warehouse.is_kept(folder.name):
             shutil.rmtree(folder, ignore_errors=True)
-
-
-def _version_number(version: str) -> int:
-    """'wh-000007' and 'lake-000007' are both the 7th; a name of neither kind counts as the newest."""
-    number = version.rpartition("-")[2]
-    return int(number) if number.isdigit() else sys.maxsize
 
 
 def _day(value: Any) -> date:

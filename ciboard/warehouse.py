@@ -522,8 +522,14 @@ class Warehouse:
 
 def data_version(version: str | None) -> str:
     """A warehouse version as people read it: 'wh-000007' is 'data version 7'."""
-    number = (version or "").rpartition("-")[2]
-    return f"data version {int(number)}" if number.isdigit() else "an earlier data version"
+    number = version_number(version or "")
+    return f"data version {number}" if number is not None else "an earlier data version"
+
+
+def version_number(version: str) -> int | None:
+    """'wh-000007' and 'lake-000007' are both the 7th; None for a name of neither kind."""
+    number = version.rpartition("-")[2]
+    return int(number) if number.isdigit() else None
 
 
 def add_school_years(con: duckdb.DuckDBPyConnection, names: list[str], settings: Settings) -> list[str]:
