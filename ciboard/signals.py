@@ -17,6 +17,7 @@ reads one line, not twenty.
 """
 
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
@@ -71,46 +72,53 @@ def chart(
     series = series.reset_index(drop=True)
     periods = list(series["period_start"])
     positions = sorted({next((i for i, p in enumerate(periods) if p >= day), None) for day in rebase} - {None, 0})
+    columns = _charted(_arrays(series), _days(periods), metric, positions, list(closed), grain)
+    return spc.frame({"period_start": periods, "students": series["n"].to_numpy(), **columns})
+
+
+def _arrays(series: pd.DataFrame) -> dict[str, np.ndarray]:
+    """What `_charted` reads of a series (or of a panel, to be split into its groups)."""
+    arrays = {name: series[name].to_numpy(dtype=float, na_value=np.nan)
+              for name in ("value", "numerator", "denominator") if name in series}
+    return {**arrays, "n": series["n"].to_numpy()}
+
+
+def _charted(series: Mapping[str, np.ndarray], starts: np.ndarray, metric: Mapping[str, Any], rebase: list[int],
+             closed: list[tuple[date, date]], grain: str) -> dict[str, np.ndarray]:
+    """`chart`'s columns but the period and its students, as arrays: `special_points` charts
+    thousands of series and keeps a few points of each, which a frame per chart would cost
+    more than the charts themselves."""
     direction = DIRECTION[metric["better"]]
     target = metric.get("target")
     target = None if target is None or pd.isna(target) else float(target)
-    closed = list(closed)
-    excluded = list(np.flatnonzero(shut(periods, closed, grain)))
+    excluded = list(np.flatnonzero(_shut(starts, closed, grain)))
+    values = np.count_nonzero(~np.isnan(series["value"]))
 
-    def charted(ghost: list[int]) -> pd.DataFrame:
+    def charted(ghost: list[int]) -> dict[str, np.ndarray]:
         if metric["aggregation"] in ("rate", "proportion"):
-            return spc.p_chart(
-                series["numerator"].to_numpy(dtype=float),
-                series["denominator"].to_numpy(dtype=float),
-                direction=direction,
-                rebase=positions or None,
-                exclude=excluded,
-                ghost=ghost,
-                laney=series["value"].notna().sum() - len(excluded) - len(ghost) >= LANEY_MIN_POINTS,
+            return spc.p_chart_columns(
+                series["numerator"], series["denominator"], direction=direction, rebase=rebase or None,
+                exclude=excluded, ghost=ghost, laney=values - len(excluded) - len(ghost) >= LANEY_MIN_POINTS,
                 target=target,
             )
-        return spc.xmr(
-            series["value"].to_numpy(dtype=float), direction=direction, rebase=positions or None, exclude=excluded,
-            ghost=ghost, target=target,
+        return spc.xmr_columns(
+            series["value"], direction=direction, rebase=rebase or None, exclude=excluded, ghost=ghost, target=target,
         )
 
     result = charted([])
-    ghost = _returns(periods, closed, grain, result["outside_limits"].to_numpy(), excluded)
+    ghost = _returns(starts, closed, grain, result["outside_limits"], excluded)
     if ghost:
         result = charted(ghost)
-    result = result.reset_index(drop=True)
-    result.insert(0, "period_start", periods)
-    result.insert(1, "students", series["n"].to_numpy())
-    result["returning"] = np.isin(np.arange(len(result)), ghost)
+    result["returning"] = np.isin(np.arange(len(starts)), ghost)
     return result
 
 
-def _returns(periods: list, closed: list[tuple[date, date]], grain: str, outside: np.ndarray, excluded: list[int]) -> list[int]:
-    """The positions of the periods outside the limits in a row from the first period after a
-    break (a closure of BREAK_DAYS weekdays or more), starting within RETURN_DAYS of its end.
-    Excluded periods, which no rule judges, are stepped over."""
+def _returns(starts: np.ndarray, closed: list[tuple[date, date]], grain: str, outside: np.ndarray,
+             excluded: list[int]) -> list[int]:
+    """The positions of the periods starting on `starts` outside the limits in a row from the first
+    period after a break (a closure of BREAK_DAYS weekdays or more), starting within RETURN_DAYS of
+    its end. Excluded periods, which no rule judges, are stepped over."""
     found = []
-    starts = np.array([pd.Timestamp(p).date() for p in periods], dtype="datetime64[D]")
     ends = _ends(starts, grain)
     for first, last in closed:
         end = np.datetime64(last, "D")
@@ -188,10 +196,15 @@ def closures(
     """The (first, last day) of each break or closure in `events` (the events view) that
     touches a chart of `metric_id` over `vendors` and `schools` (None: all of them). An
     annotation naming a vendor, a school or a metric touches only the charts holding them."""
+    return _closures(events.to_dict(orient="records"), metric_id, vendors, schools)
+
+
+def _closures(events: list[dict], metric_id: str, vendors: Iterable[str] | None, schools: Iterable[str] | None):
+    """`closures` of the events' rows as dicts: a scan asks hundreds of times of the same few."""
     vendors = None if vendors is None else set(vendors)
     schools = None if schools is None else set(schools)
     found = []
-    for event in events.to_dict(orient="records"):
+    for event in events:
         if event["kind"] not in CLOSED_KINDS:
             continue
         if pd.notna(event["metric_id"]) and event["metric_id"] != metric_id:
@@ -207,12 +220,20 @@ def closures(
 def shut(periods: list, closed: list[tuple[date, date]], grain: str = "week") -> np.ndarray:
     """For each period starting on `periods`, whether the `closed` spans shut at least
     CLOSED_SHARE of its weekdays."""
-    if not closed or not periods:
-        return np.zeros(len(periods), dtype=bool)
-    starts = np.array([pd.Timestamp(p).date() for p in periods], dtype="datetime64[D]")
+    return _shut(_days(periods), closed, grain)
+
+
+def _days(periods: Iterable) -> np.ndarray:
+    """Period starts (dates, timestamps) as datetime64[D]."""
+    return pd.to_datetime(pd.Index(list(periods))).to_numpy().astype("datetime64[D]")
+
+
+def _shut(starts: np.ndarray, closed: list[tuple[date, date]], grain: str) -> np.ndarray:
+    if not closed or not len(starts):
+        return np.zeros(len(starts), dtype=bool)
     ends = _ends(starts, grain)
     weekdays = np.busday_count(starts, ends)
-    closed_days = np.zeros(len(periods), dtype=int)
+    closed_days = np.zeros(len(starts), dtype=int)
     for first, last in closed:
         lo = np.maximum(starts, np.datetime64(first, "D"))
         hi = np.minimum(ends, np.datetime64(last + timedelta(days=1), "D"))
@@ -269,21 +290,20 @@ def special_points(
     base = {"start": start, "end": end, **(filters or {})}
     events = run(warehouse, "events", scope, {"start": start, "end": end})
     # Only breaks and closures leave weeks out; read them once, not once per chart.
-    events = events[events["kind"].isin(CLOSED_KINDS)]
+    events = events[events["kind"].isin(CLOSED_KINDS)].to_dict(orient="records")
     found, charts, last_week = [], 0, None
     shut_by: dict[tuple, list] = {}  # many charts hold the same vendors and schools
     for metric_id in chosen:
         metric = {"metric_id": metric_id, **catalogue.loc[metric_id].to_dict()}
         for labels, key_names, groups in _slices(warehouse, scope, metric_id, base, list(dimensions)):
             for keys, group in groups:
-                if not group.empty:
-                    latest = max(group["period_start"])
-                    last_week = latest if last_week is None else max(last_week, latest)
+                latest = group.periods[int(np.argmax(group.starts))]
+                last_week = latest if last_week is None else max(last_week, latest)
                 where = {**labels, **dict(zip(key_names, keys))}
                 held = _held(where, scope, filters or {})
                 key = (metric_id, *(None if v is None else tuple(v) for v in held.values()))
                 if key not in shut_by:
-                    shut_by[key] = closures(events, metric_id, **held)
+                    shut_by[key] = _closures(events, metric_id, held["vendors"], held["schools"])
                 closed = shut_by[key]
                 rows = _special(group, metric, closed)
                 found += [{"chart": charts, **where, **row} for row in rows]
@@ -400,56 +420,79 @@ SIGNAL_COLUMNS = [
 
 
 def _slices(warehouse: Warehouse, scope: Scope, metric_id: str, base: dict, dimensions: list[str]):
-    """For each kind of slice: its fixed labels, the labels its group keys fill, and its panel
-    grouped into one series per group."""
+    """For each kind of slice: its fixed labels, the labels its group keys fill, and its panel's
+    series, one per group."""
     common = {"metric": metric_id, "grain": "week", **base}
     # A vendor's whole is its own students, so its slices carry its id and are not repeated per vendor.
     own = {"vendor_id": scope.vendor_id} if scope.role == "vendor" else {"vendor_id": None}
     district = run(warehouse, "series", scope, common)
-    yield {**own, "dimension": None, "group": None}, (), district.groupby(lambda _: ())
+    yield {**own, "dimension": None, "group": None}, (), _groups(district, [])
     for dimension in dimensions:
         panel = run(warehouse, "panel", scope, {**common, "by": dimension})
-        yield {**own, "dimension": dimension}, ("group",), panel.groupby([dimension])
+        yield {**own, "dimension": dimension}, ("group",), _groups(panel, [dimension])
     if scope.role == "vendor":
         return
     by_vendor = run(warehouse, "panel", scope, {**common, "by": "vendor_id"})
-    yield {"dimension": None, "group": None}, ("vendor_id",), by_vendor.groupby(["vendor_id"])
+    yield {"dimension": None, "group": None}, ("vendor_id",), _groups(by_vendor, ["vendor_id"])
     for dimension in dimensions:
         both = run(warehouse, "panel", scope, {**common, "by": "vendor_id", "by2": dimension})
-        yield {"dimension": dimension}, ("vendor_id", "group"), both.groupby(["vendor_id", dimension])
+        yield {"dimension": dimension}, ("vendor_id", "group"), _groups(both, ["vendor_id", dimension])
 
 
-def _special(group: pd.DataFrame, metric: dict, closed: list) -> list[dict]:
+@dataclass(frozen=True)
+class _Series:
+    """One group of a panel, in arrays: its periods as read, their starts, and what `_charted` reads."""
+
+    periods: list
+    starts: np.ndarray
+    arrays: dict[str, np.ndarray]
+
+
+def _groups(panel: pd.DataFrame, keys: list[str]):
+    """Each group's key values and its series, in key order, as a groupby on `keys` gives them
+    (without `keys`, the panel is one series): a frame per group would cost more than its chart."""
+    if panel.empty:
+        return
+    periods = panel["period_start"].tolist()
+    starts = _days(periods)
+    arrays = _arrays(panel)
+    if not keys:
+        yield (), _Series(periods, starts, arrays)
+        return
+    rows_of = panel.groupby(keys).indices
+    for key in sorted(rows_of):
+        rows = rows_of[key]
+        yield (key if isinstance(key, tuple) else (key,)), _Series(
+            [periods[i] for i in rows], starts[rows], {name: column[rows] for name, column in arrays.items()}
+        )
+
+
+def _special(group: _Series, metric: dict, closed: list) -> list[dict]:
     """The special-cause points of one chart, oldest first: none where too few points set limits."""
-    if group["value"].notna().sum() < MIN_POINTS:
+    if np.count_nonzero(~np.isnan(group.arrays["value"])) < MIN_POINTS:
         return []
-    charted = chart(group, metric, closed=closed)
-    if charted["value"].notna().sum() - charted["excluded"].sum() < MIN_POINTS:
+    charted = _charted(group.arrays, group.starts, metric, [], closed, "week")
+    if np.count_nonzero(~np.isnan(charted["value"])) - np.count_nonzero(charted["excluded"]) < MIN_POINTS:
         return []
-    chart_end = charted["period_start"].iloc[-1]
-    special = charted[charted["point_type"].fillna("common_cause") != "common_cause"]
-    if special.empty:
-        return []
-    # Column by column: a frame's to_dict costs more than the chart itself.
-    columns = ["period_start", "point_type", "value", "center", "lower", "upper", "students", "signal_side", *RULES]
+    kinds = charted["point_type"]
+    special = np.flatnonzero(pd.notna(kinds) & (kinds != "common_cause"))
     rows = []
-    for values in zip(*(special[column].tolist() for column in columns)):
-        point = dict(zip(columns, values))
-        sigma = (point["upper"] - point["center"]) / 3
+    for i in special:
+        sigma = (charted["upper"][i] - charted["center"][i]) / 3
         rows.append({
             "metric_id": metric["metric_id"],
             "label": metric["label"],
-            "chart_end": chart_end,
-            "period_start": point["period_start"],
-            "point_type": point["point_type"],
-            "value": point["value"],
-            "center": point["center"],
-            "lower": point["lower"],
-            "upper": point["upper"],
-            "n": int(point["students"]),
-            "strength": abs(point["value"] - point["center"]) / sigma if sigma > 0 else float("inf"),
+            "chart_end": group.periods[-1],
+            "period_start": group.periods[i],
+            "point_type": kinds[i],
+            "value": float(charted["value"][i]),
+            "center": float(charted["center"][i]),
+            "lower": float(charted["lower"][i]),
+            "upper": float(charted["upper"][i]),
+            "n": int(group.arrays["n"][i]),
+            "strength": abs(charted["value"][i] - charted["center"][i]) / sigma if sigma > 0 else float("inf"),
             "target": metric.get("target"),
-            "side": point["signal_side"],
-            **{column: bool(point.get(column)) for column in RULES},
+            "side": charted["signal_side"][i],
+            **{column: bool(charted[column][i]) for column in RULES},
         })
     return rows

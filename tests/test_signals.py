@@ -169,7 +169,7 @@ def test_no_break_or_closure_week_fires_a_rule_and_the_demo_lists_far_fewer_sign
     shut_weeks = {w for w, closed in zip(weeks, shut([date.fromisoformat(w) for w in weeks], district_wide)) if closed}
     assert not shut_weeks, f"break or closure weeks fired a rule: {sorted(shut_weeks)}"
     # The same charts with every week compared and every group listed: what the meeting read before.
-    monkeypatch.setattr("ciboard.signals.closures", lambda *args, **kwargs: [])
+    monkeypatch.setattr("ciboard.signals.CLOSED_KINDS", ())  # no annotation closes anything
     monkeypatch.setattr("ciboard.signals.fold", lambda found: found.assign(folded=[[]] * len(found)))
     before = signals(demo_warehouse, ANALYST, since=since)
     before_weeks = {date.fromisoformat(w) for ws in before["weeks"] for w in ws}

@@ -29,7 +29,9 @@ xmr adds moving_range; p_chart and u_chart add n, the denominator.
 A page draws a chart for every vendor and student group at once (hundreds per
 metric), so each chart is computed in numpy arrays and turned into a DataFrame
 once, at the end: pandas' per-call overhead, not the arithmetic, is the cost
-(bench/bench_stats.py times it).
+(bench/bench_stats.py times it). xmr_columns and p_chart_columns stop short of
+the frame: the same columns as arrays, for a scan of thousands of charts that
+keeps only their special-cause points (ciboard.signals).
 """
 
 import functools
@@ -65,8 +67,13 @@ COMMON, IMPROVEMENT, CONCERN, NEUTRAL_HIGH, NEUTRAL_LOW, MISSING = range(len(POI
 SIDES = np.array([None, "high", "low"], dtype=object)
 
 
-def xmr(values, *, direction="increase", baseline=None, rebase=None, exclude=None, ghost=None, screen_outliers=False,
-        target=None):
+def xmr(values, **options) -> pd.DataFrame:
+    """`xmr_columns` as a frame, indexed as `values` is."""
+    return frame(xmr_columns(values, **options), _index(values))
+
+
+def xmr_columns(values, *, direction="increase", baseline=None, rebase=None, exclude=None, ghost=None,
+                screen_outliers=False, target=None) -> dict[str, np.ndarray]:
     """Individuals chart, limits at center ± 2.66 x mean moving range.
 
     baseline=k sets each segment's limits from its first k points; rebase
@@ -77,7 +84,7 @@ def xmr(values, *, direction="increase", baseline=None, rebase=None, exclude=Non
     of 3.267 x their mean or more before the limits are set, as
     NHSRplotthedots does by default (the NHS Excel tool does not). Missing
     values keep their row and are skipped."""
-    y, index = _floats(values)
+    y = _floats(values)
     sign = _direction(direction)
     segment = _segments(len(y), rebase)
     segments = _segment_rows(segment)
@@ -108,17 +115,21 @@ def xmr(values, *, direction="increase", baseline=None, rebase=None, exclude=Non
     lower, upper = center - spread, center + spread
     near_lower, near_upper = center - spread * 2 / 3, center + spread * 2 / 3
     rules = _rules(y, center, lower, upper, near_lower, near_upper, segments, usable, sign)
-    return _chart(
-        index,
+    return _columns(
         {"value": y, "moving_range": moving_range},
         center, lower, upper, near_lower, near_upper, rules, segment, excluded, _target(target, len(y)),
     )
 
 
-def p_chart(
+def p_chart(numerators, denominators, **options) -> pd.DataFrame:
+    """`p_chart_columns` as a frame, indexed as `numerators` is."""
+    return frame(p_chart_columns(numerators, denominators, **options), _index(numerators))
+
+
+def p_chart_columns(
     numerators, denominators, *,
     direction="increase", baseline=None, rebase=None, exclude=None, ghost=None, laney=False, target=None,
-):
+) -> dict[str, np.ndarray]:
     """Proportion chart, limits at p̄ ± 3 sqrt(p̄(1 - p̄) / n_i) clipped to [0, 1],
     with p̄ = Σx / Σn over the baseline.
 
@@ -129,22 +140,22 @@ def p_chart(
     denominator gives a missing value. laney=True widens sigma by the
     spread of the points' z-scores (Laney's p′ chart), for large denominators
     whose variation between periods is more than binomial."""
-    x, n, index = _counts(numerators, denominators)
+    x, n = _counts(numerators, denominators)
     if np.any(x > n):
         raise ValueError("a numerator is larger than its denominator")
     return _attribute(
-        x, n, index, lambda rate: rate * (1 - rate), 1.0,
+        x, n, lambda rate: rate * (1 - rate), 1.0,
         direction=direction, baseline=baseline, rebase=rebase, exclude=exclude, ghost=ghost, laney=laney, target=target,
     )
 
 
 def u_chart(counts, exposures=None, *, direction="increase", baseline=None, rebase=None, exclude=None, target=None):
     """Events per unit of exposure; without exposures, a c-chart of the counts."""
-    x, n, index = _counts(counts, np.ones(len(counts)) if exposures is None else exposures)
-    return _attribute(
-        x, n, index, lambda rate: rate, math.inf,
+    x, n = _counts(counts, np.ones(len(counts)) if exposures is None else exposures)
+    return frame(_attribute(
+        x, n, lambda rate: rate, math.inf,
         direction=direction, baseline=baseline, rebase=rebase, exclude=exclude, ghost=None, laney=False, target=target,
-    )
+    ), _index(counts))
 
 
 def summary(chart, *, direction, target=None):
@@ -192,7 +203,7 @@ def runs_analysis(values, center=None):
     """Anhøj's rules: too long a run on one side of the center, or too few
     crossings of it. center defaults to the median (a run chart); it may also
     be one center per point."""
-    y, _ = _floats(values)
+    y = _floats(values)
     y = y[~np.isnan(y)] if center is None or np.ndim(center) == 0 else y
     if center is None:
         center = np.median(y) if y.size else np.nan
@@ -228,16 +239,16 @@ def _crossings_min(useful):
 
 
 def _counts(numerators, denominators):
-    x, index = _floats(numerators)
-    n, _ = _floats(denominators)
+    x = _floats(numerators)
+    n = _floats(denominators)
     if x.shape != n.shape:
         raise ValueError(f"{len(x)} numerators but {len(n)} denominators")
     if np.any(x < 0) or np.any(n < 0):
         raise ValueError("counts and denominators cannot be negative")
-    return x, n, index
+    return x, n
 
 
-def _attribute(x, n, index, variance, ceiling, *, direction, baseline, rebase, exclude, ghost, laney, target):
+def _attribute(x, n, variance, ceiling, *, direction, baseline, rebase, exclude, ghost, laney, target):
     """p, p′, u and c charts: center = Σx / Σn, sigma_i = sqrt(variance(center) / n_i)."""
     sign = _direction(direction)
     segment = _segments(len(x), rebase)
@@ -269,8 +280,7 @@ def _attribute(x, n, index, variance, ceiling, *, direction, baseline, rebase, e
     lower, upper = np.clip(center - 3 * sigma, 0, ceiling), np.clip(center + 3 * sigma, 0, ceiling)
     near_lower, near_upper = np.clip(center - 2 * sigma, 0, ceiling), np.clip(center + 2 * sigma, 0, ceiling)
     rules = _rules(y, center, lower, upper, near_lower, near_upper, segments, usable & ~excluded, sign)
-    return _chart(
-        index,
+    return _columns(
         {"value": y, "n": n},
         center, lower, upper, near_lower, near_upper, rules, segment, excluded, _target(target, len(y)),
     )
@@ -310,16 +320,13 @@ def _rules(y, center, lower, upper, near_lower, near_upper, segments, ruled, sig
         special = np.where(signal * sign > 0, IMPROVEMENT, CONCERN)
     kind = np.where(signal == 0, COMMON, special)
     kind[np.isnan(y)] = MISSING
-    text = pd.api.types.pandas_dtype("str")  # resolved once for both columns
     return {
         "outside_limits": outside,
         "shift": shift,
         "trend": trend != 0,
         "two_in_three": two_in_three,
-        # Text columns as pandas' string dtype, so a missing label is NaN
-        # whether or not any point signals.
-        "point_type": pd.array(POINT_TYPES[kind], dtype=text),
-        "signal_side": pd.array(SIDES[signal], dtype=text),
+        "point_type": POINT_TYPES[kind],
+        "signal_side": SIDES[signal],
     }
 
 
@@ -370,8 +377,8 @@ def _run_lengths(x):
     return np.repeat(lengths, lengths)
 
 
-def _chart(index, leading, center, lower, upper, near_lower, near_upper, rules, segment, excluded, target):
-    columns = {
+def _columns(leading, center, lower, upper, near_lower, near_upper, rules, segment, excluded, target):
+    return {
         **leading,
         "center": center,
         "lower": lower,
@@ -383,20 +390,31 @@ def _chart(index, leading, center, lower, upper, near_lower, near_upper, rules, 
         "excluded": excluded,
         "target": target,
     }
-    # Every array here was made by this call (_floats copies its input), so
-    # the frame can take them as they are.
-    return pd.DataFrame(columns, index=index, copy=False)
+
+
+def frame(columns: dict[str, np.ndarray], index=None) -> pd.DataFrame:
+    """A chart's columns (`xmr_columns`, `p_chart_columns`) as the frame the pages draw."""
+    text = pd.api.types.pandas_dtype("str")  # resolved once for both columns
+    # Text columns as pandas' string dtype, so a missing label is NaN whether or
+    # not any point signals. Every other array was made by the chart (_floats
+    # copies its input), so the frame can take them as they are.
+    texts = {name: pd.array(columns[name], dtype=text) for name in ("point_type", "signal_side") if name in columns}
+    return pd.DataFrame({**columns, **texts}, index=index, copy=False)
 
 
 def _floats(values):
     # Always a copy: a chart's columns are these arrays, and must not be the
     # caller's.
     if isinstance(values, pd.Series):
-        return values.to_numpy(dtype=float, na_value=np.nan, copy=True), values.index
+        return values.to_numpy(dtype=float, na_value=np.nan, copy=True)
     array = np.array(values, dtype=float)
     if array.ndim != 1:
         raise ValueError("expected a one-dimensional series of values")
-    return array, pd.RangeIndex(len(array))
+    return array
+
+
+def _index(values):
+    return values.index if isinstance(values, pd.Series) else pd.RangeIndex(len(values))
 
 
 def _direction(direction):
