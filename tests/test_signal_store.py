@@ -36,8 +36,9 @@ def prepared(demo_warehouse):
     shutil.rmtree(demo_warehouse.shared_folder() / signal_store.FOLDER)
 
 
-@pytest.mark.parametrize("scope", [ANALYST, VENDOR], ids=str)
+@pytest.mark.parametrize("scope", [ANALYST, VENDOR, Scope("evaluator", evaluator="evaluator")], ids=str)
 def test_stored_signals_are_the_computed_ones(demo_warehouse, prepared, scope):
+    """An evaluator reads the analyst's set: the same signals as computed in its own scope."""
     since = date(2026, 1, 5)
     computed = signals(demo_warehouse, scope, start=prepared["start"], end=prepared["end"], since=since)
     assert not computed.empty
