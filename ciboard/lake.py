@@ -166,6 +166,10 @@ class Lake:
         self._wanted: dict[int, Path] = {}
         self._copier: threading.Thread | None = None
         self._lake_id: str | None = None
+        # A lake once made stays made, and a snapshot's rows never change: asked on every page run,
+        # both are answered from here after the first time.
+        self._created = False
+        self._infos: dict[tuple[int, str], str | None] = {}
         self._lock = threading.Lock()
 
     def _control_cursor(self) -> duckdb.DuckDBPyConnection:
@@ -177,6 +181,8 @@ class Lake:
             return self._control.cursor()
 
     def created(self) -> bool:
+        if self._created:
+            return True
         if catalog(self.settings).startswith("sqlite:"):
             if not Path(catalog(self.settings).removeprefix("sqlite:")).exists():
                 return False
@@ -187,7 +193,8 @@ class Lake:
                 cur.execute(f"select 1 from {LAKE}.schema_migrations limit 0")
             except duckdb.CatalogException:
                 return False
-            return True
+        self._created = True
+        return True
 
     def _postgres_has_lake(self) -> bool:
         con = connect(self.settings)
@@ -220,12 +227,15 @@ class Lake:
 
     def info(self, snapshot: int, key: str) -> str | None:
         """A value of `warehouse_info` at `snapshot`; None where it has none."""
+        if (snapshot, key) in self._infos:
+            return self._infos[snapshot, key]
         with self._control_cursor() as cur:
             try:
                 rows = cur.execute(f"select value from {LAKE}.warehouse_info at (version => ?) where key = ?", [snapshot, key]).fetchall()
             except duckdb.CatalogException:
-                return None  # a lake made before warehouse_info was
-        return rows[0][0] if rows else None
+                rows = []  # a lake made before warehouse_info was
+        self._infos[snapshot, key] = rows[0][0] if rows else None
+        return self._infos[snapshot, key]
 
     def reader(self, snapshot: int, views_sql: Callable[[], str]) -> duckdb.DuckDBPyConnection:
         """A connection reading `snapshot`: an in-memory database whose views name the snapshot's
@@ -327,6 +337,8 @@ class Lake:
                 self._control.close()
                 self._control = None
             self._lake_id = None
+            self._created = False
+            self._infos.clear()
             _current.pop(catalog(self.settings), None)
 
     @contextmanager
