@@ -8,7 +8,7 @@ import pytest
 
 from ciboard.access import ANALYST, Scope
 from ciboard.queries import data_map, run
-from ciboard.signals import chart, closures, fold, rank, shut, signals
+from ciboard.signals import chart, closures, fold, rank, shut, signals, special_points
 from ciboard.stats import spc
 
 
@@ -46,6 +46,41 @@ def test_a_known_change_rebases_the_limits(demo_warehouse, metrics):
     assert after.center.iloc[0] < before.center.iloc[0] - 0.05
     # On its own limits the drop is no longer a signal; on the year's limits it is.
     assert (whole.point_type == "special_cause_concern").sum() > (split.point_type == "special_cause_concern").sum()
+
+
+@pytest.mark.parametrize("metric_id", ["tutoring_attendance_rate", "dosage_minutes"])
+def test_the_scan_keeps_the_special_points_the_pages_draw(demo_warehouse, metrics, metric_id):
+    """special_points charts thousands of series in arrays; a page draws one through `chart`.
+    Both must find the same special-cause points, with the same limits, break weeks and all."""
+    with demo_warehouse.cursor() as cur:
+        events = cur.execute("select * from annotations").df()
+    points = special_points(demo_warehouse, ANALYST, metrics=[metric_id], dimensions=("school_id",))
+    panels = {
+        (None, None): run(demo_warehouse, "series", ANALYST, {"metric": metric_id, "grain": "week"}).assign(key=""),
+        ("school_id", None): run(demo_warehouse, "panel", ANALYST, {"metric": metric_id, "grain": "week", "by": "school_id"})
+        .assign(key=lambda f: f["school_id"]),
+        (None, "vendor_id"): run(demo_warehouse, "panel", ANALYST, {"metric": metric_id, "grain": "week", "by": "vendor_id"})
+        .assign(key=lambda f: f["vendor_id"]),
+    }
+    compared = 0
+    for (dimension, vendor), panel in panels.items():
+        for key, series in panel.groupby("key"):
+            held = {"vendors": [key] if vendor else None, "schools": [key] if dimension else None}
+            drawn = chart(series, metrics[metric_id], closed=closures(events, metric_id, **held))
+            drawn = drawn[drawn["point_type"].fillna("common_cause") != "common_cause"]
+            mine = points[
+                (points["dimension"].isna() if dimension is None else points["dimension"] == dimension)
+                & (points["group"].isna() if dimension is None else points["group"] == key)
+                & (points["vendor_id"].isna() if vendor is None else points["vendor_id"] == key)
+            ]
+            if len(series) < 12:
+                continue
+            assert list(mine["period_start"]) == list(drawn["period_start"]), (dimension, key)
+            assert list(mine["point_type"]) == list(drawn["point_type"])
+            for column in ("value", "center", "lower", "upper"):
+                np.testing.assert_allclose(mine[column].astype(float), drawn[column].astype(float))
+            compared += len(mine)
+    assert compared > 20, "the demo's charts hold special-cause points to compare"
 
 
 def test_the_v3_drop_is_a_concern_in_the_signals(demo_warehouse):

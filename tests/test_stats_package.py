@@ -34,6 +34,10 @@ SIGNATURES = {
              "screen_outliers=False, target=None)",
     spc.p_chart: "(numerators, denominators, *, direction='increase', baseline=None, rebase=None, exclude=None, "
                  "ghost=None, laney=False, target=None)",
+    spc.xmr_columns: "(values, *, direction='increase', baseline=None, rebase=None, exclude=None, ghost=None, "
+                     "screen_outliers=False, target=None)",
+    spc.p_chart_columns: "(numerators, denominators, *, direction='increase', baseline=None, rebase=None, "
+                         "exclude=None, ghost=None, laney=False, target=None)",
     spc.u_chart: "(counts, exposures=None, *, direction='increase', baseline=None, rebase=None, exclude=None, "
                  "target=None)",
     spc.summary: "(chart, *, direction, target=None)",

@@ -67,13 +67,17 @@ COMMON, IMPROVEMENT, CONCERN, NEUTRAL_HIGH, NEUTRAL_LOW, MISSING = range(len(POI
 SIDES = np.array([None, "high", "low"], dtype=object)
 
 
-def xmr(values, **options) -> pd.DataFrame:
+def xmr(values, *, direction="increase", baseline=None, rebase=None, exclude=None, ghost=None, screen_outliers=False,
+        target=None):
     """`xmr_columns` as a frame, indexed as `values` is."""
-    return frame(xmr_columns(values, **options), _index(values))
+    return frame(xmr_columns(
+        values, direction=direction, baseline=baseline, rebase=rebase, exclude=exclude, ghost=ghost,
+        screen_outliers=screen_outliers, target=target,
+    ), _index(values))
 
 
 def xmr_columns(values, *, direction="increase", baseline=None, rebase=None, exclude=None, ghost=None,
-                screen_outliers=False, target=None) -> dict[str, np.ndarray]:
+                screen_outliers=False, target=None):
     """Individuals chart, limits at center ± 2.66 x mean moving range.
 
     baseline=k sets each segment's limits from its first k points; rebase
@@ -121,15 +125,21 @@ def xmr_columns(values, *, direction="increase", baseline=None, rebase=None, exc
     )
 
 
-def p_chart(numerators, denominators, **options) -> pd.DataFrame:
+def p_chart(
+    numerators, denominators, *,
+    direction="increase", baseline=None, rebase=None, exclude=None, ghost=None, laney=False, target=None,
+):
     """`p_chart_columns` as a frame, indexed as `numerators` is."""
-    return frame(p_chart_columns(numerators, denominators, **options), _index(numerators))
+    return frame(p_chart_columns(
+        numerators, denominators, direction=direction, baseline=baseline, rebase=rebase, exclude=exclude, ghost=ghost,
+        laney=laney, target=target,
+    ), _index(numerators))
 
 
 def p_chart_columns(
     numerators, denominators, *,
     direction="increase", baseline=None, rebase=None, exclude=None, ghost=None, laney=False, target=None,
-) -> dict[str, np.ndarray]:
+):
     """Proportion chart, limits at p̄ ± 3 sqrt(p̄(1 - p̄) / n_i) clipped to [0, 1],
     with p̄ = Σx / Σn over the baseline.
 
