@@ -73,7 +73,8 @@ def chart(
     periods = list(series["period_start"])
     positions = sorted({next((i for i, p in enumerate(periods) if p >= day), None) for day in rebase} - {None, 0})
     columns = _charted(_arrays(series), _days(periods), metric, positions, list(closed), grain)
-    return spc.frame({"period_start": periods, "students": series["n"].to_numpy(), **columns})
+    # A copy: the frame takes its arrays as they are, and must not share the caller's.
+    return spc.frame({"period_start": periods, "students": series["n"].to_numpy(copy=True), **columns})
 
 
 def _arrays(series: pd.DataFrame) -> dict[str, np.ndarray]:

@@ -65,6 +65,8 @@ def test_the_scan_keeps_the_special_points_the_pages_draw(demo_warehouse, metric
     compared = 0
     for (dimension, vendor), panel in panels.items():
         for key, series in panel.groupby("key"):
+            if len(series) < 12:
+                continue  # too few weeks to chart
             held = {"vendors": [key] if vendor else None, "schools": [key] if dimension else None}
             drawn = chart(series, metrics[metric_id], closed=closures(events, metric_id, **held))
             drawn = drawn[drawn["point_type"].fillna("common_cause") != "common_cause"]
@@ -73,8 +75,6 @@ def test_the_scan_keeps_the_special_points_the_pages_draw(demo_warehouse, metric
                 & (points["group"].isna() if dimension is None else points["group"] == key)
                 & (points["vendor_id"].isna() if vendor is None else points["vendor_id"] == key)
             ]
-            if len(series) < 12:
-                continue
             assert list(mine["period_start"]) == list(drawn["period_start"]), (dimension, key)
             assert list(mine["point_type"]) == list(drawn["point_type"])
             for column in ("value", "center", "lower", "upper"):
