@@ -41,7 +41,7 @@ from ciboard.profiles import ImportProfile, metric_rows, slug_sql
 from ciboard.settings import Settings
 from ciboard.staging import FileUnreadable, stage
 from ciboard.submissions import IngestRejected, Outcome, ReplaceUnconfirmed, Submission, WeekChange
-from ciboard.warehouse import PROBLEM_COLUMNS, REJECTION_COLUMNS, Warehouse, add_school_years
+from ciboard.warehouse import PROBLEM_COLUMNS, REJECTION_COLUMNS, TOUCHED_STUDENTS, Warehouse, add_school_years
 
 log = logging.getLogger(__name__)
 
@@ -743,6 +743,11 @@ class Loader:
                 if kind == "sessions":
                     self.con.execute("delete from student_dosage where student_key in (select student_key from affected)")
                     self.con.execute(STUDENT_DOSAGE)
+        # The publish then compares only these students' rows (warehouse.TOUCHED_STUDENTS).
+        self.con.execute(
+            f"create or replace temp table {TOUCHED_STUDENTS} as "
+            + " union ".join(f"select student_key from affected_{name}" for name in (*derived_kinds(), "roster", "students"))
+        )
         # A corrected roster moves a student's facts to their new school, grade or group, and a
         # district student a vendor now rosters takes that vendor.
         self.con.execute(
@@ -764,11 +769,10 @@ class Loader:
         later record adds a version; the facts before it keep the groups they had."""
         if not self.con.execute("select count(*) from district_students").fetchall()[0][0]:
             return
-        touched = " union ".join(f"select student_key from affected_{name}" for name in (*derived_kinds(), "roster", "students"))
         [(taken_at,)] = self.con.execute("select count_date from group_rule").fetchall()
         if taken_at != self.settings.group_count_date:
             # The rule changed since the facts were grouped: every fact is regrouped by the new one.
-            touched = "select student_key from district_students"
+            self.con.execute(f"insert into {TOUCHED_STUDENTS} select student_key from district_students")
             self.con.execute("update group_rule set count_date = ?", [self.settings.group_count_date])
         on_date = "f.period_start"
         if self.settings.group_count_date:
@@ -786,7 +790,7 @@ class Loader:
                     select distinct f.student_key, f.period_start, {on_date} as on_date
                     from facts as f
                     left join school_years as y on f.period_start between y.starts_on and y.ends_on
-                    where f.student_key in ({touched})
+                    where f.student_key in (select student_key from {TOUCHED_STUDENTS})
                 )
                 select w.student_key, w.period_start, d.school_id, d.grade, d.race_ethnicity, d.gender,
                     d.econ_disadvantaged, d.english_learner, d.special_education, d.baseline_band

@@ -46,7 +46,7 @@ import duckdb
 from ciboard import extensions
 from ciboard.settings import Settings
 from ciboard.warehouse import (
-    WORKSPACE_MEMORY, Warehouse, WarehouseMissing, Workspace, _bytes, _fold_rejections, _folded, code_fingerprint, migrate, views_sql,
+    TOUCHED_STUDENTS, WORKSPACE_MEMORY, Warehouse, WarehouseMissing, Workspace, _bytes, _fold_rejections, _folded, code_fingerprint, migrate, views_sql,
 )
 
 PREFIX = "lake-"
@@ -468,7 +468,10 @@ class LakeWarehouse(Warehouse):
         If the block raises, nothing is written at all.
 
         The copy is a copy of the snapshot's read copy where this server has one (a file copy,
-        as the file warehouse makes), and read from the lake otherwise. Written row by row, each
+        as the file warehouse makes), and read from the lake otherwise; the snapshot as staged
+        stays beside it (a hard link to the read copy), to tell what the block changed. A block
+        that names the students it touched (TOUCHED_STUDENTS) has only their rows compared, as
+        long as no other row changed. Written row by row, each
         of a command's files would add a Parquet file per table, and every later check in the
         command would read all of them: staged, a command of 400 files adds one file per table it
         changed. Rejections logged since are written into it too.
@@ -484,29 +487,29 @@ class LakeWarehouse(Warehouse):
                 con = workspace.con
             base = self.lake.current(fresh=True)
             building = read_copies(self.settings) / f"building-{os.getpid()}-{threading.get_ident()}.partial"
+            # The snapshot as staged, for telling what the block changed.
+            before = building.with_suffix(".before")
             building.parent.mkdir(parents=True, exist_ok=True)
-            con.execute(attach_sql(self.settings, "base", read_only=True, snapshot=base))
+            con.execute(f"drop table if exists temp.{TOUCHED_STUDENTS}")
+            before.unlink(missing_ok=True)  # left by a process of the same id that was killed
             try:
                 started = time.perf_counter()
                 source = "read copy"
                 try:
-                    shutil.copyfile(self.lake.read_copy(base), building)
+                    _link_or_copy(self.lake.read_copy(base), before)
                 except FileNotFoundError:
                     source = "lake"
+                    con.execute(attach_sql(self.settings, "base", read_only=True, snapshot=base))
+                    con.execute(f"attach {_literal(str(before))} as before")
+                    for table, holds_rows in _lake_tables(con, "base", base).items():
+                        con.execute(f'create table before."{table}" as {_read_all("base.main", table, holds_rows)}')
+                    # Attached, the lake makes every look at DuckDB's catalog read its catalog too.
+                    con.execute("detach base")
+                    con.execute("checkpoint before")
+                    con.execute("detach before")
+                shutil.copyfile(before, building)
+                con.execute(f"attach {_literal(str(before))} as before (read_only)")
                 con.execute(f"attach {_literal(str(building))} as building")
-                tables = _lake_tables(con, "base", base)
-                if source == "lake":
-                    for table, holds_rows in tables.items():
-                        con.execute(f'create table building."{table}" as {_read_all("base.main", table, holds_rows)}')
-                # Attached, the lake makes every look at DuckDB's catalog read its catalog too.
-                con.execute("detach base")
-                staged = {}
-                for table in tables:
-                    staged[table] = _row_hash(con, table)
-                    con.execute(
-                        f'create or replace temp table "was_{table}" as select {staged[table]} as h, count(*) as n'
-                        f' from building."{table}" group by h'
-                    )
                 con.execute("use building")
                 logged = self._logged_rejections()
                 held = _folded(con)
@@ -518,26 +521,28 @@ class LakeWarehouse(Warehouse):
                 if workspace is not None:
                     # A SQLite catalog takes no write while this connection still reads it.
                     con.execute("detach published")
-                changed, snapshot = self._write_changes(con, base, staged)
+                changed, narrowed, snapshot = self._write_changes(con, base)
                 _current[catalog(self.settings)] = (snapshot, time.monotonic())
                 con.execute("detach building")
                 # What the block made is the snapshot it wrote (or, unchanged, the one it read).
                 _keep_as_read_copy(building, self.lake.read_copy(snapshot))
                 phases["writing"] = time.perf_counter() - started - phases["staging"] - phases["command"]
                 # What a lake publish spends where (bench_lake.py prints it): staging the snapshot's
-                # tables and hashing their rows, the command's own work, and finding and writing
-                # what changed, then keeping the copy.
-                log.debug("publish of snapshot %s: %d tables staged from the %s, %s changed; %s", base, len(staged), source,
-                          ", ".join(changed) or "none", ", ".join(f"{k} {v:.3f} s" for k, v in phases.items()),
-                          extra={"phases": phases, "source": source})
+                # tables, the command's own work, and finding and writing what changed, then
+                # keeping the copy.
+                log.debug("publish of snapshot %s: staged from the %s, %s changed (%s compared by the touched students); %s",
+                          base, source, ", ".join(changed) or "none", ", ".join(narrowed) or "none",
+                          ", ".join(f"{k} {v:.3f} s" for k, v in phases.items()),
+                          extra={"phases": phases, "source": source, "narrowed": narrowed})
             finally:
                 con.execute("use memory")
-                for alias in ("building", "base", "target"):
+                con.execute(f"drop table if exists temp.{TOUCHED_STUDENTS}")
+                for alias in ("building", "before", "base", "target"):
                     try:
                         con.execute(f"detach {alias}")
                     except duckdb.Error:
                         pass  # not attached (the block failed before it)
-                for leftover in (building, building.with_name(building.name + ".wal")):
+                for leftover in (building, before, *(path.with_name(path.name + ".wal") for path in (building, before))):
                     leftover.unlink(missing_ok=True)
                 if workspace is None:
                     con.close()
@@ -573,42 +578,49 @@ class LakeWarehouse(Warehouse):
             _current.pop(catalog(self.settings), None)
         _readers_never_block_writers(self.settings)  # a catalog just made
 
-    def _write_changes(self, con: duckdb.DuckDBPyConnection, base: int, staged: dict[str, str]) -> tuple[list[str], int]:
-        """Writes what the block changed in the staged tables since snapshot `base`. Rows are
-        told apart by the hash of all their columns (`staged`: that expression per table), each
-        table's hashes counted as copied ("was_" tables): where a hash's count differs now, the
-        lake's rows with it are deleted and the staged ones inserted. So the lake is read for
-        nothing here, two rows sharing a hash cost a rewrite and never a loss, and a table the
-        block did not change is not written. Returns the tables written and the snapshot that holds
-        them (`base` when nothing changed)."""
-        now = _tables_of(con, "building")
+    def _write_changes(self, con: duckdb.DuckDBPyConnection, base: int) -> tuple[list[str], list[str], int]:
+        """Writes what the block changed in the staged tables (`building`) since snapshot `base`
+        (`before`). Rows are told apart by the hash of all their columns: where a hash's count
+        differs now, the lake's rows with it are deleted and the staged ones inserted. So the lake
+        is read for nothing here, two rows sharing a hash cost a rewrite and never a loss, and a
+        table the block did not change is not written. Where the block named the students it
+        touched, a table keyed by student_key compares only their rows (`_compare`). Returns the
+        tables written, those compared by the touched students, and the snapshot that holds them
+        (`base` when nothing changed)."""
+        now, was = _tables_of(con, "building"), set(_tables_of(con, "before"))
+        touched = _has_temp_table(con, TOUCHED_STUDENTS)
         changes: list[str] = []
-        dropped = sorted(set(staged) - set(now))
+        dropped = sorted(was - set(now))
         written = list(dropped)
+        narrowed = []
         for table in now:
-            if table not in staged:
+            if table not in was:
                 changes.append(f'create table target."{table}" as select * from building."{table}"')
                 written.append(table)
                 continue
-            row_hash = staged[table]
-            con.execute(
-                f"""create or replace temp table "changed_{table}" as
-                select h, was.n is not null as was_there
-                from (select {row_hash} as h, count(*) as n from building."{table}" group by h) as now
-                full outer join "was_{table}" as was using (h) where now.n is distinct from was.n"""
-            )
+            row_hash = _row_hash(con, table)
+            of_touched = touched and "student_key" in _columns(con, "building", table) and self._compare(con, table, row_hash, True)
+            if of_touched:
+                narrowed.append(table)
+            else:
+                self._compare(con, table, row_hash, False)
             [(count, any_was_there)] = con.execute(f'select count(*), bool_or(was_there) from "changed_{table}"').fetchall()
             if not count:
                 continue
             written.append(table)
+            # Every changed row is a touched student's: the key narrows the lake's rows to hash.
+            theirs = f"student_key in (select student_key from temp.{TOUCHED_STUDENTS}) and " if of_touched else ""
             if any_was_there:  # a delete reads the lake's table: 30 to 130 ms, on a table of any size
-                changes.append(f'delete from target."{table}" where {row_hash} in (select h from "changed_{table}" where was_there)')
+                changes.append(
+                    f'delete from target."{table}" where {theirs}{row_hash} in (select h from "changed_{table}" where was_there)'
+                )
             changes.append(
-                f'insert into target."{table}" select * from building."{table}" where {row_hash} in (select h from "changed_{table}")'
+                f'insert into target."{table}" select * from building."{table}"'
+                f' where {theirs}{row_hash} in (select h from "changed_{table}")'
             )
         changes += [f'drop table target."{table}"' for table in dropped]
         if not changes:
-            return [], base
+            return [], narrowed, base
         con.execute(attach_sql(self.settings, "target", read_only=False))
         con.execute("begin")
         try:
@@ -626,7 +638,45 @@ class LakeWarehouse(Warehouse):
                 con.execute("rollback")  # unless the failed commit ended the transaction
             raise
         # One writer at a time (the lock, and the check above): the snapshot after the commit is ours.
-        return written, con.execute("select max(snapshot_id) from target.snapshots()").fetchall()[0][0]
+        return written, narrowed, con.execute("select max(snapshot_id) from target.snapshots()").fetchall()[0][0]
+
+    def _compare(self, con: duckdb.DuckDBPyConnection, table: str, row_hash: str, of_touched: bool) -> bool:
+        """Leaves in temp table changed_<table> each hash whose count of rows differs between
+        `before` and `building`, and whether `before` had it. With `of_touched`, only the touched
+        students' rows are counted by hash, and the answer is False (nothing left) unless the
+        other rows are the same in both: as many, with the same sum of hashes. Each side is read
+        once: the other rows are one group, the hash left null."""
+        for side in ("before", "building"):
+            if of_touched:
+                con.execute(
+                    f"""create or replace temp table "{side}_{table}" as
+                    select case when touched.student_key is not null then h end as h, count(*) as n, sum(h::hugeint) as s
+                    from (select {row_hash} as h, student_key from {side}."{table}") as t
+                    left join (select distinct student_key from temp.{TOUCHED_STUDENTS}) as touched using (student_key)
+                    group by 1"""
+                )
+            else:
+                con.execute(
+                    f'create or replace temp table "{side}_{table}" as select {row_hash} as h, count(*) as n'
+                    f' from {side}."{table}" group by h'
+                )
+        if of_touched:
+            [(same,)] = con.execute(
+                f"""select (select (n, s) from "before_{table}" where h is null)
+                    is not distinct from (select (n, s) from "building_{table}" where h is null)"""
+            ).fetchall()
+            if not same:
+                log.warning("a publish changed rows of %s of students it did not name as touched: all its rows compared", table)
+                return False
+        con.execute(
+            f"""create or replace temp table "changed_{table}" as
+            select h, was.n is not null as was_there
+            from "building_{table}" as now full outer join "before_{table}" as was using (h)
+            where h is not null and now.n is distinct from was.n"""
+        )
+        con.execute(f'drop table "before_{table}"')
+        con.execute(f'drop table "building_{table}"')
+        return True
 
     def maintain(self) -> list[int]:
         """Expires snapshots older than `keep_days` that no record pinned, merges small files
@@ -792,10 +842,30 @@ def _tables_of(con: duckdb.DuckDBPyConnection, database: str) -> list[str]:
     ).fetchall()]
 
 
+def _columns(con: duckdb.DuckDBPyConnection, database: str, table: str) -> list[str]:
+    return [d[0] for d in con.execute(f'select * from {database}."{table}" limit 0').description]
+
+
 def _row_hash(con: duckdb.DuckDBPyConnection, table: str) -> str:
     """The hash of all of a staged table's columns, as SQL."""
-    columns = [d[0] for d in con.execute(f'select * from building."{table}" limit 0').description]
-    return "hash(" + ", ".join('"' + name.replace('"', '""') + '"' for name in columns) + ")"
+    return "hash(" + ", ".join('"' + name.replace('"', '""') + '"' for name in _columns(con, "building", table)) + ")"
+
+
+def _has_temp_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
+    return bool(con.execute(
+        "select count(*) from duckdb_tables() where temporary and table_name = ?", [name]
+    ).fetchall()[0][0])
+
+
+def _link_or_copy(source: Path, target: Path) -> None:
+    """`target` holds `source`'s bytes whatever later happens to `source`: a hard link where the
+    file system makes one (a read copy is never written again, only replaced or deleted)."""
+    try:
+        os.link(source, target)
+    except FileNotFoundError:
+        raise
+    except OSError:
+        shutil.copyfile(source, target)
 
 
 def _attached(con: duckdb.DuckDBPyConnection, alias: str) -> bool:

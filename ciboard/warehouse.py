@@ -45,6 +45,10 @@ REJECTED = "rejected"  # the rejection log: one folder per rejected command, unt
 # An ingest's DuckDB memory at most (less if the memory_limit setting is less): past it, it spills
 # to disk, so a large upload does not take the dashboard's memory (bench/bench_upload.py).
 WORKSPACE_MEMORY = "512MB"
+# A publish's block may name in this temp table the students whose rows it changed: the lake then
+# compares only those students' rows of a table keyed by student_key, having checked that no other
+# row of it changed (else it compares them all). The file warehouse copies whole versions.
+TOUCHED_STUDENTS = "touched_students"
 
 # A rejected file's row of `submissions`, as the rejection log keeps it: no batch id until it is
 # folded into a version (readers number it after the version's last batch).

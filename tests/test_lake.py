@@ -128,8 +128,8 @@ def test_a_publish_writes_only_the_tables_its_block_changed_and_says_where_its_t
         con.execute("delete from facts where metric_id = 'tutoring_attendance_rate'")
     assert lake.version() > version
     nothing, facts_only = [r for r in caplog.records if hasattr(r, "phases")]
-    assert re.search(r"staged from the (read copy|lake), none changed;", nothing.getMessage())
-    assert re.search(r"staged from the (read copy|lake), facts changed;", facts_only.getMessage()), facts_only.getMessage()
+    assert re.search(r"staged from the (read copy|lake), none changed \(", nothing.getMessage())
+    assert re.search(r"staged from the (read copy|lake), facts changed \(", facts_only.getMessage()), facts_only.getMessage()
     assert set(facts_only.phases) == {"staging", "command", "writing"}
     assert all(seconds >= 0 for seconds in facts_only.phases.values())
 
@@ -516,6 +516,55 @@ def test_a_publish_staged_from_the_read_copy_writes_what_one_staged_from_the_lak
             con.execute("update students set grade = grade + 1 where grade < 5")
     assert snapshot(lake) == snapshot(twin)
     assert count(lake, "facts") > 0
+
+
+def test_an_ingest_compares_only_the_students_it_touched_and_the_lake_holds_what_it_wrote(lake, tmp_path, caplog):
+    ingest(lake, sample_submissions())
+    with lake.cursor() as cur:
+        first = cur.execute("select min(student_key) from sessions").fetchall()[0][0]
+        others = cur.execute("select count(distinct student_key) from facts where student_key <> ?", [first]).fetchall()[0][0]
+    assert others > 0
+    caplog.set_level("DEBUG", logger="ciboard.lake")
+    extra = write_csv(
+        tmp_path / "sessions_more.csv",
+        "student_id,session_date,tutor_id,group_size,scheduled_minutes,attended_minutes",
+        f"{first},2025-10-01,T-NEW,1,30,30",
+    )
+    ingest(lake, [Submission(extra, "sessions", "V1")])
+    [record] = [r for r in caplog.records if hasattr(r, "phases")]
+    assert {"facts", "sessions", "student_dosage"} <= set(record.narrowed), record.getMessage()
+    assert "schools" not in record.narrowed, "a table without student_key was compared by students"
+    assert not [r for r in caplog.records if r.levelname == "WARNING"]
+    # What the lake holds, read by a server with no copy of its own, is what this server's copy holds.
+    elsewhere = another_server(tmp_path)
+    assert snapshot(elsewhere) == snapshot(lake)
+    with elsewhere.cursor() as cur:
+        assert cur.execute("select count(*) from sessions where tutor_id = 'T-NEW'").fetchall()[0][0] == 1
+    elsewhere.close()
+
+
+def test_a_block_that_changes_a_student_it_did_not_name_is_compared_whole(lake, tmp_path, caplog):
+    ingest(lake, sample_submissions())
+    totals = "select student_key, count(*), sum(value) from facts where student_key in (?, ?) group by 1 order by 1"
+    with lake.cursor() as cur:
+        named, unnamed = [k for (k,) in cur.execute("select distinct student_key from facts order by 1 limit 2").fetchall()]
+        before = cur.execute(totals, [named, unnamed]).fetchall()
+    caplog.set_level("DEBUG", logger="ciboard.lake")
+    with lake.publish() as con:
+        con.execute("create temp table touched_students as select ? as student_key", [named])
+        con.execute("update facts set value = value + 1 where student_key in (?, ?)", [named, unnamed])
+        con.execute("update sessions set tutor_id = 'T-CHANGED' where student_key = ?", [named])
+    elsewhere = another_server(tmp_path)  # reads the lake itself
+    with elsewhere.cursor() as cur:
+        after = cur.execute(totals, [named, unnamed]).fetchall()
+        assert cur.execute("select count(*) from sessions where tutor_id = 'T-CHANGED'").fetchall()[0][0] > 0
+    assert [(key, n, total + n) for key, n, total in before] == after
+    assert snapshot(elsewhere) == snapshot(lake)
+    elsewhere.close()
+    [warning] = [r for r in caplog.records if r.levelname == "WARNING"]
+    assert "facts" in warning.getMessage()
+    [record] = [r for r in caplog.records if hasattr(r, "phases")]
+    assert "facts" not in record.narrowed and "sessions" in record.narrowed
 
 
 def test_a_read_of_the_sqlite_catalog_never_makes_a_publish_fail_as_locked(lake, tmp_path):
