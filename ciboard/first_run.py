@@ -31,9 +31,25 @@ SCRATCH = ".demo-building"  # in the data folder, so moving in is a rename on on
 TAKES = "about 2 minutes"  # the default demo on 2 cores: 75 s to build when idle, 4-5 min when they are busy
 
 
+_READY: set[str] = set()
+
+
 def ready() -> bool:
-    """Whether the warehouse exists; until it does, main.py shows the demo's progress page."""
-    return Warehouse(get_settings()).exists()
+    """Whether the warehouse exists; until it does, main.py shows the demo's progress page.
+    Asked on every page run, and a warehouse once made stays made: a yes is kept for the
+    settings it was given for (asking a lake's catalog takes some 40 ms)."""
+    settings = get_settings()
+    key = settings.model_dump_json()
+    if key in _READY:
+        return True
+    warehouse = Warehouse(settings)
+    try:
+        made = warehouse.exists()
+    finally:
+        warehouse.close()
+    if made:
+        _READY.add(key)
+    return made
 
 
 class DemoBuild:

@@ -1,5 +1,6 @@
 """Shared fixtures: a warehouse holding the README's sample files, and one demo district per run."""
 
+import functools
 import os
 import shutil
 import uuid
@@ -206,6 +207,12 @@ def dashboard(demo_warehouse, monkeypatch):
             MEDIA.append(self)
 
     monkeypatch.setattr(app_test, "MemoryMediaFileStorage", RecordedMedia)
+    # AppTest compiles main.py and the page anew on every run (a script cache of its own per run);
+    # the files do not change during a test run, so one cache serves every run, as on a server.
+    import streamlit.testing.v1.local_script_runner as local_script_runner
+
+    monkeypatch.setattr(app_test, "ScriptCache", _shared_script_cache)
+    monkeypatch.setattr(local_script_runner, "ScriptCache", _shared_script_cache)
     monkeypatch.setenv("CIBOARD_DATA_DIR", str(demo_warehouse.settings.data_dir))
     get_settings.cache_clear()
     # Cached answers are keyed by the warehouse file, so they can be shared across tests of one
@@ -213,6 +220,13 @@ def dashboard(demo_warehouse, monkeypatch):
     st.cache_resource.clear()
     yield demo_warehouse
     get_settings.cache_clear()
+
+
+@functools.cache
+def _shared_script_cache():
+    from streamlit.runtime.scriptrunner.script_cache import ScriptCache
+
+    return ScriptCache()
 
 
 def signed_in(username: str) -> dict:
