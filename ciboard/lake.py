@@ -598,6 +598,12 @@ class LakeWarehouse(Warehouse):
                 changes.append(f'create table target."{table}" as select * from building."{table}"')
                 written.append(table)
                 continue
+            if not _holds_rows(con, "before", table):
+                # Every row is new (a first load, or a warehouse moved in): nothing to compare.
+                if _holds_rows(con, "building", table):
+                    changes.append(f'insert into target."{table}" select * from building."{table}"')
+                    written.append(table)
+                continue
             row_hash = _row_hash(con, table)
             of_touched = touched and "student_key" in _columns(con, "building", table) and self._compare(con, table, row_hash, True)
             if of_touched:
@@ -849,6 +855,10 @@ def _columns(con: duckdb.DuckDBPyConnection, database: str, table: str) -> list[
 def _row_hash(con: duckdb.DuckDBPyConnection, table: str) -> str:
     """The hash of all of a staged table's columns, as SQL."""
     return "hash(" + ", ".join('"' + name.replace('"', '""') + '"' for name in _columns(con, "building", table)) + ")"
+
+
+def _holds_rows(con: duckdb.DuckDBPyConnection, database: str, table: str) -> bool:
+    return bool(con.execute(f'select count(*) from (select 1 from {database}."{table}" limit 1)').fetchall()[0][0])
 
 
 def _has_temp_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
