@@ -490,8 +490,10 @@ class LakeWarehouse(Warehouse):
             # The snapshot as staged, for telling what the block changed.
             before = building.with_suffix(".before")
             building.parent.mkdir(parents=True, exist_ok=True)
+            # Under the writer's lock no other publish runs: any other is a killed one's leftover.
+            for leftover in building.parent.glob("building-*"):
+                leftover.unlink(missing_ok=True)
             con.execute(f"drop table if exists temp.{TOUCHED_STUDENTS}")
-            before.unlink(missing_ok=True)  # left by a process of the same id that was killed
             try:
                 started = time.perf_counter()
                 source = "read copy"

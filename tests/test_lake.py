@@ -21,7 +21,7 @@ import pytest
 from click.testing import CliRunner
 
 from ciboard import cli
-from conftest import make_warehouse, sample_submissions, snapshot, write_csv
+from conftest import make_warehouse, publish_empty, sample_submissions, snapshot, write_csv
 from ciboard.access import ANALYST
 from ciboard.ingest import IngestRejected, Submission, ingest
 from ciboard.lake import COPIES_KEPT, CURRENT_FOR, LakeWarehouse, lake_ddl, lake_files, make_read_copy, number, read_copies
@@ -323,31 +323,42 @@ import sys
 sys.path.insert(0, {tests!r})
 from conftest import make_warehouse, sample_submissions
 from ciboard.ingest import ingest
-ingest(make_warehouse({data!r}, storage="lake"), sample_submissions())
+ingest(make_warehouse({data!r}, catalog_url={catalog!r}), sample_submissions(), progress=lambda m: print(m, flush=True))
 """
 
 
-@pytest.mark.parametrize("after_seconds", [1.5, 4.0, 8.0])
-def test_an_ingest_killed_at_any_point_leaves_the_last_snapshot_whole(tmp_path, after_seconds):
+# Killed once the command says it reached a point: checking its first file (the publish has
+# staged the snapshot), loading the sessions (inside the block), the facts derived (the block
+# done, what changed about to be found), and a moment later (writing to the lake).
+@pytest.mark.parametrize("said, then", [("schools.csv: read", 0), ("sessions.csv: loaded", 0), ("facts derived", 0), ("facts derived", 0.3)])
+def test_an_ingest_killed_at_any_point_leaves_the_last_snapshot_whole(tmp_path, said, then):
     lake = lake_at(tmp_path)
     lake.init(["2025-26"])
     before = lake.version()
-    process = subprocess.Popen([sys.executable, "-c", KILLED_INGEST.format(tests=str(Path(__file__).parent), data=str(tmp_path / "data"))])
-    try:
-        process.wait(timeout=after_seconds)
-    except subprocess.TimeoutExpired:
-        process.send_signal(signal.SIGKILL)
-        process.wait()
+    code = KILLED_INGEST.format(tests=str(Path(__file__).parent), data=str(tmp_path / "data"), catalog=lake.settings.catalog_url)
+    process = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    heard = []
+    for line in process.stdout:
+        heard.append(line)
+        if said in line:
+            break
+    time.sleep(then)
+    process.kill()
+    process.wait()
+    assert said in "".join(heard), f"the ingest ended without saying {said!r}: {heard}"
     lake.close()
     after = lake_at(tmp_path)
+    if said != "facts derived":
+        assert after.version() == before, "killed inside its block, the ingest wrote a snapshot"
     if after.version() == before:
         assert count(after, "facts") == 0 and count(after, "submissions") == 0
-    else:  # it finished before the kill: all of it landed
+    else:  # it finished writing before the kill: all of it landed
         assert count(after, "submissions") == len(sample_submissions()) and count(after, "facts") > 0
     after.maintain()  # and the files of the killed ingest go
     assert count(after, "facts") in (0, count(after.at(after.version()), "facts"))
+    publish_empty(after)  # the next publish clears a killed one's private copies
+    assert not list(read_copies(after.settings).glob("building-*"))
     after.close()
-
 
 
 def new_snapshot(lake: LakeWarehouse) -> int:
