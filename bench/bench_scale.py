@@ -1,7 +1,7 @@
 """The views at 100M facts: median latency per view as an analyst and as a vendor, and the
 reading process's peak memory.
 
-    python bench/bench_scale.py --source DIR [--facts 100M] [--repeats 5] [--keep DIR]
+    python bench/bench_scale.py --source DIR [--facts 100M] [--repeats 5] [--keep DIR] [--storage lake]
 
 The facts are generated, not loaded through the demo's files: the current version of the demo
 warehouse in --source (made by `ciboard demo --data-dir DIR`; bench_lake's DIR/files will do)
@@ -36,6 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_core import parse_size, query_cases, table  # noqa: E402
 
 from ciboard.access import Scope  # noqa: E402
+from ciboard.lake import number  # noqa: E402
 from ciboard.queries import run  # noqa: E402
 from ciboard.settings import Settings  # noqa: E402
 from ciboard.warehouse import POINTER, Warehouse  # noqa: E402
@@ -45,15 +46,26 @@ NOT_REPEATED = ("payments", "quality")  # they read tables the generator does no
 VENDOR = "V1"
 
 
-def generate(source: Path, target: Path, facts_wanted: int) -> dict:
+def generate(source: Path, target: Path, facts_wanted: int, storage: str) -> dict:
     """A copy of `source`'s current version with its students, dosage and facts repeated
-    until the facts reach `facts_wanted`."""
-    original = Warehouse(Settings(data_dir=source, storage="files"))
+    until the facts reach `facts_wanted`. On the lake, the copy is of the source's read copy (its
+    current snapshot's tables in a DuckDB file), and the repeated tables are then moved into a
+    lake of their own as `ciboard migrate-to-lake` moves a file warehouse: one snapshot, which
+    the moving server keeps as its read copy."""
+    original = Warehouse(Settings(data_dir=source, storage=storage))
     version = original.version()
-    (target / "warehouse").mkdir(parents=True)
-    path = target / "warehouse" / f"{version}.duckdb"
-    shutil.copyfile(original.path_of(version), path)
-    (target / "warehouse" / POINTER).write_text(f"{version}.duckdb")
+    if storage == "lake":
+        original.cursor().close()  # asks for the snapshot's read copy, as a server's first page does
+        original.lake.wait_for_copies()
+        copied = original.lake.read_copy(number(version))
+        path = target / "generated.duckdb"
+        target.mkdir(parents=True)
+    else:
+        copied = original.path_of(version)
+        (target / "warehouse").mkdir(parents=True)
+        path = target / "warehouse" / f"{version}.duckdb"
+        (target / "warehouse" / POINTER).write_text(f"{version}.duckdb")
+    shutil.copyfile(copied, path)
     original.close()
 
     started = time.perf_counter()
@@ -79,13 +91,25 @@ def generate(source: Path, target: Path, facts_wanted: int) -> dict:
         students = con.execute("select count(*) from students").fetchall()[0][0]
     finally:
         con.close()
-    return {"facts": total, "students": students, "times": times, "seconds": time.perf_counter() - started,
+    made = {"facts": total, "students": students, "times": times, "seconds": time.perf_counter() - started,
             "mb": path.stat().st_size / 1e6}
+    if storage == "lake":
+        lake = Warehouse(Settings(data_dir=target, storage="lake"))
+        moving = time.perf_counter()
+        lake.move_in([("generated", path)], {})
+        made["moved_in_seconds"] = time.perf_counter() - moving
+        made["lake_mb"] = lake.lake.data_bytes() / 1e6
+        made["read_copy_mb"] = lake.lake.read_copy(number(lake.version())).stat().st_size / 1e6
+        lake.close()
+        path.unlink()
+    return made
 
 
-def measure(data_dir: Path, repeats: int) -> dict:
-    """Run in a process of its own: each case once to warm, then `repeats` rounds of all."""
-    warehouse = Warehouse(Settings(data_dir=data_dir, storage="files"))
+def measure(data_dir: Path, repeats: int, storage: str) -> dict:
+    """Run in a process of its own: each case once to warm, then `repeats` rounds of all. On the
+    lake, through the read copy the move left (a server reads the lake itself only until its
+    copy is made)."""
+    warehouse = Warehouse(Settings(data_dir=data_dir, storage=storage))
     cases = [
         (scope, view, label, params)
         for scope in (Scope("analyst"), Scope("vendor", VENDOR))
@@ -109,14 +133,16 @@ def measure(data_dir: Path, repeats: int) -> dict:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--source", type=Path, help="a data folder with a demo warehouse on files")
+    parser.add_argument("--source", type=Path, help="a data folder with a demo warehouse (on --storage)")
     parser.add_argument("--facts", type=parse_size, default=100_000_000)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--keep", type=Path, default=None, help="the generated folder: reused if it is there")
     parser.add_argument("--measure", type=Path, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--storage", choices=("files", "lake"), default="files",
+                        help="the storage of --source and of the generated warehouse (default files)")
     args = parser.parse_args()
     if args.measure:
-        print(json.dumps(measure(args.measure, args.repeats)))
+        print(json.dumps(measure(args.measure, args.repeats, args.storage)))
         return 0
 
     target = args.keep or Path(tempfile.mkdtemp(prefix="bench-scale-")) / "data"
@@ -127,13 +153,16 @@ def main() -> int:
         if not args.source:
             parser.error("--source is needed to generate the facts")
         shutil.rmtree(target, ignore_errors=True)
-        made = generate(args.source, target, args.facts)
+        made = generate(args.source, target, args.facts, args.storage)
         record.write_text(json.dumps(made))
     print(f"generated: {made['facts']:,} facts, {made['students']:,} students (the demo's {made['times']} times), "
           f"{made['mb']:,.0f} MB, in {made['seconds']:.0f} s")
+    if "moved_in_seconds" in made:
+        print(f"moved into the lake in {made['moved_in_seconds']:.0f} s; its data files {made['lake_mb']:,.0f} MB,"
+              f" the server's read copy {made['read_copy_mb']:,.0f} MB")
 
     measured = subprocess.run(
-        [sys.executable, __file__, "--measure", str(target), "--repeats", str(args.repeats)],
+        [sys.executable, __file__, "--measure", str(target), "--repeats", str(args.repeats), "--storage", args.storage],
         check=True, capture_output=True, text=True,
     )
     result = json.loads(measured.stdout.strip().splitlines()[-1])
