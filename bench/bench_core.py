@@ -444,7 +444,8 @@ def time_ingest(source_dir: Path, scratch: Path, path: Path, fmt: str, vendor: s
         phases["hash + read + check the file against the warehouse"] = ended - started - publish
         phases["publish: stage the snapshot's tables"] = lake_phases.phases.get("staging", 0)
         phases["publish: insert + derive facts"] = lake_phases.phases.get("command", 0)
-        phases["publish: write what changed"] = lake_phases.phases.get("writing", 0)
+        phases["publish: find what changed"] = lake_phases.phases.get("comparing", 0)
+        phases["publish: write it to the lake, keep the copy"] = lake_phases.phases.get("writing", 0)
     elif all(order) and order == sorted(order):
         phases["hash + read file"] = read - started
         phases["type + check against the warehouse"] = copy_start - read

@@ -185,8 +185,8 @@ def main() -> int:
     print(table(["storage", "weeks", "rows", "median s", "max s"], upload))
     print("\n   Where a lake upload's publish spends its time, median s (staged from: "
           + ", ".join(sorted({source for source, _ in phases.records})) + ")")
-    print(table(["staging (copy and hash every table)", "the command", "finding and writing what changed, keeping the copy"],
-                [[f"{statistics.median(p[k] for _, p in phases.records):.2f}" for k in ("staging", "command", "writing")]]))
+    print(table(["staging (a file copy)", "the command", "finding what changed", "writing it to the lake, keeping the copy"],
+                [[f"{statistics.median(p[k] for _, p in phases.records):.2f}" for k in ("staging", "command", "comparing", "writing")]]))
 
     lake_files = root / "lake" / "lake" / "data"
     before = (folder_mb(lake_files), len(list(lake_files.rglob("*.parquet"))))

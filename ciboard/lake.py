@@ -523,15 +523,15 @@ class LakeWarehouse(Warehouse):
                 if workspace is not None:
                     # A SQLite catalog takes no write while this connection still reads it.
                     con.execute("detach published")
-                changed, narrowed, snapshot = self._write_changes(con, base)
+                changed, narrowed, snapshot = self._write_changes(con, base, phases)
                 _current[catalog(self.settings)] = (snapshot, time.monotonic())
                 con.execute("detach building")
                 # What the block made is the snapshot it wrote (or, unchanged, the one it read).
                 _keep_as_read_copy(building, self.lake.read_copy(snapshot))
-                phases["writing"] = time.perf_counter() - started - phases["staging"] - phases["command"]
-                # What a lake publish spends where (bench_lake.py prints it): staging the snapshot's
-                # tables, the command's own work, and finding and writing what changed, then
-                # keeping the copy.
+                phases["writing"] = time.perf_counter() - started - sum(phases.values())
+                # What a lake publish spends where (bench_core.py and bench_lake.py print it):
+                # staging the snapshot's tables, the command's own work, finding what changed, and
+                # writing it to the lake, then keeping the copy.
                 log.debug("publish of snapshot %s: staged from the %s, %s changed (%s compared by the touched students); %s",
                           base, source, ", ".join(changed) or "none", ", ".join(narrowed) or "none",
                           ", ".join(f"{k} {v:.3f} s" for k, v in phases.items()),
@@ -580,7 +580,7 @@ class LakeWarehouse(Warehouse):
             _current.pop(catalog(self.settings), None)
         _readers_never_block_writers(self.settings)  # a catalog just made
 
-    def _write_changes(self, con: duckdb.DuckDBPyConnection, base: int) -> tuple[list[str], list[str], int]:
+    def _write_changes(self, con: duckdb.DuckDBPyConnection, base: int, phases: dict[str, float]) -> tuple[list[str], list[str], int]:
         """Writes what the block changed in the staged tables (`building`) since snapshot `base`
         (`before`). Rows are told apart by the hash of all their columns: where a hash's count
         differs now, the lake's rows with it are deleted and the staged ones inserted. So the lake
@@ -588,7 +588,8 @@ class LakeWarehouse(Warehouse):
         table the block did not change is not written. Where the block named the students it
         touched, a table keyed by student_key compares only their rows (`_compare`). Returns the
         tables written, those compared by the touched students, and the snapshot that holds them
-        (`base` when nothing changed)."""
+        (`base` when nothing changed); `phases` gains the time spent comparing."""
+        started = time.perf_counter()
         now, was = _tables_of(con, "building"), set(_tables_of(con, "before"))
         touched = _has_temp_table(con, TOUCHED_STUDENTS)
         changes: list[str] = []
@@ -627,6 +628,7 @@ class LakeWarehouse(Warehouse):
                 f' where {theirs}{row_hash} in (select h from "changed_{table}")'
             )
         changes += [f'drop table target."{table}"' for table in dropped]
+        phases["comparing"] = time.perf_counter() - started
         if not changes:
             return [], narrowed, base
         con.execute(attach_sql(self.settings, "target", read_only=False))

@@ -130,7 +130,7 @@ def test_a_publish_writes_only_the_tables_its_block_changed_and_says_where_its_t
     nothing, facts_only = [r for r in caplog.records if hasattr(r, "phases")]
     assert re.search(r"staged from the (read copy|lake), none changed \(", nothing.getMessage())
     assert re.search(r"staged from the (read copy|lake), facts changed \(", facts_only.getMessage()), facts_only.getMessage()
-    assert set(facts_only.phases) == {"staging", "command", "writing"}
+    assert set(facts_only.phases) == {"staging", "command", "comparing", "writing"}
     assert all(seconds >= 0 for seconds in facts_only.phases.values())
 
 
