@@ -7,7 +7,6 @@ what holds for the file warehouse in test_warehouse.py is checked here for the l
 import fcntl
 import re
 import shutil
-import signal
 import sqlite3
 import subprocess
 import sys
@@ -323,33 +322,45 @@ import sys
 sys.path.insert(0, {tests!r})
 from conftest import make_warehouse, sample_submissions
 from ciboard.ingest import ingest
-ingest(make_warehouse({data!r}, catalog_url={catalog!r}), sample_submissions(), progress=lambda m: print(m, flush=True))
+
+
+def progress(message):
+    print(message, flush=True)
+    if {held!r} and {said!r} in message:
+        sys.stdin.readline()  # held where it said it is, until killed
+
+
+ingest(make_warehouse({data!r}, catalog_url={catalog!r}), sample_submissions(), progress=progress)
 """
 
 
-# Killed once the command says it reached a point: checking its first file (the publish has
-# staged the snapshot), loading the sessions (inside the block), the facts derived (the block
-# done, what changed about to be found), and a moment later (writing to the lake).
-@pytest.mark.parametrize("said, then", [("schools.csv: read", 0), ("sessions.csv: loaded", 0), ("facts derived", 0), ("facts derived", 0.3)])
-def test_an_ingest_killed_at_any_point_leaves_the_last_snapshot_whole(tmp_path, said, then):
+# Killed where the command says it is, held there until the kill: checking its first file (the
+# publish has staged the snapshot), loading the sessions (inside the block), the facts derived
+# (the block done, what changed about to be found); and, not held, a moment after the facts are
+# derived (finding what changed or writing to the lake, or done).
+@pytest.mark.parametrize("said, held", [("schools.csv: read", True), ("sessions.csv: loaded", True), ("facts derived", True), ("facts derived", False)])
+def test_an_ingest_killed_at_any_point_leaves_the_last_snapshot_whole(tmp_path, said, held):
     lake = lake_at(tmp_path)
     lake.init(["2025-26"])
     before = lake.version()
-    code = KILLED_INGEST.format(tests=str(Path(__file__).parent), data=str(tmp_path / "data"), catalog=lake.settings.catalog_url)
-    process = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    code = KILLED_INGEST.format(
+        tests=str(Path(__file__).parent), data=str(tmp_path / "data"), catalog=lake.settings.catalog_url, said=said, held=held
+    )
+    process = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     heard = []
     for line in process.stdout:
         heard.append(line)
         if said in line:
             break
-    time.sleep(then)
+    if not held:
+        time.sleep(0.3)
     process.kill()
     process.wait()
     assert said in "".join(heard), f"the ingest ended without saying {said!r}: {heard}"
     lake.close()
     after = lake_at(tmp_path)
-    if said != "facts derived":
-        assert after.version() == before, "killed inside its block, the ingest wrote a snapshot"
+    if held:
+        assert after.version() == before, "killed before it wrote, the ingest wrote a snapshot"
     if after.version() == before:
         assert count(after, "facts") == 0 and count(after, "submissions") == 0
     else:  # it finished writing before the kill: all of it landed
