@@ -762,8 +762,8 @@ def find_problems(
         " (select list({'starts_on': starts_on, 'ends_on': ends_on}) from school_years) as years) as context"
     )
     # Every row check in one pass over the file: each row collects the problems it has. Each
-    # condition is written once, as a flag, which halves the time to plan the query (most of a
-    # small file's check).
+    # condition is written once, as a flag: planning the query is most of a small file's check,
+    # and written twice it took a third to three quarters longer (contracts 70 ms against 40).
     flags = ",\n".join(f"({condition}) is true as _check_{i}" for i, (_, condition, _, _) in enumerate(checks))
     found = ",\n".join(
         f"case when _check_{i} then {{'column_name': {text(column)}, 'value': \"{column}__raw\","
