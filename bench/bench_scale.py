@@ -39,7 +39,7 @@ from ciboard.access import Scope  # noqa: E402
 from ciboard.lake import number  # noqa: E402
 from ciboard.queries import run  # noqa: E402
 from ciboard.settings import Settings  # noqa: E402
-from ciboard.warehouse import POINTER, Warehouse  # noqa: E402
+from ciboard.warehouse import FACTS_ORDER, POINTER, Warehouse  # noqa: E402
 
 TARGET_MS = 1000.0
 NOT_REPEATED = ("payments", "quality")  # they read tables the generator does not repeat
@@ -78,7 +78,8 @@ def generate(source: Path, target: Path, facts_wanted: int, storage: str) -> dic
         for name in ("facts", "student_dosage", "students"):
             columns = [row[0] for row in con.execute(f"select * from {name} limit 0").description]
             chosen = ", ".join(renamed.format(c) if c == "student_key" else c for c in columns)
-            con.execute(f"create table {name}_repeated as select {chosen} from {name}, {repeats}")
+            in_order = f" order by {FACTS_ORDER}" if name == "facts" else ""  # as an ingest writes them
+            con.execute(f"create table {name}_repeated as select {chosen} from {name}, {repeats}{in_order}")
             if name == "students":
                 # Students are kept with their key (other tables refer to them): the repeats go beside.
                 con.execute("insert into students by name select * from students_repeated where student_key like '%~%'")

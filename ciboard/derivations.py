@@ -7,6 +7,7 @@ dates the groups of district students by their effective-dated records.
 """
 
 from ciboard.profiles import ImportProfile
+from ciboard.warehouse import FACTS_ORDER
 
 STUDENT_COLUMNS = (
     "s.student_key, s.vendor_id, s.school_id, s.grade, s.race_ethnicity, s.gender,"
@@ -19,7 +20,8 @@ def _facts_from(select_metric_rows: str) -> str:
     return f"""insert into facts
         select r.metric_id, r.period_start, {STUDENT_COLUMNS}, r.value, r.denominator, r.batch_id
         from ({select_metric_rows}) as r
-        inner join students as s on s.student_key = r.student_key"""
+        inner join students as s on s.student_key = r.student_key
+        order by {FACTS_ORDER}"""
 
 
 DERIVATIONS = {

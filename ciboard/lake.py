@@ -46,7 +46,7 @@ import duckdb
 from ciboard import extensions
 from ciboard.settings import Settings
 from ciboard.warehouse import (
-    TOUCHED_STUDENTS, WORKSPACE_MEMORY, Warehouse, WarehouseMissing, Workspace, _bytes, _fold_rejections, _folded, code_fingerprint, migrate, views_sql,
+    FACTS_ORDER, TOUCHED_STUDENTS, WORKSPACE_MEMORY, Warehouse, WarehouseMissing, Workspace, _bytes, _fold_rejections, _folded, code_fingerprint, migrate, views_sql,
 )
 
 PREFIX = "lake-"
@@ -723,7 +723,8 @@ class LakeWarehouse(Warehouse):
                         continue
                     if table in theirs:
                         con.execute(f'delete from "{table}"')
-                        con.execute(f'insert into "{table}" by name select * from source."{table}"')
+                        in_order = f" order by {FACTS_ORDER}" if table == "facts" else ""
+                        con.execute(f'insert into "{table}" by name select * from source."{table}"{in_order}')
                 con.execute("use memory")
                 con.execute("detach source")
             moved[version] = self.version()

@@ -50,6 +50,12 @@ WORKSPACE_MEMORY = "512MB"
 # row of it changed (else it compares them all). The file warehouse copies whole versions.
 TOUCHED_STUDENTS = "touched_students"
 
+# The order facts are written in. Every view reads one metric, and DuckDB and Parquet keep each
+# block of rows' smallest and largest value: with a metric's facts side by side, a view skips the
+# blocks of the others. Written in any order, every block held every metric, and a view read all
+# 12.3M facts of the 45,000-student demo for the 1.4M of its metric.
+FACTS_ORDER = "metric_id, period_start"
+
 # A rejected file's row of `submissions`, as the rejection log keeps it: no batch id until it is
 # folded into a version (readers number it after the version's last batch).
 REJECTION_COLUMNS = (

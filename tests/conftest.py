@@ -54,6 +54,20 @@ def close_statement(warehouse: Warehouse, db, who, vendor_id: str, period: str, 
     return statements.close(warehouse, db, who, computed, **options)
 
 
+def stored_order(con) -> list[tuple]:
+    """(metric_id, period_start) of every fact in the order the table stores them."""
+    return con.execute("select metric_id, period_start from facts order by rowid").fetchall()
+
+
+def in_metric_order(stored: list[tuple]) -> bool:
+    """Each metric's facts side by side, week after week: what lets a view skip the others'.
+    `stored` is (metric_id, period_start) in the stored order; metrics may come in any order."""
+    runs = [metric for i, (metric, _) in enumerate(stored) if i == 0 or stored[i - 1][0] != metric]
+    return len(runs) == len(set(runs)) and all(
+        week <= next_week for (metric, week), (next_metric, next_week) in zip(stored, stored[1:]) if metric == next_metric
+    )
+
+
 def sample_submissions() -> list[Submission]:
     return [Submission(SAMPLES / f"{kind}.csv", kind, vendor) for kind, vendor in SAMPLE_FILES]
 

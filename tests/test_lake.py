@@ -20,7 +20,7 @@ import pytest
 from click.testing import CliRunner
 
 from ciboard import cli
-from conftest import make_warehouse, publish_empty, sample_submissions, snapshot, write_csv
+from conftest import in_metric_order, make_warehouse, publish_empty, sample_submissions, snapshot, stored_order, write_csv
 from ciboard.access import ANALYST
 from ciboard.ingest import IngestRejected, Submission, ingest
 from ciboard.lake import COPIES_KEPT, CURRENT_FOR, LakeWarehouse, lake_ddl, lake_files, make_read_copy, number, read_copies
@@ -257,6 +257,11 @@ def test_migrate_to_lake_moves_the_current_version_and_every_pinned_one_with_its
     as_pinned = snapshot(files)
     with files.publish() as con:
         con.execute("delete from facts where metric_id = 'tutoring_attendance_rate'")
+        # and its facts in no order, as code before migration 16 left them
+        con.execute("create temp table shuffled as select * from facts order by hash(student_key, metric_id, period_start)")
+        con.execute("delete from facts")
+        con.execute("insert into facts select * from shuffled")
+        assert not in_metric_order(stored_order(con))
     as_current = snapshot(files)
     files.close()
     unset = make_warehouse(tmp_path / "data")  # the storage unset: a folder made before the lake stays on files
@@ -271,6 +276,8 @@ def test_migrate_to_lake_moves_the_current_version_and_every_pinned_one_with_its
     lake = make_warehouse(tmp_path / "data")  # once the lake is there, the lake
     assert isinstance(lake, LakeWarehouse)
     assert snapshot(lake) == as_current
+    with closing(duckdb.connect(str(lake.lake.read_copy(number(lake.version()))), read_only=True)) as moved:
+        assert in_metric_order(stored_order(moved)), "the facts moved in kept the old file's order"
     assert snapshot(lake.at(pinned)) == as_pinned, "a record's pinned file version did not become its snapshot"
     assert lake.resolve(pinned) in lake.pins() and lake.pins()[lake.resolve(pinned)] == ["meeting-3"]
     assert [v for v in lake.maintain()] == [] or lake.is_kept(pinned)
@@ -384,6 +391,22 @@ def another_server(tmp_path: Path, name: str = "another-server") -> Warehouse:
     return make_warehouse(
         tmp_path / name, catalog_url=f"sqlite:{tmp_path}/catalog.sqlite", lake_path=tmp_path / "data" / "lake"
     )
+
+
+def test_the_lake_s_files_and_another_server_s_read_copy_store_each_metric_s_facts_together(lake, tmp_path):
+    ingest(lake, sample_submissions())
+    con = lake.lake._control_cursor()
+    [(files,)] = con.execute("select list(data_file) from ducklake_list_files('lake', 'facts')").fetchall()
+    assert files
+    for file in files:
+        stored = con.execute(
+            "select metric_id, period_start from read_parquet(?, file_row_number = true) order by file_row_number", [file]
+        ).fetchall()
+        assert stored and in_metric_order(stored), file
+    copy = tmp_path / "another-server" / "copy.duckdb"
+    make_read_copy(lake.settings, number(lake.version()), copy)
+    with closing(duckdb.connect(str(copy), read_only=True)) as copied:
+        assert in_metric_order(stored_order(copied))
 
 
 def test_a_publish_leaves_its_server_the_read_copy_of_the_snapshot_it_wrote(lake):

@@ -8,7 +8,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from conftest import SESSIONS_SAMPLE, make_warehouse, publish_empty, sample_submissions
+from conftest import SESSIONS_SAMPLE, in_metric_order, make_warehouse, publish_empty, sample_submissions, stored_order
 from ciboard.ingest import ingest
 from ciboard.queries import run
 from ciboard.access import ANALYST
@@ -73,6 +73,34 @@ def loaded_files(tmp_path):
     ingest(warehouse, sample_submissions())
     yield warehouse
     warehouse.close()
+
+
+def test_an_ingest_stores_each_metric_s_facts_together_week_after_week(loaded_files):
+    with duckdb.connect(str(loaded_files.path_of(loaded_files.version())), read_only=True) as con:
+        stored = stored_order(con)
+    assert len({metric for metric, _ in stored}) == 12
+    assert in_metric_order(stored)
+
+
+def test_migration_16_puts_an_older_warehouse_s_facts_in_metric_order_and_keeps_them_all(loaded_files):
+    with loaded_files.publish() as con:  # facts as older code left them: in no order
+        con.execute("create temp table shuffled as select * from facts order by hash(student_key, metric_id, period_start)")
+        con.execute("delete from facts")
+        con.execute("insert into facts select * from shuffled")
+        con.execute("delete from schema_migrations where version = 16")
+        con.execute("update warehouse_info set value = 'older code' where key = 'code_fingerprint'")
+        shuffled = stored_order(con)
+        every_fact = sorted(con.execute("select * from facts").fetchall())
+    assert not in_metric_order(shuffled)
+
+    assert loaded_files.upgrade_if_stale()
+    with duckdb.connect(str(loaded_files.path_of(loaded_files.version())), read_only=True) as con:
+        assert in_metric_order(stored_order(con))
+        assert sorted(con.execute("select * from facts").fetchall()) == every_fact
+        assert con.execute(
+            "select column_name from duckdb_columns() where table_name = 'facts' and not is_nullable"
+        ).fetchall() == [(c,) for c in ("metric_id", "period_start", "student_key", "school_id", "grade",
+                                         "race_ethnicity", "gender", "value", "batch_id")]
 
 
 def test_old_versions_are_deleted_but_the_newest_kept(loaded_files):
