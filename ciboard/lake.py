@@ -568,7 +568,10 @@ class LakeWarehouse(Warehouse):
             return
         self.lake.close()  # the control connection read a catalog that had no lake yet
         created = self.lake.created()
-        con = connect(self.settings)
+        # A migration may rewrite a table (016 sorts every fact): what does not fit in memory
+        # spills here, not into whatever folder the process runs in.
+        spill = Path(tempfile.mkdtemp(prefix=".spill-", dir=self.directory))
+        con = connect(self.settings, temp_directory=str(spill))
         try:
             con.execute(attach_sql(self.settings, "target", read_only=False, create=not created))
             con.execute("use target")
@@ -577,6 +580,7 @@ class LakeWarehouse(Warehouse):
             con.execute("commit")
         finally:
             con.close()
+            shutil.rmtree(spill, ignore_errors=True)
             _current.pop(catalog(self.settings), None)
         _readers_never_block_writers(self.settings)  # a catalog just made
 

@@ -400,7 +400,8 @@ def test_the_lake_s_files_and_another_server_s_read_copy_store_each_metric_s_fac
     assert files
     for file in files:
         stored = con.execute(
-            "select metric_id, period_start from read_parquet(?, file_row_number = true) order by file_row_number", [file]
+            "select metric_id, student_key, period_start from read_parquet(?, file_row_number = true)"
+            " order by file_row_number", [file]
         ).fetchall()
         assert stored and in_metric_order(stored), file
     copy = tmp_path / "another-server" / "copy.duckdb"

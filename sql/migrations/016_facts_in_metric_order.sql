@@ -1,8 +1,9 @@
--- Facts in the order they are now written (warehouse.FACTS_ORDER: by metric, then week). Every
+-- Facts in the order they are now written (warehouse.FACTS_ORDER: by metric, student, week). Every
 -- view reads one metric, and a block of rows records its smallest and largest metric: a view
 -- now skips the blocks of the other metrics, where before every block held every metric and a
--- view read all the facts. Written out as migration 015 wrote student_dosage, with the same
--- columns and constraints (migration 005 let a district student's groups be null).
+-- view read all the facts; and it groups a metric's facts per student faster with each
+-- student's weeks side by side. Written out as migration 015 wrote student_dosage, with the
+-- same columns and constraints (migration 005 let a district student's groups be null).
 create table facts_in_metric_order (
     metric_id          varchar not null,
     period_start       date not null,
@@ -20,6 +21,6 @@ create table facts_in_metric_order (
     denominator        double,
     batch_id           integer not null
 );
-insert into facts_in_metric_order select * from facts order by metric_id, period_start;
+insert into facts_in_metric_order select * from facts order by metric_id, student_key, period_start;
 drop table facts;
 alter table facts_in_metric_order rename to facts;
