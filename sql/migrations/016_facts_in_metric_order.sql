@@ -1,7 +1,7 @@
 -- Facts in the order they are now written (warehouse.FACTS_ORDER: by metric, student, week). Every
 -- view reads one metric, and a block of rows records its smallest and largest metric: a view
--- now skips the blocks of the other metrics, where before every block held every metric and a
--- view read all the facts; and it groups a metric's facts per student faster with each
+-- now skips the blocks of the other metrics, where before a block mixed a kind's metrics and a
+-- view read up to all the facts. And it groups a metric's facts per student faster with each
 -- student's weeks side by side. Written out as migration 015 wrote student_dosage, with the
 -- same columns and constraints (migration 005 let a district student's groups be null).
 create table facts_in_metric_order (
