@@ -59,6 +59,14 @@ def stored_order(con) -> list[tuple]:
     return con.execute("select metric_id, student_key, period_start from facts order by rowid").fetchall()
 
 
+def shuffle_facts(con) -> None:
+    """Stores a publish's facts in no order, as code before migration 16 left them."""
+    con.execute("create temp table shuffled as select * from facts order by hash(student_key, metric_id, period_start)")
+    con.execute("delete from facts")
+    con.execute("insert into facts select * from shuffled")
+    con.execute("drop table shuffled")
+
+
 def in_metric_order(stored: list[tuple]) -> bool:
     """Each metric's facts side by side, and in it each student's weeks: what lets a view skip the
     other metrics and group a metric's facts by student fast (warehouse.FACTS_ORDER). `stored` is

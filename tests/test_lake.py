@@ -20,7 +20,7 @@ import pytest
 from click.testing import CliRunner
 
 from ciboard import cli
-from conftest import in_metric_order, make_warehouse, publish_empty, sample_submissions, snapshot, stored_order, write_csv
+from conftest import in_metric_order, make_warehouse, publish_empty, sample_submissions, shuffle_facts, snapshot, stored_order, write_csv
 from ciboard.access import ANALYST
 from ciboard.ingest import IngestRejected, Submission, ingest
 from ciboard.lake import COPIES_KEPT, CURRENT_FOR, LakeWarehouse, lake_ddl, lake_files, make_read_copy, number, read_copies
@@ -257,10 +257,7 @@ def test_migrate_to_lake_moves_the_current_version_and_every_pinned_one_with_its
     as_pinned = snapshot(files)
     with files.publish() as con:
         con.execute("delete from facts where metric_id = 'tutoring_attendance_rate'")
-        # and its facts in no order, as code before migration 16 left them
-        con.execute("create temp table shuffled as select * from facts order by hash(student_key, metric_id, period_start)")
-        con.execute("delete from facts")
-        con.execute("insert into facts select * from shuffled")
+        shuffle_facts(con)
         assert not in_metric_order(stored_order(con))
     as_current = snapshot(files)
     files.close()

@@ -8,7 +8,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from conftest import SESSIONS_SAMPLE, in_metric_order, make_warehouse, publish_empty, sample_submissions, stored_order
+from conftest import SESSIONS_SAMPLE, in_metric_order, make_warehouse, publish_empty, sample_submissions, shuffle_facts, stored_order
 from ciboard.ingest import ingest
 from ciboard.queries import run
 from ciboard.access import ANALYST
@@ -84,9 +84,7 @@ def test_an_ingest_stores_each_metric_s_facts_together_and_each_student_s_weeks_
 
 def test_migration_16_puts_an_older_warehouse_s_facts_in_metric_order_and_keeps_them_all(loaded_files):
     with loaded_files.publish() as con:  # facts as older code left them: in no order
-        con.execute("create temp table shuffled as select * from facts order by hash(student_key, metric_id, period_start)")
-        con.execute("delete from facts")
-        con.execute("insert into facts select * from shuffled")
+        shuffle_facts(con)
         con.execute("delete from schema_migrations where version = 16")
         con.execute("update warehouse_info set value = 'older code' where key = 'code_fingerprint'")
         shuffled = stored_order(con)
