@@ -33,6 +33,7 @@ DISTRICT_KINDS = {
     "schools": "Schools",
     "vendors": "Vendors",
 }
+STATUS_WORDS = {"accepted": "landed", "rejected": "rejected", "replaced": "replaced"}
 PROFILE = "profile:"  # the kind of an assessment export read through the import profile named after it
 LIMIT_MB = st.get_option("server.maxUploadSize")
 UPLOADS = Path(warehouse().settings.data_dir) / "uploads"  # beside the warehouse, on its disk
@@ -253,16 +254,33 @@ if result and not pending:
             st.success(f"**{file}** landed: {outcome.rows:,} rows as submission {outcome.batch_id}{replaced}.")
 
 st.subheader("Submission log")
-log_rows = query("quality", start=filters.start.isoformat(), end=filters.end.isoformat())
-log_rows = log_rows[log_rows["received_at"].notna()].sort_values("received_at", ascending=False)
+log_rows = query("submission_log", start=filters.start.isoformat(), end=filters.end.isoformat())
+outside = log_rows[log_rows["outside_contract"] & log_rows["status"].eq("accepted")]
+if not outside.empty:
+    vendors = ", ".join(sorted(outside["vendor_id"].unique()))
+    st.warning(
+        f"**{len(outside)} landed file(s) cover dates no contract of {vendors} reaches** (marked below). Their rows are "
+        "kept and shown in the charts, but they count toward no payment and no schedule expects them. If the dates "
+        "are wrong, send the file again with the right ones; if the contract runs longer, the district updates it.",
+        icon=":material/event_busy:",
+    )
+log_rows = log_rows.assign(
+    status=log_rows["status"].map(STATUS_WORDS).fillna(log_rows["status"]),
+    timeliness=log_rows["timeliness"].fillna(""),
+    outside_contract=log_rows["outside_contract"].map({True: "none", False: ""}),
+)
 st.dataframe(
-    log_rows[["received_at", "vendor_id", "kind", "period_start", "period_end", "status", "rows_accepted", "rows_rejected", "batch_id"]],
+    log_rows[["received_at", "vendor_id", "kind", "period_start", "period_end", "status", "outside_contract", "timeliness",
+              "file_name", "rows_accepted", "rows_rejected", "batch_id", "replaced_by"]],
     hide_index=True,
     column_config={
         "received_at": st.column_config.DatetimeColumn("Received", format="YYYY-MM-DD HH:mm"),
-        "vendor_id": "Vendor", "kind": "Kind", "period_start": "From", "period_end": "To", "status": "Status",
+        "vendor_id": "Vendor", "kind": "Kind", "file_name": st.column_config.TextColumn("File", width="medium"),
+        "period_start": "From", "period_end": "To", "status": "Status", "timeliness": "Timeliness",
+        "outside_contract": "Contract",
         "rows_accepted": st.column_config.NumberColumn("Rows landed", format="%d"),
         "rows_rejected": st.column_config.NumberColumn("Rows rejected", format="%d"),
         "batch_id": st.column_config.NumberColumn("Submission", format="%d"),
+        "replaced_by": st.column_config.NumberColumn("Replaced by", format="%d"),
     },
 )

@@ -193,6 +193,12 @@ VIEWS = {
             ("start", "end"),
         ),
         View(
+            "submission_log",
+            "every file received, newest first: what it covered, whether it landed, was rejected or replaced,"
+            " on time or late, and whether a vendor's file falls outside every contract of the vendor",
+            ("start", "end"),
+        ),
+        View(
             "student_records",
             "one row: students and records in the district's student records, their first and last as_of,"
             " rostered students without a record (groups from their vendor), students whose roster disagrees",
@@ -454,6 +460,7 @@ SQL = {
     "quality": (
         "select * from quality(scope_vendor := $scope_vendor, start_date := $start, end_date := $end, as_of := $today)"
     ),
+    "submission_log": "select * from submission_log(scope_vendor := $scope_vendor, start_date := $start, end_date := $end)",
     "student_records": "select * from student_records(scope_vendor := $scope_vendor)",
     "roster_disagreements": "select * from roster_disagreements(scope_vendor := $scope_vendor)",
     "matched": f"select * from matched_cells($metric, grain := $grain, {_FILTER_ARGS})",

@@ -79,6 +79,7 @@ VIEW_FILES = (
     "session_checks",
     "payments",
     "quality",
+    "submission_log",
     "choices",
     "events",
     "rejections",

@@ -98,7 +98,7 @@ def test_a_school_cannot_follow_up_another_schools_student(demo_warehouse, schoo
     "name, params",
     [
         ("payments", {}), ("statement", {"vendor_id": "V1", "period": "2026-01"}), ("quality", {}),
-        ("rejections", {}), ("session_checks", {}), ("session_check_counts", {}), ("student_records", {}),
+        ("rejections", {}), ("submission_log", {}), ("session_checks", {}), ("session_check_counts", {}), ("student_records", {}),
         ("roster_disagreements", {}),
         ("student_values", {"metric": ATTENDANCE, "metric_y": "sgp"}),
     ],

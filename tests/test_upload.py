@@ -7,7 +7,7 @@ warehouse of its own (the README's samples), so the shared demo is untouched."""
 import pytest
 
 from ciboard import accounts
-from ciboard.access import ANALYST
+from ciboard.access import ANALYST, Scope
 from ciboard.appdb import AppDB
 from ciboard.ingest import Submission, ingest
 from ciboard.queries import run
@@ -202,6 +202,41 @@ def test_a_replacement_that_removes_rows_shows_the_weeks_and_waits_for_a_yes(sam
     statuses = [r["detail"] for r in accounts.audit_log(AppDB.of(sample_app.settings), action="ingest")]
     assert sum("asked to confirm a replacement" in d for d in statuses) == 2 and "replacement declined" in statuses[2]
     assert not list((sample_app.settings.data_dir / "uploads").iterdir()), "every upload's folder is gone"
+
+
+def test_a_file_for_weeks_after_the_contract_is_in_the_log_marked_and_the_sender_is_told(sample_app):
+    """V1's contract ends Friday 2026-05-22 (data/samples/contracts.csv); the school year runs on.
+    No schedule expects the week after it, so the log of what was due had no row for it."""
+    after = [f"ST000000{s},2026-05-2{d},V1-T001,3,40,40" for s in (1, 2) for d in (6, 7)]
+    app = upload(open_page("app_pages/upload.py", user="vendor-v1"), "sessions", "late_may.csv", lines("sessions", *after))
+    assert "late_may.csv** landed: 4 rows" in app.success[0].value
+    [warning] = [w.value for w in app.warning]
+    assert "1 landed file(s) cover dates no contract of V1 reaches" in warning and "count toward no payment" in warning
+    log = app.dataframe[-1].value
+    [row] = log[log["file_name"] == "late_may.csv"].to_dict("records")
+    assert (row["status"], row["outside_contract"], row["rows_accepted"]) == ("landed", "none", 4)
+    assert row["timeliness"] == "", "no schedule expects the file, so it is neither on time nor late"
+    assert str(row["period_start"])[:10] == "2026-05-25" and str(row["period_end"])[:10] == "2026-05-31"
+    inside = log[log["file_name"] != "late_may.csv"]
+    assert not inside.empty and set(inside["outside_contract"]) == {""}, "files within the contract are not marked"
+
+    upload(app, "sessions", "week.csv", lines("sessions", *WEEK))
+    [warning] = [w.value for w in app.warning]
+    assert "1 landed file(s)" in warning, "a file inside the contract adds nothing to the warning"
+
+
+def test_the_submission_log_says_what_replaced_a_file_and_a_vendor_reads_only_its_own(sample_app):
+    app = upload(open_page("app_pages/upload.py", user="vendor-v1"), "sessions", "week.csv", lines("sessions", *WEEK))
+    upload(app, "sessions", "again.csv", lines("sessions", *WEEK[:-1], WEEK[-1][:-2] + "30"))
+    log = run(sample_app, "submission_log", ANALYST, {})
+    first = log[log["file_name"] == "week.csv"].iloc[0]
+    second = log[log["file_name"] == "again.csv"].iloc[0]
+    assert (first["status"], first["replaced_by"]) == ("replaced", second["batch_id"])
+    assert (second["status"], second["replaces_batch_id"]) == ("accepted", first["batch_id"])
+    assert log["received_at"].is_monotonic_decreasing
+    assert log["vendor_id"].isna().any(), "the district reads its own files too"
+    own = run(sample_app, "submission_log", Scope("vendor", vendor_id="V1"), {})
+    assert set(own["vendor_id"]) == {"V1"} and set(own["batch_id"]) == set(log[log["vendor_id"] == "V1"]["batch_id"])
 
 
 # --- no traceback and no path for any file; uploads go to disk -----------------------------
