@@ -35,7 +35,8 @@ from bench_core import SCHOOL_YEAR, query_cases, table  # noqa: E402
 from ciboard import demo  # noqa: E402
 from ciboard.access import Scope  # noqa: E402
 from ciboard.ingest import IngestRejected, Submission, ingest  # noqa: E402
-from ciboard.lake import make_read_copy, number, read_copies, version_name  # noqa: E402
+from ciboard.lake_catalog import number, version_name  # noqa: E402
+from ciboard.read_copies import copies_folder, make_read_copy  # noqa: E402
 from ciboard.queries import run  # noqa: E402
 from ciboard.settings import Settings  # noqa: E402
 from ciboard.warehouse import Warehouse  # noqa: E402
@@ -204,8 +205,8 @@ def main() -> int:
         ["the same after maintain (small files merged)", f"{kept[0]:.1f}", str(kept[1])],
         ["after maintain, snapshots past CIBOARD_KEEP_DAYS expired", f"{after[0]:.1f}", str(after[1])],
         ["lake catalog (SQLite)", f"{folder_mb(root / 'lake' / 'lake') - folder_mb(lake_files):.1f}", "1"],
-        ["each server's read copies", f"{folder_mb(read_copies(lake.settings)):.1f}",
-         str(len(list(read_copies(lake.settings).glob("*.duckdb"))))],
+        ["each server's read copies", f"{folder_mb(copies_folder(lake.settings)):.1f}",
+         str(len(list(copies_folder(lake.settings).glob("*.duckdb"))))],
     ]))
     print(f"\nfolders kept in {root}", file=sys.stderr)
     return 0

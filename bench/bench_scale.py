@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_core import parse_size, query_cases, table  # noqa: E402
 
 from ciboard.access import Scope  # noqa: E402
-from ciboard.lake import number  # noqa: E402
+from ciboard.lake_catalog import number  # noqa: E402
 from ciboard.queries import run  # noqa: E402
 from ciboard.settings import Settings  # noqa: E402
 from ciboard.warehouse import FACTS_ORDER, POINTER, Warehouse  # noqa: E402

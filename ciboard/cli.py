@@ -62,7 +62,7 @@ def init(school_years: tuple[str, ...], data_dir: Path | None) -> None:
 )
 @data_dir_option
 def migrate_to_lake(export: Path | None, data_dir: Path | None) -> None:
-    from ciboard.lake import LakeError
+    from ciboard.lake_catalog import LakeError
 
     settings = settings_for(data_dir)
     files = Warehouse(Settings(**{**settings.model_dump(), "storage": "files", "catalog_url": None}))

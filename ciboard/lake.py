@@ -15,18 +15,13 @@ The interface is the file warehouse's (`version`, `cursor`, `at`, `workspace`, `
 - the views are macros of each reader's own in-memory database over the snapshot's tables,
   made from today's code, so an old snapshot is read through today's views;
 - a server reads a snapshot from the lake only until its own read copy is made: the snapshot's
-  tables in a local DuckDB file (`read_copies`), built once per snapshot in the background.
-  DuckLake reads its catalog for every table of every query, 3 ms a table on a SQLite catalog
-  and 10-40 ms on PostgreSQL, which made a view 2 to 6 times slower than the same view on a
-  DuckDB file; a snapshot never changes, so its copy never goes stale;
+  tables in a local DuckDB file, built once per snapshot in the background (ciboard.read_copies);
 - a rejected file writes no snapshot: as on files, it goes to the rejection log, here in the
   lake's folder where every server reads it with the snapshot, and the next publish folds it in
   (a snapshot per rejection would have every server prepare its stored readings again);
 - old snapshots expire in `maintain`, after `keep_days`, unless a record pinned them.
 """
 
-import atexit
-import fcntl
 import logging
 import os
 import re
@@ -35,7 +30,6 @@ import sqlite3
 import tempfile
 import threading
 import time
-import weakref
 from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager, suppress
 from datetime import datetime, timedelta
@@ -43,116 +37,21 @@ from pathlib import Path
 
 import duckdb
 
-from ciboard import extensions
+from ciboard.lake_catalog import (
+    LAKE, PREFIX, LakeError, attach_sql, catalog, connect, lake_ddl, lake_files, lake_tables, literal, number, read_all, tables_of,
+    version_name,
+)
+from ciboard.read_copies import COPY, Copier, copies_folder, keep_as_read_copy
 from ciboard.settings import Settings
 from ciboard.warehouse import (
     FACTS_ORDER, TOUCHED_STUDENTS, WORKSPACE_MEMORY, Warehouse, WarehouseMissing, Workspace, _bytes, _fold_rejections, _folded, code_fingerprint, migrate, views_sql,
 )
-
-PREFIX = "lake-"
-LAKE = "lake"
-COPY = "read_copy"
-# Read copies kept per server, the most recently opened first: the current snapshot, the one
-# before (a page may still be finishing on it) and one a pinned record was last read at.
-COPIES_KEPT = 3
 
 log = logging.getLogger(__name__)
 # The newest snapshot as this process last read it, by catalog, and when: another process's
 # publish goes unseen for at most CURRENT_FOR seconds (a page run then reads the one before it).
 CURRENT_FOR = 0.5
 _current: dict[str, tuple[int, float]] = {}
-# The connections making read copies in the background, by thread. A process that exits while one
-# copies would abort inside DuckDB ("terminate called without an active exception", exit code
-# 134): at exit they are interrupted and waited for, and no further copy starts.
-_copiers: "weakref.WeakSet[threading.Thread]" = weakref.WeakSet()
-_copying: dict[threading.Thread, duckdb.DuckDBPyConnection] = {}
-_exiting = threading.Event()
-
-
-@atexit.register
-def _stop_copying() -> None:
-    _exiting.set()
-    for con in list(_copying.values()):
-        with suppress(duckdb.Error):
-            con.interrupt()
-    for thread in list(_copiers):
-        thread.join(10)
-
-
-class LakeError(RuntimeError):
-    """The lake cannot do what was asked: a catalog URL it does not know, a move into a lake that
-    has a warehouse, another process's write while this one staged."""
-
-
-def lake_ddl(sql: str) -> str:
-    """A migration as DuckLake takes it: without PRIMARY KEY, UNIQUE and CHECK constraints,
-    which it refuses. The ingest's checks hold what those constraints held (a file with a
-    duplicate key or a value outside a list is rejected before anything is written)."""
-    sql = re.sub(r",([ \t]*--[^\n]*)?\s*(primary\s+key|unique)\s*\([^)]*\)", r"\1", sql, flags=re.IGNORECASE)
-    sql = re.sub(r"\s+(primary\s+key|unique)\b(?!\s*\()", "", sql, flags=re.IGNORECASE)
-    out, i = [], 0
-    for match in re.finditer(r"\s+check\s*\(", sql, flags=re.IGNORECASE):
-        if match.start() < i:
-            continue
-        out.append(sql[i:match.start()])
-        depth, j = 1, match.end()
-        while depth:
-            depth += {"(": 1, ")": -1}.get(sql[j], 0)
-            j += 1
-        i = j
-    out.append(sql[i:])
-    return "".join(out)
-
-
-def attach_sql(settings: Settings, alias: str, *, read_only: bool, snapshot: int | None = None, create: bool = False) -> str:
-    """The data path is this server's (CIBOARD_LAKE_PATH), whatever the catalog recorded when the
-    lake was made (`create`): each server may mount the shared folder where it likes."""
-    options = ["data_inlining_row_limit 0", f"data_path {_literal(str(lake_files(settings)) + '/')}"]
-    if not create:
-        options.append("override_data_path true")
-    if read_only:
-        options.append("read_only")
-    if snapshot is not None:
-        options.append(f"snapshot_version {int(snapshot)}")
-    return f"attach {_literal('ducklake:' + catalog(settings))} as {alias} ({', '.join(options)})"
-
-
-def catalog(settings: Settings) -> str:
-    """DuckLake's name for the catalog database: 'sqlite:<file>' or 'postgres:<connection string>'."""
-    url = settings.catalog_url or f"sqlite:{settings.local_catalog}"
-    if url.startswith(("postgresql://", "postgres://")):
-        return "postgres:" + url
-    if url.startswith("sqlite:"):
-        return "sqlite:" + url.removeprefix("sqlite:").removeprefix("//")
-    raise LakeError(f"CIBOARD_CATALOG_URL must start with postgresql:// or sqlite:, not {url!r}")
-
-
-def lake_files(settings: Settings) -> Path:
-    return settings.lake_dir / "data"
-
-
-def read_copies(settings: Settings) -> Path:
-    """This server's copies of snapshots it reads: under its own data folder, not the shared lake."""
-    return Path(settings.data_dir) / "lake-copies"
-
-
-def number(version: str) -> int:
-    if not version.startswith(PREFIX) or not version.removeprefix(PREFIX).isdigit():
-        raise LakeError(f"{version!r} is not a lake snapshot id")
-    return int(version.removeprefix(PREFIX))
-
-
-def version_name(snapshot: int) -> str:
-    return f"{PREFIX}{snapshot:06d}"
-
-
-def connect(settings: Settings, **config) -> duckdb.DuckDBPyConnection:
-    scanner = "postgres_scanner" if catalog(settings).startswith("postgres:") else "sqlite_scanner"
-    return extensions.connect("ducklake", scanner, **{"memory_limit": settings.memory_limit, **config})
-
-
-def _literal(value: object) -> str:
-    return "'" + str(value).replace("'", "''") + "'"
 
 
 class Lake:
@@ -163,14 +62,13 @@ class Lake:
         self._control: duckdb.DuckDBPyConnection | None = None
         self._readers: dict[int, tuple[duckdb.DuckDBPyConnection, Path, bool]] = {}
         self._retired: list[duckdb.DuckDBPyConnection] = []
-        self._wanted: dict[int, Path] = {}
-        self._copier: threading.Thread | None = None
         self._lake_id: str | None = None
         # A lake once made stays made, and a snapshot's rows never change: asked on every page run,
         # both are answered from here after the first time.
         self._created = False
         self._infos: dict[tuple[int, str], str | None] = {}
         self._lock = threading.Lock()
+        self._copier = Copier(settings, still_read=lambda snapshot: snapshot in self._readers, lock=self._lock)
 
     def _control_cursor(self) -> duckdb.DuckDBPyConnection:
         with self._lock:
@@ -199,7 +97,7 @@ class Lake:
     def _postgres_has_lake(self) -> bool:
         con = connect(self.settings)
         try:
-            con.execute(f"attach {_literal(catalog(self.settings).removeprefix('postgres:'))} as catalog (type postgres, read_only)")
+            con.execute(f"attach {literal(catalog(self.settings).removeprefix('postgres:'))} as catalog (type postgres, read_only)")
             return bool(con.execute(
                 "select count(*) from duckdb_tables() where database_name = 'catalog' and table_name = 'ducklake_snapshot'"
             ).fetchall()[0][0])
@@ -248,17 +146,17 @@ class Lake:
             if reading is None or (not reading[2] and copy.exists()):
                 con = connect(self.settings)
                 try:
-                    con.execute(f"attach {_literal(str(copy))} as {COPY} (read_only)")
-                    tables, source, copied = dict.fromkeys(_tables_of(con, COPY), True), f"{COPY}.main", True
+                    con.execute(f"attach {literal(str(copy))} as {COPY} (read_only)")
+                    tables, source, copied = dict.fromkeys(tables_of(con, COPY), True), f"{COPY}.main", True
                     with suppress(FileNotFoundError):
                         os.utime(copy)  # recently read: kept before older copies
                 except duckdb.IOException:  # not made yet, or removed since it was seen
                     con.execute(attach_sql(self.settings, LAKE, read_only=True, snapshot=snapshot))
-                    tables, source, copied = _lake_tables(con, LAKE, snapshot), f"{LAKE}.main", False
-                    self._ask_for_copy(snapshot, copy)
+                    tables, source, copied = lake_tables(con, LAKE, snapshot), f"{LAKE}.main", False
+                    self._copier.ask(snapshot, copy)
                 for table, holds_rows in tables.items():
                     # A snapshot's table that is empty stays empty: a view of its columns alone.
-                    con.execute(f'create view "{table}" as {_read_all(source, table, holds_rows)}')
+                    con.execute(f'create view "{table}" as {read_all(source, table, holds_rows)}')
                 con.execute(views_sql())
                 if reading is not None:
                     # A page may still be finishing a query on the connection the copy replaces;
@@ -276,7 +174,7 @@ class Lake:
     def read_copy(self, snapshot: int) -> Path:
         """Where this server keeps its copy of `snapshot`. The name holds the lake's own id too, so
         a lake made again in the same place never reads an earlier lake's copy."""
-        return read_copies(self.settings) / f"{version_name(snapshot)}-{self.lake_id()}.duckdb"
+        return copies_folder(self.settings) / f"{version_name(snapshot)}-{self.lake_id()}.duckdb"
 
     def lake_id(self) -> str:
         """The start of the uuid DuckLake gave the lake's first schema: it tells this lake from
@@ -291,38 +189,9 @@ class Lake:
             self._lake_id = str(schema_uuid)[:8]
         return self._lake_id
 
-    def _ask_for_copy(self, snapshot: int, copy: Path) -> None:
-        self._wanted[snapshot] = copy
-        if self._copier is None or not self._copier.is_alive():
-            self._copier = threading.Thread(target=self._make_copies, name="lake-read-copies", daemon=True)
-            _copiers.add(self._copier)
-            self._copier.start()
-
     def wait_for_copies(self, timeout: float | None = None) -> None:
         """Returns once the read copies asked for so far are made (or could not be)."""
-        copier = self._copier
-        if copier is not None:
-            copier.join(timeout)
-
-    def _make_copies(self) -> None:
-        """Makes the asked-for read copies, the newest snapshot first, one at a time, of the
-        snapshots a reader still has open: an ingest of many files reads each snapshot it makes,
-        and copies of the ones in between would be wasted."""
-        while True:
-            with self._lock:
-                wanted = [n for n in self._wanted if n in self._readers]
-                if not wanted or _exiting.is_set():
-                    self._wanted.clear()
-                    self._copier = None
-                    return
-                snapshot = max(wanted)
-                copy = self._wanted.pop(snapshot)
-            try:
-                make_read_copy(self.settings, snapshot, copy)
-            except Exception:  # noqa: BLE001 - a copy is only faster; the lake still answers
-                if _exiting.is_set():
-                    return
-                log.warning("could not make a read copy of snapshot %s; reading it from the lake", snapshot, exc_info=True)
+        self._copier.wait(timeout)
 
     def close(self) -> None:
         with self._lock:
@@ -332,7 +201,7 @@ class Lake:
                 con.close()
             self._readers.clear()
             self._retired.clear()
-            self._wanted.clear()
+            self._copier.forget()
             if self._control is not None:
                 self._control.close()
                 self._control = None
@@ -358,7 +227,7 @@ class Lake:
         one (an ingest's checks read it many times, each read of the lake also reading its catalog),
         and the lake otherwise."""
         try:
-            con.execute(f"attach {_literal(str(self.read_copy(snapshot)))} as published (read_only)")
+            con.execute(f"attach {literal(str(self.read_copy(snapshot)))} as published (read_only)")
         except duckdb.IOException:
             con.execute(attach_sql(self.settings, "published", read_only=True, snapshot=snapshot))
         con.execute("use published")
@@ -373,12 +242,12 @@ class Lake:
         try:
             con.execute(attach_sql(self.settings, LAKE, read_only=False))
             if old:
-                con.execute(f"call ducklake_expire_snapshots({_literal(LAKE)}, versions => {old})")
-            con.execute(f"call ducklake_merge_adjacent_files({_literal(LAKE)})")
-            con.execute(f"call ducklake_cleanup_old_files({_literal(LAKE)}, cleanup_all => true)")
+                con.execute(f"call ducklake_expire_snapshots({literal(LAKE)}, versions => {old})")
+            con.execute(f"call ducklake_merge_adjacent_files({literal(LAKE)})")
+            con.execute(f"call ducklake_cleanup_old_files({literal(LAKE)}, cleanup_all => true)")
             # Files an ingest wrote and never committed (it was killed): no ingest runs meanwhile,
             # as maintenance holds the writer's lock.
-            con.execute(f"call ducklake_delete_orphaned_files({_literal(LAKE)}, cleanup_all => true)")
+            con.execute(f"call ducklake_delete_orphaned_files({literal(LAKE)}, cleanup_all => true)")
         finally:
             con.close()
         self.close()
@@ -486,7 +355,7 @@ class LakeWarehouse(Warehouse):
             else:
                 con = workspace.con
             base = self.lake.current(fresh=True)
-            building = read_copies(self.settings) / f"building-{os.getpid()}-{threading.get_ident()}.partial"
+            building = copies_folder(self.settings) / f"building-{os.getpid()}-{threading.get_ident()}.partial"
             # The snapshot as staged, for telling what the block changed.
             before = building.with_suffix(".before")
             building.parent.mkdir(parents=True, exist_ok=True)
@@ -502,16 +371,16 @@ class LakeWarehouse(Warehouse):
                 except FileNotFoundError:
                     source = "lake"
                     con.execute(attach_sql(self.settings, "base", read_only=True, snapshot=base))
-                    con.execute(f"attach {_literal(str(before))} as before")
-                    for table, holds_rows in _lake_tables(con, "base", base).items():
-                        con.execute(f'create table before."{table}" as {_read_all("base.main", table, holds_rows)}')
+                    con.execute(f"attach {literal(str(before))} as before")
+                    for table, holds_rows in lake_tables(con, "base", base).items():
+                        con.execute(f'create table before."{table}" as {read_all("base.main", table, holds_rows)}')
                     # Attached, the lake makes every look at DuckDB's catalog read its catalog too.
                     con.execute("detach base")
                     con.execute("checkpoint before")
                     con.execute("detach before")
                 shutil.copyfile(before, building)
-                con.execute(f"attach {_literal(str(before))} as before (read_only)")
-                con.execute(f"attach {_literal(str(building))} as building")
+                con.execute(f"attach {literal(str(before))} as before (read_only)")
+                con.execute(f"attach {literal(str(building))} as building")
                 con.execute("use building")
                 logged = self._logged_rejections()
                 held = _folded(con)
@@ -527,7 +396,7 @@ class LakeWarehouse(Warehouse):
                 _current[catalog(self.settings)] = (snapshot, time.monotonic())
                 con.execute("detach building")
                 # What the block made is the snapshot it wrote (or, unchanged, the one it read).
-                _keep_as_read_copy(building, self.lake.read_copy(snapshot))
+                keep_as_read_copy(building, self.lake.read_copy(snapshot))
                 phases["writing"] = time.perf_counter() - started - sum(phases.values())
                 # What a lake publish spends where (bench_core.py and bench_lake.py print it):
                 # staging the snapshot's tables, the command's own work, finding what changed, and
@@ -594,7 +463,7 @@ class LakeWarehouse(Warehouse):
         tables written, those compared by the touched students, and the snapshot that holds them
         (`base` when nothing changed); `phases` gains the time spent comparing."""
         started = time.perf_counter()
-        now, was = _tables_of(con, "building"), set(_tables_of(con, "before"))
+        now, was = tables_of(con, "building"), set(tables_of(con, "before"))
         touched = _has_temp_table(con, TOUCHED_STUDENTS)
         changes: list[str] = []
         dropped = sorted(was - set(now))
@@ -720,7 +589,7 @@ class LakeWarehouse(Warehouse):
         for version, source in sources:
             with self.publish() as con:
                 _attach_source(con, source)
-                theirs, ours = _tables_of(con, "source"), _tables_of(con, "building")
+                theirs, ours = tables_of(con, "source"), tables_of(con, "building")
                 con.execute("use building")
                 for table in ours:
                     if table in ("schema_migrations", "warehouse_info", "version_aliases"):
@@ -768,93 +637,6 @@ def _in_wal_mode(catalog_file: Path) -> bool:
     through a connection."""
     with open(catalog_file, "rb") as header:
         return header.read(20)[18:20] == b"\x02\x02"
-
-
-def make_read_copy(settings: Settings, snapshot: int, target: Path) -> None:
-    """Copies `snapshot`'s tables into `target`, a DuckDB file, unless it is made already or
-    another process is making it. The file appears whole or not at all."""
-    folder = target.parent
-    folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / f"{target.stem}.lock", "w") as lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return  # another process on this server is making it
-        if target.exists():
-            return
-        partial = target.with_name(f"{target.name}.{os.getpid()}.partial")
-        con = connect(settings)
-        _copying[threading.current_thread()] = con
-        try:
-            con.execute(attach_sql(settings, LAKE, read_only=True, snapshot=snapshot))
-            con.execute(f"attach {_literal(str(partial))} as {COPY}")
-            for table, holds_rows in _lake_tables(con, LAKE, snapshot).items():
-                if _exiting.is_set():
-                    raise LakeError("the process exits")
-                con.execute(f'create table {COPY}."{table}" as {_read_all(f"{LAKE}.main", table, holds_rows)}')
-            con.execute(f"detach {COPY}")
-        except BaseException:
-            con.close()
-            partial.unlink(missing_ok=True)
-            raise
-        finally:
-            _copying.pop(threading.current_thread(), None)
-        con.close()
-        os.replace(partial, target)
-    _forget_old_copies(folder)
-
-
-def _keep_as_read_copy(building: Path, copy: Path) -> None:
-    """Makes a publish's private copy, detached and so whole, the read copy of the snapshot it
-    holds, unless that snapshot has one already."""
-    if copy.exists() or building.with_name(building.name + ".wal").exists():
-        return  # a write-ahead log left after the detach: the file alone is not the whole snapshot
-    os.replace(building, copy)
-    _forget_old_copies(copy.parent)
-
-
-def _forget_old_copies(folder: Path) -> None:
-    """Deletes all but the COPIES_KEPT most recently read copies. A process still reading one
-    keeps its open file; one about to open it reads the lake instead."""
-    def last_read(copy: Path) -> float:
-        try:
-            return copy.stat().st_mtime
-        except FileNotFoundError:
-            return 0.0
-
-    for old in sorted(folder.glob(f"{PREFIX}*.duckdb"), key=last_read, reverse=True)[COPIES_KEPT:]:
-        old.unlink(missing_ok=True)
-        (folder / f"{old.stem}.lock").unlink(missing_ok=True)
-
-
-def _lake_tables(con: duckdb.DuckDBPyConnection, alias: str, snapshot: int) -> dict[str, bool]:
-    """The lake's tables at `snapshot`, each with whether it holds any rows, from DuckLake's own
-    catalog tables (its specification's `ducklake_table` and `ducklake_data_file`): asking
-    DuckDB's catalog functions instead reads every table's metadata."""
-    return dict(con.execute(
-        f"""select t.table_name, count(f.data_file_id) > 0 or count(i.table_id) > 0
-        from __ducklake_metadata_{alias}.ducklake_table as t
-        left join __ducklake_metadata_{alias}.ducklake_data_file as f
-            on f.table_id = t.table_id and f.begin_snapshot <= $1 and (f.end_snapshot is null or f.end_snapshot > $1)
-        left join __ducklake_metadata_{alias}.ducklake_inlined_data_tables as i on i.table_id = t.table_id
-        where t.begin_snapshot <= $1 and (t.end_snapshot is null or t.end_snapshot > $1)
-        group by t.table_name order by 1""",
-        [snapshot],
-    ).fetchall())
-
-
-def _read_all(source: str, table: str, holds_rows: bool) -> str:
-    """SQL reading every row of a lake's table. DuckLake 1.5.5 takes some 2 ms a column to scan a
-    table that has no data file at all (50 ms for one of 20 columns, against 4 ms for a table of 15
-    columns with rows); an empty table is read as its columns alone."""
-    return f'select * from {source}."{table}"' + ("" if holds_rows else " limit 0")
-
-
-def _tables_of(con: duckdb.DuckDBPyConnection, database: str) -> list[str]:
-    """A database's own tables, not the connection's temp tables (SHOW TABLES lists those too)."""
-    return [table for (table,) in con.execute(
-        "select table_name from duckdb_tables() where database_name = ? and not temporary order by 1", [database]
-    ).fetchall()]
 
 
 def _columns(con: duckdb.DuckDBPyConnection, database: str, table: str) -> list[str]:
@@ -914,7 +696,7 @@ def _attach_source(con: duckdb.DuckDBPyConnection, source: Path) -> None:
         con.execute("use memory")
         return
     try:
-        con.execute(f"attach {_literal(str(source))} as source (read_only)")
+        con.execute(f"attach {literal(str(source))} as source (read_only)")
     except duckdb.Error as error:
         if "version number" in str(error):
             raise LakeError(
@@ -926,4 +708,4 @@ def _attach_source(con: duckdb.DuckDBPyConnection, source: Path) -> None:
 
 def _load_from(statement: str, folder: Path) -> str:
     """A load.sql statement reading its file from `folder`, wherever the export was written."""
-    return re.sub(r"'([^']*/)?([^'/]+\.(parquet|csv))'", lambda m: _literal(folder / m.group(2)), statement)
+    return re.sub(r"'([^']*/)?([^'/]+\.(parquet|csv))'", lambda m: literal(folder / m.group(2)), statement)

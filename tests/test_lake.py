@@ -23,7 +23,9 @@ from ciboard import cli
 from conftest import in_metric_order, make_warehouse, publish_empty, sample_submissions, shuffle_facts, snapshot, stored_order, write_csv
 from ciboard.access import ANALYST
 from ciboard.ingest import IngestRejected, Submission, ingest
-from ciboard.lake import COPIES_KEPT, CURRENT_FOR, LakeWarehouse, lake_ddl, lake_files, make_read_copy, number, read_copies
+from ciboard.lake import CURRENT_FOR, LakeWarehouse
+from ciboard.lake_catalog import lake_ddl, lake_files, number
+from ciboard.read_copies import COPIES_KEPT, copies_folder, make_read_copy
 from ciboard.queries import run
 from ciboard.settings import Settings
 from ciboard.warehouse import VersionGone, Warehouse, migrations
@@ -139,12 +141,12 @@ def test_a_table_empty_at_a_snapshot_reads_empty_there_with_its_columns_and_full
         assert cur.execute("select count(*) from vendors").fetchall() == [(0,)]
     with lake.publish() as con:  # staged from the lake: the empty table is copied as its columns alone
         con.execute("insert into vendors values ('V1', 'BrightPath', 1), ('V2', 'Acorn', 1)")
-    make_read_copy(lake.settings, number(before), read_copies(lake.settings) / "made-here.duckdb")
+    make_read_copy(lake.settings, number(before), copies_folder(lake.settings) / "made-here.duckdb")
     with lake.at(before).cursor() as then, lake.cursor() as now:
         assert then.execute("select * from vendors").fetchall() == []
         assert [d[0] for d in then.description] == [d[0] for d in now.execute("select * from vendors limit 0").description]
         assert now.execute("select vendor_id from vendors order by 1").fetchall() == [("V1",), ("V2",)]
-    with closing(duckdb.connect(str(read_copies(lake.settings) / "made-here.duckdb"), read_only=True)) as copy:
+    with closing(duckdb.connect(str(copies_folder(lake.settings) / "made-here.duckdb"), read_only=True)) as copy:
         assert copy.execute("select * from vendors").fetchall() == [], "the read copy of the earlier snapshot"
         assert [d[0] for d in copy.description] == ["vendor_id", "name", "batch_id"]
 
@@ -372,7 +374,7 @@ def test_an_ingest_killed_at_any_point_leaves_the_last_snapshot_whole(tmp_path, 
     after.maintain()  # and the files of the killed ingest go
     assert count(after, "facts") in (0, count(after.at(after.version()), "facts"))
     publish_empty(after)  # the next publish clears a killed one's private copies
-    assert not list(read_copies(after.settings).glob("building-*"))
+    assert not list(copies_folder(after.settings).glob("building-*"))
     after.close()
 
 
@@ -411,7 +413,7 @@ def test_a_publish_leaves_its_server_the_read_copy_of_the_snapshot_it_wrote(lake
     ingest(lake, sample_submissions())
     current = number(lake.version())
     assert lake.lake.read_copy(current).exists()
-    assert not list(read_copies(lake.settings).glob("building-*")), "a publish left its private copy behind"
+    assert not list(copies_folder(lake.settings).glob("building-*")), "a publish left its private copy behind"
     snapshot(lake)
     assert lake.lake._readers[current][2], "the publishing server read the lake, not its copy"
     with pytest.raises(RuntimeError):
@@ -419,7 +421,7 @@ def test_a_publish_leaves_its_server_the_read_copy_of_the_snapshot_it_wrote(lake
             con.execute("delete from facts")
             raise RuntimeError("the block failed")
     assert number(lake.version()) == current and count(lake, "facts") > 0
-    assert not list(read_copies(lake.settings).glob("building-*")), "a failed publish left its private copy behind"
+    assert not list(copies_folder(lake.settings).glob("building-*")), "a failed publish left its private copy behind"
 
 
 def test_a_server_reads_the_lake_until_its_read_copy_of_the_snapshot_is_made_then_the_copy(lake, tmp_path):
@@ -429,7 +431,7 @@ def test_a_server_reads_the_lake_until_its_read_copy_of_the_snapshot_is_made_the
     through_lake = snapshot(elsewhere)
     assert not elsewhere.lake._readers[current][2], "the first read waited for a copy"
     elsewhere.lake.wait_for_copies(60)
-    assert f"{current:06d}" in [c.name.split("-")[1] for c in read_copies(elsewhere.settings).glob("lake-*.duckdb")]
+    assert f"{current:06d}" in [c.name.split("-")[1] for c in copies_folder(elsewhere.settings).glob("lake-*.duckdb")]
 
     assert snapshot(elsewhere) == through_lake == snapshot(lake)
     assert elsewhere.lake._readers[current][2], "the reader did not move to the copy once it was made"
@@ -493,7 +495,7 @@ def test_a_lake_made_again_in_the_same_place_never_reads_the_earlier_lakes_copy(
     ingest(first, sample_submissions())
     assert count(first, "facts") > 0
     first.lake.wait_for_copies(60)
-    assert list(read_copies(first.settings).glob(f"{first.version()}-*.duckdb"))
+    assert list(copies_folder(first.settings).glob(f"{first.version()}-*.duckdb"))
     first.close()
     (tmp_path / "catalog.sqlite").unlink()
     shutil.rmtree(tmp_path / "data" / "lake")
@@ -540,9 +542,9 @@ def test_a_server_keeps_only_its_most_recently_read_copies(lake):
         made.append(lake.lake.read_copy(current))
         make_read_copy(lake.settings, current, made[-1])
         lake.lake.wait_for_copies(60)
-    kept = sorted(read_copies(lake.settings).glob("lake-*.duckdb"))
+    kept = sorted(copies_folder(lake.settings).glob("lake-*.duckdb"))
     assert kept == sorted(made[-COPIES_KEPT:])
-    assert sorted(p.stem for p in read_copies(lake.settings).glob("*.lock")) == sorted(p.stem for p in kept)
+    assert sorted(p.stem for p in copies_folder(lake.settings).glob("*.lock")) == sorted(p.stem for p in kept)
 
 
 def test_a_publish_staged_from_the_read_copy_writes_what_one_staged_from_the_lake_writes(lake, tmp_path):
@@ -551,7 +553,7 @@ def test_a_publish_staged_from_the_read_copy_writes_what_one_staged_from_the_lak
     for warehouse in (lake, twin):
         ingest(warehouse, sample_submissions())
     assert lake.lake.read_copy(number(lake.version())).exists()
-    shutil.rmtree(read_copies(twin.settings))  # the twin's publish stages from the lake
+    shutil.rmtree(copies_folder(twin.settings))  # the twin's publish stages from the lake
 
     for warehouse in (lake, twin):
         with warehouse.publish() as con:
