@@ -332,11 +332,25 @@ def load_reported(warehouse, audited: dict, errors_file: Path | None, load) -> N
             + (f", replacing batch {outcome.replaced_batch_id}" if outcome.replaced_batch_id else "")
             + (f" ({removed:,} rows removed)" if removed else "")
         )
+    say_outside_contract(warehouse, {o.batch_id for o in outcomes if o.status == "accepted"})
     audit_command(
         warehouse.settings, "ingest",
         {**audited, "status": sorted({o.status for o in outcomes}), "rows": sum(o.rows for o in outcomes if o.status == "accepted"),
          "batches": [o.batch_id for o in outcomes if o.status == "accepted"]},
     )
+
+
+def say_outside_contract(warehouse, batches: set[int]) -> None:
+    """A vendor's file that landed for dates no contract of the vendor reaches: its rows count
+    toward no payment, and no schedule expects it (the submission log marks it too)."""
+    if not batches:
+        return
+    log = run(warehouse, "submission_log", Scope("analyst"), {})
+    for row in log[log["batch_id"].isin(batches) & log["outside_contract"]].itertuples():
+        click.echo(
+            f"{row.file_name}: note: no contract of {row.vendor_id} reaches {str(row.period_start)[:10]} to "
+            f"{str(row.period_end)[:10]}; its rows are kept but count toward no payment"
+        )
 
 
 REPLACE_REFUSED = (

@@ -112,6 +112,19 @@ def test_ingest_asks_for_replace_showing_each_weeks_rows(loaded, tmp_path):
     assert "oops.csv: accepted as batch" in landed.output and "(8 rows removed)" in landed.output
 
 
+def test_a_file_for_dates_no_contract_reaches_lands_with_a_note(loaded, tmp_path):
+    """V1's contract ends 2026-05-22 (data/samples/contracts.csv); the week after it is in the school year."""
+    data = str(loaded.settings.data_dir)
+    inside = write_csv(tmp_path / "inside.csv", HEADER, *WEEK)
+    result = invoke("ingest", str(inside), "--kind", "sessions", "--vendor", "V1", "--data-dir", data)
+    assert result.exit_code == 0 and "note:" not in result.output
+    after = write_csv(tmp_path / "after.csv", HEADER, "ST0000001,2026-05-26,V1-T001,3,40,40")
+    result = invoke("ingest", str(after), "--kind", "sessions", "--vendor", "V1", "--data-dir", data)
+    assert result.exit_code == 0, result.output
+    assert ("after.csv: note: no contract of V1 reaches 2026-05-25 to 2026-05-31; its rows are kept but count toward"
+            " no payment") in result.output
+
+
 def test_the_district_at_the_command_line_is_told_whose_student_it_is(loaded, tmp_path):
     roster = (SAMPLES / "roster.csv").read_text().splitlines()[0]
     data = str(loaded.settings.data_dir)
