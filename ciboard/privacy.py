@@ -73,8 +73,12 @@ def suppress(
     hidden = n < min_cell
     if hide and by and len(frame):
         tables = frame.groupby(list(per), sort=False, dropna=False).indices.values() if per else [np.arange(len(frame))]
+        # Coded once for the frame, not per table: a signal set suppresses some 150 panels of
+        # 30 periods each, and slicing the frame per period was most of the time it took.
+        codes = [pd.factorize(frame[column], use_na_sentinel=False)[0] for column in by] if len(by) > 1 else []
         for rows in tables:
-            hidden[rows] = protect(n[rows], _lines(frame.iloc[rows], by), min_cell)
+            if hidden[rows].any():  # a table with no small cell needs no complement
+                hidden[rows] = protect(n[rows], _lines(len(rows), [column[rows] for column in codes]), min_cell)
     frame["n"] = frame["n"].astype("Int64")
     measures = [c for c in MEASURES if c in frame.columns]
     frame[measures] = frame[measures].astype("float64")
@@ -175,14 +179,13 @@ def for_export(frame: pd.DataFrame, min_cell: int) -> pd.DataFrame:
     return frame
 
 
-def _lines(table: pd.DataFrame, by: tuple[str, ...]) -> np.ndarray:
+def _lines(cells: int, codes: list[np.ndarray]) -> np.ndarray:
     """The totals a reader may know, as a matrix of lines x cells: the grand total, and with two
-    dimensions each row's and each column's total."""
-    lines = [np.ones(len(table), dtype=bool)]
-    if len(by) > 1:
-        for column in by:
-            codes, _ = pd.factorize(table[column], use_na_sentinel=False)
-            lines.extend(codes == code for code in range(codes.max() + 1))
+    dimensions (`codes`, each dimension's group of each cell) each row's and each column's
+    total, in the order the table's cells first name them."""
+    lines = [np.ones(cells, dtype=bool)]
+    for column in codes:
+        lines.extend(column == code for code in pd.unique(column))
     return np.array(lines)
 
 
