@@ -30,7 +30,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_core import SCHOOL_YEAR, query_cases, table  # noqa: E402
+from bench_core import SCHOOL_YEAR, against_handwritten, query_cases, table  # noqa: E402
 
 from ciboard import demo  # noqa: E402
 from ciboard.access import Scope  # noqa: E402
@@ -40,29 +40,6 @@ from ciboard.read_copies import copies_folder, make_read_copy  # noqa: E402
 from ciboard.queries import run  # noqa: E402
 from ciboard.settings import Settings  # noqa: E402
 from ciboard.warehouse import Warehouse  # noqa: E402
-
-
-# The issue's three cases, as an analyst reads them, each with SQL written by hand over the
-# tables that gives the same value and student count per group (the view's cell key included,
-# so both do the same work; a rate has no sd).
-HANDWRITTEN_SELECT = """
-    sum(f.value) / nullif(sum(f.denominator), 0) as value, count(distinct f.student_key) as n,
-    sum(f.value) as numerator, sum(f.denominator) as denominator,
-    bit_xor(distinct hash(f.student_key, k.secret)) as cell_key
-from facts as f
-join calendar_weeks as w on w.week_start = f.period_start
-cross join privacy_key as k
-where f.metric_id = 'tutoring_attendance_rate'"""
-HANDWRITTEN = [
-    ("breakdown by race", ("breakdown", {"metric": "tutoring_attendance_rate", "by": "race_ethnicity"}),
-     f"select f.race_ethnicity as group_1, {HANDWRITTEN_SELECT} and f.race_ethnicity is not null group by 1 order by 1"),
-    ("breakdown by vendor x EL",
-     ("breakdown", {"metric": "tutoring_attendance_rate", "by": "vendor_id", "by2": "english_learner"}),
-     f"select coalesce(f.vendor_id, 'not tutored') as group_1, f.english_learner::varchar as group_2, {HANDWRITTEN_SELECT}"
-     " and f.english_learner is not null group by 1, 2 order by 1, 2"),
-    ("vendors", ("vendors", {"metric": "tutoring_attendance_rate"}),
-     f"select coalesce(f.vendor_id, 'not tutored') as vendor_id, {HANDWRITTEN_SELECT} group by 1 order by 1"),
-]
 
 
 def folder_mb(path: Path) -> float:
@@ -146,22 +123,9 @@ def main() -> int:
 
     print("\n2. The views against hand-written SQL computing the same numbers on the same snapshot, median ms")
     rows = []
-    for label, (view, params), handwritten in HANDWRITTEN:
-        for name in ("files", "lake"):
-            warehouse = readers[name]
-            with warehouse.cursor() as cur:
-                ours = run(warehouse, view, Scope("analyst"), params)
-                theirs = cur.execute(handwritten).df()
-            for column in ("value", "n"):
-                if ours[column].astype(float).round(9).tolist() != theirs[column].astype(float).round(9).tolist():
-                    raise RuntimeError(f"{label}: the hand-written SQL's {column} differs from the view's on {name}")
-            view_ms, raw_ms = [], []
-            for _ in range(args.repeats):
-                view_ms.append(timed(lambda: run(warehouse, view, Scope("analyst"), params)))
-                with warehouse.cursor() as cur:
-                    raw_ms.append(timed(lambda: cur.execute(handwritten).fetchall()))
-            v, r = statistics.median(view_ms), statistics.median(raw_ms)
-            rows.append([label, name, f"{v:.0f}", f"{r:.0f}", f"{v / r:.2f}"])
+    for name in ("files", "lake"):
+        for label, view_ms, raw_ms in against_handwritten(readers[name], args.repeats):
+            rows.append([label, name, f"{view_ms:.0f}", f"{raw_ms:.0f}", f"{view_ms / raw_ms:.2f}"])
     print(table(["case", "storage", "view", "hand-written", "view/hand-written"], rows))
 
     upload = []

@@ -7,7 +7,9 @@ week and month grain, the breakdown by each dimension and the vendors view are r
 analyst (exact) and as a facilitator (small cells hidden, cell-key noise on the rest). Prints the
 mean and the 95th percentile of the absolute change of every value both show: in percentage
 points for shares, in per cent of the value for means and medians; how often a count moved and
-by how much; and the median time of a facilitator's query against an analyst's.
+by how much; and the median time of a facilitator's query against an analyst's, over those
+requests and over the weekly panels by vendor and each other dimension (two-way tables, where
+hiding a cell takes the most work).
 """
 
 import argparse
@@ -80,6 +82,21 @@ def main() -> None:
           f"  more {np.mean(np.abs(counts) > 2):.0%}")
     print("\nmedian query time (ms), same requests alternated")
     for name, values in timings.items():
+        print(f"  {name:12s} {statistics.median(values) * 1000:7.1f}")
+
+    # Two-way tables are where hiding costs: a hidden cell needs complements in its row and its
+    # column. A meeting's signal set reads one such panel per weekly metric and dimension.
+    weekly = metrics.loc[metrics["frequency"] == "weekly", "metric_id"].iloc[0]
+    panels: dict[str, list[float]] = {"analyst": [], "facilitator": []}
+    for dimension in DIMENSIONS[1:]:
+        params = {"metric": weekly, "grain": "week", "by": "vendor_id", "by2": dimension}
+        for _ in range(args.repeats):
+            for name, scope in (("analyst", ANALYST), ("facilitator", FACILITATOR)):
+                started = time.perf_counter()
+                run(warehouse, "panel", scope, params)
+                panels[name].append(time.perf_counter() - started)
+    print(f"\nmedian query time (ms) of {weekly}'s weekly panels by vendor x each other dimension, alternated")
+    for name, values in panels.items():
         print(f"  {name:12s} {statistics.median(values) * 1000:7.1f}")
 
 
