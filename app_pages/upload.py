@@ -257,9 +257,10 @@ st.subheader("Submission log")
 log_rows = query("submission_log", start=filters.start.isoformat(), end=filters.end.isoformat())
 outside = log_rows[log_rows["outside_contract"] & log_rows["status"].eq("accepted")]
 if not outside.empty:
-    vendors = ", ".join(sorted(outside["vendor_id"].unique()))
+    vendors = sorted(outside["vendor_id"].unique())
+    whose = f"of {vendors[0]}" if len(vendors) == 1 else f"of their vendor ({', '.join(vendors)})"
     st.warning(
-        f"**{len(outside)} landed file(s) cover dates no contract of {vendors} reaches** (marked below). Their rows are "
+        f"**{len(outside)} landed file(s) cover dates no contract {whose} reaches** (marked below). Their rows are "
         "kept and shown in the charts, but they count toward no payment and no schedule expects them. If the dates "
         "are wrong, send the file again with the right ones; if the contract runs longer, the district updates it.",
         icon=":material/event_busy:",

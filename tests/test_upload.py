@@ -223,6 +223,9 @@ def test_a_file_for_weeks_after_the_contract_is_in_the_log_marked_and_the_sender
     upload(app, "sessions", "week.csv", lines("sessions", *WEEK))
     [warning] = [w.value for w in app.warning]
     assert "1 landed file(s)" in warning, "a file inside the contract adds nothing to the warning"
+    quality = open_page("app_pages/data_quality.py", user="vendor-v1")
+    [line] = [m.value for m in quality.markdown if "BrightPath" in m.value]
+    assert "1 file(s) for dates no contract covers, counted toward no payment" in line and ":orange[" in line
 
 
 def test_the_submission_log_says_what_replaced_a_file_and_a_vendor_reads_only_its_own(sample_app):
