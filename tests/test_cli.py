@@ -123,6 +123,11 @@ def test_a_file_for_dates_no_contract_reaches_lands_with_a_note(loaded, tmp_path
     assert result.exit_code == 0, result.output
     assert ("after.csv: note: no contract of V1 reaches 2026-05-25 to 2026-05-31; its rows are kept but count toward"
             " no payment") in result.output
+    # A roster's dates are when its students enrolled, which may come before the contract starts (Sep 15).
+    roster = write_csv(tmp_path / "early.csv", (SAMPLES / "roster.csv").read_text().splitlines()[0],
+                       "ST0000009,V1,E01,4,Hispanic,Female,1,1,0,below,2025-09-02")
+    result = invoke("ingest", str(roster), "--kind", "roster", "--data-dir", data)
+    assert result.exit_code == 0 and "early.csv: accepted" in result.output and "note:" not in result.output
 
 
 def test_the_district_at_the_command_line_is_told_whose_student_it_is(loaded, tmp_path):

@@ -1,7 +1,7 @@
 -- submission_log: every file received, newest first. What it covered, whether it landed, was
 -- rejected or later replaced, whether it came after its due date, and whether it is a vendor's
--- file for dates no contract of that vendor reaches (its rows count toward no payment, and no
--- schedule of quality expects it, so this is the one place it shows).
+-- weekly file (sessions, exit tickets) for dates no contract of that vendor reaches (its rows
+-- count toward no payment, and no schedule of quality expects it, so this is where it shows).
 create or replace macro submission_log(scope_vendor := null, start_date := null, end_date := null) as table
 with logged as (
     select
@@ -18,7 +18,10 @@ with logged as (
         s.rows_rejected,
         s.replaces_batch_id,
         later.batch_id as replaced_by,
-        s.vendor_id is not null
+        -- Only the weekly feeds are dated activity a contract pays for: a roster's dates are when its
+        -- students enrolled, which may come before the contract starts.
+        coalesce(k.source = 'vendor' and k.cadence = 'weekly', false)
+            and s.vendor_id is not null
             and s.period_start is not null
             and not exists (
                 select 1
@@ -28,6 +31,7 @@ with logged as (
                   and c.ends_on >= s.period_start
             ) as outside_contract
     from submissions as s
+    left join submission_kinds as k on k.kind = s.kind
     left join submissions as later on later.replaces_batch_id = s.batch_id and later.status <> 'rejected'
     where (scope_vendor is null or s.vendor_id = scope_vendor)
       -- A file about the dates asked for, or received in them: today's upload of an older week shows.
