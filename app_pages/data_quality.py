@@ -119,7 +119,7 @@ weekly = quality[quality["vendor_id"].notna() & quality["weekly"]]
 st.subheader("Your submissions in one line" if own_only else "Each vendor in one line")
 # Files no schedule expects, for dates no contract of the vendor reaches: they landed, and count toward no payment.
 received = query("submission_log", start=filters.start.isoformat(), end=filters.end.isoformat())
-outside = received[received["outside_contract"] & received["status"].eq("accepted")].groupby("vendor_id").size()
+outside = received[received["outside_contract"]].groupby("vendor_id").size()
 for vendor_id, rows in quality[quality["vendor_id"].notna()].groupby("vendor_id", sort=True):
     parts = []
     for kind in [k for k in FEEDS if k in set(rows["kind"])]:
@@ -135,9 +135,10 @@ for vendor_id, rows in quality[quality["vendor_id"].notna()].groupby("vendor_id"
         also = int(((feed["rows_rejected"] > 0) & (feed["status"] != "rejected")).sum())
         parts.append(f"{name}: {', '.join(problems) if problems else f'all {len(feed)} {unit} on time'}"
                      + (f" ({also} also had a rejected file)" if also else ""))
-    if outside.get(vendor_id, 0):
-        parts.append(f"{outside[vendor_id]} file(s) for dates no contract covers, counted toward no payment")
-    warned = rows["status"].ne("on time").any() or outside.get(vendor_id, 0)
+    uncovered = int(outside.get(vendor_id, 0))
+    if uncovered:
+        parts.append(f"{uncovered} file(s) for dates no contract covers, counted toward no payment")
+    warned = rows["status"].ne("on time").any() or uncovered
     flag = ":orange[:material/warning:]" if warned else ":blue[:material/check_circle:]"
     st.markdown(f"{flag} **{source_label(vendor_id)}** · " + " · ".join(parts))
 st.caption(

@@ -255,7 +255,7 @@ if result and not pending:
 
 st.subheader("Submission log")
 log_rows = query("submission_log", start=filters.start.isoformat(), end=filters.end.isoformat())
-outside = log_rows[log_rows["outside_contract"] & log_rows["status"].eq("accepted")]
+outside = log_rows[log_rows["outside_contract"]]
 if not outside.empty:
     vendors = sorted(outside["vendor_id"].unique())
     whose = f"of {vendors[0]}" if len(vendors) == 1 else f"of their vendor ({', '.join(vendors)})"

@@ -18,9 +18,11 @@ with logged as (
         s.rows_rejected,
         s.replaces_batch_id,
         later.batch_id as replaced_by,
-        -- Only the weekly feeds are dated activity a contract pays for: a roster's dates are when its
-        -- students enrolled, which may come before the contract starts.
-        coalesce(k.source = 'vendor' and k.cadence = 'weekly', false)
+        -- Only a landed file's rows can count or not. Only the weekly feeds are dated activity a
+        -- contract pays for: a roster's dates are when its students enrolled, which may come
+        -- before the contract starts.
+        s.status = 'accepted'
+            and coalesce(k.source = 'vendor' and k.cadence = 'weekly', false)
             and s.vendor_id is not null
             and s.period_start is not null
             and not exists (
