@@ -47,7 +47,7 @@ VENDOR = "V1"
 
 
 def generate(source: Path, target: Path, facts_wanted: int, storage: str) -> dict:
-    """A copy of `source`'s current version with its students, dosage and facts repeated
+    """A copy of `source`'s current version with its students, dosage, facts and their yearly sums repeated
     until the facts reach `facts_wanted`. On the lake, the copy is of the source's read copy (its
     current snapshot's tables in a DuckDB file), and the repeated tables are then moved into a
     lake of their own as `ciboard migrate-to-lake` moves a file warehouse: one snapshot, which
@@ -75,16 +75,17 @@ def generate(source: Path, target: Path, facts_wanted: int, storage: str) -> dic
         times = math.ceil(facts_wanted / facts)
         repeats = f"(select 0 as k union all select k from range(1, {times}) as r(k))"
         renamed = "case when k = 0 then {0} else {0} || '~' || k end as {0}"
-        for name in ("facts", "student_dosage", "students"):
+        in_order = {"facts": FACTS_ORDER, "student_year_sums": "metric_id, school_year, student_key"}
+        for name in ("facts", "student_year_sums", "student_dosage", "students"):
             columns = [row[0] for row in con.execute(f"select * from {name} limit 0").description]
             chosen = ", ".join(renamed.format(c) if c == "student_key" else c for c in columns)
-            if name == "facts":
+            if name in in_order:
                 # In the order an ingest writes them (warehouse.FACTS_ORDER), a metric at a time:
                 # 100M rows sorted at once had grown past 20 GB when I stopped it.
-                con.execute(f"create table facts_repeated as select {chosen} from facts, {repeats} limit 0")
-                for (metric,) in con.execute("select distinct metric_id from facts order by 1").fetchall():
-                    con.execute(f"insert into facts_repeated select {chosen} from facts, {repeats} where metric_id = ?"
-                                f" order by {FACTS_ORDER}", [metric])
+                con.execute(f"create table {name}_repeated as select {chosen} from {name}, {repeats} limit 0")
+                for (metric,) in con.execute(f"select distinct metric_id from {name} order by 1").fetchall():
+                    con.execute(f"insert into {name}_repeated select {chosen} from {name}, {repeats} where metric_id = ?"
+                                f" order by {in_order[name]}", [metric])
             else:
                 con.execute(f"create table {name}_repeated as select {chosen} from {name}, {repeats}")
             if name == "students":

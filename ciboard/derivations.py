@@ -7,7 +7,7 @@ dates the groups of district students by their effective-dated records.
 """
 
 from ciboard.profiles import ImportProfile
-from ciboard.warehouse import FACTS_ORDER
+from ciboard.warehouse import FACTS_ORDER, STUDENT_YEAR_SUMS
 
 STUDENT_COLUMNS = (
     "s.student_key, s.vendor_id, s.school_id, s.grade, s.race_ethnicity, s.gender,"
@@ -187,3 +187,14 @@ from facts
 where metric_id = 'dosage_met' and student_key in (select student_key from affected)
 group by student_key
 """
+
+
+def refresh_student_year_sums(con, students: str | None = None) -> None:
+    """Writes student_year_sums again from the facts: for the students the query `students`
+    selects (student_key), or for all."""
+    only = f"where f.student_key in ({students})" if students else ""
+    if students:
+        con.execute(f"delete from student_year_sums where student_key in ({students})")
+    else:
+        con.execute("delete from student_year_sums")
+    con.execute(f"insert into student_year_sums {STUDENT_YEAR_SUMS.format(where=only)} order by 1, 2, 3")

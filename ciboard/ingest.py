@@ -36,7 +36,7 @@ from ciboard.kinds import (
     KINDS, PROFILE_OF_KIND, RAW_TABLES, STAGED_KEYS, STUDENT_KINDS, VENDOR_KINDS, Kind, Problem, as_vendor_sees,
     assignment_roster_kind, find_problems, rows_with_problems, students_kind, type_rows,
 )
-from ciboard.derivations import DERIVATIONS, STUDENT_DOSAGE, profile_derivation
+from ciboard.derivations import DERIVATIONS, STUDENT_DOSAGE, profile_derivation, refresh_student_year_sums
 from ciboard.profiles import ImportProfile, metric_rows, slug_sql
 from ciboard.settings import Settings
 from ciboard.staging import FileUnreadable, stage
@@ -760,6 +760,7 @@ class Loader:
               and s.student_key in (select student_key from affected_roster)"""
         )
         self._regroup()
+        refresh_student_year_sums(self.con, f"select student_key from {TOUCHED_STUDENTS}")
         self.say(f"facts derived ({(datetime.now() - started).total_seconds():.2f} s)")
 
     def _regroup(self) -> None:

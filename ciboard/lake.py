@@ -37,6 +37,7 @@ from pathlib import Path
 
 import duckdb
 
+from ciboard.derivations import refresh_student_year_sums
 from ciboard.lake_catalog import (
     LAKE, PREFIX, LakeError, attach_sql, catalog, connect, lake_ddl, lake_files, lake_tables, literal, number, read_all, tables_of,
     version_name,
@@ -44,7 +45,7 @@ from ciboard.lake_catalog import (
 from ciboard.read_copies import COPY, Copier, copies_folder, keep_as_read_copy
 from ciboard.settings import Settings
 from ciboard.warehouse import (
-    FACTS_ORDER, TOUCHED_STUDENTS, WORKSPACE_MEMORY, Warehouse, WarehouseMissing, Workspace, _bytes, _fold_rejections, _folded, code_fingerprint, migrate, views_sql,
+    FACTS_ORDER, TOUCHED_STUDENTS, WORKSPACE_MEMORY, Warehouse, WarehouseMissing, Workspace, _bytes, _fold_rejections, _folded, code_fingerprint, migrate, stand_ins, views_sql,
 )
 
 log = logging.getLogger(__name__)
@@ -157,6 +158,8 @@ class Lake:
                 for table, holds_rows in tables.items():
                     # A snapshot's table that is empty stays empty: a view of its columns alone.
                     con.execute(f'create view "{table}" as {read_all(source, table, holds_rows)}')
+                for stand_in in stand_ins(tables):
+                    con.execute(stand_in)
                 con.execute(views_sql())
                 if reading is not None:
                     # A page may still be finishing a query on the connection the copy replaces;
@@ -598,6 +601,8 @@ class LakeWarehouse(Warehouse):
                         con.execute(f'delete from "{table}"')
                         in_order = f" order by {FACTS_ORDER}" if table == "facts" else ""
                         con.execute(f'insert into "{table}" by name select * from source."{table}"{in_order}')
+                if "student_year_sums" not in theirs:  # a version made before them: summed from its facts
+                    refresh_student_year_sums(con)
                 con.execute("use memory")
                 con.execute("detach source")
             moved[version] = self.version()

@@ -38,6 +38,24 @@ aggregation as (
     select any_value(aggregation) as aggregation from metrics where metric_id = metric
 ),
 
+-- For one period (a null grain), the school years every week of which the dates hold: a student's
+-- facts of such a year are summed already, in student_year_sums, about a row per student where
+-- the facts hold one per student and week. Not for a median, which needs the facts themselves.
+summed_years as (
+    select w.school_year
+    from calendar_weeks as w, aggregation
+    where grain is null and aggregation.aggregation <> 'median'
+    group by w.school_year
+    having (start_date is null or min(w.week_start) >= start_date)
+       and (end_date is null or max(w.week_start) <= end_date)
+),
+
+-- The weeks whose facts are read. With none (a whole school year, the pages' default), the
+-- facts are not read at all.
+weeks as (
+    select * from calendar_weeks where school_year not in (select school_year from summed_years)
+),
+
 -- Facts are weekly; months and windows are looked up in the calendar, not computed, so
 -- a window is whatever the school year's calendar says it is.
 placed as (
@@ -56,7 +74,7 @@ placed as (
         -- proportion's come from their counts, and it costs a third of a breakdown.
         case when aggregation.aggregation = 'mean' then scoped.value end as mean_value
     from scoped
-    inner join calendar_weeks as w on w.week_start = scoped.period_start
+    inner join weeks as w on w.week_start = scoped.period_start
     cross join aggregation
     -- A student whose group is unknown (a district student has no vendor, and an assessment
     -- export says nothing of poverty or English learning) is in no group of that dimension.
@@ -81,24 +99,68 @@ weekly as (
     group by placed.period_start, placed.group_1, placed.group_2, aggregation.aggregation
 ),
 
+-- The sums of the summed years, in the same groups, scope and filters as the facts.
+summed as (
+    select
+        null::date as period_start,
+        coalesce(dimension_value(by_dimension, s.vendor_id, s.school_id, s.grade, s.race_ethnicity, s.gender,
+            s.econ_disadvantaged, s.english_learner, s.special_education, s.baseline_band), '') as group_1,
+        coalesce(dimension_value(by_dimension_2, s.vendor_id, s.school_id, s.grade, s.race_ethnicity, s.gender,
+            s.econ_disadvantaged, s.english_learner, s.special_education, s.baseline_band), '') as group_2,
+        s.student_key,
+        s.facts,
+        s.total,
+        s.denominator,
+        case when aggregation.aggregation = 'mean' then s.facts else 0 end as mean_values,
+        case when aggregation.aggregation = 'mean' then s.scaled_total::hugeint end as scaled_total,
+        case when aggregation.aggregation = 'mean' then s.scaled_squares::hugeint end as scaled_squares
+    from student_year_sums as s, aggregation
+    where s.metric_id = metric
+      and s.school_year in (select school_year from summed_years)
+      and in_scope(scope_vendor, filters, min_dosage_share, s.student_key, s.vendor_id, s.school_id, s.grade,
+          s.race_ethnicity, s.gender, s.econ_disadvantaged, s.english_learner, s.special_education, s.baseline_band)
+      and (by_dimension is null or dimension_value(by_dimension, s.vendor_id, s.school_id, s.grade, s.race_ethnicity,
+          s.gender, s.econ_disadvantaged, s.english_learner, s.special_education, s.baseline_band) is not null)
+      and (by_dimension_2 is null or dimension_value(by_dimension_2, s.vendor_id, s.school_id, s.grade,
+          s.race_ethnicity, s.gender, s.econ_disadvantaged, s.english_learner, s.special_education, s.baseline_band)
+          is not null)
+),
+
 -- A longer period holds several facts of a student. Summed per student first, its rows are
 -- its students again, which costs half what counting distinct students in one step does.
 -- Every aggregate but the median can be summed so; a median needs the facts themselves.
+-- For one period, the facts of the dates that hold part of a school year are summed with the
+-- sums of the years they hold whole, in one pass: a student may have rows of both.
 per_student as (
     select
-        placed.period_start,
-        placed.group_1,
-        placed.group_2,
-        placed.student_key,
-        count(*) as facts,
-        sum(placed.value) as total,
-        sum(placed.denominator) as denominator,
-        count(placed.mean_value) as mean_values,
-        sum((placed.mean_value * 1e9)::hugeint) as scaled_total,
-        sum((placed.mean_value * 1e9)::hugeint * (placed.mean_value * 1e9)::hugeint) as scaled_squares
-    from placed, aggregation
-    where grain is distinct from 'week' and aggregation.aggregation <> 'median'
-    group by placed.period_start, placed.group_1, placed.group_2, placed.student_key
+        period_start,
+        group_1,
+        group_2,
+        student_key,
+        sum(facts) as facts,
+        sum(total) as total,
+        sum(denominator) as denominator,
+        sum(mean_values) as mean_values,
+        sum(scaled_total) as scaled_total,
+        sum(scaled_squares) as scaled_squares
+    from (
+        select
+            placed.period_start,
+            placed.group_1,
+            placed.group_2,
+            placed.student_key,
+            1 as facts,
+            placed.value as total,
+            placed.denominator,
+            (placed.mean_value is not null)::integer as mean_values,
+            (placed.mean_value * 1e9)::hugeint as scaled_total,
+            (placed.mean_value * 1e9)::hugeint * (placed.mean_value * 1e9)::hugeint as scaled_squares
+        from placed, aggregation
+        where grain is distinct from 'week' and aggregation.aggregation <> 'median'
+        union all
+        select * from summed
+    )
+    group by period_start, group_1, group_2, student_key
 ),
 
 longer as (

@@ -1,6 +1,7 @@
 -- scoped_facts: one row per fact of one metric that the caller's scope and filters allow.
--- Every view reads facts through here, so the vendor scope cannot be left out: a vendor
--- scope binds its own vendor id, and no filter can widen it.
+-- Every view reads facts through here (and panel their sums per student and school year through
+-- in_scope, below), so the vendor scope cannot be left out: a vendor scope binds its own vendor
+-- id, and no filter can widen it.
 -- `filters` maps a dimension name to the values allowed, as text ('true', '3', 'Hispanic');
 -- the query layer checks the names against its closed list before binding them.
 create or replace macro scoped_facts(
@@ -14,25 +15,34 @@ create or replace macro scoped_facts(
 select f.*
 from facts as f
 where f.metric_id = metric
-  and (scope_vendor is null or f.vendor_id = scope_vendor)
   and (start_date is null or f.period_start >= start_date)
   and (end_date is null or f.period_start <= end_date)
-  -- Students in the district's records whom no vendor tutors are the vendor value 'not tutored';
-  -- a vendor scope never reaches them, its own vendor id being bound above.
-  and (filters['vendor_id'] is null or list_contains(filters['vendor_id'], coalesce(f.vendor_id, 'not tutored')))
-  and (filters['school_id'] is null or list_contains(filters['school_id'], f.school_id))
-  and (filters['grade'] is null or list_contains(filters['grade'], f.grade::varchar))
-  and (filters['race_ethnicity'] is null or list_contains(filters['race_ethnicity'], f.race_ethnicity))
-  and (filters['gender'] is null or list_contains(filters['gender'], f.gender))
-  and (filters['econ_disadvantaged'] is null or list_contains(filters['econ_disadvantaged'], f.econ_disadvantaged::varchar))
-  and (filters['english_learner'] is null or list_contains(filters['english_learner'], f.english_learner::varchar))
-  and (filters['special_education'] is null or list_contains(filters['special_education'], f.special_education::varchar))
-  and (filters['baseline_band'] is null or list_contains(filters['baseline_band'], f.baseline_band))
-  -- Outcomes can be read for just the students who got the tutoring the contract asks for.
-  and (
-      min_dosage_share is null
-      or f.student_key in (select d.student_key from student_dosage as d where d.share_met >= min_dosage_share)
-  );
+  and in_scope(scope_vendor, filters, min_dosage_share, f.student_key, f.vendor_id, f.school_id, f.grade,
+      f.race_ethnicity, f.gender, f.econ_disadvantaged, f.english_learner, f.special_education, f.baseline_band);
+
+-- Whether a row of a student with these groups is in the caller's scope and filters: the rows of
+-- facts, and of student_year_sums (which panel reads for whole school years).
+create or replace macro in_scope(
+    scope_vendor, filters, min_dosage_share, student_key, vendor_id, school_id, grade, race_ethnicity, gender,
+    econ_disadvantaged, english_learner, special_education, baseline_band
+) as
+    (scope_vendor is null or vendor_id = scope_vendor)
+    -- Students in the district's records whom no vendor tutors are the vendor value 'not tutored';
+    -- a vendor scope never reaches them, its own vendor id being bound above.
+    and (filters['vendor_id'] is null or list_contains(filters['vendor_id'], coalesce(vendor_id, 'not tutored')))
+    and (filters['school_id'] is null or list_contains(filters['school_id'], school_id))
+    and (filters['grade'] is null or list_contains(filters['grade'], grade::varchar))
+    and (filters['race_ethnicity'] is null or list_contains(filters['race_ethnicity'], race_ethnicity))
+    and (filters['gender'] is null or list_contains(filters['gender'], gender))
+    and (filters['econ_disadvantaged'] is null or list_contains(filters['econ_disadvantaged'], econ_disadvantaged::varchar))
+    and (filters['english_learner'] is null or list_contains(filters['english_learner'], english_learner::varchar))
+    and (filters['special_education'] is null or list_contains(filters['special_education'], special_education::varchar))
+    and (filters['baseline_band'] is null or list_contains(filters['baseline_band'], baseline_band))
+    -- Outcomes can be read for just the students who got the tutoring the contract asks for.
+    and (
+        min_dosage_share is null
+        or student_key in (select d.student_key from student_dosage as d where d.share_met >= min_dosage_share)
+    );
 
 -- The dimension a breakdown groups by, as text; names outside the closed list give null.
 -- It takes the columns one by one: given the row, DuckDB would pack every column of it
