@@ -3,9 +3,13 @@ for dates that hold whole school years (the pages' default) instead of the facts
 must be the facts' own: checked against SQL written over the facts, the sums against the facts
 after each kind of load, and an old snapshot without the table read through a stand-in."""
 
+import shutil
+
 import pytest
 
-from conftest import SAMPLES, write_csv
+from conftest import SAMPLES, make_warehouse, sample_submissions, write_csv
+from ciboard import queries
+from ciboard.access import ANALYST
 from ciboard.ingest import ingest
 from ciboard.submissions import Submission
 from ciboard.warehouse import STUDENT_YEAR_SUMS
@@ -134,3 +138,30 @@ def test_the_sums_are_the_facts_summed_after_each_kind_of_load(demo_warehouse, l
     with loaded.cursor() as cur:
         assert cur.execute("select distinct race_ethnicity from student_year_sums where student_key = 'ST0000001'").fetchall() == [("White",)]
         assert cur.execute("select count(*) from student_year_sums where student_key = 'ST0000001'").fetchall()[0][0] == before
+
+
+@pytest.mark.parametrize("storage", ["lake", "files"])
+def test_a_version_without_the_sums_is_read_with_sums_of_its_own_facts(tmp_path, loaded_data_dir, storage):
+    """A record may pin a version made before migration 017: today's views read it with the sums
+    computed from that version's facts, as a stand-in view, and give the numbers it gave."""
+    data_dir = tmp_path / "data"
+    if storage == "lake":
+        shutil.copytree(loaded_data_dir, data_dir)
+        warehouse = make_warehouse(data_dir)
+    else:
+        warehouse = make_warehouse(data_dir, storage="files")
+        warehouse.init(["2025-26"])
+        ingest(warehouse, sample_submissions())
+    asked = {"metric": "tutoring_attendance_rate", "by": "race_ethnicity"}
+    try:
+        with_sums = queries.run(warehouse, "breakdown", ANALYST, asked)
+        with warehouse.publish() as con:
+            con.execute("drop table student_year_sums")
+        without = warehouse.version()
+        warehouse.pin(without, "meeting-1")
+        with warehouse.at(without).cursor() as cur:
+            assert cur.execute("select count(*) from duckdb_views() where view_name = 'student_year_sums'").fetchall() == [(1,)]
+        read_again = queries.run(warehouse.at(without), "breakdown", ANALYST, asked)
+        assert not with_sums.empty and read_again.equals(with_sums)
+    finally:
+        warehouse.close()
