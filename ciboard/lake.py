@@ -197,6 +197,7 @@ class Lake:
         self._copier.wait(timeout)
 
     def close(self) -> None:
+        self._copier.stop()
         with self._lock:
             for con, _, _ in self._readers.values():
                 con.close()

@@ -64,11 +64,13 @@ class Copier:
         self._wanted: dict[int, Path] = {}
         self._thread: threading.Thread | None = None
         self._lock = lock
+        self._stopping = threading.Event()
 
     def ask(self, snapshot: int, copy: Path) -> None:
         """Called holding the owner's lock."""
         self._wanted[snapshot] = copy
         if self._thread is None or not self._thread.is_alive():
+            self._stopping.clear()
             self._thread = threading.Thread(target=self._make_copies, name="lake-read-copies", daemon=True)
             _copiers.add(self._thread)
             self._thread.start()
@@ -83,27 +85,42 @@ class Copier:
         """Called holding the owner's lock."""
         self._wanted.clear()
 
+    def stop(self, timeout: float = 10) -> None:
+        """Ends the copy being made, if any (its partial file is removed), and waits for the
+        thread: once its owner is closed, nothing more is written into its data folder, which
+        its owner may be about to remove. Called without the owner's lock, which the thread takes."""
+        thread = self._thread
+        if thread is None:
+            return
+        self._stopping.set()
+        con = _copying.get(thread)
+        if con is not None:
+            with suppress(duckdb.Error):
+                con.interrupt()
+        thread.join(timeout)
+
     def _make_copies(self) -> None:
         while True:
             with self._lock:
                 wanted = [n for n in self._wanted if self.still_read(n)]
-                if not wanted or _exiting.is_set():
+                if not wanted or _exiting.is_set() or self._stopping.is_set():
                     self._wanted.clear()
                     self._thread = None
                     return
                 snapshot = max(wanted)
                 copy = self._wanted.pop(snapshot)
             try:
-                make_read_copy(self.settings, snapshot, copy)
+                make_read_copy(self.settings, snapshot, copy, self._stopping)
             except Exception:  # noqa: BLE001 - a copy is only faster; the lake still answers
-                if _exiting.is_set():
+                if _exiting.is_set() or self._stopping.is_set():
                     return
                 log.warning("could not make a read copy of snapshot %s; reading it from the lake", snapshot, exc_info=True)
 
 
-def make_read_copy(settings: Settings, snapshot: int, target: Path) -> None:
+def make_read_copy(settings: Settings, snapshot: int, target: Path, stopping: threading.Event | None = None) -> None:
     """Copies `snapshot`'s tables into `target`, a DuckDB file, unless it is made already or
-    another process is making it. The file appears whole or not at all."""
+    another process is making it. The file appears whole or not at all: not at all once
+    `stopping` is set, or the process exits."""
     folder = target.parent
     folder.mkdir(parents=True, exist_ok=True)
     with open(folder / f"{target.stem}.lock", "w") as lock:
@@ -120,8 +137,8 @@ def make_read_copy(settings: Settings, snapshot: int, target: Path) -> None:
             con.execute(attach_sql(settings, LAKE, read_only=True, snapshot=snapshot))
             con.execute(f"attach {literal(str(partial))} as {COPY}")
             for table, holds_rows in lake_tables(con, LAKE, snapshot).items():
-                if _exiting.is_set():
-                    raise LakeError("the process exits")
+                if _exiting.is_set() or (stopping is not None and stopping.is_set()):
+                    raise LakeError("the copy was stopped: its lake is closed, or the process exits")
                 con.execute(f'create table {COPY}."{table}" as {read_all(f"{LAKE}.main", table, holds_rows)}')
             con.execute(f"detach {COPY}")
         except BaseException:
