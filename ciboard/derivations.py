@@ -189,12 +189,16 @@ group by student_key
 """
 
 
-def refresh_student_year_sums(con, students: str | None = None) -> None:
-    """Writes student_year_sums again from the facts: for the students the query `students`
-    selects (student_key), or for all."""
-    only = f"where f.student_key in ({students})" if students else ""
-    if students:
-        con.execute(f"delete from student_year_sums where student_key in ({students})")
-    else:
+def refresh_student_year_sums(con, only: str | None = None) -> None:
+    """Writes student_year_sums again from the facts: of the students and metrics the query
+    `only` selects (student_key, metric_id), or of all."""
+    if only is None:
         con.execute("delete from student_year_sums")
-    con.execute(f"insert into student_year_sums {STUDENT_YEAR_SUMS.format(where=only)} order by 1, 2, 3")
+        con.execute(f"insert into student_year_sums {STUDENT_YEAR_SUMS.format(only='')} order by 1, 2, 3")
+        return
+    con.execute(
+        f"""delete from student_year_sums as s using ({only}) as o
+        where o.student_key = s.student_key and o.metric_id = s.metric_id"""
+    )
+    of_those = f"semi join ({only}) as o on o.student_key = f.student_key and o.metric_id = f.metric_id"
+    con.execute(f"insert into student_year_sums {STUDENT_YEAR_SUMS.format(only=of_those)} order by 1, 2, 3")

@@ -730,12 +730,18 @@ class Loader:
     def derive(self) -> None:
         """Rebuild the facts of every student a loaded file touched, from the raw rows."""
         started = datetime.now()
+        # The students and metrics whose facts this changes, and so whose yearly sums.
+        self.con.execute("create or replace temp table summed_again (student_key varchar, metric_id varchar)")
         for kind in derived_kinds():
             if self.con.execute(f"select count(*) from affected_{kind}").fetchall()[0][0]:
                 self.con.execute(f"create or replace temp table affected as select distinct student_key from affected_{kind}")
                 metrics = [m for (m,) in self.con.execute("select metric_id from metrics where submitted_as = ?", [kind]).fetchall()]
                 self.con.execute(
                     "delete from facts where metric_id in (select unnest(?)) and student_key in (select student_key from affected)",
+                    [metrics],
+                )
+                self.con.execute(
+                    "insert into summed_again select a.student_key, m.metric_id from affected as a, unnest(?::varchar[]) as m(metric_id)",
                     [metrics],
                 )
                 derivation = DERIVATIONS[kind] if kind in DERIVATIONS else profile_derivation(PROFILE_OF_KIND[kind])
@@ -749,7 +755,11 @@ class Loader:
             + " union ".join(f"select student_key from affected_{name}" for name in (*derived_kinds(), "roster", "students"))
         )
         # A corrected roster moves a student's facts to their new school, grade or group, and a
-        # district student a vendor now rosters takes that vendor.
+        # district student a vendor now rosters takes that vendor: every metric's facts.
+        self.con.execute(
+            "create or replace temp table regrouped as"
+            " select student_key from affected_roster union select student_key from affected_students"
+        )
         self.con.execute(
             """update facts set vendor_id = s.vendor_id, school_id = s.school_id, grade = s.grade, race_ethnicity = s.race_ethnicity,
                 gender = s.gender, econ_disadvantaged = s.econ_disadvantaged,
@@ -760,7 +770,10 @@ class Loader:
               and s.student_key in (select student_key from affected_roster)"""
         )
         self._regroup()
-        refresh_student_year_sums(self.con, f"select student_key from {TOUCHED_STUDENTS}")
+        self.con.execute(
+            "insert into summed_again select distinct r.student_key, m.metric_id from regrouped as r, metrics as m"
+        )
+        refresh_student_year_sums(self.con, "select distinct student_key, metric_id from summed_again")
         self.say(f"facts derived ({(datetime.now() - started).total_seconds():.2f} s)")
 
     def _regroup(self) -> None:
@@ -774,6 +787,7 @@ class Loader:
         if taken_at != self.settings.group_count_date:
             # The rule changed since the facts were grouped: every fact is regrouped by the new one.
             self.con.execute(f"insert into {TOUCHED_STUDENTS} select student_key from district_students")
+            self.con.execute("insert into regrouped select student_key from district_students")
             self.con.execute("update group_rule set count_date = ?", [self.settings.group_count_date])
         on_date = "f.period_start"
         if self.settings.group_count_date:

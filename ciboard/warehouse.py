@@ -77,7 +77,7 @@ select
     sum(case when abs(f.value) < 1e9 then (f.value * 1e9)::hugeint * (f.value * 1e9)::hugeint end) as scaled_squares
 from facts as f
 inner join calendar_weeks as w on w.week_start = f.period_start
-{where}
+{only}
 group by all
 """
 
@@ -190,7 +190,7 @@ def views_sql() -> str:
 def stand_ins(tables) -> list[str]:
     """Views in place of the derived tables a version made before their migration lacks, so
     today's views read a version a record pinned: student_year_sums summed from its facts."""
-    return [] if "student_year_sums" in tables else [f"create view student_year_sums as {STUDENT_YEAR_SUMS.format(where='')}"]
+    return [] if "student_year_sums" in tables else [f"create view student_year_sums as {STUDENT_YEAR_SUMS.format(only='')}"]
 
 
 def code_fingerprint() -> str:

@@ -113,7 +113,7 @@ def test_a_whole_school_year_is_read_from_the_sums_and_part_of_one_from_the_fact
 
 def sums_differ_from_facts(warehouse) -> list:
     """The rows where student_year_sums and the facts summed now disagree, either way."""
-    fresh = f"select * replace (scaled_total::decimal(38, 0) as scaled_total, scaled_squares::decimal(38, 0) as scaled_squares) from ({STUDENT_YEAR_SUMS.format(where='')})"
+    fresh = f"select * replace (scaled_total::decimal(38, 0) as scaled_total, scaled_squares::decimal(38, 0) as scaled_squares) from ({STUDENT_YEAR_SUMS.format(only='')})"
     with warehouse.cursor() as cur:
         return cur.execute(
             f"(select * from student_year_sums except all {fresh}) union all ({fresh} except all select * from student_year_sums)"
@@ -138,6 +138,36 @@ def test_the_sums_are_the_facts_summed_after_each_kind_of_load(demo_warehouse, l
     with loaded.cursor() as cur:
         assert cur.execute("select distinct race_ethnicity from student_year_sums where student_key = 'ST0000001'").fetchall() == [("White",)]
         assert cur.execute("select count(*) from student_year_sums where student_key = 'ST0000001'").fetchall()[0][0] == before
+
+    # A district record regroups a student's facts of every metric from its date on (here all of
+    # them), where a sessions file changes only the facts, and sums, of the metrics sessions make.
+    records_header = (SAMPLES / "students.csv").read_text().splitlines()[0]
+    records = write_csv(tmp_path / "records.csv", records_header, "ST0000002,E01,4,Asian,M,N,N,N,below,2025-09-01",
+                        "ST0000002,E01,4,Asian,M,N,N,Y,below,2025-09-10")
+    [outcome] = ingest(loaded, [Submission(records, "students")])
+    assert outcome.status == "accepted", outcome
+    assert sums_differ_from_facts(loaded) == []
+    with loaded.cursor() as cur:
+        regrouped = cur.execute(
+            "select list(distinct metric_id) from student_year_sums where student_key = 'ST0000002' and special_education"
+        ).fetchall()[0][0]
+    assert {"scaled_score", "school_attendance_rate", "sel_identity"} < set(regrouped)
+
+    # A new count date regroups every student's facts at the next ingest, whatever it loads: on
+    # September 5 the student's first record is in force.
+    data_dir = loaded.settings.data_dir
+    loaded.close()
+    recounted = make_warehouse(data_dir, group_count_date="09-05")
+    more = write_csv(tmp_path / "more.csv", "student_id,session_date,tutor_id,group_size,scheduled_minutes,attended_minutes",
+                     "ST0000003,2026-03-09,V1-T002,2,40,35")
+    [outcome] = ingest(recounted, [Submission(more, "sessions", "V1")])
+    assert outcome.status == "accepted", outcome
+    assert sums_differ_from_facts(recounted) == []
+    with recounted.cursor() as cur:
+        assert cur.execute(
+            "select count(*) from student_year_sums where student_key = 'ST0000002' and special_education"
+        ).fetchall()[0][0] == 0, "the new count date did not reach the sums"
+    recounted.close()
 
 
 @pytest.mark.parametrize("storage", ["lake", "files"])
