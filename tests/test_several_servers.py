@@ -58,12 +58,17 @@ def notes_of(page):
     return page.get_by_placeholder("Notes…").first
 
 
+def ready(page):
+    """Once the meeting's numbers are shown: until then the page may still be drawing its boxes."""
+    page.get_by_text("shown here by themselves in a moment").wait_for(state="detached", timeout=900_000)
+    settle(page)
+    return page
+
+
 def save_notes(page, text: str) -> None:
     """Types once the meeting's numbers are ready: what a save does while they are still being
     prepared is test_page_meetings' concern; here the timing of a busy machine would decide it."""
-    page.get_by_text("shown here by themselves in a moment").wait_for(state="detached", timeout=900_000)
-    settle(page)
-    notes_of(page).fill(text)
+    notes_of(ready(page)).fill(text)
     page.get_by_role("button", name="Save notes").click()
     settle(page)
 
@@ -106,14 +111,14 @@ def test_two_servers_share_one_lake_and_one_app_database(tmp_path, postgres_url,
         save_notes(page_a, "Bus times changed on Feb 2; two sites start 15 minutes later.")
         assert errors_on(page_a) == []
         page_b = open_as(browser, b, passwords, "facilitator", "meetings", height=3200)
-        assert "Bus times changed" in notes_of(page_b).input_value()
+        assert "Bus times changed" in notes_of(ready(page_b)).input_value()
 
         # Two people, two servers, the same notes: the second save is shown both, not lost.
         save_notes(page_a, "Sites 3 and 7 start at 3:45 from Feb 9.")
         save_notes(page_b, "Bus times changed on Feb 2; tutors wait ten minutes.")
         assert "Not saved" in page_b.locator("[data-testid='stMain']").inner_text()
         rerun(page_a, "Meetings")
-        assert "Sites 3 and 7" in notes_of(page_a).input_value(), "server B's stale save overwrote server A's"
+        assert "Sites 3 and 7" in notes_of(ready(page_a)).input_value(), "server B's stale save overwrote server A's"
         page_a.close()
         page_b.close()
     finally:
