@@ -122,7 +122,10 @@ def test_two_filter_sets_differing_in_one_value_never_subtract_to_a_small_group(
     rng = np.random.default_rng(20261203)
     choices = run(demo_warehouse, "choices", scope)
     values = {d: list(choices.loc[choices["dimension"] == d, "value"]) for d in DIMENSIONS}
-    checked = exact_counts = 0
+    checked = 0
+    # Whether the first shown period of each group gave its count back exactly. One a group:
+    # a group's periods hold the same students, so share a cell key and the same noise.
+    exact_counts: list[bool] = []
     for _ in range(400):
         metric = str(rng.choice(METRICS))
         grain = str(rng.choice(["week", "month", "window"]))
@@ -147,18 +150,22 @@ def test_two_filter_sets_differing_in_one_value_never_subtract_to_a_small_group(
             **params, dimension: ",".join(map(str, [*chosen, extra])),
             **({"vendor_id": scope.vendor_id} if scope.vendor_id else {}),
         }).set_index("period_start")["numerator"]
-        for _, row in both.iterrows():
+        for i, (_, row) in enumerate(both.iterrows()):
             difference = subtracted(row, "_narrower")
             truth_row = pd.Series({c: float(row[f"{c}_truth"]) for c in ("n", *SUMS)})
             assert_not_given_back(difference, truth_row, shown_none=exact_wider.get(row["period_start"]) == 0)
-            exact_counts += difference["n"] == truth_row["n"]
+            if i == 0:
+                exact_counts.append(difference["n"] == truth_row["n"])
             checked += 1
-        if checked >= 60:
+        if checked >= 60 and len(exact_counts) >= 15:
             break
     assert checked >= 10, f"only {checked} small groups reached; the search should find more"
-    # Counts move by whole students, so a difference of counts is sometimes right by chance,
-    # but far from always, and nothing tells the reader which time it is.
-    assert exact_counts < 0.6 * checked
+    # Counts move by whole students, so a difference of counts is sometimes right by chance
+    # (two draws of the noise alike: 0.26), but far from always, and nothing tells the reader
+    # which time it is. A group's rows are one draw, so the share is of groups, not rows: of
+    # rows, one group's weeks once made it 40 of 64.
+    assert len(exact_counts) >= 10, f"only {len(exact_counts)} groups reached"
+    assert sum(exact_counts) < 0.6 * len(exact_counts), f"{sum(exact_counts)} of {len(exact_counts)} groups exact"
 
 
 def small_grade_district(warehouse, tmp_path):
