@@ -99,9 +99,20 @@ day_limits as (
         and (c.school_year is null or c.school_year = y.school_year)
     group by all
 ),
+-- Almost every student has one session a day, and a limit is at least 1 (the contract's and the
+-- setting's checks say so): so the days with two or more are found first, grouped by one hash
+-- of the day rather than by its three columns (at 3.2M attended sessions, 550 ms of CPU time
+-- against 889). A collision only lets a day through to the exact count below.
+shared_days as (
+    select hash(vendor_id, student_key, session_date) as day_hash
+    from booked
+    group by day_hash
+    having count(*) > 1
+),
 crowded_days as (
     select b.vendor_id, b.student_key, b.session_date, count(*) as sessions, any_value(l.most) as most
     from booked as b
+    semi join shared_days as h on h.day_hash = hash(b.vendor_id, b.student_key, b.session_date)
     inner join day_limits as l using (vendor_id, session_date)
     group by b.vendor_id, b.student_key, b.session_date
     having count(*) > any_value(l.most)
