@@ -609,21 +609,41 @@ def test_an_ingest_compares_only_the_students_it_touched_and_the_lake_holds_what
     elsewhere.close()
 
 
-def test_an_upgrade_compares_no_students_rows_one_by_one_and_changes_none(lake, caplog):
+def test_new_views_are_one_publish_from_the_read_copy_that_compares_no_students_rows_one_by_one(lake, caplog):
     ingest(lake, sample_submissions())
     with lake.publish() as con:
         con.execute("update warehouse_info set value = 'older code' where key = 'code_fingerprint'")
+    older = lake.version()
     with lake.cursor() as cur:
         facts = cur.execute("select * from facts order by all").fetchall()
     caplog.set_level("DEBUG", logger="ciboard.lake")
     assert lake.upgrade_if_stale()
+    # No migration is pending: no snapshot of its own, whose tables the publish would stage from the lake.
     [record] = [r for r in caplog.records if hasattr(r, "phases")]
+    assert "staged from the read copy, warehouse_info changed (" in record.getMessage(), record.getMessage()
     assert {"facts", "sessions", "student_year_sums"} <= set(record.narrowed), record.getMessage()
-    assert ", none changed (" in record.getMessage(), "the migration's snapshot holds the upgrade: the publish after it writes nothing"
     assert not [r for r in caplog.records if r.levelname == "WARNING" and r.name == "ciboard.lake"]
-    assert lake.is_current_code()
+    assert number(lake.version()) == number(older) + 1
+    assert lake.is_current_code() and not lake.at(older).is_current_code()
     with lake.cursor() as cur:
         assert cur.execute("select * from facts order by all").fetchall() == facts
+    assert not lake.upgrade_if_stale()
+
+
+def test_a_pending_migration_has_a_snapshot_of_its_own_before_the_publish(lake, monkeypatch):
+    from ciboard import lake as lake_module, warehouse as warehouse_module
+
+    shipped = warehouse_module.migrations()
+    newer = lambda: [*shipped, (999, "a_new_table", "create table a_new_table (x integer);")]  # noqa: E731
+    monkeypatch.setattr(warehouse_module, "migrations", newer)
+    monkeypatch.setattr(lake_module, "migrations", newer)
+    older = lake.version()
+    assert lake._migrations_pending() and not lake.is_current_code()
+    assert lake.upgrade_if_stale()
+    assert not lake._migrations_pending() and lake.is_current_code()
+    assert number(lake.version()) == number(older) + 1, "the migration's snapshot, and no other: the publish after it changed nothing"
+    with lake.cursor() as cur:
+        assert cur.execute("select count(*) from a_new_table").fetchall() == [(0,)]
 
 
 def test_a_block_that_changes_a_student_it_did_not_name_is_compared_whole(lake, tmp_path, caplog):
