@@ -442,8 +442,8 @@ class LakeWarehouse(Warehouse):
         """Today's migrations, in a snapshot of their own before any data is staged. Where none
         is pending and only the views or the shipped profiles changed, the publish brings its
         staged copy up to them instead (`_bring_up_to_code`): a snapshot of its own would have
-        no read copy, and the publish after it would stage every table from the lake (12 s at
-        10M facts)."""
+        no read copy, and the publish after it would stage every table from the lake (about 11 s
+        more at 10M facts)."""
         self.directory.mkdir(parents=True, exist_ok=True)
         lake_files(self.settings).mkdir(parents=True, exist_ok=True)
         _readers_never_block_writers(self.settings)  # a lake made before this holds too

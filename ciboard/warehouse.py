@@ -360,7 +360,7 @@ class Warehouse:
             return False
         with self.publish() as con:  # publishing a copy is what migrates it
             # The block itself changes no student's rows, so a lake compares none of them row by
-            # row, only their count and sum (at 10M facts, 1.2 s for the facts against 3.8 s).
+            # row, only their count and sum (at 10M facts, 0.56 s for the facts against 3.8 s).
             con.execute(f"create temp table {TOUCHED_STUDENTS} (student_key varchar)")
         return True
 
