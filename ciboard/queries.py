@@ -275,28 +275,7 @@ def run(
     today: date | None = None,
 ) -> pd.DataFrame:
     """Runs a view as a scope. The frame's attrs carry the warehouse version it was read from."""
-    if view not in VIEWS:
-        raise QueryError(f"unknown view {view!r}; the views are {', '.join(VIEWS)}")
-    spec = VIEWS[view]
-    # An empty value is no value: an empty filter (a list, or the tuple a cache key makes of it) filters nothing.
-    given = {k: v for k, v in (params or {}).items() if not (v is None or v == "" or v == [] or v == ())}
-    if view == "statement" and scope.role == "vendor":
-        given.setdefault("vendor_id", scope.vendor_id)  # a vendor's statement is its own
-    unknown = sorted(set(given) - set(spec.params))
-    if unknown:
-        raise QueryError(
-            f"unknown parameter(s) {', '.join(unknown)} for view {view}; it takes {', '.join(spec.params)}"
-        )
-    missing = [p for p in spec.required if p not in given]
-    if missing:
-        raise QueryError(f"view {view} needs {', '.join(missing)}")
-    if spec.students and not scope.sees_students and not (view in OWN_STUDENTS and scope.follows_up_students):
-        raise ScopeError(f"{view} lists students, which only analysts may see")
-    if scope.role not in spec.roles:
-        raise ScopeError(f"{view} lists students: the district's analysts and admins, and the vendor itself, may read it")
-    if scope.role == "school" and view not in SCHOOL_VIEWS:
-        raise ScopeError(f"{view} is between the district and its vendors; a school account reads {', '.join(SCHOOL_VIEWS)}")
-
+    spec, given = _checked(view, scope, params)
     version = warehouse.version()
     min_cell = warehouse.settings.min_cell_size
     with warehouse.cursor(version) as cur:
@@ -325,14 +304,8 @@ def run(
         frame.attrs["read_as"] = str(scope)
     hide = scope.suppresses_small_cells
     if view in CELLS:
-        frame = privacy.suppress(
-            frame,
-            min_cell=min_cell,
-            hide=hide,
-            by=_adding_up(view, given),
-            per=("period_start",) if view == "panel" else (),
-        )
-    if hide and view in (*CELLS, "peers"):
+        frame = _protected(view, frame, given, scope, metrics[bound["metric"]], min_cell)
+    if hide and view == "peers":
         frame = privacy.perturb(frame, metrics[bound["metric"]], min_cell=min_cell)
     if view == "peers":
         frame = privacy.benchmark_pool(frame, scope, min_cell)
@@ -351,6 +324,135 @@ def run(
             frame = _pseudonymised_text(frame, ECHOED_TEXT[view], scope, warehouse, version)
     frame.attrs["version"] = version
     return frame
+
+
+def _checked(view: str, scope: Scope, params: Mapping[str, Any] | None) -> tuple[View, dict[str, Any]]:
+    """The view and the parameters given, once the view, the parameters' names and the scope's
+    right to read it are checked (their values are checked as `_bind` binds them)."""
+    if view not in VIEWS:
+        raise QueryError(f"unknown view {view!r}; the views are {', '.join(VIEWS)}")
+    spec = VIEWS[view]
+    # An empty value is no value: an empty filter (a list, or the tuple a cache key makes of it) filters nothing.
+    given = {k: v for k, v in (params or {}).items() if not (v is None or v == "" or v == [] or v == ())}
+    if view == "statement" and scope.role == "vendor":
+        given.setdefault("vendor_id", scope.vendor_id)  # a vendor's statement is its own
+    unknown = sorted(set(given) - set(spec.params))
+    if unknown:
+        raise QueryError(
+            f"unknown parameter(s) {', '.join(unknown)} for view {view}; it takes {', '.join(spec.params)}"
+        )
+    missing = [p for p in spec.required if p not in given]
+    if missing:
+        raise QueryError(f"view {view} needs {', '.join(missing)}")
+    if spec.students and not scope.sees_students and not (view in OWN_STUDENTS and scope.follows_up_students):
+        raise ScopeError(f"{view} lists students, which only analysts may see")
+    if scope.role not in spec.roles:
+        raise ScopeError(f"{view} lists students: the district's analysts and admins, and the vendor itself, may read it")
+    if scope.role == "school" and view not in SCHOOL_VIEWS:
+        raise ScopeError(f"{view} is between the district and its vendors; a school account reads {', '.join(SCHOOL_VIEWS)}")
+    return spec, given
+
+
+def _protected(view: str, frame: pd.DataFrame, given: dict[str, Any], scope: Scope, aggregation: str,
+               min_cell: int) -> pd.DataFrame:
+    """A frame of cells (a view of CELLS) as the scope may see it: small cells flagged, and for a
+    scope that hides, hidden with their complements and every count and sum noised (ciboard.privacy)."""
+    frame = privacy.suppress(
+        frame,
+        min_cell=min_cell,
+        hide=scope.suppresses_small_cells,
+        by=_adding_up(view, given),
+        per=("period_start",) if view == "panel" else (),
+    )
+    if scope.suppresses_small_cells:
+        frame = privacy.perturb(frame, aggregation, min_cell=min_cell)
+    return frame
+
+
+def panels(
+    warehouse: Warehouse,
+    scope: Scope,
+    params: Mapping[str, Any],
+    groupings: list[tuple[str, ...]],
+) -> list[pd.DataFrame]:
+    """Weekly panels of one metric for several groupings at once: for each grouping (no
+    dimension, one, or two), the frame `run` gives for the series (no dimension) or the panel
+    by them, with the same checks, scope, suppression and noise, from one pass over the facts
+    (`group by grouping sets`) where `run` would read them once per grouping. The signals chart
+    16 groupings of every weekly metric: one pass takes a sixth of the time of sixteen.
+
+    `params` are the series' (a metric and filters); the grain can only be the week."""
+    views = ["panel" if grouping else "series" for grouping in groupings]
+    asked = [{**params, **dict(zip(("by", "by2"), grouping))} for grouping in groupings]
+    checked = [_checked(view, scope, p)[1] for view, p in zip(views, asked)]
+    version = warehouse.version()
+    min_cell = warehouse.settings.min_cell_size
+    with warehouse.cursor(version) as cur:
+        metrics = dict(cur.execute("select metric_id, aggregation from metrics").fetchall())
+        spec, given = _checked("series", scope, params)
+        bound = _bind(spec, given, scope, set(metrics), date.today(), min_cell)
+        for view, each in zip(views, checked):
+            _bind(VIEWS[view], each, scope, set(metrics), date.today(), min_cell)  # checks by and by2
+        if bound["grain"] != "week":
+            raise QueryError(f"panels are weekly; the grain {bound['grain']!r} is read one grouping at a time with run")
+        dimensions = [d for d in DIMENSIONS if any(d in grouping for grouping in groupings)]
+        del bound["grain"]
+        cells = cur.execute(_panels_sql(dimensions, groupings), bound).df()
+    found = []
+    for view, frame, each in zip(views, _grouped(cells, len(groupings)), checked):
+        if view == "series":
+            frame = frame.drop(columns=["group_1", "group_2"])
+        frame = _protected(view, _shape(view, frame, each), each, scope, metrics[bound["metric"]], min_cell)
+        frame = frame.drop(columns="cell_key")
+        frame.attrs["version"] = version
+        found.append(frame)
+    return found
+
+
+def _panels_sql(dimensions: list[str], groupings: list[tuple[str, ...]]) -> str:
+    """The statement of `panels`: a row per grouping, group and week, each grouping's rows
+    together (in the order of `groupings`) and ordered as the panel view orders its own. The
+    names are checked against DIMENSIONS; the values are bound."""
+    if not set(dimensions) <= set(DIMENSIONS):  # `panels` checked them; the text must never hold another
+        raise QueryError(f"unknown dimensions {sorted(set(dimensions) - set(DIMENSIONS))}")
+    # grouping() sets a bit for each dimension a set leaves out, the first dimension's highest.
+    ids = [sum(1 << (len(dimensions) - 1 - i) for i, d in enumerate(dimensions) if d not in g) for g in groupings]
+
+    def by_grouping(values: list[str]) -> str:
+        return "case grouping_id " + " ".join(f"when {i} then {v}" for i, v in zip(ids, values)) + " end"
+
+    groups = [by_grouping([g[position] if len(g) > position else "''" for g in groupings]) for position in (0, 1)]
+    sets = ", ".join("(" + ", ".join(("period_start", "aggregation", *g)) + ")" for g in groupings)
+    return f"""
+        with cells as (
+            select
+                {f"grouping({', '.join(dimensions)})" if dimensions else "0"} as grouping_id,
+                period_start,
+                {''.join(d + ", " for d in dimensions)}
+                metric_value(aggregation, value, denominator) as value,
+                count(*) as n,
+                sum(value) as numerator,
+                metric_denominator(aggregation, denominator) as denominator,
+                sample_sd(mean_value) as sd,
+                bit_xor(student_hash) as cell_key
+            from weekly_facts($metric, {_FILTER_ARGS})
+            group by grouping sets ({sets})
+        )
+        select {by_grouping([str(i) for i in range(len(groupings))])} as grouping, period_start,
+            {groups[0]} as group_1, {groups[1]} as group_2, value, n, numerator, denominator, sd, cell_key
+        from cells
+        -- A student whose group is unknown is in no group of the dimension, as in the panel.
+        where group_1 is not null and group_2 is not null
+        order by grouping, group_1, group_2, period_start
+    """
+
+
+def _grouped(cells: pd.DataFrame, count: int) -> list[pd.DataFrame]:
+    """The rows of the `panels` statement, one frame per grouping, as the panel view gives
+    them (group_1 and group_2 '' where the grouping has no dimension)."""
+    ends = np.searchsorted(cells["grouping"].to_numpy(), np.arange(count + 1))
+    cells = cells.drop(columns="grouping")
+    return [cells.iloc[start:end].reset_index(drop=True) for start, end in zip(ends[:-1], ends[1:])]
 
 
 def _pseudonymised_text(

@@ -26,7 +26,7 @@ import pandas as pd
 
 from ciboard import comparisons
 from ciboard.access import Scope
-from ciboard.queries import DIMENSIONS, data_map, run
+from ciboard.queries import DIMENSIONS, data_map, panels, run
 from ciboard.stats import intervals, spc
 from ciboard.warehouse import Warehouse
 
@@ -423,21 +423,16 @@ SIGNAL_COLUMNS = [
 def _slices(warehouse: Warehouse, scope: Scope, metric_id: str, base: dict, dimensions: list[str]):
     """For each kind of slice: its fixed labels, the labels its group keys fill, and its panel's
     series, one per group."""
-    common = {"metric": metric_id, "grain": "week", **base}
     # A vendor's whole is its own students, so its slices carry its id and are not repeated per vendor.
     own = {"vendor_id": scope.vendor_id} if scope.role == "vendor" else {"vendor_id": None}
-    district = run(warehouse, "series", scope, common)
-    yield {**own, "dimension": None, "group": None}, (), _groups(district, [])
-    for dimension in dimensions:
-        panel = run(warehouse, "panel", scope, {**common, "by": dimension})
-        yield {**own, "dimension": dimension}, ("group",), _groups(panel, [dimension])
-    if scope.role == "vendor":
-        return
-    by_vendor = run(warehouse, "panel", scope, {**common, "by": "vendor_id"})
-    yield {"dimension": None, "group": None}, ("vendor_id",), _groups(by_vendor, ["vendor_id"])
-    for dimension in dimensions:
-        both = run(warehouse, "panel", scope, {**common, "by": "vendor_id", "by2": dimension})
-        yield {"dimension": dimension}, ("vendor_id", "group"), _groups(both, ["vendor_id", dimension])
+    slices = [({**own, "dimension": None, "group": None}, (), ())]
+    slices += [({**own, "dimension": dimension}, ("group",), (dimension,)) for dimension in dimensions]
+    if scope.role != "vendor":
+        slices.append(({"dimension": None, "group": None}, ("vendor_id",), ("vendor_id",)))
+        slices += [({"dimension": dimension}, ("vendor_id", "group"), ("vendor_id", dimension)) for dimension in dimensions]
+    found = panels(warehouse, scope, {"metric": metric_id, "grain": "week", **base}, [s[2] for s in slices])
+    for (labels, key_names, grouping), panel in zip(slices, found):
+        yield labels, key_names, _groups(panel, list(grouping))
 
 
 @dataclass(frozen=True)

@@ -94,6 +94,7 @@ PROBLEM_COLUMNS = ("row_number", "column_name", "value", "reason")
 VIEW_FILES = (
     "scoped_facts",
     "panel",
+    "weekly_facts",
     "series",
     "breakdown",
     "vendors",

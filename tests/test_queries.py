@@ -9,7 +9,7 @@ import pytest
 from conftest import DEMO_STUDENTS, SAMPLES
 from ciboard.access import ANALYST, Scope, ScopeError
 from ciboard.ingest import Submission, ingest
-from ciboard.queries import DIMENSIONS, NOT_TUTORED, OWN_STUDENTS, VIEWS, QueryError, run
+from ciboard.queries import DIMENSIONS, NOT_TUTORED, OWN_STUDENTS, VIEWS, QueryError, panels, run
 
 VENDOR_IDS = ["V1", "V2", "V3", "V4", "V5", "V6"]
 FACILITATOR = Scope("facilitator")
@@ -397,3 +397,79 @@ def test_a_months_panel_counts_each_student_once_whatever_the_metric_aggregates(
         assert panel["sd"].to_numpy(dtype=float) == pytest.approx(expected["sd"].to_numpy(dtype=float), rel=1e-9)
     else:
         assert panel["sd"].isna().all()
+
+
+# One scope of each kind, each reading a metric of another aggregation, one with filters and dates.
+PANELS_CASES = [
+    (ANALYST, "tutoring_attendance_rate", {}),
+    (FACILITATOR, "dosage_met", {"grade": [3, 4, 5], "start": "2025-10-01", "end": "2026-03-31"}),
+    (Scope("vendor", "V3"), "sel_efficacy", {}),
+    (Scope("school", school_ids=("E01", "E02")), "dosage_minutes", {"econ_disadvantaged": "true"}),
+    (Scope("evaluator", evaluator="eva"), "sgp", {"vendor_id": ["V1", "V2"]}),
+]
+
+
+@pytest.mark.parametrize(("scope", "metric", "filters"), PANELS_CASES, ids=lambda v: str(v) if isinstance(v, Scope) else None)
+def test_panels_in_one_pass_are_the_views_run_one_at_a_time(demo_warehouse, scope, metric, filters):
+    """queries.panels reads the signals' 16 groupings from one pass over the facts: each frame must
+    be the series or panel `run` gives, small cells, complements and noise included."""
+    dimensions = [d for d in DIMENSIONS if d != "vendor_id"]
+    groupings = [(), *[(d,) for d in dimensions], ("vendor_id",), *[("vendor_id", d) for d in dimensions]]
+    params = {"metric": metric, "grain": "week", **filters}
+    found = panels(demo_warehouse, scope, params, groupings)
+    assert len(found) == len(groupings)
+    hidden = 0
+    for grouping, frame in zip(groupings, found):
+        asked = {**params, **dict(zip(("by", "by2"), grouping))}
+        expected = run(demo_warehouse, "panel" if grouping else "series", scope, asked)
+        # Means are sums of doubles, whose last digits depend on the order DuckDB adds them in.
+        pd.testing.assert_frame_equal(frame, expected, check_exact=False, rtol=1e-12, obj=f"{grouping}")
+        assert frame.attrs["version"] == expected.attrs["version"]
+        hidden += int(frame["suppressed"].sum())
+    assert sum(len(frame) for frame in found) > 100
+    if scope.suppresses_small_cells:
+        assert hidden > 0, "the case should reach small cells, or it tests no suppression"
+
+
+def test_panels_refuse_what_run_refuses(demo_warehouse):
+    weekly = {"metric": "dosage_met", "grain": "week"}
+    with pytest.raises(QueryError, match="weekly"):
+        panels(demo_warehouse, ANALYST, {**weekly, "grain": "month"}, [("school_id",)])
+    for bad in [*INJECTIONS, "student_key", "value"]:
+        with pytest.raises(QueryError, match="unknown dimension"):
+            panels(demo_warehouse, ANALYST, weekly, [("school_id",), ("vendor_id", bad)])
+        with pytest.raises(QueryError):
+            panels(demo_warehouse, ANALYST, {**weekly, "metric": bad}, [()])
+    with pytest.raises(QueryError, match="different dimensions"):
+        panels(demo_warehouse, ANALYST, weekly, [("grade", "grade")])
+    with pytest.raises(ScopeError, match="only its own vendor"):
+        panels(demo_warehouse, Scope("vendor", "V1"), {**weekly, "vendor_id": "V2"}, [(), ("school_id",)])
+    with pytest.raises(ScopeError, match="only its own schools"):
+        panels(demo_warehouse, Scope("school", school_ids=("E01",)), {**weekly, "school_id": "E02"}, [()])
+    with pytest.raises(QueryError, match="unknown parameter"):
+        panels(demo_warehouse, ANALYST, {**weekly, "scope_vendor": "V1"}, [()])
+
+
+def test_a_vendors_panels_hold_only_its_own_students(demo_warehouse):
+    vendor = Scope("vendor", "V4")
+    own, *rest = panels(demo_warehouse, vendor, {"metric": "dosage_met"}, [(), ("vendor_id",), ("vendor_id", "grade")])
+    assert own["n"].sum() > 0
+    assert all(set(frame["vendor_id"].dropna()) == {"V4"} for frame in rest)
+
+
+def test_panels_leave_a_student_whose_group_is_unknown_out_of_that_dimension_only(loaded):
+    # As a district's records leave a student's poverty and baseline unknown.
+    with loaded.publish() as con:
+        con.execute("update facts set econ_disadvantaged = null, baseline_band = null where hash(student_key) % 3 = 0")
+    groupings = [(), ("econ_disadvantaged",), ("baseline_band",), ("vendor_id", "econ_disadvantaged"), ("school_id",)]
+    for metric in ("tutoring_attendance_rate", "school_attendance_rate"):
+        found = panels(loaded, ANALYST, {"metric": metric}, groupings)
+        for grouping, frame in zip(groupings, found):
+            asked = {"metric": metric, **dict(zip(("by", "by2"), grouping))}
+            expected = run(loaded, "panel" if grouping else "series", ANALYST, asked)
+            pd.testing.assert_frame_equal(frame, expected, check_exact=False, rtol=1e-12, obj=f"{metric} {grouping}")
+        whole, by_poverty, _, _, by_school = found
+        assert by_poverty["econ_disadvantaged"].notna().all()
+        weeks = whole.set_index("period_start")["n"]
+        assert (by_poverty.groupby("period_start")["n"].sum() < weeks).all()
+        assert (by_school.groupby("period_start")["n"].sum() == weeks).all()

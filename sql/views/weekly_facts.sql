@@ -1,0 +1,44 @@
+-- weekly_facts: one row per fact of one metric in the scope and filters, with its week and
+-- every dimension as text (dimension_value) and its student's cell-key hash: what a weekly panel
+-- aggregates. The query layer groups it by several groupings in one pass (queries.panels), where
+-- the signals would run the panel once per grouping over the same facts.
+create or replace macro weekly_facts(
+    metric,
+    scope_vendor := null,
+    start_date := null,
+    end_date := null,
+    filters := map{}::map(varchar, varchar[]),
+    min_dosage_share := null
+) as table
+with aggregation as (
+    select any_value(aggregation) as aggregation from metrics where metric_id = metric
+)
+
+select
+    w.week_start as period_start,
+    aggregation.aggregation,
+    hash(f.student_key, k.secret) as student_hash,
+    f.value,
+    f.denominator,
+    -- As in panel: only a mean's interval needs the spread of single values.
+    case when aggregation.aggregation = 'mean' then f.value end as mean_value,
+    coalesce(f.vendor_id, 'not tutored') as vendor_id,
+    f.school_id,
+    f.grade::varchar as grade,
+    f.race_ethnicity,
+    f.gender,
+    f.econ_disadvantaged::varchar as econ_disadvantaged,
+    f.english_learner::varchar as english_learner,
+    f.special_education::varchar as special_education,
+    f.baseline_band
+from scoped_facts(
+    metric,
+    scope_vendor := scope_vendor,
+    start_date := start_date,
+    end_date := end_date,
+    filters := filters,
+    min_dosage_share := min_dosage_share
+) as f
+inner join calendar_weeks as w on w.week_start = f.period_start
+cross join aggregation
+cross join privacy_key as k;
