@@ -32,7 +32,7 @@ from ciboard.movements import (
     school_year_start,
     tested_windows,
 )
-from ciboard.queries import BOOLEAN_DIMENSIONS, DIMENSIONS, data_map, run
+from ciboard.queries import BOOLEAN_DIMENSIONS, DIMENSIONS, breakdowns, data_map, run
 from ciboard.stats import compare, disparity
 from ciboard.warehouse import VersionGone, Warehouse
 
@@ -324,12 +324,13 @@ def gap_changes(
         if ranges is None:
             continue
         spreads = [_student_rows(warehouse, scope, metric, dates, filters) for dates in ranges]
+        cells_then, cells_now = (group_cells(warehouse, scope, metric, KEY_GROUPS, dates, filters) for dates in ranges)
         for dimension in KEY_GROUPS:
-            now = group_gaps(warehouse, scope, metric, dimension, ranges[1], filters, spreads[1])
+            now = group_gaps(warehouse, metric, dimension, cells_now.get(dimension), spreads[1])
             if now is None:
                 continue
             reference = now.loc[now["is_reference"], "group"].iloc[0]
-            then = group_gaps(warehouse, scope, metric, dimension, ranges[0], filters, spreads[0], reference=reference)
+            then = group_gaps(warehouse, metric, dimension, cells_then.get(dimension), spreads[0], reference=reference)
             if then is None:
                 continue
             merged = now.merge(then, on="group", suffixes=("", "_then"))
@@ -378,14 +379,23 @@ def _student_rows(warehouse, scope, metric, dates, filters) -> pd.DataFrame | No
     })
 
 
-def group_gaps(warehouse, scope, metric, dimension, dates, filters, students, reference=None):
-    """Each group of `dimension` against `reference` (by default the largest) over the dates,
-    with 95% intervals (ciboard.stats.disparity), from the cells the scope may see; None where
-    the dimension is filtered to one value or fewer than two groups are shown."""
-    if dimension in filters:
-        return None
+def group_cells(warehouse, scope, metric, dimensions, dates, filters) -> dict[str, pd.DataFrame]:
+    """Each of the `dimensions`' breakdown of the metric over the dates, as the scope may see it,
+    read in one pass (queries.breakdowns); a dimension the filters hold is left out: its groups
+    are the ones chosen, not the district's. `metric` is its data-map row."""
+    wanted = [d for d in dimensions if d not in filters]
     params = {"metric": metric["metric_id"], "start": dates[0], "end": dates[1], **filters}
-    cells = run(warehouse, "breakdown", scope, {**params, "by": dimension})
+    if metric["aggregation"] == "median":
+        return {d: run(warehouse, "breakdown", scope, {**params, "by": d}) for d in wanted}
+    return dict(zip(wanted, breakdowns(warehouse, scope, params, [(d,) for d in wanted])))
+
+
+def group_gaps(warehouse, metric, dimension, cells, students, reference=None):
+    """Each group of `dimension` against `reference` (by default the largest), with 95% intervals
+    (ciboard.stats.disparity), from its breakdown `cells` (`group_cells`, hidden cells and all);
+    None without cells (a filtered dimension) or where fewer than two groups are shown."""
+    if cells is None:
+        return None
     # Hidden cells (small, or hidden to protect one) take no part in a gap.
     cells = cells[cells[dimension].notna() & ~cells["suppressed"]].reset_index(drop=True)
     cells["n"] = cells["n"].astype(int)

@@ -301,12 +301,8 @@ def _breakdowns(warehouse, scope, metrics, wanted, prefill, primary, since, held
     found = []
     for metric_id in list(dict.fromkeys(chosen))[:BREAKDOWN_METRICS]:
         rows = []
-        for dimension in followup.KEY_GROUPS:
-            if dimension in primary:
-                continue
-            cells = run(warehouse, "breakdown", scope, {
-                "metric": metric_id, "by": dimension, "start": since, "end": held_on, **primary,
-            })
+        cells_by = followup.group_cells(warehouse, scope, metrics[metric_id], followup.KEY_GROUPS, (since, held_on), primary)
+        for dimension, cells in cells_by.items():
             cells = cells[cells[dimension].notna()]
             rows.append(cells.rename(columns={dimension: "group"}).assign(dimension=dimension)[
                 ["dimension", "group", "value", "n", "suppressed"]])

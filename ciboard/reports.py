@@ -224,10 +224,10 @@ def _gaps(warehouse: Warehouse, period: Period, metrics: dict) -> list[dict]:
         if metric_id not in metrics:
             continue
         metric = metrics[metric_id]
+        cells = followup.group_cells(warehouse, REPORT_SCOPE, metric, list(GAP_DIMENSIONS), (period.start, period.end), {})
         for dimension, name in GAP_DIMENSIONS.items():
             reference = "False" if dimension in queries.BOOLEAN_DIMENSIONS else None
-            gaps = followup.group_gaps(warehouse, REPORT_SCOPE, metric, dimension, (period.start, period.end), {}, None,
-                                  reference=reference)
+            gaps = followup.group_gaps(warehouse, metric, dimension, cells[dimension], None, reference=reference)
             if gaps is None:
                 continue
             base = gaps[gaps["is_reference"]]

@@ -9,7 +9,7 @@ import pytest
 from conftest import DEMO_STUDENTS, SAMPLES
 from ciboard.access import ANALYST, Scope, ScopeError
 from ciboard.ingest import Submission, ingest
-from ciboard.queries import DIMENSIONS, NOT_TUTORED, OWN_STUDENTS, VIEWS, QueryError, panels, run
+from ciboard.queries import DIMENSIONS, NOT_TUTORED, OWN_STUDENTS, VIEWS, QueryError, breakdowns, panels, run
 
 VENDOR_IDS = ["V1", "V2", "V3", "V4", "V5", "V6"]
 FACILITATOR = Scope("facilitator")
@@ -431,6 +431,25 @@ def test_panels_in_one_pass_are_the_views_run_one_at_a_time(demo_warehouse, scop
         assert hidden > 0, "the case should reach small cells, or it tests no suppression"
 
 
+@pytest.mark.parametrize(("scope", "metric", "filters"), PANELS_CASES, ids=lambda v: str(v) if isinstance(v, Scope) else None)
+@pytest.mark.parametrize("dates", [{}, {"start": "2026-01-05", "end": "2026-03-01"}], ids=["whole year", "weeks"])
+def test_breakdowns_in_one_pass_are_the_views_run_one_at_a_time(demo_warehouse, scope, metric, filters, dates):
+    """queries.breakdowns reads a meeting's gaps' six breakdowns of a metric in one pass; over a
+    whole school year the view reads the students' yearly sums, the one pass their facts."""
+    groupings = [(d,) for d in ("race_ethnicity", "gender", "econ_disadvantaged", "baseline_band")]
+    groupings += [("vendor_id", "english_learner"), ("school_id", "grade")]
+    params = {"metric": metric, **filters, **dates}
+    if metric == "sgp":
+        with pytest.raises(QueryError, match="median"):
+            breakdowns(demo_warehouse, scope, params, groupings)
+        return
+    found = breakdowns(demo_warehouse, scope, params, groupings)
+    for grouping, frame in zip(groupings, found, strict=True):
+        expected = run(demo_warehouse, "breakdown", scope, {**params, **dict(zip(("by", "by2"), grouping))})
+        pd.testing.assert_frame_equal(frame, expected, check_exact=False, rtol=1e-12, obj=f"{grouping}")
+        assert not frame.empty
+
+
 def test_panels_refuse_what_run_refuses(demo_warehouse):
     weekly = {"metric": "dosage_met", "grain": "week"}
     with pytest.raises(QueryError, match="weekly"):
@@ -448,6 +467,12 @@ def test_panels_refuse_what_run_refuses(demo_warehouse):
         panels(demo_warehouse, Scope("school", school_ids=("E01",)), {**weekly, "school_id": "E02"}, [()])
     with pytest.raises(QueryError, match="unknown parameter"):
         panels(demo_warehouse, ANALYST, {**weekly, "scope_vendor": "V1"}, [()])
+    with pytest.raises(QueryError, match="needs by"):
+        breakdowns(demo_warehouse, ANALYST, {"metric": "dosage_met"}, [("grade",), ()])
+    with pytest.raises(QueryError, match="unknown parameter"):
+        breakdowns(demo_warehouse, ANALYST, {"metric": "dosage_met", "grain": "week"}, [("grade",)])
+    with pytest.raises(ScopeError, match="only its own vendor"):
+        breakdowns(demo_warehouse, Scope("vendor", "V1"), {"metric": "dosage_met", "vendor_id": "V2"}, [("grade",)])
 
 
 def test_a_vendors_panels_hold_only_its_own_students(demo_warehouse):
@@ -460,9 +485,13 @@ def test_a_vendors_panels_hold_only_its_own_students(demo_warehouse):
 def test_panels_leave_a_student_whose_group_is_unknown_out_of_that_dimension_only(loaded):
     # As a district's records leave a student's poverty and baseline unknown.
     with loaded.publish() as con:
-        con.execute("update facts set econ_disadvantaged = null, baseline_band = null where hash(student_key) % 3 = 0")
+        for table in ("facts", "student_year_sums"):  # the yearly sums are the facts', kept at ingest
+            con.execute(f"update {table} set econ_disadvantaged = null, baseline_band = null where hash(student_key) % 3 = 0")
     groupings = [(), ("econ_disadvantaged",), ("baseline_band",), ("vendor_id", "econ_disadvantaged"), ("school_id",)]
     for metric in ("tutoring_attendance_rate", "school_attendance_rate"):
+        for grouping, frame in zip(groupings[1:], breakdowns(loaded, ANALYST, {"metric": metric}, groupings[1:])):
+            expected = run(loaded, "breakdown", ANALYST, {"metric": metric, **dict(zip(("by", "by2"), grouping))})
+            pd.testing.assert_frame_equal(frame, expected, check_exact=False, rtol=1e-12, obj=f"{metric} {grouping}")
         found = panels(loaded, ANALYST, {"metric": metric}, groupings)
         for grouping, frame in zip(groupings, found):
             asked = {"metric": metric, **dict(zip(("by", "by2"), grouping))}

@@ -1,7 +1,7 @@
 -- weekly_facts: one row per fact of one metric in the scope and filters, with its week and
--- every dimension as text (dimension_value) and its student's cell-key hash: what a weekly panel
--- aggregates. The query layer groups it by several groupings in one pass (queries.panels), where
--- the signals would run the panel once per grouping over the same facts.
+-- every dimension as text (dimension_value) and its student's cell-key hash: what a panel
+-- aggregates. The query layer groups it by several groupings in one pass (queries.panels and
+-- breakdowns), where the signals and the gaps would run the panel once per grouping.
 create or replace macro weekly_facts(
     metric,
     scope_vendor := null,
@@ -17,6 +17,7 @@ with aggregation as (
 select
     w.week_start as period_start,
     aggregation.aggregation,
+    f.student_key,
     hash(f.student_key, k.secret) as student_hash,
     f.value,
     f.denominator,
