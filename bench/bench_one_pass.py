@@ -4,9 +4,9 @@
 
 DIR holds a warehouse (`ciboard demo --data-dir DIR` makes one). For each scope (an analyst, a
 facilitator, a vendor) and each weekly metric, times alternately, in one process:
-- the 16 weekly groupings a set of signals charts (the district, each student dimension, each
-  vendor, each vendor by each dimension; a vendor's own 8) as `queries.panels` reads them, and as
-  16 runs of the series and panel views;
+- the 18 weekly groupings a set of signals charts (the district, each student dimension, each
+  vendor, each vendor by each dimension; a vendor's own 9) as `queries.panels` reads them, and as
+  a run of the series or panel view each;
 - the six key groups' breakdowns a meeting's gaps read over eight weeks, as `queries.breakdowns`
   reads them, and as six runs of the breakdown view;
 then a whole set of signals (`signals.special_points`) and of gap changes (`followup.gap_changes`)

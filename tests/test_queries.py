@@ -411,7 +411,7 @@ PANELS_CASES = [
 
 @pytest.mark.parametrize(("scope", "metric", "filters"), PANELS_CASES, ids=lambda v: str(v) if isinstance(v, Scope) else None)
 def test_panels_in_one_pass_are_the_views_run_one_at_a_time(demo_warehouse, scope, metric, filters):
-    """queries.panels reads the signals' 16 groupings from one pass over the facts: each frame must
+    """queries.panels reads the signals' 18 groupings from one pass over the facts: each frame must
     be the series or panel `run` gives, small cells, complements and noise included."""
     dimensions = [d for d in DIMENSIONS if d != "vendor_id"]
     groupings = [(), *[(d,) for d in dimensions], ("vendor_id",), *[("vendor_id", d) for d in dimensions]]
