@@ -130,7 +130,7 @@ def gaps_of(warehouse: Warehouse, scope: Scope, since: date, until: date, filter
     """`compute(warehouse, scope, since, until, filters)` (followup.gap_changes), from the
     stored reading where the server has prepared one. While it prepares it: with `wait`,
     waiting is sooner than computing it again beside it; without, None."""
-    return _stored_or(warehouse, gap_request(scope, since, until, filters),
+    return _stored_or(warehouse, scope, gap_request(scope, since, until, filters),
                       lambda: compute(warehouse, scope, since, until, dict(filters)), wait)
 
 
@@ -166,7 +166,7 @@ def movement_of(warehouse: Warehouse, scope: Scope, metric_id: str, slice: Mappi
                 until: date | None, compute: Callable[[], dict], *, wait: bool = True) -> dict | None:
     """`compute()` (movements.metric_movement as a dict), from the stored one where the server
     has prepared it; while it prepares it, as `gaps_of`."""
-    return _stored_or(warehouse, movement_request(scope, metric_id, slice, since, until), compute, wait)
+    return _stored_or(warehouse, scope, movement_request(scope, metric_id, slice, since, until), compute, wait)
 
 
 # Views a page opens on that take seconds at scale, kept per version too. Each reads the version
@@ -207,7 +207,7 @@ def view_of(warehouse: Warehouse, scope: Scope, view: str, params: Mapping[str, 
     """`queries.run(warehouse, view, scope, params)`, from the stored reading where the server has
     prepared one; while it prepares it, as `gaps_of`."""
     wanted = view_request(warehouse, scope, view, params)
-    return _stored_or(warehouse, wanted, lambda: run(warehouse, view, scope, dict(params)), wait)
+    return _stored_or(warehouse, scope, wanted, lambda: run(warehouse, view, scope, dict(params)), wait)
 
 
 def view_being_prepared(warehouse: Warehouse, scope: Scope, view: str, params: Mapping[str, Any]) -> bool:
@@ -216,10 +216,11 @@ def view_being_prepared(warehouse: Warehouse, scope: Scope, view: str, params: M
     return wanted is not None and _being_prepared(warehouse, wanted)
 
 
-def _stored_or(warehouse: Warehouse, wanted: "GapRequest | MovementRequest | ViewRequest | None",
+def _stored_or(warehouse: Warehouse, scope: Scope, wanted: "GapRequest | MovementRequest | ViewRequest | None",
                compute: Callable[[], Any], wait: bool) -> Any:
     """The stored reading of `wanted`; while it is being prepared, the reading once stored with
-    `wait` and None without; else `compute()`."""
+    `wait` and None without; else `compute()` (as `scope`), stored for every later reader of the
+    version: a meeting the server did not prepare is computed once, not once per reader."""
     if wanted is None:
         return compute()
     path = _path(warehouse, wanted)
@@ -229,7 +230,18 @@ def _stored_or(warehouse: Warehouse, wanted: "GapRequest | MovementRequest | Vie
         time.sleep(0.5)
         path = _path(warehouse, wanted)
     if path is None:
-        return compute()
+        version = warehouse.version()
+        reading = compute()
+        # Kept only as read in the very scope it is kept for (an admin reads the facilitators'
+        # readings but keeps none), and only if no publish, nor a decision about flagged sessions
+        # the view counts by, came while it was computed.
+        current = not isinstance(wanted, ViewRequest) or wanted.view not in CHECKED or (
+            wanted.checks == service_checks_key(warehouse))
+        if str(scope) == wanted.scope and warehouse.version() == version and current:
+            folder = _folder(warehouse, version)
+            folder.mkdir(parents=True, exist_ok=True)
+            _write(folder, wanted, reading)
+        return reading
     if isinstance(wanted, ViewRequest):
         frame = pd.read_parquet(path)
         frame.attrs = {"version": warehouse.version()}
@@ -601,7 +613,7 @@ def _write(folder: Path, wanted: Reading, reading: Any) -> None:
     if isinstance(wanted, ViewRequest):
         table = reading.copy()
         table.attrs = {}  # the version is the folder's
-        aside = folder / f".{wanted.key()}.parquet.{os.getpid()}"
+        aside = _aside(folder / f"{wanted.key()}.parquet")
         table.to_parquet(aside, index=False)
         os.replace(aside, folder / f"{wanted.key()}.parquet")
         return
@@ -614,15 +626,21 @@ def _write(folder: Path, wanted: Reading, reading: Any) -> None:
     # Groups are text, numbers or yes/no by dimension; a Parquet column holds one type.
     table = points.assign(group=[None if g is None or pd.isna(g) else str(g) for g in points["group"]])
     table.attrs = {}  # the last week is in the file's name
-    aside = folder / f".{name}.{os.getpid()}"
+    aside = _aside(folder / name)
     table.to_parquet(aside, index=False)
     os.replace(aside, folder / name)
 
 
 def _write_aside(path: Path, data: bytes) -> None:
-    aside = path.with_name(f"{path.name}.{os.getpid()}")
+    aside = _aside(path)
     aside.write_bytes(data)
     os.replace(aside, path)
+
+
+def _aside(path: Path) -> Path:
+    """Where a file is written before it is renamed into `path`: the process's and thread's own,
+    since the preparing thread and pages' threads of several servers may write the same reading."""
+    return path.with_name(f".{path.name}.{os.getpid()}-{threading.get_ident()}")
 
 
 def _group(dimension: Any, group: Any) -> Any:

@@ -115,10 +115,8 @@ def test_a_draft_meetings_gaps_are_stored_once_per_version(demo_warehouse, prepa
     for reader in (Scope("facilitator"), Scope("admin")):  # the district's staff share one reading
         assert signal_store.gaps_of(demo_warehouse, reader, reading.since, reading.until, filters, not_again) == computed
     # An analyst's gaps count students' own spread and a vendor's hold its own students: neither reads it.
-    asked = []
     for reader in (ANALYST, VENDOR):
-        signal_store.gaps_of(demo_warehouse, reader, reading.since, reading.until, filters, lambda *a: asked.append(a) or [])
-    assert [a[1] for a in asked] == [ANALYST, VENDOR]
+        assert signal_store.gap_request(reader, reading.since, reading.until, filters).scope == str(reader)
 
 
 def test_a_publish_leaves_the_old_sets_unused_and_they_go_with_their_version(loaded):
@@ -303,11 +301,8 @@ def test_a_draft_meetings_movements_are_stored_once_per_version(demo_warehouse, 
     for reader in (Scope("facilitator"), Scope("admin")):  # waits while it is being prepared
         found = signal_store.movement_of(demo_warehouse, reader, reading.metric_id, slice, reading.since, reading.until, not_again)
         assert found == json.loads(json.dumps(computed))
-    asked = []
-    for reader in (ANALYST, VENDOR):
-        signal_store.movement_of(demo_warehouse, reader, reading.metric_id, slice, reading.since, reading.until,
-                                 lambda: asked.append(reader) or {})
-    assert asked == [ANALYST, VENDOR]
+    for reader in (ANALYST, VENDOR):  # each reads its own
+        assert signal_store.movement_request(reader, reading.metric_id, slice, reading.since, reading.until).scope == str(reader)
 
 
 def _preparing(warehouse, readings):
@@ -333,8 +328,16 @@ def _preparing(warehouse, readings):
     return held()
 
 
+def _forget(warehouse, reading) -> None:
+    """Deletes a stored reading: a page that computed one keeps it for the version."""
+    path = signal_store._path(warehouse, reading)
+    if path is not None:
+        path.unlink()
+
+
 def test_the_overview_says_the_payments_are_being_prepared(dashboard, prepared):
     wanted = signal_store.view_request(dashboard, ANALYST, "payments", {"end": prepared["end"]})
+    _forget(dashboard, wanted)
     with _preparing(dashboard, [wanted]):
         app = open_page("app_pages/overview.py")
     assert any("payments are being prepared" in info.value for info in app.info)
@@ -352,13 +355,15 @@ def test_a_view_queued_behind_other_readings_is_computed_on_the_page_not_waited_
     waited for."""
     mine = signal_store.view_request(dashboard, Scope("vendor", "V5"), "payments", {"end": prepared["end"]})
     ahead = signal_store.request(ANALYST, prepared["start"], prepared["end"])
-    assert signal_store.missing(dashboard, [mine]) == [mine]
+    _forget(dashboard, mine)
+    with _preparing(dashboard, [mine, ahead]):
+        assert signal_store.view_being_prepared(dashboard, Scope("vendor", "V5"), "payments", {"end": prepared["end"]})
     with _preparing(dashboard, [ahead, mine]):
         assert not signal_store.view_being_prepared(dashboard, Scope("vendor", "V5"), "payments", {"end": prepared["end"]})
         app = open_page("app_pages/vendors.py", user="vendor-v5")  # waiting, it would never end
     assert any("earned across" in m.value for m in app.markdown)
-    with _preparing(dashboard, [mine, ahead]):
-        assert signal_store.view_being_prepared(dashboard, Scope("vendor", "V5"), "payments", {"end": prepared["end"]})
+    # What the page computed is kept: the preparation, when it reaches it, has nothing to do.
+    assert signal_store.missing(dashboard, [mine]) == []
 
 
 def test_a_set_a_page_waits_for_is_prepared_next(loaded, monkeypatch):
@@ -491,3 +496,49 @@ def test_a_page_stops_waiting_for_a_reading_once_it_is_stored_while_the_rest_are
         signal_store._write(folder, wanted, pd.DataFrame(columns=POINT_COLUMNS))
         assert not signal_store.being_prepared(loaded, ANALYST, **dates)
         assert signal_store.being_prepared(loaded, VENDOR, **dates)
+
+
+def test_a_reading_a_page_computed_is_kept_for_every_later_reader_of_the_version_in_its_scope(loaded):
+    """A meeting the server did not prepare (one made since it started) is computed on the
+    first open and read from the store after: by the next reader, another server, a restart."""
+    facilitator, since, until = Scope("facilitator"), date(2026, 1, 5), date(2026, 3, 2)
+    computed = []
+
+    def compute(*asked):
+        computed.append(asked[1])
+        return [{"metric_id": "dosage_met", "asked_as": str(asked[1])}]
+
+    def not_again(*_):
+        raise AssertionError("computed again although stored")
+
+    first = signal_store.gaps_of(loaded, facilitator, since, until, {}, compute)
+    assert signal_store.gaps_of(loaded, facilitator, since, until, {}, not_again) == first
+    assert signal_store.gaps_of(loaded, Scope("admin"), since, until, {}, not_again) == first
+    assert computed == [facilitator]
+    # Each scope computes and keeps its own: a vendor never reads the district's, nor the reverse.
+    signal_store.gaps_of(loaded, VENDOR, since, until, {}, compute)
+    assert signal_store.gaps_of(loaded, VENDOR, since, until, {}, not_again)[0]["asked_as"] == str(VENDOR)
+    assert signal_store.gaps_of(loaded, facilitator, since, until, {}, not_again) == first
+
+    # An admin reads the facilitators' readings, and keeps none it computed: they are read as the admin.
+    later = date(2026, 3, 9)
+    signal_store.gaps_of(loaded, Scope("admin"), since, later, {}, compute)
+    signal_store.gaps_of(loaded, facilitator, since, later, {}, compute)
+    assert computed[-2:] == [Scope("admin"), facilitator]
+
+    # A reading computed while a publish came may mix two versions: it is kept for neither.
+    old = loaded.version()
+    request = signal_store.gap_request(facilitator, since, date(2026, 3, 16))
+    signal_store.gaps_of(loaded, facilitator, since, date(2026, 3, 16), {},
+                         lambda *asked: publish_empty(loaded) or compute(*asked))
+    assert loaded.version() != old
+    assert signal_store.missing(loaded, [request], old) == [request]
+    assert signal_store.missing(loaded, [request]) == [request]
+
+    # A slow view a page read live is kept too, in the scope it was read in.
+    dates = default_dates(loaded)
+    coverage = signal_store.view_request(loaded, VENDOR, "coverage", dates)
+    live = signal_store.view_of(loaded, VENDOR, "coverage", dates)
+    assert signal_store.missing(loaded, [coverage]) == []
+    pd.testing.assert_frame_equal(signal_store.view_of(loaded, VENDOR, "coverage", dates), live)
+    assert signal_store.missing(loaded, [signal_store.view_request(loaded, ANALYST, "coverage", dates)])
