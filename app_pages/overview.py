@@ -269,8 +269,9 @@ since = picker.date_input(
 @st.cache_data(show_spinner="Charting every weekly metric for every vendor and student group…", max_entries=64)
 def find_signals(version: str, scope_text: str, params: tuple, since, dimensions: tuple[str, ...]) -> pd.DataFrame:
     # Straight from the query layer (many views per call), so vendor ids go in and come out as such.
+    # Charted here, a set the server would have prepared is kept for the next reader of the version.
     chosen = dict(params)
-    return signals.signals(
+    return signal_store.signals_of(
         warehouse(), Scope.parse(scope_text), start=chosen.pop("start"), end=chosen.pop("end"), since=since,
         dimensions=dimensions, filters=chosen,
     )

@@ -356,19 +356,33 @@ def signals_of(
     end: Any,
     since: date | None,
     filters: Mapping[str, Any] | None = None,
+    dimensions: Iterable[str] = signals.GROUP_DIMENSIONS,
     wait: bool = True,
 ) -> pd.DataFrame | None:
     """`signals.signals`, from the stored set where there is one. Where the server is preparing
-    it: with `wait`, waiting is sooner than charting everything again beside it; without, None."""
-    found = stored(warehouse, scope, start=start, end=end, since=since, filters=filters)
+    it: with `wait`, waiting is sooner than charting everything again beside it; without, None.
+    Else the set is charted here and, where a stored set could answer it and it was read in the
+    very scope it is kept for, kept for every later reader of the version (as `_stored_or`)."""
+    dimensions = tuple(dimensions)
+    found = stored(warehouse, scope, start=start, end=end, since=since, filters=filters, dimensions=dimensions)
     while found is None and being_prepared(warehouse, scope, start=start, end=end, filters=filters):
         if not wait:
             return None
         time.sleep(0.5)
-        found = stored(warehouse, scope, start=start, end=end, since=since, filters=filters)
+        found = stored(warehouse, scope, start=start, end=end, since=since, filters=filters, dimensions=dimensions)
     if found is not None:
         return found
-    return signals.signals(warehouse, scope, start=start, end=end, since=since, filters=dict(filters or {}))
+    wanted = request(scope, start, end, filters)
+    if wanted is None or str(scope) != wanted.scope or dimensions != signals.GROUP_DIMENSIONS:
+        return signals.signals(warehouse, scope, start=start, end=end, since=since, dimensions=dimensions,
+                               filters=dict(filters or {}))
+    version = warehouse.version()
+    points = signals.special_points(warehouse, scope, start=start, end=end, filters=dict(filters or {}) or None)
+    if warehouse.version() == version:  # else it may mix two versions
+        folder = _folder(warehouse, version)
+        folder.mkdir(parents=True, exist_ok=True)
+        _write(folder, wanted, points)
+    return signals.pick(points, since)
 
 
 def stamp(warehouse: Warehouse) -> str:
