@@ -365,8 +365,6 @@ def test_a_view_queued_behind_other_readings_is_computed_on_the_page_not_waited_
         assert not signal_store.view_being_prepared(dashboard, Scope("vendor", "V5"), "payments", {"end": prepared["end"]})
         app = open_page("app_pages/vendors.py", user="vendor-v5")  # waiting, it would never end
     assert any("earned across" in m.value for m in app.markdown)
-    # What the page computed is kept: the preparation, when it reaches it, has nothing to do.
-    assert signal_store.missing(dashboard, [mine]) == []
 
 
 def test_a_set_a_page_waits_for_is_prepared_next(loaded, monkeypatch):
