@@ -219,8 +219,7 @@ def view_being_prepared(warehouse: Warehouse, scope: Scope, view: str, params: M
 def _stored_or(warehouse: Warehouse, scope: Scope, wanted: "GapRequest | MovementRequest | ViewRequest | None",
                compute: Callable[[], Any], wait: bool) -> Any:
     """The stored reading of `wanted`; while it is being prepared, the reading once stored with
-    `wait` and None without; else `compute()` (as `scope`), stored for every later reader of the
-    version: a meeting the server did not prepare is computed once, not once per reader."""
+    `wait` and None without; else `compute()`, kept (`_computed_and_kept`)."""
     if wanted is None:
         return compute()
     path = _path(warehouse, wanted)
@@ -230,23 +229,29 @@ def _stored_or(warehouse: Warehouse, scope: Scope, wanted: "GapRequest | Movemen
         time.sleep(0.5)
         path = _path(warehouse, wanted)
     if path is None:
-        version = warehouse.version()
-        reading = compute()
-        # Kept only as read in the very scope it is kept for (an admin reads the facilitators'
-        # readings but keeps none), and only if no publish, nor a decision about flagged sessions
-        # the view counts by, came while it was computed.
-        current = not isinstance(wanted, ViewRequest) or wanted.view not in CHECKED or (
-            wanted.checks == service_checks_key(warehouse))
-        if str(scope) == wanted.scope and warehouse.version() == version and current:
-            folder = _folder(warehouse, version)
-            folder.mkdir(parents=True, exist_ok=True)
-            _write(folder, wanted, reading)
-        return reading
+        return _computed_and_kept(warehouse, scope, wanted, compute)
     if isinstance(wanted, ViewRequest):
         frame = pd.read_parquet(path)
         frame.attrs = {"version": warehouse.version()}
         return frame
     return json.loads(path.read_text())
+
+
+def _computed_and_kept(warehouse: Warehouse, scope: Scope, wanted: "Reading", compute: Callable[[], Any]) -> Any:
+    """`compute()` (as `scope`), kept as the reading of `wanted` for every later reader of the
+    version: a meeting the server did not prepare is computed once, not once per reader. Kept only
+    as read in the very scope it is kept for (an admin reads the facilitators' readings but keeps
+    none), and only if no publish, nor a decision about flagged sessions a view counts by, came
+    while it was computed."""
+    version = warehouse.version()
+    reading = compute()
+    current = not isinstance(wanted, ViewRequest) or wanted.view not in CHECKED or (
+        wanted.checks == service_checks_key(warehouse))
+    if str(scope) == wanted.scope and warehouse.version() == version and current:
+        folder = _folder(warehouse, version)
+        folder.mkdir(parents=True, exist_ok=True)
+        _write(folder, wanted, reading)
+    return reading
 
 
 def _shared_reading(scope: Scope) -> str | None:
@@ -361,8 +366,7 @@ def signals_of(
 ) -> pd.DataFrame | None:
     """`signals.signals`, from the stored set where there is one. Where the server is preparing
     it: with `wait`, waiting is sooner than charting everything again beside it; without, None.
-    Else the set is charted here and, where a stored set could answer it and it was read in the
-    very scope it is kept for, kept for every later reader of the version (as `_stored_or`)."""
+    Else the set is charted here, and kept where a stored set could answer it (`_computed_and_kept`)."""
     dimensions = tuple(dimensions)
     found = stored(warehouse, scope, start=start, end=end, since=since, filters=filters, dimensions=dimensions)
     while found is None and being_prepared(warehouse, scope, start=start, end=end, filters=filters):
@@ -373,15 +377,11 @@ def signals_of(
     if found is not None:
         return found
     wanted = request(scope, start, end, filters)
-    if wanted is None or str(scope) != wanted.scope or dimensions != signals.GROUP_DIMENSIONS:
+    if wanted is None or dimensions != signals.GROUP_DIMENSIONS:
         return signals.signals(warehouse, scope, start=start, end=end, since=since, dimensions=dimensions,
                                filters=dict(filters or {}))
-    version = warehouse.version()
-    points = signals.special_points(warehouse, scope, start=start, end=end, filters=dict(filters or {}) or None)
-    if warehouse.version() == version:  # else it may mix two versions
-        folder = _folder(warehouse, version)
-        folder.mkdir(parents=True, exist_ok=True)
-        _write(folder, wanted, points)
+    points = _computed_and_kept(warehouse, scope, wanted, lambda: signals.special_points(
+        warehouse, scope, start=start, end=end, filters=dict(filters or {}) or None))
     return signals.pick(points, since)
 
 
