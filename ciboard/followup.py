@@ -385,8 +385,6 @@ def group_cells(warehouse, scope, metric, dimensions, dates, filters) -> dict[st
     are the ones chosen, not the district's. `metric` is its data-map row."""
     wanted = [d for d in dimensions if d not in filters]
     params = {"metric": metric["metric_id"], "start": dates[0], "end": dates[1], **filters}
-    if metric["aggregation"] == "median":
-        return {d: run(warehouse, "breakdown", scope, {**params, "by": d}) for d in wanted}
     return dict(zip(wanted, breakdowns(warehouse, scope, params, [(d,) for d in wanted])))
 
 

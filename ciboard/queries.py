@@ -395,8 +395,7 @@ def breakdowns(
     once: for each, the frame `run` gives for the breakdown, as `panels` gives panels. The gaps
     of a meeting break a metric down by six dimensions over two ranges of dates.
 
-    A median, which needs each group's values rather than sums, is read one grouping at a time
-    with run."""
+    A median needs each group's values rather than sums: its breakdowns are run one at a time."""
     if any(not grouping for grouping in groupings):
         raise QueryError("view breakdown needs by")
     return _in_one_pass(warehouse, scope, params, ["breakdown"] * len(groupings), groupings)
@@ -418,12 +417,14 @@ def _in_one_pass(warehouse: Warehouse, scope: Scope, params: Mapping[str, Any], 
         bound = [_bind(VIEWS[view], each, scope, set(metrics), date.today(), min_cell) for view, each in zip(views, checked)]
         if weekly and bound[0]["grain"] != "week":
             raise QueryError(f"panels are weekly; the grain {bound[0]['grain']!r} is read one grouping at a time with run")
-        if not weekly and metrics[bound[0]["metric"]] == "median":
-            raise QueryError("breakdowns of a median are read one grouping at a time with run")
         dimensions = [d for d in DIMENSIONS if any(d in grouping for grouping in groupings)]
         # The groupings differ in their dimensions only: the rest is bound once.
         shared = {k: v for k, v in bound[0].items() if k not in ("grain", "by", "by2")}
-        cells = cur.execute(_panels_sql(dimensions, groupings, weekly=weekly), shared).df()
+        # A median over more than a week needs each group's values, not sums per student.
+        one_pass = weekly or metrics[shared["metric"]] != "median"
+        cells = cur.execute(_panels_sql(dimensions, groupings, weekly=weekly), shared).df() if one_pass else None
+    if cells is None:
+        return [run(warehouse, view, scope, each) for view, each in zip(views, asked)]
     found = []
     for view, frame, each in zip(views, _grouped(cells, len(groupings)), checked):
         frame = frame.drop(columns=["group_1", "group_2"] if view == "series" else ["period_start"] if view == "breakdown" else [])
