@@ -380,10 +380,38 @@ def pytest_collection_modifyitems(config, items):
 
 def pytest_configure(config):
     """Streamlit scans every installed package for components when an AppTest first runs, 0.24 s
-    each time; a server scans once at start. The packages do not change during a run."""
+    each time; a server scans once at start. The packages do not change during a run. And an
+    AppTest waits for its run's end to be told, not by asking (`_wait_for_the_run`)."""
     from streamlit.components.v2 import manifest_scanner
+    from streamlit.testing.v1 import local_script_runner
 
     manifest_scanner.scan_component_manifests = functools.cache(manifest_scanner.scan_component_manifests)
+    local_script_runner.require_widgets_deltas = _wait_for_the_run
+
+
+def _wait_for_the_run(runner, timeout: float = 3) -> None:
+    """AppTest's wait for a script run, told by the run's end instead of asking every millisecond:
+    the asking thread woke a thousand times a second and took the interpreter from the script it
+    waited for (a tenth of the CPU time of a page test). A run past `timeout` fails as AppTest's."""
+    import threading
+
+    from streamlit.runtime.scriptrunner import ScriptRunnerEvent
+
+    ended = threading.Event()
+
+    def on_event(sender, event, **kwargs):
+        if event == ScriptRunnerEvent.SHUTDOWN:
+            ended.set()
+
+    runner.on_event.connect(on_event, weak=False)
+    try:
+        if runner.script_stopped() or ended.wait(timeout):
+            return
+    finally:
+        runner.on_event.disconnect(on_event)
+    runner.request_stop()
+    runner.join()
+    raise RuntimeError(f"AppTest script run timed out after {timeout}(s)")
 
 
 _EXIT_STATUS: list[int] = []
