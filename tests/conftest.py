@@ -4,6 +4,7 @@ import functools
 import os
 import shutil
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -96,12 +97,27 @@ def empty_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def loaded_data_dir(tmp_path_factory: pytest.TempPathFactory, empty_data_dir: Path) -> Path:
     """`empty_data_dir` with every sample file loaded, made once to be copied the same way."""
-    data_dir = tmp_path_factory.mktemp("loaded") / "data"
+    return built_once(tmp_path_factory.mktemp("loaded"), empty_data_dir, lambda files: sample_submissions())
+
+
+def built_once(folder: Path, empty_data_dir: Path, submissions: Callable[[Path], list[Submission]]) -> Path:
+    """The data folder of `empty_data_dir` with the files `submissions` writes in `folder / "files"`
+    loaded, for a module's tests to copy (`copy_of`): each test of a module that loaded its own
+    district took an init and an ingest, two to three seconds, a copy a few hundredths. An ingest
+    writes nothing to the app database, so a copy may have its own (`app_db_url`)."""
+    data_dir = folder / "data"
     shutil.copytree(empty_data_dir, data_dir)
     made = make_warehouse(data_dir)
-    ingest(made, sample_submissions())
+    ingest(made, submissions(folder / "files"))
     made.close()
     return data_dir
+
+
+def copy_of(built: Path, data_dir: Path, **settings) -> Warehouse:
+    """A warehouse of the test's own in `data_dir`: a copy of `built` (a data folder names no path
+    of its own)."""
+    shutil.copytree(built, data_dir)
+    return make_warehouse(data_dir, **settings)
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from conftest import make_warehouse, write_csv, close_statement
+from conftest import built_once, close_statement, copy_of, write_csv
 from ciboard import contract_terms, queries, reconciliation, statements
 from ciboard.access import ANALYST, Scope, ScopeError
 from ciboard.accounts import Account
@@ -26,11 +26,13 @@ TODAY = date(2026, 7, 15)
 
 
 @pytest.fixture(scope="module")
-def district(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("reconciliation")
-    warehouse = make_warehouse(folder / "data")
-    warehouse.init(["2025-26"])
-    ingest(warehouse, district_files(folder / "files"))
+def built_district(tmp_path_factory, empty_data_dir):
+    return built_once(tmp_path_factory.mktemp("district"), empty_data_dir, district_files)
+
+
+@pytest.fixture(scope="module")
+def district(tmp_path_factory, built_district):
+    warehouse = copy_of(built_district, tmp_path_factory.mktemp("reconciliation") / "data")
     yield warehouse
     warehouse.close()
 
@@ -247,11 +249,9 @@ VA_CONTRACT = contract_terms.ContractYear("VA", date(2025, 9, 1), None)
 
 
 @pytest.fixture
-def changing(tmp_path, app_db_url):
+def changing(tmp_path, app_db_url, built_district):
     """A district of the test's own, whose data and terms it changes."""
-    warehouse = make_warehouse(tmp_path / "data", app_db_url=app_db_url)
-    warehouse.init(["2025-26"])
-    ingest(warehouse, district_files(tmp_path / "files"))
+    warehouse = copy_of(built_district, tmp_path / "data", app_db_url=app_db_url)
     yield warehouse
     warehouse.close()
 

@@ -20,7 +20,7 @@ from datetime import date
 import pandas as pd
 import pytest
 
-from conftest import make_warehouse, write_csv
+from conftest import built_once, copy_of, make_warehouse, write_csv
 from ciboard import queries, session_checks, session_decisions
 from ciboard.access import ANALYST, Scope, ScopeError
 from ciboard.accounts import Account, audit_log
@@ -83,11 +83,14 @@ def district_files(folder) -> list[Submission]:
     ]
 
 
+@pytest.fixture(scope="module")
+def built_district(tmp_path_factory, empty_data_dir):
+    return built_once(tmp_path_factory.mktemp("district"), empty_data_dir, district_files)
+
+
 @pytest.fixture
-def district(tmp_path, app_db_url):
-    warehouse = make_warehouse(tmp_path / "data", app_db_url=app_db_url)
-    warehouse.init(["2025-26"])
-    ingest(warehouse, district_files(tmp_path / "files"))
+def district(tmp_path, app_db_url, built_district):
+    warehouse = copy_of(built_district, tmp_path / "data", app_db_url=app_db_url)
     yield warehouse
     warehouse.close()
 

@@ -6,7 +6,7 @@ from datetime import date
 import pandas as pd
 import pytest
 
-from conftest import make_warehouse, write_csv, close_statement
+from conftest import built_once, close_statement, copy_of, write_csv
 from ciboard import payments, queries, reconciliation, statements
 from ciboard.access import ANALYST, ScopeError
 from ciboard.accounts import Account
@@ -20,11 +20,14 @@ VENDOR_B = Account("vendor-b", "Vendor B", "vendor", "VB")
 TODAY = date(2026, 7, 15)
 
 
+@pytest.fixture(scope="module")
+def built_district(tmp_path_factory, empty_data_dir):
+    return built_once(tmp_path_factory.mktemp("district"), empty_data_dir, district_files)
+
+
 @pytest.fixture
-def district(tmp_path, app_db_url):
-    warehouse = make_warehouse(tmp_path / "data", app_db_url=app_db_url)
-    warehouse.init(["2025-26"])
-    ingest(warehouse, district_files(tmp_path / "files"))
+def district(tmp_path, app_db_url, built_district):
+    warehouse = copy_of(built_district, tmp_path / "data", app_db_url=app_db_url)
     yield warehouse
     warehouse.close()
 

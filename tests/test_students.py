@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from conftest import SAMPLES, make_warehouse, snapshot, write_csv
+from conftest import SAMPLES, built_once, copy_of, make_warehouse, snapshot, write_csv
 from ciboard.access import ANALYST, Scope
 from ciboard.groups import BadSpellings
 from ciboard.ingest import IngestRejected, Submission, ingest
@@ -33,12 +33,15 @@ README_ORDER = (
 )
 
 
+@pytest.fixture(scope="module")
+def built_district(tmp_path_factory, empty_data_dir):
+    return built_once(tmp_path_factory.mktemp("district"), empty_data_dir, lambda files: samples(*README_ORDER))
+
+
 @pytest.fixture
-def district(tmp_path):
+def district(tmp_path, built_district):
     """The samples loaded as the README says, the district's student records among them."""
-    warehouse = make_warehouse(tmp_path / "data")
-    warehouse.init(["2025-26"])
-    ingest(warehouse, samples(*README_ORDER))
+    warehouse = copy_of(built_district, tmp_path / "data")
     yield warehouse
     warehouse.close()
 
