@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from conftest import make_warehouse
+from conftest import copy_of, make_warehouse
 from ciboard import edfi
 from ciboard.cli import main
 from ciboard.ingest import IngestRejected, Submission, ingest
@@ -39,13 +39,23 @@ def district_records(path: Path, ids: list[str], as_of: str = "2021-08-01") -> P
     return path
 
 
-@pytest.fixture
-def grand_bend(tmp_path):
-    """A warehouse with 2021-22, the sample's schools and a record of each of its 960 students."""
-    warehouse = make_warehouse(tmp_path / "data")
+@pytest.fixture(scope="module")
+def built_grand_bend(tmp_path_factory):
+    """The data folder of a warehouse with 2021-22, the sample's schools and a record of each of
+    its 960 students, made once for the module's tests to copy."""
+    folder = tmp_path_factory.mktemp("grand-bend")
+    warehouse = make_warehouse(folder / "data")
     warehouse.init(["2021-22"])
     edfi.import_files(warehouse, [REAL / "EducationOrganization.xml"])
-    ingest(warehouse, [Submission(district_records(tmp_path / "students.csv", student_ids()), "students")])
+    ingest(warehouse, [Submission(district_records(folder / "students.csv", student_ids()), "students")])
+    warehouse.close()
+    return folder / "data"
+
+
+@pytest.fixture
+def grand_bend(tmp_path, built_grand_bend):
+    """The Grand Bend warehouse, the test's own."""
+    warehouse = copy_of(built_grand_bend, tmp_path / "data")
     yield warehouse
     warehouse.close()
 
