@@ -3,6 +3,7 @@ each page's first open in Chromium after a server start and after a publish.
 
     python bench/bench_pages.py --data-dir DIR [--repeats 9] [--users analyst,facilitator,vendor-v3] [--no-browser]
     python bench/bench_pages.py --data-dir DIR --first-opens 3      # only the first opens, 3 rounds
+    python bench/bench_pages.py --data-dir DIR --server-settings 3  # the config's speed settings against Streamlit's defaults
 
 DIR holds a warehouse (e.g. one bench/bench_core.py kept, or `ciboard demo --students 45000
 --data-dir DIR` for about 10M facts). Prints, per page, the median and p90 time of a full
@@ -89,14 +90,15 @@ def page_runs(repeats: int, user: str) -> list[tuple[str, float, float, float]]:
 
 
 @contextmanager
-def server(data_dir: Path):
-    """A fresh `streamlit run app.py` on a free port, serving DIR; yields its address once healthy."""
+def server(data_dir: Path, *options: str):
+    """A fresh `streamlit run app.py` on a free port, serving DIR with .streamlit/config.toml and
+    `options` over it; yields its address and process once healthy."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     process = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.address", "127.0.0.1",
-         "--server.port", str(port), "--server.headless", "true"],
+         "--server.port", str(port), "--server.headless", "true", *options],
         cwd=ROOT, env={**os.environ, "CIBOARD_DATA_DIR": str(data_dir)},
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
@@ -108,7 +110,7 @@ def server(data_dir: Path):
                     break
             except OSError:
                 time.sleep(0.3)
-        yield url
+        yield url, process
     finally:
         process.terminate()
         process.wait(timeout=60)
@@ -144,7 +146,7 @@ def browser_filter_change(data_dir: Path, repeats: int) -> list[float]:
     from playwright.sync_api import sync_playwright
 
     password = analyst_password(data_dir)
-    with server(data_dir) as url, sync_playwright() as driver:
+    with server(data_dir) as (url, _), sync_playwright() as driver:
         chromium = browser(driver)
         page = chromium.new_page(viewport={"width": 1500, "height": 1000})
         vendors = ["V1 · BrightPath Tutoring", "V2 · Lumen Learning Partners", "V3 · Keystone Math Corps",
@@ -208,7 +210,7 @@ def first_opens(data_dir: Path, rounds: int, keep_stored: bool) -> dict[str, dic
         if not keep_stored:
             # By name, not through ciboard.signal_store: the same script times code from before there was one.
             shutil.rmtree(data_dir / "signals" / warehouse.version(), ignore_errors=True)
-        with server(data_dir) as url, sync_playwright() as driver:
+        with server(data_dir) as (url, _), sync_playwright() as driver:
             chromium = browser(driver)
             print(f"round {round_ + 1}: after start (load {load()})", file=sys.stderr)
             page = chromium.new_page(viewport={"width": 1500, "height": 1000})
@@ -225,6 +227,35 @@ def first_opens(data_dir: Path, rounds: int, keep_stored: bool) -> dict[str, dic
     return found
 
 
+# Streamlit's own defaults for what .streamlit/config.toml sets for speed.
+STREAMLIT_DEFAULTS = ("--runner.postScriptGC", "true", "--server.fileWatcherType", "auto")
+
+
+def server_settings(data_dir: Path, rounds: int) -> dict[str, list[tuple[float, int]]]:
+    """Per round, a fresh server as configured and one with Streamlit's defaults, in turn (which
+    goes first alternates): each page opened once from the navigation in one session, then the
+    seconds all took and the server's resident memory (MB) after them."""
+    from playwright.sync_api import sync_playwright
+
+    password = analyst_password(data_dir)
+    found: dict[str, list[tuple[float, int]]] = {"as configured": [], "Streamlit's defaults": []}
+    for round_ in range(rounds):
+        for name in list(found)[:: 1 if round_ % 2 == 0 else -1]:
+            with server(data_dir, *(STREAMLIT_DEFAULTS if name != "as configured" else ())) as (url, process), \
+                    sync_playwright() as driver:
+                chromium = browser(driver)
+                page = chromium.new_page(viewport={"width": 1500, "height": 1000})
+                print(f"round {round_ + 1}, {name} (load {load()})", file=sys.stderr)
+                started = time.perf_counter()
+                open_each_page(page, url, password)
+                seconds = time.perf_counter() - started
+                status = Path(f"/proc/{process.pid}/status").read_text()
+                rss = int(next(line for line in status.splitlines() if line.startswith("VmRSS")).split()[1]) // 1024
+                found[name].append((seconds, rss))
+                chromium.close()
+    return found
+
+
 def load() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
@@ -237,6 +268,9 @@ def main() -> None:
     parser.add_argument("--no-browser", action="store_true")
     parser.add_argument("--first-opens", type=int, default=0, metavar="ROUNDS",
                         help="only time each page's first open after a start and after a publish, over ROUNDS rounds")
+    parser.add_argument("--server-settings", type=int, default=0, metavar="ROUNDS",
+                        help="only time every page opened in turn by a server as configured and one with "
+                             "Streamlit's defaults for what the config sets for speed, over ROUNDS rounds")
     parser.add_argument("--keep-stored", action="store_true",
                         help="with --first-opens: start with the signals a server stored before (a restart), not without")
     args = parser.parse_args()
@@ -250,6 +284,15 @@ def main() -> None:
     with warehouse.cursor() as cur:
         facts = cur.execute("select count(*) from facts").fetchall()[0][0]
     print(f"CI Board page benchmark: {facts:,} facts in {args.data_dir}")
+    if args.server_settings:
+        found = server_settings(args.data_dir.resolve(), args.server_settings)
+        print(f"\nEvery page opened in turn from the navigation in Chromium, a fresh server per round "
+              f"({' '.join(STREAMLIT_DEFAULTS)} for Streamlit's defaults)")
+        for name, rounds in found.items():
+            seconds = ", ".join(f"{s:.1f}" for s, _ in rounds)
+            print(f"{name:<22} median {statistics.median(s for s, _ in rounds):5.1f} s ({seconds}); "
+                  f"memory after {statistics.median(m for _, m in rounds):.0f} MB")
+        return
     if args.first_opens:
         started_load = load()
         target = FIRST_OPEN_TARGET_AT_SCALE_S if facts >= AT_SCALE_FACTS else FIRST_OPEN_TARGET_S
